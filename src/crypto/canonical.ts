@@ -1,0 +1,42 @@
+/**
+ * Canonical, unambiguous byte encodings for everything that is signed, MACed, hashed into a KDF
+ * or used as AEAD associated data. One rule everywhere (docs/PROTOCOL.md §"Canonical encoding"):
+ *
+ *   LP(x1, ..., xn) = len(x1) ‖ x1 ‖ ... ‖ len(xn) ‖ xn
+ *
+ * where len is the byte length as a 32-bit unsigned big-endian integer and strings are UTF-8.
+ * Length prefixes make the concatenation injective: no two field lists encode to the same bytes.
+ */
+
+export type Field = Uint8Array | string;
+
+const utf8 = new TextEncoder();
+
+export function toBytes(field: Field): Uint8Array {
+  return typeof field === "string" ? utf8.encode(field) : field;
+}
+
+/** LP(fields...) as defined above. */
+export function lengthPrefixed(...fields: Field[]): Uint8Array {
+  const parts = fields.map(toBytes);
+  const total = parts.reduce((sum, part) => sum + 4 + part.length, 0);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  let offset = 0;
+  for (const part of parts) {
+    view.setUint32(offset, part.length, false);
+    out.set(part, offset + 4);
+    offset += 4 + part.length;
+  }
+  return out;
+}
+
+/** A 32-bit unsigned big-endian integer as 4 bytes. */
+export function u32(value: number): Uint8Array {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`u32: ${value} is not a 32-bit unsigned integer`);
+  }
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value, false);
+  return out;
+}

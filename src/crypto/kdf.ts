@@ -1,0 +1,58 @@
+/**
+ * Response phrase generation: the round's final secret from its seed phrase and every accepted
+ * secret phrase, with HKDF-SHA-512 (RFC 5869) over a canonical ordering.
+ *
+ *   contributions sorted by contributor id (bytewise over UTF-8)
+ *   IKM  = LP("dkeygen/v1/response-phrase", seed, u32(n), id_1, phrase_1, ..., id_n, phrase_n)
+ *   salt = "dkeygen/v1/round/" ‖ roundId
+ *   info = LP("dkeygen/v1/round-secret", purpose)
+ *   secret = HKDF-SHA-512(IKM, salt, info, L = 64)
+ *
+ * HKDF-Extract is a randomness extractor: if one secret phrase is uniform and unknown to someone,
+ * the 64-byte output is indistinguishable from uniform to them, whatever the other inputs are,
+ * as long as those were fixed without knowledge of that phrase (docs/PROTOCOL.md §"Why one honest
+ * contributor suffices").
+ */
+import { hkdfSync } from "node:crypto";
+import { lengthPrefixed, u32 } from "./canonical.js";
+
+export const ROUND_SECRET_BYTES = 64;
+
+export interface AcceptedPhrase {
+  contributorId: string;
+  phrase: Uint8Array;
+}
+
+export interface RoundSecretInput {
+  roundId: string;
+  purpose: string;
+  seedPhrase: Uint8Array;
+  contributions: readonly AcceptedPhrase[];
+}
+
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+export function combineRoundSecret(input: RoundSecretInput): Uint8Array {
+  const sorted = [...input.contributions].sort((a, b) =>
+    compareBytes(a.contributorId, b.contributorId),
+  );
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i - 1]!.contributorId === sorted[i]!.contributorId) {
+      throw new TypeError("combineRoundSecret: a contributor appears twice");
+    }
+  }
+  const fields: (Uint8Array | string)[] = [
+    "dkeygen/v1/response-phrase",
+    input.seedPhrase,
+    u32(sorted.length),
+  ];
+  for (const c of sorted) fields.push(c.contributorId, c.phrase);
+  const ikm = lengthPrefixed(...fields);
+  const salt = `dkeygen/v1/round/${input.roundId}`;
+  const info = lengthPrefixed("dkeygen/v1/round-secret", input.purpose);
+  const out = new Uint8Array(hkdfSync("sha512", ikm, salt, info, ROUND_SECRET_BYTES));
+  ikm.fill(0);
+  return out;
+}

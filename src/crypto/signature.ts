@@ -1,0 +1,66 @@
+/**
+ * Identity signatures: Ed25519 (RFC 8032) through node:crypto. Public keys travel as the raw
+ * 32-byte encoding (base64url on the wire) and are stored as SPKI PEM; private keys as PKCS#8 PEM.
+ */
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from "node:crypto";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import { toBase64url } from "./base64url.js";
+
+export interface IdentityKeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+export function generateIdentity(): IdentityKeyPair {
+  return generateKeyPairSync("ed25519");
+}
+
+/** The raw 32-byte Ed25519 public key. */
+export function rawPublicKey(key: KeyObject): Uint8Array {
+  const publicKey = key.type === "private" ? createPublicKey(key) : key;
+  const jwk = publicKey.export({ format: "jwk" });
+  if (jwk.crv !== "Ed25519" || typeof jwk.x !== "string") {
+    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "The identity key is not an Ed25519 key.");
+  }
+  return new Uint8Array(Buffer.from(jwk.x, "base64url"));
+}
+
+/** A KeyObject for a raw 32-byte Ed25519 public key; throws INVALID_INPUT if it is not one. */
+export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
+  if (raw.length !== 32) {
+    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "An Ed25519 public key is 32 bytes.");
+  }
+  try {
+    return createPublicKey({
+      key: { kty: "OKP", crv: "Ed25519", x: toBase64url(raw) },
+      format: "jwk",
+    });
+  } catch (cause) {
+    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "Not a valid Ed25519 public key.", { cause });
+  }
+}
+
+export function signMessage(privateKey: KeyObject, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, message, privateKey));
+}
+
+/** True when `signature` is a valid Ed25519 signature of `message`; never throws on bad input. */
+export function verifySignature(publicKey: KeyObject, message: Uint8Array, signature: Uint8Array) {
+  if (signature.length !== 64) return false;
+  try {
+    return verify(null, message, publicKey, signature);
+  } catch {
+    return false;
+  }
+}
+
+export function privateKeyFromPem(pem: string, passphrase?: string): KeyObject {
+  return createPrivateKey(passphrase === undefined ? pem : { key: pem, passphrase });
+}

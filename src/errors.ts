@@ -1,0 +1,126 @@
+/**
+ * The one registry of dkeygen's errors. Every error the product raises on purpose is a
+ * `DkeygenError` with a stable `code`; the code decides the CLI exit status and the HTTP status
+ * (see `exitCodeFor` / `httpStatusFor`), and docs/PROTOCOL.md lists the wire-visible ones.
+ *
+ * Messages are full sentences meant for humans. They never contain secret material: callers pass
+ * identifiers (round id, contributor id, fingerprints), never keys, phrases or plaintexts.
+ */
+
+/** Stable error codes. Never renumber or rename one that has shipped; add new ones at the end. */
+export const ErrorCodes = {
+  /** A command line that does not parse or asks for something impossible. */
+  USAGE: "E_USAGE",
+  /** Input from a file or argument that is not what it must be (bad hex, bad PEM, ...). */
+  INVALID_INPUT: "E_INVALID_INPUT",
+  /** A wire frame larger than the protocol allows; rejected before parsing. */
+  FRAME_TOO_LARGE: "E_FRAME_TOO_LARGE",
+  /** A wire frame that is not JSON, or not one of the protocol's messages. */
+  MALFORMED_MESSAGE: "E_MALFORMED_MESSAGE",
+  /** A message the peer may not send in the connection's current state. */
+  UNEXPECTED_MESSAGE: "E_UNEXPECTED_MESSAGE",
+  /** The peer speaks another protocol version. */
+  VERSION_MISMATCH: "E_VERSION_MISMATCH",
+  /** A contributor that is not enrolled, or an enrollment token that is unknown, used or expired. */
+  NOT_ENROLLED: "E_NOT_ENROLLED",
+  /** Admin access refused. */
+  UNAUTHORIZED: "E_UNAUTHORIZED",
+  /** A signature that does not verify. */
+  BAD_SIGNATURE: "E_BAD_SIGNATURE",
+  /** A ciphertext that does not decrypt. Deliberately says nothing about why. */
+  DECRYPTION_FAILED: "E_DECRYPTION_FAILED",
+  /** A contribution for a round that is unknown, closed, or not addressed to its sender. */
+  WRONG_ROUND: "E_WRONG_ROUND",
+  /** A second contribution from the same contributor to the same round. */
+  DUPLICATE_CONTRIBUTION: "E_DUPLICATE_CONTRIBUTION",
+  /** A contribution that arrived after its round's deadline. */
+  LATE_CONTRIBUTION: "E_LATE_CONTRIBUTION",
+  /** A round that ended with fewer accepted contributions than the quorum. */
+  QUORUM_NOT_MET: "E_QUORUM_NOT_MET",
+  /** The server's key is not the one this client pinned. */
+  PIN_MISMATCH: "E_PIN_MISMATCH",
+  /** A key store that cannot be opened or written safely. */
+  STORE_CORRUPT: "E_STORE_CORRUPT",
+  /** A record id that the store does not hold. */
+  NOT_FOUND: "E_NOT_FOUND",
+  /** A peer that did not answer in time. */
+  TIMEOUT: "E_TIMEOUT",
+  /** The server is busy (a round is running, the pool is empty, ...); retry later. */
+  UNAVAILABLE: "E_UNAVAILABLE",
+  /** A failure of the machine or of a dependency: disk, network, OS. */
+  OPERATIONAL: "E_OPERATIONAL",
+  /** A passphrase-protected key file opened without (or with the wrong) passphrase. */
+  KEY_LOCKED: "E_KEY_LOCKED",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface DkeygenErrorOptions {
+  /** Who is to blame, when a peer misbehaved: a contributor id, a requester name, an address. */
+  culprit?: string;
+  cause?: unknown;
+}
+
+export class DkeygenError extends Error {
+  readonly code: ErrorCode;
+  readonly culprit: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: DkeygenErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "DkeygenError";
+    this.code = code;
+    this.culprit = options.culprit;
+  }
+
+  /** The public face of the error: what may go on the wire, in logs or in `--json` output. */
+  toJSON(): { code: ErrorCode; message: string; culprit?: string } {
+    return this.culprit === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, culprit: this.culprit };
+  }
+}
+
+export function isDkeygenError(error: unknown, code?: ErrorCode): error is DkeygenError {
+  return error instanceof DkeygenError && (code === undefined || error.code === code);
+}
+
+/** Process exit status for an error: 2 for usage errors, 1 for every other failure. */
+export function exitCodeFor(error: unknown): 1 | 2 {
+  return isDkeygenError(error, ErrorCodes.USAGE) ? 2 : 1;
+}
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  E_USAGE: 400,
+  E_INVALID_INPUT: 400,
+  E_FRAME_TOO_LARGE: 413,
+  E_MALFORMED_MESSAGE: 400,
+  E_UNEXPECTED_MESSAGE: 409,
+  E_VERSION_MISMATCH: 400,
+  E_NOT_ENROLLED: 403,
+  E_UNAUTHORIZED: 401,
+  E_BAD_SIGNATURE: 401,
+  E_DECRYPTION_FAILED: 400,
+  E_WRONG_ROUND: 409,
+  E_DUPLICATE_CONTRIBUTION: 409,
+  E_LATE_CONTRIBUTION: 409,
+  E_QUORUM_NOT_MET: 503,
+  E_PIN_MISMATCH: 502,
+  E_STORE_CORRUPT: 500,
+  E_NOT_FOUND: 404,
+  E_TIMEOUT: 504,
+  E_UNAVAILABLE: 503,
+  E_OPERATIONAL: 500,
+  E_KEY_LOCKED: 500,
+};
+
+/** HTTP status for an error; anything that is not a DkeygenError is an internal error (500). */
+export function httpStatusFor(error: unknown): number {
+  return error instanceof DkeygenError ? HTTP_STATUS[error.code] : 500;
+}
+
+/** A short description of any thrown value that is safe to log (no stack, no payloads). */
+export function describeError(error: unknown): string {
+  if (error instanceof DkeygenError) return `${error.code}: ${error.message}`;
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

@@ -1,0 +1,2 @@
+/** dkeygen's library entry: the same capabilities as the CLI, with types. */
+export * from "./errors.js";

@@ -1,0 +1,98 @@
+/**
+ * The key store: where every round's result is kept. One interface, several backends (the
+ * `key_store` file, memory, PostgreSQL later), one compliance suite (test/store/compliance.ts)
+ * that every backend passes.
+ *
+ * A record has a public part (shown to anyone allowed to list records) and a secret part that the
+ * store keeps encrypted at rest and hands out only through `readSecret`. Records are never
+ * rewritten: later facts about a record (it was claimed, it was consumed) are appended as events
+ * and folded into the record the store returns.
+ */
+import type { JsonObject } from "../json.js";
+
+/** What a caller gives the store. The store assigns `id` and, unless given, `createdAt`. */
+export interface RecordInput {
+  purpose: string;
+  roundId: string;
+  /** Contributor ids whose contributions were combined into the round secret. */
+  participants: string[];
+  /** The derivation that produced the record, with its version, e.g. "otp/v1". */
+  algorithm: string;
+  public: JsonObject;
+  /** The secret part, already serialized; the store encrypts it before it touches disk. */
+  secret: Uint8Array;
+  /** The requesting client entitled to the secret part, when the record was made for one. */
+  owner?: string;
+  createdAt?: Date;
+}
+
+/** A claim on a record: the record was handed to `requester` for `subject` until `expiresAt`. */
+export interface Claim {
+  requester: string;
+  subject: string;
+  requestId: string;
+  claimedAt: string;
+  expiresAt: string;
+}
+
+export interface KeyRecord {
+  /** 26-character ULID (Crockford base32), sortable by creation time. */
+  id: string;
+  purpose: string;
+  createdAt: string;
+  roundId: string;
+  participants: string[];
+  algorithm: string;
+  public: JsonObject;
+  owner?: string;
+  claim?: Claim;
+  consumedAt?: string;
+}
+
+export interface ListQuery {
+  purpose?: string;
+  owner?: string;
+  /** Only records with (true) or without (false) a claim. */
+  claimed?: boolean;
+  /** Only records claimed for this subject. */
+  subject?: string;
+  /** Only records with (true) or without (false) a consumption. */
+  consumed?: boolean;
+  /** At most this many, oldest first. */
+  limit?: number;
+}
+
+export interface ClaimInput {
+  requester: string;
+  subject: string;
+  requestId: string;
+  expiresAt: Date;
+  claimedAt?: Date;
+}
+
+export interface KeyStore {
+  /** A short name for logs: "file", "memory", "postgres". */
+  readonly kind: string;
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Adds a record; resolves only once it is durable (written and fsynced for the file store). */
+  put(input: RecordInput): Promise<KeyRecord>;
+  get(id: string): Promise<KeyRecord | undefined>;
+  list(query?: ListQuery): Promise<KeyRecord[]>;
+  /** The decrypted secret part. Throws a NOT_FOUND DkeygenError for an unknown id. */
+  readSecret(id: string): Promise<Uint8Array>;
+  /**
+   * Atomically claims the oldest record of `purpose` that has no owner, no claim and no
+   * consumption (records made for a named owner are never pooled). Resolves to the claimed record,
+   * or undefined when none is left. Durable before it resolves. Two concurrent calls never get the
+   * same record.
+   */
+  claimNext(purpose: string, claim: ClaimInput): Promise<KeyRecord | undefined>;
+  /**
+   * Marks a record consumed (an OTP used). Resolves true if this call consumed it, false if it was
+   * consumed before. Durable before it resolves. Throws NOT_FOUND for an unknown id.
+   */
+  consume(id: string, at?: Date): Promise<boolean>;
+  /** How many records of `purpose` are neither owned, claimed nor consumed. */
+  countUnclaimed(purpose: string): Promise<number>;
+}
