@@ -61,6 +61,33 @@ export function rsaOaepDecrypt(privateKey: KeyObject, ciphertext: Uint8Array, la
   );
 }
 
+/** AES-256-GCM encryption with a 96-bit IV and a 128-bit tag. */
+export function aesGcmSeal(
+  key: Uint8Array,
+  iv: Uint8Array,
+  plaintext: Uint8Array,
+  associatedData: Uint8Array,
+): { ciphertext: Uint8Array; tag: Uint8Array } {
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(associatedData);
+  const ciphertext = new Uint8Array(Buffer.concat([cipher.update(plaintext), cipher.final()]));
+  return { ciphertext, tag: new Uint8Array(cipher.getAuthTag()) };
+}
+
+/** AES-256-GCM decryption; throws if the tag does not verify. */
+export function aesGcmOpen(
+  key: Uint8Array,
+  iv: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+  associatedData: Uint8Array,
+): Uint8Array {
+  const decipher = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
+  decipher.setAAD(associatedData);
+  decipher.setAuthTag(tag);
+  return new Uint8Array(Buffer.concat([decipher.update(ciphertext), decipher.final()]));
+}
+
 export function sealEnvelope(
   recipient: KeyObject,
   plaintext: Uint8Array,
@@ -70,10 +97,7 @@ export function sealEnvelope(
   const contentKey = random(KEY_BYTES);
   const iv = random(IV_BYTES);
   try {
-    const cipher = createCipheriv("aes-256-gcm", contentKey, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(associatedData);
-    const ciphertext = new Uint8Array(Buffer.concat([cipher.update(plaintext), cipher.final()]));
-    const tag = new Uint8Array(cipher.getAuthTag());
+    const { ciphertext, tag } = aesGcmSeal(contentKey, iv, plaintext, associatedData);
     const wrappedKey = rsaOaepEncrypt(recipient, contentKey, associatedData);
     return { wrappedKey, iv, ciphertext, tag };
   } finally {
@@ -101,12 +125,7 @@ export function openEnvelope(
     contentKey = random(KEY_BYTES);
   }
   try {
-    const decipher = createDecipheriv("aes-256-gcm", contentKey, envelope.iv, {
-      authTagLength: TAG_BYTES,
-    });
-    decipher.setAAD(associatedData);
-    decipher.setAuthTag(envelope.tag);
-    return new Uint8Array(Buffer.concat([decipher.update(envelope.ciphertext), decipher.final()]));
+    return aesGcmOpen(contentKey, envelope.iv, envelope.ciphertext, envelope.tag, associatedData);
   } catch {
     throw decryptionFailed();
   } finally {

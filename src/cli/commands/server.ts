@@ -1,0 +1,88 @@
+/** `dkeygen server`: runs the key generation server until interrupted. */
+import type { Command } from "commander";
+import { startServer } from "../../server/runtime.js";
+import { dataDirOption, parseDuration, parseListen, parsePositiveInt } from "../options.js";
+import { makeLogger, printJson, printTable } from "../output.js";
+
+interface ServerFlags {
+  dataDir?: string;
+  listen: string;
+  quorum: string;
+  roundTimeout: string;
+  maxParticipants: string;
+  storeKeyFile?: string;
+  logFormat?: string;
+  logLevel?: string;
+  json?: boolean;
+}
+
+export function registerServer(program: Command): void {
+  program
+    .command("server")
+    .description("run the key generation server (makes its RSA-3072 key at first start)")
+    .option("--data-dir <dir>", "server data folder (default: $DKEYGEN_HOME/server)")
+    .option(
+      "--listen <host:port>",
+      "WebSocket address for contributors and admins",
+      "127.0.0.1:7420",
+    )
+    .option("--quorum <n>", "minimum accepted contributions per round (at least 2)", "2")
+    .option("--round-timeout <duration>", "how long a round collects contributions", "10s")
+    .option("--max-participants <n>", "most contributors invited to one round", "1024")
+    .option("--store-key-file <file>", "key store key file (default: <data-dir>/store.key)")
+    .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
+    .option("--log-level <level>", "debug, info, warn or error", "info")
+    .option("--json", "print the startup summary as JSON")
+    .addHelpText(
+      "after",
+      "\nEnvironment:\n  DKEYGEN_SERVER_PASSPHRASE  encrypts the server key file at rest (and opens it later)",
+    )
+    .action(async (flags: ServerFlags) => {
+      const dataDir = dataDirOption(flags.dataDir, "server");
+      const { host, port } = parseListen(flags.listen);
+      const logger = makeLogger(flags);
+      const running = await startServer({
+        dataDir,
+        host,
+        port,
+        logger,
+        ...(process.env.DKEYGEN_SERVER_PASSPHRASE
+          ? { passphrase: process.env.DKEYGEN_SERVER_PASSPHRASE }
+          : {}),
+        ...(flags.storeKeyFile ? { storeKeyFile: flags.storeKeyFile } : {}),
+        config: {
+          quorum: parsePositiveInt(flags.quorum, "--quorum", 2),
+          roundTimeoutMs: parseDuration(flags.roundTimeout, "--round-timeout"),
+          maxParticipants: parsePositiveInt(flags.maxParticipants, "--max-participants"),
+        },
+      });
+      if (flags.json) {
+        printJson({
+          url: running.url,
+          fingerprint: running.fingerprint,
+          keyCreated: running.keyCreated,
+          dataDir,
+        });
+      } else {
+        process.stdout.write("dkeygen key generation server\n");
+        printTable([
+          [
+            "fingerprint",
+            `${running.fingerprint}${running.keyCreated ? "  (new RSA-3072 key)" : ""}`,
+          ],
+          ["listening", running.url],
+          ["data folder", dataDir],
+        ]);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          logger.info({}, "stopping");
+          void running.stop().then(resolve);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+    });
+}

@@ -1,0 +1,66 @@
+/** Parsing of the option values the commands share: data folders, addresses, durations. */
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+
+export type Role = "server" | "contributor" | "requester";
+
+/** $DKEYGEN_HOME/<role>, else $XDG_DATA_HOME/dkeygen/<role>, else ~/.local/share/dkeygen/<role>. */
+export function defaultDataDir(role: Role): string {
+  const env = process.env;
+  if (env.DKEYGEN_HOME) return join(resolve(env.DKEYGEN_HOME), role);
+  const base = env.XDG_DATA_HOME ? resolve(env.XDG_DATA_HOME) : join(homedir(), ".local", "share");
+  return join(base, "dkeygen", role);
+}
+
+export function dataDirOption(value: string | undefined, role: Role): string {
+  return value === undefined ? defaultDataDir(role) : resolve(value);
+}
+
+const usage = (message: string) => new DkeygenError(ErrorCodes.USAGE, message);
+
+/** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 picks a free one. */
+export function parseListen(value: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw usage(`--listen wants HOST:PORT, got "${value}".`);
+  return { host: match[1] ?? (match[2] || "127.0.0.1"), port };
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "250ms", "10s", "5m", "24h", "7d", or a bare number of milliseconds. */
+export function parseDuration(value: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (!match) throw usage(`${option} wants a duration like 10s, 5m or 24h; got "${value}".`);
+  const ms = Number(match[1]) * UNITS[match[2] ?? "ms"]!;
+  if (!Number.isFinite(ms) || ms <= 0) throw usage(`${option} must be positive.`);
+  return Math.round(ms);
+}
+
+export function parsePositiveInt(value: string, option: string, min = 1, max = 1_000_000): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw usage(`${option} wants a whole number from ${min} to ${max}; got "${value}".`);
+  }
+  return n;
+}
+
+/** "key=value" pairs (repeatable --param) into an object; numbers and booleans are converted. */
+export function parseParams(pairs: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw usage(`--param wants key=value, got "${pair}".`);
+    const key = pair.slice(0, eq);
+    const raw = pair.slice(eq + 1);
+    out[key] = /^-?\d+$/.test(raw)
+      ? Number(raw)
+      : raw === "true"
+        ? true
+        : raw === "false"
+          ? false
+          : raw;
+  }
+  return out;
+}

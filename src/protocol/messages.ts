@@ -1,0 +1,225 @@
+/**
+ * The wire messages between the key generation server and its peers (contributors and admin
+ * clients), schema first. Every message is a JSON object with `type` and `v`; unknown fields are
+ * rejected; binary fields are unpadded base64url with exact or bounded lengths. `decodeMessage`
+ * checks a frame's size before parsing it and validates it against its type's schema, so code past
+ * the edge only ever sees well-formed messages. docs/PROTOCOL.md §"Messages" mirrors this file.
+ */
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
+
+/** Unpadded base64url of exactly `bytes` bytes. */
+const Bytes = (bytes: number) => {
+  const length = Math.ceil((bytes * 4) / 3);
+  return Type.String({ pattern: "^[A-Za-z0-9_-]*$", minLength: length, maxLength: length });
+};
+/** Unpadded base64url of at most `bytes` bytes. */
+const BytesUpTo = (bytes: number) =>
+  Type.String({ pattern: "^[A-Za-z0-9_-]*$", minLength: 1, maxLength: Math.ceil((bytes * 4) / 3) });
+
+export const FingerprintSchema = Type.String({ pattern: "^SHA256:[A-Za-z0-9+/]{43}$" });
+/** Round ids: 16 random bytes, base64url. */
+export const RoundIdSchema = Bytes(16);
+const RequestId = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" });
+const Name = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$" });
+const Purpose = Type.String({ pattern: "^[a-z][a-z0-9-]{0,31}$" });
+const IsoTime = Type.String({ minLength: 20, maxLength: 30 });
+const Version = Type.Literal(PROTOCOL_VERSION);
+const strict = { additionalProperties: false } as const;
+
+const message = <T extends string, P extends Record<string, TSchema>>(type: T, props: P) =>
+  Type.Object({ type: Type.Literal(type), v: Version, ...props }, strict);
+
+export const EnvelopeSchema = Type.Object(
+  {
+    alg: Type.Literal("RSA-OAEP-256/A256GCM"),
+    ek: BytesUpTo(1024),
+    iv: Bytes(12),
+    ct: BytesUpTo(4096),
+    tag: Bytes(16),
+  },
+  strict,
+);
+
+const PublicRecord = Type.Object(
+  {
+    id: Type.String({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" }),
+    purpose: Purpose,
+    createdAt: IsoTime,
+    roundId: RoundIdSchema,
+    participants: Type.Array(FingerprintSchema, { maxItems: 4096 }),
+    algorithm: Type.String({ maxLength: 64 }),
+    public: Type.Record(Type.String(), Type.Unknown()),
+    owner: Type.Optional(Name),
+  },
+  strict,
+);
+
+// ---- server → peer ---------------------------------------------------------------------------
+
+export const Hello = message("hello", {
+  server: Type.Object(
+    { publicKey: BytesUpTo(2048), fingerprint: FingerprintSchema, keyType: Type.Literal("rsa") },
+    strict,
+  ),
+  challenge: Bytes(32),
+  heartbeatMs: Type.Integer({ minimum: 1000, maximum: 600_000 }),
+});
+
+export const Welcome = message("welcome", {
+  contributorId: FingerprintSchema,
+  name: Type.Optional(Name),
+  enrolled: Type.Boolean(),
+});
+
+export const RoundOpen = message("round.open", {
+  roundId: RoundIdSchema,
+  purpose: Purpose,
+  seed: Bytes(32),
+  deadline: IsoTime,
+  participants: Type.Integer({ minimum: 1, maximum: 4096 }),
+});
+
+export const RoundAck = message("round.ack", { roundId: RoundIdSchema });
+
+export const RoundClosed = message("round.closed", {
+  roundId: RoundIdSchema,
+  outcome: Type.Union([Type.Literal("completed"), Type.Literal("failed")]),
+  accepted: Type.Integer({ minimum: 0 }),
+  reason: Type.Optional(Type.String({ maxLength: 512 })),
+});
+
+export const ErrorMessage = message("error", {
+  code: Type.String({ pattern: "^E_[A-Z_]{1,40}$" }),
+  message: Type.String({ maxLength: 1024 }),
+  roundId: Type.Optional(RoundIdSchema),
+  requestId: Type.Optional(RequestId),
+  fatal: Type.Boolean(),
+});
+
+export const AdminReady = message("admin.ready", {});
+
+export const AdminRoundResult = message("admin.round", {
+  requestId: RequestId,
+  record: PublicRecord,
+});
+
+export const AdminStatusResult = message("admin.status.result", {
+  requestId: RequestId,
+  contributors: Type.Array(
+    Type.Object({ id: FingerprintSchema, name: Type.Optional(Name) }, strict),
+    { maxItems: 100_000 },
+  ),
+  enrolled: Type.Integer({ minimum: 0 }),
+  roundsRunning: Type.Integer({ minimum: 0 }),
+});
+
+// ---- peer → server ---------------------------------------------------------------------------
+
+export const Join = message("join", {
+  identity: Bytes(32),
+  token: Type.Optional(Type.String({ pattern: "^dkt_[A-Za-z0-9_-]{8,32}\\.[A-Za-z0-9_-]{43}$" })),
+  name: Type.Optional(Name),
+  signature: Bytes(64),
+});
+
+export const Contribution = message("contribution", {
+  roundId: RoundIdSchema,
+  contributorId: FingerprintSchema,
+  envelope: EnvelopeSchema,
+  signature: Bytes(64),
+});
+
+export const AdminAuth = message("admin.auth", { proof: Bytes(32) });
+
+export const AdminGenerate = message("admin.generate", {
+  requestId: RequestId,
+  purpose: Purpose,
+  params: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 32 }),
+  owner: Type.Optional(Name),
+});
+
+export const AdminStatus = message("admin.status", { requestId: RequestId });
+
+export const SCHEMAS = {
+  hello: Hello,
+  welcome: Welcome,
+  "round.open": RoundOpen,
+  "round.ack": RoundAck,
+  "round.closed": RoundClosed,
+  error: ErrorMessage,
+  "admin.ready": AdminReady,
+  "admin.round": AdminRoundResult,
+  "admin.status.result": AdminStatusResult,
+  join: Join,
+  contribution: Contribution,
+  "admin.auth": AdminAuth,
+  "admin.generate": AdminGenerate,
+  "admin.status": AdminStatus,
+} as const;
+
+export type MessageType = keyof typeof SCHEMAS;
+export type MessageOf<T extends MessageType> = Static<(typeof SCHEMAS)[T]>;
+export type AnyMessage = { [T in MessageType]: MessageOf<T> }[MessageType];
+export type PublicRecordWire = Static<typeof PublicRecord>;
+export type EnvelopeWire = Static<typeof EnvelopeSchema>;
+
+const CHECKERS = Object.fromEntries(
+  Object.entries(SCHEMAS).map(([type, schema]) => [type, TypeCompiler.Compile(schema)]),
+) as { [T in MessageType]: TypeCheck<(typeof SCHEMAS)[T]> };
+
+function malformed(message: string): DkeygenError {
+  return new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, message);
+}
+
+/**
+ * Decodes one frame. Throws FRAME_TOO_LARGE before parsing anything if the frame is over the
+ * limit, MALFORMED_MESSAGE for anything that is not a valid message, VERSION_MISMATCH for a valid
+ * frame of another protocol version. The error text names the offending field, never its value.
+ */
+export function decodeMessage(frame: string | Uint8Array): AnyMessage {
+  const size = typeof frame === "string" ? Buffer.byteLength(frame, "utf8") : frame.byteLength;
+  if (size > MAX_FRAME_BYTES) {
+    throw new DkeygenError(
+      ErrorCodes.FRAME_TOO_LARGE,
+      `The frame is ${size} bytes; the limit is ${MAX_FRAME_BYTES}.`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof frame === "string" ? frame : Buffer.from(frame).toString("utf8"));
+  } catch {
+    throw malformed("The frame is not valid JSON.");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw malformed("A message must be a JSON object.");
+  }
+  const { type, v } = value as { type?: unknown; v?: unknown };
+  if (typeof type !== "string" || !Object.hasOwn(CHECKERS, type)) {
+    throw malformed("The message has no known `type`.");
+  }
+  if (v !== PROTOCOL_VERSION) {
+    throw new DkeygenError(
+      ErrorCodes.VERSION_MISMATCH,
+      `This peer speaks protocol version ${PROTOCOL_VERSION}; the message is not of that version.`,
+    );
+  }
+  const checker = CHECKERS[type as MessageType];
+  if (!checker.Check(value)) {
+    const first = checker.Errors(value).First();
+    const where = first?.path ? `field ${first.path}` : "the message";
+    throw malformed(`Invalid ${type} message: ${where} ${first?.message ?? "is invalid"}.`);
+  }
+  return value as AnyMessage;
+}
+
+/** Encodes a message for the wire. Messages are built by our own code, so this only serializes. */
+export function encodeMessage(msg: AnyMessage): string {
+  return JSON.stringify(msg);
+}
+
+export function isMessage<T extends MessageType>(msg: AnyMessage, type: T): msg is MessageOf<T> {
+  return msg.type === type;
+}

@@ -1,0 +1,64 @@
+/**
+ * Exactly which bytes every signature, MAC and AEAD associated data covers. Each is a canonical
+ * length-prefixed encoding (src/crypto/canonical.ts) that starts with its own domain label, so a
+ * signature made for one purpose can never be replayed as another. docs/PROTOCOL.md §"What is
+ * signed" restates these definitions.
+ */
+import { type Field, lengthPrefixed } from "../crypto/canonical.js";
+import { PROTOCOL_VERSION } from "./version.js";
+
+const V = String(PROTOCOL_VERSION);
+
+/** Signed by a contributor to join: proves it holds its identity key, for this connection only. */
+export function joinSignedData(
+  challenge: Uint8Array,
+  serverFingerprint: string,
+  identity: Uint8Array,
+  token: string,
+): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/join", V, challenge, serverFingerprint, identity, token);
+}
+
+/** The associated data of a contribution's envelope (GCM AAD and OAEP label). */
+export function contributionAad(
+  roundId: string,
+  contributorId: string,
+  serverFingerprint: string,
+): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/contribution", V, roundId, contributorId, serverFingerprint);
+}
+
+export interface EnvelopeFields {
+  alg: string;
+  ek: string;
+  iv: string;
+  ct: string;
+  tag: string;
+}
+
+/** Signed by a contributor over its whole contribution, envelope included (encrypt-then-sign). */
+export function contributionSignedData(
+  roundId: string,
+  contributorId: string,
+  serverFingerprint: string,
+  envelope: EnvelopeFields,
+): Uint8Array {
+  const fields: Field[] = [
+    "dkeygen/v1/contribution-signature",
+    V,
+    roundId,
+    contributorId,
+    serverFingerprint,
+    envelope.alg,
+    envelope.ek,
+    envelope.iv,
+    envelope.ct,
+    envelope.tag,
+  ];
+  return lengthPrefixed(...fields);
+}
+
+/** MACed with the admin token (HMAC-SHA-256) to authenticate an admin connection. */
+export function adminProofData(challenge: Uint8Array, serverFingerprint: string): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/admin", V, challenge, serverFingerprint);
+}

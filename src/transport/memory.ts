@@ -1,0 +1,84 @@
+/**
+ * An in-memory transport for tests: two linked connections in one process, delivering frames
+ * asynchronously and in order, with the same close semantics as the WebSocket transport.
+ */
+import { CloseCodes, type CloseInfo, type Connection, type Listener } from "./types.js";
+
+class MemoryConnection implements Connection {
+  readonly remote: string;
+  peer: MemoryConnection | undefined;
+  #open = true;
+  readonly #frameHandlers: ((frame: Buffer) => void)[] = [];
+  readonly #closeHandlers: ((info: CloseInfo) => void)[] = [];
+
+  constructor(remote: string) {
+    this.remote = remote;
+  }
+
+  get isOpen(): boolean {
+    return this.#open;
+  }
+
+  send(frame: string): void {
+    const peer = this.peer;
+    if (!this.#open || !peer) return;
+    const bytes = Buffer.from(frame, "utf8");
+    setImmediate(() => {
+      if (peer.#open) for (const handler of peer.#frameHandlers) handler(bytes);
+    });
+  }
+
+  close(code: number = CloseCodes.NORMAL, reason = ""): void {
+    if (!this.#open) return;
+    this.#shut({ code, reason });
+    const peer = this.peer;
+    if (peer) peer.#shut({ code, reason });
+  }
+
+  #shut(info: CloseInfo): void {
+    if (!this.#open) return;
+    this.#open = false;
+    setImmediate(() => {
+      for (const handler of this.#closeHandlers) handler(info);
+    });
+  }
+
+  onFrame(handler: (frame: Buffer) => void): void {
+    this.#frameHandlers.push(handler);
+  }
+
+  onClose(handler: (info: CloseInfo) => void): void {
+    this.#closeHandlers.push(handler);
+  }
+
+  onError(): void {}
+}
+
+/** A listener that peers reach with `connect()` instead of a socket. */
+export class MemoryListener implements Listener {
+  readonly url = "memory://dkeygen";
+  #count = 0;
+  readonly #handlers: ((connection: Connection) => void)[] = [];
+  readonly #live = new Set<MemoryConnection>();
+
+  onConnection(handler: (connection: Connection) => void): void {
+    this.#handlers.push(handler);
+  }
+
+  /** Opens a connection; returns the client's end. */
+  connect(): Connection {
+    const n = ++this.#count;
+    const client = new MemoryConnection(`server#${n}`);
+    const server = new MemoryConnection(`memory#${n}`);
+    client.peer = server;
+    server.peer = client;
+    this.#live.add(server);
+    server.onClose(() => this.#live.delete(server));
+    for (const handler of this.#handlers) handler(server);
+    return client;
+  }
+
+  async close(): Promise<void> {
+    for (const connection of this.#live) connection.close(CloseCodes.GOING_AWAY, "server stopping");
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * WebSocket transport (RFC 6455) on the `ws` library. The frame size limit is enforced by `ws`
+ * while reading (maxPayload), before a frame is buffered whole or parsed. The server pings every
+ * connection each heartbeat interval and drops one that has not answered the previous ping; a
+ * client drops a server that has gone silent for two and a half intervals.
+ */
+import type { AddressInfo } from "node:net";
+import { WebSocket, WebSocketServer } from "ws";
+import { MAX_FRAME_BYTES } from "../protocol/version.js";
+import { CloseCodes, type CloseInfo, type Connection, type Listener } from "./types.js";
+
+class WsConnection implements Connection {
+  readonly remote: string;
+  readonly #socket: WebSocket;
+  alive = true;
+
+  constructor(socket: WebSocket, remote: string) {
+    this.#socket = socket;
+    this.remote = remote;
+    socket.on("pong", () => {
+      this.alive = true;
+    });
+  }
+
+  get socket(): WebSocket {
+    return this.#socket;
+  }
+
+  get isOpen(): boolean {
+    return this.#socket.readyState === WebSocket.OPEN;
+  }
+
+  send(frame: string): void {
+    if (this.isOpen) this.#socket.send(frame);
+  }
+
+  close(code: number = CloseCodes.NORMAL, reason = ""): void {
+    if (this.#socket.readyState === WebSocket.CLOSED) return;
+    this.#socket.close(code, reason.slice(0, 120));
+    // A peer that never completes the closing handshake is cut off.
+    setTimeout(() => this.#socket.terminate(), 2000).unref();
+  }
+
+  terminate(): void {
+    this.#socket.terminate();
+  }
+
+  onFrame(handler: (frame: Buffer) => void): void {
+    this.#socket.on("message", (data) => {
+      const frame = Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.isBuffer(data)
+          ? data
+          : Buffer.from(data as ArrayBuffer);
+      handler(frame);
+    });
+  }
+
+  onClose(handler: (info: CloseInfo) => void): void {
+    this.#socket.on("close", (code, reason) => handler({ code, reason: reason.toString("utf8") }));
+  }
+
+  onError(handler: (error: Error) => void): void {
+    this.#socket.on("error", handler);
+  }
+}
+
+export interface WsListenOptions {
+  host: string;
+  port: number;
+  heartbeatMs: number;
+}
+
+/** Listens for WebSocket connections; resolves once the port is bound. */
+export async function listenWs(options: WsListenOptions): Promise<Listener> {
+  const server = new WebSocketServer({
+    host: options.host,
+    port: options.port,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const connections = new Set<WsConnection>();
+  const handlers: ((c: Connection) => void)[] = [];
+
+  server.on("connection", (socket, request) => {
+    const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+    const connection = new WsConnection(socket, remote);
+    connections.add(connection);
+    socket.on("close", () => connections.delete(connection));
+    for (const handler of handlers) handler(connection);
+  });
+
+  const heartbeat = setInterval(() => {
+    for (const connection of connections) {
+      if (!connection.alive) {
+        connection.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }, options.heartbeatMs);
+  heartbeat.unref();
+
+  return {
+    url: `ws://${host}:${address.port}`,
+    onConnection(handler) {
+      handlers.push(handler);
+    },
+    async close() {
+      clearInterval(heartbeat);
+      for (const connection of connections)
+        connection.close(CloseCodes.GOING_AWAY, "server stopping");
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const connection of connections) connection.terminate();
+    },
+  };
+}
+
+export interface WsDialOptions {
+  /** Give up connecting after this long. */
+  timeoutMs?: number;
+}
+
+/**
+ * Connects to a WebSocket server. The returned connection is silent-server aware once
+ * `watchHeartbeat(intervalMs)` is called with the interval the server announced.
+ */
+export async function dialWs(
+  url: string,
+  options: WsDialOptions = {},
+): Promise<Connection & { watchHeartbeat(intervalMs: number): void }> {
+  const socket = new WebSocket(url, {
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    handshakeTimeout: options.timeoutMs ?? 10_000,
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+    socket.once("unexpected-response", (_request, response) =>
+      reject(new Error(`${url} answered HTTP ${response.statusCode}, not a WebSocket upgrade`)),
+    );
+  });
+  const connection = new WsConnection(socket, url);
+  let watchdog: NodeJS.Timeout | undefined;
+  socket.on("close", () => clearTimeout(watchdog));
+  return Object.assign(connection, {
+    watchHeartbeat(intervalMs: number) {
+      const arm = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => socket.terminate(), intervalMs * 2.5);
+        watchdog.unref();
+      };
+      socket.on("ping", arm);
+      socket.on("message", arm);
+      arm();
+    },
+  });
+}
