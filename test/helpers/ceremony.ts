@@ -1,0 +1,294 @@
+/**
+ * Test fixtures for the ceremony: servers on loopback port 0 with fresh data folders, enrolled
+ * in-process contributors, a raw protocol peer for sending whatever a test wants, and a log sink
+ * to assert on log lines.
+ */
+import { createPublicKey, type KeyObject, randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { AdminClient } from "../../src/client/admin-client.js";
+import { Contributor, type ContributorEvent } from "../../src/client/contributor.js";
+import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
+import { EntropyPool } from "../../src/client/entropy.js";
+import { PinStore } from "../../src/client/pins.js";
+import { fromBase64url, toBase64url } from "../../src/crypto/base64url.js";
+import { ENVELOPE_ALG, sealEnvelope } from "../../src/crypto/envelope.js";
+import { generateIdentity, rawPublicKey, signMessage } from "../../src/crypto/signature.js";
+import { createLogger, type Logger } from "../../src/logging.js";
+import { type AnyMessage, decodeMessage, type MessageOf } from "../../src/protocol/messages.js";
+import {
+  contributionAad,
+  contributionSignedData,
+  type EnvelopeFields,
+  joinSignedData,
+} from "../../src/protocol/signed-data.js";
+import { contributorIdOf, issueEnrollmentToken } from "../../src/server/enrollment.js";
+import type { KeygenServerConfig } from "../../src/server/keygen-server.js";
+import {
+  ADMIN_TOKEN_FILE,
+  loadOrCreateKeyFile,
+  type RunningServer,
+  startServer,
+} from "../../src/server/runtime.js";
+import type { Connection } from "../../src/transport/types.js";
+import { dialWs } from "../../src/transport/ws.js";
+
+export async function tempDir(
+  prefix = "dkeygen-test-",
+): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** A logger whose JSON lines are kept in memory, for assertions about what was logged. */
+export function captureLogger(): { logger: Logger; lines: () => string[]; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  const logger = createLogger({ format: "json", level: "debug", stream });
+  const text = () => chunks.join("");
+  return { logger, text, lines: () => text().split("\n").filter(Boolean) };
+}
+
+export interface TestServer extends RunningServer {
+  root: string;
+  log: ReturnType<typeof captureLogger>;
+  admin(): Promise<AdminClient>;
+  cleanup(): Promise<void>;
+}
+
+export async function startTestServer(
+  config: Partial<KeygenServerConfig> = {},
+  options: { allowQuorumOfOne?: boolean; dataDir?: string; port?: number } = {},
+): Promise<TestServer> {
+  const dir = options.dataDir ? undefined : await tempDir();
+  const root = options.dataDir ?? dir!.path;
+  const log = captureLogger();
+  const running = await startServer({
+    dataDir: join(root, "server"),
+    port: options.port ?? 0,
+    logger: log.logger,
+    config: { roundTimeoutMs: 5000, ...config },
+    ...(options.allowQuorumOfOne ? { allowQuorumOfOne: true } : {}),
+  });
+  return {
+    ...running,
+    root,
+    log,
+    admin: async () =>
+      AdminClient.connect({
+        url: running.url,
+        token: await loadOrCreateKeyFile(join(running.dataDir, ADMIN_TOKEN_FILE)),
+        expectedFingerprint: running.fingerprint,
+      }),
+    cleanup: async () => {
+      await running.stop();
+      await dir?.remove();
+    },
+  };
+}
+
+export interface TestContributor {
+  contributor: Contributor;
+  id: string;
+  events: ContributorEvent[];
+  dataDir: string;
+}
+
+/** Enrolls and starts `count` in-process contributors; resolves once all have joined. */
+export async function startContributors(
+  server: TestServer,
+  count: number,
+  prefix = "c",
+  options: { reconnect?: { initialMs: number; maxMs: number } } = {},
+): Promise<TestContributor[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const name = `${prefix}${i}`;
+      const dataDir = join(server.root, name);
+      const { token } = await issueEnrollmentToken(server.dataDir, { name });
+      const state = await loadOrCreateContributorState(dataDir);
+      const contributor = new Contributor({
+        serverUrl: server.url,
+        state,
+        entropy: new EntropyPool(new Uint8Array(0), "os"),
+        pins: new PinStore(dataDir),
+        token,
+        name,
+        reconnect: options.reconnect ?? false,
+      });
+      const events: ContributorEvent[] = [];
+      contributor.onEvent((e) => events.push(e));
+      await contributor.start();
+      return { contributor, id: state.contributorId, events, dataDir };
+    }),
+  );
+}
+
+/** A protocol peer driven by hand: it sends exactly what the test says. */
+export class RawPeer {
+  readonly connection: Connection;
+  readonly received: AnyMessage[] = [];
+  readonly identity: { privateKey: KeyObject; publicKey: KeyObject };
+  hello!: MessageOf<"hello">;
+  closed: { code: number; reason: string } | undefined;
+  #waiters: (() => void)[] = [];
+
+  private constructor(
+    connection: Connection,
+    identity?: { privateKey: KeyObject; publicKey: KeyObject },
+  ) {
+    this.connection = connection;
+    this.identity = identity ?? generateIdentity();
+    connection.onFrame((frame) => {
+      try {
+        this.received.push(decodeMessage(frame));
+      } catch {
+        return;
+      }
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    connection.onClose((info) => {
+      this.closed = info;
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+  }
+
+  static async connect(
+    url: string,
+    identity?: { privateKey: KeyObject; publicKey: KeyObject },
+  ): Promise<RawPeer> {
+    const peer = new RawPeer(await dialWs(url), identity);
+    peer.hello = (await peer.next("hello")) as MessageOf<"hello">;
+    return peer;
+  }
+
+  get contributorIdentity(): Uint8Array {
+    return rawPublicKey(this.identity.publicKey);
+  }
+
+  send(frame: unknown): void {
+    this.connection.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** Waits for the next message of `type` not yet taken (removes it from `received`). */
+  async next<T extends AnyMessage["type"]>(type: T, timeoutMs = 5000): Promise<MessageOf<T>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.received.findIndex((m) => m.type === type);
+      if (index >= 0) return this.received.splice(index, 1)[0] as MessageOf<T>;
+      if (this.closed)
+        throw new Error(`connection closed (${this.closed.code}) while waiting for ${type}`);
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(
+          `no ${type} within ${timeoutMs} ms; got ${this.received.map((m) => m.type)}`,
+        );
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Sends a correctly signed join (with a token the first time). */
+  join(token?: string): void {
+    const identity = this.contributorIdentity;
+    const signature = signMessage(
+      this.identity.privateKey,
+      joinSignedData(
+        fromBase64url(this.hello.challenge, "challenge", 32),
+        this.hello.server.fingerprint,
+        identity,
+        token ?? "",
+      ),
+    );
+    this.send({
+      type: "join",
+      v: 1,
+      identity: toBase64url(identity),
+      signature: toBase64url(signature),
+      ...(token === undefined ? {} : { token }),
+    });
+  }
+
+  close(): void {
+    this.connection.close(1000);
+  }
+}
+
+export function waitFor<T>(
+  predicate: () => T | undefined,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const poll = () => {
+      const value = predicate();
+      if (value !== undefined && value !== false) return resolve(value);
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(poll, 10);
+    };
+    poll();
+  });
+}
+
+/** A correctly encrypted and signed contribution from `peer` for `open` (what a contributor sends). */
+export function buildContribution(
+  peer: RawPeer,
+  open: { roundId: string },
+  options: { phrase?: Uint8Array; roundIdForAad?: string } = {},
+) {
+  const spki = fromBase64url(peer.hello.server.publicKey, "server key");
+  const serverKey = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+  const fingerprint = peer.hello.server.fingerprint;
+  const contributorId = contributorIdOf(peer.contributorIdentity);
+  const aad = contributionAad(options.roundIdForAad ?? open.roundId, contributorId, fingerprint);
+  const sealed = sealEnvelope(serverKey, options.phrase ?? randomBytes(64), aad);
+  const envelope = {
+    alg: ENVELOPE_ALG,
+    ek: toBase64url(sealed.wrappedKey),
+    iv: toBase64url(sealed.iv),
+    ct: toBase64url(sealed.ciphertext),
+    tag: toBase64url(sealed.tag),
+  };
+  return signContribution(peer, { roundId: open.roundId, contributorId, envelope });
+}
+
+/** Signs (or re-signs) a contribution body with `peer`'s identity key. */
+export function signContribution(
+  peer: RawPeer,
+  body: { roundId: string; contributorId: string; envelope: EnvelopeFields },
+) {
+  const signature = signMessage(
+    peer.identity.privateKey,
+    contributionSignedData(
+      body.roundId,
+      body.contributorId,
+      peer.hello.server.fingerprint,
+      body.envelope,
+    ),
+  );
+  return { type: "contribution", v: 1, ...body, signature: toBase64url(signature) };
+}
+
+/** Connects a raw peer and enrolls it with a fresh token; resolves once welcomed. */
+export async function enrolledRawPeer(server: TestServer): Promise<RawPeer> {
+  const peer = await RawPeer.connect(server.url);
+  const { token } = await issueEnrollmentToken(server.dataDir, {
+    name: `raw${Math.floor(Math.random() * 1e6)}`,
+  });
+  peer.join(token);
+  await peer.next("welcome");
+  return peer;
+}

@@ -1,0 +1,89 @@
+/** Runs the real `dkeygen` CLI (the compiled bin) as child processes. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { CLI } from "./paths.js";
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion. */
+export function runCli(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(`dkeygen ${args.join(" ")} timed out\nstdout: ${stdout}\nstderr: ${stderr}`),
+      );
+    }, options.timeoutMs ?? 30_000);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/** A long-running command (server, contributor) with its output collected as it comes. */
+export class CliProcess {
+  readonly child: ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly exited: Promise<number | null>;
+
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child.stdout!.on("data", (d) => {
+      this.stdout += d;
+    });
+    this.child.stderr!.on("data", (d) => {
+      this.stderr += d;
+    });
+    this.exited = new Promise((resolve) => this.child.on("close", (status) => resolve(status)));
+  }
+
+  /** Resolves with the first match of `pattern` in stdout+stderr. */
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = (this.stdout + this.stderr).match(pattern);
+      if (match) return match;
+      if (this.child.exitCode !== null) {
+        throw new Error(
+          `process exited (${this.child.exitCode}) before ${pattern}\n${this.stdout}\n${this.stderr}`,
+        );
+      }
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${pattern}\n${this.stdout}\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
+    const status = await this.exited;
+    clearTimeout(timer);
+    return status;
+  }
+}
