@@ -1,0 +1,41 @@
+/**
+ * The derivations: one registry from purpose name to its pure, deterministic function of a round
+ * secret, and `derivePurpose`, the one code path the server and `dkeygen derive` share.
+ */
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import { otp } from "./otp.js";
+import type { Derivation, DerivationResult } from "./types.js";
+
+/** Every purpose, by name. Each entry is a `Derivation` of its own parameter type. */
+export const derivations = {
+  otp,
+} as const;
+
+export type Purpose = keyof typeof derivations;
+
+export const PURPOSES = Object.keys(derivations) as Purpose[];
+
+export function isPurpose(purpose: string): purpose is Purpose {
+  return Object.hasOwn(derivations, purpose);
+}
+
+/** Parses `rawParams` for `purpose` (defaults filled in, unknown options refused) and derives. */
+export async function derivePurpose(
+  purpose: string,
+  secret: Uint8Array,
+  rawParams: Readonly<Record<string, unknown>>,
+): Promise<DerivationResult> {
+  if (!isPurpose(purpose)) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      `Unknown purpose "${purpose}"; choose one of ${PURPOSES.join(", ")}.`,
+    );
+  }
+  const derivation = derivations[purpose] as unknown as Derivation<unknown>;
+  return derivation.derive(secret, derivation.parseParams(rawParams));
+}
+
+export { canonicalJson } from "./canonical-json.js";
+export { DeterministicGenerator, HmacDrbg, MAX_BYTES_PER_REQUEST } from "./drbg.js";
+export { drawOtpCode, OTP_LABEL, type OtpParams, otp } from "./otp.js";
+export type { Derivation, DerivationResult } from "./types.js";
