@@ -1,0 +1,547 @@
+/**
+ * `FileKeyStore`: the embedded default KeyStore, the `key_store` file. The line format, the MAC
+ * chain and the secret encryption are specified in log-format.ts; this module is the store around
+ * them:
+ *
+ * - Open: takes `<path>.lock` (single writer, lock-file.ts), creates the file 0600 if absent,
+ *   replays every line verifying the chain, and builds the in-memory index (record-index.ts).
+ *   A last line without its newline is a torn write from a crash: it was never acknowledged, so it
+ *   is copied to `<path>.torn-<time>` for forensics, logged, and cut off; it is never merged. A
+ *   complete line that fails anywhere means corruption or tampering and the store refuses to open
+ *   (E_STORE_CORRUPT naming the line) without changing the file.
+ * - Writes: `put`, `claimNext` and `consume` decide synchronously in memory (so concurrent claims
+ *   can never pick the same record), then append a line through group commit (group-commit.ts) and
+ *   resolve only after it is fsynced. A failed write rolls the in-memory change back and fails the
+ *   store for good; it must be reopened.
+ * - Secrets: encrypted before anything is written, kept encrypted in memory, decrypted only in
+ *   `readSecret`. The caller's buffer is never kept.
+ */
+import { constants } from "node:fs";
+import { type FileHandle, open, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { osRandom, type RandomSource } from "../crypto/random.js";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
+import {
+  checkClaim,
+  checkConsumeAt,
+  checkId,
+  checkListQuery,
+  checkPurpose,
+  checkRecordInput,
+  copyRecord,
+  newRecord,
+  notFound,
+} from "./inputs.js";
+import { LockFile } from "./lock-file.js";
+import {
+  BodyError,
+  CHAIN_START,
+  checkLine,
+  claimBody,
+  consumeBody,
+  deriveStoreKeys,
+  encodeLine,
+  type LineCheck,
+  type LogBody,
+  MAX_LINE_BYTES,
+  openSecret,
+  type ParsedBody,
+  parseBody,
+  readSegments,
+  recordBody,
+  type SealedSecret,
+  type Segment,
+  type StoreKeys,
+  sealSecret,
+} from "./log-format.js";
+import { UlidGenerator } from "./record-id.js";
+import { RecordIndex } from "./record-index.js";
+import type { ClaimInput, KeyRecord, KeyStore, ListQuery, RecordInput } from "./types.js";
+
+export interface FileKeyStoreLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+  error?(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface FileKeyStoreOptions {
+  /** The `key_store` file. Its folder must exist; the file is created (0600) if absent. */
+  path: string;
+  /** 32 bytes, kept apart from the file. The store derives its keys and keeps no copy of this. */
+  storeKey: Uint8Array;
+  /** Randomness for ids and IVs; the OS CSPRNG by default. */
+  random?: RandomSource;
+  /** The time for ids, `createdAt`, claims, consumptions and torn-file names; `new Date()`. */
+  clock?: () => Date;
+  /** Told about torn tails, stale locks and write failures (never secret content). */
+  logger?: FileKeyStoreLogger;
+  /** For fault-injection tests only: wraps the file operations the group commit uses. */
+  wrapLogFile?: (file: LogFile) => LogFile;
+}
+
+type State = "new" | "opening" | "open" | "closing" | "closed";
+
+const STORE_KEY_BYTES = 32;
+
+function fileLogFile(handle: FileHandle): LogFile {
+  return {
+    async write(bytes, position) {
+      let offset = 0;
+      while (offset < bytes.length) {
+        const { bytesWritten } = await handle.write(
+          bytes,
+          offset,
+          bytes.length - offset,
+          position + offset,
+        );
+        offset += bytesWritten;
+      }
+    },
+    sync: () => handle.datasync(),
+    truncate: (size) => handle.truncate(size),
+  };
+}
+
+async function fsyncFolder(path: string): Promise<void> {
+  const handle = await open(path, constants.O_RDONLY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export class FileKeyStore implements KeyStore {
+  readonly kind = "file";
+  readonly path: string;
+  readonly #keys: StoreKeys;
+  readonly #random: RandomSource;
+  readonly #clock: () => Date;
+  readonly #logger: FileKeyStoreLogger | undefined;
+  readonly #wrapLogFile: ((file: LogFile) => LogFile) | undefined;
+  readonly #ids: UlidGenerator;
+  readonly #index = new RecordIndex();
+  readonly #sealed = new Map<string, SealedSecret>();
+  /** Consumptions written but not yet durable, so a second `consume` can wait for the first. */
+  readonly #consuming = new Map<string, Promise<void>>();
+  #state: State = "new";
+  #lock: LockFile | undefined;
+  #handle: FileHandle | undefined;
+  #log: GroupCommitLog | undefined;
+  /** The MAC of the last line encoded (durable or queued): the next line chains from it. */
+  #head: Uint8Array = CHAIN_START;
+  #durableHead: Uint8Array = CHAIN_START;
+  #durableLines = 0;
+
+  constructor(options: FileKeyStoreOptions) {
+    if (typeof options?.path !== "string" || options.path.length === 0) {
+      throw new TypeError("FileKeyStore: options.path must be a non-empty string");
+    }
+    if (!(options.storeKey instanceof Uint8Array) || options.storeKey.length !== STORE_KEY_BYTES) {
+      throw new TypeError(`FileKeyStore: options.storeKey must be ${STORE_KEY_BYTES} bytes`);
+    }
+    this.path = options.path;
+    this.#keys = deriveStoreKeys(options.storeKey);
+    this.#random = options.random ?? osRandom;
+    this.#clock = options.clock ?? (() => new Date());
+    this.#logger = options.logger;
+    this.#wrapLogFile = options.wrapLogFile;
+    this.#ids = new UlidGenerator({ random: this.#random, now: () => this.#clock().getTime() });
+  }
+
+  /** The durable end of the hash chain: anchor it elsewhere to detect lines cut off the end. */
+  get chain(): { lines: number; head: string } {
+    return { lines: this.#durableLines, head: Buffer.from(this.#durableHead).toString("hex") };
+  }
+
+  /** Group commit counters: lines made durable, and the writes (one fsync each) it took. */
+  get commitStats(): CommitStats {
+    return this.#log?.stats ?? { lines: 0, batches: 0, largestBatch: 0 };
+  }
+
+  async open(): Promise<void> {
+    if (this.#state !== "new") {
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        "This FileKeyStore was already opened; make a new one to open the file again.",
+      );
+    }
+    this.#state = "opening";
+    try {
+      await this.#checkFolder();
+      this.#lock = await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
+      this.#handle = await this.#openFile();
+      const size = await this.#replay(this.#handle);
+      const file = fileLogFile(this.#handle);
+      this.#log = new GroupCommitLog(this.#wrapLogFile ? this.#wrapLogFile(file) : file, size, {
+        name: this.path,
+        onFailure: (error, cause) => {
+          const log = this.#logger?.error ?? this.#logger?.warn;
+          log?.call(this.#logger, { path: this.path, err: cause }, error.message);
+        },
+      });
+      this.#state = "open";
+    } catch (error) {
+      await this.#handle?.close().catch(() => {});
+      await this.#lock?.release().catch(() => {});
+      this.#wipe();
+      this.#state = "closed";
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === "closed" || this.#state === "closing") return;
+    if (this.#state !== "open") {
+      this.#wipe();
+      this.#state = "closed";
+      return;
+    }
+    this.#state = "closing";
+    try {
+      await this.#log!.drain();
+      await this.#handle!.close();
+    } finally {
+      await this.#lock!.release();
+      this.#wipe();
+      this.#state = "closed";
+    }
+  }
+
+  async put(input: RecordInput): Promise<KeyRecord> {
+    this.#assertWritable();
+    checkRecordInput(input);
+    const record = newRecord(this.#ids.next(), input, this.#clock());
+    const sealed = sealSecret(this.#keys.secret, this.#random, record, input.secret);
+    // Visible only once durable: nobody can list or claim a record that may still be lost.
+    await this.#append(recordBody(record, sealed), {
+      onDurable: () => {
+        this.#index.add(record);
+        this.#sealed.set(record.id, sealed);
+      },
+    });
+    return copyRecord(record);
+  }
+
+  async get(id: string): Promise<KeyRecord | undefined> {
+    this.#assertReadable();
+    checkId(id);
+    const record = this.#index.get(id);
+    return record && copyRecord(record);
+  }
+
+  async list(query: ListQuery = {}): Promise<KeyRecord[]> {
+    this.#assertReadable();
+    checkListQuery(query);
+    return this.#index.list(query).map(copyRecord);
+  }
+
+  async readSecret(id: string): Promise<Uint8Array> {
+    this.#assertReadable();
+    checkId(id);
+    const record = this.#index.get(id);
+    const sealed = this.#sealed.get(id);
+    if (!record || !sealed) throw notFound(id);
+    try {
+      return openSecret(this.#keys.secret, record, sealed);
+    } catch (cause) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `The secret part of record ${id} in ${this.path} does not decrypt.`,
+        { cause },
+      );
+    }
+  }
+
+  async claimNext(purpose: string, claim: ClaimInput): Promise<KeyRecord | undefined> {
+    this.#assertWritable();
+    const built = checkClaim(purpose, claim, this.#clock());
+    // Decided here, synchronously: no other claimNext can run between this and the mark.
+    const record = this.#index.claimOldest(purpose, built);
+    if (!record) return undefined;
+    await this.#append(claimBody(record.id, built), {
+      onFailed: () => this.#index.clearClaim(record.id),
+    });
+    return copyRecord(record);
+  }
+
+  async consume(id: string, at?: Date): Promise<boolean> {
+    this.#assertWritable();
+    checkId(id);
+    checkConsumeAt(at);
+    const record = this.#index.get(id);
+    if (!record) throw notFound(id);
+    if (record.consumedAt !== undefined) {
+      // Consumed before, or being consumed: "false" only once that consumption is durable; if
+      // it fails this rejects with the store's failure.
+      await this.#consuming.get(id);
+      return false;
+    }
+    const when = (at ?? this.#clock()).toISOString();
+    this.#index.setConsumed(id, when);
+    const done = this.#append(consumeBody(id, when), {
+      onFailed: () => this.#index.clearConsumed(id),
+    });
+    this.#consuming.set(id, done);
+    try {
+      await done;
+    } finally {
+      this.#consuming.delete(id);
+    }
+    return true;
+  }
+
+  async countUnclaimed(purpose: string): Promise<number> {
+    this.#assertReadable();
+    checkPurpose(purpose);
+    return this.#index.countPoolable(purpose);
+  }
+
+  /** Encodes a line onto the chain and hands it to group commit. */
+  #append(body: LogBody, hooks: { onDurable?(): void; onFailed?(): void }): Promise<void> {
+    let encoded: { line: Buffer; mac: Buffer };
+    try {
+      encoded = encodeLine(this.#keys.mac, this.#head, body);
+      if (encoded.line.length > MAX_LINE_BYTES) {
+        throw new DkeygenError(
+          ErrorCodes.INVALID_INPUT,
+          `A key_store line may be at most ${MAX_LINE_BYTES} bytes; this record needs ` +
+            `${encoded.line.length}. Make its public part smaller.`,
+        );
+      }
+    } catch (error) {
+      hooks.onFailed?.();
+      return Promise.reject(error);
+    }
+    this.#head = encoded.mac;
+    return this.#log!.append(encoded.line, {
+      onDurable: () => {
+        this.#durableHead = encoded.mac;
+        this.#durableLines++;
+        hooks.onDurable?.();
+      },
+      ...(hooks.onFailed ? { onFailed: hooks.onFailed } : {}),
+    });
+  }
+
+  async #checkFolder(): Promise<void> {
+    const folder = dirname(this.path);
+    try {
+      if (!(await stat(folder)).isDirectory()) throw new Error("not a folder");
+    } catch (cause) {
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        `The folder ${folder} for the key store does not exist (or is not a folder).`,
+        { cause },
+      );
+    }
+  }
+
+  async #openFile(): Promise<FileHandle> {
+    try {
+      const handle = await open(
+        this.path,
+        constants.O_RDWR | constants.O_CREAT | constants.O_EXCL,
+        0o600,
+      );
+      // The new file's name must survive a crash too, not only its contents.
+      await fsyncFolder(dirname(this.path));
+      return handle;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new DkeygenError(
+          ErrorCodes.OPERATIONAL,
+          `Cannot create the key store ${this.path}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+    }
+    const handle = await open(this.path, constants.O_RDWR);
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) {
+        throw new DkeygenError(ErrorCodes.OPERATIONAL, `${this.path} is not a regular file.`);
+      }
+      if ((info.mode & 0o077) !== 0) {
+        this.#logger?.warn(
+          { path: this.path, mode: (info.mode & 0o777).toString(8) },
+          "the key store file was accessible by others; setting it to 0600",
+        );
+        await handle.chmod(0o600);
+      }
+      return handle;
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  #corrupt(line: number, reason: string): DkeygenError {
+    return new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      `The key store ${this.path} is corrupt or was tampered with at line ${line}: ${reason}. ` +
+        "It was not opened and nothing in it was changed; restore it from a backup or inspect " +
+        "that line.",
+    );
+  }
+
+  /** Reads and verifies every line, builds the index; returns the size of the verified part. */
+  async #replay(handle: FileHandle): Promise<number> {
+    const segments = readSegments(handle);
+    let previous: Uint8Array = CHAIN_START;
+    let line = 0;
+    let verifiedEnd = 0;
+    let torn: Segment | undefined;
+    for (;;) {
+      const next = await segments.next();
+      if (next.done) break;
+      const segment = next.value;
+      if (!segment.complete) {
+        torn = segment;
+        break;
+      }
+      line++;
+      const check: LineCheck = segment.bytes
+        ? checkLine(this.#keys.mac, previous, segment.bytes)
+        : { ok: false, reason: `it is longer than ${MAX_LINE_BYTES} bytes` };
+      if (!check.ok) {
+        if (line === 1) await this.#explainFirstLine(check, segments);
+        throw this.#corrupt(line, check.reason);
+      }
+      let parsed: ParsedBody;
+      try {
+        parsed = parseBody(check.value);
+      } catch (error) {
+        if (error instanceof BodyError) throw this.#corrupt(line, error.message);
+        throw error;
+      }
+      this.#apply(parsed, line);
+      previous = check.mac;
+      verifiedEnd = segment.end;
+    }
+    this.#head = previous;
+    this.#durableHead = previous;
+    this.#durableLines = line;
+    const newest = this.#index.newestId;
+    if (newest) this.#ids.observe(newest);
+    if (torn) await this.#setTornTailAside(handle, torn, line + 1);
+    return verifiedEnd;
+  }
+
+  /**
+   * Line 1 failed. If line 2 still chains from line 1's MAC under our key, line 1 itself was
+   * changed; if nothing verifies, the likeliest cause by far is the wrong store key.
+   */
+  async #explainFirstLine(
+    check: Extract<LineCheck, { ok: false }>,
+    segments: AsyncGenerator<Segment>,
+  ): Promise<void> {
+    if (!check.claimedMac) return; // Not even a key_store line: plain corruption.
+    const next = await segments.next();
+    const second = next.done ? undefined : next.value;
+    if (second?.complete && second.bytes) {
+      if (checkLine(this.#keys.mac, check.claimedMac, second.bytes).ok) return;
+    }
+    throw new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      `The store key does not match this key_store file (${this.path}): its first line does not ` +
+        "verify under it. Check that the store key file belongs to this data folder (or, less " +
+        "likely, the file's first line was altered). Nothing in the file was changed.",
+    );
+  }
+
+  #apply(parsed: ParsedBody, line: number): void {
+    switch (parsed.t) {
+      case "record": {
+        if (this.#index.get(parsed.record.id)) {
+          throw this.#corrupt(line, `record ${parsed.record.id} appears a second time`);
+        }
+        this.#index.add(parsed.record);
+        this.#sealed.set(parsed.record.id, parsed.sealed);
+        return;
+      }
+      case "claim": {
+        const record = this.#index.get(parsed.id);
+        if (!record) throw this.#corrupt(line, `it claims record ${parsed.id}, not stored before`);
+        if (record.claim) throw this.#corrupt(line, `record ${parsed.id} is claimed a second time`);
+        this.#index.setClaim(parsed.id, parsed.claim);
+        return;
+      }
+      case "consume": {
+        const record = this.#index.get(parsed.id);
+        if (!record) {
+          throw this.#corrupt(line, `it consumes record ${parsed.id}, not stored before`);
+        }
+        if (record.consumedAt !== undefined) {
+          throw this.#corrupt(line, `record ${parsed.id} is consumed a second time`);
+        }
+        this.#index.setConsumed(parsed.id, parsed.at);
+        return;
+      }
+    }
+  }
+
+  /**
+   * A last line without its newline was being written when the process or machine stopped. It was
+   * never acknowledged (a line is acknowledged only after its newline is fsynced), so it is not
+   * data: keep its bytes for forensics (ciphertext only, never plaintext secrets), then cut it off
+   * so the next append starts on a clean line.
+   */
+  async #setTornTailAside(handle: FileHandle, torn: Segment, line: number): Promise<void> {
+    const stamp = this.#clock().toISOString().replace(/[:.]/g, "-");
+    let target = "";
+    let out: FileHandle | undefined;
+    for (let n = 0; !out; n++) {
+      target = `${this.path}.torn-${stamp}${n === 0 ? "" : `-${n}`}`;
+      try {
+        out = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST" || n >= 100) throw error;
+      }
+    }
+    try {
+      const buffer = Buffer.allocUnsafe(1 << 20);
+      for (let position = torn.start; position < torn.end; ) {
+        const want = Math.min(buffer.length, torn.end - position);
+        const { bytesRead } = await handle.read(buffer, 0, want, position);
+        if (bytesRead === 0) break;
+        await out.write(buffer, 0, bytesRead);
+        position += bytesRead;
+      }
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await fsyncFolder(dirname(this.path));
+    this.#logger?.warn(
+      { path: this.path, line, bytes: torn.end - torn.start, preservedAs: target },
+      "the key store's last line was torn by a crash (never acknowledged); it was set aside " +
+        "and cut off",
+    );
+    await handle.truncate(torn.start);
+    await handle.sync();
+  }
+
+  #assertReadable(): void {
+    if (this.#state !== "open") {
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        this.#state === "new" || this.#state === "opening"
+          ? "The key store is not open; call open() first."
+          : "The key store is closed.",
+      );
+    }
+  }
+
+  #assertWritable(): void {
+    this.#assertReadable();
+    const failure = this.#log!.failure;
+    if (failure) throw failure;
+  }
+
+  #wipe(): void {
+    this.#keys.mac.fill(0);
+    this.#keys.secret.fill(0);
+    this.#sealed.clear();
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * What every key store checks at its public boundary, and how it copies records in and out. All
+ * backends share these, so they accept and refuse exactly the same inputs: a wrong type is a
+ * `TypeError` naming the argument (a programming error), never a half-stored record.
+ *
+ * Records handed to callers are fresh copies: a caller that edits one cannot change the store.
+ */
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import type { Json, JsonObject } from "../json.js";
+import type { Claim, ClaimInput, KeyRecord, ListQuery, RecordInput } from "./types.js";
+
+/** Longest identifier-like string (purpose, round id, owner, subject, ...) a store accepts. */
+export const MAX_NAME_LENGTH = 1024;
+/** Largest secret part, in bytes. Keys and wallets are a few KiB; this leaves ample room. */
+export const MAX_SECRET_BYTES = 1024 * 1024;
+const MAX_JSON_DEPTH = 32;
+
+function assertName(value: unknown, name: string): asserts value is string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new TypeError(`${name} must be a non-empty string`);
+  }
+  if (value.length > MAX_NAME_LENGTH) {
+    throw new TypeError(`${name} must be at most ${MAX_NAME_LENGTH} characters`);
+  }
+}
+
+function assertDate(value: unknown, name: string): asserts value is Date {
+  if (!(value instanceof Date) || !Number.isFinite(value.getTime())) {
+    throw new TypeError(`${name} must be a valid Date`);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function assertJson(value: unknown, name: string, depth: number): asserts value is Json {
+  if (depth > MAX_JSON_DEPTH) throw new TypeError(`${name} is nested too deeply`);
+  if (value === null || typeof value === "boolean" || typeof value === "string") return;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new TypeError(`${name} must be a finite number`);
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => {
+      assertJson(item, `${name}[${i}]`, depth + 1);
+    });
+    return;
+  }
+  if (isPlainObject(value)) {
+    for (const [key, item] of Object.entries(value)) {
+      assertJson(item, `${name}.${key}`, depth + 1);
+    }
+    return;
+  }
+  throw new TypeError(`${name} must be JSON (null, boolean, number, string, array, object)`);
+}
+
+/** A deep copy of JSON data. `Object.fromEntries` keeps a "__proto__" key as plain data. */
+export function copyJson<T extends Json>(value: T): T {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((item) => copyJson(item)) as T;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, copyJson(v)])) as T;
+}
+
+/** Checks a `put` argument. Throws TypeError naming the bad field. */
+export function checkRecordInput(input: RecordInput): void {
+  if (!isPlainObject(input)) throw new TypeError("put: input must be an object");
+  assertName(input.purpose, "input.purpose");
+  assertName(input.roundId, "input.roundId");
+  assertName(input.algorithm, "input.algorithm");
+  if (!Array.isArray(input.participants)) {
+    throw new TypeError("input.participants must be an array of strings");
+  }
+  input.participants.forEach((p, i) => {
+    assertName(p, `input.participants[${i}]`);
+  });
+  if (!isPlainObject(input.public)) throw new TypeError("input.public must be a JSON object");
+  assertJson(input.public, "input.public", 0);
+  if (!(input.secret instanceof Uint8Array)) {
+    throw new TypeError("input.secret must be a Uint8Array");
+  }
+  if (input.secret.length > MAX_SECRET_BYTES) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      `A record's secret part may be at most ${MAX_SECRET_BYTES} bytes; got ${input.secret.length}.`,
+    );
+  }
+  if (input.owner !== undefined) assertName(input.owner, "input.owner");
+  if (input.createdAt !== undefined) assertDate(input.createdAt, "input.createdAt");
+}
+
+/** The public record a `put` stores, with its new id and creation time. */
+export function newRecord(id: string, input: RecordInput, now: Date): KeyRecord {
+  const record: KeyRecord = {
+    id,
+    purpose: input.purpose,
+    createdAt: (input.createdAt ?? now).toISOString(),
+    roundId: input.roundId,
+    participants: [...input.participants],
+    algorithm: input.algorithm,
+    public: copyJson(input.public),
+  };
+  if (input.owner !== undefined) record.owner = input.owner;
+  return record;
+}
+
+/** Checks a `claimNext` call and builds the claim it records. */
+export function checkClaim(purpose: string, input: ClaimInput, now: Date): Claim {
+  assertName(purpose, "purpose");
+  if (!isPlainObject(input)) throw new TypeError("claimNext: claim must be an object");
+  assertName(input.requester, "claim.requester");
+  assertName(input.subject, "claim.subject");
+  assertName(input.requestId, "claim.requestId");
+  assertDate(input.expiresAt, "claim.expiresAt");
+  if (input.claimedAt !== undefined) assertDate(input.claimedAt, "claim.claimedAt");
+  return {
+    requester: input.requester,
+    subject: input.subject,
+    requestId: input.requestId,
+    claimedAt: (input.claimedAt ?? now).toISOString(),
+    expiresAt: input.expiresAt.toISOString(),
+  };
+}
+
+export function checkId(id: unknown, name = "id"): asserts id is string {
+  if (typeof id !== "string") throw new TypeError(`${name} must be a string`);
+}
+
+export function checkConsumeAt(at: unknown): asserts at is Date | undefined {
+  if (at !== undefined) assertDate(at, "at");
+}
+
+export function checkPurpose(purpose: unknown): asserts purpose is string {
+  assertName(purpose, "purpose");
+}
+
+export function checkListQuery(query: ListQuery): void {
+  if (!isPlainObject(query)) throw new TypeError("list: query must be an object");
+  if (query.purpose !== undefined) assertName(query.purpose, "query.purpose");
+  if (query.owner !== undefined) assertName(query.owner, "query.owner");
+  if (query.subject !== undefined) assertName(query.subject, "query.subject");
+  if (query.claimed !== undefined && typeof query.claimed !== "boolean") {
+    throw new TypeError("query.claimed must be a boolean");
+  }
+  if (query.consumed !== undefined && typeof query.consumed !== "boolean") {
+    throw new TypeError("query.consumed must be a boolean");
+  }
+  const limit: unknown = query.limit;
+  if (
+    limit !== undefined &&
+    (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 0)
+  ) {
+    throw new TypeError("query.limit must be a non-negative integer");
+  }
+}
+
+/** A caller's copy of a stored record. */
+export function copyRecord(record: KeyRecord): KeyRecord {
+  const out: KeyRecord = {
+    id: record.id,
+    purpose: record.purpose,
+    createdAt: record.createdAt,
+    roundId: record.roundId,
+    participants: [...record.participants],
+    algorithm: record.algorithm,
+    public: copyJson(record.public as JsonObject),
+  };
+  if (record.owner !== undefined) out.owner = record.owner;
+  if (record.claim !== undefined) out.claim = { ...record.claim };
+  if (record.consumedAt !== undefined) out.consumedAt = record.consumedAt;
+  return out;
+}
+
+export function notFound(id: string): DkeygenError {
+  // The id comes from a caller; cap what of it reaches a message.
+  const shown = JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}...` : id);
+  return new DkeygenError(ErrorCodes.NOT_FOUND, `The key store holds no record with id ${shown}.`);
+}

@@ -1,0 +1,439 @@
+/**
+ * The `key_store` file format, version 1: an append-only text file, one line per event, each
+ * line MACed into a hash chain, secret parts encrypted. docs/PROTOCOL.md §"The key_store file"
+ * copies this comment.
+ *
+ * Keys. From the 32-byte store key (kept apart from the file), with HKDF-SHA-256 (RFC 5869), an
+ * empty salt and L = 32:
+ *   K_mac    = HKDF(storeKey, salt = "", info = "dkeygen/v1/store/line-mac")
+ *   K_secret = HKDF(storeKey, salt = "", info = "dkeygen/v1/store/secret")
+ *
+ * Lines. Every line is exactly these bytes (UTF-8), with nothing before, between or after:
+ *   {"mac":"<64 lowercase hex>","body":<body>}\n
+ * <body> is a JSON object on one line (JSON.stringify output: no raw newline can occur). A reader
+ * takes the body as the raw bytes between the fixed prefix `{"mac":"<hex>","body":` (81 bytes) and
+ * the final `}` before the newline, so the MAC covers exactly the bytes on disk, whatever JSON
+ * library wrote them.
+ *
+ * Chain. mac_0 = 32 zero bytes; for line i (from 1):
+ *   mac_i = HMAC-SHA-256(K_mac, mac_{i-1} ‖ body_i)
+ * where mac_{i-1} is the 32 bytes the previous line's hex stands for and body_i its raw body bytes.
+ * An edited, deleted, inserted or reordered line breaks the chain at that line or the next. (Cutting
+ * whole lines off the end cannot be seen from the file alone; `FileKeyStore.chain` gives the head
+ * and line count to anchor elsewhere.)
+ *
+ * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
+ * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
+ *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants":[string],"algorithm",
+ *    "public":{...},"owner"?,"secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
+ *   {"t":"consume","v":1,"id","at"}
+ * A claim or consume refers to a record on an earlier line; each record is claimed and consumed
+ * at most once.
+ *
+ * Secret parts. AES-256-GCM (NIST SP 800-38D) under K_secret, a fresh random 96-bit IV per record,
+ * a 128-bit tag, and associated data
+ *   AAD = LP("dkeygen/v1/store/secret", id, purpose, roundId)
+ * (LP as in src/crypto/canonical.ts), so a secret part cannot be moved to another record. iv, ct
+ * and tag are unpadded base64url (RFC 4648 §5).
+ */
+import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
+import { fromBase64url, toBase64url } from "../crypto/base64url.js";
+import { lengthPrefixed } from "../crypto/canonical.js";
+import { aesGcmOpen, aesGcmSeal } from "../crypto/envelope.js";
+import type { RandomSource } from "../crypto/random.js";
+import type { JsonObject } from "../json.js";
+import { isUlid } from "./record-id.js";
+import type { Claim, KeyRecord } from "./types.js";
+
+export const LINE_MAC_INFO = "dkeygen/v1/store/line-mac";
+export const SECRET_INFO = "dkeygen/v1/store/secret";
+export const FORMAT_VERSION = 1;
+/** No line is longer than this; a longer one is refused when written and corrupt when read. */
+export const MAX_LINE_BYTES = 4 * 1024 * 1024;
+
+const MAC_BYTES = 32;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const PREFIX = Buffer.from('{"mac":"', "utf8");
+const MIDDLE = Buffer.from('","body":', "utf8");
+const SUFFIX = Buffer.from("}\n", "utf8");
+const BODY_START = PREFIX.length + 2 * MAC_BYTES + MIDDLE.length;
+const CLOSE_BRACE = 0x7d;
+const HEX = /^[0-9a-f]{64}$/;
+
+/** mac_0: the chain starts from 32 zero bytes. */
+export const CHAIN_START: Uint8Array = new Uint8Array(MAC_BYTES);
+
+export interface StoreKeys {
+  mac: Buffer;
+  secret: Buffer;
+}
+
+export function deriveStoreKeys(storeKey: Uint8Array): StoreKeys {
+  const empty = new Uint8Array(0);
+  return {
+    mac: Buffer.from(hkdfSync("sha256", storeKey, empty, LINE_MAC_INFO, 32)),
+    secret: Buffer.from(hkdfSync("sha256", storeKey, empty, SECRET_INFO, 32)),
+  };
+}
+
+export interface SealedSecret {
+  iv: Uint8Array;
+  ct: Uint8Array;
+  tag: Uint8Array;
+}
+
+export interface RecordBody extends KeyRecord {
+  t: "record";
+  v: 1;
+  secret: { iv: string; ct: string; tag: string };
+}
+export interface ClaimBody extends Claim {
+  t: "claim";
+  v: 1;
+  id: string;
+}
+export interface ConsumeBody {
+  t: "consume";
+  v: 1;
+  id: string;
+  at: string;
+}
+export type LogBody = RecordBody | ClaimBody | ConsumeBody;
+
+function secretAad(id: string, purpose: string, roundId: string): Uint8Array {
+  return lengthPrefixed(SECRET_INFO, id, purpose, roundId);
+}
+
+export function sealSecret(
+  key: Uint8Array,
+  random: RandomSource,
+  record: Pick<KeyRecord, "id" | "purpose" | "roundId">,
+  plaintext: Uint8Array,
+): SealedSecret {
+  const iv = new Uint8Array(random(IV_BYTES));
+  if (iv.length !== IV_BYTES)
+    throw new TypeError(`the random source must return ${IV_BYTES} bytes`);
+  const aad = secretAad(record.id, record.purpose, record.roundId);
+  const { ciphertext, tag } = aesGcmSeal(key, iv, plaintext, aad);
+  return { iv, ct: ciphertext, tag };
+}
+
+/** Decrypts a secret part; throws whatever GCM throws when the tag does not verify. */
+export function openSecret(
+  key: Uint8Array,
+  record: Pick<KeyRecord, "id" | "purpose" | "roundId">,
+  sealed: SealedSecret,
+): Uint8Array {
+  const aad = secretAad(record.id, record.purpose, record.roundId);
+  return aesGcmOpen(key, sealed.iv, sealed.ct, sealed.tag, aad);
+}
+
+/** The body of a record line; fields in a fixed order. */
+export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody {
+  const body: RecordBody = {
+    t: "record",
+    v: 1,
+    id: record.id,
+    purpose: record.purpose,
+    createdAt: record.createdAt,
+    roundId: record.roundId,
+    participants: record.participants,
+    algorithm: record.algorithm,
+    public: record.public,
+    secret: {
+      iv: toBase64url(sealed.iv),
+      ct: toBase64url(sealed.ct),
+      tag: toBase64url(sealed.tag),
+    },
+  };
+  if (record.owner !== undefined) {
+    // Keep "owner" before "secret", as documented.
+    const { secret, ...rest } = body;
+    return { ...rest, owner: record.owner, secret };
+  }
+  return body;
+}
+
+export function claimBody(id: string, claim: Claim): ClaimBody {
+  return {
+    t: "claim",
+    v: 1,
+    id,
+    requester: claim.requester,
+    subject: claim.subject,
+    requestId: claim.requestId,
+    claimedAt: claim.claimedAt,
+    expiresAt: claim.expiresAt,
+  };
+}
+
+export function consumeBody(id: string, at: string): ConsumeBody {
+  return { t: "consume", v: 1, id, at };
+}
+
+function chainMac(macKey: Uint8Array, previous: Uint8Array, body: Uint8Array): Buffer {
+  return createHmac("sha256", macKey).update(previous).update(body).digest();
+}
+
+/** One line's bytes (newline included) and its MAC, the next line's `previous`. */
+export function encodeLine(
+  macKey: Uint8Array,
+  previous: Uint8Array,
+  body: LogBody,
+): { line: Buffer; mac: Buffer } {
+  const bodyBytes = Buffer.from(JSON.stringify(body), "utf8");
+  const mac = chainMac(macKey, previous, bodyBytes);
+  const hex = Buffer.from(mac.toString("hex"), "latin1");
+  const line = Buffer.concat([PREFIX, hex, MIDDLE, bodyBytes, SUFFIX]);
+  return { line, mac };
+}
+
+export type LineCheck =
+  | { ok: true; mac: Buffer; value: unknown }
+  | {
+      ok: false;
+      reason: string;
+      /** The MAC the line claims, when its frame is intact (for telling a wrong key apart). */
+      claimedMac?: Buffer;
+    };
+
+/** Checks one line (without its newline) against the chain; parses the body if the MAC holds. */
+export function checkLine(macKey: Uint8Array, previous: Uint8Array, line: Uint8Array): LineCheck {
+  const bytes = Buffer.from(line.buffer, line.byteOffset, line.byteLength);
+  if (
+    bytes.length < BODY_START + 1 ||
+    !bytes.subarray(0, PREFIX.length).equals(PREFIX) ||
+    !bytes.subarray(PREFIX.length + 2 * MAC_BYTES, BODY_START).equals(MIDDLE) ||
+    bytes[bytes.length - 1] !== CLOSE_BRACE
+  ) {
+    return { ok: false, reason: "it is not a key_store line" };
+  }
+  const hex = bytes.toString("latin1", PREFIX.length, PREFIX.length + 2 * MAC_BYTES);
+  if (!HEX.test(hex)) return { ok: false, reason: "its MAC is not 64 lowercase hex digits" };
+  const claimedMac = Buffer.from(hex, "hex");
+  const body = bytes.subarray(BODY_START, bytes.length - 1);
+  if (!timingSafeEqual(chainMac(macKey, previous, body), claimedMac)) {
+    return {
+      ok: false,
+      reason:
+        "its MAC does not verify (the line was changed, or a line before it was removed, " +
+        "inserted or reordered)",
+      claimedMac,
+    };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch {
+    return { ok: false, reason: "its body is not JSON", claimedMac };
+  }
+  return { ok: true, mac: claimedMac, value };
+}
+
+/** Thrown by `parseBody` with a reason that names fields, never values. */
+export class BodyError extends Error {}
+
+function isIsoTime(value: unknown): value is string {
+  if (typeof value !== "string") return false;
+  const time = Date.parse(value);
+  return Number.isFinite(time) && new Date(time).toISOString() === value;
+}
+
+function isName(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function onlyFields(body: Record<string, unknown>, allowed: readonly string[], kind: string): void {
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key))
+      throw new BodyError(`its ${kind} body has an unknown field "${key}"`);
+  }
+}
+
+function need(ok: boolean, kind: string, field: string): void {
+  if (!ok) throw new BodyError(`its ${kind} body has a missing or malformed "${field}"`);
+}
+
+function b64(value: unknown, kind: string, field: string, length?: number): Uint8Array {
+  need(typeof value === "string", kind, field);
+  try {
+    return fromBase64url(value as string, field, length);
+  } catch {
+    throw new BodyError(`its ${kind} body has a malformed "${field}"`);
+  }
+}
+
+const RECORD_FIELDS = [
+  "t",
+  "v",
+  "id",
+  "purpose",
+  "createdAt",
+  "roundId",
+  "participants",
+  "algorithm",
+  "public",
+  "owner",
+  "secret",
+] as const;
+const CLAIM_FIELDS = [
+  "t",
+  "v",
+  "id",
+  "requester",
+  "subject",
+  "requestId",
+  "claimedAt",
+  "expiresAt",
+] as const;
+const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
+
+export type ParsedBody =
+  | { t: "record"; record: KeyRecord; sealed: SealedSecret }
+  | { t: "claim"; id: string; claim: Claim }
+  | { t: "consume"; id: string; at: string };
+
+/** Validates a MAC-verified body. Throws BodyError. */
+export function parseBody(value: unknown): ParsedBody {
+  if (!isObject(value)) throw new BodyError("its body is not a JSON object");
+  if (value.v !== FORMAT_VERSION) {
+    throw new BodyError(
+      `its body has format version ${JSON.stringify(value.v)}; this dkeygen reads version ` +
+        `${FORMAT_VERSION} (was the file written by a newer dkeygen?)`,
+    );
+  }
+  const kind = value.t;
+  if (kind !== "record" && kind !== "claim" && kind !== "consume") {
+    throw new BodyError(`its body has an unknown kind ${JSON.stringify(kind)}`);
+  }
+  need(isUlid(value.id), kind, "id");
+  const id = value.id as string;
+  switch (kind) {
+    case "record": {
+      onlyFields(value, RECORD_FIELDS, kind);
+      for (const field of ["purpose", "roundId", "algorithm"] as const) {
+        need(isName(value[field]), kind, field);
+      }
+      need(isIsoTime(value.createdAt), kind, "createdAt");
+      need(
+        Array.isArray(value.participants) && value.participants.every(isName),
+        kind,
+        "participants",
+      );
+      need(isObject(value.public), kind, "public");
+      need(value.owner === undefined || isName(value.owner), kind, "owner");
+      need(isObject(value.secret), kind, "secret");
+      const secret = value.secret as Record<string, unknown>;
+      onlyFields(secret, ["iv", "ct", "tag"], "secret");
+      const sealed: SealedSecret = {
+        iv: b64(secret.iv, kind, "secret.iv", IV_BYTES),
+        ct: b64(secret.ct, kind, "secret.ct"),
+        tag: b64(secret.tag, kind, "secret.tag", TAG_BYTES),
+      };
+      const record: KeyRecord = {
+        id,
+        purpose: value.purpose as string,
+        createdAt: value.createdAt as string,
+        roundId: value.roundId as string,
+        participants: value.participants as string[],
+        algorithm: value.algorithm as string,
+        public: value.public as JsonObject,
+      };
+      if (value.owner !== undefined) record.owner = value.owner as string;
+      return { t: "record", record, sealed };
+    }
+    case "claim": {
+      onlyFields(value, CLAIM_FIELDS, kind);
+      for (const field of ["requester", "subject", "requestId"] as const) {
+        need(isName(value[field]), kind, field);
+      }
+      need(isIsoTime(value.claimedAt), kind, "claimedAt");
+      need(isIsoTime(value.expiresAt), kind, "expiresAt");
+      return {
+        t: "claim",
+        id,
+        claim: {
+          requester: value.requester as string,
+          subject: value.subject as string,
+          requestId: value.requestId as string,
+          claimedAt: value.claimedAt as string,
+          expiresAt: value.expiresAt as string,
+        },
+      };
+    }
+    case "consume": {
+      onlyFields(value, CONSUME_FIELDS, kind);
+      need(isIsoTime(value.at), kind, "at");
+      return { t: "consume", id, at: value.at as string };
+    }
+  }
+}
+
+export interface Segment {
+  /** The line without its newline; undefined when it is longer than MAX_LINE_BYTES. */
+  bytes: Buffer | undefined;
+  /** Byte offsets in the file: [start, end), `end` past the newline when complete. */
+  start: number;
+  end: number;
+  /** False for a last line with no newline: a torn write. */
+  complete: boolean;
+}
+
+/** The file's lines in order, read in 1 MiB chunks; the last may be incomplete. */
+export async function* readSegments(handle: FileHandle): AsyncGenerator<Segment> {
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  let position = 0;
+  let start = 0;
+  let parts: Buffer[] = [];
+  let length = 0;
+  let oversized = false;
+  for (;;) {
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+    if (bytesRead === 0) break;
+    const view = chunk.subarray(0, bytesRead);
+    let from = 0;
+    while (from < bytesRead) {
+      const newline = view.indexOf(0x0a, from);
+      const stop = newline === -1 ? bytesRead : newline;
+      if (!oversized) {
+        if (length + (stop - from) > MAX_LINE_BYTES) {
+          oversized = true;
+          parts = [];
+          length = 0;
+        } else if (stop > from) {
+          parts.push(Buffer.from(view.subarray(from, stop))); // a copy: `chunk` is reused
+          length += stop - from;
+        }
+      }
+      if (newline === -1) break;
+      const end = position + newline + 1;
+      yield {
+        bytes: oversized ? undefined : Buffer.concat(parts, length),
+        start,
+        end,
+        complete: true,
+      };
+      start = end;
+      parts = [];
+      length = 0;
+      oversized = false;
+      from = newline + 1;
+    }
+    position += bytesRead;
+  }
+  if (position > start) {
+    yield {
+      bytes: oversized ? undefined : Buffer.concat(parts, length),
+      start,
+      end: position,
+      complete: false,
+    };
+  }
+}

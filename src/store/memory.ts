@@ -1,0 +1,129 @@
+/**
+ * `MemoryKeyStore`: a KeyStore that lives in process memory, for tests and demos that must not
+ * touch the disk. It follows the same contract as the `key_store` file (it passes the same
+ * compliance suite) except durability: everything is gone when the process ends.
+ *
+ * Secret parts are kept as the store's own copies, never the caller's buffer (callers wipe their
+ * buffers after `put`), handed out as fresh copies, and wiped on `close`.
+ */
+import { osRandom, type RandomSource } from "../crypto/random.js";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import {
+  checkClaim,
+  checkConsumeAt,
+  checkId,
+  checkListQuery,
+  checkPurpose,
+  checkRecordInput,
+  copyRecord,
+  newRecord,
+  notFound,
+} from "./inputs.js";
+import { UlidGenerator } from "./record-id.js";
+import { RecordIndex } from "./record-index.js";
+import type { ClaimInput, KeyRecord, KeyStore, ListQuery, RecordInput } from "./types.js";
+
+export interface MemoryKeyStoreOptions {
+  /** Randomness for record ids; the OS CSPRNG by default. */
+  random?: RandomSource;
+  /** The time used for ids, `createdAt`, claims and consumptions; `new Date()` by default. */
+  clock?: () => Date;
+}
+
+type State = "new" | "open" | "closed";
+
+export class MemoryKeyStore implements KeyStore {
+  readonly kind = "memory";
+  readonly #clock: () => Date;
+  readonly #ids: UlidGenerator;
+  readonly #index = new RecordIndex();
+  readonly #secrets = new Map<string, Uint8Array>();
+  #state: State = "new";
+
+  constructor(options: MemoryKeyStoreOptions = {}) {
+    this.#clock = options.clock ?? (() => new Date());
+    this.#ids = new UlidGenerator({
+      random: options.random ?? osRandom,
+      now: () => this.#clock().getTime(),
+    });
+  }
+
+  async open(): Promise<void> {
+    if (this.#state !== "new") {
+      throw new DkeygenError(ErrorCodes.OPERATIONAL, "This memory key store was already opened.");
+    }
+    this.#state = "open";
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    for (const secret of this.#secrets.values()) secret.fill(0);
+    this.#secrets.clear();
+  }
+
+  async put(input: RecordInput): Promise<KeyRecord> {
+    this.#assertOpen();
+    checkRecordInput(input);
+    const record = newRecord(this.#ids.next(), input, this.#clock());
+    this.#secrets.set(record.id, new Uint8Array(input.secret));
+    this.#index.add(record);
+    return copyRecord(record);
+  }
+
+  async get(id: string): Promise<KeyRecord | undefined> {
+    this.#assertOpen();
+    checkId(id);
+    const record = this.#index.get(id);
+    return record && copyRecord(record);
+  }
+
+  async list(query: ListQuery = {}): Promise<KeyRecord[]> {
+    this.#assertOpen();
+    checkListQuery(query);
+    return this.#index.list(query).map(copyRecord);
+  }
+
+  async readSecret(id: string): Promise<Uint8Array> {
+    this.#assertOpen();
+    checkId(id);
+    const secret = this.#secrets.get(id);
+    if (!secret) throw notFound(id);
+    return new Uint8Array(secret);
+  }
+
+  async claimNext(purpose: string, claim: ClaimInput): Promise<KeyRecord | undefined> {
+    this.#assertOpen();
+    const built = checkClaim(purpose, claim, this.#clock());
+    const record = this.#index.claimOldest(purpose, built);
+    return record && copyRecord(record);
+  }
+
+  async consume(id: string, at?: Date): Promise<boolean> {
+    this.#assertOpen();
+    checkId(id);
+    checkConsumeAt(at);
+    const record = this.#index.get(id);
+    if (!record) throw notFound(id);
+    if (record.consumedAt !== undefined) return false;
+    this.#index.setConsumed(id, (at ?? this.#clock()).toISOString());
+    return true;
+  }
+
+  async countUnclaimed(purpose: string): Promise<number> {
+    this.#assertOpen();
+    checkPurpose(purpose);
+    return this.#index.countPoolable(purpose);
+  }
+
+  #assertOpen(): void {
+    if (this.#state !== "open") {
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        this.#state === "new"
+          ? "The key store is not open; call open() first."
+          : "The key store is closed.",
+      );
+    }
+  }
+}

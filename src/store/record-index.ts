@@ -1,0 +1,188 @@
+/**
+ * The in-memory index every embedded store keeps: records by id, all ids in id (= creation)
+ * order, and per purpose a pool of records that may still be handed out, so `claimNext` takes the
+ * oldest one in O(1) amortised instead of scanning the store.
+ *
+ * A record is *poolable* when it has no owner, no claim and no consumption. The pool is a sorted
+ * array with a read head; records that stop being poolable (claimed or consumed by id) are left in
+ * place and skipped when the head reaches them, which keeps every change O(1). A rolled-back claim
+ * or consumption puts its record back in order, so "oldest first" survives a failed write.
+ *
+ * The index holds the store's own objects; stores hand callers copies (inputs.ts `copyRecord`).
+ */
+import type { Claim, KeyRecord, ListQuery } from "./types.js";
+
+interface Slot {
+  record: KeyRecord;
+  /** True while the id sits in its purpose's pool at or after the head. */
+  queued: boolean;
+}
+
+interface Pool {
+  ids: string[];
+  head: number;
+  /** Poolable records of this purpose (the pool array may also hold stale ids). */
+  count: number;
+}
+
+/** Compact a pool's array once this many ids before the head are dead weight. */
+const COMPACT_AFTER = 1024;
+
+function isPoolable(record: KeyRecord): boolean {
+  return (
+    record.owner === undefined && record.claim === undefined && record.consumedAt === undefined
+  );
+}
+
+/** Inserts `id` into the ascending array `ids` within [from, ids.length). */
+function insertSorted(ids: string[], id: string, from = 0): void {
+  const last = ids[ids.length - 1];
+  if (ids.length === from || (last !== undefined && last < id)) {
+    ids.push(id);
+    return;
+  }
+  let lo = from;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  ids.splice(lo, 0, id);
+}
+
+export class RecordIndex {
+  readonly #slots = new Map<string, Slot>();
+  readonly #order: string[] = [];
+  readonly #byPurpose = new Map<string, string[]>();
+  readonly #pools = new Map<string, Pool>();
+
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  /** The store's own record object (not a copy), or undefined. */
+  get(id: string): KeyRecord | undefined {
+    return this.#slots.get(id)?.record;
+  }
+
+  /** The greatest id held, if any. */
+  get newestId(): string | undefined {
+    return this.#order[this.#order.length - 1];
+  }
+
+  /** Adds a new record (its id must be new). The index keeps the object itself. */
+  add(record: KeyRecord): void {
+    if (this.#slots.has(record.id)) throw new Error(`RecordIndex: duplicate id ${record.id}`);
+    const slot: Slot = { record, queued: false };
+    this.#slots.set(record.id, slot);
+    insertSorted(this.#order, record.id);
+    let ofPurpose = this.#byPurpose.get(record.purpose);
+    if (!ofPurpose) {
+      ofPurpose = [];
+      this.#byPurpose.set(record.purpose, ofPurpose);
+    }
+    insertSorted(ofPurpose, record.id);
+    if (isPoolable(record)) this.#enqueue(slot);
+  }
+
+  /** Records matching `query`, oldest first (the store's own objects). */
+  list(query: ListQuery = {}): KeyRecord[] {
+    const ids =
+      query.purpose === undefined ? this.#order : (this.#byPurpose.get(query.purpose) ?? []);
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    const out: KeyRecord[] = [];
+    for (const id of ids) {
+      if (out.length >= limit) break;
+      const record = this.#slots.get(id)!.record;
+      if (query.owner !== undefined && record.owner !== query.owner) continue;
+      if (query.claimed !== undefined && (record.claim !== undefined) !== query.claimed) continue;
+      if (query.subject !== undefined && record.claim?.subject !== query.subject) continue;
+      if (query.consumed !== undefined && (record.consumedAt !== undefined) !== query.consumed) {
+        continue;
+      }
+      out.push(record);
+    }
+    return out;
+  }
+
+  /** Claims the oldest poolable record of `purpose`, or returns undefined when none is left. */
+  claimOldest(purpose: string, claim: Claim): KeyRecord | undefined {
+    const pool = this.#pools.get(purpose);
+    if (!pool || pool.count === 0) return undefined;
+    while (pool.head < pool.ids.length) {
+      const slot = this.#slots.get(pool.ids[pool.head]!)!;
+      pool.head++;
+      slot.queued = false;
+      if (isPoolable(slot.record)) {
+        this.#compact(pool);
+        this.setClaim(slot.record.id, claim);
+        return slot.record;
+      }
+    }
+    this.#compact(pool);
+    return undefined;
+  }
+
+  /** Records a claim on a record that has none. */
+  setClaim(id: string, claim: Claim): void {
+    const record = this.#slot(id).record;
+    if (record.claim !== undefined) throw new Error(`RecordIndex: ${id} is already claimed`);
+    if (isPoolable(record)) this.#pools.get(record.purpose)!.count--;
+    record.claim = claim;
+  }
+
+  /** Undoes `setClaim` (a claim whose write failed). */
+  clearClaim(id: string): void {
+    const slot = this.#slot(id);
+    delete slot.record.claim;
+    if (isPoolable(slot.record)) this.#enqueue(slot);
+  }
+
+  /** Records a consumption on a record that has none. */
+  setConsumed(id: string, at: string): void {
+    const record = this.#slot(id).record;
+    if (record.consumedAt !== undefined) throw new Error(`RecordIndex: ${id} is already consumed`);
+    if (isPoolable(record)) this.#pools.get(record.purpose)!.count--;
+    record.consumedAt = at;
+  }
+
+  /** Undoes `setConsumed`. */
+  clearConsumed(id: string): void {
+    const slot = this.#slot(id);
+    delete slot.record.consumedAt;
+    if (isPoolable(slot.record)) this.#enqueue(slot);
+  }
+
+  countPoolable(purpose: string): number {
+    return this.#pools.get(purpose)?.count ?? 0;
+  }
+
+  #slot(id: string): Slot {
+    const slot = this.#slots.get(id);
+    if (!slot) throw new Error(`RecordIndex: unknown id ${id}`);
+    return slot;
+  }
+
+  /** Counts a record that became poolable and puts it in its pool unless it is still there. */
+  #enqueue(slot: Slot): void {
+    const purpose = slot.record.purpose;
+    let pool = this.#pools.get(purpose);
+    if (!pool) {
+      pool = { ids: [], head: 0, count: 0 };
+      this.#pools.set(purpose, pool);
+    }
+    pool.count++;
+    if (!slot.queued) {
+      insertSorted(pool.ids, slot.record.id, pool.head);
+      slot.queued = true;
+    }
+  }
+
+  #compact(pool: Pool): void {
+    if (pool.head >= COMPACT_AFTER && pool.head * 2 >= pool.ids.length) {
+      pool.ids = pool.ids.slice(pool.head);
+      pool.head = 0;
+    }
+  }
+}
