@@ -3,12 +3,16 @@
  * secret, and `derivePurpose`, the one code path the server and `dkeygen derive` share.
  */
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { hotp } from "./hotp.js";
 import { otp } from "./otp.js";
+import { totp } from "./totp.js";
 import type { Derivation, DerivationResult } from "./types.js";
 
 /** Every purpose, by name. Each entry is a `Derivation` of its own parameter type. */
 export const derivations = {
   otp,
+  hotp,
+  totp,
 } as const;
 
 export type Purpose = keyof typeof derivations;
@@ -37,5 +41,37 @@ export async function derivePurpose(
 
 export { canonicalJson } from "./canonical-json.js";
 export { DeterministicGenerator, HmacDrbg, MAX_BYTES_PER_REQUEST } from "./drbg.js";
+export {
+  drawOtpSecret,
+  HOTP_LABEL,
+  type HotpParams,
+  hotp,
+  hotpCode,
+  OTP_ALGORITHMS,
+  OTP_KEY_BYTES,
+  type OtpAlgorithm,
+  type OtpCodeOptions,
+  type OtpSecretParams,
+  sameCode,
+  verifyHotp,
+} from "./hotp.js";
 export { drawOtpCode, OTP_LABEL, type OtpParams, otp } from "./otp.js";
+export {
+  fromBase32,
+  type OtpauthKey,
+  type OtpType,
+  otpauthUri,
+  type ParsedOtpauth,
+  parseOtpauthUri,
+  toBase32,
+} from "./otpauth.js";
+export {
+  TOTP_LABEL,
+  type TotpCodeOptions,
+  type TotpParams,
+  totp,
+  totpCode,
+  totpCounter,
+  verifyTotp,
+} from "./totp.js";
 export type { Derivation, DerivationResult } from "./types.js";
