@@ -92,7 +92,11 @@ export class GroupCommitLog {
 
   /** Appends one line (bytes including its newline); resolves once it is durable. */
   append(bytes: Uint8Array, hooks: AppendHooks = {}): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#failure) {
+      // The caller applied its change before appending; it must be undone here too.
+      hooks.onFailed?.();
+      return Promise.reject(this.#failure);
+    }
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ bytes, hooks, resolve, reject });
       // Start on a microtask, not now: appends made in the same turn join the first batch.

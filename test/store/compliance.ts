@@ -1,0 +1,390 @@
+/**
+ * The KeyStore compliance suite: one set of tests every backend must pass (memory, the key_store
+ * file, PostgreSQL later). It uses only the KeyStore interface, so it says nothing about how a
+ * backend keeps its data — only what callers may rely on.
+ *
+ * A backend plugs in with a factory. `makeStore` returns a fresh, empty store that is not open yet,
+ * `cleanup()` to remove what the factory made (the suite closes its stores first), and, for
+ * persistent backends, `reopen()`: a new, not yet open store over the same data (the suite closes
+ * the first store before calling it).
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { DkeygenError, ErrorCodes } from "../../src/errors.js";
+import type { ClaimInput, KeyRecord, KeyStore, RecordInput } from "../../src/store/types.js";
+
+export interface StoreFixture {
+  store: KeyStore;
+  cleanup(): Promise<void>;
+  reopen?(): Promise<KeyStore>;
+}
+
+const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+
+function input(overrides: Partial<RecordInput> = {}): RecordInput {
+  return {
+    purpose: "otp",
+    roundId: "round-1",
+    participants: ["alice", "bob"],
+    algorithm: "otp/v1",
+    public: { digits: 6, nested: { list: [1, "two", null, true] } },
+    secret: new Uint8Array([1, 2, 3, 4]),
+    ...overrides,
+  };
+}
+
+function claim(n: number | string = 1, overrides: Partial<ClaimInput> = {}): ClaimInput {
+  return {
+    requester: "requester-1",
+    subject: `subject-${n}`,
+    requestId: `request-${n}`,
+    expiresAt: new Date(Date.now() + 300_000),
+    ...overrides,
+  };
+}
+
+function isCode(code: string) {
+  return (error: unknown) => error instanceof DkeygenError && error.code === code;
+}
+
+export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreFixture>): void {
+  /** Runs `body` against a fresh open store and always closes and cleans up. */
+  async function withStore(body: (store: KeyStore, fixture: StoreFixture) => Promise<void>) {
+    const fixture = await makeStore();
+    let store = fixture.store;
+    await store.open();
+    try {
+      await body(store, {
+        ...fixture,
+        // Track the store the test reopened so it is the one closed at the end.
+        ...(fixture.reopen
+          ? {
+              reopen: async () => {
+                store = await fixture.reopen!();
+                return store;
+              },
+            }
+          : {}),
+      });
+    } finally {
+      await store.close();
+      await fixture.cleanup();
+    }
+  }
+
+  /** Puts `n` records one after another (so their order is defined). */
+  async function putMany(store: KeyStore, n: number, overrides: Partial<RecordInput> = {}) {
+    const out: KeyRecord[] = [];
+    for (let i = 0; i < n; i++) {
+      out.push(await store.put(input({ roundId: `round-${i}`, ...overrides })));
+    }
+    return out;
+  }
+
+  describe(`KeyStore compliance: ${name}`, () => {
+    test("put returns the stored record with a ULID id, and get and list return the same", async () => {
+      await withStore(async (store) => {
+        const before = Date.now();
+        const record = await store.put(input({ owner: "carol" }));
+        assert.match(record.id, ULID);
+        assert.equal(record.purpose, "otp");
+        assert.equal(record.roundId, "round-1");
+        assert.deepEqual(record.participants, ["alice", "bob"]);
+        assert.equal(record.algorithm, "otp/v1");
+        assert.deepEqual(record.public, { digits: 6, nested: { list: [1, "two", null, true] } });
+        assert.equal(record.owner, "carol");
+        assert.equal(record.claim, undefined);
+        assert.equal(record.consumedAt, undefined);
+        assert.ok(Date.parse(record.createdAt) >= before - 1000);
+        assert.equal(new Date(record.createdAt).toISOString(), record.createdAt);
+        assert.ok(!("secret" in record), "a record never carries its secret part");
+        assert.deepEqual(await store.get(record.id), record);
+        assert.deepEqual(await store.list(), [record]);
+      });
+    });
+
+    test("put keeps a given createdAt", async () => {
+      await withStore(async (store) => {
+        const createdAt = new Date("2020-01-02T03:04:05.678Z");
+        const record = await store.put(input({ createdAt }));
+        assert.equal(record.createdAt, "2020-01-02T03:04:05.678Z");
+        assert.equal((await store.get(record.id))?.createdAt, "2020-01-02T03:04:05.678Z");
+      });
+    });
+
+    test("ids are distinct and increase in the order records were put", async () => {
+      await withStore(async (store) => {
+        const records = await putMany(store, 50);
+        const ids = records.map((r) => r.id);
+        assert.equal(new Set(ids).size, 50);
+        assert.deepEqual([...ids].sort(), ids);
+      });
+    });
+
+    test("readSecret returns exactly the bytes put, as a copy the store does not share", async () => {
+      await withStore(async (store) => {
+        const secret = new Uint8Array(300).map((_, i) => (i * 7 + 3) & 0xff);
+        const expected = new Uint8Array(secret);
+        const empty = await store.put(input({ secret: new Uint8Array(0) }));
+        const record = await store.put(input({ secret }));
+        secret.fill(0); // callers wipe their buffers after put
+        const read = await store.readSecret(record.id);
+        assert.deepEqual(read, expected);
+        read.fill(0xee);
+        assert.deepEqual(await store.readSecret(record.id), expected);
+        assert.deepEqual(await store.readSecret(empty.id), new Uint8Array(0));
+      });
+    });
+
+    test("records handed out are copies: editing one does not change the store", async () => {
+      await withStore(async (store) => {
+        const publicPart = { digits: 6, list: [1, 2] };
+        const participants = ["alice"];
+        const record = await store.put(input({ public: publicPart, participants }));
+        publicPart.digits = 8;
+        participants.push("mallory");
+        record.participants.push("eve");
+        (record.public as { digits: number }).digits = 9;
+        const [listed] = await store.list();
+        listed!.purpose = "changed";
+        const fresh = await store.get(record.id);
+        assert.deepEqual(fresh?.participants, ["alice"]);
+        assert.deepEqual(fresh?.public, { digits: 6, list: [1, 2] });
+        assert.equal(fresh?.purpose, "otp");
+      });
+    });
+
+    test("an unknown id: get gives undefined; readSecret and consume fail with E_NOT_FOUND", async () => {
+      await withStore(async (store) => {
+        await store.put(input());
+        const unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        assert.equal(await store.get(unknown), undefined);
+        assert.equal(await store.get("not-an-id"), undefined);
+        await assert.rejects(store.readSecret(unknown), isCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(store.consume(unknown), isCode(ErrorCodes.NOT_FOUND));
+      });
+    });
+
+    test("list filters by purpose, owner, claim, subject and consumption, oldest first", async () => {
+      await withStore(async (store) => {
+        const otp = await putMany(store, 4);
+        const totp = await store.put(input({ purpose: "totp" }));
+        const owned = await store.put(input({ purpose: "rsa", owner: "carol" }));
+        const ownedOtp = await store.put(input({ owner: "dave" }));
+        const claimedA = await store.claimNext("otp", claim("a"));
+        const claimedB = await store.claimNext("otp", claim("b"));
+        assert.equal(claimedA?.id, otp[0]!.id);
+        assert.equal(claimedB?.id, otp[1]!.id);
+        assert.equal(await store.consume(otp[1]!.id), true);
+        assert.equal(await store.consume(otp[3]!.id), true);
+
+        const ids = async (query?: Parameters<KeyStore["list"]>[0]) =>
+          (await store.list(query)).map((r) => r.id);
+        const all = [...otp.map((r) => r.id), totp.id, owned.id, ownedOtp.id];
+        assert.deepEqual(await ids(), all);
+        assert.deepEqual(await ids({}), all);
+        assert.deepEqual(await ids({ purpose: "otp" }), [...otp.map((r) => r.id), ownedOtp.id]);
+        assert.deepEqual(await ids({ purpose: "totp" }), [totp.id]);
+        assert.deepEqual(await ids({ purpose: "none" }), []);
+        assert.deepEqual(await ids({ owner: "carol" }), [owned.id]);
+        assert.deepEqual(await ids({ owner: "dave", purpose: "otp" }), [ownedOtp.id]);
+        assert.deepEqual(await ids({ claimed: true }), [otp[0]!.id, otp[1]!.id]);
+        assert.deepEqual(await ids({ purpose: "otp", claimed: false }), [
+          otp[2]!.id,
+          otp[3]!.id,
+          ownedOtp.id,
+        ]);
+        assert.deepEqual(await ids({ subject: "subject-b" }), [otp[1]!.id]);
+        assert.deepEqual(await ids({ subject: "nobody" }), []);
+        assert.deepEqual(await ids({ consumed: true }), [otp[1]!.id, otp[3]!.id]);
+        assert.deepEqual(await ids({ purpose: "otp", consumed: false, claimed: false }), [
+          otp[2]!.id,
+          ownedOtp.id,
+        ]);
+        assert.deepEqual(await ids({ limit: 2 }), [otp[0]!.id, otp[1]!.id]);
+        assert.deepEqual(await ids({ purpose: "otp", consumed: false, limit: 1 }), [otp[0]!.id]);
+        assert.deepEqual(await ids({ limit: 0 }), []);
+
+        const [first] = await store.list({ subject: "subject-a" });
+        assert.equal(first?.claim?.requester, "requester-1");
+        assert.equal(first?.claim?.requestId, "request-a");
+        const [consumed] = await store.list({ consumed: true, limit: 1 });
+        assert.ok(consumed?.consumedAt);
+      });
+    });
+
+    test("claimNext takes the oldest record that is neither owned, claimed nor consumed", async () => {
+      await withStore(async (store) => {
+        const owned = await store.put(input({ owner: "carol" }));
+        const [first, second, third] = await putMany(store, 3);
+        await store.put(input({ purpose: "totp" }));
+        assert.equal(await store.consume(first!.id), true);
+        const expiresAt = new Date("2031-01-01T00:00:00.000Z");
+        const claimedAt = new Date("2030-12-31T23:55:00.000Z");
+        const got = await store.claimNext("otp", claim(1, { expiresAt, claimedAt }));
+        assert.equal(got?.id, second!.id);
+        assert.deepEqual(got?.claim, {
+          requester: "requester-1",
+          subject: "subject-1",
+          requestId: "request-1",
+          claimedAt: "2030-12-31T23:55:00.000Z",
+          expiresAt: "2031-01-01T00:00:00.000Z",
+        });
+        assert.deepEqual((await store.get(second!.id))?.claim, got?.claim);
+        assert.equal((await store.claimNext("otp", claim(2)))?.id, third!.id);
+        assert.equal(await store.claimNext("otp", claim(3)), undefined);
+        assert.equal(await store.claimNext("nothing-here", claim(4)), undefined);
+        assert.equal((await store.get(owned.id))?.claim, undefined, "owned records never pool");
+        assert.equal(await store.countUnclaimed("totp"), 1, "other purposes are untouched");
+      });
+    });
+
+    test("claimNext never hands out a record made for a named owner", async () => {
+      await withStore(async (store) => {
+        await putMany(store, 5, { owner: "carol" });
+        assert.equal(await store.claimNext("otp", claim()), undefined);
+        assert.equal(await store.countUnclaimed("otp"), 0);
+      });
+    });
+
+    test("200 concurrent claimNext calls on 150 records get 150 distinct records and 50 undefined", async () => {
+      await withStore(async (store) => {
+        const records = await Promise.all(
+          Array.from({ length: 150 }, (_, i) => store.put(input({ roundId: `round-${i}` }))),
+        );
+        const results = await Promise.all(
+          Array.from({ length: 200 }, (_, i) => store.claimNext("otp", claim(i))),
+        );
+        const claimed = results.filter((r): r is KeyRecord => r !== undefined);
+        assert.equal(claimed.length, 150);
+        assert.equal(results.filter((r) => r === undefined).length, 50);
+        const ids = new Set(claimed.map((r) => r.id));
+        assert.equal(ids.size, 150, "no record handed out twice");
+        assert.deepEqual([...ids].sort(), records.map((r) => r.id).sort());
+        // Each record carries the claim of the call that got it.
+        for (const record of claimed) {
+          const stored = await store.get(record.id);
+          assert.deepEqual(stored?.claim, record.claim);
+        }
+        assert.equal(new Set(claimed.map((r) => r.claim?.requestId)).size, 150);
+        assert.equal(await store.countUnclaimed("otp"), 0);
+      });
+    });
+
+    test("consume is true the first time and false after, also when two race", async () => {
+      await withStore(async (store) => {
+        const [a, b] = await putMany(store, 2);
+        const at = new Date("2030-05-06T07:08:09.010Z");
+        assert.equal(await store.consume(a!.id, at), true);
+        assert.equal(await store.consume(a!.id), false);
+        assert.equal((await store.get(a!.id))?.consumedAt, "2030-05-06T07:08:09.010Z");
+        const race = await Promise.all([store.consume(b!.id), store.consume(b!.id)]);
+        assert.deepEqual(race.sort(), [false, true]);
+      });
+    });
+
+    test("countUnclaimed counts records neither owned, claimed nor consumed", async () => {
+      await withStore(async (store) => {
+        assert.equal(await store.countUnclaimed("otp"), 0);
+        const records = await putMany(store, 5);
+        await store.put(input({ owner: "carol" }));
+        await store.put(input({ purpose: "totp" }));
+        assert.equal(await store.countUnclaimed("otp"), 5);
+        await store.claimNext("otp", claim());
+        assert.equal(await store.countUnclaimed("otp"), 4);
+        await store.consume(records[4]!.id);
+        assert.equal(await store.countUnclaimed("otp"), 3);
+        await store.consume(records[0]!.id); // already claimed: no change
+        assert.equal(await store.countUnclaimed("otp"), 3);
+        assert.equal(await store.countUnclaimed("totp"), 1);
+        assert.equal(await store.countUnclaimed("unknown"), 0);
+      });
+    });
+
+    test("wrong arguments are refused with a TypeError and store nothing", async () => {
+      await withStore(async (store) => {
+        const bad: [string, unknown][] = [
+          ["purpose", { ...input(), purpose: "" }],
+          ["roundId", { ...input(), roundId: 7 }],
+          ["participants", { ...input(), participants: "alice" }],
+          ["participants[0]", { ...input(), participants: [""] }],
+          ["public", { ...input(), public: [] }],
+          ["public.when", { ...input(), public: { when: new Date() } }],
+          ["public.n", { ...input(), public: { n: Number.NaN } }],
+          ["secret", { ...input(), secret: "secret" }],
+          ["owner", { ...input(), owner: "" }],
+          ["createdAt", { ...input(), createdAt: new Date("nope") }],
+        ];
+        for (const [field, value] of bad) {
+          await assert.rejects(store.put(value as RecordInput), TypeError, field);
+        }
+        assert.deepEqual(await store.list(), []);
+        await store.put(input());
+        await assert.rejects(store.claimNext("", claim()), TypeError);
+        await assert.rejects(
+          store.claimNext("otp", { ...claim(), expiresAt: "tomorrow" as unknown as Date }),
+          TypeError,
+        );
+        await assert.rejects(store.claimNext("otp", { ...claim(), requester: "" }), TypeError);
+        await assert.rejects(store.list({ limit: -1 }), TypeError);
+        await assert.rejects(store.list({ claimed: "yes" as unknown as boolean }), TypeError);
+        assert.equal(await store.countUnclaimed("otp"), 1, "a refused claim takes nothing");
+      });
+    });
+
+    test("data survives close and reopen: records, secrets, claims, consumptions and order", async (t) => {
+      const probe = await makeStore();
+      const persistent = probe.reopen !== undefined;
+      await probe.cleanup();
+      if (!persistent) {
+        t.skip("this backend keeps nothing across a reopen");
+        return;
+      }
+      await withStore(async (store, fixture) => {
+        const secrets = Array.from({ length: 6 }, (_, i) => new Uint8Array(40).fill(i + 1));
+        const records: KeyRecord[] = [];
+        for (const [i, secret] of secrets.entries()) {
+          records.push(
+            await store.put(
+              input({ secret, roundId: `round-${i}`, ...(i === 5 ? { owner: "carol" } : {}) }),
+            ),
+          );
+        }
+        const claimed = await store.claimNext("otp", claim("x"));
+        await store.consume(records[2]!.id);
+        const before = await store.list();
+        await store.close();
+
+        const reopened = await fixture.reopen!();
+        await reopened.open();
+        assert.deepEqual(await reopened.list(), before);
+        assert.deepEqual(await reopened.get(claimed!.id), claimed);
+        for (const [i, record] of records.entries()) {
+          assert.deepEqual(await reopened.readSecret(record.id), secrets[i]);
+        }
+        assert.equal(await reopened.countUnclaimed("otp"), 3);
+        assert.equal((await reopened.claimNext("otp", claim("y")))?.id, records[1]!.id);
+        assert.equal((await reopened.claimNext("otp", claim("z")))?.id, records[3]!.id);
+        assert.equal((await reopened.claimNext("otp", claim("w")))?.id, records[4]!.id);
+        assert.equal(await reopened.claimNext("otp", claim("v")), undefined);
+        assert.equal(await reopened.consume(records[2]!.id), false);
+        const later = await reopened.put(input());
+        assert.ok(later.id > records[5]!.id, "ids keep increasing after a reopen");
+      });
+    });
+
+    test("a closed store refuses to be used", async () => {
+      const fixture = await makeStore();
+      await fixture.store.open();
+      const record = await fixture.store.put(input());
+      await fixture.store.close();
+      try {
+        await assert.rejects(fixture.store.get(record.id), isCode(ErrorCodes.OPERATIONAL));
+        await assert.rejects(fixture.store.put(input()), isCode(ErrorCodes.OPERATIONAL));
+        await fixture.store.close(); // closing twice is harmless
+      } finally {
+        await fixture.cleanup();
+      }
+    });
+  });
+}

@@ -1,0 +1,713 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fromBase64url } from "../../src/crypto/base64url.js";
+import { lengthPrefixed } from "../../src/crypto/canonical.js";
+import { aesGcmOpen } from "../../src/crypto/envelope.js";
+import { DkeygenError, ErrorCodes } from "../../src/errors.js";
+import { FileKeyStore, type FileKeyStoreOptions } from "../../src/store/file.js";
+import type { LogFile } from "../../src/store/group-commit.js";
+import type { RecordInput } from "../../src/store/types.js";
+import { keyStoreCompliance } from "./compliance.js";
+
+/** The compiled store module, for child processes (tests run from dist/test/store/). */
+const STORE_MODULE = new URL("../../src/store/file.js", import.meta.url).href;
+
+interface Warning {
+  fields: Record<string, unknown>;
+  message: string;
+}
+
+function recordingLogger() {
+  const warnings: Warning[] = [];
+  return {
+    warnings,
+    warn: (fields: Record<string, unknown>, message: string) => {
+      warnings.push({ fields, message });
+    },
+  };
+}
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), "dkeygen-store-"));
+}
+
+function input(overrides: Partial<RecordInput> = {}): RecordInput {
+  return {
+    purpose: "otp",
+    roundId: "round-1",
+    participants: ["alice", "bob"],
+    algorithm: "otp/v1",
+    public: { digits: 6 },
+    secret: randomBytes(32),
+    ...overrides,
+  };
+}
+
+const claimInput = (n: number) => ({
+  requester: "requester-1",
+  subject: `subject-${n}`,
+  requestId: `request-${n}`,
+  expiresAt: new Date(Date.now() + 60_000),
+});
+
+/** A store over a fresh temp folder; `remove` deletes the folder. */
+async function fresh(options: Partial<FileKeyStoreOptions> = {}) {
+  const dir = await tempDir();
+  const path = join(dir, "key_store");
+  const storeKey = randomBytes(32);
+  const make = (extra: Partial<FileKeyStoreOptions> = {}) =>
+    new FileKeyStore({ path, storeKey, ...options, ...extra });
+  return { dir, path, storeKey, make, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+function isCorrupt(pattern: RegExp) {
+  return (error: unknown) =>
+    error instanceof DkeygenError &&
+    error.code === ErrorCodes.STORE_CORRUPT &&
+    pattern.test(error.message);
+}
+
+/** The file's lines, each with its newline. */
+async function lines(path: string): Promise<string[]> {
+  const text = await readFile(path, "utf8");
+  return text.split(/(?<=\n)/).filter((line) => line.length > 0);
+}
+
+/** Fills a store with `n` records and closes it; returns their ids. */
+async function seed(make: () => FileKeyStore, n: number): Promise<string[]> {
+  const store = make();
+  await store.open();
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) ids.push((await store.put(input({ roundId: `round-${i}` }))).id);
+  await store.close();
+  return ids;
+}
+
+/** Runs an ES module script in a child `node`; resolves with its exit and output. */
+function runNode(script: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    child.on("exit", (code, signal) => resolve({ code, signal }));
+  });
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+keyStoreCompliance("file", async () => {
+  const f = await fresh();
+  return { store: f.make(), cleanup: f.remove, reopen: async () => f.make() };
+});
+
+test("no secret byte sequence of a stored record appears in the key_store file in plaintext (hex or base64)", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const secrets: Buffer[] = [];
+    for (const size of [16, 32, 32, 64, 64, 200, 1000]) {
+      const secret = randomBytes(size);
+      secrets.push(Buffer.from(secret));
+      await store.put(input({ secret }));
+    }
+    // What the key generation server stores: JSON with the round secret in hex.
+    const roundSecret = randomBytes(64);
+    const payload = Buffer.from(JSON.stringify({ v: 1, roundSecret: roundSecret.toString("hex") }));
+    secrets.push(roundSecret, Buffer.from(payload));
+    await store.put(input({ secret: payload }));
+    const first = (await store.list())[0]!;
+    await store.claimNext("otp", claimInput(1));
+    await store.consume(first.id);
+    await store.close();
+
+    const file = await readFile(f.path);
+    const text = file.toString("latin1");
+    const encodings = (bytes: Buffer) => [
+      bytes.toString("hex"),
+      bytes.toString("hex").toUpperCase(),
+      bytes.toString("base64"),
+      bytes.toString("base64").replace(/=+$/, ""),
+      bytes.toString("base64url"),
+    ];
+    let windows = 0;
+    for (const secret of secrets) {
+      assert.equal(file.indexOf(secret), -1, "raw secret bytes in the file");
+      for (const encoded of encodings(secret)) assert.ok(!text.includes(encoded));
+      for (let i = 0; i + 16 <= secret.length; i++) {
+        const window = secret.subarray(i, i + 16);
+        assert.equal(file.indexOf(window), -1, `raw 16-byte window at ${i}`);
+        for (const encoded of encodings(window)) {
+          assert.ok(!text.includes(encoded), `a 16-byte window at ${i} appears encoded`);
+        }
+        windows++;
+      }
+    }
+    assert.ok(windows > 1000);
+  } finally {
+    await f.remove();
+  }
+});
+
+test("the key_store file, its lock and a torn-line copy are readable by the owner only (0600)", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    assert.equal((await stat(f.path)).mode & 0o777, 0o600);
+    assert.equal((await stat(`${f.path}.lock`)).mode & 0o777, 0o600);
+    await store.put(input());
+    await store.close();
+    assert.equal(existsSync(`${f.path}.lock`), false, "the lock goes on close");
+    await appendFile(f.path, '{"mac":"00');
+    const again = f.make({ logger: recordingLogger() });
+    await again.open();
+    await again.close();
+    const torn = (await readdir(f.dir)).filter((name) => name.startsWith("key_store.torn-"));
+    assert.equal(torn.length, 1);
+    assert.equal((await stat(join(f.dir, torn[0]!))).mode & 0o777, 0o600);
+  } finally {
+    await f.remove();
+  }
+});
+
+test("an existing key_store file open to others is set back to 0600, with a warning", async () => {
+  const f = await fresh();
+  try {
+    await seed(f.make, 1);
+    const { chmod } = await import("node:fs/promises");
+    await chmod(f.path, 0o644);
+    const logger = recordingLogger();
+    const store = f.make({ logger });
+    await store.open();
+    await store.close();
+    assert.equal((await stat(f.path)).mode & 0o777, 0o600);
+    assert.equal(logger.warnings.length, 1);
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a torn last line is detected, preserved and ignored, and the store keeps working", async () => {
+  for (const cut of ["middle", "all but the newline"] as const) {
+    const f = await fresh();
+    try {
+      const ids = await seed(f.make, 4);
+      const original = await readFile(f.path);
+      const all = await lines(f.path);
+      const keep = Buffer.byteLength(all.slice(0, 3).join(""));
+      const last = Buffer.from(all[3]!);
+      const tornBytes =
+        cut === "middle" ? last.subarray(0, 100) : last.subarray(0, last.length - 1);
+      await writeFile(f.path, Buffer.concat([original.subarray(0, keep), tornBytes]));
+
+      const logger = recordingLogger();
+      const store = f.make({ logger, clock: () => new Date("2030-01-02T03:04:05.678Z") });
+      await store.open();
+      assert.deepEqual(
+        (await store.list()).map((r) => r.id),
+        ids.slice(0, 3),
+        `${cut}: the torn record is not merged`,
+      );
+      assert.equal(await store.get(ids[3]!), undefined);
+      assert.equal(logger.warnings.length, 1);
+      const warning = logger.warnings[0]!;
+      assert.equal(warning.fields.line, 4);
+      assert.equal(warning.fields.bytes, tornBytes.length);
+      const preserved = `${f.path}.torn-2030-01-02T03-04-05-678Z`;
+      assert.equal(warning.fields.preservedAs, preserved);
+      assert.deepEqual(
+        await readFile(preserved),
+        tornBytes,
+        "the torn bytes are kept as they were",
+      );
+      assert.equal((await stat(f.path)).size, keep, "the torn tail is cut off");
+      assert.ok(!JSON.stringify(warning).includes(tornBytes.toString("utf8")));
+
+      const added = await store.put(input({ roundId: "after-crash" }));
+      assert.equal((await store.claimNext("otp", claimInput(1)))?.id, ids[0]);
+      await store.close();
+
+      const reopened = f.make();
+      await reopened.open();
+      assert.deepEqual(
+        (await reopened.list()).map((r) => r.id),
+        [...ids.slice(0, 3), added.id],
+      );
+      assert.equal((await reopened.get(ids[0]!))?.claim?.subject, "subject-1");
+      await reopened.close();
+    } finally {
+      await f.remove();
+    }
+  }
+});
+
+test("a tampered middle line makes open fail with E_STORE_CORRUPT", async () => {
+  const f = await fresh();
+  try {
+    await seed(f.make, 4);
+    const all = await lines(f.path);
+    all[1] = all[1]!.replace('"purpose":"otp"', '"purpose":"oTp"');
+    await writeFile(f.path, all.join(""));
+    const before = await readFile(f.path);
+    await assert.rejects(f.make().open(), isCorrupt(/line 2\b/));
+    assert.deepEqual(await readFile(f.path), before, "a refused file is left exactly as it was");
+    assert.equal(existsSync(`${f.path}.lock`), false, "a failed open releases the lock");
+
+    // A line that is not even a key_store line.
+    all[1] = "garbage\n";
+    await writeFile(f.path, all.join(""));
+    await assert.rejects(f.make().open(), isCorrupt(/line 2\b.*not a key_store line/));
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a complete last line that does not verify is corruption, not a torn write", async () => {
+  const f = await fresh();
+  try {
+    await seed(f.make, 3);
+    const all = await lines(f.path);
+    all[2] = all[2]!.replace('"round-2"', '"round-X"');
+    await writeFile(f.path, all.join(""));
+    await assert.rejects(f.make().open(), isCorrupt(/line 3\b/));
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a deleted line breaks the chain and is detected", async () => {
+  const f = await fresh();
+  try {
+    await seed(f.make, 4);
+    const all = await lines(f.path);
+    await writeFile(f.path, [all[0], all[2], all[3]].join(""));
+    await assert.rejects(f.make().open(), isCorrupt(/line 2\b.*MAC does not verify/));
+    // Reordered lines are caught the same way.
+    await writeFile(f.path, [all[0], all[2], all[1], all[3]].join(""));
+    await assert.rejects(f.make().open(), isCorrupt(/line 2\b/));
+    // A line copied twice too.
+    await writeFile(f.path, [all[0], all[1], all[1], all[2]].join(""));
+    await assert.rejects(f.make().open(), isCorrupt(/line 3\b/));
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a wrong store key is refused, and told apart from an altered first line", async () => {
+  const f = await fresh();
+  try {
+    await seed(f.make, 3);
+    const before = await readFile(f.path);
+    await assert.rejects(
+      f.make({ storeKey: randomBytes(32) }).open(),
+      isCorrupt(/store key does not match this key_store file/),
+    );
+    assert.deepEqual(await readFile(f.path), before);
+
+    const all = await lines(f.path);
+    all[0] = all[0]!.replace('"round-0"', '"round-9"');
+    await writeFile(f.path, all.join(""));
+    await assert.rejects(f.make().open(), isCorrupt(/tampered with at line 1\b/));
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a second store on the same file in the same process is refused", async () => {
+  const f = await fresh();
+  try {
+    const first = f.make();
+    await first.open();
+    await assert.rejects(
+      f.make().open(),
+      (error: unknown) =>
+        error instanceof DkeygenError &&
+        error.code === ErrorCodes.OPERATIONAL &&
+        error.message.includes("this process"),
+    );
+    await first.put(input());
+    await first.close();
+    const second = f.make();
+    await second.open();
+    assert.equal((await second.list()).length, 1);
+    await second.close();
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a second process cannot open the same store", async () => {
+  const f = await fresh();
+  const store = f.make();
+  try {
+    await store.open();
+    const run = runNode(
+      `const { FileKeyStore } = await import(process.env.STORE_MODULE);
+       const store = new FileKeyStore({ path: process.env.STORE_PATH,
+         storeKey: Buffer.from(process.env.STORE_KEY, "hex") });
+       try { await store.open(); console.log(JSON.stringify({ opened: true })); await store.close(); }
+       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
+      { STORE_MODULE, STORE_PATH: f.path, STORE_KEY: f.storeKey.toString("hex") },
+    );
+    const { code } = await run.exited;
+    assert.equal(code, 0, run.output().stderr);
+    const result = JSON.parse(run.output().stdout) as { code: string; message: string };
+    assert.equal(result.code, ErrorCodes.OPERATIONAL);
+    assert.match(result.message, new RegExp(`already open in process ${process.pid}\\b`));
+    await store.put(input());
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
+
+test("a lock left by a process that died is taken over, with a warning", async () => {
+  const f = await fresh();
+  try {
+    await seed(f.make, 2);
+    const dead = runNode("", {});
+    await dead.exited;
+    const pid = dead.child.pid!;
+    await writeFile(
+      `${f.path}.lock`,
+      `${JSON.stringify({ pid, host: hostname(), since: "2020-01-01T00:00:00.000Z" })}\n`,
+    );
+    const logger = recordingLogger();
+    const store = f.make({ logger });
+    await store.open();
+    assert.equal((await store.list()).length, 2);
+    assert.equal(logger.warnings.length, 1);
+    assert.equal(logger.warnings[0]!.fields.stalePid, pid);
+    await store.close();
+    assert.equal(existsSync(`${f.path}.lock`), false);
+
+    // A lock from another host cannot be checked, so it is honoured.
+    await writeFile(
+      `${f.path}.lock`,
+      `${JSON.stringify({ pid, host: `not-${hostname()}`, since: "2020-01-01T00:00:00.000Z" })}\n`,
+    );
+    await assert.rejects(f.make().open(), /on host not-/);
+  } finally {
+    await f.remove();
+  }
+});
+
+test("every record acknowledged before a SIGKILL is there after a restart, and a torn tail is survived", async () => {
+  const f = await fresh();
+  try {
+    const run = runNode(
+      `const { FileKeyStore } = await import(process.env.STORE_MODULE);
+       const { createHash } = await import("node:crypto");
+       const store = new FileKeyStore({ path: process.env.STORE_PATH,
+         storeKey: Buffer.from(process.env.STORE_KEY, "hex") });
+       await store.open();
+       let next = 0;
+       async function worker() {
+         for (;;) {
+           const i = next++;
+           const secret = createHash("sha256").update("secret " + i).digest();
+           const record = await store.put({ purpose: "otp", roundId: "round-" + i,
+             participants: ["a", "b"], algorithm: "otp/v1", public: { i }, secret });
+           if (i % 3 === 0) await store.claimNext("otp", { requester: "r", subject: "s" + i,
+             requestId: "q" + i, expiresAt: new Date(Date.now() + 60000) });
+           process.stdout.write(i + " " + record.id + "\\n");
+         }
+       }
+       await Promise.all(Array.from({ length: 16 }, worker));`,
+      { STORE_MODULE, STORE_PATH: f.path, STORE_KEY: f.storeKey.toString("hex") },
+    );
+    const acknowledged = new Map<number, string>();
+    await new Promise<void>((resolve, reject) => {
+      let buffer = "";
+      run.child.stdout.on("data", (chunk: Buffer) => {
+        buffer += chunk.toString("utf8");
+        const parts = buffer.split("\n");
+        buffer = parts.pop()!;
+        for (const part of parts) {
+          const [i, id] = part.split(" ");
+          acknowledged.set(Number(i), id!);
+        }
+        if (acknowledged.size >= 400 && !run.child.killed) {
+          run.child.kill("SIGKILL");
+          resolve();
+        }
+      });
+      run.exited.then(({ signal }) => {
+        if (signal !== "SIGKILL") reject(new Error(`child ended early: ${run.output().stderr}`));
+      });
+    });
+    const { signal } = await run.exited;
+    assert.equal(signal, "SIGKILL");
+    // A power cut can also leave a half-written line: add one on top of the kill.
+    await appendFile(f.path, '{"mac":"0123456789abcdef","body":{"t":"record","v":1,"id":"01');
+
+    const logger = recordingLogger();
+    const store = f.make({ logger });
+    await store.open();
+    try {
+      assert.ok(acknowledged.size >= 400);
+      for (const [i, id] of acknowledged) {
+        const record = await store.get(id);
+        assert.ok(record, `acknowledged record ${i} (${id}) is lost`);
+        assert.deepEqual(record.public, { i });
+        const expected = createHash("sha256").update(`secret ${i}`).digest();
+        assert.deepEqual(Buffer.from(await store.readSecret(id)), expected);
+      }
+      const messages = logger.warnings.map((w) => w.message).join("\n");
+      assert.match(messages, /stale key store lock/);
+      assert.match(messages, /torn/);
+      // The store writes on cleanly after the crash.
+      const after = await store.put(input());
+      assert.ok(after.id > [...acknowledged.values()].sort().at(-1)!);
+    } finally {
+      await store.close();
+    }
+    const reopened = f.make();
+    await reopened.open();
+    assert.ok((await reopened.list()).length >= acknowledged.size + 1);
+    await reopened.close();
+  } finally {
+    await f.remove();
+  }
+});
+
+test("200 concurrent claims are made durable in a handful of fsyncs (group commit)", async () => {
+  const f = await fresh();
+  const store = f.make();
+  try {
+    await store.open();
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) => store.put(input({ roundId: `r${i}` }))),
+    );
+    const putStats = store.commitStats;
+    assert.equal(putStats.lines, 200);
+    assert.ok(putStats.batches <= 5, `200 concurrent puts took ${putStats.batches} fsyncs`);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => store.claimNext("otp", claimInput(i))),
+    );
+    assert.equal(new Set(results.map((r) => r?.id)).size, 200);
+    const stats = store.commitStats;
+    assert.equal(stats.lines, 400);
+    assert.ok(
+      stats.batches - putStats.batches <= 5,
+      `claims took ${stats.batches - putStats.batches} fsyncs`,
+    );
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
+
+test("when a write fails, the change is rolled back, no half line is left and the store refuses further writes", async () => {
+  let failNext = false;
+  const wrap = (file: LogFile): LogFile => ({
+    write: async (bytes, position) => {
+      if (failNext) {
+        // Half the bytes reach the file, then the disk fails.
+        await file.write(bytes.subarray(0, Math.floor(bytes.length / 2)), position);
+        throw Object.assign(new Error("simulated I/O error"), { code: "EIO" });
+      }
+      await file.write(bytes, position);
+    },
+    sync: () => file.sync(),
+    truncate: (size) => file.truncate(size),
+  });
+  const logger = { ...recordingLogger(), errors: [] as Warning[] };
+  const f = await fresh({ wrapLogFile: wrap });
+  const store = f.make({
+    logger: {
+      warn: logger.warn,
+      error: (fields, message) => {
+        logger.errors.push({ fields, message });
+      },
+    },
+  });
+  try {
+    await store.open();
+    const [a, b] = [await store.put(input()), await store.put(input())];
+    const sizeBefore = (await stat(f.path)).size;
+    failNext = true;
+    const outcomes = await Promise.allSettled([
+      store.claimNext("otp", claimInput(1)),
+      store.claimNext("otp", claimInput(2)),
+      store.consume(b.id),
+      store.put(input()),
+    ]);
+    for (const outcome of outcomes) {
+      assert.equal(outcome.status, "rejected");
+      assert.ok(outcome.reason instanceof DkeygenError);
+      assert.equal(outcome.reason.code, ErrorCodes.OPERATIONAL);
+      assert.match(outcome.reason.message, /EIO/);
+    }
+    assert.equal(logger.errors.length, 1);
+    // Rolled back in memory...
+    assert.equal((await store.get(a.id))?.claim, undefined);
+    assert.equal((await store.get(b.id))?.consumedAt, undefined);
+    assert.equal(await store.countUnclaimed("otp"), 2);
+    assert.equal((await store.list()).length, 2);
+    // ...and on disk, and nothing more is written.
+    assert.equal((await stat(f.path)).size, sizeBefore);
+    failNext = false;
+    await assert.rejects(store.put(input()), /refuses further writes/);
+    await assert.rejects(store.claimNext("otp", claimInput(3)), /refuses further writes/);
+    await assert.rejects(store.consume(a.id), /refuses further writes/);
+    assert.deepEqual(
+      (await store.list()).map((r) => r.id),
+      [a.id, b.id],
+      "reads still work",
+    );
+    await store.close();
+
+    const reopened = f.make({ wrapLogFile: (file) => file });
+    await reopened.open();
+    assert.equal((await reopened.claimNext("otp", claimInput(4)))?.id, a.id);
+    await reopened.close();
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
+
+test("the key_store lines follow the documented format: MAC chain and secret encryption recomputed from the store key", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const secret = randomBytes(48);
+    const record = await store.put(input({ secret: Buffer.from(secret), owner: "carol" }));
+    await store.put(input({ purpose: "totp" }));
+    await store.claimNext("totp", claimInput(1));
+    const { head } = store.chain;
+    await store.close();
+
+    const kMac = Buffer.from(
+      hkdfSync("sha256", f.storeKey, Buffer.alloc(0), "dkeygen/v1/store/line-mac", 32),
+    );
+    const kSecret = Buffer.from(
+      hkdfSync("sha256", f.storeKey, Buffer.alloc(0), "dkeygen/v1/store/secret", 32),
+    );
+    const format = /^\{"mac":"([0-9a-f]{64})","body":(.*)\}\n$/;
+    let previous = Buffer.alloc(32);
+    const bodies: Record<string, unknown>[] = [];
+    for (const line of await lines(f.path)) {
+      const match = format.exec(line);
+      assert.ok(match, line);
+      const mac = createHmac("sha256", kMac).update(previous).update(match[2]!, "utf8").digest();
+      assert.equal(mac.toString("hex"), match[1]);
+      previous = mac;
+      bodies.push(JSON.parse(match[2]!));
+    }
+    assert.equal(previous.toString("hex"), head, "FileKeyStore.chain gives the head");
+    assert.deepEqual(
+      bodies.map((b) => [b.t, b.v]),
+      [
+        ["record", 1],
+        ["record", 1],
+        ["claim", 1],
+      ],
+    );
+    const body = bodies[0] as { secret: Record<string, string> } & Record<string, unknown>;
+    assert.deepEqual(Object.keys(body), [
+      "t",
+      "v",
+      "id",
+      "purpose",
+      "createdAt",
+      "roundId",
+      "participants",
+      "algorithm",
+      "public",
+      "owner",
+      "secret",
+    ]);
+    const aad = lengthPrefixed(
+      "dkeygen/v1/store/secret",
+      record.id,
+      record.purpose,
+      record.roundId,
+    );
+    const plain = aesGcmOpen(
+      kSecret,
+      fromBase64url(body.secret.iv!, "iv", 12),
+      fromBase64url(body.secret.ct!, "ct"),
+      fromBase64url(body.secret.tag!, "tag", 16),
+      aad,
+    );
+    assert.deepEqual(Buffer.from(plain), secret);
+    assert.deepEqual(Object.keys(bodies[2]!), [
+      "t",
+      "v",
+      "id",
+      "requester",
+      "subject",
+      "requestId",
+      "claimedAt",
+      "expiresAt",
+    ]);
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a secret part moved to another record does not decrypt", async () => {
+  const f = await fresh();
+  try {
+    await seed(f.make, 2);
+    const store = f.make();
+    await store.open();
+    const [a, b] = await store.list();
+    assert.ok(a && b);
+    await store.close();
+    // Swap the two secret parts and re-MAC the chain, so only the AAD (which names the record
+    // id) stands between a secret part and the wrong record.
+    const kMac = Buffer.from(
+      hkdfSync("sha256", f.storeKey, Buffer.alloc(0), "dkeygen/v1/store/line-mac", 32),
+    );
+    const bodies = (await lines(f.path)).map((line) =>
+      JSON.parse(/"body":(.*)\}\n$/.exec(line)![1]!),
+    );
+    [bodies[0].secret, bodies[1].secret] = [bodies[1].secret, bodies[0].secret];
+    let previous = Buffer.alloc(32);
+    let text = "";
+    for (const body of bodies) {
+      const json = JSON.stringify(body);
+      const mac = createHmac("sha256", kMac).update(previous).update(json).digest();
+      text += `{"mac":"${mac.toString("hex")}","body":${json}}\n`;
+      previous = mac;
+    }
+    await writeFile(f.path, text);
+    const reopened = f.make();
+    await reopened.open();
+    await assert.rejects(reopened.readSecret(a.id), isCorrupt(/does not decrypt/));
+    await reopened.close();
+  } finally {
+    await f.remove();
+  }
+});
+
+test("opening in a folder that does not exist fails clearly", async () => {
+  const store = new FileKeyStore({
+    path: join(tmpdir(), `dkeygen-missing-${process.pid}-${Date.now()}`, "key_store"),
+    storeKey: randomBytes(32),
+  });
+  await assert.rejects(store.open(), /does not exist/);
+});
+
+test("a store key that is not 32 bytes is refused", () => {
+  assert.throws(() => new FileKeyStore({ path: "/tmp/x", storeKey: randomBytes(16) }), TypeError);
+});
