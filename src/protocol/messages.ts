@@ -200,6 +200,7 @@ export function decodeMessage(frame: string | Uint8Array): AnyMessage {
   if (typeof type !== "string" || !Object.hasOwn(CHECKERS, type)) {
     throw malformed("The message has no known `type`.");
   }
+  if (!Number.isInteger(v)) throw malformed("The message has no integer `v`.");
   if (v !== PROTOCOL_VERSION) {
     throw new DkeygenError(
       ErrorCodes.VERSION_MISMATCH,

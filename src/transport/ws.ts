@@ -13,12 +13,34 @@ class WsConnection implements Connection {
   readonly remote: string;
   readonly #socket: WebSocket;
   alive = true;
+  readonly #frameHandlers: ((frame: Buffer) => void)[] = [];
+  readonly #closeHandlers: ((info: CloseInfo) => void)[] = [];
+  readonly #errorHandlers: ((error: Error) => void)[] = [];
+  /** Frames that arrived before anyone listened (the first frame can come with the handshake). */
+  #early: Buffer[] | undefined = [];
+  #closed: CloseInfo | undefined;
 
   constructor(socket: WebSocket, remote: string) {
     this.#socket = socket;
     this.remote = remote;
     socket.on("pong", () => {
       this.alive = true;
+    });
+    socket.on("message", (data) => {
+      const frame = Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.isBuffer(data)
+          ? data
+          : Buffer.from(data as ArrayBuffer);
+      if (this.#early) this.#early.push(frame);
+      else for (const handler of this.#frameHandlers) handler(frame);
+    });
+    socket.on("close", (code, reason) => {
+      this.#closed = { code, reason: reason.toString("utf8") };
+      for (const handler of this.#closeHandlers) handler(this.#closed);
+    });
+    socket.on("error", (error) => {
+      for (const handler of this.#errorHandlers) handler(error);
     });
   }
 
@@ -46,22 +68,22 @@ class WsConnection implements Connection {
   }
 
   onFrame(handler: (frame: Buffer) => void): void {
-    this.#socket.on("message", (data) => {
-      const frame = Array.isArray(data)
-        ? Buffer.concat(data)
-        : Buffer.isBuffer(data)
-          ? data
-          : Buffer.from(data as ArrayBuffer);
-      handler(frame);
-    });
+    this.#frameHandlers.push(handler);
+    const early = this.#early;
+    if (early) {
+      this.#early = undefined;
+      for (const frame of early) handler(frame);
+    }
   }
 
   onClose(handler: (info: CloseInfo) => void): void {
-    this.#socket.on("close", (code, reason) => handler({ code, reason: reason.toString("utf8") }));
+    this.#closeHandlers.push(handler);
+    const closed = this.#closed;
+    if (closed) setImmediate(() => handler(closed));
   }
 
   onError(handler: (error: Error) => void): void {
-    this.#socket.on("error", handler);
+    this.#errorHandlers.push(handler);
   }
 }
 
@@ -142,6 +164,8 @@ export async function dialWs(
     perMessageDeflate: false,
     handshakeTimeout: options.timeoutMs ?? 10_000,
   });
+  // Listen before the handshake completes: the server's first frame can arrive with it.
+  const connection = new WsConnection(socket, url);
   await new Promise<void>((resolve, reject) => {
     socket.once("open", resolve);
     socket.once("error", reject);
@@ -149,7 +173,6 @@ export async function dialWs(
       reject(new Error(`${url} answered HTTP ${response.statusCode}, not a WebSocket upgrade`)),
     );
   });
-  const connection = new WsConnection(socket, url);
   let watchdog: NodeJS.Timeout | undefined;
   socket.on("close", () => clearTimeout(watchdog));
   return Object.assign(connection, {

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes } from "../../src/errors.js";
+import { contributorIdOf } from "../../src/server/enrollment.js";
 import {
   buildContribution,
   enrolledRawPeer,
@@ -17,6 +18,8 @@ import {
 } from "../helpers/ceremony.js";
 
 let server: TestServer;
+const contributorOf = (peer: { contributorIdentity: Uint8Array }) =>
+  contributorIdOf(peer.contributorIdentity);
 
 before(async () => {
   server = await startTestServer({ quorum: 2, roundTimeoutMs: 3000 });
@@ -30,8 +33,9 @@ async function roundWith(
   act: (open: { roundId: string }) => Promise<void>,
 ) {
   const admin = await server.admin();
+  const pending = admin.generate("otp", {});
+  pending.catch(() => {}); // awaited below; a failure in `act` must not leave it unhandled
   try {
-    const pending = admin.generate("otp", {});
     const open = await peer.next("round.open");
     await act(open);
     return await pending;
@@ -70,6 +74,8 @@ test("a contribution replayed into another round is rejected while that round co
 
 test("a duplicate contribution is rejected and the first one counts", async () => {
   const peer = await enrolledRawPeer(server);
+  // A second raw peer that stays silent keeps the round open while the duplicates arrive.
+  const holder = await enrolledRawPeer(server);
   const record = await roundWith(peer, async (open) => {
     const contribution = buildContribution(peer, open);
     peer.send(contribution);
@@ -78,8 +84,10 @@ test("a duplicate contribution is rejected and the first one counts", async () =
     assert.equal((await peer.next("error")).code, ErrorCodes.DUPLICATE_CONTRIBUTION);
     peer.send(buildContribution(peer, open));
     assert.equal((await peer.next("error")).code, ErrorCodes.DUPLICATE_CONTRIBUTION);
+    holder.close();
   });
   assert.equal(record.participants.length, 3);
+  assert.ok(record.participants.includes(contributorOf(peer)));
   peer.close();
 });
 

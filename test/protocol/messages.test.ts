@@ -52,7 +52,9 @@ test("frames that are not protocol messages are malformed", () => {
 
 test("another protocol version is a version mismatch", () => {
   rejects(JSON.stringify({ ...contribution, v: 2 }), ErrorCodes.VERSION_MISMATCH);
-  rejects(JSON.stringify({ ...contribution, v: "1" }), ErrorCodes.VERSION_MISMATCH);
+  rejects(JSON.stringify({ ...contribution, v: "1" }), ErrorCodes.MALFORMED_MESSAGE, /`v`/);
+  const { v: _v, ...unversioned } = contribution;
+  rejects(JSON.stringify(unversioned), ErrorCodes.MALFORMED_MESSAGE, /`v`/);
 });
 
 test("unknown fields, missing fields and wrong sizes are rejected, naming the field", () => {

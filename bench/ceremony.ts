@@ -1,0 +1,235 @@
+/**
+ * Round benchmark (issue 2). Measures, in one run:
+ *
+ * - the baseline: one bare RSA-OAEP-3072 decryption with the server's key, and the server's pure
+ *   cryptographic cost per contribution (Ed25519 verify + RSA-OAEP unwrap + AES-GCM open, i.e.
+ *   exactly the crypto the server must do), measured back to back on ready-made contributions;
+ * - round latency (median, p95) for 1, 8, 64 and 256 contributors over real loopback WebSockets,
+ *   the contributors running in a separate process (so their CPU is not the server's);
+ * - the server process's CPU time per contribution (process.cpuUsage over the rounds).
+ *
+ * Every figure is reported as a ratio to the baseline. Growth is checked by a least-squares fit of
+ * server CPU per round against the number of contributors.
+ */
+import { spawn } from "node:child_process";
+import { constants, privateDecrypt } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AdminClient } from "../src/client/admin-client.js";
+import { fromBase64url, toBase64url } from "../src/crypto/base64url.js";
+import { ENVELOPE_ALG, openEnvelope, sealEnvelope } from "../src/crypto/envelope.js";
+import { osRandom } from "../src/crypto/random.js";
+import { generateIdentity, signMessage, verifySignature } from "../src/crypto/signature.js";
+import { silentLogger } from "../src/logging.js";
+import { contributionAad, contributionSignedData } from "../src/protocol/signed-data.js";
+import { issueEnrollmentToken } from "../src/server/enrollment.js";
+import { loadOrCreateServerIdentity } from "../src/server/identity.js";
+import { ADMIN_TOKEN_FILE, loadOrCreateKeyFile, startServer } from "../src/server/runtime.js";
+import { fmt, linearFit, median, percentile, ratio, table, timeRuns } from "./stats.js";
+
+export interface CeremonyBenchOptions {
+  sizes?: number[];
+  /** Rounds measured per size (after one warm-up round). */
+  rounds?: (n: number) => number;
+}
+
+export interface CeremonyBenchResult {
+  rsaDecryptMs: number;
+  cryptoPerContributionMs: number;
+  rows: {
+    n: number;
+    medianMs: number;
+    p95Ms: number;
+    cpuPerContributionMs: number;
+    latencyVsLowerBound: number;
+  }[];
+  fit: { slope: number; intercept: number; r2: number };
+  report: string;
+}
+
+const SWARM = fileURLToPath(new URL("./swarm.js", import.meta.url));
+
+export async function benchCeremony(
+  options: CeremonyBenchOptions = {},
+): Promise<CeremonyBenchResult> {
+  const sizes = options.sizes ?? [1, 8, 64, 256];
+  const roundsFor = options.rounds ?? ((n: number) => (n >= 256 ? 10 : n >= 64 ? 15 : 25));
+  const root = await mkdtemp(join(tmpdir(), "dkeygen-bench-"));
+  const running = await startServer({
+    dataDir: join(root, "server"),
+    port: 0,
+    logger: silentLogger,
+    allowQuorumOfOne: true,
+    config: { quorum: 1, roundTimeoutMs: 60_000, maxParticipants: 4096 },
+  });
+  try {
+    // ---- baseline ------------------------------------------------------------------------
+    const { privateKey, publicKey } = (await loadOrCreateServerIdentity(running.dataDir)).identity;
+    const fingerprint = running.fingerprint;
+    const identity = generateIdentity();
+    const samples = 300;
+    const made = Array.from({ length: samples }, (_, i) => {
+      const roundId = toBase64url(osRandom(16));
+      const aad = contributionAad(roundId, `SHA256:${"A".repeat(43)}`, fingerprint);
+      const sealed = sealEnvelope(publicKey, osRandom(64), aad);
+      const envelope = {
+        alg: ENVELOPE_ALG,
+        ek: toBase64url(sealed.wrappedKey),
+        iv: toBase64url(sealed.iv),
+        ct: toBase64url(sealed.ciphertext),
+        tag: toBase64url(sealed.tag),
+      };
+      const signed = contributionSignedData(
+        roundId,
+        `SHA256:${"A".repeat(43)}`,
+        fingerprint,
+        envelope,
+      );
+      return {
+        i,
+        aad,
+        envelope,
+        signed,
+        signature: signMessage(identity.privateKey, signed),
+        wrapped: sealed.wrappedKey,
+      };
+    });
+    let k = 0;
+    const rsa = await timeRuns(
+      () => {
+        const m = made[k++ % samples]!;
+        privateDecrypt(
+          {
+            key: privateKey,
+            padding: constants.RSA_PKCS1_OAEP_PADDING,
+            oaepHash: "sha256",
+            oaepLabel: m.aad,
+          },
+          m.wrapped,
+        );
+      },
+      samples,
+      20,
+    );
+    k = 0;
+    const crypto = await timeRuns(
+      () => {
+        const m = made[k++ % samples]!;
+        if (!verifySignature(identity.publicKey, m.signed, m.signature))
+          throw new Error("bench: bad signature");
+        openEnvelope(
+          privateKey,
+          {
+            wrappedKey: fromBase64url(m.envelope.ek, "ek"),
+            iv: fromBase64url(m.envelope.iv, "iv"),
+            ciphertext: fromBase64url(m.envelope.ct, "ct"),
+            tag: fromBase64url(m.envelope.tag, "tag"),
+          },
+          m.aad,
+        );
+      },
+      samples,
+      20,
+    );
+    const rsaDecryptMs = median(rsa);
+    const cryptoPerContributionMs = median(crypto);
+
+    // ---- rounds --------------------------------------------------------------------------
+    const admin = await AdminClient.connect({
+      url: running.url,
+      token: await loadOrCreateKeyFile(join(running.dataDir, ADMIN_TOKEN_FILE)),
+      expectedFingerprint: fingerprint,
+    });
+    const rows: CeremonyBenchResult["rows"] = [];
+    const cpuPerRound: number[] = [];
+    for (const n of sizes) {
+      const tokens = await Promise.all(
+        Array.from({ length: n }, async () => (await issueEnrollmentToken(running.dataDir)).token),
+      );
+      const swarm = spawn(process.execPath, [SWARM], { stdio: ["pipe", "pipe", "inherit"] });
+      swarm.stdin.write(
+        `${JSON.stringify({ url: running.url, tokens, root: join(root, `swarm-${n}`) })}\n`,
+      );
+      await new Promise<void>((resolve, reject) => {
+        let out = "";
+        swarm.stdout.on("data", (d) => {
+          out += d;
+          if (out.includes("ready")) resolve();
+        });
+        swarm.on("exit", (code) => reject(new Error(`swarm exited ${code}`)));
+      });
+      while ((await admin.status()).contributors.length !== n)
+        await new Promise((r) => setTimeout(r, 20));
+
+      await admin.generate("otp", {}); // warm-up
+      const latencies: number[] = [];
+      const rounds = roundsFor(n);
+      const cpuStart = process.cpuUsage();
+      for (let r = 0; r < rounds; r++) {
+        const start = performance.now();
+        const record = await admin.generate("otp", {});
+        latencies.push(performance.now() - start);
+        if (record.participants.length !== n)
+          throw new Error(`bench: round had ${record.participants.length} of ${n}`);
+      }
+      const cpu = process.cpuUsage(cpuStart);
+      const cpuMsPerRound = (cpu.user + cpu.system) / 1000 / rounds;
+      cpuPerRound.push(cpuMsPerRound);
+      const medianMs = median(latencies);
+      rows.push({
+        n,
+        medianMs,
+        p95Ms: percentile(latencies, 95),
+        cpuPerContributionMs: cpuMsPerRound / n,
+        latencyVsLowerBound: medianMs / (n * cryptoPerContributionMs),
+      });
+      swarm.stdin.end();
+      await new Promise((resolve) => swarm.on("close", resolve));
+      while ((await admin.status()).contributors.length !== 0)
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    admin.close();
+
+    const fit = linearFit(sizes, cpuPerRound);
+    const report = [
+      "Round latency and server cost (contributors in a separate process, loopback WebSockets)",
+      `baseline: one RSA-OAEP-3072 decryption = ${fmt(rsaDecryptMs, 3)}; ` +
+        `pure crypto per contribution (Ed25519 verify + RSA-OAEP + AES-GCM) = ${fmt(cryptoPerContributionMs, 3)}`,
+      "",
+      table(
+        [
+          "contributors",
+          "median",
+          "p95",
+          "median ÷ (n × crypto)",
+          "server CPU / contribution",
+          "÷ RSA decrypt",
+        ],
+        rows.map((r) => [
+          String(r.n),
+          fmt(r.medianMs, 1),
+          fmt(r.p95Ms, 1),
+          ratio(r.latencyVsLowerBound),
+          fmt(r.cpuPerContributionMs, 3),
+          ratio(r.cpuPerContributionMs / rsaDecryptMs),
+        ]),
+      ),
+      "",
+      `server CPU per round ≈ ${fit.intercept.toFixed(2)} ms + ${fit.slope.toFixed(3)} ms × n ` +
+        `(R² = ${fit.r2.toFixed(4)}; slope = ${ratio(fit.slope / rsaDecryptMs)} one RSA decryption)`,
+      `target: 64-contributor round within 2× of 64 × crypto lower bound → ` +
+        `${ratio(rows.find((r) => r.n === 64)?.latencyVsLowerBound ?? Number.NaN)}`,
+    ].join("\n");
+    return { rsaDecryptMs, cryptoPerContributionMs, rows, fit, report };
+  } finally {
+    await running.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = await benchCeremony();
+  process.stdout.write(`${result.report}\n`);
+}
