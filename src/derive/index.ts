@@ -5,6 +5,7 @@
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { hotp } from "./hotp.js";
 import { otp } from "./otp.js";
+import { rsa } from "./rsa.js";
 import { totp } from "./totp.js";
 import type { Derivation, DerivationResult } from "./types.js";
 
@@ -13,6 +14,7 @@ export const derivations = {
   otp,
   hotp,
   totp,
+  rsa,
 } as const;
 
 export type Purpose = keyof typeof derivations;
@@ -65,6 +67,20 @@ export {
   parseOtpauthUri,
   toBase32,
 } from "./otpauth.js";
+export {
+  fips186RsaViolations,
+  generateRsaPrimes,
+  passesSieve,
+  RSA_LABEL,
+  RSA_PUBLIC_EXPONENT,
+  RSA_SIZES,
+  type RsaBits,
+  type RsaParams,
+  type RsaPrimes,
+  rsa,
+  rsaPrivateKeyFromPrimes,
+  SIEVE_BOUND,
+} from "./rsa.js";
 export {
   TOTP_LABEL,
   type TotpCodeOptions,
