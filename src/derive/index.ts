@@ -3,6 +3,7 @@
  * secret, and `derivePurpose`, the one code path the server and `dkeygen derive` share.
  */
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { ecc } from "./ecc.js";
 import { hotp } from "./hotp.js";
 import { otp } from "./otp.js";
 import { rsa } from "./rsa.js";
@@ -15,6 +16,7 @@ export const derivations = {
   hotp,
   totp,
   rsa,
+  ecc,
 } as const;
 
 export type Purpose = keyof typeof derivations;
@@ -43,6 +45,20 @@ export async function derivePurpose(
 
 export { canonicalJson } from "./canonical-json.js";
 export { DeterministicGenerator, HmacDrbg, MAX_BYTES_PER_REQUEST } from "./drbg.js";
+export {
+  curveOrder,
+  drawPrivateScalar,
+  ECC_CURVES,
+  ECC_LABEL,
+  type EccCurve,
+  type EccParams,
+  ecc,
+  eccKeyPairParts,
+  eccPrivateKeyObject,
+  privateJwk,
+  WEIERSTRASS,
+  type WeierstrassCurve,
+} from "./ecc.js";
 export {
   drawOtpSecret,
   HOTP_LABEL,
