@@ -9,6 +9,7 @@ import { otp } from "./otp.js";
 import { rsa } from "./rsa.js";
 import { totp } from "./totp.js";
 import type { Derivation, DerivationResult } from "./types.js";
+import { wallet } from "./wallet.js";
 
 /** Every purpose, by name. Each entry is a `Derivation` of its own parameter type. */
 export const derivations = {
@@ -17,6 +18,7 @@ export const derivations = {
   totp,
   rsa,
   ecc,
+  wallet,
 } as const;
 
 export type Purpose = keyof typeof derivations;
@@ -107,3 +109,22 @@ export {
   verifyTotp,
 } from "./totp.js";
 export type { Derivation, DerivationResult } from "./types.js";
+export {
+  ethereumAddress,
+  hash160,
+  isChecksumAddress,
+  MNEMONIC_WORDS,
+  mnemonicEntropy,
+  p2wpkhAddress,
+  parseExtendedKey,
+  segwitV0Address,
+  toChecksumAddress,
+  WALLET_LABEL,
+  type Wallet,
+  type WalletAccount,
+  type WalletAddress,
+  type WalletParams,
+  wallet,
+  walletFromEntropy,
+  walletFromMnemonic,
+} from "./wallet.js";
