@@ -5,6 +5,7 @@
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { ecc } from "./ecc.js";
 import { hotp } from "./hotp.js";
+import { multisig } from "./multisig.js";
 import { otp } from "./otp.js";
 import { rsa } from "./rsa.js";
 import { totp } from "./totp.js";
@@ -19,6 +20,7 @@ export const derivations = {
   rsa,
   ecc,
   wallet,
+  multisig,
 } as const;
 
 export type Purpose = keyof typeof derivations;
@@ -46,6 +48,13 @@ export async function derivePurpose(
 }
 
 export { canonicalJson } from "./canonical-json.js";
+export {
+  compareBytes,
+  descriptorChecksum,
+  isDescriptorChecksumValid,
+  multisigScript,
+  withDescriptorChecksum,
+} from "./descriptor.js";
 export { DeterministicGenerator, HmacDrbg, MAX_BYTES_PER_REQUEST } from "./drbg.js";
 export {
   curveOrder,
@@ -75,6 +84,16 @@ export {
   sameCode,
   verifyHotp,
 } from "./hotp.js";
+export {
+  fromWif,
+  MAX_MULTISIG_KEYS,
+  MULTISIG_LABEL,
+  type MultisigOutput,
+  type MultisigParams,
+  multisig,
+  p2wshSortedMulti,
+  toWif,
+} from "./multisig.js";
 export { drawOtpCode, OTP_LABEL, type OtpParams, otp } from "./otp.js";
 export {
   fromBase32,
