@@ -711,3 +711,28 @@ test("opening in a folder that does not exist fails clearly", async () => {
 test("a store key that is not 32 bytes is refused", () => {
   assert.throws(() => new FileKeyStore({ path: "/tmp/x", storeKey: randomBytes(16) }), TypeError);
 });
+
+test("a record too large for one key_store line is refused and the store goes on", async () => {
+  const f = await fresh();
+  const store = f.make();
+  try {
+    await store.open();
+    const huge = { blob: "x".repeat(5 * 1024 * 1024) };
+    await assert.rejects(
+      store.put(input({ public: huge })),
+      (error: unknown) => error instanceof DkeygenError && error.code === ErrorCodes.INVALID_INPUT,
+    );
+    const record = await store.put(input());
+    await store.close();
+    const reopened = f.make();
+    await reopened.open();
+    assert.deepEqual(
+      (await reopened.list()).map((r) => r.id),
+      [record.id],
+    );
+    await reopened.close();
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});

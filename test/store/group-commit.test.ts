@@ -3,7 +3,18 @@ import { test } from "node:test";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { GroupCommitLog, type LogFile } from "../../src/store/group-commit.js";
 
-/** An in-memory file whose writes and syncs can be slowed down or made to fail. */
+function deferred() {
+  let release!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { promise, release };
+}
+
+/**
+ * An in-memory file whose writes and syncs can be held at a gate (so tests decide what is in
+ * flight, without timing) or made to fail.
+ */
 function fakeFile() {
   const state = {
     bytes: Buffer.alloc(0),
@@ -11,14 +22,21 @@ function fakeFile() {
     syncs: 0,
     failWrite: false,
     failSync: false,
-    syncDelay: 0,
-    writeDelay: 0,
+    writeGate: undefined as Promise<void> | undefined,
+    syncGate: undefined as Promise<void> | undefined,
+    /** Resolved whenever a write or sync starts waiting at its gate. */
+    waiting: deferred(),
     events: [] as string[],
+  };
+  const hold = async (gate: Promise<void> | undefined) => {
+    if (!gate) return;
+    state.waiting.release();
+    await gate;
   };
   const file: LogFile = {
     async write(data, position) {
       state.writes++;
-      if (state.writeDelay) await new Promise((resolve) => setTimeout(resolve, state.writeDelay));
+      await hold(state.writeGate);
       if (state.failWrite) {
         const half = Buffer.from(data.subarray(0, data.length >> 1));
         state.bytes = Buffer.concat([state.bytes.subarray(0, position), half]);
@@ -28,7 +46,7 @@ function fakeFile() {
     },
     async sync() {
       state.syncs++;
-      if (state.syncDelay) await new Promise((resolve) => setTimeout(resolve, state.syncDelay));
+      await hold(state.syncGate);
       if (state.failSync) throw Object.assign(new Error("I/O error"), { code: "EIO" });
       state.events.push(`synced ${state.bytes.length}`);
     },
@@ -64,33 +82,39 @@ test("appends made together share one write and one fsync, in order", async () =
 
 test("appends arriving while an fsync is in flight form the next batch", async () => {
   const { file, state } = fakeFile();
-  state.syncDelay = 20;
+  const gate = deferred();
+  state.syncGate = gate.promise;
   const log = new GroupCommitLog(file, 0, { name: "test" });
-  const first = log.append(line("first"));
-  await new Promise((resolve) => setTimeout(resolve, 5)); // the first fsync is running now
-  const rest = Array.from({ length: 50 }, (_, i) => log.append(line(`later ${i}`)));
   let firstDone = false;
-  void first.then(() => {
+  const first = log.append(line("first")).then(() => {
     firstDone = true;
   });
+  await state.waiting.promise; // the first fsync is running now
+  const rest = Array.from({ length: 50 }, (_, i) => log.append(line(`later ${i}`)));
+  assert.equal(state.writes, 1, "nothing more is written while the fsync runs");
+  state.syncGate = undefined;
+  gate.release();
   await rest[0];
   assert.ok(firstDone);
-  await Promise.all(rest);
+  await Promise.all([first, ...rest]);
   assert.equal(state.syncs, 2);
   assert.deepEqual(log.stats, { lines: 51, batches: 2, largestBatch: 50 });
 });
 
 test("no append resolves before its fsync has returned", async () => {
   const { file, state } = fakeFile();
-  state.syncDelay = 30;
+  const gate = deferred();
+  state.syncGate = gate.promise;
   const log = new GroupCommitLog(file, 0, { name: "test" });
   let resolved = false;
   const done = log.append(line("x")).then(() => {
     resolved = true;
   });
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  await state.waiting.promise;
+  await new Promise((resolve) => setImmediate(resolve));
   assert.equal(state.syncs, 1);
   assert.equal(resolved, false, "resolved while the fsync was still running");
+  gate.release();
   await done;
   assert.deepEqual(state.events, ["synced 2"]);
 });
@@ -105,15 +129,17 @@ for (const failure of ["write", "fsync"] as const) {
     });
     await log.append(line("durable"));
     const goodSize = state.bytes.length;
-    state.writeDelay = 10;
+    const gate = deferred();
+    state.writeGate = gate.promise;
     if (failure === "write") state.failWrite = true;
     else state.failSync = true;
     const rolledBack: string[] = [];
     const batch = ["a", "b"].map((name) =>
       log.append(line(name), { onFailed: () => rolledBack.push(name) }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 2)); // "c" queues behind the failing batch
+    await state.waiting.promise; // the batch's write is in flight: "c" queues behind it
     const queued = log.append(line("c"), { onFailed: () => rolledBack.push("c") });
+    gate.release();
     const outcomes = await Promise.allSettled([...batch, queued]);
     for (const outcome of outcomes) {
       assert.equal(outcome.status, "rejected");
@@ -141,12 +167,21 @@ for (const failure of ["write", "fsync"] as const) {
 
 test("drain waits for every append in flight", async () => {
   const { file, state } = fakeFile();
-  state.syncDelay = 15;
+  const gate = deferred();
+  state.syncGate = gate.promise;
   const log = new GroupCommitLog(file, 0, { name: "test" });
   void log.append(line("a"));
-  await new Promise((resolve) => setTimeout(resolve, 1));
+  await state.waiting.promise;
   void log.append(line("b"));
-  await log.drain();
+  state.syncGate = undefined;
+  let drained = false;
+  const drain = log.drain().then(() => {
+    drained = true;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(drained, false);
+  gate.release();
+  await drain;
   assert.equal(log.stats.lines, 2);
   assert.equal(state.bytes.toString(), "a\nb\n");
 });
