@@ -13,7 +13,7 @@
  * <body> is a JSON object on one line (JSON.stringify output: no raw newline can occur). A reader
  * takes the body as the raw bytes between the fixed prefix `{"mac":"<hex>","body":` (81 bytes) and
  * the final `}` before the newline, so the MAC covers exactly the bytes on disk, whatever JSON
- * library wrote them.
+ * library wrote them. A line, newline included, is at most 4 MiB (MAX_LINE_BYTES).
  *
  * Chain. mac_0 = 32 zero bytes; for line i (from 1):
  *   mac_i = HMAC-SHA-256(K_mac, mac_{i-1} ‖ body_i)
@@ -30,6 +30,13 @@
  *   {"t":"consume","v":1,"id","at"}
  * A claim or consume refers to a record on an earlier line; each record is claimed and consumed
  * at most once.
+ *
+ * Reading. A line counts only with its newline: a writer appends a line and its newline in one
+ * write and acknowledges it only after fdatasync. So bytes after the last newline are a torn write
+ * from a crash, never acknowledged: a reader sets them aside (the file store copies them to
+ * `<file>.torn-<time>` and cuts them off) and never merges them. A complete line that fails any
+ * check (frame, MAC, JSON, schema, or an event for an unknown or already claimed/consumed record)
+ * is corruption or tampering: the reader refuses the file, naming the line (1-based).
  *
  * Secret parts. AES-256-GCM (NIST SP 800-38D) under K_secret, a fresh random 96-bit IV per record,
  * a 128-bit tag, and associated data
