@@ -6,6 +6,7 @@ import { DkeygenError, ErrorCodes } from "../errors.js";
 import { ecc } from "./ecc.js";
 import { hotp } from "./hotp.js";
 import { multisig } from "./multisig.js";
+import { nonce } from "./nonce.js";
 import { otp } from "./otp.js";
 import { rsa } from "./rsa.js";
 import { totp } from "./totp.js";
@@ -21,6 +22,7 @@ export const derivations = {
   ecc,
   wallet,
   multisig,
+  nonce,
 } as const;
 
 export type Purpose = keyof typeof derivations;
@@ -31,19 +33,27 @@ export function isPurpose(purpose: string): purpose is Purpose {
   return Object.hasOwn(derivations, purpose);
 }
 
-/** Parses `rawParams` for `purpose` (defaults filled in, unknown options refused) and derives. */
-export async function derivePurpose(
-  purpose: string,
-  secret: Uint8Array,
-  rawParams: Readonly<Record<string, unknown>>,
-): Promise<DerivationResult> {
+/** The derivation of `purpose`, typed loosely for callers that only know its name. */
+export function derivationOf(purpose: string): Derivation<unknown> {
   if (!isPurpose(purpose)) {
     throw new DkeygenError(
       ErrorCodes.INVALID_INPUT,
       `Unknown purpose "${purpose}"; choose one of ${PURPOSES.join(", ")}.`,
     );
   }
-  const derivation = derivations[purpose] as unknown as Derivation<unknown>;
+  return derivations[purpose] as unknown as Derivation<unknown>;
+}
+
+/**
+ * Parses `rawParams` for `purpose` (defaults filled in, unknown options refused) and derives: the
+ * one code path of the server and of `dkeygen derive`.
+ */
+export async function derivePurpose(
+  purpose: string,
+  secret: Uint8Array,
+  rawParams: Readonly<Record<string, unknown>>,
+): Promise<DerivationResult> {
+  const derivation = derivationOf(purpose);
   return derivation.derive(secret, derivation.parseParams(rawParams));
 }
 
@@ -55,7 +65,14 @@ export {
   multisigScript,
   withDescriptorChecksum,
 } from "./descriptor.js";
-export { DeterministicGenerator, HmacDrbg, MAX_BYTES_PER_REQUEST } from "./drbg.js";
+export {
+  assertRoundSecret,
+  DeterministicGenerator,
+  HmacDrbg,
+  MAX_BYTES_PER_REQUEST,
+  MIN_ENTROPY_BYTES,
+  personalizationFor,
+} from "./drbg.js";
 export {
   curveOrder,
   drawPrivateScalar,
@@ -94,6 +111,20 @@ export {
   p2wshSortedMulti,
   toWif,
 } from "./multisig.js";
+export {
+  drawRoundNonce,
+  NONCE_CURVES,
+  NONCE_LABEL,
+  type NonceCurve,
+  type NonceParams,
+  nonce,
+  type RoundNonce,
+  type SignatureScheme,
+  type SignOptions,
+  signingKeyFromPem,
+  signWithRoundNonce,
+  verifyRoundSignature,
+} from "./nonce.js";
 export { drawOtpCode, OTP_LABEL, type OtpParams, otp } from "./otp.js";
 export {
   fromBase32,

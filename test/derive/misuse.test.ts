@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { derivationOf, derivePurpose, PURPOSES } from "../../src/derive/index.js";
+import { DkeygenError, ErrorCodes } from "../../src/errors.js";
+
+/** [purpose, raw options, a word the error must contain] */
+const BAD_PARAMS: [string, Record<string, unknown>, string][] = [
+  ["otp", { digits: 5 }, "digits"],
+  ["otp", { digits: 11 }, "digits"],
+  ["otp", { digits: 6.5 }, "digits"],
+  ["otp", { digits: "six" }, "digits"],
+  ["otp", { length: 6 }, "length"],
+  ["hotp", { algorithm: "MD5" }, "algorithm"],
+  ["hotp", { digits: 7 }, "digits"],
+  ["hotp", { counter: -1 }, "counter"],
+  ["hotp", { period: 30 }, "period"],
+  ["hotp", { issuer: "a:b" }, "issuer"],
+  ["totp", { account: "" }, "account"],
+  ["totp", { account: 42 }, "account"],
+  ["totp", { account: "x".repeat(129) }, "account"],
+  ["totp", { period: 0 }, "period"],
+  ["totp", { counter: 1 }, "counter"],
+  ["totp", { issuer: "bad\nissuer" }, "issuer"],
+  ["rsa", { bits: 1024 }, "bits"],
+  ["rsa", { bits: 2049 }, "bits"],
+  ["rsa", { e: 3 }, "e"],
+  ["ecc", { curve: "curve25519" }, "curve"],
+  ["ecc", { curve: 1 }, "curve"],
+  ["wallet", { words: 13 }, "words"],
+  ["wallet", { accounts: 0 }, "accounts"],
+  ["wallet", { indexes: 101 }, "indexes"],
+  ["wallet", { passphrase: 1234 }, "passphrase"],
+  ["wallet", { language: "fr" }, "language"],
+  ["multisig", { m: 3, n: 2 }, "m"],
+  ["multisig", { n: 16 }, "n"],
+  ["multisig", { m: 0 }, "m"],
+  ["nonce", { curve: "ed25519" }, "curve"],
+  ["nonce", { bits: 128 }, "bits"],
+];
+
+const SECRET = new Uint8Array(64).fill(7);
+
+test("every derivation refuses bad options with E_INVALID_INPUT naming the option", async () => {
+  const covered = new Set(BAD_PARAMS.map(([purpose]) => purpose));
+  assert.deepEqual([...covered].sort(), [...PURPOSES].sort());
+  for (const [purpose, params, word] of BAD_PARAMS) {
+    await assert.rejects(
+      derivePurpose(purpose, SECRET, params),
+      (e: unknown) =>
+        e instanceof DkeygenError &&
+        e.code === ErrorCodes.INVALID_INPUT &&
+        e.message.startsWith(`${purpose}:`) &&
+        e.message.includes(`"${word}"`),
+      `${purpose} ${JSON.stringify(params)}`,
+    );
+  }
+});
+
+test("a secret passphrase is never echoed in an error message", async () => {
+  await assert.rejects(derivePurpose("wallet", SECRET, { passphrase: 987654 }), (e: unknown) => {
+    return e instanceof DkeygenError && !e.message.includes("987654");
+  });
+});
+
+test("options that are not an object are refused", () => {
+  for (const purpose of PURPOSES) {
+    for (const raw of [null, [], "digits=6", 5]) {
+      assert.throws(
+        () => derivationOf(purpose).parseParams(raw as never),
+        (e: unknown) => e instanceof DkeygenError && e.code === ErrorCodes.INVALID_INPUT,
+      );
+    }
+  }
+});
+
+test("every derivation refuses a round secret shorter than 256 bits or not bytes", async () => {
+  for (const purpose of PURPOSES) {
+    const derivation = derivationOf(purpose);
+    const params = derivation.parseParams({});
+    for (const secret of [new Uint8Array(31), new Uint8Array(0), "00".repeat(64), null]) {
+      await assert.rejects(
+        derivation.derive(secret as never, params),
+        (e: unknown) => e instanceof TypeError && /round secret/.test(e.message),
+        `${purpose} with ${String(secret).slice(0, 10)}`,
+      );
+    }
+  }
+});
+
+test("typed parameters that bypass parseParams are still checked", async () => {
+  await assert.rejects(derivationOf("otp").derive(SECRET, { digits: 3 }), DkeygenError);
+  await assert.rejects(derivationOf("rsa").derive(SECRET, { bits: 512 }), DkeygenError);
+  await assert.rejects(derivationOf("multisig").derive(SECRET, { m: 5, n: 2 }), DkeygenError);
+});
+
+test("an unknown purpose is refused with the list of purposes", async () => {
+  await assert.rejects(
+    derivePurpose("password", SECRET, {}),
+    (e: unknown) =>
+      e instanceof DkeygenError &&
+      e.code === ErrorCodes.INVALID_INPUT &&
+      /otp, hotp, totp/.test(e.message),
+  );
+  await assert.rejects(derivePurpose("__proto__", SECRET, {}), DkeygenError);
+  await assert.rejects(derivePurpose("toString", SECRET, {}), DkeygenError);
+});
+
+test("a 32-byte secret (the minimum) is accepted by every purpose", async () => {
+  for (const purpose of PURPOSES) {
+    const params = purpose === "rsa" ? { bits: 2048 } : {};
+    const r = await derivePurpose(purpose, new Uint8Array(32).fill(1), params);
+    assert.equal(r.purpose, purpose);
+  }
+});
