@@ -10,7 +10,10 @@
  *
  * LP is the length-prefixed encoding of src/crypto/canonical.ts and canonicalJson the RFC 8785
  * form of src/derive/canonical-json.ts, so every purpose, version and parameter set draws from an
- * unrelated stream. The nonce is empty because the round secret is already 512 bits of full
+ * unrelated stream. P is the purpose's full parameter set, except where a module says otherwise
+ * because some options only change how one key is shown: `wallet` personalizes with {words} only
+ * (accounts, indexes and the passphrase are views of one mnemonic), and `multisig` runs one
+ * generator per key with {key: i, m, n}. The nonce is empty because the round secret is already 512 bits of full
  * entropy, more than the 3/2 · 256 bits SP 800-90A §8.6.7 asks of an entropy input that stands in
  * for entropy plus nonce; secrets shorter than 256 bits are refused.
  *

@@ -9,7 +9,9 @@
  * H is SHA-1 as in RFC 4226, or SHA-256/SHA-512 as RFC 6238 §1.2 allows. The shared secret is as long
  * as the hash's output (20, 32 or 64 bytes): RFC 4226 §4 R6 asks for at least 128 bits and recommends
  * 160, and RFC 6238's reference code (errata 2866) uses 32- and 64-byte seeds for SHA-256/SHA-512.
- * The secret is drawn from the derivation's HMAC_DRBG (src/derive/drbg.ts).
+ * The secret is the first bytes of the derivation's HMAC_DRBG (src/derive/drbg.ts), personalized
+ * with all the purpose's options: another issuer, account, digit count or counter/period gives
+ * another secret, so one round secret never backs two differently labelled registrations.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { assertRoundSecret, DeterministicGenerator } from "./drbg.js";
