@@ -22,7 +22,7 @@ import { fromBase64url, toBase64url } from "../src/crypto/base64url.js";
 import { ENVELOPE_ALG, openEnvelope, sealEnvelope } from "../src/crypto/envelope.js";
 import { osRandom } from "../src/crypto/random.js";
 import { generateIdentity, signMessage, verifySignature } from "../src/crypto/signature.js";
-import { silentLogger } from "../src/logging.js";
+import { createLogger, silentLogger } from "../src/logging.js";
 import { contributionAad, contributionSignedData } from "../src/protocol/signed-data.js";
 import { issueEnrollmentToken } from "../src/server/enrollment.js";
 import { loadOrCreateServerIdentity } from "../src/server/identity.js";
@@ -30,6 +30,8 @@ import { ADMIN_TOKEN_FILE, loadOrCreateKeyFile, startServer } from "../src/serve
 import { fmt, linearFit, median, percentile, ratio, table, timeRuns } from "./stats.js";
 
 export interface CeremonyBenchOptions {
+  /** Progress lines (to standard error by default). */
+  progress?: (line: string) => void;
   sizes?: number[];
   /** Rounds measured per size (after one warm-up round). */
   rounds?: (n: number) => number;
@@ -55,12 +57,15 @@ export async function benchCeremony(
   options: CeremonyBenchOptions = {},
 ): Promise<CeremonyBenchResult> {
   const sizes = options.sizes ?? [1, 8, 64, 256];
+  const progress = options.progress ?? ((line: string) => process.stderr.write(`  ${line}\n`));
   const roundsFor = options.rounds ?? ((n: number) => (n >= 256 ? 10 : n >= 64 ? 15 : 25));
   const root = await mkdtemp(join(tmpdir(), "dkeygen-bench-"));
   const running = await startServer({
     dataDir: join(root, "server"),
     port: 0,
-    logger: silentLogger,
+    logger: process.env.DKEYGEN_BENCH_DEBUG
+      ? createLogger({ format: "pretty", level: "debug" })
+      : silentLogger,
     allowQuorumOfOne: true,
     config: { quorum: 1, roundTimeoutMs: 60_000, maxParticipants: 4096 },
   });
@@ -134,6 +139,7 @@ export async function benchCeremony(
       20,
     );
     const rsaDecryptMs = median(rsa);
+    progress(`baseline measured: RSA-OAEP-3072 decryption ${fmt(median(rsa), 3)}`);
     const cryptoPerContributionMs = median(crypto);
 
     // ---- rounds --------------------------------------------------------------------------
@@ -148,6 +154,7 @@ export async function benchCeremony(
       const tokens = await Promise.all(
         Array.from({ length: n }, async () => (await issueEnrollmentToken(running.dataDir)).token),
       );
+      progress(`${n} contributors: starting the swarm`);
       const swarm = spawn(process.execPath, [SWARM], { stdio: ["pipe", "pipe", "inherit"] });
       swarm.stdin.write(
         `${JSON.stringify({ url: running.url, tokens, root: join(root, `swarm-${n}`) })}\n`,
@@ -163,6 +170,7 @@ export async function benchCeremony(
       while ((await admin.status()).contributors.length !== n)
         await new Promise((r) => setTimeout(r, 20));
 
+      progress(`${n} contributors: joined; measuring rounds`);
       await admin.generate("otp", {}); // warm-up
       const latencies: number[] = [];
       const rounds = roundsFor(n);

@@ -15,14 +15,20 @@ interface SwarmInput {
   root: string;
 }
 
-async function readStdinLine(): Promise<string> {
+/** The first line of standard input; the stream stays open so its end can stop the swarm. */
+function readStdinLine(): Promise<string> {
+  process.stdin.setEncoding("utf8");
   let data = "";
-  for await (const chunk of process.stdin) {
-    data += chunk;
-    const end = data.indexOf("\n");
-    if (end >= 0) return data.slice(0, end);
-  }
-  return data;
+  return new Promise((resolve) => {
+    const onData = (chunk: string) => {
+      data += chunk;
+      const end = data.indexOf("\n");
+      if (end < 0) return;
+      process.stdin.off("data", onData);
+      resolve(data.slice(0, end));
+    };
+    process.stdin.on("data", onData);
+  });
 }
 
 const input = JSON.parse(await readStdinLine()) as SwarmInput;
@@ -44,7 +50,7 @@ const contributors = await Promise.all(
   }),
 );
 process.stdout.write("ready\n");
-process.stdin.resume();
+process.stdin.on("data", () => {});
 process.stdin.on("end", async () => {
   await Promise.all(contributors.map((c) => c.stop()));
   process.exit(0);

@@ -16,7 +16,12 @@ import { silentLogger } from "../../logging.js";
 import { issueEnrollmentToken } from "../../server/enrollment.js";
 import { ADMIN_TOKEN_FILE, loadOrCreateKeyFile, startServer } from "../../server/runtime.js";
 
-const NAMES = ["alice", "bob", "carol"] as const;
+/** Three contributors, each with another secret phrase generator from the registry. */
+const CONTRIBUTORS = [
+  ["alice", "hmac-sha512"],
+  ["bob", "blake2b-512-keyed"],
+  ["carol", "kmac256"],
+] as const;
 
 export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableStream } = {}) {
   const out = options.out ?? process.stdout;
@@ -63,10 +68,10 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
     });
 
     say("[2] contributors enrolled and joined");
-    for (const name of NAMES) {
+    for (const [name, generator] of CONTRIBUTORS) {
       const dataDir = join(root, name);
       const { token } = await issueEnrollmentToken(serverDir, { name });
-      const state = await loadOrCreateContributorState(dataDir);
+      const state = await loadOrCreateContributorState(dataDir, { generator });
       const contributor = new Contributor({
         serverUrl: running.url,
         state,
