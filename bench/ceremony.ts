@@ -19,10 +19,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdminClient } from "../src/client/admin-client.js";
 import { fromBase64url, toBase64url } from "../src/crypto/base64url.js";
-import { ENVELOPE_ALG, openEnvelope, sealEnvelope } from "../src/crypto/envelope.js";
+import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.js";
 import { osRandom } from "../src/crypto/random.js";
 import { generateIdentity, signMessage, verifySignature } from "../src/crypto/signature.js";
 import { createLogger, silentLogger } from "../src/logging.js";
+import { envelopeFromWire, envelopeToWire } from "../src/protocol/envelope-wire.js";
 import { contributionAad, contributionSignedData } from "../src/protocol/signed-data.js";
 import { issueEnrollmentToken } from "../src/server/enrollment.js";
 import { loadOrCreateServerIdentity } from "../src/server/identity.js";
@@ -79,13 +80,7 @@ export async function benchCeremony(
       const roundId = toBase64url(osRandom(16));
       const aad = contributionAad(roundId, `SHA256:${"A".repeat(43)}`, fingerprint);
       const sealed = sealEnvelope(publicKey, osRandom(64), aad);
-      const envelope = {
-        alg: ENVELOPE_ALG,
-        ek: toBase64url(sealed.wrappedKey),
-        iv: toBase64url(sealed.iv),
-        ct: toBase64url(sealed.ciphertext),
-        tag: toBase64url(sealed.tag),
-      };
+      const envelope = envelopeToWire(sealed);
       const signed = contributionSignedData(
         roundId,
         `SHA256:${"A".repeat(43)}`,

@@ -45,22 +45,3 @@ export function parsePositiveInt(value: string, option: string, min = 1, max = 1
   }
   return n;
 }
-
-/** "key=value" pairs (repeatable --param) into an object; numbers and booleans are converted. */
-export function parseParams(pairs: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf("=");
-    if (eq <= 0) throw usage(`--param wants key=value, got "${pair}".`);
-    const key = pair.slice(0, eq);
-    const raw = pair.slice(eq + 1);
-    out[key] = /^-?\d+$/.test(raw)
-      ? Number(raw)
-      : raw === "true"
-        ? true
-        : raw === "false"
-          ? false
-          : raw;
-  }
-  return out;
-}

@@ -6,9 +6,12 @@ import { Command, CommanderError } from "commander";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { registerContributor } from "./commands/contributor.js";
 import { registerDemo } from "./commands/demo.js";
+import { registerDerive } from "./commands/derive.js";
 import { registerEnroll } from "./commands/enroll.js";
 import { registerGenerate } from "./commands/generate.js";
+import { registerOtp } from "./commands/otp.js";
 import { registerServer } from "./commands/server.js";
+import { registerSign } from "./commands/sign.js";
 import { reportError } from "./output.js";
 
 export function buildProgram(): Command {
@@ -23,8 +26,15 @@ export function buildProgram(): Command {
   registerEnroll(program);
   registerContributor(program);
   registerGenerate(program);
+  registerDerive(program);
+  registerOtp(program);
+  registerSign(program);
   registerDemo(program);
-  for (const command of program.commands) command.exitOverride();
+  const override = (command: Command) => {
+    command.exitOverride();
+    for (const sub of command.commands) override(sub);
+  };
+  override(program);
   return program;
 }
 

@@ -3,11 +3,15 @@
  * the server's challenge under the admin token (the token itself never travels), then asks for
  * rounds and status. Used by `dkeygen generate` and the demo.
  */
-import { createHmac, randomUUID } from "node:crypto";
+import { createHmac, generateKeyPair, randomUUID } from "node:crypto";
+import { promisify } from "node:util";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
+import { openEnvelope } from "../crypto/envelope.js";
 import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import type { Secret } from "../crypto/secret.js";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
+import type { JsonObject } from "../json.js";
+import { envelopeFromWire } from "../protocol/envelope-wire.js";
 import {
   type AnyMessage,
   decodeMessage,
@@ -15,7 +19,7 @@ import {
   type MessageOf,
   type PublicRecordWire,
 } from "../protocol/messages.js";
-import { adminProofData } from "../protocol/signed-data.js";
+import { adminProofData, revealAad } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
@@ -28,6 +32,8 @@ export interface AdminClientOptions {
   expectedFingerprint?: string;
   timeoutMs?: number;
 }
+
+const generateRsa = promisify(generateKeyPair);
 
 type Pending = { resolve: (msg: AnyMessage) => void; reject: (error: Error) => void };
 
@@ -138,19 +144,66 @@ export class AdminClient {
     params: Record<string, unknown> = {},
     owner?: string,
   ): Promise<PublicRecordWire> {
+    return (await this.#generate(purpose, params, owner, undefined)).record;
+  }
+
+  /**
+   * Runs a round and also receives the record's secret part, sealed by the server to a one-off
+   * RSA-3072 key made for this request alone (the secret never crosses the wire in the clear).
+   */
+  async generateRevealed(
+    purpose: string,
+    params: Record<string, unknown> = {},
+    owner?: string,
+  ): Promise<{ record: PublicRecordWire; secret: JsonObject }> {
+    const { privateKey, publicKey } = await generateRsa("rsa", { modulusLength: 3072 });
+    const spki = publicKey.export({ type: "spki", format: "der" });
+    const requestId = randomUUID();
+    const reply = await this.#generate(purpose, params, owner, {
+      requestId,
+      spki: toBase64url(spki),
+    });
+    if (!reply.secret) {
+      throw new DkeygenError(
+        ErrorCodes.MALFORMED_MESSAGE,
+        "The server did not send the secret part.",
+      );
+    }
+    const plaintext = openEnvelope(
+      privateKey,
+      envelopeFromWire(reply.secret),
+      revealAad(requestId, reply.record.id, this.fingerprint),
+    );
+    try {
+      return {
+        record: reply.record,
+        secret: JSON.parse(Buffer.from(plaintext).toString("utf8")) as JsonObject,
+      };
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  async #generate(
+    purpose: string,
+    params: Record<string, unknown>,
+    owner: string | undefined,
+    reveal: { requestId: string; spki: string } | undefined,
+  ): Promise<MessageOf<"admin.round">> {
     const reply = await this.#request({
       type: "admin.generate",
       v: PROTOCOL_VERSION,
-      requestId: randomUUID(),
+      requestId: reveal?.requestId ?? randomUUID(),
       purpose,
       params,
       ...(owner === undefined ? {} : { owner }),
+      ...(reveal === undefined ? {} : { revealTo: reveal.spki }),
     });
     if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);
     if (reply.type !== "admin.round") {
       throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
     }
-    return reply.record;
+    return reply;
   }
 
   async status(): Promise<Omit<MessageOf<"admin.status.result">, "type" | "v" | "requestId">> {

@@ -10,13 +10,14 @@
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
-import { ENVELOPE_ALG, sealEnvelope } from "../crypto/envelope.js";
+import { sealEnvelope } from "../crypto/envelope.js";
 import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import { secretPhraseInput } from "../crypto/phrase-generators.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { signMessage } from "../crypto/signature.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import { type Logger, silentLogger } from "../logging.js";
+import { envelopeToWire } from "../protocol/envelope-wire.js";
 import {
   type AnyMessage,
   decodeMessage,
@@ -306,13 +307,7 @@ export class Contributor {
     const aad = contributionAad(msg.roundId, id, server.fingerprint);
     const sealed = sealEnvelope(server.publicKey, phrase, aad, this.#random);
     phrase.fill(0);
-    const envelope = {
-      alg: ENVELOPE_ALG,
-      ek: toBase64url(sealed.wrappedKey),
-      iv: toBase64url(sealed.iv),
-      ct: toBase64url(sealed.ciphertext),
-      tag: toBase64url(sealed.tag),
-    } as const;
+    const envelope = envelopeToWire(sealed);
     const signature = signMessage(
       state.privateKey,
       contributionSignedData(msg.roundId, id, server.fingerprint, envelope),

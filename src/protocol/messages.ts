@@ -104,6 +104,8 @@ export const AdminReady = message("admin.ready", {});
 export const AdminRoundResult = message("admin.round", {
   requestId: RequestId,
   record: PublicRecord,
+  /** The record's secret part, sealed to the `revealTo` key of the request (only if it had one). */
+  secret: Type.Optional(EnvelopeSchema),
 });
 
 export const AdminStatusResult = message("admin.status.result", {
@@ -139,6 +141,8 @@ export const AdminGenerate = message("admin.generate", {
   purpose: Purpose,
   params: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 32 }),
   owner: Type.Optional(Name),
+  /** SPKI DER of a one-off RSA key (≥ 3072 bits): seal the secret part to it in the reply. */
+  revealTo: Type.Optional(BytesUpTo(2048)),
 });
 
 export const AdminStatus = message("admin.status", { requestId: RequestId });

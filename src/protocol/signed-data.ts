@@ -62,3 +62,12 @@ export function contributionSignedData(
 export function adminProofData(challenge: Uint8Array, serverFingerprint: string): Uint8Array {
   return lengthPrefixed("dkeygen/v1/admin", V, challenge, serverFingerprint);
 }
+
+/** The associated data of a secret part revealed to an admin (GCM AAD and OAEP label). */
+export function revealAad(
+  requestId: string,
+  recordId: string,
+  serverFingerprint: string,
+): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/reveal", V, requestId, recordId, serverFingerprint);
+}

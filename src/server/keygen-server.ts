@@ -17,20 +17,22 @@
  * A peer's mistakes cost that peer only: every rejected message gets an `error` reply and a log
  * line; rounds go on without it; a peer that keeps erring is disconnected.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
-import { openEnvelope } from "../crypto/envelope.js";
+import { openEnvelope, sealEnvelope } from "../crypto/envelope.js";
 import { combineRoundSecret } from "../crypto/kdf.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import type { Secret } from "../crypto/secret.js";
 import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
-import { derivations, derivePurpose } from "../derive/index.js";
+import { derivationOf, derivePurpose } from "../derive/index.js";
 import type { DerivationResult } from "../derive/types.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { Logger } from "../logging.js";
+import { envelopeFromWire, envelopeToWire } from "../protocol/envelope-wire.js";
 import {
   type AnyMessage,
   decodeMessage,
+  type EnvelopeWire,
   encodeMessage,
   type MessageOf,
   type PublicRecordWire,
@@ -41,6 +43,7 @@ import {
   contributionAad,
   contributionSignedData,
   joinSignedData,
+  revealAad,
 } from "../protocol/signed-data.js";
 import {
   CHALLENGE_BYTES,
@@ -53,6 +56,7 @@ import type { KeyRecord, KeyStore } from "../store/types.js";
 import { CloseCodes, type Connection, type Listener } from "../transport/types.js";
 import { type ContributorRegistry, contributorIdOf } from "./enrollment.js";
 import type { ServerIdentity } from "./identity.js";
+import { decodeStoredSecret, encodeStoredSecret } from "./stored-secret.js";
 
 export interface KeygenServerConfig {
   /** Minimum accepted contributions for a round to succeed (at least 2). */
@@ -502,16 +506,38 @@ export class KeygenServer {
 
   async #adminGenerate(session: Session, msg: MessageOf<"admin.generate">): Promise<void> {
     try {
+      const revealTo = msg.revealTo === undefined ? undefined : revealKey(msg.revealTo);
       const record = await this.runRound({
         purpose: msg.purpose,
         params: msg.params,
         ...(msg.owner === undefined ? {} : { owner: msg.owner }),
       });
+      let secret: EnvelopeWire | undefined;
+      if (revealTo) {
+        const stored = await this.#c.store.readSecret(record.id);
+        const { output } = decodeStoredSecret(stored);
+        stored.fill(0);
+        const plaintext = Buffer.from(JSON.stringify(output), "utf8");
+        secret = envelopeToWire(
+          sealEnvelope(
+            revealTo,
+            plaintext,
+            revealAad(msg.requestId, record.id, this.fingerprint),
+            this.#c.random,
+          ),
+        );
+        plaintext.fill(0);
+        this.#c.logger.info(
+          { recordId: record.id },
+          "secret part revealed to the admin, sealed to its one-off key",
+        );
+      }
       this.#send(session, {
         type: "admin.round",
         v: PROTOCOL_VERSION,
         requestId: msg.requestId,
         record: toPublicRecord(record),
+        ...(secret === undefined ? {} : { secret }),
       });
     } catch (error) {
       const e = isDkeygenError(error)
@@ -548,13 +574,7 @@ export class KeygenServer {
    * resolves to the stored record (public parts only), or rejects with QUORUM_NOT_MET.
    */
   async runRound(request: RoundRequest): Promise<KeyRecord> {
-    const derivation = derivations[request.purpose as keyof typeof derivations];
-    if (!derivation) {
-      throw new DkeygenError(
-        ErrorCodes.INVALID_INPUT,
-        `Unknown purpose "${request.purpose}"; choose one of ${Object.keys(derivations).join(", ")}.`,
-      );
-    }
+    const derivation = derivationOf(request.purpose);
     const params = request.params ?? {};
     derivation.parseParams(params); // fail before anyone is asked for anything
     if (this.#stopping) throw new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping.");
@@ -673,10 +693,13 @@ export class KeygenServer {
       } finally {
         secret.fill(0);
       }
-      const payload = Buffer.from(
-        JSON.stringify({ v: 1, roundSecret: roundSecretHex, output: result.secret }),
-        "utf8",
-      );
+      const derivation = derivationOf(round.purpose);
+      const payload = encodeStoredSecret({
+        v: 1,
+        roundSecret: roundSecretHex,
+        params: derivation.paramsToJson(derivation.parseParams(round.params)),
+        output: result.secret,
+      });
       record = await this.#c.store.put({
         purpose: round.purpose,
         roundId,
@@ -755,12 +778,7 @@ export class KeygenServer {
       try {
         phrase = openEnvelope(
           this.#c.identity.privateKey,
-          {
-            wrappedKey: fromBase64url(msg.envelope.ek, "envelope.ek"),
-            iv: fromBase64url(msg.envelope.iv, "envelope.iv", 12),
-            ciphertext: fromBase64url(msg.envelope.ct, "envelope.ct"),
-            tag: fromBase64url(msg.envelope.tag, "envelope.tag", 16),
-          },
+          envelopeFromWire(msg.envelope),
           aad,
           this.#c.random,
         );
@@ -805,4 +823,25 @@ export function toPublicRecord(record: KeyRecord): PublicRecordWire {
     public: record.public,
     ...(record.owner === undefined ? {} : { owner: record.owner }),
   };
+}
+
+/** The one-off key an admin asked a secret part to be sealed to: RSA of at least 3072 bits. */
+function revealKey(spki: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({
+      key: Buffer.from(fromBase64url(spki, "revealTo")),
+      format: "der",
+      type: "spki",
+    });
+  } catch {
+    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "revealTo is not a DER SubjectPublicKeyInfo.");
+  }
+  if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 3072) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      "revealTo must be an RSA key of at least 3072 bits.",
+    );
+  }
+  return key;
 }

@@ -14,9 +14,10 @@ import { loadOrCreateContributorState } from "../../src/client/contributor-state
 import { EntropyPool } from "../../src/client/entropy.js";
 import { PinStore } from "../../src/client/pins.js";
 import { fromBase64url, toBase64url } from "../../src/crypto/base64url.js";
-import { ENVELOPE_ALG, sealEnvelope } from "../../src/crypto/envelope.js";
+import { sealEnvelope } from "../../src/crypto/envelope.js";
 import { generateIdentity, rawPublicKey, signMessage } from "../../src/crypto/signature.js";
 import { createLogger, type Logger } from "../../src/logging.js";
+import { envelopeToWire } from "../../src/protocol/envelope-wire.js";
 import { type AnyMessage, decodeMessage, type MessageOf } from "../../src/protocol/messages.js";
 import {
   contributionAad,
@@ -255,13 +256,7 @@ export function buildContribution(
   const contributorId = contributorIdOf(peer.contributorIdentity);
   const aad = contributionAad(options.roundIdForAad ?? open.roundId, contributorId, fingerprint);
   const sealed = sealEnvelope(serverKey, options.phrase ?? randomBytes(64), aad);
-  const envelope = {
-    alg: ENVELOPE_ALG,
-    ek: toBase64url(sealed.wrappedKey),
-    iv: toBase64url(sealed.iv),
-    ct: toBase64url(sealed.ciphertext),
-    tag: toBase64url(sealed.tag),
-  };
+  const envelope = envelopeToWire(sealed);
   return signContribution(peer, { roundId: open.roundId, contributorId, envelope });
 }
 

@@ -5,11 +5,14 @@ import { AdminClient } from "../../client/admin-client.js";
 import { fromBase64url } from "../../crypto/base64url.js";
 import { Secret } from "../../crypto/secret.js";
 import { readSecretFile } from "../../datadir/files.js";
+import { derivationOf, PURPOSES } from "../../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import type { JsonObject } from "../../json.js";
 import type { PublicRecordWire } from "../../protocol/messages.js";
 import { ADMIN_TOKEN_FILE, readServerInfo } from "../../server/runtime.js";
-import { dataDirOption, parseParams } from "../options.js";
-import { printJson, printTable } from "../output.js";
+import { dataDirOption } from "../options.js";
+import { purposeParams, withPurposeOptions } from "../purpose-options.js";
+import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
 export interface AdminFlags {
   dataDir?: string;
@@ -61,9 +64,9 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
   });
 }
 
-export function printRecord(record: PublicRecordWire): void {
-  process.stdout.write(`record ${record.id}\n`);
+export function recordHeader(record: PublicRecordWire): [string, string][] {
   const rows: [string, string][] = [
+    ["record", record.id],
     ["purpose", record.purpose],
     ["algorithm", record.algorithm],
     ["round", record.roundId],
@@ -71,43 +74,43 @@ export function printRecord(record: PublicRecordWire): void {
     ["contributors", String(record.participants.length)],
   ];
   if (record.owner !== undefined) rows.push(["for", record.owner]);
-  for (const [key, value] of Object.entries(record.public)) {
-    rows.push([key, typeof value === "string" ? value : JSON.stringify(value)]);
-  }
-  printTable(rows);
+  return rows;
 }
 
-interface GenerateFlags extends AdminFlags {
-  param: string[];
+interface GenerateFlags extends AdminFlags, ShowOptions {
   for?: string;
-  json?: boolean;
+  revealSecret?: boolean;
+  [option: string]: unknown;
 }
 
 export function registerGenerate(program: Command): void {
-  withAdminOptions(
-    program
-      .command("generate")
-      .description("run a round on the running server; prints the stored record's public part")
-      .argument(
-        "<purpose>",
-        "what to generate: otp, hotp, totp, rsa, ecc, wallet, multisig, nonce",
-      ),
+  withPurposeOptions(
+    withAdminOptions(
+      program
+        .command("generate")
+        .description("run a round on the running server; prints the stored record's public part")
+        .argument("<purpose>", `what to generate: ${PURPOSES.join(", ")}`),
+    ),
   )
-    .option(
-      "--param <key=value>",
-      "a purpose option (repeatable)",
-      (v: string, acc: string[]) => [...acc, v],
-      [],
-    )
     .option("--for <requester>", "the requesting client entitled to the secret part")
+    .option("--reveal-secret", "also print the secret part (sealed to a one-off key in transit)")
+    .option("--qr", "with --reveal-secret: draw the otpauth:// QR code in the terminal")
+    .option("--qr-png <file>", "with --reveal-secret: write the otpauth:// QR code as PNG")
+    .option("--qr-svg <file>", "with --reveal-secret: write the otpauth:// QR code as SVG")
     .option("--json", "print the record as JSON")
     .action(async (purpose: string, flags: GenerateFlags) => {
-      const params = parseParams(flags.param);
+      const refusal = qrNeedsReveal(flags);
+      if (refusal) throw new DkeygenError(ErrorCodes.USAGE, refusal);
+      const params = await purposeParams(flags);
+      derivationOf(purpose).parseParams(params); // a typo fails here, before any round runs
       const admin = await connectAdmin(flags);
       try {
-        const record = await admin.generate(purpose, params, flags.for);
-        if (flags.json) printJson(record);
-        else printRecord(record);
+        const { record, secret } = flags.revealSecret
+          ? await admin.generateRevealed(purpose, params, flags.for)
+          : { record: await admin.generate(purpose, params, flags.for), secret: undefined };
+        await showResult(recordHeader(record), record.public as JsonObject, secret, flags, {
+          ...record,
+        });
       } finally {
         admin.close();
       }

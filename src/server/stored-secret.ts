@@ -1,0 +1,37 @@
+/**
+ * The secret part of a stored round result, before the store encrypts it: the round secret (so an
+ * auditor can re-derive), the derivation's parameters (defaults filled in; they may hold secrets,
+ * such as a wallet passphrase, which is why they live here and not in the public part) and the
+ * purpose's secret output.
+ *
+ *   {"v":1,"roundSecret":"<128 hex>","params":{…},"output":{…}}   (UTF-8 JSON)
+ */
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import type { JsonObject } from "../json.js";
+
+export interface StoredSecret {
+  v: 1;
+  roundSecret: string;
+  params: JsonObject;
+  output: JsonObject;
+}
+
+export function encodeStoredSecret(secret: StoredSecret): Uint8Array {
+  return new Uint8Array(Buffer.from(JSON.stringify(secret), "utf8"));
+}
+
+export function decodeStoredSecret(bytes: Uint8Array): StoredSecret {
+  let value: Partial<StoredSecret>;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString("utf8")) as Partial<StoredSecret>;
+  } catch {
+    value = {};
+  }
+  if (value.v !== 1 || typeof value.roundSecret !== "string" || typeof value.output !== "object") {
+    throw new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      "A stored secret part is not in the expected format.",
+    );
+  }
+  return value as StoredSecret;
+}
