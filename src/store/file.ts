@@ -9,10 +9,10 @@
  *   is copied to `<path>.torn-<time>` for forensics, logged, and cut off; it is never merged. A
  *   complete line that fails anywhere means corruption or tampering and the store refuses to open
  *   (E_STORE_CORRUPT naming the line) without changing the file.
- * - Writes: `put`, `claimNext` and `consume` decide synchronously in memory (so concurrent claims
- *   can never pick the same record), then append a line through group commit (group-commit.ts) and
- *   resolve only after it is fsynced. A failed write rolls the in-memory change back and fails the
- *   store for good; it must be reopened.
+ * - Writes: `put`, `claimNext`, `consume` and `useStep` decide synchronously in memory (so
+ *   concurrent claims can never pick the same record, nor two uses of a step both win), then append
+ *   a line through group commit (group-commit.ts) and resolve only after it is fsynced. A failed
+ *   write rolls the in-memory change back and fails the store for good; it must be reopened.
  * - Secrets: encrypted before anything is written, kept encrypted in memory, decrypted only in
  *   `readSecret`. The caller's buffer is never kept.
  */
@@ -29,6 +29,7 @@ import {
   checkListQuery,
   checkPurpose,
   checkRecordInput,
+  checkStep,
   copyRecord,
   newRecord,
   notFound,
@@ -54,6 +55,7 @@ import {
   type Segment,
   type StoreKeys,
   sealSecret,
+  stepBody,
 } from "./log-format.js";
 import { UlidGenerator } from "./record-id.js";
 import { RecordIndex } from "./record-index.js";
@@ -71,7 +73,7 @@ export interface FileKeyStoreOptions {
   storeKey: Uint8Array;
   /** Randomness for ids and IVs; the OS CSPRNG by default. */
   random?: RandomSource;
-  /** The time for ids, `createdAt`, claims, consumptions and torn-file names; `new Date()`. */
+  /** The time for ids, `createdAt`, claims, consumptions, steps and torn-file names; now. */
   clock?: () => Date;
   /** Told about torn tails, stale locks and write failures (never secret content). */
   logger?: FileKeyStoreLogger;
@@ -124,6 +126,8 @@ export class FileKeyStore implements KeyStore {
   readonly #sealed = new Map<string, SealedSecret>();
   /** Consumptions written but not yet durable, so a second `consume` can wait for the first. */
   readonly #consuming = new Map<string, Promise<void>>();
+  /** Per record, the write of its latest step until it is durable, for replays to wait on. */
+  readonly #stepping = new Map<string, Promise<void>>();
   #state: State = "new";
   #lock: LockFile | undefined;
   #handle: FileHandle | undefined;
@@ -287,6 +291,36 @@ export class FileKeyStore implements KeyStore {
       await done;
     } finally {
       this.#consuming.delete(id);
+    }
+    return true;
+  }
+
+  async useStep(id: string, step: number, at?: Date): Promise<boolean> {
+    this.#assertWritable();
+    checkId(id);
+    const value = checkStep(step);
+    checkConsumeAt(at);
+    const record = this.#index.get(id);
+    if (!record) throw notFound(id);
+    if (record.lastStep !== undefined && value <= record.lastStep) {
+      // A replay. Answer "false" only once the step that makes it one is durable (writes only
+      // raise the step, so that is the latest one written); if it fails, this rejects with the
+      // store's failure.
+      await this.#stepping.get(id);
+      return false;
+    }
+    // Decided here, synchronously: no other useStep can run between the check and the mark.
+    const when = (at ?? this.#clock()).toISOString();
+    const previous = this.#index.setStep(id, value, when);
+    const done = this.#append(stepBody(id, value, when), {
+      // Group commit undoes newest first, so each undo restores what the one before it set.
+      onFailed: () => this.#index.restoreStep(id, previous),
+    });
+    this.#stepping.set(id, done);
+    try {
+      await done;
+    } finally {
+      if (this.#stepping.get(id) === done) this.#stepping.delete(id);
     }
     return true;
   }
@@ -476,6 +510,21 @@ export class FileKeyStore implements KeyStore {
           throw this.#corrupt(line, `record ${parsed.id} is consumed a second time`);
         }
         this.#index.setConsumed(parsed.id, parsed.at);
+        return;
+      }
+      case "step": {
+        const record = this.#index.get(parsed.id);
+        if (!record) {
+          throw this.#corrupt(line, `it uses a step of record ${parsed.id}, not stored before`);
+        }
+        if (record.lastStep !== undefined && parsed.step <= record.lastStep) {
+          throw this.#corrupt(
+            line,
+            `it uses step ${parsed.step} of record ${parsed.id}, not above step ` +
+              `${record.lastStep} used before (a replayed or reordered step)`,
+          );
+        }
+        this.#index.setStep(parsed.id, parsed.step, parsed.at);
         return;
       }
     }

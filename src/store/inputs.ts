@@ -133,6 +133,17 @@ export function checkConsumeAt(at: unknown): asserts at is Date | undefined {
   if (at !== undefined) assertDate(at, "at");
 }
 
+/**
+ * Checks a `useStep` step: a TOTP counter, so a non-negative safe integer. Returns it with -0 made
+ * 0, so every backend stores and returns the same number.
+ */
+export function checkStep(step: unknown): number {
+  if (typeof step !== "number" || !Number.isSafeInteger(step) || step < 0) {
+    throw new TypeError("step must be a non-negative safe integer");
+  }
+  return step === 0 ? 0 : step;
+}
+
 export function checkPurpose(purpose: unknown): asserts purpose is string {
   assertName(purpose, "purpose");
 }
@@ -171,6 +182,8 @@ export function copyRecord(record: KeyRecord): KeyRecord {
   if (record.owner !== undefined) out.owner = record.owner;
   if (record.claim !== undefined) out.claim = { ...record.claim };
   if (record.consumedAt !== undefined) out.consumedAt = record.consumedAt;
+  if (record.lastStep !== undefined) out.lastStep = record.lastStep;
+  if (record.lastStepAt !== undefined) out.lastStepAt = record.lastStepAt;
   return out;
 }
 

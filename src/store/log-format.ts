@@ -28,15 +28,20 @@
  *    "public":{...},"owner"?,"secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
- * A claim or consume refers to a record on an earlier line; each record is claimed and consumed
- * at most once.
+ *   {"t":"step","v":1,"id","step","at"}
+ * A claim, consume or step refers to a record on an earlier line; each record is claimed and
+ * consumed at most once. A step line records that TOTP time step `step` (a non-negative safe
+ * integer, RFC 6238 counter T) of the record was used at `at`; each step line of a record has a
+ * greater step than every step line of that record before it, and the last one is the record's
+ * `lastStep` (so an OTP is never accepted twice, RFC 6238 §5.2).
  *
  * Reading. A line counts only with its newline: a writer appends a line and its newline in one
  * write and acknowledges it only after fdatasync. So bytes after the last newline are a torn write
  * from a crash, never acknowledged: a reader sets them aside (the file store copies them to
  * `<file>.torn-<time>` and cuts them off) and never merges them. A complete line that fails any
- * check (frame, MAC, JSON, schema, or an event for an unknown or already claimed/consumed record)
- * is corruption or tampering: the reader refuses the file, naming the line (1-based).
+ * check (frame, MAC, JSON, schema, an event for an unknown or already claimed/consumed record, or
+ * a step not greater than that record's last step) is corruption or tampering: the reader refuses
+ * the file, naming the line (1-based).
  *
  * Secret parts. AES-256-GCM (NIST SP 800-38D) under K_secret, a fresh random 96-bit IV per record,
  * a 128-bit tag, and associated data
@@ -108,7 +113,14 @@ export interface ConsumeBody {
   id: string;
   at: string;
 }
-export type LogBody = RecordBody | ClaimBody | ConsumeBody;
+export interface StepBody {
+  t: "step";
+  v: 1;
+  id: string;
+  step: number;
+  at: string;
+}
+export type LogBody = RecordBody | ClaimBody | ConsumeBody | StepBody;
 
 function secretAad(id: string, purpose: string, roundId: string): Uint8Array {
   return lengthPrefixed(SECRET_INFO, id, purpose, roundId);
@@ -179,6 +191,10 @@ export function claimBody(id: string, claim: Claim): ClaimBody {
 
 export function consumeBody(id: string, at: string): ConsumeBody {
   return { t: "consume", v: 1, id, at };
+}
+
+export function stepBody(id: string, step: number, at: string): StepBody {
+  return { t: "step", v: 1, id, step, at };
 }
 
 function chainMac(macKey: Uint8Array, previous: Uint8Array, body: Uint8Array): Buffer {
@@ -301,11 +317,13 @@ const CLAIM_FIELDS = [
   "expiresAt",
 ] as const;
 const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
+const STEP_FIELDS = ["t", "v", "id", "step", "at"] as const;
 
 export type ParsedBody =
   | { t: "record"; record: KeyRecord; sealed: SealedSecret }
   | { t: "claim"; id: string; claim: Claim }
-  | { t: "consume"; id: string; at: string };
+  | { t: "consume"; id: string; at: string }
+  | { t: "step"; id: string; step: number; at: string };
 
 /** Validates a MAC-verified body. Throws BodyError. */
 export function parseBody(value: unknown): ParsedBody {
@@ -317,7 +335,7 @@ export function parseBody(value: unknown): ParsedBody {
     );
   }
   const kind = value.t;
-  if (kind !== "record" && kind !== "claim" && kind !== "consume") {
+  if (kind !== "record" && kind !== "claim" && kind !== "consume" && kind !== "step") {
     throw new BodyError(`its body has an unknown kind ${JSON.stringify(kind)}`);
   }
   need(isUlid(value.id), kind, "id");
@@ -379,6 +397,17 @@ export function parseBody(value: unknown): ParsedBody {
       onlyFields(value, CONSUME_FIELDS, kind);
       need(isIsoTime(value.at), kind, "at");
       return { t: "consume", id, at: value.at as string };
+    }
+    case "step": {
+      onlyFields(value, STEP_FIELDS, kind);
+      const step = value.step;
+      need(
+        typeof step === "number" && Number.isSafeInteger(step) && step >= 0 && !Object.is(step, -0),
+        kind,
+        "step",
+      );
+      need(isIsoTime(value.at), kind, "at");
+      return { t: "step", id, step: step as number, at: value.at as string };
     }
   }
 }

@@ -15,6 +15,7 @@ import {
   checkListQuery,
   checkPurpose,
   checkRecordInput,
+  checkStep,
   copyRecord,
   newRecord,
   notFound,
@@ -26,7 +27,7 @@ import type { ClaimInput, KeyRecord, KeyStore, ListQuery, RecordInput } from "./
 export interface MemoryKeyStoreOptions {
   /** Randomness for record ids; the OS CSPRNG by default. */
   random?: RandomSource;
-  /** The time used for ids, `createdAt`, claims and consumptions; `new Date()` by default. */
+  /** The time for ids, `createdAt`, claims, consumptions and steps; `new Date()` by default. */
   clock?: () => Date;
 }
 
@@ -107,6 +108,18 @@ export class MemoryKeyStore implements KeyStore {
     if (!record) throw notFound(id);
     if (record.consumedAt !== undefined) return false;
     this.#index.setConsumed(id, (at ?? this.#clock()).toISOString());
+    return true;
+  }
+
+  async useStep(id: string, step: number, at?: Date): Promise<boolean> {
+    this.#assertOpen();
+    checkId(id);
+    const value = checkStep(step);
+    checkConsumeAt(at);
+    const record = this.#index.get(id);
+    if (!record) throw notFound(id);
+    if (record.lastStep !== undefined && value <= record.lastStep) return false;
+    this.#index.setStep(id, value, (at ?? this.#clock()).toISOString());
     return true;
   }
 

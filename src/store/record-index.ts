@@ -12,6 +12,12 @@
  */
 import type { Claim, KeyRecord, ListQuery } from "./types.js";
 
+/** A record's last step before a `setStep`, so a failed write can put it back. */
+export interface StepMark {
+  step?: number;
+  at?: string;
+}
+
 interface Slot {
   record: KeyRecord;
   /** True while the id sits in its purpose's pool at or after the head. */
@@ -152,6 +158,32 @@ export class RecordIndex {
     const slot = this.#slot(id);
     delete slot.record.consumedAt;
     if (isPoolable(slot.record)) this.#enqueue(slot);
+  }
+
+  /**
+   * Records `step` as a record's last used TOTP step; it must be greater than the one recorded
+   * (if any). Returns what it replaced, for `restoreStep`. Steps do not affect pooling.
+   */
+  setStep(id: string, step: number, at: string): StepMark {
+    const record = this.#slot(id).record;
+    if (record.lastStep !== undefined && step <= record.lastStep) {
+      throw new Error(`RecordIndex: step ${step} of ${id} is not above ${record.lastStep}`);
+    }
+    const previous: StepMark = {};
+    if (record.lastStep !== undefined) previous.step = record.lastStep;
+    if (record.lastStepAt !== undefined) previous.at = record.lastStepAt;
+    record.lastStep = step;
+    record.lastStepAt = at;
+    return previous;
+  }
+
+  /** Undoes `setStep` (a step whose write failed); undo newest first. */
+  restoreStep(id: string, previous: StepMark): void {
+    const record = this.#slot(id).record;
+    if (previous.step === undefined) delete record.lastStep;
+    else record.lastStep = previous.step;
+    if (previous.at === undefined) delete record.lastStepAt;
+    else record.lastStepAt = previous.at;
   }
 
   countPoolable(purpose: string): number {

@@ -5,8 +5,8 @@
  *
  * A record has a public part (shown to anyone allowed to list records) and a secret part that the
  * store keeps encrypted at rest and hands out only through `readSecret`. Records are never
- * rewritten: later facts about a record (it was claimed, it was consumed) are appended as events
- * and folded into the record the store returns.
+ * rewritten: later facts about a record (it was claimed, it was consumed, a TOTP time step of it
+ * was used) are appended as events and folded into the record the store returns.
  */
 import type { JsonObject } from "../json.js";
 
@@ -47,6 +47,10 @@ export interface KeyRecord {
   owner?: string;
   claim?: Claim;
   consumedAt?: string;
+  /** The greatest TOTP time step recorded with `useStep`, if any. */
+  lastStep?: number;
+  /** When `lastStep` was recorded (the `at` of that `useStep`). */
+  lastStepAt?: string;
 }
 
 export interface ListQuery {
@@ -93,6 +97,17 @@ export interface KeyStore {
    * consumed before. Durable before it resolves. Throws NOT_FOUND for an unknown id.
    */
   consume(id: string, at?: Date): Promise<boolean>;
+  /**
+   * Records that time step `step` (a TOTP counter, a non-negative safe integer) of record `id` was
+   * used, if and only if it is greater than every step recorded for it before. Resolves true if
+   * this call recorded it, false if an equal or greater step was already recorded (a replay: RFC
+   * 6238 §5.2, an OTP is accepted at most once). Atomic (two concurrent calls with the same step:
+   * exactly one gets true) and durable before it resolves, also when it resolves false (the step
+   * that makes it a replay is durable by then). Throws NOT_FOUND for an unknown id, and a
+   * TypeError naming `step` or `at` when they are malformed. The record's `lastStep` and
+   * `lastStepAt` show the latest step recorded.
+   */
+  useStep(id: string, step: number, at?: Date): Promise<boolean>;
   /** How many records of `purpose` are neither owned, claimed nor consumed. */
   countUnclaimed(purpose: string): Promise<number>;
 }

@@ -47,6 +47,24 @@ function isCode(code: string) {
   return (error: unknown) => error instanceof DkeygenError && error.code === code;
 }
 
+/** A TypeError whose message names `name` as a word. */
+function isTypeErrorNaming(name: string) {
+  return (error: unknown) =>
+    error instanceof TypeError && new RegExp(`\\b${name}\\b`).test(error.message);
+}
+
+/** 1..n in an order fixed by `seed` (a small LCG: reproducible, no dependency). */
+function shuffled(n: number, seed: number): number[] {
+  const out = Array.from({ length: n }, (_, i) => i + 1);
+  let state = seed >>> 0;
+  for (let i = out.length - 1; i > 0; i--) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const j = state % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreFixture>): void {
   /** Runs `body` against a fresh open store and always closes and cleans up. */
   async function withStore(body: (store: KeyStore, fixture: StoreFixture) => Promise<void>) {
@@ -95,6 +113,8 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         assert.equal(record.owner, "carol");
         assert.equal(record.claim, undefined);
         assert.equal(record.consumedAt, undefined);
+        assert.equal(record.lastStep, undefined);
+        assert.equal(record.lastStepAt, undefined);
         assert.ok(Date.parse(record.createdAt) >= before - 1000);
         assert.equal(new Date(record.createdAt).toISOString(), record.createdAt);
         assert.ok(!("secret" in record), "a record never carries its secret part");
@@ -162,6 +182,7 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         assert.equal(await store.get("not-an-id"), undefined);
         await assert.rejects(store.readSecret(unknown), isCode(ErrorCodes.NOT_FOUND));
         await assert.rejects(store.consume(unknown), isCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(store.useStep(unknown, 1), isCode(ErrorCodes.NOT_FOUND));
       });
     });
 
@@ -283,6 +304,143 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("useStep records a step only if it is above every step recorded before; equal and lower steps are replays", async () => {
+      await withStore(async (store) => {
+        const [a, b] = await putMany(store, 2);
+        const t0 = new Date("2030-01-01T00:00:00.000Z");
+        assert.equal(await store.useStep(a!.id, 0, t0), true, "step 0 is a step");
+        assert.equal((await store.get(a!.id))?.lastStep, 0);
+        assert.equal((await store.get(a!.id))?.lastStepAt, "2030-01-01T00:00:00.000Z");
+        assert.equal(await store.useStep(a!.id, 0), false, "the same step again is a replay");
+        const t5 = new Date("2030-01-01T00:02:30.000Z");
+        assert.equal(await store.useStep(a!.id, 5, t5), true, "steps may skip");
+        assert.equal(await store.useStep(a!.id, 5, new Date("2030-01-01T00:02:31.000Z")), false);
+        assert.equal(await store.useStep(a!.id, 4), false, "a lower step is a replay");
+        assert.equal(await store.useStep(a!.id, 0), false);
+        const after = await store.get(a!.id);
+        assert.equal(after?.lastStep, 5, "a refused step changes nothing");
+        assert.equal(after?.lastStepAt, "2030-01-01T00:02:30.000Z");
+        const before = Date.now();
+        assert.equal(await store.useStep(a!.id, 6), true);
+        const stamped = (await store.get(a!.id))?.lastStepAt;
+        assert.ok(stamped && Date.parse(stamped) >= before - 1000, "at defaults to now");
+        assert.equal(new Date(stamped).toISOString(), stamped);
+        assert.equal(await store.useStep(a!.id, Number.MAX_SAFE_INTEGER), true);
+        assert.equal(await store.useStep(a!.id, Number.MAX_SAFE_INTEGER), false);
+        assert.equal(await store.useStep(a!.id, -0), false, "-0 is step 0");
+
+        // Steps are per record, show in list, and neither claim nor consume.
+        assert.equal((await store.get(b!.id))?.lastStep, undefined);
+        assert.equal(await store.useStep(b!.id, 3), true);
+        assert.deepEqual(
+          (await store.list()).map((r) => r.lastStep),
+          [Number.MAX_SAFE_INTEGER, 3],
+        );
+        assert.equal(await store.countUnclaimed("otp"), 2);
+        assert.equal((await store.get(b!.id))?.consumedAt, undefined);
+        assert.equal((await store.get(b!.id))?.claim, undefined);
+        // And claims and consumptions leave steps alone.
+        assert.equal((await store.claimNext("otp", claim()))?.lastStep, Number.MAX_SAFE_INTEGER);
+        assert.equal(await store.consume(b!.id), true);
+        assert.equal((await store.get(b!.id))?.lastStep, 3);
+      });
+    });
+
+    test("concurrent useStep calls with the same step: exactly one gets true", async () => {
+      await withStore(async (store) => {
+        const [a] = await putMany(store, 1);
+        for (const step of [0, 1, 7, 1000]) {
+          const results = await Promise.all(
+            Array.from({ length: 10 }, () => store.useStep(a!.id, step)),
+          );
+          assert.equal(results.filter((r) => r).length, 1, `step ${step}: ${results}`);
+        }
+        assert.equal((await store.get(a!.id))?.lastStep, 1000);
+      });
+    });
+
+    test("concurrent useStep calls with steps 1..50 in random order: step 50 wins, lastStep ends at 50, and every step is a replay afterwards", async () => {
+      await withStore(async (store) => {
+        for (const seed of [1, 2, 3, 42]) {
+          const record = await store.put(input({ roundId: `seed-${seed}` }));
+          const order = shuffled(50, seed);
+          const results = await Promise.all(order.map((step) => store.useStep(record.id, step)));
+          const won = order.filter((_, i) => results[i]);
+          // With every call concurrent, any outcome is linearizable iff the highest step won
+          // (nothing can make it a replay); then every losing step has a greater winner.
+          assert.ok(won.includes(50), `seed ${seed}: step 50 must win; winners ${won}`);
+          assert.equal((await store.get(record.id))?.lastStep, 50, `seed ${seed}`);
+          const again = await Promise.all(order.map((step) => store.useStep(record.id, step)));
+          assert.ok(
+            again.every((r) => r === false),
+            `seed ${seed}: a step was accepted twice`,
+          );
+        }
+      });
+    });
+
+    test("useStep in waves of concurrent calls: a step wins only above every step won in an earlier wave, and each wave's highest new step wins", async () => {
+      await withStore(async (store) => {
+        for (const seed of [7, 8]) {
+          const record = await store.put(input({ roundId: `waves-${seed}` }));
+          const order = shuffled(60, seed);
+          let highest = -1; // the highest step won so far (all earlier waves have resolved)
+          for (let w = 0; w < order.length; w += 6) {
+            const wave = order.slice(w, w + 6);
+            const results = await Promise.all(wave.map((step) => store.useStep(record.id, step)));
+            const top = Math.max(...wave);
+            wave.forEach((step, i) => {
+              if (step <= highest) {
+                assert.equal(results[i], false, `seed ${seed}: step ${step} after ${highest} won`);
+              }
+              if (step === top && top > highest) {
+                assert.equal(
+                  results[i],
+                  true,
+                  `seed ${seed}: step ${top}, the wave's highest, lost`,
+                );
+              }
+            });
+            highest = Math.max(highest, top);
+            assert.equal((await store.get(record.id))?.lastStep, highest, `seed ${seed}`);
+          }
+          assert.equal(highest, 60);
+        }
+      });
+    });
+
+    test("useStep refuses a bad step or at with a TypeError naming it, and records nothing", async () => {
+      await withStore(async (store) => {
+        const [a] = await putMany(store, 1);
+        const badSteps: unknown[] = [
+          -1,
+          1.5,
+          Number.MAX_SAFE_INTEGER + 1,
+          Number.NaN,
+          Number.POSITIVE_INFINITY,
+          "3",
+          3n,
+          undefined,
+          null,
+        ];
+        for (const step of badSteps) {
+          await assert.rejects(
+            store.useStep(a!.id, step as number),
+            isTypeErrorNaming("step"),
+            String(step),
+          );
+        }
+        await assert.rejects(store.useStep(a!.id, 1, new Date("nope")), isTypeErrorNaming("at"));
+        await assert.rejects(
+          store.useStep(a!.id, 1, "2030-01-01T00:00:00.000Z" as unknown as Date),
+          isTypeErrorNaming("at"),
+        );
+        await assert.rejects(store.useStep(7 as unknown as string, 1), isTypeErrorNaming("id"));
+        assert.equal((await store.get(a!.id))?.lastStep, undefined);
+        assert.equal(await store.useStep(a!.id, 1), true);
+      });
+    });
+
     test("countUnclaimed counts records neither owned, claimed nor consumed", async () => {
       await withStore(async (store) => {
         assert.equal(await store.countUnclaimed("otp"), 0);
@@ -373,6 +531,43 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("steps survive close and reopen, and a replayed step stays refused", async (t) => {
+      const probe = await makeStore();
+      const persistent = probe.reopen !== undefined;
+      await probe.cleanup();
+      if (!persistent) {
+        t.skip("this backend keeps nothing across a reopen");
+        return;
+      }
+      await withStore(async (store, fixture) => {
+        const [a, b, c] = await putMany(store, 3);
+        assert.equal(await store.useStep(a!.id, 3), true);
+        assert.equal(await store.useStep(a!.id, 9, new Date("2030-02-03T04:05:06.007Z")), true);
+        assert.equal(await store.useStep(b!.id, 0), true);
+        const before = await store.list();
+        await store.close();
+
+        let reopened = await fixture.reopen!();
+        await reopened.open();
+        assert.deepEqual(await reopened.list(), before);
+        assert.equal((await reopened.get(a!.id))?.lastStep, 9);
+        assert.equal((await reopened.get(a!.id))?.lastStepAt, "2030-02-03T04:05:06.007Z");
+        assert.equal((await reopened.get(c!.id))?.lastStep, undefined);
+        assert.equal(await reopened.useStep(a!.id, 9), false);
+        assert.equal(await reopened.useStep(a!.id, 4), false);
+        assert.equal(await reopened.useStep(b!.id, 0), false);
+        assert.equal(await reopened.useStep(a!.id, 10), true);
+        assert.equal(await reopened.useStep(c!.id, 1), true);
+        await reopened.close();
+
+        reopened = await fixture.reopen!();
+        await reopened.open();
+        assert.equal((await reopened.get(a!.id))?.lastStep, 10);
+        assert.equal((await reopened.get(c!.id))?.lastStep, 1);
+        assert.equal(await reopened.useStep(a!.id, 10), false);
+      });
+    });
+
     test("a closed store refuses to be used", async () => {
       const fixture = await makeStore();
       await fixture.store.open();
@@ -381,6 +576,7 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       try {
         await assert.rejects(fixture.store.get(record.id), isCode(ErrorCodes.OPERATIONAL));
         await assert.rejects(fixture.store.put(input()), isCode(ErrorCodes.OPERATIONAL));
+        await assert.rejects(fixture.store.useStep(record.id, 1), isCode(ErrorCodes.OPERATIONAL));
         await fixture.store.close(); // closing twice is harmless
       } finally {
         await fixture.cleanup();

@@ -79,6 +79,30 @@ async function lines(path: string): Promise<string[]> {
   return text.split(/(?<=\n)/).filter((line) => line.length > 0);
 }
 
+/** The file's line bodies, parsed. */
+async function bodies(path: string): Promise<Record<string, unknown>[]> {
+  return (await lines(path)).map((line) => JSON.parse(/"body":(.*)\}\n$/.exec(line)![1]!));
+}
+
+/**
+ * Writes `list` as a key_store file with a valid MAC chain under `storeKey`, so only the checks
+ * after the MAC (schema, event rules) stand between it and being opened.
+ */
+async function writeChained(path: string, storeKey: Uint8Array, list: unknown[]): Promise<void> {
+  const kMac = Buffer.from(
+    hkdfSync("sha256", storeKey, Buffer.alloc(0), "dkeygen/v1/store/line-mac", 32),
+  );
+  let previous = Buffer.alloc(32);
+  let text = "";
+  for (const body of list) {
+    const json = JSON.stringify(body);
+    const mac = createHmac("sha256", kMac).update(previous).update(json).digest();
+    text += `{"mac":"${mac.toString("hex")}","body":${json}}\n`;
+    previous = mac;
+  }
+  await writeFile(path, text);
+}
+
 /** Fills a store with `n` records and closes it; returns their ids. */
 async function seed(make: () => FileKeyStore, n: number): Promise<string[]> {
   const store = make();
@@ -540,6 +564,8 @@ test("when a write fails, the change is rolled back, no half line is left and th
   try {
     await store.open();
     const [a, b] = [await store.put(input()), await store.put(input())];
+    const stepAt = new Date("2030-01-01T00:00:00.000Z");
+    assert.equal(await store.useStep(a.id, 3, stepAt), true);
     const sizeBefore = (await stat(f.path)).size;
     failNext = true;
     const outcomes = await Promise.allSettled([
@@ -547,6 +573,11 @@ test("when a write fails, the change is rolled back, no half line is left and th
       store.claimNext("otp", claimInput(2)),
       store.consume(b.id),
       store.put(input()),
+      store.useStep(a.id, 5),
+      store.useStep(a.id, 9),
+      // A replay of a step whose write then fails: no answer is given from a lost write.
+      store.useStep(a.id, 7),
+      store.useStep(b.id, 0),
     ]);
     for (const outcome of outcomes) {
       assert.equal(outcome.status, "rejected");
@@ -558,6 +589,10 @@ test("when a write fails, the change is rolled back, no half line is left and th
     // Rolled back in memory...
     assert.equal((await store.get(a.id))?.claim, undefined);
     assert.equal((await store.get(b.id))?.consumedAt, undefined);
+    assert.equal((await store.get(a.id))?.lastStep, 3, "steps roll back to the last durable one");
+    assert.equal((await store.get(a.id))?.lastStepAt, "2030-01-01T00:00:00.000Z");
+    assert.equal((await store.get(b.id))?.lastStep, undefined);
+    assert.equal((await store.get(b.id))?.lastStepAt, undefined);
     assert.equal(await store.countUnclaimed("otp"), 2);
     assert.equal((await store.list()).length, 2);
     // ...and on disk, and nothing more is written.
@@ -566,6 +601,7 @@ test("when a write fails, the change is rolled back, no half line is left and th
     await assert.rejects(store.put(input()), /refuses further writes/);
     await assert.rejects(store.claimNext("otp", claimInput(3)), /refuses further writes/);
     await assert.rejects(store.consume(a.id), /refuses further writes/);
+    await assert.rejects(store.useStep(a.id, 10), /refuses further writes/);
     assert.deepEqual(
       (await store.list()).map((r) => r.id),
       [a.id, b.id],
@@ -576,6 +612,8 @@ test("when a write fails, the change is rolled back, no half line is left and th
     const reopened = f.make({ wrapLogFile: (file) => file });
     await reopened.open();
     assert.equal((await reopened.claimNext("otp", claimInput(4)))?.id, a.id);
+    assert.equal((await reopened.get(a.id))?.lastStep, 3);
+    assert.equal(await reopened.useStep(a.id, 4), true);
     await reopened.close();
   } finally {
     await store.close();
@@ -733,6 +771,131 @@ test("a record too large for one key_store line is refused and the store goes on
     await reopened.close();
   } finally {
     await store.close();
+    await f.remove();
+  }
+});
+
+test("step lines are {t,v,id,step,at} in that order, and only winning steps are written, in increasing order", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const [a, b] = [await store.put(input()), await store.put(input())];
+    assert.equal(await store.useStep(a.id, 0, new Date("2030-01-01T00:00:00.000Z")), true);
+    // Concurrent steps for two records, in a scrambled order; replays included.
+    const calls: [string, number][] = [];
+    for (let i = 0; i < 40; i++) {
+      calls.push([a.id, (i * 17) % 41], [b.id, (i * 23) % 41], [a.id, (i * 17) % 41]);
+    }
+    const results = await Promise.all(calls.map(([id, step]) => store.useStep(id, step)));
+    await store.close();
+
+    const steps = (await bodies(f.path)).filter((body) => body.t === "step");
+    for (const body of steps) assert.deepEqual(Object.keys(body), ["t", "v", "id", "step", "at"]);
+    assert.deepEqual(steps[0], {
+      t: "step",
+      v: 1,
+      id: a.id,
+      step: 0,
+      at: "2030-01-01T00:00:00.000Z",
+    });
+    for (const id of [a.id, b.id]) {
+      const written = steps.filter((body) => body.id === id).map((body) => body.step as number);
+      const won = calls.filter(([c], i) => c === id && results[i]).map(([, step]) => step);
+      if (id === a.id) won.unshift(0);
+      // The log is the decision order: each written step is above every step written before it.
+      for (let i = 1; i < written.length; i++)
+        assert.ok(written[i]! > written[i - 1]!, `${written}`);
+      assert.deepEqual(
+        [...written].sort((x, y) => x - y),
+        [...won].sort((x, y) => x - y),
+      );
+    }
+
+    const reopened = f.make();
+    await reopened.open();
+    assert.equal((await reopened.get(a.id))?.lastStep, 40);
+    assert.equal((await reopened.get(b.id))?.lastStep, 40);
+    await reopened.close();
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a step line not above its record's last step (replayed, lowered, reordered), for an unknown record, or off-schema makes open fail with E_STORE_CORRUPT naming the line", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const a = await store.put(input());
+    await store.put(input());
+    assert.equal(await store.useStep(a.id, 5), true);
+    assert.equal(await store.useStep(a.id, 7), true);
+    await store.close();
+    const good = await bodies(f.path); // record a, record b, step 5, step 7
+    const [recA, recB, step5, step7] = good as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
+
+    // Re-chained unchanged, the file opens: the helper itself is sound.
+    await writeChained(f.path, f.storeKey, good);
+    const sane = f.make();
+    await sane.open();
+    assert.equal((await sane.get(a.id))?.lastStep, 7);
+    await sane.close();
+
+    const cases: [string, unknown[], RegExp][] = [
+      [
+        "equal step",
+        [recA, recB, step5, { ...step7, step: 5 }],
+        /line 4\b.*step 5\b.*not above step 5\b/,
+      ],
+      [
+        "lower step",
+        [recA, recB, step5, { ...step7, step: 3 }],
+        /line 4\b.*step 3\b.*not above step 5\b/,
+      ],
+      [
+        "a step line replayed",
+        [recA, recB, step5, step7, step5],
+        /line 5\b.*step 5\b.*not above step 7\b/,
+      ],
+      ["steps reordered", [recA, recB, step7, step5], /line 4\b.*step 5\b.*not above step 7\b/],
+      [
+        "unknown record",
+        [recA, recB, { ...step5, id: "01ARZ3NDEKTSV4RRFFQ69G5FAV" }],
+        /line 3\b.*not stored before/,
+      ],
+      ["step before its record", [step5, recA], /line 1\b.*not stored before/],
+      ["negative step", [recA, recB, { ...step5, step: -1 }], /line 3\b.*"step"/],
+      ["fractional step", [recA, recB, { ...step5, step: 5.5 }], /line 3\b.*"step"/],
+      ["unsafe step", [recA, recB, { ...step5, step: 2 ** 53 }], /line 3\b.*"step"/],
+      ["string step", [recA, recB, { ...step5, step: "5" }], /line 3\b.*"step"/],
+      [
+        "missing step",
+        [recA, recB, { t: "step", v: 1, id: a.id, at: step5.at }],
+        /line 3\b.*"step"/,
+      ],
+      ["bad at", [recA, recB, { ...step5, at: "yesterday" }], /line 3\b.*"at"/],
+      ["extra field", [recA, recB, { ...step5, otp: "123456" }], /line 3\b.*unknown field "otp"/],
+    ];
+    for (const [name, list, pattern] of cases) {
+      await writeChained(f.path, f.storeKey, list);
+      const before = await readFile(f.path);
+      await assert.rejects(f.make().open(), isCorrupt(pattern), name);
+      assert.deepEqual(await readFile(f.path), before, `${name}: the file is left as it was`);
+    }
+
+    // Edited in place without the store key, a step line breaks the chain.
+    await writeChained(f.path, f.storeKey, good);
+    const all = await lines(f.path);
+    all[3] = all[3]!.replace('"step":7', '"step":8');
+    await writeFile(f.path, all.join(""));
+    await assert.rejects(f.make().open(), isCorrupt(/line 4\b.*MAC does not verify/));
+  } finally {
     await f.remove();
   }
 });
