@@ -68,6 +68,7 @@ export async function benchCeremony(
       ? createLogger({ format: "pretty", level: "debug" })
       : silentLogger,
     allowQuorumOfOne: true,
+    http: false,
     config: { quorum: 1, roundTimeoutMs: 60_000, maxParticipants: 4096 },
   });
   try {

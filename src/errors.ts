@@ -51,6 +51,12 @@ export const ErrorCodes = {
   OPERATIONAL: "E_OPERATIONAL",
   /** A passphrase-protected key file opened without (or with the wrong) passphrase. */
   KEY_LOCKED: "E_KEY_LOCKED",
+  /** Too many failed verifications for a subject: it is locked until unlocked or the lock expires. */
+  LOCKED: "E_LOCKED",
+  /** Too many requests from one credential or address; retry after the indicated time. */
+  RATE_LIMITED: "E_RATE_LIMITED",
+  /** An HTTP request body over the size limit. */
+  PAYLOAD_TOO_LARGE: "E_PAYLOAD_TOO_LARGE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -58,18 +64,22 @@ export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 export interface DkeygenErrorOptions {
   /** Who is to blame, when a peer misbehaved: a contributor id, a requester name, an address. */
   culprit?: string;
+  /** For E_UNAVAILABLE, E_LOCKED, E_RATE_LIMITED: seconds after which a retry may succeed. */
+  retryAfterSeconds?: number;
   cause?: unknown;
 }
 
 export class DkeygenError extends Error {
   readonly code: ErrorCode;
   readonly culprit: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: DkeygenErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "DkeygenError";
     this.code = code;
     this.culprit = options.culprit;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   /** The public face of the error: what may go on the wire, in logs or in `--json` output. */
@@ -111,6 +121,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   E_UNAVAILABLE: 503,
   E_OPERATIONAL: 500,
   E_KEY_LOCKED: 500,
+  E_LOCKED: 423,
+  E_RATE_LIMITED: 429,
+  E_PAYLOAD_TOO_LARGE: 413,
 };
 
 /** HTTP status for an error; anything that is not a DkeygenError is an internal error (500). */

@@ -9,9 +9,12 @@ import { registerDemo } from "./commands/demo.js";
 import { registerDerive } from "./commands/derive.js";
 import { registerEnroll } from "./commands/enroll.js";
 import { registerGenerate } from "./commands/generate.js";
+import { registerKey } from "./commands/key.js";
 import { registerOtp } from "./commands/otp.js";
+import { registerRequester } from "./commands/requester.js";
 import { registerServer } from "./commands/server.js";
 import { registerSign } from "./commands/sign.js";
+import { registerTotp } from "./commands/totp.js";
 import { reportError } from "./output.js";
 
 export function buildProgram(): Command {
@@ -27,7 +30,10 @@ export function buildProgram(): Command {
   registerContributor(program);
   registerGenerate(program);
   registerDerive(program);
+  registerRequester(program);
   registerOtp(program);
+  registerTotp(program);
+  registerKey(program);
   registerSign(program);
   registerDemo(program);
   const override = (command: Command) => {

@@ -56,3 +56,23 @@ export function combineRoundSecret(input: RoundSecretInput): Uint8Array {
   ikm.fill(0);
   return out;
 }
+
+/**
+ * The secret of output `index` of a batch round (a round asked for several results, such as a
+ * pool of OTPs): independent HKDF-SHA-512 outputs of the round secret, one per index.
+ *
+ *   output_i = HKDF-SHA-512(IKM = roundSecret, salt = "dkeygen/v1/batch",
+ *                           info = LP("dkeygen/v1/round-output", purpose, u32(i)), L = 64)
+ *
+ * A round that makes one result uses the round secret itself.
+ */
+export function batchOutputSecret(
+  roundSecret: Uint8Array,
+  purpose: string,
+  index: number,
+): Uint8Array {
+  const info = lengthPrefixed("dkeygen/v1/round-output", purpose, u32(index));
+  return new Uint8Array(
+    hkdfSync("sha512", roundSecret, "dkeygen/v1/batch", info, ROUND_SECRET_BYTES),
+  );
+}

@@ -71,3 +71,18 @@ export function revealAad(
 ): Uint8Array {
   return lengthPrefixed("dkeygen/v1/reveal", V, requestId, recordId, serverFingerprint);
 }
+
+/**
+ * The associated data of something the distribution server delivers to a requesting client
+ * (GCM AAD and OAEP label): what it is, the request it answers, the requester's key fingerprint
+ * and the record it comes from. A delivery cannot be replayed as the answer to another request or
+ * to another requester.
+ */
+export function deliveryAad(
+  kind: "otp" | "totp" | "key",
+  requestId: string,
+  requesterFingerprint: string,
+  recordId: string,
+): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/delivery", V, kind, requestId, requesterFingerprint, recordId);
+}

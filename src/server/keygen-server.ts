@@ -20,12 +20,11 @@
 import { createHmac, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope, sealEnvelope } from "../crypto/envelope.js";
-import { combineRoundSecret } from "../crypto/kdf.js";
+import { batchOutputSecret, combineRoundSecret } from "../crypto/kdf.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import type { Secret } from "../crypto/secret.js";
 import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
 import { derivationOf, derivePurpose } from "../derive/index.js";
-import type { DerivationResult } from "../derive/types.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { envelopeFromWire, envelopeToWire } from "../protocol/envelope-wire.js";
@@ -89,6 +88,8 @@ export interface KeygenServerComponents {
   logger: Logger;
   clock?: () => number;
   random?: RandomSource;
+  /** Registered requesting clients, to check the owner named by `generate --for`. */
+  requesters?: { reload(): Promise<void>; get(name: string): unknown };
   /**
    * Lets a round complete with a single contribution. Only for measuring (npm run bench):
    * a one-contributor round is only as good as that contributor.
@@ -117,7 +118,14 @@ export type ServerEvent =
       code: string;
       message: string;
     }
-  | { type: "round.completed"; roundId: string; record: KeyRecord; accepted: number }
+  | {
+      type: "round.completed";
+      roundId: string;
+      /** The first record the round made (the only one unless it was a batch round). */
+      record: KeyRecord;
+      records: number;
+      accepted: number;
+    }
   | { type: "round.failed"; roundId: string; code: string; message: string };
 
 type SessionState = "handshake" | "joining" | "contributor" | "admin" | "closed";
@@ -137,15 +145,21 @@ interface RunningRound {
   seed: Uint8Array;
   purpose: string;
   params: Record<string, unknown>;
+  count: number;
   owner?: string;
   participants: Map<string, Session>;
   timer: NodeJS.Timeout;
   settle: () => void;
 }
 
+/** The most results one round may make (a batch round, e.g. to fill the OTP pool). */
+export const MAX_BATCH = 10_000;
+
 export interface RoundRequest {
   purpose: string;
   params?: Record<string, unknown>;
+  /** How many results (records) the round makes; 1 unless filling a pool. */
+  count?: number;
   /** The requesting client entitled to the secret part. */
   owner?: string;
 }
@@ -154,7 +168,8 @@ const CLOSED_ROUNDS_REMEMBERED = 4096;
 
 export class KeygenServer {
   readonly config: KeygenServerConfig;
-  readonly #c: Required<Omit<KeygenServerComponents, "allowQuorumOfOne">>;
+  readonly #c: Required<Omit<KeygenServerComponents, "allowQuorumOfOne" | "requesters">> &
+    Pick<KeygenServerComponents, "requesters">;
   readonly #allowQuorumOfOne: boolean;
   readonly #sessions = new Set<Session>();
   /** Authenticated contributor sessions by contributor id (one live session per contributor). */
@@ -507,6 +522,7 @@ export class KeygenServer {
   async #adminGenerate(session: Session, msg: MessageOf<"admin.generate">): Promise<void> {
     try {
       const revealTo = msg.revealTo === undefined ? undefined : revealKey(msg.revealTo);
+      if (msg.owner !== undefined) await this.#checkOwner(msg.owner);
       const record = await this.runRound({
         purpose: msg.purpose,
         params: msg.params,
@@ -556,6 +572,18 @@ export class KeygenServer {
     }
   }
 
+  async #checkOwner(owner: string): Promise<void> {
+    const registry = this.#c.requesters;
+    if (!registry) return;
+    await registry.reload();
+    if (registry.get(owner) === undefined) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        `No requesting client named ${owner} is registered (dkeygen requester add).`,
+      );
+    }
+  }
+
   #adminStatus(session: Session, msg: MessageOf<"admin.status">): void {
     this.#send(session, {
       type: "admin.status.result",
@@ -574,6 +602,18 @@ export class KeygenServer {
    * resolves to the stored record (public parts only), or rejects with QUORUM_NOT_MET.
    */
   async runRound(request: RoundRequest): Promise<KeyRecord> {
+    return (await this.runBatchRound({ ...request, count: 1 }))[0]!;
+  }
+
+  /**
+   * Runs one round that makes `count` results (records) at once, each from its own share of the
+   * round secret (crypto/kdf.ts batchOutputSecret). Resolves once all are stored.
+   */
+  async runBatchRound(request: RoundRequest): Promise<KeyRecord[]> {
+    const count = request.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) {
+      throw new DkeygenError(ErrorCodes.INVALID_INPUT, `A round makes 1 to ${MAX_BATCH} results.`);
+    }
     const derivation = derivationOf(request.purpose);
     const params = request.params ?? {};
     derivation.parseParams(params); // fail before anyone is asked for anything
@@ -606,6 +646,7 @@ export class KeygenServer {
         seed,
         purpose: request.purpose,
         params,
+        count,
         ...(request.owner === undefined ? {} : { owner: request.owner }),
         participants,
         timer,
@@ -641,7 +682,7 @@ export class KeygenServer {
     return this.#finish(roundId);
   }
 
-  async #finish(roundId: string): Promise<KeyRecord> {
+  async #finish(roundId: string): Promise<KeyRecord[]> {
     const round = this.#rounds.get(roundId)!;
     clearTimeout(round.timer);
     this.#rounds.delete(roundId);
@@ -675,7 +716,7 @@ export class KeygenServer {
       throw outcome.error;
     }
 
-    let record: KeyRecord;
+    let records: KeyRecord[];
     try {
       const secret = combineRoundSecret({
         roundId,
@@ -685,31 +726,44 @@ export class KeygenServer {
       });
       round.seed.fill(0);
       for (const { phrase } of outcome.accepted) phrase.fill(0);
-      // The stored secret part carries the round secret, so an auditor can re-derive the output.
-      const roundSecretHex = Buffer.from(secret).toString("hex");
-      let result: DerivationResult;
+      const participants = outcome.accepted.map((a) => a.contributorId).sort();
+      const derivation = derivationOf(round.purpose);
+      const params = derivation.paramsToJson(derivation.parseParams(round.params));
+      const puts: Promise<KeyRecord>[] = [];
       try {
-        result = await derivePurpose(round.purpose, secret, round.params);
+        for (let index = 0; index < round.count; index++) {
+          const input =
+            round.count === 1 ? secret : batchOutputSecret(secret, round.purpose, index);
+          // The stored secret part carries the derivation's input, so an auditor can re-derive.
+          const derivationSecret = Buffer.from(input).toString("hex");
+          const result = await derivePurpose(round.purpose, input, params);
+          if (input !== secret) input.fill(0);
+          const payload = encodeStoredSecret({
+            v: 1,
+            derivationSecret,
+            batch: { index, size: round.count },
+            params,
+            output: result.secret,
+          });
+          // Not awaited one by one: the store commits a batch of puts with one fsync.
+          puts.push(
+            this.#c.store
+              .put({
+                purpose: round.purpose,
+                roundId,
+                participants,
+                algorithm: result.algorithm,
+                public: result.public,
+                secret: payload,
+                ...(round.owner === undefined ? {} : { owner: round.owner }),
+              })
+              .finally(() => payload.fill(0)),
+          );
+        }
       } finally {
         secret.fill(0);
       }
-      const derivation = derivationOf(round.purpose);
-      const payload = encodeStoredSecret({
-        v: 1,
-        roundSecret: roundSecretHex,
-        params: derivation.paramsToJson(derivation.parseParams(round.params)),
-        output: result.secret,
-      });
-      record = await this.#c.store.put({
-        purpose: round.purpose,
-        roundId,
-        participants: outcome.accepted.map((a) => a.contributorId).sort(),
-        algorithm: result.algorithm,
-        public: result.public,
-        secret: payload,
-        ...(round.owner === undefined ? {} : { owner: round.owner }),
-      });
-      payload.fill(0);
+      records = await Promise.all(puts);
     } catch (error) {
       const message =
         "The round's result could not be derived or stored; nothing was acknowledged.";
@@ -722,11 +776,23 @@ export class KeygenServer {
     }
     notify("completed", outcome.accepted.length);
     this.#c.logger.info(
-      { roundId, purpose: round.purpose, recordId: record.id, accepted: outcome.accepted.length },
+      {
+        roundId,
+        purpose: round.purpose,
+        recordId: records[0]!.id,
+        records: records.length,
+        accepted: outcome.accepted.length,
+      },
       "round completed; result stored",
     );
-    this.#emit({ type: "round.completed", roundId, record, accepted: outcome.accepted.length });
-    return record;
+    this.#emit({
+      type: "round.completed",
+      roundId,
+      record: records[0]!,
+      records: records.length,
+      accepted: outcome.accepted.length,
+    });
+    return records;
   }
 
   #contribution(session: Session, msg: MessageOf<"contribution">): void {

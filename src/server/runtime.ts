@@ -13,9 +13,14 @@
  *   key_store            the key store (append-only, one JSON per line)   0600
  *   contributors.json    enrolled contributors                            0600
  *   enrollment-tokens.jsonl  hashes of issued enrollment tokens          0600
+ *   requesters.json      registered requesting clients                    0600
  *   server.json          where the running server listens                 0644
+ *
+ * Beside the WebSocket endpoint it starts the key distribution server (HTTP, src/server/
+ * distribution/) with its OTP pool, unless told not to.
  */
 import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { osRandom } from "../crypto/random.js";
 import { Secret } from "../crypto/secret.js";
@@ -31,9 +36,13 @@ import { FileKeyStore } from "../store/file.js";
 import type { KeyStore } from "../store/types.js";
 import type { Listener } from "../transport/types.js";
 import { listenWs } from "../transport/ws.js";
+import { buildDistributionApp, type DistributionConfig } from "./distribution/app.js";
+import { MemoryAttemptLimiter } from "./distribution/attempts.js";
+import { OtpPool } from "./distribution/otp-pool.js";
 import { ContributorRegistry } from "./enrollment.js";
 import { loadOrCreateServerIdentity } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
+import { RequesterRegistry } from "./requesters.js";
 
 export const ADMIN_TOKEN_FILE = "admin.token";
 export const STORE_KEY_FILE = "store.key";
@@ -42,6 +51,8 @@ export const SERVER_INFO_FILE = "server.json";
 
 export interface ServerInfo {
   url: string;
+  /** The distribution server's base URL, when it runs. */
+  httpUrl?: string;
   fingerprint: string;
   pid: number;
   startedAt: string;
@@ -60,12 +71,21 @@ export interface StartServerOptions {
   store?: KeyStore;
   config?: Partial<KeygenServerConfig>;
   allowQuorumOfOne?: boolean;
+  /** The distribution server: where it listens (false: not at all) and its settings. */
+  http?: false | { host?: string; port?: number; config?: Partial<DistributionConfig> };
+  /** OTP pool: how many ready OTPs to keep (0: no background rounds) and their digits. */
+  otpPool?: { size?: number; digits?: number };
+  /** Lockout after failed verifications. */
+  lockout?: { maxFailures?: number; lockMs?: number };
 }
 
 export interface RunningServer {
   server: KeygenServer;
   store: KeyStore;
   url: string;
+  /** The distribution server's base URL (http://host:port), when it runs. */
+  httpUrl?: string;
+  pool?: OtpPool;
   fingerprint: string;
   keyCreated: boolean;
   dataDir: string;
@@ -84,6 +104,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const { identity, created } = await loadOrCreateServerIdentity(dataDir, options.passphrase);
   const adminToken = await loadOrCreateKeyFile(join(dataDir, ADMIN_TOKEN_FILE));
   const registry = await ContributorRegistry.load(dataDir);
+  const requesters = await RequesterRegistry.load(dataDir);
   let store = options.store;
   if (!store) {
     const storeKey = await loadOrCreateKeyFile(
@@ -104,6 +125,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       store,
       adminToken,
       logger,
+      requesters,
       ...(options.allowQuorumOfOne ? { allowQuorumOfOne: true } : {}),
     },
     options.config,
@@ -124,15 +146,58 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     );
   }
   server.attach(listener);
+
+  let app: FastifyInstance | undefined;
+  let pool: OtpPool | undefined;
+  let httpUrl: string | undefined;
+  if (options.http !== false) {
+    const http = options.http ?? {};
+    pool = new OtpPool({
+      store,
+      rounds: server,
+      size: options.otpPool?.size ?? 100,
+      digits: options.otpPool?.digits ?? 6,
+      logger,
+    });
+    app = await buildDistributionApp(
+      {
+        store,
+        requesters,
+        pool,
+        rounds: server,
+        limiter: new MemoryAttemptLimiter({
+          maxFailures: options.lockout?.maxFailures ?? 5,
+          lockMs: options.lockout?.lockMs ?? 15 * 60_000,
+        }),
+        logger,
+      },
+      http.config,
+    );
+    try {
+      httpUrl = await app.listen({ host: http.host ?? "127.0.0.1", port: http.port ?? 7421 });
+    } catch (cause) {
+      await app.close();
+      await listener.close();
+      await store.close();
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        `Cannot listen for HTTP on ${http.host ?? "127.0.0.1"}:${http.port ?? 7421}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    if ((options.otpPool?.size ?? 100) > 0) pool.start();
+  }
+
   const info: ServerInfo = {
     url: listener.url,
+    ...(httpUrl === undefined ? {} : { httpUrl }),
     fingerprint: identity.fingerprint,
     pid: process.pid,
     startedAt: new Date().toISOString(),
   };
   await writeJsonFile(join(dataDir, SERVER_INFO_FILE), info, 0o644);
   logger.info(
-    { url: listener.url, fingerprint: identity.fingerprint, store: store.kind },
+    { url: listener.url, httpUrl, fingerprint: identity.fingerprint, store: store.kind },
     "server listening",
   );
 
@@ -141,11 +206,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     server,
     store,
     url: listener.url,
+    ...(httpUrl === undefined ? {} : { httpUrl }),
+    ...(pool === undefined ? {} : { pool }),
     fingerprint: identity.fingerprint,
     keyCreated: created,
     dataDir,
     stop() {
       stopped ??= (async () => {
+        await pool?.stop();
+        await app?.close();
         await server.stop();
         await listener.close();
         await store.close();

@@ -1,17 +1,19 @@
 /**
- * The secret part of a stored round result, before the store encrypts it: the round secret (so an
- * auditor can re-derive), the derivation's parameters (defaults filled in; they may hold secrets,
+ * The secret part of a stored round result, before the store encrypts it: the secret the
+ * derivation took (the round secret, or for a batch round that output's share of it, so an auditor
+ * can re-derive with `dkeygen derive`), its place in the batch, the derivation's parameters (defaults filled in; they may hold secrets,
  * such as a wallet passphrase, which is why they live here and not in the public part) and the
  * purpose's secret output.
  *
- *   {"v":1,"roundSecret":"<128 hex>","params":{…},"output":{…}}   (UTF-8 JSON)
+ *   {"v":1,"derivationSecret":"<128 hex>","batch":{"index":i,"size":n},"params":{…},"output":{…}}   (UTF-8 JSON)
  */
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 
 export interface StoredSecret {
   v: 1;
-  roundSecret: string;
+  derivationSecret: string;
+  batch: { index: number; size: number };
   params: JsonObject;
   output: JsonObject;
 }
@@ -27,7 +29,11 @@ export function decodeStoredSecret(bytes: Uint8Array): StoredSecret {
   } catch {
     value = {};
   }
-  if (value.v !== 1 || typeof value.roundSecret !== "string" || typeof value.output !== "object") {
+  if (
+    value.v !== 1 ||
+    typeof value.derivationSecret !== "string" ||
+    typeof value.output !== "object"
+  ) {
     throw new DkeygenError(
       ErrorCodes.STORE_CORRUPT,
       "A stored secret part is not in the expected format.",

@@ -17,7 +17,20 @@ async function startServerProcess(
   env: NodeJS.ProcessEnv = {},
 ) {
   const server = new CliProcess(
-    ["server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--log-format", "json", ...extra],
+    [
+      "server",
+      "--data-dir",
+      dataDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--http-listen",
+      "127.0.0.1:0",
+      "--otp-pool",
+      "0",
+      "--log-format",
+      "json",
+      ...extra,
+    ],
     env,
   );
   const [, fingerprint] = await server.waitFor(/fingerprint\s+(SHA256:\S+)/);
@@ -85,7 +98,7 @@ test("a full round with three contributors through the CLI stores one record", a
     // Human output, too.
     const human = await runCli(["generate", "otp", "--data-dir", serverDir]);
     assert.equal(human.status, 0, human.stderr);
-    assert.match(human.stdout, /^record [0-9A-Z]{26}\n/);
+    assert.match(human.stdout, /^ {2}record\s+[0-9A-Z]{26}\n/);
     assert.match(human.stdout, /contributors\s+3/);
     assert.ok(fingerprint.startsWith("SHA256:"));
   } finally {
@@ -140,14 +153,36 @@ test("a passphrase-protected server key is encrypted at rest and needs its passp
     const pem = await readFile(join(serverDir, "server-key.pem"), "utf8");
     assert.match(pem, /BEGIN ENCRYPTED PRIVATE KEY/);
 
-    const locked = await runCli(["server", "--data-dir", serverDir, "--listen", "127.0.0.1:0"], {
-      env: { DKEYGEN_SERVER_PASSPHRASE: "" },
-    });
+    const locked = await runCli(
+      [
+        "server",
+        "--data-dir",
+        serverDir,
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+      ],
+      {
+        env: { DKEYGEN_SERVER_PASSPHRASE: "" },
+      },
+    );
     assert.equal(locked.status, 1);
     assert.match(locked.stderr, /encrypted; set DKEYGEN_SERVER_PASSPHRASE/);
-    const wrong = await runCli(["server", "--data-dir", serverDir, "--listen", "127.0.0.1:0"], {
-      env: { DKEYGEN_SERVER_PASSPHRASE: "wrong" },
-    });
+    const wrong = await runCli(
+      [
+        "server",
+        "--data-dir",
+        serverDir,
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+      ],
+      {
+        env: { DKEYGEN_SERVER_PASSPHRASE: "wrong" },
+      },
+    );
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /passphrase is wrong/);
 

@@ -225,7 +225,7 @@ test("no secret reaches the server's log, and no stored secret is in the key_sto
     const secret = JSON.parse(
       Buffer.from(await server.store.readSecret(record.id)).toString("utf8"),
     );
-    const roundSecret = Buffer.from(secret.roundSecret as string, "hex");
+    const roundSecret = Buffer.from(secret.derivationSecret as string, "hex");
     assert.equal(roundSecret.length, 64);
     assert.match(secret.output.code as string, /^\d{6}$/);
     const encodings = (bytes: Buffer) => [

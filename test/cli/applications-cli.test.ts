@@ -43,7 +43,7 @@ for (const [purpose, options] of [
     assert.equal(record.secret, undefined, "no secret part without --reveal-secret");
     const stored = decodeStoredSecret(await server.store.readSecret(record.id));
     const secretFile = join(server.root, `${record.id}.hex`);
-    await writeFile(secretFile, stored.roundSecret, { mode: 0o600 });
+    await writeFile(secretFile, stored.derivationSecret, { mode: 0o600 });
     const params = Object.entries(stored.params).flatMap(([k, v]) => ["--param", `${k}=${v}`]);
     const derived = await runCli([
       "derive",

@@ -25,6 +25,7 @@ import {
   type EnvelopeFields,
   joinSignedData,
 } from "../../src/protocol/signed-data.js";
+import type { DistributionConfig } from "../../src/server/distribution/app.js";
 import { contributorIdOf, issueEnrollmentToken } from "../../src/server/enrollment.js";
 import type { KeygenServerConfig } from "../../src/server/keygen-server.js";
 import {
@@ -66,7 +67,15 @@ export interface TestServer extends RunningServer {
 
 export async function startTestServer(
   config: Partial<KeygenServerConfig> = {},
-  options: { allowQuorumOfOne?: boolean; dataDir?: string; port?: number } = {},
+  options: {
+    allowQuorumOfOne?: boolean;
+    dataDir?: string;
+    port?: number;
+    /** OTP pool size (default 0: no background rounds to disturb a test). */
+    otpPool?: number;
+    http?: Partial<DistributionConfig>;
+    lockout?: { maxFailures?: number; lockMs?: number };
+  } = {},
 ): Promise<TestServer> {
   const dir = options.dataDir ? undefined : await tempDir();
   const root = options.dataDir ?? dir!.path;
@@ -76,6 +85,9 @@ export async function startTestServer(
     port: options.port ?? 0,
     logger: log.logger,
     config: { roundTimeoutMs: 5000, ...config },
+    http: { port: 0, ...(options.http ? { config: options.http } : {}) },
+    otpPool: { size: options.otpPool ?? 0 },
+    ...(options.lockout ? { lockout: options.lockout } : {}),
     ...(options.allowQuorumOfOne ? { allowQuorumOfOne: true } : {}),
   });
   return {

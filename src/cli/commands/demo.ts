@@ -35,7 +35,13 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
   say("dkeygen demo: one key-generation round with three contributors, on this machine");
   say(`data folder ${root}\n`);
   try {
-    running = await startServer({ dataDir: serverDir, port: 0, logger: silentLogger });
+    running = await startServer({
+      dataDir: serverDir,
+      port: 0,
+      logger: silentLogger,
+      http: { port: 0 },
+      otpPool: { size: 0 },
+    });
     say("[1] key generation server started");
     say(`    fingerprint  ${running.fingerprint}  (new RSA-3072 key)`);
     say(`    listening    ${running.url}`);

@@ -1,11 +1,13 @@
 /** `dkeygen otp code`: the HOTP/TOTP code of a secret at a time or counter (RFC 4226 / 6238). */
 import type { Command } from "commander";
+import type { VerifyOutcome } from "../../client/requester.js";
 import { hotpCode, OTP_ALGORITHMS, type OtpAlgorithm } from "../../derive/hotp.js";
 import { fromBase32, parseOtpauthUri } from "../../derive/otpauth.js";
 import { totpCode } from "../../derive/totp.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { parsePositiveInt } from "../options.js";
+import { parseDuration, parsePositiveInt } from "../options.js";
 import { printJson } from "../output.js";
+import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
 interface CodeFlags {
   secret?: string;
@@ -26,8 +28,14 @@ export function registerOtp(program: Command): Command {
   const otp = program
     .command("otp")
     .description(
-      "one-time passwords: compute codes (and, with a distribution server, request and verify them)",
+      "one-time passwords: compute codes; request and verify them at a distribution server",
     );
+  registerOtpCode(otp);
+  registerOtpDelivery(otp);
+  return otp;
+}
+
+function registerOtpCode(otp: Command): void {
   otp
     .command("code")
     .description("compute the HOTP/TOTP code of a base32 secret or otpauth:// URI")
@@ -88,5 +96,82 @@ export function registerOtp(program: Command): Command {
         process.stdout.write(`${code}\n`);
       }
     });
-  return otp;
+}
+
+/** Exit status for a verification that said no: the command worked, the code did not. */
+function rejected(outcome: VerifyOutcome): DkeygenError {
+  const detail =
+    outcome.reason === "invalid"
+      ? `wrong code; ${outcome.attemptsLeft ?? 0} attempts left${outcome.lockedUntil ? `, locked until ${outcome.lockedUntil}` : ""}`
+      : outcome.reason === "expired"
+        ? "the code has expired"
+        : outcome.reason === "replayed"
+          ? "that code was already used (replay)"
+          : "the code was already used";
+  return new DkeygenError(ErrorCodes.UNAUTHORIZED, `Code rejected: ${detail}.`);
+}
+
+export async function printVerify(
+  outcome: VerifyOutcome,
+  json: boolean | undefined,
+): Promise<void> {
+  if (json) printJson(outcome);
+  else if (outcome.valid) process.stdout.write("valid\n");
+  if (!outcome.valid) {
+    const error = rejected(outcome);
+    if (json) {
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
+}
+
+function registerOtpDelivery(otp: Command): void {
+  withRequesterOptions(
+    otp
+      .command("request")
+      .description("get a fresh OTP, encrypted to this client's key, and print it"),
+  )
+    .option("--subject <id>", "who the OTP is for (default: this requester)")
+    .option("--ttl <duration>", "how long it stays valid (30s to 1h; default 5m)")
+    .option("--json", "print as JSON")
+    .action(async (flags: RequesterFlags & { subject?: string; ttl?: string; json?: boolean }) => {
+      const client = await requesterClient(flags);
+      const ttlSeconds =
+        flags.ttl === undefined ? undefined : Math.round(parseDuration(flags.ttl, "--ttl") / 1000);
+      const otp = await client.requestOtp({
+        ...(flags.subject === undefined ? {} : { subject: flags.subject }),
+        ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+      });
+      // The OTP is what this command is for: it is printed, on standard output only.
+      if (flags.json) printJson(otp);
+      else {
+        process.stdout.write(`${otp.code}\n`);
+        process.stderr.write(
+          `for ${otp.subject}, valid until ${otp.expiresAt} (id ${otp.otpId})\n`,
+        );
+      }
+    });
+
+  withRequesterOptions(
+    otp.command("verify").description("check a code a subject typed (valid once, before expiry)"),
+  )
+    .requiredOption("--subject <id>", "whose code it is")
+    .requiredOption("--code <digits>", "the code")
+    .option("--json", "print as JSON")
+    .action(async (flags: RequesterFlags & { subject: string; code: string; json?: boolean }) => {
+      const client = await requesterClient(flags);
+      await printVerify(await client.verifyOtp(flags.subject, flags.code), flags.json);
+    });
+
+  withRequesterOptions(
+    otp.command("unlock").description("lift a subject's lockout after failed attempts"),
+  )
+    .requiredOption("--subject <id>", "the subject")
+    .action(async (flags: RequesterFlags & { subject: string }) => {
+      const client = await requesterClient(flags);
+      await client.unlockOtp(flags.subject);
+      process.stdout.write(`unlocked ${flags.subject}\n`);
+    });
 }

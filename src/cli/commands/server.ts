@@ -11,6 +11,15 @@ interface ServerFlags {
   roundTimeout: string;
   maxParticipants: string;
   storeKeyFile?: string;
+  httpListen: string;
+  otpPool: string;
+  otpDigits: string;
+  otpTtl: string;
+  otpWait: string;
+  maxFailures: string;
+  lockout: string;
+  rateLimitAddress: string;
+  rateLimitCredential: string;
   logFormat?: string;
   logLevel?: string;
   json?: boolean;
@@ -30,6 +39,27 @@ export function registerServer(program: Command): void {
     .option("--round-timeout <duration>", "how long a round collects contributions", "10s")
     .option("--max-participants <n>", "most contributors invited to one round", "1024")
     .option("--store-key-file <file>", "key store key file (default: <data-dir>/store.key)")
+    .option(
+      "--http-listen <host:port|off>",
+      "key distribution server (HTTP) address",
+      "127.0.0.1:7421",
+    )
+    .option("--otp-pool <n>", "OTPs kept ready by background rounds (0: none)", "100")
+    .option("--otp-digits <n>", "digits of pooled OTPs", "6")
+    .option("--otp-ttl <duration>", "how long a delivered OTP stays valid", "5m")
+    .option("--otp-wait <duration>", "how long a request waits for an empty pool to refill", "5s")
+    .option("--max-failures <n>", "failed verifications before a subject is locked", "5")
+    .option("--lockout <duration>", "how long a locked subject stays locked", "15m")
+    .option(
+      "--rate-limit-address <n>",
+      "HTTP requests per minute per client address (0: off)",
+      "6000",
+    )
+    .option(
+      "--rate-limit-credential <n>",
+      "HTTP requests per minute per credential (0: off)",
+      "60000",
+    )
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .option("--json", "print the startup summary as JSON")
@@ -40,6 +70,7 @@ export function registerServer(program: Command): void {
     .action(async (flags: ServerFlags) => {
       const dataDir = dataDirOption(flags.dataDir, "server");
       const { host, port } = parseListen(flags.listen);
+      const http = flags.httpListen === "off" ? undefined : parseListen(flags.httpListen);
       const logger = makeLogger(flags);
       const running = await startServer({
         dataDir,
@@ -55,10 +86,39 @@ export function registerServer(program: Command): void {
           roundTimeoutMs: parseDuration(flags.roundTimeout, "--round-timeout"),
           maxParticipants: parsePositiveInt(flags.maxParticipants, "--max-participants"),
         },
+        http:
+          http === undefined
+            ? false
+            : {
+                ...http,
+                config: {
+                  otpTtlMs: parseDuration(flags.otpTtl, "--otp-ttl"),
+                  otpWaitMs: parseDuration(flags.otpWait, "--otp-wait"),
+                  rateLimitPerAddress: parsePositiveInt(
+                    flags.rateLimitAddress,
+                    "--rate-limit-address",
+                    0,
+                  ),
+                  rateLimitPerCredential: parsePositiveInt(
+                    flags.rateLimitCredential,
+                    "--rate-limit-credential",
+                    0,
+                  ),
+                },
+              },
+        otpPool: {
+          size: parsePositiveInt(flags.otpPool, "--otp-pool", 0, 1_000_000),
+          digits: parsePositiveInt(flags.otpDigits, "--otp-digits", 6, 10),
+        },
+        lockout: {
+          maxFailures: parsePositiveInt(flags.maxFailures, "--max-failures", 1, 1000),
+          lockMs: parseDuration(flags.lockout, "--lockout"),
+        },
       });
       if (flags.json) {
         printJson({
           url: running.url,
+          httpUrl: running.httpUrl ?? null,
           fingerprint: running.fingerprint,
           keyCreated: running.keyCreated,
           dataDir,
@@ -71,6 +131,7 @@ export function registerServer(program: Command): void {
             `${running.fingerprint}${running.keyCreated ? "  (new RSA-3072 key)" : ""}`,
           ],
           ["listening", running.url],
+          ["distribution", running.httpUrl ?? "off"],
           ["data folder", dataDir],
         ]);
       }

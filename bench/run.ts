@@ -1,0 +1,32 @@
+/**
+ * `npm run bench`: every benchmark the issues ask for, each reported as ratios against a baseline
+ * measured in the same run (these machines are noisy and have 2 cores). Not part of the tests.
+ *
+ *   node dist/bench/run.js [ceremony|derive|distribution ...]   (default: all)
+ */
+import { cpus } from "node:os";
+import { benchCeremony } from "./ceremony.js";
+import { benchDerivations, formatDerivationBenchmark } from "./derive.js";
+
+const wanted = new Set(process.argv.slice(2));
+const all = wanted.size === 0;
+const section = (title: string) => process.stdout.write(`\n=== ${title} ===\n`);
+
+process.stdout.write(
+  `dkeygen benchmarks — node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${new Date().toISOString()}\n`,
+);
+
+if (all || wanted.has("ceremony")) {
+  section("Key-generation rounds (issue 2)");
+  const result = await benchCeremony();
+  process.stdout.write(`${result.report}\n`);
+}
+
+if (all || wanted.has("derive")) {
+  section("Derivations (issue 3)");
+  const result = await benchDerivations({
+    runs: 11,
+    onProgress: (line) => process.stderr.write(`  ${line}\n`),
+  });
+  process.stdout.write(`${formatDerivationBenchmark(result)}\n`);
+}

@@ -1,0 +1,71 @@
+/** `dkeygen key show|fetch`: a generated key's public part, or (for its owner) its secret part. */
+import { writeFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { DkeygenError, ErrorCodes } from "../../errors.js";
+import type { JsonObject } from "../../json.js";
+import { printJson } from "../output.js";
+import { showResult } from "../render-result.js";
+import { recordHeader } from "./generate.js";
+import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
+
+export function registerKey(program: Command): void {
+  const key = program.command("key").description("generated keys, as a requesting client");
+
+  withRequesterOptions(
+    key.command("show").description("print a record's public part").argument("<id>", "record id"),
+  )
+    .option("--json", "print as JSON")
+    .action(async (id: string, flags: RequesterFlags & { json?: boolean }) => {
+      const record = await (await requesterClient(flags)).getKey(id);
+      await showResult(recordHeader(record), record.public as JsonObject, undefined, flags, {
+        ...record,
+      });
+    });
+
+  withRequesterOptions(
+    key
+      .command("fetch")
+      .description(
+        "fetch a key made for this client (generate --for), decrypted with this client's key",
+      )
+      .argument("<id>", "record id"),
+  )
+    .option("--out <file>", "write the secret part as JSON to this file (0600)")
+    .option("--reveal-secret", "print the secret part")
+    .option("--json", "print as JSON")
+    .action(
+      async (
+        id: string,
+        flags: RequesterFlags & { out?: string; revealSecret?: boolean; json?: boolean },
+      ) => {
+        if (!flags.out && !flags.revealSecret) {
+          throw new DkeygenError(
+            ErrorCodes.USAGE,
+            "Say where the secret part goes: --out FILE (written 0600) or --reveal-secret (printed).",
+          );
+        }
+        const { record, secret } = await (await requesterClient(flags)).fetchKey(id);
+        if (flags.out)
+          await writeFile(flags.out, `${JSON.stringify(secret, null, 2)}\n`, {
+            mode: 0o600,
+            flag: "wx",
+          });
+        if (flags.json) {
+          printJson({
+            ...record,
+            ...(flags.revealSecret ? { secret } : {}),
+            ...(flags.out ? { out: flags.out } : {}),
+          });
+          return;
+        }
+        await showResult(
+          recordHeader(record),
+          record.public as JsonObject,
+          flags.revealSecret ? secret : undefined,
+          {},
+          {},
+        );
+        if (flags.out) process.stdout.write(`secret part written to ${flags.out} (0600)\n`);
+      },
+    );
+}

@@ -1,0 +1,175 @@
+/**
+ * `dkeygen requester ...`: a requesting client's key pair and credential (init, login), and the
+ * admin side of registering one (add, list).
+ */
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { RequesterClient } from "../../client/requester.js";
+import {
+  loadCredential,
+  loadOrCreateRequesterKeys,
+  readRequesterConfig,
+  saveCredential,
+  writeRequesterConfig,
+} from "../../client/requester-state.js";
+import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { addRequester, listRequesters } from "../../server/requesters.js";
+import { readServerInfo } from "../../server/runtime.js";
+import { dataDirOption, parsePositiveInt } from "../options.js";
+import { printJson, printTable } from "../output.js";
+
+export interface RequesterFlags {
+  dataDir?: string;
+  server?: string;
+}
+
+/** Adds --data-dir (the requester's) and --server (the distribution server's URL). */
+export function withRequesterOptions(command: Command): Command {
+  return command
+    .option("--data-dir <dir>", "requester data folder (default: $DKEYGEN_HOME/requester)")
+    .option(
+      "--server <url>",
+      "distribution server URL (default: from requester.json, or DKEYGEN_SERVER_HTTP)",
+    );
+}
+
+/** A ready client from the requester's data folder. */
+export async function requesterClient(flags: RequesterFlags): Promise<RequesterClient> {
+  const dataDir = dataDirOption(flags.dataDir, "requester");
+  const server =
+    flags.server ?? process.env.DKEYGEN_SERVER_HTTP ?? (await readRequesterConfig(dataDir)).server;
+  if (server === undefined) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "No distribution server known: pass --server URL (or run: dkeygen requester init --server URL).",
+    );
+  }
+  const keys = await loadOrCreateRequesterKeys(dataDir);
+  if (keys.created) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `${dataDir} had no requester key; one was made now. Have it registered first (dkeygen requester add NAME --public-key ${keys.publicKeyPath}).`,
+    );
+  }
+  return new RequesterClient({
+    server,
+    credential: await loadCredential(dataDir),
+    privateKey: keys.privateKey,
+    fingerprint: keys.fingerprint,
+  });
+}
+
+export function registerRequester(program: Command): void {
+  const requester = program
+    .command("requester")
+    .description("requesting clients: make a key pair, register it, store its credential");
+
+  withRequesterOptions(
+    requester
+      .command("init")
+      .description("make this client's RSA key pair (once) and remember its distribution server"),
+  )
+    .option("--bits <n>", "RSA key size: 3072 or 4096", "3072")
+    .option("--json", "print as JSON")
+    .action(async (flags: RequesterFlags & { bits: string; json?: boolean }) => {
+      const dataDir = dataDirOption(flags.dataDir, "requester");
+      const keys = await loadOrCreateRequesterKeys(
+        dataDir,
+        parsePositiveInt(flags.bits, "--bits", 3072, 4096),
+      );
+      if (flags.server !== undefined) await writeRequesterConfig(dataDir, { server: flags.server });
+      const publicKey = keys.publicKey.export({ type: "spki", format: "pem" }) as string;
+      if (flags.json) {
+        printJson({
+          fingerprint: keys.fingerprint,
+          publicKeyFile: keys.publicKeyPath,
+          publicKey,
+          created: keys.created,
+        });
+        return;
+      }
+      process.stdout.write(publicKey);
+      printTable([
+        ["fingerprint", `${keys.fingerprint}${keys.created ? "  (new RSA key)" : ""}`],
+        ["public key", keys.publicKeyPath],
+        ["next", `an admin runs: dkeygen requester add NAME --public-key ${keys.publicKeyPath}`],
+        ["then", "dkeygen requester login --credential-file FILE   (or - for stdin)"],
+      ]);
+    });
+
+  requester
+    .command("add")
+    .description("register a requesting client's public key (admin); prints its credential once")
+    .argument("<name>", "the client's name")
+    .requiredOption("--public-key <file>", "the client's SPKI PEM public key (RSA ≥ 3072)")
+    .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
+    .option("--replace", "give an existing name a new key and credential")
+    .option("--json", "print as JSON")
+    .action(
+      async (
+        name: string,
+        flags: { publicKey: string; dataDir?: string; replace?: boolean; json?: boolean },
+      ) => {
+        const dataDir = dataDirOption(flags.dataDir, "server");
+        const pem = await readFile(flags.publicKey, "utf8");
+        const added = await addRequester(dataDir, name, pem, { replace: flags.replace === true });
+        let httpUrl: string | undefined;
+        try {
+          httpUrl = (await readServerInfo(dataDir)).httpUrl;
+        } catch {
+          httpUrl = undefined;
+        }
+        // The credential is what this command exists to show; it is printed once, here.
+        if (flags.json) {
+          printJson({ ...added, ...(httpUrl ? { server: httpUrl } : {}) });
+          return;
+        }
+        process.stdout.write(`${added.credential}\n`);
+        process.stderr.write(
+          `Requester ${name} registered. Give it the credential above (shown once).\n`,
+        );
+        printTable(
+          [
+            ["fingerprint", added.fingerprint],
+            ["server", httpUrl ?? "-"],
+          ],
+          process.stderr,
+        );
+      },
+    );
+
+  requester
+    .command("list")
+    .description("list registered requesting clients (admin)")
+    .option("--data-dir <dir>", "the server's data folder")
+    .option("--json", "print as JSON")
+    .action(async (flags: { dataDir?: string; json?: boolean }) => {
+      const list = await listRequesters(dataDirOption(flags.dataDir, "server"));
+      if (flags.json) printJson(list);
+      else
+        for (const r of list) process.stdout.write(`${r.name}\t${r.fingerprint}\t${r.addedAt}\n`);
+    });
+
+  withRequesterOptions(
+    requester
+      .command("login")
+      .description("store this client's credential (0600) in its data folder"),
+  )
+    .requiredOption(
+      "--credential-file <file>",
+      "file holding the credential, or - for standard input",
+    )
+    .action(async (flags: RequesterFlags & { credentialFile: string }) => {
+      const dataDir = dataDirOption(flags.dataDir, "requester");
+      let text: string;
+      if (flags.credentialFile === "-") {
+        text = "";
+        for await (const chunk of process.stdin) text += chunk;
+      } else {
+        text = await readFile(flags.credentialFile, "utf8");
+      }
+      await saveCredential(dataDir, text.trim());
+      if (flags.server !== undefined) await writeRequesterConfig(dataDir, { server: flags.server });
+      process.stdout.write(`credential stored in ${dataDir}\n`);
+    });
+}

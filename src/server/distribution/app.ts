@@ -1,0 +1,290 @@
+/**
+ * The key distribution server: a fastify app, built apart from `listen()` so tests can also call
+ * `app.inject()`. JSON over versioned paths (/v1/...), documented as OpenAPI at /v1/openapi.json.
+ *
+ * Every request passes, in order: a per-address rate limit (onRequest), the body size limit and
+ * schema validation, then on protected routes authentication by requester credential and a
+ * per-credential rate limit (preHandler). Every error leaves through one handler that maps it to
+ * a stable code and status (src/errors.ts), so a client never sees a 500 for its own mistake and
+ * never sees internals for ours.
+ */
+import { randomUUID } from "node:crypto";
+import swagger from "@fastify/swagger";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
+import { osRandom, type RandomSource } from "../../crypto/random.js";
+import {
+  DkeygenError,
+  describeError,
+  ErrorCodes,
+  httpStatusFor,
+  isDkeygenError,
+} from "../../errors.js";
+import type { Logger } from "../../logging.js";
+import type { KeyRecord, KeyStore } from "../../store/types.js";
+import type { RoundRequest } from "../keygen-server.js";
+import type { Requester, RequesterRegistry } from "../requesters.js";
+import type { AttemptLimiter } from "./attempts.js";
+import type { OtpPool } from "./otp-pool.js";
+import { FixedWindowLimiter } from "./rate-limit.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerKeyRoutes } from "./routes/keys.js";
+import { registerOtpRoutes } from "./routes/otp.js";
+import { registerTotpRoutes } from "./routes/totp.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The authenticated requesting client (set on protected routes). */
+    requester: Requester | null;
+  }
+}
+
+export interface DistributionConfig {
+  /** How long a delivered OTP stays valid unless the request asks otherwise. */
+  otpTtlMs: number;
+  /** How long a request waits for a refill when the OTP pool is empty. */
+  otpWaitMs: number;
+  /** Largest request body, in bytes. */
+  bodyLimit: number;
+  /** A request must arrive whole within this time (slow clients are cut off). */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this time. */
+  keepAliveTimeoutMs: number;
+  /** Requests per minute from one address (0: no limit). */
+  rateLimitPerAddress: number;
+  /** Requests per minute with one credential (0: no limit). */
+  rateLimitPerCredential: number;
+}
+
+export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
+  otpTtlMs: 5 * 60_000,
+  otpWaitMs: 5_000,
+  bodyLimit: 16 * 1024,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  rateLimitPerAddress: 6_000,
+  rateLimitPerCredential: 60_000,
+};
+
+/** What the routes need from the key generation server. */
+export interface RoundService {
+  runRound(request: RoundRequest): Promise<KeyRecord>;
+  readonly connectedContributors: readonly unknown[];
+}
+
+export interface DistributionComponents {
+  store: KeyStore;
+  requesters: RequesterRegistry;
+  pool: OtpPool;
+  rounds: RoundService;
+  limiter: AttemptLimiter;
+  logger: Logger;
+  clock?: () => number;
+  random?: RandomSource;
+}
+
+/** What every route module gets. */
+export interface RouteContext {
+  store: KeyStore;
+  pool: OtpPool;
+  rounds: RoundService;
+  limiter: AttemptLimiter;
+  logger: Logger;
+  clock: () => number;
+  random: RandomSource;
+  config: DistributionConfig;
+  /** preHandler of protected routes: authenticates the requester (401 otherwise). */
+  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+}
+
+const UNAUTHORIZED = () =>
+  new DkeygenError(
+    ErrorCodes.UNAUTHORIZED,
+    "Authentication required: a valid requester credential.",
+  );
+
+/** Maps any error to the API's error body; returns the status. */
+function errorBody(error: FastifyError | DkeygenError | Error): {
+  status: number;
+  body: { error: { code: string; message: string; retryAfter?: number } };
+} {
+  if (isDkeygenError(error)) {
+    const retryAfter = error.retryAfterSeconds;
+    return {
+      status: httpStatusFor(error),
+      body: {
+        error: {
+          code: error.code,
+          message: error.message,
+          ...(retryAfter === undefined ? {} : { retryAfter }),
+        },
+      },
+    };
+  }
+  const fe = error as FastifyError;
+  if (fe.validation) {
+    return {
+      status: 400,
+      body: {
+        error: { code: ErrorCodes.INVALID_INPUT, message: `Invalid request: ${fe.message}.` },
+      },
+    };
+  }
+  if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    return {
+      status: 413,
+      body: {
+        error: { code: ErrorCodes.PAYLOAD_TOO_LARGE, message: "The request body is too large." },
+      },
+    };
+  }
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+    // Malformed JSON, unsupported media type, empty body and the like.
+    return {
+      status: fe.statusCode,
+      body: {
+        error: {
+          code: ErrorCodes.MALFORMED_MESSAGE,
+          message: `The request is malformed: ${fe.message}`,
+        },
+      },
+    };
+  }
+  return {
+    status: 500,
+    body: {
+      error: { code: ErrorCodes.OPERATIONAL, message: "The server could not handle the request." },
+    },
+  };
+}
+
+export async function buildDistributionApp(
+  components: DistributionComponents,
+  config: Partial<DistributionConfig> = {},
+): Promise<FastifyInstance> {
+  const settings = { ...DEFAULT_DISTRIBUTION_CONFIG, ...config };
+  const { logger, requesters } = components;
+  const clock = components.clock ?? Date.now;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: settings.bodyLimit,
+    requestTimeout: settings.requestTimeoutMs,
+    connectionTimeout: settings.requestTimeoutMs * 3,
+    keepAliveTimeout: settings.keepAliveTimeoutMs,
+    maxParamLength: 64,
+    return503OnClosing: true,
+    genReqId: () => randomUUID(),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+  });
+  app.decorateRequest("requester", null);
+
+  const perAddress = new FixedWindowLimiter({
+    max: settings.rateLimitPerAddress,
+    windowMs: 60_000,
+  });
+  const perCredential = new FixedWindowLimiter({
+    max: settings.rateLimitPerCredential,
+    windowMs: 60_000,
+  });
+  const rateLimited = (retryAfterSeconds: number) =>
+    new DkeygenError(ErrorCodes.RATE_LIMITED, "Too many requests; slow down.", {
+      retryAfterSeconds,
+    });
+
+  app.addHook("onRequest", async (request) => {
+    const wait = perAddress.hit(request.ip, clock());
+    if (wait > 0) throw rateLimited(wait);
+  });
+
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
+    const requester = await requesters.authenticate(request.headers.authorization);
+    if (!requester) {
+      reply.header("www-authenticate", 'Bearer realm="dkeygen"');
+      throw UNAUTHORIZED();
+    }
+    const wait = perCredential.hit(requester.name, clock());
+    if (wait > 0) throw rateLimited(wait);
+    request.requester = requester;
+  };
+
+  app.setErrorHandler((error: FastifyError | DkeygenError, request, reply) => {
+    const { status, body } = errorBody(error);
+    const fields = {
+      reqId: request.id,
+      route: request.routeOptions.url,
+      status,
+      code: body.error.code,
+      requester: request.requester?.name,
+      ip: request.ip,
+    };
+    if (status >= 500 && !isDkeygenError(error))
+      logger.error({ ...fields, err: describeError(error) }, "internal error");
+    else logger.info(fields, `request refused: ${body.error.message}`);
+    if (body.error.retryAfter !== undefined)
+      reply.header("retry-after", String(body.error.retryAfter));
+    void reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({
+      error: {
+        code: ErrorCodes.NOT_FOUND,
+        message: `No route ${request.method} ${request.url.split("?")[0]}.`,
+      },
+    });
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    if (reply.statusCode < 400) {
+      logger.debug(
+        {
+          reqId: request.id,
+          route: request.routeOptions.url,
+          status: reply.statusCode,
+          requester: request.requester?.name,
+          ms: Math.round(reply.elapsedTime),
+        },
+        "request served",
+      );
+    }
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "dkeygen key distribution API",
+        version: "1",
+        description:
+          "Hands out OTPs and keys made by dkeygen rounds, each encrypted to the requesting client's " +
+          "registered RSA key (RSA-OAEP-256 + AES-256-GCM, docs/PROTOCOL.md §12), and verifies OTP/TOTP codes.",
+      },
+      components: {
+        securitySchemes: {
+          credential: { type: "http", scheme: "bearer", description: "dkr_<name>.<secret>" },
+        },
+      },
+    },
+  });
+
+  const context: RouteContext = {
+    store: components.store,
+    pool: components.pool,
+    rounds: components.rounds,
+    limiter: components.limiter,
+    logger,
+    clock,
+    random: components.random ?? osRandom,
+    config: settings,
+    authenticate,
+  };
+  registerHealthRoutes(app, context);
+  registerOtpRoutes(app, context);
+  registerTotpRoutes(app, context);
+  registerKeyRoutes(app, context);
+  app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}

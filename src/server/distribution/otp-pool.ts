@@ -1,0 +1,130 @@
+/**
+ * The pool of ready OTPs. Background batch rounds keep about `size` unclaimed OTP records in the
+ * store, so a request claims one at once instead of waiting for a round. Refills are single-flight
+ * (one round at a time), start when the pool falls below half, and are retried on a timer after a
+ * failure (no contributors, say). When the pool is empty a request waits for the refill in flight
+ * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
+ */
+import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
+import type { Logger } from "../../logging.js";
+import type { ClaimInput, KeyRecord, KeyStore } from "../../store/types.js";
+import { MAX_BATCH, type RoundRequest } from "../keygen-server.js";
+
+export interface BatchRoundRunner {
+  runBatchRound(request: RoundRequest): Promise<KeyRecord[]>;
+}
+
+export interface OtpPoolOptions {
+  store: KeyStore;
+  rounds: BatchRoundRunner;
+  /** How many unclaimed OTPs to keep ready. */
+  size: number;
+  /** Digits of the pooled OTPs. */
+  digits: number;
+  logger: Logger;
+  /** How often to retry filling after a failure. */
+  retryMs?: number;
+}
+
+export const OTP_PURPOSE = "otp";
+
+export class OtpPool {
+  readonly #o: Required<OtpPoolOptions>;
+  #refilling: Promise<void> | undefined;
+  #lastError: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(options: OtpPoolOptions) {
+    this.#o = { retryMs: 5000, ...options };
+  }
+
+  get size(): number {
+    return this.#o.size;
+  }
+
+  /** Why the last refill failed, if it did (for readiness reports). */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.refill(), this.#o.retryMs);
+    this.#timer.unref();
+    void this.refill();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#refilling?.catch(() => {});
+  }
+
+  available(): Promise<number> {
+    return this.#o.store.countUnclaimed(OTP_PURPOSE);
+  }
+
+  /** Fills the pool up to its size; resolves when the refill in flight (if any) is done. */
+  refill(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    this.#refilling ??= this.#fill().finally(() => {
+      this.#refilling = undefined;
+    });
+    return this.#refilling;
+  }
+
+  async #fill(): Promise<void> {
+    try {
+      for (;;) {
+        const missing = this.#o.size - (await this.available());
+        if (missing <= 0 || this.#stopped) break;
+        const count = Math.min(missing, MAX_BATCH);
+        await this.#o.rounds.runBatchRound({
+          purpose: OTP_PURPOSE,
+          params: { digits: this.#o.digits },
+          count,
+        });
+        this.#o.logger.debug({ added: count }, "OTP pool refilled");
+      }
+      this.#lastError = undefined;
+    } catch (error) {
+      const reason = describeError(error);
+      // Said once at warn level; the same reason again (say, still no contributors) at debug.
+      const log = reason === this.#lastError ? this.#o.logger.debug : this.#o.logger.warn;
+      log.call(this.#o.logger, { err: reason }, "OTP pool refill failed; will retry");
+      this.#lastError = reason;
+    }
+  }
+
+  /**
+   * Claims a ready OTP for `claim`. If none is ready, waits up to `waitMs` for a refill, then
+   * throws E_UNAVAILABLE with a Retry-After.
+   */
+  async claim(claim: ClaimInput, waitMs: number): Promise<KeyRecord> {
+    let record = await this.#o.store.claimNext(OTP_PURPOSE, claim);
+    if (!record) {
+      const refill = this.refill();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, waitMs);
+      });
+      await Promise.race([refill, timeout]);
+      clearTimeout(timer);
+      record = await this.#o.store.claimNext(OTP_PURPOSE, claim);
+    }
+    if (!record) {
+      throw new DkeygenError(
+        ErrorCodes.UNAVAILABLE,
+        this.#lastError
+          ? "No OTP is ready and no round could make one just now; retry shortly."
+          : "No OTP is ready yet; retry shortly.",
+        { retryAfterSeconds: Math.max(1, Math.ceil(this.#o.retryMs / 1000)) },
+      );
+    }
+    // Keep the pool topped up in the background once it falls below half.
+    void this.available().then((left) => {
+      if (left < this.#o.size / 2) void this.refill();
+    });
+    return record;
+  }
+}

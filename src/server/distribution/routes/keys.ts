@@ -1,0 +1,73 @@
+/**
+ * Generated keys. Any authenticated requester may read a record's public part; only the requester
+ * a key was generated for (`dkeygen generate ... --for NAME`) may fetch its secret part, sealed to
+ * its key. For anyone else the secret does not exist (404), which says nothing about whose it is.
+ */
+import type { FastifyInstance } from "fastify";
+import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import { toPublicRecord } from "../../keygen-server.js";
+import { decodeStoredSecret } from "../../stored-secret.js";
+import type { RouteContext } from "../app.js";
+import { sealDelivery } from "../delivery.js";
+import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
+
+const security = [{ credential: [] }];
+const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");
+
+export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get<{ Params: KeyParams }>(
+    "/v1/keys/:id",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["keys"],
+        summary: "A record's public part.",
+        security,
+        params: KeyParams,
+        response: { 200: PublicKeyRecord, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const record = await ctx.store.get(request.params.id);
+      if (!record) throw new DkeygenError(ErrorCodes.NOT_FOUND, "No such record.");
+      return toPublicRecord(record);
+    },
+  );
+
+  app.get<{ Params: KeyParams }>(
+    "/v1/keys/:id/secret",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["keys"],
+        summary:
+          "A key's secret part, encrypted to your key; only for the requester it was made for.",
+        security,
+        params: KeyParams,
+        response: { 200: KeyDelivery, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const record = await ctx.store.get(request.params.id);
+      if (!record || record.owner !== requester.name) throw notFound();
+      const stored = await ctx.store.readSecret(record.id);
+      const { output } = decodeStoredSecret(stored);
+      stored.fill(0);
+      const envelope = sealDelivery(
+        requester,
+        "key",
+        request.id,
+        record.id,
+        {
+          recordId: record.id,
+          purpose: record.purpose,
+          algorithm: record.algorithm,
+          secret: output,
+        },
+        ctx.random,
+      );
+      return { requestId: request.id, recordId: record.id, envelope };
+    },
+  );
+}

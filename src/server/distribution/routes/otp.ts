@@ -1,0 +1,173 @@
+/**
+ * OTP delivery and verification. A request claims a ready OTP from the pool (atomically: never
+ * the same one twice), binds it to the requester and subject until it expires, and returns it
+ * sealed to the requester's key. Verification, by the same requester (the relying service),
+ * accepts a code once, before its expiry, compared in constant time, and locks the subject after
+ * too many failures.
+ */
+import type { FastifyInstance } from "fastify";
+import { sameCode } from "../../../derive/hotp.js";
+import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import type { KeyRecord } from "../../../store/types.js";
+import { decodeStoredSecret } from "../../stored-secret.js";
+import type { RouteContext } from "../app.js";
+import type { AttemptLimiter } from "../attempts.js";
+import { sealDelivery } from "../delivery.js";
+import { OTP_PURPOSE } from "../otp-pool.js";
+import {
+  errorResponses,
+  OtpDelivery,
+  OtpRequestBody,
+  OtpVerifyBody,
+  UnlockBody,
+  UnlockResult,
+  VerifyResult,
+} from "../schemas.js";
+
+const security = [{ credential: [] }];
+
+export function lockedError(lockedUntil: number, now: number): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.LOCKED,
+    `Too many failed attempts for this subject; it is locked until ${new Date(lockedUntil).toISOString()} or an unlock.`,
+    { retryAfterSeconds: Math.max(1, Math.ceil((lockedUntil - now) / 1000)) },
+  );
+}
+
+/** A failed verification's answer: counts the failure and reports the attempts left. */
+export function failure(
+  limiter: AttemptLimiter,
+  key: string,
+  now: number,
+  reason: "invalid" | "expired" | "used" | "replayed",
+) {
+  const state = limiter.fail(key, now);
+  return {
+    valid: false,
+    reason,
+    attemptsLeft: state.remaining,
+    ...(state.lockedUntil === undefined
+      ? {}
+      : { lockedUntil: new Date(state.lockedUntil).toISOString() }),
+  };
+}
+
+export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.post<{ Body: OtpRequestBody }>(
+    "/v1/otp/request",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["otp"],
+        summary: "Get a fresh OTP for a subject, encrypted to your key.",
+        security,
+        body: OtpRequestBody,
+        response: { 200: OtpDelivery, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const subject = request.body.subject ?? requester.name;
+      const now = ctx.clock();
+      const ttlMs =
+        request.body.ttlSeconds === undefined
+          ? ctx.config.otpTtlMs
+          : request.body.ttlSeconds * 1000;
+      const expiresAt = new Date(now + ttlMs);
+      const record = await ctx.pool.claim(
+        {
+          requester: requester.name,
+          subject,
+          requestId: request.id,
+          expiresAt,
+          claimedAt: new Date(now),
+        },
+        ctx.config.otpWaitMs,
+      );
+      const stored = await ctx.store.readSecret(record.id);
+      const { output } = decodeStoredSecret(stored);
+      stored.fill(0);
+      const envelope = sealDelivery(
+        requester,
+        "otp",
+        request.id,
+        record.id,
+        {
+          otpId: record.id,
+          code: output.code as string,
+          subject,
+          expiresAt: expiresAt.toISOString(),
+        },
+        ctx.random,
+      );
+      return {
+        requestId: request.id,
+        otpId: record.id,
+        subject,
+        digits: record.public.digits as number,
+        expiresAt: expiresAt.toISOString(),
+        envelope,
+      };
+    },
+  );
+
+  app.post<{ Body: OtpVerifyBody }>(
+    "/v1/otp/verify",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["otp"],
+        summary: "Check a code a subject typed: valid once, before expiry.",
+        security,
+        body: OtpVerifyBody,
+        response: { 200: VerifyResult, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const { subject, code } = request.body;
+      const key = `otp\u0000${requester.name}\u0000${subject}`;
+      const now = ctx.clock();
+      const state = ctx.limiter.check(key, now);
+      if (state.locked) throw lockedError(state.lockedUntil!, now);
+
+      const candidates = (
+        await ctx.store.list({ purpose: OTP_PURPOSE, claimed: true, subject })
+      ).filter((r) => r.claim?.requester === requester.name);
+      let match: KeyRecord | undefined;
+      // Every candidate is read and compared, so the time taken does not say which one matched.
+      for (const candidate of candidates) {
+        const stored = await ctx.store.readSecret(candidate.id);
+        const expected = String(decodeStoredSecret(stored).output.code);
+        stored.fill(0);
+        if (sameCode(expected, code) && match === undefined) match = candidate;
+      }
+      if (!match) return failure(ctx.limiter, key, now, "invalid");
+      if (match.consumedAt !== undefined) return failure(ctx.limiter, key, now, "used");
+      if (Date.parse(match.claim!.expiresAt) <= now)
+        return failure(ctx.limiter, key, now, "expired");
+      if (!(await ctx.store.consume(match.id, new Date(now))))
+        return failure(ctx.limiter, key, now, "used");
+      ctx.limiter.succeed(key);
+      return { valid: true, otpId: match.id };
+    },
+  );
+
+  app.post<{ Body: { subject: string } }>(
+    "/v1/otp/unlock",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["otp"],
+        summary: "Lift a subject's lockout after failed OTP verifications.",
+        security,
+        body: UnlockBody,
+        response: { 200: UnlockResult, ...errorResponses },
+      },
+    },
+    async (request) => {
+      ctx.limiter.unlock(`otp\u0000${request.requester!.name}\u0000${request.body.subject}`);
+      return { subject: request.body.subject, unlocked: true };
+    },
+  );
+}

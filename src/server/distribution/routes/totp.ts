@@ -1,0 +1,136 @@
+/**
+ * TOTP enrollment for two-factor authentication and code verification (RFC 6238). Enrollment runs
+ * a round whose secret becomes the TOTP secret, stores it for the requester, and hands the
+ * otpauth:// URI back sealed to the requester's key. Verification accepts the current time step
+ * and one either side (§5.2), refuses a step already used (replay), and locks the account after
+ * too many failures, like OTP verification.
+ */
+import type { FastifyInstance } from "fastify";
+import type { OtpAlgorithm } from "../../../derive/hotp.js";
+import { fromBase32 } from "../../../derive/otpauth.js";
+import { totpCounter, verifyTotp } from "../../../derive/totp.js";
+import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import { decodeStoredSecret } from "../../stored-secret.js";
+import type { RouteContext } from "../app.js";
+import { sealDelivery } from "../delivery.js";
+import {
+  errorResponses,
+  TotpEnrollBody,
+  TotpEnrollment,
+  TotpVerifyBody,
+  UnlockBody,
+  UnlockResult,
+  VerifyResult,
+} from "../schemas.js";
+import { failure, lockedError } from "./otp.js";
+
+const security = [{ credential: [] }];
+const TOTP = "totp";
+
+export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.post<{ Body: TotpEnrollBody }>(
+    "/v1/totp/enroll",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["totp"],
+        summary:
+          "Make a TOTP secret for an account in a new round; get its otpauth:// URI, encrypted to your key.",
+        security,
+        body: TotpEnrollBody,
+        response: { 200: TotpEnrollment, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const params = { ...request.body };
+      const record = await ctx.rounds.runRound({ purpose: TOTP, params, owner: requester.name });
+      const stored = await ctx.store.readSecret(record.id);
+      const { output } = decodeStoredSecret(stored);
+      stored.fill(0);
+      const envelope = sealDelivery(
+        requester,
+        "totp",
+        request.id,
+        record.id,
+        { recordId: record.id, secret: output.secret as string, uri: output.uri as string },
+        ctx.random,
+      );
+      const pub = record.public;
+      return {
+        requestId: request.id,
+        recordId: record.id,
+        issuer: pub.issuer as string,
+        account: pub.account as string,
+        algorithm: pub.algorithm as string,
+        digits: pub.digits as number,
+        period: pub.period as number,
+        envelope,
+      };
+    },
+  );
+
+  app.post<{ Body: TotpVerifyBody }>(
+    "/v1/totp/verify",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["totp"],
+        summary: "Check a TOTP code for an account: ±1 time step, each step accepted once.",
+        security,
+        body: TotpVerifyBody,
+        response: { 200: VerifyResult, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const { account, code } = request.body;
+      const key = `totp\u0000${requester.name}\u0000${account}`;
+      const now = ctx.clock();
+      const state = ctx.limiter.check(key, now);
+      if (state.locked) throw lockedError(state.lockedUntil!, now);
+      // The newest enrollment of this account by this requester is the one in force.
+      const record = (await ctx.store.list({ purpose: TOTP, owner: requester.name }))
+        .filter((r) => r.public.account === account)
+        .at(-1);
+      if (!record)
+        throw new DkeygenError(ErrorCodes.NOT_FOUND, "No TOTP enrollment for that account.");
+      const stored = await ctx.store.readSecret(record.id);
+      const secret = fromBase32(String(decodeStoredSecret(stored).output.secret));
+      stored.fill(0);
+      const options = {
+        algorithm: record.public.algorithm as OtpAlgorithm,
+        digits: record.public.digits as number,
+        period: record.public.period as number,
+      };
+      const seconds = Math.floor(now / 1000);
+      const offset = verifyTotp(secret, code, seconds, { ...options, window: 1 });
+      secret.fill(0);
+      if (offset === null) return failure(ctx.limiter, key, now, "invalid");
+      const step = totpCounter(seconds, options) + offset;
+      if (!(await ctx.store.useStep(record.id, step, new Date(now)))) {
+        return failure(ctx.limiter, key, now, "replayed");
+      }
+      ctx.limiter.succeed(key);
+      return { valid: true };
+    },
+  );
+
+  app.post<{ Body: { subject: string } }>(
+    "/v1/totp/unlock",
+    {
+      preHandler: ctx.authenticate,
+      schema: {
+        tags: ["totp"],
+        summary: "Lift an account's lockout after failed TOTP verifications.",
+        security,
+        body: UnlockBody,
+        response: { 200: UnlockResult, ...errorResponses },
+      },
+    },
+    async (request) => {
+      ctx.limiter.unlock(`totp\u0000${request.requester!.name}\u0000${request.body.subject}`);
+      return { subject: request.body.subject, unlocked: true };
+    },
+  );
+}
