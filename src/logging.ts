@@ -14,6 +14,8 @@ export interface Logger {
   warn(fields: LogFields, message: string): void;
   error(fields: LogFields, message: string): void;
   child(bindings: LogFields): Logger;
+  /** Whether a level would be written (pino has it); callers use it to skip building fields. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 export type LogFormat = "json" | "pretty";
@@ -106,4 +108,5 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+  isLevelEnabled: () => false,
 };

@@ -3,13 +3,11 @@
  * opens what it receives with its own private key. Library and CLI share it.
  */
 import type { KeyObject } from "node:crypto";
-import { openEnvelope } from "../crypto/envelope.js";
 import type { Secret } from "../crypto/secret.js";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
-import { envelopeFromWire } from "../protocol/envelope-wire.js";
-import type { EnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
-import { deliveryAad } from "../protocol/signed-data.js";
+import type { DeliveryEnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
+import { DeliveryOpener } from "./delivery-opener.js";
 
 export interface RequesterClientOptions {
   /** Base URL of the distribution server, e.g. http://127.0.0.1:7421 */
@@ -52,10 +50,12 @@ export interface TotpEnrollmentResult {
 export class RequesterClient {
   readonly #o: RequesterClientOptions;
   readonly #base: string;
+  readonly #opener: DeliveryOpener;
 
   constructor(options: RequesterClientOptions) {
     this.#o = options;
     this.#base = options.server.replace(/\/+$/, "");
+    this.#opener = new DeliveryOpener(options.privateKey, options.fingerprint);
   }
 
   async #call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
@@ -103,18 +103,9 @@ export class RequesterClient {
     kind: "otp" | "totp" | "key",
     requestId: string,
     recordId: string,
-    envelope: EnvelopeWire,
+    envelope: DeliveryEnvelopeWire,
   ): JsonObject {
-    const plaintext = openEnvelope(
-      this.#o.privateKey,
-      envelopeFromWire(envelope),
-      deliveryAad(kind, requestId, this.#o.fingerprint, recordId),
-    );
-    try {
-      return JSON.parse(Buffer.from(plaintext).toString("utf8")) as JsonObject;
-    } finally {
-      plaintext.fill(0);
-    }
+    return this.#opener.open(kind, requestId, recordId, envelope);
   }
 
   /** Requests an OTP for `subject` (default: this requester) and decrypts it. */
@@ -125,7 +116,7 @@ export class RequesterClient {
       subject: string;
       digits: number;
       expiresAt: string;
-      envelope: EnvelopeWire;
+      envelope: DeliveryEnvelopeWire;
     }>("POST", "/v1/otp/request", options);
     const payload = this.#open("otp", reply.requestId, reply.otpId, reply.envelope);
     if (payload.otpId !== reply.otpId || payload.subject !== reply.subject) {
@@ -160,7 +151,10 @@ export class RequesterClient {
     period?: number;
   }): Promise<TotpEnrollmentResult> {
     const reply = await this.#call<
-      Omit<TotpEnrollmentResult, "secret" | "uri"> & { requestId: string; envelope: EnvelopeWire }
+      Omit<TotpEnrollmentResult, "secret" | "uri"> & {
+        requestId: string;
+        envelope: DeliveryEnvelopeWire;
+      }
     >("POST", "/v1/totp/enroll", request);
     const payload = this.#open("totp", reply.requestId, reply.recordId, reply.envelope);
     const { requestId: _r, envelope: _e, ...rest } = reply;
@@ -183,10 +177,11 @@ export class RequesterClient {
   /** A key's secret part (only for the requester it was made for), decrypted. */
   async fetchKey(id: string): Promise<{ record: PublicRecordWire; secret: JsonObject }> {
     const record = await this.getKey(id);
-    const reply = await this.#call<{ requestId: string; recordId: string; envelope: EnvelopeWire }>(
-      "GET",
-      `/v1/keys/${encodeURIComponent(id)}/secret`,
-    );
+    const reply = await this.#call<{
+      requestId: string;
+      recordId: string;
+      envelope: DeliveryEnvelopeWire;
+    }>("GET", `/v1/keys/${encodeURIComponent(id)}/secret`);
     const payload = this.#open("key", reply.requestId, reply.recordId, reply.envelope);
     if (payload.recordId !== id) {
       throw new DkeygenError(

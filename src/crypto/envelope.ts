@@ -61,9 +61,12 @@ export function rsaOaepDecrypt(privateKey: KeyObject, ciphertext: Uint8Array, la
   );
 }
 
-/** AES-256-GCM encryption with a 96-bit IV and a 128-bit tag. */
+/**
+ * AES-256-GCM encryption with a 96-bit IV and a 128-bit tag. A key used many times is best given
+ * as a KeyObject (crypto.createSecretKey), which spares re-importing it on every call.
+ */
 export function aesGcmSeal(
-  key: Uint8Array,
+  key: Uint8Array | KeyObject,
   iv: Uint8Array,
   plaintext: Uint8Array,
   associatedData: Uint8Array,
@@ -76,7 +79,7 @@ export function aesGcmSeal(
 
 /** AES-256-GCM decryption; throws if the tag does not verify. */
 export function aesGcmOpen(
-  key: Uint8Array,
+  key: Uint8Array | KeyObject,
   iv: Uint8Array,
   ciphertext: Uint8Array,
   tag: Uint8Array,

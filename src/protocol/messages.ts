@@ -43,6 +43,19 @@ export const EnvelopeSchema = Type.Object(
   strict,
 );
 
+/** A delivery to a requesting client: the envelope plus the id of its (reused) delivery key. */
+export const DeliveryEnvelopeSchema = Type.Object(
+  {
+    alg: Type.Literal("RSA-OAEP-256/A256GCM"),
+    kid: Bytes(16),
+    ek: BytesUpTo(1024),
+    iv: Bytes(12),
+    ct: BytesUpTo(65536),
+    tag: Bytes(16),
+  },
+  strict,
+);
+
 const PublicRecord = Type.Object(
   {
     id: Type.String({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" }),
@@ -169,6 +182,7 @@ export type MessageOf<T extends MessageType> = Static<(typeof SCHEMAS)[T]>;
 export type AnyMessage = { [T in MessageType]: MessageOf<T> }[MessageType];
 export type PublicRecordWire = Static<typeof PublicRecord>;
 export type EnvelopeWire = Static<typeof EnvelopeSchema>;
+export type DeliveryEnvelopeWire = Static<typeof DeliveryEnvelopeSchema>;
 
 const CHECKERS = Object.fromEntries(
   Object.entries(SCHEMAS).map(([type, schema]) => [type, TypeCompiler.Compile(schema)]),

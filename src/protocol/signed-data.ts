@@ -72,9 +72,14 @@ export function revealAad(
   return lengthPrefixed("dkeygen/v1/reveal", V, requestId, recordId, serverFingerprint);
 }
 
+/** The OAEP label of a delivery key wrapped to a requesting client (distribution/delivery.ts). */
+export function deliveryKeyLabel(requesterFingerprint: string, kid: string): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/delivery-key", V, requesterFingerprint, kid);
+}
+
 /**
- * The associated data of something the distribution server delivers to a requesting client
- * (GCM AAD and OAEP label): what it is, the request it answers, the requester's key fingerprint
+ * The GCM associated data of something the distribution server delivers to a requesting client:
+ * what it is, the request it answers, the requester's key fingerprint
  * and the record it comes from. A delivery cannot be replayed as the answer to another request or
  * to another requester.
  */

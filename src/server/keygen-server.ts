@@ -165,6 +165,8 @@ export interface RoundRequest {
 }
 
 const CLOSED_ROUNDS_REMEMBERED = 4096;
+/** Longest stretch of batch derivation work between two turns of the event loop. */
+const YIELD_EVERY_MS = 4;
 
 export class KeygenServer {
   readonly config: KeygenServerConfig;
@@ -730,8 +732,15 @@ export class KeygenServer {
       const derivation = derivationOf(round.purpose);
       const params = derivation.paramsToJson(derivation.parseParams(round.params));
       const puts: Promise<KeyRecord>[] = [];
+      let slice = performance.now();
       try {
         for (let index = 0; index < round.count; index++) {
+          // A large batch must not stall the event loop (deliveries, heartbeats): yield every
+          // few milliseconds of derivation work.
+          if (performance.now() - slice > YIELD_EVERY_MS) {
+            await new Promise((resolve) => setImmediate(resolve));
+            slice = performance.now();
+          }
           const input =
             round.count === 1 ? secret : batchOutputSecret(secret, round.purpose, index);
           // The stored secret part carries the derivation's input, so an auditor can re-derive.

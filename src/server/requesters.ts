@@ -6,8 +6,9 @@
  * alone therefore yields ciphertexts for a key its thief does not hold.
  *
  *   requesters.json   {requesters: [{name, publicKey (SPKI PEM), fingerprint, credentialHash,
- *                     addedAt}]}, 0600, written by `requester add`, read by the server (and
- *                     re-read, at most once a second, when an unknown name presents itself)
+ *                     addedAt}]}, 0600, written (atomically, by rename) by `requester add`,
+ *                     read by the server, and re-read when an unknown name presents itself and
+ *                     the file has changed since (a stat, no read, when it has not)
  */
 import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { stat } from "node:fs/promises";
@@ -117,8 +118,8 @@ interface Entry extends Requester {
 export class RequesterRegistry {
   readonly #path: string;
   #byName = new Map<string, Entry>();
-  #mtimeMs = -1;
-  #lastReload = 0;
+  /** Identity of the file last read: inode and mtime (each `requester add` renames a new file in). */
+  #version = "";
   /** Compared against when a name is unknown, so a miss costs the same as a hit. */
   readonly #decoy = sha256("dkeygen decoy credential");
 
@@ -134,15 +135,16 @@ export class RequesterRegistry {
 
   /** Re-reads requesters.json if it changed. */
   async reload(): Promise<void> {
-    this.#lastReload = Date.now();
-    let mtimeMs: number;
+    let version: string;
     try {
-      mtimeMs = (await stat(this.#path)).mtimeMs;
+      const info = await stat(this.#path);
+      version = `${info.ino}:${info.mtimeMs}:${info.size}`;
     } catch {
       this.#byName = new Map();
+      this.#version = "";
       return;
     }
-    if (mtimeMs === this.#mtimeMs) return;
+    if (version === this.#version) return;
     const file = await readJsonFile<{ requesters: RequesterLine[] }>(this.#path);
     const next = new Map<string, Entry>();
     for (const line of file?.requesters ?? []) {
@@ -154,7 +156,7 @@ export class RequesterRegistry {
       });
     }
     this.#byName = next;
-    this.#mtimeMs = mtimeMs;
+    this.#version = version;
   }
 
   get(name: string): Requester | undefined {
@@ -166,17 +168,26 @@ export class RequesterRegistry {
    * header, an unknown name and a wrong secret all look the same to the caller.
    */
   async authenticate(authorization: string | undefined): Promise<Requester | undefined> {
+    const known = this.authenticateKnown(authorization);
+    if (known !== "unknown") return known;
+    await this.reload();
+    const again = this.authenticateKnown(authorization);
+    return again === "unknown" ? undefined : again;
+  }
+
+  /**
+   * `authenticate` without touching the disk: "unknown" when the credential is well formed but
+   * names nobody registered yet (the caller may reload and ask again).
+   */
+  authenticateKnown(authorization: string | undefined): Requester | undefined | "unknown" {
     const match = authorization === undefined ? null : /^Bearer (\S+)$/.exec(authorization);
     const parts = match ? CREDENTIAL.exec(match[1]!) : null;
     if (!parts) return undefined;
     const [, name, secret] = parts as unknown as [string, string, string];
-    let entry = this.#byName.get(name);
-    if (!entry && Date.now() - this.#lastReload > 1000) {
-      await this.reload();
-      entry = this.#byName.get(name);
-    }
+    const entry = this.#byName.get(name);
     const presented = sha256(secret);
     const ok = timingSafeEqual(presented, entry?.credentialHash ?? this.#decoy);
-    return ok && entry ? entry : undefined;
+    if (!entry) return "unknown";
+    return ok ? entry : undefined;
   }
 }

@@ -77,6 +77,8 @@ export interface StartServerOptions {
   otpPool?: { size?: number; digits?: number };
   /** Lockout after failed verifications. */
   lockout?: { maxFailures?: number; lockMs?: number };
+  /** The distribution server's clock (OTP expiry, lockouts, TOTP steps); tests move it. */
+  clock?: () => number;
 }
 
 export interface RunningServer {
@@ -170,6 +172,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
           lockMs: options.lockout?.lockMs ?? 15 * 60_000,
         }),
         logger,
+        ...(options.clock ? { clock: options.clock } : {}),
       },
       http.config,
     );

@@ -85,21 +85,28 @@ type State = "new" | "opening" | "open" | "closing" | "closed";
 
 const STORE_KEY_BYTES = 32;
 
-function fileLogFile(handle: FileHandle): LogFile {
+async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await handle.write(
+      bytes,
+      offset,
+      bytes.length - offset,
+      position + offset,
+    );
+    offset += bytesWritten;
+  }
+}
+
+/**
+ * The log file for group commit: `handle` for plain writes, syncs and truncation; `dsync`, the
+ * same file opened O_DSYNC, for writes that are durable when they return (one thread-pool trip).
+ */
+function fileLogFile(handle: FileHandle, dsync: FileHandle): LogFile {
   return {
-    async write(bytes, position) {
-      let offset = 0;
-      while (offset < bytes.length) {
-        const { bytesWritten } = await handle.write(
-          bytes,
-          offset,
-          bytes.length - offset,
-          position + offset,
-        );
-        offset += bytesWritten;
-      }
-    },
+    write: (bytes, position) => writeAll(handle, bytes, position),
     sync: () => handle.datasync(),
+    writeDurable: (bytes, position) => writeAll(dsync, bytes, position),
     truncate: (size) => handle.truncate(size),
   };
 }
@@ -131,6 +138,8 @@ export class FileKeyStore implements KeyStore {
   #state: State = "new";
   #lock: LockFile | undefined;
   #handle: FileHandle | undefined;
+  /** The same file opened O_DSYNC, for group commit's durable writes. */
+  #dsync: FileHandle | undefined;
   #log: GroupCommitLog | undefined;
   /** The MAC of the last line encoded (durable or queued): the next line chains from it. */
   #head: Uint8Array = CHAIN_START;
@@ -176,7 +185,8 @@ export class FileKeyStore implements KeyStore {
       this.#lock = await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
       this.#handle = await this.#openFile();
       const size = await this.#replay(this.#handle);
-      const file = fileLogFile(this.#handle);
+      this.#dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
+      const file = fileLogFile(this.#handle, this.#dsync);
       this.#log = new GroupCommitLog(this.#wrapLogFile ? this.#wrapLogFile(file) : file, size, {
         name: this.path,
         onFailure: (error, cause) => {
@@ -187,6 +197,7 @@ export class FileKeyStore implements KeyStore {
       this.#state = "open";
     } catch (error) {
       await this.#handle?.close().catch(() => {});
+      await this.#dsync?.close().catch(() => {});
       await this.#lock?.release().catch(() => {});
       this.#wipe();
       this.#state = "closed";
@@ -205,6 +216,7 @@ export class FileKeyStore implements KeyStore {
     try {
       await this.#log!.drain();
       await this.#handle!.close();
+      await this.#dsync?.close();
     } finally {
       await this.#lock!.release();
       this.#wipe();

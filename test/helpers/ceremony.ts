@@ -75,6 +75,8 @@ export async function startTestServer(
     otpPool?: number;
     http?: Partial<DistributionConfig>;
     lockout?: { maxFailures?: number; lockMs?: number };
+    /** Milliseconds added to the distribution server's clock; change `clockOffset.ms` to move time. */
+    clockOffset?: { ms: number };
   } = {},
 ): Promise<TestServer> {
   const dir = options.dataDir ? undefined : await tempDir();
@@ -88,6 +90,7 @@ export async function startTestServer(
     http: { port: 0, ...(options.http ? { config: options.http } : {}) },
     otpPool: { size: options.otpPool ?? 0 },
     ...(options.lockout ? { lockout: options.lockout } : {}),
+    ...(options.clockOffset ? { clock: () => Date.now() + options.clockOffset!.ms } : {}),
     ...(options.allowQuorumOfOne ? { allowQuorumOfOne: true } : {}),
   });
   return {

@@ -20,6 +20,7 @@ interface ServerFlags {
   lockout: string;
   rateLimitAddress: string;
   rateLimitCredential: string;
+  deliveryKeyTtl: string;
   logFormat?: string;
   logLevel?: string;
   json?: boolean;
@@ -59,6 +60,11 @@ export function registerServer(program: Command): void {
       "--rate-limit-credential <n>",
       "HTTP requests per minute per credential (0: off)",
       "60000",
+    )
+    .option(
+      "--delivery-key-ttl <duration>",
+      "how long one RSA-wrapped delivery key serves a requester (0: a new wrap per delivery)",
+      "5m",
     )
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
@@ -104,6 +110,10 @@ export function registerServer(program: Command): void {
                     "--rate-limit-credential",
                     0,
                   ),
+                  deliveryKeyTtlMs:
+                    flags.deliveryKeyTtl === "0"
+                      ? 0
+                      : parseDuration(flags.deliveryKeyTtl, "--delivery-key-ttl"),
                 },
               },
         otpPool: {

@@ -29,6 +29,7 @@ import type { KeyRecord, KeyStore } from "../../store/types.js";
 import type { RoundRequest } from "../keygen-server.js";
 import type { Requester, RequesterRegistry } from "../requesters.js";
 import type { AttemptLimiter } from "./attempts.js";
+import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
 import type { OtpPool } from "./otp-pool.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
@@ -58,6 +59,8 @@ export interface DistributionConfig {
   rateLimitPerAddress: number;
   /** Requests per minute with one credential (0: no limit). */
   rateLimitPerCredential: number;
+  /** How long one wrapped delivery key serves a requester (0: a new RSA wrap per delivery). */
+  deliveryKeyTtlMs: number;
 }
 
 export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
@@ -68,6 +71,7 @@ export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
   keepAliveTimeoutMs: 5_000,
   rateLimitPerAddress: 6_000,
   rateLimitPerCredential: 60_000,
+  deliveryKeyTtlMs: DEFAULT_DELIVERY_KEY_TTL_MS,
 };
 
 /** What the routes need from the key generation server. */
@@ -95,10 +99,15 @@ export interface RouteContext {
   limiter: AttemptLimiter;
   logger: Logger;
   clock: () => number;
-  random: RandomSource;
   config: DistributionConfig;
+  /** Seals deliveries to requesters (delivery.ts). */
+  sealer: DeliverySealer;
   /** preHandler of protected routes: authenticates the requester (401 otherwise). */
-  authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  authenticate: (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: (error?: Error) => void,
+  ) => void;
 }
 
 const UNAUTHORIZED = () =>
@@ -175,7 +184,7 @@ export async function buildDistributionApp(
     requestTimeout: settings.requestTimeoutMs,
     connectionTimeout: settings.requestTimeoutMs * 3,
     keepAliveTimeout: settings.keepAliveTimeoutMs,
-    maxParamLength: 64,
+    routerOptions: { maxParamLength: 64 },
     return503OnClosing: true,
     genReqId: () => randomUUID(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
@@ -195,20 +204,50 @@ export async function buildDistributionApp(
       retryAfterSeconds,
     });
 
-  app.addHook("onRequest", async (request) => {
-    const wait = perAddress.hit(request.ip, clock());
-    if (wait > 0) throw rateLimited(wait);
-  });
+  // Hooks in callback style: on the hot path a promise per hook per request is measurable.
+  if (settings.rateLimitPerAddress > 0) {
+    app.addHook("onRequest", (request, _reply, done) => {
+      const wait = perAddress.hit(request.ip, clock());
+      done(wait > 0 ? rateLimited(wait) : undefined);
+    });
+  }
 
-  const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
-    const requester = await requesters.authenticate(request.headers.authorization);
-    if (!requester) {
-      reply.header("www-authenticate", 'Bearer realm="dkeygen"');
-      throw UNAUTHORIZED();
-    }
+  const admit = (request: FastifyRequest, requester: Requester | undefined) => {
+    if (!requester) throw UNAUTHORIZED();
     const wait = perCredential.hit(requester.name, clock());
     if (wait > 0) throw rateLimited(wait);
     request.requester = requester;
+  };
+  const authenticate = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: (error?: Error) => void,
+  ) => {
+    const header = request.headers.authorization;
+    const fail = (error: unknown) => {
+      if (isDkeygenError(error, ErrorCodes.UNAUTHORIZED))
+        reply.header("www-authenticate", 'Bearer realm="dkeygen"');
+      done(error as Error);
+    };
+    const known = requesters.authenticateKnown(header);
+    if (known !== "unknown") {
+      try {
+        admit(request, known);
+        done();
+      } catch (error) {
+        fail(error);
+      }
+      return;
+    }
+    // A name not seen yet: re-read the registry (a requester added since) and try again.
+    requesters.authenticate(header).then((requester) => {
+      try {
+        admit(request, requester);
+        done();
+      } catch (error) {
+        fail(error);
+      }
+    }, fail);
   };
 
   app.setErrorHandler((error: FastifyError | DkeygenError, request, reply) => {
@@ -236,20 +275,23 @@ export async function buildDistributionApp(
       },
     });
   });
-  app.addHook("onResponse", async (request, reply) => {
-    if (reply.statusCode < 400) {
-      logger.debug(
-        {
-          reqId: request.id,
-          route: request.routeOptions.url,
-          status: reply.statusCode,
-          requester: request.requester?.name,
-          ms: Math.round(reply.elapsedTime),
-        },
-        "request served",
-      );
-    }
-  });
+  if (logger.isLevelEnabled?.("debug") ?? true) {
+    app.addHook("onResponse", (request, reply, done) => {
+      if (reply.statusCode < 400) {
+        logger.debug(
+          {
+            reqId: request.id,
+            route: request.routeOptions.url,
+            status: reply.statusCode,
+            requester: request.requester?.name,
+            ms: Math.round(reply.elapsedTime),
+          },
+          "request served",
+        );
+      }
+      done();
+    });
+  }
 
   await app.register(swagger, {
     openapi: {
@@ -276,8 +318,12 @@ export async function buildDistributionApp(
     limiter: components.limiter,
     logger,
     clock,
-    random: components.random ?? osRandom,
     config: settings,
+    sealer: new DeliverySealer({
+      ttlMs: settings.deliveryKeyTtlMs,
+      random: components.random ?? osRandom,
+      clock,
+    }),
     authenticate,
   };
   registerHealthRoutes(app, context);

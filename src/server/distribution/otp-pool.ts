@@ -1,8 +1,9 @@
 /**
  * The pool of ready OTPs. Background batch rounds keep about `size` unclaimed OTP records in the
  * store, so a request claims one at once instead of waiting for a round. Refills are single-flight
- * (one round at a time), start when the pool falls below half, and are retried on a timer after a
- * failure (no contributors, say). When the pool is empty a request waits for the refill in flight
+ * (one round at a time), start when the pool falls below half and fill it up again (so rounds run
+ * rarely and in large batches, not after every claim), and a timer retries a failed one (no
+ * contributors, say). When the pool is empty a request waits for the refill in flight
  * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
  */
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
@@ -49,9 +50,16 @@ export class OtpPool {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.refill(), this.#o.retryMs);
+    this.#timer = setInterval(() => void this.#refillIfLow(), this.#o.retryMs);
     this.#timer.unref();
     void this.refill();
+  }
+
+  /** Refills when below half, or when the last refill failed. */
+  async #refillIfLow(): Promise<void> {
+    if (this.#lastError !== undefined || (await this.available()) < this.#o.size / 2) {
+      await this.refill();
+    }
   }
 
   async stop(): Promise<void> {
@@ -122,9 +130,7 @@ export class OtpPool {
       );
     }
     // Keep the pool topped up in the background once it falls below half.
-    void this.available().then((left) => {
-      if (left < this.#o.size / 2) void this.refill();
-    });
+    if (this.#refilling === undefined) void this.#refillIfLow();
     return record;
   }
 }

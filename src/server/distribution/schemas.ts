@@ -5,7 +5,10 @@
  * The OpenAPI document at /v1/openapi.json is generated from these.
  */
 import { type Static, Type } from "@sinclair/typebox";
-import { EnvelopeSchema, FingerprintSchema } from "../../protocol/messages.js";
+import {
+  DeliveryEnvelopeSchema as EnvelopeSchema,
+  FingerprintSchema,
+} from "../../protocol/messages.js";
 
 const strict = { additionalProperties: false } as const;
 

@@ -8,7 +8,6 @@ import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import { toPublicRecord } from "../../keygen-server.js";
 import { decodeStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
-import { sealDelivery } from "../delivery.js";
 import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
 
 const security = [{ credential: [] }];
@@ -54,19 +53,12 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const stored = await ctx.store.readSecret(record.id);
       const { output } = decodeStoredSecret(stored);
       stored.fill(0);
-      const envelope = sealDelivery(
-        requester,
-        "key",
-        request.id,
-        record.id,
-        {
-          recordId: record.id,
-          purpose: record.purpose,
-          algorithm: record.algorithm,
-          secret: output,
-        },
-        ctx.random,
-      );
+      const envelope = ctx.sealer.seal(requester, "key", request.id, record.id, {
+        recordId: record.id,
+        purpose: record.purpose,
+        algorithm: record.algorithm,
+        secret: output,
+      });
       return { requestId: request.id, recordId: record.id, envelope };
     },
   );

@@ -12,7 +12,6 @@ import type { KeyRecord } from "../../../store/types.js";
 import { decodeStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import type { AttemptLimiter } from "../attempts.js";
-import { sealDelivery } from "../delivery.js";
 import { OTP_PURPOSE } from "../otp-pool.js";
 import {
   errorResponses,
@@ -87,19 +86,12 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const stored = await ctx.store.readSecret(record.id);
       const { output } = decodeStoredSecret(stored);
       stored.fill(0);
-      const envelope = sealDelivery(
-        requester,
-        "otp",
-        request.id,
-        record.id,
-        {
-          otpId: record.id,
-          code: output.code as string,
-          subject,
-          expiresAt: expiresAt.toISOString(),
-        },
-        ctx.random,
-      );
+      const envelope = ctx.sealer.seal(requester, "otp", request.id, record.id, {
+        otpId: record.id,
+        code: output.code as string,
+        subject,
+        expiresAt: expiresAt.toISOString(),
+      });
       return {
         requestId: request.id,
         otpId: record.id,

@@ -12,7 +12,6 @@ import { totpCounter, verifyTotp } from "../../../derive/totp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import { decodeStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
-import { sealDelivery } from "../delivery.js";
 import {
   errorResponses,
   TotpEnrollBody,
@@ -48,14 +47,11 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       const stored = await ctx.store.readSecret(record.id);
       const { output } = decodeStoredSecret(stored);
       stored.fill(0);
-      const envelope = sealDelivery(
-        requester,
-        "totp",
-        request.id,
-        record.id,
-        { recordId: record.id, secret: output.secret as string, uri: output.uri as string },
-        ctx.random,
-      );
+      const envelope = ctx.sealer.seal(requester, "totp", request.id, record.id, {
+        recordId: record.id,
+        secret: output.secret as string,
+        uri: output.uri as string,
+      });
       const pub = record.public;
       return {
         requestId: request.id,

@@ -1,0 +1,253 @@
+/**
+ * Distribution benchmark (issue 4): OTP requests per second and latency (p50, p99) against the
+ * key distribution server on loopback, with autocannon as the load generator, beside a bare Node
+ * HTTP server answering a constant JSON body, in the same run and under the same load. Reports the
+ * ratio. Both servers run as their own processes (one core each at most); autocannon runs here.
+ *
+ * The distribution server runs as `dkeygen server` on the key_store file with a warm pool: the
+ * pool is filled before measuring and holds more than twice the requests measured, so no refill
+ * round runs during the measurement. Rate limits are switched off (they are policy, not capacity).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import autocannon from "autocannon";
+import { loadOrCreateRequesterKeys } from "../src/client/requester-state.js";
+import { issueEnrollmentToken } from "../src/server/enrollment.js";
+import { addRequester } from "../src/server/requesters.js";
+import { median, ratio, table } from "./stats.js";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const SWARM = fileURLToPath(new URL("./swarm.js", import.meta.url));
+
+export interface DistributionBenchOptions {
+  /** Seconds of load per measured run (autocannon's fixed-count mode rounds its clock to whole
+   * seconds, so runs are timed by duration). */
+  seconds?: number;
+  connections?: number;
+  progress?: (line: string) => void;
+}
+
+interface Load {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function load(options: autocannon.Options): Promise<Load> {
+  const result = await autocannon(options);
+  return {
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  };
+}
+
+/** Starts a process and resolves with the first match of `pattern` in its standard output. */
+function startProcess(
+  args: string[],
+  pattern: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d) => {
+      out += d;
+      const match = out.match(pattern);
+      if (match) resolve({ child, match });
+    });
+    child.stderr!.resume();
+    child.on("exit", (code) => reject(new Error(`${args.join(" ")} exited ${code}: ${out}`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+const BARE = `
+const http = require("node:http");
+const body = JSON.stringify({ status: "ok", service: "bare", version: 1 });
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+});
+server.listen(0, "127.0.0.1", () => console.log("listening http://127.0.0.1:" + server.address().port));
+`;
+
+/** A `dkeygen server` process with two contributors, a registered requester and a full pool. */
+async function startDistribution(
+  root: string,
+  pool: number,
+  extra: string[],
+  progress: (line: string) => void,
+) {
+  const serverDir = join(root, "server");
+  const children: ChildProcess[] = [];
+  const { child: server, match } = await startProcess(
+    [
+      CLI,
+      "server",
+      "--data-dir",
+      serverDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--http-listen",
+      "127.0.0.1:0",
+      "--otp-pool",
+      String(pool),
+      "--rate-limit-address",
+      "0",
+      "--rate-limit-credential",
+      "0",
+      "--log-level",
+      "warn",
+      "--log-format",
+      "json",
+      ...extra,
+    ],
+    /listening\s+(ws:\/\/\S+)\n\s+distribution\s+(http:\/\/\S+)/,
+  );
+  children.push(server);
+  const [, wsUrl, httpUrl] = match as unknown as [string, string, string];
+  const tokens = [await issueEnrollmentToken(serverDir), await issueEnrollmentToken(serverDir)].map(
+    (t) => t.token,
+  );
+  const swarm = spawn(process.execPath, [SWARM], { stdio: ["pipe", "pipe", "inherit"] });
+  children.push(swarm);
+  swarm.stdin.write(`${JSON.stringify({ url: wsUrl, tokens, root: join(root, "swarm") })}\n`);
+  const keys = await loadOrCreateRequesterKeys(join(root, "requester"));
+  const { credential } = await addRequester(
+    serverDir,
+    "bench",
+    keys.publicKey.export({ type: "spki", format: "pem" }) as string,
+  );
+  progress(`filling the OTP pool to ${pool}`);
+  for (;;) {
+    const ready = JSON.parse(await (await fetch(`${httpUrl}/v1/ready`)).text()) as {
+      otpPool: { available: number };
+    };
+    if (ready.otpPool.available >= pool) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const storeBytes = (await readFile(join(serverDir, "key_store"))).length;
+  return {
+    httpUrl,
+    credential,
+    storeBytes,
+    async stop() {
+      for (const child of children.reverse()) await stop(child);
+    },
+  };
+}
+
+export async function benchDistribution(options: DistributionBenchOptions = {}) {
+  const seconds = options.seconds ?? 3;
+  const repetitions = 3;
+  const connections = options.connections ?? 64;
+  const warmup = 2_000;
+  const progress = options.progress ?? ((line: string) => process.stderr.write(`  ${line}\n`));
+  const root = await mkdtemp(join(tmpdir(), "dkeygen-bench-http-"));
+  const body = { method: "POST" as const, body: "{}", connections };
+  const servers: Awaited<ReturnType<typeof startDistribution>>[] = [];
+  let bare: ChildProcess | undefined;
+  try {
+    // Each pool holds more than twice what the server can possibly hand out in the runs (a
+    // refill starts below half), at a generous upper bound on its rate.
+    const variants = [
+      {
+        name: "POST /v1/otp/request (default: delivery key reused 5 min)",
+        args: [] as string[],
+        maxRate: 12_000,
+      },
+      {
+        name: "POST /v1/otp/request (--delivery-key-ttl 0: RSA wrap per delivery)",
+        args: ["--delivery-key-ttl", "0"],
+        maxRate: 7_000,
+      },
+    ];
+    const pools = variants.map((v) => 2 * (v.maxRate * seconds * repetitions + warmup) + 1_000);
+    for (const [i, variant] of variants.entries()) {
+      servers.push(await startDistribution(join(root, `v${i}`), pools[i]!, variant.args, progress));
+    }
+    const started = await startProcess(["-e", BARE], /listening (http:\/\/\S+)/);
+    bare = started.child;
+    const targets = [
+      {
+        name: "bare node:http, constant JSON",
+        url: `${started.match[1]}/`,
+        headers: { "content-type": "application/json" },
+      },
+      ...servers.map((server, i) => ({
+        name: variants[i]!.name,
+        url: `${server.httpUrl}/v1/otp/request`,
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${server.credential}`,
+        },
+      })),
+    ];
+    progress("warming up every server (and the load generator)");
+    for (const target of targets) await load({ ...target, ...body, amount: warmup });
+    // Interleaved repetitions, so a noisy moment hurts every server alike; medians are reported.
+    const runs = targets.map(() => [] as Load[]);
+    for (let r = 0; r < repetitions; r++) {
+      for (const [i, target] of targets.entries()) {
+        progress(`repetition ${r + 1}/${repetitions}: ${target.name}`);
+        const result = await load({ ...target, ...body, duration: seconds });
+        if (result.non2xx > 0 || result.errors > 0) {
+          throw new Error(
+            `bench: ${result.non2xx} non-2xx answers and ${result.errors} errors from ${target.name}`,
+          );
+        }
+        runs[i]!.push(result);
+      }
+    }
+    const summary = runs.map((list) => ({
+      rps: median(list.map((l) => l.rps)),
+      p50: median(list.map((l) => l.p50)),
+      p99: median(list.map((l) => l.p99)),
+    }));
+    const baseline = summary[0]!;
+    const storeBytes = Math.max(...servers.map((s) => s.storeBytes));
+    const report = [
+      `OTP requests on loopback: autocannon, ${connections} connections; ${repetitions} interleaved ${seconds}-second runs per server, medians;`,
+      `warm pools of ${pools.join(" and ")} OTPs in the key_store file (up to ${(storeBytes / 1e6).toFixed(1)} MB); rate limits off`,
+      "",
+      table(
+        ["server", "requests/s", "p50", "p99", "÷ bare"],
+        targets.map((target, i) => [
+          target.name,
+          summary[i]!.rps.toFixed(0),
+          `${summary[i]!.p50} ms`,
+          `${summary[i]!.p99} ms`,
+          ratio(summary[i]!.rps / baseline.rps),
+        ]),
+      ),
+      "",
+      `target: at least 40% of the bare server's throughput → ${((100 * summary[1]!.rps) / baseline.rps).toFixed(0)}% (default settings)`,
+    ].join("\n");
+    return { summary, report };
+  } finally {
+    if (bare) await stop(bare);
+    for (const server of servers) await server.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = await benchDistribution({ seconds: Number(process.argv[2] ?? 3) });
+  process.stdout.write(`${result.report}\n`);
+}

@@ -1,0 +1,197 @@
+/**
+ * OTP delivery and verification over real HTTP on loopback: claims are atomic, deliveries open
+ * only for their requester, codes work once and before expiry, subjects lock after failures.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { DeliveryOpener } from "../../src/client/delivery-opener.js";
+import { loadOrCreateRequesterKeys } from "../../src/client/requester-state.js";
+import { DkeygenError, ErrorCodes, isDkeygenError } from "../../src/errors.js";
+import { startContributors, startTestServer, type TestServer } from "../helpers/ceremony.js";
+import { http, registerTestRequester, type TestRequester } from "../helpers/distribution.js";
+
+let server: TestServer;
+let alice: TestRequester;
+let bob: TestRequester;
+const clock = { ms: 0 };
+
+before(async () => {
+  server = await startTestServer(
+    { quorum: 2 },
+    { otpPool: 300, clockOffset: clock, lockout: { maxFailures: 5, lockMs: 60_000 } },
+  );
+  await startContributors(server, 2);
+  await server.pool!.refill();
+  alice = await registerTestRequester(server, "alice-app");
+  bob = await registerTestRequester(server, "bob-app");
+});
+after(() => server.cleanup());
+
+test("200 concurrent requests get 200 distinct OTPs, none handed out twice", async () => {
+  await server.pool!.refill();
+  assert.ok((await server.pool!.available()) >= 200);
+  const otps = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => alice.client.requestOtp({ subject: `user${i}` })),
+  );
+  assert.equal(new Set(otps.map((o) => o.otpId)).size, 200);
+  for (const otp of otps) assert.match(otp.code, /^\d{6}$/);
+  const claimed = await server.store.list({ purpose: "otp", claimed: true });
+  const byId = new Map(claimed.map((r) => [r.id, r]));
+  for (const [i, otp] of otps.entries()) {
+    const record = byId.get(otp.otpId);
+    assert.equal(record?.claim?.requester, "alice-app");
+    assert.equal(record?.claim?.subject, `user${i}`);
+    assert.equal(record?.claim?.requestId, otp.requestId);
+  }
+});
+
+test("a code verifies once; the second verification of the same code fails", async () => {
+  const otp = await alice.client.requestOtp({ subject: "carol" });
+  assert.deepEqual(await alice.client.verifyOtp("carol", otp.code), {
+    valid: true,
+    otpId: otp.otpId,
+  });
+  const again = await alice.client.verifyOtp("carol", otp.code);
+  assert.equal(again.valid, false);
+  assert.equal(again.reason, "used");
+});
+
+test("an expired code fails", async () => {
+  const otp = await alice.client.requestOtp({ subject: "dave", ttlSeconds: 30 });
+  clock.ms = 31_000;
+  try {
+    const outcome = await alice.client.verifyOtp("dave", otp.code);
+    assert.equal(outcome.valid, false);
+    assert.equal(outcome.reason, "expired");
+  } finally {
+    clock.ms = 0;
+  }
+});
+
+test("a subject is locked after five failures, only that subject, until unlocked", async () => {
+  const otp = await alice.client.requestOtp({ subject: "erin" });
+  const other = await alice.client.requestOtp({ subject: "frank" });
+  const wrong = otp.code === "000000" ? "000001" : "000000";
+  for (let i = 4; i >= 0; i--) {
+    const outcome = await alice.client.verifyOtp("erin", wrong);
+    assert.equal(outcome.valid, false);
+    assert.equal(outcome.attemptsLeft, i);
+  }
+  // Locked: even the right code is refused now, with a Retry-After.
+  const locked = await http(server, "POST", "/v1/otp/verify", {
+    credential: alice.credential,
+    body: { subject: "erin", code: otp.code },
+  });
+  assert.equal(locked.status, 423);
+  assert.equal((locked.body.error as { code: string }).code, ErrorCodes.LOCKED);
+  assert.ok(Number(locked.headers.get("retry-after")) > 0);
+  // Another subject of the same service is not affected, nor the same subject at another service.
+  assert.equal((await alice.client.verifyOtp("frank", other.code)).valid, true);
+  const bobs = await bob.client.requestOtp({ subject: "erin" });
+  assert.equal((await bob.client.verifyOtp("erin", bobs.code)).valid, true);
+  await alice.client.unlockOtp("erin");
+  assert.equal((await alice.client.verifyOtp("erin", otp.code)).valid, true);
+});
+
+test("a requester can neither verify nor open another requester's OTP", async () => {
+  const otp = await alice.client.requestOtp({ subject: "grace" });
+  const outcome = await bob.client.verifyOtp("grace", otp.code);
+  assert.equal(outcome.valid, false);
+  assert.equal(outcome.reason, "invalid");
+  // Bob gets hold of the raw delivery meant for alice: it does not open with bob's key.
+  const raw = await http(server, "POST", "/v1/otp/request", {
+    credential: alice.credential,
+    body: { subject: "grace" },
+  });
+  assert.equal(raw.status, 200);
+  const bobKeys = await loadOrCreateRequesterKeys(bob.dataDir);
+  const asBob = new DeliveryOpener(bobKeys.privateKey, bob.fingerprint);
+  assert.throws(
+    () =>
+      asBob.open(
+        "otp",
+        String(raw.body.requestId),
+        String(raw.body.otpId),
+        raw.body.envelope as never,
+      ),
+    (e: unknown) => isDkeygenError(e, ErrorCodes.DECRYPTION_FAILED),
+  );
+  // Bob cannot claim to be alice either: alice's fingerprint with bob's key still fails.
+  const bobAsAlice = new DeliveryOpener(bobKeys.privateKey, alice.fingerprint);
+  assert.throws(() =>
+    bobAsAlice.open(
+      "otp",
+      String(raw.body.requestId),
+      String(raw.body.otpId),
+      raw.body.envelope as never,
+    ),
+  );
+  // Nor does it open for alice as the answer to another request, or as another kind.
+  const aliceKeys = await loadOrCreateRequesterKeys(alice.dataDir);
+  const asAlice = new DeliveryOpener(aliceKeys.privateKey, alice.fingerprint);
+  assert.equal(
+    asAlice.open(
+      "otp",
+      String(raw.body.requestId),
+      String(raw.body.otpId),
+      raw.body.envelope as never,
+    ).subject,
+    "grace",
+  );
+  assert.throws(
+    () =>
+      asAlice.open("otp", "another-request", String(raw.body.otpId), raw.body.envelope as never),
+    (e: unknown) => isDkeygenError(e, ErrorCodes.DECRYPTION_FAILED),
+  );
+  assert.throws(() =>
+    asAlice.open(
+      "key",
+      String(raw.body.requestId),
+      String(raw.body.otpId),
+      raw.body.envelope as never,
+    ),
+  );
+});
+
+test("a request with an empty pool and no contributors gets 503 with Retry-After", async () => {
+  const lonely = await startTestServer({ quorum: 2 }, { otpPool: 5, http: { otpWaitMs: 300 } });
+  try {
+    const client = await registerTestRequester(lonely, "lonely");
+    const started = Date.now();
+    const reply = await http(lonely, "POST", "/v1/otp/request", {
+      credential: client.credential,
+      body: {},
+    });
+    assert.equal(reply.status, 503);
+    assert.equal((reply.body.error as { code: string }).code, ErrorCodes.UNAVAILABLE);
+    assert.ok(Number(reply.headers.get("retry-after")) >= 1);
+    assert.ok(Date.now() - started < 3000);
+    const ready = await http(lonely, "GET", "/v1/ready");
+    assert.equal(ready.status, 503);
+    assert.equal(ready.body.status, "degraded");
+
+    // Contributors arrive: the next request waits for a round instead of failing.
+    await startContributors(lonely, 2);
+    const otp = await client.client.requestOtp();
+    assert.match(otp.code, /^\d{6}$/);
+    assert.equal((await http(lonely, "GET", "/v1/ready")).status, 200);
+  } finally {
+    await lonely.cleanup();
+  }
+});
+
+test("no OTP and no credential reach the server's log", async () => {
+  const otp = await alice.client.requestOtp({ subject: "heidi" });
+  await alice.client.verifyOtp("heidi", otp.code);
+  const log = server.log.text();
+  assert.ok(!log.includes(alice.credential.split(".")[1]!));
+  assert.ok(!log.includes(`"${otp.code}"`));
+});
+
+test("errors from the client library carry the server's stable codes", async () => {
+  await assert.rejects(alice.client.verifyOtp("x", "12"), (e: unknown) => {
+    assert.ok(e instanceof DkeygenError);
+    assert.equal(e.code, ErrorCodes.INVALID_INPUT);
+    return true;
+  });
+});
