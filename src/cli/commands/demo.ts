@@ -1,7 +1,8 @@
 /**
- * `dkeygen demo`: the whole ceremony on one machine, on real loopback sockets, in a fresh data
- * folder: a key generation server, three enrolled contributors, one OTP round, every step shown
- * as it happens. Exits 0 when the result is stored.
+ * `dkeygen demo`: the whole product on one machine, on real loopback sockets, in a fresh data
+ * folder: a key generation server, three enrolled contributors, one OTP round, then a requesting
+ * client that gets the OTP from the distribution server and verifies it (once). Every step is
+ * shown as it happens; exits 0 when all of it worked.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,8 +13,13 @@ import { Contributor } from "../../client/contributor.js";
 import { loadOrCreateContributorState } from "../../client/contributor-state.js";
 import { EntropyPool } from "../../client/entropy.js";
 import { PinStore } from "../../client/pins.js";
+import { RequesterClient } from "../../client/requester.js";
+import { loadOrCreateRequesterKeys } from "../../client/requester-state.js";
+import { Secret } from "../../crypto/secret.js";
+import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { silentLogger } from "../../logging.js";
 import { issueEnrollmentToken } from "../../server/enrollment.js";
+import { addRequester } from "../../server/requesters.js";
 import { ADMIN_TOKEN_FILE, loadOrCreateKeyFile, startServer } from "../../server/runtime.js";
 
 /** Three contributors, each with another secret phrase generator from the registry. */
@@ -103,7 +109,37 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
     say(`    record       ${record.id}`);
     say(`    purpose      ${record.purpose} (${record.algorithm})`);
     say(`    public part  ${JSON.stringify(record.public)}`);
-    say("    the OTP itself is encrypted at rest; only a registered requester can fetch it");
+    say("    the OTP itself is encrypted at rest; only a registered requester can have it");
+
+    // The distribution side: a relying service asks for the OTP and checks what its user typed.
+    const requesterDir = join(root, "webapp");
+    const keys = await loadOrCreateRequesterKeys(requesterDir);
+    const { credential } = await addRequester(
+      serverDir,
+      "webapp",
+      keys.publicKey.export({ type: "spki", format: "pem" }) as string,
+    );
+    say("[6] requesting client webapp registered");
+    say(`    key          RSA-3072 ${keys.fingerprint}`);
+    say(`    server       ${running.httpUrl}`);
+    const client = new RequesterClient({
+      server: running.httpUrl!,
+      credential: new Secret(new Uint8Array(Buffer.from(credential))),
+      privateKey: keys.privateKey,
+      fingerprint: keys.fingerprint,
+    });
+    const otp = await client.requestOtp({ subject: "alice@example.com" });
+    say(`[7] OTP requested for alice@example.com: ${otp.code}`);
+    say(`    record ${otp.otpId}, sealed to webapp's key in transit, valid until ${otp.expiresAt}`);
+    const first = await client.verifyOtp("alice@example.com", otp.code);
+    const second = await client.verifyOtp("alice@example.com", otp.code);
+    say(`[8] verification: ${first.valid ? "valid" : `rejected (${first.reason})`}`);
+    say(
+      `    the same code again: ${second.valid ? "valid (unexpected!)" : `rejected (${second.reason})`}`,
+    );
+    if (!first.valid || second.valid) {
+      throw new DkeygenError(ErrorCodes.OPERATIONAL, "The demo's OTP did not verify exactly once.");
+    }
     say(`\ndone in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return record;
   } finally {

@@ -2,13 +2,15 @@
  * The key distribution server: a fastify app, built apart from `listen()` so tests can also call
  * `app.inject()`. JSON over versioned paths (/v1/...), documented as OpenAPI at /v1/openapi.json.
  *
- * Every request passes, in order: a per-address rate limit (onRequest), the body size limit and
- * schema validation, then on protected routes authentication by requester credential and a
- * per-credential rate limit (preHandler). Every error leaves through one handler that maps it to
+ * Every request passes, in order: a per-address rate limit, then on protected routes
+ * authentication by requester credential and a per-credential rate limit (all onRequest, before
+ * the body is even read, so a stranger cannot probe validation or make us parse), then the body
+ * size limit and schema validation. Every error leaves through one handler that maps it to
  * a stable code and status (src/errors.ts), so a client never sees a 500 for its own mistake and
  * never sees internals for ours.
  */
 import { randomUUID } from "node:crypto";
+import { createServer } from "node:http";
 import swagger from "@fastify/swagger";
 import Fastify, {
   type FastifyError,
@@ -102,7 +104,7 @@ export interface RouteContext {
   config: DistributionConfig;
   /** Seals deliveries to requesters (delivery.ts). */
   sealer: DeliverySealer;
-  /** preHandler of protected routes: authenticates the requester (401 otherwise). */
+  /** onRequest hook of protected routes: authenticates the requester (401 otherwise). */
   authenticate: (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -180,6 +182,17 @@ export async function buildDistributionApp(
   const clock = components.clock ?? Date.now;
   const app = Fastify({
     logger: false,
+    // Node checks request and header timeouts only every connectionsCheckingInterval (30 s by
+    // default); check every second so a slow client is cut off close to requestTimeout.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout: settings.requestTimeoutMs,
+          headersTimeout: settings.requestTimeoutMs,
+          connectionsCheckingInterval: Math.min(1000, settings.requestTimeoutMs),
+        },
+        handler,
+      ),
     bodyLimit: settings.bodyLimit,
     requestTimeout: settings.requestTimeoutMs,
     connectionTimeout: settings.requestTimeoutMs * 3,

@@ -17,7 +17,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
   app.get<{ Params: KeyParams }>(
     "/v1/keys/:id",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["keys"],
         summary: "A record's public part.",
@@ -36,7 +36,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
   app.get<{ Params: KeyParams }>(
     "/v1/keys/:id/secret",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["keys"],
         summary:

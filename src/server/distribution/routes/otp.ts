@@ -55,7 +55,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
   app.post<{ Body: OtpRequestBody }>(
     "/v1/otp/request",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["otp"],
         summary: "Get a fresh OTP for a subject, encrypted to your key.",
@@ -106,7 +106,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
   app.post<{ Body: OtpVerifyBody }>(
     "/v1/otp/verify",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["otp"],
         summary: "Check a code a subject typed: valid once, before expiry.",
@@ -148,7 +148,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
   app.post<{ Body: { subject: string } }>(
     "/v1/otp/unlock",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["otp"],
         summary: "Lift a subject's lockout after failed OTP verifications.",

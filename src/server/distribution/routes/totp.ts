@@ -30,7 +30,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
   app.post<{ Body: TotpEnrollBody }>(
     "/v1/totp/enroll",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["totp"],
         summary:
@@ -69,7 +69,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
   app.post<{ Body: TotpVerifyBody }>(
     "/v1/totp/verify",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["totp"],
         summary: "Check a TOTP code for an account: ±1 time step, each step accepted once.",
@@ -115,7 +115,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
   app.post<{ Body: { subject: string } }>(
     "/v1/totp/unlock",
     {
-      preHandler: ctx.authenticate,
+      onRequest: ctx.authenticate,
       schema: {
         tags: ["totp"],
         summary: "Lift an account's lockout after failed TOTP verifications.",
