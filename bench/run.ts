@@ -7,6 +7,7 @@
 import { cpus } from "node:os";
 import { benchCeremony } from "./ceremony.js";
 import { benchDerivations, formatDerivationBenchmark } from "./derive.js";
+import { benchDistribution } from "./distribution.js";
 
 const wanted = new Set(process.argv.slice(2));
 const all = wanted.size === 0;
@@ -29,4 +30,10 @@ if (all || wanted.has("derive")) {
     onProgress: (line) => process.stderr.write(`  ${line}\n`),
   });
   process.stdout.write(`${formatDerivationBenchmark(result)}\n`);
+}
+
+if (all || wanted.has("distribution")) {
+  section("Key distribution server (issue 4)");
+  const result = await benchDistribution();
+  process.stdout.write(`${result.report}\n`);
 }

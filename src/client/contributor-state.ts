@@ -23,7 +23,7 @@ import {
   writeJsonFile,
 } from "../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
-import { contributorIdOf } from "../server/enrollment.js";
+import { contributorIdOf } from "../protocol/identity.js";
 
 export const IDENTITY_FILE = "identity.pem";
 export const GENERATOR_KEY_FILE = "generator.key";

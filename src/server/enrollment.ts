@@ -14,11 +14,11 @@ import { createHash, type KeyObject, timingSafeEqual } from "node:crypto";
 import { appendFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
-import { fingerprintOf } from "../crypto/fingerprint.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { publicKeyFromRaw } from "../crypto/signature.js";
 import { readJsonFile, writeJsonFile } from "../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { contributorIdOf } from "../protocol/identity.js";
 
 export const TOKENS_FILE = "enrollment-tokens.jsonl";
 export const CONTRIBUTORS_FILE = "contributors.json";
@@ -79,10 +79,7 @@ export async function issueEnrollmentToken(
   };
 }
 
-/** The contributor id of an Ed25519 identity: the fingerprint of its SubjectPublicKeyInfo. */
-export function contributorIdOf(identity: Uint8Array): string {
-  return fingerprintOf(publicKeyFromRaw(identity));
-}
+export { contributorIdOf } from "../protocol/identity.js";
 
 interface RegistryEntry extends EnrolledContributor {
   key: KeyObject;
