@@ -23,7 +23,7 @@ import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.js";
 import { osRandom } from "../src/crypto/random.js";
 import { generateIdentity, signMessage, verifySignature } from "../src/crypto/signature.js";
 import { createLogger, silentLogger } from "../src/logging.js";
-import { envelopeFromWire, envelopeToWire } from "../src/protocol/envelope-wire.js";
+import { envelopeToWire } from "../src/protocol/envelope-wire.js";
 import { contributionAad, contributionSignedData } from "../src/protocol/signed-data.js";
 import { issueEnrollmentToken } from "../src/server/enrollment.js";
 import { loadOrCreateServerIdentity } from "../src/server/identity.js";

@@ -36,16 +36,36 @@ interface Load {
   p99: number;
   errors: number;
   non2xx: number;
+  /** The server process's CPU time (all its threads) per request, in microseconds. */
+  serverCpuUs: number;
+  /** The load generator's (this process's) CPU use during the run, in percent of one core. */
+  generatorCpu: number;
 }
 
-async function load(options: autocannon.Options): Promise<Load> {
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc. */
+async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
+
+async function load(options: autocannon.Options, serverPid: number): Promise<Load> {
+  const serverStart = await processCpuSeconds(serverPid);
+  const generatorStart = process.cpuUsage();
   const result = await autocannon(options);
+  const generator = process.cpuUsage(generatorStart);
+  const serverCpu = (await processCpuSeconds(serverPid)) - serverStart;
   return {
     rps: result.requests.total / result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
+    serverCpuUs: (1e6 * serverCpu) / Math.max(1, result.requests.total),
+    generatorCpu: (100 * (generator.user + generator.system)) / 1e6 / result.duration,
   };
 }
 
@@ -54,7 +74,11 @@ function startProcess(
   args: string[],
   pattern: RegExp,
 ): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
-  const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
+  // DKEYGEN_BENCH_NODE_ARGS (say "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the servers.
+  const nodeArgs = process.env.DKEYGEN_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   return new Promise((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d) => {
@@ -88,7 +112,7 @@ server.listen(0, "127.0.0.1", () => console.log("listening http://127.0.0.1:" + 
 `;
 
 /** A `dkeygen server` process with two contributors, a registered requester and a full pool. */
-async function startDistribution(
+export async function startDistribution(
   root: string,
   pool: number,
   extra: string[],
@@ -147,6 +171,7 @@ async function startDistribution(
     httpUrl,
     credential,
     storeBytes,
+    pid: server.pid!,
     async stop() {
       for (const child of children.reverse()) await stop(child);
     },
@@ -187,11 +212,13 @@ export async function benchDistribution(options: DistributionBenchOptions = {}) 
     const targets = [
       {
         name: "bare node:http, constant JSON",
+        pid: bare.pid!,
         url: `${started.match[1]}/`,
         headers: { "content-type": "application/json" },
       },
       ...servers.map((server, i) => ({
         name: variants[i]!.name,
+        pid: server.pid,
         url: `${server.httpUrl}/v1/otp/request`,
         headers: {
           "content-type": "application/json",
@@ -200,13 +227,17 @@ export async function benchDistribution(options: DistributionBenchOptions = {}) 
       })),
     ];
     progress("warming up every server (and the load generator)");
-    for (const target of targets) await load({ ...target, ...body, amount: warmup });
+    const options = ({ name: _, pid: __, ...target }: (typeof targets)[number]) => ({
+      ...target,
+      ...body,
+    });
+    for (const target of targets) await load({ ...options(target), amount: warmup }, target.pid);
     // Interleaved repetitions, so a noisy moment hurts every server alike; medians are reported.
     const runs = targets.map(() => [] as Load[]);
     for (let r = 0; r < repetitions; r++) {
       for (const [i, target] of targets.entries()) {
         progress(`repetition ${r + 1}/${repetitions}: ${target.name}`);
-        const result = await load({ ...target, ...body, duration: seconds });
+        const result = await load({ ...options(target), duration: seconds }, target.pid);
         if (result.non2xx > 0 || result.errors > 0) {
           throw new Error(
             `bench: ${result.non2xx} non-2xx answers and ${result.errors} errors from ${target.name}`,
@@ -219,6 +250,8 @@ export async function benchDistribution(options: DistributionBenchOptions = {}) 
       rps: median(list.map((l) => l.rps)),
       p50: median(list.map((l) => l.p50)),
       p99: median(list.map((l) => l.p99)),
+      serverCpuUs: median(list.map((l) => l.serverCpuUs)),
+      generatorCpu: median(list.map((l) => l.generatorCpu)),
     }));
     const baseline = summary[0]!;
     const storeBytes = Math.max(...servers.map((s) => s.storeBytes));
@@ -227,13 +260,23 @@ export async function benchDistribution(options: DistributionBenchOptions = {}) 
       `warm pools of ${pools.join(" and ")} OTPs in the key_store file (up to ${(storeBytes / 1e6).toFixed(1)} MB); rate limits off`,
       "",
       table(
-        ["server", "requests/s", "p50", "p99", "÷ bare"],
+        [
+          "server",
+          "requests/s",
+          "p50",
+          "p99",
+          "÷ bare",
+          "server CPU/request",
+          "load generator CPU",
+        ],
         targets.map((target, i) => [
           target.name,
           summary[i]!.rps.toFixed(0),
           `${summary[i]!.p50} ms`,
           `${summary[i]!.p99} ms`,
           ratio(summary[i]!.rps / baseline.rps),
+          `${summary[i]!.serverCpuUs.toFixed(0)} µs (${ratio(summary[i]!.serverCpuUs / baseline.serverCpuUs)})`,
+          `${summary[i]!.generatorCpu.toFixed(0)}% of a core`,
         ]),
       ),
       "",
