@@ -9,7 +9,7 @@ import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope } from "../crypto/envelope.js";
 import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import type { Secret } from "../crypto/secret.js";
-import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
+import { DkeygenError, describeError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { envelopeFromWire } from "../protocol/envelope-wire.js";
 import {
@@ -86,7 +86,17 @@ export class AdminClient {
         let msg: AnyMessage;
         try {
           msg = decodeMessage(frame);
-        } catch {
+        } catch (cause) {
+          // The server broke the protocol (or speaks another version): nothing it says on this
+          // connection can be trusted to answer a request, so fail them rather than wait forever.
+          const error = new DkeygenError(
+            ErrorCodes.MALFORMED_MESSAGE,
+            `The server sent a message this client cannot read: ${describeError(cause)}`,
+          );
+          if (client) client.#closedError = error;
+          clearTimeout(timer);
+          reject(error);
+          connection.close(1002);
           return;
         }
         if (msg.type === "hello") {

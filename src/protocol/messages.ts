@@ -65,7 +65,8 @@ const PublicRecord = Type.Object(
     participants: Type.Array(FingerprintSchema, { maxItems: 4096 }),
     algorithm: Type.String({ maxLength: 64 }),
     public: Type.Record(Type.String(), Type.Unknown()),
-    owner: Type.Optional(Name),
+    /** A requesting client's name, or "@admin" for what an admin generated without --for. */
+    owner: Type.Optional(Type.String({ pattern: "^(?:@admin|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$" })),
   },
   strict,
 );

@@ -164,6 +164,13 @@ export interface RoundRequest {
   owner?: string;
 }
 
+/**
+ * The owner of records an admin generates without `--for`: no requesting client can be named so
+ * (requester names start with a letter or digit), so none can fetch their secret part, and the
+ * OTP pool never hands them out (an admin may have seen them, with --reveal-secret).
+ */
+export const ADMIN_OWNER = "@admin";
+
 const CLOSED_ROUNDS_REMEMBERED = 4096;
 /** Longest stretch of batch derivation work between two turns of the event loop. */
 const YIELD_EVERY_MS = 4;
@@ -528,7 +535,7 @@ export class KeygenServer {
       const record = await this.runRound({
         purpose: msg.purpose,
         params: msg.params,
-        ...(msg.owner === undefined ? {} : { owner: msg.owner }),
+        owner: msg.owner ?? ADMIN_OWNER,
       });
       let secret: EnvelopeWire | undefined;
       if (revealTo) {

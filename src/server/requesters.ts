@@ -6,9 +6,13 @@
  * alone therefore yields ciphertexts for a key its thief does not hold.
  *
  *   requesters.json   {requesters: [{name, publicKey (SPKI PEM), fingerprint, credentialHash,
- *                     addedAt}]}, 0600, written (atomically, by rename) by `requester add`,
- *                     read by the server, and re-read when an unknown name presents itself and
- *                     the file has changed since (a stat, no read, when it has not)
+ *                     addedAt}]}, 0600, written (atomically, by rename) by `requester add` and
+ *                     `requester remove`, read by the server. The server checks it for changes
+ *                     (a stat; a read only when it changed) every second, so a replaced or removed
+ *                     credential stops working within a second, and before refusing any credential,
+ *                     so one just added works at once. Every refusal takes that same path, whether
+ *                     the name is unknown or the secret wrong: its timing says nothing about which
+ *                     names exist.
  */
 import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { stat } from "node:fs/promises";
@@ -99,6 +103,20 @@ export async function addRequester(
   return { name, fingerprint: line.fingerprint, credential: `dkr_${name}.${secret}` };
 }
 
+/**
+ * Removes `name`'s registration from `dataDir`: its credential stops working (a running server
+ * notices within a second). Throws E_NOT_FOUND if no such requester is registered.
+ */
+export async function removeRequester(dataDir: string, name: string): Promise<void> {
+  const path = join(dataDir, REQUESTERS_FILE);
+  const file = (await readJsonFile<{ requesters: RequesterLine[] }>(path)) ?? { requesters: [] };
+  const remaining = file.requesters.filter((r) => r.name !== name);
+  if (remaining.length === file.requesters.length) {
+    throw new DkeygenError(ErrorCodes.NOT_FOUND, `No requester named ${name} is registered.`);
+  }
+  await writeJsonFile(path, { ...file, requesters: remaining });
+}
+
 export async function listRequesters(
   dataDir: string,
 ): Promise<Omit<RequesterLine, "credentialHash" | "publicKey">[]> {
@@ -122,6 +140,8 @@ export class RequesterRegistry {
   #version = "";
   /** Compared against when a name is unknown, so a miss costs the same as a hit. */
   readonly #decoy = sha256("dkeygen decoy credential");
+  #watch: NodeJS.Timeout | undefined;
+  #reloading: Promise<void> | undefined;
 
   private constructor(dataDir: string) {
     this.#path = join(dataDir, REQUESTERS_FILE);
@@ -133,8 +153,35 @@ export class RequesterRegistry {
     return registry;
   }
 
-  /** Re-reads requesters.json if it changed. */
-  async reload(): Promise<void> {
+  /**
+   * Checks requesters.json for changes every `intervalMs` from now on (until `close`), so that
+   * replaced and removed credentials stop working without a restart.
+   */
+  watch(intervalMs = 1000): void {
+    clearInterval(this.#watch);
+    this.#watch = setInterval(() => {
+      this.reload().catch(() => {
+        // A half-written or unreadable file: keep the registrations last read; the next check
+        // (or the next refusal) tries again.
+      });
+    }, intervalMs);
+    this.#watch.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#watch);
+    this.#watch = undefined;
+  }
+
+  /** Re-reads requesters.json if it changed (one check at a time; callers share it). */
+  reload(): Promise<void> {
+    this.#reloading ??= this.#reload().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<void> {
     let version: string;
     try {
       const info = await stat(this.#path);
@@ -169,17 +216,18 @@ export class RequesterRegistry {
    */
   async authenticate(authorization: string | undefined): Promise<Requester | undefined> {
     const known = this.authenticateKnown(authorization);
-    if (known !== "unknown") return known;
+    if (known !== "recheck") return known;
     await this.reload();
     const again = this.authenticateKnown(authorization);
-    return again === "unknown" ? undefined : again;
+    return again === "recheck" ? undefined : again;
   }
 
   /**
-   * `authenticate` without touching the disk: "unknown" when the credential is well formed but
-   * names nobody registered yet (the caller may reload and ask again).
+   * `authenticate` without touching the disk. "recheck" when a well-formed credential does not
+   * match what was last read (an unknown name or a wrong secret alike, so the two cannot be told
+   * apart): the caller reloads and asks again; undefined when the header is no credential at all.
    */
-  authenticateKnown(authorization: string | undefined): Requester | undefined | "unknown" {
+  authenticateKnown(authorization: string | undefined): Requester | undefined | "recheck" {
     const match = authorization === undefined ? null : /^Bearer (\S+)$/.exec(authorization);
     const parts = match ? CREDENTIAL.exec(match[1]!) : null;
     if (!parts) return undefined;
@@ -187,7 +235,6 @@ export class RequesterRegistry {
     const entry = this.#byName.get(name);
     const presented = sha256(secret);
     const ok = timingSafeEqual(presented, entry?.credentialHash ?? this.#decoy);
-    if (!entry) return "unknown";
-    return ok ? entry : undefined;
+    return entry && ok ? entry : "recheck";
   }
 }

@@ -189,6 +189,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       );
     }
     if ((options.otpPool?.size ?? 100) > 0) pool.start();
+    requesters.watch();
   }
 
   const info: ServerInfo = {
@@ -217,6 +218,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     stop() {
       stopped ??= (async () => {
         await pool?.stop();
+        requesters.close();
         await app?.close();
         await server.stop();
         await listener.close();

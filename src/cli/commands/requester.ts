@@ -13,7 +13,7 @@ import {
   writeRequesterConfig,
 } from "../../client/requester-state.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { addRequester, listRequesters } from "../../server/requesters.js";
+import { addRequester, listRequesters, removeRequester } from "../../server/requesters.js";
 import { readServerInfo } from "../../server/runtime.js";
 import { dataDirOption, parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
@@ -137,6 +137,20 @@ export function registerRequester(program: Command): void {
         );
       },
     );
+
+  requester
+    .command("remove")
+    .description(
+      "revoke a requesting client's registration (admin); a running server stops accepting its credential within a second",
+    )
+    .argument("<name>", "the client's name")
+    .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
+    .option("--json", "print as JSON")
+    .action(async (name: string, flags: { dataDir?: string; json?: boolean }) => {
+      await removeRequester(dataDirOption(flags.dataDir, "server"), name);
+      if (flags.json) printJson({ name, removed: true });
+      else process.stderr.write(`Requester ${name} removed; its credential no longer works.\n`);
+    });
 
   requester
     .command("list")

@@ -184,19 +184,23 @@ export async function buildDistributionApp(
     logger: false,
     // Node checks request and header timeouts only every connectionsCheckingInterval (30 s by
     // default); check every second so a slow client is cut off close to requestTimeout.
-    serverFactory: (handler) =>
-      createServer(
+    // With a serverFactory fastify leaves the server's timeouts to it, so all are set here: a
+    // whole request within requestTimeout, an idle keep-alive connection closed after
+    // keepAliveTimeout, and any connection silent for connectionTimeout closed.
+    serverFactory: (handler) => {
+      const server = createServer(
         {
           requestTimeout: settings.requestTimeoutMs,
           headersTimeout: settings.requestTimeoutMs,
           connectionsCheckingInterval: Math.min(1000, settings.requestTimeoutMs),
         },
         handler,
-      ),
+      );
+      server.keepAliveTimeout = settings.keepAliveTimeoutMs;
+      server.setTimeout(settings.requestTimeoutMs * 3);
+      return server;
+    },
     bodyLimit: settings.bodyLimit,
-    requestTimeout: settings.requestTimeoutMs,
-    connectionTimeout: settings.requestTimeoutMs * 3,
-    keepAliveTimeout: settings.keepAliveTimeoutMs,
     routerOptions: { maxParamLength: 64 },
     return503OnClosing: true,
     genReqId: () => randomUUID(),
@@ -243,7 +247,7 @@ export async function buildDistributionApp(
       done(error as Error);
     };
     const known = requesters.authenticateKnown(header);
-    if (known !== "unknown") {
+    if (known !== "recheck") {
       try {
         admit(request, known);
         done();
@@ -252,7 +256,8 @@ export async function buildDistributionApp(
       }
       return;
     }
-    // A name not seen yet: re-read the registry (a requester added since) and try again.
+    // Not what was last read: re-read the registry if it changed (a requester added or given a
+    // new credential since) and try again. Every refusal of a well-formed credential comes here.
     requesters.authenticate(header).then((requester) => {
       try {
         admit(request, requester);

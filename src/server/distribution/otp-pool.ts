@@ -35,6 +35,8 @@ export class OtpPool {
   #lastError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Requests waiting for an OTP right now: a refill makes at least this many. */
+  #waiting = 0;
 
   constructor(options: OtpPoolOptions) {
     this.#o = { retryMs: 5000, ...options };
@@ -84,7 +86,8 @@ export class OtpPool {
   async #fill(): Promise<void> {
     try {
       for (;;) {
-        const missing = this.#o.size - (await this.available());
+        // With a pool of size 0 (or a burst beyond it), rounds are run on demand for the waiters.
+        const missing = Math.max(this.#o.size, this.#waiting) - (await this.available());
         if (missing <= 0 || this.#stopped) break;
         const count = Math.min(missing, MAX_BATCH);
         await this.#o.rounds.runBatchRound({
@@ -110,15 +113,30 @@ export class OtpPool {
    */
   async claim(claim: ClaimInput, waitMs: number): Promise<KeyRecord> {
     let record = await this.#o.store.claimNext(OTP_PURPOSE, claim);
-    if (!record) {
-      const refill = this.refill();
+    if (!record && waitMs > 0) {
+      // Wait for refills until one leaves an OTP for this request or the time is up. (A refill
+      // that was already finishing when this request arrived may have been sized without it.)
+      this.#waiting++;
       let timer: NodeJS.Timeout | undefined;
+      let timedOut = false;
       const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, waitMs);
+        timer = setTimeout(() => {
+          timedOut = true;
+          resolve();
+        }, waitMs);
       });
-      await Promise.race([refill, timeout]);
-      clearTimeout(timer);
-      record = await this.#o.store.claimNext(OTP_PURPOSE, claim);
+      try {
+        while (!record && !timedOut && !this.#stopped) {
+          const refill = this.refill();
+          await Promise.race([refill, timeout]);
+          record = await this.#o.store.claimNext(OTP_PURPOSE, claim);
+          // A refill that failed (no contributors, say) is not retried here at once.
+          if (!record && this.#lastError !== undefined) break;
+        }
+      } finally {
+        clearTimeout(timer);
+        this.#waiting--;
+      }
     }
     if (!record) {
       throw new DkeygenError(

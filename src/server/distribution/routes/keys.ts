@@ -1,10 +1,15 @@
 /**
- * Generated keys. Any authenticated requester may read a record's public part; only the requester
- * a key was generated for (`dkeygen generate ... --for NAME`) may fetch its secret part, sealed to
- * its key. For anyone else the secret does not exist (404), which says nothing about whose it is.
+ * Generated keys. Any authenticated requester may read a key's public part (public keys,
+ * addresses); only the requester a key was generated for (`dkeygen generate ... --for NAME`) may
+ * fetch its secret part, sealed to its key. For anyone else the secret does not exist (404), which
+ * says nothing about whose it is: the `owner` field is shown to the owner only.
+ *
+ * Two-factor records (otp, hotp, totp) are not keys to share: their public part names a subject
+ * (an account, an issuer), so they exist only for the requester they were made for or handed to.
  */
 import type { FastifyInstance } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import type { KeyRecord } from "../../../store/types.js";
 import { toPublicRecord } from "../../keygen-server.js";
 import { decodeStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
@@ -12,6 +17,11 @@ import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../sche
 
 const security = [{ credential: [] }];
 const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");
+const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp"]);
+
+/** Whether `record` is `requester`'s: made for it, or (an OTP) handed to it. */
+const belongsTo = (record: KeyRecord, requester: string) =>
+  record.owner === requester || record.claim?.requester === requester;
 
 export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get<{ Params: KeyParams }>(
@@ -27,9 +37,13 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       },
     },
     async (request) => {
+      const requester = request.requester!.name;
       const record = await ctx.store.get(request.params.id);
-      if (!record) throw new DkeygenError(ErrorCodes.NOT_FOUND, "No such record.");
-      return toPublicRecord(record);
+      if (!record || (SUBJECT_PURPOSES.has(record.purpose) && !belongsTo(record, requester))) {
+        throw new DkeygenError(ErrorCodes.NOT_FOUND, "No such record.");
+      }
+      const { owner, ...shared } = toPublicRecord(record);
+      return owner === requester ? { ...shared, owner } : shared;
     },
   );
 

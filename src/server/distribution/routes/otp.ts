@@ -51,6 +51,29 @@ export function failure(
   };
 }
 
+/** How many of a subject's spent (used or expired) codes a failed verification checks, to say
+ * "used" or "expired" rather than "invalid". */
+const SPENT_CODES_EXPLAINED = 16;
+
+/**
+ * The first of `records` whose code is `code`. Every record is read and compared (in constant
+ * time), so the time taken does not say which one matched.
+ */
+async function findCode(
+  ctx: RouteContext,
+  records: readonly KeyRecord[],
+  code: string,
+): Promise<KeyRecord | undefined> {
+  let match: KeyRecord | undefined;
+  for (const record of records) {
+    const stored = await ctx.store.readSecret(record.id);
+    const expected = String(decodeStoredSecret(stored).output.code);
+    stored.fill(0);
+    if (sameCode(expected, code) && match === undefined) match = record;
+  }
+  return match;
+}
+
 export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post<{ Body: OtpRequestBody }>(
     "/v1/otp/request",
@@ -126,22 +149,26 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const candidates = (
         await ctx.store.list({ purpose: OTP_PURPOSE, claimed: true, subject })
       ).filter((r) => r.claim?.requester === requester.name);
-      let match: KeyRecord | undefined;
-      // Every candidate is read and compared, so the time taken does not say which one matched.
-      for (const candidate of candidates) {
-        const stored = await ctx.store.readSecret(candidate.id);
-        const expected = String(decodeStoredSecret(stored).output.code);
-        stored.fill(0);
-        if (sameCode(expected, code) && match === undefined) match = candidate;
+      const live = (r: KeyRecord) =>
+        r.consumedAt === undefined && Date.parse(r.claim!.expiresAt) > now;
+      // The subject's outstanding codes first: a code that is live wins even if an old, used or
+      // expired OTP of the subject happens to have the same digits.
+      let match = await findCode(ctx, candidates.filter(live), code);
+      if (match) {
+        if (!(await ctx.store.consume(match.id, new Date(now))))
+          return failure(ctx.limiter, key, now, "used");
+        ctx.limiter.succeed(key);
+        return { valid: true, otpId: match.id };
       }
+      // Otherwise say why, if it is one of the subject's latest spent codes; the work stays bounded
+      // however many OTPs a subject has had.
+      match = await findCode(
+        ctx,
+        candidates.filter((r) => !live(r)).slice(-SPENT_CODES_EXPLAINED),
+        code,
+      );
       if (!match) return failure(ctx.limiter, key, now, "invalid");
-      if (match.consumedAt !== undefined) return failure(ctx.limiter, key, now, "used");
-      if (Date.parse(match.claim!.expiresAt) <= now)
-        return failure(ctx.limiter, key, now, "expired");
-      if (!(await ctx.store.consume(match.id, new Date(now))))
-        return failure(ctx.limiter, key, now, "used");
-      ctx.limiter.succeed(key);
-      return { valid: true, otpId: match.id };
+      return failure(ctx.limiter, key, now, match.consumedAt === undefined ? "expired" : "used");
     },
   );
 
