@@ -18,7 +18,7 @@ const FLAGS = [
   ["account", "--account <name>", "hotp/totp: account shown by authenticator apps"],
   ["bits", "--bits <n>", "rsa: 2048, 3072 or 4096 (default 3072)"],
   ["curve", "--curve <name>", "ecc: secp256k1, p256 or ed25519; nonce: secp256k1 or p256"],
-  ["words", "--words <n>", "wallet: 12 or 24 (default 24)"],
+  ["words", "--words <n>", "wallet: 12, 15, 18, 21 or 24 (default 24)"],
   ["accounts", "--accounts <n>", "wallet: how many accounts (default 1)"],
   ["indexes", "--indexes <n>", "wallet: addresses per account (default 1)"],
   ["m", "--m <n>", "multisig: signatures required (default 2)"],

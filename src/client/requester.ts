@@ -2,7 +2,7 @@
  * The requesting client: talks to the key distribution server's HTTP API with its credential and
  * opens what it receives with its own private key. Library and CLI share it.
  */
-import type { KeyObject } from "node:crypto";
+import { type KeyObject, randomUUID } from "node:crypto";
 import type { Secret } from "../crypto/secret.js";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
@@ -58,13 +58,19 @@ export class RequesterClient {
     this.#opener = new DeliveryOpener(options.privateKey, options.fingerprint);
   }
 
-  async #call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  async #call<T>(
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+    requestId: string = randomUUID(),
+  ): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`${this.#base}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${Buffer.from(this.#o.credential.expose()).toString("utf8")}`,
+          "x-request-id": requestId,
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -99,6 +105,26 @@ export class RequesterClient {
     return json as T;
   }
 
+  /**
+   * A call whose answer carries a delivery: it must answer this very request (the id this client
+   * chose, bound into the delivery's associated data), not replay an answer to an earlier one.
+   */
+  async #delivery<T extends { requestId: string }>(
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+  ): Promise<T> {
+    const requestId = randomUUID();
+    const reply = await this.#call<T>(method, path, body, requestId);
+    if (reply.requestId !== requestId) {
+      throw new DkeygenError(
+        ErrorCodes.MALFORMED_MESSAGE,
+        "The server's answer is for another request (a replayed answer?); it was not opened.",
+      );
+    }
+    return reply;
+  }
+
   #open(
     kind: "otp" | "totp" | "key",
     requestId: string,
@@ -110,7 +136,7 @@ export class RequesterClient {
 
   /** Requests an OTP for `subject` (default: this requester) and decrypts it. */
   async requestOtp(options: { subject?: string; ttlSeconds?: number } = {}): Promise<DeliveredOtp> {
-    const reply = await this.#call<{
+    const reply = await this.#delivery<{
       requestId: string;
       otpId: string;
       subject: string;
@@ -119,7 +145,12 @@ export class RequesterClient {
       envelope: DeliveryEnvelopeWire;
     }>("POST", "/v1/otp/request", options);
     const payload = this.#open("otp", reply.requestId, reply.otpId, reply.envelope);
-    if (payload.otpId !== reply.otpId || payload.subject !== reply.subject) {
+    const asked = options.subject;
+    if (
+      payload.otpId !== reply.otpId ||
+      payload.subject !== reply.subject ||
+      (asked !== undefined && reply.subject !== asked)
+    ) {
       throw new DkeygenError(
         ErrorCodes.DECRYPTION_FAILED,
         "The delivered OTP does not match its envelope.",
@@ -150,7 +181,7 @@ export class RequesterClient {
     digits?: 6 | 8;
     period?: number;
   }): Promise<TotpEnrollmentResult> {
-    const reply = await this.#call<
+    const reply = await this.#delivery<
       Omit<TotpEnrollmentResult, "secret" | "uri"> & {
         requestId: string;
         envelope: DeliveryEnvelopeWire;
@@ -177,7 +208,7 @@ export class RequesterClient {
   /** A key's secret part (only for the requester it was made for), decrypted. */
   async fetchKey(id: string): Promise<{ record: PublicRecordWire; secret: JsonObject }> {
     const record = await this.getKey(id);
-    const reply = await this.#call<{
+    const reply = await this.#delivery<{
       requestId: string;
       recordId: string;
       envelope: DeliveryEnvelopeWire;

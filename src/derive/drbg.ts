@@ -13,9 +13,16 @@
  * unrelated stream. P is the purpose's full parameter set, except where a module says otherwise
  * because some options only change how one key is shown: `wallet` personalizes with {words} only
  * (accounts, indexes and the passphrase are views of one mnemonic), and `multisig` runs one
- * generator per key with {key: i, m, n}. The nonce is empty because the round secret is already 512 bits of full
- * entropy, more than the 3/2 · 256 bits SP 800-90A §8.6.7 asks of an entropy input that stands in
- * for entropy plus nonce; secrets shorter than 256 bits are refused.
+ * generator per key with {key: i, m, n}.
+ *
+ * The nonce is empty. SP 800-90A §8.6.7 allows that when the entropy input carries at least
+ * 3/2 · security_strength bits (384 bits here, for 256-bit strength) to stand in for entropy plus
+ * nonce. The round secrets the server makes (HKDF-SHA-512 output, src/crypto/kdf.ts) are 512 bits,
+ * which meets that rule; that margin is why the server always uses 512 bits. The offline
+ * `dkeygen derive` (and this library) also accept a caller's secret of 256 bits or more. A 256-bit
+ * secret with full entropy still gives a generator of 256-bit security strength, but it is below
+ * the 3/2 rule, so such a derivation does not meet §8.6.7 as written. Secrets shorter than 256
+ * bits are refused.
  *
  * Requests are capped at 2^19 bits (65536 bytes), SP 800-90A Table 2's max_number_of_bits_per_request;
  * `bytes(n)` splits larger requests. No derivation comes near the reseed interval (2^48 requests).

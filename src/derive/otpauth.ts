@@ -17,6 +17,7 @@
 import { base32, base32nopad } from "@scure/base";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { OtpAlgorithm } from "./hotp.js";
+import { isWellFormedText } from "./params.js";
 
 export type OtpType = "totp" | "hotp";
 
@@ -90,6 +91,10 @@ function checkLabelPart(value: string, name: string): void {
   if (value.length === 0 || value.includes(":") || /\p{Cc}/u.test(value)) {
     throw new TypeError(`otpauthUri: ${name} must be non-empty text without colons`);
   }
+  // encodeURIComponent throws a URIError on an unpaired surrogate; say what is wrong instead.
+  if (!isWellFormedText(value)) {
+    throw new TypeError(`otpauthUri: ${name} must be well-formed Unicode (no unpaired surrogate)`);
+  }
 }
 
 /** Builds the URI for a key; see the module header for the exact form. */
@@ -143,7 +148,7 @@ const DECIMAL = /^\d{1,15}$/;
  */
 export function parseOtpauthUri(uri: string): ParsedOtpauth {
   if (typeof uri !== "string" || uri.length > 4096)
-    throw invalid("not a string of at most 4096 characters.");
+    throw invalid("not a string of at most 4096 UTF-16 code units.");
   const match = /^otpauth:\/\/([A-Za-z]+)\/([^?#]*)\?([^#]*)$/i.exec(uri);
   if (!match) throw invalid("expected otpauth://TYPE/LABEL?PARAMETERS.");
   const type = match[1]!.toLowerCase();

@@ -78,7 +78,22 @@ export function enumOption<T extends string>(
   return found;
 }
 
-/** A string of 1..maxLength characters, optionally matching `pattern` (described by `what`). */
+/**
+ * True when `text` is well-formed Unicode: no unpaired UTF-16 surrogate (U+D800..U+DFFF). The same
+ * test as ES2024's String.prototype.isWellFormed, which the project's ES2023 lib does not declare:
+ * with the u flag a surrogate pair reads as one code point, so \p{Cs} matches only a lone one.
+ * Text that fails it has no UTF-8 form, so encodeURIComponent, TextEncoder and other
+ * implementations would throw on it or silently change it.
+ */
+export function isWellFormedText(text: string): boolean {
+  return !/\p{Cs}/u.test(text);
+}
+
+/**
+ * A well-formed Unicode string (see `isWellFormedText`) of 1..maxLength UTF-16 code units (a
+ * character outside the Basic Multilingual Plane, such as an emoji, counts as 2), optionally
+ * matching `pattern` (described by `what`).
+ */
 export function stringOption(
   purpose: string,
   raw: RawParams,
@@ -99,10 +114,16 @@ export function stringOption(
     const got = spec.secret ? `a ${typeof value}` : show(value);
     throw invalidParam(purpose, `option "${name}" must be a string; got ${got}.`);
   }
+  if (!isWellFormedText(value)) {
+    throw invalidParam(
+      purpose,
+      `option "${name}" must be well-formed Unicode text; it holds an unpaired UTF-16 surrogate.`,
+    );
+  }
   if ((!spec.allowEmpty && value.length === 0) || value.length > spec.maxLength) {
     throw invalidParam(
       purpose,
-      `option "${name}" must be ${spec.allowEmpty ? "0" : "1"} to ${spec.maxLength} characters long.`,
+      `option "${name}" must be ${spec.allowEmpty ? "0" : "1"} to ${spec.maxLength} UTF-16 code units long (a character outside the Basic Multilingual Plane, such as an emoji, counts as 2).`,
     );
   }
   if (spec.pattern && !spec.pattern.test(value)) {
@@ -114,7 +135,9 @@ export function stringOption(
 /** A short, safe rendering of a bad value for an error message (never a long or secret blob). */
 function show(value: unknown): string {
   if (typeof value === "string")
-    return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
+    return value.length > 40
+      ? `a string of ${value.length} UTF-16 code units`
+      : JSON.stringify(value);
   if (typeof value === "number" || typeof value === "boolean" || value === null)
     return String(value);
   return Array.isArray(value) ? "an array" : `a ${typeof value}`;

@@ -2,8 +2,8 @@
  * Purpose `wallet`: a BIP39 mnemonic and the BIP32 wallet it seeds, with the addresses a standard
  * wallet shows when the mnemonic is imported:
  *
- *   entropy   = the first ENT bits of the derivation's HMAC_DRBG (ENT = 256 for 24 words, 128 for
- *               12; BIP39 allows 12, 15, 18, 21 and 24 words)
+ *   entropy   = the first ENT bits of the derivation's HMAC_DRBG, ENT = 32 · words / 3 (128, 160,
+ *               192, 224 or 256 bits for the 12, 15, 18, 21 or 24 words BIP39 allows; default 24)
  *   mnemonic  = BIP39(entropy), English word list                               (@scure/bip39)
  *   seed      = PBKDF2-HMAC-SHA512(NFKD(mnemonic), "mnemonic" ‖ NFKD(passphrase), 2048, 64)
  *   root      = BIP32 master key of seed                                        (@scure/bip32)
@@ -50,9 +50,9 @@ export interface WalletParams {
   words: (typeof MNEMONIC_WORDS)[number];
   /** BIP39 passphrase (default: none). Secret. */
   passphrase: string;
-  /** Number of accounts a' shown, from 0 (default 1). */
+  /** How many accounts are shown, 1 to 10 (default 1): accounts a' = 0' … (accounts − 1)'. */
   accounts: number;
-  /** Number of receive addresses i shown per account, from 0 (default 1). */
+  /** How many receive addresses are shown per account, 1 to 100 (default 1): i = 0 … indexes − 1. */
   indexes: number;
 }
 
@@ -243,7 +243,7 @@ export const wallet: Derivation<WalletParams> = {
   purpose: "wallet",
   label: WALLET_LABEL,
   summary:
-    "a BIP39 mnemonic (words=24|12) with its BIP32 root, Ethereum (EIP-55) and Bitcoin (bech32 P2WPKH) addresses (accounts=1, indexes=1, passphrase)",
+    "a BIP39 mnemonic (words=12|15|18|21|24, default 24) with its BIP32 root, Ethereum (EIP-55) and Bitcoin (bech32 P2WPKH) addresses (accounts=1, indexes=1, passphrase)",
   parseParams(raw: RawParams): WalletParams {
     checkKnownOptions("wallet", raw, ["words", "passphrase", "accounts", "indexes"]);
     return {

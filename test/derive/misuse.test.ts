@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { derivationOf, derivePurpose, PURPOSES } from "../../src/derive/index.js";
+import { otpauthUri } from "../../src/derive/otpauth.js";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 
 /** [purpose, raw options, a word the error must contain] */
@@ -111,4 +112,64 @@ test("a 32-byte secret (the minimum) is accepted by every purpose", async () => 
     const r = await derivePurpose(purpose, new Uint8Array(32).fill(1), params);
     assert.equal(r.purpose, purpose);
   }
+});
+
+test("a lone UTF-16 surrogate in a text option is E_INVALID_INPUT naming the option", async () => {
+  const lone = ["\ud800", "a\udbffb", "\udc00", "x\udfff", "\ude00\ud83d"];
+  for (const purpose of ["totp", "hotp"]) {
+    for (const name of ["issuer", "account"]) {
+      for (const text of lone) {
+        await assert.rejects(
+          derivePurpose(purpose, SECRET, { [name]: text }),
+          (e: unknown) =>
+            e instanceof DkeygenError &&
+            e.code === ErrorCodes.INVALID_INPUT &&
+            e.message.startsWith(`${purpose}:`) &&
+            e.message.includes(`"${name}"`) &&
+            /well-formed Unicode/.test(e.message),
+          `${purpose} ${name}=${JSON.stringify(text)}`,
+        );
+      }
+    }
+  }
+  // The wallet passphrase is text too; its value stays out of the message.
+  await assert.rejects(
+    derivePurpose("wallet", SECRET, { passphrase: "secret\ud800" }),
+    (e: unknown) =>
+      e instanceof DkeygenError &&
+      e.code === ErrorCodes.INVALID_INPUT &&
+      e.message.includes(`"passphrase"`) &&
+      !e.message.includes("secret\ud800"),
+  );
+  // A surrogate pair (an emoji) is well-formed and accepted.
+  const ok = await derivePurpose("totp", SECRET, { issuer: "Bank 🏦", account: "😀@example.com" });
+  assert.match(String(ok.secret.uri), /^otpauth:\/\/totp\/Bank%20%F0%9F%8F%A6:%F0%9F%98%80/);
+});
+
+test("otpauthUri refuses a lone surrogate with a TypeError, not a URIError", () => {
+  for (const field of ["issuer", "account"] as const) {
+    assert.throws(
+      () =>
+        otpauthUri({
+          type: "totp",
+          secret: new Uint8Array(20),
+          account: "user",
+          issuer: "dkeygen",
+          [field]: "bad\ud800",
+        }),
+      (e: unknown) => e instanceof TypeError && e.message.includes(field),
+    );
+  }
+});
+
+test("length limits on text options are in UTF-16 code units, and the message says so", async () => {
+  // 64 emoji are 128 code units: at the limit. 65 are 130: over it.
+  await derivePurpose("totp", SECRET, { account: "😀".repeat(64) });
+  await assert.rejects(
+    derivePurpose("totp", SECRET, { account: "😀".repeat(65) }),
+    (e: unknown) =>
+      e instanceof DkeygenError &&
+      e.code === ErrorCodes.INVALID_INPUT &&
+      e.message.includes("1 to 128 UTF-16 code units"),
+  );
 });

@@ -120,3 +120,46 @@ test("an idle keep-alive connection is closed after keepAliveTimeout", async () 
   const elapsed = await closed;
   assert.ok(elapsed < 2500, `closed after ${elapsed} ms, not kept for Node's default`);
 });
+
+test("a client's chosen request id is bound into the delivery; a replayed answer is refused", async () => {
+  const chosen = "3f1c2a4e-8b7d-4c6a-9e2f-0123456789ab";
+  const first = await http(server, "POST", "/v1/otp/request", {
+    credential: alice.credential,
+    body: { subject: "henry" },
+    headers: { "x-request-id": chosen },
+  });
+  assert.equal(first.status, 200);
+  assert.equal(first.body.requestId, chosen);
+  // Anything but a UUID is ignored (the server picks its own id): logs hold nothing else.
+  const odd = await http(server, "POST", "/v1/otp/request", {
+    credential: alice.credential,
+    body: { subject: "henry" },
+    headers: { "x-request-id": 'not-a-uuid; {"admin":true}' },
+  });
+  assert.equal(odd.status, 200);
+  assert.match(String(odd.body.requestId), /^[0-9a-f-]{36}$/);
+
+  // A network attacker answering a new request with the recorded first answer gets nowhere.
+  const { createServer } = await import("node:http");
+  const replayer = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify(first.body));
+  });
+  await new Promise<void>((resolve) => replayer.listen(0, "127.0.0.1", resolve));
+  try {
+    const { RequesterClient } = await import("../../src/client/requester.js");
+    const { Secret } = await import("../../src/crypto/secret.js");
+    const keys = await loadOrCreateRequesterKeys(alice.dataDir);
+    const fooled = new RequesterClient({
+      server: `http://127.0.0.1:${(replayer.address() as { port: number }).port}`,
+      credential: new Secret(new Uint8Array(Buffer.from(alice.credential))),
+      privateKey: keys.privateKey,
+      fingerprint: keys.fingerprint,
+    });
+    await assert.rejects(fooled.requestOtp({ subject: "henry" }), (e: unknown) =>
+      isDkeygenError(e, ErrorCodes.MALFORMED_MESSAGE),
+    );
+  } finally {
+    replayer.close();
+  }
+});

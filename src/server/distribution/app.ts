@@ -173,6 +173,9 @@ function errorBody(error: FastifyError | DkeygenError | Error): {
   };
 }
 
+/** A request id a client may choose: a UUID (any version), so logs hold nothing else. */
+const REQUEST_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
 export async function buildDistributionApp(
   components: DistributionComponents,
   config: Partial<DistributionConfig> = {},
@@ -203,7 +206,15 @@ export async function buildDistributionApp(
     bodyLimit: settings.bodyLimit,
     routerOptions: { maxParamLength: 64 },
     return503OnClosing: true,
-    genReqId: () => randomUUID(),
+    // A client may choose its request's id (a UUID in X-Request-Id): deliveries bind it into
+    // their associated data, so a client that checks it cannot be fed a recorded older answer.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const chosen = request.headers["x-request-id"];
+      return typeof chosen === "string" && REQUEST_ID.test(chosen)
+        ? chosen.toLowerCase()
+        : randomUUID();
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
   app.decorateRequest("requester", null);
