@@ -21,6 +21,7 @@ import { median, ratio, table } from "./stats.js";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const SWARM = fileURLToPath(new URL("./swarm.js", import.meta.url));
+const FASTIFY_REFERENCE = fileURLToPath(new URL("./fastify-reference.js", import.meta.url));
 
 export interface DistributionBenchOptions {
   /** Seconds of load per measured run (autocannon's fixed-count mode rounds its clock to whole
@@ -188,6 +189,7 @@ export async function benchDistribution(options: DistributionBenchOptions = {}) 
   const body = { method: "POST" as const, body: "{}", connections };
   const servers: Awaited<ReturnType<typeof startDistribution>>[] = [];
   let bare: ChildProcess | undefined;
+  let reference: ChildProcess | undefined;
   try {
     // Each pool holds more than twice what the server can possibly hand out in the runs (a
     // refill starts below half), at a generous upper bound on its rate.
@@ -209,11 +211,19 @@ export async function benchDistribution(options: DistributionBenchOptions = {}) 
     }
     const started = await startProcess(["-e", BARE], /listening (http:\/\/\S+)/);
     bare = started.child;
+    const framework = await startProcess([FASTIFY_REFERENCE], /listening (http:\/\/\S+)/);
+    reference = framework.child;
     const targets = [
       {
         name: "bare node:http, constant JSON",
         pid: bare.pid!,
         url: `${started.match[1]}/`,
+        headers: { "content-type": "application/json" },
+      },
+      {
+        name: "fastify alone, same schemas, constant delivery-sized JSON",
+        pid: reference.pid!,
+        url: `${framework.match[1]}/v1/otp/request`,
         headers: { "content-type": "application/json" },
       },
       ...servers.map((server, i) => ({
@@ -280,11 +290,12 @@ export async function benchDistribution(options: DistributionBenchOptions = {}) 
         ]),
       ),
       "",
-      `target: at least 40% of the bare server's throughput → ${((100 * summary[1]!.rps) / baseline.rps).toFixed(0)}% (default settings)`,
+      `target: at least 40% of the bare server's throughput → ${((100 * summary[2]!.rps) / baseline.rps).toFixed(0)}% (default settings)`,
     ].join("\n");
     return { summary, report };
   } finally {
     if (bare) await stop(bare);
+    if (reference) await stop(reference);
     for (const server of servers) await server.stop();
     await rm(root, { recursive: true, force: true });
   }
