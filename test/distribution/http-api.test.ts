@@ -160,6 +160,56 @@ test("a client that sends its request too slowly is cut off", async () => {
   const elapsed = Date.now() - started;
   assert.ok(elapsed < 4000, `held for ${elapsed} ms`);
   assert.match(answer, /^HTTP\/1\.1 408 /);
+  assert.equal(errorCodeOf(answer), ErrorCodes.TIMEOUT);
+});
+
+/** Sends raw bytes on a fresh connection; resolves with everything the server wrote before closing. */
+async function rawExchange(bytes: string): Promise<string> {
+  const { port } = new URL(server.httpUrl!);
+  const socket = connect(Number(port), "127.0.0.1");
+  let answer = "";
+  socket.on("data", (d) => {
+    answer += d;
+  });
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(bytes);
+  await new Promise((resolve) => socket.once("close", resolve));
+  return answer;
+}
+
+/** The error code in a raw HTTP answer's JSON body. */
+function errorCodeOf(answer: string): string | undefined {
+  const body = answer.slice(answer.indexOf("\r\n\r\n") + 4);
+  return (JSON.parse(body) as { error: { code: string } }).error.code;
+}
+
+test("answers written before routing (not HTTP, headers too large, path too long) keep the error shape", async () => {
+  const garbage = await rawExchange("\x16\x03\x01 this is not HTTP\r\n\r\n");
+  assert.match(garbage, /^HTTP\/1\.1 400 /);
+  assert.equal(errorCodeOf(garbage), ErrorCodes.MALFORMED_MESSAGE);
+
+  const huge = await rawExchange(
+    `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Filler: ${"a".repeat(20_000)}\r\n\r\n`,
+  );
+  assert.match(huge, /^HTTP\/1\.1 431 /);
+  assert.equal(errorCodeOf(huge), ErrorCodes.PAYLOAD_TOO_LARGE);
+
+  const longId = "0".repeat(100);
+  const tooLong = await http(server, "GET", `/v1/keys/${longId}`, {
+    credential: alice.credential,
+  });
+  assert.equal(tooLong.status, 414);
+  assert.equal(code(tooLong), ErrorCodes.INVALID_INPUT);
+  assert.ok(!JSON.stringify(tooLong.body).includes(longId), "the path is not echoed");
+
+  const badEncoding = await http(server, "GET", "/v1/keys/%E0%A4%A", {
+    credential: alice.credential,
+  });
+  assert.equal(badEncoding.status, 400);
+  assert.equal(code(badEncoding), ErrorCodes.MALFORMED_MESSAGE);
+  // The server is fine afterwards.
+  assert.equal((await http(server, "GET", "/v1/health")).status, 200);
 });
 
 test("health, readiness and the OpenAPI document are served without credentials", async () => {

@@ -169,6 +169,17 @@ test("a request with an empty pool and no contributors gets 503 with Retry-After
     const ready = await http(lonely, "GET", "/v1/ready");
     assert.equal(ready.status, 503);
     assert.equal(ready.body.status, "degraded");
+    // A TOTP enrollment needs a round now; with no contributors it fails the same way.
+    const enroll = await http(lonely, "POST", "/v1/totp/enroll", {
+      credential: client.credential,
+      body: { issuer: "ACME", account: "nobody" },
+    });
+    assert.equal(enroll.status, 503, JSON.stringify(enroll.body));
+    assert.ok(Number(enroll.headers.get("retry-after")) >= 1);
+    assert.equal(
+      (enroll.body.error as { retryAfter: number }).retryAfter,
+      Number(enroll.headers.get("retry-after")),
+    );
 
     // Contributors arrive: the next request waits for a round instead of failing.
     await startContributors(lonely, 2);

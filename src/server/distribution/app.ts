@@ -11,6 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
+import type { Duplex } from "node:stream";
 import swagger from "@fastify/swagger";
 import Fastify, {
   type FastifyError,
@@ -124,9 +125,13 @@ function errorBody(error: FastifyError | DkeygenError | Error): {
   body: { error: { code: string; message: string; retryAfter?: number } };
 } {
   if (isDkeygenError(error)) {
-    const retryAfter = error.retryAfterSeconds;
+    const status = httpStatusFor(error);
+    // A 503 always says when to come back (RFC 9110 §15.6.4): a round that missed its quorum or
+    // timed out may well succeed once contributors reconnect.
+    const retryAfter =
+      error.retryAfterSeconds ?? (status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
     return {
-      status: httpStatusFor(error),
+      status,
       body: {
         error: {
           code: error.code,
@@ -173,6 +178,42 @@ function errorBody(error: FastifyError | DkeygenError | Error): {
   };
 }
 
+/** Retry-After of a 503 whose cause did not name one. */
+const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
+/** The error body, serialized, for answers written before fastify routes a request. */
+function rawErrorBody(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
+/**
+ * Errors Node's HTTP parser reports before any request exists (fastify's clientErrorHandler):
+ * a request not received whole in time, headers too large, or bytes that are not HTTP. Answered
+ * in the API's error shape, then the connection is closed.
+ */
+function clientErrorHandler(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason, code, message] =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request Timeout", ErrorCodes.TIMEOUT, "The request did not arrive in time."]
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? [
+            431,
+            "Request Header Fields Too Large",
+            ErrorCodes.PAYLOAD_TOO_LARGE,
+            "The request headers are too large.",
+          ]
+        : [400, "Bad Request", ErrorCodes.MALFORMED_MESSAGE, "The request is not valid HTTP."];
+  if (socket.writable) {
+    const body = rawErrorBody(code, message);
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 /** A request id a client may choose: a UUID (any version), so logs hold nothing else. */
 const REQUEST_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
@@ -205,7 +246,19 @@ export async function buildDistributionApp(
     },
     bodyLimit: settings.bodyLimit,
     routerOptions: { maxParamLength: 64 },
-    return503OnClosing: true,
+    // Requests arriving while the server closes are refused by the onRequest hook below, in the
+    // API's error shape, instead of fastify's own 503 body.
+    return503OnClosing: false,
+    clientErrorHandler,
+    // A path that is not valid URL encoding, or a path parameter over maxParamLength.
+    frameworkErrors: (error, _request, reply) => {
+      const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
+      void (reply as FastifyReply).code(tooLong ? 414 : 400).send({
+        error: tooLong
+          ? { code: ErrorCodes.INVALID_INPUT, message: "A path parameter is too long." }
+          : { code: ErrorCodes.MALFORMED_MESSAGE, message: "The request path is malformed." },
+      });
+    },
     // A client may choose its request's id (a UUID in X-Request-Id): deliveries bind it into
     // their associated data, so a client that checks it cannot be fed a recorded older answer.
     requestIdHeader: false,
@@ -233,12 +286,26 @@ export async function buildDistributionApp(
     });
 
   // Hooks in callback style: on the hot path a promise per hook per request is measurable.
-  if (settings.rateLimitPerAddress > 0) {
-    app.addHook("onRequest", (request, _reply, done) => {
-      const wait = perAddress.hit(request.ip, clock());
-      done(wait > 0 ? rateLimited(wait) : undefined);
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+  const shuttingDown = () =>
+    new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is shutting down.", {
+      retryAfterSeconds: 1,
     });
-  }
+  // The first hook of every request: refused while the server closes, then the per-address limit.
+  const perAddressLimit = settings.rateLimitPerAddress > 0;
+  app.addHook("onRequest", (request, reply, done) => {
+    if (closing) {
+      reply.header("connection", "close");
+      return done(shuttingDown());
+    }
+    if (!perAddressLimit) return done();
+    const wait = perAddress.hit(request.ip, clock());
+    done(wait > 0 ? rateLimited(wait) : undefined);
+  });
 
   const admit = (request: FastifyRequest, requester: Requester | undefined) => {
     if (!requester) throw UNAUTHORIZED();
