@@ -147,6 +147,7 @@ interface RunningRound {
   params: Record<string, unknown>;
   count: number;
   owner?: string;
+  subject?: string;
   participants: Map<string, Session>;
   timer: NodeJS.Timeout;
   settle: () => void;
@@ -162,6 +163,8 @@ export interface RoundRequest {
   count?: number;
   /** The requesting client entitled to the secret part. */
   owner?: string;
+  /** Whom, within the owner, the result is for (a TOTP enrollment's account); needs `owner`. */
+  subject?: string;
 }
 
 /**
@@ -657,6 +660,7 @@ export class KeygenServer {
         params,
         count,
         ...(request.owner === undefined ? {} : { owner: request.owner }),
+        ...(request.subject === undefined ? {} : { subject: request.subject }),
         participants,
         timer,
         settle: resolve,
@@ -772,6 +776,7 @@ export class KeygenServer {
                 public: result.public,
                 secret: payload,
                 ...(round.owner === undefined ? {} : { owner: round.owner }),
+                ...(round.subject === undefined ? {} : { subject: round.subject }),
               })
               .finally(() => payload.fill(0)),
           );

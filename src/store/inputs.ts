@@ -89,6 +89,10 @@ export function checkRecordInput(input: RecordInput): void {
     );
   }
   if (input.owner !== undefined) assertName(input.owner, "input.owner");
+  if (input.subject !== undefined) {
+    assertName(input.subject, "input.subject");
+    if (input.owner === undefined) throw new TypeError("input.subject needs input.owner");
+  }
   if (input.createdAt !== undefined) assertDate(input.createdAt, "input.createdAt");
 }
 
@@ -104,6 +108,7 @@ export function newRecord(id: string, input: RecordInput, now: Date): KeyRecord 
     public: copyJson(input.public),
   };
   if (input.owner !== undefined) record.owner = input.owner;
+  if (input.subject !== undefined) record.subject = input.subject;
   return record;
 }
 
@@ -180,6 +185,7 @@ export function copyRecord(record: KeyRecord): KeyRecord {
     public: copyJson(record.public as JsonObject),
   };
   if (record.owner !== undefined) out.owner = record.owner;
+  if (record.subject !== undefined) out.subject = record.subject;
   if (record.claim !== undefined) out.claim = { ...record.claim };
   if (record.consumedAt !== undefined) out.consumedAt = record.consumedAt;
   if (record.lastStep !== undefined) out.lastStep = record.lastStep;

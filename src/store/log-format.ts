@@ -25,7 +25,8 @@
  * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
  *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants":[string],"algorithm",
- *    "public":{...},"owner"?,"secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *    "public":{...},"owner"?,"subject"?,"secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *   ("subject" only with "owner": whom the record was made for, e.g. a TOTP enrollment's account)
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
  *   {"t":"step","v":1,"id","step","at"}
@@ -169,9 +170,14 @@ export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody 
     },
   };
   if (record.owner !== undefined) {
-    // Keep "owner" before "secret", as documented.
+    // Keep "owner" and "subject" before "secret", as documented.
     const { secret, ...rest } = body;
-    return { ...rest, owner: record.owner, secret };
+    return {
+      ...rest,
+      owner: record.owner,
+      ...(record.subject === undefined ? {} : { subject: record.subject }),
+      secret,
+    };
   }
   return body;
 }
@@ -304,6 +310,7 @@ const RECORD_FIELDS = [
   "algorithm",
   "public",
   "owner",
+  "subject",
   "secret",
 ] as const;
 const CLAIM_FIELDS = [
@@ -354,6 +361,11 @@ export function parseBody(value: unknown): ParsedBody {
       );
       need(isObject(value.public), kind, "public");
       need(value.owner === undefined || isName(value.owner), kind, "owner");
+      need(
+        value.subject === undefined || (isName(value.subject) && value.owner !== undefined),
+        kind,
+        "subject",
+      );
       need(isObject(value.secret), kind, "secret");
       const secret = value.secret as Record<string, unknown>;
       onlyFields(secret, ["iv", "ct", "tag"], "secret");
@@ -372,6 +384,7 @@ export function parseBody(value: unknown): ParsedBody {
         public: value.public as JsonObject,
       };
       if (value.owner !== undefined) record.owner = value.owner as string;
+      if (value.subject !== undefined) record.subject = value.subject as string;
       return { t: "record", record, sealed };
     }
     case "claim": {

@@ -3,6 +3,10 @@
  * order, and per purpose a pool of records that may still be handed out, so `claimNext` takes the
  * oldest one in O(1) amortised instead of scanning the store.
  *
+ * Two more indexes keep lookups by owner and by subject (a record made for a subject, or claimed
+ * for one) bounded by the records they find, so verifying one user's code does not read through
+ * every OTP in the store.
+ *
  * A record is *poolable* when it has no owner, no claim and no consumption. The pool is a sorted
  * array with a read head; records that stop being poolable (claimed or consumed by id) are left in
  * place and skipped when the head reaches them, which keeps every change O(1). A rolled-back claim
@@ -40,6 +44,28 @@ function isPoolable(record: KeyRecord): boolean {
   );
 }
 
+/** Removes `id` from the ascending array `ids`, if it is there. */
+function removeSorted(ids: string[], id: string): void {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  if (ids[lo] === id) ids.splice(lo, 1);
+}
+
+/** Adds `id` to the ascending id list `key` names in `index`, making the list if needed. */
+function indexUnder(index: Map<string, string[]>, key: string, id: string): void {
+  let ids = index.get(key);
+  if (!ids) {
+    ids = [];
+    index.set(key, ids);
+  }
+  insertSorted(ids, id);
+}
+
 /** Inserts `id` into the ascending array `ids` within [from, ids.length). */
 function insertSorted(ids: string[], id: string, from = 0): void {
   const last = ids[ids.length - 1];
@@ -62,6 +88,9 @@ export class RecordIndex {
   readonly #order: string[] = [];
   readonly #byPurpose = new Map<string, string[]>();
   readonly #pools = new Map<string, Pool>();
+  readonly #byOwner = new Map<string, string[]>();
+  /** Records made for a subject, and records claimed for one (a record has at most one). */
+  readonly #bySubject = new Map<string, string[]>();
 
   get size(): number {
     return this.#slots.size;
@@ -83,27 +112,41 @@ export class RecordIndex {
     const slot: Slot = { record, queued: false };
     this.#slots.set(record.id, slot);
     insertSorted(this.#order, record.id);
-    let ofPurpose = this.#byPurpose.get(record.purpose);
-    if (!ofPurpose) {
-      ofPurpose = [];
-      this.#byPurpose.set(record.purpose, ofPurpose);
-    }
-    insertSorted(ofPurpose, record.id);
+    indexUnder(this.#byPurpose, record.purpose, record.id);
+    if (record.owner !== undefined) indexUnder(this.#byOwner, record.owner, record.id);
+    const subject = record.subject ?? record.claim?.subject;
+    if (subject !== undefined) indexUnder(this.#bySubject, subject, record.id);
     if (isPoolable(record)) this.#enqueue(slot);
   }
 
-  /** Records matching `query`, oldest first (the store's own objects). */
+  /**
+   * Records matching `query`, oldest first (the store's own objects). Reads only the narrowest
+   * index the query names: a subject's records, an owner's, a purpose's, or else all.
+   */
   list(query: ListQuery = {}): KeyRecord[] {
     const ids =
-      query.purpose === undefined ? this.#order : (this.#byPurpose.get(query.purpose) ?? []);
+      query.subject !== undefined
+        ? (this.#bySubject.get(query.subject) ?? [])
+        : query.owner !== undefined
+          ? (this.#byOwner.get(query.owner) ?? [])
+          : query.purpose !== undefined
+            ? (this.#byPurpose.get(query.purpose) ?? [])
+            : this.#order;
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const out: KeyRecord[] = [];
     for (const id of ids) {
       if (out.length >= limit) break;
       const record = this.#slots.get(id)!.record;
+      if (query.purpose !== undefined && record.purpose !== query.purpose) continue;
       if (query.owner !== undefined && record.owner !== query.owner) continue;
       if (query.claimed !== undefined && (record.claim !== undefined) !== query.claimed) continue;
-      if (query.subject !== undefined && record.claim?.subject !== query.subject) continue;
+      if (
+        query.subject !== undefined &&
+        record.subject !== query.subject &&
+        record.claim?.subject !== query.subject
+      ) {
+        continue;
+      }
       if (query.consumed !== undefined && (record.consumedAt !== undefined) !== query.consumed) {
         continue;
       }
@@ -136,12 +179,21 @@ export class RecordIndex {
     if (record.claim !== undefined) throw new Error(`RecordIndex: ${id} is already claimed`);
     if (isPoolable(record)) this.#pools.get(record.purpose)!.count--;
     record.claim = claim;
+    if (record.subject !== claim.subject) indexUnder(this.#bySubject, claim.subject, id);
   }
 
   /** Undoes `setClaim` (a claim whose write failed). */
   clearClaim(id: string): void {
     const slot = this.#slot(id);
+    const subject = slot.record.claim?.subject;
     delete slot.record.claim;
+    if (subject !== undefined && subject !== slot.record.subject) {
+      const ids = this.#bySubject.get(subject);
+      if (ids) {
+        removeSorted(ids, id);
+        if (ids.length === 0) this.#bySubject.delete(subject);
+      }
+    }
     if (isPoolable(slot.record)) this.#enqueue(slot);
   }
 

@@ -23,6 +23,11 @@ export interface RecordInput {
   secret: Uint8Array;
   /** The requesting client entitled to the secret part, when the record was made for one. */
   owner?: string;
+  /**
+   * Whom (a user, an account) the record was made for, within its owner: a TOTP enrollment's
+   * account. Needs `owner`. Indexed, so finding a subject's records does not scan the store.
+   */
+  subject?: string;
   createdAt?: Date;
 }
 
@@ -45,6 +50,8 @@ export interface KeyRecord {
   algorithm: string;
   public: JsonObject;
   owner?: string;
+  /** Whom the record was made for (RecordInput.subject), if set. */
+  subject?: string;
   claim?: Claim;
   consumedAt?: string;
   /** The greatest TOTP time step recorded with `useStep`, if any. */
@@ -58,7 +65,10 @@ export interface ListQuery {
   owner?: string;
   /** Only records with (true) or without (false) a claim. */
   claimed?: boolean;
-  /** Only records claimed for this subject. */
+  /**
+   * Only records for this subject: made for it (`subject`) or claimed for it (`claim.subject`).
+   * Indexed: the work is bounded by that subject's records, not the store's size.
+   */
   subject?: string;
   /** Only records with (true) or without (false) a consumption. */
   consumed?: boolean;

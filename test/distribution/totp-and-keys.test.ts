@@ -52,6 +52,7 @@ async function storeTotp(
     participants: [],
     algorithm: "totp/v1",
     owner,
+    subject: account,
     public: { type: "totp", issuer: "RFC", account, algorithm, digits: 8, period: 30 },
     secret: encodeStoredSecret({
       v: 1,

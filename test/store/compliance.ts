@@ -234,6 +234,59 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("a record made for a subject is found by it, as is a record claimed for it; a subject needs an owner", async () => {
+      await withStore(async (store) => {
+        const pooled = await putMany(store, 3);
+        const mine = await store.put(
+          input({ purpose: "totp", owner: "carol", subject: "alice@example.com" }),
+        );
+        const other = await store.put(input({ purpose: "totp", owner: "carol", subject: "bob" }));
+        const elsewhere = await store.put(
+          input({ purpose: "totp", owner: "dave", subject: "alice@example.com" }),
+        );
+        assert.equal(mine.subject, "alice@example.com");
+        assert.equal((await store.get(mine.id))?.subject, "alice@example.com");
+        assert.equal(mine.claim, undefined, "made for a subject is not a claim");
+        assert.equal(
+          await store.countUnclaimed("totp"),
+          0,
+          "records made for a subject never pool",
+        );
+        const claimed = await store.claimNext("otp", claim(1, { subject: "alice@example.com" }));
+        assert.equal(claimed?.id, pooled[0]!.id);
+
+        const ids = async (query: Parameters<KeyStore["list"]>[0]) =>
+          (await store.list(query)).map((r) => r.id);
+        assert.deepEqual(await ids({ subject: "alice@example.com" }), [
+          pooled[0]!.id,
+          mine.id,
+          elsewhere.id,
+        ]);
+        assert.deepEqual(await ids({ subject: "alice@example.com", owner: "carol" }), [mine.id]);
+        assert.deepEqual(await ids({ subject: "alice@example.com", purpose: "otp" }), [
+          pooled[0]!.id,
+        ]);
+        assert.deepEqual(await ids({ subject: "alice@example.com", claimed: false }), [
+          mine.id,
+          elsewhere.id,
+        ]);
+        assert.deepEqual(await ids({ subject: "bob", purpose: "totp", owner: "carol" }), [
+          other.id,
+        ]);
+        assert.deepEqual(await ids({ subject: "alice@example.com", limit: 1 }), [pooled[0]!.id]);
+
+        await assert.rejects(
+          store.put(input({ subject: "alice@example.com" })),
+          isTypeErrorNaming("subject"),
+          "a subject without an owner is refused",
+        );
+        await assert.rejects(
+          store.put(input({ owner: "carol", subject: "" })),
+          isTypeErrorNaming("subject"),
+        );
+      });
+    });
+
     test("claimNext takes the oldest record that is neither owned, claimed nor consumed", async () => {
       await withStore(async (store) => {
         const owned = await store.put(input({ owner: "carol" }));
@@ -504,7 +557,11 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         for (const [i, secret] of secrets.entries()) {
           records.push(
             await store.put(
-              input({ secret, roundId: `round-${i}`, ...(i === 5 ? { owner: "carol" } : {}) }),
+              input({
+                secret,
+                roundId: `round-${i}`,
+                ...(i === 5 ? { owner: "carol", subject: "account-5" } : {}),
+              }),
             ),
           );
         }
@@ -517,6 +574,14 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         await reopened.open();
         assert.deepEqual(await reopened.list(), before);
         assert.deepEqual(await reopened.get(claimed!.id), claimed);
+        assert.deepEqual(
+          (await reopened.list({ subject: "account-5" })).map((r) => [r.id, r.subject]),
+          [[records[5]!.id, "account-5"]],
+        );
+        assert.deepEqual(
+          (await reopened.list({ subject: "subject-x" })).map((r) => r.id),
+          [claimed!.id],
+        );
         for (const [i, record] of records.entries()) {
           assert.deepEqual(await reopened.readSecret(record.id), secrets[i]);
         }

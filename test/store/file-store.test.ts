@@ -588,6 +588,7 @@ test("when a write fails, the change is rolled back, no half line is left and th
     assert.equal(logger.errors.length, 1);
     // Rolled back in memory...
     assert.equal((await store.get(a.id))?.claim, undefined);
+    assert.deepEqual(await store.list({ subject: "subject-1" }), [], "no claim left in the index");
     assert.equal((await store.get(b.id))?.consumedAt, undefined);
     assert.equal((await store.get(a.id))?.lastStep, 3, "steps roll back to the last durable one");
     assert.equal((await store.get(a.id))?.lastStepAt, "2030-01-01T00:00:00.000Z");

@@ -25,7 +25,7 @@ import {
 
 const security = [{ credential: [] }];
 
-export function lockedError(lockedUntil: number, now: number): DkeygenError {
+function lockedError(lockedUntil: number, now: number): DkeygenError {
   return new DkeygenError(
     ErrorCodes.LOCKED,
     `Too many failed attempts for this subject; it is locked until ${new Date(lockedUntil).toISOString()} or an unlock.`,
@@ -33,22 +33,68 @@ export function lockedError(lockedUntil: number, now: number): DkeygenError {
   );
 }
 
-/** A failed verification's answer: counts the failure and reports the attempts left. */
-export function failure(
+function busyError(): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.RATE_LIMITED,
+    "Too many verifications of this subject at once: every attempt it has left is in progress. Retry in a moment.",
+    { retryAfterSeconds: 1 },
+  );
+}
+
+type FailureReason = "invalid" | "expired" | "used" | "replayed";
+
+/** How a verification ends its reserved attempt (attempts.ts). */
+export interface AttemptOutcome {
+  /** Counts the failure and returns the answer, with the attempts left. */
+  fail(reason: FailureReason): {
+    valid: false;
+    reason: FailureReason;
+    attemptsLeft: number;
+    lockedUntil?: string;
+  };
+  /** Clears the subject's failures. */
+  succeed(): void;
+}
+
+/**
+ * Runs one verification for lock key `key`: refuses a locked subject (423) or one whose every
+ * remaining attempt is already in progress (429), else reserves an attempt for `run`, which ends
+ * it with `fail` or `succeed`; an attempt it ends with neither (an error, an unknown account) is
+ * released uncounted.
+ */
+export async function verifyAttempt<T>(
   limiter: AttemptLimiter,
   key: string,
   now: number,
-  reason: "invalid" | "expired" | "used" | "replayed",
-) {
-  const state = limiter.fail(key, now);
-  return {
-    valid: false,
-    reason,
-    attemptsLeft: state.remaining,
-    ...(state.lockedUntil === undefined
-      ? {}
-      : { lockedUntil: new Date(state.lockedUntil).toISOString() }),
+  run: (outcome: AttemptOutcome) => Promise<T>,
+): Promise<T> {
+  const start = limiter.begin(key, now);
+  if (start.locked) throw lockedError(start.lockedUntil!, now);
+  if (start.busy) throw busyError();
+  let ended = false;
+  const outcome: AttemptOutcome = {
+    fail(reason) {
+      ended = true;
+      const state = limiter.fail(key, now);
+      return {
+        valid: false,
+        reason,
+        attemptsLeft: state.remaining,
+        ...(state.lockedUntil === undefined
+          ? {}
+          : { lockedUntil: new Date(state.lockedUntil).toISOString() }),
+      };
+    },
+    succeed() {
+      ended = true;
+      limiter.succeed(key);
+    },
   };
+  try {
+    return await run(outcome);
+  } finally {
+    if (!ended) limiter.abandon(key);
+  }
 }
 
 /** How many of a subject's spent (used or expired) codes a failed verification checks, to say
@@ -143,32 +189,30 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const { subject, code } = request.body;
       const key = `otp\u0000${requester.name}\u0000${subject}`;
       const now = ctx.clock();
-      const state = ctx.limiter.check(key, now);
-      if (state.locked) throw lockedError(state.lockedUntil!, now);
-
-      const candidates = (
-        await ctx.store.list({ purpose: OTP_PURPOSE, claimed: true, subject })
-      ).filter((r) => r.claim?.requester === requester.name);
-      const live = (r: KeyRecord) =>
-        r.consumedAt === undefined && Date.parse(r.claim!.expiresAt) > now;
-      // The subject's outstanding codes first: a code that is live wins even if an old, used or
-      // expired OTP of the subject happens to have the same digits.
-      let match = await findCode(ctx, candidates.filter(live), code);
-      if (match) {
-        if (!(await ctx.store.consume(match.id, new Date(now))))
-          return failure(ctx.limiter, key, now, "used");
-        ctx.limiter.succeed(key);
-        return { valid: true, otpId: match.id };
-      }
-      // Otherwise say why, if it is one of the subject's latest spent codes; the work stays bounded
-      // however many OTPs a subject has had.
-      match = await findCode(
-        ctx,
-        candidates.filter((r) => !live(r)).slice(-SPENT_CODES_EXPLAINED),
-        code,
-      );
-      if (!match) return failure(ctx.limiter, key, now, "invalid");
-      return failure(ctx.limiter, key, now, match.consumedAt === undefined ? "expired" : "used");
+      return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
+        const candidates = (
+          await ctx.store.list({ purpose: OTP_PURPOSE, claimed: true, subject })
+        ).filter((r) => r.claim?.requester === requester.name);
+        const live = (r: KeyRecord) =>
+          r.consumedAt === undefined && Date.parse(r.claim!.expiresAt) > now;
+        // The subject's outstanding codes first: a code that is live wins even if an old, used
+        // or expired OTP of the subject happens to have the same digits.
+        let match = await findCode(ctx, candidates.filter(live), code);
+        if (match) {
+          if (!(await ctx.store.consume(match.id, new Date(now)))) return outcome.fail("used");
+          outcome.succeed();
+          return { valid: true, otpId: match.id };
+        }
+        // Otherwise say why, if it is one of the subject's latest spent codes; the work stays
+        // bounded however many OTPs a subject has had.
+        match = await findCode(
+          ctx,
+          candidates.filter((r) => !live(r)).slice(-SPENT_CODES_EXPLAINED),
+          code,
+        );
+        if (!match) return outcome.fail("invalid");
+        return outcome.fail(match.consumedAt === undefined ? "expired" : "used");
+      });
     },
   );
 

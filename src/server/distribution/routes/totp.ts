@@ -21,7 +21,7 @@ import {
   UnlockResult,
   VerifyResult,
 } from "../schemas.js";
-import { failure, lockedError } from "./otp.js";
+import { verifyAttempt } from "./otp.js";
 
 const security = [{ credential: [] }];
 const TOTP = "totp";
@@ -43,7 +43,12 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
     async (request) => {
       const requester = request.requester!;
       const params = { ...request.body };
-      const record = await ctx.rounds.runRound({ purpose: TOTP, params, owner: requester.name });
+      const record = await ctx.rounds.runRound({
+        purpose: TOTP,
+        params,
+        owner: requester.name,
+        subject: request.body.account,
+      });
       const stored = await ctx.store.readSecret(record.id);
       const { output } = decodeStoredSecret(stored);
       stored.fill(0);
@@ -83,32 +88,36 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       const { account, code } = request.body;
       const key = `totp\u0000${requester.name}\u0000${account}`;
       const now = ctx.clock();
-      const state = ctx.limiter.check(key, now);
-      if (state.locked) throw lockedError(state.lockedUntil!, now);
-      // The newest enrollment of this account by this requester is the one in force.
-      const record = (await ctx.store.list({ purpose: TOTP, owner: requester.name }))
-        .filter((r) => r.public.account === account)
-        .at(-1);
-      if (!record)
-        throw new DkeygenError(ErrorCodes.NOT_FOUND, "No TOTP enrollment for that account.");
-      const stored = await ctx.store.readSecret(record.id);
-      const secret = fromBase32(String(decodeStoredSecret(stored).output.secret));
-      stored.fill(0);
-      const options = {
-        algorithm: record.public.algorithm as OtpAlgorithm,
-        digits: record.public.digits as number,
-        period: record.public.period as number,
-      };
-      const seconds = Math.floor(now / 1000);
-      const offset = verifyTotp(secret, code, seconds, { ...options, window: 1 });
-      secret.fill(0);
-      if (offset === null) return failure(ctx.limiter, key, now, "invalid");
-      const step = totpCounter(seconds, options) + offset;
-      if (!(await ctx.store.useStep(record.id, step, new Date(now)))) {
-        return failure(ctx.limiter, key, now, "replayed");
-      }
-      ctx.limiter.succeed(key);
-      return { valid: true };
+      return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
+        // The newest enrollment of this account by this requester is the one in force. The
+        // subject index keeps this lookup to the account's own enrollments.
+        const record = (
+          await ctx.store.list({ purpose: TOTP, owner: requester.name, subject: account })
+        )
+          .filter((r) => r.public.account === account)
+          .at(-1);
+        // Not a guess at a code: released uncounted (verifyAttempt).
+        if (!record)
+          throw new DkeygenError(ErrorCodes.NOT_FOUND, "No TOTP enrollment for that account.");
+        const stored = await ctx.store.readSecret(record.id);
+        const secret = fromBase32(String(decodeStoredSecret(stored).output.secret));
+        stored.fill(0);
+        const options = {
+          algorithm: record.public.algorithm as OtpAlgorithm,
+          digits: record.public.digits as number,
+          period: record.public.period as number,
+        };
+        const seconds = Math.floor(now / 1000);
+        const offset = verifyTotp(secret, code, seconds, { ...options, window: 1 });
+        secret.fill(0);
+        if (offset === null) return outcome.fail("invalid");
+        const step = totpCounter(seconds, options) + offset;
+        if (!(await ctx.store.useStep(record.id, step, new Date(now)))) {
+          return outcome.fail("replayed");
+        }
+        outcome.succeed();
+        return { valid: true };
+      });
     },
   );
 
