@@ -3,11 +3,15 @@
  * rate limits, slow clients, health, readiness and the OpenAPI document.
  */
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { ErrorCodes } from "../../src/errors.js";
 import { startContributors, startTestServer, type TestServer } from "../helpers/ceremony.js";
-import { http, registerTestRequester, type TestRequester } from "../helpers/distribution.js";
+import {
+  http,
+  rawConnection,
+  registerTestRequester,
+  type TestRequester,
+} from "../helpers/distribution.js";
 
 let server: TestServer;
 let alice: TestRequester;
@@ -143,39 +147,26 @@ test("a credential over its rate limit gets 429 with Retry-After; others are not
 });
 
 test("a client that sends its request too slowly is cut off", async () => {
-  const { port } = new URL(server.httpUrl!);
-  const socket = connect(Number(port), "127.0.0.1");
-  await new Promise((resolve) => socket.once("connect", resolve));
+  const { socket, answer, closed } = await rawConnection(server);
   // Authenticated, so the server waits for the body — which never comes.
   socket.write(
     `POST /v1/otp/request HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.credential}\r\n` +
       "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
   );
   const started = Date.now();
-  let answer = "";
-  socket.on("data", (d) => {
-    answer += d;
-  });
-  await new Promise((resolve) => socket.once("close", resolve));
+  await closed;
   const elapsed = Date.now() - started;
   assert.ok(elapsed < 4000, `held for ${elapsed} ms`);
-  assert.match(answer, /^HTTP\/1\.1 408 /);
-  assert.equal(errorCodeOf(answer), ErrorCodes.TIMEOUT);
+  assert.match(answer(), /^HTTP\/1\.1 408 /);
+  assert.equal(errorCodeOf(answer()), ErrorCodes.TIMEOUT);
 });
 
 /** Sends raw bytes on a fresh connection; resolves with everything the server wrote before closing. */
 async function rawExchange(bytes: string): Promise<string> {
-  const { port } = new URL(server.httpUrl!);
-  const socket = connect(Number(port), "127.0.0.1");
-  let answer = "";
-  socket.on("data", (d) => {
-    answer += d;
-  });
-  socket.on("error", () => {});
-  await new Promise((resolve) => socket.once("connect", resolve));
+  const { socket, answer, closed } = await rawConnection(server);
   socket.write(bytes);
-  await new Promise((resolve) => socket.once("close", resolve));
-  return answer;
+  await closed;
+  return answer();
 }
 
 /** The error code in a raw HTTP answer's JSON body. */

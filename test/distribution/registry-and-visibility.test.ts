@@ -4,14 +4,18 @@
  * generated never handed out by the pool, and idle connections closed.
  */
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { after, before, test } from "node:test";
 import { loadOrCreateRequesterKeys } from "../../src/client/requester-state.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
 import { ADMIN_OWNER } from "../../src/server/keygen-server.js";
 import { addRequester, removeRequester } from "../../src/server/requesters.js";
 import { startContributors, startTestServer, type TestServer } from "../helpers/ceremony.js";
-import { http, registerTestRequester, type TestRequester } from "../helpers/distribution.js";
+import {
+  http,
+  rawConnection,
+  registerTestRequester,
+  type TestRequester,
+} from "../helpers/distribution.js";
 
 let server: TestServer;
 let alice: TestRequester;
@@ -108,16 +112,11 @@ test("a key's owner is shown to its owner only; two-factor records exist only fo
 });
 
 test("an idle keep-alive connection is closed after keepAliveTimeout", async () => {
-  const { port } = new URL(server.httpUrl!);
-  const socket = connect(Number(port), "127.0.0.1");
-  await new Promise<void>((resolve) => socket.once("connect", resolve));
-  const closed = new Promise<number>((resolve) => {
-    const start = Date.now();
-    socket.once("close", () => resolve(Date.now() - start));
-  });
-  socket.resume();
+  const { socket, closed } = await rawConnection(server);
+  const start = Date.now();
   socket.write("GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
-  const elapsed = await closed;
+  await closed;
+  const elapsed = Date.now() - start;
   assert.ok(elapsed < 2500, `closed after ${elapsed} ms, not kept for Node's default`);
 });
 

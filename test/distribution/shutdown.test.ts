@@ -7,21 +7,14 @@ import { connect } from "node:net";
 import { test } from "node:test";
 import { ErrorCodes } from "../../src/errors.js";
 import { startTestServer } from "../helpers/ceremony.js";
-import { registerTestRequester } from "../helpers/distribution.js";
+import { rawConnection, registerTestRequester } from "../helpers/distribution.js";
 
 test("a request that arrives while the server shuts down gets 503 E_UNAVAILABLE with Retry-After and Connection: close", async () => {
   const server = await startTestServer({ quorum: 2 });
   try {
     const alice = await registerTestRequester(server, "alice-app");
     const { port } = new URL(server.httpUrl!);
-    const socket = connect(Number(port), "127.0.0.1");
-    let answer = "";
-    socket.on("data", (d) => {
-      answer += d;
-    });
-    socket.on("error", () => {});
-    const closed = new Promise((resolve) => socket.once("close", resolve));
-    await new Promise((resolve) => socket.once("connect", resolve));
+    const { socket, answer, closed } = await rawConnection(server);
     // Request A is under way (headers sent, body not yet) when the shutdown starts, so its
     // connection is not idle and stays open.
     const body = JSON.stringify({ subject: "someone" });
@@ -37,8 +30,8 @@ test("a request that arrives while the server shuts down gets 503 E_UNAVAILABLE 
     await closed;
     await stopping;
 
-    const responses = answer.split(/(?=HTTP\/1\.1 )/);
-    assert.equal(responses.length, 2, answer);
+    const responses = answer().split(/(?=HTTP\/1\.1 )/);
+    assert.equal(responses.length, 2, answer());
     assert.match(responses[0]!, /^HTTP\/1\.1 200 /, "the request under way is answered");
     const b = responses[1]!;
     assert.match(b, /^HTTP\/1\.1 503 /);

@@ -1,4 +1,5 @@
 /** Fixtures for the distribution server: registered requesting clients and raw HTTP calls. */
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { RequesterClient } from "../../src/client/requester.js";
 import {
@@ -74,4 +75,29 @@ export async function http(
     parsed = { raw: text };
   }
   return { status: response.status, headers: response.headers, body: parsed };
+}
+
+export interface RawConnection {
+  socket: Socket;
+  /** Everything the server has written so far. */
+  answer(): string;
+  /** Resolves when the connection is closed. */
+  closed: Promise<void>;
+}
+
+/**
+ * A plain TCP connection to the distribution server, for bytes no HTTP client would send (or
+ * sends in one piece): collects what the server writes until the connection closes.
+ */
+export async function rawConnection(server: TestServer): Promise<RawConnection> {
+  const { port } = new URL(server.httpUrl!);
+  const socket = connect(Number(port), "127.0.0.1");
+  let answer = "";
+  socket.on("data", (d) => {
+    answer += d;
+  });
+  socket.on("error", () => {});
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  return { socket, answer: () => answer, closed };
 }

@@ -88,13 +88,12 @@ export class MemoryAttemptLimiter implements AttemptLimiter {
   }
 
   fail(key: string, now: number): AttemptState {
-    const entry = this.#entries.get(key) ?? {
-      failures: 0,
-      pending: 1,
-      lockedUntil: 0,
-      touched: now,
-    };
-    this.#entries.set(key, entry);
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      // A failure without a reserved attempt (callers always begin first): still counted.
+      entry = { failures: 0, pending: 0, lockedUntil: 0, touched: now };
+      this.#entries.set(key, entry);
+    }
     entry.pending = Math.max(0, entry.pending - 1);
     entry.failures++;
     entry.touched = now;
