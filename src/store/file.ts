@@ -13,6 +13,12 @@
  *   concurrent claims can never pick the same record, nor two uses of a step both win), then append
  *   a line through group commit (group-commit.ts) and resolve only after it is fsynced. A failed
  *   write rolls the in-memory change back and fails the store for good; it must be reopened.
+ * - Leases: a claim acknowledged "reserved" (ClaimOptions; OTP delivery) takes a record this store
+ *   leased beforehand — a lease line reserving the next `leaseSize` records, durable before any of
+ *   them is handed out, written ahead when half is used — and appends its claim line without
+ *   waiting for it. A crash voids the leased records whose claims were not yet durable (replay
+ *   leaves them out of every pool), so nothing is handed out twice; a clean close releases the
+ *   unclaimed rest.
  * - Secrets: encrypted before anything is written, kept encrypted in memory, decrypted only in
  *   `readSecret`. The caller's buffer is never kept.
  */
@@ -39,12 +45,18 @@ import {
   BodyError,
   CHAIN_START,
   checkLine,
+  type ClaimEntry,
   claimBody,
+  claimEntry,
+  claimsBody,
   consumeBody,
   deriveStoreKeys,
   encodeLine,
   type LineCheck,
+  leaseBody,
   type LogBody,
+  MAX_CLAIMS_PER_LINE,
+  MAX_LEASE_IDS,
   MAX_LINE_BYTES,
   openSecret,
   type ParsedBody,
@@ -59,7 +71,15 @@ import {
 } from "./log-format.js";
 import { UlidGenerator } from "./record-id.js";
 import { RecordIndex } from "./record-index.js";
-import type { ClaimInput, KeyRecord, KeyStore, ListQuery, RecordInput } from "./types.js";
+import type {
+  Claim,
+  ClaimInput,
+  ClaimOptions,
+  KeyRecord,
+  KeyStore,
+  ListQuery,
+  RecordInput,
+} from "./types.js";
 
 export interface FileKeyStoreLogger {
   warn(fields: Record<string, unknown>, message: string): void;
@@ -79,7 +99,24 @@ export interface FileKeyStoreOptions {
   logger?: FileKeyStoreLogger;
   /** For fault-injection tests only: wraps the file operations the group commit uses. */
   wrapLogFile?: (file: LogFile) => LogFile;
+  /**
+   * Records one lease reserves for claims acknowledged "reserved" (ClaimOptions); 1 to 4096,
+   * default 256. A crash voids at most the unclaimed part of the leases in flight.
+   */
+  leaseSize?: number;
 }
+
+/** Records leased (durably reserved) for claims acknowledged "reserved", claimed in order. */
+interface Lease {
+  ids: string[];
+  head: number;
+  /** The lease line being written, if one is. */
+  pending: Promise<void> | undefined;
+}
+
+const DEFAULT_LEASE_SIZE = 256;
+/** Compact a lease's id array once this many taken ids lead it. */
+const LEASE_COMPACT_AFTER = 1024;
 
 type State = "new" | "opening" | "open" | "closing" | "closed";
 
@@ -135,6 +172,12 @@ export class FileKeyStore implements KeyStore {
   readonly #consuming = new Map<string, Promise<void>>();
   /** Per record, the write of its latest step until it is durable, for replays to wait on. */
   readonly #stepping = new Map<string, Promise<void>>();
+  /** Per purpose, the records leased for "reserved" claims. */
+  readonly #leases = new Map<string, Lease>();
+  readonly #leaseSize: number;
+  /** "Reserved" claims made this turn of the event loop, written as one claims line after it. */
+  #pendingClaims: ClaimEntry[] = [];
+  #claimsScheduled = false;
   #state: State = "new";
   #lock: LockFile | undefined;
   #handle: FileHandle | undefined;
@@ -153,6 +196,11 @@ export class FileKeyStore implements KeyStore {
     if (!(options.storeKey instanceof Uint8Array) || options.storeKey.length !== STORE_KEY_BYTES) {
       throw new TypeError(`FileKeyStore: options.storeKey must be ${STORE_KEY_BYTES} bytes`);
     }
+    const leaseSize = options.leaseSize ?? DEFAULT_LEASE_SIZE;
+    if (!Number.isSafeInteger(leaseSize) || leaseSize < 1 || leaseSize > MAX_LEASE_IDS) {
+      throw new TypeError(`FileKeyStore: options.leaseSize must be 1 to ${MAX_LEASE_IDS}`);
+    }
+    this.#leaseSize = leaseSize;
     this.path = options.path;
     this.#keys = deriveStoreKeys(options.storeKey);
     this.#random = options.random ?? osRandom;
@@ -214,7 +262,9 @@ export class FileKeyStore implements KeyStore {
     }
     this.#state = "closing";
     try {
+      this.#flushClaims();
       await this.#log!.drain();
+      await this.#releaseLeases();
       await this.#handle!.close();
       await this.#dsync?.close();
     } finally {
@@ -269,9 +319,14 @@ export class FileKeyStore implements KeyStore {
     }
   }
 
-  async claimNext(purpose: string, claim: ClaimInput): Promise<KeyRecord | undefined> {
+  async claimNext(
+    purpose: string,
+    claim: ClaimInput,
+    options: ClaimOptions = {},
+  ): Promise<KeyRecord | undefined> {
     this.#assertWritable();
     const built = checkClaim(purpose, claim, this.#clock());
+    if (options.ack === "reserved") return this.#claimLeased(purpose, built);
     // Decided here, synchronously: no other claimNext can run between this and the mark.
     const record = this.#index.claimOldest(purpose, built);
     if (!record) return undefined;
@@ -340,11 +395,122 @@ export class FileKeyStore implements KeyStore {
   async countUnclaimed(purpose: string): Promise<number> {
     this.#assertReadable();
     checkPurpose(purpose);
-    return this.#index.countPoolable(purpose);
+    return this.#index.countPoolable(purpose) + this.#index.countReserved(purpose);
+  }
+
+  /** A "reserved" claim: takes the next leased record, leasing more (and waiting) if none is. */
+  async #claimLeased(purpose: string, claim: Claim): Promise<KeyRecord | undefined> {
+    let lease = this.#leases.get(purpose);
+    if (!lease) {
+      lease = { ids: [], head: 0, pending: undefined };
+      this.#leases.set(purpose, lease);
+    }
+    for (;;) {
+      const record = this.#takeLeased(lease);
+      if (record) {
+        this.#index.setClaim(record.id, claim);
+        this.#claimLater(claimEntry(record.id, claim));
+        if (lease.ids.length - lease.head < this.#leaseSize / 2) {
+          this.#extendLease(purpose, lease)?.catch(() => {});
+        }
+        return copyRecord(record);
+      }
+      const extending = this.#extendLease(purpose, lease);
+      if (!extending) return undefined;
+      await extending;
+      this.#assertWritable();
+    }
+  }
+
+  /**
+   * Queues a "reserved" claim for the claims line written after this turn of the event loop (one
+   * MAC and one line for all the turn's claims). Any other line written before then flushes the
+   * queue first, so the file keeps every event in order. Not awaited: the lease already ensures
+   * no crash can hand the record out again. If the write fails, the store fails (group commit logs
+   * it once) and the records stay claimed here, burned; after a restart they are void.
+   */
+  #claimLater(entry: ClaimEntry): void {
+    this.#pendingClaims.push(entry);
+    if (this.#pendingClaims.length >= MAX_CLAIMS_PER_LINE) {
+      this.#flushClaims();
+    } else if (!this.#claimsScheduled) {
+      this.#claimsScheduled = true;
+      setImmediate(() => {
+        this.#claimsScheduled = false;
+        this.#flushClaims();
+      });
+    }
+  }
+
+  #flushClaims(): void {
+    if (this.#pendingClaims.length === 0) return;
+    const claims = this.#pendingClaims;
+    this.#pendingClaims = [];
+    this.#appendLine(claimsBody(claims), {}).catch(() => {});
+  }
+
+  #takeLeased(lease: Lease): KeyRecord | undefined {
+    let found: KeyRecord | undefined;
+    while (!found && lease.head < lease.ids.length) {
+      const id = lease.ids[lease.head++]!;
+      // Skipped: a leased record consumed by id since.
+      if (this.#index.isReserved(id)) found = this.#index.get(id);
+    }
+    if (lease.head >= LEASE_COMPACT_AFTER && lease.head * 2 >= lease.ids.length) {
+      lease.ids = lease.ids.slice(lease.head);
+      lease.head = 0;
+    }
+    return found;
+  }
+
+  /** Writes a lease line for the next records of `purpose`, unless one is being written; the
+   * promise of the line in flight, or undefined when there is nothing to lease. */
+  #extendLease(purpose: string, lease: Lease): Promise<void> | undefined {
+    if (lease.pending) return lease.pending;
+    const ids = this.#index.reserve(purpose, this.#leaseSize);
+    if (ids.length === 0) return undefined;
+    const written = this.#append(leaseBody("lease", ids), {
+      onDurable: () => {
+        lease.ids.push(...ids);
+      },
+      onFailed: () => {
+        for (const id of ids) this.#index.unreserve(id);
+      },
+    });
+    lease.pending = written.finally(() => {
+      lease.pending = undefined;
+    });
+    return lease.pending;
+  }
+
+  /** On close: hands the leased records no claim took back to the pool (a release line). */
+  async #releaseLeases(): Promise<void> {
+    if (this.#log!.failure) return;
+    const ids = this.#index.liveReservations();
+    this.#leases.clear();
+    for (let from = 0; from < ids.length; from += MAX_LEASE_IDS) {
+      const chunk = ids.slice(from, from + MAX_LEASE_IDS);
+      try {
+        await this.#append(leaseBody("release", chunk), {
+          onDurable: () => {
+            for (const id of chunk) this.#index.unreserve(id);
+          },
+        });
+      } catch {
+        // The store failed (and said so); the records stay leased, void after a restart.
+        return;
+      }
+    }
+  }
+
+  /** Writes a line after any claims still queued (#claimLater). */
+  #append(body: LogBody, hooks: { onDurable?(): void; onFailed?(): void }): Promise<void> {
+    this.#flushClaims();
+    return this.#appendLine(body, hooks);
   }
 
   /** Encodes a line onto the chain and hands it to group commit. */
-  #append(body: LogBody, hooks: { onDurable?(): void; onFailed?(): void }): Promise<void> {
+  #appendLine(body: LogBody, hooks: { onDurable?(): void; onFailed?(): void }): Promise<void> {
     let encoded: { line: Buffer; mac: Buffer };
     try {
       encoded = encodeLine(this.#keys.mac, this.#head, body);
@@ -468,6 +634,16 @@ export class FileKeyStore implements KeyStore {
     this.#head = previous;
     this.#durableHead = previous;
     this.#durableLines = line;
+    // Leased and never claimed nor released: the store that leased them stopped (crashed) first.
+    // Some may have been handed out with a claim line that was lost, so none is handed out again.
+    const voided = this.#index.voidReservations();
+    if (voided > 0) {
+      this.#logger?.warn(
+        { path: this.path, records: voided },
+        "records leased by a key store that stopped without claiming them are void (never " +
+          "handed out again)",
+      );
+    }
     const newest = this.#index.newestId;
     if (newest) this.#ids.observe(newest);
     if (torn) await this.#setTornTailAside(handle, torn, line + 1);
@@ -507,10 +683,11 @@ export class FileKeyStore implements KeyStore {
         return;
       }
       case "claim": {
-        const record = this.#index.get(parsed.id);
-        if (!record) throw this.#corrupt(line, `it claims record ${parsed.id}, not stored before`);
-        if (record.claim) throw this.#corrupt(line, `record ${parsed.id} is claimed a second time`);
-        this.#index.setClaim(parsed.id, parsed.claim);
+        this.#applyClaim(parsed.id, parsed.claim, line);
+        return;
+      }
+      case "claims": {
+        for (const { id, claim } of parsed.claims) this.#applyClaim(id, claim, line);
         return;
       }
       case "consume": {
@@ -539,7 +716,40 @@ export class FileKeyStore implements KeyStore {
         this.#index.setStep(parsed.id, parsed.step, parsed.at);
         return;
       }
+      case "lease": {
+        for (const id of parsed.ids) {
+          if (!this.#index.get(id)) {
+            throw this.#corrupt(line, `it leases record ${id}, not stored before`);
+          }
+          if (!this.#index.reserveById(id)) {
+            throw this.#corrupt(
+              line,
+              `it leases record ${id}, which is owned, claimed, consumed or leased already`,
+            );
+          }
+        }
+        return;
+      }
+      case "release": {
+        for (const id of parsed.ids) {
+          if (!this.#index.isReserved(id)) {
+            throw this.#corrupt(
+              line,
+              `it releases record ${id}, which is not leased (or was claimed or consumed since)`,
+            );
+          }
+          this.#index.unreserve(id);
+        }
+        return;
+      }
     }
+  }
+
+  #applyClaim(id: string, claim: Claim, line: number): void {
+    const record = this.#index.get(id);
+    if (!record) throw this.#corrupt(line, `it claims record ${id}, not stored before`);
+    if (record.claim) throw this.#corrupt(line, `record ${id} is claimed a second time`);
+    this.#index.setClaim(id, claim);
   }
 
   /**

@@ -30,8 +30,20 @@
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
  *   {"t":"step","v":1,"id","step","at"}
+ *   {"t":"claims","v":1,"claims":[{"id","requester","subject","requestId","claimedAt","expiresAt"}]}
+ *   {"t":"lease","v":1,"ids":[id]}
+ *   {"t":"release","v":1,"ids":[id]}
  * A claim, consume or step refers to a record on an earlier line; each record is claimed and
- * consumed at most once. A step line records that TOTP time step `step` (a non-negative safe
+ * consumed at most once. A claims line holds 1 to 1024 claims, each as a claim line's fields
+ * without "t" and "v", in the order they were made: the claims acknowledged "reserved" that one
+ * turn of the writer's event loop made, written as one line. A lease reserves records (1 to 4096 distinct ids, each an earlier record
+ * with no owner, claim, consumption or live lease) for the writer to claim without waiting for
+ * each claim's fsync (ClaimOptions "reserved"); a release (same shape, ids leased and still
+ * unclaimed and unconsumed) hands leased records back, as a writer does when it closes cleanly.
+ * A record stays leased until it is claimed, consumed or released. Records still leased when the
+ * file ends were leased by a writer that stopped without claiming them; they are *void*: never
+ * claimed, never leased again (so a record that was handed out but whose claim line was lost in a
+ * crash can never be handed out a second time). A step line records that TOTP time step `step` (a non-negative safe
  * integer, RFC 6238 counter T) of the record was used at `at`; each step line of a record has a
  * greater step than every step line of that record before it, and the last one is the record's
  * `lastStep` (so an OTP is never accepted twice, RFC 6238 §5.2).
@@ -121,7 +133,25 @@ export interface StepBody {
   step: number;
   at: string;
 }
-export type LogBody = RecordBody | ClaimBody | ConsumeBody | StepBody;
+/** One claim inside a claims line. */
+export type ClaimEntry = Omit<ClaimBody, "t" | "v">;
+export interface ClaimsBody {
+  t: "claims";
+  v: 1;
+  claims: ClaimEntry[];
+}
+/** The most claims one claims line holds. */
+export const MAX_CLAIMS_PER_LINE = 1024;
+
+export interface LeaseBody {
+  t: "lease" | "release";
+  v: 1;
+  ids: string[];
+}
+export type LogBody = RecordBody | ClaimBody | ClaimsBody | ConsumeBody | StepBody | LeaseBody;
+
+/** The most ids one lease or release line names. */
+export const MAX_LEASE_IDS = 4096;
 
 function secretAad(id: string, purpose: string, roundId: string): Uint8Array {
   return lengthPrefixed(SECRET_INFO, id, purpose, roundId);
@@ -182,10 +212,9 @@ export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody 
   return body;
 }
 
-export function claimBody(id: string, claim: Claim): ClaimBody {
+/** A claim's fields in their documented order. */
+export function claimEntry(id: string, claim: Claim): ClaimEntry {
   return {
-    t: "claim",
-    v: 1,
     id,
     requester: claim.requester,
     subject: claim.subject,
@@ -195,12 +224,24 @@ export function claimBody(id: string, claim: Claim): ClaimBody {
   };
 }
 
+export function claimBody(id: string, claim: Claim): ClaimBody {
+  return { t: "claim", v: 1, ...claimEntry(id, claim) };
+}
+
+export function claimsBody(claims: ClaimEntry[]): ClaimsBody {
+  return { t: "claims", v: 1, claims };
+}
+
 export function consumeBody(id: string, at: string): ConsumeBody {
   return { t: "consume", v: 1, id, at };
 }
 
 export function stepBody(id: string, step: number, at: string): StepBody {
   return { t: "step", v: 1, id, step, at };
+}
+
+export function leaseBody(t: "lease" | "release", ids: string[]): LeaseBody {
+  return { t, v: 1, ids };
 }
 
 function chainMac(macKey: Uint8Array, previous: Uint8Array, body: Uint8Array): Buffer {
@@ -323,14 +364,35 @@ const CLAIM_FIELDS = [
   "claimedAt",
   "expiresAt",
 ] as const;
+const CLAIM_ENTRY_FIELDS = CLAIM_FIELDS.slice(2);
+const CLAIMS_FIELDS = ["t", "v", "claims"] as const;
 const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
 const STEP_FIELDS = ["t", "v", "id", "step", "at"] as const;
+const LEASE_FIELDS = ["t", "v", "ids"] as const;
 
 export type ParsedBody =
   | { t: "record"; record: KeyRecord; sealed: SealedSecret }
   | { t: "claim"; id: string; claim: Claim }
+  | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
   | { t: "consume"; id: string; at: string }
-  | { t: "step"; id: string; step: number; at: string };
+  | { t: "step"; id: string; step: number; at: string }
+  | { t: "lease" | "release"; ids: string[] };
+
+/** A claim's fields (of a claim line, or an entry of a claims line). */
+function parseClaim(value: Record<string, unknown>, kind: string): Claim {
+  for (const field of ["requester", "subject", "requestId"] as const) {
+    need(isName(value[field]), kind, field);
+  }
+  need(isIsoTime(value.claimedAt), kind, "claimedAt");
+  need(isIsoTime(value.expiresAt), kind, "expiresAt");
+  return {
+    requester: value.requester as string,
+    subject: value.subject as string,
+    requestId: value.requestId as string,
+    claimedAt: value.claimedAt as string,
+    expiresAt: value.expiresAt as string,
+  };
+}
 
 /** Validates a MAC-verified body. Throws BodyError. */
 export function parseBody(value: unknown): ParsedBody {
@@ -342,6 +404,39 @@ export function parseBody(value: unknown): ParsedBody {
     );
   }
   const kind = value.t;
+  if (kind === "claims") {
+    onlyFields(value, CLAIMS_FIELDS, kind);
+    const list = value.claims;
+    need(
+      Array.isArray(list) && list.length > 0 && list.length <= MAX_CLAIMS_PER_LINE,
+      kind,
+      "claims",
+    );
+    return {
+      t: "claims",
+      claims: (list as unknown[]).map((entry) => {
+        need(isObject(entry), kind, "claims");
+        const fields = entry as Record<string, unknown>;
+        onlyFields(fields, CLAIM_ENTRY_FIELDS, "claims entry");
+        need(isUlid(fields.id), kind, "claims[].id");
+        return { id: fields.id as string, claim: parseClaim(fields, "claims entry") };
+      }),
+    };
+  }
+  if (kind === "lease" || kind === "release") {
+    onlyFields(value, LEASE_FIELDS, kind);
+    const ids = value.ids;
+    need(
+      Array.isArray(ids) &&
+        ids.length > 0 &&
+        ids.length <= MAX_LEASE_IDS &&
+        ids.every(isUlid) &&
+        new Set(ids).size === ids.length,
+      kind,
+      "ids",
+    );
+    return { t: kind, ids: ids as string[] };
+  }
   if (kind !== "record" && kind !== "claim" && kind !== "consume" && kind !== "step") {
     throw new BodyError(`its body has an unknown kind ${JSON.stringify(kind)}`);
   }
@@ -389,22 +484,7 @@ export function parseBody(value: unknown): ParsedBody {
     }
     case "claim": {
       onlyFields(value, CLAIM_FIELDS, kind);
-      for (const field of ["requester", "subject", "requestId"] as const) {
-        need(isName(value[field]), kind, field);
-      }
-      need(isIsoTime(value.claimedAt), kind, "claimedAt");
-      need(isIsoTime(value.expiresAt), kind, "expiresAt");
-      return {
-        t: "claim",
-        id,
-        claim: {
-          requester: value.requester as string,
-          subject: value.subject as string,
-          requestId: value.requestId as string,
-          claimedAt: value.claimedAt as string,
-          expiresAt: value.expiresAt as string,
-        },
-      };
+      return { t: "claim", id, claim: parseClaim(value, kind) };
     }
     case "consume": {
       onlyFields(value, CONSUME_FIELDS, kind);

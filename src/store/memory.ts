@@ -22,7 +22,8 @@ import {
 } from "./inputs.js";
 import { UlidGenerator } from "./record-id.js";
 import { RecordIndex } from "./record-index.js";
-import type { ClaimInput, KeyRecord, KeyStore, ListQuery, RecordInput } from "./types.js";
+import type { ClaimInput,
+  ClaimOptions, KeyRecord, KeyStore, ListQuery, RecordInput } from "./types.js";
 
 export interface MemoryKeyStoreOptions {
   /** Randomness for record ids; the OS CSPRNG by default. */
@@ -93,7 +94,12 @@ export class MemoryKeyStore implements KeyStore {
     return new Uint8Array(secret);
   }
 
-  async claimNext(purpose: string, claim: ClaimInput): Promise<KeyRecord | undefined> {
+  /** Nothing here outlives the process, so every claim is as final as it gets at once. */
+  async claimNext(
+    purpose: string,
+    claim: ClaimInput,
+    _options?: ClaimOptions,
+  ): Promise<KeyRecord | undefined> {
     this.#assertOpen();
     const built = checkClaim(purpose, claim, this.#clock());
     const record = this.#index.claimOldest(purpose, built);

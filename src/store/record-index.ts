@@ -7,7 +7,13 @@
  * for one) bounded by the records they find, so verifying one user's code does not read through
  * every OTP in the store.
  *
- * A record is *poolable* when it has no owner, no claim and no consumption. The pool is a sorted
+ * A record is *poolable* when it has no owner, no claim, no consumption and no reservation. A
+ * reservation (a file store's lease, ClaimOptions "reserved") takes poolable records out of the
+ * pool for one store to claim by id; a reserved record that is claimed or consumed stops being
+ * reserved, `unreserve` returns one to the pool, and `voidReservations` (a replay's end: the store
+ * that reserved them stopped without claiming them) leaves them out of every pool for good.
+ *
+ * The pool is a sorted
  * array with a read head; records that stop being poolable (claimed or consumed by id) are left in
  * place and skipped when the head reaches them, which keeps every change O(1). A rolled-back claim
  * or consumption puts its record back in order, so "oldest first" survives a failed write.
@@ -26,6 +32,8 @@ interface Slot {
   record: KeyRecord;
   /** True while the id sits in its purpose's pool at or after the head. */
   queued: boolean;
+  /** Reserved (live, or void once its store stopped): never poolable while set. */
+  reserved: boolean;
 }
 
 interface Pool {
@@ -38,10 +46,14 @@ interface Pool {
 /** Compact a pool's array once this many ids before the head are dead weight. */
 const COMPACT_AFTER = 1024;
 
-function isPoolable(record: KeyRecord): boolean {
+function isOpen(record: KeyRecord): boolean {
   return (
     record.owner === undefined && record.claim === undefined && record.consumedAt === undefined
   );
+}
+
+function isPoolable(slot: Slot): boolean {
+  return !slot.reserved && isOpen(slot.record);
 }
 
 /** Removes `id` from the ascending array `ids`, if it is there. */
@@ -91,6 +103,8 @@ export class RecordIndex {
   readonly #byOwner = new Map<string, string[]>();
   /** Records made for a subject, and records claimed for one (a record has at most one). */
   readonly #bySubject = new Map<string, string[]>();
+  /** Per purpose, the live reservations: reserved, neither claimed nor consumed, not void. */
+  readonly #reserved = new Map<string, Set<string>>();
 
   get size(): number {
     return this.#slots.size;
@@ -109,14 +123,14 @@ export class RecordIndex {
   /** Adds a new record (its id must be new). The index keeps the object itself. */
   add(record: KeyRecord): void {
     if (this.#slots.has(record.id)) throw new Error(`RecordIndex: duplicate id ${record.id}`);
-    const slot: Slot = { record, queued: false };
+    const slot: Slot = { record, queued: false, reserved: false };
     this.#slots.set(record.id, slot);
     insertSorted(this.#order, record.id);
     indexUnder(this.#byPurpose, record.purpose, record.id);
     if (record.owner !== undefined) indexUnder(this.#byOwner, record.owner, record.id);
     const subject = record.subject ?? record.claim?.subject;
     if (subject !== undefined) indexUnder(this.#bySubject, subject, record.id);
-    if (isPoolable(record)) this.#enqueue(slot);
+    if (isPoolable(slot)) this.#enqueue(slot);
   }
 
   /**
@@ -163,7 +177,7 @@ export class RecordIndex {
       const slot = this.#slots.get(pool.ids[pool.head]!)!;
       pool.head++;
       slot.queued = false;
-      if (isPoolable(slot.record)) {
+      if (isPoolable(slot)) {
         this.#compact(pool);
         this.setClaim(slot.record.id, claim);
         return slot.record;
@@ -173,11 +187,75 @@ export class RecordIndex {
     return undefined;
   }
 
-  /** Records a claim on a record that has none. */
+  /**
+   * Reserves up to `max` of the oldest poolable records of `purpose` (fewer when fewer are left);
+   * returns their ids, oldest first.
+   */
+  reserve(purpose: string, max: number): string[] {
+    const pool = this.#pools.get(purpose);
+    const ids: string[] = [];
+    if (!pool) return ids;
+    while (ids.length < max && pool.count > 0 && pool.head < pool.ids.length) {
+      const slot = this.#slots.get(pool.ids[pool.head]!)!;
+      pool.head++;
+      slot.queued = false;
+      if (isPoolable(slot)) {
+        this.#markReserved(slot);
+        ids.push(slot.record.id);
+      }
+    }
+    this.#compact(pool);
+    return ids;
+  }
+
+  /** Reserves one poolable record by id (replaying a lease); false if it is not poolable. */
+  reserveById(id: string): boolean {
+    const slot = this.#slots.get(id);
+    if (!slot || !isPoolable(slot)) return false;
+    this.#markReserved(slot);
+    return true;
+  }
+
+  /** True if `id` is a live reservation (reserved, unclaimed, unconsumed, not void). */
+  isReserved(id: string): boolean {
+    const slot = this.#slots.get(id);
+    return slot !== undefined && this.#reserved.get(slot.record.purpose)?.has(id) === true;
+  }
+
+  /** Ends a live reservation and puts the record back in its pool. */
+  unreserve(id: string): void {
+    const slot = this.#slot(id);
+    if (!this.#dropReservation(slot)) throw new Error(`RecordIndex: ${id} is not reserved`);
+    slot.reserved = false;
+    this.#enqueue(slot);
+  }
+
+  /** Every live reservation becomes void: never poolable, never claimable again. Returns how
+   * many did. */
+  voidReservations(): number {
+    let count = 0;
+    for (const live of this.#reserved.values()) count += live.size;
+    this.#reserved.clear();
+    return count;
+  }
+
+  /** The ids of every live reservation. */
+  liveReservations(): string[] {
+    return [...this.#reserved.values()].flatMap((live) => [...live]);
+  }
+
+  /** Live reservations of `purpose`. */
+  countReserved(purpose: string): number {
+    return this.#reserved.get(purpose)?.size ?? 0;
+  }
+
+  /** Records a claim on a record that has none (a reserved one stops being reserved). */
   setClaim(id: string, claim: Claim): void {
-    const record = this.#slot(id).record;
+    const slot = this.#slot(id);
+    const record = slot.record;
     if (record.claim !== undefined) throw new Error(`RecordIndex: ${id} is already claimed`);
-    if (isPoolable(record)) this.#pools.get(record.purpose)!.count--;
+    if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
+    else this.#dropReservation(slot);
     record.claim = claim;
     if (record.subject !== claim.subject) indexUnder(this.#bySubject, claim.subject, id);
   }
@@ -194,22 +272,24 @@ export class RecordIndex {
         if (ids.length === 0) this.#bySubject.delete(subject);
       }
     }
-    if (isPoolable(slot.record)) this.#enqueue(slot);
+    if (isPoolable(slot)) this.#enqueue(slot);
   }
 
-  /** Records a consumption on a record that has none. */
+  /** Records a consumption on a record that has none (a reserved one stops being reserved). */
   setConsumed(id: string, at: string): void {
-    const record = this.#slot(id).record;
+    const slot = this.#slot(id);
+    const record = slot.record;
     if (record.consumedAt !== undefined) throw new Error(`RecordIndex: ${id} is already consumed`);
-    if (isPoolable(record)) this.#pools.get(record.purpose)!.count--;
+    if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
+    else this.#dropReservation(slot);
     record.consumedAt = at;
   }
 
-  /** Undoes `setConsumed`. */
+  /** Undoes `setConsumed` (of a record that was not reserved). */
   clearConsumed(id: string): void {
     const slot = this.#slot(id);
     delete slot.record.consumedAt;
-    if (isPoolable(slot.record)) this.#enqueue(slot);
+    if (isPoolable(slot)) this.#enqueue(slot);
   }
 
   /**
@@ -240,6 +320,23 @@ export class RecordIndex {
 
   countPoolable(purpose: string): number {
     return this.#pools.get(purpose)?.count ?? 0;
+  }
+
+  #markReserved(slot: Slot): void {
+    const purpose = slot.record.purpose;
+    this.#pools.get(purpose)!.count--;
+    slot.reserved = true;
+    let live = this.#reserved.get(purpose);
+    if (!live) {
+      live = new Set();
+      this.#reserved.set(purpose, live);
+    }
+    live.add(slot.record.id);
+  }
+
+  /** Removes `slot` from the live reservations; false if it was not one. */
+  #dropReservation(slot: Slot): boolean {
+    return this.#reserved.get(slot.record.purpose)?.delete(slot.record.id) === true;
   }
 
   #slot(id: string): Slot {

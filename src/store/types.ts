@@ -84,6 +84,24 @@ export interface ClaimInput {
   claimedAt?: Date;
 }
 
+/** How `claimNext` acknowledges a claim. */
+export interface ClaimOptions {
+  /**
+   * "durable" (the default): the claim resolves once the claim itself is on stable storage.
+   *
+   * "reserved": it resolves once the record is durably reserved for this store (a store that
+   * writes to disk leases records ahead, a batch at a time), and the claim is written in the
+   * background, within one group commit. The promise that matters holds either way: no crash can
+   * let the record be handed out twice. What a crash can lose is the claim itself: a record that
+   * was reserved and handed out but whose claim never reached the disk is *void* after a restart,
+   * never claimed again, and its holder's OTP fails verification (fails closed; the user asks for
+   * a new one). For OTP delivery, where waiting for a disk flush per request halves throughput.
+   * Anything written after such a claim (a consumption) is written after it, so a consumption
+   * that is acknowledged implies a durable claim.
+   */
+  ack?: "durable" | "reserved";
+}
+
 export interface KeyStore {
   /** A short name for logs: "file", "memory", "postgres". */
   readonly kind: string;
@@ -98,10 +116,14 @@ export interface KeyStore {
   /**
    * Atomically claims the oldest record of `purpose` that has no owner, no claim and no
    * consumption (records made for a named owner are never pooled). Resolves to the claimed record,
-   * or undefined when none is left. Durable before it resolves. Two concurrent calls never get the
-   * same record.
+   * or undefined when none is left. Two concurrent calls never get the same record. Durable
+   * before it resolves, unless `options.ack` is "reserved" (ClaimOptions).
    */
-  claimNext(purpose: string, claim: ClaimInput): Promise<KeyRecord | undefined>;
+  claimNext(
+    purpose: string,
+    claim: ClaimInput,
+    options?: ClaimOptions,
+  ): Promise<KeyRecord | undefined>;
   /**
    * Marks a record consumed (an OTP used). Resolves true if this call consumed it, false if it was
    * consumed before. Durable before it resolves. Throws NOT_FOUND for an unknown id.
@@ -118,6 +140,9 @@ export interface KeyStore {
    * `lastStepAt` show the latest step recorded.
    */
   useStep(id: string, step: number, at?: Date): Promise<boolean>;
-  /** How many records of `purpose` are neither owned, claimed nor consumed. */
+  /**
+   * How many records of `purpose` `claimNext` could still hand out: neither owned, claimed nor
+   * consumed (nor void: reserved by a store that stopped before claiming them).
+   */
   countUnclaimed(purpose: string): Promise<number>;
 }

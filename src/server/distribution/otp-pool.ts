@@ -5,11 +5,28 @@
  * rarely and in large batches, not after every claim), and a timer retries a failed one (no
  * contributors, say). When the pool is empty a request waits for the refill in flight
  * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
+ *
+ * The pool also keeps the codes of the OTPs its refills made ready in memory (read from the store
+ * once, right after the round that made them, in small slices between requests), so handing one
+ * out does not decrypt and parse its stored secret on the request path. The codes never leave the
+ * process except sealed to a requester; OTPs made before a restart are read from the store when
+ * claimed, as they were stored.
  */
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import type { Logger } from "../../logging.js";
-import type { ClaimInput, KeyRecord, KeyStore } from "../../store/types.js";
+import type { ClaimInput, ClaimOptions, KeyRecord, KeyStore } from "../../store/types.js";
 import { MAX_BATCH, type RoundRequest } from "../keygen-server.js";
+import { decodeStoredSecret } from "../stored-secret.js";
+
+/** A claimed OTP: its record and its code. */
+export interface ClaimedOtp {
+  record: KeyRecord;
+  code: string;
+}
+
+/** Codes read between two turns of the event loop while a refill makes them ready. */
+const READ_SLICE = 256;
 
 export interface BatchRoundRunner {
   runBatchRound(request: RoundRequest): Promise<KeyRecord[]>;
@@ -29,6 +46,13 @@ export interface OtpPoolOptions {
 
 export const OTP_PURPOSE = "otp";
 
+/**
+ * OTP claims do not wait for their own fsync: the store leases records ahead, so a crash can void
+ * a handed-out OTP (it then fails verification and the user asks again) but never hand one out
+ * twice (KeyStore ClaimOptions).
+ */
+const RESERVED: ClaimOptions = { ack: "reserved" };
+
 export class OtpPool {
   readonly #o: Required<OtpPoolOptions>;
   #refilling: Promise<void> | undefined;
@@ -37,6 +61,10 @@ export class OtpPool {
   #stopped = false;
   /** Requests waiting for an OTP right now: a refill makes at least this many. */
   #waiting = 0;
+  /** The codes of unclaimed OTPs this pool's refills made, by record id. */
+  readonly #codes = new Map<string, string>();
+  /** While a refill runs: ids claimed without a code in #codes, which it must not add. */
+  readonly #taken = new Set<string>();
 
   constructor(options: OtpPoolOptions) {
     this.#o = { retryMs: 5000, ...options };
@@ -68,6 +96,7 @@ export class OtpPool {
     this.#stopped = true;
     clearInterval(this.#timer);
     await this.#refilling?.catch(() => {});
+    this.#codes.clear();
   }
 
   available(): Promise<number> {
@@ -84,17 +113,19 @@ export class OtpPool {
   }
 
   async #fill(): Promise<void> {
+    this.#taken.clear();
     try {
       for (;;) {
         // With a pool of size 0 (or a burst beyond it), rounds are run on demand for the waiters.
         const missing = Math.max(this.#o.size, this.#waiting) - (await this.available());
         if (missing <= 0 || this.#stopped) break;
         const count = Math.min(missing, MAX_BATCH);
-        await this.#o.rounds.runBatchRound({
+        const records = await this.#o.rounds.runBatchRound({
           purpose: OTP_PURPOSE,
           params: { digits: this.#o.digits },
           count,
         });
+        await this.#readCodes(records);
         this.#o.logger.debug({ added: count }, "OTP pool refilled");
       }
       this.#lastError = undefined;
@@ -107,12 +138,34 @@ export class OtpPool {
     }
   }
 
+  /** Reads the new records' codes into memory, a slice per turn so requests go on meanwhile. */
+  async #readCodes(records: readonly KeyRecord[]): Promise<void> {
+    for (let from = 0; from < records.length; from += READ_SLICE) {
+      if (from > 0) await nextTurn();
+      for (const record of records.slice(from, from + READ_SLICE)) {
+        if (this.#stopped) return;
+        const code = await this.#readCode(record.id);
+        // Claimed meanwhile: that claim read the code itself.
+        if (!this.#taken.has(record.id)) this.#codes.set(record.id, code);
+      }
+    }
+  }
+
+  async #readCode(id: string): Promise<string> {
+    const stored = await this.#o.store.readSecret(id);
+    try {
+      return String(decodeStoredSecret(stored).output.code);
+    } finally {
+      stored.fill(0);
+    }
+  }
+
   /**
    * Claims a ready OTP for `claim`. If none is ready, waits up to `waitMs` for a refill, then
    * throws E_UNAVAILABLE with a Retry-After.
    */
-  async claim(claim: ClaimInput, waitMs: number): Promise<KeyRecord> {
-    let record = await this.#o.store.claimNext(OTP_PURPOSE, claim);
+  async claim(claim: ClaimInput, waitMs: number): Promise<ClaimedOtp> {
+    let record = await this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
     if (!record && waitMs > 0) {
       // Wait for refills until one leaves an OTP for this request or the time is up. (A refill
       // that was already finishing when this request arrived may have been sized without it.)
@@ -129,7 +182,7 @@ export class OtpPool {
         while (!record && !timedOut && !this.#stopped) {
           const refill = this.refill();
           await Promise.race([refill, timeout]);
-          record = await this.#o.store.claimNext(OTP_PURPOSE, claim);
+          record = await this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
           // A refill that failed (no contributors, say) is not retried here at once.
           if (!record && this.#lastError !== undefined) break;
         }
@@ -149,6 +202,12 @@ export class OtpPool {
     }
     // Keep the pool topped up in the background once it falls below half.
     if (this.#refilling === undefined) void this.#refillIfLow();
-    return record;
+    const code = this.#codes.get(record.id);
+    if (code !== undefined) {
+      this.#codes.delete(record.id);
+      return { record, code };
+    }
+    if (this.#refilling !== undefined) this.#taken.add(record.id);
+    return { record, code: await this.#readCode(record.id) };
   }
 }

@@ -142,7 +142,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
           ? ctx.config.otpTtlMs
           : request.body.ttlSeconds * 1000;
       const expiresAt = new Date(now + ttlMs);
-      const record = await ctx.pool.claim(
+      const { record, code } = await ctx.pool.claim(
         {
           requester: requester.name,
           subject,
@@ -152,12 +152,9 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
         },
         ctx.config.otpWaitMs,
       );
-      const stored = await ctx.store.readSecret(record.id);
-      const { output } = decodeStoredSecret(stored);
-      stored.fill(0);
       const envelope = ctx.sealer.seal(requester, "otp", request.id, record.id, {
         otpId: record.id,
-        code: output.code as string,
+        code,
         subject,
         expiresAt: expiresAt.toISOString(),
       });
