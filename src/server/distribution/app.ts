@@ -407,6 +407,12 @@ export async function buildDistributionApp(
     },
   });
 
+  const sealer = new DeliverySealer({
+    ttlMs: settings.deliveryKeyTtlMs,
+    random: components.random ?? osRandom,
+    clock,
+  });
+  app.addHook("onClose", () => sealer.close());
   const context: RouteContext = {
     store: components.store,
     pool: components.pool,
@@ -415,11 +421,7 @@ export async function buildDistributionApp(
     logger,
     clock,
     config: settings,
-    sealer: new DeliverySealer({
-      ttlMs: settings.deliveryKeyTtlMs,
-      random: components.random ?? osRandom,
-      clock,
-    }),
+    sealer,
     authenticate,
   };
   registerHealthRoutes(app, context);

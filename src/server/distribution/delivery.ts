@@ -17,24 +17,139 @@
  *   label = LP("dkeygen/v1/delivery-key", V, requesterFingerprint, kid)
  *
  * A lifetime of 0 makes a fresh delivery key for every delivery.
+ *
+ * The AES-GCM work itself runs on a sealing thread (seal-worker.ts): the main thread makes and
+ * wraps delivery keys and hands the thread each turn's deliveries as one message, which keeps the
+ * per-request crypto off the thread that serves HTTP. If the thread dies, the deliveries it held
+ * fail with E_OPERATIONAL and the next delivery starts a new one.
  */
-import { createSecretKey, type KeyObject } from "node:crypto";
+import { Worker } from "node:worker_threads";
 import { toBase64url } from "../../crypto/base64url.js";
-import { aesGcmSeal, ENVELOPE_ALG, rsaOaepEncrypt } from "../../crypto/envelope.js";
+import { ENVELOPE_ALG, rsaOaepEncrypt } from "../../crypto/envelope.js";
 import type { RandomSource } from "../../crypto/random.js";
+import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import type { DeliveryEnvelopeWire } from "../../protocol/messages.js";
-import { deliveryAad, deliveryKeyLabel } from "../../protocol/signed-data.js";
+import { deliveryKeyLabel } from "../../protocol/signed-data.js";
 import type { Requester } from "../requesters.js";
+import type { SealJob, SealReply, SealRequest, SealResult } from "./seal-worker.js";
 
 export type DeliveryKind = "otp" | "totp" | "key";
 
 interface DeliveryKey {
   kid: string;
-  key: KeyObject;
+  /** The raw key until the sealing thread has it (then zeroed and dropped). */
+  raw: Uint8Array | undefined;
   ek: string;
   expiresAt: number;
   uses: number;
+}
+
+interface Waiting {
+  job: SealJob;
+  resolve(result: SealResult): void;
+  reject(error: Error): void;
+}
+
+const threadFailed = () =>
+  new DkeygenError(
+    ErrorCodes.OPERATIONAL,
+    "The delivery could not be sealed (the sealing thread stopped); retry.",
+  );
+
+/** The main thread's end of the sealing thread: batches a turn's jobs into one message. */
+class SealThread {
+  #worker: Worker | undefined;
+  /** Kids the running thread knows. */
+  readonly #known = new Set<string>();
+  #keys: Array<[string, Uint8Array]> = [];
+  #forget: string[] = [];
+  #queue: Waiting[] = [];
+  #scheduled = false;
+  #nextId = 0;
+  readonly #inFlight = new Map<number, Waiting[]>();
+  #closed = false;
+
+  /** True if `key` can still be used: the thread has it, or it has not been sent yet. */
+  usable(key: DeliveryKey): boolean {
+    return key.raw !== undefined || this.#known.has(key.kid);
+  }
+
+  seal(key: DeliveryKey, job: SealJob): Promise<SealResult> {
+    if (this.#closed) return Promise.reject(threadFailed());
+    if (!this.#known.has(key.kid)) {
+      this.#known.add(key.kid);
+      this.#keys.push([key.kid, key.raw!]);
+      key.raw = undefined;
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ job, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** Tells the thread to drop a delivery key that is no longer used. */
+  forget(kid: string): void {
+    if (this.#known.delete(kid)) this.#forget.push(kid);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const worker = this.#worker;
+    this.#worker = undefined;
+    await worker?.terminate();
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    if (this.#queue.length === 0) return;
+    const waiting = this.#queue;
+    this.#queue = [];
+    const id = this.#nextId++;
+    const request: SealRequest = {
+      id,
+      keys: this.#keys,
+      forget: this.#forget,
+      jobs: waiting.map((w) => w.job),
+    };
+    this.#keys = [];
+    this.#forget = [];
+    this.#inFlight.set(id, waiting);
+    try {
+      this.#start().postMessage(request);
+    } catch {
+      this.#inFlight.delete(id);
+      for (const w of waiting) w.reject(threadFailed());
+    } finally {
+      for (const [, raw] of request.keys) raw.fill(0);
+    }
+  }
+
+  #start(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(new URL("./seal-worker.js", import.meta.url));
+    worker.unref();
+    worker.on("message", (reply: SealReply) => {
+      const waiting = this.#inFlight.get(reply.id);
+      this.#inFlight.delete(reply.id);
+      waiting?.forEach((w, i) => w.resolve(reply.results[i]!));
+    });
+    worker.on("error", () => {}); // "exit" follows and does the work
+    worker.on("exit", () => {
+      if (this.#worker !== worker) return;
+      this.#worker = undefined;
+      // The keys it knew died with it; they are gone from here too, so their deliveries fail
+      // and the next delivery to each requester makes a new key.
+      this.#known.clear();
+      for (const waiting of this.#inFlight.values()) for (const w of waiting) w.reject(threadFailed());
+      this.#inFlight.clear();
+    });
+    this.#worker = worker;
+    return worker;
+  }
 }
 
 export const DEFAULT_DELIVERY_KEY_TTL_MS = 5 * 60_000;
@@ -46,6 +161,7 @@ export class DeliverySealer {
   readonly #clock: () => number;
   /** By requester fingerprint (a re-registered key gets a new entry). */
   readonly #keys = new Map<string, DeliveryKey>();
+  readonly #thread = new SealThread();
 
   constructor(options: { ttlMs: number; random: RandomSource; clock: () => number }) {
     this.#ttlMs = options.ttlMs;
@@ -56,7 +172,13 @@ export class DeliverySealer {
   #keyFor(requester: Requester): DeliveryKey {
     const now = this.#clock();
     const current = this.#keys.get(requester.fingerprint);
-    if (current && current.expiresAt > now && current.uses < MAX_USES) return current;
+    if (current) {
+      if (current.expiresAt > now && current.uses < MAX_USES && this.#thread.usable(current)) {
+        return current;
+      }
+      this.#thread.forget(current.kid);
+      this.#keys.delete(requester.fingerprint);
+    }
     const kidBytes = this.#random(16);
     const raw = this.#random(32);
     const kid = toBase64url(kidBytes);
@@ -67,40 +189,44 @@ export class DeliverySealer {
     );
     const fresh: DeliveryKey = {
       kid,
-      key: createSecretKey(raw),
+      raw,
       ek: toBase64url(wrapped),
       expiresAt: now + this.#ttlMs,
       uses: 0,
     };
-    raw.fill(0);
     if (this.#ttlMs > 0) this.#keys.set(requester.fingerprint, fresh);
     return fresh;
   }
 
-  seal(
+  async seal(
     requester: Requester,
     kind: DeliveryKind,
     requestId: string,
     recordId: string,
     payload: JsonObject,
-  ): DeliveryEnvelopeWire {
+  ): Promise<DeliveryEnvelopeWire> {
     const deliveryKey = this.#keyFor(requester);
     deliveryKey.uses++;
-    const plaintext = Buffer.from(JSON.stringify(payload), "utf8");
-    const iv = this.#random(12);
-    try {
-      const aad = deliveryAad(kind, requestId, requester.fingerprint, recordId);
-      const { ciphertext, tag } = aesGcmSeal(deliveryKey.key, iv, plaintext, aad);
-      return {
-        alg: ENVELOPE_ALG,
-        kid: deliveryKey.kid,
-        ek: deliveryKey.ek,
-        iv: toBase64url(iv),
-        ct: toBase64url(ciphertext),
-        tag: toBase64url(tag),
-      };
-    } finally {
-      plaintext.fill(0);
+    const sealing = this.#thread.seal(deliveryKey, {
+      kid: deliveryKey.kid,
+      kind,
+      requestId,
+      fingerprint: requester.fingerprint,
+      recordId,
+      payload: JSON.stringify(payload),
+    });
+    // A key made for this delivery alone is dropped by the thread once it is used.
+    if (this.#ttlMs <= 0) this.#thread.forget(deliveryKey.kid);
+    const result = await sealing;
+    if ("error" in result) {
+      throw new DkeygenError(ErrorCodes.OPERATIONAL, "The delivery could not be sealed; retry.");
     }
+    return { alg: ENVELOPE_ALG, kid: deliveryKey.kid, ek: deliveryKey.ek, ...result };
+  }
+
+  /** Stops the sealing thread; deliveries still in it fail. */
+  close(): Promise<void> {
+    this.#keys.clear();
+    return this.#thread.close();
   }
 }

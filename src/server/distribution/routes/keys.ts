@@ -67,7 +67,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const stored = await ctx.store.readSecret(record.id);
       const { output } = decodeStoredSecret(stored);
       stored.fill(0);
-      const envelope = ctx.sealer.seal(requester, "key", request.id, record.id, {
+      const envelope = await ctx.sealer.seal(requester, "key", request.id, record.id, {
         recordId: record.id,
         purpose: record.purpose,
         algorithm: record.algorithm,

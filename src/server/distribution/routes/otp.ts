@@ -152,7 +152,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
         },
         ctx.config.otpWaitMs,
       );
-      const envelope = ctx.sealer.seal(requester, "otp", request.id, record.id, {
+      const envelope = await ctx.sealer.seal(requester, "otp", request.id, record.id, {
         otpId: record.id,
         code,
         subject,

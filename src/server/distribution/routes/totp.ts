@@ -52,7 +52,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       const stored = await ctx.store.readSecret(record.id);
       const { output } = decodeStoredSecret(stored);
       stored.fill(0);
-      const envelope = ctx.sealer.seal(requester, "totp", request.id, record.id, {
+      const envelope = await ctx.sealer.seal(requester, "totp", request.id, record.id, {
         recordId: record.id,
         secret: output.secret as string,
         uri: output.uri as string,
