@@ -22,8 +22,14 @@ import {
 } from "./inputs.js";
 import { UlidGenerator } from "./record-id.js";
 import { RecordIndex } from "./record-index.js";
-import type { ClaimInput,
-  ClaimOptions, KeyRecord, KeyStore, ListQuery, RecordInput } from "./types.js";
+import type {
+  ClaimInput,
+  ClaimOptions,
+  KeyRecord,
+  KeyStore,
+  ListQuery,
+  RecordInput,
+} from "./types.js";
 
 export interface MemoryKeyStoreOptions {
   /** Randomness for record ids; the OS CSPRNG by default. */

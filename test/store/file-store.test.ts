@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, createHmac, hkdfSync, randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -896,6 +896,257 @@ test("a step line not above its record's last step (replayed, lowered, reordered
     all[3] = all[3]!.replace('"step":7', '"step":8');
     await writeFile(f.path, all.join(""));
     await assert.rejects(f.make().open(), isCorrupt(/line 4\b.*MAC does not verify/));
+  } finally {
+    await f.remove();
+  }
+});
+
+const RESERVED = { ack: "reserved" } as const;
+
+test("reserved claims: concurrent claims never share a record, are written as claims lines after leases, survive a reopen, and a clean close releases the unclaimed leased records", async () => {
+  const f = await fresh({ leaseSize: 8 });
+  try {
+    const store = f.make();
+    await store.open();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => store.put(input({ roundId: `r${i}` }))));
+    const claimed = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.claimNext("otp", claimInput(i), RESERVED)),
+    );
+    const ids = claimed.map((record) => record!.id);
+    assert.equal(new Set(ids).size, 20, "no record is handed out twice");
+    assert.equal(await store.countUnclaimed("otp"), 10);
+    // Ordinary (durable) claims and reserved ones share the records without overlap.
+    const durable = await store.claimNext("otp", claimInput(100));
+    assert.ok(durable && !ids.includes(durable.id));
+    await store.close();
+
+    const kinds = (await bodies(f.path)).map((body) => body.t);
+    assert.ok(kinds.includes("lease") && kinds.includes("claims") && kinds.at(-1) === "release");
+    assert.ok(!kinds.slice(0, kinds.indexOf("lease")).includes("claims"), "a lease comes first");
+    const leased = (await bodies(f.path))
+      .filter((body) => body.t === "lease")
+      .flatMap((body) => body.ids as string[]);
+    for (const id of ids) assert.ok(leased.includes(id), `${id} was leased before it was claimed`);
+
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      for (const [i, id] of ids.entries()) {
+        const record = await reopened.get(id);
+        assert.equal(record?.claim?.requestId, `request-${i}`);
+        assert.equal(record?.claim?.subject, `subject-${i}`);
+      }
+      // Released, not void: every record no claim took can still be handed out.
+      assert.equal(await reopened.countUnclaimed("otp"), 9);
+      const rest = [];
+      for (;;) {
+        const next = await reopened.claimNext("otp", claimInput(rest.length + 200), RESERVED);
+        if (!next) break;
+        rest.push(next.id);
+      }
+      assert.equal(rest.length, 9);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a crash voids leased records whose claims were not written: none is handed out again, none is counted, and the rest stay usable", async () => {
+  const f = await fresh({ leaseSize: 4 });
+  try {
+    const logger = recordingLogger();
+    const store = f.make({ logger });
+    await store.open();
+    await Promise.all(Array.from({ length: 10 }, (_, i) => store.put(input({ roundId: `r${i}` }))));
+    const first = await store.claimNext("otp", claimInput(1), RESERVED);
+    // The claim's line is written after this turn; the lease before it is already durable. The
+    // file now is what a crash at this moment would leave (every write is O_DSYNC). Read at once,
+    // before the event loop turns and writes the claim.
+    const image = readFileSync(f.path);
+    const second = await store.claimNext("otp", claimInput(2), RESERVED);
+    await store.close();
+    await writeFile(f.path, image);
+    await rm(`${f.path}.lock`, { force: true });
+
+    const recovered = f.make({ logger });
+    await recovered.open();
+    try {
+      assert.match(logger.warnings.map((w) => w.message).join("\n"), /void/);
+      const warning = logger.warnings.find((w) => /void/.test(w.message))!;
+      assert.equal(warning.fields.records, 4, "the whole lease in flight is void");
+      for (const handedOut of [first!, second!]) {
+        const record = await recovered.get(handedOut.id);
+        assert.ok(record, "the record itself is kept");
+        assert.equal(record.claim, undefined, "its claim was lost in the crash");
+      }
+      assert.equal(await recovered.countUnclaimed("otp"), 6);
+      const after = [];
+      for (;;) {
+        const next = await recovered.claimNext("otp", claimInput(after.length + 10), RESERVED);
+        if (!next) break;
+        after.push(next.id);
+      }
+      assert.equal(after.length, 6);
+      assert.ok(!after.includes(first!.id) && !after.includes(second!.id));
+      assert.equal(await recovered.claimNext("otp", claimInput(99)), undefined);
+    } finally {
+      await recovered.close();
+    }
+    // Still void after another clean reopen: the release line names only live leases.
+    const again = f.make();
+    await again.open();
+    assert.equal(await again.countUnclaimed("otp"), 0);
+    await again.close();
+  } finally {
+    await f.remove();
+  }
+});
+
+test("reserved claims handed out before a SIGKILL are never handed out again after the restart", async () => {
+  const f = await fresh();
+  try {
+    const seedStore = f.make();
+    await seedStore.open();
+    await Promise.all(
+      Array.from({ length: 600 }, (_, i) => seedStore.put(input({ roundId: `r${i}` }))),
+    );
+    await seedStore.close();
+    const run = runNode(
+      `const { FileKeyStore } = await import(process.env.STORE_MODULE);
+       const store = new FileKeyStore({ path: process.env.STORE_PATH,
+         storeKey: Buffer.from(process.env.STORE_KEY, "hex"), leaseSize: 64 });
+       await store.open();
+       let n = 0;
+       async function worker() {
+         for (;;) {
+           const i = n++;
+           const record = await store.claimNext("otp", { requester: "r", subject: "s",
+             requestId: "q" + i, expiresAt: new Date(Date.now() + 60000) }, { ack: "reserved" });
+           if (!record) return;
+           process.stdout.write(record.id + "\\n");
+           await new Promise((r) => setImmediate(r));
+         }
+       }
+       await Promise.all(Array.from({ length: 8 }, worker));
+       await new Promise(() => {});`,
+      { STORE_MODULE, STORE_PATH: f.path, STORE_KEY: f.storeKey.toString("hex") },
+    );
+    const handedOut = new Set<string>();
+    await new Promise<void>((resolve, reject) => {
+      let buffer = "";
+      run.child.stdout.on("data", (chunk: Buffer) => {
+        buffer += chunk.toString("utf8");
+        const parts = buffer.split("\n");
+        buffer = parts.pop()!;
+        for (const id of parts) handedOut.add(id);
+        if (handedOut.size >= 300 && !run.child.killed) {
+          run.child.kill("SIGKILL");
+          resolve();
+        }
+      });
+      run.exited.then(({ signal }) => {
+        if (signal !== "SIGKILL") reject(new Error(`child ended early: ${run.output().stderr}`));
+      });
+    });
+    await run.exited;
+    const store = f.make();
+    await store.open();
+    try {
+      const again = [];
+      for (;;) {
+        const next = await store.claimNext("otp", claimInput(again.length));
+        if (!next) break;
+        again.push(next.id);
+      }
+      const twice = again.filter((id) => handedOut.has(id));
+      assert.deepEqual(twice, [], "a record handed out before the crash was handed out again");
+      // Nothing lost beyond the leases in flight: at most two leases of 64 were void.
+      assert.ok(handedOut.size + again.length >= 600 - 128, `${handedOut.size} + ${again.length}`);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await f.remove();
+  }
+});
+
+test("lease, release and claims lines that break the event rules, or their schema, make open fail with E_STORE_CORRUPT naming the line", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const a = await store.put(input());
+    const b = await store.put(input());
+    await store.close();
+    const [recA, recB] = (await bodies(f.path)) as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
+    const claim = (id: string) => ({
+      id,
+      requester: "r",
+      subject: "s",
+      requestId: "q",
+      claimedAt: "2030-01-01T00:00:00.000Z",
+      expiresAt: "2030-01-01T00:05:00.000Z",
+    });
+    const lease = (...ids: string[]) => ({ t: "lease", v: 1, ids });
+    const release = (...ids: string[]) => ({ t: "release", v: 1, ids });
+    const claims = (...list: unknown[]) => ({ t: "claims", v: 1, claims: list });
+
+    // Sound: lease a and b, claim a, release b; then b can be handed out and a cannot.
+    await writeChained(f.path, f.storeKey, [
+      recA,
+      recB,
+      lease(a.id, b.id),
+      claims(claim(a.id)),
+      release(b.id),
+    ]);
+    const sane = f.make();
+    await sane.open();
+    assert.equal((await sane.get(a.id))?.claim?.requestId, "q");
+    assert.equal(await sane.countUnclaimed("otp"), 1);
+    await sane.close();
+
+    const ghost = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    const cases: [string, unknown[], RegExp][] = [
+      ["lease of an unknown record", [recA, lease(ghost)], /line 2\b.*leases record .*not stored/],
+      ["lease twice", [recA, lease(a.id), lease(a.id)], /line 3\b.*leased already/],
+      ["lease of a claimed record", [recA, claims(claim(a.id)), lease(a.id)], /line 3\b.*claimed/],
+      ["release not leased", [recA, release(a.id)], /line 2\b.*not leased/],
+      [
+        "release after claim",
+        [recA, lease(a.id), claims(claim(a.id)), release(a.id)],
+        /line 4\b.*not leased/,
+      ],
+      [
+        "claimed twice in one line",
+        [recA, claims(claim(a.id), claim(a.id))],
+        /line 2\b.*claimed a second time/,
+      ],
+      ["claims of an unknown record", [recA, claims(claim(ghost))], /line 2\b.*not stored before/],
+      ["empty lease", [recA, lease()], /line 2\b.*"ids"/],
+      ["duplicate ids", [recA, recB, lease(a.id, a.id)], /line 3\b.*"ids"/],
+      ["empty claims", [recA, claims()], /line 2\b.*"claims"/],
+      [
+        "unknown field in a claim",
+        [recA, claims({ ...claim(a.id), extra: 1 })],
+        /line 2\b.*unknown field "extra"/,
+      ],
+      [
+        "bad time in a claim",
+        [recA, claims({ ...claim(a.id), expiresAt: "soon" })],
+        /line 2\b.*"expiresAt"/,
+      ],
+    ];
+    for (const [name, list, pattern] of cases) {
+      await writeChained(f.path, f.storeKey, list);
+      const before = await readFile(f.path);
+      await assert.rejects(f.make().open(), isCorrupt(pattern), name);
+      assert.deepEqual(await readFile(f.path), before, `${name}: the file is left as it was`);
+    }
   } finally {
     await f.remove();
   }

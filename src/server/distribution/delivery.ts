@@ -135,7 +135,9 @@ class SealThread {
     worker.on("message", (reply: SealReply) => {
       const waiting = this.#inFlight.get(reply.id);
       this.#inFlight.delete(reply.id);
-      waiting?.forEach((w, i) => w.resolve(reply.results[i]!));
+      waiting?.forEach((w, i) => {
+        w.resolve(reply.results[i]!);
+      });
     });
     worker.on("error", () => {}); // "exit" follows and does the work
     worker.on("exit", () => {
@@ -144,7 +146,8 @@ class SealThread {
       // The keys it knew died with it; they are gone from here too, so their deliveries fail
       // and the next delivery to each requester makes a new key.
       this.#known.clear();
-      for (const waiting of this.#inFlight.values()) for (const w of waiting) w.reject(threadFailed());
+      for (const waiting of this.#inFlight.values())
+        for (const w of waiting) w.reject(threadFailed());
       this.#inFlight.clear();
     });
     this.#worker = worker;
