@@ -164,6 +164,16 @@ export function checkListQuery(query: ListQuery): void {
   if (query.consumed !== undefined && typeof query.consumed !== "boolean") {
     throw new TypeError("query.consumed must be a boolean");
   }
+  if (query.claimedBy !== undefined) assertName(query.claimedBy, "query.claimedBy");
+  const latest: unknown = query.latestClaims;
+  if (latest !== undefined) {
+    if (typeof latest !== "number" || !Number.isSafeInteger(latest) || latest < 0) {
+      throw new TypeError("query.latestClaims must be a non-negative integer");
+    }
+    if (query.claimedBy === undefined || query.subject === undefined) {
+      throw new TypeError("query.latestClaims needs query.claimedBy and query.subject");
+    }
+  }
   const limit: unknown = query.limit;
   if (
     limit !== undefined &&

@@ -3,9 +3,9 @@
  * order, and per purpose a pool of records that may still be handed out, so `claimNext` takes the
  * oldest one in O(1) amortised instead of scanning the store.
  *
- * Two more indexes keep lookups by owner and by subject (a record made for a subject, or claimed
- * for one) bounded by the records they find, so verifying one user's code does not read through
- * every OTP in the store.
+ * More indexes keep lookups by owner, by subject (a record made for a subject, or claimed for one)
+ * and by (requester, subject) in claim order bounded by the records they find, so verifying one
+ * user's code reads neither every OTP in the store nor that user's whole history.
  *
  * A record is *poolable* when it has no owner, no claim, no consumption and no reservation. A
  * reservation (a file store's lease, ClaimOptions "reserved") takes poolable records out of the
@@ -41,6 +41,10 @@ interface Pool {
   head: number;
   /** Poolable records of this purpose (the pool array may also hold stale ids). */
   count: number;
+}
+
+function claimantKey(requester: string, subject: string): string {
+  return `${requester}\u0000${subject}`;
 }
 
 /** Compact a pool's array once this many ids before the head are dead weight. */
@@ -103,6 +107,9 @@ export class RecordIndex {
   readonly #byOwner = new Map<string, string[]>();
   /** Records made for a subject, and records claimed for one (a record has at most one). */
   readonly #bySubject = new Map<string, string[]>();
+  /** Per (requester, subject), the ids claimed by that requester for that subject, in claim
+   * order: a verification reads the latest few without walking the subject's history. */
+  readonly #byClaimant = new Map<string, string[]>();
   /** Per purpose, the live reservations: reserved, neither claimed nor consumed, not void. */
   readonly #reserved = new Map<string, Set<string>>();
 
@@ -139,7 +146,9 @@ export class RecordIndex {
    */
   list(query: ListQuery = {}): KeyRecord[] {
     const ids =
-      query.subject !== undefined
+      query.latestClaims !== undefined
+        ? this.#latestClaims(query.claimedBy!, query.subject!, query.latestClaims)
+        : query.subject !== undefined
         ? (this.#bySubject.get(query.subject) ?? [])
         : query.owner !== undefined
           ? (this.#byOwner.get(query.owner) ?? [])
@@ -154,6 +163,7 @@ export class RecordIndex {
       if (query.purpose !== undefined && record.purpose !== query.purpose) continue;
       if (query.owner !== undefined && record.owner !== query.owner) continue;
       if (query.claimed !== undefined && (record.claim !== undefined) !== query.claimed) continue;
+      if (query.claimedBy !== undefined && record.claim?.requester !== query.claimedBy) continue;
       if (
         query.subject !== undefined &&
         record.subject !== query.subject &&
@@ -167,6 +177,12 @@ export class RecordIndex {
       out.push(record);
     }
     return out;
+  }
+
+  /** The ids of `requester`'s `count` latest claims for `subject`, oldest claim first. */
+  #latestClaims(requester: string, subject: string, count: number): string[] {
+    const claims = this.#byClaimant.get(claimantKey(requester, subject)) ?? [];
+    return count === 0 ? [] : claims.slice(-count);
   }
 
   /** Claims the oldest poolable record of `purpose`, or returns undefined when none is left. */
@@ -258,12 +274,24 @@ export class RecordIndex {
     else this.#dropReservation(slot);
     record.claim = claim;
     if (record.subject !== claim.subject) indexUnder(this.#bySubject, claim.subject, id);
+    const key = claimantKey(claim.requester, claim.subject);
+    const claims = this.#byClaimant.get(key);
+    if (claims) claims.push(id);
+    else this.#byClaimant.set(key, [id]);
   }
 
   /** Undoes `setClaim` (a claim whose write failed). */
   clearClaim(id: string): void {
     const slot = this.#slot(id);
-    const subject = slot.record.claim?.subject;
+    const claim = slot.record.claim;
+    const subject = claim?.subject;
+    if (claim) {
+      const key = claimantKey(claim.requester, claim.subject);
+      const claims = this.#byClaimant.get(key);
+      const at = claims?.lastIndexOf(id) ?? -1;
+      if (at >= 0) claims!.splice(at, 1);
+      if (claims?.length === 0) this.#byClaimant.delete(key);
+    }
     delete slot.record.claim;
     if (subject !== undefined && subject !== slot.record.subject) {
       const ids = this.#bySubject.get(subject);

@@ -72,6 +72,14 @@ export interface ListQuery {
   subject?: string;
   /** Only records with (true) or without (false) a consumption. */
   consumed?: boolean;
+  /** Only records claimed by this requester. */
+  claimedBy?: string;
+  /**
+   * Needs `claimedBy` and `subject`: only records among that requester's `latestClaims` most
+   * recent claims for that subject, listed in claim order (oldest claim first) rather than id
+   * order. Indexed: the work is bounded by this number, not by the subject's history.
+   */
+  latestClaims?: number;
   /** At most this many, oldest first. */
   limit?: number;
 }

@@ -56,6 +56,28 @@ test("a code verifies once; the second verification of the same code fails", asy
   assert.equal(again.reason, "used");
 });
 
+test("only a subject's 16 latest OTPs verify, so guesses never face more live codes; another requester's OTPs for the same subject do not push them out", async () => {
+  const otps = [];
+  for (let i = 0; i < 18; i++) otps.push(await alice.client.requestOtp({ subject: "erin" }));
+  // Another service asking for the same subject, in between: its OTPs are its own window.
+  await Promise.all(Array.from({ length: 20 }, () => bob.client.requestOtp({ subject: "erin" })));
+  const oldest = await alice.client.verifyOtp("erin", otps[0]!.code);
+  assert.notEqual(
+    oldest.valid && oldest.otpId,
+    otps[0]!.otpId,
+    "a 17th-latest code never verifies",
+  );
+  assert.equal((await server.store.get(otps[0]!.otpId))?.consumedAt, undefined);
+  assert.deepEqual(await alice.client.verifyOtp("erin", otps[2]!.code), {
+    valid: true,
+    otpId: otps[2]!.otpId,
+  });
+  assert.deepEqual(await alice.client.verifyOtp("erin", otps[17]!.code), {
+    valid: true,
+    otpId: otps[17]!.otpId,
+  });
+});
+
 test("an expired code fails", async () => {
   const otp = await alice.client.requestOtp({ subject: "dave", ttlSeconds: 30 });
   clock.ms = 31_000;

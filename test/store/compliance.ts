@@ -11,7 +11,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
-import type { ClaimInput, KeyRecord, KeyStore, RecordInput } from "../../src/store/types.js";
+import type {
+  ClaimInput,
+  KeyRecord,
+  KeyStore,
+  ListQuery,
+  RecordInput,
+} from "../../src/store/types.js";
 
 export interface StoreFixture {
   store: KeyStore;
@@ -593,6 +599,62 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         assert.equal(await reopened.consume(records[2]!.id), false);
         const later = await reopened.put(input());
         assert.ok(later.id > records[5]!.id, "ids keep increasing after a reopen");
+      });
+    });
+
+    test("latestClaims lists a requester's latest claims for a subject in claim order, also after a reopen", async () => {
+      await withStore(async (store, fixture) => {
+        await putMany(store, 30);
+        const mine: string[] = [];
+        const theirs: string[] = [];
+        // Interleaved: another requester's claims for the same subject, and other subjects.
+        for (let i = 0; i < 20; i++) {
+          mine.push((await store.claimNext("otp", claim(`m${i}`, { subject: "alice" })))!.id);
+          if (i % 4 === 0) {
+            const other = { subject: "alice", requester: "requester-2" };
+            theirs.push((await store.claimNext("otp", claim(`t${i}`, other)))!.id);
+            await store.claimNext("otp", claim(`b${i}`, { subject: "bob" }));
+          }
+        }
+        await store.consume(mine[19]!);
+        const latest = async (query: Partial<ListQuery> = {}) =>
+          (
+            await store.list({
+              claimedBy: "requester-1",
+              subject: "alice",
+              latestClaims: 16,
+              ...query,
+            })
+          ).map((r) => r.id);
+        assert.deepEqual(await latest(), mine.slice(-16));
+        assert.deepEqual(await latest({ latestClaims: 3 }), mine.slice(-3));
+        assert.deepEqual(await latest({ latestClaims: 0 }), []);
+        assert.deepEqual(await latest({ latestClaims: 100 }), mine);
+        assert.deepEqual(await latest({ consumed: false }), mine.slice(-16, -1));
+        assert.deepEqual(await latest({ claimedBy: "requester-2" }), theirs);
+        assert.deepEqual(await latest({ subject: "nobody" }), []);
+        assert.deepEqual(
+          (await store.list({ claimedBy: "requester-2" })).map((r) => r.id),
+          theirs,
+          "claimedBy alone filters",
+        );
+        await assert.rejects(store.list({ latestClaims: 2, subject: "alice" }), TypeError);
+        await assert.rejects(store.list({ latestClaims: 2, claimedBy: "requester-1" }), TypeError);
+        await assert.rejects(
+          store.list({ latestClaims: -1, claimedBy: "requester-1", subject: "alice" }),
+          TypeError,
+        );
+        if (fixture.reopen) {
+          await store.close();
+          const reopened = await fixture.reopen();
+          await reopened.open();
+          assert.deepEqual(
+            (
+              await reopened.list({ claimedBy: "requester-1", subject: "alice", latestClaims: 16 })
+            ).map((r) => r.id),
+            mine.slice(-16),
+          );
+        }
       });
     });
 

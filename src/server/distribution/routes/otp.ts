@@ -97,9 +97,13 @@ export async function verifyAttempt<T>(
   }
 }
 
-/** How many of a subject's spent (used or expired) codes a failed verification checks, to say
- * "used" or "expired" rather than "invalid". */
-const SPENT_CODES_EXPLAINED = 16;
+/**
+ * How many of a subject's latest OTPs (claimed by this requester for it) a verification looks at.
+ * Only these can verify, so a guess never faces more than this many live codes at once, however
+ * many a service requested (a guess wins with probability at most 16 / 10^digits), and the work
+ * does not grow with the subject's history.
+ */
+export const LATEST_CODES = 16;
 
 /**
  * The first of `records` whose code is `code`. Every record is read and compared (in constant
@@ -187,9 +191,12 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const key = `otp\u0000${requester.name}\u0000${subject}`;
       const now = ctx.clock();
       return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
-        const candidates = (
-          await ctx.store.list({ purpose: OTP_PURPOSE, claimed: true, subject })
-        ).filter((r) => r.claim?.requester === requester.name);
+        const candidates = await ctx.store.list({
+          purpose: OTP_PURPOSE,
+          claimedBy: requester.name,
+          subject,
+          latestClaims: LATEST_CODES,
+        });
         const live = (r: KeyRecord) =>
           r.consumedAt === undefined && Date.parse(r.claim!.expiresAt) > now;
         // The subject's outstanding codes first: a code that is live wins even if an old, used
@@ -200,11 +207,10 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
           outcome.succeed();
           return { valid: true, otpId: match.id };
         }
-        // Otherwise say why, if it is one of the subject's latest spent codes; the work stays
-        // bounded however many OTPs a subject has had.
+        // Otherwise say why, if it is one of those latest codes, spent.
         match = await findCode(
           ctx,
-          candidates.filter((r) => !live(r)).slice(-SPENT_CODES_EXPLAINED),
+          candidates.filter((r) => !live(r)),
           code,
         );
         if (!match) return outcome.fail("invalid");
