@@ -149,12 +149,12 @@ export class RecordIndex {
       query.latestClaims !== undefined
         ? this.#latestClaims(query.claimedBy!, query.subject!, query.latestClaims)
         : query.subject !== undefined
-        ? (this.#bySubject.get(query.subject) ?? [])
-        : query.owner !== undefined
-          ? (this.#byOwner.get(query.owner) ?? [])
-          : query.purpose !== undefined
-            ? (this.#byPurpose.get(query.purpose) ?? [])
-            : this.#order;
+          ? (this.#bySubject.get(query.subject) ?? [])
+          : query.owner !== undefined
+            ? (this.#byOwner.get(query.owner) ?? [])
+            : query.purpose !== undefined
+              ? (this.#byPurpose.get(query.purpose) ?? [])
+              : this.#order;
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const out: KeyRecord[] = [];
     for (const id of ids) {
