@@ -1,15 +1,18 @@
 /**
  * Key store lookups: what a verification costs as the `key_store` file grows. An OTP verification
- * looks up the subject's claimed codes (`list({purpose, claimed, subject})`), a TOTP verification
+ * looks up the subject's latest claimed codes (`list({purpose, claimedBy, subject, latestClaims})`,
+ * as routes/otp.ts does), a TOTP verification
  * the account's enrollment (`list({purpose, owner, subject})`). Both must stay flat as the store
  * grows to hundreds of thousands of records (a warm OTP pool alone can hold that many), so they
  * read the store's subject index, not every record. Baseline: `get(id)`, one map lookup and a
  * copy, in the same store in the same run.
  */
+
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LATEST_CODES } from "../src/server/distribution/routes/otp.js";
 import { FileKeyStore } from "../src/store/file.js";
 import type { KeyRecord } from "../src/store/types.js";
 import { median, ratio, table } from "./stats.js";
@@ -53,6 +56,7 @@ export async function benchStore(options: StoreBenchOptions = {}): Promise<{ rep
   const dir = await mkdtemp(join(tmpdir(), "dkeygen-bench-store-"));
   const store = new FileKeyStore({ path: join(dir, "key_store"), storeKey: randomBytes(32) });
   const rows: Row[] = [];
+  const history: Array<{ claims: number; latestUs: number; wholeUs: number }> = [];
   try {
     await store.open();
     const secret = randomBytes(64);
@@ -100,10 +104,55 @@ export async function benchStore(options: StoreBenchOptions = {}): Promise<{ rep
         size,
         getUs: await timeLookups(lookups, (i) => store.get(ids[i % subjects]!)),
         otpUs: await timeLookups(lookups, (i) =>
-          store.list({ purpose: "otp", claimed: true, subject: subject(i) }),
+          store.list({
+            purpose: "otp",
+            claimedBy: "relying-service",
+            subject: subject(i),
+            latestClaims: LATEST_CODES,
+          }),
         ),
         totpUs: await timeLookups(lookups, (i) =>
           store.list({ purpose: "totp", owner: "relying-service", subject: subject(i) }),
+        ),
+      });
+    }
+    // One subject with a long history (a service that never names a subject gets its own name as
+    // every OTP's subject): the verification reads its 16 latest claims; reading the whole history
+    // (what it did before) is the baseline.
+    let claims = 0;
+    for (const target of [100, 1_000, 10_000]) {
+      options.progress?.(`claiming ${target} OTPs for one subject`);
+      while (claims < target) {
+        const batch = Math.min(PUT_BATCH, target - claims);
+        await Promise.all(
+          Array.from({ length: batch }, (_, k) =>
+            store.claimNext(
+              "otp",
+              {
+                requester: "relying-service",
+                subject: "busy",
+                requestId: `busy-${claims + k}`,
+                expiresAt: new Date(Date.now() + 3_600_000),
+              },
+              { ack: "reserved" },
+            ),
+          ),
+        );
+        claims += batch;
+      }
+      const few = Math.max(20, Math.floor(lookups / (target / 100)));
+      history.push({
+        claims: target,
+        latestUs: await timeLookups(lookups, () =>
+          store.list({
+            purpose: "otp",
+            claimedBy: "relying-service",
+            subject: "busy",
+            latestClaims: LATEST_CODES,
+          }),
+        ),
+        wholeUs: await timeLookups(few, () =>
+          store.list({ purpose: "otp", claimed: true, subject: "busy" }),
         ),
       });
     }
@@ -139,6 +188,18 @@ export async function benchStore(options: StoreBenchOptions = {}): Promise<{ rep
     ),
     "",
     "A lookup reads the subject's index entry, so its cost does not grow with the store (last column ≈ 1×).",
+    "",
+    "One subject with a long history: the OTP verification reads its 16 latest claims; baseline: reading them all",
+    "",
+    table(
+      ["claims for the subject", "16 latest", "whole history (baseline)", "÷ baseline"],
+      history.map((h) => [
+        String(h.claims),
+        us(h.latestUs),
+        us(h.wholeUs),
+        ratio(h.latestUs / h.wholeUs),
+      ]),
+    ),
   ].join("\n");
   return { report };
 }
