@@ -17,6 +17,7 @@
  * A peer's mistakes cost that peer only: every rejected message gets an `error` reply and a log
  * line; rounds go on without it; a peer that keeps erring is disconnected.
  */
+
 import { createHmac, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope, sealEnvelope } from "../crypto/envelope.js";
@@ -26,6 +27,7 @@ import type { Secret } from "../crypto/secret.js";
 import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
 import { derivationOf, derivePurpose } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
+import type { JsonObject } from "../json.js";
 import type { Logger } from "../logging.js";
 import { envelopeFromWire, envelopeToWire } from "../protocol/envelope-wire.js";
 import {
@@ -148,6 +150,7 @@ interface RunningRound {
   count: number;
   owner?: string;
   subject?: string;
+  onStored?: RoundRequest["onStored"];
   participants: Map<string, Session>;
   timer: NodeJS.Timeout;
   settle: () => void;
@@ -165,6 +168,11 @@ export interface RoundRequest {
   owner?: string;
   /** Whom, within the owner, the result is for (a TOTP enrollment's account); needs `owner`. */
   subject?: string;
+  /**
+   * Told each result's secret output as soon as its record is stored (in-process only; the OTP
+   * pool keeps ready codes this way instead of decrypting what the store just encrypted).
+   */
+  onStored?: (record: KeyRecord, secretOutput: JsonObject) => void;
 }
 
 /**
@@ -661,6 +669,7 @@ export class KeygenServer {
         count,
         ...(request.owner === undefined ? {} : { owner: request.owner }),
         ...(request.subject === undefined ? {} : { subject: request.subject }),
+        ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
         participants,
         timer,
         settle: resolve,
@@ -777,6 +786,10 @@ export class KeygenServer {
                 secret: payload,
                 ...(round.owner === undefined ? {} : { owner: round.owner }),
                 ...(round.subject === undefined ? {} : { subject: round.subject }),
+              })
+              .then((record) => {
+                round.onStored?.(record, result.secret);
+                return record;
               })
               .finally(() => payload.fill(0)),
           );

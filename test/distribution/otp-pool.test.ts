@@ -1,7 +1,7 @@
 /**
  * The OTP pool (src/server/distribution/otp-pool.ts) hands out the code stored with each OTP record,
- * whether it kept the code in memory since its refill, reads it from the store (an OTP made before
- * a restart), or was claimed while its refill was still reading codes.
+ * whether its refill's round handed the code over, it reads it from the store (an OTP made before
+ * a restart), or the OTP was claimed while its refill was still running.
  */
 import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
@@ -20,13 +20,25 @@ function roundsInto(store: KeyStore) {
     async runBatchRound(request: RoundRequest): Promise<KeyRecord[]> {
       this.rounds++;
       const count = request.count ?? 1;
-      return Promise.all(Array.from({ length: count }, (_, index) => putOtp(store, index, count)));
+      return Promise.all(
+        Array.from({ length: count }, async (_, index) => {
+          const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
+          const record = await putOtp(store, index, count, code);
+          // As the key generation server does: the output, once the record is stored.
+          request.onStored?.(record, { code });
+          return record;
+        }),
+      );
     },
   };
 }
 
-function putOtp(store: KeyStore, index = 0, size = 1): Promise<KeyRecord> {
-  const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
+function putOtp(
+  store: KeyStore,
+  index = 0,
+  size = 1,
+  code = String(randomInt(0, 1_000_000)).padStart(6, "0"),
+): Promise<KeyRecord> {
   return store.put({
     purpose: "otp",
     roundId: "round",
@@ -50,12 +62,21 @@ const claimFor = (n: number) => ({
   expiresAt: new Date(Date.now() + 60_000),
 });
 
+/** A memory store that counts decryptions of secret parts. */
+class CountingStore extends MemoryKeyStore {
+  reads = 0;
+  override async readSecret(id: string): Promise<Uint8Array> {
+    this.reads++;
+    return super.readSecret(id);
+  }
+}
+
 async function storedCode(store: KeyStore, id: string): Promise<string> {
   return String(decodeStoredSecret(await store.readSecret(id)).output.code);
 }
 
-test("every claimed OTP comes with the code stored for it: kept since the refill, read from the store, or claimed while the refill was still reading", async () => {
-  const store = new MemoryKeyStore();
+test("every claimed OTP comes with the code stored for it: handed over by the refill's round (no decryption), read from the store, or claimed while the refill was still running", async () => {
+  const store = new CountingStore();
   await store.open();
   // Made "before a restart": in the store, never seen by this pool.
   const old = await Promise.all(Array.from({ length: 5 }, () => putOtp(store)));
@@ -68,9 +89,11 @@ test("every claimed OTP comes with the code stored for it: kept since the refill
       Array.from({ length: 40 }, (_, i) => pool.claim(claimFor(i), 5000)),
     );
     await refill;
+    const readsBefore = store.reads;
     const later = await Promise.all(
       Array.from({ length: 300 }, (_, i) => pool.claim(claimFor(100 + i), 5000)),
     );
+    assert.equal(store.reads, readsBefore, "codes the refill handed over are not read again");
     const all = [...early, ...later];
     assert.equal(new Set(all.map((c) => c.record.id)).size, all.length, "no OTP twice");
     for (const claimed of all) {

@@ -6,13 +6,12 @@
  * contributors, say). When the pool is empty a request waits for the refill in flight
  * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
  *
- * The pool also keeps the codes of the OTPs its refills made ready in memory (read from the store
- * once, right after the round that made them, in small slices between requests), so handing one
- * out does not decrypt and parse its stored secret on the request path. The codes never leave the
+ * The pool also keeps the codes of the OTPs its refills made ready in memory (handed over by the
+ * round as each record is stored), so handing one out does not decrypt and parse its stored secret
+ * on the request path. The codes never leave the
  * process except sealed to a requester; OTPs made before a restart are read from the store when
  * claimed, as they were stored.
  */
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import type { Logger } from "../../logging.js";
 import type { ClaimInput, ClaimOptions, KeyRecord, KeyStore } from "../../store/types.js";
@@ -24,9 +23,6 @@ export interface ClaimedOtp {
   record: KeyRecord;
   code: string;
 }
-
-/** Codes read between two turns of the event loop while a refill makes them ready. */
-const READ_SLICE = 256;
 
 export interface BatchRoundRunner {
   runBatchRound(request: RoundRequest): Promise<KeyRecord[]>;
@@ -120,12 +116,15 @@ export class OtpPool {
         const missing = Math.max(this.#o.size, this.#waiting) - (await this.available());
         if (missing <= 0 || this.#stopped) break;
         const count = Math.min(missing, MAX_BATCH);
-        const records = await this.#o.rounds.runBatchRound({
+        await this.#o.rounds.runBatchRound({
           purpose: OTP_PURPOSE,
           params: { digits: this.#o.digits },
           count,
+          onStored: (record, output) => {
+            // Claimed already (between its write and this): that claim read the code itself.
+            if (!this.#taken.has(record.id)) this.#codes.set(record.id, String(output.code));
+          },
         });
-        await this.#readCodes(records);
         this.#o.logger.debug({ added: count }, "OTP pool refilled");
       }
       this.#lastError = undefined;
@@ -135,19 +134,6 @@ export class OtpPool {
       const log = reason === this.#lastError ? this.#o.logger.debug : this.#o.logger.warn;
       log.call(this.#o.logger, { err: reason }, "OTP pool refill failed; will retry");
       this.#lastError = reason;
-    }
-  }
-
-  /** Reads the new records' codes into memory, a slice per turn so requests go on meanwhile. */
-  async #readCodes(records: readonly KeyRecord[]): Promise<void> {
-    for (let from = 0; from < records.length; from += READ_SLICE) {
-      if (from > 0) await nextTurn();
-      for (const record of records.slice(from, from + READ_SLICE)) {
-        if (this.#stopped) return;
-        const code = await this.#readCode(record.id);
-        // Claimed meanwhile: that claim read the code itself.
-        if (!this.#taken.has(record.id)) this.#codes.set(record.id, code);
-      }
     }
   }
 
