@@ -80,7 +80,7 @@ test("with a delivery key lifetime of 0 every delivery has its own key, and each
   }
 });
 
-test("an expired delivery key is replaced and the new one works; a closed sealer refuses with E_OPERATIONAL", async () => {
+test("an expired delivery key is replaced and the new one works; a closed sealer fails what was under way and refuses more with E_OPERATIONAL", async () => {
   const alice = requester("alice");
   let now = 1_000_000;
   const sealer = new DeliverySealer({ ttlMs: 1000, random: osRandom, clock: () => now });
@@ -89,7 +89,13 @@ test("an expired delivery key is replaced and the new one works; a closed sealer
   const second = await sealer.seal(alice.who, "otp", "q2", "r2", { n: 2 });
   assert.notEqual(first.kid, second.kid);
   assert.deepEqual(alice.opener.open("otp", "q2", "r2", second), { n: 2 });
+  // A delivery still on its way when the sealer closes fails; it does not hang.
+  const underWay = sealer.seal(alice.who, "otp", "q4", "r4", { n: 4 });
   await sealer.close();
+  await assert.rejects(
+    underWay,
+    (error: unknown) => error instanceof DkeygenError && error.code === ErrorCodes.OPERATIONAL,
+  );
   await assert.rejects(
     sealer.seal(alice.who, "otp", "q3", "r3", { n: 3 }),
     (error: unknown) => error instanceof DkeygenError && error.code === ErrorCodes.OPERATIONAL,

@@ -101,11 +101,17 @@ class SealThread {
     const worker = this.#worker;
     this.#worker = undefined;
     await worker?.terminate();
+    // Whatever was still queued or in the thread will not be sealed now.
+    for (const w of [...this.#queue, ...[...this.#inFlight.values()].flat()]) {
+      w.reject(threadFailed());
+    }
+    this.#queue = [];
+    this.#inFlight.clear();
   }
 
   #flush(): void {
     this.#scheduled = false;
-    if (this.#queue.length === 0) return;
+    if (this.#queue.length === 0 || this.#closed) return;
     const waiting = this.#queue;
     this.#queue = [];
     const id = this.#nextId++;
