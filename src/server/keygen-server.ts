@@ -17,7 +17,6 @@
  * A peer's mistakes cost that peer only: every rejected message gets an `error` reply and a log
  * line; rounds go on without it; a peer that keeps erring is disconnected.
  */
-
 import { createHmac, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope, sealEnvelope } from "../crypto/envelope.js";
@@ -57,7 +56,7 @@ import type { KeyRecord, KeyStore } from "../store/types.js";
 import { CloseCodes, type Connection, type Listener } from "../transport/types.js";
 import { type ContributorRegistry, contributorIdOf } from "./enrollment.js";
 import type { ServerIdentity } from "./identity.js";
-import { decodeStoredSecret, encodeStoredSecret } from "./stored-secret.js";
+import { encodeStoredSecret, readStoredSecret } from "./stored-secret.js";
 
 export interface KeygenServerConfig {
   /** Minimum accepted contributions for a round to succeed (at least 2). */
@@ -550,9 +549,7 @@ export class KeygenServer {
       });
       let secret: EnvelopeWire | undefined;
       if (revealTo) {
-        const stored = await this.#c.store.readSecret(record.id);
-        const { output } = decodeStoredSecret(stored);
-        stored.fill(0);
+        const { output } = await readStoredSecret(this.#c.store, record.id);
         const plaintext = Buffer.from(JSON.stringify(output), "utf8");
         secret = envelopeToWire(
           sealEnvelope(

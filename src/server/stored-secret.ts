@@ -9,6 +9,7 @@
  */
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
+import type { KeyStore } from "../store/types.js";
 
 export interface StoredSecret {
   v: 1;
@@ -40,4 +41,14 @@ export function decodeStoredSecret(bytes: Uint8Array): StoredSecret {
     );
   }
   return value as StoredSecret;
+}
+
+/** Reads and decodes record `id`'s secret part; the decrypted bytes are wiped once decoded. */
+export async function readStoredSecret(store: KeyStore, id: string): Promise<StoredSecret> {
+  const stored = await store.readSecret(id);
+  try {
+    return decodeStoredSecret(stored);
+  } finally {
+    stored.fill(0);
+  }
 }

@@ -903,6 +903,20 @@ test("a step line not above its record's last step (replayed, lowered, reordered
 
 const RESERVED = { ack: "reserved" } as const;
 
+/** Claims until the store has nothing left to hand out; the ids, in order. */
+async function claimAll(
+  store: FileKeyStore,
+  from: number,
+  options: { ack?: "durable" | "reserved" } = {},
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (;;) {
+    const next = await store.claimNext("otp", claimInput(from + ids.length), options);
+    if (!next) return ids;
+    ids.push(next.id);
+  }
+}
+
 test("reserved claims: concurrent claims never share a record, are written as claims lines after leases, survive a reopen, and a clean close releases the unclaimed leased records", async () => {
   const f = await fresh({ leaseSize: 8 });
   try {
@@ -938,12 +952,7 @@ test("reserved claims: concurrent claims never share a record, are written as cl
       }
       // Released, not void: every record no claim took can still be handed out.
       assert.equal(await reopened.countUnclaimed("otp"), 9);
-      const rest = [];
-      for (;;) {
-        const next = await reopened.claimNext("otp", claimInput(rest.length + 200), RESERVED);
-        if (!next) break;
-        rest.push(next.id);
-      }
+      const rest = await claimAll(reopened, 200, RESERVED);
       assert.equal(rest.length, 9);
     } finally {
       await reopened.close();
@@ -982,12 +991,7 @@ test("a crash voids leased records whose claims were not written: none is handed
         assert.equal(record.claim, undefined, "its claim was lost in the crash");
       }
       assert.equal(await recovered.countUnclaimed("otp"), 6);
-      const after = [];
-      for (;;) {
-        const next = await recovered.claimNext("otp", claimInput(after.length + 10), RESERVED);
-        if (!next) break;
-        after.push(next.id);
-      }
+      const after = await claimAll(recovered, 10, RESERVED);
       assert.equal(after.length, 6);
       assert.ok(!after.includes(first!.id) && !after.includes(second!.id));
       assert.equal(await recovered.claimNext("otp", claimInput(99)), undefined);
@@ -1054,12 +1058,7 @@ test("reserved claims handed out before a SIGKILL are never handed out again aft
     const store = f.make();
     await store.open();
     try {
-      const again = [];
-      for (;;) {
-        const next = await store.claimNext("otp", claimInput(again.length));
-        if (!next) break;
-        again.push(next.id);
-      }
+      const again = await claimAll(store, 0);
       const twice = again.filter((id) => handedOut.has(id));
       assert.deepEqual(twice, [], "a record handed out before the crash was handed out again");
       // Nothing lost beyond the leases in flight: at most two leases of 64 were void.

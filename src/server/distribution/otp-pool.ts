@@ -8,15 +8,14 @@
  *
  * The pool also keeps the codes of the OTPs its refills made ready in memory (handed over by the
  * round as each record is stored), so handing one out does not decrypt and parse its stored secret
- * on the request path. The codes never leave the
- * process except sealed to a requester; OTPs made before a restart are read from the store when
- * claimed, as they were stored.
+ * on the request path. The codes never leave the process except sealed to a requester; OTPs made
+ * before a restart are read from the store when claimed.
  */
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import type { Logger } from "../../logging.js";
 import type { ClaimInput, ClaimOptions, KeyRecord, KeyStore } from "../../store/types.js";
 import { MAX_BATCH, type RoundRequest } from "../keygen-server.js";
-import { decodeStoredSecret } from "../stored-secret.js";
+import { readStoredSecret } from "../stored-secret.js";
 
 /** A claimed OTP: its record and its code. */
 export interface ClaimedOtp {
@@ -138,12 +137,7 @@ export class OtpPool {
   }
 
   async #readCode(id: string): Promise<string> {
-    const stored = await this.#o.store.readSecret(id);
-    try {
-      return String(decodeStoredSecret(stored).output.code);
-    } finally {
-      stored.fill(0);
-    }
+    return String((await readStoredSecret(this.#o.store, id)).output.code);
   }
 
   /**

@@ -6,8 +6,9 @@
  * and the main thread is left with HTTP and the store.
  *
  * Messages in (SealRequest): delivery keys to learn (`keys`, raw 32-byte keys by kid), jobs, and
- * kids to forget once the jobs are done. Message out (SealReply): one result per job, in order. A job whose kid is not
- * known gets an error result (a main-thread bug, never a secret); the thread keeps going.
+ * kids to forget once the jobs are done. Message out (SealReply): one result per job, in order. A
+ * job whose kid is not known gets an error result (a main-thread bug, never a secret); the thread
+ * keeps going.
  */
 import { createSecretKey, type KeyObject } from "node:crypto";
 import { parentPort } from "node:worker_threads";

@@ -11,7 +11,7 @@ import type { FastifyInstance } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
 import { toPublicRecord } from "../../keygen-server.js";
-import { decodeStoredSecret } from "../../stored-secret.js";
+import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
 
@@ -64,9 +64,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
       if (!record || record.owner !== requester.name) throw notFound();
-      const stored = await ctx.store.readSecret(record.id);
-      const { output } = decodeStoredSecret(stored);
-      stored.fill(0);
+      const { output } = await readStoredSecret(ctx.store, record.id);
       const envelope = await ctx.sealer.seal(requester, "key", request.id, record.id, {
         recordId: record.id,
         purpose: record.purpose,

@@ -9,7 +9,7 @@ import type { FastifyInstance } from "fastify";
 import { sameCode } from "../../../derive/hotp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
-import { decodeStoredSecret } from "../../stored-secret.js";
+import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import type { AttemptLimiter } from "../attempts.js";
 import { OTP_PURPOSE } from "../otp-pool.js";
@@ -116,9 +116,7 @@ async function findCode(
 ): Promise<KeyRecord | undefined> {
   let match: KeyRecord | undefined;
   for (const record of records) {
-    const stored = await ctx.store.readSecret(record.id);
-    const expected = String(decodeStoredSecret(stored).output.code);
-    stored.fill(0);
+    const expected = String((await readStoredSecret(ctx.store, record.id)).output.code);
     if (sameCode(expected, code) && match === undefined) match = record;
   }
   return match;

@@ -10,7 +10,7 @@ import type { OtpAlgorithm } from "../../../derive/hotp.js";
 import { fromBase32 } from "../../../derive/otpauth.js";
 import { totpCounter, verifyTotp } from "../../../derive/totp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
-import { decodeStoredSecret } from "../../stored-secret.js";
+import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import {
   errorResponses,
@@ -49,9 +49,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         owner: requester.name,
         subject: request.body.account,
       });
-      const stored = await ctx.store.readSecret(record.id);
-      const { output } = decodeStoredSecret(stored);
-      stored.fill(0);
+      const { output } = await readStoredSecret(ctx.store, record.id);
       const envelope = await ctx.sealer.seal(requester, "totp", request.id, record.id, {
         recordId: record.id,
         secret: output.secret as string,
@@ -99,9 +97,8 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         // Not a guess at a code: released uncounted (verifyAttempt).
         if (!record)
           throw new DkeygenError(ErrorCodes.NOT_FOUND, "No TOTP enrollment for that account.");
-        const stored = await ctx.store.readSecret(record.id);
-        const secret = fromBase32(String(decodeStoredSecret(stored).output.secret));
-        stored.fill(0);
+        const { output } = await readStoredSecret(ctx.store, record.id);
+        const secret = fromBase32(String(output.secret));
         const options = {
           algorithm: record.public.algorithm as OtpAlgorithm,
           digits: record.public.digits as number,
