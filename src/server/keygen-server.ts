@@ -20,7 +20,7 @@
 import { createHmac, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope, sealEnvelope } from "../crypto/envelope.js";
-import { batchOutputSecret, combineRoundSecret } from "../crypto/kdf.js";
+import { combineRoundSecret } from "../crypto/kdf.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import type { Secret } from "../crypto/secret.js";
 import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
@@ -54,6 +54,7 @@ import {
 } from "../protocol/version.js";
 import type { KeyRecord, KeyStore } from "../store/types.js";
 import { CloseCodes, type Connection, type Listener } from "../transport/types.js";
+import { BatchDeriver } from "./batch-deriver.js";
 import { type ContributorRegistry, contributorIdOf } from "./enrollment.js";
 import type { ServerIdentity } from "./identity.js";
 import { encodeStoredSecret, readStoredSecret } from "./stored-secret.js";
@@ -182,8 +183,6 @@ export interface RoundRequest {
 export const ADMIN_OWNER = "@admin";
 
 const CLOSED_ROUNDS_REMEMBERED = 4096;
-/** Longest stretch of batch derivation work between two turns of the event loop. */
-const YIELD_EVERY_MS = 4;
 
 export class KeygenServer {
   readonly config: KeygenServerConfig;
@@ -198,6 +197,8 @@ export class KeygenServer {
   readonly #listeners: ((event: ServerEvent) => void)[] = [];
   readonly #hello: (challenge: Uint8Array) => string;
   #stopping = false;
+  /** Batch rounds' per-output work, on its own thread (batch-worker.ts). */
+  readonly #batches = new BatchDeriver();
 
   constructor(components: KeygenServerComponents, config: Partial<KeygenServerConfig> = {}) {
     this.config = { ...DEFAULT_SERVER_CONFIG, ...config };
@@ -248,6 +249,7 @@ export class KeygenServer {
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const round of this.#rounds.values()) round.settle();
+    await this.#batches.close();
     for (const session of this.#sessions) {
       session.connection.close(CloseCodes.GOING_AWAY, "server stopping");
     }
@@ -749,47 +751,49 @@ export class KeygenServer {
       const derivation = derivationOf(round.purpose);
       const params = derivation.paramsToJson(derivation.parseParams(round.params));
       const puts: Promise<KeyRecord>[] = [];
-      let slice = performance.now();
+      // Not awaited one by one: the store commits a batch of puts with one fsync.
+      const store = (algorithm: string, pub: JsonObject, payload: Uint8Array, output: JsonObject) =>
+        this.#c.store
+          .put({
+            purpose: round.purpose,
+            roundId,
+            participants,
+            algorithm,
+            public: pub,
+            secret: payload,
+            ...(round.owner === undefined ? {} : { owner: round.owner }),
+            ...(round.subject === undefined ? {} : { subject: round.subject }),
+          })
+          .then((record) => {
+            round.onStored?.(record, output);
+            return record;
+          })
+          .finally(() => payload.fill(0));
+      const add = (put: Promise<KeyRecord>) => {
+        // Awaited together below; until then a failed write must not count as unhandled.
+        put.catch(() => {});
+        puts.push(put);
+      };
       try {
-        for (let index = 0; index < round.count; index++) {
-          // A large batch must not stall the event loop (deliveries, heartbeats): yield every
-          // few milliseconds of derivation work.
-          if (performance.now() - slice > YIELD_EVERY_MS) {
-            await new Promise((resolve) => setImmediate(resolve));
-            slice = performance.now();
-          }
-          const input =
-            round.count === 1 ? secret : batchOutputSecret(secret, round.purpose, index);
-          // The stored secret part carries the derivation's input, so an auditor can re-derive.
-          const derivationSecret = Buffer.from(input).toString("hex");
-          const result = await derivePurpose(round.purpose, input, params);
-          if (input !== secret) input.fill(0);
+        if (round.count === 1) {
+          const result = await derivePurpose(round.purpose, secret, params);
           const payload = encodeStoredSecret({
             v: 1,
-            derivationSecret,
-            batch: { index, size: round.count },
+            // The stored secret part carries the derivation's input, so an auditor can re-derive.
+            derivationSecret: Buffer.from(secret).toString("hex"),
+            batch: { index: 0, size: 1 },
             params,
             output: result.secret,
           });
-          // Not awaited one by one: the store commits a batch of puts with one fsync.
-          puts.push(
-            this.#c.store
-              .put({
-                purpose: round.purpose,
-                roundId,
-                participants,
-                algorithm: result.algorithm,
-                public: result.public,
-                secret: payload,
-                ...(round.owner === undefined ? {} : { owner: round.owner }),
-                ...(round.subject === undefined ? {} : { subject: round.subject }),
-              })
-              .then((record) => {
-                round.onStored?.(record, result.secret);
-                return record;
-              })
-              .finally(() => payload.fill(0)),
-          );
+          add(store(result.algorithm, result.public, payload, result.secret));
+        } else {
+          // A batch: each output's HKDF and derivation run on the derivation thread; this thread
+          // stores the outputs as they come, chunk by chunk.
+          await this.#batches.derive(secret, round.purpose, params, round.count, (items) => {
+            for (const item of items) {
+              add(store(item.algorithm, item.public, item.payload, item.output));
+            }
+          });
         }
       } finally {
         secret.fill(0);
