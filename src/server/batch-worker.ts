@@ -19,10 +19,9 @@
  */
 import { parentPort } from "node:worker_threads";
 import { batchOutputSecret } from "../crypto/kdf.js";
-import { derivePurpose } from "../derive/index.js";
 import { ErrorCodes, isDkeygenError } from "../errors.js";
 import type { JsonObject } from "../json.js";
-import { encodeStoredSecret } from "./stored-secret.js";
+import { type DerivedResult, deriveResult } from "./stored-secret.js";
 
 export interface BatchJob {
   id: number;
@@ -34,14 +33,7 @@ export interface BatchJob {
 }
 
 /** One output of a batch round, ready to store. */
-export interface BatchItem {
-  algorithm: string;
-  public: JsonObject;
-  /** The stored secret part (stored-secret.ts encoding); wiped by the receiver once stored. */
-  payload: Uint8Array;
-  /** The derivation's secret output (for RoundRequest.onStored). */
-  output: JsonObject;
-}
+export type BatchItem = DerivedResult;
 
 /** Acknowledges one chunk of job `ack`; with `stop`, ends the job (its receiver gave up). */
 export interface BatchAck {
@@ -73,22 +65,9 @@ async function run(job: BatchJob): Promise<void> {
     for (let index = 0; index < job.count && !flow.stopped; index++) {
       const input = batchOutputSecret(job.secret, job.purpose, index);
       try {
-        const result = await derivePurpose(job.purpose, input, job.params);
-        // The stored secret part carries the derivation's input, so an auditor can re-derive.
-        const payload = encodeStoredSecret({
-          v: 1,
-          derivationSecret: Buffer.from(input).toString("hex"),
-          batch: { index, size: job.count },
-          params: job.params,
-          output: result.secret,
-        });
-        items.push({
-          algorithm: result.algorithm,
-          public: result.public,
-          payload,
-          output: result.secret,
-        });
-        transfer.push(payload.buffer as ArrayBuffer);
+        const item = await deriveResult(job.purpose, input, { index, size: job.count }, job.params);
+        items.push(item);
+        transfer.push(item.payload.buffer as ArrayBuffer);
       } finally {
         input.fill(0);
       }

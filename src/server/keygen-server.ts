@@ -24,7 +24,7 @@ import { combineRoundSecret } from "../crypto/kdf.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import type { Secret } from "../crypto/secret.js";
 import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
-import { derivationOf, derivePurpose } from "../derive/index.js";
+import { derivationOf } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import type { Logger } from "../logging.js";
@@ -57,7 +57,7 @@ import { CloseCodes, type Connection, type Listener } from "../transport/types.j
 import { BatchDeriver } from "./batch-deriver.js";
 import { type ContributorRegistry, contributorIdOf } from "./enrollment.js";
 import type { ServerIdentity } from "./identity.js";
-import { encodeStoredSecret, readStoredSecret } from "./stored-secret.js";
+import { type DerivedResult, deriveResult, readStoredSecret } from "./stored-secret.js";
 
 export interface KeygenServerConfig {
   /** Minimum accepted contributions for a round to succeed (at least 2). */
@@ -752,47 +752,35 @@ export class KeygenServer {
       const params = derivation.paramsToJson(derivation.parseParams(round.params));
       const puts: Promise<KeyRecord>[] = [];
       // Not awaited one by one: the store commits a batch of puts with one fsync.
-      const store = (algorithm: string, pub: JsonObject, payload: Uint8Array, output: JsonObject) =>
-        this.#c.store
+      const store = (result: DerivedResult) => {
+        const put = this.#c.store
           .put({
             purpose: round.purpose,
             roundId,
             participants,
-            algorithm,
-            public: pub,
-            secret: payload,
+            algorithm: result.algorithm,
+            public: result.public,
+            secret: result.payload,
             ...(round.owner === undefined ? {} : { owner: round.owner }),
             ...(round.subject === undefined ? {} : { subject: round.subject }),
           })
           .then((record) => {
-            round.onStored?.(record, output);
+            round.onStored?.(record, result.output);
             return record;
           })
-          .finally(() => payload.fill(0));
-      const add = (put: Promise<KeyRecord>) => {
+          .finally(() => result.payload.fill(0));
         // Awaited together below; until then a failed write must not count as unhandled.
         put.catch(() => {});
         puts.push(put);
       };
       try {
         if (round.count === 1) {
-          const result = await derivePurpose(round.purpose, secret, params);
-          const payload = encodeStoredSecret({
-            v: 1,
-            // The stored secret part carries the derivation's input, so an auditor can re-derive.
-            derivationSecret: Buffer.from(secret).toString("hex"),
-            batch: { index: 0, size: 1 },
-            params,
-            output: result.secret,
-          });
-          add(store(result.algorithm, result.public, payload, result.secret));
+          store(await deriveResult(round.purpose, secret, { index: 0, size: 1 }, params));
         } else {
           // A batch: each output's HKDF and derivation run on the derivation thread; this thread
           // stores the outputs as they come, chunk by chunk.
           await this.#batches.derive(secret, round.purpose, params, round.count, (items) => {
-            for (const item of items) {
-              add(store(item.algorithm, item.public, item.payload, item.output));
-            }
+            for (const item of items) store(item);
           });
         }
       } finally {

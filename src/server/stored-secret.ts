@@ -7,6 +7,7 @@
  *
  *   {"v":1,"derivationSecret":"<128 hex>","batch":{"index":i,"size":n},"params":{…},"output":{…}}   (UTF-8 JSON)
  */
+import { derivePurpose } from "../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import type { KeyStore } from "../store/types.js";
@@ -21,6 +22,37 @@ export interface StoredSecret {
 
 export function encodeStoredSecret(secret: StoredSecret): Uint8Array {
   return new Uint8Array(Buffer.from(JSON.stringify(secret), "utf8"));
+}
+
+/** One round result, ready to store. */
+export interface DerivedResult {
+  algorithm: string;
+  public: JsonObject;
+  /** The stored secret part (encodeStoredSecret); the caller wipes it once stored. */
+  payload: Uint8Array;
+  /** The derivation's secret output (for RoundRequest.onStored). */
+  output: JsonObject;
+}
+
+/**
+ * Derives result `index` of a round of `size` from its derivation secret `input` (the round
+ * secret, or a batch output's share of it) and encodes its stored secret part.
+ */
+export async function deriveResult(
+  purpose: string,
+  input: Uint8Array,
+  batch: { index: number; size: number },
+  params: JsonObject,
+): Promise<DerivedResult> {
+  const result = await derivePurpose(purpose, input, params);
+  const payload = encodeStoredSecret({
+    v: 1,
+    derivationSecret: Buffer.from(input).toString("hex"),
+    batch,
+    params,
+    output: result.secret,
+  });
+  return { algorithm: result.algorithm, public: result.public, payload, output: result.secret };
 }
 
 export function decodeStoredSecret(bytes: Uint8Array): StoredSecret {
