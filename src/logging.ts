@@ -5,6 +5,7 @@
  * line of defence, and `Secret` values print as `<redacted>` anyway.
  */
 import { pino } from "pino";
+import { printable, printableJson } from "./printable.js";
 
 export type LogFields = Record<string, unknown>;
 
@@ -55,9 +56,13 @@ const LEVEL_NAMES: Record<number, string> = {
   60: "FATAL",
 };
 
+/**
+ * A field's value on a pretty line: a plain word as is, anything else as JSON; either way escaped
+ * (printable.ts), so a value a peer chose cannot break the line or forge another.
+ */
 function formatValue(value: unknown): string {
-  if (typeof value === "string") return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
-  return JSON.stringify(value);
+  if (typeof value === "string" && !/[\s"=\\]/.test(value)) return printable(value);
+  return printableJson(value);
 }
 
 /** A pino destination that turns each JSON line into `HH:MM:SS LEVEL message key=value ...`. */
@@ -74,10 +79,10 @@ function prettyDestination(out: NodeJS.WritableStream) {
       const { level, time, msg, ...fields } = entry;
       const clock = typeof time === "string" ? time.slice(11, 19) : "";
       const extras = Object.entries(fields)
-        .map(([key, value]) => `${key}=${formatValue(value)}`)
+        .map(([key, value]) => `${printable(key)}=${formatValue(value)}`)
         .join(" ");
       out.write(
-        `${clock} ${LEVEL_NAMES[level as number] ?? level} ${String(msg ?? "")}${extras ? ` ${extras}` : ""}\n`,
+        `${clock} ${LEVEL_NAMES[level as number] ?? level} ${printable(String(msg ?? ""))}${extras ? ` ${extras}` : ""}\n`,
       );
     },
   };

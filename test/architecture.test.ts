@@ -9,13 +9,14 @@ import { test } from "node:test";
 import { REPO_ROOT } from "./helpers/paths.js";
 
 const SRC = join(REPO_ROOT, "src");
-const SHARED = ["errors", "json"];
+const SHARED = ["errors", "json", "printable"];
 
 /** Which layers each layer may import (itself always). */
 const ALLOWED: Record<string, string[]> = {
   errors: [],
   json: [],
-  logging: [],
+  printable: [],
+  logging: ["printable"],
   crypto: [...SHARED],
   datadir: [...SHARED],
   derive: [...SHARED, "crypto"],

@@ -8,6 +8,7 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { printableShort } from "../printable.js";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
 
 /** Unpadded base64url of exactly `bytes` bytes. */
@@ -229,7 +230,8 @@ export function decodeMessage(frame: string | Uint8Array): AnyMessage {
   const checker = CHECKERS[type as MessageType];
   if (!checker.Check(value)) {
     const first = checker.Errors(value).First();
-    const where = first?.path ? `field ${first.path}` : "the message";
+    // The path can hold a field name the peer chose: escaped and cut short before it is shown.
+    const where = first?.path ? `field ${printableShort(first.path)}` : "the message";
     throw malformed(`Invalid ${type} message: ${where} ${first?.message ?? "is invalid"}.`);
   }
   return value as AnyMessage;
