@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { createLogger } from "../src/logging.js";
 import { hasUnprintable, printable, printableJson } from "../src/printable.js";
 import { decodeMessage } from "../src/protocol/messages.js";
+import { PROTOCOL_VERSION } from "../src/protocol/version.js";
 
 function capture(): { stream: Writable; text: () => string } {
   const chunks: string[] = [];
@@ -53,7 +54,12 @@ test("printable escapes exactly the characters that change how a line prints", (
 });
 
 test("a schema error names a hostile field escaped and cut short", () => {
-  const frame = JSON.stringify({ type: "admin.status", v: 1, requestId: "r1", [HOSTILE]: 1 });
+  const frame = JSON.stringify({
+    type: "admin.status",
+    v: PROTOCOL_VERSION,
+    requestId: "r1",
+    [HOSTILE]: 1,
+  });
   assert.throws(
     () => decodeMessage(frame),
     (error: Error) => {

@@ -3,7 +3,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 
-export type Role = "server" | "contributor" | "requester";
+export type Role = "server" | "contributor" | "requester" | "admin";
 
 /** $DKEYGEN_HOME/<role>, else $XDG_DATA_HOME/dkeygen/<role>, else ~/.local/share/dkeygen/<role>. */
 export function defaultDataDir(role: Role): string {

@@ -1,16 +1,27 @@
 /**
  * The admin side of the key generation server's WebSocket endpoint: authenticates with an HMAC of
- * the server's challenge under the admin token (the token itself never travels), then asks for
- * rounds and status. Used by `dkeygen generate` and the demo.
+ * both challenges under the admin token (the token itself never travels), checks the server's
+ * proof that it holds the pinned key, then asks for rounds and status over a MACed session.
+ * Used by `dkeygen generate` and the demo.
  */
-import { createHmac, generateKeyPair, randomUUID } from "node:crypto";
+import { createHmac, generateKeyPair, type KeyObject, randomUUID } from "node:crypto";
 import { promisify } from "node:util";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope } from "../crypto/envelope.js";
 import { fingerprintOfSpki } from "../crypto/fingerprint.js";
+import { osRandom } from "../crypto/random.js";
 import type { Secret } from "../crypto/secret.js";
-import { DkeygenError, describeError, type ErrorCode, ErrorCodes } from "../errors.js";
+import { rsaServerKey, serverVerify } from "../crypto/server-signature.js";
+import {
+  DkeygenError,
+  describeError,
+  type ErrorCode,
+  ErrorCodes,
+  isDkeygenError,
+} from "../errors.js";
 import type { JsonObject } from "../json.js";
+import { AdminChannel, adminSessionKeys } from "../protocol/admin-channel.js";
+import { ADMIN_PHASES, PhaseMachine } from "../protocol/client-session.js";
 import { envelopeFromWire } from "../protocol/envelope-wire.js";
 import {
   type AnyMessage,
@@ -19,17 +30,22 @@ import {
   type MessageOf,
   type PublicRecordWire,
 } from "../protocol/messages.js";
-import { adminProofData, revealAad } from "../protocol/signed-data.js";
-import { PROTOCOL_VERSION } from "../protocol/version.js";
+import { adminProofData, adminReadyProofData, revealAad } from "../protocol/signed-data.js";
+import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
-import { pinMismatch } from "./pins.js";
+import { checkPin, type PinStore, pinMismatch } from "./pins.js";
 
 export interface AdminClientOptions {
   url: string;
   token: Secret;
-  /** When given, the server must present this key fingerprint. */
+  /** When given, the server must present this key fingerprint (pinned in advance). */
   expectedFingerprint?: string;
+  /**
+   * Pins (trust on first use): the server's key is recorded on first contact and required from
+   * then on, unless `expectedFingerprint` says otherwise. One of the two is required.
+   */
+  pins?: PinStore;
   timeoutMs?: number;
 }
 
@@ -37,15 +53,24 @@ const generateRsa = promisify(generateKeyPair);
 
 type Pending = { resolve: (msg: AnyMessage) => void; reject: (error: Error) => void };
 
+/**
+ * An authenticated admin session. The handshake runs through the admin phase machine
+ * (protocol/client-session.ts): `hello` (the server's key checked against the pin) → `admin.auth`
+ * (HMAC under the admin token over both challenges) → `admin.ready` (the server's signature over
+ * both challenges, checked with the pinned key) → every later message both ways in MACed admin
+ * frames (protocol/admin-channel.ts). Anything else from the server ends the session.
+ */
 export class AdminClient {
   readonly fingerprint: string;
   readonly #connection: Connection;
+  readonly #channel: AdminChannel;
   readonly #pending = new Map<string, Pending>();
   #closedError: DkeygenError | undefined;
 
-  private constructor(connection: Connection, fingerprint: string) {
+  private constructor(connection: Connection, fingerprint: string, channel: AdminChannel) {
     this.#connection = connection;
     this.fingerprint = fingerprint;
+    this.#channel = channel;
   }
 
   static async connect(options: AdminClientOptions): Promise<AdminClient> {
@@ -59,17 +84,34 @@ export class AdminClient {
         { cause },
       );
     }
-    const handshake = new Promise<AdminClient>((resolve, reject) => {
-      let client: AdminClient | undefined;
-      const timer = setTimeout(
-        () =>
-          reject(
-            new DkeygenError(ErrorCodes.TIMEOUT, "The server did not answer the admin handshake."),
-          ),
-        options.timeoutMs ?? 10_000,
-      );
+    const session = new PhaseMachine(ADMIN_PHASES, "hello");
+    const clientChallenge = osRandom(CHALLENGE_BYTES);
+    const token = options.token.expose();
+    let server: ServerKey | undefined;
+    let client: AdminClient | undefined;
+
+    return new Promise<AdminClient>((resolve, reject) => {
+      /** Ends the session: the handshake (if still running) and every pending request fail. */
+      const fail = (error: DkeygenError) => {
+        clearTimeout(timer);
+        reject(error);
+        if (client) {
+          client.#closedError ??= error;
+          client.#failPending(error);
+        }
+        if (session.phase !== "closed") {
+          session.transition("closed");
+          connection.close(1002);
+        }
+      };
+      const timer = setTimeout(() => {
+        fail(
+          new DkeygenError(ErrorCodes.TIMEOUT, "The server did not answer the admin handshake."),
+        );
+      }, options.timeoutMs ?? 10_000);
       connection.onClose((info) => {
         clearTimeout(timer);
+        if (session.phase !== "closed") session.transition("closed");
         const error =
           (client ? client.#closedError : undefined) ??
           new DkeygenError(
@@ -78,63 +120,115 @@ export class AdminClient {
           );
         reject(error);
         if (client) {
-          for (const pending of client.#pending.values()) pending.reject(error);
-          client.#pending.clear();
+          client.#closedError ??= error;
+          client.#failPending(error);
         }
       });
+      const onMessage = async (msg: AnyMessage): Promise<void> => {
+        if (!session.accepts(msg.type)) {
+          // After admin.ready the server speaks only in MACed frames: this is not the server.
+          throw new DkeygenError(
+            ErrorCodes.UNEXPECTED_MESSAGE,
+            `The server sent an unexpected ${msg.type} message; the session is closed.`,
+          );
+        }
+        switch (msg.type) {
+          case "hello": {
+            session.transition("auth");
+            server = await checkServerKey(options, msg);
+            const proof = createHmac("sha256", token)
+              .update(adminProofData(server.challenge, server.fingerprint, clientChallenge))
+              .digest();
+            connection.send(
+              encodeMessage({
+                type: "admin.auth",
+                v: PROTOCOL_VERSION,
+                clientChallenge: toBase64url(clientChallenge),
+                proof: toBase64url(proof),
+              }),
+            );
+            return;
+          }
+          case "admin.ready": {
+            const known = server!;
+            const proved = serverVerify(
+              known.key,
+              adminReadyProofData(known.challenge, clientChallenge, known.fingerprint),
+              fromBase64url(msg.proof, "proof"),
+            );
+            if (!proved) {
+              throw new DkeygenError(
+                ErrorCodes.BAD_SIGNATURE,
+                `The server at ${options.url} did not prove it holds key ${known.fingerprint}; refusing it.`,
+              );
+            }
+            session.transition("ready");
+            const keys = adminSessionKeys(
+              token,
+              known.challenge,
+              clientChallenge,
+              known.fingerprint,
+            );
+            client = new AdminClient(
+              connection,
+              known.fingerprint,
+              new AdminChannel(keys, "admin"),
+            );
+            clearTimeout(timer);
+            resolve(client);
+            return;
+          }
+          case "admin.frame":
+            client!.#route(client!.#channel.open(msg));
+            return;
+          case "error":
+            throw new DkeygenError(msg.code as ErrorCode, msg.message);
+          default:
+            return;
+        }
+      };
       connection.onFrame((frame) => {
+        if (session.phase === "closed") return;
         let msg: AnyMessage;
         try {
           msg = decodeMessage(frame);
         } catch (cause) {
           // The server broke the protocol (or speaks another version): nothing it says on this
           // connection can be trusted to answer a request, so fail them rather than wait forever.
-          const error = new DkeygenError(
-            ErrorCodes.MALFORMED_MESSAGE,
-            `The server sent a message this client cannot read: ${describeError(cause)}`,
+          fail(
+            new DkeygenError(
+              ErrorCodes.MALFORMED_MESSAGE,
+              `The server sent a message this client cannot read: ${describeError(cause)}`,
+            ),
           );
-          if (client) client.#closedError = error;
-          clearTimeout(timer);
-          reject(error);
-          connection.close(1002);
           return;
         }
-        if (msg.type === "hello") {
-          const spki = fromBase64url(msg.server.publicKey, "server public key");
-          const fingerprint = fingerprintOfSpki(spki);
-          const expected = options.expectedFingerprint ?? fingerprint;
-          if (fingerprint !== msg.server.fingerprint || fingerprint !== expected) {
-            clearTimeout(timer);
-            reject(pinMismatch(options.url, expected, fingerprint));
-            connection.close(1000);
-            return;
-          }
-          client = new AdminClient(connection, fingerprint);
-          const proof = createHmac("sha256", options.token.expose())
-            .update(adminProofData(fromBase64url(msg.challenge, "challenge", 32), fingerprint))
-            .digest();
-          connection.send(
-            encodeMessage({ type: "admin.auth", v: PROTOCOL_VERSION, proof: toBase64url(proof) }),
-          );
-        } else if (msg.type === "admin.ready" && client) {
-          clearTimeout(timer);
-          resolve(client);
-        } else if (msg.type === "error" && (!client || msg.requestId === undefined)) {
-          const error = new DkeygenError(msg.code as ErrorCode, msg.message);
-          if (client) client.#closedError = error;
-          clearTimeout(timer);
-          reject(error);
-        } else if (client) {
-          client.#route(msg);
-        }
+        onMessage(msg).catch((error: unknown) =>
+          fail(
+            isDkeygenError(error)
+              ? error
+              : new DkeygenError(ErrorCodes.OPERATIONAL, describeError(error)),
+          ),
+        );
       });
     });
-    return handshake;
+  }
+
+  #failPending(error: DkeygenError): void {
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
   }
 
   #route(msg: AnyMessage): void {
     const requestId = "requestId" in msg ? msg.requestId : undefined;
-    if (requestId === undefined) return;
+    if (requestId === undefined) {
+      // An error about the session as a whole (sealed, so it is the server's): it is closing.
+      if (msg.type === "error") {
+        this.#closedError = new DkeygenError(msg.code as ErrorCode, msg.message);
+        this.#failPending(this.#closedError);
+      }
+      return;
+    }
     const pending = this.#pending.get(requestId);
     if (!pending) return;
     this.#pending.delete(requestId);
@@ -143,8 +237,12 @@ export class AdminClient {
 
   #request(msg: AnyMessage & { requestId: string }): Promise<AnyMessage> {
     return new Promise((resolve, reject) => {
+      if (this.#closedError) {
+        reject(this.#closedError);
+        return;
+      }
       this.#pending.set(msg.requestId, { resolve, reject });
-      this.#connection.send(encodeMessage(msg));
+      this.#connection.send(this.#channel.seal(msg));
     });
   }
 
@@ -233,4 +331,43 @@ export class AdminClient {
   close(): void {
     this.#connection.close(1000, "admin done");
   }
+}
+
+interface ServerKey {
+  key: KeyObject;
+  fingerprint: string;
+  challenge: Uint8Array;
+}
+
+/**
+ * The server's key from its hello: the fingerprint it claims must be its key's, the key RSA of at
+ * least 3072 bits, and the fingerprint the one given in advance or pinned (first contact pins it).
+ */
+async function checkServerKey(
+  options: AdminClientOptions,
+  hello: MessageOf<"hello">,
+): Promise<ServerKey> {
+  const spki = fromBase64url(hello.server.publicKey, "server public key");
+  const fingerprint = fingerprintOfSpki(spki);
+  if (fingerprint !== hello.server.fingerprint) {
+    throw pinMismatch(options.url, hello.server.fingerprint, fingerprint);
+  }
+  const key = rsaServerKey(spki);
+  if (!key) {
+    throw new DkeygenError(
+      ErrorCodes.PIN_MISMATCH,
+      `The server at ${options.url} presented a key that is not RSA of at least 3072 bits; refusing it.`,
+    );
+  }
+  if (options.pins) {
+    await checkPin(options.pins, options.url, fingerprint, options.expectedFingerprint);
+  } else if (options.expectedFingerprint === undefined) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `Nothing to check the server at ${options.url} against: give its fingerprint or a pin store.`,
+    );
+  } else if (options.expectedFingerprint !== fingerprint) {
+    throw pinMismatch(options.url, options.expectedFingerprint, fingerprint);
+  }
+  return { key, fingerprint, challenge: fromBase64url(hello.challenge, "challenge", 32) };
 }

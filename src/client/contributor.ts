@@ -8,15 +8,17 @@
  * Fatal for the contributor (it stops and does not reconnect): a pin mismatch, a refused
  * enrollment, a protocol version mismatch. Everything else is a reason to reconnect.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { sealEnvelope } from "../crypto/envelope.js";
 import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import { secretPhraseInput } from "../crypto/phrase-generators.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
+import { rsaServerKey, serverVerify } from "../crypto/server-signature.js";
 import { signMessage } from "../crypto/signature.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import { type Logger, silentLogger } from "../logging.js";
+import { CONTRIBUTOR_PHASES, PhaseMachine } from "../protocol/client-session.js";
 import { envelopeToWire } from "../protocol/envelope-wire.js";
 import {
   type AnyMessage,
@@ -28,8 +30,10 @@ import {
   contributionAad,
   contributionSignedData,
   joinSignedData,
+  roundOpenSignedData,
+  welcomeProofData,
 } from "../protocol/signed-data.js";
-import { PROTOCOL_VERSION } from "../protocol/version.js";
+import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
@@ -73,6 +77,8 @@ interface ServerView {
   url: string;
   publicKey: KeyObject;
   fingerprint: string;
+  /** The server's challenge of the current connection. */
+  challenge: Uint8Array;
 }
 
 export class Contributor {
@@ -160,9 +166,11 @@ export class Contributor {
       return;
     }
     this.#connection = connection;
-    let phase: "hello" | "welcome" | "ready" = "hello";
+    const session = new PhaseMachine(CONTRIBUTOR_PHASES, "hello");
+    // Chosen here, covered by the server's proof in `welcome`: a recorded proof cannot be replayed.
+    const clientChallenge = this.#random(CHALLENGE_BYTES);
     const handshakeTimer = setTimeout(() => {
-      if (phase !== "ready") {
+      if (session.phase !== "ready") {
         this.#logger.warn(
           { url: this.#o.serverUrl },
           "server did not complete the handshake in time",
@@ -174,6 +182,7 @@ export class Contributor {
 
     connection.onClose((info) => {
       clearTimeout(handshakeTimer);
+      session.transition("closed");
       if (this.#connection === connection) this.#connection = undefined;
       if (!this.#stopped)
         this.#retry(`connection closed (${info.code}${info.reason ? ` ${info.reason}` : ""})`);
@@ -192,41 +201,59 @@ export class Contributor {
         );
         return;
       }
-      try {
-        if (phase === "hello" && msg.type === "hello") {
-          phase = "welcome";
-          this.#onHello(connection, msg).catch((error: unknown) => this.#fail(error));
-        } else if (phase === "welcome" && msg.type === "welcome") {
-          phase = "ready";
-          clearTimeout(handshakeTimer);
-          this.#onWelcome(connection, msg);
-        } else if (phase === "ready" && msg.type === "round.open") {
-          this.#onRoundOpen(connection, msg);
-        } else if (phase === "ready" && msg.type === "round.ack") {
-          this.#emit({ type: "round.accepted", roundId: msg.roundId });
-        } else if (phase === "ready" && msg.type === "round.closed") {
-          this.#logger.info(
-            { roundId: msg.roundId, outcome: msg.outcome, accepted: msg.accepted },
-            `round ${msg.outcome}`,
-          );
-          this.#emit({
-            type: "round.closed",
-            roundId: msg.roundId,
-            outcome: msg.outcome,
-            accepted: msg.accepted,
-          });
-        } else if (msg.type === "error") {
-          this.#onServerError(msg, phase !== "ready");
-        } else {
-          this.#logger.warn({ type: msg.type }, "ignored an unexpected message from the server");
-        }
-      } catch (error) {
-        this.#fail(error);
+      if (!session.accepts(msg.type)) {
+        this.#logger.warn(
+          { type: msg.type, phase: session.phase },
+          "ignored an unexpected message from the server",
+        );
+        return;
       }
+      // One guard for every handler, synchronous or not: a failure closes this connection.
+      const handled = (async () => {
+        switch (msg.type) {
+          case "hello":
+            session.transition("welcome");
+            await this.#onHello(connection, msg, clientChallenge);
+            break;
+          case "welcome":
+            this.#onWelcome(msg, clientChallenge);
+            session.transition("ready");
+            clearTimeout(handshakeTimer);
+            break;
+          case "round.open":
+            this.#onRoundOpen(connection, msg);
+            break;
+          case "round.ack":
+            this.#emit({ type: "round.accepted", roundId: msg.roundId });
+            break;
+          case "round.closed":
+            this.#logger.info(
+              { roundId: msg.roundId, outcome: msg.outcome, accepted: msg.accepted },
+              `round ${msg.outcome}`,
+            );
+            this.#emit({
+              type: "round.closed",
+              roundId: msg.roundId,
+              outcome: msg.outcome,
+              accepted: msg.accepted,
+            });
+            break;
+          case "error":
+            this.#onServerError(msg, session.phase !== "ready");
+            break;
+          default:
+            break;
+        }
+      })();
+      handled.catch((error: unknown) => this.#fail(error));
     });
   }
 
-  async #onHello(connection: Connection, msg: MessageOf<"hello">): Promise<void> {
+  async #onHello(
+    connection: Connection,
+    msg: MessageOf<"hello">,
+    clientChallenge: Uint8Array,
+  ): Promise<void> {
     const spki = fromBase64url(msg.server.publicKey, "server public key");
     // Never trust the fingerprint the server claims: compute it from the key it sent.
     const fingerprint = fingerprintOfSpki(spki);
@@ -236,39 +263,45 @@ export class Contributor {
         `The server at ${this.#o.serverUrl} claims fingerprint ${msg.server.fingerprint} but its key's is ${fingerprint}.`,
       );
     }
+    // The key's type before any pin: a key dkeygen would never use is not worth remembering.
+    const publicKey = rsaServerKey(spki);
+    if (!publicKey) {
+      throw new DkeygenError(
+        ErrorCodes.PIN_MISMATCH,
+        `The server at ${this.#o.serverUrl} presented a key that is not RSA of at least 3072 bits; refusing it.`,
+      );
+    }
     const pin = await checkPin(
       this.#o.pins,
       this.#o.serverUrl,
       fingerprint,
       this.#o.serverFingerprint,
     );
-    const publicKey = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
-    if (
-      publicKey.asymmetricKeyType !== "rsa" ||
-      (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < 3072
-    ) {
-      throw new DkeygenError(
-        ErrorCodes.PIN_MISMATCH,
-        "The server's key is not an RSA key of at least 3072 bits.",
-      );
-    }
-    this.#server = { url: this.#o.serverUrl, publicKey, fingerprint };
+    const serverChallenge = fromBase64url(msg.challenge, "challenge", 32);
+    this.#server = { url: this.#o.serverUrl, publicKey, fingerprint, challenge: serverChallenge };
     (connection as { watchHeartbeat?(ms: number): void }).watchHeartbeat?.(msg.heartbeatMs);
     this.#logger.info({ url: this.#o.serverUrl, fingerprint, pin }, "connected to server");
     this.#emit({ type: "connected", url: this.#o.serverUrl, fingerprint, pin });
 
     const { state } = this.#o;
     const token = this.#o.token ?? "";
-    const challenge = fromBase64url(msg.challenge, "challenge", 32);
     const signature = signMessage(
       state.privateKey,
-      joinSignedData(challenge, fingerprint, state.identity, token),
+      joinSignedData(
+        serverChallenge,
+        fingerprint,
+        state.identity,
+        token,
+        this.#o.name ?? "",
+        clientChallenge,
+      ),
     );
     connection.send(
       encodeMessage({
         type: "join",
         v: PROTOCOL_VERSION,
         identity: toBase64url(state.identity),
+        clientChallenge: toBase64url(clientChallenge),
         signature: toBase64url(signature),
         ...(this.#o.token === undefined ? {} : { token: this.#o.token }),
         ...(this.#o.name === undefined ? {} : { name: this.#o.name }),
@@ -276,7 +309,30 @@ export class Contributor {
     );
   }
 
-  #onWelcome(_connection: Connection, msg: MessageOf<"welcome">): void {
+  /** Checks the server's proof that it holds the pinned key, on this connection, for this join. */
+  #onWelcome(msg: MessageOf<"welcome">, clientChallenge: Uint8Array): void {
+    const server = this.#server!;
+    const proved =
+      msg.contributorId === this.contributorId &&
+      serverVerify(
+        server.publicKey,
+        welcomeProofData(
+          server.challenge,
+          clientChallenge,
+          server.fingerprint,
+          msg.contributorId,
+          msg.name ?? "",
+          msg.enrolled,
+        ),
+        fromBase64url(msg.proof, "proof"),
+      );
+    if (!proved) {
+      throw new DkeygenError(
+        ErrorCodes.BAD_SIGNATURE,
+        `The server at ${this.#o.serverUrl} did not prove it holds key ${server.fingerprint} ` +
+          "(its welcome is not signed by that key for this connection); refusing it.",
+      );
+    }
     this.#attempt = 0;
     this.#logger.info(
       { contributorId: msg.contributorId, name: msg.name, enrolled: msg.enrolled },
@@ -296,13 +352,29 @@ export class Contributor {
     const server = this.#server!;
     const { state } = this.#o;
     const id = state.contributorId;
+    const seed = fromBase64url(msg.seed, "seed", 32);
+    const signed = roundOpenSignedData({
+      roundId: msg.roundId,
+      purpose: msg.purpose,
+      seed,
+      serverCommitment: fromBase64url(msg.serverCommitment, "serverCommitment", 32),
+      deadline: msg.deadline,
+      participants: msg.participants,
+    });
+    if (!serverVerify(server.publicKey, signed, fromBase64url(msg.signature, "signature"))) {
+      // Not the server's invitation (someone on the path, or a broken server): nothing is sent.
+      this.#logger.error(
+        { roundId: msg.roundId },
+        "ignored a round.open that the server's key did not sign",
+      );
+      return;
+    }
     this.#emit({
       type: "round.invited",
       roundId: msg.roundId,
       purpose: msg.purpose,
       participants: msg.participants,
     });
-    const seed = fromBase64url(msg.seed, "seed", 32);
     const entropy = this.#o.entropy.draw();
     const phrase = state.generator.compute(
       state.generatorKey.expose(),
@@ -350,7 +422,11 @@ export class Contributor {
   }
 
   #fail(error: unknown): void {
-    if (isDkeygenError(error) && error.code === ErrorCodes.PIN_MISMATCH) {
+    // A server that is not the pinned one, or cannot prove it is: refuse it for good, loudly.
+    if (
+      isDkeygenError(error) &&
+      (error.code === ErrorCodes.PIN_MISMATCH || error.code === ErrorCodes.BAD_SIGNATURE)
+    ) {
       this.#logger.error({ code: error.code }, error.message);
       this.#stop(error);
       return;

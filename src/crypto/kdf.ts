@@ -1,22 +1,27 @@
 /**
- * Response phrase generation: the round's final secret from its seed phrase and every accepted
- * secret phrase, with HKDF-SHA-512 (RFC 5869) over a canonical ordering.
+ * Response phrase generation: the round's final secret from its seed phrase, the server's own
+ * secret for the round and every accepted secret phrase, with HKDF-SHA-512 (RFC 5869) over a
+ * canonical ordering.
  *
  *   contributions sorted by contributor id (bytewise over UTF-8)
- *   IKM  = LP("dkeygen/v1/response-phrase", seed, u32(n), id_1, phrase_1, ..., id_n, phrase_n)
+ *   IKM  = LP("dkeygen/v1/response-phrase", seed, serverSecret, u32(n),
+ *             id_1, phrase_1, ..., id_n, phrase_n)
  *   salt = "dkeygen/v1/round/" ‖ roundId
  *   info = LP("dkeygen/v1/round-secret", purpose)
  *   secret = HKDF-SHA-512(IKM, salt, info, L = 64)
  *
- * HKDF-Extract is a randomness extractor: if one secret phrase is uniform and unknown to someone,
- * the 64-byte output is indistinguishable from uniform to them, whatever the other inputs are,
- * as long as those were fixed without knowledge of that phrase (docs/PROTOCOL.md §"Why one honest
- * contributor suffices").
+ * HKDF-Extract is a randomness extractor: if one input is uniform and unknown to someone, the
+ * 64-byte output is indistinguishable from uniform to them, whatever the other inputs are, as long
+ * as those were fixed without knowledge of it. One honest contributor's phrase is such an input
+ * for everyone but the server; the server secret (32 bytes, never sent, only committed to) is one
+ * for every coalition of contributors (docs/PROTOCOL.md §7.2).
  */
 import { hkdfSync } from "node:crypto";
 import { lengthPrefixed, u32 } from "./canonical.js";
 
 export const ROUND_SECRET_BYTES = 64;
+/** The server's per-round secret: 32 bytes from the CSPRNG. */
+export const SERVER_SECRET_BYTES = 32;
 
 export interface AcceptedPhrase {
   contributorId: string;
@@ -27,6 +32,8 @@ export interface RoundSecretInput {
   roundId: string;
   purpose: string;
   seedPhrase: Uint8Array;
+  /** The server's own secret for the round (SERVER_SECRET_BYTES), never sent to anyone. */
+  serverSecret: Uint8Array;
   contributions: readonly AcceptedPhrase[];
 }
 
@@ -43,9 +50,13 @@ export function combineRoundSecret(input: RoundSecretInput): Uint8Array {
       throw new TypeError("combineRoundSecret: a contributor appears twice");
     }
   }
+  if (input.serverSecret.length !== SERVER_SECRET_BYTES) {
+    throw new TypeError(`combineRoundSecret: serverSecret must be ${SERVER_SECRET_BYTES} bytes`);
+  }
   const fields: (Uint8Array | string)[] = [
     "dkeygen/v1/response-phrase",
     input.seedPhrase,
+    input.serverSecret,
     u32(sorted.length),
   ];
   for (const c of sorted) fields.push(c.contributorId, c.phrase);

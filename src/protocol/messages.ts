@@ -80,7 +80,10 @@ const PublicRecord = Type.Object(
     participants: Type.Array(FingerprintSchema, { maxItems: 4096 }),
     algorithm: Type.String({ maxLength: 64 }),
     public: Type.Record(Type.String(), Type.Unknown()),
-    /** A requesting client's name, or "@admin" for what an admin generated without --for. */
+    /**
+     * Who may fetch the secret part: a requesting client (by name), or "@admin" for what an admin
+     * generated without --for.
+     */
     owner: Type.Optional(Type.String({ pattern: "^(?:@admin|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$" })),
   },
   strict,
@@ -97,18 +100,27 @@ export const Hello = message("hello", {
   heartbeatMs: Type.Integer({ minimum: 1000, maximum: 600_000 }),
 });
 
+/** An RSASSA-PSS signature by the server's key (384 bytes for RSA-3072; up to RSA-4096). */
+const ServerSignature = BytesUpTo(512);
+
 export const Welcome = message("welcome", {
   contributorId: FingerprintSchema,
   name: Type.Optional(Name),
   enrolled: Type.Boolean(),
+  /** The server's signature over the handshake (signed-data.ts welcomeProofData). */
+  proof: ServerSignature,
 });
 
 export const RoundOpen = message("round.open", {
   roundId: RoundIdSchema,
   purpose: Purpose,
   seed: Bytes(32),
+  /** SHA-256 commitment to the server's own secret for this round (signed-data.ts). */
+  serverCommitment: Bytes(32),
   deadline: IsoTime,
   participants: Type.Integer({ minimum: 1, maximum: 4096 }),
+  /** The server's signature over all of the above (signed-data.ts roundOpenSignedData). */
+  signature: ServerSignature,
 });
 
 export const RoundAck = message("round.ack", { roundId: RoundIdSchema });
@@ -128,7 +140,21 @@ export const ErrorMessage = message("error", {
   fatal: Type.Boolean(),
 });
 
-export const AdminReady = message("admin.ready", {});
+export const AdminReady = message("admin.ready", {
+  /** The server's signature over the admin handshake (signed-data.ts adminReadyProofData). */
+  proof: ServerSignature,
+});
+
+/**
+ * Every admin message after admin.ready, in either direction: the inner message's JSON as sent
+ * (`body`), its sequence number in its direction (0, 1, 2, …) and an HMAC-SHA-256 over both under
+ * that direction's session key (admin-channel.ts). The body is decoded only once the MAC checks.
+ */
+export const AdminFrame = message("admin.frame", {
+  seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  body: Type.String({ minLength: 2, maxLength: MAX_FRAME_BYTES }),
+  mac: Bytes(32),
+});
 
 export const AdminRoundResult = message("admin.round", {
   requestId: RequestId,
@@ -145,6 +171,15 @@ export const AdminStatusResult = message("admin.status.result", {
   ),
   enrolled: Type.Integer({ minimum: 0 }),
   roundsRunning: Type.Integer({ minimum: 0 }),
+  /** The key store: its kind and, for the key_store file, its durable chain head. */
+  store: Type.Object(
+    {
+      kind: Type.String({ pattern: "^[a-z]{1,16}$" }),
+      lines: Type.Optional(Type.Integer({ minimum: 0 })),
+      head: Type.Optional(Type.String({ pattern: "^[0-9a-f]{64}$" })),
+    },
+    strict,
+  ),
 });
 
 // ---- peer → server ---------------------------------------------------------------------------
@@ -153,6 +188,8 @@ export const Join = message("join", {
   identity: Bytes(32),
   token: Type.Optional(Type.String({ pattern: "^dkt_[A-Za-z0-9_-]{8,32}\\.[A-Za-z0-9_-]{43}$" })),
   name: Type.Optional(Name),
+  /** Fresh from the contributor: the server's proof in `welcome` covers it. */
+  clientChallenge: Bytes(32),
   signature: Bytes(64),
 });
 
@@ -163,7 +200,11 @@ export const Contribution = message("contribution", {
   signature: Bytes(64),
 });
 
-export const AdminAuth = message("admin.auth", { proof: Bytes(32) });
+export const AdminAuth = message("admin.auth", {
+  /** Fresh from the admin client: the server's proof in `admin.ready` covers it. */
+  clientChallenge: Bytes(32),
+  proof: Bytes(32),
+});
 
 export const AdminGenerate = message("admin.generate", {
   requestId: RequestId,
@@ -191,6 +232,7 @@ export const SCHEMAS = {
   "admin.auth": AdminAuth,
   "admin.generate": AdminGenerate,
   "admin.status": AdminStatus,
+  "admin.frame": AdminFrame,
 } as const;
 
 export type MessageType = keyof typeof SCHEMAS;

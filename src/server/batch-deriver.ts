@@ -36,6 +36,7 @@ export class BatchDeriver {
    */
   derive(
     secret: Uint8Array,
+    serverSecret: Uint8Array,
     purpose: string,
     params: JsonObject,
     count: number,
@@ -44,13 +45,23 @@ export class BatchDeriver {
     if (this.#closed) return Promise.reject(threadFailed());
     const id = this.#nextId++;
     const copy = new Uint8Array(secret);
-    const job: BatchJob = { id, secret: copy, purpose, params, count, chunk: CHUNK };
+    const serverCopy = new Uint8Array(serverSecret);
+    const job: BatchJob = {
+      id,
+      secret: copy,
+      serverSecret: serverCopy,
+      purpose,
+      params,
+      count,
+      chunk: CHUNK,
+    };
     return new Promise<void>((resolve, reject) => {
       this.#jobs.set(id, { onItems, resolve, reject });
       try {
-        this.#start().postMessage(job, [copy.buffer]);
+        this.#start().postMessage(job, [copy.buffer, serverCopy.buffer]);
       } catch (error) {
         copy.fill(0);
+        serverCopy.fill(0);
         this.#jobs.delete(id);
         reject(error);
       }

@@ -5,7 +5,12 @@
  * such as a wallet passphrase, which is why they live here and not in the public part) and the
  * purpose's secret output.
  *
- *   {"v":1,"derivationSecret":"<128 hex>","batch":{"index":i,"size":n},"params":{…},"output":{…}}   (UTF-8 JSON)
+ *   {"v":1,"derivationSecret":"<128 hex>","batch":{"index":i,"size":n},"params":{…},
+ *    "serverSecret":"<64 hex>","output":{…}}                                          (UTF-8 JSON)
+ *
+ * `serverSecret` is the server's own secret of the round (committed to in its round.open, never
+ * sent): kept so the owner of a result can later be shown that the server fixed it before any
+ * contribution came. Records made before protocol version 2 have none.
  */
 import { derivePurpose } from "../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
@@ -17,6 +22,7 @@ export interface StoredSecret {
   derivationSecret: string;
   batch: { index: number; size: number };
   params: JsonObject;
+  serverSecret?: string;
   output: JsonObject;
 }
 
@@ -36,13 +42,15 @@ export interface DerivedResult {
 
 /**
  * Derives result `index` of a round of `size` from its derivation secret `input` (the round
- * secret, or a batch output's share of it) and encodes its stored secret part.
+ * secret, or a batch output's share of it) and encodes its stored secret part, with the round's
+ * server secret.
  */
 export async function deriveResult(
   purpose: string,
   input: Uint8Array,
   batch: { index: number; size: number },
   params: JsonObject,
+  serverSecret: Uint8Array,
 ): Promise<DerivedResult> {
   const result = await derivePurpose(purpose, input, params);
   const payload = encodeStoredSecret({
@@ -50,6 +58,7 @@ export async function deriveResult(
     derivationSecret: Buffer.from(input).toString("hex"),
     batch,
     params,
+    serverSecret: Buffer.from(serverSecret).toString("hex"),
     output: result.secret,
   });
   return { algorithm: result.algorithm, public: result.public, payload, output: result.secret };

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { base64urlPattern, fromBase64url, toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes } from "../../src/errors.js";
 import { decodeMessage } from "../../src/protocol/messages.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { RawPeer, startContributors, startTestServer } from "../helpers/ceremony.js";
 
 test("a join whose identity is 43 base64url characters but not canonical is refused, and the server goes on", async () => {
@@ -16,8 +17,9 @@ test("a join whose identity is 43 base64url characters but not canonical is refu
     const peer = await RawPeer.connect(server.url);
     peer.send({
       type: "join",
-      v: 1,
+      v: PROTOCOL_VERSION,
       identity: `${"A".repeat(42)}B`,
+      clientChallenge: toBase64url(new Uint8Array(32)),
       signature: toBase64url(new Uint8Array(64)),
     });
     const error = await peer.next("error");
@@ -72,13 +74,17 @@ test("every binary field of every peer message refuses a non-canonical spelling"
   };
   const envelope = { alg: "RSA-OAEP-256/A256GCM", ek: b(384), iv: b(12), ct: b(64), tag: b(16) };
   const cases: [string, Record<string, unknown>, string, number][] = [
-    ["join", { identity: b(32), signature: b(64) }, "identity", 32],
-    ["join", { identity: b(32), signature: b(64) }, "signature", 64],
-    ["admin.auth", { proof: b(32) }, "proof", 32],
+    ["join", { identity: b(32), clientChallenge: b(32), signature: b(64) }, "identity", 32],
+    ["join", { identity: b(32), clientChallenge: b(32), signature: b(64) }, "signature", 64],
+    ["join", { identity: b(32), clientChallenge: b(32), signature: b(64) }, "clientChallenge", 32],
+    ["admin.auth", { clientChallenge: b(32), proof: b(32) }, "proof", 32],
+    ["admin.auth", { clientChallenge: b(32), proof: b(32) }, "clientChallenge", 32],
   ];
   for (const [type, body, field, n] of cases) {
-    assert.doesNotThrow(() => decodeMessage(JSON.stringify({ type, v: 1, ...body })));
-    const frame = JSON.stringify({ type, v: 1, ...body, [field]: bad(n) });
+    assert.doesNotThrow(() =>
+      decodeMessage(JSON.stringify({ type, v: PROTOCOL_VERSION, ...body })),
+    );
+    const frame = JSON.stringify({ type, v: PROTOCOL_VERSION, ...body, [field]: bad(n) });
     assert.throws(
       () => decodeMessage(frame),
       { code: ErrorCodes.MALFORMED_MESSAGE },
@@ -87,7 +93,7 @@ test("every binary field of every peer message refuses a non-canonical spelling"
   }
   const contribution = {
     type: "contribution",
-    v: 1,
+    v: PROTOCOL_VERSION,
     roundId: b(16),
     contributorId: `SHA256:${"A".repeat(43)}`,
     envelope,

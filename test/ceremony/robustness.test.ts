@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { AdminClient } from "../../src/client/admin-client.js";
 import { Secret } from "../../src/crypto/secret.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
-import { MAX_FRAME_BYTES } from "../../src/protocol/version.js";
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { issueEnrollmentToken } from "../../src/server/enrollment.js";
 import {
   buildContribution,
@@ -37,12 +37,12 @@ test("malformed, oversized and out-of-order frames do not crash the server", asy
       "[]",
       "null",
       "\u0000\u0001\u0002",
-      '{"type":"nope","v":1}',
+      `{"type":"nope","v":${PROTOCOL_VERSION}}`,
       '{"type":"contribution"}',
-      '{"type":"join","v":1}',
-      { type: "admin.generate", v: 1, requestId: "x", purpose: "otp", params: {} },
-      { type: "round.open", v: 1 },
-      { type: "contribution", v: 1, roundId: 5 },
+      `{"type":"join","v":${PROTOCOL_VERSION}}`,
+      { type: "admin.generate", v: PROTOCOL_VERSION, requestId: "x", purpose: "otp", params: {} },
+      { type: "round.open", v: PROTOCOL_VERSION },
+      { type: "contribution", v: PROTOCOL_VERSION, roundId: 5 },
     ];
     for (const frame of garbage) peer.send(frame);
     for (let i = 0; i < garbage.length; i++) {
@@ -56,7 +56,7 @@ test("malformed, oversized and out-of-order frames do not crash the server", asy
 
     // Another protocol version ends the conversation.
     const old = await enrolledRawPeer(server);
-    old.send({ type: "contribution", v: 2 });
+    old.send({ type: "contribution", v: PROTOCOL_VERSION - 1 });
     const versionError = await old.next("error");
     assert.equal(versionError.code, ErrorCodes.VERSION_MISMATCH);
     assert.equal(versionError.fatal, true);
@@ -199,7 +199,11 @@ test("an admin with the wrong token is refused", async () => {
   const server = await startTestServer();
   try {
     await assert.rejects(
-      AdminClient.connect({ url: server.url, token: new Secret(new Uint8Array(32).fill(7)) }),
+      AdminClient.connect({
+        url: server.url,
+        token: new Secret(new Uint8Array(32).fill(7)),
+        expectedFingerprint: server.fingerprint,
+      }),
       (e: unknown) => isDkeygenError(e, ErrorCodes.UNAUTHORIZED),
     );
   } finally {

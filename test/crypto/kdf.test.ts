@@ -14,6 +14,7 @@ const base = {
   roundId: "AAAAAAAAAAAAAAAAAAAAAA",
   purpose: "otp",
   seedPhrase: bytes(32, 9),
+  serverSecret: bytes(32, 4),
   contributions: [
     { contributorId: "SHA256:b", phrase: bytes(64, 2) },
     { contributorId: "SHA256:a", phrase: bytes(64, 1) },
@@ -43,6 +44,7 @@ function reference(input: typeof base): Uint8Array {
   const ikm = lp(
     enc.encode("dkeygen/v1/response-phrase"),
     input.seedPhrase,
+    input.serverSecret,
     count,
     ...sorted.flatMap((c) => [enc.encode(c.contributorId), c.phrase]),
   );
@@ -65,6 +67,7 @@ test("changing any input changes the round secret", () => {
     { ...base, roundId: "BAAAAAAAAAAAAAAAAAAAAA" },
     { ...base, purpose: "totp" },
     { ...base, seedPhrase: bytes(32, 8) },
+    { ...base, serverSecret: bytes(32, 5) },
     {
       ...base,
       contributions: [base.contributions[0]!, { contributorId: "SHA256:a", phrase: bytes(64, 3) }],
@@ -73,6 +76,15 @@ test("changing any input changes the round secret", () => {
   ];
   for (const variant of variants) {
     assert.notEqual(Buffer.from(combineRoundSecret(variant)).toString("hex"), secret);
+  }
+});
+
+test("a server secret of any length but 32 bytes is refused", () => {
+  for (const length of [0, 31, 33]) {
+    assert.throws(
+      () => combineRoundSecret({ ...base, serverSecret: bytes(length, 1) }),
+      /32 bytes/,
+    );
   }
 });
 

@@ -25,6 +25,7 @@ import {
   type EnvelopeFields,
   joinSignedData,
 } from "../../src/protocol/signed-data.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import type { DistributionConfig } from "../../src/server/distribution/app.js";
 import { contributorIdOf, issueEnrollmentToken } from "../../src/server/enrollment.js";
 import type { KeygenServerConfig } from "../../src/server/keygen-server.js";
@@ -216,9 +217,13 @@ export class RawPeer {
     }
   }
 
-  /** Sends a correctly signed join (with a token the first time). */
-  join(token?: string): void {
+  /** The challenge this peer chose for its last join (the server's welcome proof covers it). */
+  clientChallenge: Uint8Array = new Uint8Array(randomBytes(32));
+
+  /** Sends a correctly signed join (with a token the first time, and a name if given). */
+  join(token?: string, name?: string): void {
     const identity = this.contributorIdentity;
+    this.clientChallenge = new Uint8Array(randomBytes(32));
     const signature = signMessage(
       this.identity.privateKey,
       joinSignedData(
@@ -226,14 +231,18 @@ export class RawPeer {
         this.hello.server.fingerprint,
         identity,
         token ?? "",
+        name ?? "",
+        this.clientChallenge,
       ),
     );
     this.send({
       type: "join",
-      v: 1,
+      v: PROTOCOL_VERSION,
       identity: toBase64url(identity),
+      clientChallenge: toBase64url(this.clientChallenge),
       signature: toBase64url(signature),
       ...(token === undefined ? {} : { token }),
+      ...(name === undefined ? {} : { name }),
     });
   }
 
@@ -289,7 +298,12 @@ export function signContribution(
       body.envelope,
     ),
   );
-  return { type: "contribution", v: 1, ...body, signature: toBase64url(signature) };
+  return {
+    type: "contribution",
+    v: PROTOCOL_VERSION,
+    ...body,
+    signature: toBase64url(signature),
+  };
 }
 
 /** Connects a raw peer and enrolls it with a fresh token; resolves once welcomed. */

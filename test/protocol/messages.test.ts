@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { decodeMessage, encodeMessage } from "../../src/protocol/messages.js";
-import { MAX_FRAME_BYTES } from "../../src/protocol/version.js";
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "../../src/protocol/version.js";
 
 const b64 = (n: number) => Buffer.alloc(n, 1).toString("base64url");
 const fp = `SHA256:${"A".repeat(43)}`;
 
 const contribution = {
   type: "contribution",
-  v: 1,
+  v: PROTOCOL_VERSION,
   roundId: b64(16),
   contributorId: fp,
   envelope: { alg: "RSA-OAEP-256/A256GCM", ek: b64(384), iv: b64(12), ct: b64(64), tag: b64(16) },
@@ -34,7 +34,7 @@ test("a valid contribution decodes to the same object", () => {
 });
 
 test("an oversized frame is refused before it is parsed", () => {
-  const big = `{"type":"contribution","v":1,"pad":"${"x".repeat(MAX_FRAME_BYTES)}"}`;
+  const big = `{"type":"contribution","v":${PROTOCOL_VERSION},"pad":"${"x".repeat(MAX_FRAME_BYTES)}"}`;
   rejects(big, ErrorCodes.FRAME_TOO_LARGE);
   // Not even JSON: still refused for its size, which proves parsing never started.
   rejects("x".repeat(MAX_FRAME_BYTES + 1), ErrorCodes.FRAME_TOO_LARGE);
@@ -44,15 +44,23 @@ test("frames that are not protocol messages are malformed", () => {
   rejects("not json", ErrorCodes.MALFORMED_MESSAGE, /not valid JSON/);
   rejects("[1,2]", ErrorCodes.MALFORMED_MESSAGE, /object/);
   rejects("null", ErrorCodes.MALFORMED_MESSAGE);
-  rejects('{"v":1}', ErrorCodes.MALFORMED_MESSAGE, /type/);
-  rejects('{"type":"__proto__","v":1}', ErrorCodes.MALFORMED_MESSAGE, /type/);
-  rejects('{"type":"toString","v":1}', ErrorCodes.MALFORMED_MESSAGE, /type/);
+  rejects(`{"v":${PROTOCOL_VERSION}}`, ErrorCodes.MALFORMED_MESSAGE, /type/);
+  rejects(`{"type":"__proto__","v":${PROTOCOL_VERSION}}`, ErrorCodes.MALFORMED_MESSAGE, /type/);
+  rejects(`{"type":"toString","v":${PROTOCOL_VERSION}}`, ErrorCodes.MALFORMED_MESSAGE, /type/);
   rejects(new Uint8Array([0xff, 0xfe, 0x00]), ErrorCodes.MALFORMED_MESSAGE);
 });
 
 test("another protocol version is a version mismatch", () => {
-  rejects(JSON.stringify({ ...contribution, v: 2 }), ErrorCodes.VERSION_MISMATCH);
-  rejects(JSON.stringify({ ...contribution, v: "1" }), ErrorCodes.MALFORMED_MESSAGE, /`v`/);
+  rejects(JSON.stringify({ ...contribution, v: 1 }), ErrorCodes.VERSION_MISMATCH);
+  rejects(
+    JSON.stringify({ ...contribution, v: PROTOCOL_VERSION + 1 }),
+    ErrorCodes.VERSION_MISMATCH,
+  );
+  rejects(
+    JSON.stringify({ ...contribution, v: String(PROTOCOL_VERSION) }),
+    ErrorCodes.MALFORMED_MESSAGE,
+    /`v`/,
+  );
   const { v: _v, ...unversioned } = contribution;
   rejects(JSON.stringify(unversioned), ErrorCodes.MALFORMED_MESSAGE, /`v`/);
 });

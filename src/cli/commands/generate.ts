@@ -2,9 +2,10 @@
 import { join } from "node:path";
 import type { Command } from "commander";
 import { AdminClient } from "../../client/admin-client.js";
+import { PinStore } from "../../client/pins.js";
 import { fromBase64url } from "../../crypto/base64url.js";
 import { Secret } from "../../crypto/secret.js";
-import { readSecretFile } from "../../datadir/files.js";
+import { ensureDataDir, readSecretFile } from "../../datadir/files.js";
 import { derivationOf, PURPOSES } from "../../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
@@ -33,6 +34,12 @@ export function withAdminOptions(command: Command): Command {
     .option("--server-fingerprint <fp>", "require this server key fingerprint");
 }
 
+/**
+ * An authenticated admin session with the server. The server's key is checked against, in order:
+ * `--server-fingerprint`; the fingerprint in the server's own server.json (when the server is
+ * found through its data folder); or the admin's pins ($DKEYGEN_HOME/admin/known_servers.json,
+ * trust on first use), so a `--server URL` that later presents another key is refused loudly.
+ */
 export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
   const dataDir = dataDirOption(flags.dataDir, "server");
   let url = flags.server;
@@ -57,11 +64,22 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
     }
   }
   const token = new Secret(fromBase64url(tokenText.trim(), "admin token", 32));
-  return AdminClient.connect({
-    url,
-    token,
-    ...(fingerprint === undefined ? {} : { expectedFingerprint: fingerprint }),
-  });
+  let pins: PinStore | undefined;
+  if (fingerprint === undefined) {
+    const adminDir = dataDirOption(undefined, "admin");
+    await ensureDataDir(adminDir);
+    pins = new PinStore(adminDir);
+  }
+  try {
+    return await AdminClient.connect({
+      url,
+      token,
+      ...(fingerprint === undefined ? {} : { expectedFingerprint: fingerprint }),
+      ...(pins === undefined ? {} : { pins }),
+    });
+  } finally {
+    token.wipe();
+  }
 }
 
 export function recordHeader(record: PublicRecordWire): [string, string][] {

@@ -42,7 +42,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       if (!record || (SUBJECT_PURPOSES.has(record.purpose) && !belongsTo(record, requester))) {
         throw new DkeygenError(ErrorCodes.NOT_FOUND, "No such record.");
       }
-      const { owner, ...shared } = toPublicRecord(record);
+      const { owner, ...shared } = toPublicRecord(record, record.owner);
       return owner === requester ? { ...shared, owner } : shared;
     },
   );

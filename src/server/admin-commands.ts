@@ -1,0 +1,176 @@
+/**
+ * The admin session after admin.ready: every message arrives in an `admin.frame` (sequence
+ * number + MAC under the session key, protocol/admin-channel.ts) and every answer leaves in one.
+ * One function per command:
+ *
+ *   admin.generate   runs a round (optionally for a registered requester) and answers with the
+ *                    record's public part, and with its secret part sealed to a one-off key when
+ *                    the request names one (`revealTo`)
+ *   admin.status     contributors connected, enrolled, rounds running, the key store's head
+ *
+ * A frame that fails its check ends the session (its integrity is gone); a command that fails
+ * gets an `error` with its requestId and the session goes on.
+ */
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { fromBase64url } from "../crypto/base64url.js";
+import { sealEnvelope } from "../crypto/envelope.js";
+import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
+import { envelopeToWire } from "../protocol/envelope-wire.js";
+import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
+import { revealAad } from "../protocol/signed-data.js";
+import { PROTOCOL_VERSION } from "../protocol/version.js";
+import type { KeyRecord } from "../store/types.js";
+import { toPublicRecord } from "./public-record.js";
+import { ADMIN_OWNER, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
+import { readStoredSecret } from "./stored-secret.js";
+
+/** What the admin commands need beyond the context: rounds and the server's live state. */
+export interface AdminServices {
+  runRound(request: RoundRequest): Promise<KeyRecord>;
+  readonly roundsRunning: number;
+  readonly connectedContributors: { id: string; name?: string }[];
+}
+
+export function handleAdminFrame(
+  ctx: ServerContext,
+  services: AdminServices,
+  peer: Peer,
+  frame: MessageOf<"admin.frame">,
+): void | Promise<void> {
+  let inner: ReturnType<NonNullable<Peer["admin"]>["open"]>;
+  try {
+    inner = peer.admin!.open(frame);
+  } catch (error) {
+    ctx.reject(peer, error, {}, isDkeygenError(error, ErrorCodes.BAD_SIGNATURE));
+    return;
+  }
+  if (inner.type === "admin.generate") return adminGenerate(ctx, services, peer, inner);
+  if (inner.type === "admin.status") return adminStatus(ctx, services, peer, inner);
+  // admin-channel.ts lets only those two through towards the server.
+  throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${inner.type} message.`);
+}
+
+async function adminGenerate(
+  ctx: ServerContext,
+  services: AdminServices,
+  peer: Peer,
+  msg: MessageOf<"admin.generate">,
+): Promise<void> {
+  try {
+    const revealTo = msg.revealTo === undefined ? undefined : revealKey(msg.revealTo);
+    const owner = msg.owner === undefined ? ADMIN_OWNER : await ownerId(ctx, msg.owner);
+    const record = await services.runRound({ purpose: msg.purpose, params: msg.params, owner });
+    let secret: EnvelopeWire | undefined;
+    if (revealTo) {
+      const { output } = await readStoredSecret(ctx.c.store, record.id);
+      const plaintext = Buffer.from(JSON.stringify(output), "utf8");
+      try {
+        secret = envelopeToWire(
+          sealEnvelope(
+            revealTo,
+            plaintext,
+            revealAad(msg.requestId, record.id, ctx.fingerprint),
+            ctx.c.random,
+          ),
+        );
+      } finally {
+        plaintext.fill(0);
+      }
+      ctx.c.logger.info(
+        { recordId: record.id },
+        "secret part revealed to the admin, sealed to its one-off key",
+      );
+    }
+    ctx.send(peer, {
+      type: "admin.round",
+      v: PROTOCOL_VERSION,
+      requestId: msg.requestId,
+      record: toPublicRecord(record, msg.owner ?? ADMIN_OWNER),
+      ...(secret === undefined ? {} : { secret }),
+    });
+  } catch (error) {
+    const e = isDkeygenError(error)
+      ? error
+      : new DkeygenError(ErrorCodes.OPERATIONAL, "The round could not be completed.");
+    if (!isDkeygenError(error)) ctx.c.logger.error({ err: describeError(error) }, "round failed");
+    ctx.send(peer, {
+      type: "error",
+      v: PROTOCOL_VERSION,
+      code: e.code,
+      message: e.message,
+      requestId: msg.requestId,
+      fatal: false,
+    });
+  }
+}
+
+/** The registration id of the requester named by `generate --for`; refuses an unknown name. */
+async function ownerId(ctx: ServerContext, name: string): Promise<string> {
+  const registry = ctx.c.requesters;
+  if (!registry) return name;
+  await registry.reload();
+  const requester = registry.get(name);
+  if (requester === undefined) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      `No requesting client named ${name} is registered (dkeygen requester add).`,
+    );
+  }
+  // Registrations made before registration ids existed are owned by their name.
+  return requester.id ?? name;
+}
+
+function adminStatus(
+  ctx: ServerContext,
+  services: AdminServices,
+  peer: Peer,
+  msg: MessageOf<"admin.status">,
+): void {
+  const chain = (ctx.c.store as { chain?: { lines: number; head: string } }).chain;
+  ctx.send(peer, {
+    type: "admin.status.result",
+    v: PROTOCOL_VERSION,
+    requestId: msg.requestId,
+    contributors: services.connectedContributors,
+    enrolled: ctx.c.registry.size,
+    roundsRunning: services.roundsRunning,
+    store: {
+      kind: ctx.c.store.kind,
+      ...(chain === undefined ? {} : { lines: chain.lines, head: chain.head }),
+    },
+  });
+}
+
+/** RSA public exponent every key dkeygen accepts must have (RFC 8017 recommends F4). */
+const F4 = "AQAB";
+
+/**
+ * The one-off key an admin asked a secret part to be sealed to: exactly one DER
+ * SubjectPublicKeyInfo (no trailing bytes), RSA of at least 3072 bits with e = 65537.
+ */
+export function revealKey(spki: string): KeyObject {
+  const der = Buffer.from(fromBase64url(spki, "revealTo"));
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: der, format: "der", type: "spki" });
+  } catch {
+    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "revealTo is not a DER SubjectPublicKeyInfo.");
+  }
+  // OpenSSL ignores bytes after the structure; re-encoding shows whether there were any.
+  if (!key.export({ type: "spki", format: "der" }).equals(der)) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      "revealTo must be exactly one DER SubjectPublicKeyInfo, with nothing after it.",
+    );
+  }
+  if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 3072) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      "revealTo must be an RSA key of at least 3072 bits.",
+    );
+  }
+  if (key.export({ format: "jwk" }).e !== F4) {
+    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "revealTo's public exponent must be 65537.");
+  }
+  return key;
+}
