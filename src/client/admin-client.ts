@@ -47,6 +47,8 @@ export interface AdminClientOptions {
    */
   pins?: PinStore;
   timeoutMs?: number;
+  /** How to reach the server; WebSocket by default (tests pass an in-memory transport). */
+  dial?: (url: string) => Promise<Connection>;
 }
 
 const generateRsa = promisify(generateKeyPair);
@@ -76,7 +78,9 @@ export class AdminClient {
   static async connect(options: AdminClientOptions): Promise<AdminClient> {
     let connection: Connection;
     try {
-      connection = await dialWs(options.url, { timeoutMs: options.timeoutMs ?? 10_000 });
+      connection = options.dial
+        ? await options.dial(options.url)
+        : await dialWs(options.url, { timeoutMs: options.timeoutMs ?? 10_000 });
     } catch (cause) {
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,

@@ -7,7 +7,10 @@ import { CloseCodes, type CloseInfo, type Connection, type Listener } from "./ty
 class MemoryConnection implements Connection {
   readonly remote: string;
   peer: MemoryConnection | undefined;
+  /** This end may still send (false once either end closed). */
   #open = true;
+  /** This end still delivers frames and has not yet reported its close. */
+  #live = true;
   readonly #frameHandlers: ((frame: Buffer) => void)[] = [];
   readonly #closeHandlers: ((info: CloseInfo) => void)[] = [];
 
@@ -24,23 +27,30 @@ class MemoryConnection implements Connection {
     if (!this.#open || !peer) return;
     const bytes = Buffer.from(frame, "utf8");
     setImmediate(() => {
-      if (peer.#open) for (const handler of peer.#frameHandlers) handler(bytes);
+      if (peer.#live) for (const handler of peer.#frameHandlers) handler(bytes);
     });
   }
 
+  /**
+   * Closes both ends. Like a WebSocket closing handshake, frames sent before the close still
+   * arrive first (deliveries are queued in order), then both ends report the close.
+   */
   close(code: number = CloseCodes.NORMAL, reason = ""): void {
     if (!this.#open) return;
-    this.#shut({ code, reason });
     const peer = this.peer;
-    if (peer) peer.#shut({ code, reason });
+    this.#open = false;
+    if (peer) peer.#open = false;
+    setImmediate(() => {
+      this.#shut({ code, reason });
+      if (peer) peer.#shut({ code, reason });
+    });
   }
 
   #shut(info: CloseInfo): void {
-    if (!this.#open) return;
+    if (!this.#live) return;
+    this.#live = false;
     this.#open = false;
-    setImmediate(() => {
-      for (const handler of this.#closeHandlers) handler(info);
-    });
+    for (const handler of this.#closeHandlers) handler(info);
   }
 
   onFrame(handler: (frame: Buffer) => void): void {

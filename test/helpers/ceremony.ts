@@ -152,6 +152,8 @@ export async function startContributors(
 export class RawPeer {
   readonly connection: Connection;
   readonly received: AnyMessage[] = [];
+  /** Every frame this peer received, as text, in order (`received` loses what `next` takes). */
+  readonly frames: string[] = [];
   readonly identity: { privateKey: KeyObject; publicKey: KeyObject };
   hello!: MessageOf<"hello">;
   closed: { code: number; reason: string } | undefined;
@@ -164,6 +166,7 @@ export class RawPeer {
     this.connection = connection;
     this.identity = identity ?? generateIdentity();
     connection.onFrame((frame) => {
+      this.frames.push(frame.toString("utf8"));
       try {
         this.received.push(decodeMessage(frame));
       } catch {
