@@ -5,6 +5,7 @@
  * a misspelt option silently ignored would give a different key than the one asked for.
  */
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { printableJson } from "../printable.js";
 
 export type RawParams = Readonly<Record<string, unknown>>;
 
@@ -20,7 +21,8 @@ export function checkKnownOptions(purpose: string, raw: unknown, known: readonly
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) {
       const choices = known.length === 0 ? "it takes no options" : `known: ${known.join(", ")}`;
-      throw invalidParam(purpose, `unknown option "${key}" (${choices}).`);
+      // The key is the caller's (a peer's, over the wire): escaped and cut short.
+      throw invalidParam(purpose, `unknown option ${printableJson(shortened(key))} (${choices}).`);
     }
   }
 }
@@ -132,12 +134,17 @@ export function stringOption(
   return value;
 }
 
+/** At most 64 UTF-16 code units of `text`, with an ellipsis when cut. */
+function shortened(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
+
 /** A short, safe rendering of a bad value for an error message (never a long or secret blob). */
 function show(value: unknown): string {
   if (typeof value === "string")
     return value.length > 40
       ? `a string of ${value.length} UTF-16 code units`
-      : JSON.stringify(value);
+      : printableJson(value);
   if (typeof value === "number" || typeof value === "boolean" || value === null)
     return String(value);
   return Array.isArray(value) ? "an array" : `a ${typeof value}`;

@@ -11,11 +11,16 @@ export function fuzzRuns(quick: number): number {
   return Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : quick;
 }
 
-/** fast-check parameters: the run count above, a replayable seed when FUZZ_SEED is set. */
-export function fuzzParameters<T>(quick: number): Parameters<T> {
+/**
+ * fast-check parameters: the run count above (with `share`, that part of FUZZ_RUNS: a slower
+ * variant of a suite runs fewer cases in the long run), a replayable seed when FUZZ_SEED is set.
+ */
+export function fuzzParameters<T>(quick: number, share = 1): Parameters<T> {
   const seed = Number(process.env.FUZZ_SEED);
+  const long = Number(process.env.FUZZ_RUNS);
   return {
-    numRuns: fuzzRuns(quick),
+    numRuns:
+      Number.isSafeInteger(long) && long > 0 ? Math.max(quick, Math.ceil(long * share)) : quick,
     ...(Number.isSafeInteger(seed) ? { seed } : {}),
     // A failing case is reported with its seed and path, so it can be replayed exactly.
     verbose: 1,
