@@ -32,6 +32,27 @@ test("PROTOCOL.md §11 lists every error code with the HTTP status the code uses
   }
 });
 
+test("PROTOCOL.md §4 lists every wire message type, and no other", async () => {
+  const { SCHEMAS } = await import("../src/protocol/messages.js");
+  const documented = new Set(
+    [
+      ...section("4. Messages")
+        .split("### 4.1")[0]!
+        .matchAll(/^\| `([a-z.]+)` \|/gm),
+    ].map((m) => m[1]!),
+  );
+  assert.deepEqual([...documented].sort(), Object.keys(SCHEMAS).sort());
+});
+
+test("PROTOCOL.md §4.1 shows the session state machine's table", async () => {
+  const { SESSION_ACCEPTS } = await import("../src/protocol/session.js");
+  const text = section("4. Messages");
+  for (const [state, types] of Object.entries(SESSION_ACCEPTS)) {
+    assert.match(text, new RegExp(`^\\| \`${state}\` \\|`, "m"), `state ${state}`);
+    for (const type of types) assert.match(text, new RegExp(`\`${type}\``), type);
+  }
+});
+
 test("PROTOCOL.md §12.3 lists every route the distribution server serves", async () => {
   const { buildDistributionApp } = await import("../src/server/distribution/app.js");
   const documented = new Set(

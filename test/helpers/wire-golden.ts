@@ -1,0 +1,263 @@
+/**
+ * The golden wire frames (test/vectors/dkeygen-wire/frames.json): one frame of every message type
+ * of protocol version 2, made by the real encoders from fixed keys and inputs, with the LP bytes of
+ * every signature and MAC. `buildGolden` makes them; the test compares and verifies them; run this
+ * file (`node dist/test/helpers/wire-golden.js --write`) to write a new golden file after a
+ * deliberate format change — the diff is the change.
+ *
+ * RSASSA-PSS signatures (welcome, admin.ready, round.open) and RSA-OAEP envelopes (contribution)
+ * are randomized by design, so for those the test checks that the stored values verify or decrypt
+ * rather than comparing bytes.
+ */
+import { createHmac, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { toBase64url } from "../../src/crypto/base64url.js";
+import { sealEnvelope } from "../../src/crypto/envelope.js";
+import { fingerprintOf, spkiDer } from "../../src/crypto/fingerprint.js";
+import { serverSign } from "../../src/crypto/server-signature.js";
+import { rawPublicKey, signMessage } from "../../src/crypto/signature.js";
+import { derivePurpose } from "../../src/derive/index.js";
+import { AdminChannel, adminSessionKeys } from "../../src/protocol/admin-channel.js";
+import { envelopeToWire } from "../../src/protocol/envelope-wire.js";
+import { contributorIdOf } from "../../src/protocol/identity.js";
+import { type AnyMessage, encodeMessage } from "../../src/protocol/messages.js";
+import {
+  adminProofData,
+  adminReadyProofData,
+  contributionAad,
+  contributionSignedData,
+  joinSignedData,
+  roundOpenSignedData,
+  serverSecretCommitment,
+  welcomeProofData,
+} from "../../src/protocol/signed-data.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
+import { REPO_ROOT } from "./paths.js";
+
+export const GOLDEN_DIR = join(REPO_ROOT, "test", "vectors", "dkeygen-wire");
+export const GOLDEN_FILE = join(GOLDEN_DIR, "frames.json");
+
+/** The fixed inputs: bytes i, i+1, … so every field is recognisable in a hex dump. */
+const bytes = (length: number, first: number) =>
+  Uint8Array.from({ length }, (_, i) => (first + i) & 0xff);
+
+export interface GoldenKeys {
+  serverKey: KeyObject;
+  contributorKey: KeyObject;
+}
+
+export interface Golden {
+  version: number;
+  inputs: Record<string, string>;
+  frames: Record<string, string>;
+  lp: Record<string, string>;
+}
+
+/**
+ * The golden frames' keys, made from fixed bytes (so no private key is stored anywhere): the
+ * server's RSA-3072 key by dkeygen's own deterministic RSA derivation (PROTOCOL §13.6) from the
+ * 64 bytes 33 34 35 …, the contributor's Ed25519 key from the seed 55 56 57 … (RFC 8032).
+ */
+export async function goldenKeys(): Promise<GoldenKeys> {
+  const rsa = await derivePurpose("rsa", bytes(64, 0x33), { bits: 3072 });
+  const seed = bytes(32, 0x55);
+  const contributorKey = createPrivateKey({
+    key: {
+      kty: "OKP",
+      crv: "Ed25519",
+      d: toBase64url(seed),
+      x: toBase64url(ed25519.getPublicKey(seed)),
+    },
+    format: "jwk",
+  });
+  return { serverKey: createPrivateKey(String(rsa.secret.pkcs8)), contributorKey };
+}
+
+export function buildGolden(keys: GoldenKeys): Golden {
+  const V = PROTOCOL_VERSION;
+  const { serverKey, contributorKey } = keys;
+  const serverPublic = createPublicKey(serverKey);
+  const identity = rawPublicKey(contributorKey);
+  const contributorId = contributorIdOf(identity);
+  const fingerprint = fingerprintOf(serverPublic);
+  const challenge = bytes(32, 0x00);
+  const clientChallenge = bytes(32, 0x20);
+  const adminClientChallenge = bytes(32, 0x40);
+  const adminToken = bytes(32, 0x60);
+  const seed = bytes(32, 0x80);
+  const serverSecret = bytes(32, 0xa0);
+  const roundId = toBase64url(bytes(16, 0xc0));
+  const token = `dkt_${toBase64url(bytes(12, 0xd0))}.${toBase64url(bytes(32, 0xe0))}`;
+  const name = "alice";
+  const deadline = "2026-12-01T12:00:10.000Z";
+  const phrase = bytes(64, 0x10);
+  const lp: Record<string, Uint8Array> = {};
+  const frames: Record<string, AnyMessage | string> = {};
+
+  frames.hello = {
+    type: "hello",
+    v: V,
+    server: { publicKey: toBase64url(spkiDer(serverPublic)), fingerprint, keyType: "rsa" },
+    challenge: toBase64url(challenge),
+    heartbeatMs: 15_000,
+  };
+  lp.join = joinSignedData(challenge, fingerprint, identity, token, name, clientChallenge);
+  frames.join = {
+    type: "join",
+    v: V,
+    identity: toBase64url(identity),
+    token,
+    name,
+    clientChallenge: toBase64url(clientChallenge),
+    signature: toBase64url(signMessage(contributorKey, lp.join)),
+  };
+  lp.welcome = welcomeProofData(challenge, clientChallenge, fingerprint, contributorId, name, true);
+  frames.welcome = {
+    type: "welcome",
+    v: V,
+    contributorId,
+    name,
+    enrolled: true,
+    proof: toBase64url(serverSign(serverKey, lp.welcome)),
+  };
+  const serverCommitment = serverSecretCommitment(roundId, serverSecret);
+  lp.serverSecretCommitment = serverCommitment;
+  lp.roundOpen = roundOpenSignedData({
+    roundId,
+    purpose: "otp",
+    seed,
+    serverCommitment,
+    deadline,
+    participants: 3,
+  });
+  frames["round.open"] = {
+    type: "round.open",
+    v: V,
+    roundId,
+    purpose: "otp",
+    seed: toBase64url(seed),
+    serverCommitment: toBase64url(serverCommitment),
+    deadline,
+    participants: 3,
+    signature: toBase64url(serverSign(serverKey, lp.roundOpen)),
+  };
+  lp.contributionAad = contributionAad(roundId, contributorId, fingerprint);
+  const envelope = envelopeToWire(sealEnvelope(serverPublic, phrase, lp.contributionAad));
+  lp.contribution = contributionSignedData(roundId, contributorId, fingerprint, envelope);
+  frames.contribution = {
+    type: "contribution",
+    v: V,
+    roundId,
+    contributorId,
+    envelope,
+    signature: toBase64url(signMessage(contributorKey, lp.contribution)),
+  };
+  frames["round.ack"] = { type: "round.ack", v: V, roundId };
+  frames["round.closed"] = {
+    type: "round.closed",
+    v: V,
+    roundId,
+    outcome: "completed",
+    accepted: 3,
+  };
+  frames.error = {
+    type: "error",
+    v: V,
+    code: "E_LATE_CONTRIBUTION",
+    message: `Round ${roundId} is closed; the contribution came too late.`,
+    roundId,
+    fatal: false,
+  };
+  lp.adminAuth = adminProofData(challenge, fingerprint, adminClientChallenge);
+  frames["admin.auth"] = {
+    type: "admin.auth",
+    v: V,
+    clientChallenge: toBase64url(adminClientChallenge),
+    proof: toBase64url(createHmac("sha256", adminToken).update(lp.adminAuth).digest()),
+  };
+  lp.adminReady = adminReadyProofData(challenge, adminClientChallenge, fingerprint);
+  frames["admin.ready"] = {
+    type: "admin.ready",
+    v: V,
+    proof: toBase64url(serverSign(serverKey, lp.adminReady)),
+  };
+  const keys2 = adminSessionKeys(adminToken, challenge, adminClientChallenge, fingerprint);
+  const admin = new AdminChannel(keys2, "admin");
+  const server = new AdminChannel(keys2, "server");
+  const generate: AnyMessage = {
+    type: "admin.generate",
+    v: V,
+    requestId: "req-1",
+    purpose: "otp",
+    params: { digits: 6 },
+  };
+  const status: AnyMessage = { type: "admin.status", v: V, requestId: "req-2" };
+  const round: AnyMessage = {
+    type: "admin.round",
+    v: V,
+    requestId: "req-1",
+    record: {
+      id: "01JDKGEN00000000000000000A",
+      purpose: "otp",
+      createdAt: "2026-12-01T12:00:01.000Z",
+      roundId,
+      participants: [contributorId],
+      algorithm: "otp/v1",
+      public: { digits: 6 },
+      owner: "@admin",
+    },
+  };
+  const statusResult: AnyMessage = {
+    type: "admin.status.result",
+    v: V,
+    requestId: "req-2",
+    contributors: [{ id: contributorId, name }],
+    enrolled: 1,
+    roundsRunning: 0,
+    store: { kind: "file", lines: 7, head: "ab".repeat(32) },
+  };
+  frames["admin.generate"] = generate;
+  frames["admin.status"] = status;
+  frames["admin.round"] = round;
+  frames["admin.status.result"] = statusResult;
+  frames["admin.frame (admin.generate, seq 0)"] = admin.seal(generate);
+  frames["admin.frame (admin.status, seq 1)"] = admin.seal(status);
+  frames["admin.frame (admin.round, seq 0)"] = server.seal(round);
+  frames["admin.frame (admin.status.result, seq 1)"] = server.seal(statusResult);
+
+  return {
+    version: V,
+    inputs: {
+      challenge: hex(challenge),
+      clientChallenge: hex(clientChallenge),
+      adminClientChallenge: hex(adminClientChallenge),
+      adminToken: hex(adminToken),
+      seed: hex(seed),
+      serverSecret: hex(serverSecret),
+      phrase: hex(phrase),
+      roundId,
+      token,
+      name,
+      deadline,
+    },
+    frames: Object.fromEntries(
+      Object.entries(frames).map(([k, f]) => [k, typeof f === "string" ? f : encodeMessage(f)]),
+    ),
+    lp: Object.fromEntries(Object.entries(lp).map(([k, v]) => [k, hex(v)])),
+  };
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+export function readGolden(): Golden {
+  return JSON.parse(readFileSync(GOLDEN_FILE, "utf8")) as Golden;
+}
+
+// `node dist/test/helpers/wire-golden.js --write` remakes the file.
+if (process.argv[1]?.endsWith("wire-golden.js") && process.argv.includes("--write")) {
+  const golden = buildGolden(await goldenKeys());
+  writeFileSync(GOLDEN_FILE, `${JSON.stringify(golden, null, 2)}\n`);
+  process.stdout.write(`wrote ${GOLDEN_FILE}\n`);
+}

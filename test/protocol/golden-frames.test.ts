@@ -1,0 +1,115 @@
+/**
+ * The golden wire frames (test/vectors/dkeygen-wire/frames.json) still hold: every frame decodes
+ * and re-encodes to the same bytes, every LP is what the code builds from the same inputs, the
+ * deterministic frames are rebuilt byte for byte, and the randomized ones verify or decrypt with
+ * the golden keys. A change of the wire format fails here until the golden file is regenerated.
+ */
+import assert from "node:assert/strict";
+import { createPublicKey } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { before, test } from "node:test";
+import { fromBase64url } from "../../src/crypto/base64url.js";
+import { openEnvelope } from "../../src/crypto/envelope.js";
+import { serverVerify } from "../../src/crypto/server-signature.js";
+import { verifySignature } from "../../src/crypto/signature.js";
+import { envelopeFromWire } from "../../src/protocol/envelope-wire.js";
+import {
+  type AnyMessage,
+  decodeMessage,
+  encodeMessage,
+  SCHEMAS,
+} from "../../src/protocol/messages.js";
+import { contributionSignedData } from "../../src/protocol/signed-data.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
+import {
+  buildGolden,
+  GOLDEN_FILE,
+  type Golden,
+  type GoldenKeys,
+  goldenKeys,
+} from "../helpers/wire-golden.js";
+
+const golden = JSON.parse(readFileSync(GOLDEN_FILE, "utf8")) as Golden;
+let keys: GoldenKeys;
+let fresh: Golden;
+
+before(async () => {
+  keys = await goldenKeys();
+  fresh = buildGolden(keys);
+});
+
+const RANDOMIZED: Record<string, string> = {
+  welcome: "proof",
+  "admin.ready": "proof",
+  "round.open": "signature",
+};
+
+test("the golden file is for this protocol version and has a frame of every message type", () => {
+  assert.equal(golden.version, PROTOCOL_VERSION);
+  const types = new Set(
+    Object.values(golden.frames).map((f) => (JSON.parse(f) as AnyMessage).type),
+  );
+  assert.deepEqual([...types].sort(), Object.keys(SCHEMAS).sort());
+});
+
+test("every golden frame decodes and encodes back to the same bytes", () => {
+  for (const [name, frame] of Object.entries(golden.frames)) {
+    assert.equal(encodeMessage(decodeMessage(frame)), frame, name);
+  }
+});
+
+test("every signed, MACed and committed LP is what the code builds from the same inputs", () => {
+  // The contribution's signed data covers its (random) envelope: checked against the stored one.
+  const { contribution: _c, ...stable } = golden.lp;
+  const { contribution: _f, ...rebuilt } = fresh.lp;
+  assert.deepEqual(rebuilt, stable);
+});
+
+test("the deterministic frames are rebuilt byte for byte", () => {
+  for (const [name, frame] of Object.entries(golden.frames)) {
+    if (name === "contribution" || name in RANDOMIZED) continue;
+    assert.equal(fresh.frames[name], frame, name);
+  }
+});
+
+test("the randomized parts verify: the server's signatures with its key, the envelope with its private key", () => {
+  const serverPublic = createPublicKey(keys.serverKey);
+  const lpOf = {
+    welcome: "welcome",
+    "admin.ready": "adminReady",
+    "round.open": "roundOpen",
+  } as const;
+  for (const [name, field] of Object.entries(RANDOMIZED)) {
+    const message = JSON.parse(golden.frames[name]!) as Record<string, string>;
+    const data = Buffer.from(golden.lp[lpOf[name as keyof typeof lpOf]]!, "hex");
+    assert.ok(serverVerify(serverPublic, data, fromBase64url(message[field]!, field)), name);
+    // Everything else in the frame is deterministic.
+    const freshMessage = JSON.parse(fresh.frames[name]!) as Record<string, string>;
+    assert.deepEqual({ ...message, [field]: "" }, { ...freshMessage, [field]: "" }, name);
+  }
+  const contribution = decodeMessage(golden.frames.contribution!) as Extract<
+    AnyMessage,
+    { type: "contribution" }
+  >;
+  const phrase = openEnvelope(
+    keys.serverKey,
+    envelopeFromWire(contribution.envelope),
+    Buffer.from(golden.lp.contributionAad!, "hex"),
+  );
+  assert.equal(Buffer.from(phrase).toString("hex"), golden.inputs.phrase);
+  // Its signature covers exactly that envelope, as sent.
+  const signed = contributionSignedData(
+    contribution.roundId,
+    contribution.contributorId,
+    JSON.parse(golden.frames.hello!).server.fingerprint,
+    contribution.envelope,
+  );
+  assert.equal(Buffer.from(signed).toString("hex"), golden.lp.contribution);
+  assert.ok(
+    verifySignature(
+      createPublicKey(keys.contributorKey),
+      signed,
+      fromBase64url(contribution.signature, "signature", 64),
+    ),
+  );
+});
