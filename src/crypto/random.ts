@@ -7,7 +7,8 @@
  * Small requests are served from a 4 KiB buffer refilled from the CSPRNG, the way Node buffers
  * entropy for randomUUID: a call into OpenSSL costs microseconds of locking, and a busy server
  * asks for a few dozen bytes several times per request. Bytes leave the buffer exactly once and
- * are zeroed there as they are handed out.
+ * are zeroed there as they are handed out; until then up to 4 KiB of future output sits in memory,
+ * as exposed to a memory dump as every key the process holds (docs/ARCHITECTURE.md §3).
  */
 import { randomFillSync } from "node:crypto";
 

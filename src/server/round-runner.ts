@@ -7,7 +7,7 @@
  * anyone is told.
  */
 import { toBase64url } from "../crypto/base64url.js";
-import { combineRoundSecret, SERVER_SECRET_BYTES } from "../crypto/kdf.js";
+import { SERVER_SECRET_BYTES } from "../crypto/kdf.js";
 import { serverSign } from "../crypto/server-signature.js";
 import { derivationOf } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
@@ -18,20 +18,11 @@ import { PROTOCOL_VERSION, SEED_PHRASE_BYTES } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { BatchDeriver } from "./batch-deriver.js";
 import { openContribution } from "./contribution-check.js";
+import { type CompletedRound, storeRoundResults } from "./round-results.js";
 import { MAX_BATCH, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
-import { type DerivedResult, deriveResult } from "./stored-secret.js";
 
-interface RunningRound {
+interface RunningRound extends CompletedRound {
   machine: RoundMachine;
-  seed: Uint8Array;
-  /** The server's own secret for this round: never sent, wiped when the round closes. */
-  serverSecret: Uint8Array;
-  purpose: string;
-  params: Record<string, unknown>;
-  count: number;
-  owner?: string;
-  subject?: string;
-  onStored?: RoundRequest["onStored"];
   participants: Map<string, Peer>;
   timer: NodeJS.Timeout;
   settle: () => void;
@@ -264,7 +255,12 @@ export class RoundRunner {
 
     let records: KeyRecord[];
     try {
-      records = await this.#storeResults(roundId, round, outcome.accepted);
+      records = await storeRoundResults(
+        { store: ctx.c.store, batches: this.#batches },
+        roundId,
+        round,
+        outcome.accepted,
+      );
     } catch (error) {
       const message =
         "The round's result could not be derived or stored; nothing was acknowledged.";
@@ -294,83 +290,5 @@ export class RoundRunner {
       accepted: outcome.accepted.length,
     });
     return records;
-  }
-
-  /** Combines, derives and stores a completed round's results; wipes every secret it used. */
-  async #storeResults(
-    roundId: string,
-    round: RunningRound,
-    accepted: { contributorId: string; phrase: Uint8Array }[],
-  ): Promise<KeyRecord[]> {
-    const { store } = this.#ctx.c;
-    let secret: Uint8Array;
-    try {
-      secret = combineRoundSecret({
-        roundId,
-        purpose: round.purpose,
-        seedPhrase: round.seed,
-        serverSecret: round.serverSecret,
-        contributions: accepted,
-      });
-    } finally {
-      round.seed.fill(0);
-      for (const { phrase } of accepted) phrase.fill(0);
-    }
-    const participants = accepted.map((a) => a.contributorId).sort();
-    const derivation = derivationOf(round.purpose);
-    const params = derivation.paramsToJson(derivation.parseParams(round.params));
-    const puts: Promise<KeyRecord>[] = [];
-    // Not awaited one by one: the store commits a batch of puts with one fsync.
-    const put = (result: DerivedResult) => {
-      const stored = store
-        .put({
-          purpose: round.purpose,
-          roundId,
-          participants,
-          algorithm: result.algorithm,
-          public: result.public,
-          secret: result.payload,
-          ...(round.owner === undefined ? {} : { owner: round.owner }),
-          ...(round.subject === undefined ? {} : { subject: round.subject }),
-        })
-        .then((record) => {
-          round.onStored?.(record, result.output);
-          return record;
-        })
-        .finally(() => result.payload.fill(0));
-      // Awaited together below; until then a failed write must not count as unhandled.
-      stored.catch(() => {});
-      puts.push(stored);
-    };
-    try {
-      if (round.count === 1) {
-        put(
-          await deriveResult(
-            round.purpose,
-            secret,
-            { index: 0, size: 1 },
-            params,
-            round.serverSecret,
-          ),
-        );
-      } else {
-        // A batch: each output's HKDF and derivation run on the derivation thread; this thread
-        // stores the outputs as they come, chunk by chunk.
-        await this.#batches.derive(
-          secret,
-          round.serverSecret,
-          round.purpose,
-          params,
-          round.count,
-          (items) => {
-            for (const item of items) put(item);
-          },
-        );
-      }
-    } finally {
-      secret.fill(0);
-      round.serverSecret.fill(0);
-    }
-    return Promise.all(puts);
   }
 }

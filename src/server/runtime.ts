@@ -117,6 +117,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       storeKey: storeKey.expose(),
       logger,
     });
+    // The store derived its own keys from it and kept no copy.
+    storeKey.wipe();
   }
   await store.open();
 
@@ -223,6 +225,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         await server.stop();
         await listener.close();
         await store.close();
+        adminToken.wipe();
       })();
       return stopped;
     },

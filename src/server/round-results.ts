@@ -1,0 +1,109 @@
+/**
+ * The last step of a completed round: the round secret from the seed phrase, the server's secret
+ * and the accepted phrases (crypto/kdf.ts, PROTOCOL §7.2); the purpose's derivation — from the
+ * round secret itself for a one-result round, from each output's share of it on the derivation
+ * thread for a batch (§13.1); and the records stored (not awaited one by one: the store commits a
+ * batch of puts with one fsync) before anyone is told.
+ */
+import { combineRoundSecret } from "../crypto/kdf.js";
+import { derivationOf } from "../derive/index.js";
+import type { KeyRecord, KeyStore } from "../store/types.js";
+import type { BatchDeriver } from "./batch-deriver.js";
+import type { RoundRequest } from "./server-context.js";
+import { type DerivedResult, deriveResult } from "./stored-secret.js";
+
+/** What a closed round brings to this step. */
+export interface CompletedRound {
+  seed: Uint8Array;
+  /** The server's own secret for this round: never sent, wiped when the round closes. */
+  serverSecret: Uint8Array;
+  purpose: string;
+  params: Record<string, unknown>;
+  count: number;
+  owner?: string;
+  subject?: string;
+  onStored?: RoundRequest["onStored"];
+}
+
+/**
+ * Combines, derives and stores a completed round's results; wipes every secret it used (the seed,
+ * the server secret, the accepted phrases, the round secret). Resolves once every record is
+ * stored, in index order.
+ */
+export async function storeRoundResults(
+  deps: { store: KeyStore; batches: BatchDeriver },
+  roundId: string,
+  round: CompletedRound,
+  accepted: readonly { contributorId: string; phrase: Uint8Array }[],
+): Promise<KeyRecord[]> {
+  const { store } = deps;
+  let secret: Uint8Array;
+  try {
+    secret = combineRoundSecret({
+      roundId,
+      purpose: round.purpose,
+      seedPhrase: round.seed,
+      serverSecret: round.serverSecret,
+      contributions: accepted,
+    });
+  } finally {
+    round.seed.fill(0);
+    for (const { phrase } of accepted) phrase.fill(0);
+  }
+  const participants = accepted.map((a) => a.contributorId).sort();
+  const derivation = derivationOf(round.purpose);
+  const params = derivation.paramsToJson(derivation.parseParams(round.params));
+  const puts: Promise<KeyRecord>[] = [];
+  // Not awaited one by one: the store commits a batch of puts with one fsync.
+  const put = (result: DerivedResult) => {
+    const stored = store
+      .put({
+        purpose: round.purpose,
+        roundId,
+        participants,
+        algorithm: result.algorithm,
+        public: result.public,
+        secret: result.payload,
+        ...(round.owner === undefined ? {} : { owner: round.owner }),
+        ...(round.subject === undefined ? {} : { subject: round.subject }),
+      })
+      .then((record) => {
+        round.onStored?.(record, result.output);
+        return record;
+      })
+      .finally(() => result.payload.fill(0));
+    // Awaited together below; until then a failed write must not count as unhandled.
+    stored.catch(() => {});
+    puts.push(stored);
+  };
+  try {
+    if (round.count === 1) {
+      put(
+        await deriveResult(
+          round.purpose,
+          secret,
+          { index: 0, size: 1 },
+          params,
+          round.serverSecret,
+        ),
+      );
+    } else {
+      // A batch: each output's HKDF and derivation run on the derivation thread; this thread
+      // stores the outputs as they come, chunk by chunk.
+      await deps.batches.derive(
+        secret,
+        round.serverSecret,
+        round.purpose,
+        params,
+        round.count,
+        (items) => {
+          for (const item of items) put(item);
+        },
+      );
+    }
+  } finally {
+    secret.fill(0);
+    round.serverSecret.fill(0);
+  }
+  return Promise.all(puts);
+}
