@@ -26,7 +26,7 @@ function withoutServerSecret(
     "dkeygen/v1/response-phrase",
     seed,
     u32(sorted.length),
-    ...sorted.flatMap(([id, phrase]) => [id, phrase]),
+    ...sorted.flat(),
   );
   const info = lengthPrefixed("dkeygen/v1/round-secret", purpose);
   return new Uint8Array(hkdfSync("sha512", ikm, `dkeygen/v1/round/${roundId}`, info, 64));

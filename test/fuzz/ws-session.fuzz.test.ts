@@ -140,6 +140,7 @@ const hostileText = fc.oneof(
     "\r\u0000\u0007",
     "\u202eexe.txt",
     "\u2028\u2029\u0085",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a format string a peer might send
     "%s%n${x}",
     "x".repeat(300),
     "",

@@ -102,9 +102,9 @@ test("the peer's maxErrors-th rejected message ends its session, not one before"
 test("a contributor expects hello, then welcome, then round messages; errors at any open phase", () => {
   const machine = new PhaseMachine(CONTRIBUTOR_PHASES, "hello");
   const accepted = (phase: string) =>
-    ALL_TYPES.filter((t) => machine.accepts(t))
+    `${ALL_TYPES.filter((t) => machine.accepts(t))
       .sort()
-      .join(",") + `@${phase}`;
+      .join(",")}@${phase}`;
   assert.equal(accepted("hello"), "error,hello@hello");
   machine.transition("welcome");
   assert.equal(accepted("welcome"), "error,welcome@welcome");
