@@ -150,6 +150,7 @@ export class RoundRunner {
       purpose: request.purpose,
       participants: participants.size,
       seedBits: SEED_PHRASE_BYTES * 8,
+      serverCommitment: Buffer.from(serverCommitment).toString("hex"),
       deadline: deadlineIso,
     });
 

@@ -83,6 +83,8 @@ export type ServerEvent =
       purpose: string;
       participants: number;
       seedBits: number;
+      /** The commitment to the server's secret sent in round.open (hex); never the secret. */
+      serverCommitment: string;
       deadline: string;
     }
   | { type: "contribution.accepted"; roundId: string; contributorId: string; name?: string }

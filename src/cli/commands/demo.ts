@@ -61,6 +61,9 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
           say(
             `    seed phrase (${event.seedBits} bits, OS CSPRNG) sent to ${event.participants} contributors`,
           );
+          say(
+            `    server secret committed (SHA-256 ${event.serverCommitment.slice(0, 16)}…), never sent; invitation signed`,
+          );
           break;
         case "contribution.accepted":
           say(
@@ -72,7 +75,9 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
           say(`    contribution rejected (${event.code}): ${event.message}`);
           break;
         case "round.completed":
-          say(`[4] ${event.accepted} secret phrases and the seed phrase combined (HKDF-SHA-512)`);
+          say(
+            `[4] ${event.accepted} secret phrases, the seed phrase and the server secret combined (HKDF-SHA-512)`,
+          );
           break;
         default:
           break;
@@ -98,12 +103,14 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
       contributors.push(contributor);
       say(`    ${name.padEnd(6)} ${state.contributorId}  generator ${state.generator.name}`);
     }
+    say("    each checked the server's signature over its handshake: it holds the pinned key");
 
     admin = await AdminClient.connect({
       url: running.url,
       token: await loadOrCreateKeyFile(join(serverDir, ADMIN_TOKEN_FILE)),
       expectedFingerprint: running.fingerprint,
     });
+    say("    admin session: server's key proved, every command and answer MACed");
     const record = await admin.generate("otp", { digits: 6 });
     say(`[5] result stored in ${join(serverDir, "key_store")}`);
     say(`    record       ${record.id}`);
