@@ -9,7 +9,12 @@ import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } fr
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { fingerprintOf, spkiDer } from "../crypto/fingerprint.js";
-import { fileExists, readSecretFile, writeFileAtomic } from "../datadir/files.js";
+import {
+  createFileExclusive,
+  fileExists,
+  readSecretFile,
+  writeFileAtomic,
+} from "../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 
 export const SERVER_KEY_FILE = "server-key.pem";
@@ -42,27 +47,7 @@ export async function loadOrCreateServerIdentity(
 ): Promise<{ identity: ServerIdentity; created: boolean }> {
   const keyPath = join(dataDir, SERVER_KEY_FILE);
   if (await fileExists(keyPath)) {
-    const pem = (await readSecretFile(keyPath)).toString("utf8");
-    const encrypted = pem.includes("BEGIN ENCRYPTED PRIVATE KEY");
-    if (encrypted && !passphrase) {
-      throw new DkeygenError(
-        ErrorCodes.KEY_LOCKED,
-        `${keyPath} is encrypted; set DKEYGEN_SERVER_PASSPHRASE to its passphrase.`,
-      );
-    }
-    let privateKey: KeyObject;
-    try {
-      privateKey = createPrivateKey(encrypted ? { key: pem, passphrase } : pem);
-    } catch (cause) {
-      throw new DkeygenError(
-        encrypted ? ErrorCodes.KEY_LOCKED : ErrorCodes.OPERATIONAL,
-        encrypted
-          ? `${keyPath} could not be decrypted; the passphrase is wrong.`
-          : `${keyPath} is not a valid private key.`,
-        { cause },
-      );
-    }
-    return { identity: identityFromPrivateKey(privateKey), created: false };
+    return { identity: await loadServerIdentity(keyPath, passphrase), created: false };
   }
   const { privateKey } = await generateRsa("rsa", {
     modulusLength: SERVER_KEY_BITS,
@@ -71,7 +56,10 @@ export async function loadOrCreateServerIdentity(
   const pem = passphrase
     ? privateKey.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase })
     : privateKey.export({ type: "pkcs8", format: "pem" });
-  await writeFileAtomic(keyPath, pem);
+  // Never replaces a key: if another process made one meanwhile, that one is the server's key.
+  if (!(await createFileExclusive(keyPath, pem))) {
+    return { identity: await loadServerIdentity(keyPath, passphrase), created: false };
+  }
   const identity = identityFromPrivateKey(privateKey);
   await writeFileAtomic(
     join(dataDir, SERVER_PUBLIC_KEY_FILE),
@@ -79,4 +67,28 @@ export async function loadOrCreateServerIdentity(
     0o644,
   );
   return { identity, created: true };
+}
+
+async function loadServerIdentity(keyPath: string, passphrase?: string): Promise<ServerIdentity> {
+  const pem = (await readSecretFile(keyPath)).toString("utf8");
+  const encrypted = pem.includes("BEGIN ENCRYPTED PRIVATE KEY");
+  if (encrypted && !passphrase) {
+    throw new DkeygenError(
+      ErrorCodes.KEY_LOCKED,
+      `${keyPath} is encrypted; set DKEYGEN_SERVER_PASSPHRASE to its passphrase.`,
+    );
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(encrypted ? { key: pem, passphrase } : pem);
+  } catch (cause) {
+    throw new DkeygenError(
+      encrypted ? ErrorCodes.KEY_LOCKED : ErrorCodes.OPERATIONAL,
+      encrypted
+        ? `${keyPath} could not be decrypted; the passphrase is wrong.`
+        : `${keyPath} is not a valid private key.`,
+      { cause },
+    );
+  }
+  return identityFromPrivateKey(privateKey);
 }

@@ -18,7 +18,15 @@
  *
  * Beside the WebSocket endpoint it starts the key distribution server (HTTP, src/server/
  * distribution/) with its OTP pool, unless told not to.
+ *
+ * The first thing a start does after making the folder is take the store's lock
+ * (`key_store.lock`, also when another store is used): two servers started at once on one empty
+ * folder could otherwise both make keys, and the loser's store key would sit beside the winner's
+ * records. Key files are also created exclusively (datadir), so a second creator reads the first
+ * one's file instead of replacing it. A `key_store` with records but no `store.key` is refused:
+ * a new key would make every record unreadable.
  */
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
@@ -26,6 +34,7 @@ import { osRandom } from "../crypto/random.js";
 import { Secret } from "../crypto/secret.js";
 import {
   ensureDataDir,
+  fileExists,
   loadOrCreateSecret,
   readJsonFile,
   writeJsonFile,
@@ -33,6 +42,7 @@ import {
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { FileKeyStore } from "../store/file.js";
+import { LockFile } from "../store/lock-file.js";
 import type { KeyStore } from "../store/types.js";
 import type { Listener } from "../transport/types.js";
 import { listenWs } from "../transport/ws.js";
@@ -100,23 +110,61 @@ export async function loadOrCreateKeyFile(path: string): Promise<Secret> {
   return new Secret(fromBase64url(data.toString("utf8").trim(), path, 32));
 }
 
+/**
+ * The store key for the `key_store` at `storePath`: loaded, or made when there is no store yet.
+ * A store with content but no key is an error: a new key would make its records unreadable.
+ */
+export async function loadStoreKey(keyPath: string, storePath: string): Promise<Secret> {
+  if (!(await fileExists(keyPath)) && (await sizeOf(storePath)) > 0) {
+    throw new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      `The key store ${storePath} has records but its key file ${keyPath} is missing. Without ` +
+        `that key none of them can be read, so no new key is made: restore store.key (the file ` +
+        `${keyPath}) from your backup, or name where it is with --store-key-file.`,
+    );
+  }
+  return loadOrCreateKeyFile(keyPath);
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw error;
+  }
+}
+
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { dataDir, logger } = options;
   await ensureDataDir(dataDir);
+  const storePath = join(dataDir, KEY_STORE_FILE);
+  // Before anything is made in the folder: one server per data folder (see the module header).
+  const lock = await LockFile.acquire(`${storePath}.lock`, storePath, logger);
+  try {
+    return await startLocked(options, lock);
+  } catch (error) {
+    // Released by the store when it was handed over; release() is a no-op then.
+    await lock.release().catch(() => {});
+    throw error;
+  }
+}
+
+async function startLocked(options: StartServerOptions, lock: LockFile): Promise<RunningServer> {
+  const { dataDir, logger } = options;
   const { identity, created } = await loadOrCreateServerIdentity(dataDir, options.passphrase);
   const adminToken = await loadOrCreateKeyFile(join(dataDir, ADMIN_TOKEN_FILE));
   const registry = await ContributorRegistry.load(dataDir);
   const requesters = await RequesterRegistry.load(dataDir);
   let store = options.store;
   if (!store) {
-    const storeKey = await loadOrCreateKeyFile(
+    const path = join(dataDir, KEY_STORE_FILE);
+    const storeKey = await loadStoreKey(
       options.storeKeyFile ?? join(dataDir, STORE_KEY_FILE),
+      path,
     );
-    store = new FileKeyStore({
-      path: join(dataDir, KEY_STORE_FILE),
-      storeKey: storeKey.expose(),
-      logger,
-    });
+    // The store takes the lock over and releases it when it closes.
+    store = new FileKeyStore({ path, storeKey: storeKey.expose(), logger, lock });
   }
   await store.open();
 
@@ -223,6 +271,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         await server.stop();
         await listener.close();
         await store.close();
+        await lock.release();
       })();
       return stopped;
     },

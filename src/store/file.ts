@@ -3,7 +3,8 @@
  * chain and the secret encryption are specified in log-format.ts; this module is the store around
  * them:
  *
- * - Open: takes `<path>.lock` (single writer, lock-file.ts), creates the file 0600 if absent,
+ * - Open: takes `<path>.lock` (single writer, lock-file.ts; or adopts it, taken earlier by the
+ *   caller so that nothing beside the store is made before it), creates the file 0600 if absent,
  *   replays every line verifying the chain, and builds the in-memory index (record-index.ts).
  *   A last line without its newline is a torn write from a crash: it was never acknowledged, so it
  *   is copied to `<path>.torn-<time>` for forensics, logged, and cut off; it is never merged. A
@@ -104,6 +105,12 @@ export interface FileKeyStoreOptions {
    * default 256. A crash voids at most the unclaimed part of the leases in flight.
    */
   leaseSize?: number;
+  /**
+   * The store's lock (`<path>.lock`), already taken by the caller (a server takes it before it
+   * makes any key file). The store owns it from then on and releases it when it closes or fails
+   * to open. Taken by `open()` when absent.
+   */
+  lock?: LockFile;
 }
 
 /** Records leased (durably reserved) for claims acknowledged "reserved", claimed in order. */
@@ -175,6 +182,7 @@ export class FileKeyStore implements KeyStore {
   /** Per purpose, the records leased for "reserved" claims. */
   readonly #leases = new Map<string, Lease>();
   readonly #leaseSize: number;
+  readonly #givenLock: LockFile | undefined;
   /** "Reserved" claims made this turn of the event loop, written as one claims line after it. */
   #pendingClaims: ClaimEntry[] = [];
   #claimsScheduled = false;
@@ -201,6 +209,10 @@ export class FileKeyStore implements KeyStore {
       throw new TypeError(`FileKeyStore: options.leaseSize must be 1 to ${MAX_LEASE_IDS}`);
     }
     this.#leaseSize = leaseSize;
+    if (options.lock !== undefined && options.lock.path !== `${options.path}.lock`) {
+      throw new TypeError(`FileKeyStore: options.lock must be the lock ${options.path}.lock`);
+    }
+    this.#givenLock = options.lock;
     this.path = options.path;
     this.#keys = deriveStoreKeys(options.storeKey);
     this.#random = options.random ?? osRandom;
@@ -228,9 +240,10 @@ export class FileKeyStore implements KeyStore {
       );
     }
     this.#state = "opening";
+    this.#lock = this.#givenLock;
     try {
       await this.#checkFolder();
-      this.#lock = await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
+      this.#lock ??= await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
       this.#handle = await this.#openFile();
       const size = await this.#replay(this.#handle);
       this.#dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
@@ -256,6 +269,7 @@ export class FileKeyStore implements KeyStore {
   async close(): Promise<void> {
     if (this.#state === "closed" || this.#state === "closing") return;
     if (this.#state !== "open") {
+      await this.#givenLock?.release();
       this.#wipe();
       this.#state = "closed";
       return;
