@@ -11,6 +11,9 @@
  *   admin.token          32 random bytes, base64url; admins prove it      0600
  *   store.key            the key store's key, 32 bytes, base64url         0600
  *   key_store            the key store (append-only, one JSON per line)   0600
+ *   key_store.head       its durable end (lines, chain MAC), MACed, so a  0600
+ *                        rolled-back key_store is noticed
+ *   key_store.lock       who writes the store (and the folder) now         0600
  *   contributors.json    enrolled contributors                            0600
  *   enrollment-tokens.jsonl  hashes of issued enrollment tokens          0600
  *   requesters.json      registered requesting clients                    0600
@@ -23,8 +26,8 @@
  * (`key_store.lock`, also when another store is used): two servers started at once on one empty
  * folder could otherwise both make keys, and the loser's store key would sit beside the winner's
  * records. Key files are also created exclusively (datadir), so a second creator reads the first
- * one's file instead of replacing it. A `key_store` with records but no `store.key` is refused:
- * a new key would make every record unreadable.
+ * one's file instead of replacing it. A `key_store` with records (or a head file) but no
+ * `store.key` is refused: a new key would make every record unreadable.
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -57,6 +60,7 @@ import { RequesterRegistry } from "./requesters.js";
 export const ADMIN_TOKEN_FILE = "admin.token";
 export const STORE_KEY_FILE = "store.key";
 export const KEY_STORE_FILE = "key_store";
+export const KEY_STORE_HEAD_FILE = "key_store.head";
 export const SERVER_INFO_FILE = "server.json";
 
 export interface ServerInfo {
@@ -77,6 +81,17 @@ export interface StartServerOptions {
   passphrase?: string;
   /** Where the store key lives, if not beside the store in the data folder. */
   storeKeyFile?: string;
+  /**
+   * Where the store's head file lives (the key_store's durable end, to notice rollbacks), if not
+   * beside the store; elsewhere, it also notices a restore of the whole data folder.
+   */
+  storeHeadFile?: string;
+  /**
+   * Open the key_store even if it does not match its head file (cut back, restored from an older
+   * copy, another history, or no head file yet); the store records that it was told to. Off by
+   * default; for one start after an operator decided to go on from such a file.
+   */
+  acceptStoreRollback?: boolean;
   /** Another store instead of the key_store file (tests, PostgreSQL). */
   store?: KeyStore;
   config?: Partial<KeygenServerConfig>;
@@ -101,7 +116,17 @@ export interface RunningServer {
   fingerprint: string;
   keyCreated: boolean;
   dataDir: string;
+  /**
+   * The key store's durable end: line count and chain head (hex), the values its head file
+   * keeps; undefined for a store without a chain (not the key_store file).
+   */
+  storeHead(): StoreHead | undefined;
   stop(): Promise<void>;
+}
+
+export interface StoreHead {
+  lines: number;
+  head: string;
 }
 
 /** Loads (or makes, 0600) a 32-byte secret kept base64url in a file. */
@@ -114,11 +139,18 @@ export async function loadOrCreateKeyFile(path: string): Promise<Secret> {
  * The store key for the `key_store` at `storePath`: loaded, or made when there is no store yet.
  * A store with content but no key is an error: a new key would make its records unreadable.
  */
-export async function loadStoreKey(keyPath: string, storePath: string): Promise<Secret> {
-  if (!(await fileExists(keyPath)) && (await sizeOf(storePath)) > 0) {
+export async function loadStoreKey(
+  keyPath: string,
+  storePath: string,
+  headPath: string,
+): Promise<Secret> {
+  if (
+    !(await fileExists(keyPath)) &&
+    ((await sizeOf(storePath)) > 0 || (await fileExists(headPath)))
+  ) {
     throw new DkeygenError(
       ErrorCodes.STORE_CORRUPT,
-      `The key store ${storePath} has records but its key file ${keyPath} is missing. Without ` +
+      `The key store ${storePath} exists but its key file ${keyPath} is missing. Without ` +
         `that key none of them can be read, so no new key is made: restore store.key (the file ` +
         `${keyPath}) from your backup, or name where it is with --store-key-file.`,
     );
@@ -159,12 +191,21 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
   let store = options.store;
   if (!store) {
     const path = join(dataDir, KEY_STORE_FILE);
+    const headPath = options.storeHeadFile ?? join(dataDir, KEY_STORE_HEAD_FILE);
     const storeKey = await loadStoreKey(
       options.storeKeyFile ?? join(dataDir, STORE_KEY_FILE),
       path,
+      headPath,
     );
     // The store takes the lock over and releases it when it closes.
-    store = new FileKeyStore({ path, storeKey: storeKey.expose(), logger, lock });
+    store = new FileKeyStore({
+      path,
+      storeKey: storeKey.expose(),
+      logger,
+      lock,
+      headPath,
+      ...(options.acceptStoreRollback ? { acceptRollback: true } : {}),
+    });
   }
   await store.open();
 
@@ -248,8 +289,17 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
     startedAt: new Date().toISOString(),
   };
   await writeJsonFile(join(dataDir, SERVER_INFO_FILE), info, 0o644);
+  const storeHead = (): StoreHead | undefined =>
+    store instanceof FileKeyStore ? store.chain : undefined;
+  const head = storeHead();
   logger.info(
-    { url: listener.url, httpUrl, fingerprint: identity.fingerprint, store: store.kind },
+    {
+      url: listener.url,
+      httpUrl,
+      fingerprint: identity.fingerprint,
+      store: store.kind,
+      ...(head ? { storeLines: head.lines, storeHead: head.head } : {}),
+    },
     "server listening",
   );
 
@@ -263,6 +313,7 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
     fingerprint: identity.fingerprint,
     keyCreated: created,
     dataDir,
+    storeHead,
     stop() {
       stopped ??= (async () => {
         await pool?.stop();

@@ -20,6 +20,11 @@
  *   waiting for it. A crash voids the leased records whose claims were not yet durable (replay
  *   leaves them out of every pool), so nothing is handed out twice; a clean close releases the
  *   unclaimed rest.
+ * - Rollbacks: the head file (head-file.ts, `<path>.head` unless told otherwise) names the durable
+ *   end of the chain, updated after group commit without any write waiting for it. At open, a
+ *   file shorter than its head, or whose chain MAC at the head's line differs, or a non-empty file
+ *   without a head file, is refused (E_STORE_CORRUPT naming both ends), unless the caller accepts
+ *   the rollback: then a rollback line records it and the head follows the file from there.
  * - Secrets: encrypted before anything is written, kept encrypted in memory, decrypted only in
  *   `readSecret`. The caller's buffer is never kept.
  */
@@ -29,6 +34,16 @@ import { dirname } from "node:path";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
+import {
+  type ChainState,
+  deriveHeadKey,
+  HeadFile,
+  type HeadFileOptions,
+  type HeadReading,
+  type HeadVerdict,
+  judgeHead,
+  readHeadFile,
+} from "./head-file.js";
 import {
   checkClaim,
   checkConsumeAt,
@@ -64,6 +79,7 @@ import {
   parseBody,
   readSegments,
   recordBody,
+  rollbackBody,
   type SealedSecret,
   type Segment,
   type StoreKeys,
@@ -111,6 +127,17 @@ export interface FileKeyStoreOptions {
    * to open. Taken by `open()` when absent.
    */
   lock?: LockFile;
+  /** The head file (head-file.ts); `<path>.head` by default. Keep it elsewhere to survive a
+   * restore of the whole folder. */
+  headPath?: string;
+  /**
+   * Open even if the file does not match its head file (shorter, diverged, or no or an unreadable
+   * head file), appending a rollback line that records it. For an operator who chose to go on
+   * from a restored or truncated file; default false.
+   */
+  acceptRollback?: boolean;
+  /** For fault-injection tests only: wraps the head file's durable write. */
+  wrapHeadWrite?: HeadFileOptions["wrapWrite"];
 }
 
 /** Records leased (durably reserved) for claims acknowledged "reserved", claimed in order. */
@@ -155,6 +182,16 @@ function fileLogFile(handle: FileHandle, dsync: FileHandle): LogFile {
   };
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+}
+
 async function fsyncFolder(path: string): Promise<void> {
   const handle = await open(path, constants.O_RDONLY);
   try {
@@ -167,7 +204,11 @@ async function fsyncFolder(path: string): Promise<void> {
 export class FileKeyStore implements KeyStore {
   readonly kind = "file";
   readonly path: string;
+  readonly headPath: string;
   readonly #keys: StoreKeys;
+  readonly #headKey: Buffer;
+  readonly #acceptRollback: boolean;
+  readonly #wrapHeadWrite: HeadFileOptions["wrapWrite"];
   readonly #random: RandomSource;
   readonly #clock: () => Date;
   readonly #logger: FileKeyStoreLogger | undefined;
@@ -192,6 +233,7 @@ export class FileKeyStore implements KeyStore {
   /** The same file opened O_DSYNC, for group commit's durable writes. */
   #dsync: FileHandle | undefined;
   #log: GroupCommitLog | undefined;
+  #headFile: HeadFile | undefined;
   /** The MAC of the last line encoded (durable or queued): the next line chains from it. */
   #head: Uint8Array = CHAIN_START;
   #durableHead: Uint8Array = CHAIN_START;
@@ -214,7 +256,11 @@ export class FileKeyStore implements KeyStore {
     }
     this.#givenLock = options.lock;
     this.path = options.path;
+    this.headPath = options.headPath ?? `${options.path}.head`;
     this.#keys = deriveStoreKeys(options.storeKey);
+    this.#headKey = deriveHeadKey(options.storeKey);
+    this.#acceptRollback = options.acceptRollback === true;
+    this.#wrapHeadWrite = options.wrapHeadWrite;
     this.#random = options.random ?? osRandom;
     this.#clock = options.clock ?? (() => new Date());
     this.#logger = options.logger;
@@ -244,8 +290,15 @@ export class FileKeyStore implements KeyStore {
     try {
       await this.#checkFolder();
       this.#lock ??= await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
-      this.#handle = await this.#openFile();
-      const size = await this.#replay(this.#handle);
+      const reading = await readHeadFile(this.headPath, this.#headKey);
+      this.#handle = await this.#openFile(reading);
+      const { size, torn, atHeadLine } = await this.#replay(
+        this.#handle,
+        reading.kind === "found" ? reading.state.lines : undefined,
+      );
+      // Judged before anything in the file is changed (a torn tail is cut below).
+      const verdict = this.#judge(reading, atHeadLine);
+      if (torn) await this.#setTornTailAside(this.#handle, torn, this.#durableLines + 1);
       this.#dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
       const file = fileLogFile(this.#handle, this.#dsync);
       this.#log = new GroupCommitLog(this.#wrapLogFile ? this.#wrapLogFile(file) : file, size, {
@@ -255,8 +308,26 @@ export class FileKeyStore implements KeyStore {
           log?.call(this.#logger, { path: this.path, err: cause }, error.message);
         },
       });
+      this.#headFile = await HeadFile.open(
+        this.headPath,
+        this.#headKey,
+        reading,
+        this.#chainState(),
+        {
+          onFailure: (error, cause) => {
+            const log = this.#logger?.error ?? this.#logger?.warn;
+            log?.call(this.#logger, { path: this.headPath, err: cause }, error.message);
+          },
+          ...(this.#wrapHeadWrite ? { wrapWrite: this.#wrapHeadWrite } : {}),
+        },
+      );
+      if (!verdict.ok) await this.#recordRollback(verdict);
+      // The head names the file as it is now (it may have lagged after a crash).
+      this.#headFile.follow(this.#chainState());
+      await this.#headFile.settle();
       this.#state = "open";
     } catch (error) {
+      await this.#headFile?.close().catch(() => {});
       await this.#handle?.close().catch(() => {});
       await this.#dsync?.close().catch(() => {});
       await this.#lock?.release().catch(() => {});
@@ -279,6 +350,7 @@ export class FileKeyStore implements KeyStore {
       this.#flushClaims();
       await this.#log!.drain();
       await this.#releaseLeases();
+      await this.#headFile!.close();
       await this.#handle!.close();
       await this.#dsync?.close();
     } finally {
@@ -544,10 +616,46 @@ export class FileKeyStore implements KeyStore {
       onDurable: () => {
         this.#durableHead = encoded.mac;
         this.#durableLines++;
+        this.#headFile?.follow(this.#chainState());
         hooks.onDurable?.();
       },
       ...(hooks.onFailed ? { onFailed: hooks.onFailed } : {}),
     });
+  }
+
+  #chainState(): ChainState {
+    return { lines: this.#durableLines, head: this.#durableHead };
+  }
+
+  /** Compares the replayed file with its head file; throws unless it matches or is accepted. */
+  #judge(reading: HeadReading, atHeadLine: Uint8Array | undefined): HeadVerdict {
+    const verdict = judgeHead(reading, this.#chainState(), atHeadLine, {
+      store: this.path,
+      headFile: this.headPath,
+    });
+    if (!verdict.ok && !this.#acceptRollback) {
+      throw new DkeygenError(ErrorCodes.STORE_CORRUPT, verdict.message);
+    }
+    return verdict;
+  }
+
+  /** Appends the rollback line an accepted mismatch needs, and says so in the log. */
+  async #recordRollback(verdict: Extract<HeadVerdict, { ok: false }>): Promise<void> {
+    const hex = (head: Uint8Array) => Buffer.from(head).toString("hex");
+    const found = { lines: this.#durableLines, head: hex(this.#durableHead) };
+    const expected = verdict.expected && {
+      lines: verdict.expected.lines,
+      head: hex(verdict.expected.head),
+    };
+    this.#logger?.warn(
+      { path: this.path, headFile: this.headPath, reason: verdict.reason, found, expected },
+      "opening a key store that does not match its head file, as told (acceptRollback); a " +
+        "rollback line records it",
+    );
+    await this.#append(
+      rollbackBody(this.#clock().toISOString(), verdict.reason, found, expected),
+      {},
+    );
   }
 
   async #checkFolder(): Promise<void> {
@@ -563,7 +671,14 @@ export class FileKeyStore implements KeyStore {
     }
   }
 
-  async #openFile(): Promise<FileHandle> {
+  async #openFile(reading: HeadReading): Promise<FileHandle> {
+    if (reading.kind !== "missing" && !(await exists(this.path))) {
+      // A head file but no key_store: judged as an empty file, before one is created.
+      this.#judge(
+        reading,
+        reading.kind === "found" && reading.state.lines === 0 ? CHAIN_START : undefined,
+      );
+    }
     try {
       const handle = await open(
         this.path,
@@ -611,13 +726,20 @@ export class FileKeyStore implements KeyStore {
     );
   }
 
-  /** Reads and verifies every line, builds the index; returns the size of the verified part. */
-  async #replay(handle: FileHandle): Promise<number> {
+  /**
+   * Reads and verifies every line and builds the index. Returns the size of the verified part, the
+   * torn tail if there is one (left in place), and the chain MAC at line `watch` if the file has it.
+   */
+  async #replay(
+    handle: FileHandle,
+    watch: number | undefined,
+  ): Promise<{ size: number; torn: Segment | undefined; atHeadLine: Uint8Array | undefined }> {
     const segments = readSegments(handle);
     let previous: Uint8Array = CHAIN_START;
     let line = 0;
     let verifiedEnd = 0;
     let torn: Segment | undefined;
+    let atHeadLine: Uint8Array | undefined = watch === 0 ? CHAIN_START : undefined;
     for (;;) {
       const next = await segments.next();
       if (next.done) break;
@@ -641,8 +763,9 @@ export class FileKeyStore implements KeyStore {
         if (error instanceof BodyError) throw this.#corrupt(line, error.message);
         throw error;
       }
-      this.#apply(parsed, line);
+      this.#apply(parsed, line, previous);
       previous = check.mac;
+      if (line === watch) atHeadLine = check.mac;
       verifiedEnd = segment.end;
     }
     this.#head = previous;
@@ -660,8 +783,7 @@ export class FileKeyStore implements KeyStore {
     }
     const newest = this.#index.newestId;
     if (newest) this.#ids.observe(newest);
-    if (torn) await this.#setTornTailAside(handle, torn, line + 1);
-    return verifiedEnd;
+    return { size: verifiedEnd, torn, atHeadLine };
   }
 
   /**
@@ -686,8 +808,22 @@ export class FileKeyStore implements KeyStore {
     );
   }
 
-  #apply(parsed: ParsedBody, line: number): void {
+  #apply(parsed: ParsedBody, line: number, previous: Uint8Array): void {
     switch (parsed.t) {
+      case "rollback": {
+        // It must describe the file exactly as it was when the rollback was accepted.
+        if (
+          parsed.found.lines !== line - 1 ||
+          parsed.found.head !== Buffer.from(previous).toString("hex")
+        ) {
+          throw this.#corrupt(
+            line,
+            'its rollback record does not describe the lines before it ("found" is not ' +
+              `${line - 1} lines ending in the previous line's MAC)`,
+          );
+        }
+        return;
+      }
       case "record": {
         if (this.#index.get(parsed.record.id)) {
           throw this.#corrupt(line, `record ${parsed.record.id} appears a second time`);
@@ -820,13 +956,14 @@ export class FileKeyStore implements KeyStore {
 
   #assertWritable(): void {
     this.#assertReadable();
-    const failure = this.#log!.failure;
+    const failure = this.#log!.failure ?? this.#headFile!.failure;
     if (failure) throw failure;
   }
 
   #wipe(): void {
     this.#keys.mac.fill(0);
     this.#keys.secret.fill(0);
+    this.#headKey.fill(0);
     this.#sealed.clear();
   }
 }

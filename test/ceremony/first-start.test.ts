@@ -163,11 +163,14 @@ test("a key_store with records but no store.key is refused, and no new key is ma
       assert.deepEqual(await readFile(join(dataDir, "key_store")), before);
       assert.ok(!(await readdir(dataDir)).includes("key_store.lock"), "the lock was released");
     }
-    // An empty key_store (a server that never stored anything) still gets a key.
+    // An empty key_store with its head file: the head is bound to the lost key, so refused too.
     await rm(dataDir, { recursive: true, force: true });
     const fresh = await quietStart(dataDir);
     await fresh.stop();
     await rm(join(dataDir, "store.key"));
+    await assert.rejects(quietStart(dataDir), /restore store\.key/);
+    // Without a head file either (nothing was ever stored), a new key is made.
+    await rm(join(dataDir, "key_store.head"));
     const again = await quietStart(dataDir);
     await again.stop();
     assert.ok((await readdir(dataDir)).includes("store.key"));
