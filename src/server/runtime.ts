@@ -53,7 +53,7 @@ import { buildDistributionApp, type DistributionConfig } from "./distribution/ap
 import { MemoryAttemptLimiter } from "./distribution/attempts.js";
 import { OtpPool } from "./distribution/otp-pool.js";
 import { ContributorRegistry } from "./enrollment.js";
-import { loadOrCreateServerIdentity } from "./identity.js";
+import { loadOrCreateServerIdentity, SERVER_KEY_FILE } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
 import { RequesterRegistry } from "./requesters.js";
 
@@ -184,7 +184,17 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
 
 async function startLocked(options: StartServerOptions, lock: LockFile): Promise<RunningServer> {
   const { dataDir, logger } = options;
-  const { identity, created } = await loadOrCreateServerIdentity(dataDir, options.passphrase);
+  const { identity, created, reencrypted } = await loadOrCreateServerIdentity(
+    dataDir,
+    options.passphrase,
+  );
+  if (reencrypted) {
+    logger.warn(
+      { file: SERVER_KEY_FILE },
+      "the server key was encrypted with PBKDF2 (2,048 iterations, cheap to guess); it was " +
+        "re-encrypted with scrypt under the same passphrase",
+    );
+  }
   const adminToken = await loadOrCreateKeyFile(join(dataDir, ADMIN_TOKEN_FILE));
   const registry = await ContributorRegistry.load(dataDir);
   const requesters = await RequesterRegistry.load(dataDir);
