@@ -18,9 +18,9 @@
  * Chain. mac_0 = 32 zero bytes; for line i (from 1):
  *   mac_i = HMAC-SHA-256(K_mac, mac_{i-1} ‖ body_i)
  * where mac_{i-1} is the 32 bytes the previous line's hex stands for and body_i its raw body bytes.
- * An edited, deleted, inserted or reordered line breaks the chain at that line or the next. (Cutting
- * whole lines off the end cannot be seen from the file alone; `FileKeyStore.chain` gives the head
- * and line count to anchor elsewhere.)
+ * An edited, deleted, inserted or reordered line breaks the chain at that line or the next. Cutting
+ * whole lines off the end, or restoring an older copy, cannot be seen from the file alone: the
+ * head file (head-file.ts) records the durable end, and `FileKeyStore.chain` gives it.
  *
  * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
