@@ -263,8 +263,18 @@ export class HeadFile {
       written = reading.state;
     } else {
       const bytes = Buffer.concat([encodeSlot(key, 0, state), encodeSlot(key, 1, state)]);
-      if (reading.kind === "unreadable") await writeFileAtomic(path, bytes);
-      else if (!(await createFileExclusive(path, bytes))) {
+      let made: boolean;
+      try {
+        if (reading.kind === "unreadable") await writeFileAtomic(path, bytes);
+        made = reading.kind === "unreadable" || (await createFileExclusive(path, bytes));
+      } catch (cause) {
+        throw new DkeygenError(
+          ErrorCodes.OPERATIONAL,
+          `Cannot write the key store's head file ${path}: ${(cause as Error).message}`,
+          { cause },
+        );
+      }
+      if (!made) {
         throw new DkeygenError(
           ErrorCodes.OPERATIONAL,
           `The key store's head file ${path} appeared while the store was being opened.`,

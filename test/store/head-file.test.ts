@@ -585,3 +585,20 @@ test("the head file can live elsewhere (headPath)", async () => {
     await elsewhere.remove();
   }
 });
+
+test("a head file in a folder that does not exist fails the open clearly, naming it", async () => {
+  const f = await fresh();
+  try {
+    const headPath = join(f.dir, "no-such-folder", "key_store.head");
+    await assert.rejects(
+      f.make({ headPath }).open(),
+      (error: unknown) =>
+        error instanceof DkeygenError &&
+        error.code === ErrorCodes.OPERATIONAL &&
+        error.message.includes(`Cannot write the key store's head file ${headPath}`),
+    );
+    assert.equal(existsSync(`${f.path}.lock`), false);
+  } finally {
+    await f.remove();
+  }
+});
