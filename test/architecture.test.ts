@@ -21,7 +21,7 @@ const ALLOWED: Record<string, string[]> = {
   datadir: [...SHARED],
   derive: [...SHARED, "crypto"],
   protocol: [...SHARED, "crypto"],
-  store: [...SHARED, "crypto"],
+  store: [...SHARED, "crypto", "datadir"],
   transport: [...SHARED, "protocol"],
   server: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "store", "transport"],
   client: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "transport"],

@@ -1,11 +1,15 @@
 /**
  * The data folder on disk: created 0700, secret files written 0600 atomically (temporary file,
  * fsync, rename, fsync of the folder), and refused when readable by others — the way OpenSSH
- * refuses an unprotected private key. Everything dkeygen keeps on disk goes through here.
+ * refuses an unprotected private key. Files made once (keys, tokens, lock files) are created
+ * exclusively: written under a temporary name, then link(2)ed into place, which fails when the
+ * name exists, so a reader sees no file or the whole file and two creators never both win.
+ * Everything dkeygen keeps on disk goes through here.
  */
+import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { chmod, link, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 
 /** Creates the data folder (and parents) if needed and makes sure it is 0700. */
@@ -27,13 +31,16 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
-/** Writes a file atomically with the given mode (0600 unless told otherwise). */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  mode = 0o600,
-): Promise<void> {
-  const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.tmp`);
+/**
+ * Writes `data` to a new temporary file beside `path` (same folder, so it can be renamed or linked
+ * there), fsynced; returns its name. A random part in the name, so concurrent writers in one
+ * process never collide.
+ */
+async function writeTemporary(path: string, data: string | Uint8Array, mode: number) {
+  const tmp = join(
+    dirname(path),
+    `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`,
+  );
   const handle = await open(tmp, "wx", mode);
   try {
     await handle.writeFile(data);
@@ -44,8 +51,47 @@ export async function writeFileAtomic(
     throw error;
   }
   await handle.close();
-  await rename(tmp, path);
+  return tmp;
+}
+
+/** Writes a file atomically with the given mode (0600 unless told otherwise), replacing it. */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o600,
+): Promise<void> {
+  const tmp = await writeTemporary(path, data, mode);
+  try {
+    await rename(tmp, path);
+  } catch (error) {
+    await unlink(tmp).catch(() => {});
+    throw error;
+  }
   await fsyncDir(dirname(path));
+}
+
+/**
+ * Creates `path` holding `data` unless a file of that name exists: true if this call made it,
+ * false if it existed (then nothing is written). The content is complete and on disk before the
+ * name appears (written and fsynced under a temporary name, then link(2)ed, which never replaces),
+ * so a concurrent reader never sees a partial file and two concurrent creators never both win.
+ */
+export async function createFileExclusive(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o600,
+): Promise<boolean> {
+  const tmp = await writeTemporary(path, data, mode);
+  try {
+    await link(tmp, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+  await fsyncDir(dirname(path));
+  return true;
 }
 
 /** Reads a secret file, refusing it if group or others may read or write it. */
@@ -90,13 +136,21 @@ export async function writeJsonFile(path: string, value: unknown, mode = 0o600):
   await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode);
 }
 
-/** Reads a secret file if it exists, else creates it with `make()`; 0600 either way. */
+/**
+ * Reads a secret file if it exists, else creates it with `make()` (exclusively: when another
+ * process creates it first, its file is read and ours is dropped); 0600 either way.
+ */
 export async function loadOrCreateSecret(
   path: string,
   make: () => Uint8Array | string,
 ): Promise<{ data: Buffer; created: boolean }> {
   if (await fileExists(path)) return { data: await readSecretFile(path), created: false };
   const data = make();
-  await writeFileAtomic(path, data);
-  return { data: Buffer.from(typeof data === "string" ? Buffer.from(data) : data), created: true };
+  if (await createFileExclusive(path, data)) {
+    return {
+      data: Buffer.from(typeof data === "string" ? Buffer.from(data) : data),
+      created: true,
+    };
+  }
+  return { data: await readSecretFile(path), created: false };
 }

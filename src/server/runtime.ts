@@ -11,6 +11,9 @@
  *   admin.token          32 random bytes, base64url; admins prove it      0600
  *   store.key            the key store's key, 32 bytes, base64url         0600
  *   key_store            the key store (append-only, one JSON per line)   0600
+ *   key_store.head       its durable end (lines, chain MAC), MACed, so a  0600
+ *                        rolled-back key_store is noticed
+ *   key_store.lock       who writes the store (and the folder) now         0600
  *   contributors.json    enrolled contributors                            0600
  *   enrollment-tokens.jsonl  hashes of issued enrollment tokens          0600
  *   requesters.json      registered requesting clients                    0600
@@ -18,7 +21,15 @@
  *
  * Beside the WebSocket endpoint it starts the key distribution server (HTTP, src/server/
  * distribution/) with its OTP pool, unless told not to.
+ *
+ * The first thing a start does after making the folder is take the store's lock
+ * (`key_store.lock`, also when another store is used): two servers started at once on one empty
+ * folder could otherwise both make keys, and the loser's store key would sit beside the winner's
+ * records. Key files are also created exclusively (datadir), so a second creator reads the first
+ * one's file instead of replacing it. A `key_store` with records (or a head file) but no
+ * `store.key` is refused: a new key would make every record unreadable.
  */
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
@@ -26,6 +37,7 @@ import { osRandom } from "../crypto/random.js";
 import { Secret } from "../crypto/secret.js";
 import {
   ensureDataDir,
+  fileExists,
   loadOrCreateSecret,
   readJsonFile,
   writeJsonFile,
@@ -33,6 +45,7 @@ import {
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { FileKeyStore } from "../store/file.js";
+import { LockFile } from "../store/lock-file.js";
 import type { KeyStore } from "../store/types.js";
 import type { Listener } from "../transport/types.js";
 import { listenWs } from "../transport/ws.js";
@@ -40,13 +53,14 @@ import { buildDistributionApp, type DistributionConfig } from "./distribution/ap
 import { MemoryAttemptLimiter } from "./distribution/attempts.js";
 import { OtpPool } from "./distribution/otp-pool.js";
 import { ContributorRegistry } from "./enrollment.js";
-import { loadOrCreateServerIdentity } from "./identity.js";
+import { loadOrCreateServerIdentity, SERVER_KEY_FILE } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
 import { RequesterRegistry } from "./requesters.js";
 
 export const ADMIN_TOKEN_FILE = "admin.token";
 export const STORE_KEY_FILE = "store.key";
 export const KEY_STORE_FILE = "key_store";
+export const KEY_STORE_HEAD_FILE = "key_store.head";
 export const SERVER_INFO_FILE = "server.json";
 
 export interface ServerInfo {
@@ -67,6 +81,17 @@ export interface StartServerOptions {
   passphrase?: string;
   /** Where the store key lives, if not beside the store in the data folder. */
   storeKeyFile?: string;
+  /**
+   * Where the store's head file lives (the key_store's durable end, to notice rollbacks), if not
+   * beside the store; elsewhere, it also notices a restore of the whole data folder.
+   */
+  storeHeadFile?: string;
+  /**
+   * Open the key_store even if it does not match its head file (cut back, restored from an older
+   * copy, another history, or no head file yet); the store records that it was told to. Off by
+   * default; for one start after an operator decided to go on from such a file.
+   */
+  acceptStoreRollback?: boolean;
   /** Another store instead of the key_store file (tests, PostgreSQL). */
   store?: KeyStore;
   config?: Partial<KeygenServerConfig>;
@@ -91,7 +116,17 @@ export interface RunningServer {
   fingerprint: string;
   keyCreated: boolean;
   dataDir: string;
+  /**
+   * The key store's durable end: line count and chain head (hex), the values its head file
+   * keeps; undefined for a store without a chain (not the key_store file).
+   */
+  storeHead(): StoreHead | undefined;
   stop(): Promise<void>;
+}
+
+export interface StoreHead {
+  lines: number;
+  head: string;
 }
 
 /** Loads (or makes, 0600) a 32-byte secret kept base64url in a file. */
@@ -100,22 +135,86 @@ export async function loadOrCreateKeyFile(path: string): Promise<Secret> {
   return new Secret(fromBase64url(data.toString("utf8").trim(), path, 32));
 }
 
+/**
+ * The store key for the `key_store` at `storePath`: loaded, or made when there is no store yet.
+ * A store with content but no key is an error: a new key would make its records unreadable.
+ */
+export async function loadStoreKey(
+  keyPath: string,
+  storePath: string,
+  headPath: string,
+): Promise<Secret> {
+  if (
+    !(await fileExists(keyPath)) &&
+    ((await sizeOf(storePath)) > 0 || (await fileExists(headPath)))
+  ) {
+    throw new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      `The key store ${storePath} exists but its key file ${keyPath} is missing. Without ` +
+        `that key none of them can be read, so no new key is made: restore store.key (the file ` +
+        `${keyPath}) from your backup, or name where it is with --store-key-file.`,
+    );
+  }
+  return loadOrCreateKeyFile(keyPath);
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw error;
+  }
+}
+
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { dataDir, logger } = options;
   await ensureDataDir(dataDir);
-  const { identity, created } = await loadOrCreateServerIdentity(dataDir, options.passphrase);
+  const storePath = join(dataDir, KEY_STORE_FILE);
+  // Before anything is made in the folder: one server per data folder (see the module header).
+  const lock = await LockFile.acquire(`${storePath}.lock`, storePath, logger);
+  try {
+    return await startLocked(options, lock);
+  } catch (error) {
+    // Released by the store when it was handed over; release() is a no-op then.
+    await lock.release().catch(() => {});
+    throw error;
+  }
+}
+
+async function startLocked(options: StartServerOptions, lock: LockFile): Promise<RunningServer> {
+  const { dataDir, logger } = options;
+  const { identity, created, reencrypted } = await loadOrCreateServerIdentity(
+    dataDir,
+    options.passphrase,
+  );
+  if (reencrypted) {
+    logger.warn(
+      { file: SERVER_KEY_FILE },
+      "the server key was encrypted with PBKDF2 (2,048 iterations, cheap to guess); it was " +
+        "re-encrypted with scrypt under the same passphrase",
+    );
+  }
   const adminToken = await loadOrCreateKeyFile(join(dataDir, ADMIN_TOKEN_FILE));
   const registry = await ContributorRegistry.load(dataDir);
   const requesters = await RequesterRegistry.load(dataDir);
   let store = options.store;
   if (!store) {
-    const storeKey = await loadOrCreateKeyFile(
+    const path = join(dataDir, KEY_STORE_FILE);
+    const headPath = options.storeHeadFile ?? join(dataDir, KEY_STORE_HEAD_FILE);
+    const storeKey = await loadStoreKey(
       options.storeKeyFile ?? join(dataDir, STORE_KEY_FILE),
+      path,
+      headPath,
     );
+    // The store takes the lock over and releases it when it closes.
     store = new FileKeyStore({
-      path: join(dataDir, KEY_STORE_FILE),
+      path,
       storeKey: storeKey.expose(),
       logger,
+      lock,
+      headPath,
+      ...(options.acceptStoreRollback ? { acceptRollback: true } : {}),
     });
     // The store derived its own keys from it and kept no copy.
     storeKey.wipe();
@@ -202,8 +301,17 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     startedAt: new Date().toISOString(),
   };
   await writeJsonFile(join(dataDir, SERVER_INFO_FILE), info, 0o644);
+  const storeHead = (): StoreHead | undefined =>
+    store instanceof FileKeyStore ? store.chain : undefined;
+  const head = storeHead();
   logger.info(
-    { url: listener.url, httpUrl, fingerprint: identity.fingerprint, store: store.kind },
+    {
+      url: listener.url,
+      httpUrl,
+      fingerprint: identity.fingerprint,
+      store: store.kind,
+      ...(head ? { storeLines: head.lines, storeHead: head.head } : {}),
+    },
     "server listening",
   );
 
@@ -217,6 +325,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     fingerprint: identity.fingerprint,
     keyCreated: created,
     dataDir,
+    storeHead,
     stop() {
       stopped ??= (async () => {
         await pool?.stop();
@@ -225,6 +334,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         await server.stop();
         await listener.close();
         await store.close();
+        await lock.release();
         adminToken.wipe();
       })();
       return stopped;

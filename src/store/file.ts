@@ -3,7 +3,8 @@
  * chain and the secret encryption are specified in log-format.ts; this module is the store around
  * them:
  *
- * - Open: takes `<path>.lock` (single writer, lock-file.ts), creates the file 0600 if absent,
+ * - Open: takes `<path>.lock` (single writer, lock-file.ts; or adopts it, taken earlier by the
+ *   caller so that nothing beside the store is made before it), creates the file 0600 if absent,
  *   replays every line verifying the chain, and builds the in-memory index (record-index.ts).
  *   A last line without its newline is a torn write from a crash: it was never acknowledged, so it
  *   is copied to `<path>.torn-<time>` for forensics, logged, and cut off; it is never merged. A
@@ -19,6 +20,11 @@
  *   waiting for it. A crash voids the leased records whose claims were not yet durable (replay
  *   leaves them out of every pool), so nothing is handed out twice; a clean close releases the
  *   unclaimed rest.
+ * - Rollbacks: the head file (head-file.ts, `<path>.head` unless told otherwise) names the durable
+ *   end of the chain, updated after group commit without any write waiting for it. At open, a
+ *   file shorter than its head, or whose chain MAC at the head's line differs, or a non-empty file
+ *   without a head file, is refused (E_STORE_CORRUPT naming both ends), unless the caller accepts
+ *   the rollback: then a rollback line records it and the head follows the file from there.
  * - Secrets: encrypted before anything is written, kept encrypted in memory, decrypted only in
  *   `readSecret`. The caller's buffer is never kept.
  */
@@ -28,6 +34,16 @@ import { dirname } from "node:path";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
+import {
+  type ChainState,
+  deriveHeadKey,
+  HeadFile,
+  type HeadFileOptions,
+  type HeadReading,
+  type HeadVerdict,
+  judgeHead,
+  readHeadFile,
+} from "./head-file.js";
 import {
   checkClaim,
   checkConsumeAt,
@@ -63,6 +79,7 @@ import {
   parseBody,
   readSegments,
   recordBody,
+  rollbackBody,
   type SealedSecret,
   type Segment,
   type StoreKeys,
@@ -104,6 +121,23 @@ export interface FileKeyStoreOptions {
    * default 256. A crash voids at most the unclaimed part of the leases in flight.
    */
   leaseSize?: number;
+  /**
+   * The store's lock (`<path>.lock`), already taken by the caller (a server takes it before it
+   * makes any key file). The store owns it from then on and releases it when it closes or fails
+   * to open. Taken by `open()` when absent.
+   */
+  lock?: LockFile;
+  /** The head file (head-file.ts); `<path>.head` by default. Keep it elsewhere to survive a
+   * restore of the whole folder. */
+  headPath?: string;
+  /**
+   * Open even if the file does not match its head file (shorter, diverged, or no or an unreadable
+   * head file), appending a rollback line that records it. For an operator who chose to go on
+   * from a restored or truncated file; default false.
+   */
+  acceptRollback?: boolean;
+  /** For fault-injection tests only: wraps the head file's durable write. */
+  wrapHeadWrite?: HeadFileOptions["wrapWrite"];
 }
 
 /** Records leased (durably reserved) for claims acknowledged "reserved", claimed in order. */
@@ -148,6 +182,16 @@ function fileLogFile(handle: FileHandle, dsync: FileHandle): LogFile {
   };
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+}
+
 async function fsyncFolder(path: string): Promise<void> {
   const handle = await open(path, constants.O_RDONLY);
   try {
@@ -160,7 +204,11 @@ async function fsyncFolder(path: string): Promise<void> {
 export class FileKeyStore implements KeyStore {
   readonly kind = "file";
   readonly path: string;
+  readonly headPath: string;
   readonly #keys: StoreKeys;
+  readonly #headKey: Buffer;
+  readonly #acceptRollback: boolean;
+  readonly #wrapHeadWrite: HeadFileOptions["wrapWrite"];
   readonly #random: RandomSource;
   readonly #clock: () => Date;
   readonly #logger: FileKeyStoreLogger | undefined;
@@ -175,6 +223,7 @@ export class FileKeyStore implements KeyStore {
   /** Per purpose, the records leased for "reserved" claims. */
   readonly #leases = new Map<string, Lease>();
   readonly #leaseSize: number;
+  readonly #givenLock: LockFile | undefined;
   /** "Reserved" claims made this turn of the event loop, written as one claims line after it. */
   #pendingClaims: ClaimEntry[] = [];
   #claimsScheduled = false;
@@ -184,6 +233,7 @@ export class FileKeyStore implements KeyStore {
   /** The same file opened O_DSYNC, for group commit's durable writes. */
   #dsync: FileHandle | undefined;
   #log: GroupCommitLog | undefined;
+  #headFile: HeadFile | undefined;
   /** The MAC of the last line encoded (durable or queued): the next line chains from it. */
   #head: Uint8Array = CHAIN_START;
   #durableHead: Uint8Array = CHAIN_START;
@@ -201,8 +251,16 @@ export class FileKeyStore implements KeyStore {
       throw new TypeError(`FileKeyStore: options.leaseSize must be 1 to ${MAX_LEASE_IDS}`);
     }
     this.#leaseSize = leaseSize;
+    if (options.lock !== undefined && options.lock.path !== `${options.path}.lock`) {
+      throw new TypeError(`FileKeyStore: options.lock must be the lock ${options.path}.lock`);
+    }
+    this.#givenLock = options.lock;
     this.path = options.path;
+    this.headPath = options.headPath ?? `${options.path}.head`;
     this.#keys = deriveStoreKeys(options.storeKey);
+    this.#headKey = deriveHeadKey(options.storeKey);
+    this.#acceptRollback = options.acceptRollback === true;
+    this.#wrapHeadWrite = options.wrapHeadWrite;
     this.#random = options.random ?? osRandom;
     this.#clock = options.clock ?? (() => new Date());
     this.#logger = options.logger;
@@ -228,11 +286,19 @@ export class FileKeyStore implements KeyStore {
       );
     }
     this.#state = "opening";
+    this.#lock = this.#givenLock;
     try {
       await this.#checkFolder();
-      this.#lock = await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
-      this.#handle = await this.#openFile();
-      const size = await this.#replay(this.#handle);
+      this.#lock ??= await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
+      const reading = await readHeadFile(this.headPath, this.#headKey);
+      this.#handle = await this.#openFile(reading);
+      const { size, torn, atHeadLine } = await this.#replay(
+        this.#handle,
+        reading.kind === "found" ? reading.state.lines : undefined,
+      );
+      // Judged before anything in the file is changed (a torn tail is cut below).
+      const verdict = this.#judge(reading, atHeadLine);
+      if (torn) await this.#setTornTailAside(this.#handle, torn, this.#durableLines + 1);
       this.#dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
       const file = fileLogFile(this.#handle, this.#dsync);
       this.#log = new GroupCommitLog(this.#wrapLogFile ? this.#wrapLogFile(file) : file, size, {
@@ -242,8 +308,26 @@ export class FileKeyStore implements KeyStore {
           log?.call(this.#logger, { path: this.path, err: cause }, error.message);
         },
       });
+      this.#headFile = await HeadFile.open(
+        this.headPath,
+        this.#headKey,
+        reading,
+        this.#chainState(),
+        {
+          onFailure: (error, cause) => {
+            const log = this.#logger?.error ?? this.#logger?.warn;
+            log?.call(this.#logger, { path: this.headPath, err: cause }, error.message);
+          },
+          ...(this.#wrapHeadWrite ? { wrapWrite: this.#wrapHeadWrite } : {}),
+        },
+      );
+      if (!verdict.ok) await this.#recordRollback(verdict);
+      // The head names the file as it is now (it may have lagged after a crash).
+      this.#headFile.follow(this.#chainState());
+      await this.#headFile.settle();
       this.#state = "open";
     } catch (error) {
+      await this.#headFile?.close().catch(() => {});
       await this.#handle?.close().catch(() => {});
       await this.#dsync?.close().catch(() => {});
       await this.#lock?.release().catch(() => {});
@@ -256,6 +340,7 @@ export class FileKeyStore implements KeyStore {
   async close(): Promise<void> {
     if (this.#state === "closed" || this.#state === "closing") return;
     if (this.#state !== "open") {
+      await this.#givenLock?.release();
       this.#wipe();
       this.#state = "closed";
       return;
@@ -265,6 +350,7 @@ export class FileKeyStore implements KeyStore {
       this.#flushClaims();
       await this.#log!.drain();
       await this.#releaseLeases();
+      await this.#headFile!.close();
       await this.#handle!.close();
       await this.#dsync?.close();
     } finally {
@@ -530,10 +616,46 @@ export class FileKeyStore implements KeyStore {
       onDurable: () => {
         this.#durableHead = encoded.mac;
         this.#durableLines++;
+        this.#headFile?.follow(this.#chainState());
         hooks.onDurable?.();
       },
       ...(hooks.onFailed ? { onFailed: hooks.onFailed } : {}),
     });
+  }
+
+  #chainState(): ChainState {
+    return { lines: this.#durableLines, head: this.#durableHead };
+  }
+
+  /** Compares the replayed file with its head file; throws unless it matches or is accepted. */
+  #judge(reading: HeadReading, atHeadLine: Uint8Array | undefined): HeadVerdict {
+    const verdict = judgeHead(reading, this.#chainState(), atHeadLine, {
+      store: this.path,
+      headFile: this.headPath,
+    });
+    if (!verdict.ok && !this.#acceptRollback) {
+      throw new DkeygenError(ErrorCodes.STORE_CORRUPT, verdict.message);
+    }
+    return verdict;
+  }
+
+  /** Appends the rollback line an accepted mismatch needs, and says so in the log. */
+  async #recordRollback(verdict: Extract<HeadVerdict, { ok: false }>): Promise<void> {
+    const hex = (head: Uint8Array) => Buffer.from(head).toString("hex");
+    const found = { lines: this.#durableLines, head: hex(this.#durableHead) };
+    const expected = verdict.expected && {
+      lines: verdict.expected.lines,
+      head: hex(verdict.expected.head),
+    };
+    this.#logger?.warn(
+      { path: this.path, headFile: this.headPath, reason: verdict.reason, found, expected },
+      "opening a key store that does not match its head file, as told (acceptRollback); a " +
+        "rollback line records it",
+    );
+    await this.#append(
+      rollbackBody(this.#clock().toISOString(), verdict.reason, found, expected),
+      {},
+    );
   }
 
   async #checkFolder(): Promise<void> {
@@ -549,7 +671,14 @@ export class FileKeyStore implements KeyStore {
     }
   }
 
-  async #openFile(): Promise<FileHandle> {
+  async #openFile(reading: HeadReading): Promise<FileHandle> {
+    if (reading.kind !== "missing" && !(await exists(this.path))) {
+      // A head file but no key_store: judged as an empty file, before one is created.
+      this.#judge(
+        reading,
+        reading.kind === "found" && reading.state.lines === 0 ? CHAIN_START : undefined,
+      );
+    }
     try {
       const handle = await open(
         this.path,
@@ -597,13 +726,20 @@ export class FileKeyStore implements KeyStore {
     );
   }
 
-  /** Reads and verifies every line, builds the index; returns the size of the verified part. */
-  async #replay(handle: FileHandle): Promise<number> {
+  /**
+   * Reads and verifies every line and builds the index. Returns the size of the verified part, the
+   * torn tail if there is one (left in place), and the chain MAC at line `watch` if the file has it.
+   */
+  async #replay(
+    handle: FileHandle,
+    watch: number | undefined,
+  ): Promise<{ size: number; torn: Segment | undefined; atHeadLine: Uint8Array | undefined }> {
     const segments = readSegments(handle);
     let previous: Uint8Array = CHAIN_START;
     let line = 0;
     let verifiedEnd = 0;
     let torn: Segment | undefined;
+    let atHeadLine: Uint8Array | undefined = watch === 0 ? CHAIN_START : undefined;
     for (;;) {
       const next = await segments.next();
       if (next.done) break;
@@ -627,8 +763,9 @@ export class FileKeyStore implements KeyStore {
         if (error instanceof BodyError) throw this.#corrupt(line, error.message);
         throw error;
       }
-      this.#apply(parsed, line);
+      this.#apply(parsed, line, previous);
       previous = check.mac;
+      if (line === watch) atHeadLine = check.mac;
       verifiedEnd = segment.end;
     }
     this.#head = previous;
@@ -646,8 +783,7 @@ export class FileKeyStore implements KeyStore {
     }
     const newest = this.#index.newestId;
     if (newest) this.#ids.observe(newest);
-    if (torn) await this.#setTornTailAside(handle, torn, line + 1);
-    return verifiedEnd;
+    return { size: verifiedEnd, torn, atHeadLine };
   }
 
   /**
@@ -672,8 +808,22 @@ export class FileKeyStore implements KeyStore {
     );
   }
 
-  #apply(parsed: ParsedBody, line: number): void {
+  #apply(parsed: ParsedBody, line: number, previous: Uint8Array): void {
     switch (parsed.t) {
+      case "rollback": {
+        // It must describe the file exactly as it was when the rollback was accepted.
+        if (
+          parsed.found.lines !== line - 1 ||
+          parsed.found.head !== Buffer.from(previous).toString("hex")
+        ) {
+          throw this.#corrupt(
+            line,
+            'its rollback record does not describe the lines before it ("found" is not ' +
+              `${line - 1} lines ending in the previous line's MAC)`,
+          );
+        }
+        return;
+      }
       case "record": {
         if (this.#index.get(parsed.record.id)) {
           throw this.#corrupt(line, `record ${parsed.record.id} appears a second time`);
@@ -806,13 +956,14 @@ export class FileKeyStore implements KeyStore {
 
   #assertWritable(): void {
     this.#assertReadable();
-    const failure = this.#log!.failure;
+    const failure = this.#log!.failure ?? this.#headFile!.failure;
     if (failure) throw failure;
   }
 
   #wipe(): void {
     this.#keys.mac.fill(0);
     this.#keys.secret.fill(0);
+    this.#headKey.fill(0);
     this.#sealed.clear();
   }
 }

@@ -1,29 +1,52 @@
 /**
- * Single-writer lock for a store file: `<path>.lock`, created with O_EXCL and holding the owner's
- * pid, host and start time as one JSON line. A second process (or a second store object in the same
- * process) that finds a live owner is refused; a lock left by a process that died is taken over
- * with a warning.
+ * Single-writer lock for a store file: `<path>.lock`, holding the owner's pid, host, start time and
+ * a random nonce as one JSON line. A second process (or a second store object in the same process)
+ * that finds a live owner is refused; a lock left by a process that died is taken over with a
+ * warning.
+ *
+ * The content appears atomically: it is written under a temporary name and link(2)ed into place
+ * (datadir's createFileExclusive), so nobody can see a lock file without its owner. A file that
+ * holds no owner was therefore not written by this code (or was damaged) and is refused, naming it.
+ *
+ * Taking over a stale lock. POSIX has no "unlink if it is still this file", so two processes that
+ * both find the same stale lock could each remove it — the second one removing the first one's new
+ * lock — and both win. Instead, removing a stale lock needs a *takeover token* for that very lock:
+ * `<path>.takeover-<g>-<k>`, where g names the stale lock's content (SHA-256 of it; the nonce makes
+ * every lock's content unique) and k = 1, 2, …; a token is created exclusively, like the lock. The
+ * process that creates token k is the only live process allowed to remove the lock with content g:
+ * it re-reads the lock, removes it only if it still holds g, removes the tokens, and then competes
+ * for the lock like anyone else (exclusive creation: one winner). Nobody else can replace the stale
+ * file meanwhile (creation fails while it exists and its owner is dead), so "still holds g" stays
+ * true until the token holder removes it. A token whose creator is alive means a takeover is under
+ * way: wait and look again. A token whose creator died (it crashed mid-takeover) is passed over by
+ * creating token k + 1.
  *
  * Why a lock file and not flock(2): Node has no portable flock, and a lock file also tells the
  * operator who holds the store. Its limits: the owner's liveness can only be checked on the same
- * host (a lock from another host is always honoured), a recycled pid makes a stale lock look alive
- * (the error says which file to remove), and two processes taking over the same stale lock in the
- * same instant could both succeed — a window of microseconds at start-up only.
+ * host (a lock from another host is always honoured), and a recycled pid makes a stale lock look
+ * alive (the error says which file to remove).
  */
-import { constants } from "node:fs";
-import { open, readFile, unlink } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
+import { createFileExclusive } from "../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 
 interface LockOwner {
   pid: number;
   host: string;
   since: string;
+  nonce: string;
 }
 
 export interface LockWarnings {
   warn(fields: Record<string, unknown>, message: string): void;
 }
+
+/** Takeover tokens tried for one stale lock before giving up (each passed over one died). */
+const MAX_TOKENS = 8;
+/** Rounds of "create, or find out why not" before giving up. */
+const MAX_ATTEMPTS = 100;
 
 function parseOwner(text: string): LockOwner | undefined {
   try {
@@ -33,10 +56,12 @@ function parseOwner(text: string): LockOwner | undefined {
       typeof value.host === "string" &&
       typeof value.since === "string"
     ) {
-      return value as LockOwner;
+      // Locks written before the nonce existed have none; their content is still unique enough
+      // (pid and start time) to name them.
+      return { nonce: "", ...value } as LockOwner;
     }
   } catch {
-    // Not ours, or written halfway by a process that died: treated below.
+    // Not a lock file of ours: treated by the caller.
   }
   return undefined;
 }
@@ -51,42 +76,34 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function readOwner(path: string): Promise<{ text: string } | undefined> {
+/** The file's text, or undefined when there is no such file. */
+async function readText(path: string): Promise<string | undefined> {
   try {
-    return { text: await readFile(path, "utf8") };
+    return await readFile(path, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
 }
 
-async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
-  let handle: Awaited<ReturnType<typeof open>>;
+async function removeIfPresent(path: string): Promise<void> {
   try {
-    handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    await unlink(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
-  try {
-    await handle.writeFile(`${JSON.stringify(owner)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  return true;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class LockFile {
   readonly path: string;
-  readonly #owner: LockOwner;
+  readonly #text: string;
   #held = false;
 
-  private constructor(path: string, owner: LockOwner) {
+  private constructor(path: string, text: string) {
     this.path = path;
-    this.#owner = owner;
+    this.#text = text;
   }
 
   /** Takes the lock at `path` or throws an OPERATIONAL error naming the holder. */
@@ -95,24 +112,25 @@ export class LockFile {
       pid: process.pid,
       host: hostname(),
       since: new Date().toISOString(),
+      nonce: randomBytes(16).toString("hex"),
     };
-    const lock = new LockFile(path, owner);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      if (await tryCreate(path, owner)) {
+    const lock = new LockFile(path, `${JSON.stringify(owner)}\n`);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      if (await createFileExclusive(path, lock.#text)) {
         lock.#held = true;
         return lock;
       }
-      let found = await readOwner(path);
-      if (!found) continue; // Released in between: try again.
-      let holder = parseOwner(found.text);
+      const text = await readText(path);
+      if (text === undefined) continue; // Released in between: try again.
+      const holder = parseOwner(text);
       if (!holder) {
-        // Maybe caught between the holder's create and write: look again before calling it stale.
-        await sleep(100);
-        found = await readOwner(path);
-        if (!found) continue;
-        holder = parseOwner(found.text);
+        throw new DkeygenError(
+          ErrorCodes.OPERATIONAL,
+          `The lock ${path} of the key store ${store} names no owner (it was not written by ` +
+            `this dkeygen, or it is damaged). If no process is using the store, remove ${path}.`,
+        );
       }
-      if (holder && (holder.host !== owner.host || isAlive(holder.pid))) {
+      if (holder.host !== owner.host || isAlive(holder.pid)) {
         const who =
           holder.host === owner.host
             ? `process ${holder.pid}${holder.pid === process.pid ? " (this process)" : ""}`
@@ -123,34 +141,58 @@ export class LockFile {
             `process may write it. If that process is gone, remove ${path}.`,
         );
       }
-      log?.warn(
-        { lock: path, ...(holder ? { stalePid: holder.pid } : {}) },
-        "taking over a stale key store lock left by a process that is gone",
-      );
-      try {
-        await unlink(path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      if (await lock.#takeOver(text)) {
+        log?.warn(
+          { lock: path, stalePid: holder.pid },
+          "took over a stale key store lock left by a process that is gone",
+        );
+      } else {
+        // Another process is taking it over: look again shortly (its new lock, or none).
+        await sleep(5 + Math.random() * 20);
       }
     }
     throw new DkeygenError(
       ErrorCodes.OPERATIONAL,
-      `Could not take the lock ${path} for the key store ${store}; another process keeps taking it.`,
+      `Could not take the lock ${path} for the key store ${store}; other processes keep taking ` +
+        `it, or a takeover of it is stuck (${path}.takeover-* files).`,
     );
+  }
+
+  /**
+   * Removes the stale lock whose content is `stale`, if this process wins its takeover token.
+   * True when this process removed it (or found it already gone while holding the token); false
+   * when another live process holds the token.
+   */
+  async #takeOver(stale: string): Promise<boolean> {
+    const generation = createHash("sha256").update(stale).digest("hex").slice(0, 32);
+    const token = (k: number) => `${this.path}.takeover-${generation}-${k}`;
+    for (let k = 1; k <= MAX_TOKENS; k++) {
+      if (await createFileExclusive(token(k), this.#text)) {
+        try {
+          // Only the holder of a token for this content removes it, so it cannot have been
+          // replaced by another lock between this read and the unlink.
+          if ((await readText(this.path)) === stale) await removeIfPresent(this.path);
+        } finally {
+          for (let j = k; j >= 1; j--) await removeIfPresent(token(j)).catch(() => {});
+        }
+        return true;
+      }
+      const text = await readText(token(k));
+      if (text === undefined) return false; // Its holder finished meanwhile.
+      const taker = parseOwner(text);
+      // A live taker (or one we cannot judge) is at work; a dead one is passed over.
+      if (!taker || taker.host !== hostname() || isAlive(taker.pid)) return false;
+    }
+    return false;
   }
 
   /** Removes the lock if it is still ours. */
   async release(): Promise<void> {
     if (!this.#held) return;
     this.#held = false;
-    const found = await readOwner(this.path);
-    const holder = found && parseOwner(found.text);
-    if (
-      holder &&
-      holder.pid === this.#owner.pid &&
-      holder.host === this.#owner.host &&
-      holder.since === this.#owner.since
-    ) {
+    // Only its owner or a taker (when the owner is dead) removes a lock, so ours stays ours
+    // between this read and the unlink.
+    if ((await readText(this.path)) === this.#text) {
       await unlink(this.path).catch(() => {});
     }
   }

@@ -18,9 +18,9 @@
  * Chain. mac_0 = 32 zero bytes; for line i (from 1):
  *   mac_i = HMAC-SHA-256(K_mac, mac_{i-1} ‖ body_i)
  * where mac_{i-1} is the 32 bytes the previous line's hex stands for and body_i its raw body bytes.
- * An edited, deleted, inserted or reordered line breaks the chain at that line or the next. (Cutting
- * whole lines off the end cannot be seen from the file alone; `FileKeyStore.chain` gives the head
- * and line count to anchor elsewhere.)
+ * An edited, deleted, inserted or reordered line breaks the chain at that line or the next. Cutting
+ * whole lines off the end, or restoring an older copy, cannot be seen from the file alone: the
+ * head file (head-file.ts) records the durable end, and `FileKeyStore.chain` gives it.
  *
  * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
@@ -33,6 +33,7 @@
  *   {"t":"claims","v":1,"claims":[{"id","requester","subject","requestId","claimedAt","expiresAt"}]}
  *   {"t":"lease","v":1,"ids":[id]}
  *   {"t":"release","v":1,"ids":[id]}
+ *   {"t":"rollback","v":1,"at","reason","found":{"lines","head"},"expected"?:{"lines","head"}}
  * A claim, consume or step refers to a record on an earlier line; each record is claimed and
  * consumed at most once. A claims line holds 1 to 1024 claims, each as a claim line's fields
  * without "t" and "v", in the order they were made: the claims acknowledged "reserved" that one
@@ -47,6 +48,13 @@
  * integer, RFC 6238 counter T) of the record was used at `at`; each step line of a record has a
  * greater step than every step line of that record before it, and the last one is the record's
  * `lastStep` (so an OTP is never accepted twice, RFC 6238 §5.2).
+ *
+ * A rollback line records that a writer opened the file although it did not match its head file
+ * (head-file.ts), because its operator said so: `reason` is "shorter", "diverged", "missing" (no
+ * head file) or "unreadable" (no valid slot); `found` is the file as it was opened — `lines` the
+ * number of lines before this one and `head` (64 lowercase hex) the MAC of the line before it
+ * (mac_0 for none), both checked on replay; `expected` (only for "shorter" and "diverged") is what
+ * the head file named, `lines` greater than found's for "shorter" and not greater for "diverged".
  *
  * Reading. A line counts only with its newline: a writer appends a line and its newline in one
  * write and acknowledges it only after fdatasync. So bytes after the last newline are a torn write
@@ -148,7 +156,28 @@ export interface LeaseBody {
   v: 1;
   ids: string[];
 }
-export type LogBody = RecordBody | ClaimBody | ClaimsBody | ConsumeBody | StepBody | LeaseBody;
+/** A chain position in a rollback line: a line count and the MAC of that line, in hex. */
+export interface ChainPoint {
+  lines: number;
+  head: string;
+}
+export const ROLLBACK_REASONS = ["shorter", "diverged", "missing", "unreadable"] as const;
+export interface RollbackBody {
+  t: "rollback";
+  v: 1;
+  at: string;
+  reason: (typeof ROLLBACK_REASONS)[number];
+  found: ChainPoint;
+  expected?: ChainPoint;
+}
+export type LogBody =
+  | RecordBody
+  | ClaimBody
+  | ClaimsBody
+  | ConsumeBody
+  | StepBody
+  | LeaseBody
+  | RollbackBody;
 
 /** The most ids one lease or release line names. */
 export const MAX_LEASE_IDS = 4096;
@@ -242,6 +271,15 @@ export function stepBody(id: string, step: number, at: string): StepBody {
 
 export function leaseBody(t: "lease" | "release", ids: string[]): LeaseBody {
   return { t, v: 1, ids };
+}
+
+export function rollbackBody(
+  at: string,
+  reason: RollbackBody["reason"],
+  found: ChainPoint,
+  expected: ChainPoint | undefined,
+): RollbackBody {
+  return { t: "rollback", v: 1, at, reason, found, ...(expected ? { expected } : {}) };
 }
 
 function chainMac(macKey: Uint8Array, previous: Uint8Array, body: Uint8Array): Buffer {
@@ -369,6 +407,8 @@ const CLAIMS_FIELDS = ["t", "v", "claims"] as const;
 const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
 const STEP_FIELDS = ["t", "v", "id", "step", "at"] as const;
 const LEASE_FIELDS = ["t", "v", "ids"] as const;
+const ROLLBACK_FIELDS = ["t", "v", "at", "reason", "found", "expected"] as const;
+const POINT_FIELDS = ["lines", "head"] as const;
 
 export type ParsedBody =
   | { t: "record"; record: KeyRecord; sealed: SealedSecret }
@@ -376,7 +416,27 @@ export type ParsedBody =
   | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
   | { t: "consume"; id: string; at: string }
   | { t: "step"; id: string; step: number; at: string }
-  | { t: "lease" | "release"; ids: string[] };
+  | { t: "lease" | "release"; ids: string[] }
+  | {
+      t: "rollback";
+      at: string;
+      reason: RollbackBody["reason"];
+      found: ChainPoint;
+      expected: ChainPoint | undefined;
+    };
+
+function parsePoint(value: unknown, field: string): ChainPoint {
+  need(isObject(value), "rollback", field);
+  const point = value as Record<string, unknown>;
+  onlyFields(point, POINT_FIELDS, `rollback ${field}`);
+  need(
+    typeof point.lines === "number" && Number.isSafeInteger(point.lines) && point.lines >= 0,
+    "rollback",
+    `${field}.lines`,
+  );
+  need(typeof point.head === "string" && HEX.test(point.head), "rollback", `${field}.head`);
+  return { lines: point.lines as number, head: point.head as string };
+}
 
 /** A claim's fields (of a claim line, or an entry of a claims line). */
 function parseClaim(value: Record<string, unknown>, kind: string): Claim {
@@ -436,6 +496,24 @@ export function parseBody(value: unknown): ParsedBody {
       "ids",
     );
     return { t: kind, ids: ids as string[] };
+  }
+  if (kind === "rollback") {
+    onlyFields(value, ROLLBACK_FIELDS, kind);
+    need(isIsoTime(value.at), kind, "at");
+    const reason = value.reason as RollbackBody["reason"];
+    need(ROLLBACK_REASONS.includes(reason), kind, "reason");
+    const found = parsePoint(value.found, "found");
+    const withExpected = reason === "shorter" || reason === "diverged";
+    need(withExpected === (value.expected !== undefined), kind, "expected");
+    const expected = withExpected ? parsePoint(value.expected, "expected") : undefined;
+    if (expected) {
+      need(
+        reason === "shorter" ? expected.lines > found.lines : expected.lines <= found.lines,
+        kind,
+        "expected.lines",
+      );
+    }
+    return { t: "rollback", at: value.at as string, reason, found, expected };
   }
   if (kind !== "record" && kind !== "claim" && kind !== "consume" && kind !== "step") {
     throw new BodyError(`its body has an unknown kind ${JSON.stringify(kind)}`);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -10,108 +10,24 @@ import { fromBase64url } from "../../src/crypto/base64url.js";
 import { lengthPrefixed } from "../../src/crypto/canonical.js";
 import { aesGcmOpen } from "../../src/crypto/envelope.js";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
-import { FileKeyStore, type FileKeyStoreOptions } from "../../src/store/file.js";
+import { FileKeyStore } from "../../src/store/file.js";
 import type { LogFile } from "../../src/store/group-commit.js";
-import type { RecordInput } from "../../src/store/types.js";
+import {
+  bodies,
+  claimInput,
+  fresh,
+  input,
+  isCorrupt,
+  lines,
+  recordingLogger,
+  seed,
+  type Warning,
+  writeChained,
+} from "../helpers/key-store-file.js";
 import { keyStoreCompliance } from "./compliance.js";
 
 /** The compiled store module, for child processes (tests run from dist/test/store/). */
 const STORE_MODULE = new URL("../../src/store/file.js", import.meta.url).href;
-
-interface Warning {
-  fields: Record<string, unknown>;
-  message: string;
-}
-
-function recordingLogger() {
-  const warnings: Warning[] = [];
-  return {
-    warnings,
-    warn: (fields: Record<string, unknown>, message: string) => {
-      warnings.push({ fields, message });
-    },
-  };
-}
-
-async function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), "dkeygen-store-"));
-}
-
-function input(overrides: Partial<RecordInput> = {}): RecordInput {
-  return {
-    purpose: "otp",
-    roundId: "round-1",
-    participants: ["alice", "bob"],
-    algorithm: "otp/v1",
-    public: { digits: 6 },
-    secret: randomBytes(32),
-    ...overrides,
-  };
-}
-
-const claimInput = (n: number) => ({
-  requester: "requester-1",
-  subject: `subject-${n}`,
-  requestId: `request-${n}`,
-  expiresAt: new Date(Date.now() + 60_000),
-});
-
-/** A store over a fresh temp folder; `remove` deletes the folder. */
-async function fresh(options: Partial<FileKeyStoreOptions> = {}) {
-  const dir = await tempDir();
-  const path = join(dir, "key_store");
-  const storeKey = randomBytes(32);
-  const make = (extra: Partial<FileKeyStoreOptions> = {}) =>
-    new FileKeyStore({ path, storeKey, ...options, ...extra });
-  return { dir, path, storeKey, make, remove: () => rm(dir, { recursive: true, force: true }) };
-}
-
-function isCorrupt(pattern: RegExp) {
-  return (error: unknown) =>
-    error instanceof DkeygenError &&
-    error.code === ErrorCodes.STORE_CORRUPT &&
-    pattern.test(error.message);
-}
-
-/** The file's lines, each with its newline. */
-async function lines(path: string): Promise<string[]> {
-  const text = await readFile(path, "utf8");
-  return text.split(/(?<=\n)/).filter((line) => line.length > 0);
-}
-
-/** The file's line bodies, parsed. */
-async function bodies(path: string): Promise<Record<string, unknown>[]> {
-  return (await lines(path)).map((line) => JSON.parse(/"body":(.*)\}\n$/.exec(line)![1]!));
-}
-
-/**
- * Writes `list` as a key_store file with a valid MAC chain under `storeKey`, so only the checks
- * after the MAC (schema, event rules) stand between it and being opened.
- */
-async function writeChained(path: string, storeKey: Uint8Array, list: unknown[]): Promise<void> {
-  const kMac = Buffer.from(
-    hkdfSync("sha256", storeKey, Buffer.alloc(0), "dkeygen/v1/store/line-mac", 32),
-  );
-  let previous = Buffer.alloc(32);
-  let text = "";
-  for (const body of list) {
-    const json = JSON.stringify(body);
-    const mac = createHmac("sha256", kMac).update(previous).update(json).digest();
-    text += `{"mac":"${mac.toString("hex")}","body":${json}}\n`;
-    previous = mac;
-  }
-  await writeFile(path, text);
-}
-
-/** Fills a store with `n` records and closes it; returns their ids. */
-async function seed(make: () => FileKeyStore, n: number): Promise<string[]> {
-  const store = make();
-  await store.open();
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push((await store.put(input({ roundId: `round-${i}` }))).id);
-  await store.close();
-  return ids;
-}
 
 /** Runs an ES module script in a child `node`; resolves with its exit and output. */
 function runNode(script: string, env: Record<string, string>) {
@@ -230,7 +146,12 @@ test("a torn last line is detected, preserved and ignored, and the store keeps w
   for (const cut of ["middle", "all but the newline"] as const) {
     const f = await fresh();
     try {
-      const ids = await seed(f.make, 4);
+      // The head file as it was after three lines: a torn fourth line was never acknowledged, so
+      // no head ever named it.
+      const ids = await seed(f.make, 3);
+      const headOfThree = await readFile(`${f.path}.head`);
+      ids.push(...(await seed(f.make, 1)));
+      await writeFile(`${f.path}.head`, headOfThree);
       const original = await readFile(f.path);
       const all = await lines(f.path);
       const keep = Buffer.byteLength(all.slice(0, 3).join(""));
@@ -712,24 +633,11 @@ test("a secret part moved to another record does not decrypt", async () => {
     const [a, b] = await store.list();
     assert.ok(a && b);
     await store.close();
-    // Swap the two secret parts and re-MAC the chain, so only the AAD (which names the record
-    // id) stands between a secret part and the wrong record.
-    const kMac = Buffer.from(
-      hkdfSync("sha256", f.storeKey, Buffer.alloc(0), "dkeygen/v1/store/line-mac", 32),
-    );
-    const bodies = (await lines(f.path)).map((line) =>
-      JSON.parse(/"body":(.*)\}\n$/.exec(line)![1]!),
-    );
-    [bodies[0].secret, bodies[1].secret] = [bodies[1].secret, bodies[0].secret];
-    let previous = Buffer.alloc(32);
-    let text = "";
-    for (const body of bodies) {
-      const json = JSON.stringify(body);
-      const mac = createHmac("sha256", kMac).update(previous).update(json).digest();
-      text += `{"mac":"${mac.toString("hex")}","body":${json}}\n`;
-      previous = mac;
-    }
-    await writeFile(f.path, text);
+    // Swap the two secret parts and re-MAC the chain (and the head), so only the AAD (which
+    // names the record id) stands between a secret part and the wrong record.
+    const list = await bodies(f.path);
+    [list[0]!.secret, list[1]!.secret] = [list[1]!.secret, list[0]!.secret];
+    await writeChained(f.path, f.storeKey, list);
     const reopened = f.make();
     await reopened.open();
     await assert.rejects(reopened.readSecret(a.id), isCorrupt(/does not decrypt/));
@@ -974,9 +882,11 @@ test("a crash voids leased records whose claims were not written: none is handed
     // file now is what a crash at this moment would leave (every write is O_DSYNC). Read at once,
     // before the event loop turns and writes the claim.
     const image = readFileSync(f.path);
+    const headImage = readFileSync(`${f.path}.head`);
     const second = await store.claimNext("otp", claimInput(2), RESERVED);
     await store.close();
     await writeFile(f.path, image);
+    await writeFile(`${f.path}.head`, headImage);
     await rm(`${f.path}.lock`, { force: true });
 
     const recovered = f.make({ logger });

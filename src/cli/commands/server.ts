@@ -12,6 +12,8 @@ interface ServerFlags {
   roundTimeout: string;
   maxParticipants: string;
   storeKeyFile?: string;
+  storeHead?: string;
+  acceptStoreRollback?: boolean;
   httpListen: string;
   otpPool: string;
   otpDigits: string;
@@ -41,6 +43,14 @@ export function registerServer(program: Command): void {
     .option("--round-timeout <duration>", "how long a round collects contributions", "10s")
     .option("--max-participants <n>", "most contributors invited to one round", "1024")
     .option("--store-key-file <file>", "key store key file (default: <data-dir>/store.key)")
+    .option(
+      "--store-head <file>",
+      "key store head file, to notice a rolled-back key_store (default: <data-dir>/key_store.head)",
+    )
+    .option(
+      "--accept-store-rollback",
+      "open a key_store that is shorter than its head file or another copy of it (recorded in the store)",
+    )
     .option(
       "--http-listen <host:port|off>",
       "key distribution server (HTTP) address",
@@ -88,6 +98,8 @@ export function registerServer(program: Command): void {
           ? { passphrase: process.env.DKEYGEN_SERVER_PASSPHRASE }
           : {}),
         ...(flags.storeKeyFile ? { storeKeyFile: flags.storeKeyFile } : {}),
+        ...(flags.storeHead ? { storeHeadFile: flags.storeHead } : {}),
+        ...(flags.acceptStoreRollback ? { acceptStoreRollback: true } : {}),
         config: {
           quorum: parsePositiveInt(flags.quorum, "--quorum", 2),
           roundTimeoutMs: parseDuration(flags.roundTimeout, "--round-timeout"),
@@ -126,6 +138,7 @@ export function registerServer(program: Command): void {
           lockMs: parseDuration(flags.lockout, "--lockout"),
         },
       });
+      const storeHead = running.storeHead();
       if (flags.json) {
         printJson({
           url: running.url,
@@ -133,6 +146,7 @@ export function registerServer(program: Command): void {
           fingerprint: running.fingerprint,
           keyCreated: running.keyCreated,
           dataDir,
+          storeHead: storeHead ?? null,
         });
       } else {
         process.stdout.write("dkeygen key generation server\n");
@@ -144,6 +158,9 @@ export function registerServer(program: Command): void {
           ["listening", running.url],
           ["distribution", running.httpUrl ?? "off"],
           ["data folder", dataDir],
+          ...(storeHead
+            ? [["store head", `${storeHead.lines} lines, ${storeHead.head.slice(0, 16)}…`] as const]
+            : []),
         ]);
       }
       await new Promise<void>((resolve) => {
