@@ -14,6 +14,7 @@ import { registerOtp } from "./commands/otp.js";
 import { registerRequester } from "./commands/requester.js";
 import { registerServer } from "./commands/server.js";
 import { registerSign } from "./commands/sign.js";
+import { registerStatus } from "./commands/status.js";
 import { registerTotp } from "./commands/totp.js";
 import { reportError } from "./output.js";
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerEnroll(program);
   registerContributor(program);
   registerGenerate(program);
+  registerStatus(program);
   registerDerive(program);
   registerRequester(program);
   registerOtp(program);
