@@ -4,14 +4,12 @@
  * proof that it holds the pinned key, then asks for rounds and status over a MACed session.
  * Used by `dkeygen generate` and the demo.
  */
-import { createHmac, generateKeyPair, type KeyObject, randomUUID } from "node:crypto";
+import { createHmac, generateKeyPair, randomUUID } from "node:crypto";
 import { promisify } from "node:util";
-import { fromBase64url, toBase64url } from "../crypto/base64url.js";
+import { toBase64url } from "../crypto/base64url.js";
 import { openEnvelope } from "../crypto/envelope.js";
-import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import { osRandom } from "../crypto/random.js";
 import type { Secret } from "../crypto/secret.js";
-import { rsaServerKey, serverVerify } from "../crypto/server-signature.js";
 import {
   DkeygenError,
   describeError,
@@ -34,7 +32,8 @@ import { adminProofData, adminReadyProofData, revealAad } from "../protocol/sign
 import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
-import { checkPin, type PinStore, pinMismatch } from "./pins.js";
+import type { PinStore } from "./pins.js";
+import { checkServerHello, checkServerProof, type ServerKey } from "./server-key.js";
 
 export interface AdminClientOptions {
   url: string;
@@ -139,7 +138,13 @@ export class AdminClient {
         switch (msg.type) {
           case "hello": {
             session.transition("auth");
-            server = await checkServerKey(options, msg);
+            server = await checkServerHello(msg, {
+              url: options.url,
+              ...(options.pins === undefined ? {} : { pins: options.pins }),
+              ...(options.expectedFingerprint === undefined
+                ? {}
+                : { expectedFingerprint: options.expectedFingerprint }),
+            });
             const proof = createHmac("sha256", token)
               .update(adminProofData(server.challenge, server.fingerprint, clientChallenge))
               .digest();
@@ -155,17 +160,11 @@ export class AdminClient {
           }
           case "admin.ready": {
             const known = server!;
-            const proved = serverVerify(
-              known.key,
+            checkServerProof(
+              known,
               adminReadyProofData(known.challenge, clientChallenge, known.fingerprint),
-              fromBase64url(msg.proof, "proof"),
+              msg.proof,
             );
-            if (!proved) {
-              throw new DkeygenError(
-                ErrorCodes.BAD_SIGNATURE,
-                `The server at ${options.url} did not prove it holds key ${known.fingerprint}; refusing it.`,
-              );
-            }
             session.transition("ready");
             const keys = adminSessionKeys(
               token,
@@ -335,43 +334,4 @@ export class AdminClient {
   close(): void {
     this.#connection.close(1000, "admin done");
   }
-}
-
-interface ServerKey {
-  key: KeyObject;
-  fingerprint: string;
-  challenge: Uint8Array;
-}
-
-/**
- * The server's key from its hello: the fingerprint it claims must be its key's, the key RSA of at
- * least 3072 bits, and the fingerprint the one given in advance or pinned (first contact pins it).
- */
-async function checkServerKey(
-  options: AdminClientOptions,
-  hello: MessageOf<"hello">,
-): Promise<ServerKey> {
-  const spki = fromBase64url(hello.server.publicKey, "server public key");
-  const fingerprint = fingerprintOfSpki(spki);
-  if (fingerprint !== hello.server.fingerprint) {
-    throw pinMismatch(options.url, hello.server.fingerprint, fingerprint);
-  }
-  const key = rsaServerKey(spki);
-  if (!key) {
-    throw new DkeygenError(
-      ErrorCodes.PIN_MISMATCH,
-      `The server at ${options.url} presented a key that is not RSA of at least 3072 bits; refusing it.`,
-    );
-  }
-  if (options.pins) {
-    await checkPin(options.pins, options.url, fingerprint, options.expectedFingerprint);
-  } else if (options.expectedFingerprint === undefined) {
-    throw new DkeygenError(
-      ErrorCodes.USAGE,
-      `Nothing to check the server at ${options.url} against: give its fingerprint or a pin store.`,
-    );
-  } else if (options.expectedFingerprint !== fingerprint) {
-    throw pinMismatch(options.url, options.expectedFingerprint, fingerprint);
-  }
-  return { key, fingerprint, challenge: fromBase64url(hello.challenge, "challenge", 32) };
 }

@@ -1,45 +1,25 @@
-/**
- * The contributor: connects to a key generation server, checks the server's key against its pin,
- * joins with its identity key (and, the first time, an enrollment token), and answers every round
- * it is invited to with a secret phrase computed by its own keyed generator from the round's seed
- * phrase and fresh entropy, encrypted to the server and signed. It stays up for many rounds and
- * reconnects with backoff when the server goes away.
- *
- * Fatal for the contributor (it stops and does not reconnect): a pin mismatch, a refused
- * enrollment, a protocol version mismatch. Everything else is a reason to reconnect.
- */
-import type { KeyObject } from "node:crypto";
-import { fromBase64url, toBase64url } from "../crypto/base64url.js";
-import { sealEnvelope } from "../crypto/envelope.js";
-import { fingerprintOfSpki } from "../crypto/fingerprint.js";
-import { secretPhraseInput } from "../crypto/phrase-generators.js";
+import { toBase64url } from "../crypto/base64url.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
-import { rsaServerKey, serverVerify } from "../crypto/server-signature.js";
 import { signMessage } from "../crypto/signature.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import { type Logger, silentLogger } from "../logging.js";
 import { CONTRIBUTOR_PHASES, PhaseMachine } from "../protocol/client-session.js";
-import { envelopeToWire } from "../protocol/envelope-wire.js";
 import {
   type AnyMessage,
   decodeMessage,
   encodeMessage,
   type MessageOf,
 } from "../protocol/messages.js";
-import {
-  contributionAad,
-  contributionSignedData,
-  joinSignedData,
-  roundOpenSignedData,
-  welcomeProofData,
-} from "../protocol/signed-data.js";
+import { joinSignedData, welcomeProofData } from "../protocol/signed-data.js";
 import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
-import { checkPin, type PinStore } from "./pins.js";
+import type { PinStore } from "./pins.js";
+import { contributionFor, invitationSigned } from "./round-answer.js";
+import { checkServerHello, checkServerProof, type ServerKey } from "./server-key.js";
 
 export type ContributorEvent =
   | { type: "connected"; url: string; fingerprint: string; pin: "pinned" | "matched" }
@@ -73,21 +53,13 @@ export interface ContributorOptions {
   handshakeTimeoutMs?: number;
 }
 
-interface ServerView {
-  url: string;
-  publicKey: KeyObject;
-  fingerprint: string;
-  /** The server's challenge of the current connection. */
-  challenge: Uint8Array;
-}
-
 export class Contributor {
   readonly #o: ContributorOptions;
   readonly #logger: Logger;
   readonly #random: RandomSource;
   readonly #listeners: ((event: ContributorEvent) => void)[] = [];
   #connection: Connection | undefined;
-  #server: ServerView | undefined;
+  #server: ServerKey | undefined;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -254,31 +226,16 @@ export class Contributor {
     msg: MessageOf<"hello">,
     clientChallenge: Uint8Array,
   ): Promise<void> {
-    const spki = fromBase64url(msg.server.publicKey, "server public key");
-    // Never trust the fingerprint the server claims: compute it from the key it sent.
-    const fingerprint = fingerprintOfSpki(spki);
-    if (fingerprint !== msg.server.fingerprint) {
-      throw new DkeygenError(
-        ErrorCodes.PIN_MISMATCH,
-        `The server at ${this.#o.serverUrl} claims fingerprint ${msg.server.fingerprint} but its key's is ${fingerprint}.`,
-      );
-    }
-    // The key's type before any pin: a key dkeygen would never use is not worth remembering.
-    const publicKey = rsaServerKey(spki);
-    if (!publicKey) {
-      throw new DkeygenError(
-        ErrorCodes.PIN_MISMATCH,
-        `The server at ${this.#o.serverUrl} presented a key that is not RSA of at least 3072 bits; refusing it.`,
-      );
-    }
-    const pin = await checkPin(
-      this.#o.pins,
-      this.#o.serverUrl,
-      fingerprint,
-      this.#o.serverFingerprint,
-    );
-    const serverChallenge = fromBase64url(msg.challenge, "challenge", 32);
-    this.#server = { url: this.#o.serverUrl, publicKey, fingerprint, challenge: serverChallenge };
+    const server = await checkServerHello(msg, {
+      url: this.#o.serverUrl,
+      pins: this.#o.pins,
+      ...(this.#o.serverFingerprint === undefined
+        ? {}
+        : { expectedFingerprint: this.#o.serverFingerprint }),
+    });
+    this.#server = server;
+    const { fingerprint } = server;
+    const pin = server.pin === "matched" ? "matched" : "pinned";
     (connection as { watchHeartbeat?(ms: number): void }).watchHeartbeat?.(msg.heartbeatMs);
     this.#logger.info({ url: this.#o.serverUrl, fingerprint, pin }, "connected to server");
     this.#emit({ type: "connected", url: this.#o.serverUrl, fingerprint, pin });
@@ -288,7 +245,7 @@ export class Contributor {
     const signature = signMessage(
       state.privateKey,
       joinSignedData(
-        serverChallenge,
+        server.challenge,
         fingerprint,
         state.identity,
         token,
@@ -312,27 +269,20 @@ export class Contributor {
   /** Checks the server's proof that it holds the pinned key, on this connection, for this join. */
   #onWelcome(msg: MessageOf<"welcome">, clientChallenge: Uint8Array): void {
     const server = this.#server!;
-    const proved =
-      msg.contributorId === this.contributorId &&
-      serverVerify(
-        server.publicKey,
-        welcomeProofData(
-          server.challenge,
-          clientChallenge,
-          server.fingerprint,
-          msg.contributorId,
-          msg.name ?? "",
-          msg.enrolled,
-        ),
-        fromBase64url(msg.proof, "proof"),
-      );
-    if (!proved) {
-      throw new DkeygenError(
-        ErrorCodes.BAD_SIGNATURE,
-        `The server at ${this.#o.serverUrl} did not prove it holds key ${server.fingerprint} ` +
-          "(its welcome is not signed by that key for this connection); refusing it.",
-      );
-    }
+    // A welcome for another contributor is no proof for this one.
+    const id = msg.contributorId === this.contributorId ? msg.contributorId : "";
+    checkServerProof(
+      server,
+      welcomeProofData(
+        server.challenge,
+        clientChallenge,
+        server.fingerprint,
+        id,
+        msg.name ?? "",
+        msg.enrolled,
+      ),
+      msg.proof,
+    );
     this.#attempt = 0;
     this.#logger.info(
       { contributorId: msg.contributorId, name: msg.name, enrolled: msg.enrolled },
@@ -350,18 +300,7 @@ export class Contributor {
 
   #onRoundOpen(connection: Connection, msg: MessageOf<"round.open">): void {
     const server = this.#server!;
-    const { state } = this.#o;
-    const id = state.contributorId;
-    const seed = fromBase64url(msg.seed, "seed", 32);
-    const signed = roundOpenSignedData({
-      roundId: msg.roundId,
-      purpose: msg.purpose,
-      seed,
-      serverCommitment: fromBase64url(msg.serverCommitment, "serverCommitment", 32),
-      deadline: msg.deadline,
-      participants: msg.participants,
-    });
-    if (!serverVerify(server.publicKey, signed, fromBase64url(msg.signature, "signature"))) {
+    if (!invitationSigned(server, msg)) {
       // Not the server's invitation (someone on the path, or a broken server): nothing is sent.
       this.#logger.error(
         { roundId: msg.roundId },
@@ -375,30 +314,8 @@ export class Contributor {
       purpose: msg.purpose,
       participants: msg.participants,
     });
-    const entropy = this.#o.entropy.draw();
-    const phrase = state.generator.compute(
-      state.generatorKey.expose(),
-      secretPhraseInput(msg.roundId, seed, entropy),
-    );
-    entropy.fill(0);
-    const aad = contributionAad(msg.roundId, id, server.fingerprint);
-    const sealed = sealEnvelope(server.publicKey, phrase, aad, this.#random);
-    phrase.fill(0);
-    const envelope = envelopeToWire(sealed);
-    const signature = signMessage(
-      state.privateKey,
-      contributionSignedData(msg.roundId, id, server.fingerprint, envelope),
-    );
-    connection.send(
-      encodeMessage({
-        type: "contribution",
-        v: PROTOCOL_VERSION,
-        roundId: msg.roundId,
-        contributorId: id,
-        envelope,
-        signature: toBase64url(signature),
-      }),
-    );
+    const contribution = contributionFor(msg, server, this.#o.state, this.#o.entropy, this.#random);
+    connection.send(encodeMessage(contribution));
     this.#logger.info({ roundId: msg.roundId, purpose: msg.purpose }, "contribution sent");
     this.#emit({ type: "round.contributed", roundId: msg.roundId });
   }

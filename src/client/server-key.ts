@@ -1,0 +1,91 @@
+/**
+ * What a client checks of the key generation server before it says anything: the key in `hello`
+ * is RSA of at least 3072 bits (checked before any pin is written: a key dkeygen never uses is not
+ * worth remembering), the fingerprint the server claims is that key's, and it is the one pinned —
+ * given in advance, or remembered from first contact (pins.ts). Then, once the server has
+ * answered the join or admin.auth, its proof: an RSASSA-PSS signature over both challenges by
+ * that key (PROTOCOL §5). Contributors and admin clients share these checks.
+ */
+import type { KeyObject } from "node:crypto";
+import { fromBase64url } from "../crypto/base64url.js";
+import { fingerprintOfSpki } from "../crypto/fingerprint.js";
+import { rsaServerKey, serverVerify } from "../crypto/server-signature.js";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import type { MessageOf } from "../protocol/messages.js";
+import { checkPin, type PinStore, pinMismatch } from "./pins.js";
+
+/** The server as a client knows it on one connection. */
+export interface ServerKey {
+  url: string;
+  key: KeyObject;
+  fingerprint: string;
+  /** The server's challenge of this connection. */
+  challenge: Uint8Array;
+  /** "pinned": first contact, now remembered; "matched": as pinned before; "given": in advance. */
+  pin: "pinned" | "matched" | "given";
+}
+
+export interface ServerKeyExpectation {
+  url: string;
+  /** A fingerprint given in advance (--server-fingerprint, server.json). */
+  expectedFingerprint?: string;
+  /** Pins for trust on first use; without them, `expectedFingerprint` is required. */
+  pins?: PinStore;
+}
+
+/** Checks the server's key in `hello` (see the header); throws E_PIN_MISMATCH naming both. */
+export async function checkServerHello(
+  hello: MessageOf<"hello">,
+  expect: ServerKeyExpectation,
+): Promise<ServerKey> {
+  const spki = fromBase64url(hello.server.publicKey, "server public key");
+  // Never trust the fingerprint the server claims: compute it from the key it sent.
+  const fingerprint = fingerprintOfSpki(spki);
+  if (fingerprint !== hello.server.fingerprint) {
+    throw new DkeygenError(
+      ErrorCodes.PIN_MISMATCH,
+      `The server at ${expect.url} claims fingerprint ${hello.server.fingerprint} but its key's is ${fingerprint}.`,
+    );
+  }
+  const key = rsaServerKey(spki);
+  if (!key) {
+    throw new DkeygenError(
+      ErrorCodes.PIN_MISMATCH,
+      `The server at ${expect.url} presented a key that is not RSA of at least 3072 bits; refusing it.`,
+    );
+  }
+  let pin: ServerKey["pin"];
+  if (expect.pins) {
+    pin = await checkPin(expect.pins, expect.url, fingerprint, expect.expectedFingerprint);
+  } else if (expect.expectedFingerprint === undefined) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `Nothing to check the server at ${expect.url} against: give its fingerprint or a pin store.`,
+    );
+  } else if (expect.expectedFingerprint !== fingerprint) {
+    throw pinMismatch(expect.url, expect.expectedFingerprint, fingerprint);
+  } else {
+    pin = "given";
+  }
+  return {
+    url: expect.url,
+    key,
+    fingerprint,
+    challenge: fromBase64url(hello.challenge, "challenge", 32),
+    pin,
+  };
+}
+
+/**
+ * Checks the server's proof of possession (welcome.proof, admin.ready.proof) over `data`;
+ * throws E_BAD_SIGNATURE: a server that cannot sign with the pinned key is refused.
+ */
+export function checkServerProof(server: ServerKey, data: Uint8Array, proof: string): void {
+  if (!serverVerify(server.key, data, fromBase64url(proof, "proof"))) {
+    throw new DkeygenError(
+      ErrorCodes.BAD_SIGNATURE,
+      `The server at ${server.url} did not prove it holds key ${server.fingerprint} ` +
+        "(its answer to this connection's handshake is not signed by that key); refusing it.",
+    );
+  }
+}
