@@ -9,7 +9,13 @@ import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope } from "../crypto/envelope.js";
 import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import type { Secret } from "../crypto/secret.js";
-import { DkeygenError, describeError, type ErrorCode, ErrorCodes } from "../errors.js";
+import {
+  DkeygenError,
+  describeError,
+  type ErrorCode,
+  ErrorCodes,
+  isDkeygenError,
+} from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { envelopeFromWire } from "../protocol/envelope-wire.js";
 import {
@@ -31,6 +37,8 @@ export interface AdminClientOptions {
   /** When given, the server must present this key fingerprint. */
   expectedFingerprint?: string;
   timeoutMs?: number;
+  /** wss:// only: trust only these CA certificates (PEM) for the server's certificate. */
+  ca?: string;
 }
 
 const generateRsa = promisify(generateKeyPair);
@@ -51,8 +59,12 @@ export class AdminClient {
   static async connect(options: AdminClientOptions): Promise<AdminClient> {
     let connection: Connection;
     try {
-      connection = await dialWs(options.url, { timeoutMs: options.timeoutMs ?? 10_000 });
+      connection = await dialWs(options.url, {
+        timeoutMs: options.timeoutMs ?? 10_000,
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+      });
     } catch (cause) {
+      if (isDkeygenError(cause, ErrorCodes.TLS)) throw cause;
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
         `Cannot reach the key generation server at ${options.url}: ${(cause as Error).message}`,

@@ -5,8 +5,9 @@
  * phrase and fresh entropy, encrypted to the server and signed. It stays up for many rounds and
  * reconnects with backoff when the server goes away.
  *
- * Fatal for the contributor (it stops and does not reconnect): a pin mismatch, a refused
- * enrollment, a protocol version mismatch. Everything else is a reason to reconnect.
+ * Fatal for the contributor (it stops and does not reconnect): a pin mismatch, a server
+ * certificate it does not trust (E_TLS), a refused enrollment, a protocol version mismatch.
+ * Everything else is a reason to reconnect.
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
@@ -65,6 +66,8 @@ export interface ContributorOptions {
   /** false: do not reconnect (tests, one-shot use). */
   reconnect?: BackoffOptions | false;
   dial?: Dialer;
+  /** wss:// only: trust only these CA certificates (PEM) for the server's certificate. */
+  ca?: string;
   /** How long to wait for the server's hello and welcome. */
   handshakeTimeoutMs?: number;
 }
@@ -142,12 +145,15 @@ export class Contributor {
 
   async #connect(): Promise<void> {
     if (this.#stopped) return;
-    const dial = this.#o.dial ?? ((url: string) => dialWs(url));
+    const ca = this.#o.ca;
+    const dial = this.#o.dial ?? ((url: string) => dialWs(url, ca === undefined ? {} : { ca }));
     let connection: Awaited<ReturnType<Dialer>>;
     try {
       connection = await dial(this.#o.serverUrl);
     } catch (error) {
-      this.#retry(`cannot connect: ${describeError(error)}`);
+      // An untrusted certificate will not become trusted by retrying.
+      if (isDkeygenError(error, ErrorCodes.TLS)) this.#fail(error);
+      else this.#retry(`cannot connect: ${describeError(error)}`);
       return;
     }
     if (this.#stopped) {
@@ -345,7 +351,7 @@ export class Contributor {
   }
 
   #fail(error: unknown): void {
-    if (isDkeygenError(error) && error.code === ErrorCodes.PIN_MISMATCH) {
+    if (isDkeygenError(error, ErrorCodes.PIN_MISMATCH) || isDkeygenError(error, ErrorCodes.TLS)) {
       this.#logger.error({ code: error.code }, error.message);
       this.#stop(error);
       return;

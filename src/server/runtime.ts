@@ -17,7 +17,9 @@
  *   server.json          where the running server listens                 0644
  *
  * Beside the WebSocket endpoint it starts the key distribution server (HTTP, src/server/
- * distribution/) with its OTP pool, unless told not to.
+ * distribution/) with its OTP pool, unless told not to. Given a certificate and key
+ * (tls-credentials.ts), both listeners speak TLS (wss://, https://); without, they are plain, and
+ * a plain listener off loopback is logged as a warning.
  */
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -30,10 +32,11 @@ import {
   readJsonFile,
   writeJsonFile,
 } from "../datadir/files.js";
-import { DkeygenError, ErrorCodes } from "../errors.js";
+import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { FileKeyStore } from "../store/file.js";
 import type { KeyStore } from "../store/types.js";
+import { isLoopbackHost } from "../transport/tls.js";
 import type { Listener } from "../transport/types.js";
 import { listenWs } from "../transport/ws.js";
 import { buildDistributionApp, type DistributionConfig } from "./distribution/app.js";
@@ -43,6 +46,7 @@ import { ContributorRegistry } from "./enrollment.js";
 import { loadOrCreateServerIdentity } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
 import { RequesterRegistry } from "./requesters.js";
+import { loadTlsCredentials, type TlsCredentials, type TlsFiles } from "./tls-credentials.js";
 
 export const ADMIN_TOKEN_FILE = "admin.token";
 export const STORE_KEY_FILE = "store.key";
@@ -79,6 +83,8 @@ export interface StartServerOptions {
   lockout?: { maxFailures?: number; lockMs?: number };
   /** The distribution server's clock (OTP expiry, lockouts, TOTP steps); tests move it. */
   clock?: () => number;
+  /** Serve both listeners over TLS with this certificate and key (PEM files). */
+  tls?: TlsFiles;
 }
 
 export interface RunningServer {
@@ -91,6 +97,8 @@ export interface RunningServer {
   fingerprint: string;
   keyCreated: boolean;
   dataDir: string;
+  /** The certificate both listeners serve, when they speak TLS. */
+  tls?: Omit<TlsCredentials, "cert" | "key" | "wipe">;
   stop(): Promise<void>;
 }
 
@@ -100,7 +108,36 @@ export async function loadOrCreateKeyFile(path: string): Promise<Secret> {
   return new Secret(fromBase64url(data.toString("utf8").trim(), path, 32));
 }
 
+/** Says, loudly, what a plain listener off loopback exposes. */
+function warnIfPlainOffLoopback(
+  logger: Logger,
+  listener: "websocket" | "distribution",
+  host: string,
+): void {
+  if (isLoopbackHost(host)) return;
+  logger.warn(
+    { listener, host },
+    listener === "websocket"
+      ? "listening WITHOUT TLS on a non-loopback address: enrollment tokens and round metadata travel in the clear (contributions stay sealed); give --tls-cert and --tls-key"
+      : "listening WITHOUT TLS on a non-loopback address: requester credentials, codes to verify and metadata travel in the clear (deliveries stay sealed); give --tls-cert and --tls-key",
+  );
+}
+
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  // First, so a bad certificate or key stops the start before anything is opened.
+  const tls = options.tls ? await loadTlsCredentials(options.tls) : undefined;
+  try {
+    return await startWith(options, tls);
+  } finally {
+    // Both listeners hold their own (OpenSSL) copies by now, or failed to start.
+    tls?.wipe();
+  }
+}
+
+async function startWith(
+  options: StartServerOptions,
+  tls: TlsCredentials | undefined,
+): Promise<RunningServer> {
   const { dataDir, logger } = options;
   await ensureDataDir(dataDir);
   const { identity, created } = await loadOrCreateServerIdentity(dataDir, options.passphrase);
@@ -138,6 +175,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       host: options.host ?? "127.0.0.1",
       port: options.port ?? 7420,
       heartbeatMs: server.config.heartbeatMs,
+      ...(tls
+        ? {
+            tls,
+            onTlsError: (error: Error, remote: string) =>
+              logger.debug({ remote, err: describeError(error) }, "TLS handshake failed"),
+          }
+        : {}),
     });
   } catch (cause) {
     await store.close();
@@ -173,11 +217,14 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         }),
         logger,
         ...(options.clock ? { clock: options.clock } : {}),
+        ...(tls ? { tls } : {}),
       },
       http.config,
     );
     try {
-      httpUrl = await app.listen({ host: http.host ?? "127.0.0.1", port: http.port ?? 7421 });
+      const address = await app.listen({ host: http.host ?? "127.0.0.1", port: http.port ?? 7421 });
+      // fastify names the address http:// whatever its serverFactory made.
+      httpUrl = tls ? address.replace(/^http:/, "https:") : address;
     } catch (cause) {
       await app.close();
       await listener.close();
@@ -192,6 +239,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     requesters.watch();
   }
 
+  if (!tls) {
+    warnIfPlainOffLoopback(logger, "websocket", options.host ?? "127.0.0.1");
+    if (options.http !== false)
+      warnIfPlainOffLoopback(logger, "distribution", options.http?.host ?? "127.0.0.1");
+  }
+  const certificate = tls
+    ? (({ cert: _c, key: _k, wipe: _w, ...described }) => described)(tls)
+    : undefined;
+
   const info: ServerInfo = {
     url: listener.url,
     ...(httpUrl === undefined ? {} : { httpUrl }),
@@ -201,7 +257,18 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   };
   await writeJsonFile(join(dataDir, SERVER_INFO_FILE), info, 0o644);
   logger.info(
-    { url: listener.url, httpUrl, fingerprint: identity.fingerprint, store: store.kind },
+    {
+      url: listener.url,
+      httpUrl,
+      fingerprint: identity.fingerprint,
+      store: store.kind,
+      ...(certificate
+        ? {
+            tlsCertificate: certificate.fingerprint256,
+            tlsValidTo: certificate.validTo.toISOString(),
+          }
+        : {}),
+    },
     "server listening",
   );
 
@@ -215,6 +282,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     fingerprint: identity.fingerprint,
     keyCreated: created,
     dataDir,
+    ...(certificate ? { tls: certificate } : {}),
     stop() {
       stopped ??= (async () => {
         await pool?.stop();

@@ -9,7 +9,7 @@ import { PinStore } from "../../client/pins.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { PHRASE_GENERATOR_NAMES } from "../../crypto/phrase-generators.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { dataDirOption } from "../options.js";
+import { caOption, dataDirOption } from "../options.js";
 import { makeLogger, printTable } from "../output.js";
 
 interface ContributorFlags {
@@ -21,6 +21,7 @@ interface ContributorFlags {
   token?: string | true;
   name?: string;
   serverFingerprint?: string;
+  ca?: string;
   generator?: string;
   once?: boolean;
   logFormat?: string;
@@ -66,6 +67,7 @@ export function registerContributor(program: Command): void {
     .addOption(new Option("--token [token]").hideHelp())
     .option("--name <name>", "a name to show in the server's logs")
     .option("--server-fingerprint <fp>", "pin the server's key in advance (SHA256:...)")
+    .option("--ca <file>", "wss:// only: trust only this CA's PEM certificate(s) for the server")
     .option(
       "--generator <name>",
       `secret phrase generator for a new data folder: ${PHRASE_GENERATOR_NAMES.join(", ")}`,
@@ -91,6 +93,7 @@ export function registerContributor(program: Command): void {
           `--server wants a ws:// or wss:// URL; got "${flags.server}".`,
         );
       }
+      const ca = await caOption(flags.ca, flags.server);
       const token = await readEnrollmentToken({
         ...(flags.tokenFile === undefined ? {} : { file: flags.tokenFile }),
         ...(process.env[ENROLL_TOKEN_ENV] === undefined
@@ -123,6 +126,7 @@ export function registerContributor(program: Command): void {
           ? {}
           : { serverFingerprint: flags.serverFingerprint }),
         ...(token === undefined ? {} : { token }),
+        ...(ca === undefined ? {} : { ca }),
         ...(flags.name === undefined ? {} : { name: flags.name }),
       });
       const stop = () => void contributor.stop();
