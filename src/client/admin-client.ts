@@ -9,13 +9,7 @@ import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { openEnvelope } from "../crypto/envelope.js";
 import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import type { Secret } from "../crypto/secret.js";
-import {
-  DkeygenError,
-  describeError,
-  type ErrorCode,
-  ErrorCodes,
-  isDkeygenError,
-} from "../errors.js";
+import { DkeygenError, describeError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { envelopeFromWire } from "../protocol/envelope-wire.js";
 import {
@@ -64,7 +58,7 @@ export class AdminClient {
         ...(options.ca === undefined ? {} : { ca: options.ca }),
       });
     } catch (cause) {
-      if (isDkeygenError(cause, ErrorCodes.TLS)) throw cause;
+      if (cause instanceof DkeygenError && cause.code === ErrorCodes.TLS) throw cause;
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
         `Cannot reach the key generation server at ${options.url}: ${(cause as Error).message}`,

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { copyFile, readFile, stat } from "node:fs/promises";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect as netConnect } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
@@ -116,6 +116,43 @@ test("both listeners negotiate TLS 1.3, still serve a TLS 1.2 client, and refuse
   }
 });
 
+test("a request that is not a WebSocket upgrade gets 426 from the wss:// listener, as from a plain one", {
+  skip,
+}, async () => {
+  const call = createHttpCall({ ca: await pki.ca() });
+  const answer = await call(server.url.replace(/^wss:/, "https:"), { method: "GET" });
+  assert.equal(answer.status, 426);
+  assert.equal(answer.body.toString(), "Upgrade Required");
+  const plain = await listenWs({ host: "127.0.0.1", port: 0, heartbeatMs: 15_000 });
+  try {
+    const plainAnswer = await call(plain.url.replace(/^ws:/, "http:"), { method: "GET" });
+    assert.equal(plainAnswer.status, 426);
+  } finally {
+    await plain.close();
+  }
+});
+
+test("a connection that never starts its TLS handshake is dropped after the request timeout", {
+  skip,
+}, async () => {
+  const quick = await startTestServer(
+    {},
+    {
+      http: { requestTimeoutMs: 400 },
+      tls: { certFile: pki.certFile, keyFile: pki.keyFile, ca: await pki.ca() },
+    },
+  );
+  try {
+    const started = Date.now();
+    const socket = netConnect(portOf(quick.httpUrl!), "127.0.0.1");
+    await new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 350 && elapsed < 2000, `dropped after ${elapsed} ms`);
+  } finally {
+    await quick.cleanup();
+  }
+});
+
 test("a client that does not trust the server's certificate is refused at once with E_TLS, on both listeners", {
   skip,
 }, async () => {
@@ -138,6 +175,8 @@ test("a client that does not trust the server's certificate is refused at once w
 
 test("a contributor that does not trust the server's certificate stops with E_TLS instead of retrying", {
   skip,
+  // A contributor that retried instead would never settle start(): fail, do not hang.
+  timeout: 15_000,
 }, async () => {
   const dataDir = join(server.root, "untrusting-contributor");
   const { token } = await issueEnrollmentToken(server.dataDir, { name: "untrusting" });
