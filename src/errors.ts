@@ -57,6 +57,11 @@ export const ErrorCodes = {
   RATE_LIMITED: "E_RATE_LIMITED",
   /** An HTTP request body over the size limit. */
   PAYLOAD_TOO_LARGE: "E_PAYLOAD_TOO_LARGE",
+  /**
+   * A TLS handshake that failed: the server's certificate is not trusted (unknown CA, wrong name,
+   * expired), or client and server share no TLS version, or one side does not speak TLS.
+   */
+  TLS: "E_TLS",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -124,6 +129,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   E_LOCKED: 423,
   E_RATE_LIMITED: 429,
   E_PAYLOAD_TOO_LARGE: 413,
+  E_TLS: 502,
 };
 
 /** HTTP status for an error; anything that is not a DkeygenError is an internal error (500). */

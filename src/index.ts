@@ -49,3 +49,5 @@ export type {
   ListQuery,
   RecordInput,
 } from "./store/types.js";
+// Transport: the CA file a client may be given (`ca` of Contributor, AdminClient, RequesterClient)
+export { readCaFile } from "./transport/tls.js";

@@ -2,6 +2,7 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { readCaFile } from "../transport/tls.js";
 
 export type Role = "server" | "contributor" | "requester" | "admin";
 
@@ -44,4 +45,16 @@ export function parsePositiveInt(value: string, option: string, min = 1, max = 1
     throw usage(`${option} wants a whole number from ${min} to ${max}; got "${value}".`);
   }
   return n;
+}
+
+/**
+ * `--ca FILE` for a client of `url`: its PEM certificates, or undefined without the option. A CA
+ * for a plain URL is a usage error: whoever gives one expects TLS and would not get it.
+ */
+export async function caOption(file: string | undefined, url: string): Promise<string | undefined> {
+  if (file === undefined) return undefined;
+  if (!/^(wss|https):\/\//i.test(url)) {
+    throw usage(`--ca is for a TLS server (wss:// or https://); ${url} is plain.`);
+  }
+  return readCaFile(file);
 }

@@ -48,6 +48,8 @@ export interface AdminClientOptions {
   timeoutMs?: number;
   /** How to reach the server; WebSocket by default (tests pass an in-memory transport). */
   dial?: (url: string) => Promise<Connection>;
+  /** wss:// only: trust only these CA certificates (PEM) for the server's certificate. */
+  ca?: string;
 }
 
 const generateRsa = promisify(generateKeyPair);
@@ -79,8 +81,12 @@ export class AdminClient {
     try {
       connection = options.dial
         ? await options.dial(options.url)
-        : await dialWs(options.url, { timeoutMs: options.timeoutMs ?? 10_000 });
+        : await dialWs(options.url, {
+            timeoutMs: options.timeoutMs ?? 10_000,
+            ...(options.ca === undefined ? {} : { ca: options.ca }),
+          });
     } catch (cause) {
+      if (cause instanceof DkeygenError && cause.code === ErrorCodes.TLS) throw cause;
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
         `Cannot reach the key generation server at ${options.url}: ${(cause as Error).message}`,

@@ -1,3 +1,16 @@
+/**
+ * The contributor: connects to a key generation server, checks the server's key (server-key.ts:
+ * key type, pin, and its proof of possession in `welcome`), joins with its identity key (and, the
+ * first time, an enrollment token), and answers every round it is invited to whose invitation the
+ * server signed (round-answer.ts): a secret phrase computed by its own keyed generator from the
+ * round's seed phrase and fresh entropy, encrypted to the server and signed. Its phases are an
+ * explicit machine (protocol/client-session.ts). It stays up for many rounds and reconnects with
+ * backoff when the server goes away.
+ *
+ * Fatal for the contributor (it stops and does not reconnect): a pin mismatch, a server that
+ * cannot prove it holds its key, a server certificate it does not trust (E_TLS), a refused
+ * enrollment, a protocol version mismatch. Everything else is a reason to reconnect.
+ */
 import { toBase64url } from "../crypto/base64url.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { signMessage } from "../crypto/signature.js";
@@ -49,6 +62,8 @@ export interface ContributorOptions {
   /** false: do not reconnect (tests, one-shot use). */
   reconnect?: BackoffOptions | false;
   dial?: Dialer;
+  /** wss:// only: trust only these CA certificates (PEM) for the server's certificate. */
+  ca?: string;
   /** How long to wait for the server's hello and welcome. */
   handshakeTimeoutMs?: number;
 }
@@ -125,12 +140,15 @@ export class Contributor {
 
   async #connect(): Promise<void> {
     if (this.#stopped) return;
-    const dial = this.#o.dial ?? ((url: string) => dialWs(url));
+    const ca = this.#o.ca;
+    const dial = this.#o.dial ?? ((url: string) => dialWs(url, ca === undefined ? {} : { ca }));
     let connection: Awaited<ReturnType<Dialer>>;
     try {
       connection = await dial(this.#o.serverUrl);
     } catch (error) {
-      this.#retry(`cannot connect: ${describeError(error)}`);
+      // An untrusted certificate will not become trusted by retrying.
+      if (isDkeygenError(error, ErrorCodes.TLS)) this.#fail(error);
+      else this.#retry(`cannot connect: ${describeError(error)}`);
       return;
     }
     if (this.#stopped) {
@@ -339,10 +357,13 @@ export class Contributor {
   }
 
   #fail(error: unknown): void {
-    // A server that is not the pinned one, or cannot prove it is: refuse it for good, loudly.
+    // A server that is not the pinned one, cannot prove it is, or whose certificate is not
+    // trusted: refuse it for good, loudly.
     if (
       isDkeygenError(error) &&
-      (error.code === ErrorCodes.PIN_MISMATCH || error.code === ErrorCodes.BAD_SIGNATURE)
+      (error.code === ErrorCodes.PIN_MISMATCH ||
+        error.code === ErrorCodes.BAD_SIGNATURE ||
+        error.code === ErrorCodes.TLS)
     ) {
       this.#logger.error({ code: error.code }, error.message);
       this.#stop(error);

@@ -1,7 +1,8 @@
 /**
  * A requesting client's data folder (0700): its RSA key pair (requester.pem, PKCS#8, 0600; and
- * requester.pub.pem, SPKI, for the admin to register), its credential (credential, 0600), and
- * where its distribution server is (requester.json).
+ * requester.pub.pem, SPKI, for the admin to register), its credential (credential, 0600), where
+ * its distribution server is (requester.json), and the CA certificate(s) that server's TLS
+ * certificate must chain to, when it has a private CA (server-ca.pem, given once with --ca).
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { join } from "node:path";
@@ -17,11 +18,13 @@ import {
   writeJsonFile,
 } from "../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { readCaFile } from "../transport/tls.js";
 
 export const REQUESTER_KEY_FILE = "requester.pem";
 export const REQUESTER_PUBLIC_KEY_FILE = "requester.pub.pem";
 export const CREDENTIAL_FILE = "credential";
 export const REQUESTER_CONFIG_FILE = "requester.json";
+export const SERVER_CA_FILE = "server-ca.pem";
 export const CREDENTIAL_PATTERN = /^dkr_[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\.[A-Za-z0-9_-]{43}$/;
 
 const generateRsa = promisify(generateKeyPair);
@@ -76,6 +79,20 @@ export async function writeRequesterConfig(
 ): Promise<void> {
   await ensureDataDir(dataDir);
   await writeJsonFile(join(dataDir, REQUESTER_CONFIG_FILE), config, 0o644);
+}
+
+/** Keeps the CA certificate(s) (PEM, public) the distribution server's certificate chains to. */
+export async function saveServerCa(dataDir: string, pem: string): Promise<string> {
+  await ensureDataDir(dataDir);
+  const path = join(dataDir, SERVER_CA_FILE);
+  await writeFileAtomic(path, pem, 0o644);
+  return path;
+}
+
+/** The stored CA certificate(s), if `--ca` was given at init or login. */
+export async function loadServerCa(dataDir: string): Promise<string | undefined> {
+  const path = join(dataDir, SERVER_CA_FILE);
+  return (await fileExists(path)) ? readCaFile(path) : undefined;
 }
 
 export async function saveCredential(dataDir: string, credential: string): Promise<void> {

@@ -8,10 +8,13 @@ import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import type { DeliveryEnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
 import { DeliveryOpener } from "./delivery-opener.js";
+import { createHttpCall, type HttpCall } from "./http-call.js";
 
 export interface RequesterClientOptions {
-  /** Base URL of the distribution server, e.g. http://127.0.0.1:7421 */
+  /** Base URL of the distribution server, e.g. http://127.0.0.1:7421 or https://… */
   server: string;
+  /** https:// only: trust only these CA certificates (PEM) for the server's certificate. */
+  ca?: string;
   credential: Secret;
   privateKey: KeyObject;
   /** Fingerprint of this requester's public key (bound into every delivery). */
@@ -51,11 +54,16 @@ export class RequesterClient {
   readonly #o: RequesterClientOptions;
   readonly #base: string;
   readonly #opener: DeliveryOpener;
+  readonly #http: HttpCall;
 
   constructor(options: RequesterClientOptions) {
     this.#o = options;
     this.#base = options.server.replace(/\/+$/, "");
     this.#opener = new DeliveryOpener(options.privateKey, options.fingerprint);
+    this.#http = createHttpCall({
+      timeoutMs: options.timeoutMs ?? 30_000,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+    });
   }
 
   async #call<T>(
@@ -64,36 +72,25 @@ export class RequesterClient {
     body?: unknown,
     requestId: string = randomUUID(),
   ): Promise<T> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.#base}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${Buffer.from(this.#o.credential.expose()).toString("utf8")}`,
-          "x-request-id": requestId,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.#o.timeoutMs ?? 30_000),
-      });
-    } catch (cause) {
-      throw new DkeygenError(
-        ErrorCodes.UNAVAILABLE,
-        `Cannot reach the distribution server at ${this.#base}: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
-    const text = await response.text();
+    const response = await this.#http(`${this.#base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${Buffer.from(this.#o.credential.expose()).toString("utf8")}`,
+        "x-request-id": requestId,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(response.body.toString("utf8"));
     } catch {
       throw new DkeygenError(
         ErrorCodes.MALFORMED_MESSAGE,
         `The server answered HTTP ${response.status} without JSON.`,
       );
     }
-    if (!response.ok) {
+    if (response.status < 200 || response.status > 299) {
       const error = (json as { error?: { code?: string; message?: string; retryAfter?: number } })
         .error;
       throw new DkeygenError(

@@ -118,7 +118,6 @@ export {
   type NonceCurve,
   type NonceParams,
   nonce,
-  type RoundNonce,
   type SignatureScheme,
   type SignOptions,
   signingKeyFromPem,

@@ -1,12 +1,11 @@
 /**
  * Purpose `nonce`: randomness for digital signatures, from a round, so that a signature's
- * randomness comes from several parties rather than one machine.
+ * randomness comes from several parties rather than one machine. Its one output:
  *
- *   scalar  uniform in [1, n − 1] for the curve's group order n (FIPS 186-5 Appendix A.2.2
- *           rejection sampling), for protocols that take a per-message secret number directly
  *   value   256 bits for general use, and the extra entropy of hedged signing
  *
- * both drawn, in that order, from the derivation's HMAC_DRBG. `signWithRoundNonce` signs with:
+ * drawn from the derivation's HMAC_DRBG after one discarded draw (below). `signWithRoundNonce`
+ * signs with:
  *
  * - ECDSA (secp256k1, P-256): deterministic RFC 6979 nonces with the round value as the additional
  *   data k' of RFC 6979 §3.6 ("hedged" signing): the signature stays safe if either the private key
@@ -14,8 +13,12 @@
  * - BIP340 Schnorr (secp256k1): the round value as the 32-byte auxiliary randomness a of BIP340's
  *   default signing algorithm.
  *
- * Using the scalar itself as an ECDSA k is possible but unforgiving: a k used twice, or known,
- * reveals the private key. Prefer the hedged signature, which never uses the round value as k.
+ * Knowing `value` does not give the signature's k away: RFC 6979 and BIP340 both mix in the private
+ * key. Version 1 also offered a `scalar` in [1, n − 1] to use as the k itself; anyone who saw it
+ * (the key store, an admin's reveal, the record's owner) could then compute the signer's private
+ * key from one signature, so it is no longer output, stored or revealed. It is still drawn first
+ * (FIPS 186-5 A.2.2 rejection sampling) and thrown away, so `value` keeps its known answer and
+ * every nonce record made before stays reproducible.
  */
 import { createPrivateKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
@@ -39,18 +42,13 @@ export interface NonceParams {
 const ECDSA = { secp256k1, p256 } as const;
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
-export interface RoundNonce {
-  /** The scalar in [1, n − 1], 32 bytes big-endian. */
-  scalar: Uint8Array;
-  /** 32 bytes for general use and for hedged signing. */
-  value: Uint8Array;
-}
-
-/** Draws a nonce pair from a derivation's generator (the scalar first, then the value). */
-export function drawRoundNonce(generator: DeterministicGenerator, curve: NonceCurve): RoundNonce {
-  const k = generator.scalar(curveOrder(curve));
-  const scalar = new Uint8Array(Buffer.from(k.toString(16).padStart(64, "0"), "hex"));
-  return { scalar, value: generator.bytes(32) };
+/**
+ * Draws a round's nonce value from a derivation's generator: first the v1 scalar in [1, n − 1]
+ * for `curve`, discarded (see the module header), then the 32-byte value.
+ */
+export function drawRoundNonce(generator: DeterministicGenerator, curve: NonceCurve): Uint8Array {
+  generator.scalar(curveOrder(curve));
+  return generator.bytes(32);
 }
 
 export interface SignOptions {
@@ -162,7 +160,7 @@ export const nonce: Derivation<NonceParams> = {
   purpose: "nonce",
   label: NONCE_LABEL,
   summary:
-    "a signing nonce: a scalar in [1, n − 1] and a 256-bit value for hedged ECDSA/Schnorr (curve=secp256k1|p256)",
+    "a signing nonce: a 256-bit value for hedged ECDSA (RFC 6979 §3.6) or BIP340 Schnorr signing (curve=secp256k1|p256)",
   parseParams(raw: RawParams): NonceParams {
     checkKnownOptions("nonce", raw, ["curve"]);
     return { curve: enumOption("nonce", raw, "curve", NONCE_CURVES, "secp256k1") };
@@ -171,12 +169,12 @@ export const nonce: Derivation<NonceParams> = {
   async derive(secret: Uint8Array, params: NonceParams): Promise<DerivationResult> {
     assertRoundSecret(secret);
     const { curve } = nonce.parseParams(nonce.paramsToJson(params));
-    const drawn = drawRoundNonce(new DeterministicGenerator(secret, NONCE_LABEL, { curve }), curve);
+    const value = drawRoundNonce(new DeterministicGenerator(secret, NONCE_LABEL, { curve }), curve);
     return {
       purpose: "nonce",
       algorithm: `nonce-${curve}/v1`,
       public: { curve, bits: 256 },
-      secret: { scalar: hex(drawn.scalar), value: hex(drawn.value) },
+      secret: { value: hex(value) },
     };
   },
 };

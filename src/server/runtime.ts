@@ -27,7 +27,9 @@
  * folder could otherwise both make keys, and the loser's store key would sit beside the winner's
  * records. Key files are also created exclusively (datadir), so a second creator reads the first
  * one's file instead of replacing it. A `key_store` with records (or a head file) but no
- * `store.key` is refused: a new key would make every record unreadable.
+ * `store.key` is refused: a new key would make every record unreadable. Given a certificate and key
+ * (tls-credentials.ts), both listeners speak TLS (wss://, https://); without, they are plain, and
+ * a plain listener off loopback is logged as a warning.
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -42,11 +44,12 @@ import {
   readJsonFile,
   writeJsonFile,
 } from "../datadir/files.js";
-import { DkeygenError, ErrorCodes } from "../errors.js";
+import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { FileKeyStore } from "../store/file.js";
 import { LockFile } from "../store/lock-file.js";
 import type { KeyStore } from "../store/types.js";
+import { isLoopbackHost } from "../transport/tls.js";
 import type { Listener } from "../transport/types.js";
 import { listenWs } from "../transport/ws.js";
 import { buildDistributionApp, type DistributionConfig } from "./distribution/app.js";
@@ -56,6 +59,7 @@ import { ContributorRegistry } from "./enrollment.js";
 import { loadOrCreateServerIdentity, SERVER_KEY_FILE } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
 import { RequesterRegistry } from "./requesters.js";
+import { loadTlsCredentials, type TlsCredentials, type TlsFiles } from "./tls-credentials.js";
 
 export const ADMIN_TOKEN_FILE = "admin.token";
 export const STORE_KEY_FILE = "store.key";
@@ -104,6 +108,8 @@ export interface StartServerOptions {
   lockout?: { maxFailures?: number; lockMs?: number };
   /** The distribution server's clock (OTP expiry, lockouts, TOTP steps); tests move it. */
   clock?: () => number;
+  /** Serve both listeners over TLS with this certificate and key (PEM files). */
+  tls?: TlsFiles;
 }
 
 export interface RunningServer {
@@ -121,6 +127,8 @@ export interface RunningServer {
    * keeps; undefined for a store without a chain (not the key_store file).
    */
   storeHead(): StoreHead | undefined;
+  /** The certificate both listeners serve, when they speak TLS. */
+  tls?: Omit<TlsCredentials, "cert" | "key" | "wipe">;
   stop(): Promise<void>;
 }
 
@@ -167,14 +175,43 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
+/** Says, loudly, what a plain listener off loopback exposes. */
+function warnIfPlainOffLoopback(
+  logger: Logger,
+  listener: "websocket" | "distribution",
+  host: string,
+): void {
+  if (isLoopbackHost(host)) return;
+  logger.warn(
+    { listener, host },
+    listener === "websocket"
+      ? "listening WITHOUT TLS on a non-loopback address: enrollment tokens and round metadata travel in the clear (contributions stay sealed); give --tls-cert and --tls-key"
+      : "listening WITHOUT TLS on a non-loopback address: requester credentials, codes to verify and metadata travel in the clear (deliveries stay sealed); give --tls-cert and --tls-key",
+  );
+}
+
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  // First, so a bad certificate or key stops the start before anything is opened.
+  const tls = options.tls ? await loadTlsCredentials(options.tls) : undefined;
+  try {
+    return await startWith(options, tls);
+  } finally {
+    // Both listeners hold their own (OpenSSL) copies by now, or failed to start.
+    tls?.wipe();
+  }
+}
+
+async function startWith(
+  options: StartServerOptions,
+  tls: TlsCredentials | undefined,
+): Promise<RunningServer> {
   const { dataDir, logger } = options;
   await ensureDataDir(dataDir);
   const storePath = join(dataDir, KEY_STORE_FILE);
   // Before anything is made in the folder: one server per data folder (see the module header).
   const lock = await LockFile.acquire(`${storePath}.lock`, storePath, logger);
   try {
-    return await startLocked(options, lock);
+    return await startLocked(options, lock, tls);
   } catch (error) {
     // Released by the store when it was handed over; release() is a no-op then.
     await lock.release().catch(() => {});
@@ -182,7 +219,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   }
 }
 
-async function startLocked(options: StartServerOptions, lock: LockFile): Promise<RunningServer> {
+async function startLocked(
+  options: StartServerOptions,
+  lock: LockFile,
+  tls: TlsCredentials | undefined,
+): Promise<RunningServer> {
   const { dataDir, logger } = options;
   const { identity, created, reencrypted } = await loadOrCreateServerIdentity(
     dataDir,
@@ -239,6 +280,13 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
       host: options.host ?? "127.0.0.1",
       port: options.port ?? 7420,
       heartbeatMs: server.config.heartbeatMs,
+      ...(tls
+        ? {
+            tls,
+            onTlsError: (error: Error, remote: string) =>
+              logger.debug({ remote, err: describeError(error) }, "TLS handshake failed"),
+          }
+        : {}),
     });
   } catch (cause) {
     await store.close();
@@ -274,11 +322,14 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
         }),
         logger,
         ...(options.clock ? { clock: options.clock } : {}),
+        ...(tls ? { tls } : {}),
       },
       http.config,
     );
     try {
-      httpUrl = await app.listen({ host: http.host ?? "127.0.0.1", port: http.port ?? 7421 });
+      const address = await app.listen({ host: http.host ?? "127.0.0.1", port: http.port ?? 7421 });
+      // fastify names the address http:// whatever its serverFactory made.
+      httpUrl = tls ? address.replace(/^http:/, "https:") : address;
     } catch (cause) {
       await app.close();
       await listener.close();
@@ -292,6 +343,15 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
     if ((options.otpPool?.size ?? 100) > 0) pool.start();
     requesters.watch();
   }
+
+  if (!tls) {
+    warnIfPlainOffLoopback(logger, "websocket", options.host ?? "127.0.0.1");
+    if (options.http !== false)
+      warnIfPlainOffLoopback(logger, "distribution", options.http?.host ?? "127.0.0.1");
+  }
+  const certificate = tls
+    ? (({ cert: _c, key: _k, wipe: _w, ...described }) => described)(tls)
+    : undefined;
 
   const info: ServerInfo = {
     url: listener.url,
@@ -311,6 +371,12 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
       fingerprint: identity.fingerprint,
       store: store.kind,
       ...(head ? { storeLines: head.lines, storeHead: head.head } : {}),
+      ...(certificate
+        ? {
+            tlsCertificate: certificate.fingerprint256,
+            tlsValidTo: certificate.validTo.toISOString(),
+          }
+        : {}),
     },
     "server listening",
   );
@@ -326,6 +392,7 @@ async function startLocked(options: StartServerOptions, lock: LockFile): Promise
     keyCreated: created,
     dataDir,
     storeHead,
+    ...(certificate ? { tls: certificate } : {}),
     stop() {
       stopped ??= (async () => {
         await pool?.stop();

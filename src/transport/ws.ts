@@ -1,12 +1,28 @@
 /**
- * WebSocket transport (RFC 6455) on the `ws` library. The frame size limit is enforced by `ws`
- * while reading (maxPayload), before a frame is buffered whole or parsed. The server pings every
- * connection each heartbeat interval and drops one that has not answered the previous ping; a
- * client drops a server that has gone silent for two and a half intervals.
+ * WebSocket transport (RFC 6455) on the `ws` library, over TLS (wss://, tls.ts) when the listener
+ * is given a certificate. The frame size limit is enforced by `ws` while reading (maxPayload),
+ * before a frame is buffered whole or parsed. The server pings every connection each heartbeat
+ * interval and drops one that has not answered the previous ping; a client drops a server that
+ * has gone silent for two and a half intervals.
  */
-import type { AddressInfo } from "node:net";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import { MAX_FRAME_BYTES } from "../protocol/version.js";
+import {
+  plainToTlsHint,
+  type TlsServerOptions,
+  tlsClientSettings,
+  tlsFailure,
+  tlsServerSettings,
+} from "./tls.js";
 import { CloseCodes, type CloseInfo, type Connection, type Listener } from "./types.js";
 
 class WsConnection implements Connection {
@@ -91,20 +107,40 @@ export interface WsListenOptions {
   host: string;
   port: number;
   heartbeatMs: number;
+  /** Serve wss:// with this certificate and key; plain ws:// without. */
+  tls?: TlsServerOptions;
+  /** Told of each TLS handshake that failed (a client that does not trust us, a plain client). */
+  onTlsError?: (error: Error, remote: string) => void;
+}
+
+/** What a request that is not a WebSocket upgrade gets (as `ws` answers on its own server). */
+function upgradeRequired(_request: IncomingMessage, response: ServerResponse): void {
+  const body = STATUS_CODES[426]!;
+  response.writeHead(426, { "Content-Length": body.length, "Content-Type": "text/plain" });
+  response.end(body);
 }
 
 /** Listens for WebSocket connections; resolves once the port is bound. */
 export async function listenWs(options: WsListenOptions): Promise<Listener> {
+  const http: Server = options.tls
+    ? createHttpsServer(tlsServerSettings(options.tls), upgradeRequired)
+    : createHttpServer(upgradeRequired);
+  if (options.tls) {
+    http.on("tlsClientError", (error: Error, socket: Socket) =>
+      options.onTlsError?.(error, `${socket.remoteAddress}:${socket.remotePort}`),
+    );
+  }
   const server = new WebSocketServer({
-    host: options.host,
-    port: options.port,
+    server: http,
     maxPayload: MAX_FRAME_BYTES,
     perMessageDeflate: false,
     clientTracking: false,
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
+    http.once("listening", resolve);
+    // `ws` re-emits the HTTP server's errors on the WebSocket server (and throws if none listens).
     server.once("error", reject);
+    http.listen(options.port, options.host);
   });
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
@@ -132,7 +168,7 @@ export async function listenWs(options: WsListenOptions): Promise<Listener> {
   heartbeat.unref();
 
   return {
-    url: `ws://${host}:${address.port}`,
+    url: `${options.tls ? "wss" : "ws"}://${host}:${address.port}`,
     onConnection(handler) {
       handlers.push(handler);
     },
@@ -140,7 +176,9 @@ export async function listenWs(options: WsListenOptions): Promise<Listener> {
       clearInterval(heartbeat);
       for (const connection of connections)
         connection.close(CloseCodes.GOING_AWAY, "server stopping");
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.close();
+      // Resolves once every connection has ended (peers answer the close, or are cut off).
+      await new Promise<void>((resolve) => http.close(() => resolve()));
       for (const connection of connections) connection.terminate();
     },
   };
@@ -149,6 +187,8 @@ export async function listenWs(options: WsListenOptions): Promise<Listener> {
 export interface WsDialOptions {
   /** Give up connecting after this long. */
   timeoutMs?: number;
+  /** wss:// only: trust only these CA certificates (PEM) instead of the system's. */
+  ca?: string;
 }
 
 /**
@@ -163,12 +203,15 @@ export async function dialWs(
     maxPayload: MAX_FRAME_BYTES,
     perMessageDeflate: false,
     handshakeTimeout: options.timeoutMs ?? 10_000,
+    ...(url.startsWith("wss:") ? tlsClientSettings(options.ca) : {}),
   });
   // Listen before the handshake completes: the server's first frame can arrive with it.
   const connection = new WsConnection(socket, url);
   await new Promise<void>((resolve, reject) => {
     socket.once("open", resolve);
-    socket.once("error", reject);
+    socket.once("error", (error) =>
+      reject(tlsFailure(error, url) ?? plainToTlsHint(error, url) ?? error),
+    );
     socket.once("unexpected-response", (_request, response) =>
       reject(new Error(`${url} answered HTTP ${response.statusCode}, not a WebSocket upgrade`)),
     );

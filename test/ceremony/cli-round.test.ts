@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -44,12 +45,15 @@ async function enroll(dataDir: string, name: string): Promise<string> {
   return JSON.parse(result.stdout).token as string;
 }
 
+/** A contributor process; its enrollment token, if any, goes in a file beside its data folder. */
 function startContributorProcess(
   url: string,
   dataDir: string,
   token?: string,
   extra: string[] = [],
 ) {
+  const tokenFile = `${dataDir}.token`;
+  if (token) writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
   return new CliProcess([
     "contributor",
     "--server",
@@ -58,7 +62,7 @@ function startContributorProcess(
     dataDir,
     "--log-format",
     "json",
-    ...(token ? ["--token", token] : []),
+    ...(token ? ["--token-file", tokenFile] : []),
     ...extra,
   ]);
 }

@@ -44,17 +44,18 @@ before(async () => {
   for (const name of ["c1", "c2"]) {
     const token = JSON.parse((await runCli(["enroll", "--data-dir", serverDir, "--json"])).stdout)
       .token as string;
-    const c = new CliProcess([
-      "contributor",
-      "--server",
-      wsUrl!,
-      "--data-dir",
-      join(dir.path, name),
-      "--token",
-      token,
-      "--log-format",
-      "json",
-    ]);
+    const c = new CliProcess(
+      [
+        "contributor",
+        "--server",
+        wsUrl!,
+        "--data-dir",
+        join(dir.path, name),
+        "--log-format",
+        "json",
+      ],
+      { DKEYGEN_ENROLL_TOKEN: token },
+    );
     contributors.push(c);
     await c.waitFor(/enrolled and joined/);
   }

@@ -5,8 +5,10 @@ import { p256 } from "@noble/curves/nist.js";
 import { schnorr, secp256k1 } from "@noble/curves/secp256k1.js";
 import {
   curveOrder,
+  DeterministicGenerator,
   derivePurpose,
   eccPrivateKeyObject,
+  NONCE_LABEL,
   signingKeyFromPem,
   signWithRoundNonce,
   verifyRoundSignature,
@@ -16,25 +18,37 @@ import { isDkeygenError } from "../../src/errors.js";
 const unhex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
 const ECDSA = { secp256k1, p256 } as const;
 const message = new TextEncoder().encode("pay 1 BTC to the auditor");
+/** For the secret 00 01 … 3f, default parameters (secp256k1). */
+const KNOWN_VALUE = "a5b42268316a7361616dd41d039fa173323a9176e5db7fa68ba16e69f6aa07d8";
+/** What version 1 output as `scalar` for that secret: drawn still, never output. */
+const V1_SCALAR = "0e762283f965a41a019eca08ef4df1280fc363a80e897d64b272ccab6d727306";
 
 async function roundValue(byte: number, curve: "secp256k1" | "p256") {
   const r = await derivePurpose("nonce", new Uint8Array(64).fill(byte), { curve });
-  return {
-    r,
-    scalar: BigInt(`0x${r.secret.scalar}`),
-    value: unhex(r.secret.value as string),
-  };
+  return { r, value: unhex(r.secret.value as string) };
 }
 
-test("a nonce holds a scalar in [1, n − 1] and a 256-bit value, both secret", async () => {
+test("a nonce is one secret 256-bit value and nothing else: no scalar to use as a signing k", async () => {
   for (const curve of ["secp256k1", "p256"] as const) {
-    const { r, scalar, value } = await roundValue(1, curve);
-    assert.ok(scalar >= 1n && scalar < curveOrder(curve));
+    const { r, value } = await roundValue(1, curve);
     assert.equal(value.length, 32);
+    assert.deepEqual(Object.keys(r.secret), ["value"]);
+    assert.match(r.secret.value as string, /^[0-9a-f]{64}$/);
     assert.deepEqual(r.public, { curve, bits: 256 });
     assert.equal(r.algorithm, `nonce-${curve}/v1`);
-    assert.match(r.secret.scalar as string, /^[0-9a-f]{64}$/);
   }
+});
+
+test("the nonce value keeps its known answer (PROTOCOL §13.11): drawn after the discarded v1 scalar", async () => {
+  const secret = Uint8Array.from({ length: 64 }, (_, i) => i);
+  const r = await derivePurpose("nonce", secret, {});
+  assert.equal(r.secret.value, KNOWN_VALUE);
+  // The generator's second draw, after a scalar in [1, n − 1]: what v1 called `value`.
+  const generator = new DeterministicGenerator(secret, NONCE_LABEL, { curve: "secp256k1" });
+  const scalar = generator.scalar(curveOrder("secp256k1"));
+  assert.equal(Buffer.from(generator.bytes(32)).toString("hex"), KNOWN_VALUE);
+  assert.equal(scalar.toString(16).padStart(64, "0"), V1_SCALAR);
+  assert.equal(JSON.stringify(r).includes(V1_SCALAR), false);
 });
 
 test("hedged ECDSA: signatures verify, the same round value reproduces them, another changes them", async () => {

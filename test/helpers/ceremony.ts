@@ -61,6 +61,8 @@ export function captureLogger(): { logger: Logger; lines: () => string[]; text: 
 
 export interface TestServer extends RunningServer {
   root: string;
+  /** The CA (PEM) test clients trust, when the server speaks TLS. */
+  ca?: string;
   log: ReturnType<typeof captureLogger>;
   admin(): Promise<AdminClient>;
   cleanup(): Promise<void>;
@@ -78,6 +80,8 @@ export async function startTestServer(
     lockout?: { maxFailures?: number; lockMs?: number };
     /** Milliseconds added to the distribution server's clock; change `clockOffset.ms` to move time. */
     clockOffset?: { ms: number };
+    /** Both listeners over TLS with these files; `ca` (PEM) is what test clients then trust. */
+    tls?: { certFile: string; keyFile: string; ca: string };
   } = {},
 ): Promise<TestServer> {
   const dir = options.dataDir ? undefined : await tempDir();
@@ -93,16 +97,22 @@ export async function startTestServer(
     ...(options.lockout ? { lockout: options.lockout } : {}),
     ...(options.clockOffset ? { clock: () => Date.now() + options.clockOffset!.ms } : {}),
     ...(options.allowQuorumOfOne ? { allowQuorumOfOne: true } : {}),
+    ...(options.tls
+      ? { tls: { certFile: options.tls.certFile, keyFile: options.tls.keyFile } }
+      : {}),
   });
+  const ca = options.tls?.ca;
   return {
     ...running,
     root,
     log,
+    ...(ca === undefined ? {} : { ca }),
     admin: async () =>
       AdminClient.connect({
         url: running.url,
         token: await loadOrCreateKeyFile(join(running.dataDir, ADMIN_TOKEN_FILE)),
         expectedFingerprint: running.fingerprint,
+        ...(ca === undefined ? {} : { ca }),
       }),
     cleanup: async () => {
       await running.stop();
@@ -139,6 +149,7 @@ export async function startContributors(
         token,
         name,
         reconnect: options.reconnect ?? false,
+        ...(server.ca === undefined ? {} : { ca: server.ca }),
       });
       const events: ContributorEvent[] = [];
       contributor.onEvent((e) => events.push(e));

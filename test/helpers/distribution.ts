@@ -35,6 +35,7 @@ export async function registerTestRequester(
     credential: new Secret(new Uint8Array(Buffer.from(credential))),
     privateKey: keys.privateKey,
     fingerprint: keys.fingerprint,
+    ...(server.ca === undefined ? {} : { ca: server.ca }),
   });
   return { name, client, credential, dataDir, fingerprint: keys.fingerprint };
 }

@@ -1,23 +1,27 @@
 /** `dkeygen contributor`: runs a contributor that answers the server's rounds until interrupted. */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { Contributor } from "../../client/contributor.js";
 import { loadOrCreateContributorState } from "../../client/contributor-state.js";
+import { ENROLL_TOKEN_ENV, readEnrollmentToken } from "../../client/enrollment-token.js";
 import { EntropyPool, entropyFromFile } from "../../client/entropy.js";
 import { collectKeyboardEntropy } from "../../client/keyboard-entropy.js";
 import { PinStore } from "../../client/pins.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { PHRASE_GENERATOR_NAMES } from "../../crypto/phrase-generators.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { dataDirOption } from "../options.js";
+import { caOption, dataDirOption } from "../options.js";
 import { makeLogger, printTable } from "../output.js";
 
 interface ContributorFlags {
   server: string;
   dataDir?: string;
   entropy: string;
-  token?: string;
+  tokenFile?: string;
+  /** Refused: see the action. */
+  token?: string | true;
   name?: string;
   serverFingerprint?: string;
+  ca?: string;
   generator?: string;
   once?: boolean;
   logFormat?: string;
@@ -56,11 +60,14 @@ export function registerContributor(program: Command): void {
     .option("--data-dir <dir>", "contributor data folder (default: $DKEYGEN_HOME/contributor)")
     .option("--entropy <source>", "user randomness: os, keyboard, file:PATH or - (stdin)", "os")
     .option(
-      "--token <token>",
-      "single-use enrollment token (first join only); or DKEYGEN_ENROLL_TOKEN",
+      "--token-file <file>",
+      `file holding the single-use enrollment token (first join only); or ${ENROLL_TOKEN_ENV}`,
     )
+    // Kept only to refuse it with a useful message (a token in argv is visible to everyone).
+    .addOption(new Option("--token [token]").hideHelp())
     .option("--name <name>", "a name to show in the server's logs")
     .option("--server-fingerprint <fp>", "pin the server's key in advance (SHA256:...)")
+    .option("--ca <file>", "wss:// only: trust only this CA's PEM certificate(s) for the server")
     .option(
       "--generator <name>",
       `secret phrase generator for a new data folder: ${PHRASE_GENERATOR_NAMES.join(", ")}`,
@@ -68,6 +75,12 @@ export function registerContributor(program: Command): void {
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .action(async (flags: ContributorFlags) => {
+      if (flags.token !== undefined) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--token is not accepted: a command line is visible to every user of the machine (ps). Put the token in a file and pass --token-file FILE, or set ${ENROLL_TOKEN_ENV}.`,
+        );
+      }
       if (flags.serverFingerprint !== undefined && !isFingerprint(flags.serverFingerprint)) {
         throw new DkeygenError(
           ErrorCodes.USAGE,
@@ -80,6 +93,13 @@ export function registerContributor(program: Command): void {
           `--server wants a ws:// or wss:// URL; got "${flags.server}".`,
         );
       }
+      const ca = await caOption(flags.ca, flags.server);
+      const token = await readEnrollmentToken({
+        ...(flags.tokenFile === undefined ? {} : { file: flags.tokenFile }),
+        ...(process.env[ENROLL_TOKEN_ENV] === undefined
+          ? {}
+          : { env: process.env[ENROLL_TOKEN_ENV] }),
+      });
       const dataDir = dataDirOption(flags.dataDir, "contributor");
       const logger = makeLogger(flags);
       const state = await loadOrCreateContributorState(dataDir, {
@@ -88,7 +108,6 @@ export function registerContributor(program: Command): void {
       const { bytes, source } = await userEntropy(flags.entropy);
       const entropy = new EntropyPool(bytes, source);
       bytes.fill(0);
-      const token = flags.token ?? process.env.DKEYGEN_ENROLL_TOKEN;
       process.stdout.write("dkeygen contributor\n");
       printTable([
         ["id", state.contributorId],
@@ -107,6 +126,7 @@ export function registerContributor(program: Command): void {
           ? {}
           : { serverFingerprint: flags.serverFingerprint }),
         ...(token === undefined ? {} : { token }),
+        ...(ca === undefined ? {} : { ca }),
         ...(flags.name === undefined ? {} : { name: flags.name }),
       });
       const stop = () => void contributor.stop();

@@ -1,4 +1,5 @@
 /** `dkeygen enroll`: issues a single-use enrollment token for a new contributor. */
+import { open, unlink } from "node:fs/promises";
 import type { Command } from "commander";
 import { ensureDataDir } from "../../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
@@ -10,6 +11,7 @@ interface EnrollFlags {
   dataDir?: string;
   name?: string;
   ttl: string;
+  out?: string;
   json?: boolean;
 }
 
@@ -22,7 +24,8 @@ export function registerEnroll(program: Command): void {
     .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
     .option("--name <name>", "a name for the contributor, shown in logs")
     .option("--ttl <duration>", "how long the token stays valid", "24h")
-    .option("--json", "print the token as JSON")
+    .option("--out <file>", "write the token to this new file (0600) instead of printing it")
+    .option("--json", "print the token as JSON (with --out: everything but the token)")
     .action(async (flags: EnrollFlags) => {
       if (flags.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(flags.name)) {
         throw new DkeygenError(
@@ -31,25 +34,61 @@ export function registerEnroll(program: Command): void {
         );
       }
       const dataDir = dataDirOption(flags.dataDir, "server");
+      const ttlMs = parseDuration(flags.ttl, "--ttl");
       await ensureDataDir(dataDir);
-      const issued = await issueEnrollmentToken(dataDir, {
-        ttlMs: parseDuration(flags.ttl, "--ttl"),
-        ...(flags.name === undefined ? {} : { name: flags.name }),
-      });
-      // The token is the one secret this command exists to show; it is printed once, here.
+      // --out: the file is made (0600, never over an existing one) before the token exists, so a
+      // token is never issued that could not be written.
+      const out =
+        flags.out === undefined
+          ? undefined
+          : await open(flags.out, "wx", 0o600).catch((cause: NodeJS.ErrnoException) => {
+              throw new DkeygenError(
+                ErrorCodes.OPERATIONAL,
+                cause.code === "EEXIST"
+                  ? `${flags.out} exists; --out writes a new file and never replaces one.`
+                  : `Cannot create ${flags.out}: ${cause.message}`,
+                { cause },
+              );
+            });
+      let issued: Awaited<ReturnType<typeof issueEnrollmentToken>>;
+      try {
+        issued = await issueEnrollmentToken(dataDir, {
+          ttlMs,
+          ...(flags.name === undefined ? {} : { name: flags.name }),
+        });
+        if (out) {
+          await out.writeFile(`${issued.token}\n`);
+          await out.sync();
+        }
+      } catch (error) {
+        if (out) await unlink(flags.out!).catch(() => {});
+        throw error;
+      } finally {
+        await out?.close();
+      }
+      const { token, ...described } = issued;
+      // Without --out the token is the one secret this command exists to show; printed once, here.
       if (flags.json) {
-        printJson(issued);
+        printJson(out ? { ...described, out: flags.out } : issued);
         return;
       }
-      process.stdout.write(`${issued.token}\n`);
-      process.stderr.write(
-        "Single-use enrollment token (give it to the contributor; it is shown once):\n",
-      );
+      if (out) {
+        process.stderr.write(`Single-use enrollment token written to ${flags.out} (0600).\n`);
+      } else {
+        process.stdout.write(`${token}\n`);
+        process.stderr.write(
+          "Single-use enrollment token (give it to the contributor; it is shown once):\n",
+        );
+      }
       printTable(
         [
           ["name", issued.name ?? "-"],
           ["expires", issued.expiresAt],
-          ["use", "dkeygen contributor --server URL --token TOKEN"],
+          [
+            "use",
+            `dkeygen contributor --server URL --token-file ${flags.out ?? "FILE"}   (FILE holds the token)`,
+          ],
+          ["or", "set DKEYGEN_ENROLL_TOKEN; never put the token on a command line (ps shows it)"],
         ],
         process.stderr,
       );

@@ -11,7 +11,7 @@ import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import type { PublicRecordWire } from "../../protocol/messages.js";
 import { ADMIN_TOKEN_FILE, readServerInfo } from "../../server/runtime.js";
-import { dataDirOption } from "../options.js";
+import { caOption, dataDirOption } from "../options.js";
 import { purposeParams, withPurposeOptions } from "../purpose-options.js";
 import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
@@ -20,6 +20,7 @@ export interface AdminFlags {
   server?: string;
   adminTokenFile?: string;
   serverFingerprint?: string;
+  ca?: string;
 }
 
 /** Adds the options that locate and authenticate to a running server. */
@@ -31,7 +32,8 @@ export function withAdminOptions(command: Command): Command {
       "--admin-token-file <file>",
       "admin token file (default: <data-dir>/admin.token); or DKEYGEN_ADMIN_TOKEN",
     )
-    .option("--server-fingerprint <fp>", "require this server key fingerprint");
+    .option("--server-fingerprint <fp>", "require this server key fingerprint")
+    .option("--ca <file>", "wss:// only: trust only this CA's PEM certificate(s) for the server");
 }
 
 /**
@@ -49,6 +51,7 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
     url = info.url;
     fingerprint ??= info.fingerprint;
   }
+  const ca = await caOption(flags.ca, url);
   let tokenText: string;
   if (process.env.DKEYGEN_ADMIN_TOKEN && flags.adminTokenFile === undefined) {
     tokenText = process.env.DKEYGEN_ADMIN_TOKEN;
@@ -76,6 +79,7 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
       token,
       ...(fingerprint === undefined ? {} : { expectedFingerprint: fingerprint }),
       ...(pins === undefined ? {} : { pins }),
+      ...(ca === undefined ? {} : { ca }),
     });
   } finally {
     token.wipe();

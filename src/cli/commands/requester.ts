@@ -8,29 +8,66 @@ import { RequesterClient } from "../../client/requester.js";
 import {
   loadCredential,
   loadOrCreateRequesterKeys,
+  loadServerCa,
   readRequesterConfig,
   saveCredential,
+  saveServerCa,
   writeRequesterConfig,
 } from "../../client/requester-state.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { addRequester, listRequesters, removeRequester } from "../../server/requesters.js";
 import { readServerInfo } from "../../server/runtime.js";
-import { dataDirOption, parsePositiveInt } from "../options.js";
+import { caOption, dataDirOption, parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
 export interface RequesterFlags {
   dataDir?: string;
   server?: string;
+  ca?: string;
 }
 
-/** Adds --data-dir (the requester's) and --server (the distribution server's URL). */
+/** Adds --data-dir (the requester's), --server (the distribution server's URL) and --ca. */
 export function withRequesterOptions(command: Command): Command {
   return command
     .option("--data-dir <dir>", "requester data folder (default: $DKEYGEN_HOME/requester)")
     .option(
       "--server <url>",
       "distribution server URL (default: from requester.json, or DKEYGEN_SERVER_HTTP)",
+    )
+    .option(
+      "--ca <file>",
+      "https:// only: trust only this CA's PEM certificate(s) for the server (init and login keep it)",
     );
+}
+
+function checkServerUrl(server: string): string {
+  if (!/^https?:\/\/[^/]/i.test(server)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `--server wants an http:// or https:// URL; got "${server}".`,
+    );
+  }
+  return server;
+}
+
+/**
+ * init and login: remembers --server and --ca in the data folder, so later commands need neither.
+ * Returns where the CA was kept, if one was given.
+ */
+async function rememberServer(dataDir: string, flags: RequesterFlags): Promise<string | undefined> {
+  const server =
+    flags.server === undefined
+      ? (process.env.DKEYGEN_SERVER_HTTP ?? (await readRequesterConfig(dataDir)).server)
+      : checkServerUrl(flags.server);
+  let caPath: string | undefined;
+  if (flags.ca !== undefined) {
+    if (server === undefined) {
+      throw new DkeygenError(ErrorCodes.USAGE, "--ca needs the server's URL: --server https://…");
+    }
+    caPath = await saveServerCa(dataDir, (await caOption(flags.ca, server))!);
+  }
+  if (flags.server !== undefined) await writeRequesterConfig(dataDir, { server: flags.server });
+  return caPath;
 }
 
 /** A ready client from the requester's data folder. */
@@ -44,6 +81,14 @@ export async function requesterClient(flags: RequesterFlags): Promise<RequesterC
       "No distribution server known: pass --server URL (or run: dkeygen requester init --server URL).",
     );
   }
+  checkServerUrl(server);
+  // --ca for this call, else the one kept at init or login (for an https:// server only).
+  const ca =
+    flags.ca !== undefined
+      ? await caOption(flags.ca, server)
+      : /^https:/i.test(server)
+        ? await loadServerCa(dataDir)
+        : undefined;
   const keys = await loadOrCreateRequesterKeys(dataDir);
   if (keys.created) {
     throw new DkeygenError(
@@ -56,6 +101,7 @@ export async function requesterClient(flags: RequesterFlags): Promise<RequesterC
     credential: await loadCredential(dataDir),
     privateKey: keys.privateKey,
     fingerprint: keys.fingerprint,
+    ...(ca === undefined ? {} : { ca }),
   });
 }
 
@@ -73,11 +119,9 @@ export function registerRequester(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { bits: string; json?: boolean }) => {
       const dataDir = dataDirOption(flags.dataDir, "requester");
-      const keys = await loadOrCreateRequesterKeys(
-        dataDir,
-        parsePositiveInt(flags.bits, "--bits", 3072, 4096),
-      );
-      if (flags.server !== undefined) await writeRequesterConfig(dataDir, { server: flags.server });
+      const bits = parsePositiveInt(flags.bits, "--bits", 3072, 4096);
+      const caFile = await rememberServer(dataDir, flags);
+      const keys = await loadOrCreateRequesterKeys(dataDir, bits);
       const publicKey = keys.publicKey.export({ type: "spki", format: "pem" }) as string;
       if (flags.json) {
         printJson({
@@ -85,6 +129,7 @@ export function registerRequester(program: Command): void {
           publicKeyFile: keys.publicKeyPath,
           publicKey,
           created: keys.created,
+          ...(caFile === undefined ? {} : { caFile }),
         });
         return;
       }
@@ -92,6 +137,7 @@ export function registerRequester(program: Command): void {
       printTable([
         ["fingerprint", `${keys.fingerprint}${keys.created ? "  (new RSA key)" : ""}`],
         ["public key", keys.publicKeyPath],
+        ...(caFile === undefined ? [] : ([["server CA", caFile]] as [string, string][])),
         ["next", `an admin runs: dkeygen requester add NAME --public-key ${keys.publicKeyPath}`],
         ["then", "dkeygen requester login --credential-file FILE   (or - for stdin)"],
       ]);
@@ -182,8 +228,8 @@ export function registerRequester(program: Command): void {
       } else {
         text = await readFile(flags.credentialFile, "utf8");
       }
+      await rememberServer(dataDir, flags);
       await saveCredential(dataDir, text.trim());
-      if (flags.server !== undefined) await writeRequesterConfig(dataDir, { server: flags.server });
       process.stdout.write(`credential stored in ${dataDir}\n`);
     });
 }

@@ -1,6 +1,6 @@
 /** `dkeygen server`: runs the key generation server until interrupted. */
 import type { Command } from "commander";
-import { describeError } from "../../errors.js";
+import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import { startServer } from "../../server/runtime.js";
 import { dataDirOption, parseDuration, parseListen, parsePositiveInt } from "../options.js";
 import { makeLogger, printJson, printTable } from "../output.js";
@@ -24,6 +24,8 @@ interface ServerFlags {
   rateLimitAddress: string;
   rateLimitCredential: string;
   deliveryKeyTtl: string;
+  tlsCert?: string;
+  tlsKey?: string;
   logFormat?: string;
   logLevel?: string;
   json?: boolean;
@@ -77,6 +79,11 @@ export function registerServer(program: Command): void {
       "how long one RSA-wrapped delivery key serves a requester (0: a new wrap per delivery)",
       "5m",
     )
+    .option(
+      "--tls-cert <file>",
+      "serve both listeners over TLS (wss://, https://) with this PEM certificate chain",
+    )
+    .option("--tls-key <file>", "the certificate's PEM private key (unencrypted, mode 0600)")
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .option("--json", "print the startup summary as JSON")
@@ -85,6 +92,14 @@ export function registerServer(program: Command): void {
       "\nEnvironment:\n  DKEYGEN_SERVER_PASSPHRASE  encrypts the server key file at rest (and opens it later)",
     )
     .action(async (flags: ServerFlags) => {
+      if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          flags.tlsCert === undefined
+            ? "--tls-key needs --tls-cert: the certificate to serve with that key."
+            : "--tls-cert needs --tls-key: the certificate's private key.",
+        );
+      }
       const dataDir = dataDirOption(flags.dataDir, "server");
       const { host, port } = parseListen(flags.listen);
       const http = flags.httpListen === "off" ? undefined : parseListen(flags.httpListen);
@@ -100,6 +115,9 @@ export function registerServer(program: Command): void {
         ...(flags.storeKeyFile ? { storeKeyFile: flags.storeKeyFile } : {}),
         ...(flags.storeHead ? { storeHeadFile: flags.storeHead } : {}),
         ...(flags.acceptStoreRollback ? { acceptStoreRollback: true } : {}),
+        ...(flags.tlsCert !== undefined && flags.tlsKey !== undefined
+          ? { tls: { certFile: flags.tlsCert, keyFile: flags.tlsKey } }
+          : {}),
         config: {
           quorum: parsePositiveInt(flags.quorum, "--quorum", 2),
           roundTimeoutMs: parseDuration(flags.roundTimeout, "--round-timeout"),
@@ -139,6 +157,7 @@ export function registerServer(program: Command): void {
         },
       });
       const storeHead = running.storeHead();
+      const tls = running.tls;
       if (flags.json) {
         printJson({
           url: running.url,
@@ -147,6 +166,15 @@ export function registerServer(program: Command): void {
           keyCreated: running.keyCreated,
           dataDir,
           storeHead: storeHead ?? null,
+          tls: tls
+            ? {
+                certificate: tls.certFile,
+                subject: tls.subject,
+                subjectAltName: tls.subjectAltName ?? null,
+                validTo: tls.validTo.toISOString(),
+                fingerprint256: tls.fingerprint256,
+              }
+            : null,
         });
       } else {
         process.stdout.write("dkeygen key generation server\n");
@@ -157,6 +185,12 @@ export function registerServer(program: Command): void {
           ],
           ["listening", running.url],
           ["distribution", running.httpUrl ?? "off"],
+          [
+            "tls",
+            tls
+              ? `${tls.subjectAltName ?? tls.subject}, valid until ${tls.validTo.toISOString()}`
+              : "off (plain)",
+          ],
           ["data folder", dataDir],
           ...(storeHead
             ? [["store head", `${storeHead.lines} lines, ${storeHead.head.slice(0, 16)}…`] as const]

@@ -11,6 +11,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import swagger from "@fastify/swagger";
 import Fastify, {
@@ -29,6 +31,7 @@ import {
 } from "../../errors.js";
 import type { Logger } from "../../logging.js";
 import type { KeyRecord, KeyStore } from "../../store/types.js";
+import { type TlsServerOptions, tlsServerSettings } from "../../transport/tls.js";
 import type { RoundRequest } from "../keygen-server.js";
 import type { Requester, RequesterRegistry } from "../requesters.js";
 import type { AttemptLimiter } from "./attempts.js";
@@ -92,6 +95,8 @@ export interface DistributionComponents {
   logger: Logger;
   clock?: () => number;
   random?: RandomSource;
+  /** Serve HTTPS with this certificate and key; plain HTTP without. */
+  tls?: TlsServerOptions;
 }
 
 /** What every route module gets. */
@@ -231,15 +236,29 @@ export async function buildDistributionApp(
     // With a serverFactory fastify leaves the server's timeouts to it, so all are set here: a
     // whole request within requestTimeout, an idle keep-alive connection closed after
     // keepAliveTimeout, and any connection silent for connectionTimeout closed.
+    // With a certificate the same server speaks HTTPS; its TLS handshake, too, must end within
+    // requestTimeout.
     serverFactory: (handler) => {
-      const server = createServer(
-        {
-          requestTimeout: settings.requestTimeoutMs,
-          headersTimeout: settings.requestTimeoutMs,
-          connectionsCheckingInterval: Math.min(1000, settings.requestTimeoutMs),
-        },
-        handler,
-      );
+      const timeouts = {
+        requestTimeout: settings.requestTimeoutMs,
+        headersTimeout: settings.requestTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, settings.requestTimeoutMs),
+      };
+      const tls = components.tls;
+      const server = tls
+        ? createHttpsServer(
+            { ...timeouts, ...tlsServerSettings(tls, settings.requestTimeoutMs) },
+            handler,
+          )
+        : createServer(timeouts, handler);
+      if (tls) {
+        server.on("tlsClientError", (error: Error, socket: Socket) =>
+          logger.debug(
+            { ip: socket.remoteAddress, err: describeError(error) },
+            "TLS handshake failed",
+          ),
+        );
+      }
       server.keepAliveTimeout = settings.keepAliveTimeoutMs;
       server.setTimeout(settings.requestTimeoutMs * 3);
       return server;
