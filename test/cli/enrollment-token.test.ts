@@ -79,6 +79,7 @@ test("a token file is accepted exactly when the server's join message would acce
       type: "join",
       v: PROTOCOL_VERSION,
       identity: toBase64url(new Uint8Array(32)),
+      clientChallenge: toBase64url(new Uint8Array(32)),
       signature: toBase64url(new Uint8Array(64)),
       token,
     });
