@@ -57,6 +57,12 @@ export const ErrorCodes = {
   RATE_LIMITED: "E_RATE_LIMITED",
   /** An HTTP request body over the size limit. */
   PAYLOAD_TOO_LARGE: "E_PAYLOAD_TOO_LARGE",
+  /**
+   * An answer from the distribution server whose MAC is missing or does not verify (forged,
+   * altered, meant for another request, or from a registration without a response key). Raised
+   * by the requesting client; never sent by the server.
+   */
+  ANSWER_NOT_AUTHENTIC: "E_ANSWER_NOT_AUTHENTIC",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -124,6 +130,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   E_LOCKED: 423,
   E_RATE_LIMITED: 429,
   E_PAYLOAD_TOO_LARGE: 413,
+  E_ANSWER_NOT_AUTHENTIC: 502,
 };
 
 /** HTTP status for an error; anything that is not a DkeygenError is an internal error (500). */

@@ -1,11 +1,16 @@
 /**
  * The requesting client: talks to the key distribution server's HTTP API with its credential and
  * opens what it receives with its own private key. Library and CLI share it.
+ *
+ * Every answer must carry the MAC of docs/PROTOCOL.md §12.8 under the response key this client
+ * derives from its own credential; an answer without one, or with a wrong one, is refused
+ * (E_ANSWER_NOT_AUTHENTIC) before any of its fields is read, error answers included.
  */
-import { type KeyObject, randomUUID } from "node:crypto";
+import { createSecretKey, type KeyObject, randomUUID } from "node:crypto";
 import type { Secret } from "../crypto/secret.js";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
+import { ANSWER_MAC_HEADER, answerMacMatches, deriveResponseKey } from "../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
 import { DeliveryOpener } from "./delivery-opener.js";
 
@@ -47,15 +52,41 @@ export interface TotpEnrollmentResult {
   uri: string;
 }
 
+function notAuthentic(status: number, hadMac: boolean): DkeygenError {
+  const hint = hadMac
+    ? "its MAC does not verify: it was forged or altered on the way, or answers another request."
+    : status === 401
+      ? "it carries no MAC. The server refused this credential, or this registration predates authenticated answers: the admin re-registers it with dkeygen requester add NAME --replace --public-key FILE, and you store the new credential (dkeygen requester login)."
+      : "it carries no MAC (not from a dkeygen distribution server that knows this credential, or the registration predates authenticated answers: ask the admin for dkeygen requester add NAME --replace).";
+  return new DkeygenError(
+    ErrorCodes.ANSWER_NOT_AUTHENTIC,
+    `The distribution server's answer (HTTP ${status}) is not authentic and was not used: ${hint}`,
+  );
+}
+
 export class RequesterClient {
   readonly #o: RequesterClientOptions;
   readonly #base: string;
   readonly #opener: DeliveryOpener;
 
+  /** K_resp: authenticates the server's answers to this credential. */
+  readonly #responseKey: KeyObject;
+
   constructor(options: RequesterClientOptions) {
     this.#o = options;
     this.#base = options.server.replace(/\/+$/, "");
     this.#opener = new DeliveryOpener(options.privateKey, options.fingerprint);
+    const credential = Buffer.from(options.credential.expose()).toString("utf8");
+    const parts = /^dkr_([A-Za-z0-9][A-Za-z0-9._@-]{0,63})\.([A-Za-z0-9_-]{43})$/.exec(credential);
+    if (!parts) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "That is not a requester credential (dkr_<name>.<secret>).",
+      );
+    }
+    const raw = deriveResponseKey(parts[1]!, parts[2]!);
+    this.#responseKey = createSecretKey(raw);
+    raw.fill(0);
   }
 
   async #call<T>(
@@ -64,9 +95,11 @@ export class RequesterClient {
     body?: unknown,
     requestId: string = randomUUID(),
   ): Promise<T> {
+    const url = `${this.#base}${path}`;
     let response: Response;
+    let bytes: Uint8Array;
     try {
-      response = await fetch(`${this.#base}${path}`, {
+      response = await fetch(url, {
         method,
         headers: {
           authorization: `Bearer ${Buffer.from(this.#o.credential.expose()).toString("utf8")}`,
@@ -76,6 +109,7 @@ export class RequesterClient {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.#o.timeoutMs ?? 30_000),
       });
+      bytes = new Uint8Array(await response.arrayBuffer());
     } catch (cause) {
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
@@ -83,7 +117,22 @@ export class RequesterClient {
         { cause },
       );
     }
-    const text = await response.text();
+    // Nothing of an answer is used before its MAC verifies: not its status, not its body.
+    const mac = response.headers.get(ANSWER_MAC_HEADER);
+    if (
+      !answerMacMatches(
+        mac,
+        this.#responseKey,
+        requestId,
+        method,
+        new URL(url).pathname,
+        response.status,
+        bytes,
+      )
+    ) {
+      throw notAuthentic(response.status, mac !== null);
+    }
+    const text = Buffer.from(bytes).toString("utf8");
     let json: unknown;
     try {
       json = JSON.parse(text);

@@ -70,7 +70,7 @@ test("TOTP verification accepts every RFC 6238 Appendix B code at its time and r
     for (const algorithm of ["SHA1", "SHA256", "SHA512"] as const) {
       const account = `rfc-${algorithm.toLowerCase()}`;
       await storeTotp(
-        "alice-app",
+        alice.id,
         account,
         new Uint8Array(Buffer.from(totp.seeds[algorithm]!.ascii, "ascii")),
         algorithm,
@@ -107,7 +107,7 @@ test("TOTP enrollment runs a round and delivers an otpauth URI that verifies wit
   assert.equal(parsed.account, "carol@example.com");
   assert.equal(toBase32(parsed.secret), enrollment.secret);
   const record = await server.store.get(enrollment.recordId);
-  assert.equal(record?.owner, "alice-app");
+  assert.equal(record?.owner, alice.id, "the registration owns it, not the name");
   assert.equal(record?.participants.length, 2);
 
   const secret = fromBase32(enrollment.secret);
@@ -148,10 +148,12 @@ test("another requester cannot verify against, or even see, an account it did no
 });
 
 test("a key made for a requester is fetched by it, decrypted with its key, and by nobody else", async () => {
-  const admin = await server.admin();
-  const record = await admin.generate("ecc", { curve: "secp256k1" }, "alice-app");
-  admin.close();
-  assert.equal(record.owner, "alice-app");
+  // What `generate --for alice-app` makes: a round whose record the registration owns.
+  const record = await server.server.runRound({
+    purpose: "ecc",
+    params: { curve: "secp256k1" },
+    owner: alice.id,
+  });
   const fetched = await alice.client.fetchKey(record.id);
   assert.equal(fetched.record.id, record.id);
   assert.match(String(fetched.secret.pkcs8), /BEGIN PRIVATE KEY/);

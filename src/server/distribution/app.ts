@@ -28,6 +28,8 @@ import {
   isDkeygenError,
 } from "../../errors.js";
 import type { Logger } from "../../logging.js";
+import { printableShort } from "../../printable.js";
+import { ANSWER_MAC_HEADER, answerMac } from "../../protocol/answer-auth.js";
 import type { KeyRecord, KeyStore } from "../../store/types.js";
 import type { RoundRequest } from "../keygen-server.js";
 import type { Requester, RequesterRegistry } from "../requesters.js";
@@ -117,6 +119,12 @@ const UNAUTHORIZED = () =>
   new DkeygenError(
     ErrorCodes.UNAUTHORIZED,
     "Authentication required: a valid requester credential.",
+  );
+
+const MUST_RECREDENTIAL = (name: string) =>
+  new DkeygenError(
+    ErrorCodes.UNAUTHORIZED,
+    `The registration ${name} predates authenticated answers; the admin must give it a new credential (dkeygen requester add ${name} --replace --public-key FILE).`,
   );
 
 /** Maps any error to the API's error body; returns the status. */
@@ -309,9 +317,12 @@ export async function buildDistributionApp(
 
   const admit = (request: FastifyRequest, requester: Requester | undefined) => {
     if (!requester) throw UNAUTHORIZED();
-    const wait = perCredential.hit(requester.name, clock());
-    if (wait > 0) throw rateLimited(wait);
+    // Its answers could not be authenticated (§12.8): it must be re-credentialed first.
+    if (!requester.responseKey) throw MUST_RECREDENTIAL(requester.name);
+    // Set before the rate limit, so that refusal is authenticated like every other answer.
     request.requester = requester;
+    const wait = perCredential.hit(requester.id, clock());
+    if (wait > 0) throw rateLimited(wait);
   };
   const authenticate = (
     request: FastifyRequest,
@@ -367,7 +378,8 @@ export async function buildDistributionApp(
     void reply.status(404).send({
       error: {
         code: ErrorCodes.NOT_FOUND,
-        message: `No route ${request.method} ${request.url.split("?")[0]}.`,
+        // The path is the caller's: escaped and cut, like anything a peer chose that we repeat.
+        message: `No route ${printableShort(request.method, 16)} ${printableShort(request.url.split("?")[0]!, 128)}.`,
       },
     });
   });
@@ -388,6 +400,23 @@ export async function buildDistributionApp(
       done();
     });
   }
+
+  // Every answer to an authenticated request is MACed under its requester's response key, in
+  // this one place over the bytes actually sent, so no route (or error path) can forget
+  // (protocol/answer-auth.ts). HEAD answers have no body and carry none.
+  app.addHook("onSend", (request, reply, payload, done) => {
+    const key = request.requester?.responseKey;
+    if (key === undefined || request.method === "HEAD") return done(null, payload);
+    const body = typeof payload === "string" || payload instanceof Uint8Array ? payload : "";
+    const query = request.url.indexOf("?");
+    const path = query < 0 ? request.url : request.url.slice(0, query);
+    reply.header(
+      ANSWER_MAC_HEADER,
+      answerMac(key, request.id, request.method, path, reply.statusCode, body),
+    );
+    reply.header("x-request-id", request.id);
+    done(null, payload);
+  });
 
   await app.register(swagger, {
     openapi: {

@@ -146,7 +146,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const expiresAt = new Date(now + ttlMs);
       const { record, code } = await ctx.pool.claim(
         {
-          requester: requester.name,
+          requester: requester.id,
           subject,
           requestId: request.id,
           expiresAt,
@@ -186,12 +186,12 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
     async (request) => {
       const requester = request.requester!;
       const { subject, code } = request.body;
-      const key = `otp\u0000${requester.name}\u0000${subject}`;
+      const key = `otp\u0000${requester.id}\u0000${subject}`;
       const now = ctx.clock();
       return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
         const candidates = await ctx.store.list({
           purpose: OTP_PURPOSE,
-          claimedBy: requester.name,
+          claimedBy: requester.id,
           subject,
           latestClaims: LATEST_CODES,
         });
@@ -230,7 +230,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       },
     },
     async (request) => {
-      ctx.limiter.unlock(`otp\u0000${request.requester!.name}\u0000${request.body.subject}`);
+      ctx.limiter.unlock(`otp\u0000${request.requester!.id}\u0000${request.body.subject}`);
       return { subject: request.body.subject, unlocked: true };
     },
   );

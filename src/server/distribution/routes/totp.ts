@@ -46,7 +46,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       const record = await ctx.rounds.runRound({
         purpose: TOTP,
         params,
-        owner: requester.name,
+        owner: requester.id,
         subject: request.body.account,
       });
       const { output } = await readStoredSecret(ctx.store, record.id);
@@ -84,13 +84,13 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
     async (request) => {
       const requester = request.requester!;
       const { account, code } = request.body;
-      const key = `totp\u0000${requester.name}\u0000${account}`;
+      const key = `totp\u0000${requester.id}\u0000${account}`;
       const now = ctx.clock();
       return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
         // The newest enrollment of this account by this requester is the one in force. The
         // subject index keeps this lookup to the account's own enrollments.
         const record = (
-          await ctx.store.list({ purpose: TOTP, owner: requester.name, subject: account })
+          await ctx.store.list({ purpose: TOTP, owner: requester.id, subject: account })
         )
           .filter((r) => r.public.account === account)
           .at(-1);
@@ -131,7 +131,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       },
     },
     async (request) => {
-      ctx.limiter.unlock(`totp\u0000${request.requester!.name}\u0000${request.body.subject}`);
+      ctx.limiter.unlock(`totp\u0000${request.requester!.id}\u0000${request.body.subject}`);
       return { subject: request.body.subject, unlocked: true };
     },
   );
