@@ -32,7 +32,7 @@ import { join } from "node:path";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { fingerprintOf } from "../crypto/fingerprint.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
-import { readJsonFile, writeJsonFile } from "../datadir/files.js";
+import { ensureDataDir, readJsonFile, writeJsonFile } from "../datadir/files.js";
 import { withUpdateLock } from "../datadir/update-lock.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { deriveResponseKey } from "../protocol/answer-auth.js";
@@ -143,6 +143,7 @@ export async function addRequester(
   const key = requesterKeyFromPem(publicKeyPem);
   const random = options.random ?? osRandom;
   const path = join(dataDir, REQUESTERS_FILE);
+  await ensureDataDir(dataDir);
   return withUpdateLock(
     path,
     async () => {
