@@ -198,6 +198,9 @@ export class RequesterClient {
     if (
       payload.otpId !== reply.otpId ||
       payload.subject !== reply.subject ||
+      payload.expiresAt !== reply.expiresAt ||
+      typeof payload.code !== "string" ||
+      payload.code.length !== reply.digits ||
       (asked !== undefined && reply.subject !== asked)
     ) {
       throw new DkeygenError(
@@ -237,8 +240,39 @@ export class RequesterClient {
       }
     >("POST", "/v1/totp/enroll", request);
     const payload = this.#open("totp", reply.requestId, reply.recordId, reply.envelope);
-    const { requestId: _r, envelope: _e, ...rest } = reply;
-    return { ...rest, secret: String(payload.secret), uri: String(payload.uri) };
+    // The sealed parameters are the ones used; clear ones that disagree mean tampering.
+    const sealed = {
+      recordId: payload.recordId,
+      issuer: payload.issuer,
+      account: payload.account,
+      algorithm: payload.algorithm,
+      digits: payload.digits,
+      period: payload.period,
+    };
+    for (const [field, value] of Object.entries(sealed)) {
+      if (reply[field as keyof typeof sealed] !== value) {
+        throw new DkeygenError(
+          ErrorCodes.DECRYPTION_FAILED,
+          `The TOTP enrollment's ${field} does not match its sealed copy; it was not used.`,
+        );
+      }
+    }
+    if (request.account !== payload.account || request.issuer !== payload.issuer) {
+      throw new DkeygenError(
+        ErrorCodes.DECRYPTION_FAILED,
+        "The TOTP enrollment is for another issuer or account than asked; it was not used.",
+      );
+    }
+    return {
+      recordId: reply.recordId,
+      issuer: String(payload.issuer),
+      account: String(payload.account),
+      algorithm: String(payload.algorithm),
+      digits: Number(payload.digits),
+      period: Number(payload.period),
+      secret: String(payload.secret),
+      uri: String(payload.uri),
+    };
   }
 
   verifyTotp(account: string, code: string): Promise<VerifyOutcome> {

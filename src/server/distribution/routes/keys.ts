@@ -14,6 +14,7 @@ import { toPublicRecord } from "../../keygen-server.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
+import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
 const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");
@@ -70,7 +71,9 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         recordId: record.id,
         purpose: record.purpose,
         algorithm: record.algorithm,
-        secret: output,
+        // A TOTP secret comes with the parameters to use it with, sealed alike.
+        secret:
+          record.purpose === "totp" ? { ...output, ...totpParameters(record.public) } : output,
       });
       return { requestId: request.id, recordId: record.id, envelope };
     },

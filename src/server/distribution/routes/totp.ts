@@ -26,6 +26,17 @@ import { verifyAttempt } from "./otp.js";
 const security = [{ credential: [] }];
 const TOTP = "totp";
 
+/** A TOTP record's parameters from its public part: sealed with every delivery of its secret. */
+export function totpParameters(pub: Record<string, unknown>) {
+  return {
+    issuer: pub.issuer as string,
+    account: pub.account as string,
+    algorithm: pub.algorithm as string,
+    digits: pub.digits as number,
+    period: pub.period as number,
+  };
+}
+
 export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post<{ Body: TotpEnrollBody }>(
     "/v1/totp/enroll",
@@ -50,12 +61,14 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         subject: request.body.account,
       });
       const { output } = await readStoredSecret(ctx.store, record.id);
+      const pub = record.public;
+      // What the client computes codes with travels sealed too, so it need not trust the clear copy.
       const envelope = await ctx.sealer.seal(requester, "totp", request.id, record.id, {
         recordId: record.id,
         secret: output.secret as string,
         uri: output.uri as string,
+        ...totpParameters(pub),
       });
-      const pub = record.public;
       return {
         requestId: request.id,
         recordId: record.id,
