@@ -140,6 +140,24 @@ test("TOTP verification locks the account after the failure limit", async () => 
   assert.equal((await alice.client.verifyTotp("dan", "000000")).attemptsLeft, 2);
 });
 
+test("a verification of an account with no enrollment counts as a failure: the 3rd locks the account, not the 2nd", async () => {
+  for (let i = 1; i <= 3; i++) {
+    await assert.rejects(
+      alice.client.verifyTotp("ghost", "123456"),
+      (e: unknown) => isDkeygenError(e, ErrorCodes.NOT_FOUND),
+      `verification ${i} is still answered 404`,
+    );
+  }
+  await assert.rejects(alice.client.verifyTotp("ghost", "123456"), (e: unknown) =>
+    isDkeygenError(e, ErrorCodes.LOCKED),
+  );
+  // Locked for this requester only: another one's probe of the same name starts from zero.
+  await assert.rejects(bob.client.verifyTotp("ghost", "123456"), (e: unknown) =>
+    isDkeygenError(e, ErrorCodes.NOT_FOUND),
+  );
+  await alice.client.unlockTotp("ghost");
+});
+
 test("another requester cannot verify against, or even see, an account it did not enroll", async () => {
   await alice.client.enrollTotp({ issuer: "ACME", account: "erin" });
   await assert.rejects(bob.client.verifyTotp("erin", "123456"), (e: unknown) =>

@@ -36,6 +36,7 @@ import type { Requester, RequesterRegistry } from "../requesters.js";
 import type { AttemptLimiter } from "./attempts.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
 import type { OtpPool } from "./otp-pool.js";
+import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
@@ -66,6 +67,12 @@ export interface DistributionConfig {
   rateLimitPerCredential: number;
   /** How long one wrapped delivery key serves a requester (0: a new RSA wrap per delivery). */
   deliveryKeyTtlMs: number;
+  /** TOTP enrollment rounds running at once, server-wide (0: no cap). */
+  enrollmentsAtOnce: number;
+  /** TOTP enrollment rounds one requester may have running at once (0: no cap). */
+  enrollmentsAtOncePerRequester: number;
+  /** OTPs one requester may request per minute (0: no cap). */
+  otpPerMinutePerRequester: number;
 }
 
 export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
@@ -77,6 +84,9 @@ export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
   rateLimitPerAddress: 6_000,
   rateLimitPerCredential: 60_000,
   deliveryKeyTtlMs: DEFAULT_DELIVERY_KEY_TTL_MS,
+  enrollmentsAtOnce: 16,
+  enrollmentsAtOncePerRequester: 4,
+  otpPerMinutePerRequester: 3_000,
 };
 
 /** What the routes need from the key generation server. */
@@ -107,6 +117,8 @@ export interface RouteContext {
   config: DistributionConfig;
   /** Seals deliveries to requesters (delivery.ts). */
   sealer: DeliverySealer;
+  /** Enrollment-round caps and OTP quotas per requester (quotas.ts). */
+  quotas: Quotas;
   /** onRequest hook of protected routes: authenticates the requester (401 otherwise). */
   authenticate: (
     request: FastifyRequest,
@@ -451,6 +463,7 @@ export async function buildDistributionApp(
     clock,
     config: settings,
     sealer,
+    quotas: new Quotas(settings),
     authenticate,
   };
   registerHealthRoutes(app, context);

@@ -59,8 +59,7 @@ export interface AttemptOutcome {
 /**
  * Runs one verification for lock key `key`: refuses a locked subject (423) or one whose every
  * remaining attempt is already in progress (429), else reserves an attempt for `run`, which ends
- * it with `fail` or `succeed`; an attempt it ends with neither (an error, an unknown account) is
- * released uncounted.
+ * it with `fail` or `succeed`; an attempt it ends with neither (an error) is released uncounted.
  */
 export async function verifyAttempt<T>(
   limiter: AttemptLimiter,
@@ -139,6 +138,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const requester = request.requester!;
       const subject = request.body.subject ?? requester.name;
       const now = ctx.clock();
+      ctx.quotas.countOtp(requester.id, now);
       const ttlMs =
         request.body.ttlSeconds === undefined
           ? ctx.config.otpTtlMs

@@ -10,6 +10,7 @@ import type { OtpAlgorithm } from "../../../derive/hotp.js";
 import { fromBase32 } from "../../../derive/otpauth.js";
 import { totpCounter, verifyTotp } from "../../../derive/totp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import type { KeyRecord } from "../../../store/types.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import {
@@ -54,12 +55,18 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
     async (request) => {
       const requester = request.requester!;
       const params = { ...request.body };
-      const record = await ctx.rounds.runRound({
-        purpose: TOTP,
-        params,
-        owner: requester.id,
-        subject: request.body.account,
-      });
+      const release = ctx.quotas.startEnrollment(requester.id);
+      let record: KeyRecord;
+      try {
+        record = await ctx.rounds.runRound({
+          purpose: TOTP,
+          params,
+          owner: requester.id,
+          subject: request.body.account,
+        });
+      } finally {
+        release();
+      }
       const { output } = await readStoredSecret(ctx.store, record.id);
       const pub = record.public;
       // What the client computes codes with travels sealed too, so it need not trust the clear copy.
@@ -107,9 +114,13 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         )
           .filter((r) => r.public.account === account)
           .at(-1);
-        // Not a guess at a code: released uncounted (verifyAttempt).
-        if (!record)
+        // Counted like a wrong code, so asking about accounts cannot go on without limit. Still
+        // a 404: the caller is the relying service, which knows its own enrollments; the answer
+        // tells a misconfigured service what is wrong and tells nobody else anything.
+        if (!record) {
+          outcome.fail("invalid");
           throw new DkeygenError(ErrorCodes.NOT_FOUND, "No TOTP enrollment for that account.");
+        }
         const { output } = await readStoredSecret(ctx.store, record.id);
         const secret = fromBase32(String(output.secret));
         const options = {
