@@ -426,7 +426,6 @@ export async function buildDistributionApp(
       ANSWER_MAC_HEADER,
       answerMac(key, request.id, request.method, path, reply.statusCode, body),
     );
-    reply.header("x-request-id", request.id);
     done(null, payload);
   });
 
