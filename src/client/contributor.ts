@@ -111,7 +111,7 @@ export class Contributor {
     const joined = new Promise<void>((resolve, reject) => {
       this.#firstJoin = { resolve, reject };
     });
-    void this.#connect();
+    this.#connectGuarded();
     return joined;
   }
 
@@ -138,6 +138,11 @@ export class Contributor {
 
   #emit(event: ContributorEvent): void {
     for (const listener of this.#listeners) listener(event);
+  }
+
+  /** Connects; a failure nobody expected is handled like any other, never left unhandled. */
+  #connectGuarded(): void {
+    this.#connect().catch((error: unknown) => this.#fail(error));
   }
 
   async #connect(): Promise<void> {
@@ -190,7 +195,7 @@ export class Contributor {
       try {
         if (phase === "hello" && msg.type === "hello") {
           phase = "welcome";
-          void this.#onHello(connection, msg).catch((error) => this.#fail(error));
+          this.#onHello(connection, msg).catch((error: unknown) => this.#fail(error));
         } else if (phase === "welcome" && msg.type === "welcome") {
           phase = "ready";
           clearTimeout(handshakeTimer);
@@ -370,6 +375,6 @@ export class Contributor {
     const delay = backoffDelay(this.#attempt++, this.#o.reconnect ?? DEFAULT_BACKOFF, unit);
     this.#logger.info({ retryInMs: delay }, `disconnected: ${reason}`);
     this.#emit({ type: "disconnected", retryInMs: delay, reason });
-    this.#retryTimer = setTimeout(() => void this.#connect(), delay);
+    this.#retryTimer = setTimeout(() => this.#connectGuarded(), delay);
   }
 }

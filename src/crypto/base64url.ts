@@ -7,6 +7,38 @@ import { DkeygenError, ErrorCodes } from "../errors.js";
 
 const ALPHABET = /^[A-Za-z0-9_-]*$/;
 
+const CHAR = "[A-Za-z0-9_-]";
+/**
+ * The last character of a canonical encoding whose final group holds one byte (2 significant
+ * bits, the other 4 zero) or two bytes (4 significant bits, 2 zero). Any other character there
+ * decodes to the same bytes as one of these: a second spelling, which a canonical decoder refuses.
+ */
+const TAIL_ONE_BYTE = "[AQgw]";
+const TAIL_TWO_BYTES = "[AEIMQUYcgkosw048]";
+
+/**
+ * A regular expression source matching exactly the canonical unpadded base64url encodings of
+ * `bytes` bytes (with `upTo`, of 1 to `bytes` bytes): a string that matches always decodes with
+ * `fromBase64url`, to that many bytes. Schemas use it so that what passes validation decodes.
+ */
+export function base64urlPattern(bytes: number, upTo = false): string {
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new TypeError("base64urlPattern: bytes must be a positive integer");
+  }
+  const tail = `(?:${CHAR}${TAIL_ONE_BYTE}|${CHAR}{2}${TAIL_TWO_BYTES})`;
+  if (upTo) return `^(?:${CHAR}{4})*${tail}?$`;
+  const groups = Math.floor(bytes / 3) * 4;
+  const rest = bytes % 3;
+  const last =
+    rest === 1 ? `${CHAR}${TAIL_ONE_BYTE}` : rest === 2 ? `${CHAR}{2}${TAIL_TWO_BYTES}` : "";
+  return `^${CHAR}{${groups}}${last}$`;
+}
+
+/** Length of the unpadded base64url encoding of `bytes` bytes. */
+export function base64urlLength(bytes: number): number {
+  return Math.ceil((bytes * 4) / 3);
+}
+
 export function toBase64url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
 }

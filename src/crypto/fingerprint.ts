@@ -19,7 +19,8 @@ export function fingerprintOf(key: KeyObject): string {
   return fingerprintOfSpki(spkiDer(key));
 }
 
-const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+/** Canonical: the last of the 43 characters carries 4 bits and 2 zero bits. */
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$/;
 
 export function isFingerprint(text: string): boolean {
   return FINGERPRINT.test(text);

@@ -7,26 +7,40 @@
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
+import { base64urlLength, base64urlPattern } from "../crypto/base64url.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { printableShort } from "../printable.js";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
 
-/** Unpadded base64url of exactly `bytes` bytes. */
+/**
+ * Canonical unpadded base64url of exactly `bytes` bytes: the length and the unused bits of the
+ * last character are part of the pattern, so a field that passes the schema always decodes
+ * (crypto/base64url.ts) to exactly that many bytes. A schema that checked only the alphabet and
+ * the length once let a non-canonical `identity` through to a decoder that threw.
+ */
 const Bytes = (bytes: number) => {
-  const length = Math.ceil((bytes * 4) / 3);
-  return Type.String({ pattern: "^[A-Za-z0-9_-]*$", minLength: length, maxLength: length });
+  const length = base64urlLength(bytes);
+  return Type.String({ pattern: base64urlPattern(bytes), minLength: length, maxLength: length });
 };
-/** Unpadded base64url of at most `bytes` bytes. */
+/** Canonical unpadded base64url of 1 to `bytes` bytes. */
 const BytesUpTo = (bytes: number) =>
-  Type.String({ pattern: "^[A-Za-z0-9_-]*$", minLength: 1, maxLength: Math.ceil((bytes * 4) / 3) });
+  Type.String({
+    pattern: base64urlPattern(bytes, true),
+    minLength: 2,
+    maxLength: base64urlLength(bytes),
+  });
 
-export const FingerprintSchema = Type.String({ pattern: "^SHA256:[A-Za-z0-9+/]{43}$" });
+/** `SHA256:` and the 43 characters of canonical unpadded standard base64 of 32 bytes. */
+export const FingerprintSchema = Type.String({
+  pattern: "^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$",
+});
 /** Round ids: 16 random bytes, base64url. */
 export const RoundIdSchema = Bytes(16);
 const RequestId = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" });
 const Name = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$" });
 const Purpose = Type.String({ pattern: "^[a-z][a-z0-9-]{0,31}$" });
-const IsoTime = Type.String({ minLength: 20, maxLength: 30 });
+/** An instant as `Date.prototype.toISOString` writes it, in UTC: 2026-11-24T10:00:00.000Z. */
+const IsoTime = Type.String({ pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$" });
 const Version = Type.Literal(PROTOCOL_VERSION);
 const strict = { additionalProperties: false } as const;
 

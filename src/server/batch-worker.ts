@@ -112,5 +112,14 @@ parentPort?.on("message", (message: BatchJob | BatchAck) => {
     wake?.();
     return;
   }
-  void run(message);
+  // run() reports its own failures to the parent; anything past that is a bug, said loudly.
+  run(message).catch((error: unknown) => {
+    parentPort!.postMessage({
+      id: message.id,
+      error: {
+        code: ErrorCodes.OPERATIONAL,
+        message: `The derivation thread failed: ${String(error)}`,
+      },
+    });
+  });
 });

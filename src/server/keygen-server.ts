@@ -323,47 +323,51 @@ export class KeygenServer {
 
   #onFrame(session: Session, frame: Buffer): void {
     if (session.state === "closed") return;
-    let msg: AnyMessage;
+    this.#guard(session, () => this.#dispatch(session, decodeMessage(frame)));
+  }
+
+  /**
+   * The one place a peer's message is handled: whatever `work` throws, synchronously or as a
+   * rejection, goes to the peer's error path (an `error` reply, a log line, maybe a disconnect).
+   * Every handler runs through here, so no message can leave a promise rejected unhandled.
+   */
+  #guard(session: Session, work: () => void | Promise<void>): void {
+    let pending: void | Promise<void>;
     try {
-      msg = decodeMessage(frame);
+      pending = work();
     } catch (error) {
-      this.#peerError(session, error);
+      this.#peerErrorSafely(session, error);
       return;
     }
-    try {
-      this.#dispatch(session, msg);
-    } catch (error) {
-      this.#peerError(session, error);
+    if (pending instanceof Promise) {
+      pending.catch((error: unknown) => this.#peerErrorSafely(session, error));
     }
   }
 
-  #dispatch(session: Session, msg: AnyMessage): void {
+  #peerErrorSafely(session: Session, error: unknown): void {
+    try {
+      this.#peerError(session, error);
+    } catch (failure) {
+      // Answering failed too (the connection is gone, say): nothing is left to tell the peer.
+      this.#c.logger.error(
+        { remote: session.connection.remote, err: describeError(failure) },
+        "internal error while rejecting a message",
+      );
+    }
+  }
+
+  #dispatch(session: Session, msg: AnyMessage): void | Promise<void> {
     switch (session.state) {
       case "handshake":
-        if (msg.type === "join") {
-          void this.#join(session, msg);
-          return;
-        }
-        if (msg.type === "admin.auth") {
-          this.#adminAuth(session, msg);
-          return;
-        }
+        if (msg.type === "join") return this.#join(session, msg);
+        if (msg.type === "admin.auth") return this.#adminAuth(session, msg);
         break;
       case "contributor":
-        if (msg.type === "contribution") {
-          this.#contribution(session, msg);
-          return;
-        }
+        if (msg.type === "contribution") return this.#contribution(session, msg);
         break;
       case "admin":
-        if (msg.type === "admin.generate") {
-          void this.#adminGenerate(session, msg);
-          return;
-        }
-        if (msg.type === "admin.status") {
-          this.#adminStatus(session, msg);
-          return;
-        }
+        if (msg.type === "admin.generate") return this.#adminGenerate(session, msg);
+        if (msg.type === "admin.status") return this.#adminStatus(session, msg);
         break;
       default:
         break;
@@ -392,6 +396,7 @@ export class KeygenServer {
     session.errors++;
     const fatal =
       session.state === "handshake" ||
+      session.state === "joining" ||
       e.code === ErrorCodes.VERSION_MISMATCH ||
       session.errors >= this.config.maxPeerErrors;
     this.#c.logger.warn(
@@ -448,9 +453,9 @@ export class KeygenServer {
 
   async #join(session: Session, msg: MessageOf<"join">): Promise<void> {
     session.state = "joining";
-    const identity = fromBase64url(msg.identity, "identity", 32);
     let enrolled = false;
     try {
+      const identity = fromBase64url(msg.identity, "identity", 32);
       const signed = joinSignedData(session.challenge, this.fingerprint, identity, msg.token ?? "");
       const id = contributorIdOf(identity);
       let entry = this.#c.registry.get(id);

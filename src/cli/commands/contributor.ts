@@ -112,7 +112,8 @@ export function registerContributor(program: Command): void {
       const stop = () => void contributor.stop();
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);
-      void contributor.start().catch(() => {});
+      // The first join's failure also ends `done` below, which reports it.
+      contributor.start().catch(() => {});
       const fatal = await contributor.done;
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);

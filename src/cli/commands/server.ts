@@ -1,5 +1,6 @@
 /** `dkeygen server`: runs the key generation server until interrupted. */
 import type { Command } from "commander";
+import { describeError } from "../../errors.js";
 import { startServer } from "../../server/runtime.js";
 import { dataDirOption, parseDuration, parseListen, parsePositiveInt } from "../options.js";
 import { makeLogger, printJson, printTable } from "../output.js";
@@ -179,7 +180,10 @@ export function registerServer(program: Command): void {
           process.off("SIGINT", stop);
           process.off("SIGTERM", stop);
           logger.info({}, "stopping");
-          void running.stop().then(resolve);
+          running.stop().then(resolve, (error: unknown) => {
+            logger.error({ err: describeError(error) }, "stopping failed");
+            resolve();
+          });
         };
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);

@@ -75,16 +75,31 @@ export class OtpPool {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.#refillIfLow(), this.#o.retryMs);
+    this.#timer = setInterval(() => this.#refillIfLow(), this.#o.retryMs);
     this.#timer.unref();
-    void this.refill();
+    this.refill().catch((error: unknown) => this.#refillFailed(error));
   }
 
-  /** Refills when below half, or when the last refill failed. */
-  async #refillIfLow(): Promise<void> {
-    if (this.#lastError !== undefined || (await this.available()) < this.#o.size / 2) {
-      await this.refill();
-    }
+  /**
+   * Refills when below half, or when the last refill failed. Runs in the background (a timer, a
+   * claim), so it handles its own failures: a store that closed meanwhile must not become an
+   * unhandled rejection.
+   */
+  #refillIfLow(): void {
+    if (this.#stopped) return;
+    const check = async () => {
+      if (this.#lastError !== undefined || (await this.available()) < this.#o.size / 2) {
+        await this.refill();
+      }
+    };
+    check().catch((error: unknown) => this.#refillFailed(error));
+  }
+
+  #refillFailed(error: unknown): void {
+    if (this.#stopped) return;
+    const reason = describeError(error);
+    this.#o.logger.warn({ err: reason }, "OTP pool check failed; will retry");
+    this.#lastError = reason;
   }
 
   async stop(): Promise<void> {
@@ -181,7 +196,7 @@ export class OtpPool {
       );
     }
     // Keep the pool topped up in the background once it falls below half.
-    if (this.#refilling === undefined) void this.#refillIfLow();
+    if (this.#refilling === undefined) this.#refillIfLow();
     const code = this.#codes.get(record.id);
     if (code !== undefined) {
       this.#codes.delete(record.id);
