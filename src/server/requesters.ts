@@ -118,7 +118,7 @@ export interface AddedRequester {
   credential: string;
   /** True when --replace kept a live registration's id (and so its records). */
   keptRegistration: boolean;
-  /** Ids of earlier, removed registrations of this name, whose records stay theirs. */
+  /** For a new registration: ids of earlier, removed ones of this name, whose records stay theirs. */
   removedBefore: string[];
 }
 
@@ -184,7 +184,10 @@ export async function addRequester(
         fingerprint: line.fingerprint,
         credential: `dkr_${name}.${secret}`,
         keptRegistration: existing >= 0,
-        removedBefore: (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
+        removedBefore:
+          existing >= 0
+            ? []
+            : (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
       };
     },
     options.lockTimeoutMs === undefined ? {} : { timeoutMs: options.lockTimeoutMs },

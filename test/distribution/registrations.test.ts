@@ -118,6 +118,10 @@ test("a live name is refused without --replace, and ids are never reused", async
     assert.deepEqual(again.removedBefore, [...ids]);
     ids.add(again.id);
   }
+  // Replacing the live one keeps it and speaks of no earlier registration.
+  const kept = await addRequester(server.dataDir, "dup", pem, { replace: true });
+  assert.equal(kept.keptRegistration, true);
+  assert.deepEqual(kept.removedBefore, []);
 });
 
 test("a registration from before ids and response keys keeps its records by name, is refused until re-credentialed, and the server says which at start", async () => {
