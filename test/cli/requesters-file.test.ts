@@ -32,21 +32,17 @@ test("24 concurrent requester add and remove processes lose no update", async ()
   const removed = Array.from({ length: 12 }, (_, i) => `old${i}`);
   const added = Array.from({ length: 12 }, (_, i) => `new${i}`);
   for (const name of removed) await addRequester(serverDir, name, pem);
+  // 24 CLI processes starting at once on a loaded 2-core machine can take a while each.
+  const slow = { timeoutMs: 120_000 };
   const runs = await Promise.all([
     ...removed.map((name) =>
-      runCli(["requester", "remove", name, "--data-dir", serverDir, "--json"]),
+      runCli(["requester", "remove", name, "--data-dir", serverDir, "--json"], slow),
     ),
     ...added.map((name) =>
-      runCli([
-        "requester",
-        "add",
-        name,
-        "--public-key",
-        pemFile,
-        "--data-dir",
-        serverDir,
-        "--json",
-      ]),
+      runCli(
+        ["requester", "add", name, "--public-key", pemFile, "--data-dir", serverDir, "--json"],
+        slow,
+      ),
     ),
   ]);
   for (const run of runs) assert.equal(run.status, 0, run.stderr);
