@@ -108,21 +108,25 @@ function isStale(text: string, readAt: number, firstSeen: Map<string, number>): 
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Removes the lock at `path` if it still holds `staleText`, serialized with other takers-over. */
-async function takeOver(path: string, staleText: string, me: string): Promise<void> {
+/**
+ * Removes the lock at `path` if it still holds `staleText`, serialized with other takers-over.
+ * False when another taker-over is at it (the caller waits a little before looking again).
+ */
+async function takeOver(path: string, staleText: string, me: string): Promise<boolean> {
   const guard = `${path}.takeover`;
   if (!(await tryCreate(guard, me))) {
     const text = await readLock(guard);
     const holder = text === undefined ? undefined : parseHolder(text);
     // A guard left by a taker-over that died (see the header); otherwise someone is at it now.
     if (holder && holder.host === hostname() && !isAlive(holder.pid)) await removeIfExists(guard);
-    return;
+    return false;
   }
   try {
     if ((await readLock(path)) === staleText) await removeIfExists(path);
   } finally {
     await removeIfExists(guard);
   }
+  return true;
 }
 
 /**
@@ -151,10 +155,7 @@ export async function withUpdateLock<T>(
     const found = await readLock(path);
     if (found === undefined) continue; // Released in between.
     const now = Date.now();
-    if (isStale(found, now, firstSeen)) {
-      await takeOver(path, found, text);
-      continue;
-    }
+    if (isStale(found, now, firstSeen) && (await takeOver(path, found, text))) continue;
     if (now >= deadline) {
       const holder = parseHolder(found);
       throw new DkeygenError(

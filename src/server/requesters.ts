@@ -185,9 +185,7 @@ export async function addRequester(
         credential: `dkr_${name}.${secret}`,
         keptRegistration: existing >= 0,
         removedBefore:
-          existing >= 0
-            ? []
-            : (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
+          existing >= 0 ? [] : (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
       };
     },
     options.lockTimeoutMs === undefined ? {} : { timeoutMs: options.lockTimeoutMs },

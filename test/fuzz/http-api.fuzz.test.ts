@@ -517,7 +517,9 @@ function checkAnswer(
           responseKey,
           chosen,
           route.method,
-          c.path,
+          // The path as it leaves an HTTP client, dot segments resolved ("/v1/keys/." is
+          // "/v1/keys/"), as the reference client computes it.
+          new URL(c.path, "http://localhost").pathname,
           answer.status,
           answer.body,
         ),
