@@ -6,7 +6,8 @@
  *
  * The distribution server runs as `dkeygen server` on the key_store file with a warm pool: the
  * pool is filled before measuring and holds more than twice the requests measured, so no refill
- * round runs during the measurement. Rate limits are switched off (they are policy, not capacity).
+ * round runs during the measurement. Rate limits and the OTP quota are switched off (they are
+ * policy, not capacity).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -142,6 +143,8 @@ export async function startDistribution(
       "--rate-limit-address",
       "0",
       "--rate-limit-credential",
+      "0",
+      "--otp-per-minute",
       "0",
       "--log-level",
       "warn",

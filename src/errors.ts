@@ -62,6 +62,12 @@ export const ErrorCodes = {
    * expired), or client and server share no TLS version, or one side does not speak TLS.
    */
   TLS: "E_TLS",
+  /**
+   * An answer from the distribution server whose MAC is missing or does not verify (forged,
+   * altered, meant for another request, or from a registration without a response key). Raised
+   * by the requesting client; never sent by the server.
+   */
+  ANSWER_NOT_AUTHENTIC: "E_ANSWER_NOT_AUTHENTIC",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -130,6 +136,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   E_RATE_LIMITED: 429,
   E_PAYLOAD_TOO_LARGE: 413,
   E_TLS: 502,
+  E_ANSWER_NOT_AUTHENTIC: 502,
 };
 
 /** HTTP status for an error; anything that is not a DkeygenError is an internal error (500). */

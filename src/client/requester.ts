@@ -1,11 +1,16 @@
 /**
  * The requesting client: talks to the key distribution server's HTTP API with its credential and
  * opens what it receives with its own private key. Library and CLI share it.
+ *
+ * Every answer must carry the MAC of docs/PROTOCOL.md §12.8 under the response key this client
+ * derives from its own credential; an answer without one, or with a wrong one, is refused
+ * (E_ANSWER_NOT_AUTHENTIC) before any of its fields is read, error answers included.
  */
-import { type KeyObject, randomUUID } from "node:crypto";
+import { createSecretKey, type KeyObject, randomUUID } from "node:crypto";
 import type { Secret } from "../crypto/secret.js";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
+import { ANSWER_MAC_HEADER, answerMacMatches, deriveResponseKey } from "../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
 import { DeliveryOpener } from "./delivery-opener.js";
 import { createHttpCall, type HttpCall } from "./http-call.js";
@@ -50,11 +55,26 @@ export interface TotpEnrollmentResult {
   uri: string;
 }
 
+function notAuthentic(status: number, hadMac: boolean): DkeygenError {
+  const hint = hadMac
+    ? "its MAC does not verify: it was forged or altered on the way, or answers another request."
+    : status === 401
+      ? "it carries no MAC. The server refused this credential, or this registration predates authenticated answers: the admin re-registers it with dkeygen requester add NAME --replace --public-key FILE, and you store the new credential (dkeygen requester login)."
+      : "it carries no MAC (not from a dkeygen distribution server that knows this credential, or the registration predates authenticated answers: ask the admin for dkeygen requester add NAME --replace).";
+  return new DkeygenError(
+    ErrorCodes.ANSWER_NOT_AUTHENTIC,
+    `The distribution server's answer (HTTP ${status}) is not authentic and was not used: ${hint}`,
+  );
+}
+
 export class RequesterClient {
   readonly #o: RequesterClientOptions;
   readonly #base: string;
   readonly #opener: DeliveryOpener;
   readonly #http: HttpCall;
+
+  /** K_resp: authenticates the server's answers to this credential. */
+  readonly #responseKey: KeyObject;
 
   constructor(options: RequesterClientOptions) {
     this.#o = options;
@@ -64,6 +84,17 @@ export class RequesterClient {
       timeoutMs: options.timeoutMs ?? 30_000,
       ...(options.ca === undefined ? {} : { ca: options.ca }),
     });
+    const credential = Buffer.from(options.credential.expose()).toString("utf8");
+    const parts = /^dkr_([A-Za-z0-9][A-Za-z0-9._@-]{0,63})\.([A-Za-z0-9_-]{43})$/.exec(credential);
+    if (!parts) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "That is not a requester credential (dkr_<name>.<secret>).",
+      );
+    }
+    const raw = deriveResponseKey(parts[1]!, parts[2]!);
+    this.#responseKey = createSecretKey(raw);
+    raw.fill(0);
   }
 
   async #call<T>(
@@ -72,7 +103,8 @@ export class RequesterClient {
     body?: unknown,
     requestId: string = randomUUID(),
   ): Promise<T> {
-    const response = await this.#http(`${this.#base}${path}`, {
+    const url = `${this.#base}${path}`;
+    const response = await this.#http(url, {
       method,
       headers: {
         authorization: `Bearer ${Buffer.from(this.#o.credential.expose()).toString("utf8")}`,
@@ -81,6 +113,22 @@ export class RequesterClient {
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
+    // Nothing of an answer is used before its MAC verifies: not its status, not its body.
+    const header = response.headers[ANSWER_MAC_HEADER];
+    const mac = typeof header === "string" ? header : null;
+    if (
+      !answerMacMatches(
+        mac,
+        this.#responseKey,
+        requestId,
+        method,
+        new URL(url).pathname,
+        response.status,
+        response.body,
+      )
+    ) {
+      throw notAuthentic(response.status, mac !== null);
+    }
     let json: unknown;
     try {
       json = JSON.parse(response.body.toString("utf8"));
@@ -146,6 +194,9 @@ export class RequesterClient {
     if (
       payload.otpId !== reply.otpId ||
       payload.subject !== reply.subject ||
+      payload.expiresAt !== reply.expiresAt ||
+      typeof payload.code !== "string" ||
+      payload.code.length !== reply.digits ||
       (asked !== undefined && reply.subject !== asked)
     ) {
       throw new DkeygenError(
@@ -185,8 +236,39 @@ export class RequesterClient {
       }
     >("POST", "/v1/totp/enroll", request);
     const payload = this.#open("totp", reply.requestId, reply.recordId, reply.envelope);
-    const { requestId: _r, envelope: _e, ...rest } = reply;
-    return { ...rest, secret: String(payload.secret), uri: String(payload.uri) };
+    // The sealed parameters are the ones used; clear ones that disagree mean tampering.
+    const sealed = {
+      recordId: payload.recordId,
+      issuer: payload.issuer,
+      account: payload.account,
+      algorithm: payload.algorithm,
+      digits: payload.digits,
+      period: payload.period,
+    };
+    for (const [field, value] of Object.entries(sealed)) {
+      if (reply[field as keyof typeof sealed] !== value) {
+        throw new DkeygenError(
+          ErrorCodes.DECRYPTION_FAILED,
+          `The TOTP enrollment's ${field} does not match its sealed copy; it was not used.`,
+        );
+      }
+    }
+    if (request.account !== payload.account || request.issuer !== payload.issuer) {
+      throw new DkeygenError(
+        ErrorCodes.DECRYPTION_FAILED,
+        "The TOTP enrollment is for another issuer or account than asked; it was not used.",
+      );
+    }
+    return {
+      recordId: reply.recordId,
+      issuer: String(payload.issuer),
+      account: String(payload.account),
+      algorithm: String(payload.algorithm),
+      digits: Number(payload.digits),
+      period: Number(payload.period),
+      secret: String(payload.secret),
+      uri: String(payload.uri),
+    };
   }
 
   verifyTotp(account: string, code: string): Promise<VerifyOutcome> {

@@ -239,6 +239,14 @@ async function startLocked(
   const adminToken = await loadOrCreateKeyFile(join(dataDir, ADMIN_TOKEN_FILE));
   const registry = await ContributorRegistry.load(dataDir);
   const requesters = await RequesterRegistry.load(dataDir);
+  const outdated = requesters.withoutResponseKey();
+  if (outdated.length > 0) {
+    // Their answers could not be authenticated, so the distribution server refuses them.
+    logger.warn(
+      { requesters: outdated },
+      "requester registrations from before authenticated answers are refused until re-credentialed: dkeygen requester add NAME --replace --public-key FILE",
+    );
+  }
   let store = options.store;
   if (!store) {
     const path = join(dataDir, KEY_STORE_FILE);

@@ -244,7 +244,9 @@ test("a key generated for a requester is fetched with key fetch and refused with
   ]);
   assert.equal(generated.status, 0, generated.stderr);
   const record = JSON.parse(generated.stdout);
-  assert.equal(record.owner, "webapp");
+  // The record belongs to webapp's registration, by its id (the key generation server resolves
+  // the name; PROTOCOL §12.1).
+  assert.match(record.owner, /^rq:[A-Za-z0-9_-]{22}$/);
   const refused = await runCli(["key", "fetch", record.id, "--data-dir", requesterDir]);
   assert.equal(refused.status, 2);
   const out = join(dir.path, "key.json");

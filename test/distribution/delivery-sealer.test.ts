@@ -17,7 +17,7 @@ import type { Requester } from "../../src/server/requesters.js";
 function requester(name: string) {
   const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 3072 });
   const fingerprint = fingerprintOf(publicKey);
-  const who: Requester = { name, fingerprint, publicKey };
+  const who: Requester = { id: `rq:${name}`, name, fingerprint, publicKey, responseKey: undefined };
   return { who, opener: new DeliveryOpener(privateKey, fingerprint) };
 }
 

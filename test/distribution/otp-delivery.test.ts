@@ -39,7 +39,7 @@ test("200 concurrent requests get 200 distinct OTPs, none handed out twice", asy
   const byId = new Map(claimed.map((r) => [r.id, r]));
   for (const [i, otp] of otps.entries()) {
     const record = byId.get(otp.otpId);
-    assert.equal(record?.claim?.requester, "alice-app");
+    assert.equal(record?.claim?.requester, alice.id, "claims name the registration, not the name");
     assert.equal(record?.claim?.subject, `user${i}`);
     assert.equal(record?.claim?.requestId, otp.requestId);
   }

@@ -90,9 +90,12 @@ test("a replaced credential stops working and the new one works at once; a remov
 });
 
 test("a key's owner is shown to its owner only; two-factor records exist only for theirs", async () => {
-  const admin = await server.admin();
-  const key = await admin.generate("ecc", { curve: "p256" }, "alice-app");
-  admin.close();
+  // What `generate --for alice-app` makes: a round whose record the registration owns.
+  const key = await server.server.runRound({
+    purpose: "ecc",
+    params: { curve: "p256" },
+    owner: alice.id,
+  });
   assert.equal((await alice.client.getKey(key.id)).owner, "alice-app");
   const seenByBob = await bob.client.getKey(key.id);
   assert.equal(seenByBob.id, key.id);
@@ -138,11 +141,15 @@ test("a client's chosen request id is bound into the delivery; a replayed answer
   assert.equal(odd.status, 200);
   assert.match(String(odd.body.requestId), /^[0-9a-f-]{36}$/);
 
-  // A network attacker answering a new request with the recorded first answer gets nowhere.
+  // A network attacker answering a new request with the recorded first answer, MAC and all,
+  // gets nowhere: the MAC covers the request id the new request chose.
   const { createServer } = await import("node:http");
   const replayer = createServer((_req, res) => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify(first.body));
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "x-dkeygen-mac": first.headers.get("x-dkeygen-mac")!,
+    });
+    res.end(first.text);
   });
   await new Promise<void>((resolve) => replayer.listen(0, "127.0.0.1", resolve));
   try {
@@ -155,8 +162,9 @@ test("a client's chosen request id is bound into the delivery; a replayed answer
       privateKey: keys.privateKey,
       fingerprint: keys.fingerprint,
     });
+    assert.match(String(first.headers.get("x-dkeygen-mac")), /^[A-Za-z0-9_-]{43}$/);
     await assert.rejects(fooled.requestOtp({ subject: "henry" }), (e: unknown) =>
-      isDkeygenError(e, ErrorCodes.MALFORMED_MESSAGE),
+      isDkeygenError(e, ErrorCodes.ANSWER_NOT_AUTHENTIC),
     );
   } finally {
     replayer.close();

@@ -70,7 +70,7 @@ test("TOTP verification accepts every RFC 6238 Appendix B code at its time and r
     for (const algorithm of ["SHA1", "SHA256", "SHA512"] as const) {
       const account = `rfc-${algorithm.toLowerCase()}`;
       await storeTotp(
-        "alice-app",
+        alice.id,
         account,
         new Uint8Array(Buffer.from(totp.seeds[algorithm]!.ascii, "ascii")),
         algorithm,
@@ -107,7 +107,7 @@ test("TOTP enrollment runs a round and delivers an otpauth URI that verifies wit
   assert.equal(parsed.account, "carol@example.com");
   assert.equal(toBase32(parsed.secret), enrollment.secret);
   const record = await server.store.get(enrollment.recordId);
-  assert.equal(record?.owner, "alice-app");
+  assert.equal(record?.owner, alice.id, "the registration owns it, not the name");
   assert.equal(record?.participants.length, 2);
 
   const secret = fromBase32(enrollment.secret);
@@ -140,6 +140,24 @@ test("TOTP verification locks the account after the failure limit", async () => 
   assert.equal((await alice.client.verifyTotp("dan", "000000")).attemptsLeft, 2);
 });
 
+test("a verification of an account with no enrollment counts as a failure: the 3rd locks the account, not the 2nd", async () => {
+  for (let i = 1; i <= 3; i++) {
+    await assert.rejects(
+      alice.client.verifyTotp("ghost", "123456"),
+      (e: unknown) => isDkeygenError(e, ErrorCodes.NOT_FOUND),
+      `verification ${i} is still answered 404`,
+    );
+  }
+  await assert.rejects(alice.client.verifyTotp("ghost", "123456"), (e: unknown) =>
+    isDkeygenError(e, ErrorCodes.LOCKED),
+  );
+  // Locked for this requester only: another one's probe of the same name starts from zero.
+  await assert.rejects(bob.client.verifyTotp("ghost", "123456"), (e: unknown) =>
+    isDkeygenError(e, ErrorCodes.NOT_FOUND),
+  );
+  await alice.client.unlockTotp("ghost");
+});
+
 test("another requester cannot verify against, or even see, an account it did not enroll", async () => {
   await alice.client.enrollTotp({ issuer: "ACME", account: "erin" });
   await assert.rejects(bob.client.verifyTotp("erin", "123456"), (e: unknown) =>
@@ -148,10 +166,12 @@ test("another requester cannot verify against, or even see, an account it did no
 });
 
 test("a key made for a requester is fetched by it, decrypted with its key, and by nobody else", async () => {
-  const admin = await server.admin();
-  const record = await admin.generate("ecc", { curve: "secp256k1" }, "alice-app");
-  admin.close();
-  assert.equal(record.owner, "alice-app");
+  // What `generate --for alice-app` makes: a round whose record the registration owns.
+  const record = await server.server.runRound({
+    purpose: "ecc",
+    params: { curve: "secp256k1" },
+    owner: alice.id,
+  });
   const fetched = await alice.client.fetchKey(record.id);
   assert.equal(fetched.record.id, record.id);
   assert.match(String(fetched.secret.pkcs8), /BEGIN PRIVATE KEY/);

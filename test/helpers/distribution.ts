@@ -13,21 +13,32 @@ import type { TestServer } from "./ceremony.js";
 
 export interface TestRequester {
   name: string;
+  /** The registration id (what records' owner and claims' requester hold). */
+  id: string;
   client: RequesterClient;
   credential: string;
   dataDir: string;
   fingerprint: string;
 }
 
-/** Makes a requester's key pair, registers it with the server and returns a ready client. */
+/**
+ * Makes a requester's key pair (in `requester-<name>`, or `requester-<name>-<folder>` for another
+ * key under the same name), registers it with the server and returns a ready client.
+ */
 export async function registerTestRequester(
   server: TestServer,
   name: string,
+  options: { folder?: string; replace?: boolean } = {},
 ): Promise<TestRequester> {
-  const dataDir = join(server.root, `requester-${name}`);
+  const dataDir = join(
+    server.root,
+    options.folder === undefined ? `requester-${name}` : `requester-${name}-${options.folder}`,
+  );
   const keys = await loadOrCreateRequesterKeys(dataDir);
   const pem = keys.publicKey.export({ type: "spki", format: "pem" }) as string;
-  const { credential } = await addRequester(server.dataDir, name, pem);
+  const { credential, id } = await addRequester(server.dataDir, name, pem, {
+    replace: options.replace === true,
+  });
   await saveCredential(dataDir, credential);
   await writeRequesterConfig(dataDir, { server: server.httpUrl! });
   const client = new RequesterClient({
@@ -37,13 +48,15 @@ export async function registerTestRequester(
     fingerprint: keys.fingerprint,
     ...(server.ca === undefined ? {} : { ca: server.ca }),
   });
-  return { name, client, credential, dataDir, fingerprint: keys.fingerprint };
+  return { name, id, client, credential, dataDir, fingerprint: keys.fingerprint };
 }
 
 export interface HttpResult {
   status: number;
   headers: Headers;
   body: Record<string, unknown>;
+  /** The body exactly as received. */
+  text: string;
 }
 
 /** A raw HTTP call, for what a well-behaved client would never send. */
@@ -75,7 +88,7 @@ export async function http(
   } catch {
     parsed = { raw: text };
   }
-  return { status: response.status, headers: response.headers, body: parsed };
+  return { status: response.status, headers: response.headers, body: parsed, text };
 }
 
 export interface RawConnection {

@@ -149,7 +149,10 @@ export function registerRequester(program: Command): void {
     .argument("<name>", "the client's name")
     .requiredOption("--public-key <file>", "the client's SPKI PEM public key (RSA ≥ 3072)")
     .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
-    .option("--replace", "give an existing name a new key and credential")
+    .option(
+      "--replace",
+      "give a registered name a new key and credential; it keeps its registration and records",
+    )
     .option("--json", "print as JSON")
     .action(
       async (
@@ -172,10 +175,18 @@ export function registerRequester(program: Command): void {
         }
         process.stdout.write(`${added.credential}\n`);
         process.stderr.write(
-          `Requester ${name} registered. Give it the credential above (shown once).\n`,
+          added.keptRegistration
+            ? `Requester ${name} replaced: new key and credential; it keeps registration ${added.id} and its records. Give it the credential above (shown once).\n`
+            : `Requester ${name} registered as ${added.id}. Give it the credential above (shown once).\n`,
         );
+        if (added.removedBefore.length > 0) {
+          process.stderr.write(
+            `${name} was registered before (${added.removedBefore.join(", ")}, removed); this is a new registration and sees none of that one's records.\n`,
+          );
+        }
         printTable(
           [
+            ["registration", added.id],
             ["fingerprint", added.fingerprint],
             ["server", httpUrl ?? "-"],
           ],
@@ -193,9 +204,12 @@ export function registerRequester(program: Command): void {
     .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
     .option("--json", "print as JSON")
     .action(async (name: string, flags: { dataDir?: string; json?: boolean }) => {
-      await removeRequester(dataDirOption(flags.dataDir, "server"), name);
-      if (flags.json) printJson({ name, removed: true });
-      else process.stderr.write(`Requester ${name} removed; its credential no longer works.\n`);
+      const removed = await removeRequester(dataDirOption(flags.dataDir, "server"), name);
+      if (flags.json) printJson({ ...removed, removed: true });
+      else
+        process.stderr.write(
+          `Requester ${name} (${removed.id}) removed; its credential no longer works, and a later registration of the name will not see its records.\n`,
+        );
     });
 
   requester
@@ -207,7 +221,10 @@ export function registerRequester(program: Command): void {
       const list = await listRequesters(dataDirOption(flags.dataDir, "server"));
       if (flags.json) printJson(list);
       else
-        for (const r of list) process.stdout.write(`${r.name}\t${r.fingerprint}\t${r.addedAt}\n`);
+        for (const r of list.requesters) {
+          const outdated = r.responseKey ? "" : "\tneeds --replace (no response key)";
+          process.stdout.write(`${r.name}\t${r.id}\t${r.fingerprint}\t${r.addedAt}${outdated}\n`);
+        }
     });
 
   withRequesterOptions(

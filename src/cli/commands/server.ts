@@ -26,6 +26,9 @@ interface ServerFlags {
   deliveryKeyTtl: string;
   tlsCert?: string;
   tlsKey?: string;
+  enrollmentsAtOnce: string;
+  enrollmentsPerRequester: string;
+  otpPerMinute: string;
   logFormat?: string;
   logLevel?: string;
   json?: boolean;
@@ -84,6 +87,17 @@ export function registerServer(program: Command): void {
       "serve both listeners over TLS (wss://, https://) with this PEM certificate chain",
     )
     .option("--tls-key <file>", "the certificate's PEM private key (unencrypted, mode 0600)")
+    .option(
+      "--enrollments-at-once <n>",
+      "TOTP enrollment rounds running at once, server-wide (0: no cap)",
+      "16",
+    )
+    .option(
+      "--enrollments-per-requester <n>",
+      "TOTP enrollment rounds one requester may have running at once (0: no cap)",
+      "4",
+    )
+    .option("--otp-per-minute <n>", "OTPs one requester may request per minute (0: no cap)", "3000")
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .option("--json", "print the startup summary as JSON")
@@ -139,6 +153,21 @@ export function registerServer(program: Command): void {
                   rateLimitPerCredential: parsePositiveInt(
                     flags.rateLimitCredential,
                     "--rate-limit-credential",
+                    0,
+                  ),
+                  enrollmentsAtOnce: parsePositiveInt(
+                    flags.enrollmentsAtOnce,
+                    "--enrollments-at-once",
+                    0,
+                  ),
+                  enrollmentsAtOncePerRequester: parsePositiveInt(
+                    flags.enrollmentsPerRequester,
+                    "--enrollments-per-requester",
+                    0,
+                  ),
+                  otpPerMinutePerRequester: parsePositiveInt(
+                    flags.otpPerMinute,
+                    "--otp-per-minute",
                     0,
                   ),
                   deliveryKeyTtlMs:

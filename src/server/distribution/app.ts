@@ -30,6 +30,8 @@ import {
   isDkeygenError,
 } from "../../errors.js";
 import type { Logger } from "../../logging.js";
+import { printableShort } from "../../printable.js";
+import { ANSWER_MAC_HEADER, answerMac } from "../../protocol/answer-auth.js";
 import type { KeyRecord, KeyStore } from "../../store/types.js";
 import { type TlsServerOptions, tlsServerSettings } from "../../transport/tls.js";
 import type { RoundRequest } from "../keygen-server.js";
@@ -37,6 +39,7 @@ import type { Requester, RequesterRegistry } from "../requesters.js";
 import type { AttemptLimiter } from "./attempts.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
 import type { OtpPool } from "./otp-pool.js";
+import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
@@ -67,6 +70,12 @@ export interface DistributionConfig {
   rateLimitPerCredential: number;
   /** How long one wrapped delivery key serves a requester (0: a new RSA wrap per delivery). */
   deliveryKeyTtlMs: number;
+  /** TOTP enrollment rounds running at once, server-wide (0: no cap). */
+  enrollmentsAtOnce: number;
+  /** TOTP enrollment rounds one requester may have running at once (0: no cap). */
+  enrollmentsAtOncePerRequester: number;
+  /** OTPs one requester may request per minute (0: no cap). */
+  otpPerMinutePerRequester: number;
 }
 
 export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
@@ -78,6 +87,9 @@ export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
   rateLimitPerAddress: 6_000,
   rateLimitPerCredential: 60_000,
   deliveryKeyTtlMs: DEFAULT_DELIVERY_KEY_TTL_MS,
+  enrollmentsAtOnce: 16,
+  enrollmentsAtOncePerRequester: 4,
+  otpPerMinutePerRequester: 3_000,
 };
 
 /** What the routes need from the key generation server. */
@@ -110,6 +122,8 @@ export interface RouteContext {
   config: DistributionConfig;
   /** Seals deliveries to requesters (delivery.ts). */
   sealer: DeliverySealer;
+  /** Enrollment-round caps and OTP quotas per requester (quotas.ts). */
+  quotas: Quotas;
   /** onRequest hook of protected routes: authenticates the requester (401 otherwise). */
   authenticate: (
     request: FastifyRequest,
@@ -122,6 +136,12 @@ const UNAUTHORIZED = () =>
   new DkeygenError(
     ErrorCodes.UNAUTHORIZED,
     "Authentication required: a valid requester credential.",
+  );
+
+const MUST_RECREDENTIAL = (name: string) =>
+  new DkeygenError(
+    ErrorCodes.UNAUTHORIZED,
+    `The registration ${name} predates authenticated answers; the admin must give it a new credential (dkeygen requester add ${name} --replace --public-key FILE).`,
   );
 
 /** Maps any error to the API's error body; returns the status. */
@@ -328,9 +348,12 @@ export async function buildDistributionApp(
 
   const admit = (request: FastifyRequest, requester: Requester | undefined) => {
     if (!requester) throw UNAUTHORIZED();
-    const wait = perCredential.hit(requester.name, clock());
-    if (wait > 0) throw rateLimited(wait);
+    // Its answers could not be authenticated (§12.8): it must be re-credentialed first.
+    if (!requester.responseKey) throw MUST_RECREDENTIAL(requester.name);
+    // Set before the rate limit, so that refusal is authenticated like every other answer.
     request.requester = requester;
+    const wait = perCredential.hit(requester.id, clock());
+    if (wait > 0) throw rateLimited(wait);
   };
   const authenticate = (
     request: FastifyRequest,
@@ -386,7 +409,8 @@ export async function buildDistributionApp(
     void reply.status(404).send({
       error: {
         code: ErrorCodes.NOT_FOUND,
-        message: `No route ${request.method} ${request.url.split("?")[0]}.`,
+        // The path is the caller's: escaped and cut, like anything a peer chose that we repeat.
+        message: `No route ${printableShort(request.method, 16)} ${printableShort(request.url.split("?")[0]!, 128)}.`,
       },
     });
   });
@@ -407,6 +431,22 @@ export async function buildDistributionApp(
       done();
     });
   }
+
+  // Every answer to an authenticated request is MACed under its requester's response key, in
+  // this one place over the bytes actually sent, so no route (or error path) can forget
+  // (protocol/answer-auth.ts). HEAD answers have no body and carry none.
+  app.addHook("onSend", (request, reply, payload, done) => {
+    const key = request.requester?.responseKey;
+    if (key === undefined || request.method === "HEAD") return done(null, payload);
+    const body = typeof payload === "string" || payload instanceof Uint8Array ? payload : "";
+    const query = request.url.indexOf("?");
+    const path = query < 0 ? request.url : request.url.slice(0, query);
+    reply.header(
+      ANSWER_MAC_HEADER,
+      answerMac(key, request.id, request.method, path, reply.statusCode, body),
+    );
+    done(null, payload);
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -441,6 +481,7 @@ export async function buildDistributionApp(
     clock,
     config: settings,
     sealer,
+    quotas: new Quotas(settings),
     authenticate,
   };
   registerHealthRoutes(app, context);

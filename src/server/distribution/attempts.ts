@@ -39,7 +39,7 @@ export interface AttemptLimiter {
   fail(key: string, now: number): AttemptState;
   /** Ends a reserved attempt as a success: the subject's failures are forgotten. */
   succeed(key: string): void;
-  /** Ends a reserved attempt that checked no code (an error, an unknown account): not counted. */
+  /** Ends a reserved attempt that checked no code (an error): not counted. */
   abandon(key: string): void;
   /** Lifts a lock and forgets the failures (attempts in progress stay reserved). */
   unlock(key: string): void;

@@ -14,14 +14,15 @@ import { toPublicRecord } from "../../keygen-server.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
+import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
 const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");
 const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp"]);
 
-/** Whether `record` is `requester`'s: made for it, or (an OTP) handed to it. */
-const belongsTo = (record: KeyRecord, requester: string) =>
-  record.owner === requester || record.claim?.requester === requester;
+/** Whether `record` is registration `id`'s: made for it, or (an OTP) handed to it. */
+const belongsTo = (record: KeyRecord, id: string) =>
+  record.owner === id || record.claim?.requester === id;
 
 export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get<{ Params: KeyParams }>(
@@ -37,13 +38,14 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       },
     },
     async (request) => {
-      const requester = request.requester!.name;
+      const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
-      if (!record || (SUBJECT_PURPOSES.has(record.purpose) && !belongsTo(record, requester))) {
+      if (!record || (SUBJECT_PURPOSES.has(record.purpose) && !belongsTo(record, requester.id))) {
         throw new DkeygenError(ErrorCodes.NOT_FOUND, "No such record.");
       }
       const { owner, ...shared } = toPublicRecord(record, record.owner);
-      return owner === requester ? { ...shared, owner } : shared;
+      // Shown to its owner only, by the name it knows itself by.
+      return owner === requester.id ? { ...shared, owner: requester.name } : shared;
     },
   );
 
@@ -63,13 +65,15 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
     async (request) => {
       const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
-      if (!record || record.owner !== requester.name) throw notFound();
+      if (!record || record.owner !== requester.id) throw notFound();
       const { output } = await readStoredSecret(ctx.store, record.id);
       const envelope = await ctx.sealer.seal(requester, "key", request.id, record.id, {
         recordId: record.id,
         purpose: record.purpose,
         algorithm: record.algorithm,
-        secret: output,
+        // A TOTP secret comes with the parameters to use it with, sealed alike.
+        secret:
+          record.purpose === "totp" ? { ...output, ...totpParameters(record.public) } : output,
       });
       return { requestId: request.id, recordId: record.id, envelope };
     },

@@ -59,8 +59,7 @@ export interface AttemptOutcome {
 /**
  * Runs one verification for lock key `key`: refuses a locked subject (423) or one whose every
  * remaining attempt is already in progress (429), else reserves an attempt for `run`, which ends
- * it with `fail` or `succeed`; an attempt it ends with neither (an error, an unknown account) is
- * released uncounted.
+ * it with `fail` or `succeed`; an attempt it ends with neither (an error) is released uncounted.
  */
 export async function verifyAttempt<T>(
   limiter: AttemptLimiter,
@@ -139,6 +138,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const requester = request.requester!;
       const subject = request.body.subject ?? requester.name;
       const now = ctx.clock();
+      ctx.quotas.countOtp(requester.id, now);
       const ttlMs =
         request.body.ttlSeconds === undefined
           ? ctx.config.otpTtlMs
@@ -146,7 +146,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const expiresAt = new Date(now + ttlMs);
       const { record, code } = await ctx.pool.claim(
         {
-          requester: requester.name,
+          requester: requester.id,
           subject,
           requestId: request.id,
           expiresAt,
@@ -186,12 +186,12 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
     async (request) => {
       const requester = request.requester!;
       const { subject, code } = request.body;
-      const key = `otp\u0000${requester.name}\u0000${subject}`;
+      const key = `otp\u0000${requester.id}\u0000${subject}`;
       const now = ctx.clock();
       return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
         const candidates = await ctx.store.list({
           purpose: OTP_PURPOSE,
-          claimedBy: requester.name,
+          claimedBy: requester.id,
           subject,
           latestClaims: LATEST_CODES,
         });
@@ -230,7 +230,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       },
     },
     async (request) => {
-      ctx.limiter.unlock(`otp\u0000${request.requester!.name}\u0000${request.body.subject}`);
+      ctx.limiter.unlock(`otp\u0000${request.requester!.id}\u0000${request.body.subject}`);
       return { subject: request.body.subject, unlocked: true };
     },
   );

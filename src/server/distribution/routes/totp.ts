@@ -10,6 +10,7 @@ import type { OtpAlgorithm } from "../../../derive/hotp.js";
 import { fromBase32 } from "../../../derive/otpauth.js";
 import { totpCounter, verifyTotp } from "../../../derive/totp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import type { KeyRecord } from "../../../store/types.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import {
@@ -25,6 +26,17 @@ import { verifyAttempt } from "./otp.js";
 
 const security = [{ credential: [] }];
 const TOTP = "totp";
+
+/** A TOTP record's parameters from its public part: sealed with every delivery of its secret. */
+export function totpParameters(pub: Record<string, unknown>) {
+  return {
+    issuer: pub.issuer as string,
+    account: pub.account as string,
+    algorithm: pub.algorithm as string,
+    digits: pub.digits as number,
+    period: pub.period as number,
+  };
+}
 
 export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post<{ Body: TotpEnrollBody }>(
@@ -43,19 +55,27 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
     async (request) => {
       const requester = request.requester!;
       const params = { ...request.body };
-      const record = await ctx.rounds.runRound({
-        purpose: TOTP,
-        params,
-        owner: requester.name,
-        subject: request.body.account,
-      });
+      const release = ctx.quotas.startEnrollment(requester.id);
+      let record: KeyRecord;
+      try {
+        record = await ctx.rounds.runRound({
+          purpose: TOTP,
+          params,
+          owner: requester.id,
+          subject: request.body.account,
+        });
+      } finally {
+        release();
+      }
       const { output } = await readStoredSecret(ctx.store, record.id);
+      const pub = record.public;
+      // What the client computes codes with travels sealed too, so it need not trust the clear copy.
       const envelope = await ctx.sealer.seal(requester, "totp", request.id, record.id, {
         recordId: record.id,
         secret: output.secret as string,
         uri: output.uri as string,
+        ...totpParameters(pub),
       });
-      const pub = record.public;
       return {
         requestId: request.id,
         recordId: record.id,
@@ -84,19 +104,23 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
     async (request) => {
       const requester = request.requester!;
       const { account, code } = request.body;
-      const key = `totp\u0000${requester.name}\u0000${account}`;
+      const key = `totp\u0000${requester.id}\u0000${account}`;
       const now = ctx.clock();
       return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
         // The newest enrollment of this account by this requester is the one in force. The
         // subject index keeps this lookup to the account's own enrollments.
         const record = (
-          await ctx.store.list({ purpose: TOTP, owner: requester.name, subject: account })
+          await ctx.store.list({ purpose: TOTP, owner: requester.id, subject: account })
         )
           .filter((r) => r.public.account === account)
           .at(-1);
-        // Not a guess at a code: released uncounted (verifyAttempt).
-        if (!record)
+        // Counted like a wrong code, so asking about accounts cannot go on without limit. Still
+        // a 404: the caller is the relying service, which knows its own enrollments; the answer
+        // tells a misconfigured service what is wrong and tells nobody else anything.
+        if (!record) {
+          outcome.fail("invalid");
           throw new DkeygenError(ErrorCodes.NOT_FOUND, "No TOTP enrollment for that account.");
+        }
         const { output } = await readStoredSecret(ctx.store, record.id);
         const secret = fromBase32(String(output.secret));
         const options = {
@@ -131,7 +155,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       },
     },
     async (request) => {
-      ctx.limiter.unlock(`totp\u0000${request.requester!.name}\u0000${request.body.subject}`);
+      ctx.limiter.unlock(`totp\u0000${request.requester!.id}\u0000${request.body.subject}`);
       return { subject: request.body.subject, unlocked: true };
     },
   );
