@@ -81,10 +81,15 @@ const PublicRecord = Type.Object(
     algorithm: Type.String({ maxLength: 64 }),
     public: Type.Record(Type.String(), Type.Unknown()),
     /**
-     * Who may fetch the secret part: a requesting client (by name), or "@admin" for what an admin
-     * generated without --for.
+     * Who may fetch the secret part, as stored: a requesting client's registration id (`rq:` and
+     * 22 base64url characters; a registration from before ids existed: its name), or "@admin" for
+     * what an admin generated without --for.
      */
-    owner: Type.Optional(Type.String({ pattern: "^(?:@admin|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$" })),
+    owner: Type.Optional(
+      Type.String({
+        pattern: "^(?:@admin|rq:[A-Za-z0-9_-]{22}|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$",
+      }),
+    ),
   },
   strict,
 );

@@ -85,7 +85,7 @@ async function adminGenerate(
       type: "admin.round",
       v: PROTOCOL_VERSION,
       requestId: msg.requestId,
-      record: toPublicRecord(record, msg.owner ?? ADMIN_OWNER),
+      record: toPublicRecord(record, record.owner),
       ...(secret === undefined ? {} : { secret }),
     });
   } catch (error) {

@@ -3,8 +3,8 @@ import type { PublicRecordWire } from "../protocol/messages.js";
 import type { KeyRecord } from "../store/types.js";
 
 /**
- * The record's public fields. `owner` is shown as given (a requester name, or "@admin"); the
- * store's owner value — a registration id — is not shown, so callers pass the name they know.
+ * The record's public fields, with `owner` as the caller decides to show it: the stored value (a
+ * registration id or "@admin") to an admin, the requester's own name to its owner, or nothing.
  */
 export function toPublicRecord(record: KeyRecord, owner?: string): PublicRecordWire {
   return {

@@ -86,7 +86,8 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
   }
 }
 
-export function recordHeader(record: PublicRecordWire): [string, string][] {
+/** The header rows of a record; `ownerName` shows a registration id with the name it was for. */
+export function recordHeader(record: PublicRecordWire, ownerName?: string): [string, string][] {
   const rows: [string, string][] = [
     ["record", record.id],
     ["purpose", record.purpose],
@@ -95,7 +96,13 @@ export function recordHeader(record: PublicRecordWire): [string, string][] {
     ["created", record.createdAt],
     ["contributors", String(record.participants.length)],
   ];
-  if (record.owner !== undefined) rows.push(["for", record.owner]);
+  if (record.owner !== undefined) {
+    const shown =
+      ownerName !== undefined && ownerName !== record.owner
+        ? `${ownerName} (registration ${record.owner})`
+        : record.owner;
+    rows.push(["for", shown]);
+  }
   return rows;
 }
 
@@ -130,9 +137,15 @@ export function registerGenerate(program: Command): void {
         const { record, secret } = flags.revealSecret
           ? await admin.generateRevealed(purpose, params, flags.for)
           : { record: await admin.generate(purpose, params, flags.for), secret: undefined };
-        await showResult(recordHeader(record), record.public as JsonObject, secret, flags, {
-          ...record,
-        });
+        await showResult(
+          recordHeader(record, flags.for),
+          record.public as JsonObject,
+          secret,
+          flags,
+          {
+            ...record,
+          },
+        );
       } finally {
         admin.close();
       }
