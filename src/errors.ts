@@ -25,7 +25,7 @@ export const ErrorCodes = {
   NOT_ENROLLED: "E_NOT_ENROLLED",
   /** Admin access refused. */
   UNAUTHORIZED: "E_UNAUTHORIZED",
-  /** A signature that does not verify. */
+  /** A signature or MAC that does not verify (a join, a contribution, an admin frame, a proof). */
   BAD_SIGNATURE: "E_BAD_SIGNATURE",
   /** A ciphertext that does not decrypt. Deliberately says nothing about why. */
   DECRYPTION_FAILED: "E_DECRYPTION_FAILED",
