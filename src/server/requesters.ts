@@ -18,7 +18,7 @@
  *
  *   requesters.json   {requesters: [{id, name, publicKey (SPKI PEM), fingerprint, credentialHash,
  *                     responseKey, addedAt}], removed: [{name, id, removedAt}]}, 0600. `requester
- *                     add` and `remove` change it under an exclusive lock (update-lock.ts) and
+ *                     add` and `remove` change it under an exclusive lock (datadir/lock-file.ts) and
  *                     write it atomically, by rename; the server only reads it. The server checks
  *                     it for changes (a stat; a read only when it changed) every second, so a
  *                     replaced or removed credential stops working within a second, and before
@@ -33,7 +33,7 @@ import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { fingerprintOf } from "../crypto/fingerprint.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { ensureDataDir, readJsonFile, writeJsonFile } from "../datadir/files.js";
-import { withUpdateLock } from "../datadir/update-lock.js";
+import { LockFile } from "../datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { deriveResponseKey } from "../protocol/answer-auth.js";
 
@@ -144,51 +144,65 @@ export async function addRequester(
   const random = options.random ?? osRandom;
   const path = join(dataDir, REQUESTERS_FILE);
   await ensureDataDir(dataDir);
-  return withUpdateLock(
-    path,
-    async () => {
-      const file = await readRequestersFile(path);
-      const existing = file.requesters.findIndex((r) => r.name === name);
-      if (existing >= 0 && !options.replace) {
-        throw new DkeygenError(
-          ErrorCodes.USAGE,
-          `A requester named ${name} is already registered (use --replace).`,
-        );
-      }
-      const taken = new Set([
-        ...file.requesters.map(idOf),
-        ...(file.removed ?? []).map((t) => t.id),
-      ]);
-      let id: string;
-      if (existing >= 0) id = idOf(file.requesters[existing]!);
-      else {
-        do id = `rq:${toBase64url(random(16))}`;
-        while (taken.has(id));
-      }
-      const secret = toBase64url(random(32));
-      const line: RegistrationLine = {
-        id,
-        name,
-        publicKey: key.export({ type: "spki", format: "pem" }) as string,
-        fingerprint: fingerprintOf(key),
-        credentialHash: sha256(secret).toString("hex"),
-        responseKey: toBase64url(deriveResponseKey(name, secret)),
-        addedAt: (options.now ?? new Date()).toISOString(),
-      };
-      if (existing >= 0) file.requesters[existing] = line;
-      else file.requesters.push(line);
-      await writeJsonFile(path, file);
-      return {
-        name,
-        id,
-        fingerprint: line.fingerprint,
-        credential: `dkr_${name}.${secret}`,
-        keptRegistration: existing >= 0,
-        removedBefore:
-          existing >= 0 ? [] : (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
-      };
+  return updateLocked(path, options.lockTimeoutMs, async () => {
+    const file = await readRequestersFile(path);
+    const existing = file.requesters.findIndex((r) => r.name === name);
+    if (existing >= 0 && !options.replace) {
+      throw new DkeygenError(
+        ErrorCodes.USAGE,
+        `A requester named ${name} is already registered (use --replace).`,
+      );
+    }
+    const taken = new Set([...file.requesters.map(idOf), ...(file.removed ?? []).map((t) => t.id)]);
+    let id: string;
+    if (existing >= 0) id = idOf(file.requesters[existing]!);
+    else {
+      do id = `rq:${toBase64url(random(16))}`;
+      while (taken.has(id));
+    }
+    const secret = toBase64url(random(32));
+    const line: RegistrationLine = {
+      id,
+      name,
+      publicKey: key.export({ type: "spki", format: "pem" }) as string,
+      fingerprint: fingerprintOf(key),
+      credentialHash: sha256(secret).toString("hex"),
+      responseKey: toBase64url(deriveResponseKey(name, secret)),
+      addedAt: (options.now ?? new Date()).toISOString(),
+    };
+    if (existing >= 0) file.requesters[existing] = line;
+    else file.requesters.push(line);
+    await writeJsonFile(path, file);
+    return {
+      name,
+      id,
+      fingerprint: line.fingerprint,
+      credential: `dkr_${name}.${secret}`,
+      keptRegistration: existing >= 0,
+      removedBefore:
+        existing >= 0 ? [] : (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
+    };
+  });
+}
+
+/**
+ * Runs a read-modify-write of requesters.json holding its lock (`requesters.json.lock`): a second
+ * `requester add`/`remove` waits for the first (up to `timeoutMs`, default 10 s) instead of
+ * reading the same old file and undoing its change.
+ */
+function updateLocked<T>(
+  path: string,
+  timeoutMs: number | undefined,
+  update: () => Promise<T>,
+): Promise<T> {
+  return LockFile.holding(
+    `${path}.lock`,
+    {
+      what: path,
+      busy: ["being changed by", "try again"],
+      waitMs: timeoutMs ?? 10_000,
     },
-    options.lockTimeoutMs === undefined ? {} : { timeoutMs: options.lockTimeoutMs },
+    update,
   );
 }
 
@@ -203,28 +217,24 @@ export async function removeRequester(
   options: { now?: Date; lockTimeoutMs?: number } = {},
 ): Promise<{ name: string; id: string }> {
   const path = join(dataDir, REQUESTERS_FILE);
-  return withUpdateLock(
-    path,
-    async () => {
-      const file = await readRequestersFile(path);
-      const gone = file.requesters.find((r) => r.name === name);
-      if (!gone) {
-        throw new DkeygenError(ErrorCodes.NOT_FOUND, `No requester named ${name} is registered.`);
-      }
-      const tombstone: Tombstone = {
-        name,
-        id: idOf(gone),
-        removedAt: (options.now ?? new Date()).toISOString(),
-      };
-      await writeJsonFile(path, {
-        ...file,
-        requesters: file.requesters.filter((r) => r !== gone),
-        removed: [...(file.removed ?? []), tombstone],
-      });
-      return { name, id: tombstone.id };
-    },
-    options.lockTimeoutMs === undefined ? {} : { timeoutMs: options.lockTimeoutMs },
-  );
+  return updateLocked(path, options.lockTimeoutMs, async () => {
+    const file = await readRequestersFile(path);
+    const gone = file.requesters.find((r) => r.name === name);
+    if (!gone) {
+      throw new DkeygenError(ErrorCodes.NOT_FOUND, `No requester named ${name} is registered.`);
+    }
+    const tombstone: Tombstone = {
+      name,
+      id: idOf(gone),
+      removedAt: (options.now ?? new Date()).toISOString(),
+    };
+    await writeJsonFile(path, {
+      ...file,
+      requesters: file.requesters.filter((r) => r !== gone),
+      removed: [...(file.removed ?? []), tombstone],
+    });
+    return { name, id: tombstone.id };
+  });
 }
 
 export interface ListedRequester {

@@ -44,10 +44,10 @@ import {
   readJsonFile,
   writeJsonFile,
 } from "../datadir/files.js";
+import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { FileKeyStore } from "../store/file.js";
-import { LockFile } from "../store/lock-file.js";
 import type { KeyStore } from "../store/types.js";
 import { isLoopbackHost } from "../transport/tls.js";
 import type { Listener } from "../transport/types.js";
@@ -209,7 +209,10 @@ async function startWith(
   await ensureDataDir(dataDir);
   const storePath = join(dataDir, KEY_STORE_FILE);
   // Before anything is made in the folder: one server per data folder (see the module header).
-  const lock = await LockFile.acquire(`${storePath}.lock`, storePath, logger);
+  const lock = await LockFile.acquire(`${storePath}.lock`, {
+    ...storeLockOptions(storePath),
+    log: logger,
+  });
   try {
     return await startLocked(options, lock, tls);
   } catch (error) {

@@ -32,6 +32,7 @@ import { constants } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { osRandom, type RandomSource } from "../crypto/random.js";
+import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
 import {
@@ -56,7 +57,6 @@ import {
   newRecord,
   notFound,
 } from "./inputs.js";
-import { LockFile } from "./lock-file.js";
 import {
   BodyError,
   CHAIN_START,
@@ -289,7 +289,10 @@ export class FileKeyStore implements KeyStore {
     this.#lock = this.#givenLock;
     try {
       await this.#checkFolder();
-      this.#lock ??= await LockFile.acquire(`${this.path}.lock`, this.path, this.#logger);
+      this.#lock ??= await LockFile.acquire(`${this.path}.lock`, {
+        ...storeLockOptions(this.path),
+        ...(this.#logger ? { log: this.#logger } : {}),
+      });
       const reading = await readHeadFile(this.headPath, this.#headKey);
       this.#handle = await this.#openFile(reading);
       const { size, torn, atHeadLine } = await this.#replay(

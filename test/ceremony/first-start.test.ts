@@ -10,10 +10,10 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fingerprintOf } from "../../src/crypto/fingerprint.js";
 import { ensureDataDir } from "../../src/datadir/files.js";
+import { LockFile, storeLockOptions } from "../../src/datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { loadOrCreateServerIdentity } from "../../src/server/identity.js";
 import { startServer } from "../../src/server/runtime.js";
-import { LockFile } from "../../src/store/lock-file.js";
 import { captureLogger, tempDir } from "../helpers/ceremony.js";
 import { CliProcess } from "../helpers/cli.js";
 
@@ -93,7 +93,7 @@ test("a server start that finds its store locked fails before it makes any key f
     const dataDir = join(dir.path, "server");
     await ensureDataDir(dataDir);
     const storePath = join(dataDir, "key_store");
-    const lock = await LockFile.acquire(`${storePath}.lock`, storePath);
+    const lock = await LockFile.acquire(`${storePath}.lock`, storeLockOptions(storePath));
     try {
       await assert.rejects(
         quietStart(dataDir),

@@ -16,13 +16,11 @@
  * server. `npm test` runs a quick seed; `npm run fuzz` runs FUZZ_RUNS (100,000) per route.
  */
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import fc from "fast-check";
 import type { FastifyInstance } from "fastify";
 import { toBase32 } from "../../src/derive/otpauth.js";
 import { ErrorCodes } from "../../src/errors.js";
-import { createLogger, type Logger } from "../../src/logging.js";
 import { hasUnprintable } from "../../src/printable.js";
 import { answerMacMatches, deriveResponseKey } from "../../src/protocol/answer-auth.js";
 import { buildDistributionApp } from "../../src/server/distribution/app.js";
@@ -33,46 +31,13 @@ import { encodeStoredSecret } from "../../src/server/stored-secret.js";
 import { startContributors, startTestServer, type TestServer } from "../helpers/ceremony.js";
 import { registerTestRequester, type TestRequester } from "../helpers/distribution.js";
 import { fuzzParameters, fuzzRuns, reportFuzz } from "../helpers/fuzz.js";
-
-/** Both log formats, captured: every line is checked after every case. */
-function captureBoth(): { logger: Logger; take(): string[] } {
-  let chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  });
-  const json = createLogger({ format: "json", level: "debug", stream: sink });
-  const pretty = createLogger({ format: "pretty", level: "debug", stream: sink });
-  const both =
-    (level: "debug" | "info" | "warn" | "error") => (fields: object, message: string) => {
-      json[level]({ ...fields }, message);
-      pretty[level]({ ...fields }, message);
-    };
-  const logger: Logger = {
-    debug: both("debug"),
-    info: both("info"),
-    warn: both("warn"),
-    error: both("error"),
-    child: () => logger,
-    isLevelEnabled: () => true,
-  };
-  return {
-    logger,
-    take() {
-      const lines = chunks.join("").split("\n").filter(Boolean);
-      chunks = [];
-      return lines;
-    },
-  };
-}
+import { captureBothFormats } from "../helpers/log-capture.js";
 
 let server: TestServer;
 let honest: TestRequester;
 let responseKey: Buffer;
 let app: FastifyInstance;
-let logs: ReturnType<typeof captureBoth>;
+let logs: ReturnType<typeof captureBothFormats>;
 let totpId: string;
 
 before(async () => {
@@ -111,7 +76,7 @@ before(async () => {
     }),
   });
   totpId = record.id;
-  logs = captureBoth();
+  logs = captureBothFormats();
   app = await buildDistributionApp(
     {
       store: server.store,

@@ -1,5 +1,5 @@
 /**
- * The key store's lock file (src/store/lock-file.ts) against real processes: exactly one of many
+ * The key store's lock file (src/datadir/lock-file.ts) against real processes: exactly one of many
  * processes racing to take over a stale lock wins; a lock's content appears whole; takeover tokens
  * of dead takers are passed over and live ones waited for.
  */
@@ -11,10 +11,10 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { LockFile, storeLockOptions } from "../../src/datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
-import { LockFile } from "../../src/store/lock-file.js";
 
-const LOCK_MODULE = new URL("../../src/store/lock-file.js", import.meta.url).href;
+const LOCK_MODULE = new URL("../../src/datadir/lock-file.js", import.meta.url).href;
 
 async function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "dkeygen-lock-"));
@@ -53,7 +53,7 @@ function acquirer(lockPath: string) {
     process.stdout.write("ready\\n");
     await started;
     try {
-      const lock = await LockFile.acquire(process.env.LOCK_PATH, "test-store");
+      const lock = await LockFile.acquire(process.env.LOCK_PATH, { what: "the key store test-store", busy: ["already open in", "only one process may write it"] });
       process.stdout.write(JSON.stringify({ won: true }) + "\\n");
       await ended;
       await lock.release();
@@ -135,7 +135,7 @@ test("a lock file that names no owner is refused, naming it, and left in place",
     for (const content of ["", "{", '{"pid":"x"}\n']) {
       await writeFile(lockPath, content);
       await assert.rejects(
-        LockFile.acquire(lockPath, "test-store"),
+        LockFile.acquire(lockPath, storeLockOptions("test-store")),
         (error: unknown) =>
           error instanceof DkeygenError &&
           error.code === ErrorCodes.OPERATIONAL &&
@@ -153,7 +153,7 @@ test("a lock appears with its owner already in it, and release removes only the 
   const dir = await tempDir();
   try {
     const lockPath = join(dir, "key_store.lock");
-    const lock = await LockFile.acquire(lockPath, "test-store");
+    const lock = await LockFile.acquire(lockPath, storeLockOptions("test-store"));
     const owner = JSON.parse(await readFile(lockPath, "utf8"));
     assert.deepEqual(Object.keys(owner), ["pid", "host", "since", "nonce"]);
     assert.equal(owner.pid, process.pid);
@@ -179,8 +179,9 @@ test("a takeover token left by a taker that died is passed over, and every token
     await writeFile(tokenName(lockPath, stale, 1), staleLockText(await deadPid()));
     await writeFile(tokenName(lockPath, stale, 2), staleLockText(await deadPid()));
     const warnings: Record<string, unknown>[] = [];
-    const lock = await LockFile.acquire(lockPath, "test-store", {
-      warn: (fields) => warnings.push(fields),
+    const lock = await LockFile.acquire(lockPath, {
+      ...storeLockOptions("test-store"),
+      log: { warn: (fields) => warnings.push(fields) },
     });
     assert.equal(JSON.parse(await readFile(lockPath, "utf8")).pid, process.pid);
     assert.equal(warnings.length, 1);
@@ -201,14 +202,14 @@ test("a takeover under way by a live process is waited for, never overtaken", as
     const token = tokenName(lockPath, stale, 1);
     await writeFile(token, staleLockText(process.pid));
     await assert.rejects(
-      LockFile.acquire(lockPath, "test-store"),
+      LockFile.acquire(lockPath, storeLockOptions("test-store")),
       (error: unknown) =>
         error instanceof DkeygenError && /takeover of it is stuck/.test(error.message),
     );
     assert.equal(await readFile(lockPath, "utf8"), stale, "the stale lock was left to its taker");
     // Once that taker is gone (its token removed), the stale lock is taken over.
     await rm(token);
-    const lock = await LockFile.acquire(lockPath, "test-store");
+    const lock = await LockFile.acquire(lockPath, storeLockOptions("test-store"));
     await lock.release();
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -1,8 +1,9 @@
 /**
- * Single-writer lock for a store file: `<path>.lock`, holding the owner's pid, host, start time and
- * a random nonce as one JSON line. A second process (or a second store object in the same process)
- * that finds a live owner is refused; a lock left by a process that died is taken over with a
- * warning.
+ * An exclusive lock file: `<file>.lock`, holding the owner's pid, host, start time and a random
+ * nonce as one JSON line. It guards the key store (one writer: a second process, or a second store
+ * object in the same process, that finds a live owner is refused at once) and read-modify-writes
+ * of data-folder files such as requesters.json (a second writer waits for the first, up to a
+ * bound). A lock left by a process that died is taken over, with a warning.
  *
  * The content appears atomically: it is written under a temporary name and link(2)ed into place
  * (datadir's createFileExclusive), so nobody can see a lock file without its owner. A file that
@@ -29,8 +30,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
-import { createFileExclusive } from "../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { createFileExclusive } from "./files.js";
 
 interface LockOwner {
   pid: number;
@@ -41,6 +42,19 @@ interface LockOwner {
 
 export interface LockWarnings {
   warn(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface LockOptions {
+  /** What the lock guards, for messages ("the key store /srv/key_store"). */
+  what: string;
+  /**
+   * Why a live holder means "not now", in a sentence after "<what> is <busy> <holder> since <t>;"
+   * — e.g. `["already open in", "only one process may write it"]`.
+   */
+  busy: readonly [string, string];
+  /** How long to wait for a live holder to let go before giving up; 0 (default): refuse at once. */
+  waitMs?: number;
+  log?: LockWarnings;
 }
 
 /** Takeover tokens tried for one stale lock before giving up (each passed over one died). */
@@ -96,6 +110,16 @@ async function removeIfPresent(path: string): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The key store's lock: one writer, a second one refused at once. */
+export function storeLockOptions(store: string): LockOptions {
+  return {
+    what: `the key store ${store}`,
+    busy: ["already open in", "only one process may write it"],
+  };
+}
+
+const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
 export class LockFile {
   readonly path: string;
   readonly #text: string;
@@ -106,8 +130,14 @@ export class LockFile {
     this.#text = text;
   }
 
-  /** Takes the lock at `path` or throws an OPERATIONAL error naming the holder. */
-  static async acquire(path: string, store: string, log?: LockWarnings): Promise<LockFile> {
+  /**
+   * Takes the lock at `path` (waiting up to `waitMs` for a live holder), or throws an OPERATIONAL
+   * error naming the holder.
+   */
+  static async acquire(path: string, options: LockOptions): Promise<LockFile> {
+    const { what, busy, log } = options;
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    let pause = 2;
     const owner: LockOwner = {
       pid: process.pid,
       host: hostname(),
@@ -115,7 +145,7 @@ export class LockFile {
       nonce: randomBytes(16).toString("hex"),
     };
     const lock = new LockFile(path, `${JSON.stringify(owner)}\n`);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS || Date.now() < deadline; attempt++) {
       if (await createFileExclusive(path, lock.#text)) {
         lock.#held = true;
         return lock;
@@ -126,25 +156,32 @@ export class LockFile {
       if (!holder) {
         throw new DkeygenError(
           ErrorCodes.OPERATIONAL,
-          `The lock ${path} of the key store ${store} names no owner (it was not written by ` +
-            `this dkeygen, or it is damaged). If no process is using the store, remove ${path}.`,
+          `The lock ${path} of ${what} names no owner (it was not written by this dkeygen, or ` +
+            `it is damaged). If no process is using it, remove ${path}.`,
         );
       }
       if (holder.host !== owner.host || isAlive(holder.pid)) {
+        if (Date.now() < deadline) {
+          // Jitter, so waiters that lost together do not retry together.
+          await sleep(pause + Math.random() * pause);
+          pause = Math.min(pause * 2, 50);
+          continue;
+        }
         const who =
           holder.host === owner.host
             ? `process ${holder.pid}${holder.pid === process.pid ? " (this process)" : ""}`
             : `process ${holder.pid} on host ${holder.host}`;
+        const [verb, reason] = busy;
         throw new DkeygenError(
           ErrorCodes.OPERATIONAL,
-          `The key store ${store} is already open in ${who} since ${holder.since}; only one ` +
-            `process may write it. If that process is gone, remove ${path}.`,
+          `${capitalized(what)} is ${verb} ${who} since ${holder.since}; ${reason}. If that ` +
+            `process is gone, remove ${path}.`,
         );
       }
       if (await lock.#takeOver(text)) {
         log?.warn(
           { lock: path, stalePid: holder.pid },
-          "took over a stale key store lock left by a process that is gone",
+          `took over a stale lock of ${what} left by a process that is gone`,
         );
       } else {
         // Another process is taking it over: look again shortly (its new lock, or none).
@@ -153,9 +190,19 @@ export class LockFile {
     }
     throw new DkeygenError(
       ErrorCodes.OPERATIONAL,
-      `Could not take the lock ${path} for the key store ${store}; other processes keep taking ` +
-        `it, or a takeover of it is stuck (${path}.takeover-* files).`,
+      `Could not take the lock ${path} of ${what}; other processes keep taking it, or a ` +
+        `takeover of it is stuck (${path}.takeover-* files).`,
     );
+  }
+
+  /** Runs `work` holding the lock at `path`, and releases it after, whatever `work` did. */
+  static async holding<T>(path: string, options: LockOptions, work: () => Promise<T>): Promise<T> {
+    const lock = await LockFile.acquire(path, options);
+    try {
+      return await work();
+    } finally {
+      await lock.release();
+    }
   }
 
   /**
