@@ -414,7 +414,7 @@ test("every record acknowledged before a SIGKILL is there after a restart, and a
         assert.deepEqual(Buffer.from(await store.readSecret(id)), expected);
       }
       const messages = logger.warnings.map((w) => w.message).join("\n");
-      assert.match(messages, /stale key store lock/);
+      assert.match(messages, /took over a stale lock of the key store/);
       assert.match(messages, /torn/);
       // The store writes on cleanly after the crash.
       const after = await store.put(input());
