@@ -333,7 +333,7 @@ const oneOf =
     if (!values.includes(x)) throw malformed(path, `is not one of ${values.join(", ")}`);
   };
 const time = (x, path) => {
-  // §0: as Date.prototype.toISOString writes it, so it must survive the round trip unchanged.
+  // As Date.prototype.toISOString writes it (PROTOCOL.md's preamble): it survives a round trip.
   if (typeof x !== "string" || !ISO_TIME.test(x) || new Date(x).toISOString() !== x) {
     throw malformed(path, "is not an ISO 8601 UTC time");
   }
