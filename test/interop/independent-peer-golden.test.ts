@@ -164,6 +164,33 @@ describe("the independent peer against the golden wire frames", () => {
     assert.deepEqual(ours.subarray(12), identity, "the seed 55 56 57 … is the join's identity");
   });
 
+  it("accepts hello's key only when RSA ≥ 3072, with the claimed fingerprint and the expected one", () => {
+    const server = hello.server as Record<string, string>;
+    assert.equal(
+      peer.checkServerKey(hello, server.fingerprint).serverFingerprint,
+      server.fingerprint,
+    );
+    const helloWith = (spki: Buffer, claimed = peer.fingerprint(spki)) => ({
+      ...hello,
+      server: { ...server, publicKey: peer.toB64u(spki), fingerprint: claimed },
+    });
+    const der = (key: KeyObject) => key.export({ type: "spki", format: "der" });
+    const rsa = (bits: number) =>
+      der(generateKeyPairSync("rsa", { modulusLength: bits }).publicKey);
+    const refused = [
+      // Just under the floor (the golden key, accepted above, is exactly 3072 bits).
+      helloWith(rsa(3071)),
+      helloWith(der(generateKeyPairSync("ed25519").publicKey)),
+      helloWith(peer.fromB64u(server.publicKey!, "k", 1, 2048), peer.fingerprint(rsa(2048))),
+    ];
+    for (const message of refused) {
+      assert.throws(() => peer.checkServerKey(message), { code: "E_PIN_MISMATCH" });
+    }
+    assert.throws(() => peer.checkServerKey(hello, peer.fingerprint(rsa(2048))), {
+      code: "E_PIN_MISMATCH",
+    });
+  });
+
   it("signs the golden join and contribution byte for byte with the contributor's seed", () => {
     const joinLp = Buffer.from(golden.lp.join!, "hex");
     assert.equal(peer.toB64u(sign(null, joinLp, contributorKey)), join.signature);

@@ -103,10 +103,11 @@ function flipB64u(text: string): string {
 }
 
 /**
- * A WebSocket relay on loopback that passes every frame between a peer and the server, handing
- * each text frame from the server to `tamper` first.
+ * A WebSocket relay on loopback that passes every text frame between a peer and the server, handing
+ * each one from the server to `tamper` first. It forwards no pings: it answers the server's itself.
  */
 async function startRelay(upstream: string, tamper: (message: Line) => Line) {
+  const repeated = new Set<string>();
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
   await once(wss, "listening");
   wss.on("connection", (client) => {
@@ -120,7 +121,9 @@ async function startRelay(upstream: string, tamper: (message: Line) => Line) {
       for (const text of early.splice(0)) server.send(text);
     });
     server.on("message", (data: RawData) => {
-      client.send(JSON.stringify(tamper(JSON.parse(data.toString()) as Line)));
+      const message = tamper(JSON.parse(data.toString()) as Line);
+      client.send(JSON.stringify(message));
+      if (repeated.has(message.type as string)) client.send(JSON.stringify(message));
     });
     client.on("close", () => server.close());
     server.on("close", () => client.close());
@@ -130,6 +133,8 @@ async function startRelay(upstream: string, tamper: (message: Line) => Line) {
   const { port } = wss.address() as { port: number };
   return {
     url: `ws://127.0.0.1:${port}`,
+    /** From now on, every message of this type from the server is sent to the peer twice. */
+    repeat: (type: string) => repeated.add(type),
     close: async () => {
       for (const client of wss.clients) client.terminate();
       await new Promise((resolve) => wss.close(resolve));
@@ -343,26 +348,70 @@ describe("an independent implementation written from docs/PROTOCOL.md", () => {
     );
   });
 
-  it("an independent contributor does not answer a round.open whose signature was changed", async () => {
-    const relay = await startRelay(url, (message) =>
+  it("an independent contributor answers neither a forged round.open nor a replayed one", async () => {
+    const forging = await startRelay(url, (message) =>
       message.type === "round.open"
         ? { ...message, signature: flipB64u(message.signature as string) }
         : message,
     );
-    relays.push(relay);
-    const dave = contributor("dave", ["--url", relay.url, "--token-file", await tokenFile("dave")]);
-    await dave.waitFor((line) => line.event === "welcome");
+    relays.push(forging);
+    const dave = contributor("dave", [
+      "--url",
+      forging.url,
+      "--token-file",
+      await tokenFile("dave"),
+    ]);
+    // erin's relay sends every round.open twice, the second copy right after the first.
+    const replaying = await startRelay(url, (message) => message);
+    relays.push(replaying);
+    replaying.repeat("round.open");
+    const erin = contributor("erin", [
+      "--url",
+      replaying.url,
+      "--token-file",
+      await tokenFile("erin"),
+    ]);
+    for (const [name, peer] of [
+      ["dave", dave],
+      ["erin", erin],
+    ] as const) {
+      ids[name] = (await peer.waitFor((line) => line.event === "welcome")).contributorId as string;
+    }
     // dave is invited but never answers, so the round runs to its 3 s deadline with the others.
     const result = await admin(["--generate", "otp"]);
     assert.equal(result.code, 0, JSON.stringify(result.lines));
     const record = (result.last as { record: Line }).record;
-    assert.deepEqual((record.participants as string[]).slice().sort(), [ids.alice, ids.bob].sort());
-    const ignored = await dave.waitFor((line) => line.event === "ignored");
-    assert.equal(ignored.roundId, record.roundId);
-    assert.equal(ignored.code, "E_BAD_SIGNATURE");
+    const expected = [ids.alice, ids.bob, ids.erin].sort();
+    assert.deepEqual((record.participants as string[]).slice().sort(), expected);
+    const forged = await dave.waitFor((line) => line.event === "ignored");
+    assert.deepEqual([forged.roundId, forged.code], [record.roundId, "E_BAD_SIGNATURE"]);
     assert.equal(
       dave.lines.some((line) => line.event === "contributed"),
       false,
     );
+    const again = await erin.waitFor((line) => line.event === "ignored");
+    assert.deepEqual([again.roundId, again.code], [record.roundId, "E_DUPLICATE_CONTRIBUTION"]);
+    assert.equal(erin.lines.filter((line) => line.event === "contributed").length, 1);
+    await erin.waitFor((line) => line.event === "ack" && line.roundId === record.roundId);
+  });
+
+  it("an independent contributor gives up on a server silent for 2.5 heartbeat intervals", async () => {
+    // The relay answers the server's pings itself and forwards none, and announces 1 s heartbeats.
+    const relay = await startRelay(url, (message) =>
+      message.type === "hello" ? { ...message, heartbeatMs: 1000 } : message,
+    );
+    relays.push(relay);
+    // A new identity: a second join of a connected one would end the first one's session.
+    const token = await tokenFile("frank");
+    const started = Date.now();
+    const result = await runPeer(
+      ["contributor", "--url", relay.url, "--token-file", token, "--state", join(home, "frank")],
+      env,
+    );
+    const waited = Date.now() - started;
+    assert.equal(result.code, 1);
+    assert.equal(result.lines[0]!.event, "welcome");
+    assert.equal((result.last.error as Line).code, "E_TIMEOUT");
+    assert.ok(waited >= 2500 && waited < 6000, `gave up after ${waited} ms`);
   });
 });
