@@ -812,7 +812,7 @@ async function answerRounds(conn, { state, publicKey, serverFingerprint, heartbe
     if (Date.now() - conn.lastHeard > 2.5 * heartbeatMs) {
       conn.abort(new PeerError("E_TIMEOUT", "The server stopped answering heartbeats."));
     }
-  }, heartbeatMs / 2);
+  }, heartbeatMs / 4);
   try {
     for (;;) {
       let message;

@@ -88,10 +88,15 @@ function startPeer(args: string[], env: NodeJS.ProcessEnv): JsonLines {
   );
 }
 
-/** A one-shot peer run (the admin client, or a contributor expected to fail): its exit and lines. */
-async function runPeer(args: string[], env: NodeJS.ProcessEnv) {
+/**
+ * A one-shot peer run (the admin client, or a contributor expected to fail): its exit and lines.
+ * One that is still running after `timeoutMs` is stopped, and reported as exit null.
+ */
+async function runPeer(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15_000) {
   const peer = startPeer(args, env);
+  const timer = setTimeout(() => peer.child.kill("SIGKILL"), timeoutMs);
   const code = await peer.exited;
+  clearTimeout(timer);
   return { code, lines: peer.lines, last: peer.lines.at(-1) ?? {} };
 }
 
@@ -102,18 +107,29 @@ function flipB64u(text: string): string {
   return bytes.toString("base64url");
 }
 
+interface RelayOptions {
+  /** Changes (or not) each message from the server before the peer gets it. */
+  tamper?: (message: Line) => Line;
+  /** Message types from the server that the peer gets twice. */
+  repeat?: string[];
+  /** Whether the server's pings reach the peer (else the relay answers them itself). */
+  pings?: boolean;
+}
+
 /**
- * A WebSocket relay on loopback that passes every text frame between a peer and the server, handing
- * each one from the server to `tamper` first. It forwards no pings: it answers the server's itself.
+ * A WebSocket relay on loopback between a peer and the server: it passes every text frame, keeps
+ * what the peer sent in `fromPeer`, and can change, repeat or withhold what the server sends.
  */
-async function startRelay(upstream: string, tamper: (message: Line) => Line) {
-  const repeated = new Set<string>();
+async function startRelay(upstream: string, options: RelayOptions = {}) {
+  const { tamper = (message: Line) => message, repeat = [], pings = true } = options;
+  const fromPeer: Line[] = [];
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
   await once(wss, "listening");
   wss.on("connection", (client) => {
     const server = new WebSocket(upstream);
     const early: string[] = [];
     client.on("message", (data: RawData) => {
+      fromPeer.push(JSON.parse(data.toString()) as Line);
       if (server.readyState === WebSocket.OPEN) server.send(data.toString());
       else early.push(data.toString());
     });
@@ -123,8 +139,9 @@ async function startRelay(upstream: string, tamper: (message: Line) => Line) {
     server.on("message", (data: RawData) => {
       const message = tamper(JSON.parse(data.toString()) as Line);
       client.send(JSON.stringify(message));
-      if (repeated.has(message.type as string)) client.send(JSON.stringify(message));
+      if (repeat.includes(message.type as string)) client.send(JSON.stringify(message));
     });
+    if (pings) server.on("ping", (data: Buffer) => client.ping(data));
     client.on("close", () => server.close());
     server.on("close", () => client.close());
     client.on("error", () => server.terminate());
@@ -133,8 +150,7 @@ async function startRelay(upstream: string, tamper: (message: Line) => Line) {
   const { port } = wss.address() as { port: number };
   return {
     url: `ws://127.0.0.1:${port}`,
-    /** From now on, every message of this type from the server is sent to the peer twice. */
-    repeat: (type: string) => repeated.add(type),
+    fromPeer,
     close: async () => {
       for (const client of wss.clients) client.terminate();
       await new Promise((resolve) => wss.close(resolve));
@@ -142,7 +158,10 @@ async function startRelay(upstream: string, tamper: (message: Line) => Line) {
   };
 }
 
-describe("an independent implementation written from docs/PROTOCOL.md", () => {
+// Each step waits at most 15 s for a peer; the whole suite takes about 20 s.
+describe("an independent implementation written from docs/PROTOCOL.md", {
+  timeout: 120_000,
+}, () => {
   const home = mkdtempSync(join(tmpdir(), "dkeygen-interop-"));
   const dataDir = join(home, "server");
   const env = { ...process.env, DKEYGEN_HOME: home };
@@ -280,12 +299,23 @@ describe("an independent implementation written from docs/PROTOCOL.md", () => {
     }
   });
 
-  it("an enrolled independent contributor rejoins without its token", async () => {
+  it("an enrolled independent contributor rejoins without presenting its token again", async () => {
     await peers[0]!.stop();
-    const alice = contributor("alice", ["--url", url]);
+    // Given the token file again, through a relay that shows what it sends.
+    const relay = await startRelay(url);
+    relays.push(relay);
+    const alice = contributor("alice", [
+      "--url",
+      relay.url,
+      "--token-file",
+      join(home, "alice.token"),
+    ]);
     const welcome = await alice.waitFor((line) => line.event === "welcome");
     assert.equal(welcome.enrolled, false);
     assert.equal(welcome.contributorId, ids.alice);
+    const joins = relay.fromPeer.filter((message) => message.type === "join");
+    assert.equal(joins.length, 1);
+    assert.equal(Object.hasOwn(joins[0]!, "token"), false);
   });
 
   it("the independent admin client lists both contributors and runs an otp round with both", async () => {
@@ -306,10 +336,12 @@ describe("an independent implementation written from docs/PROTOCOL.md", () => {
 
   it("the independent admin client refuses a server answer whose MAC was changed on the way", async () => {
     let flipped = 0;
-    const relay = await startRelay(url, (message) => {
-      if (message.type !== "admin.frame") return message;
-      flipped++;
-      return { ...message, mac: flipB64u(message.mac as string) };
+    const relay = await startRelay(url, {
+      tamper: (message) => {
+        if (message.type !== "admin.frame") return message;
+        flipped++;
+        return { ...message, mac: flipB64u(message.mac as string) };
+      },
     });
     relays.push(relay);
     const result = await admin([], relay.url);
@@ -320,11 +352,12 @@ describe("an independent implementation written from docs/PROTOCOL.md", () => {
   });
 
   it("an independent contributor refuses a welcome whose proof was changed, and pins nothing", async () => {
-    const relay = await startRelay(url, (message) =>
-      message.type === "welcome"
-        ? { ...message, proof: flipB64u(message.proof as string) }
-        : message,
-    );
+    const relay = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "welcome"
+          ? { ...message, proof: flipB64u(message.proof as string) }
+          : message,
+    });
     relays.push(relay);
     const state = join(home, "carol");
     const result = await runPeer(
@@ -349,11 +382,12 @@ describe("an independent implementation written from docs/PROTOCOL.md", () => {
   });
 
   it("an independent contributor answers neither a forged round.open nor a replayed one", async () => {
-    const forging = await startRelay(url, (message) =>
-      message.type === "round.open"
-        ? { ...message, signature: flipB64u(message.signature as string) }
-        : message,
-    );
+    const forging = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "round.open"
+          ? { ...message, signature: flipB64u(message.signature as string) }
+          : message,
+    });
     relays.push(forging);
     const dave = contributor("dave", [
       "--url",
@@ -362,9 +396,8 @@ describe("an independent implementation written from docs/PROTOCOL.md", () => {
       await tokenFile("dave"),
     ]);
     // erin's relay sends every round.open twice, the second copy right after the first.
-    const replaying = await startRelay(url, (message) => message);
+    const replaying = await startRelay(url, { repeat: ["round.open"] });
     relays.push(replaying);
-    replaying.repeat("round.open");
     const erin = contributor("erin", [
       "--url",
       replaying.url,
@@ -396,22 +429,22 @@ describe("an independent implementation written from docs/PROTOCOL.md", () => {
   });
 
   it("an independent contributor gives up on a server silent for 2.5 heartbeat intervals", async () => {
-    // The relay answers the server's pings itself and forwards none, and announces 1 s heartbeats.
-    const relay = await startRelay(url, (message) =>
-      message.type === "hello" ? { ...message, heartbeatMs: 1000 } : message,
-    );
+    // The relay announces 2 s heartbeats and withholds the server's pings: after the welcome
+    // nothing reaches the peer, which must give up 5 s later (it looks every 0.5 s).
+    const relay = await startRelay(url, {
+      tamper: (message) => (message.type === "hello" ? { ...message, heartbeatMs: 2000 } : message),
+      pings: false,
+    });
     relays.push(relay);
     // A new identity: a second join of a connected one would end the first one's session.
     const token = await tokenFile("frank");
-    const started = Date.now();
-    const result = await runPeer(
-      ["contributor", "--url", relay.url, "--token-file", token, "--state", join(home, "frank")],
-      env,
-    );
-    const waited = Date.now() - started;
-    assert.equal(result.code, 1);
-    assert.equal(result.lines[0]!.event, "welcome");
-    assert.equal((result.last.error as Line).code, "E_TIMEOUT");
-    assert.ok(waited >= 2500 && waited < 6000, `gave up after ${waited} ms`);
+    const frank = contributor("frank", ["--url", relay.url, "--token-file", token]);
+    await frank.waitFor((line) => line.event === "welcome");
+    const welcomed = Date.now();
+    const code = await frank.exited;
+    const waited = Date.now() - welcomed;
+    assert.equal(code, 1);
+    assert.equal((frank.lines.at(-1)!.error as Line).code, "E_TIMEOUT");
+    assert.ok(waited >= 4900 && waited < 7000, `gave up ${waited} ms after the welcome`);
   });
 });
