@@ -1103,7 +1103,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     (err) => {
       const code = err instanceof PeerError ? err.code : "E_INTERNAL";
       printLine({ ok: false, error: { code, message: err.message } });
-      process.stderr.write(`${err.message}\n`);
+      // The message may quote the server's own text: no control characters reach the terminal.
+      process.stderr.write(`${err.message.replace(/\p{Cc}/gu, (c) => (c === "\n" ? c : "?"))}\n`);
       process.exit(code === "E_USAGE" ? 2 : 1);
     },
   );
