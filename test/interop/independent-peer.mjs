@@ -42,9 +42,11 @@ export const VERSION = 2;
 const V = String(VERSION);
 /** §3: a frame larger than this is refused before it is parsed. */
 export const MAX_FRAME_BYTES = 65_536;
-/** §3: a peer must authenticate within 10 s; a client waits as long for each handshake step. */
+/** §3: a peer must authenticate within 10 s; a client waits as long for each handshake step
+ *  (spec gap: the text gives the server's limit only). */
 const HANDSHAKE_MS = 10_000;
-/** §4: admin.generate runs a whole round (default timeout 10 s) before it is answered. */
+/** §4: admin.generate runs a whole round before it is answered (spec gap: hello does not say the
+ *  server's round timeout, default 10 s, so a client cannot know how long to wait). */
 const ADMIN_ANSWER_MS = 60_000;
 
 /** An error with one of the stable codes of §11. */
@@ -171,6 +173,7 @@ export function adminSessionKey(
   { adminToken, challenge, clientChallenge, serverFingerprint },
   dir,
 ) {
+  // The raw 32 + 32 bytes (spec gap: §1's table covers LP items, not this salt).
   const salt = Buffer.concat([challenge, clientChallenge]);
   const info = lp("dkeygen/v1/admin-session", V, serverFingerprint, dir);
   return Buffer.from(hkdfSync("sha256", adminToken, salt, info, 32));
@@ -495,7 +498,8 @@ export function checkServerKey(hello, expectedFingerprint) {
       "The server's public key is not a DER SubjectPublicKeyInfo.",
     );
   }
-  // Spec gap: §2 says which keys a client accepts, not which code refuses the others.
+  // Spec gap: §2 says which keys a client accepts, not which code refuses the others; and the
+  // server key's e = 65537 (§2) is not among a client's checks, so it is not checked here.
   if (key.asymmetricKeyType !== "rsa" || key.asymmetricKeyDetails.modulusLength < 3072) {
     throw new PeerError(
       "E_PIN_MISMATCH",
@@ -735,7 +739,9 @@ export async function runContributor({ url, fingerprint: given, tokenFile, state
       `--fingerprint ${given} differs from the pinned ${pinned}.`,
     );
   }
-  // The token is presented only until a welcome says this identity is enrolled (§8).
+  // The token is presented only until the first welcome (§8). Spec gap: the server ignores a
+  // token from an identity already enrolled (welcome enrolled=false, token left unused), so any
+  // welcome, not only enrolled=true, means this identity is enrolled.
   const token = !state.peer.enrolled && tokenFile ? readEnrollmentToken(tokenFile) : undefined;
 
   const conn = await Connection.open(url);
@@ -820,6 +826,8 @@ async function answerRounds(conn, { state, publicKey, serverFingerprint, heartbe
         message = await conn.next(["round.open", "round.ack", "round.closed", "error"]);
       } catch (err) {
         // §4.1: a client ignores (and logs) any other message; the connection's end is final.
+        // Spec gap: §3's "a receiver rejects" malformed messages does not say whether a client
+        // closes; a contributor here ignores them after the welcome, as §4.1 says of others.
         if (
           !(err instanceof PeerError) ||
           ["E_UNAVAILABLE", "E_TIMEOUT", "E_FRAME_TOO_LARGE"].includes(err.code)
@@ -968,7 +976,7 @@ export async function runAdmin({ url, fingerprint: expected, tokenFile, generate
       proof: toB64u(proof),
     });
 
-    // §4.1: in the ready phase only admin.ready (an error here is still bare: no keys yet).
+    // §4.1: until the session is ready, admin.ready or a bare error (there are no keys yet).
     const ready = await conn.next(["admin.ready", "error"], HANDSHAKE_MS);
     if (ready.type === "error") throw serverRefused(ready);
     if (
@@ -985,7 +993,8 @@ export async function runAdmin({ url, fingerprint: expected, tokenFile, generate
     }
     const channel = new AdminChannel(secrets);
 
-    // One request at a time, each answered by the frame carrying its requestId.
+    // One request at a time, each answered by the frame carrying its requestId. Spec gap: the
+    // server also takes several at once and answers them as they finish, which §4 does not say.
     const request = async (inner) => {
       conn.send(channel.wrap(inner));
       // Anything but a valid admin.frame from now on ends the session (§4 "Conversation").
