@@ -1,0 +1,1120 @@
+#!/usr/bin/env node
+// An independent dkeygen peer: a contributor and an admin client for the WebSocket protocol,
+// version 2, written from docs/PROTOCOL.md alone (§1 canonical encoding, §2 keys and
+// fingerprints, §3 framing, §4 messages and sessions, §5 what is signed, §6 the envelope, §7.1 and
+// §7.3 the secret phrase, §8 enrollment, §11 error codes), without a look at dkeygen's own code.
+// It uses only node:crypto (RFC 8017 RSA-OAEP and RSASSA-PSS, RFC 8032 Ed25519, RFC 5869 HKDF,
+// RFC 2104 HMAC, AES-256-GCM) and the `ws` package (RFC 6455). Where the text was silent, the
+// choice made here is marked "spec gap" in a comment.
+//
+//   node independent-peer.mjs contributor --url URL [--fingerprint FP] [--token-file F]
+//                                         --state DIR [--name NAME]
+//   node independent-peer.mjs admin --url URL --fingerprint FP --token-file F
+//                                   [--generate PURPOSE] [--param KEY=VALUE ...]
+//
+// The contributor prints one JSON line per event and runs until stopped (SIGTERM, SIGINT) or
+// until the server goes away; the admin client prints one JSON result line. A failure prints
+// {"ok":false,"error":{"code","message"}} and exits 1 (2 for a usage error).
+
+import {
+  constants,
+  createCipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  hkdfSync,
+  publicEncrypt,
+  randomBytes,
+  sign,
+  timingSafeEqual,
+  verify,
+} from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import WebSocket from "ws";
+
+/** The protocol version: `v` in every message and `V` in every LP of the wire protocol (§1). */
+export const VERSION = 2;
+const V = String(VERSION);
+/** §3: a frame larger than this is refused before it is parsed. */
+export const MAX_FRAME_BYTES = 65_536;
+/** §3: a peer must authenticate within 10 s; a client waits as long for each handshake step
+ *  (spec gap: the text gives the server's limit only). */
+const HANDSHAKE_MS = 10_000;
+/** §4: admin.generate runs a whole round before it is answered (spec gap: hello does not say the
+ *  server's round timeout, default 10 s, so a client cannot know how long to wait). */
+const ADMIN_ANSWER_MS = 60_000;
+
+/** An error with one of the stable codes of §11. */
+export class PeerError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "PeerError";
+    this.code = code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// §1 Canonical encoding: LP(x1, …, xn) = len(x1) ‖ x1 ‖ … with len a u32 big-endian byte count;
+// strings are UTF-8, byte fields are their raw bytes. Numbers are never items: the caller writes
+// their decimal string (or u32) itself, so a number cannot slip in with an ambiguous encoding.
+
+export function lp(...items) {
+  const parts = [];
+  for (const item of items) {
+    let bytes;
+    if (typeof item === "string") bytes = Buffer.from(item, "utf8");
+    else if (item instanceof Uint8Array) bytes = Buffer.from(item);
+    else throw new TypeError(`lp: an item must be a string or bytes, not ${typeof item}`);
+    parts.push(u32(bytes.length), bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+export function u32(n) {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(n);
+  return out;
+}
+
+// Canonical base64url without padding (RFC 4648 §5): one spelling per byte string. Node's decoder
+// is lenient (it skips bad characters, ignores non-zero trailing bits), so a string is accepted
+// only when it uses the alphabet and re-encodes to itself; that also refuses a length of 1 mod 4.
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+export function toB64u(bytes) {
+  return Buffer.from(bytes).toString("base64url");
+}
+
+/** Decodes `text` (the field `field`) to bytes; `min`..`max` bytes (§4 `b64(n)`, `b64(≤n)`). */
+export function fromB64u(text, field, min = 1, max = min) {
+  if (typeof text !== "string" || !B64URL.test(text)) {
+    throw malformed(field, "is not base64url");
+  }
+  const bytes = Buffer.from(text, "base64url");
+  if (bytes.toString("base64url") !== text) throw malformed(field, "is not canonical base64url");
+  if (bytes.length < min || bytes.length > max) {
+    throw malformed(field, min === max ? `is not ${min} bytes` : `is not ${min} to ${max} bytes`);
+  }
+  return bytes;
+}
+
+function malformed(field, what) {
+  return new PeerError("E_MALFORMED_MESSAGE", `The field ${field} ${what}.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// §2 Fingerprints: "SHA256:" ‖ unpadded standard base64 of SHA-256(DER SubjectPublicKeyInfo).
+
+export function fingerprint(spkiDer) {
+  return `SHA256:${createHash("sha256").update(spkiDer).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** RFC 8410: the SPKI of an Ed25519 key is this 12-byte prefix followed by the raw 32 bytes. */
+const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+
+/** A contributor's id: the fingerprint of its Ed25519 SPKI. */
+export function contributorIdOf(rawPublicKey) {
+  return fingerprint(Buffer.concat([ED25519_SPKI_PREFIX, rawPublicKey]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// §5 What is signed, MACed or hashed: each construction exactly as its LP is written there.
+// `challenge` is hello's, `clientChallenge` the one this peer chose; both as raw bytes.
+
+export function joinData({ challenge, serverFingerprint, identity, token, name, clientChallenge }) {
+  return lp(
+    "dkeygen/v1/join",
+    V,
+    challenge,
+    serverFingerprint,
+    identity,
+    token ?? "",
+    name ?? "",
+    clientChallenge,
+  );
+}
+
+export function welcomeData({
+  challenge,
+  clientChallenge,
+  serverFingerprint,
+  contributorId,
+  name,
+  enrolled,
+}) {
+  return lp(
+    "dkeygen/v1/welcome",
+    V,
+    challenge,
+    clientChallenge,
+    serverFingerprint,
+    contributorId,
+    name ?? "",
+    enrolled ? "1" : "0",
+  );
+}
+
+export function adminProofData({ challenge, serverFingerprint, clientChallenge }) {
+  return lp("dkeygen/v1/admin", V, challenge, serverFingerprint, clientChallenge);
+}
+
+export function adminReadyData({ challenge, clientChallenge, serverFingerprint }) {
+  return lp("dkeygen/v1/admin-ready", V, challenge, clientChallenge, serverFingerprint);
+}
+
+/** K_dir of an admin session, dir "to-server" or "to-admin" (HKDF-SHA-256, RFC 5869). */
+export function adminSessionKey(
+  { adminToken, challenge, clientChallenge, serverFingerprint },
+  dir,
+) {
+  // The raw 32 + 32 bytes (spec gap: §1's table covers LP items, not this salt).
+  const salt = Buffer.concat([challenge, clientChallenge]);
+  const info = lp("dkeygen/v1/admin-session", V, serverFingerprint, dir);
+  return Buffer.from(hkdfSync("sha256", adminToken, salt, info, 32));
+}
+
+export function adminFrameData(dir, seq, body) {
+  return lp("dkeygen/v1/admin-frame", V, dir, String(seq), body);
+}
+
+export function adminFrameMac(key, dir, seq, body) {
+  return createHmac("sha256", key)
+    .update(adminFrameData(dir, seq, body))
+    .digest();
+}
+
+/** The LP a round.open's signature covers; `open` is the message as received. */
+export function roundOpenData(open) {
+  return lp(
+    "dkeygen/v1/round-open",
+    V,
+    open.roundId,
+    open.purpose,
+    fromB64u(open.seed, "seed", 32),
+    fromB64u(open.serverCommitment, "serverCommitment", 32),
+    open.deadline,
+    String(open.participants),
+  );
+}
+
+export function serverCommitment(roundId, serverSecret) {
+  return createHash("sha256")
+    .update(lp("dkeygen/v1/server-secret", V, roundId, serverSecret))
+    .digest();
+}
+
+/** §6: the associated data of a contribution's envelope. */
+export function contributionAad(roundId, contributorId, serverFingerprint) {
+  return lp("dkeygen/v1/contribution", V, roundId, contributorId, serverFingerprint);
+}
+
+/** The LP a contribution's signature covers: the envelope fields as the base64url sent. */
+export function contributionData(roundId, contributorId, serverFingerprint, envelope) {
+  return lp(
+    "dkeygen/v1/contribution-signature",
+    V,
+    roundId,
+    contributorId,
+    serverFingerprint,
+    envelope.alg,
+    envelope.ek,
+    envelope.iv,
+    envelope.ct,
+    envelope.tag,
+  );
+}
+
+/** RSASSA-PSS (RFC 8017 §8.1) with SHA-256, MGF1-SHA-256 and a 32-byte salt, by the server. */
+export function verifyServerSignature(publicKey, data, signature) {
+  return verify(
+    "sha256",
+    data,
+    { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+    signature,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// §6 The envelope: AES-256-GCM under a fresh 32-byte key, the key wrapped with RSA-OAEP (SHA-256,
+// MGF1-SHA-256) whose label is the same associated data.
+
+export function seal(publicKey, plaintext, aad) {
+  const key = randomBytes(32);
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: 16 });
+  cipher.setAAD(aad);
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  const tag = cipher.getAuthTag();
+  const ek = publicEncrypt(
+    {
+      key: publicKey,
+      padding: constants.RSA_PKCS1_OAEP_PADDING,
+      oaepHash: "sha256",
+      oaepLabel: aad,
+    },
+    key,
+  );
+  key.fill(0);
+  return {
+    alg: "RSA-OAEP-256/A256GCM",
+    ek: toB64u(ek),
+    iv: toB64u(iv),
+    ct: toB64u(ct),
+    tag: toB64u(tag),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// §7.3 The entropy pool (user input empty: the OS CSPRNG alone, `--entropy os`) and §7.1 the
+// secret phrase with the hmac-sha512 generator: phrase = HMAC-SHA-512(k, LP(label, roundId,
+// seed, E)). No V in this LP: §7.1 writes none (the server cannot check a phrase anyway).
+
+const sha512 = (bytes) => createHash("sha512").update(bytes).digest();
+
+export class EntropyPool {
+  #state;
+
+  constructor(userInput = Buffer.alloc(0)) {
+    this.#state = sha512(lp("dkeygen/v1/entropy-pool", userInput, randomBytes(64)));
+  }
+
+  /** E_i, then the ratchet: an earlier E cannot be recomputed from a later state. */
+  draw() {
+    const e = sha512(lp("dkeygen/v1/entropy-draw", this.#state, randomBytes(32)));
+    this.#state = sha512(lp("dkeygen/v1/entropy-ratchet", this.#state));
+    return e;
+  }
+}
+
+export function secretPhrase(generatorKey, roundId, seed, entropy) {
+  return createHmac("sha512", generatorKey)
+    .update(lp("dkeygen/v1/secret-phrase", roundId, seed, entropy))
+    .digest();
+}
+
+// ---------------------------------------------------------------------------------------------
+// §3–§4 Messages. A receiver rejects unknown types and fields, missing fields and out-of-range
+// values; each server → peer message is checked against its row of §4 here, field by field.
+
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+const PURPOSE = /^[a-z][a-z0-9-]{0,31}$/;
+const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+// A field check returns nothing or throws naming the field; `path` is the field's dotted name.
+const isObject = (x) => typeof x === "object" && x !== null && !Array.isArray(x);
+const text =
+  (pattern, max = 1024) =>
+  (x, path) => {
+    if (typeof x !== "string" || x.length > max || (pattern && !pattern.test(x))) {
+      throw malformed(path, "is not valid");
+    }
+  };
+const bytes =
+  (min, max = min) =>
+  (x, path) => {
+    fromB64u(x, path, min, max);
+  };
+const integer = (min, max) => (x, path) => {
+  if (!Number.isSafeInteger(x) || x < min || x > max)
+    throw malformed(path, `is not an integer ${min}..${max}`);
+};
+const boolean = (x, path) => {
+  if (typeof x !== "boolean") throw malformed(path, "is not a boolean");
+};
+const oneOf =
+  (...values) =>
+  (x, path) => {
+    if (!values.includes(x)) throw malformed(path, `is not one of ${values.join(", ")}`);
+  };
+const time = (x, path) => {
+  // As Date.prototype.toISOString writes it (PROTOCOL.md's preamble): it survives a round trip.
+  if (typeof x !== "string" || !ISO_TIME.test(x) || new Date(x).toISOString() !== x) {
+    throw malformed(path, "is not an ISO 8601 UTC time");
+  }
+};
+const anyObject = (x, path) => {
+  if (!isObject(x)) throw malformed(path, "is not an object");
+};
+const arrayOf = (item, max) => (x, path) => {
+  if (!Array.isArray(x) || x.length > max) throw malformed(path, "is not a list");
+  for (const [i, element] of x.entries()) item(element, `${path}[${i}]`);
+};
+const object = (shape) => (x, path) => checkShape(x, shape, path);
+
+const fp = text(FINGERPRINT);
+const roundId = bytes(16);
+const serverSig = bytes(1, 512);
+const envelope = object({
+  alg: oneOf("RSA-OAEP-256/A256GCM"),
+  ek: bytes(1, 1024),
+  iv: bytes(12),
+  ct: bytes(1, 4096),
+  tag: bytes(16),
+});
+
+/** `shape` maps each field to its check; a name ending in "?" is optional. */
+function checkShape(x, shape, path) {
+  if (!isObject(x)) throw malformed(path || "message", "is not an object");
+  const known = new Set();
+  for (const [key, check] of Object.entries(shape)) {
+    const optional = key.endsWith("?");
+    const field = optional ? key.slice(0, -1) : key;
+    known.add(field);
+    const where = path ? `${path}.${field}` : field;
+    if (!Object.hasOwn(x, field)) {
+      if (optional) continue;
+      throw malformed(where, "is missing");
+    }
+    check(x[field], where);
+  }
+  for (const field of Object.keys(x)) {
+    if (!known.has(field)) throw malformed(JSON.stringify(field).slice(0, 66), "is unknown");
+  }
+}
+
+/** §4 "Server → peer" and admin.frame: the fields besides `type` and `v`. */
+export const SERVER_MESSAGES = {
+  hello: {
+    server: object({ publicKey: bytes(1, 2048), fingerprint: fp, keyType: oneOf("rsa") }),
+    challenge: bytes(32),
+    heartbeatMs: integer(1000, 600_000),
+  },
+  welcome: { contributorId: fp, "name?": text(NAME), enrolled: boolean, proof: serverSig },
+  "round.open": {
+    roundId,
+    purpose: text(PURPOSE),
+    seed: bytes(32),
+    serverCommitment: bytes(32),
+    deadline: time,
+    participants: integer(1, 4096),
+    signature: serverSig,
+  },
+  "round.ack": { roundId },
+  // Spec gap: `accepted` has no range in §4; at most `participants`, so 0..4096 here.
+  "round.closed": {
+    roundId,
+    outcome: oneOf("completed", "failed"),
+    accepted: integer(0, 4096),
+    "reason?": text(null, 512),
+  },
+  error: {
+    code: text(/^E_[A-Z_]{1,40}$/),
+    message: text(null, 1024),
+    "roundId?": roundId,
+    "requestId?": text(REQUEST_ID),
+    fatal: boolean,
+  },
+  "admin.ready": { proof: serverSig },
+  // Spec gap: §4 gives no format for record.id, algorithm, owner or store.kind; §12 says a record
+  // id is a ULID and §4 says the owner is a name or "@admin".
+  "admin.round": {
+    requestId: text(REQUEST_ID),
+    record: object({
+      id: text(/^[0-9A-HJKMNP-TV-Z]{26}$/),
+      purpose: text(PURPOSE),
+      createdAt: time,
+      roundId,
+      participants: arrayOf(fp, 4096),
+      algorithm: text(null, 64),
+      public: anyObject,
+      "owner?": text(/^(?:@admin|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$/),
+    }),
+    "secret?": envelope,
+  },
+  "admin.status.result": {
+    requestId: text(REQUEST_ID),
+    contributors: arrayOf(object({ id: fp, "name?": text(NAME) }), 1_000_000),
+    enrolled: integer(0, Number.MAX_SAFE_INTEGER),
+    roundsRunning: integer(0, Number.MAX_SAFE_INTEGER),
+    store: object({
+      kind: text(/^[a-z]{1,32}$/),
+      "lines?": integer(0, Number.MAX_SAFE_INTEGER),
+      "head?": text(HEX64),
+    }),
+  },
+  "admin.frame": {
+    seq: integer(0, Number.MAX_SAFE_INTEGER),
+    body: (x, path) => {
+      if (typeof x !== "string" || x.length < 2 || x.length > 65_536)
+        throw malformed(path, "is not 2..65536 characters");
+    },
+    mac: bytes(32),
+  },
+};
+
+/**
+ * Parses one text frame: JSON, an object, a string `type`, an integer `v` equal to 2 (§3), then
+ * the fields of its §4 row. `allowed` lists the types this phase takes.
+ */
+export function parseMessage(textFrame, allowed) {
+  let message;
+  try {
+    message = JSON.parse(textFrame);
+  } catch {
+    throw new PeerError("E_MALFORMED_MESSAGE", "The message is not JSON.");
+  }
+  if (!isObject(message) || typeof message.type !== "string") throw malformed("type", "is missing");
+  if (!Number.isInteger(message.v)) throw malformed("v", "is not an integer");
+  if (message.v !== VERSION) {
+    throw new PeerError(
+      "E_VERSION_MISMATCH",
+      `The server speaks protocol version ${message.v}, not ${VERSION}.`,
+    );
+  }
+  const shape = SERVER_MESSAGES[message.type];
+  if (!shape) throw malformed("type", "is not a known message type");
+  const { type, v, ...fields } = message;
+  checkShape(fields, shape, "");
+  if (!allowed.includes(type)) {
+    throw new PeerError("E_UNEXPECTED_MESSAGE", `A ${type} message was not expected now.`);
+  }
+  return message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// §2, §4 "Conversation": checking the server's key before anything is sent or pinned.
+
+/**
+ * Checks hello's key: an RSA key of at least 3072 bits, whose fingerprint is the one claimed and,
+ * when one is pinned or given, the expected one. Returns the key and its fingerprint.
+ */
+export function checkServerKey(hello, expectedFingerprint) {
+  const spki = fromB64u(hello.server.publicKey, "server.publicKey", 1, 2048);
+  let key;
+  try {
+    key = createPublicKey({ key: spki, format: "der", type: "spki" });
+  } catch {
+    throw new PeerError(
+      "E_MALFORMED_MESSAGE",
+      "The server's public key is not a DER SubjectPublicKeyInfo.",
+    );
+  }
+  // Spec gap: §2 says which keys a client accepts, not which code refuses the others; and the
+  // server key's e = 65537 (§2) is not among a client's checks, so it is not checked here.
+  if (key.asymmetricKeyType !== "rsa" || key.asymmetricKeyDetails.modulusLength < 3072) {
+    throw new PeerError(
+      "E_PIN_MISMATCH",
+      "The server's key is not an RSA key of at least 3072 bits.",
+    );
+  }
+  // Spec gap: §2 does not say whether the fingerprint is over the bytes sent or a re-encoding;
+  // one spelling is required here, so the two cannot differ.
+  if (!key.export({ type: "spki", format: "der" }).equals(spki)) {
+    throw new PeerError("E_MALFORMED_MESSAGE", "The server's public key is not in DER.");
+  }
+  const actual = fingerprint(spki);
+  if (actual !== hello.server.fingerprint) {
+    throw new PeerError(
+      "E_PIN_MISMATCH",
+      `The server claims ${hello.server.fingerprint} but its key is ${actual}.`,
+    );
+  }
+  if (expectedFingerprint !== undefined && expectedFingerprint !== actual) {
+    throw new PeerError(
+      "E_PIN_MISMATCH",
+      `The server's key is ${actual}, not the expected ${expectedFingerprint}: refusing it.`,
+    );
+  }
+  return { publicKey: key, serverFingerprint: actual };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One WebSocket connection (§3): text frames of at most 64 KiB, no compression, read in order.
+
+export class Connection {
+  #ws;
+  #queue = [];
+  #wake = null;
+  #ended = null;
+  /** When the server last showed it is alive (a ping or a message), for the §3 heartbeat rule. */
+  lastHeard = Date.now();
+
+  static open(url) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        maxPayload: MAX_FRAME_BYTES,
+        handshakeTimeout: HANDSHAKE_MS,
+      });
+      const fail = (err) =>
+        reject(new PeerError("E_UNAVAILABLE", `Cannot reach ${url}: ${err.message}`));
+      ws.once("error", fail);
+      ws.once("open", () => {
+        ws.off("error", fail);
+        resolve(new Connection(ws));
+      });
+    });
+  }
+
+  constructor(ws) {
+    this.#ws = ws;
+    ws.on("message", (data, isBinary) => {
+      this.lastHeard = Date.now();
+      this.#queue.push(isBinary ? { binary: true } : { text: data.toString("utf8") });
+      this.#notify();
+    });
+    ws.on("ping", () => {
+      this.lastHeard = Date.now();
+    });
+    ws.on("error", (err) => {
+      this.#end(
+        err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
+          ? new PeerError("E_FRAME_TOO_LARGE", "The server sent a frame over 65536 bytes.")
+          : new PeerError("E_UNAVAILABLE", `Connection error: ${err.message}`),
+      );
+    });
+    ws.on("close", (code) => {
+      this.#end(new PeerError("E_UNAVAILABLE", `The server closed the connection (${code}).`));
+    });
+  }
+
+  #notify() {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #end(error) {
+    this.#ended ??= error;
+    this.#notify();
+  }
+
+  /** Ends the connection with `error` as the reason every later read reports. */
+  abort(error) {
+    this.#end(error);
+    this.#ws.terminate();
+  }
+
+  send(message) {
+    this.#ws.send(JSON.stringify(message));
+  }
+
+  close() {
+    this.#ws.close(1000);
+  }
+
+  /** The next frame's text, in order; throws once the connection ended or after `timeoutMs`. */
+  async nextText(timeoutMs) {
+    for (;;) {
+      const item = this.#queue.shift();
+      if (item?.binary)
+        throw new PeerError("E_MALFORMED_MESSAGE", "The server sent a binary frame.");
+      if (item) return item.text;
+      if (this.#ended) throw this.#ended;
+      let timer;
+      const timedOut = await new Promise((resolve) => {
+        this.#wake = () => resolve(false);
+        if (timeoutMs !== undefined) timer = setTimeout(() => resolve(true), timeoutMs);
+      });
+      clearTimeout(timer);
+      if (timedOut) {
+        this.#wake = null;
+        throw new PeerError("E_TIMEOUT", "The server did not answer in time.");
+      }
+    }
+  }
+
+  /** The next message, parsed and checked, of one of the `allowed` types (§4.1 phases). */
+  async next(allowed, timeoutMs) {
+    return parseMessage(await this.nextText(timeoutMs), allowed);
+  }
+}
+
+/** An `error` from the server, as a local error with its code. */
+function serverRefused(error) {
+  return new PeerError(error.code, `The server refused: ${error.message}`);
+}
+
+async function hello(conn, expectedFingerprint) {
+  const message = await conn.next(["hello", "error"], HANDSHAKE_MS);
+  if (message.type === "error") throw serverRefused(message);
+  return { ...checkServerKey(message, expectedFingerprint), hello: message };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secret files: read only when no group or other access (§2's rule for admin.token), written
+// 0600 in a 0700 folder.
+
+function readSecretFile(path, what) {
+  let mode;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    throw new PeerError("E_INVALID_INPUT", `Cannot read the ${what} file ${path}.`);
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new PeerError(
+      "E_INVALID_INPUT",
+      `The ${what} file ${path} is readable by others: chmod 600 it.`,
+    );
+  }
+  return readFileSync(path, "utf8").trim();
+}
+
+function writeSecretFile(path, data) {
+  writeFileSync(path, data, { mode: 0o600, flag: "wx" });
+}
+
+/** §2: the admin token file holds 32 bytes as canonical base64url and a newline. */
+export function readAdminToken(path) {
+  const token = readSecretFile(path, "admin token");
+  try {
+    return fromB64u(token, "admin token", 32);
+  } catch {
+    throw new PeerError(
+      "E_INVALID_INPUT",
+      `The admin token file ${path} does not hold 32 bytes of base64url.`,
+    );
+  }
+}
+
+/** §4, §8: an enrollment token is "dkt_" b64(12) "." b64(32). */
+export function readEnrollmentToken(path) {
+  const token = readSecretFile(path, "enrollment token");
+  const match = /^dkt_([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(token);
+  try {
+    if (!match) throw new Error();
+    fromB64u(match[1], "token id", 12);
+    fromB64u(match[2], "token secret", 32);
+  } catch {
+    throw new PeerError(
+      "E_INVALID_INPUT",
+      `The file ${path} does not hold an enrollment token (dkt_…).`,
+    );
+  }
+  return token;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contributor's own state: an Ed25519 identity, a 64-byte hmac-sha512 generator key (both
+// secret, 0600), and peer.json with the pinned server fingerprint and whether it is enrolled.
+
+export class ContributorState {
+  constructor(dir) {
+    this.dir = dir;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const identityFile = join(dir, "identity.pem");
+    if (!existsSync(identityFile)) {
+      const { privateKey } = generateKeyPairSync("ed25519");
+      writeSecretFile(identityFile, privateKey.export({ type: "pkcs8", format: "pem" }));
+    }
+    this.privateKey = createPrivateKey(readSecretFile(identityFile, "identity"));
+    const spki = createPublicKey(this.privateKey).export({ type: "spki", format: "der" });
+    this.identity = spki.subarray(ED25519_SPKI_PREFIX.length);
+    this.contributorId = contributorIdOf(this.identity);
+    const generatorFile = join(dir, "generator.key");
+    if (!existsSync(generatorFile)) writeSecretFile(generatorFile, `${toB64u(randomBytes(64))}\n`);
+    this.generatorKey = fromB64u(
+      readSecretFile(generatorFile, "generator key"),
+      "generator key",
+      64,
+    );
+    this.peerFile = join(dir, "peer.json");
+    this.peer = existsSync(this.peerFile) ? JSON.parse(readFileSync(this.peerFile, "utf8")) : {};
+  }
+
+  save() {
+    writeFileSync(this.peerFile, `${JSON.stringify(this.peer)}\n`, { mode: 0o600 });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contributor (§4 "Conversation"): hello → join → welcome → answer every round.open.
+
+export async function runContributor({ url, fingerprint: given, tokenFile, stateDir, name, emit }) {
+  const state = new ContributorState(stateDir);
+  const pinned = state.peer.serverFingerprint;
+  if (given !== undefined && pinned !== undefined && given !== pinned) {
+    throw new PeerError(
+      "E_PIN_MISMATCH",
+      `--fingerprint ${given} differs from the pinned ${pinned}.`,
+    );
+  }
+  // The token is presented only until the first welcome (§8). Spec gap: the server ignores a
+  // token from an identity already enrolled (welcome enrolled=false, token left unused), so any
+  // welcome, not only enrolled=true, means this identity is enrolled.
+  const token = !state.peer.enrolled && tokenFile ? readEnrollmentToken(tokenFile) : undefined;
+
+  const conn = await Connection.open(url);
+  try {
+    const { publicKey, serverFingerprint, hello: h } = await hello(conn, given ?? pinned);
+    const challenge = fromB64u(h.challenge, "challenge", 32);
+    const clientChallenge = randomBytes(32);
+    const signed = joinData({
+      challenge,
+      serverFingerprint,
+      identity: state.identity,
+      token,
+      name,
+      clientChallenge,
+    });
+    conn.send({
+      type: "join",
+      v: VERSION,
+      identity: toB64u(state.identity),
+      ...(token === undefined ? {} : { token }),
+      ...(name === undefined ? {} : { name }),
+      clientChallenge: toB64u(clientChallenge),
+      signature: toB64u(sign(null, signed, state.privateKey)),
+    });
+
+    const welcome = await conn.next(["welcome", "error"], HANDSHAKE_MS);
+    if (welcome.type === "error") throw serverRefused(welcome);
+    if (welcome.contributorId !== state.contributorId) {
+      throw new PeerError("E_BAD_SIGNATURE", "The welcome names another contributor.");
+    }
+    const proofData = welcomeData({
+      challenge,
+      clientChallenge,
+      serverFingerprint,
+      contributorId: state.contributorId,
+      name: welcome.name,
+      enrolled: welcome.enrolled,
+    });
+    if (!verifyServerSignature(publicKey, proofData, fromB64u(welcome.proof, "proof", 1, 512))) {
+      throw new PeerError(
+        "E_BAD_SIGNATURE",
+        "The server's welcome proof does not verify with its key: refusing it.",
+      );
+    }
+    // Pinned only now, once the server has proved it holds the key (trust on first use).
+    state.peer.serverFingerprint = serverFingerprint;
+    state.peer.enrolled = true;
+    state.save();
+    emit({
+      event: "welcome",
+      server: serverFingerprint,
+      contributorId: state.contributorId,
+      name: welcome.name ?? null,
+      enrolled: welcome.enrolled,
+    });
+
+    await answerRounds(conn, {
+      state,
+      publicKey,
+      serverFingerprint,
+      heartbeatMs: h.heartbeatMs,
+      emit,
+    });
+  } finally {
+    conn.close();
+  }
+}
+
+async function answerRounds(conn, { state, publicKey, serverFingerprint, heartbeatMs, emit }) {
+  const pool = new EntropyPool();
+  const answered = new Set();
+  // §3: 2.5 heartbeat intervals without a ping or a message mean the server is dead.
+  const watchdog = setInterval(() => {
+    if (Date.now() - conn.lastHeard > 2.5 * heartbeatMs) {
+      conn.abort(new PeerError("E_TIMEOUT", "The server stopped answering heartbeats."));
+    }
+  }, heartbeatMs / 4);
+  try {
+    for (;;) {
+      let message;
+      try {
+        message = await conn.next(["round.open", "round.ack", "round.closed", "error"]);
+      } catch (err) {
+        // §4.1: a client ignores (and logs) any other message; the connection's end is final.
+        // Spec gap: §3's "a receiver rejects" malformed messages does not say whether a client
+        // closes; a contributor here ignores them after the welcome, as §4.1 says of others.
+        if (
+          !(err instanceof PeerError) ||
+          ["E_UNAVAILABLE", "E_TIMEOUT", "E_FRAME_TOO_LARGE"].includes(err.code)
+        ) {
+          throw err;
+        }
+        emit({ event: "ignored", code: err.code, message: err.message });
+        continue;
+      }
+      switch (message.type) {
+        case "round.open": {
+          if (
+            !verifyServerSignature(
+              publicKey,
+              roundOpenData(message),
+              fromB64u(message.signature, "signature", 1, 512),
+            )
+          ) {
+            emit({
+              event: "ignored",
+              roundId: message.roundId,
+              code: "E_BAD_SIGNATURE",
+              message: "round.open signature",
+            });
+            break;
+          }
+          // Spec gap: nothing says whether a second round.open for one round is answered; a
+          // replayed invitation gets no second phrase here.
+          if (answered.has(message.roundId)) {
+            emit({
+              event: "ignored",
+              roundId: message.roundId,
+              code: "E_DUPLICATE_CONTRIBUTION",
+              message: "again",
+            });
+            break;
+          }
+          answered.add(message.roundId);
+          conn.send(contribution(message, { state, publicKey, serverFingerprint, pool }));
+          emit({ event: "contributed", roundId: message.roundId, purpose: message.purpose });
+          break;
+        }
+        case "round.ack":
+          emit({ event: "ack", roundId: message.roundId });
+          break;
+        case "round.closed":
+          emit({
+            event: "closed",
+            roundId: message.roundId,
+            outcome: message.outcome,
+            accepted: message.accepted,
+          });
+          break;
+        case "error":
+          if (message.fatal) throw serverRefused(message);
+          emit({
+            event: "refused",
+            roundId: message.roundId ?? null,
+            code: message.code,
+            message: message.message,
+          });
+          break;
+      }
+    }
+  } finally {
+    clearInterval(watchdog);
+  }
+}
+
+/** §5–§7.1: the phrase for `open`, sealed to the server and signed (encrypt-then-sign). */
+export function contribution(open, { state, publicKey, serverFingerprint, pool }) {
+  const seed = fromB64u(open.seed, "seed", 32);
+  const phrase = secretPhrase(state.generatorKey, open.roundId, seed, pool.draw());
+  const envelope = seal(
+    publicKey,
+    phrase,
+    contributionAad(open.roundId, state.contributorId, serverFingerprint),
+  );
+  phrase.fill(0);
+  const signed = contributionData(open.roundId, state.contributorId, serverFingerprint, envelope);
+  return {
+    type: "contribution",
+    v: VERSION,
+    roundId: open.roundId,
+    contributorId: state.contributorId,
+    envelope,
+    signature: toB64u(sign(null, signed, state.privateKey)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin client (§4, §5 "admin session"): hello → admin.auth → admin.ready → MACed frames.
+
+/** One direction pair of an admin session: numbered, MACed frames both ways. */
+export class AdminChannel {
+  #sendKey;
+  #receiveKey;
+  #sendSeq = 0;
+  #receiveSeq = 0;
+
+  constructor(secrets) {
+    this.#sendKey = adminSessionKey(secrets, "to-server");
+    this.#receiveKey = adminSessionKey(secrets, "to-admin");
+  }
+
+  wrap(inner) {
+    const body = JSON.stringify(inner);
+    const seq = this.#sendSeq++;
+    const mac = adminFrameMac(this.#sendKey, "to-server", seq, body);
+    return { type: "admin.frame", v: VERSION, seq, body, mac: toB64u(mac) };
+  }
+
+  /** The inner message of `frame`: its seq and MAC first, only then its body (§5). */
+  unwrap(frame) {
+    if (frame.seq !== this.#receiveSeq) {
+      throw new PeerError(
+        "E_BAD_SIGNATURE",
+        `Admin frame ${frame.seq} arrived where ${this.#receiveSeq} was due.`,
+      );
+    }
+    const expected = adminFrameMac(this.#receiveKey, "to-admin", frame.seq, frame.body);
+    if (!timingSafeEqual(expected, fromB64u(frame.mac, "mac", 32))) {
+      throw new PeerError(
+        "E_BAD_SIGNATURE",
+        `Admin frame ${frame.seq} has a wrong MAC: the session is not the server's.`,
+      );
+    }
+    this.#receiveSeq++;
+    return parseMessage(frame.body, ["admin.round", "admin.status.result", "error"]);
+  }
+}
+
+export async function runAdmin({ url, fingerprint: expected, tokenFile, generate, params }) {
+  const adminToken = readAdminToken(tokenFile);
+  const conn = await Connection.open(url);
+  try {
+    const { publicKey, serverFingerprint, hello: h } = await hello(conn, expected);
+    const challenge = fromB64u(h.challenge, "challenge", 32);
+    const clientChallenge = randomBytes(32);
+    const secrets = { adminToken, challenge, clientChallenge, serverFingerprint };
+    const proof = createHmac("sha256", adminToken).update(adminProofData(secrets)).digest();
+    conn.send({
+      type: "admin.auth",
+      v: VERSION,
+      clientChallenge: toB64u(clientChallenge),
+      proof: toB64u(proof),
+    });
+
+    // §4.1: until the session is ready, admin.ready or a bare error (there are no keys yet).
+    const ready = await conn.next(["admin.ready", "error"], HANDSHAKE_MS);
+    if (ready.type === "error") throw serverRefused(ready);
+    if (
+      !verifyServerSignature(
+        publicKey,
+        adminReadyData(secrets),
+        fromB64u(ready.proof, "proof", 1, 512),
+      )
+    ) {
+      throw new PeerError(
+        "E_BAD_SIGNATURE",
+        "The server's admin.ready proof does not verify with its key: refusing it.",
+      );
+    }
+    const channel = new AdminChannel(secrets);
+
+    // One request at a time, each answered by the frame carrying its requestId. Spec gap: the
+    // server also takes several at once and answers them as they finish, which §4 does not say.
+    const request = async (inner) => {
+      conn.send(channel.wrap(inner));
+      // Anything but a valid admin.frame from now on ends the session (§4 "Conversation").
+      const frame = await conn.next(["admin.frame"], ADMIN_ANSWER_MS);
+      const answer = channel.unwrap(frame);
+      if (answer.requestId !== inner.requestId) {
+        throw new PeerError("E_UNEXPECTED_MESSAGE", "The server answered another request.");
+      }
+      if (answer.type === "error") throw serverRefused(answer);
+      const { type, v, requestId, ...fields } = answer;
+      return fields;
+    };
+
+    const result = { ok: true, server: serverFingerprint };
+    result.status = await request({ type: "admin.status", v: VERSION, requestId: "status-1" });
+    if (generate !== undefined) {
+      const answer = await request({
+        type: "admin.generate",
+        v: VERSION,
+        requestId: "generate-1",
+        purpose: generate,
+        params,
+      });
+      result.record = answer.record;
+    }
+    return result;
+  } finally {
+    conn.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line.
+
+const USAGE = `usage:
+  independent-peer.mjs contributor --url URL [--fingerprint FP] [--token-file F] --state DIR [--name NAME]
+  independent-peer.mjs admin --url URL --fingerprint FP --token-file F [--generate PURPOSE] [--param K=V ...]`;
+
+function printLine(value) {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+function usage(message) {
+  return new PeerError("E_USAGE", `${message}\n${USAGE}`);
+}
+
+async function main(argv) {
+  const [command, ...rest] = argv;
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: {
+        url: { type: "string" },
+        fingerprint: { type: "string" },
+        "token-file": { type: "string" },
+        state: { type: "string" },
+        name: { type: "string" },
+        generate: { type: "string" },
+        param: { type: "string", multiple: true },
+      },
+    }));
+  } catch (err) {
+    throw usage(err.message);
+  }
+  if (!values.url) throw usage("--url is required");
+  if (values.fingerprint !== undefined && !FINGERPRINT.test(values.fingerprint)) {
+    throw usage("--fingerprint must be SHA256: and 43 base64 characters");
+  }
+  if (command === "contributor") {
+    if (!values.state) throw usage("--state is required");
+    if (values.name !== undefined && !NAME.test(values.name))
+      throw usage("--name is not a valid name");
+    const stop = () => process.exit(0);
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    await runContributor({
+      url: values.url,
+      fingerprint: values.fingerprint,
+      tokenFile: values["token-file"],
+      stateDir: values.state,
+      name: values.name,
+      emit: printLine,
+    });
+    return;
+  }
+  if (command === "admin") {
+    if (!values.fingerprint) throw usage("--fingerprint is required");
+    if (!values["token-file"]) throw usage("--token-file is required (the admin.token)");
+    if (values.generate !== undefined && !PURPOSE.test(values.generate))
+      throw usage("--generate is not a purpose");
+    const params = {};
+    for (const pair of values.param ?? []) {
+      const eq = pair.indexOf("=");
+      if (eq < 1) throw usage(`--param ${pair} is not KEY=VALUE`);
+      params[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    printLine(
+      await runAdmin({
+        url: values.url,
+        fingerprint: values.fingerprint,
+        tokenFile: values["token-file"],
+        generate: values.generate,
+        params,
+      }),
+    );
+    return;
+  }
+  throw usage(`unknown command ${JSON.stringify(command ?? "")}`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    () => process.exit(0),
+    (err) => {
+      const code = err instanceof PeerError ? err.code : "E_INTERNAL";
+      printLine({ ok: false, error: { code, message: err.message } });
+      // The message may quote the server's own text: no control characters reach the terminal.
+      process.stderr.write(`${err.message.replace(/\p{Cc}/gu, (c) => (c === "\n" ? c : "?"))}\n`);
+      process.exit(code === "E_USAGE" ? 2 : 1);
+    },
+  );
+}

@@ -1,0 +1,450 @@
+// A second implementation of the wire protocol (test/interop/independent-peer.mjs, written from
+// docs/PROTOCOL.md alone) against a real `dkeygen server` child process: two independent
+// contributors take part in an OTP round run by the independent admin client, and each side
+// refuses what it must (another server's key, a forged welcome proof or round.open signature, a
+// server answer whose MAC was changed on the way). Tampering is done by a small WebSocket relay
+// between the peer and the server, so the peer's own code path meets it.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import WebSocket, { type RawData, WebSocketServer } from "ws";
+import { CLI, REPO_ROOT } from "../helpers/paths.js";
+
+const PEER = `${REPO_ROOT}test/interop/independent-peer.mjs`;
+const run = promisify(execFile);
+
+type Line = Record<string, unknown>;
+
+/** A child process whose stdout is JSON lines, kept in order and waited on. */
+class JsonLines {
+  readonly lines: Line[] = [];
+  readonly exited: Promise<number | null>;
+  #stderr = "";
+  #waiters: (() => void)[] = [];
+
+  constructor(readonly child: ChildProcess) {
+    const input = createInterface({ input: child.stdout! });
+    input.on("line", (text) => {
+      try {
+        this.lines.push(JSON.parse(text) as Line);
+      } catch {
+        this.lines.push({ unparsed: text });
+      }
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    child.stderr!.on("data", (chunk: Buffer) => {
+      this.#stderr = (this.#stderr + chunk.toString()).slice(-4000);
+    });
+    this.exited = new Promise((resolve) => {
+      child.once("exit", (code) => {
+        // Let readline deliver what the process printed before it exited.
+        setImmediate(() => {
+          for (const wake of this.#waiters.splice(0)) wake();
+          resolve(code);
+        });
+      });
+    });
+  }
+
+  /** The first line matching `match`, waiting up to `timeoutMs` for it. */
+  async waitFor(match: (line: Line) => boolean, timeoutMs = 15_000): Promise<Line> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find(match);
+      if (found) return found;
+      if (this.child.exitCode !== null || Date.now() > deadline) {
+        assert.fail(
+          `no such line; got ${JSON.stringify(this.lines)}; exit ${this.child.exitCode}; stderr ${this.#stderr}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 200);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill("SIGTERM");
+    }
+    await this.exited;
+  }
+}
+
+function startPeer(args: string[], env: NodeJS.ProcessEnv): JsonLines {
+  return new JsonLines(
+    spawn(process.execPath, [PEER, ...args], { env, stdio: ["ignore", "pipe", "pipe"] }),
+  );
+}
+
+/**
+ * A one-shot peer run (the admin client, or a contributor expected to fail): its exit and lines.
+ * One that is still running after `timeoutMs` is stopped, and reported as exit null.
+ */
+async function runPeer(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15_000) {
+  const peer = startPeer(args, env);
+  const timer = setTimeout(() => peer.child.kill("SIGKILL"), timeoutMs);
+  const code = await peer.exited;
+  clearTimeout(timer);
+  return { code, lines: peer.lines, last: peer.lines.at(-1) ?? {} };
+}
+
+/** Flips the lowest bit of the first byte of a base64url field. */
+function flipB64u(text: string): string {
+  const bytes = Buffer.from(text, "base64url");
+  bytes[0]! ^= 0x01;
+  return bytes.toString("base64url");
+}
+
+interface RelayOptions {
+  /** Changes (or not) each message from the server before the peer gets it. */
+  tamper?: (message: Line) => Line;
+  /** Message types from the server that the peer gets twice. */
+  repeat?: string[];
+  /** Whether the server's pings reach the peer (else the relay answers them itself). */
+  pings?: boolean;
+}
+
+/**
+ * A WebSocket relay on loopback between a peer and the server: it passes every text frame, keeps
+ * what the peer sent in `fromPeer`, and can change, repeat or withhold what the server sends.
+ */
+async function startRelay(upstream: string, options: RelayOptions = {}) {
+  const { tamper = (message: Line) => message, repeat = [], pings = true } = options;
+  const fromPeer: Line[] = [];
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await once(wss, "listening");
+  wss.on("connection", (client) => {
+    const server = new WebSocket(upstream);
+    const early: string[] = [];
+    client.on("message", (data: RawData) => {
+      fromPeer.push(JSON.parse(data.toString()) as Line);
+      if (server.readyState === WebSocket.OPEN) server.send(data.toString());
+      else early.push(data.toString());
+    });
+    server.on("open", () => {
+      for (const text of early.splice(0)) server.send(text);
+    });
+    server.on("message", (data: RawData) => {
+      const message = tamper(JSON.parse(data.toString()) as Line);
+      client.send(JSON.stringify(message));
+      if (repeat.includes(message.type as string)) client.send(JSON.stringify(message));
+    });
+    if (pings) server.on("ping", (data: Buffer) => client.ping(data));
+    client.on("close", () => server.close());
+    server.on("close", () => client.close());
+    client.on("error", () => server.terminate());
+    server.on("error", () => client.terminate());
+  });
+  const { port } = wss.address() as { port: number };
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    fromPeer,
+    close: async () => {
+      for (const client of wss.clients) client.terminate();
+      await new Promise((resolve) => wss.close(resolve));
+    },
+  };
+}
+
+// Each step waits at most 15 s for a peer; the whole suite takes about 20 s.
+describe("an independent implementation written from docs/PROTOCOL.md", {
+  timeout: 120_000,
+}, () => {
+  const home = mkdtempSync(join(tmpdir(), "dkeygen-interop-"));
+  const dataDir = join(home, "server");
+  const env = { ...process.env, DKEYGEN_HOME: home };
+  const peers: JsonLines[] = [];
+  const relays: { close(): Promise<void> }[] = [];
+  let server: JsonLines;
+  let url = "";
+  let fingerprint = "";
+  const ids: Record<string, string> = {};
+
+  /** A fresh enrollment token from the real CLI, in a 0600 file (never on a command line). */
+  async function tokenFile(name: string): Promise<string> {
+    const { stdout } = await run(
+      process.execPath,
+      [CLI, "enroll", "--data-dir", dataDir, "--name", name, "--json"],
+      { env },
+    );
+    const file = join(home, `${name}.token`);
+    writeFileSync(file, `${(JSON.parse(stdout) as { token: string }).token}\n`, { mode: 0o600 });
+    return file;
+  }
+
+  function contributor(name: string, args: string[]): JsonLines {
+    const peer = startPeer(["contributor", "--state", join(home, name), ...args], env);
+    peers.push(peer);
+    return peer;
+  }
+
+  const admin = (extra: string[], via = url) =>
+    runPeer(
+      [
+        "admin",
+        "--url",
+        via,
+        "--fingerprint",
+        fingerprint,
+        "--token-file",
+        join(dataDir, "admin.token"),
+        ...extra,
+      ],
+      env,
+    );
+
+  before(async () => {
+    // The server's --json summary is one JSON object (pretty-printed) on stdout.
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        "server",
+        "--data-dir",
+        dataDir,
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "off",
+        "--otp-pool",
+        "0",
+        "--round-timeout",
+        "3s",
+        "--log-format",
+        "json",
+        "--json",
+      ],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let text = "";
+    const summary = await new Promise<{ url: string; fingerprint: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start: ${text}`)), 20_000);
+      child.stdout.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+        try {
+          resolve(JSON.parse(text) as { url: string; fingerprint: string });
+          clearTimeout(timer);
+        } catch {
+          // not the whole object yet
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`server exited ${code}: ${text}`)));
+    });
+    server = new JsonLines(child);
+    url = summary.url;
+    fingerprint = summary.fingerprint;
+  });
+
+  after(async () => {
+    for (const relay of relays) await relay.close();
+    for (const peer of peers) await peer.stop();
+    await server?.stop();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it("an independent contributor refuses a server whose fingerprint is not the one given", async () => {
+    const other = `SHA256:${createHash("sha256").update("another server").digest("base64").replace(/=+$/, "")}`;
+    const token = await tokenFile("alice");
+    const result = await runPeer(
+      [
+        "contributor",
+        "--url",
+        url,
+        "--fingerprint",
+        other,
+        "--token-file",
+        token,
+        "--state",
+        join(home, "alice"),
+      ],
+      env,
+    );
+    assert.equal(result.code, 1);
+    assert.deepEqual(result.last.error && (result.last.error as Line).code, "E_PIN_MISMATCH");
+    assert.equal(result.lines.length, 1, "nothing but the refusal");
+  });
+
+  it("two independent contributors enroll with their tokens and are welcomed with a valid proof", async () => {
+    // alice's token is still unused: the refusal above came before any join was sent.
+    const alice = contributor("alice", [
+      "--url",
+      url,
+      "--fingerprint",
+      fingerprint,
+      "--token-file",
+      join(home, "alice.token"),
+    ]);
+    const bob = contributor("bob", ["--url", url, "--token-file", await tokenFile("bob")]);
+    for (const [name, peer] of [
+      ["alice", alice],
+      ["bob", bob],
+    ] as const) {
+      const welcome = await peer.waitFor((line) => line.event === "welcome");
+      assert.equal(welcome.enrolled, true);
+      assert.equal(welcome.name, name);
+      assert.equal(welcome.server, fingerprint);
+      ids[name] = welcome.contributorId as string;
+    }
+  });
+
+  it("an enrolled independent contributor rejoins without presenting its token again", async () => {
+    await peers[0]!.stop();
+    // Given the token file again, through a relay that shows what it sends.
+    const relay = await startRelay(url);
+    relays.push(relay);
+    const alice = contributor("alice", [
+      "--url",
+      relay.url,
+      "--token-file",
+      join(home, "alice.token"),
+    ]);
+    const welcome = await alice.waitFor((line) => line.event === "welcome");
+    assert.equal(welcome.enrolled, false);
+    assert.equal(welcome.contributorId, ids.alice);
+    const joins = relay.fromPeer.filter((message) => message.type === "join");
+    assert.equal(joins.length, 1);
+    assert.equal(Object.hasOwn(joins[0]!, "token"), false);
+  });
+
+  it("the independent admin client lists both contributors and runs an otp round with both", async () => {
+    const result = await admin(["--generate", "otp", "--param", "digits=8"]);
+    assert.equal(result.code, 0, JSON.stringify(result.lines));
+    const { status, record } = result.last as { status: Line; record: Line };
+    const listed = (status.contributors as { id: string }[]).map((c) => c.id).sort();
+    assert.deepEqual(listed, [ids.alice, ids.bob].sort());
+    assert.equal(record.purpose, "otp");
+    assert.equal(record.owner, "@admin");
+    assert.deepEqual(record.public, { digits: 8 });
+    assert.deepEqual((record.participants as string[]).slice().sort(), [ids.alice, ids.bob].sort());
+    for (const peer of peers.slice(-2)) {
+      await peer.waitFor((line) => line.event === "ack" && line.roundId === record.roundId);
+      await peer.waitFor((line) => line.event === "closed" && line.outcome === "completed");
+    }
+  });
+
+  it("the independent admin client refuses a server answer whose MAC was changed on the way", async () => {
+    let flipped = 0;
+    const relay = await startRelay(url, {
+      tamper: (message) => {
+        if (message.type !== "admin.frame") return message;
+        flipped++;
+        return { ...message, mac: flipB64u(message.mac as string) };
+      },
+    });
+    relays.push(relay);
+    const result = await admin([], relay.url);
+    assert.equal(flipped, 1, "the first answer was tampered with");
+    assert.equal(result.code, 1);
+    assert.equal((result.last.error as Line).code, "E_BAD_SIGNATURE");
+    assert.equal(result.last.status, undefined);
+  });
+
+  it("an independent contributor refuses a welcome whose proof was changed, and pins nothing", async () => {
+    const relay = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "welcome"
+          ? { ...message, proof: flipB64u(message.proof as string) }
+          : message,
+    });
+    relays.push(relay);
+    const state = join(home, "carol");
+    const result = await runPeer(
+      [
+        "contributor",
+        "--url",
+        relay.url,
+        "--token-file",
+        await tokenFile("carol"),
+        "--state",
+        state,
+      ],
+      env,
+    );
+    assert.equal(result.code, 1);
+    assert.equal((result.last.error as Line).code, "E_BAD_SIGNATURE");
+    assert.equal(
+      existsSync(join(state, "peer.json")),
+      false,
+      "no trust on first use without the proof",
+    );
+  });
+
+  it("an independent contributor answers neither a forged round.open nor a replayed one", async () => {
+    const forging = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "round.open"
+          ? { ...message, signature: flipB64u(message.signature as string) }
+          : message,
+    });
+    relays.push(forging);
+    const dave = contributor("dave", [
+      "--url",
+      forging.url,
+      "--token-file",
+      await tokenFile("dave"),
+    ]);
+    // erin's relay sends every round.open twice, the second copy right after the first.
+    const replaying = await startRelay(url, { repeat: ["round.open"] });
+    relays.push(replaying);
+    const erin = contributor("erin", [
+      "--url",
+      replaying.url,
+      "--token-file",
+      await tokenFile("erin"),
+    ]);
+    for (const [name, peer] of [
+      ["dave", dave],
+      ["erin", erin],
+    ] as const) {
+      ids[name] = (await peer.waitFor((line) => line.event === "welcome")).contributorId as string;
+    }
+    // dave is invited but never answers, so the round runs to its 3 s deadline with the others.
+    const result = await admin(["--generate", "otp"]);
+    assert.equal(result.code, 0, JSON.stringify(result.lines));
+    const record = (result.last as { record: Line }).record;
+    const expected = [ids.alice, ids.bob, ids.erin].sort();
+    assert.deepEqual((record.participants as string[]).slice().sort(), expected);
+    const forged = await dave.waitFor((line) => line.event === "ignored");
+    assert.deepEqual([forged.roundId, forged.code], [record.roundId, "E_BAD_SIGNATURE"]);
+    assert.equal(
+      dave.lines.some((line) => line.event === "contributed"),
+      false,
+    );
+    const again = await erin.waitFor((line) => line.event === "ignored");
+    assert.deepEqual([again.roundId, again.code], [record.roundId, "E_DUPLICATE_CONTRIBUTION"]);
+    assert.equal(erin.lines.filter((line) => line.event === "contributed").length, 1);
+    await erin.waitFor((line) => line.event === "ack" && line.roundId === record.roundId);
+  });
+
+  it("an independent contributor gives up on a server silent for 2.5 heartbeat intervals", async () => {
+    // The relay announces 2 s heartbeats and withholds the server's pings: after the welcome
+    // nothing reaches the peer, which must give up 5 s later (it looks every 0.5 s).
+    const relay = await startRelay(url, {
+      tamper: (message) => (message.type === "hello" ? { ...message, heartbeatMs: 2000 } : message),
+      pings: false,
+    });
+    relays.push(relay);
+    // A new identity: a second join of a connected one would end the first one's session.
+    const token = await tokenFile("frank");
+    const frank = contributor("frank", ["--url", relay.url, "--token-file", token]);
+    await frank.waitFor((line) => line.event === "welcome");
+    const welcomed = Date.now();
+    const code = await frank.exited;
+    const waited = Date.now() - welcomed;
+    assert.equal(code, 1);
+    assert.equal((frank.lines.at(-1)!.error as Line).code, "E_TIMEOUT");
+    assert.ok(waited >= 4900 && waited < 7000, `gave up ${waited} ms after the welcome`);
+  });
+});
