@@ -33,7 +33,7 @@ import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import type { PinStore } from "./pins.js";
-import { checkServerHello, checkServerProof, type ServerKey } from "./server-key.js";
+import { checkServerHello, checkServerProof, confirmServer, type ServerKey } from "./server-key.js";
 
 export interface AdminClientOptions {
   url: string;
@@ -171,6 +171,7 @@ export class AdminClient {
               adminReadyProofData(known.challenge, clientChallenge, known.fingerprint),
               msg.proof,
             );
+            await confirmServer(known);
             session.transition("ready");
             const keys = adminSessionKeys(
               token,
@@ -231,8 +232,9 @@ export class AdminClient {
   #route(msg: AnyMessage): void {
     const requestId = "requestId" in msg ? msg.requestId : undefined;
     if (requestId === undefined) {
-      // An error about the session as a whole (sealed, so it is the server's): it is closing.
-      if (msg.type === "error") {
+      // An error about the session as a whole (sealed, so it is the server's). Only a fatal one
+      // ends it; the server closes the connection after it.
+      if (msg.type === "error" && msg.fatal) {
         this.#closedError = new DkeygenError(msg.code as ErrorCode, msg.message);
         this.#failPending(this.#closedError);
       }

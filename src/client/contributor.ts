@@ -32,7 +32,7 @@ import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
 import type { PinStore } from "./pins.js";
 import { contributionFor, invitationSigned } from "./round-answer.js";
-import { checkServerHello, checkServerProof, type ServerKey } from "./server-key.js";
+import { checkServerHello, checkServerProof, confirmServer, type ServerKey } from "./server-key.js";
 
 export type ContributorEvent =
   | { type: "connected"; url: string; fingerprint: string; pin: "pinned" | "matched" }
@@ -68,6 +68,9 @@ export interface ContributorOptions {
   handshakeTimeoutMs?: number;
 }
 
+/** How many answered round ids a contributor remembers, to answer each round once. */
+const ANSWERED_REMEMBERED = 4096;
+
 export class Contributor {
   readonly #o: ContributorOptions;
   readonly #logger: Logger;
@@ -75,6 +78,8 @@ export class Contributor {
   readonly #listeners: ((event: ContributorEvent) => void)[] = [];
   #connection: Connection | undefined;
   #server: ServerKey | undefined;
+  /** Rounds already answered (the latest ANSWERED_REMEMBERED). */
+  readonly #answered = new Set<string>();
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -206,9 +211,12 @@ export class Contributor {
             await this.#onHello(connection, msg, clientChallenge);
             break;
           case "welcome":
-            this.#onWelcome(msg, clientChallenge);
+            // Ready as soon as the proof checks, before the pin is written: an invitation may
+            // follow the welcome at once.
+            this.#checkWelcome(msg, clientChallenge);
             session.transition("ready");
             clearTimeout(handshakeTimer);
+            await this.#joined(msg);
             break;
           case "round.open":
             this.#onRoundOpen(connection, msg);
@@ -253,10 +261,7 @@ export class Contributor {
     });
     this.#server = server;
     const { fingerprint } = server;
-    const pin = server.pin === "matched" ? "matched" : "pinned";
     (connection as { watchHeartbeat?(ms: number): void }).watchHeartbeat?.(msg.heartbeatMs);
-    this.#logger.info({ url: this.#o.serverUrl, fingerprint, pin }, "connected to server");
-    this.#emit({ type: "connected", url: this.#o.serverUrl, fingerprint, pin });
 
     const { state } = this.#o;
     const token = this.#o.token ?? "";
@@ -285,7 +290,7 @@ export class Contributor {
   }
 
   /** Checks the server's proof that it holds the pinned key, on this connection, for this join. */
-  #onWelcome(msg: MessageOf<"welcome">, clientChallenge: Uint8Array): void {
+  #checkWelcome(msg: MessageOf<"welcome">, clientChallenge: Uint8Array): void {
     const server = this.#server!;
     // A welcome for another contributor is no proof for this one.
     const id = msg.contributorId === this.contributorId ? msg.contributorId : "";
@@ -301,6 +306,15 @@ export class Contributor {
       ),
       msg.proof,
     );
+  }
+
+  /** Joined: a key seen for the first time is pinned now that its holder proved it. */
+  async #joined(msg: MessageOf<"welcome">): Promise<void> {
+    const server = this.#server!;
+    const pin = (await confirmServer(server)) === "matched" ? "matched" : "pinned";
+    const { fingerprint } = server;
+    this.#logger.info({ url: this.#o.serverUrl, fingerprint, pin }, "connected to server");
+    this.#emit({ type: "connected", url: this.#o.serverUrl, fingerprint, pin });
     this.#attempt = 0;
     this.#logger.info(
       { contributorId: msg.contributorId, name: msg.name, enrolled: msg.enrolled },
@@ -325,6 +339,16 @@ export class Contributor {
         "ignored a round.open that the server's key did not sign",
       );
       return;
+    }
+    // A round.open is not bound to a connection: a recorded one would verify again. Each round
+    // is answered once.
+    if (this.#answered.has(msg.roundId)) {
+      this.#logger.warn({ roundId: msg.roundId }, "ignored a second invitation to the same round");
+      return;
+    }
+    this.#answered.add(msg.roundId);
+    if (this.#answered.size > ANSWERED_REMEMBERED) {
+      this.#answered.delete(this.#answered.values().next().value!);
     }
     this.#emit({
       type: "round.invited",

@@ -43,21 +43,24 @@ export function pinMismatch(url: string, expected: string, presented: string): D
 }
 
 /**
- * Checks a presented fingerprint against the pin (or the expected one given in advance) and
- * records it on first contact. Throws PIN_MISMATCH when they differ.
+ * Checks a presented fingerprint against the pin (or the expected one given in advance), writing
+ * nothing. Throws PIN_MISMATCH when they differ; "new" when nothing is pinned for `url` yet (or
+ * the pin differs from a fingerprint given in advance, which wins), "matched" otherwise. A client
+ * records a new pin (`recordPin`) only once the server has proved it holds that key.
  */
-export async function checkPin(
+export async function comparePin(
   pins: PinStore,
   url: string,
   presented: string,
   expected?: string,
-): Promise<"pinned" | "matched"> {
+): Promise<"new" | "matched"> {
   const stored = await pins.get(url);
   const pinned = expected ?? stored;
   if (pinned !== undefined && pinned !== presented) throw pinMismatch(url, pinned, presented);
-  if (stored !== presented) {
-    await pins.set(url, presented);
-    return "pinned";
-  }
-  return "matched";
+  return stored === presented ? "matched" : "new";
+}
+
+/** Records `fingerprint` as the pin of `url` (trust on first use, after the server's proof). */
+export async function recordPin(pins: PinStore, url: string, fingerprint: string): Promise<void> {
+  if ((await pins.get(url)) !== fingerprint) await pins.set(url, fingerprint);
 }

@@ -4,7 +4,9 @@
  * worth remembering), the fingerprint the server claims is that key's, and it is the one pinned —
  * given in advance, or remembered from first contact (pins.ts). Then, once the server has
  * answered the join or admin.auth, its proof: an RSASSA-PSS signature over both challenges by
- * that key (PROTOCOL §5). Contributors and admin clients share these checks.
+ * that key (PROTOCOL §5); only then is a key seen for the first time pinned (`confirmServer`), so
+ * trust on first use never remembers a key whose holder did not prove it. Contributors and admin
+ * clients share these checks.
  */
 import type { KeyObject } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
@@ -12,7 +14,7 @@ import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import { rsaServerKey, serverVerify } from "../crypto/server-signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { MessageOf } from "../protocol/messages.js";
-import { checkPin, type PinStore, pinMismatch } from "./pins.js";
+import { comparePin, type PinStore, pinMismatch, recordPin } from "./pins.js";
 
 /** The server as a client knows it on one connection. */
 export interface ServerKey {
@@ -21,8 +23,13 @@ export interface ServerKey {
   fingerprint: string;
   /** The server's challenge of this connection. */
   challenge: Uint8Array;
-  /** "pinned": first contact, now remembered; "matched": as pinned before; "given": in advance. */
-  pin: "pinned" | "matched" | "given";
+  /**
+   * "new": first contact, to be pinned once the server proves it holds the key; "matched": as
+   * pinned before; "given": a fingerprint given in advance, no pin store.
+   */
+  pin: "new" | "matched" | "given";
+  /** Where a new pin is recorded. */
+  pins?: PinStore;
 }
 
 export interface ServerKeyExpectation {
@@ -51,12 +58,12 @@ export async function checkServerHello(
   if (!key) {
     throw new DkeygenError(
       ErrorCodes.PIN_MISMATCH,
-      `The server at ${expect.url} presented a key that is not RSA of at least 3072 bits; refusing it.`,
+      `The server at ${expect.url} presented a key that is not RSA of at least 3072 bits with e = 65537; refusing it.`,
     );
   }
   let pin: ServerKey["pin"];
   if (expect.pins) {
-    pin = await checkPin(expect.pins, expect.url, fingerprint, expect.expectedFingerprint);
+    pin = await comparePin(expect.pins, expect.url, fingerprint, expect.expectedFingerprint);
   } else if (expect.expectedFingerprint === undefined) {
     throw new DkeygenError(
       ErrorCodes.USAGE,
@@ -73,6 +80,7 @@ export async function checkServerHello(
     fingerprint,
     challenge: fromBase64url(hello.challenge, "challenge", 32),
     pin,
+    ...(expect.pins === undefined ? {} : { pins: expect.pins }),
   };
 }
 
@@ -88,4 +96,13 @@ export function checkServerProof(server: ServerKey, data: Uint8Array, proof: str
         "(its answer to this connection's handshake is not signed by that key); refusing it.",
     );
   }
+}
+
+/** After the proof: pins a key seen for the first time; says whether it was "pinned" now. */
+export async function confirmServer(server: ServerKey): Promise<"pinned" | "matched" | "given"> {
+  if (server.pin !== "new" || server.pins === undefined) {
+    return server.pin === "new" ? "given" : server.pin;
+  }
+  await recordPin(server.pins, server.url, server.fingerprint);
+  return "pinned";
 }

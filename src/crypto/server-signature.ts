@@ -23,14 +23,16 @@ export function serverVerify(publicKey: KeyObject, data: Uint8Array, signature: 
 }
 
 /**
- * The server key in `spki` (DER SubjectPublicKeyInfo) if it is RSA of at least 3072 bits, the
- * only kind a dkeygen server has; undefined for anything else, including bytes that are no key.
+ * The server key in `spki` (DER SubjectPublicKeyInfo) if it is RSA of at least 3072 bits with
+ * public exponent 65537, the only kind a dkeygen server has; undefined for anything else,
+ * including bytes that are no key.
  */
 export function rsaServerKey(spki: Uint8Array): KeyObject | undefined {
   try {
     const key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    return key.asymmetricKeyType === "rsa" && bits >= 3072 ? key : undefined;
+    const e65537 = key.asymmetricKeyDetails?.publicExponent === 65537n;
+    return key.asymmetricKeyType === "rsa" && bits >= 3072 && e65537 ? key : undefined;
   } catch {
     return undefined;
   }

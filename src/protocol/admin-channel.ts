@@ -25,6 +25,7 @@ import {
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { type AnyMessage, decodeMessage, encodeMessage, type MessageOf } from "./messages.js";
+import { article } from "./session.js";
 import { type AdminDirection, adminFrameMacData, adminSessionKeyInfo } from "./signed-data.js";
 import { PROTOCOL_VERSION } from "./version.js";
 
@@ -117,7 +118,7 @@ export class AdminChannel {
     if (!INNER[this.#receiveDirection].has(inner.type)) {
       throw new DkeygenError(
         ErrorCodes.UNEXPECTED_MESSAGE,
-        `A ${inner.type} message cannot travel inside an admin frame ${this.#receiveDirection}.`,
+        `${article(inner.type)} ${inner.type} message cannot travel inside an admin frame ${this.#receiveDirection}.`,
       );
     }
     return inner;

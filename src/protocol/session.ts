@@ -21,6 +21,11 @@
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { MessageType } from "./messages.js";
 
+/** "An" before a message type that starts with a vowel (admin.…, error), else "A". */
+export function article(type: string): "A" | "An" {
+  return /^[aeiou]/i.test(type) ? "An" : "A";
+}
+
 export type SessionState = "handshake" | "joining" | "contributor" | "admin" | "closed";
 
 /** Which states may follow each state. */
@@ -80,7 +85,7 @@ export class SessionMachine {
       kind: "reject",
       error: new DkeygenError(
         ErrorCodes.UNEXPECTED_MESSAGE,
-        `A ${type} message is not expected from this peer now.`,
+        `${article(type)} ${type} message is not expected from this peer now.`,
       ),
     };
   }

@@ -41,7 +41,11 @@ export function handleAdminFrame(
   try {
     inner = peer.admin!.open(frame);
   } catch (error) {
-    ctx.reject(peer, error, {}, isDkeygenError(error, ErrorCodes.BAD_SIGNATURE));
+    const integrity = isDkeygenError(error, ErrorCodes.BAD_SIGNATURE);
+    // An authentic body that is no valid command: answered with its requestId when it has a
+    // readable one, so an admin with several requests open knows which one failed.
+    const requestId = integrity ? undefined : readableRequestId(frame.body);
+    ctx.reject(peer, error, requestId === undefined ? {} : { requestId }, integrity);
     return;
   }
   if (inner.type === "admin.generate") return adminGenerate(ctx, services, peer, inner);
@@ -139,6 +143,17 @@ function adminStatus(
       ...(chain === undefined ? {} : { lines: chain.lines, head: chain.head }),
     },
   });
+}
+
+/** The `requestId` of a JSON body, if it has one of the wire's form (else undefined). */
+function readableRequestId(body: string): string | undefined {
+  try {
+    const value = JSON.parse(body) as { requestId?: unknown };
+    const id = value?.requestId;
+    return typeof id === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** RSA public exponent every key dkeygen accepts must have (RFC 8017 recommends F4). */

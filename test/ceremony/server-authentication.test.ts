@@ -253,3 +253,105 @@ test("a join whose requested name is changed on the way is refused", async () =>
     await real.close();
   }
 });
+
+test("trust on first use pins a server's key only once the server proved it holds it", async () => {
+  const { impostor } = impostorIdentity();
+  const fake = await startMemoryServer({ identity: impostor });
+  try {
+    const home = join(fake.dataDir, "first-contact");
+    const { token } = await issueEnrollmentToken(fake.dataDir, { name: "first" });
+    const pins = new PinStore(home);
+    const contributor = new Contributor({
+      serverUrl: "memory://dkeygen",
+      state: await loadOrCreateContributorState(home),
+      entropy: new EntropyPool(new Uint8Array(0), "os"),
+      pins,
+      token,
+      reconnect: false,
+      dial: fake.dial,
+    });
+    await assert.rejects(contributor.start(), (e: unknown) =>
+      isDkeygenError(e, ErrorCodes.BAD_SIGNATURE),
+    );
+    assert.equal(await pins.get("memory://dkeygen"), undefined, "nothing pinned");
+  } finally {
+    await fake.close();
+  }
+  // An honest server's key is pinned at the first join.
+  const real = await startMemoryServer();
+  try {
+    const home = join(real.dataDir, "honest");
+    const { token } = await issueEnrollmentToken(real.dataDir, { name: "honest" });
+    const pins = new PinStore(home);
+    const contributor = new Contributor({
+      serverUrl: "memory://dkeygen",
+      state: await loadOrCreateContributorState(home),
+      entropy: new EntropyPool(new Uint8Array(0), "os"),
+      pins,
+      token,
+      reconnect: false,
+      dial: real.dial,
+    });
+    await contributor.start();
+    assert.equal(await pins.get("memory://dkeygen"), real.identity.fingerprint);
+    await contributor.stop();
+  } finally {
+    await real.close();
+  }
+});
+
+test("a contributor answers each round once, however often its invitation is replayed", async () => {
+  const real = await startMemoryServer({ config: { quorum: 2, roundTimeoutMs: 2000 } });
+  try {
+    await real.contributors(1);
+    let contributions = 0;
+    const relay = new Relay(real.dial, (direction, frame) => {
+      if (direction === "up" && frame.includes('"contribution"')) contributions++;
+      return frame;
+    });
+    const home = join(real.dataDir, "replayed");
+    const { token } = await issueEnrollmentToken(real.dataDir, { name: "replayed" });
+    const contributor = new Contributor({
+      serverUrl: "memory://dkeygen",
+      state: await loadOrCreateContributorState(home),
+      entropy: new EntropyPool(new Uint8Array(0), "os"),
+      pins: new PinStore(home),
+      serverFingerprint: real.identity.fingerprint,
+      token,
+      reconnect: false,
+      dial: relay.dial,
+    });
+    await contributor.start();
+    const record = await real.server.runRound({ purpose: "otp" });
+    assert.equal(record.participants.length, 2);
+    const open = relay.seen.find((s) => s.direction === "down" && s.frame.includes('"round.open"'));
+    relay.injectDown(open!.frame);
+    relay.injectDown(open!.frame);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(contributions, 1);
+    await contributor.stop();
+  } finally {
+    await real.close();
+  }
+});
+
+test("an admin command that fails its schema is answered with its requestId, and the session goes on", async () => {
+  const real = await startMemoryServer();
+  try {
+    const admin = await AdminClient.connect({
+      url: "memory://dkeygen",
+      token: real.adminToken,
+      expectedFingerprint: real.identity.fingerprint,
+      dial: real.dial,
+    });
+    // params must be an object: a number is refused by the schema of the inner message.
+    await assert.rejects(admin.generate("otp", 7 as never), (e: unknown) =>
+      isDkeygenError(e, ErrorCodes.MALFORMED_MESSAGE),
+    );
+    const status = await admin.status();
+    assert.equal(status.roundsRunning, 0);
+    admin.close();
+  } finally {
+    await real.close();
+  }
+});
