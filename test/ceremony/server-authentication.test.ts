@@ -335,7 +335,9 @@ test("a contributor answers each round once, however often its invitation is rep
   }
 });
 
-test("an admin command that fails its schema is answered with its requestId, and the session goes on", async () => {
+test("an admin command that fails its schema is answered with its requestId, and the session goes on", {
+  timeout: 20_000,
+}, async () => {
   const real = await startMemoryServer();
   try {
     const admin = await AdminClient.connect({
