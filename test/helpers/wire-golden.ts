@@ -16,6 +16,7 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { sealEnvelope } from "../../src/crypto/envelope.js";
 import { fingerprintOf, spkiDer } from "../../src/crypto/fingerprint.js";
+import { secretPhraseInput } from "../../src/crypto/phrase-generators.js";
 import { serverSign } from "../../src/crypto/server-signature.js";
 import { rawPublicKey, signMessage } from "../../src/crypto/signature.js";
 import { derivePurpose } from "../../src/derive/index.js";
@@ -24,8 +25,10 @@ import { envelopeToWire } from "../../src/protocol/envelope-wire.js";
 import { contributorIdOf } from "../../src/protocol/identity.js";
 import { type AnyMessage, encodeMessage } from "../../src/protocol/messages.js";
 import {
+  adminFrameMacData,
   adminProofData,
   adminReadyProofData,
+  adminSessionKeyInfo,
   contributionAad,
   contributionSignedData,
   joinSignedData,
@@ -60,9 +63,12 @@ export interface Golden {
  * server's RSA-3072 key by dkeygen's own deterministic RSA derivation (PROTOCOL §13.6) from the
  * 64 bytes 33 34 35 …, the contributor's Ed25519 key from the seed 55 56 57 … (RFC 8032).
  */
+const SERVER_KEY_SECRET = bytes(64, 0x33);
+const CONTRIBUTOR_SEED = bytes(32, 0x55);
+
 export async function goldenKeys(): Promise<GoldenKeys> {
-  const rsa = await derivePurpose("rsa", bytes(64, 0x33), { bits: 3072 });
-  const seed = bytes(32, 0x55);
+  const rsa = await derivePurpose("rsa", SERVER_KEY_SECRET, { bits: 3072 });
+  const seed = CONTRIBUTOR_SEED;
   const contributorKey = createPrivateKey({
     key: {
       kty: "OKP",
@@ -222,6 +228,13 @@ export function buildGolden(keys: GoldenKeys): Golden {
   frames["admin.status"] = status;
   frames["admin.round"] = round;
   frames["admin.status.result"] = statusResult;
+  lp.adminSessionInfoToServer = adminSessionKeyInfo(fingerprint, "to-server");
+  lp.adminSessionInfoToAdmin = adminSessionKeyInfo(fingerprint, "to-admin");
+  lp.adminSessionKeyToServer = keys2.toServer.export();
+  lp.adminSessionKeyToAdmin = keys2.toAdmin.export();
+  lp.adminFrameMacSeq0 = adminFrameMacData("to-server", 0, encodeMessage(generate));
+  // A §7.1 secret phrase input (no V: not a wire construction), with E = 64 bytes 0x70 0x71 ….
+  lp.secretPhraseInput = secretPhraseInput(roundId, seed, bytes(64, 0x70));
   frames["admin.frame (admin.generate, seq 0)"] = admin.seal(generate);
   frames["admin.frame (admin.status, seq 1)"] = admin.seal(status);
   frames["admin.frame (admin.round, seq 0)"] = server.seal(round);
@@ -230,6 +243,8 @@ export function buildGolden(keys: GoldenKeys): Golden {
   return {
     version: V,
     inputs: {
+      serverKeyDerivationSecret: hex(SERVER_KEY_SECRET),
+      contributorSeed: hex(CONTRIBUTOR_SEED),
       challenge: hex(challenge),
       clientChallenge: hex(clientChallenge),
       adminClientChallenge: hex(adminClientChallenge),
