@@ -147,6 +147,31 @@ describe("the independent peer against the golden wire frames", () => {
       ),
       adminAuth: peer.adminProofData(adminSecrets),
       adminReady: peer.adminReadyData(adminSecrets),
+      adminSessionInfoToServer: peer.lp(
+        "dkeygen/v1/admin-session",
+        String(peer.VERSION),
+        serverFingerprint,
+        "to-server",
+      ),
+      adminSessionInfoToAdmin: peer.lp(
+        "dkeygen/v1/admin-session",
+        String(peer.VERSION),
+        serverFingerprint,
+        "to-admin",
+      ),
+      adminSessionKeyToServer: peer.adminSessionKey(adminSecrets, "to-server"),
+      adminSessionKeyToAdmin: peer.adminSessionKey(adminSecrets, "to-admin"),
+      adminFrameMacSeq0: peer.adminFrameData(
+        "to-server",
+        0,
+        JSON.parse(golden.frames["admin.frame (admin.generate, seq 0)"]!).body,
+      ),
+      secretPhraseInput: peer.lp(
+        "dkeygen/v1/secret-phrase",
+        inputs.roundId!,
+        hex("seed"),
+        Buffer.from(Array.from({ length: 64 }, (_, i) => 0x70 + i)),
+      ),
     };
     assert.deepEqual(Object.keys(built).sort(), Object.keys(golden.lp).sort());
     for (const [name, bytes] of Object.entries(built)) {
