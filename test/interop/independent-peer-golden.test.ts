@@ -55,6 +55,8 @@ interface Peer {
   adminReadyData(x: AdminSecrets): Buffer;
   adminSessionKey(x: AdminSecrets, dir: string): Buffer;
   adminFrameMac(key: Buffer, dir: string, seq: number, body: string): Buffer;
+  adminFrameData(dir: string, seq: number, body: string): Buffer;
+  VERSION: number;
   roundOpenData(open: Message): Buffer;
   serverCommitment(roundId: string, serverSecret: Uint8Array): Buffer;
   contributionAad(roundId: string, contributorId: string, serverFingerprint: string): Buffer;
