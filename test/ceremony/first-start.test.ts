@@ -15,23 +15,7 @@ import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { loadOrCreateServerIdentity } from "../../src/server/identity.js";
 import { startServer } from "../../src/server/runtime.js";
 import { captureLogger, tempDir } from "../helpers/ceremony.js";
-import { CliProcess } from "../helpers/cli.js";
-
-function serverArgs(dataDir: string): string[] {
-  return [
-    "server",
-    "--data-dir",
-    dataDir,
-    "--listen",
-    "127.0.0.1:0",
-    "--http-listen",
-    "127.0.0.1:0",
-    "--otp-pool",
-    "0",
-    "--log-format",
-    "json",
-  ];
-}
+import { CliProcess, serverArgs } from "../helpers/cli.js";
 
 async function quietStart(dataDir: string, extra: Partial<Parameters<typeof startServer>[0]> = {}) {
   return startServer({

@@ -6,18 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { join } from "node:path";
 import { test } from "node:test";
 import { AdminClient } from "../../src/client/admin-client.js";
-import { Contributor } from "../../src/client/contributor.js";
-import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
-import { EntropyPool } from "../../src/client/entropy.js";
-import { PinStore } from "../../src/client/pins.js";
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
-import { issueEnrollmentToken } from "../../src/server/enrollment.js";
 import { identityFromPrivateKey } from "../../src/server/identity.js";
-import { Relay, startMemoryServer, testServerKey } from "../helpers/memory-server.js";
+import {
+  memoryContributor,
+  Relay,
+  startMemoryServer,
+  testServerKey,
+} from "../helpers/memory-server.js";
 
 /** A server that presents the real server's public key and fingerprint but holds another key. */
 function impostorIdentity() {
@@ -30,17 +29,9 @@ test("a server that shows the pinned key but does not hold it cannot complete a 
   const { real, impostor } = impostorIdentity();
   const fake = await startMemoryServer({ identity: impostor });
   try {
-    const home = join(fake.dataDir, "victim");
-    const { token } = await issueEnrollmentToken(fake.dataDir, { name: "victim" });
-    const contributor = new Contributor({
-      serverUrl: "memory://dkeygen",
-      state: await loadOrCreateContributorState(home),
-      entropy: new EntropyPool(new Uint8Array(0), "os"),
-      pins: new PinStore(home),
-      serverFingerprint: real.fingerprint,
-      token,
-      reconnect: false,
-      dial: fake.dial,
+    const { contributor } = await memoryContributor(fake, fake.dial, {
+      name: "victim",
+      fingerprint: real.fingerprint,
     });
     await assert.rejects(contributor.start(), (e: unknown) =>
       isDkeygenError(e, ErrorCodes.BAD_SIGNATURE),
@@ -194,17 +185,9 @@ test("a round.open changed on the way is not answered; the contributor waits for
       open.seed = toBase64url(new Uint8Array(32));
       return JSON.stringify(open);
     });
-    const home = join(real.dataDir, "relayed");
-    const { token } = await issueEnrollmentToken(real.dataDir, { name: "relayed" });
-    const victim = new Contributor({
-      serverUrl: "memory://dkeygen",
-      state: await loadOrCreateContributorState(home),
-      entropy: new EntropyPool(new Uint8Array(0), "os"),
-      pins: new PinStore(home),
-      serverFingerprint: real.identity.fingerprint,
-      token,
-      reconnect: false,
-      dial: relay.dial,
+    const { contributor: victim } = await memoryContributor(real, relay.dial, {
+      name: "relayed",
+      fingerprint: real.identity.fingerprint,
     });
     const events: string[] = [];
     victim.onEvent((e) => events.push(e.type));
@@ -232,18 +215,10 @@ test("a join whose requested name is changed on the way is refused", async () =>
         ? frame.replace('"alice"', '"mallory"')
         : frame,
     );
-    const home = join(real.dataDir, "alice");
-    const { token } = await issueEnrollmentToken(real.dataDir);
-    const contributor = new Contributor({
-      serverUrl: "memory://dkeygen",
-      state: await loadOrCreateContributorState(home),
-      entropy: new EntropyPool(new Uint8Array(0), "os"),
-      pins: new PinStore(home),
-      serverFingerprint: real.identity.fingerprint,
-      token,
+    const { contributor } = await memoryContributor(real, relay.dial, {
       name: "alice",
-      reconnect: false,
-      dial: relay.dial,
+      fingerprint: real.identity.fingerprint,
+      joinName: "alice",
     });
     await assert.rejects(contributor.start(), (e: unknown) =>
       isDkeygenError(e, ErrorCodes.BAD_SIGNATURE),
@@ -258,17 +233,8 @@ test("trust on first use pins a server's key only once the server proved it hold
   const { impostor } = impostorIdentity();
   const fake = await startMemoryServer({ identity: impostor });
   try {
-    const home = join(fake.dataDir, "first-contact");
-    const { token } = await issueEnrollmentToken(fake.dataDir, { name: "first" });
-    const pins = new PinStore(home);
-    const contributor = new Contributor({
-      serverUrl: "memory://dkeygen",
-      state: await loadOrCreateContributorState(home),
-      entropy: new EntropyPool(new Uint8Array(0), "os"),
-      pins,
-      token,
-      reconnect: false,
-      dial: fake.dial,
+    const { contributor, pins } = await memoryContributor(fake, fake.dial, {
+      name: "first-contact",
     });
     await assert.rejects(contributor.start(), (e: unknown) =>
       isDkeygenError(e, ErrorCodes.BAD_SIGNATURE),
@@ -280,18 +246,7 @@ test("trust on first use pins a server's key only once the server proved it hold
   // An honest server's key is pinned at the first join.
   const real = await startMemoryServer();
   try {
-    const home = join(real.dataDir, "honest");
-    const { token } = await issueEnrollmentToken(real.dataDir, { name: "honest" });
-    const pins = new PinStore(home);
-    const contributor = new Contributor({
-      serverUrl: "memory://dkeygen",
-      state: await loadOrCreateContributorState(home),
-      entropy: new EntropyPool(new Uint8Array(0), "os"),
-      pins,
-      token,
-      reconnect: false,
-      dial: real.dial,
-    });
+    const { contributor, pins } = await memoryContributor(real, real.dial, { name: "honest" });
     await contributor.start();
     assert.equal(await pins.get("memory://dkeygen"), real.identity.fingerprint);
     await contributor.stop();
@@ -309,17 +264,9 @@ test("a contributor answers each round once, however often its invitation is rep
       if (direction === "up" && frame.includes('"contribution"')) contributions++;
       return frame;
     });
-    const home = join(real.dataDir, "replayed");
-    const { token } = await issueEnrollmentToken(real.dataDir, { name: "replayed" });
-    const contributor = new Contributor({
-      serverUrl: "memory://dkeygen",
-      state: await loadOrCreateContributorState(home),
-      entropy: new EntropyPool(new Uint8Array(0), "os"),
-      pins: new PinStore(home),
-      serverFingerprint: real.identity.fingerprint,
-      token,
-      reconnect: false,
-      dial: relay.dial,
+    const { contributor } = await memoryContributor(real, relay.dial, {
+      name: "replayed",
+      fingerprint: real.identity.fingerprint,
     });
     await contributor.start();
     const record = await real.server.runRound({ purpose: "otp" });

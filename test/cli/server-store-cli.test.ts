@@ -12,23 +12,10 @@ import { test } from "node:test";
 import { fromBase64url } from "../../src/crypto/base64url.js";
 import { FileKeyStore } from "../../src/store/file.js";
 import { tempDir } from "../helpers/ceremony.js";
-import { CliProcess, runCli } from "../helpers/cli.js";
+import { CliProcess, runCli, serverArgs } from "../helpers/cli.js";
 
-function serverArgs(dataDir: string, extra: string[] = []): string[] {
-  return [
-    "server",
-    "--data-dir",
-    dataDir,
-    "--listen",
-    "127.0.0.1:0",
-    "--http-listen",
-    "off",
-    "--otp-pool",
-    "0",
-    "--log-format",
-    "json",
-    ...extra,
-  ];
+function storeServerArgs(dataDir: string, extra: string[] = []): string[] {
+  return serverArgs(dataDir, extra, { http: false });
 }
 
 /** Puts `n` records into the data folder's key_store (no server running). */
@@ -77,14 +64,14 @@ test("the server's start-up output shows the store's head, human and --json", as
   const dir = await tempDir();
   try {
     const dataDir = join(dir.path, "server");
-    await startAndStop(serverArgs(dataDir));
+    await startAndStop(storeServerArgs(dataDir));
     await addRecords(dataDir, 3);
-    const human = await startAndStop(serverArgs(dataDir));
+    const human = await startAndStop(storeServerArgs(dataDir));
     const lines = (await readFile(join(dataDir, "key_store"), "utf8")).trim().split("\n");
     const lastMac = /"mac":"([0-9a-f]{64})"/.exec(lines.at(-1)!)![1]!;
     assert.match(human.stdout, new RegExp(`store head\\s+3 lines, ${lastMac.slice(0, 16)}…`));
 
-    const json = await startAndStop(serverArgs(dataDir, ["--json"]));
+    const json = await startAndStop(storeServerArgs(dataDir, ["--json"]));
     const summary = JSON.parse(json.stdout);
     assert.deepEqual(summary.storeHead, { lines: 3, head: lastMac });
   } finally {
@@ -96,14 +83,14 @@ test("dkeygen server refuses a rolled-back key_store naming both heads; --accept
   const dir = await tempDir();
   try {
     const dataDir = join(dir.path, "server");
-    await startAndStop(serverArgs(dataDir));
+    await startAndStop(storeServerArgs(dataDir));
     await addRecords(dataDir, 4);
     const path = join(dataDir, "key_store");
     const all = (await readFile(path, "utf8")).split(/(?<=\n)/).filter(Boolean);
     const macs = all.map((line) => /"mac":"([0-9a-f]{64})"/.exec(line)![1]!);
     await writeFile(path, all.slice(0, 2).join(""));
 
-    const refused = await runCli(serverArgs(dataDir, ["--json"]));
+    const refused = await runCli(storeServerArgs(dataDir, ["--json"]));
     assert.equal(refused.status, 1);
     const error = JSON.parse(refused.stdout).error;
     assert.equal(error.code, "E_STORE_CORRUPT");
@@ -116,12 +103,12 @@ test("dkeygen server refuses a rolled-back key_store naming both heads; --accept
       "the file is not changed",
     );
 
-    const accepted = await startAndStop(serverArgs(dataDir, ["--accept-store-rollback"]));
+    const accepted = await startAndStop(storeServerArgs(dataDir, ["--accept-store-rollback"]));
     assert.match(accepted.stdout, /store head\s+3 lines/);
     assert.match(accepted.stderr, /does not match its head file/);
     const last = (await readFile(path, "utf8")).trim().split("\n").at(-1)!;
     assert.match(last, /"body":\{"t":"rollback","v":1,.*"reason":"shorter"/);
-    await startAndStop(serverArgs(dataDir)); // the head followed: no override needed now
+    await startAndStop(storeServerArgs(dataDir)); // the head followed: no override needed now
   } finally {
     await dir.remove();
   }
@@ -132,13 +119,13 @@ test("--store-head keeps the head file elsewhere, so a restore of the whole data
   try {
     const dataDir = join(dir.path, "server");
     const headPath = join(dir.path, "anchor.head");
-    await startAndStop(serverArgs(dataDir, ["--store-head", headPath]));
+    await startAndStop(storeServerArgs(dataDir, ["--store-head", headPath]));
     assert.ok(existsSync(headPath));
     assert.equal(existsSync(join(dataDir, "key_store.head")), false);
     const backup = await readFile(join(dataDir, "key_store"));
     await addRecords(dataDir, 2, headPath);
     await writeFile(join(dataDir, "key_store"), backup); // the folder restored from a backup
-    const refused = await runCli(serverArgs(dataDir, ["--store-head", headPath]));
+    const refused = await runCli(storeServerArgs(dataDir, ["--store-head", headPath]));
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /has 0 lines.*says it had 2 lines/);
   } finally {

@@ -7,24 +7,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { tempDir } from "../helpers/ceremony.js";
-import { CliProcess, runCli } from "../helpers/cli.js";
+import { CliProcess, runCli, serverArgs } from "../helpers/cli.js";
 
 test("dkeygen status shows contributors, rounds and the key store's head, human and --json", async () => {
   const dir = await tempDir();
   const dataDir = join(dir.path, "server");
-  const server = new CliProcess([
-    "server",
-    "--data-dir",
-    dataDir,
-    "--listen",
-    "127.0.0.1:0",
-    "--http-listen",
-    "off",
-    "--otp-pool",
-    "0",
-    "--log-format",
-    "json",
-  ]);
+  const server = new CliProcess(serverArgs(dataDir, [], { http: false }));
+
   try {
     await server.waitFor(/listening\s+ws:\/\//, 60_000);
     const json = await runCli(["status", "--data-dir", dataDir, "--json"]);

@@ -41,7 +41,7 @@ import { issueEnrollmentToken } from "../../src/server/enrollment.js";
 import type { CloseInfo, Connection } from "../../src/transport/types.js";
 import { dialWs } from "../../src/transport/ws.js";
 import { buildContribution, type RawPeer, tempDir } from "../helpers/ceremony.js";
-import { CliProcess } from "../helpers/cli.js";
+import { CliProcess, serverArgs } from "../helpers/cli.js";
 import { fuzzParameters, reportFuzz } from "../helpers/fuzz.js";
 import { captureBothFormats } from "../helpers/log-capture.js";
 import { type MemoryServer, startMemoryServer } from "../helpers/memory-server.js";
@@ -708,17 +708,8 @@ test("every broken admin command, sealed or not, gets a sealed answer with a sta
 test("a dkeygen server process fed broken frames over WebSocket keeps running and admitting contributors", async () => {
   const dir = await tempDir();
   const dataDir = join(dir.path, "server");
-  const server = new CliProcess([
-    "server",
-    "--data-dir",
-    dataDir,
-    "--listen",
-    "127.0.0.1:0",
-    "--http-listen",
-    "off",
-    "--log-format",
-    "json",
-  ]);
+  const server = new CliProcess(serverArgs(dataDir, [], { http: false }));
+
   try {
     const url = (await server.waitFor(/(ws:\/\/127\.0\.0\.1:\d+)/, 60_000))[1]!;
     const dial = () => dialWs(url);

@@ -87,3 +87,28 @@ export class CliProcess {
     return status;
   }
 }
+
+/**
+ * The arguments of a `dkeygen server` for tests: `dataDir`, both listeners on loopback port 0 (or
+ * the HTTP one off), no OTP pool, JSON logs, then `extra`.
+ */
+export function serverArgs(
+  dataDir: string,
+  extra: readonly string[] = [],
+  options: { http?: boolean } = {},
+): string[] {
+  return [
+    "server",
+    "--data-dir",
+    dataDir,
+    "--listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    options.http === false ? "off" : "127.0.0.1:0",
+    "--otp-pool",
+    "0",
+    "--log-format",
+    "json",
+    ...extra,
+  ];
+}

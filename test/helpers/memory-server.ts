@@ -27,6 +27,32 @@ export function testServerKey(): KeyObject {
   return sharedKey;
 }
 
+/**
+ * A contributor that reaches a server through `dial` (a memory server's, or a relay's), enrolled
+ * with a fresh token of `server`'s data folder, in its own folder `name` there. Not started.
+ */
+export async function memoryContributor(
+  server: { dataDir: string },
+  dial: () => Promise<Connection>,
+  options: { name: string; fingerprint?: string; joinName?: string },
+): Promise<{ contributor: Contributor; pins: PinStore }> {
+  const home = join(server.dataDir, options.name);
+  const { token } = await issueEnrollmentToken(server.dataDir);
+  const pins = new PinStore(home);
+  const contributor = new Contributor({
+    serverUrl: "memory://dkeygen",
+    state: await loadOrCreateContributorState(home),
+    entropy: new EntropyPool(new Uint8Array(0), "os"),
+    pins,
+    ...(options.fingerprint === undefined ? {} : { serverFingerprint: options.fingerprint }),
+    ...(options.joinName === undefined ? {} : { name: options.joinName }),
+    token,
+    reconnect: false,
+    dial,
+  });
+  return { contributor, pins };
+}
+
 export interface MemoryServer {
   server: KeygenServer;
   listener: MemoryListener;
