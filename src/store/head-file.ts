@@ -212,6 +212,13 @@ export interface HeadFileOptions {
 }
 
 /** The open head file of a store being written; see the module header. */
+/**
+ * Under load the head is written at most once per this many milliseconds: each write is an
+ * O_DSYNC write of its own beside the key_store's group commits, and the claim path makes one
+ * group commit per event-loop turn. It widens what a crash can leave unanchored by this much.
+ */
+export const HEAD_WRITE_INTERVAL_MS = 20;
+
 export class HeadFile {
   readonly path: string;
   readonly #key: Uint8Array;
@@ -222,6 +229,12 @@ export class HeadFile {
   #written: ChainState;
   #wanted: ChainState | undefined;
   #running: Promise<void> | undefined;
+  /** When the last head write ended (epoch ms). */
+  #lastWrite = 0;
+  /** Set while someone waits for the writes (settle): no pauses. */
+  #hurry = false;
+  /** Ends the current pause early. */
+  #wake: (() => void) | undefined;
   #failure: DkeygenError | undefined;
 
   private constructor(
@@ -324,7 +337,14 @@ export class HeadFile {
 
   /** Resolves once every state followed so far is written; rejects with the failure, if any. */
   async settle(): Promise<void> {
-    while (this.#running) await this.#running;
+    // No pause between writes while someone waits for them (a close, a test).
+    this.#hurry = true;
+    this.#wake?.();
+    try {
+      while (this.#running) await this.#running;
+    } finally {
+      this.#hurry = false;
+    }
     if (this.#failure) throw this.#failure;
   }
 
@@ -337,9 +357,13 @@ export class HeadFile {
   /** Never rejects: a failure is recorded (and told) instead. */
   async #run(): Promise<void> {
     while (this.#wanted && !this.#failure) {
+      // Under load, at most one head write per HEAD_WRITE_INTERVAL_MS: the newest state wanted
+      // when the pause ends is written. A quiet store writes at once.
+      const wait = this.#lastWrite + HEAD_WRITE_INTERVAL_MS - Date.now();
+      if (wait > 0 && !this.#hurry) await this.#pause(wait);
       const state = this.#wanted;
       this.#wanted = undefined;
-      if (sameState(state, this.#written)) continue;
+      if (!state || sameState(state, this.#written)) continue;
       const counter = this.#counter + 1;
       const slot = encodeSlot(this.#key, counter, state);
       try {
@@ -358,6 +382,21 @@ export class HeadFile {
       }
       this.#counter = counter;
       this.#written = state;
+      this.#lastWrite = Date.now();
     }
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
   }
 }
