@@ -3,13 +3,17 @@
  * the delivery key with this requester's private key (RSA-OAEP-256, label bound to this requester
  * and the key's kid), keeps a few unwrapped keys so a busy client pays the RSA decryption once per
  * key rather than per delivery, and opens the AES-256-GCM payload against the associated data of
- * the request it answers. Every failure is one error, E_DECRYPTION_FAILED.
+ * the request it answers. Before it uses a delivery key it checks the key's MAC (`km`) under this
+ * requester's response key: only the server knows that key too, so a key (and every payload it
+ * opens) that anyone holding just this requester's public key made is refused, with
+ * E_ANSWER_NOT_AUTHENTIC. Every other failure is one error, E_DECRYPTION_FAILED.
  */
-import { createHash, createSecretKey, type KeyObject } from "node:crypto";
+import { createHash, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
 import { aesGcmOpen, rsaOaepDecrypt } from "../crypto/envelope.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
+import { deliveryKeyMac } from "../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire } from "../protocol/messages.js";
 import { deliveryAad, deliveryKeyLabel } from "../protocol/signed-data.js";
 
@@ -18,12 +22,14 @@ const CACHED_KEYS = 16;
 export class DeliveryOpener {
   readonly #privateKey: KeyObject;
   readonly #fingerprint: string;
-  /** Unwrapped delivery keys by hash of (kid, ek), oldest first. */
+  readonly #responseKey: KeyObject;
+  /** Unwrapped delivery keys whose `km` verified, by hash of (kid, ek, km), oldest first. */
   readonly #keys = new Map<string, KeyObject>();
 
-  constructor(privateKey: KeyObject, fingerprint: string) {
+  constructor(privateKey: KeyObject, fingerprint: string, responseKey: KeyObject) {
     this.#privateKey = privateKey;
     this.#fingerprint = fingerprint;
+    this.#responseKey = responseKey;
   }
 
   #key(envelope: DeliveryEnvelopeWire): KeyObject {
@@ -31,9 +37,23 @@ export class DeliveryOpener {
       .update(envelope.kid)
       .update(".")
       .update(envelope.ek)
+      .update(".")
+      .update(envelope.km)
       .digest("base64");
     const cached = this.#keys.get(id);
     if (cached) return cached;
+    const expected = deliveryKeyMac(
+      this.#responseKey,
+      this.#fingerprint,
+      envelope.kid,
+      envelope.ek,
+    );
+    if (!timingSafeEqual(expected, fromBase64url(envelope.km, "envelope.km", 32))) {
+      throw new DkeygenError(
+        ErrorCodes.ANSWER_NOT_AUTHENTIC,
+        "The delivery's key is not the server's (its MAC under this requester's response key does not verify); it was not opened.",
+      );
+    }
     const raw = rsaOaepDecrypt(
       this.#privateKey,
       fromBase64url(envelope.ek, "envelope.ek"),
@@ -53,10 +73,12 @@ export class DeliveryOpener {
     recordId: string,
     envelope: DeliveryEnvelopeWire,
   ): JsonObject {
+    // A key that is not the server's is said so; anything else that fails is one error.
+    const key = this.#key(envelope);
     let plaintext: Uint8Array;
     try {
       plaintext = aesGcmOpen(
-        this.#key(envelope),
+        key,
         fromBase64url(envelope.iv, "envelope.iv", 12),
         fromBase64url(envelope.ct, "envelope.ct"),
         fromBase64url(envelope.tag, "envelope.tag", 16),

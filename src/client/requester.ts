@@ -79,7 +79,6 @@ export class RequesterClient {
   constructor(options: RequesterClientOptions) {
     this.#o = options;
     this.#base = options.server.replace(/\/+$/, "");
-    this.#opener = new DeliveryOpener(options.privateKey, options.fingerprint);
     this.#http = createHttpCall({
       timeoutMs: options.timeoutMs ?? 30_000,
       ...(options.ca === undefined ? {} : { ca: options.ca }),
@@ -95,13 +94,20 @@ export class RequesterClient {
     const raw = deriveResponseKey(parts[1]!, parts[2]!);
     this.#responseKey = createSecretKey(raw);
     raw.fill(0);
+    this.#opener = new DeliveryOpener(options.privateKey, options.fingerprint, this.#responseKey);
   }
 
+  /**
+   * One authenticated call. The answer's MAC is checked before anything of it is used; only a
+   * delivery's 200 answer (`sealed`) may come without one, because the caller opens its envelope
+   * under a delivery key whose MAC it checks, and every field of it is bound to that envelope.
+   */
   async #call<T>(
     method: "GET" | "POST",
     path: string,
     body?: unknown,
     requestId: string = randomUUID(),
+    sealed = false,
   ): Promise<T> {
     const url = `${this.#base}${path}`;
     const response = await this.#http(url, {
@@ -116,7 +122,9 @@ export class RequesterClient {
     // Nothing of an answer is used before its MAC verifies: not its status, not its body.
     const header = response.headers[ANSWER_MAC_HEADER];
     const mac = typeof header === "string" ? header : null;
+    const sealedDelivery = sealed && response.status === 200 && mac === null;
     if (
+      !sealedDelivery &&
       !answerMacMatches(
         mac,
         this.#responseKey,
@@ -160,7 +168,7 @@ export class RequesterClient {
     body?: unknown,
   ): Promise<T> {
     const requestId = randomUUID();
-    const reply = await this.#call<T>(method, path, body, requestId);
+    const reply = await this.#call<T>(method, path, body, requestId, true);
     if (reply.requestId !== requestId) {
       throw new DkeygenError(
         ErrorCodes.MALFORMED_MESSAGE,

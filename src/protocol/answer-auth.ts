@@ -49,6 +49,24 @@ export function answerMac(
     .digest("base64url");
 }
 
+/**
+ * The MAC of a delivery key (§12.4), made once per key and sent in every envelope sealed under it
+ * (`km`): HMAC-SHA-256(K_resp, LP("dkeygen/v1/delivery-key-mac", V, requesterFingerprint, kid,
+ * ek)), `kid` and `ek` as their base64url strings. Only the server and the requester know
+ * K_resp, so a delivery key whose `km` verifies is the server's, and so is every payload that
+ * opens under it (AES-GCM): that is what authenticates a delivery answer without a MAC of its own.
+ */
+export function deliveryKeyMac(
+  key: Buffer | KeyObject,
+  requesterFingerprint: string,
+  kid: string,
+  ek: string,
+): Buffer {
+  return createHmac("sha256", key)
+    .update(lengthPrefixed("dkeygen/v1/delivery-key-mac", V, requesterFingerprint, kid, ek))
+    .digest();
+}
+
 /** Whether `presented` (the header's value, if any) is the MAC of this answer; constant time. */
 export function answerMacMatches(
   presented: string | null | undefined,

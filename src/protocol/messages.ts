@@ -58,12 +58,16 @@ export const EnvelopeSchema = Type.Object(
   strict,
 );
 
-/** A delivery to a requesting client: the envelope plus the id of its (reused) delivery key. */
+/**
+ * A delivery to a requesting client: the envelope plus the id of its (reused) delivery key and
+ * that key's MAC under the requester's response key (answer-auth.ts deliveryKeyMac).
+ */
 export const DeliveryEnvelopeSchema = Type.Object(
   {
     alg: Type.Literal("RSA-OAEP-256/A256GCM"),
     kid: Bytes(16),
     ek: BytesUpTo(1024),
+    km: Bytes(32),
     iv: Bytes(12),
     ct: BytesUpTo(65536),
     tag: Bytes(16),

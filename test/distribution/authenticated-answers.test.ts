@@ -15,10 +15,14 @@ import { toBase64url } from "../../src/crypto/base64url.js";
 import { aesGcmSeal, ENVELOPE_ALG, rsaOaepEncrypt } from "../../src/crypto/envelope.js";
 import { Secret } from "../../src/crypto/secret.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
-import { answerMac, deriveResponseKey } from "../../src/protocol/answer-auth.js";
+import { answerMac, deliveryKeyMac, deriveResponseKey } from "../../src/protocol/answer-auth.js";
 import { deliveryAad, deliveryKeyLabel } from "../../src/protocol/signed-data.js";
 import { startContributors, startTestServer, type TestServer } from "../helpers/ceremony.js";
-import { registerTestRequester, type TestRequester } from "../helpers/distribution.js";
+import {
+  registerTestRequester,
+  responseKeyOf,
+  type TestRequester,
+} from "../helpers/distribution.js";
 
 let server: TestServer;
 let alice: TestRequester;
@@ -125,16 +129,25 @@ test("a verification answer whose body was edited to say valid is refused", asyn
 test("an answer with a wrong or missing MAC is refused, error answers too", async () => {
   const client = await aliceViaMallory();
   const flip = (mac: string) => (mac[0] === "A" ? "B" : "A") + mac.slice(1);
-  tamper = (a) => ({
-    ...a,
-    headers: { ...a.headers, "x-dkeygen-mac": flip(a.headers["x-dkeygen-mac"]!) },
-  });
+  tamper = (a) => {
+    const mac = a.headers["x-dkeygen-mac"];
+    return mac ? { ...a, headers: { ...a.headers, "x-dkeygen-mac": flip(mac) } } : a;
+  };
   try {
-    await assert.rejects(client.requestOtp({ subject: "yara" }), notAuthentic);
+    await assert.rejects(client.verifyOtp("yara", "123456"), notAuthentic);
     await assert.rejects(client.fetchKey("01ARZ3NDEKTSV4RRFFQ69G5FAV"), notAuthentic);
     tamper = (a) => {
       const { "x-dkeygen-mac": _dropped, ...headers } = a.headers;
       return { ...a, headers };
+    };
+    await assert.rejects(client.verifyOtp("yara", "123456"), notAuthentic);
+    // A delivery's 200 answer carries no MAC: its delivery key's MAC (km) is what authenticates
+    // it, and a changed km is refused before the envelope is opened.
+    tamper = (a) => {
+      if (a.status !== 200 || a.headers["x-dkeygen-mac"]) return a;
+      const body = JSON.parse(a.body);
+      body.envelope.km = flip(body.envelope.km);
+      return { ...a, body: JSON.stringify(body) };
     };
     await assert.rejects(client.requestOtp({ subject: "yara" }), notAuthentic);
     // A made-up "locked" answer would make a relying service turn its user away.
@@ -190,21 +203,29 @@ test("a delivery sealed by someone holding only the requester's public key is re
     const payload = { otpId, code: "424242", subject: "bella", expiresAt };
     const aad = deliveryAad("otp", a.request.requestId, alice.fingerprint, otpId);
     const { ciphertext, tag } = aesGcmSeal(k, iv, Buffer.from(JSON.stringify(payload)), aad);
+    // What the attacker cannot make: the delivery key's MAC under alice's response key.
     const envelope = {
       alg: ENVELOPE_ALG as "RSA-OAEP-256/A256GCM",
       kid,
       ek: toBase64url(ek),
+      km: toBase64url(randomBytes(32)),
       iv: toBase64url(iv),
       ct: toBase64url(ciphertext),
       tag: toBase64url(tag),
     };
-    // Without the MAC check this would be accepted: it opens and matches its clear fields.
-    const opened = new DeliveryOpener(keys.privateKey, alice.fingerprint).open(
-      "otp",
-      a.request.requestId,
-      otpId,
-      envelope,
-    );
+    // Everything else checks: with the right km (which only the server and alice can make) this
+    // forgery would open and match its clear fields.
+    const withKm = {
+      ...envelope,
+      km: toBase64url(
+        deliveryKeyMac(responseKeyOf(alice.credential), alice.fingerprint, kid, envelope.ek),
+      ),
+    };
+    const opened = new DeliveryOpener(
+      keys.privateKey,
+      alice.fingerprint,
+      responseKeyOf(alice.credential),
+    ).open("otp", a.request.requestId, otpId, withKm);
     assert.equal(opened.code, "424242");
     const body = {
       requestId: a.request.requestId,

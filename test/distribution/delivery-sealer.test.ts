@@ -5,7 +5,7 @@
  * closed sealer refuses with E_OPERATIONAL.
  */
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
+import { createSecretKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { DeliveryOpener } from "../../src/client/delivery-opener.js";
 import { fingerprintOf } from "../../src/crypto/fingerprint.js";
@@ -17,8 +17,9 @@ import type { Requester } from "../../src/server/requesters.js";
 function requester(name: string) {
   const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 3072 });
   const fingerprint = fingerprintOf(publicKey);
-  const who: Requester = { id: `rq:${name}`, name, fingerprint, publicKey, responseKey: undefined };
-  return { who, opener: new DeliveryOpener(privateKey, fingerprint) };
+  const responseKey = randomBytes(32);
+  const who: Requester = { id: `rq:${name}`, name, fingerprint, publicKey, responseKey };
+  return { who, opener: new DeliveryOpener(privateKey, fingerprint, createSecretKey(responseKey)) };
 }
 
 test("200 deliveries to two requesters, sealed on the thread at once, each open with its own requester's key and request only", async () => {
@@ -43,10 +44,11 @@ test("200 deliveries to two requesters, sealed on the thread at once, each open 
       const opened = job.to.opener.open("otp", job.requestId, job.recordId, envelopes[i]!);
       assert.deepEqual(opened, job.payload);
       const other = job.to === alice ? bob : alice;
+      // The other requester's response key does not authenticate this delivery key (km).
       assert.throws(
         () => other.opener.open("otp", job.requestId, job.recordId, envelopes[i]!),
         (error: unknown) =>
-          error instanceof DkeygenError && error.code === ErrorCodes.DECRYPTION_FAILED,
+          error instanceof DkeygenError && error.code === ErrorCodes.ANSWER_NOT_AUTHENTIC,
         "another requester cannot open it",
       );
       assert.throws(

@@ -8,7 +8,12 @@ import { DeliveryOpener } from "../../src/client/delivery-opener.js";
 import { loadOrCreateRequesterKeys } from "../../src/client/requester-state.js";
 import { DkeygenError, ErrorCodes, isDkeygenError } from "../../src/errors.js";
 import { startContributors, startTestServer, type TestServer } from "../helpers/ceremony.js";
-import { http, registerTestRequester, type TestRequester } from "../helpers/distribution.js";
+import {
+  http,
+  registerTestRequester,
+  responseKeyOf,
+  type TestRequester,
+} from "../helpers/distribution.js";
 
 let server: TestServer;
 let alice: TestRequester;
@@ -127,7 +132,12 @@ test("a requester can neither verify nor open another requester's OTP", async ()
   });
   assert.equal(raw.status, 200);
   const bobKeys = await loadOrCreateRequesterKeys(bob.dataDir);
-  const asBob = new DeliveryOpener(bobKeys.privateKey, bob.fingerprint);
+  // Its delivery key is authenticated for alice only (km): bob refuses it as not the server's.
+  const asBob = new DeliveryOpener(
+    bobKeys.privateKey,
+    bob.fingerprint,
+    responseKeyOf(bob.credential),
+  );
   assert.throws(
     () =>
       asBob.open(
@@ -136,10 +146,15 @@ test("a requester can neither verify nor open another requester's OTP", async ()
         String(raw.body.otpId),
         raw.body.envelope as never,
       ),
-    (e: unknown) => isDkeygenError(e, ErrorCodes.DECRYPTION_FAILED),
+    (e: unknown) => isDkeygenError(e, ErrorCodes.ANSWER_NOT_AUTHENTIC),
   );
-  // Bob cannot claim to be alice either: alice's fingerprint with bob's key still fails.
-  const bobAsAlice = new DeliveryOpener(bobKeys.privateKey, alice.fingerprint);
+  // Bob cannot claim to be alice either: alice's fingerprint and response key with bob's private
+  // key still fail, at the RSA unwrap.
+  const bobAsAlice = new DeliveryOpener(
+    bobKeys.privateKey,
+    alice.fingerprint,
+    responseKeyOf(alice.credential),
+  );
   assert.throws(() =>
     bobAsAlice.open(
       "otp",
@@ -150,7 +165,11 @@ test("a requester can neither verify nor open another requester's OTP", async ()
   );
   // Nor does it open for alice as the answer to another request, or as another kind.
   const aliceKeys = await loadOrCreateRequesterKeys(alice.dataDir);
-  const asAlice = new DeliveryOpener(aliceKeys.privateKey, alice.fingerprint);
+  const asAlice = new DeliveryOpener(
+    aliceKeys.privateKey,
+    alice.fingerprint,
+    responseKeyOf(alice.credential),
+  );
   assert.equal(
     asAlice.open(
       "otp",

@@ -7,7 +7,8 @@
  *
  * - the answer is one of the route's documented statuses (PROTOCOL.md §12.2, §12.3), never a 500,
  *   and an error answer has the documented body with a stable code that belongs to its status;
- * - every answer to an authenticated request carries a MAC that verifies (§12.8);
+ * - every answer to an authenticated request carries a MAC that verifies (§12.8), but a
+ *   delivery's 200 answer, which its envelope authenticates;
  * - the server keeps serving an honest client between cases;
  * - no log line, JSON or pretty, holds a raw control character the input chose.
  *
@@ -467,7 +468,13 @@ function checkAnswer(
   const unroutable =
     answer.status === 414 ||
     (answer.status === 400 && text.includes("The request path is malformed"));
-  if (authenticated && answer.status !== 401 && !unroutable) {
+  // A delivery's 200 answer is authenticated by its envelope (km, AAD, sealed payload) instead.
+  const sealedDelivery =
+    answer.status === 200 &&
+    /^\/v1\/(?:otp\/request|totp\/enroll|keys\/[^/]+\/secret)(?:\?|$)/.test(c.path);
+  if (sealedDelivery) {
+    assert.equal(macHeader, undefined, `a delivery carries no answer MAC: ${where}`);
+  } else if (authenticated && answer.status !== 401 && !unroutable) {
     // Only a client that chose the request's id (a UUID) can check the MAC; otherwise the server
     // drew the id, and the MAC must still be there.
     const sentId = trimmed ? c.requestId?.trim() : c.requestId;

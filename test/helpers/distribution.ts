@@ -1,4 +1,5 @@
 /** Fixtures for the distribution server: registered requesting clients and raw HTTP calls. */
+import { createSecretKey, type KeyObject } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { RequesterClient } from "../../src/client/requester.js";
@@ -8,6 +9,7 @@ import {
   writeRequesterConfig,
 } from "../../src/client/requester-state.js";
 import { Secret } from "../../src/crypto/secret.js";
+import { deriveResponseKey } from "../../src/protocol/answer-auth.js";
 import { addRequester } from "../../src/server/requesters.js";
 import type { TestServer } from "./ceremony.js";
 
@@ -114,4 +116,10 @@ export async function rawConnection(server: TestServer): Promise<RawConnection> 
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
   return { socket, answer: () => answer, closed };
+}
+
+/** The response key (PROTOCOL §12.8) of a credential `dkr_<name>.<secret>`, as a client has it. */
+export function responseKeyOf(credential: string): KeyObject {
+  const [, name, secret] = /^dkr_([^.]+)\.(.+)$/.exec(credential)!;
+  return createSecretKey(deriveResponseKey(name!, secret!));
 }

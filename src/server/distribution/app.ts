@@ -50,6 +50,12 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The authenticated requesting client (set on protected routes). */
     requester: Requester | null;
+    /**
+     * Set by a route whose 200 answer is a delivery: every field of that answer is bound by its
+     * envelope (associated data and sealed payload) under a delivery key the requester's response
+     * key authenticates (`km`), so it carries no answer MAC of its own (PROTOCOL §12.8).
+     */
+    sealedAnswer: boolean;
   }
 }
 
@@ -310,6 +316,7 @@ export async function buildDistributionApp(
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
   app.decorateRequest("requester", null);
+  app.decorateRequest("sealedAnswer", false);
 
   const perAddress = new FixedWindowLimiter({
     max: settings.rateLimitPerAddress,
@@ -434,10 +441,13 @@ export async function buildDistributionApp(
 
   // Every answer to an authenticated request is MACed under its requester's response key, in
   // this one place over the bytes actually sent, so no route (or error path) can forget
-  // (protocol/answer-auth.ts). HEAD answers have no body and carry none.
+  // (protocol/answer-auth.ts). HEAD answers have no body and carry none; a delivery's 200 answer
+  // is authenticated by its envelope instead (sealedAnswer), which spares the hot OTP path an
+  // HMAC over every answer.
   app.addHook("onSend", (request, reply, payload, done) => {
     const key = request.requester?.responseKey;
     if (key === undefined || request.method === "HEAD") return done(null, payload);
+    if (request.sealedAnswer && reply.statusCode === 200) return done(null, payload);
     const body = typeof payload === "string" || payload instanceof Uint8Array ? payload : "";
     const query = request.url.indexOf("?");
     const path = query < 0 ? request.url : request.url.slice(0, query);

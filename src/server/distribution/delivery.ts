@@ -29,6 +29,7 @@ import { ENVELOPE_ALG, rsaOaepEncrypt } from "../../crypto/envelope.js";
 import type { RandomSource } from "../../crypto/random.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
+import { deliveryKeyMac } from "../../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire } from "../../protocol/messages.js";
 import { deliveryKeyLabel } from "../../protocol/signed-data.js";
 import type { Requester } from "../requesters.js";
@@ -41,6 +42,10 @@ interface DeliveryKey {
   /** The raw key until the sealing thread has it (then zeroed and dropped). */
   raw: Uint8Array | undefined;
   ek: string;
+  /** The key's MAC under the requester's response key (answer-auth.ts deliveryKeyMac). */
+  km: string;
+  /** The response key `km` was made with: a new credential (requester add --replace) needs a new key. */
+  responseKey: Buffer;
   expiresAt: number;
   uses: number;
 }
@@ -181,8 +186,18 @@ export class DeliverySealer {
   #keyFor(requester: Requester): DeliveryKey {
     const now = this.#clock();
     const current = this.#keys.get(requester.fingerprint);
+    const responseKey = requester.responseKey;
+    if (!responseKey) {
+      // Refused at authentication already (such a registration must be re-credentialed).
+      throw new DkeygenError(ErrorCodes.UNAUTHORIZED, "This requester has no response key.");
+    }
     if (current) {
-      if (current.expiresAt > now && current.uses < MAX_USES && this.#thread.usable(current)) {
+      if (
+        current.expiresAt > now &&
+        current.uses < MAX_USES &&
+        this.#thread.usable(current) &&
+        current.responseKey.equals(responseKey)
+      ) {
         return current;
       }
       this.#thread.forget(current.kid);
@@ -196,10 +211,13 @@ export class DeliverySealer {
       raw,
       deliveryKeyLabel(requester.fingerprint, kid),
     );
+    const ek = toBase64url(wrapped);
     const fresh: DeliveryKey = {
       kid,
       raw,
-      ek: toBase64url(wrapped),
+      ek,
+      km: toBase64url(deliveryKeyMac(responseKey, requester.fingerprint, kid, ek)),
+      responseKey,
       expiresAt: now + this.#ttlMs,
       uses: 0,
     };
@@ -230,7 +248,13 @@ export class DeliverySealer {
     if ("error" in result) {
       throw new DkeygenError(ErrorCodes.OPERATIONAL, "The delivery could not be sealed; retry.");
     }
-    return { alg: ENVELOPE_ALG, kid: deliveryKey.kid, ek: deliveryKey.ek, ...result };
+    return {
+      alg: ENVELOPE_ALG,
+      kid: deliveryKey.kid,
+      ek: deliveryKey.ek,
+      km: deliveryKey.km,
+      ...result,
+    };
   }
 
   /** Stops the sealing thread; deliveries still in it fail. */

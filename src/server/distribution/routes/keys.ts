@@ -75,6 +75,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         secret:
           record.purpose === "totp" ? { ...output, ...totpParameters(record.public) } : output,
       });
+      request.sealedAnswer = true;
       return { requestId: request.id, recordId: record.id, envelope };
     },
   );

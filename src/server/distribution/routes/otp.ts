@@ -160,6 +160,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
         subject,
         expiresAt: expiresAt.toISOString(),
       });
+      request.sealedAnswer = true;
       return {
         requestId: request.id,
         otpId: record.id,

@@ -76,6 +76,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         uri: output.uri as string,
         ...totpParameters(pub),
       });
+      request.sealedAnswer = true;
       return {
         requestId: request.id,
         recordId: record.id,
