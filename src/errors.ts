@@ -37,6 +37,15 @@ export const ErrorCodes = {
   LATE_CONTRIBUTION: "E_LATE_CONTRIBUTION",
   /** A round that ended with fewer accepted contributions than the quorum. */
   QUORUM_NOT_MET: "E_QUORUM_NOT_MET",
+  /** A commit or reveal for a round that is in its other phase (a reveal before the commit set). */
+  WRONG_PHASE: "E_WRONG_PHASE",
+  /**
+   * A reveal that does not match what was committed: its envelope's hash is not the sender's
+   * commitment, or the commit set it countersigns is not the one the server sent.
+   */
+  COMMITMENT_MISMATCH: "E_COMMITMENT_MISMATCH",
+  /** A round aborted because a committed contributor did not reveal; the culprits are named. */
+  ROUND_ABORTED: "E_ROUND_ABORTED",
   /** The server's key is not the one this client pinned. */
   PIN_MISMATCH: "E_PIN_MISMATCH",
   /** A key store that cannot be opened or written safely. */
@@ -125,6 +134,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   E_DUPLICATE_CONTRIBUTION: 409,
   E_LATE_CONTRIBUTION: 409,
   E_QUORUM_NOT_MET: 503,
+  E_WRONG_PHASE: 409,
+  E_COMMITMENT_MISMATCH: 409,
+  E_ROUND_ABORTED: 503,
   E_PIN_MISMATCH: 502,
   E_STORE_CORRUPT: 500,
   E_NOT_FOUND: 404,

@@ -28,19 +28,16 @@ import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { ContributorRounds, type RoundEvent } from "./contributor-rounds.js";
 import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
 import type { PinStore } from "./pins.js";
-import { contributionFor, invitationSigned } from "./round-answer.js";
 import { checkServerHello, checkServerProof, confirmServer, type ServerKey } from "./server-key.js";
 
 export type ContributorEvent =
   | { type: "connected"; url: string; fingerprint: string; pin: "pinned" | "matched" }
   | { type: "joined"; contributorId: string; enrolled: boolean; name?: string }
-  | { type: "round.invited"; roundId: string; purpose: string; participants: number }
-  | { type: "round.contributed"; roundId: string }
-  | { type: "round.accepted"; roundId: string }
-  | { type: "round.closed"; roundId: string; outcome: "completed" | "failed"; accepted: number }
+  | RoundEvent
   | { type: "server.error"; code: string; message: string; roundId?: string }
   | { type: "disconnected"; retryInMs?: number; reason: string }
   | { type: "stopped"; error?: DkeygenError };
@@ -68,9 +65,6 @@ export interface ContributorOptions {
   handshakeTimeoutMs?: number;
 }
 
-/** How many answered round ids a contributor remembers, to answer each round once. */
-const ANSWERED_REMEMBERED = 4096;
-
 export class Contributor {
   readonly #o: ContributorOptions;
   readonly #logger: Logger;
@@ -78,8 +72,8 @@ export class Contributor {
   readonly #listeners: ((event: ContributorEvent) => void)[] = [];
   #connection: Connection | undefined;
   #server: ServerKey | undefined;
-  /** Rounds already answered (the latest ANSWERED_REMEMBERED). */
-  readonly #answered = new Set<string>();
+  /** The rounds this contributor takes part in (each answered once, across connections). */
+  readonly #rounds: ContributorRounds;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -91,6 +85,13 @@ export class Contributor {
     this.#o = options;
     this.#logger = options.logger ?? silentLogger;
     this.#random = options.random ?? osRandom;
+    this.#rounds = new ContributorRounds({
+      state: options.state,
+      entropy: options.entropy,
+      random: this.#random,
+      logger: this.#logger,
+      emit: (event) => this.#emit(event),
+    });
     this.#done = new Promise((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -219,22 +220,16 @@ export class Contributor {
             await this.#joined(msg);
             break;
           case "round.open":
-            this.#onRoundOpen(connection, msg);
+            this.#rounds.open(connection, this.#server!, msg);
             break;
-          case "round.ack":
-            this.#emit({ type: "round.accepted", roundId: msg.roundId });
+          case "round.commits":
+            this.#rounds.commits(connection, this.#server!, msg);
+            break;
+          case "round.receipt":
+            this.#rounds.receipt(this.#server!, msg);
             break;
           case "round.closed":
-            this.#logger.info(
-              { roundId: msg.roundId, outcome: msg.outcome, accepted: msg.accepted },
-              `round ${msg.outcome}`,
-            );
-            this.#emit({
-              type: "round.closed",
-              roundId: msg.roundId,
-              outcome: msg.outcome,
-              accepted: msg.accepted,
-            });
+            this.#rounds.closed(msg);
             break;
           case "error":
             this.#onServerError(msg, session.phase !== "ready");
@@ -328,38 +323,6 @@ export class Contributor {
     });
     this.#firstJoin?.resolve();
     this.#firstJoin = undefined;
-  }
-
-  #onRoundOpen(connection: Connection, msg: MessageOf<"round.open">): void {
-    const server = this.#server!;
-    if (!invitationSigned(server, msg)) {
-      // Not the server's invitation (someone on the path, or a broken server): nothing is sent.
-      this.#logger.error(
-        { roundId: msg.roundId },
-        "ignored a round.open that the server's key did not sign",
-      );
-      return;
-    }
-    // A round.open is not bound to a connection: a recorded one would verify again. Each round
-    // is answered once.
-    if (this.#answered.has(msg.roundId)) {
-      this.#logger.warn({ roundId: msg.roundId }, "ignored a second invitation to the same round");
-      return;
-    }
-    this.#answered.add(msg.roundId);
-    if (this.#answered.size > ANSWERED_REMEMBERED) {
-      this.#answered.delete(this.#answered.values().next().value!);
-    }
-    this.#emit({
-      type: "round.invited",
-      roundId: msg.roundId,
-      purpose: msg.purpose,
-      participants: msg.participants,
-    });
-    const contribution = contributionFor(msg, server, this.#o.state, this.#o.entropy, this.#random);
-    connection.send(encodeMessage(contribution));
-    this.#logger.info({ roundId: msg.roundId, purpose: msg.purpose }, "contribution sent");
-    this.#emit({ type: "round.contributed", roundId: msg.roundId });
   }
 
   #onServerError(msg: MessageOf<"error">, duringHandshake: boolean): void {

@@ -6,7 +6,8 @@
  *   contributor   accepts                                  then
  *   hello         hello                                    welcome (join sent)
  *   welcome       welcome (server proof checked)           ready
- *   ready         round.open, round.ack, round.closed      —
+ *   ready         round.open, round.commits,               —
+ *                 round.receipt, round.closed
  *   (any open)    error                                    —
  *
  *   admin         accepts                                  then
@@ -32,7 +33,7 @@ export const CONTRIBUTOR_PHASES: PhaseTables<ContributorPhase> = {
   accepts: {
     hello: ["hello", "error"],
     welcome: ["welcome", "error"],
-    ready: ["round.open", "round.ack", "round.closed", "error"],
+    ready: ["round.open", "round.commits", "round.receipt", "round.closed", "error"],
     closed: [],
   },
   transitions: {

@@ -120,24 +120,59 @@ export const Welcome = message("welcome", {
   proof: ServerSignature,
 });
 
+/** Most contributors one round may invite: its commit set must fit one frame (MAX_FRAME_BYTES). */
+export const MAX_INVITED = 256;
+
 export const RoundOpen = message("round.open", {
   roundId: RoundIdSchema,
   purpose: Purpose,
+  /** SHA-256 of the purpose's parameters (signed-data.ts paramsHash). */
+  paramsHash: Bytes(32),
   seed: Bytes(32),
   /** SHA-256 commitment to the server's own secret for this round (signed-data.ts). */
   serverCommitment: Bytes(32),
-  deadline: IsoTime,
-  participants: Type.Integer({ minimum: 1, maximum: 4096 }),
+  /** No commitment is accepted after this instant, no reveal after `revealDeadline`. */
+  commitDeadline: IsoTime,
+  revealDeadline: IsoTime,
+  /** Every contributor invited, in the order the server chose (each at most once). */
+  invited: Type.Array(FingerprintSchema, { minItems: 1, maxItems: MAX_INVITED }),
   /** The server's signature over all of the above (signed-data.ts roundOpenSignedData). */
   signature: ServerSignature,
 });
 
-export const RoundAck = message("round.ack", { roundId: RoundIdSchema });
+/** One accepted commitment of a commit set. */
+const CommitEntry = Type.Object(
+  { contributorId: FingerprintSchema, commitment: Bytes(32) },
+  strict,
+);
+
+/**
+ * The commitments the server accepted, sorted by contributor id, sent at the end of the commit
+ * phase; every listed contributor countersigns the set's hash in its reveal.
+ */
+export const RoundCommits = message("round.commits", {
+  roundId: RoundIdSchema,
+  commits: Type.Array(CommitEntry, { minItems: 1, maxItems: MAX_INVITED }),
+  /** The server's signature over the set's hash (signed-data.ts commitSetSignedData). */
+  signature: ServerSignature,
+});
+
+/** The server's signed receipt of a reveal that matched its commitment. */
+export const RoundReceipt = message("round.receipt", {
+  roundId: RoundIdSchema,
+  contributorId: FingerprintSchema,
+  setHash: Bytes(32),
+  commitment: Bytes(32),
+  signature: ServerSignature,
+});
 
 export const RoundClosed = message("round.closed", {
   roundId: RoundIdSchema,
-  outcome: Type.Union([Type.Literal("completed"), Type.Literal("failed")]),
+  outcome: Type.Union([Type.Literal("completed"), Type.Literal("failed"), Type.Literal("aborted")]),
+  /** How many contributions the result used (completed), or were revealed (aborted). */
   accepted: Type.Integer({ minimum: 0 }),
+  /** Aborted: the committed contributors that did not reveal a valid contribution in time. */
+  missing: Type.Optional(Type.Array(FingerprintSchema, { maxItems: MAX_INVITED })),
   reason: Type.Optional(Type.String({ maxLength: 512 })),
 });
 
@@ -202,9 +237,22 @@ export const Join = message("join", {
   signature: Bytes(64),
 });
 
-export const Contribution = message("contribution", {
+/** Commit phase: a hash of the envelope the contributor will reveal, signed; nothing else. */
+export const Commit = message("commit", {
   roundId: RoundIdSchema,
   contributorId: FingerprintSchema,
+  commitment: Bytes(32),
+  signature: Bytes(64),
+});
+
+/**
+ * Reveal phase: the committed envelope, signed together with the hash of the commit set the
+ * contributor was shown (its countersignature of that set).
+ */
+export const Reveal = message("reveal", {
+  roundId: RoundIdSchema,
+  contributorId: FingerprintSchema,
+  setHash: Bytes(32),
   envelope: EnvelopeSchema,
   signature: Bytes(64),
 });
@@ -230,14 +278,16 @@ export const SCHEMAS = {
   hello: Hello,
   welcome: Welcome,
   "round.open": RoundOpen,
-  "round.ack": RoundAck,
+  "round.commits": RoundCommits,
+  "round.receipt": RoundReceipt,
   "round.closed": RoundClosed,
   error: ErrorMessage,
   "admin.ready": AdminReady,
   "admin.round": AdminRoundResult,
   "admin.status.result": AdminStatusResult,
   join: Join,
-  contribution: Contribution,
+  commit: Commit,
+  reveal: Reveal,
   "admin.auth": AdminAuth,
   "admin.generate": AdminGenerate,
   "admin.status": AdminStatus,

@@ -9,7 +9,7 @@
  *                  admin.auth           admin
  *   joining        (nothing: the join   contributor
  *                  is being checked)
- *   contributor    contribution         —
+ *   contributor    commit, reveal       —
  *   admin          admin.frame          —
  *   closed         (nothing)            —
  *
@@ -41,7 +41,7 @@ export const SESSION_TRANSITIONS: Readonly<Record<SessionState, readonly Session
 export const SESSION_ACCEPTS: Readonly<Record<SessionState, readonly MessageType[]>> = {
   handshake: ["join", "admin.auth"],
   joining: [],
-  contributor: ["contribution"],
+  contributor: ["commit", "reveal"],
   admin: ["admin.frame"],
   closed: [],
 };

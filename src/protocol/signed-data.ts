@@ -11,9 +11,15 @@
  */
 import { createHash } from "node:crypto";
 import { type Field, lengthPrefixed } from "../crypto/canonical.js";
+import { canonicalJson } from "../derive/canonical-json.js";
+import type { Json } from "../json.js";
 import { PROTOCOL_VERSION } from "./version.js";
 
 const V = String(PROTOCOL_VERSION);
+
+function sha256(data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(data).digest());
+}
 
 /**
  * Signed by a contributor to join: proves it holds its identity key, for this connection (the
@@ -105,24 +111,40 @@ export function serverSecretCommitment(roundId: string, serverSecret: Uint8Array
   );
 }
 
-/** Signed by the server over a round's invitation (round.open), every field but the signature. */
-export function roundOpenSignedData(open: {
+/**
+ * The hash of a round's parameters in round.open:
+ * SHA-256(LP("dkeygen/v1/params", V, purpose, canonicalJson(params))), canonical JSON after
+ * RFC 8785 (derive/canonical-json.ts), so the invitation binds what the round will make.
+ */
+export function paramsHash(purpose: string, params: Json): Uint8Array {
+  return sha256(lengthPrefixed("dkeygen/v1/params", V, purpose, canonicalJson(params)));
+}
+
+export interface RoundOpenFields {
   roundId: string;
   purpose: string;
+  paramsHash: Uint8Array;
   seed: Uint8Array;
   serverCommitment: Uint8Array;
-  deadline: string;
-  participants: number;
-}): Uint8Array {
+  commitDeadline: string;
+  revealDeadline: string;
+  invited: readonly string[];
+}
+
+/** Signed by the server over a round's invitation (round.open), every field but the signature. */
+export function roundOpenSignedData(open: RoundOpenFields): Uint8Array {
   return lengthPrefixed(
     "dkeygen/v1/round-open",
     V,
     open.roundId,
     open.purpose,
+    open.paramsHash,
     open.seed,
     open.serverCommitment,
-    open.deadline,
-    String(open.participants),
+    open.commitDeadline,
+    open.revealDeadline,
+    String(open.invited.length),
+    ...open.invited,
   );
 }
 
@@ -143,26 +165,129 @@ export interface EnvelopeFields {
   tag: string;
 }
 
-/** Signed by a contributor over its whole contribution, envelope included (encrypt-then-sign). */
-export function contributionSignedData(
+/**
+ * A contributor's commitment to the envelope it will reveal:
+ * SHA-256(LP("dkeygen/v1/contribution-commitment", V, roundId, contributorId, serverFingerprint,
+ * alg, ek, iv, ct, tag)) over the envelope's base64url strings exactly as they will be sent. An
+ * envelope decrypts to at most one phrase, so the commitment binds the phrase; it is a hash of a
+ * ciphertext, so it tells nothing about it.
+ */
+export function contributionCommitment(
   roundId: string,
   contributorId: string,
   serverFingerprint: string,
   envelope: EnvelopeFields,
 ): Uint8Array {
-  const fields: Field[] = [
-    "dkeygen/v1/contribution-signature",
+  return sha256(
+    lengthPrefixed(
+      "dkeygen/v1/contribution-commitment",
+      V,
+      roundId,
+      contributorId,
+      serverFingerprint,
+      envelope.alg,
+      envelope.ek,
+      envelope.iv,
+      envelope.ct,
+      envelope.tag,
+    ),
+  );
+}
+
+/** Signed (Ed25519) by a contributor over its commitment (the `commit` message). */
+export function commitSignedData(
+  roundId: string,
+  contributorId: string,
+  serverFingerprint: string,
+  commitment: Uint8Array,
+): Uint8Array {
+  return lengthPrefixed(
+    "dkeygen/v1/commit",
     V,
     roundId,
     contributorId,
     serverFingerprint,
+    commitment,
+  );
+}
+
+export interface CommitEntry {
+  contributorId: string;
+  commitment: Uint8Array;
+}
+
+/** Orders a commit set: by contributor id, bytewise over UTF-8 (ids are ASCII). */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The hash of a commit set, its entries sorted by contributor id:
+ * SHA-256(LP("dkeygen/v1/commit-set", V, roundId, serverFingerprint, decimal(n),
+ * id_1, commitment_1, …, id_n, commitment_n)).
+ */
+export function commitSetHash(
+  roundId: string,
+  serverFingerprint: string,
+  entries: readonly CommitEntry[],
+): Uint8Array {
+  const fields: Field[] = [
+    "dkeygen/v1/commit-set",
+    V,
+    roundId,
+    serverFingerprint,
+    String(entries.length),
+  ];
+  for (const entry of entries) fields.push(entry.contributorId, entry.commitment);
+  return sha256(lengthPrefixed(...fields));
+}
+
+/** Signed by the server (RSASSA-PSS) over a commit set it sends in round.commits. */
+export function commitSetSignedData(roundId: string, setHash: Uint8Array): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/commit-set-signature", V, roundId, setHash);
+}
+
+/**
+ * Signed (Ed25519) by a contributor over its reveal: the commit set it was shown (its
+ * countersignature of that set) and the whole envelope.
+ */
+export function revealSignedData(
+  roundId: string,
+  contributorId: string,
+  serverFingerprint: string,
+  setHash: Uint8Array,
+  envelope: EnvelopeFields,
+): Uint8Array {
+  return lengthPrefixed(
+    "dkeygen/v1/contribution-reveal",
+    V,
+    roundId,
+    contributorId,
+    serverFingerprint,
+    setHash,
     envelope.alg,
     envelope.ek,
     envelope.iv,
     envelope.ct,
     envelope.tag,
-  ];
-  return lengthPrefixed(...fields);
+  );
+}
+
+/** Signed by the server (RSASSA-PSS) in round.receipt: it received this reveal, which matched. */
+export function revealReceiptSignedData(
+  roundId: string,
+  contributorId: string,
+  setHash: Uint8Array,
+  commitment: Uint8Array,
+): Uint8Array {
+  return lengthPrefixed(
+    "dkeygen/v1/reveal-receipt",
+    V,
+    roundId,
+    contributorId,
+    setHash,
+    commitment,
+  );
 }
 
 /**

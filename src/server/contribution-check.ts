@@ -1,11 +1,11 @@
 /**
- * Checking one contribution (docs/PROTOCOL.md §7), as the round machine's `open` step: the
- * Ed25519 signature over the whole contribution first (one verification, before any RSA work),
- * then the envelope (RSA-OAEP + AES-GCM with the contribution's associated data, implicit
- * rejection), then the phrase's length. Every decryption failure is the same error, so the sender
- * learns nothing about which step failed.
+ * Checking commits and reveals (docs/PROTOCOL.md §7), as the round machine's check steps: the
+ * Ed25519 signature first (one verification, before any RSA work), then for a reveal its
+ * commitment, then the envelope (RSA-OAEP + AES-GCM with the contribution's associated data,
+ * implicit rejection), then the phrase's length. Every decryption failure is the same error, so
+ * the sender learns nothing about which step failed.
  */
-import type { KeyObject } from "node:crypto";
+import { type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
 import { openEnvelope } from "../crypto/envelope.js";
 import type { RandomSource } from "../crypto/random.js";
@@ -13,7 +13,12 @@ import { verifySignature } from "../crypto/signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { envelopeFromWire } from "../protocol/envelope-wire.js";
 import type { MessageOf } from "../protocol/messages.js";
-import { contributionAad, contributionSignedData } from "../protocol/signed-data.js";
+import {
+  commitSignedData,
+  contributionAad,
+  contributionCommitment,
+  revealSignedData,
+} from "../protocol/signed-data.js";
 
 /** A secret phrase is 64 bytes (§7.1). */
 export const PHRASE_BYTES = 64;
@@ -22,21 +27,65 @@ const undecryptable = () =>
   new DkeygenError(ErrorCodes.DECRYPTION_FAILED, "The contribution could not be decrypted.");
 
 /**
- * The secret phrase of `msg`, from `contributorId` whose enrolled key is `identityKey`; throws
- * E_BAD_SIGNATURE or E_DECRYPTION_FAILED. The caller owns (and wipes) the returned bytes.
+ * The commitment of a `commit` from `contributorId`, whose enrolled key is `identityKey`, once its
+ * signature verifies; throws E_BAD_SIGNATURE.
  */
-export function openContribution(
-  msg: MessageOf<"contribution">,
+export function checkCommit(
+  msg: MessageOf<"commit">,
   contributorId: string,
   identityKey: KeyObject,
+  serverFingerprint: string,
+): Uint8Array {
+  const commitment = fromBase64url(msg.commitment, "commitment", 32);
+  const signed = commitSignedData(msg.roundId, contributorId, serverFingerprint, commitment);
+  if (!verifySignature(identityKey, signed, fromBase64url(msg.signature, "signature", 64))) {
+    throw new DkeygenError(ErrorCodes.BAD_SIGNATURE, "The commitment's signature does not verify.");
+  }
+  return commitment;
+}
+
+/**
+ * The secret phrase of a `reveal` from `contributorId`, checked in this order: it countersigns
+ * the commit set the server sent (`setHash`), its signature verifies under the enrolled key, its
+ * envelope is the one committed to, and the envelope opens to 64 bytes. Throws
+ * E_COMMITMENT_MISMATCH, E_BAD_SIGNATURE or E_DECRYPTION_FAILED. The caller owns (and wipes) the
+ * returned bytes.
+ */
+export function openReveal(
+  msg: MessageOf<"reveal">,
+  contributorId: string,
+  identityKey: KeyObject,
+  expected: { setHash: Uint8Array; commitment: Uint8Array },
   server: { fingerprint: string; privateKey: KeyObject; random: RandomSource },
 ): Uint8Array {
   const { roundId } = msg;
-  const signed = contributionSignedData(roundId, contributorId, server.fingerprint, msg.envelope);
-  if (!verifySignature(identityKey, signed, fromBase64url(msg.signature, "signature", 64))) {
+  const setHash = fromBase64url(msg.setHash, "setHash", 32);
+  if (!timingSafeEqual(setHash, expected.setHash)) {
     throw new DkeygenError(
-      ErrorCodes.BAD_SIGNATURE,
-      "The contribution's signature does not verify.",
+      ErrorCodes.COMMITMENT_MISMATCH,
+      "The reveal countersigns another commit set than the one this server sent.",
+    );
+  }
+  const signed = revealSignedData(
+    roundId,
+    contributorId,
+    server.fingerprint,
+    setHash,
+    msg.envelope,
+  );
+  if (!verifySignature(identityKey, signed, fromBase64url(msg.signature, "signature", 64))) {
+    throw new DkeygenError(ErrorCodes.BAD_SIGNATURE, "The reveal's signature does not verify.");
+  }
+  const commitment = contributionCommitment(
+    roundId,
+    contributorId,
+    server.fingerprint,
+    msg.envelope,
+  );
+  if (!timingSafeEqual(commitment, expected.commitment)) {
+    throw new DkeygenError(
+      ErrorCodes.COMMITMENT_MISMATCH,
+      "The revealed envelope is not the one the contributor committed to.",
     );
   }
   const aad = contributionAad(roundId, contributorId, server.fingerprint);

@@ -5,7 +5,8 @@
  *
  *   join            handshake.ts         an enrolled (or newly enrolling) contributor
  *   admin.auth      handshake.ts         an admin proving it holds the admin token
- *   contribution    round-runner.ts      a sealed, signed secret phrase for a running round
+ *   commit          round-runner.ts      a signed commitment to a contribution (commit phase)
+ *   reveal          round-runner.ts      the committed, sealed secret phrase (reveal phase)
  *   admin.frame     admin-commands.ts    an authenticated admin command (generate, status)
  *
  * This file is the imperative shell: connections, the guard every handler runs in, the error
@@ -298,8 +299,10 @@ export class KeygenServer implements ServerContext {
         return handleJoin(this, peer, msg);
       case "admin.auth":
         return handleAdminAuth(this, peer, msg);
-      case "contribution":
-        return this.#rounds.contribution(peer, msg);
+      case "commit":
+        return this.#rounds.commit(peer, msg);
+      case "reveal":
+        return this.#rounds.reveal(peer, msg);
       case "admin.frame":
         return handleAdminFrame(this, this.#adminServices, peer, msg);
       default:

@@ -1,31 +1,47 @@
 /**
- * Runs rounds: opens each one (seed phrase, the server's own secret and its commitment, the
- * signed round.open to every invited contributor), feeds contributions into its RoundMachine
- * (protocol/round.ts) with the clock and the check of contribution-check.ts, and closes it: the
- * round secret from the seed, the server secret and the accepted phrases (crypto/kdf.ts), the
+ * Runs rounds, commit then reveal: opens each one (seed phrase, the server's own secret and its
+ * commitment, the invited set, the signed round.open to every invited contributor); feeds commits
+ * into its RoundMachine (protocol/round.ts) until the commit deadline or until every invited
+ * contributor has committed or left; sends the signed commit set; feeds reveals (checked against
+ * their commitments by contribution-check.ts), answering each with a signed receipt, until every
+ * committed contributor has revealed, one cannot, or the reveal deadline; and closes it: the round
+ * secret from the seed, the server secret and every committed phrase (crypto/kdf.ts), the
  * purpose's derivation (a batch round's on the derivation thread), and the records stored before
- * anyone is told.
+ * anyone is told — or an abort naming who did not reveal.
  */
 import { toBase64url } from "../crypto/base64url.js";
 import { SERVER_SECRET_BYTES } from "../crypto/kdf.js";
 import { serverSign } from "../crypto/server-signature.js";
 import { derivationOf } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
+import type { JsonObject } from "../json.js";
 import { encodeMessage, type MessageOf } from "../protocol/messages.js";
 import { RoundMachine } from "../protocol/round.js";
-import { roundOpenSignedData, serverSecretCommitment } from "../protocol/signed-data.js";
+import {
+  commitSetHash,
+  commitSetSignedData,
+  paramsHash,
+  revealReceiptSignedData,
+  roundOpenSignedData,
+  serverSecretCommitment,
+} from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION, SEED_PHRASE_BYTES } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { BatchDeriver } from "./batch-deriver.js";
-import { openContribution } from "./contribution-check.js";
+import { checkCommit, openReveal } from "./contribution-check.js";
 import { type CompletedRound, storeRoundResults } from "./round-results.js";
 import { MAX_BATCH, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
 
 interface RunningRound extends CompletedRound {
   machine: RoundMachine;
   participants: Map<string, Peer>;
-  timer: NodeJS.Timeout;
+  /** The current phase's deadline timer, and what ends the phase early. */
+  timer?: NodeJS.Timeout;
   settle: () => void;
+  /** The commit set's hash, once it was sent. */
+  setHash?: Uint8Array;
+  /** Why the round ended before its reveal phase (too few commitments, the server stopping). */
+  commitFailure?: DkeygenError;
 }
 
 const CLOSED_ROUNDS_REMEMBERED = 4096;
@@ -56,7 +72,7 @@ export class RoundRunner {
     for (const round of this.#rounds.values()) {
       if (round.participants.get(contributorId) === peer) {
         round.machine.participantLeft(contributorId);
-        if (round.machine.settled) round.settle();
+        if (round.machine.settled || round.machine.doomed) round.settle();
       }
     }
   }
@@ -90,53 +106,56 @@ export class RoundRunner {
     const seed = ctx.c.random(SEED_PHRASE_BYTES);
     const serverSecret = ctx.c.random(SERVER_SECRET_BYTES);
     const serverCommitment = serverSecretCommitment(roundId, serverSecret);
-    const deadline = ctx.c.clock() + ctx.config.roundTimeoutMs;
-    const deadlineIso = new Date(deadline).toISOString();
-    const signature = serverSign(
-      ctx.c.identity.privateKey,
-      roundOpenSignedData({
-        roundId,
-        purpose: request.purpose,
-        seed,
-        serverCommitment,
-        deadline: deadlineIso,
-        participants: participants.size,
-      }),
-    );
+    const commitMs = ctx.config.commitTimeoutMs ?? ctx.config.roundTimeoutMs;
+    const revealMs = ctx.config.revealTimeoutMs ?? ctx.config.roundTimeoutMs;
+    const commitDeadline = ctx.c.clock() + commitMs;
+    const revealDeadline = commitDeadline + revealMs;
+    const invited = [...participants.keys()];
+    const fields = {
+      roundId,
+      purpose: request.purpose,
+      paramsHash: paramsHash(request.purpose, params as JsonObject),
+      seed,
+      serverCommitment,
+      commitDeadline: new Date(commitDeadline).toISOString(),
+      revealDeadline: new Date(revealDeadline).toISOString(),
+      invited,
+    };
+    const signature = serverSign(ctx.c.identity.privateKey, roundOpenSignedData(fields));
     const machine = new RoundMachine({
       roundId,
       purpose: request.purpose,
-      invited: [...participants.keys()],
+      invited,
       quorum,
-      deadline,
+      commitDeadline,
+      revealDeadline,
     });
-    const settled = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ctx.config.roundTimeoutMs);
-      this.#rounds.set(roundId, {
-        machine,
-        seed,
-        serverSecret,
-        purpose: request.purpose,
-        params,
-        count,
-        ...(request.owner === undefined ? {} : { owner: request.owner }),
-        ...(request.subject === undefined ? {} : { subject: request.subject }),
-        ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
-        participants,
-        timer,
-        settle: resolve,
-      });
-    });
+    const round: RunningRound = {
+      machine,
+      seed,
+      serverSecret,
+      purpose: request.purpose,
+      params,
+      count,
+      ...(request.owner === undefined ? {} : { owner: request.owner }),
+      ...(request.subject === undefined ? {} : { subject: request.subject }),
+      ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
+      participants,
+      settle: () => {},
+    };
+    this.#rounds.set(roundId, round);
 
     const open = encodeMessage({
       type: "round.open",
       v: PROTOCOL_VERSION,
       roundId,
       purpose: request.purpose,
+      paramsHash: toBase64url(fields.paramsHash),
       seed: toBase64url(seed),
       serverCommitment: toBase64url(serverCommitment),
-      deadline: deadlineIso,
-      participants: participants.size,
+      commitDeadline: fields.commitDeadline,
+      revealDeadline: fields.revealDeadline,
+      invited,
       signature: toBase64url(signature),
     });
     for (const peer of participants.values()) peer.connection.send(open);
@@ -151,64 +170,195 @@ export class RoundRunner {
       participants: participants.size,
       seedBits: SEED_PHRASE_BYTES * 8,
       serverCommitment: Buffer.from(serverCommitment).toString("hex"),
-      deadline: deadlineIso,
+      commitDeadline: fields.commitDeadline,
+      revealDeadline: fields.revealDeadline,
     });
 
-    await settled;
+    await this.#phase(round, commitDeadline);
+    if (ctx.stopping) {
+      round.commitFailure = new DkeygenError(
+        ErrorCodes.UNAVAILABLE,
+        `Round ${roundId} failed: the server is stopping. Nothing was revealed or stored.`,
+      );
+    } else if (this.#sendCommitSet(roundId, round)) {
+      await this.#phase(round, revealDeadline);
+    }
     return this.#finish(roundId);
   }
 
-  /** A contribution from `peer`, an authenticated contributor. */
-  contribution(peer: Peer, msg: MessageOf<"contribution">): void {
+  /** Waits until `deadline` (epoch ms) or until the round's current phase settles early. */
+  #phase(round: RunningRound, deadline: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(round.timer);
+        round.settle = () => {};
+        resolve();
+      };
+      round.settle = end;
+      round.timer = setTimeout(end, Math.max(0, deadline - this.#ctx.c.clock()));
+      if (round.machine.settled || round.machine.doomed) end();
+    });
+  }
+
+  /**
+   * Ends the commit phase. With a quorum of commitments, signs the commit set and sends it to
+   * every invited contributor still connected (so one whose commitment is missing sees that) and
+   * returns true; otherwise false (the round fails in #finish, nothing having been revealed).
+   */
+  #sendCommitSet(roundId: string, round: RunningRound): boolean {
     const ctx = this.#ctx;
+    const closed = round.machine.closeCommits();
+    if (closed.status === "failed") {
+      round.commitFailure = closed.error;
+      return false;
+    }
+    const setHash = commitSetHash(roundId, ctx.fingerprint, closed.commits);
+    round.setHash = setHash;
+    const signature = serverSign(ctx.c.identity.privateKey, commitSetSignedData(roundId, setHash));
+    const frame = encodeMessage({
+      type: "round.commits",
+      v: PROTOCOL_VERSION,
+      roundId,
+      commits: closed.commits.map((c) => ({
+        contributorId: c.contributorId,
+        commitment: toBase64url(c.commitment),
+      })),
+      signature: toBase64url(signature),
+    });
+    for (const peer of round.participants.values()) peer.connection.send(frame);
+    // Committed contributors that left before the set was sent can no longer reveal.
+    for (const [id, peer] of round.participants) {
+      if (ctx.contributors.get(id) !== peer) round.machine.participantLeft(id);
+    }
+    ctx.c.logger.info({ roundId, commits: closed.commits.length }, "commit set sent");
+    ctx.emit({
+      type: "round.committed",
+      roundId,
+      commits: closed.commits.length,
+      setHash: Buffer.from(setHash).toString("hex"),
+    });
+    return true;
+  }
+
+  /** Checks a commit or reveal's sender and finds its round; undefined after answering an error. */
+  #roundFor(
+    peer: Peer,
+    msg: { roundId: string; contributorId: string },
+    what: string,
+  ): RunningRound | undefined {
     const contributorId = peer.contributorId!;
     const { roundId } = msg;
-    const reject = (error: DkeygenError) => {
-      ctx.reject(peer, error, { roundId });
-      ctx.emit({
-        type: "contribution.rejected",
-        roundId,
-        contributorId,
-        code: error.code,
-        message: error.message,
-      });
-    };
     if (msg.contributorId !== contributorId) {
-      reject(
+      this.#rejected(
+        peer,
+        roundId,
         new DkeygenError(
           ErrorCodes.UNAUTHORIZED,
-          `The contribution names contributor ${msg.contributorId}, but this connection belongs to ${contributorId}.`,
+          `The ${what} names contributor ${msg.contributorId}, but this connection belongs to ${contributorId}.`,
           { culprit: contributorId },
         ),
       );
-      return;
+      return undefined;
     }
     const round = this.#rounds.get(roundId);
     if (!round) {
-      reject(
+      this.#rejected(
+        peer,
+        roundId,
         this.#closedRounds.has(roundId)
           ? new DkeygenError(
               ErrorCodes.LATE_CONTRIBUTION,
-              `Round ${roundId} is closed; the contribution came too late.`,
+              `Round ${roundId} is closed; the ${what} came too late.`,
             )
           : new DkeygenError(ErrorCodes.WRONG_ROUND, `There is no round ${roundId}.`),
       );
-      return;
+      return undefined;
     }
+    return round;
+  }
+
+  #rejected(peer: Peer, roundId: string, error: DkeygenError): void {
+    const ctx = this.#ctx;
+    ctx.reject(peer, error, { roundId });
+    ctx.emit({
+      type: "contribution.rejected",
+      roundId,
+      contributorId: peer.contributorId!,
+      code: error.code,
+      message: error.message,
+    });
+  }
+
+  /** A commitment from `peer`, an authenticated contributor. */
+  commit(peer: Peer, msg: MessageOf<"commit">): void {
+    const ctx = this.#ctx;
+    const round = this.#roundFor(peer, msg, "commitment");
+    if (!round) return;
+    const contributorId = peer.contributorId!;
     const entry = ctx.c.registry.get(contributorId)!;
-    const verdict = round.machine.contribute(contributorId, ctx.c.clock(), () =>
-      openContribution(msg, contributorId, entry.key, {
-        fingerprint: ctx.fingerprint,
-        privateKey: ctx.c.identity.privateKey,
-        random: ctx.c.random,
-      }),
+    const verdict = round.machine.commit(contributorId, ctx.c.clock(), () =>
+      checkCommit(msg, contributorId, entry.key, ctx.fingerprint),
     );
     if (verdict.kind === "rejected") {
-      reject(verdict.error);
+      this.#rejected(peer, msg.roundId, verdict.error);
       return;
     }
-    ctx.send(peer, { type: "round.ack", v: PROTOCOL_VERSION, roundId });
-    ctx.c.logger.info({ roundId, contributorId, name: peer.name }, "contribution accepted");
+    ctx.c.logger.info(
+      { roundId: msg.roundId, contributorId, name: peer.name },
+      "commitment accepted",
+    );
+    ctx.emit({
+      type: "commit.accepted",
+      roundId: msg.roundId,
+      contributorId,
+      ...(peer.name === undefined ? {} : { name: peer.name }),
+    });
+    if (round.machine.settled) round.settle();
+  }
+
+  /** A reveal from `peer`, an authenticated contributor: answered with a signed receipt. */
+  reveal(peer: Peer, msg: MessageOf<"reveal">): void {
+    const ctx = this.#ctx;
+    const round = this.#roundFor(peer, msg, "reveal");
+    if (!round) return;
+    const contributorId = peer.contributorId!;
+    const { roundId } = msg;
+    const entry = ctx.c.registry.get(contributorId)!;
+    let matched: Uint8Array | undefined;
+    const verdict = round.machine.reveal(contributorId, ctx.c.clock(), (commitment) => {
+      const phrase = openReveal(
+        msg,
+        contributorId,
+        entry.key,
+        { setHash: round.setHash!, commitment },
+        {
+          fingerprint: ctx.fingerprint,
+          privateKey: ctx.c.identity.privateKey,
+          random: ctx.c.random,
+        },
+      );
+      matched = commitment;
+      return phrase;
+    });
+    if (verdict.kind === "rejected") {
+      this.#rejected(peer, roundId, verdict.error);
+      if (round.machine.doomed) round.settle();
+      return;
+    }
+    const signature = serverSign(
+      ctx.c.identity.privateKey,
+      revealReceiptSignedData(roundId, contributorId, round.setHash!, matched!),
+    );
+    ctx.send(peer, {
+      type: "round.receipt",
+      v: PROTOCOL_VERSION,
+      roundId,
+      contributorId,
+      setHash: toBase64url(round.setHash!),
+      commitment: toBase64url(matched!),
+      signature: toBase64url(signature),
+    });
+    ctx.c.logger.info({ roundId, contributorId, name: peer.name }, "contribution revealed");
     ctx.emit({
       type: "contribution.accepted",
       roundId,
@@ -227,31 +377,49 @@ export class RoundRunner {
     if (this.#closedRounds.size > CLOSED_ROUNDS_REMEMBERED) {
       this.#closedRounds.delete(this.#closedRounds.values().next().value!);
     }
-    const outcome = round.machine.close();
-    const notify = (outcome: "completed" | "failed", accepted: number, reason?: string) => {
+    const outcome = round.commitFailure
+      ? { status: "failed" as const, error: round.commitFailure, acceptedCount: 0 }
+      : round.machine.close();
+    const notify = (
+      outcome: "completed" | "failed" | "aborted",
+      accepted: number,
+      reason?: string,
+      missing?: string[],
+    ) => {
       const closed = encodeMessage({
         type: "round.closed",
         v: PROTOCOL_VERSION,
         roundId,
         outcome,
         accepted,
+        ...(missing === undefined ? {} : { missing }),
         ...(reason === undefined ? {} : { reason }),
       });
       for (const peer of round.participants.values()) peer.connection.send(closed);
     };
 
-    if (outcome.status === "failed") {
+    if (outcome.status === "failed" || outcome.status === "aborted") {
       round.seed.fill(0);
       round.serverSecret.fill(0);
-      notify("failed", outcome.acceptedCount, outcome.error.message);
-      ctx.c.logger.warn({ roundId, code: outcome.error.code }, outcome.error.message);
-      ctx.emit({
-        type: "round.failed",
-        roundId,
-        code: outcome.error.code,
-        message: outcome.error.message,
-      });
-      throw outcome.error;
+      const { error } = outcome;
+      if (outcome.status === "aborted") {
+        notify("aborted", outcome.revealed, error.message.slice(0, 512), outcome.missing);
+        ctx.c.logger.warn(
+          { roundId, code: error.code, missing: outcome.missing },
+          "round aborted: committed contributors did not reveal",
+        );
+        ctx.emit({
+          type: "round.aborted",
+          roundId,
+          missing: outcome.missing,
+          message: error.message,
+        });
+      } else {
+        notify("failed", outcome.acceptedCount, error.message.slice(0, 512));
+        ctx.c.logger.warn({ roundId, code: error.code }, error.message);
+        ctx.emit({ type: "round.failed", roundId, code: error.code, message: error.message });
+      }
+      throw error;
     }
 
     let records: KeyRecord[];

@@ -22,8 +22,12 @@ import type { ServerIdentity } from "./identity.js";
 export interface KeygenServerConfig {
   /** Minimum accepted contributions for a round to succeed (at least 2). */
   quorum: number;
-  /** How long a round collects contributions. */
+  /** How long each phase of a round (commit, reveal) lasts at most, unless set below. */
   roundTimeoutMs: number;
+  /** How long a round collects commitments (default: roundTimeoutMs). */
+  commitTimeoutMs?: number;
+  /** How long a round waits for the committed contributions' reveals (default: roundTimeoutMs). */
+  revealTimeoutMs?: number;
   /** At most this many contributors are invited to one round. */
   maxParticipants: number;
   heartbeatMs: number;
@@ -85,7 +89,16 @@ export type ServerEvent =
       seedBits: number;
       /** The commitment to the server's secret sent in round.open (hex); never the secret. */
       serverCommitment: string;
-      deadline: string;
+      commitDeadline: string;
+      revealDeadline: string;
+    }
+  | { type: "commit.accepted"; roundId: string; contributorId: string; name?: string }
+  | {
+      type: "round.committed";
+      roundId: string;
+      /** How many commitments the commit set holds, and its hash (hex). */
+      commits: number;
+      setHash: string;
     }
   | { type: "contribution.accepted"; roundId: string; contributorId: string; name?: string }
   | {
@@ -103,7 +116,8 @@ export type ServerEvent =
       records: number;
       accepted: number;
     }
-  | { type: "round.failed"; roundId: string; code: string; message: string };
+  | { type: "round.failed"; roundId: string; code: string; message: string }
+  | { type: "round.aborted"; roundId: string; missing: string[]; message: string };
 
 /** The most results one round may make (a batch round, e.g. to fill the OTP pool). */
 export const MAX_BATCH = 10_000;

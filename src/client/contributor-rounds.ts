@@ -1,0 +1,159 @@
+/**
+ * The rounds a contributor takes part in, commit then reveal: answers each signed invitation once
+ * with a commitment, reveals against a commit set that holds its commitment unchanged, checks the
+ * receipt, and forgets the round when it closes. The decisions are round-answer.ts's; this keeps
+ * the per-round state and talks (sends, logs, events).
+ */
+import type { RandomSource } from "../crypto/random.js";
+import type { Logger } from "../logging.js";
+import { encodeMessage, type MessageOf } from "../protocol/messages.js";
+import type { Connection } from "../transport/types.js";
+import type { ContributorState } from "./contributor-state.js";
+import type { EntropyPool } from "./entropy.js";
+import {
+  commitFor,
+  invitationSigned,
+  type PendingContribution,
+  receiptValid,
+  revealFor,
+} from "./round-answer.js";
+import type { ServerKey } from "./server-key.js";
+
+export type RoundEvent =
+  | { type: "round.invited"; roundId: string; purpose: string; participants: number }
+  | { type: "round.committed"; roundId: string }
+  | { type: "round.revealed"; roundId: string }
+  | { type: "round.excluded"; roundId: string }
+  /** The server's signed receipt of our reveal checked out. */
+  | { type: "round.accepted"; roundId: string }
+  | {
+      type: "round.closed";
+      roundId: string;
+      outcome: "completed" | "failed" | "aborted";
+      accepted: number;
+      missing?: string[];
+    };
+
+/** Rounds remembered as answered, so a replayed invitation is not answered twice. */
+const ANSWERED_REMEMBERED = 4096;
+/** Rounds between commit and close kept at once; an older one is dropped past this. */
+const PENDING_KEPT = 64;
+
+export class ContributorRounds {
+  readonly #answered = new Set<string>();
+  readonly #pending = new Map<string, PendingContribution>();
+
+  constructor(
+    private readonly o: {
+      state: ContributorState;
+      entropy: EntropyPool;
+      random: RandomSource;
+      logger: Logger;
+      emit: (event: RoundEvent) => void;
+    },
+  ) {}
+
+  open(connection: Connection, server: ServerKey, msg: MessageOf<"round.open">): void {
+    const { logger } = this.o;
+    if (!invitationSigned(server, msg)) {
+      // Not the server's invitation (someone on the path, or a broken server): nothing is sent.
+      logger.error(
+        { roundId: msg.roundId },
+        "ignored a round.open that the server's key did not sign",
+      );
+      return;
+    }
+    if (!msg.invited.includes(this.o.state.contributorId)) {
+      logger.warn({ roundId: msg.roundId }, "ignored a round.open that does not invite us");
+      return;
+    }
+    // A round.open is not bound to a connection: a recorded one would verify again. Each round
+    // is answered once.
+    if (this.#answered.has(msg.roundId)) {
+      logger.warn({ roundId: msg.roundId }, "ignored a second invitation to the same round");
+      return;
+    }
+    remember(this.#answered, msg.roundId, ANSWERED_REMEMBERED);
+    this.o.emit({
+      type: "round.invited",
+      roundId: msg.roundId,
+      purpose: msg.purpose,
+      participants: msg.invited.length,
+    });
+    const { pending, commit } = commitFor(msg, server, this.o.state, this.o.entropy, this.o.random);
+    this.#pending.set(msg.roundId, pending);
+    if (this.#pending.size > PENDING_KEPT) {
+      this.#pending.delete(this.#pending.keys().next().value!);
+    }
+    connection.send(encodeMessage(commit));
+    logger.info({ roundId: msg.roundId, purpose: msg.purpose }, "commitment sent");
+    this.o.emit({ type: "round.committed", roundId: msg.roundId });
+  }
+
+  commits(connection: Connection, server: ServerKey, msg: MessageOf<"round.commits">): void {
+    const { logger } = this.o;
+    const pending = this.#pending.get(msg.roundId);
+    if (pending === undefined || pending.setHash !== undefined) {
+      logger.warn(
+        { roundId: msg.roundId },
+        "ignored a commit set for a round we are not revealing in",
+      );
+      return;
+    }
+    const verdict = revealFor(msg, pending, server, this.o.state);
+    if (verdict.kind === "refused") {
+      logger.error({ roundId: msg.roundId }, `refused the commit set: ${verdict.reason}`);
+      return;
+    }
+    if (verdict.kind === "excluded") {
+      this.#pending.delete(msg.roundId);
+      logger.warn(
+        { roundId: msg.roundId },
+        "the server's commit set leaves out our commitment; nothing revealed",
+      );
+      this.o.emit({ type: "round.excluded", roundId: msg.roundId });
+      return;
+    }
+    pending.setHash = verdict.setHash;
+    connection.send(encodeMessage(verdict.reveal));
+    logger.info({ roundId: msg.roundId }, "contribution revealed");
+    this.o.emit({ type: "round.revealed", roundId: msg.roundId });
+  }
+
+  receipt(server: ServerKey, msg: MessageOf<"round.receipt">): void {
+    const pending = this.#pending.get(msg.roundId);
+    if (pending === undefined || !receiptValid(msg, pending, server, this.o.state.contributorId)) {
+      this.o.logger.error(
+        { roundId: msg.roundId },
+        "ignored a reveal receipt that does not check out",
+      );
+      return;
+    }
+    this.o.emit({ type: "round.accepted", roundId: msg.roundId });
+  }
+
+  closed(msg: MessageOf<"round.closed">): void {
+    this.#pending.delete(msg.roundId);
+    this.o.logger.info(
+      {
+        roundId: msg.roundId,
+        outcome: msg.outcome,
+        accepted: msg.accepted,
+        ...(msg.missing === undefined ? {} : { missing: msg.missing }),
+      },
+      `round ${msg.outcome}`,
+    );
+    this.o.emit({
+      type: "round.closed",
+      roundId: msg.roundId,
+      outcome: msg.outcome,
+      accepted: msg.accepted,
+      ...(msg.missing === undefined ? {} : { missing: msg.missing }),
+    });
+  }
+}
+
+function remember(set: Set<string>, value: string, limit: number): void {
+  set.add(value);
+  if (set.size > limit) set.delete(set.values().next().value!);
+}
