@@ -77,6 +77,8 @@ export class RoundMachine {
   readonly #phrases = new Map<string, Uint8Array>();
   /** Committing: invited contributors that can still commit. Revealing: that can still reveal. */
   readonly #pending: Set<string>;
+  /** Why the commit phase failed, once it did. */
+  #failure: DkeygenError | undefined;
 
   constructor(config: RoundConfig) {
     if (!Number.isInteger(config.quorum) || config.quorum < 1) {
@@ -158,15 +160,12 @@ export class RoundMachine {
     if (this.#commitments.size < quorum) {
       this.#transition("failed");
       this.#pending.clear();
-      return {
-        status: "failed",
-        committed: this.#commitments.size,
-        error: new DkeygenError(
-          ErrorCodes.QUORUM_NOT_MET,
-          `Round ${roundId} failed: ${this.#commitments.size} of ${invited.length} invited ` +
-            `contributors committed; the quorum is ${quorum}. Nothing was revealed or stored.`,
-        ),
-      };
+      this.#failure = new DkeygenError(
+        ErrorCodes.QUORUM_NOT_MET,
+        `Round ${roundId} failed: ${this.#commitments.size} of ${invited.length} invited ` +
+          `contributors committed; the quorum is ${quorum}. Nothing was revealed or stored.`,
+      );
+      return { status: "failed", committed: this.#commitments.size, error: this.#failure };
     }
     this.#transition("revealing");
     this.#pending.clear();
@@ -257,11 +256,9 @@ export class RoundMachine {
    */
   close(): RoundOutcome {
     const { roundId } = this.config;
-    if (this.#status === "committing") {
-      const closed = this.closeCommits();
-      if (closed.status === "failed") {
-        return { status: "failed", error: closed.error, acceptedCount: 0 };
-      }
+    if (this.#status === "committing") this.closeCommits();
+    if (this.#status === "failed") {
+      return { status: "failed", error: this.#failure!, acceptedCount: 0 };
     }
     if (this.#status !== "revealing") {
       throw new Error(`RoundMachine: close() in status ${this.#status}`);
