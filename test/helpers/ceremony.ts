@@ -20,10 +20,13 @@ import { createLogger, type Logger } from "../../src/logging.js";
 import { envelopeToWire } from "../../src/protocol/envelope-wire.js";
 import { type AnyMessage, decodeMessage, type MessageOf } from "../../src/protocol/messages.js";
 import {
+  commitSetHash,
+  commitSignedData,
   contributionAad,
-  contributionSignedData,
+  contributionCommitment,
   type EnvelopeFields,
   joinSignedData,
+  revealSignedData,
 } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import type { DistributionConfig } from "../../src/server/distribution/app.js";
@@ -282,12 +285,25 @@ export function waitFor<T>(
   });
 }
 
-/** A correctly encrypted and signed contribution from `peer` for `open` (what a contributor sends). */
+/** What a raw peer keeps between its commit and its reveal. */
+export interface RawContribution {
+  roundId: string;
+  contributorId: string;
+  envelope: EnvelopeFields & { alg: "RSA-OAEP-256/A256GCM" };
+  commitment: Uint8Array;
+  /** The signed `commit` message for it. */
+  commit: MessageOf<"commit">;
+}
+
+/**
+ * A correctly encrypted contribution from `peer` for `open` and its signed commitment (what a
+ * contributor sends in the commit phase); reveal it with buildReveal.
+ */
 export function buildContribution(
   peer: RawPeer,
   open: { roundId: string },
   options: { phrase?: Uint8Array; roundIdForAad?: string } = {},
-) {
+): RawContribution {
   const spki = fromBase64url(peer.hello.server.publicKey, "server key");
   const serverKey = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
   const fingerprint = peer.hello.server.fingerprint;
@@ -295,29 +311,97 @@ export function buildContribution(
   const aad = contributionAad(options.roundIdForAad ?? open.roundId, contributorId, fingerprint);
   const sealed = sealEnvelope(serverKey, options.phrase ?? randomBytes(64), aad);
   const envelope = envelopeToWire(sealed);
-  return signContribution(peer, { roundId: open.roundId, contributorId, envelope });
+  const commitment = contributionCommitment(open.roundId, contributorId, fingerprint, envelope);
+  return {
+    roundId: open.roundId,
+    contributorId,
+    envelope,
+    commitment,
+    commit: signCommit(peer, { roundId: open.roundId, contributorId, commitment }),
+  };
 }
 
-/** Signs (or re-signs) a contribution body with `peer`'s identity key. */
-export function signContribution(
+/** Signs (or re-signs) a commit body with `peer`'s identity key. */
+export function signCommit(
   peer: RawPeer,
-  body: { roundId: string; contributorId: string; envelope: EnvelopeFields },
-) {
+  body: { roundId: string; contributorId: string; commitment: Uint8Array },
+): MessageOf<"commit"> {
   const signature = signMessage(
     peer.identity.privateKey,
-    contributionSignedData(
+    commitSignedData(
       body.roundId,
       body.contributorId,
       peer.hello.server.fingerprint,
+      body.commitment,
+    ),
+  );
+  return {
+    type: "commit",
+    v: PROTOCOL_VERSION,
+    roundId: body.roundId,
+    contributorId: body.contributorId,
+    commitment: toBase64url(body.commitment),
+    signature: toBase64url(signature),
+  };
+}
+
+/** The hash of a commit set as a contributor computes it from `round.commits`. */
+export function setHashOf(peer: RawPeer, commits: MessageOf<"round.commits">): Uint8Array {
+  return commitSetHash(
+    commits.roundId,
+    peer.hello.server.fingerprint,
+    commits.commits.map((c) => ({
+      contributorId: c.contributorId,
+      commitment: fromBase64url(c.commitment, "commitment", 32),
+    })),
+  );
+}
+
+/** The signed reveal of `contribution` against the commit set `setHash` (or other fields). */
+export function buildReveal(
+  peer: RawPeer,
+  body: {
+    roundId: string;
+    contributorId: string;
+    envelope: EnvelopeFields & { alg: "RSA-OAEP-256/A256GCM" };
+    setHash: Uint8Array;
+  },
+): MessageOf<"reveal"> {
+  const signature = signMessage(
+    peer.identity.privateKey,
+    revealSignedData(
+      body.roundId,
+      body.contributorId,
+      peer.hello.server.fingerprint,
+      body.setHash,
       body.envelope,
     ),
   );
   return {
-    type: "contribution",
+    type: "reveal",
     v: PROTOCOL_VERSION,
-    ...body,
+    roundId: body.roundId,
+    contributorId: body.contributorId,
+    setHash: toBase64url(body.setHash),
+    envelope: body.envelope,
     signature: toBase64url(signature),
   };
+}
+
+/**
+ * An honest raw contributor's whole part in the round `open`: commit, wait for the commit set,
+ * reveal against it, wait for the receipt. Returns the receipt.
+ */
+export async function commitAndReveal(
+  peer: RawPeer,
+  open: { roundId: string },
+  options: { phrase?: Uint8Array } = {},
+): Promise<MessageOf<"round.receipt">> {
+  const contribution = buildContribution(peer, open, options);
+  peer.send(contribution.commit);
+  const commits = await peer.next("round.commits");
+  peer.send(buildReveal(peer, { ...contribution, setHash: setHashOf(peer, commits) }));
+  return peer.next("round.receipt");
 }
 
 /** Connects a raw peer and enrolls it with a fresh token; resolves once welcomed. */
