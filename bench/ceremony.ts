@@ -24,7 +24,7 @@ import { osRandom } from "../src/crypto/random.js";
 import { generateIdentity, signMessage, verifySignature } from "../src/crypto/signature.js";
 import { createLogger, silentLogger } from "../src/logging.js";
 import { envelopeToWire } from "../src/protocol/envelope-wire.js";
-import { contributionAad, contributionSignedData } from "../src/protocol/signed-data.js";
+import { contributionAad, revealSignedData } from "../src/protocol/signed-data.js";
 import { issueEnrollmentToken } from "../src/server/enrollment.js";
 import { loadOrCreateServerIdentity } from "../src/server/identity.js";
 import { ADMIN_TOKEN_FILE, loadOrCreateKeyFile, startServer } from "../src/server/runtime.js";
@@ -82,10 +82,11 @@ export async function benchCeremony(
       const aad = contributionAad(roundId, `SHA256:${"A".repeat(43)}`, fingerprint);
       const sealed = sealEnvelope(publicKey, osRandom(64), aad);
       const envelope = envelopeToWire(sealed);
-      const signed = contributionSignedData(
+      const signed = revealSignedData(
         roundId,
         `SHA256:${"A".repeat(43)}`,
         fingerprint,
+        osRandom(32),
         envelope,
       );
       return {

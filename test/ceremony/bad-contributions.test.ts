@@ -188,7 +188,9 @@ test("a committed envelope that does not decrypt aborts the round; every broken 
   for (const breaker of breakers) {
     const result = roundWith(peer, async (open) => {
       const good = buildContribution(peer, open, breaker ? {} : { phrase: randomBytes(32) });
-      const envelope = (breaker ? breaker({ ...good.envelope }) : good.envelope) as typeof good.envelope;
+      const envelope = (
+        breaker ? breaker({ ...good.envelope }) : good.envelope
+      ) as typeof good.envelope;
       const contribution = { ...good, envelope };
       const commitment = contributionCommitment(
         open.roundId,

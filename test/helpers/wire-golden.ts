@@ -23,15 +23,21 @@ import { derivePurpose } from "../../src/derive/index.js";
 import { AdminChannel, adminSessionKeys } from "../../src/protocol/admin-channel.js";
 import { envelopeToWire } from "../../src/protocol/envelope-wire.js";
 import { contributorIdOf } from "../../src/protocol/identity.js";
-import { type AnyMessage, encodeMessage } from "../../src/protocol/messages.js";
+import { type AnyMessage, type EnvelopeWire, encodeMessage } from "../../src/protocol/messages.js";
 import {
   adminFrameMacData,
   adminProofData,
   adminReadyProofData,
   adminSessionKeyInfo,
+  commitSetHash,
+  commitSetSignedData,
+  commitSignedData,
   contributionAad,
-  contributionSignedData,
+  contributionCommitment,
   joinSignedData,
+  paramsHash,
+  revealReceiptSignedData,
+  revealSignedData,
   roundOpenSignedData,
   serverSecretCommitment,
   welcomeProofData,
@@ -81,7 +87,12 @@ export async function goldenKeys(): Promise<GoldenKeys> {
   return { serverKey: createPrivateKey(String(rsa.secret.pkcs8)), contributorKey };
 }
 
-export function buildGolden(keys: GoldenKeys): Golden {
+/**
+ * The golden frames from `keys`. RSA-OAEP encryption is randomized, so a fresh build seals a new
+ * envelope unless given the golden file's own (`envelope`): then every frame but the server's
+ * RSASSA-PSS signatures (randomized too) comes out byte for byte the same.
+ */
+export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire } = {}): Golden {
   const V = PROTOCOL_VERSION;
   const { serverKey, contributorKey } = keys;
   const serverPublic = createPublicKey(serverKey);
@@ -97,7 +108,8 @@ export function buildGolden(keys: GoldenKeys): Golden {
   const roundId = toBase64url(bytes(16, 0xc0));
   const token = `dkt_${toBase64url(bytes(12, 0xd0))}.${toBase64url(bytes(32, 0xe0))}`;
   const name = "alice";
-  const deadline = "2026-12-01T12:00:10.000Z";
+  const commitDeadline = "2026-12-01T12:00:10.000Z";
+  const revealDeadline = "2026-12-01T12:00:20.000Z";
   const phrase = bytes(64, 0x10);
   const lp: Record<string, Uint8Array> = {};
   const frames: Record<string, AnyMessage | string> = {};
@@ -130,37 +142,83 @@ export function buildGolden(keys: GoldenKeys): Golden {
   };
   const serverCommitment = serverSecretCommitment(roundId, serverSecret);
   lp.serverSecretCommitment = serverCommitment;
+  const otherContributor = `SHA256:${Buffer.from(bytes(32, 0x55)).toString("base64").replace(/=+$/, "")}`;
+  const invited = [contributorId, otherContributor];
+  lp.paramsHash = paramsHash("otp", { digits: 6 });
   lp.roundOpen = roundOpenSignedData({
     roundId,
     purpose: "otp",
+    paramsHash: lp.paramsHash,
     seed,
     serverCommitment,
-    deadline,
-    participants: 3,
+    commitDeadline,
+    revealDeadline,
+    invited,
   });
   frames["round.open"] = {
     type: "round.open",
     v: V,
     roundId,
     purpose: "otp",
+    paramsHash: toBase64url(lp.paramsHash),
     seed: toBase64url(seed),
     serverCommitment: toBase64url(serverCommitment),
-    deadline,
-    participants: 3,
+    commitDeadline,
+    revealDeadline,
+    invited,
     signature: toBase64url(serverSign(serverKey, lp.roundOpen)),
   };
   lp.contributionAad = contributionAad(roundId, contributorId, fingerprint);
-  const envelope = envelopeToWire(sealEnvelope(serverPublic, phrase, lp.contributionAad));
-  lp.contribution = contributionSignedData(roundId, contributorId, fingerprint, envelope);
-  frames.contribution = {
-    type: "contribution",
+  const envelope =
+    reuse.envelope ?? envelopeToWire(sealEnvelope(serverPublic, phrase, lp.contributionAad));
+  lp.contributionCommitment = contributionCommitment(roundId, contributorId, fingerprint, envelope);
+  lp.commit = commitSignedData(roundId, contributorId, fingerprint, lp.contributionCommitment);
+  frames.commit = {
+    type: "commit",
     v: V,
     roundId,
     contributorId,
-    envelope,
-    signature: toBase64url(signMessage(contributorKey, lp.contribution)),
+    commitment: toBase64url(lp.contributionCommitment),
+    signature: toBase64url(signMessage(contributorKey, lp.commit)),
   };
-  frames["round.ack"] = { type: "round.ack", v: V, roundId };
+  const commits = [{ contributorId, commitment: lp.contributionCommitment }];
+  lp.commitSetHash = commitSetHash(roundId, fingerprint, commits);
+  lp.commitSet = commitSetSignedData(roundId, lp.commitSetHash);
+  frames["round.commits"] = {
+    type: "round.commits",
+    v: V,
+    roundId,
+    commits: commits.map((c) => ({
+      contributorId: c.contributorId,
+      commitment: toBase64url(c.commitment),
+    })),
+    signature: toBase64url(serverSign(serverKey, lp.commitSet)),
+  };
+  lp.reveal = revealSignedData(roundId, contributorId, fingerprint, lp.commitSetHash, envelope);
+  frames.reveal = {
+    type: "reveal",
+    v: V,
+    roundId,
+    contributorId,
+    setHash: toBase64url(lp.commitSetHash),
+    envelope,
+    signature: toBase64url(signMessage(contributorKey, lp.reveal)),
+  };
+  lp.receipt = revealReceiptSignedData(
+    roundId,
+    contributorId,
+    lp.commitSetHash,
+    lp.contributionCommitment,
+  );
+  frames["round.receipt"] = {
+    type: "round.receipt",
+    v: V,
+    roundId,
+    contributorId,
+    setHash: toBase64url(lp.commitSetHash),
+    commitment: toBase64url(lp.contributionCommitment),
+    signature: toBase64url(serverSign(serverKey, lp.receipt)),
+  };
   frames["round.closed"] = {
     type: "round.closed",
     v: V,
@@ -255,7 +313,8 @@ export function buildGolden(keys: GoldenKeys): Golden {
       roundId,
       token,
       name,
-      deadline,
+      commitDeadline,
+      revealDeadline,
     },
     frames: Object.fromEntries(
       Object.entries(frames).map(([k, f]) => [k, typeof f === "string" ? f : encodeMessage(f)]),

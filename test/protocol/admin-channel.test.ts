@@ -110,7 +110,13 @@ test("an authentic frame whose body is not an admin message for that side is ref
   const server = new AdminChannel(keys, "server");
   const admin = new AdminChannel(keys, "admin");
   // A correct client never seals such a message…
-  const ack = { type: "round.ack", v: PROTOCOL_VERSION, roundId: "A".repeat(22) } as const;
+  const ack = {
+    type: "round.closed",
+    v: PROTOCOL_VERSION,
+    roundId: "A".repeat(22),
+    outcome: "completed",
+    accepted: 2,
+  } as const;
   assert.throws(() => admin.seal(ack as never), TypeError);
   // …so seal one by hand, with the right key and sequence number.
   const body = JSON.stringify(ack);

@@ -16,10 +16,11 @@ import { envelopeFromWire } from "../../src/protocol/envelope-wire.js";
 import {
   type AnyMessage,
   decodeMessage,
+  type EnvelopeWire,
   encodeMessage,
   SCHEMAS,
 } from "../../src/protocol/messages.js";
-import { contributionSignedData } from "../../src/protocol/signed-data.js";
+import { contributionCommitment } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import {
   buildGolden,
@@ -35,13 +36,17 @@ let fresh: Golden;
 
 before(async () => {
   keys = await goldenKeys();
-  fresh = buildGolden(keys);
+  const reveal = JSON.parse(golden.frames.reveal!) as { envelope: EnvelopeWire };
+  fresh = buildGolden(keys, { envelope: reveal.envelope });
 });
 
+/** The frames carrying an RSASSA-PSS signature by the server (randomized), and its field. */
 const RANDOMIZED: Record<string, string> = {
   welcome: "proof",
   "admin.ready": "proof",
   "round.open": "signature",
+  "round.commits": "signature",
+  "round.receipt": "signature",
 };
 
 test("the golden file is for this protocol version and has a frame of every message type", () => {
@@ -59,15 +64,12 @@ test("every golden frame decodes and encodes back to the same bytes", () => {
 });
 
 test("every signed, MACed and committed LP is what the code builds from the same inputs", () => {
-  // The contribution's signed data covers its (random) envelope: checked against the stored one.
-  const { contribution: _c, ...stable } = golden.lp;
-  const { contribution: _f, ...rebuilt } = fresh.lp;
-  assert.deepEqual(rebuilt, stable);
+  assert.deepEqual(fresh.lp, golden.lp);
 });
 
 test("the deterministic frames are rebuilt byte for byte", () => {
   for (const [name, frame] of Object.entries(golden.frames)) {
-    if (name === "contribution" || name in RANDOMIZED) continue;
+    if (name in RANDOMIZED) continue;
     assert.equal(fresh.frames[name], frame, name);
   }
 });
@@ -78,6 +80,8 @@ test("the randomized parts verify: the server's signatures with its key, the env
     welcome: "welcome",
     "admin.ready": "adminReady",
     "round.open": "roundOpen",
+    "round.commits": "commitSet",
+    "round.receipt": "receipt",
   } as const;
   for (const [name, field] of Object.entries(RANDOMIZED)) {
     const message = JSON.parse(golden.frames[name]!) as Record<string, string>;
@@ -87,29 +91,32 @@ test("the randomized parts verify: the server's signatures with its key, the env
     const freshMessage = JSON.parse(fresh.frames[name]!) as Record<string, string>;
     assert.deepEqual({ ...message, [field]: "" }, { ...freshMessage, [field]: "" }, name);
   }
-  const contribution = decodeMessage(golden.frames.contribution!) as Extract<
-    AnyMessage,
-    { type: "contribution" }
-  >;
+  const reveal = decodeMessage(golden.frames.reveal!) as Extract<AnyMessage, { type: "reveal" }>;
   const phrase = openEnvelope(
     keys.serverKey,
-    envelopeFromWire(contribution.envelope),
+    envelopeFromWire(reveal.envelope),
     Buffer.from(golden.lp.contributionAad!, "hex"),
   );
   assert.equal(Buffer.from(phrase).toString("hex"), golden.inputs.phrase);
-  // Its signature covers exactly that envelope, as sent.
-  const signed = contributionSignedData(
-    contribution.roundId,
-    contribution.contributorId,
-    JSON.parse(golden.frames.hello!).server.fingerprint,
-    contribution.envelope,
+  // The commitment is the hash of exactly that envelope, as sent; commit and reveal verify.
+  const fingerprint = JSON.parse(golden.frames.hello!).server.fingerprint;
+  const commitment = contributionCommitment(
+    reveal.roundId,
+    reveal.contributorId,
+    fingerprint,
+    reveal.envelope,
   );
-  assert.equal(Buffer.from(signed).toString("hex"), golden.lp.contribution);
-  assert.ok(
-    verifySignature(
-      createPublicKey(keys.contributorKey),
-      signed,
-      fromBase64url(contribution.signature, "signature", 64),
-    ),
-  );
+  assert.equal(Buffer.from(commitment).toString("hex"), golden.lp.contributionCommitment);
+  const contributor = createPublicKey(keys.contributorKey);
+  const commit = decodeMessage(golden.frames.commit!) as Extract<AnyMessage, { type: "commit" }>;
+  for (const [message, name] of [
+    [commit, "commit"],
+    [reveal, "reveal"],
+  ] as const) {
+    const data = Buffer.from(golden.lp[name]!, "hex");
+    assert.ok(
+      verifySignature(contributor, data, fromBase64url(message.signature, "signature", 64)),
+      name,
+    );
+  }
 });

@@ -8,10 +8,11 @@ const b64 = (n: number) => Buffer.alloc(n, 1).toString("base64url");
 const fp = `SHA256:${"A".repeat(43)}`;
 
 const contribution = {
-  type: "contribution",
+  type: "reveal",
   v: PROTOCOL_VERSION,
   roundId: b64(16),
   contributorId: fp,
+  setHash: b64(32),
   envelope: { alg: "RSA-OAEP-256/A256GCM", ek: b64(384), iv: b64(12), ct: b64(64), tag: b64(16) },
   signature: b64(64),
 };
@@ -28,13 +29,13 @@ function rejects(frame: string | Uint8Array, code: string, pattern?: RegExp) {
   );
 }
 
-test("a valid contribution decodes to the same object", () => {
+test("a valid reveal decodes to the same object", () => {
   assert.deepEqual(decodeMessage(JSON.stringify(contribution)), contribution);
   assert.deepEqual(decodeMessage(Buffer.from(encodeMessage(contribution as never))), contribution);
 });
 
 test("an oversized frame is refused before it is parsed", () => {
-  const big = `{"type":"contribution","v":${PROTOCOL_VERSION},"pad":"${"x".repeat(MAX_FRAME_BYTES)}"}`;
+  const big = `{"type":"reveal","v":${PROTOCOL_VERSION},"pad":"${"x".repeat(MAX_FRAME_BYTES)}"}`;
   rejects(big, ErrorCodes.FRAME_TOO_LARGE);
   // Not even JSON: still refused for its size, which proves parsing never started.
   rejects("x".repeat(MAX_FRAME_BYTES + 1), ErrorCodes.FRAME_TOO_LARGE);

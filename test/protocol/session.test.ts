@@ -40,7 +40,7 @@ test("each state accepts exactly the messages of its table, and nothing from a c
   const expected: Record<SessionState, MessageType[]> = {
     handshake: ["join", "admin.auth"],
     joining: [],
-    contributor: ["contribution"],
+    contributor: ["commit", "reveal"],
     admin: ["admin.frame"],
     closed: [],
   };
@@ -109,7 +109,10 @@ test("a contributor expects hello, then welcome, then round messages; errors at 
   machine.transition("welcome");
   assert.equal(accepted("welcome"), "error,welcome@welcome");
   machine.transition("ready");
-  assert.equal(accepted("ready"), "error,round.ack,round.closed,round.open@ready");
+  assert.equal(
+    accepted("ready"),
+    "error,round.closed,round.commits,round.open,round.receipt@ready",
+  );
   assert.throws(() => machine.transition("hello"), /illegal/);
   machine.transition("closed");
   assert.equal(
