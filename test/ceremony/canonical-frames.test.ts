@@ -79,6 +79,20 @@ test("every binary field of every peer message refuses a non-canonical spelling"
     ["join", { identity: b(32), clientChallenge: b(32), signature: b(64) }, "clientChallenge", 32],
     ["admin.auth", { clientChallenge: b(32), proof: b(32) }, "proof", 32],
     ["admin.auth", { clientChallenge: b(32), proof: b(32) }, "clientChallenge", 32],
+    ...(["roundId", "commitment", "signature"] as const).map(
+      (field) =>
+        [
+          "commit",
+          {
+            roundId: b(16),
+            contributorId: `SHA256:${"A".repeat(43)}`,
+            commitment: b(32),
+            signature: b(64),
+          },
+          field,
+          { roundId: 16, commitment: 32, signature: 64 }[field],
+        ] as [string, Record<string, unknown>, string, number],
+    ),
   ];
   for (const [type, body, field, n] of cases) {
     assert.doesNotThrow(() =>
@@ -92,10 +106,11 @@ test("every binary field of every peer message refuses a non-canonical spelling"
     );
   }
   const contribution = {
-    type: "contribution",
+    type: "reveal",
     v: PROTOCOL_VERSION,
     roundId: b(16),
     contributorId: `SHA256:${"A".repeat(43)}`,
+    setHash: b(32),
     envelope,
     signature: b(64),
   };
@@ -111,6 +126,7 @@ test("every binary field of every peer message refuses a non-canonical spelling"
   }
   for (const [field, value] of [
     ["roundId", bad(16)],
+    ["setHash", bad(32)],
     ["signature", bad(64)],
     ["contributorId", `SHA256:${"A".repeat(42)}B`],
   ] as const) {

@@ -12,7 +12,7 @@ import { derivePurpose } from "../../src/derive/index.js";
 import { contributorIdOf } from "../../src/protocol/identity.js";
 import { serverSecretCommitment } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
-import { buildContribution, enrolledRawPeer, startTestServer } from "../helpers/ceremony.js";
+import { commitAndReveal, enrolledRawPeer, startTestServer } from "../helpers/ceremony.js";
 
 /** The round secret as it was computed before the server secret (protocol 1): all public here. */
 function withoutServerSecret(
@@ -41,12 +41,14 @@ test("two contributors that were a round's only members and recorded everything 
     const pending = admin.generate("ecc", { curve: "secp256k1" });
     const phrases: [string, Uint8Array][] = [];
     let open: Awaited<ReturnType<typeof alice.next<"round.open">>> | undefined;
-    for (const peer of [alice, bob]) {
-      open = await peer.next("round.open");
-      const phrase = new Uint8Array(randomBytes(64));
-      phrases.push([contributorIdOf(peer.contributorIdentity), phrase]);
-      peer.send(buildContribution(peer, open, { phrase }));
-    }
+    await Promise.all(
+      [alice, bob].map(async (peer) => {
+        open = await peer.next("round.open");
+        const phrase = new Uint8Array(randomBytes(64));
+        phrases.push([contributorIdOf(peer.contributorIdentity), phrase]);
+        await commitAndReveal(peer, open, { phrase });
+      }),
+    );
     const record = await pending;
     admin.close();
     const seed = fromBase64url(open!.seed, "seed", 32);

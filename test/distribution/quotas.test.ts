@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
   buildContribution,
+  commitAndReveal,
   enrolledRawPeer,
   type RawPeer,
   startContributors,
@@ -63,10 +64,9 @@ const opened = (count: number) =>
 /** Both peers contribute to the next `rounds` rounds opened to them. */
 async function contribute(rounds: number): Promise<void> {
   for (let i = 0; i < rounds; i++) {
-    for (const peer of peers) {
-      const open = await peer.next("round.open");
-      peer.send(buildContribution(peer, open));
-    }
+    await Promise.all(
+      peers.map(async (peer) => commitAndReveal(peer, await peer.next("round.open"))),
+    );
   }
 }
 
@@ -99,7 +99,7 @@ test("a slot is given back when the enrollment's round fails", async () => {
   const doomed = enroll(alice, "late");
   // One peer answers, the other never does: the round misses its quorum at the deadline.
   const open = await peers[0]!.next("round.open");
-  peers[0]!.send(buildContribution(peers[0]!, open));
+  peers[0]!.send(buildContribution(peers[0]!, open).commit);
   await peers[1]!.next("round.open");
   assert.equal((await doomed).status, 503);
   const next = [enroll(alice, "x1"), enroll(alice, "x2")];

@@ -40,7 +40,14 @@ import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { issueEnrollmentToken } from "../../src/server/enrollment.js";
 import type { CloseInfo, Connection } from "../../src/transport/types.js";
 import { dialWs } from "../../src/transport/ws.js";
-import { buildContribution, type RawPeer, tempDir } from "../helpers/ceremony.js";
+import {
+  buildContribution,
+  buildReveal,
+  type RawContribution,
+  type RawPeer,
+  setHashOf,
+  tempDir,
+} from "../helpers/ceremony.js";
 import { CliProcess, serverArgs } from "../helpers/cli.js";
 import { fuzzParameters, reportFuzz } from "../helpers/fuzz.js";
 import { captureBothFormats } from "../helpers/log-capture.js";
@@ -59,18 +66,18 @@ class Probe {
   closed: CloseInfo | undefined;
   hello!: Extract<AnyMessage, { type: "hello" }>;
   /**
-   * When set, invitations are answered at once (rounds need not wait for this peer) and round
-   * messages are kept out of the inbox, which then holds only answers to what this peer sent.
+   * When set, round messages go here — the peer commits and reveals at once, so rounds need not
+   * wait for it — and are kept out of the inbox, which then holds only answers to what it sent.
    */
-  onRoundOpen: ((open: Extract<AnyMessage, { type: "round.open" }>) => void) | undefined;
+  onRound: ((message: AnyMessage) => void) | undefined;
   #wake: (() => void) | undefined;
 
   constructor(connection: Connection) {
     this.connection = connection;
     connection.onFrame((frame) => {
       const message = decodeMessage(frame); // the server only ever sends valid messages
-      if (this.onRoundOpen && message.type.startsWith("round.")) {
-        if (message.type === "round.open") this.onRoundOpen(message);
+      if (this.onRound && message.type.startsWith("round.")) {
+        this.onRound(message);
         return;
       }
       this.inbox.push(message);
@@ -418,10 +425,19 @@ function handshakeTemplates(hello: Probe["hello"]): Record<string, Json>[] {
     { type: "admin.auth", v: V, clientChallenge: b64(32), proof: b64(32) },
     { type: "admin.frame", v: V, seq: 0, body: "{}", mac: b64(32) },
     {
-      type: "contribution",
+      type: "commit",
       v: V,
       roundId: b64(16),
       contributorId: `SHA256:${"A".repeat(43)}`,
+      commitment: b64(32),
+      signature: b64(64),
+    },
+    {
+      type: "reveal",
+      v: V,
+      roundId: b64(16),
+      contributorId: `SHA256:${"A".repeat(43)}`,
+      setHash: b64(32),
       envelope: {
         alg: "RSA-OAEP-256/A256GCM",
         ek: b64(384),
@@ -467,12 +483,27 @@ class FuzzContributor {
   /** Joins (enrolling the first time) on a fresh connection. */
   async join(dial: () => Promise<Connection>, dataDir: string): Promise<void> {
     this.probe = await Probe.open(dial);
-    // An honest answer to every invitation, kept to be replayed later into other rounds.
-    this.probe.onRoundOpen = (open) => {
-      const frame = JSON.stringify(buildContribution(this.asRawPeer(), open));
+    // An honest commit and reveal in every round, each kept to be replayed later into others.
+    const pending = new Map<string, RawContribution>();
+    const sendKept = (message: unknown) => {
+      const frame = JSON.stringify(message);
       this.probe.send(frame);
       replays.push(frame);
       if (replays.length > 64) replays.shift();
+    };
+    this.probe.onRound = (message) => {
+      if (message.type === "round.open") {
+        const contribution = buildContribution(this.asRawPeer(), message);
+        pending.set(message.roundId, contribution);
+        sendKept(contribution.commit);
+      } else if (message.type === "round.commits") {
+        const contribution = pending.get(message.roundId);
+        if (!contribution) return;
+        const setHash = setHashOf(this.asRawPeer(), message);
+        sendKept(buildReveal(this.asRawPeer(), { ...contribution, setHash }));
+      } else if (message.type === "round.closed") {
+        pending.delete(message.roundId);
+      }
     };
     const token = this.enrolled ? undefined : (await issueEnrollmentToken(dataDir)).token;
     const clientChallenge = randomBytes(32);
@@ -512,14 +543,20 @@ class FuzzContributor {
   }
 
   templates(): Record<string, Json>[] {
-    const contribution = buildContribution(this.asRawPeer(), {
-      roundId: b64(16),
+    const made = buildContribution(this.asRawPeer(), { roundId: b64(16) });
+    const commit = made.commit as unknown as Record<string, Json>;
+    const reveal = buildReveal(this.asRawPeer(), {
+      ...made,
+      setHash: randomBytes(32),
     }) as unknown as Record<string, Json>;
     return [
-      contribution,
-      { ...contribution, contributorId: `SHA256:${"A".repeat(43)}` },
+      commit,
+      reveal,
+      { ...commit, contributorId: `SHA256:${"A".repeat(43)}` },
+      { ...reveal, contributorId: `SHA256:${"A".repeat(43)}` },
       // Signed over another round id than the one it names.
-      { ...contribution, roundId: b64(16) },
+      { ...commit, roundId: b64(16) },
+      { ...reveal, roundId: b64(16) },
       {
         type: "join",
         v: V,
@@ -532,10 +569,18 @@ class FuzzContributor {
         type: "admin.frame",
         v: V,
         seq: 0,
-        body: '{"type":"admin.status","v":2,"requestId":"x"}',
+        body: `{"type":"admin.status","v":${V},"requestId":"x"}`,
         mac: b64(32),
       },
-      { type: "round.ack", v: V, roundId: b64(16) },
+      {
+        type: "round.receipt",
+        v: V,
+        roundId: b64(16),
+        contributorId: `SHA256:${"A".repeat(43)}`,
+        setHash: b64(32),
+        commitment: b64(32),
+        signature: b64(384),
+      },
     ];
   }
 }
@@ -642,10 +687,11 @@ const innerTemplates: Record<string, Json>[] = [
     revealTo: b64(300),
   },
   {
-    type: "contribution",
+    type: "reveal",
     v: V,
     roundId: b64(16),
     contributorId: `SHA256:${"A".repeat(43)}`,
+    setHash: b64(32),
     envelope: { alg: "RSA-OAEP-256/A256GCM", ek: b64(384), iv: b64(12), ct: b64(64), tag: b64(16) },
     signature: b64(64),
   },

@@ -211,11 +211,22 @@ export class RawPeer {
     this.connection.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   }
 
-  /** Waits for the next message of `type` not yet taken (removes it from `received`). */
-  async next<T extends AnyMessage["type"]>(type: T, timeoutMs = 5000): Promise<MessageOf<T>> {
+  /**
+   * Waits for the next message of `type` not yet taken (removes it from `received`); with
+   * `roundId`, the next one for that round.
+   */
+  async next<T extends AnyMessage["type"]>(
+    type: T,
+    timeoutMs = 5000,
+    roundId?: string,
+  ): Promise<MessageOf<T>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const index = this.received.findIndex((m) => m.type === type);
+      const index = this.received.findIndex(
+        (m) =>
+          m.type === type &&
+          (roundId === undefined || (m as { roundId?: string }).roundId === roundId),
+      );
       if (index >= 0) return this.received.splice(index, 1)[0] as MessageOf<T>;
       if (this.closed)
         throw new Error(`connection closed (${this.closed.code}) while waiting for ${type}`);
@@ -399,9 +410,9 @@ export async function commitAndReveal(
 ): Promise<MessageOf<"round.receipt">> {
   const contribution = buildContribution(peer, open, options);
   peer.send(contribution.commit);
-  const commits = await peer.next("round.commits");
+  const commits = await peer.next("round.commits", 5000, open.roundId);
   peer.send(buildReveal(peer, { ...contribution, setHash: setHashOf(peer, commits) }));
-  return peer.next("round.receipt");
+  return peer.next("round.receipt", 5000, open.roundId);
 }
 
 /** Connects a raw peer and enrolls it with a fresh token; resolves once welcomed. */
