@@ -69,7 +69,7 @@ export async function benchCeremony(
       : silentLogger,
     allowQuorumOfOne: true,
     http: false,
-    config: { quorum: 1, roundTimeoutMs: 60_000, maxParticipants: 4096 },
+    config: { quorum: 1, roundTimeoutMs: 60_000, maxParticipants: 256 },
   });
   try {
     // ---- baseline ------------------------------------------------------------------------

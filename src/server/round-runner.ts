@@ -15,7 +15,7 @@ import { serverSign } from "../crypto/server-signature.js";
 import { derivationOf } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { JsonObject } from "../json.js";
-import { encodeMessage, type MessageOf } from "../protocol/messages.js";
+import { encodeMessage, MAX_INVITED, type MessageOf } from "../protocol/messages.js";
 import { RoundMachine } from "../protocol/round.js";
 import {
   commitSetHash,
@@ -93,7 +93,9 @@ export class RoundRunner {
     derivation.parseParams(params); // fail before anyone is asked for anything
     if (ctx.stopping) throw new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping.");
 
-    const participants = new Map([...ctx.contributors].slice(0, ctx.config.maxParticipants));
+    const participants = new Map(
+      [...ctx.contributors].slice(0, Math.min(ctx.config.maxParticipants, MAX_INVITED)),
+    );
     const { quorum } = ctx.config;
     if (participants.size < quorum) {
       throw new DkeygenError(

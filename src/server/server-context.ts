@@ -28,7 +28,7 @@ export interface KeygenServerConfig {
   commitTimeoutMs?: number;
   /** How long a round waits for the committed contributions' reveals (default: roundTimeoutMs). */
   revealTimeoutMs?: number;
-  /** At most this many contributors are invited to one round. */
+  /** At most this many contributors are invited to one round (and never more than 256). */
   maxParticipants: number;
   heartbeatMs: number;
   handshakeTimeoutMs: number;
@@ -39,7 +39,7 @@ export interface KeygenServerConfig {
 export const DEFAULT_SERVER_CONFIG: KeygenServerConfig = {
   quorum: 2,
   roundTimeoutMs: 10_000,
-  maxParticipants: 1024,
+  maxParticipants: 256,
   heartbeatMs: HEARTBEAT_INTERVAL_MS,
   handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
   maxPeerErrors: 16,

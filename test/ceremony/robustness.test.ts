@@ -39,11 +39,11 @@ test("malformed, oversized and out-of-order frames do not crash the server", asy
       "null",
       "\u0000\u0001\u0002",
       `{"type":"nope","v":${PROTOCOL_VERSION}}`,
-      '{"type":"contribution"}',
+      '{"type":"commit"}',
       `{"type":"join","v":${PROTOCOL_VERSION}}`,
       { type: "admin.generate", v: PROTOCOL_VERSION, requestId: "x", purpose: "otp", params: {} },
       { type: "round.open", v: PROTOCOL_VERSION },
-      { type: "contribution", v: PROTOCOL_VERSION, roundId: 5 },
+      { type: "reveal", v: PROTOCOL_VERSION, roundId: 5 },
     ];
     for (const frame of garbage) peer.send(frame);
     for (let i = 0; i < garbage.length; i++) {
@@ -57,7 +57,7 @@ test("malformed, oversized and out-of-order frames do not crash the server", asy
 
     // Another protocol version ends the conversation.
     const old = await enrolledRawPeer(server);
-    old.send({ type: "contribution", v: PROTOCOL_VERSION - 1 });
+    old.send({ type: "commit", v: PROTOCOL_VERSION - 1 });
     const versionError = await old.next("error");
     assert.equal(versionError.code, ErrorCodes.VERSION_MISMATCH);
     assert.equal(versionError.fatal, true);

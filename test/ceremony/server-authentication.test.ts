@@ -10,6 +10,7 @@ import { test } from "node:test";
 import { AdminClient } from "../../src/client/admin-client.js";
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { identityFromPrivateKey } from "../../src/server/identity.js";
 import {
   memoryContributor,
@@ -78,7 +79,7 @@ test("an admin command injected by a man in the middle is refused and ends the s
     // A well-formed frame with the next sequence number; the relay does not have the key.
     const body = JSON.stringify({
       type: "admin.generate",
-      v: 2,
+      v: PROTOCOL_VERSION,
       requestId: "evil",
       purpose: "otp",
       params: {},
@@ -86,7 +87,7 @@ test("an admin command injected by a man in the middle is refused and ends the s
     relay.inject(
       JSON.stringify({
         type: "admin.frame",
-        v: 2,
+        v: PROTOCOL_VERSION,
         seq: 1,
         body,
         mac: toBase64url(new Uint8Array(32)),
@@ -166,7 +167,13 @@ test("an error the server did not seal is not believed once the admin session is
     });
     const pending = admin.status();
     relay.injectDown(
-      JSON.stringify({ type: "error", v: 2, code: "E_LOCKED", message: "fake", fatal: false }),
+      JSON.stringify({
+        type: "error",
+        v: PROTOCOL_VERSION,
+        code: "E_LOCKED",
+        message: "fake",
+        fatal: false,
+      }),
     );
     await assert.rejects(pending, (e: unknown) => isDkeygenError(e, ErrorCodes.UNEXPECTED_MESSAGE));
   } finally {
@@ -261,7 +268,7 @@ test("a contributor answers each round once, however often its invitation is rep
     await real.contributors(1);
     let contributions = 0;
     const relay = new Relay(real.dial, (direction, frame) => {
-      if (direction === "up" && frame.includes('"contribution"')) contributions++;
+      if (direction === "up" && frame.includes('"type":"commit"')) contributions++;
       return frame;
     });
     const { contributor } = await memoryContributor(real, relay.dial, {

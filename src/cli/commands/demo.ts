@@ -65,18 +65,33 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
             `    server secret committed (SHA-256 ${event.serverCommitment.slice(0, 16)}…), never sent; invitation signed`,
           );
           break;
+        case "commit.accepted":
+          say(
+            `    commitment from ${names.get(event.contributorId) ?? event.contributorId}: ` +
+              "a signed hash of its sealed contribution (nothing to decrypt yet)",
+          );
+          break;
+        case "round.committed":
+          say(
+            `    commit set of ${event.commits} signed and sent (SHA-256 ${event.setHash.slice(0, 16)}…); ` +
+              "each contributor checks its entry and countersigns the set with its reveal",
+          );
+          break;
         case "contribution.accepted":
           say(
-            `    contribution from ${names.get(event.contributorId) ?? event.contributorId} received: ` +
-              "signature verified, decrypted",
+            `    reveal from ${names.get(event.contributorId) ?? event.contributorId}: ` +
+              "matches its commitment, signature verified, decrypted; receipt signed",
           );
+          break;
+        case "round.aborted":
+          say(`    round aborted: ${event.message}`);
           break;
         case "contribution.rejected":
           say(`    contribution rejected (${event.code}): ${event.message}`);
           break;
         case "round.completed":
           say(
-            `[4] ${event.accepted} secret phrases, the seed phrase and the server secret combined (HKDF-SHA-512)`,
+            `[4] all ${event.accepted} committed secret phrases, the seed phrase and the server secret combined (HKDF-SHA-512)`,
           );
           break;
         default:

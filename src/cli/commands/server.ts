@@ -10,6 +10,8 @@ interface ServerFlags {
   listen: string;
   quorum: string;
   roundTimeout: string;
+  commitTimeout?: string;
+  revealTimeout?: string;
   maxParticipants: string;
   storeKeyFile?: string;
   storeHead?: string;
@@ -45,8 +47,20 @@ export function registerServer(program: Command): void {
       "127.0.0.1:7420",
     )
     .option("--quorum <n>", "minimum accepted contributions per round (at least 2)", "2")
-    .option("--round-timeout <duration>", "how long a round collects contributions", "10s")
-    .option("--max-participants <n>", "most contributors invited to one round", "1024")
+    .option(
+      "--round-timeout <duration>",
+      "how long each phase of a round (commit, reveal) lasts at most",
+      "10s",
+    )
+    .option(
+      "--commit-timeout <duration>",
+      "how long a round collects commitments (default: --round-timeout)",
+    )
+    .option(
+      "--reveal-timeout <duration>",
+      "how long a round waits for the committed contributions (default: --round-timeout)",
+    )
+    .option("--max-participants <n>", "most contributors invited to one round (2 to 256)", "256")
     .option("--store-key-file <file>", "key store key file (default: <data-dir>/store.key)")
     .option(
       "--store-head <file>",
@@ -135,7 +149,13 @@ export function registerServer(program: Command): void {
         config: {
           quorum: parsePositiveInt(flags.quorum, "--quorum", 2),
           roundTimeoutMs: parseDuration(flags.roundTimeout, "--round-timeout"),
-          maxParticipants: parsePositiveInt(flags.maxParticipants, "--max-participants"),
+          ...(flags.commitTimeout === undefined
+            ? {}
+            : { commitTimeoutMs: parseDuration(flags.commitTimeout, "--commit-timeout") }),
+          ...(flags.revealTimeout === undefined
+            ? {}
+            : { revealTimeoutMs: parseDuration(flags.revealTimeout, "--reveal-timeout") }),
+          maxParticipants: parsePositiveInt(flags.maxParticipants, "--max-participants", 2, 256),
         },
         http:
           http === undefined
