@@ -1,7 +1,8 @@
 // The independent peer (test/interop/independent-peer.mjs, written from docs/PROTOCOL.md alone)
-// against dkeygen's golden wire frames (test/vectors/dkeygen-wire/frames.json): every LP it builds
-// must equal the golden bytes, every signature and MAC in the frames must check with its code, and
-// every server frame must pass its schema.
+// against dkeygen's golden wire frames (test/vectors/dkeygen-wire/frames.json): every LP and hash
+// it builds must equal the golden bytes, every signature and MAC in the frames must check with its
+// code, every server frame must pass its schema, and its contributor must answer the golden round
+// (round.open, round.commits, round.receipt) with exactly the golden commit and reveal.
 import assert from "node:assert/strict";
 import {
   constants,
@@ -57,14 +58,37 @@ interface Peer {
   adminFrameMac(key: Buffer, dir: string, seq: number, body: string): Buffer;
   adminFrameData(dir: string, seq: number, body: string): Buffer;
   VERSION: number;
+  canonicalJson(value: unknown): string;
+  paramsHash(purpose: string, params: unknown): Buffer;
   roundOpenData(open: Message): Buffer;
   serverCommitment(roundId: string, serverSecret: Uint8Array): Buffer;
   contributionAad(roundId: string, contributorId: string, serverFingerprint: string): Buffer;
-  contributionData(
+  contributionCommitment(
     roundId: string,
     contributorId: string,
     serverFingerprint: string,
     envelope: Envelope,
+  ): Buffer;
+  commitData(
+    roundId: string,
+    contributorId: string,
+    serverFingerprint: string,
+    commitment: Uint8Array,
+  ): Buffer;
+  commitSetHash(roundId: string, serverFingerprint: string, commits: unknown): Buffer;
+  commitSetSignatureData(roundId: string, setHash: Uint8Array): Buffer;
+  revealData(
+    roundId: string,
+    contributorId: string,
+    serverFingerprint: string,
+    setHash: Uint8Array,
+    envelope: Envelope,
+  ): Buffer;
+  receiptData(
+    roundId: string,
+    contributorId: string,
+    setHash: Uint8Array,
+    commitment: Uint8Array,
   ): Buffer;
   verifyServerSignature(key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean;
   seal(key: KeyObject, plaintext: Uint8Array, aad: Uint8Array): Envelope;
@@ -73,6 +97,14 @@ interface Peer {
     hello: Message,
     expected?: string,
   ): { publicKey: KeyObject; serverFingerprint: string };
+  ContributorRounds: new (options: {
+    state: { contributorId: string; privateKey: KeyObject };
+    publicKey: KeyObject;
+    serverFingerprint: string;
+    send(message: Message): void;
+    emit(event: Record<string, unknown>): void;
+    sealPhrase(open: Message): Envelope;
+  }) => { handle(message: Message): void };
   AdminChannel: new (
     secrets: AdminSecrets,
   ) => { wrap(inner: Message): Message; unwrap(frame: Message): Message };
@@ -92,7 +124,13 @@ const { publicKey: serverKey, serverFingerprint } = peer.checkServerKey(hello);
 const join = frame("join");
 const welcome = frame("welcome");
 const open = frame("round.open");
-const contribution = frame("contribution");
+const commit = frame("commit");
+const commits = frame("round.commits");
+const reveal = frame("reveal");
+const receipt = frame("round.receipt");
+const envelope = reveal.envelope as Envelope;
+const b64 = (message: Message, field: string, n = 32) =>
+  peer.fromB64u(str(message, field), field, n);
 const identity = peer.fromB64u(str(join, "identity"), "identity", 32);
 const contributorId = str(welcome, "contributorId");
 const adminSecrets: AdminSecrets = {
@@ -102,11 +140,11 @@ const adminSecrets: AdminSecrets = {
   serverFingerprint,
 };
 
-/** The README's contributor key: the Ed25519 seed 55 56 57 … (32 bytes), as RFC 8410 PKCS#8. */
+/** The contributor's key: the Ed25519 seed `inputs.contributorSeed`, as RFC 8410 PKCS#8. */
 const contributorKey = createPrivateKey({
   key: Buffer.concat([
     Buffer.from("302e020100300506032b657004220420", "hex"),
-    Buffer.from(Array.from({ length: 32 }, (_, i) => 0x55 + i)),
+    hex("contributorSeed"),
   ]),
   format: "der",
   type: "pkcs8",
@@ -119,8 +157,15 @@ function flipped(bytes: Uint8Array): Buffer {
 }
 
 describe("the independent peer against the golden wire frames", () => {
-  it("builds every construction's LP byte for byte as the golden lp", () => {
+  it("builds every construction's LP and hash byte for byte as the golden lp", () => {
     const ids = { roundId: inputs.roundId!, contributorId, serverFingerprint };
+    const commitment = peer.contributionCommitment(
+      ids.roundId,
+      contributorId,
+      serverFingerprint,
+      envelope,
+    );
+    const setHash = peer.commitSetHash(ids.roundId, serverFingerprint, commits.commits);
     const built: Record<string, Buffer> = {
       join: peer.joinData({
         challenge: hex("challenge"),
@@ -139,14 +184,17 @@ describe("the independent peer against the golden wire frames", () => {
         enrolled: true,
       }),
       serverSecretCommitment: peer.serverCommitment(ids.roundId, hex("serverSecret")),
+      // The parameters of the golden admin.generate, whose round the golden round.open opens.
+      paramsHash: peer.paramsHash("otp", frame("admin.generate").params),
       roundOpen: peer.roundOpenData(open),
       contributionAad: peer.contributionAad(ids.roundId, contributorId, serverFingerprint),
-      contribution: peer.contributionData(
-        ids.roundId,
-        contributorId,
-        serverFingerprint,
-        contribution.envelope as Envelope,
-      ),
+      // The commitment to the envelope the golden reveal carries; the commit signs it.
+      contributionCommitment: commitment,
+      commit: peer.commitData(ids.roundId, contributorId, serverFingerprint, commitment),
+      commitSetHash: setHash,
+      commitSet: peer.commitSetSignatureData(ids.roundId, setHash),
+      reveal: peer.revealData(ids.roundId, contributorId, serverFingerprint, setHash, envelope),
+      receipt: peer.receiptData(ids.roundId, contributorId, setHash, commitment),
       adminAuth: peer.adminProofData(adminSecrets),
       adminReady: peer.adminReadyData(adminSecrets),
       adminSessionInfoToServer: peer.lp(
@@ -191,7 +239,7 @@ describe("the independent peer against the golden wire frames", () => {
     assert.deepEqual(ours.subarray(12), identity, "the seed 55 56 57 … is the join's identity");
   });
 
-  it("accepts hello's key only when RSA ≥ 3072, with the claimed fingerprint and the expected one", () => {
+  it("accepts hello's key only when RSA ≥ 3072 with e = 65537, the claimed fingerprint and the expected one", () => {
     const server = hello.server as Record<string, string>;
     assert.equal(
       peer.checkServerKey(hello, server.fingerprint).serverFingerprint,
@@ -208,6 +256,12 @@ describe("the independent peer against the golden wire frames", () => {
       // Just under the floor (the golden key, accepted above, is exactly 3072 bits).
       helloWith(rsa(3071)),
       helloWith(der(generateKeyPairSync("ed25519").publicKey)),
+      // 3072 bits, but e = 3 (§4: e = 65537).
+      helloWith(
+        der(generateKeyPairSync("rsa", { modulusLength: 3072, publicExponent: 3 }).publicKey),
+      ),
+      // Not an SPKI at all.
+      helloWith(Buffer.from("not a key")),
       helloWith(peer.fromB64u(server.publicKey!, "k", 1, 2048), peer.fingerprint(rsa(2048))),
     ];
     for (const message of refused) {
@@ -218,18 +272,83 @@ describe("the independent peer against the golden wire frames", () => {
     });
   });
 
-  it("signs the golden join and contribution byte for byte with the contributor's seed", () => {
-    const joinLp = Buffer.from(golden.lp.join!, "hex");
-    assert.equal(peer.toB64u(sign(null, joinLp, contributorKey)), join.signature);
-    const contributionLp = Buffer.from(golden.lp.contribution!, "hex");
-    assert.equal(peer.toB64u(sign(null, contributionLp, contributorKey)), contribution.signature);
+  it("finds its own hashes in the golden round: paramsHash, commitment, set hash, receipt", () => {
+    const roundId = inputs.roundId!;
+    assert.equal(peer.toB64u(peer.paramsHash("otp", { digits: 6 })), open.paramsHash);
+    const commitment = peer.toB64u(
+      peer.contributionCommitment(roundId, contributorId, serverFingerprint, envelope),
+    );
+    assert.equal(commit.commitment, commitment);
+    const entries = commits.commits as { contributorId: string; commitment: string }[];
+    assert.deepEqual(entries, [{ contributorId, commitment }]);
+    const setHash = peer.toB64u(peer.commitSetHash(roundId, serverFingerprint, entries));
+    assert.equal(reveal.setHash, setHash);
+    assert.deepEqual(
+      [receipt.contributorId, receipt.setHash, receipt.commitment],
+      [contributorId, setHash, commitment],
+    );
+    // Every item counts: another server or another entry makes another set.
+    const other = { contributorId: (open.invited as string[])[1]!, commitment };
+    assert.notEqual(
+      peer.toB64u(peer.commitSetHash(roundId, "SHA256:x", entries)),
+      setHash,
+      "the server fingerprint is in the set hash",
+    );
+    assert.notEqual(
+      peer.toB64u(peer.commitSetHash(roundId, serverFingerprint, [...entries, other])),
+      setHash,
+    );
   });
 
-  it("verifies the server's welcome, admin.ready and round.open signatures, and not a flipped one", () => {
+  it("hashes parameters as RFC 8785 canonical JSON (§13.2)", () => {
+    assert.equal(
+      peer.canonicalJson({
+        issuer: "dkeygen",
+        digits: 6,
+        counter: 0,
+        algorithm: "SHA1",
+        account: "user",
+      }),
+      '{"account":"user","algorithm":"SHA1","counter":0,"digits":6,"issuer":"dkeygen"}',
+    );
+    // UTF-16 code units, not code points: U+1F600 (0xD83D 0xDE00) sorts before U+E000.
+    assert.equal(peer.canonicalJson({ "\uE000": 2, "\u{1F600}": 1 }), '{"\u{1F600}":1,"\uE000":2}');
+    assert.equal(
+      peer.canonicalJson({ a: -0, b: [true, null, "x\ny"] }),
+      '{"a":0,"b":[true,null,"x\\ny"]}',
+    );
+    assert.throws(() => peer.canonicalJson({ a: 1.5 }), { code: "E_INVALID_INPUT" });
+    assert.notEqual(
+      peer.toB64u(peer.paramsHash("otp", { digits: "6" })),
+      open.paramsHash,
+      "a string is not the number it spells",
+    );
+  });
+
+  it("signs the golden join, commit and reveal byte for byte with the contributor's seed", () => {
+    for (const [name, message] of [
+      ["join", join],
+      ["commit", commit],
+      ["reveal", reveal],
+    ] as const) {
+      const data = Buffer.from(golden.lp[name]!, "hex");
+      assert.equal(peer.toB64u(sign(null, data, contributorKey)), message.signature, name);
+    }
+  });
+
+  it("verifies the server's welcome, admin.ready, round.open, round.commits and receipt signatures", () => {
+    const roundId = inputs.roundId!;
+    const setHash = b64(reveal, "setHash");
     const signed: [string, Buffer, string][] = [
       ["welcome", Buffer.from(golden.lp.welcome!, "hex"), str(welcome, "proof")],
       ["admin.ready", peer.adminReadyData(adminSecrets), str(frame("admin.ready"), "proof")],
       ["round.open", peer.roundOpenData(open), str(open, "signature")],
+      ["round.commits", peer.commitSetSignatureData(roundId, setHash), str(commits, "signature")],
+      [
+        "round.receipt",
+        peer.receiptData(roundId, contributorId, setHash, b64(commit, "commitment")),
+        str(receipt, "signature"),
+      ],
     ];
     for (const [name, data, signature] of signed) {
       const sig = peer.fromB64u(signature, name, 1, 512);
@@ -294,7 +413,8 @@ describe("the independent peer against the golden wire frames", () => {
       "hello",
       "welcome",
       "round.open",
-      "round.ack",
+      "round.commits",
+      "round.receipt",
       "round.closed",
       "error",
       "admin.ready",
@@ -309,11 +429,50 @@ describe("the independent peer against the golden wire frames", () => {
       const extra = JSON.stringify({ ...JSON.parse(text), extra: 1 });
       assert.throws(() => peer.parseMessage(extra, [type]), { code: "E_MALFORMED_MESSAGE" }, name);
     }
-    const v1 = JSON.stringify({ ...frame("round.ack"), v: 1 });
-    assert.throws(() => peer.parseMessage(v1, ["round.ack"]), { code: "E_VERSION_MISMATCH" });
-    assert.throws(() => peer.parseMessage(golden.frames["round.ack"]!, ["welcome"]), {
+    const v2 = JSON.stringify({ ...frame("round.closed"), v: 2 });
+    assert.throws(() => peer.parseMessage(v2, ["round.closed"]), { code: "E_VERSION_MISMATCH" });
+    assert.throws(() => peer.parseMessage(golden.frames["round.closed"]!, ["welcome"]), {
       code: "E_UNEXPECTED_MESSAGE",
     });
+    // Version 2's round messages are unknown types now.
+    const ack = JSON.stringify({ type: "round.ack", v: 3, roundId: inputs.roundId });
+    assert.throws(() => peer.parseMessage(ack, ["round.ack"]), { code: "E_MALFORMED_MESSAGE" });
+  });
+
+  it("holds round messages to their §4 rows: invited, commits, outcome, missing", () => {
+    const refused = (name: string, change: Record<string, unknown>) => {
+      const text = JSON.stringify({ ...frame(name), ...change });
+      assert.throws(
+        () => peer.parseMessage(text, [name]),
+        { code: "E_MALFORMED_MESSAGE" },
+        JSON.stringify(change),
+      );
+    };
+    const accepted = (name: string, change: Record<string, unknown>) => {
+      const text = JSON.stringify({ ...frame(name), ...change });
+      assert.equal(peer.parseMessage(text, [name]).type, name, JSON.stringify(change));
+    };
+    const invited = open.invited as string[];
+    const ids = Array.from({ length: 257 }, (_, i) =>
+      peer.fingerprint(Buffer.from(`contributor ${i}`)),
+    ).sort();
+    refused("round.open", { invited: [] });
+    refused("round.open", { invited: [invited[0], invited[1], invited[0]] });
+    accepted("round.open", { invited: ids.slice(0, 256) });
+    refused("round.open", { invited: ids });
+    refused("round.open", { paramsHash: peer.toB64u(Buffer.alloc(31)) });
+    const entry = (commits.commits as Message[])[0]!;
+    const other = { contributorId: invited[1], commitment: entry.commitment };
+    accepted("round.commits", { commits: [entry, other] });
+    refused("round.commits", { commits: [other, entry] });
+    refused("round.commits", { commits: [entry, entry] });
+    refused("round.commits", { commits: [] });
+    refused("round.commits", { commits: [{ ...entry, extra: 1 }] });
+    accepted("round.closed", { outcome: "aborted", accepted: 1, missing: [invited[0]] });
+    accepted("round.closed", { outcome: "failed", accepted: 0 });
+    refused("round.closed", { outcome: "aborted", missing: [invited[1], invited[0]] });
+    refused("round.closed", { outcome: "rerun" });
+    refused("round.receipt", { setHash: "AAAA" });
   });
 
   it("reads only canonical base64url, one spelling per byte string", () => {
@@ -353,5 +512,203 @@ describe("the independent peer against the golden wire frames", () => {
     };
     assert.deepEqual(open(aad), phrase);
     assert.throws(() => open(flipped(aad)));
+  });
+});
+
+describe("the independent contributor answers the golden round", () => {
+  const roundId = inputs.roundId!;
+
+  /** A contributor with the golden identity whose every phrase seals to `sealed`. */
+  function contributor(options: { publicKey?: KeyObject; id?: string; sealed?: Envelope } = {}) {
+    const sent: Message[] = [];
+    const events: Record<string, unknown>[] = [];
+    const rounds = new peer.ContributorRounds({
+      state: { contributorId: options.id ?? contributorId, privateKey: contributorKey },
+      publicKey: options.publicKey ?? serverKey,
+      serverFingerprint,
+      send: (message) => sent.push(message),
+      emit: (event) => events.push(event),
+      sealPhrase: () => options.sealed ?? envelope,
+    });
+    const last = () => events.at(-1) ?? {};
+    return { rounds, sent, events, last };
+  }
+
+  /** A server key of our own (2048 bits: quick; the size is hello's check, not this one's). */
+  const ours = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const signPss = (data: Buffer) =>
+    peer.toB64u(
+      sign("sha256", data, {
+        key: ours.privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: 32,
+      }),
+    );
+  /** round.open, round.commits and round.receipt of the golden round, signed by our key. */
+  const signedOpen = (): Message => ({ ...open, signature: signPss(peer.roundOpenData(open)) });
+  const signedCommits = (entries: { contributorId: string; commitment: string }[]): Message => {
+    const setHash = peer.commitSetHash(roundId, serverFingerprint, entries);
+    return {
+      ...commits,
+      commits: entries,
+      signature: signPss(peer.commitSetSignatureData(roundId, setHash)),
+    };
+  };
+
+  it("sends exactly the golden commit and reveal, and takes the golden receipt", () => {
+    const { rounds, sent, events, last } = contributor();
+    rounds.handle(open);
+    assert.equal(JSON.stringify(sent), `[${golden.frames.commit}]`);
+    assert.deepEqual(last(), {
+      event: "committed",
+      roundId,
+      purpose: "otp",
+      paramsHash: open.paramsHash,
+      invited: 2,
+      commitment: commit.commitment,
+    });
+    rounds.handle(commits);
+    assert.equal(JSON.stringify(sent[1]), golden.frames.reveal);
+    assert.deepEqual(last(), { event: "revealed", roundId, setHash: reveal.setHash, commits: 1 });
+    rounds.handle(receipt);
+    assert.deepEqual(last(), { event: "receipt", roundId, setHash: reveal.setHash });
+    rounds.handle({ ...frame("round.closed"), accepted: 1 });
+    assert.deepEqual(last(), {
+      event: "closed",
+      roundId,
+      outcome: "completed",
+      accepted: 1,
+      missing: [],
+    });
+    assert.equal(sent.length, 2);
+    assert.equal(events.length, 4, "nothing contradicted");
+  });
+
+  it("answers each round once, and each phase once", () => {
+    const { rounds, sent, events, last } = contributor();
+    rounds.handle(open);
+    rounds.handle(open);
+    assert.deepEqual([last().code, sent.length], ["E_DUPLICATE_CONTRIBUTION", 1]);
+    rounds.handle(receipt);
+    assert.deepEqual([last().code, sent.length], ["E_UNEXPECTED_MESSAGE", 1], "no reveal yet");
+    rounds.handle(commits);
+    rounds.handle(commits);
+    assert.deepEqual([last().code, sent.length], ["E_UNEXPECTED_MESSAGE", 2]);
+    rounds.handle(receipt);
+    rounds.handle(receipt);
+    assert.deepEqual(
+      [last().code, events.filter((e) => e.event === "receipt").length],
+      ["E_UNEXPECTED_MESSAGE", 1],
+    );
+    // After round.closed the round is over: a replayed open or set gets nothing.
+    rounds.handle(frame("round.closed"));
+    rounds.handle(open);
+    rounds.handle(commits);
+    assert.equal(sent.length, 2);
+  });
+
+  it("commits to nothing when round.open's signature fails or it is not invited", () => {
+    const forged = contributor();
+    const signature = peer.toB64u(flipped(peer.fromB64u(str(open, "signature"), "s", 1, 512)));
+    forged.rounds.handle({ ...open, signature });
+    assert.deepEqual([forged.last().code, forged.sent.length], ["E_BAD_SIGNATURE", 0]);
+    // Invited by a signature that verifies, but the list names others.
+    const uninvited = contributor({ id: peer.fingerprint(Buffer.from("not invited")) });
+    uninvited.rounds.handle(open);
+    assert.deepEqual([uninvited.last().code, uninvited.sent.length], ["E_WRONG_ROUND", 0]);
+    // The forged invitation did not use up the round: the genuine one is answered.
+    forged.rounds.handle(open);
+    assert.equal(forged.sent[0]?.type, "commit");
+  });
+
+  it("reveals nothing against a set it cannot verify, that leaves it out or holds another commitment", () => {
+    // A forged set is ignored; the server's own set is still answered after it.
+    const forged = contributor();
+    forged.rounds.handle(open);
+    const signature = peer.toB64u(flipped(peer.fromB64u(str(commits, "signature"), "s", 1, 512)));
+    forged.rounds.handle({ ...commits, signature });
+    assert.deepEqual([forged.last().code, forged.sent.length], ["E_BAD_SIGNATURE", 1]);
+    forged.rounds.handle(commits);
+    assert.equal(forged.sent[1]?.type, "reveal");
+
+    // The golden set signed by the golden server holds the golden commitment, not a fresh one.
+    const fresh = contributor({ sealed: { ...envelope, iv: peer.toB64u(Buffer.alloc(12)) } });
+    fresh.rounds.handle(open);
+    fresh.rounds.handle(commits);
+    assert.deepEqual([fresh.last().code, fresh.sent.length], ["E_COMMITMENT_MISMATCH", 1]);
+    fresh.rounds.handle(commits);
+    assert.equal(fresh.sent.length, 1, "never revealed in that round");
+
+    // A set the server signed without us.
+    const left = contributor({ publicKey: ours.publicKey });
+    left.rounds.handle(signedOpen());
+    const others = [
+      { contributorId: (open.invited as string[])[1]!, commitment: str(commit, "commitment") },
+    ];
+    left.rounds.handle(signedCommits(others));
+    assert.equal(left.last().event, "left-out");
+    assert.equal(left.sent.length, 1);
+  });
+
+  it("takes only a receipt for its own reveal under the server's signature", () => {
+    const { rounds, events, last } = contributor();
+    rounds.handle(open);
+    rounds.handle(commits);
+    const flippedSig = peer.toB64u(flipped(peer.fromB64u(str(receipt, "signature"), "s", 1, 512)));
+    rounds.handle({ ...receipt, signature: flippedSig });
+    assert.equal(last().code, "E_BAD_SIGNATURE");
+    for (const change of [
+      { contributorId: (open.invited as string[])[1] },
+      { setHash: peer.toB64u(Buffer.alloc(32)) },
+      { commitment: peer.toB64u(Buffer.alloc(32)) },
+    ]) {
+      rounds.handle({ ...receipt, ...change });
+      assert.equal(last().code, "E_UNEXPECTED_MESSAGE", JSON.stringify(change));
+    }
+    assert.equal(events.filter((e) => e.event === "receipt").length, 0);
+    rounds.handle(receipt);
+    assert.equal(last().event, "receipt");
+  });
+
+  it("calls out a closing its receipt or its commit set contradicts", () => {
+    // Aborted naming us although the server signed our receipt: the receipt is the evidence.
+    const named = contributor();
+    named.rounds.handle(open);
+    named.rounds.handle(commits);
+    named.rounds.handle(receipt);
+    named.rounds.handle({
+      ...frame("round.closed"),
+      outcome: "aborted",
+      accepted: 1,
+      missing: [contributorId],
+    });
+    assert.deepEqual(named.events.at(-2), {
+      event: "closed",
+      roundId,
+      outcome: "aborted",
+      accepted: 1,
+      missing: [contributorId],
+    });
+    assert.equal(named.last().event, "contradicted");
+    assert.deepEqual(named.last().receipt, receipt);
+    // Aborted naming another: nothing to contradict.
+    const other = contributor();
+    other.rounds.handle(open);
+    other.rounds.handle(commits);
+    other.rounds.handle(receipt);
+    other.rounds.handle({
+      ...frame("round.closed"),
+      outcome: "aborted",
+      accepted: 1,
+      missing: [(open.invited as string[])[1]],
+    });
+    assert.equal(other.last().event, "closed");
+    // The golden round.closed says 3 contributions were used; the golden set holds 1.
+    const counted = contributor();
+    counted.rounds.handle(open);
+    counted.rounds.handle(commits);
+    counted.rounds.handle(frame("round.closed"));
+    assert.equal(counted.last().event, "contradicted");
+    assert.match(String(counted.last().why), /3 contributions, not the 1 committed/);
   });
 });

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // An independent dkeygen peer: a contributor and an admin client for the WebSocket protocol,
-// version 2, written from docs/PROTOCOL.md alone (§1 canonical encoding, §2 keys and
-// fingerprints, §3 framing, §4 messages and sessions, §5 what is signed, §6 the envelope, §7.1 and
-// §7.3 the secret phrase, §8 enrollment, §11 error codes), without a look at dkeygen's own code.
+// version 3, written from docs/PROTOCOL.md alone (§1 canonical encoding, §2 keys and
+// fingerprints, §3 framing, §4 messages and sessions, §5 what is signed, §6 the envelope, §7 rounds:
+// commit then reveal, §7.1 and §7.3 the secret phrase, §8 enrollment, §11 error codes, §13.2 the
+// canonical JSON of the params hash), without a look at dkeygen's own code.
 // It uses only node:crypto (RFC 8017 RSA-OAEP and RSASSA-PSS, RFC 8032 Ed25519, RFC 5869 HKDF,
 // RFC 2104 HMAC, AES-256-GCM) and the `ws` package (RFC 6455). Where the text was silent, the
 // choice made here is marked "spec gap" in a comment.
@@ -12,8 +13,9 @@
 //   node independent-peer.mjs admin --url URL --fingerprint FP --token-file F
 //                                   [--generate PURPOSE] [--param KEY=VALUE ...]
 //
-// The contributor prints one JSON line per event and runs until stopped (SIGTERM, SIGINT) or
-// until the server goes away; the admin client prints one JSON result line. A failure prints
+// The contributor prints one JSON line per event (welcome; per round: committed, revealed,
+// receipt, closed; and ignored, left-out, refused, contradicted) and runs until stopped (SIGTERM,
+// SIGINT) or until the server goes away; the admin client prints one JSON result line. A failure prints
 // {"ok":false,"error":{"code","message"}} and exits 1 (2 for a usage error).
 
 import {
@@ -38,15 +40,15 @@ import { parseArgs } from "node:util";
 import WebSocket from "ws";
 
 /** The protocol version: `v` in every message and `V` in every LP of the wire protocol (§1). */
-export const VERSION = 2;
+export const VERSION = 3;
 const V = String(VERSION);
 /** §3: a frame larger than this is refused before it is parsed. */
 export const MAX_FRAME_BYTES = 65_536;
-/** §3: a peer must authenticate within 10 s; a client waits as long for each handshake step
- *  (spec gap: the text gives the server's limit only). */
+/** §4 "Timeouts": the reference clients wait at most 10 s for each handshake answer. */
 const HANDSHAKE_MS = 10_000;
-/** §4: admin.generate runs a whole round before it is answered (spec gap: hello does not say the
- *  server's round timeout, default 10 s, so a client cannot know how long to wait). */
+/** §4 "Timeouts": admin.generate is answered when its round has closed, at most the server's
+ *  commit and reveal timeouts (10 s each by default) plus the derivation. Spec gap: hello does
+ *  not announce those timeouts, so a client cannot know its bound; this one waits 60 s. */
 const ADMIN_ANSWER_MS = 60_000;
 
 /** An error with one of the stable codes of §11. */
@@ -173,7 +175,7 @@ export function adminSessionKey(
   { adminToken, challenge, clientChallenge, serverFingerprint },
   dir,
 ) {
-  // The raw 32 + 32 bytes (spec gap: §1's table covers LP items, not this salt).
+  // §5: the raw 32 + 32 bytes, plain concatenation, no length prefixes.
   const salt = Buffer.concat([challenge, clientChallenge]);
   const info = lp("dkeygen/v1/admin-session", V, serverFingerprint, dir);
   return Buffer.from(hkdfSync("sha256", adminToken, salt, info, 32));
@@ -189,24 +191,62 @@ export function adminFrameMac(key, dir, seq, body) {
     .digest();
 }
 
-/** The LP a round.open's signature covers; `open` is the message as received. */
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest();
+
+/**
+ * §13.2 canonicalJson: RFC 8785 restricted to what parameters hold — members sorted by the UTF-16
+ * code units of their names (JavaScript's default string order), no whitespace, strings as
+ * JSON.stringify writes them, integers in decimal (-0 as 0); any other number is refused.
+ */
+export function canonicalJson(value) {
+  if (value === null || typeof value === "boolean") return JSON.stringify(value);
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) {
+      throw new PeerError("E_INVALID_INPUT", "A parameter is a number that is not an integer.");
+    }
+    return String(value === 0 ? 0 : value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (isObject(value)) {
+    const members = Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`);
+    return `{${members.join(",")}}`;
+  }
+  throw new PeerError("E_INVALID_INPUT", `A parameter of type ${typeof value} has no JSON form.`);
+}
+
+/**
+ * §5 params hash. Spec gap: "the parameters the round derives with, as the admin or the
+ * distribution server gave them" reads two ways — the parsed parameter object P of §13.2
+ * (defaults filled, canonical spellings) or the raw `params` as sent. A real server hashes the
+ * raw `params` of admin.generate (test/interop: {"digits":"8"}, not {"digits":8}); the golden
+ * frames cannot tell, their params being already canonical. The caller passes the params.
+ */
+export function paramsHash(purpose, params) {
+  return sha256(lp("dkeygen/v1/params", V, purpose, canonicalJson(params)));
+}
+
+/** The LP a round.open's signature covers; `open` is the message as received (§5). */
 export function roundOpenData(open) {
   return lp(
     "dkeygen/v1/round-open",
     V,
     open.roundId,
     open.purpose,
+    fromB64u(open.paramsHash, "paramsHash", 32),
     fromB64u(open.seed, "seed", 32),
     fromB64u(open.serverCommitment, "serverCommitment", 32),
-    open.deadline,
-    String(open.participants),
+    open.commitDeadline,
+    open.revealDeadline,
+    String(open.invited.length),
+    ...open.invited,
   );
 }
 
 export function serverCommitment(roundId, serverSecret) {
-  return createHash("sha256")
-    .update(lp("dkeygen/v1/server-secret", V, roundId, serverSecret))
-    .digest();
+  return sha256(lp("dkeygen/v1/server-secret", V, roundId, serverSecret));
 }
 
 /** §6: the associated data of a contribution's envelope. */
@@ -214,20 +254,70 @@ export function contributionAad(roundId, contributorId, serverFingerprint) {
   return lp("dkeygen/v1/contribution", V, roundId, contributorId, serverFingerprint);
 }
 
-/** The LP a contribution's signature covers: the envelope fields as the base64url sent. */
-export function contributionData(roundId, contributorId, serverFingerprint, envelope) {
+/** The envelope's fields as the base64url strings sent (§1's table, §5 commitment and reveal). */
+const envelopeItems = (envelope) => [
+  envelope.alg,
+  envelope.ek,
+  envelope.iv,
+  envelope.ct,
+  envelope.tag,
+];
+
+/** §5 commitment: SHA-256 of the envelope the reveal will carry, bound to round and sender. */
+export function contributionCommitment(roundId, contributorId, serverFingerprint, envelope) {
+  return sha256(
+    lp(
+      "dkeygen/v1/contribution-commitment",
+      V,
+      roundId,
+      contributorId,
+      serverFingerprint,
+      ...envelopeItems(envelope),
+    ),
+  );
+}
+
+/**
+ * §5 commit: what the contributor's Ed25519 signature covers. Spec gap: §1's table does not say
+ * which kind a commitment or a hash (paramsHash, commitment, setHash) is; the raw 32 bytes are
+ * taken, like `serverCommitment` (the golden LPs agree).
+ */
+export function commitData(roundId, contributorId, serverFingerprint, commitment) {
+  return lp("dkeygen/v1/commit", V, roundId, contributorId, serverFingerprint, commitment);
+}
+
+/** §5 commit set: `commits` as in round.commits (sorted by contributorId), commitments raw. */
+export function commitSetHash(roundId, serverFingerprint, commits) {
+  const items = commits.flatMap((entry) => [
+    entry.contributorId,
+    fromB64u(entry.commitment, "commitment", 32),
+  ]);
+  return sha256(
+    lp("dkeygen/v1/commit-set", V, roundId, serverFingerprint, String(commits.length), ...items),
+  );
+}
+
+/** §5: what the server's signature of round.commits covers. */
+export function commitSetSignatureData(roundId, setHash) {
+  return lp("dkeygen/v1/commit-set-signature", V, roundId, setHash);
+}
+
+/** §5 reveal: the envelope and the hash of the commit set it countersigns. */
+export function revealData(roundId, contributorId, serverFingerprint, setHash, envelope) {
   return lp(
-    "dkeygen/v1/contribution-signature",
+    "dkeygen/v1/contribution-reveal",
     V,
     roundId,
     contributorId,
     serverFingerprint,
-    envelope.alg,
-    envelope.ek,
-    envelope.iv,
-    envelope.ct,
-    envelope.tag,
+    setHash,
+    ...envelopeItems(envelope),
   );
+}
+
+/** §5 receipt: what the server's signature of round.receipt covers. */
+export function receiptData(roundId, contributorId, setHash, commitment) {
+  return lp("dkeygen/v1/reveal-receipt", V, roundId, contributorId, setHash, commitment);
 }
 
 /** RSASSA-PSS (RFC 8017 §8.1) with SHA-256, MGF1-SHA-256 and a 32-byte salt, by the server. */
@@ -349,6 +439,28 @@ const arrayOf = (item, max) => (x, path) => {
   for (const [i, element] of x.entries()) item(element, `${path}[${i}]`);
 };
 const object = (shape) => (x, path) => checkShape(x, shape, path);
+/** Bytewise order of ASCII/UTF-8 strings (§4, §5: contributor ids are sorted this way). */
+export const compareBytewise = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/**
+ * A list of `min`..`max` items whose `keyOf` values are each at most once; with `sorted`, in
+ * strictly ascending bytewise order (which also rules out repeats).
+ */
+const listOf =
+  (item, { min, max, keyOf = (x) => x, sorted = false }) =>
+  (x, path) => {
+    arrayOf(item, max)(x, path);
+    if (x.length < min) throw malformed(path, `has fewer than ${min} items`);
+    const keys = x.map(keyOf);
+    if (sorted) {
+      for (let i = 1; i < keys.length; i++) {
+        if (compareBytewise(keys[i - 1], keys[i]) >= 0) {
+          throw malformed(path, "is not strictly sorted by contributor id");
+        }
+      }
+    } else if (new Set(keys).size !== keys.length) {
+      throw malformed(path, "names an item more than once");
+    }
+  };
 
 const fp = text(FINGERPRINT);
 const roundId = bytes(16);
@@ -389,21 +501,44 @@ export const SERVER_MESSAGES = {
     heartbeatMs: integer(1000, 600_000),
   },
   welcome: { contributorId: fp, "name?": text(NAME), enrolled: boolean, proof: serverSig },
+  // Spec gap: §4 says nothing of the two deadlines' order; revealDeadline after commitDeadline
+  // (§7: commit deadline + reveal timeout) is not checked, as the reference does not check them.
   "round.open": {
     roundId,
     purpose: text(PURPOSE),
+    paramsHash: bytes(32),
     seed: bytes(32),
     serverCommitment: bytes(32),
-    deadline: time,
-    participants: integer(1, 4096),
+    commitDeadline: time,
+    revealDeadline: time,
+    invited: listOf(fp, { min: 1, max: 256 }),
     signature: serverSig,
   },
-  "round.ack": { roundId },
-  // Spec gap: `accepted` has no range in §4; at most `participants`, so 0..4096 here.
+  "round.commits": {
+    roundId,
+    commits: listOf(object({ contributorId: fp, commitment: bytes(32) }), {
+      min: 1,
+      max: 256,
+      keyOf: (entry) => entry.contributorId,
+      sorted: true,
+    }),
+    signature: serverSig,
+  },
+  "round.receipt": {
+    roundId,
+    contributorId: fp,
+    setHash: bytes(32),
+    commitment: bytes(32),
+    signature: serverSig,
+  },
+  // Spec gap: `accepted` has no upper bound in §4 and `missing` no length; a round has at most
+  // 256 invited (§7), so both are capped at 256 here. Whether `missing` may appear with another
+  // outcome than "aborted" is not said: it is accepted (sorted) with any outcome here.
   "round.closed": {
     roundId,
-    outcome: oneOf("completed", "failed"),
-    accepted: integer(0, 4096),
+    outcome: oneOf("completed", "failed", "aborted"),
+    accepted: integer(0, 256),
+    "missing?": listOf(fp, { min: 0, max: 256, sorted: true }),
     "reason?": text(null, 512),
   },
   error: {
@@ -414,8 +549,6 @@ export const SERVER_MESSAGES = {
     fatal: boolean,
   },
   "admin.ready": { proof: serverSig },
-  // Spec gap: §4 gives no format for record.id, algorithm, owner or store.kind; §12 says a record
-  // id is a ULID and §4 says the owner is a name or "@admin".
   "admin.round": {
     requestId: text(REQUEST_ID),
     record: object({
@@ -426,17 +559,17 @@ export const SERVER_MESSAGES = {
       participants: arrayOf(fp, 4096),
       algorithm: text(null, 64),
       public: anyObject,
-      "owner?": text(/^(?:@admin|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$/),
+      "owner?": text(/^(?:@admin|rq:[A-Za-z0-9_-]{22}|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$/),
     }),
     "secret?": envelope,
   },
   "admin.status.result": {
     requestId: text(REQUEST_ID),
-    contributors: arrayOf(object({ id: fp, "name?": text(NAME) }), 1_000_000),
+    contributors: arrayOf(object({ id: fp, "name?": text(NAME) }), 100_000),
     enrolled: integer(0, Number.MAX_SAFE_INTEGER),
     roundsRunning: integer(0, Number.MAX_SAFE_INTEGER),
     store: object({
-      kind: text(/^[a-z]{1,32}$/),
+      kind: text(/^[a-z]{1,16}$/),
       "lines?": integer(0, Number.MAX_SAFE_INTEGER),
       "head?": text(HEX64),
     }),
@@ -452,7 +585,7 @@ export const SERVER_MESSAGES = {
 };
 
 /**
- * Parses one text frame: JSON, an object, a string `type`, an integer `v` equal to 2 (§3), then
+ * Parses one text frame: JSON, an object, a string `type`, an integer `v` equal to 3, then
  * the fields of its §4 row. `allowed` lists the types this phase takes.
  */
 export function parseMessage(textFrame, allowed) {
@@ -493,23 +626,23 @@ export function checkServerKey(hello, expectedFingerprint) {
   try {
     key = createPublicKey({ key: spki, format: "der", type: "spki" });
   } catch {
-    throw new PeerError(
-      "E_MALFORMED_MESSAGE",
-      "The server's public key is not a DER SubjectPublicKeyInfo.",
-    );
+    throw new PeerError("E_PIN_MISMATCH", "The server's public key is not a DER SPKI.");
   }
-  // Spec gap: §2 says which keys a client accepts, not which code refuses the others; and the
-  // server key's e = 65537 (§2) is not among a client's checks, so it is not checked here.
-  if (key.asymmetricKeyType !== "rsa" || key.asymmetricKeyDetails.modulusLength < 3072) {
+  // §4 "What a client checks of hello", in its order; any failure is E_PIN_MISMATCH.
+  if (
+    key.asymmetricKeyType !== "rsa" ||
+    key.asymmetricKeyDetails.modulusLength < 3072 ||
+    key.asymmetricKeyDetails.publicExponent !== 65537n
+  ) {
     throw new PeerError(
       "E_PIN_MISMATCH",
-      "The server's key is not an RSA key of at least 3072 bits.",
+      "The server's key is not an RSA key of at least 3072 bits with e = 65537.",
     );
   }
-  // Spec gap: §2 does not say whether the fingerprint is over the bytes sent or a re-encoding;
-  // one spelling is required here, so the two cannot differ.
+  // The fingerprint is over the bytes as received (§4); a BER or otherwise re-encodable key is
+  // not "a DER SubjectPublicKeyInfo", so one spelling is required and the two cannot differ.
   if (!key.export({ type: "spki", format: "der" }).equals(spki)) {
-    throw new PeerError("E_MALFORMED_MESSAGE", "The server's public key is not in DER.");
+    throw new PeerError("E_PIN_MISMATCH", "The server's public key is not in DER.");
   }
   const actual = fingerprint(spki);
   if (actual !== hello.server.fingerprint) {
@@ -739,9 +872,9 @@ export async function runContributor({ url, fingerprint: given, tokenFile, state
       `--fingerprint ${given} differs from the pinned ${pinned}.`,
     );
   }
-  // The token is presented only until the first welcome (§8). Spec gap: the server ignores a
-  // token from an identity already enrolled (welcome enrolled=false, token left unused), so any
-  // welcome, not only enrolled=true, means this identity is enrolled.
+  // The token is presented only until the first welcome (§8): the server ignores a token from an
+  // identity already enrolled (§4 "Identities and names"), so any welcome, not only
+  // enrolled=true, means this identity is enrolled.
   const token = !state.peer.enrolled && tokenFile ? readEnrollmentToken(tokenFile) : undefined;
 
   const conn = await Connection.open(url);
@@ -812,7 +945,14 @@ export async function runContributor({ url, fingerprint: given, tokenFile, state
 
 async function answerRounds(conn, { state, publicKey, serverFingerprint, heartbeatMs, emit }) {
   const pool = new EntropyPool();
-  const answered = new Set();
+  const rounds = new ContributorRounds({
+    state,
+    publicKey,
+    serverFingerprint,
+    send: (message) => conn.send(message),
+    emit,
+    sealPhrase: (open) => sealPhrase(open, { state, publicKey, serverFingerprint, pool }),
+  });
   // §3: 2.5 heartbeat intervals without a ping or a message mean the server is dead.
   const watchdog = setInterval(() => {
     if (Date.now() - conn.lastHeard > 2.5 * heartbeatMs) {
@@ -823,11 +963,10 @@ async function answerRounds(conn, { state, publicKey, serverFingerprint, heartbe
     for (;;) {
       let message;
       try {
-        message = await conn.next(["round.open", "round.ack", "round.closed", "error"]);
+        message = await conn.next(ContributorRounds.TYPES);
       } catch (err) {
-        // §4.1: a client ignores (and logs) any other message; the connection's end is final.
-        // Spec gap: §3's "a receiver rejects" malformed messages does not say whether a client
-        // closes; a contributor here ignores them after the welcome, as §4.1 says of others.
+        // §4 "After the handshake": a frame that does not decode, or a message the phase does
+        // not take, is ignored and logged; the connection's end is final.
         if (
           !(err instanceof PeerError) ||
           ["E_UNAVAILABLE", "E_TIMEOUT", "E_FRAME_TOO_LARGE"].includes(err.code)
@@ -837,68 +976,16 @@ async function answerRounds(conn, { state, publicKey, serverFingerprint, heartbe
         emit({ event: "ignored", code: err.code, message: err.message });
         continue;
       }
-      switch (message.type) {
-        case "round.open": {
-          if (
-            !verifyServerSignature(
-              publicKey,
-              roundOpenData(message),
-              fromB64u(message.signature, "signature", 1, 512),
-            )
-          ) {
-            emit({
-              event: "ignored",
-              roundId: message.roundId,
-              code: "E_BAD_SIGNATURE",
-              message: "round.open signature",
-            });
-            break;
-          }
-          // Spec gap: nothing says whether a second round.open for one round is answered; a
-          // replayed invitation gets no second phrase here.
-          if (answered.has(message.roundId)) {
-            emit({
-              event: "ignored",
-              roundId: message.roundId,
-              code: "E_DUPLICATE_CONTRIBUTION",
-              message: "again",
-            });
-            break;
-          }
-          answered.add(message.roundId);
-          conn.send(contribution(message, { state, publicKey, serverFingerprint, pool }));
-          emit({ event: "contributed", roundId: message.roundId, purpose: message.purpose });
-          break;
-        }
-        case "round.ack":
-          emit({ event: "ack", roundId: message.roundId });
-          break;
-        case "round.closed":
-          emit({
-            event: "closed",
-            roundId: message.roundId,
-            outcome: message.outcome,
-            accepted: message.accepted,
-          });
-          break;
-        case "error":
-          if (message.fatal) throw serverRefused(message);
-          emit({
-            event: "refused",
-            roundId: message.roundId ?? null,
-            code: message.code,
-            message: message.message,
-          });
-          break;
-      }
+      if (message.type === "error" && message.fatal) throw serverRefused(message);
+      rounds.handle(message);
     }
   } finally {
     clearInterval(watchdog);
   }
 }
 
-/** §5–§7.1: the phrase for `open`, sealed to the server and signed (encrypt-then-sign). */
-export function contribution(open, { state, publicKey, serverFingerprint, pool }) {
+/** §6–§7.1: this contributor's phrase for `open`, sealed to the server. */
+export function sealPhrase(open, { state, publicKey, serverFingerprint, pool }) {
   const seed = fromB64u(open.seed, "seed", 32);
   const phrase = secretPhrase(state.generatorKey, open.roundId, seed, pool.draw());
   const envelope = seal(
@@ -907,15 +994,226 @@ export function contribution(open, { state, publicKey, serverFingerprint, pool }
     contributionAad(open.roundId, state.contributorId, serverFingerprint),
   );
   phrase.fill(0);
-  const signed = contributionData(open.roundId, state.contributorId, serverFingerprint, envelope);
+  return envelope;
+}
+
+/** §4 `commit`: the commitment (raw bytes) and the contributor's signature of it (§5). */
+export function commitMessage(roundId, { state, serverFingerprint, commitment }) {
+  const signed = commitData(roundId, state.contributorId, serverFingerprint, commitment);
   return {
-    type: "contribution",
+    type: "commit",
     v: VERSION,
-    roundId: open.roundId,
+    roundId,
     contributorId: state.contributorId,
+    commitment: toB64u(commitment),
+    signature: toB64u(sign(null, signed, state.privateKey)),
+  };
+}
+
+/** §4 `reveal`: the committed envelope, signed with the commit set's hash (§5). */
+export function revealMessage(roundId, { state, serverFingerprint, setHash, envelope }) {
+  const signed = revealData(roundId, state.contributorId, serverFingerprint, setHash, envelope);
+  return {
+    type: "reveal",
+    v: VERSION,
+    roundId,
+    contributorId: state.contributorId,
+    setHash: toB64u(setHash),
     envelope,
     signature: toB64u(sign(null, signed, state.privateKey)),
   };
+}
+
+/**
+ * A contributor's side of §7's rounds, one message at a time (§4 "Conversation", "After the
+ * handshake"): it answers a round.open only when signed and invited, and each roundId once; it
+ * reveals only against a signed commit set holding its own commitment; it checks its receipt and
+ * the closing. `send` gets the messages to send, `emit` one event per step, and `sealPhrase(open)`
+ * makes the envelope to commit to.
+ *
+ * Per round: "committed" (waiting for round.commits), "revealed" (waiting for the receipt),
+ * "done" (nothing more to send: receipted, left out, or a signed set it refused).
+ */
+export class ContributorRounds {
+  static TYPES = ["round.open", "round.commits", "round.receipt", "round.closed", "error"];
+  #answered = new Set();
+  #rounds = new Map();
+
+  constructor({ state, publicKey, serverFingerprint, send, emit, sealPhrase }) {
+    Object.assign(this, { state, publicKey, serverFingerprint, send, emit, sealPhrase });
+  }
+
+  /** One message of ContributorRounds.TYPES, already parsed and checked against §4. */
+  handle(message) {
+    switch (message.type) {
+      case "round.open":
+        return this.#open(message);
+      case "round.commits":
+        return this.#commits(message);
+      case "round.receipt":
+        return this.#receipt(message);
+      case "round.closed":
+        return this.#closed(message);
+      case "error":
+        return this.emit({
+          event: "refused",
+          roundId: message.roundId ?? null,
+          code: message.code,
+          message: message.message,
+        });
+    }
+  }
+
+  #ignore(message, code, why) {
+    this.emit({
+      event: "ignored",
+      type: message.type,
+      roundId: message.roundId,
+      code,
+      message: why,
+    });
+  }
+
+  #serverSigned(data, signature) {
+    return verifyServerSignature(this.publicKey, data, fromB64u(signature, "signature", 1, 512));
+  }
+
+  #open(open) {
+    if (!this.#serverSigned(roundOpenData(open), open.signature)) {
+      return this.#ignore(open, "E_BAD_SIGNATURE", "round.open signature");
+    }
+    if (!open.invited.includes(this.state.contributorId)) {
+      return this.#ignore(open, "E_WRONG_ROUND", "not invited");
+    }
+    // §4: round.open is bound to no connection, so a recorded one verifies again.
+    if (this.#answered.has(open.roundId)) {
+      return this.#ignore(open, "E_DUPLICATE_CONTRIBUTION", "again");
+    }
+    this.#answered.add(open.roundId);
+    const envelope = this.sealPhrase(open);
+    const { contributorId } = this.state;
+    const commitment = contributionCommitment(
+      open.roundId,
+      contributorId,
+      this.serverFingerprint,
+      envelope,
+    );
+    this.#rounds.set(open.roundId, { phase: "committed", envelope, commitment });
+    this.send(
+      commitMessage(open.roundId, {
+        state: this.state,
+        serverFingerprint: this.serverFingerprint,
+        commitment,
+      }),
+    );
+    this.emit({
+      event: "committed",
+      roundId: open.roundId,
+      purpose: open.purpose,
+      paramsHash: open.paramsHash,
+      invited: open.invited.length,
+      commitment: toB64u(commitment),
+    });
+  }
+
+  #commits(message) {
+    const round = this.#rounds.get(message.roundId);
+    if (round?.phase !== "committed") {
+      return this.#ignore(
+        message,
+        "E_UNEXPECTED_MESSAGE",
+        round ? "the commit set came already" : "no commit of ours in this round",
+      );
+    }
+    const setHash = commitSetHash(message.roundId, this.serverFingerprint, message.commits);
+    const signed = commitSetSignatureData(message.roundId, setHash);
+    if (!this.#serverSigned(signed, message.signature)) {
+      // Not the server's: a genuine set may still come.
+      return this.#ignore(message, "E_BAD_SIGNATURE", "round.commits signature");
+    }
+    const own = message.commits.find((entry) => entry.contributorId === this.state.contributorId);
+    if (!own) {
+      round.phase = "done";
+      return this.emit({ event: "left-out", roundId: message.roundId, setHash: toB64u(setHash) });
+    }
+    if (own.commitment !== toB64u(round.commitment)) {
+      // Signed by the server, with another commitment in our name: reveal nothing, so the round
+      // aborts naming us, which is the evidence (§4).
+      round.phase = "done";
+      return this.#ignore(message, "E_COMMITMENT_MISMATCH", "another commitment in our name");
+    }
+    Object.assign(round, { phase: "revealed", setHash, setSize: message.commits.length });
+    this.send(
+      revealMessage(message.roundId, {
+        state: this.state,
+        serverFingerprint: this.serverFingerprint,
+        setHash,
+        envelope: round.envelope,
+      }),
+    );
+    this.emit({
+      event: "revealed",
+      roundId: message.roundId,
+      setHash: toB64u(setHash),
+      commits: message.commits.length,
+    });
+  }
+
+  #receipt(receipt) {
+    const round = this.#rounds.get(receipt.roundId);
+    if (
+      round?.phase !== "revealed" ||
+      receipt.contributorId !== this.state.contributorId ||
+      receipt.setHash !== toB64u(round.setHash) ||
+      receipt.commitment !== toB64u(round.commitment)
+    ) {
+      return this.#ignore(receipt, "E_UNEXPECTED_MESSAGE", "not a receipt for our reveal");
+    }
+    const signed = receiptData(
+      receipt.roundId,
+      receipt.contributorId,
+      round.setHash,
+      round.commitment,
+    );
+    if (!this.#serverSigned(signed, receipt.signature)) {
+      return this.#ignore(receipt, "E_BAD_SIGNATURE", "round.receipt signature");
+    }
+    Object.assign(round, { phase: "done", receipt });
+    this.emit({ event: "receipt", roundId: receipt.roundId, setHash: receipt.setHash });
+  }
+
+  #closed(closed) {
+    const round = this.#rounds.get(closed.roundId);
+    this.#rounds.delete(closed.roundId);
+    const missing = closed.missing ?? [];
+    this.emit({
+      event: "closed",
+      roundId: closed.roundId,
+      outcome: closed.outcome,
+      accepted: closed.accepted,
+      missing,
+      ...(closed.reason === undefined ? {} : { reason: closed.reason }),
+    });
+    // §7.2 "What commit-then-reveal takes from the server": what this contributor can check.
+    const contradicted = (why, evidence = {}) =>
+      this.emit({ event: "contradicted", roundId: closed.roundId, why, ...evidence });
+    if (
+      closed.outcome === "aborted" &&
+      round?.receipt &&
+      missing.includes(this.state.contributorId)
+    ) {
+      contradicted("named as missing, but the server signed a receipt for our reveal", {
+        receipt: round.receipt,
+      });
+    }
+    if (closed.outcome === "completed" && round?.setSize !== undefined) {
+      if (closed.accepted !== round.setSize) {
+        contradicted(
+          `completed with ${closed.accepted} contributions, not the ${round.setSize} committed`,
+        );
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -993,8 +1291,8 @@ export async function runAdmin({ url, fingerprint: expected, tokenFile, generate
     }
     const channel = new AdminChannel(secrets);
 
-    // One request at a time, each answered by the frame carrying its requestId. Spec gap: the
-    // server also takes several at once and answers them as they finish, which §4 does not say.
+    // One request at a time, each answered by the frame carrying its requestId (§4 allows several
+    // outstanding, answered as they complete; this client does not need that).
     const request = async (inner) => {
       conn.send(channel.wrap(inner));
       // Anything but a valid admin.frame from now on ends the session (§4 "Conversation").

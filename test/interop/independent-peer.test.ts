@@ -1,9 +1,11 @@
 // A second implementation of the wire protocol (test/interop/independent-peer.mjs, written from
-// docs/PROTOCOL.md alone) against a real `dkeygen server` child process: two independent
-// contributors take part in an OTP round run by the independent admin client, and each side
-// refuses what it must (another server's key, a forged welcome proof or round.open signature, a
-// server answer whose MAC was changed on the way). Tampering is done by a small WebSocket relay
-// between the peer and the server, so the peer's own code path meets it.
+// docs/PROTOCOL.md alone) against a real `dkeygen server` child process: independent
+// contributors commit, reveal and get verified receipts in version-3 rounds run by the independent
+// admin client, their contributions are the record's participants, and each side refuses what it
+// must (another server's key, a forged welcome proof, round.open, round.commits or round.receipt
+// signature, a replayed invitation or commit set, a server answer whose MAC was changed on the
+// way); a contributor that reveals nothing makes the round abort, named. Tampering is done by a
+// small WebSocket relay between the peer and the server, so the peer's own code path meets it.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -13,12 +15,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import WebSocket, { type RawData, WebSocketServer } from "ws";
 import { CLI, REPO_ROOT } from "../helpers/paths.js";
 
 const PEER = `${REPO_ROOT}test/interop/independent-peer.mjs`;
 const run = promisify(execFile);
+const { paramsHash, toB64u } = (await import(pathToFileURL(PEER).href)) as {
+  paramsHash(purpose: string, params: unknown): Buffer;
+  toB64u(bytes: Uint8Array): string;
+};
 
 type Line = Record<string, unknown>;
 
@@ -158,7 +165,7 @@ async function startRelay(upstream: string, options: RelayOptions = {}) {
   };
 }
 
-// Each step waits at most 15 s for a peer; the whole suite takes about 20 s.
+// Each step waits at most 15 s for a peer; the whole suite takes about 30 s.
 describe("an independent implementation written from docs/PROTOCOL.md", {
   timeout: 120_000,
 }, () => {
@@ -318,7 +325,7 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
     assert.equal(Object.hasOwn(joins[0]!, "token"), false);
   });
 
-  it("the independent admin client lists both contributors and runs an otp round with both", async () => {
+  it("the independent admin client runs an otp round in which both commit, reveal and get receipts", async () => {
     const result = await admin(["--generate", "otp", "--param", "digits=8"]);
     assert.equal(result.code, 0, JSON.stringify(result.lines));
     const { status, record } = result.last as { status: Line; record: Line };
@@ -327,11 +334,35 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
     assert.equal(record.purpose, "otp");
     assert.equal(record.owner, "@admin");
     assert.deepEqual(record.public, { digits: 8 });
+    // Both contributions were used: the record names both contributors.
     assert.deepEqual((record.participants as string[]).slice().sort(), [ids.alice, ids.bob].sort());
-    for (const peer of peers.slice(-2)) {
-      await peer.waitFor((line) => line.event === "ack" && line.roundId === record.roundId);
-      await peer.waitFor((line) => line.event === "closed" && line.outcome === "completed");
+    const roundId = record.roundId;
+    for (const peer of [peers[1]!, peers[2]!]) {
+      const committed = await peer.waitFor((l) => l.event === "committed" && l.roundId === roundId);
+      assert.equal(committed.invited, 2);
+      // The admin sent {"digits":"8"} (--param values are strings). round.open's paramsHash
+      // covers those raw params as sent, not the parsed {"digits":8} of §13.2 (§5 reads both
+      // ways; this run is how the reading was settled).
+      assert.equal(committed.paramsHash, toB64u(paramsHash("otp", { digits: "8" })));
+      assert.notEqual(committed.paramsHash, toB64u(paramsHash("otp", { digits: 8 })));
+      const revealed = await peer.waitFor((l) => l.event === "revealed" && l.roundId === roundId);
+      assert.equal(revealed.commits, 2);
+      // The server's signed receipt, verified by the peer, names the set it revealed against.
+      const receipt = await peer.waitFor((l) => l.event === "receipt" && l.roundId === roundId);
+      assert.equal(receipt.setHash, revealed.setHash);
+      const closed = await peer.waitFor((l) => l.event === "closed" && l.roundId === roundId);
+      assert.deepEqual([closed.outcome, closed.accepted, closed.missing], ["completed", 2, []]);
+      assert.equal(
+        peer.lines.some((l) => l.event === "ignored" || l.event === "contradicted"),
+        false,
+        JSON.stringify(peer.lines),
+      );
     }
+    // Both saw the same commit set.
+    const hashes = [peers[1]!, peers[2]!].map(
+      (peer) => peer.lines.find((l) => l.event === "revealed" && l.roundId === roundId)?.setHash,
+    );
+    assert.equal(hashes[0], hashes[1]);
   });
 
   it("the independent admin client refuses a server answer whose MAC was changed on the way", async () => {
@@ -381,7 +412,7 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
     );
   });
 
-  it("an independent contributor answers neither a forged round.open nor a replayed one", async () => {
+  it("an independent contributor answers neither a forged round.open nor a replayed one, and checks its receipt", async () => {
     const forging = await startRelay(url, {
       tamper: (message) =>
         message.type === "round.open"
@@ -395,8 +426,8 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
       "--token-file",
       await tokenFile("dave"),
     ]);
-    // erin's relay sends every round.open twice, the second copy right after the first.
-    const replaying = await startRelay(url, { repeat: ["round.open"] });
+    // erin's relay sends every round.open and round.commits twice, the copy right after it.
+    const replaying = await startRelay(url, { repeat: ["round.open", "round.commits"] });
     relays.push(replaying);
     const erin = contributor("erin", [
       "--url",
@@ -404,28 +435,116 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
       "--token-file",
       await tokenFile("erin"),
     ]);
+    // gina's relay flips the signature of her receipt: the server accepted her reveal, but the
+    // receipt she is shown is not the server's.
+    const receipts = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "round.receipt"
+          ? { ...message, signature: flipB64u(message.signature as string) }
+          : message,
+    });
+    relays.push(receipts);
+    const gina = contributor("gina", [
+      "--url",
+      receipts.url,
+      "--token-file",
+      await tokenFile("gina"),
+    ]);
     for (const [name, peer] of [
       ["dave", dave],
       ["erin", erin],
+      ["gina", gina],
     ] as const) {
       ids[name] = (await peer.waitFor((line) => line.event === "welcome")).contributorId as string;
     }
-    // dave is invited but never answers, so the round runs to its 3 s deadline with the others.
+    // dave is invited but never commits, so the commit phase runs to its 3 s deadline.
     const result = await admin(["--generate", "otp"]);
     assert.equal(result.code, 0, JSON.stringify(result.lines));
     const record = (result.last as { record: Line }).record;
-    const expected = [ids.alice, ids.bob, ids.erin].sort();
+    const expected = [ids.alice, ids.bob, ids.erin, ids.gina].sort();
     assert.deepEqual((record.participants as string[]).slice().sort(), expected);
+
     const forged = await dave.waitFor((line) => line.event === "ignored");
-    assert.deepEqual([forged.roundId, forged.code], [record.roundId, "E_BAD_SIGNATURE"]);
+    assert.deepEqual(
+      [forged.type, forged.roundId, forged.code],
+      ["round.open", record.roundId, "E_BAD_SIGNATURE"],
+    );
     assert.equal(
-      dave.lines.some((line) => line.event === "contributed"),
+      dave.lines.some((line) => line.event === "committed"),
       false,
     );
-    const again = await erin.waitFor((line) => line.event === "ignored");
+    assert.equal(
+      forging.fromPeer.some((message) => message.type === "commit"),
+      false,
+    );
+
+    const byType = (type: string) => (line: Line) => line.event === "ignored" && line.type === type;
+    const again = await erin.waitFor(byType("round.open"));
     assert.deepEqual([again.roundId, again.code], [record.roundId, "E_DUPLICATE_CONTRIBUTION"]);
-    assert.equal(erin.lines.filter((line) => line.event === "contributed").length, 1);
-    await erin.waitFor((line) => line.event === "ack" && line.roundId === record.roundId);
+    const setAgain = await erin.waitFor(byType("round.commits"));
+    assert.deepEqual([setAgain.roundId, setAgain.code], [record.roundId, "E_UNEXPECTED_MESSAGE"]);
+    const erinSent = (type: string) =>
+      replaying.fromPeer.filter((message) => message.type === type).length;
+    assert.deepEqual([erinSent("commit"), erinSent("reveal")], [1, 1]);
+    await erin.waitFor((line) => line.event === "receipt" && line.roundId === record.roundId);
+
+    const badReceipt = await gina.waitFor(byType("round.receipt"));
+    assert.deepEqual([badReceipt.roundId, badReceipt.code], [record.roundId, "E_BAD_SIGNATURE"]);
+    await gina.waitFor((line) => line.event === "closed" && line.roundId === record.roundId);
+    assert.equal(
+      gina.lines.some((line) => line.event === "receipt"),
+      false,
+    );
+  });
+
+  it("a contributor shown a forged commit set reveals nothing, and the round aborts naming it", async () => {
+    const relay = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "round.commits"
+          ? { ...message, signature: flipB64u(message.signature as string) }
+          : message,
+    });
+    relays.push(relay);
+    const hank = contributor("hank", ["--url", relay.url, "--token-file", await tokenFile("hank")]);
+    ids.hank = (await hank.waitFor((line) => line.event === "welcome")).contributorId as string;
+    // Commit phase to its deadline (dave), then the reveal phase to its deadline (hank): 6 s.
+    const result = await admin(["--generate", "otp"]);
+    assert.equal(result.code, 1, JSON.stringify(result.lines));
+    const error = result.last.error as Line;
+    assert.equal(error.code, "E_ROUND_ABORTED");
+    assert.ok((error.message as string).includes(ids.hank!), error.message as string);
+
+    const ignored = await hank.waitFor(
+      (line) => line.event === "ignored" && line.type === "round.commits",
+    );
+    assert.equal(ignored.code, "E_BAD_SIGNATURE");
+    const roundId = ignored.roundId;
+    assert.equal(
+      relay.fromPeer.some((message) => message.type === "reveal"),
+      false,
+    );
+    assert.equal(
+      relay.fromPeer.filter((message) => message.type === "commit").length,
+      1,
+      "hank did commit",
+    );
+    // alice revealed and holds a receipt; the round still aborted, naming hank and only hank.
+    const alice = peers[2]!;
+    await alice.waitFor((line) => line.event === "receipt" && line.roundId === roundId);
+    const closed = await alice.waitFor(
+      (line) => line.event === "closed" && line.roundId === roundId,
+    );
+    assert.deepEqual([closed.outcome, closed.missing], ["aborted", [ids.hank]]);
+    assert.equal(
+      alice.lines.some((line) => line.event === "contradicted"),
+      false,
+    );
+    const hankClosed = await hank.waitFor(
+      (line) => line.event === "closed" && line.roundId === roundId,
+    );
+    assert.deepEqual(hankClosed.missing, [ids.hank]);
+    // Later rounds would abort the same way: hank leaves.
+    await hank.stop();
   });
 
   it("an independent contributor gives up on a server silent for 2.5 heartbeat intervals", async () => {
