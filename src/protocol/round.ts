@@ -77,6 +77,8 @@ export class RoundMachine {
   readonly #phrases = new Map<string, Uint8Array>();
   /** Committing: invited contributors that can still commit. Revealing: that can still reveal. */
   readonly #pending: Set<string>;
+  /** Reveals begun and not finished (their cryptographic checks are under way). */
+  readonly #opening = new Set<string>();
   /** Why the commit phase failed, once it did. */
   #failure: DkeygenError | undefined;
 
@@ -177,18 +179,20 @@ export class RoundMachine {
   }
 
   /**
-   * A reveal from `contributorId`. `open` checks the countersigned set, the signature and the
-   * envelope against `commitment` and returns the phrase; if it throws DECRYPTION_FAILED the
-   * committed envelope itself is bad, so the sender can never reveal (the verdict is final).
+   * The cheap checks of a reveal from `contributorId`, in order. When they pass, the sender's
+   * commitment, for the cryptographic checks (which may run elsewhere, e.g. on another thread);
+   * until finishReveal the sender's reveal is in hand and a second one is a duplicate.
    */
-  reveal(
+  beginReveal(
     contributorId: string,
     now: number,
-    open: (commitment: Uint8Array) => Uint8Array,
-  ): Verdict {
+  ): { kind: "open"; commitment: Uint8Array } | { kind: "rejected"; error: DkeygenError } {
     const { roundId } = this.config;
     if (this.#status !== "revealing") {
-      return this.#closedOr(contributorId, "reveal", "committing");
+      return this.#closedOr(contributorId, "reveal", "committing") as {
+        kind: "rejected";
+        error: DkeygenError;
+      };
     }
     if (now > this.config.revealDeadline) {
       return reject(
@@ -212,7 +216,7 @@ export class RoundMachine {
         `Contributor ${contributorId} is not in round ${roundId}'s commit set.`,
       );
     }
-    if (this.#phrases.has(contributorId)) {
+    if (this.#phrases.has(contributorId) || this.#opening.has(contributorId)) {
       return reject(
         contributorId,
         ErrorCodes.DUPLICATE_CONTRIBUTION,
@@ -226,11 +230,23 @@ export class RoundMachine {
         `Contributor ${contributorId} can no longer reveal in round ${roundId}.`,
       );
     }
-    let phrase: Uint8Array;
-    try {
-      phrase = open(commitment);
-    } catch (error) {
-      const verdict = blame(contributorId, error);
+    this.#opening.add(contributorId);
+    return { kind: "open", commitment };
+  }
+
+  /**
+   * The outcome of the cryptographic checks of a reveal begun with beginReveal: its phrase, or the
+   * error they threw. A DECRYPTION_FAILED means the committed envelope itself is bad, so the
+   * sender can never reveal (the verdict is final). A phrase that comes back after the round
+   * closed (the server stopping) is wiped and refused.
+   */
+  finishReveal(
+    contributorId: string,
+    result: { phrase: Uint8Array } | { error: unknown },
+  ): Verdict {
+    this.#opening.delete(contributorId);
+    if ("error" in result) {
+      const verdict = blame(contributorId, result.error);
       if (verdict.error.code === ErrorCodes.DECRYPTION_FAILED) {
         // Signed and matching its commitment, yet it does not open: the contributor committed to
         // an envelope nobody can use. It cannot reveal another one.
@@ -239,9 +255,43 @@ export class RoundMachine {
       }
       return verdict;
     }
-    this.#phrases.set(contributorId, phrase);
+    if (this.#status !== "revealing") {
+      result.phrase.fill(0);
+      return reject(
+        contributorId,
+        ErrorCodes.LATE_CONTRIBUTION,
+        `Round ${this.config.roundId} is closed; the reveal came too late.`,
+      );
+    }
+    this.#phrases.set(contributorId, result.phrase);
     this.#pending.delete(contributorId);
     return { kind: "accepted", contributorId };
+  }
+
+  /** Reveals whose cryptographic checks are under way (begun, not finished). */
+  get opening(): number {
+    return this.#opening.size;
+  }
+
+  /**
+   * A reveal checked in one go: beginReveal, then `open` (given the sender's commitment; it checks
+   * the countersigned set, the signature, the commitment and the envelope and returns the phrase),
+   * then finishReveal.
+   */
+  reveal(
+    contributorId: string,
+    now: number,
+    open: (commitment: Uint8Array) => Uint8Array,
+  ): Verdict {
+    const begun = this.beginReveal(contributorId, now);
+    if (begun.kind === "rejected") return begun;
+    let phrase: Uint8Array;
+    try {
+      phrase = open(begun.commitment);
+    } catch (error) {
+      return this.finishReveal(contributorId, { error });
+    }
+    return this.finishReveal(contributorId, { phrase });
   }
 
   /** An invited contributor went away: it will not commit, or not reveal. */

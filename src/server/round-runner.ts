@@ -21,14 +21,14 @@ import {
   commitSetHash,
   commitSetSignedData,
   paramsHash,
-  revealReceiptSignedData,
   roundOpenSignedData,
   serverSecretCommitment,
 } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION, SEED_PHRASE_BYTES } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { BatchDeriver } from "./batch-deriver.js";
-import { checkCommit, openReveal } from "./contribution-check.js";
+import { checkCommit } from "./contribution-check.js";
+import { RevealPool } from "./reveal-pool.js";
 import { type CompletedRound, storeRoundResults } from "./round-results.js";
 import { MAX_BATCH, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
 
@@ -40,8 +40,10 @@ interface RunningRound extends CompletedRound {
   settle: () => void;
   /** The commit set's hash, once it was sent. */
   setHash?: Uint8Array;
-  /** Why the round ended before its reveal phase (too few commitments, the server stopping). */
-  commitFailure?: DkeygenError;
+  /** Why the round failed without an outcome of its own (too few commitments, the server stopping). */
+  failure?: DkeygenError;
+  /** Reveals being checked on the reveal threads; the round closes only once they are done. */
+  opening: Set<Promise<void>>;
 }
 
 const CLOSED_ROUNDS_REMEMBERED = 4096;
@@ -52,9 +54,12 @@ export class RoundRunner {
   readonly #closedRounds = new Set<string>();
   /** Batch rounds' per-output work, on its own thread (batch-worker.ts). */
   readonly #batches = new BatchDeriver();
+  /** Reveals' signature checks, decryptions and receipts, on a thread per core. */
+  readonly #reveals: RevealPool;
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
+    this.#reveals = new RevealPool(ctx.c.identity.privateKey);
   }
 
   get running(): number {
@@ -64,6 +69,7 @@ export class RoundRunner {
   /** Settles every running round (each fails or completes with what it has) and the thread. */
   async stop(): Promise<void> {
     for (const round of this.#rounds.values()) round.settle();
+    await this.#reveals.close();
     await this.#batches.close();
   }
 
@@ -144,6 +150,7 @@ export class RoundRunner {
       ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
       participants,
       settle: () => {},
+      opening: new Set(),
     };
     this.#rounds.set(roundId, round);
 
@@ -178,12 +185,12 @@ export class RoundRunner {
 
     await this.#phase(round, commitDeadline);
     if (ctx.stopping) {
-      round.commitFailure = new DkeygenError(
-        ErrorCodes.UNAVAILABLE,
-        `Round ${roundId} failed: the server is stopping. Nothing was revealed or stored.`,
-      );
+      round.failure = stopping(roundId);
     } else if (this.#sendCommitSet(roundId, round)) {
       await this.#phase(round, revealDeadline);
+      // A reveal that came in time is judged, however long its check takes.
+      while (round.opening.size > 0) await Promise.all(round.opening);
+      if (ctx.stopping) round.failure = stopping(roundId);
     }
     return this.#finish(roundId);
   }
@@ -211,7 +218,7 @@ export class RoundRunner {
     const ctx = this.#ctx;
     const closed = round.machine.closeCommits();
     if (closed.status === "failed") {
-      round.commitFailure = closed.error;
+      round.failure = closed.error;
       return false;
     }
     const setHash = commitSetHash(roundId, ctx.fingerprint, closed.commits);
@@ -318,56 +325,67 @@ export class RoundRunner {
     if (round.machine.settled) round.settle();
   }
 
-  /** A reveal from `peer`, an authenticated contributor: answered with a signed receipt. */
+  /**
+   * A reveal from `peer`, an authenticated contributor: the cheap checks here, the costly ones on
+   * a reveal-checking thread (reveal-pool.ts); answered with the thread's signed receipt.
+   */
   reveal(peer: Peer, msg: MessageOf<"reveal">): void {
     const ctx = this.#ctx;
     const round = this.#roundFor(peer, msg, "reveal");
     if (!round) return;
     const contributorId = peer.contributorId!;
     const { roundId } = msg;
-    const entry = ctx.c.registry.get(contributorId)!;
-    let matched: Uint8Array | undefined;
-    const verdict = round.machine.reveal(contributorId, ctx.c.clock(), (commitment) => {
-      const phrase = openReveal(
-        msg,
-        contributorId,
-        entry.key,
-        { setHash: round.setHash!, commitment },
-        {
-          fingerprint: ctx.fingerprint,
-          privateKey: ctx.c.identity.privateKey,
-          random: ctx.c.random,
-        },
-      );
-      matched = commitment;
-      return phrase;
-    });
-    if (verdict.kind === "rejected") {
-      this.#rejected(peer, roundId, verdict.error);
-      if (round.machine.doomed) round.settle();
+    const begun = round.machine.beginReveal(contributorId, ctx.c.clock());
+    if (begun.kind === "rejected") {
+      this.#rejected(peer, roundId, begun.error);
       return;
     }
-    const signature = serverSign(
-      ctx.c.identity.privateKey,
-      revealReceiptSignedData(roundId, contributorId, round.setHash!, matched!),
-    );
-    ctx.send(peer, {
-      type: "round.receipt",
-      v: PROTOCOL_VERSION,
-      roundId,
-      contributorId,
-      setHash: toBase64url(round.setHash!),
-      commitment: toBase64url(matched!),
-      signature: toBase64url(signature),
-    });
-    ctx.c.logger.info({ roundId, contributorId, name: peer.name }, "contribution revealed");
-    ctx.emit({
-      type: "contribution.accepted",
-      roundId,
-      contributorId,
-      ...(peer.name === undefined ? {} : { name: peer.name }),
-    });
-    if (round.machine.settled) round.settle();
+    const { commitment } = begun;
+    const entry = ctx.c.registry.get(contributorId)!;
+    const checked = this.#reveals
+      .open({
+        contributorId,
+        identity: entry.key,
+        serverFingerprint: ctx.fingerprint,
+        setHash: round.setHash!,
+        commitment,
+        reveal: msg,
+      })
+      .then(
+        (opened) => {
+          const verdict = round.machine.finishReveal(contributorId, { phrase: opened.phrase });
+          if (verdict.kind === "rejected") return this.#rejected(peer, roundId, verdict.error);
+          ctx.send(peer, {
+            type: "round.receipt",
+            v: PROTOCOL_VERSION,
+            roundId,
+            contributorId,
+            setHash: toBase64url(round.setHash!),
+            commitment: toBase64url(commitment),
+            signature: toBase64url(opened.receipt),
+          });
+          ctx.c.logger.info({ roundId, contributorId, name: peer.name }, "contribution revealed");
+          ctx.emit({
+            type: "contribution.accepted",
+            roundId,
+            contributorId,
+            ...(peer.name === undefined ? {} : { name: peer.name }),
+          });
+        },
+        (error: unknown) => {
+          const verdict = round.machine.finishReveal(contributorId, { error });
+          if (verdict.kind === "rejected") this.#rejected(peer, roundId, verdict.error);
+        },
+      )
+      .catch((error: unknown) => {
+        // A bug in the code above, not the peer's doing: logged; the round goes on.
+        ctx.c.logger.error({ roundId, err: describeError(error) }, "a reveal could not be handled");
+      })
+      .finally(() => {
+        round.opening.delete(checked);
+        if (round.machine.settled || round.machine.doomed) round.settle();
+      });
+    round.opening.add(checked);
   }
 
   async #finish(roundId: string): Promise<KeyRecord[]> {
@@ -379,8 +397,8 @@ export class RoundRunner {
     if (this.#closedRounds.size > CLOSED_ROUNDS_REMEMBERED) {
       this.#closedRounds.delete(this.#closedRounds.values().next().value!);
     }
-    const outcome = round.commitFailure
-      ? { status: "failed" as const, error: round.commitFailure, acceptedCount: 0 }
+    const outcome = round.failure
+      ? { status: "failed" as const, error: round.failure, acceptedCount: 0 }
       : round.machine.close();
     const notify = (
       outcome: "completed" | "failed" | "aborted",
@@ -462,4 +480,12 @@ export class RoundRunner {
     });
     return records;
   }
+}
+
+/** A round cut short by the server stopping: not anyone's abort. */
+function stopping(roundId: string): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.UNAVAILABLE,
+    `Round ${roundId} failed: the server is stopping. Nothing was stored.`,
+  );
 }
