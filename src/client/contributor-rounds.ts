@@ -4,6 +4,8 @@
  * receipt, and forgets the round when it closes. The decisions are round-answer.ts's; this keeps
  * the per-round state and talks (sends, logs, events).
  */
+
+import { toBase64url } from "../crypto/base64url.js";
 import type { RandomSource } from "../crypto/random.js";
 import type { Logger } from "../logging.js";
 import { encodeMessage, type MessageOf } from "../protocol/messages.js";
@@ -11,6 +13,7 @@ import type { Connection } from "../transport/types.js";
 import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
 import {
+  closingSigned,
   commitFor,
   invitationSigned,
   type PendingContribution,
@@ -132,9 +135,41 @@ export class ContributorRounds {
     this.o.emit({ type: "round.accepted", roundId: msg.roundId });
   }
 
-  closed(msg: MessageOf<"round.closed">): void {
+  /**
+   * A round's end, if the server's key signed it. Checked against what this contributor knows: a
+   * closing that names it as not having revealed while it holds the server's receipt, or that
+   * went on with another commit set than the one it countersigned, is the server contradicting
+   * itself — logged as an error with both signed statements' facts.
+   */
+  closed(server: ServerKey, msg: MessageOf<"round.closed">): void {
+    const { logger } = this.o;
+    if (!closingSigned(server, msg)) {
+      logger.error(
+        { roundId: msg.roundId },
+        "ignored a round.closed that the server's key did not sign",
+      );
+      return;
+    }
+    const pending = this.#pending.get(msg.roundId);
     this.#pending.delete(msg.roundId);
-    this.o.logger.info(
+    const id = this.o.state.contributorId;
+    if (pending?.receipt && msg.missing?.includes(id)) {
+      logger.error(
+        { roundId: msg.roundId, setHash: msg.setHash },
+        "the server says we did not reveal, but we hold its signed receipt of our reveal",
+      );
+    }
+    if (
+      pending?.setHash !== undefined &&
+      msg.setHash !== undefined &&
+      msg.setHash !== toBase64url(pending.setHash)
+    ) {
+      logger.error(
+        { roundId: msg.roundId, setHash: msg.setHash },
+        "the server closed the round on another commit set than the one we countersigned",
+      );
+    }
+    logger.info(
       {
         roundId: msg.roundId,
         outcome: msg.outcome,

@@ -229,7 +229,7 @@ export class Contributor {
             this.#rounds.receipt(this.#server!, msg);
             break;
           case "round.closed":
-            this.#rounds.closed(msg);
+            this.#rounds.closed(this.#server!, msg);
             break;
           case "error":
             this.#onServerError(msg, session.phase !== "ready");

@@ -25,6 +25,7 @@ import {
   contributionCommitment,
   revealReceiptSignedData,
   revealSignedData,
+  roundClosedSignedData,
   roundOpenSignedData,
 } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
@@ -54,6 +55,8 @@ export interface PendingContribution {
   commitment: Uint8Array;
   /** The commit set's hash, once we have revealed against it. */
   setHash?: Uint8Array;
+  /** The server's signed receipt of our reveal, once it came. */
+  receipt?: MessageOf<"round.receipt">;
 }
 
 /**
@@ -156,6 +159,21 @@ export function revealFor(
       signature: toBase64url(signature),
     },
   };
+}
+
+/** Whether the server's key signed this round.closed, every field of it but `reason`. */
+export function closingSigned(server: ServerKey, msg: MessageOf<"round.closed">): boolean {
+  return serverVerify(
+    server.key,
+    roundClosedSignedData({
+      roundId: msg.roundId,
+      outcome: msg.outcome,
+      accepted: msg.accepted,
+      setHash: msg.setHash === undefined ? undefined : fromBase64url(msg.setHash, "setHash", 32),
+      missing: msg.missing ?? [],
+    }),
+    fromBase64url(msg.signature, "signature"),
+  );
 }
 
 /** Whether a receipt is the server's, for our reveal against the set we countersigned. */

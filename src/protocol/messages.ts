@@ -170,10 +170,14 @@ export const RoundClosed = message("round.closed", {
   roundId: RoundIdSchema,
   outcome: Type.Union([Type.Literal("completed"), Type.Literal("failed"), Type.Literal("aborted")]),
   /** How many contributions the result used (completed), or were revealed (aborted). */
-  accepted: Type.Integer({ minimum: 0 }),
+  accepted: Type.Integer({ minimum: 0, maximum: MAX_INVITED }),
   /** Aborted: the committed contributors that did not reveal a valid contribution in time. */
-  missing: Type.Optional(Type.Array(FingerprintSchema, { maxItems: MAX_INVITED })),
+  missing: Type.Optional(Type.Array(FingerprintSchema, { minItems: 1, maxItems: MAX_INVITED })),
   reason: Type.Optional(Type.String({ maxLength: 512 })),
+  /** The hash of the commit set the round went on with (absent when it failed before one). */
+  setHash: Type.Optional(Bytes(32)),
+  /** The server's signature over the outcome (signed-data.ts roundClosedSignedData). */
+  signature: ServerSignature,
 });
 
 export const ErrorMessage = message("error", {

@@ -273,6 +273,29 @@ export function revealSignedData(
   );
 }
 
+/**
+ * Signed by the server (RSASSA-PSS) in round.closed: how the round ended, against which commit set
+ * (empty when it failed before one), and, when it aborted, whom it names.
+ */
+export function roundClosedSignedData(closed: {
+  roundId: string;
+  outcome: string;
+  accepted: number;
+  setHash: Uint8Array | undefined;
+  missing: readonly string[];
+}): Uint8Array {
+  return lengthPrefixed(
+    "dkeygen/v1/round-closed",
+    V,
+    closed.roundId,
+    closed.outcome,
+    String(closed.accepted),
+    closed.setHash ?? "",
+    String(closed.missing.length),
+    ...closed.missing,
+  );
+}
+
 /** Signed by the server (RSASSA-PSS) in round.receipt: it received this reveal, which matched. */
 export function revealReceiptSignedData(
   roundId: string,

@@ -21,6 +21,7 @@ import {
   commitSetHash,
   commitSetSignedData,
   paramsHash,
+  roundClosedSignedData,
   roundOpenSignedData,
   serverSecretCommitment,
 } from "../protocol/signed-data.js";
@@ -406,6 +407,16 @@ export class RoundRunner {
       reason?: string,
       missing?: string[],
     ) => {
+      const signature = serverSign(
+        ctx.c.identity.privateKey,
+        roundClosedSignedData({
+          roundId,
+          outcome,
+          accepted,
+          setHash: round.setHash,
+          missing: missing ?? [],
+        }),
+      );
       const closed = encodeMessage({
         type: "round.closed",
         v: PROTOCOL_VERSION,
@@ -414,6 +425,8 @@ export class RoundRunner {
         accepted,
         ...(missing === undefined ? {} : { missing }),
         ...(reason === undefined ? {} : { reason }),
+        ...(round.setHash === undefined ? {} : { setHash: toBase64url(round.setHash) }),
+        signature: toBase64url(signature),
       });
       for (const peer of round.participants.values()) peer.connection.send(closed);
     };

@@ -38,6 +38,7 @@ import {
   paramsHash,
   revealReceiptSignedData,
   revealSignedData,
+  roundClosedSignedData,
   roundOpenSignedData,
   serverSecretCommitment,
   welcomeProofData,
@@ -219,12 +220,21 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     commitment: toBase64url(lp.contributionCommitment),
     signature: toBase64url(serverSign(serverKey, lp.receipt)),
   };
+  lp.roundClosed = roundClosedSignedData({
+    roundId,
+    outcome: "completed",
+    accepted: 1,
+    setHash: lp.commitSetHash,
+    missing: [],
+  });
   frames["round.closed"] = {
     type: "round.closed",
     v: V,
     roundId,
     outcome: "completed",
-    accepted: 3,
+    accepted: 1,
+    setHash: toBase64url(lp.commitSetHash),
+    signature: toBase64url(serverSign(serverKey, lp.roundClosed)),
   };
   frames.error = {
     type: "error",

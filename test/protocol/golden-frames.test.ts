@@ -47,6 +47,7 @@ const RANDOMIZED: Record<string, string> = {
   "round.open": "signature",
   "round.commits": "signature",
   "round.receipt": "signature",
+  "round.closed": "signature",
 };
 
 test("the golden file is for this protocol version and has a frame of every message type", () => {
@@ -82,6 +83,7 @@ test("the randomized parts verify: the server's signatures with its key, the env
     "round.open": "roundOpen",
     "round.commits": "commitSet",
     "round.receipt": "receipt",
+    "round.closed": "roundClosed",
   } as const;
   for (const [name, field] of Object.entries(RANDOMIZED)) {
     const message = JSON.parse(golden.frames[name]!) as Record<string, string>;
