@@ -2,7 +2,8 @@
 // against dkeygen's golden wire frames (test/vectors/dkeygen-wire/frames.json): every LP and hash
 // it builds must equal the golden bytes, every signature and MAC in the frames must check with its
 // code, every server frame must pass its schema, and its contributor must answer the golden round
-// (round.open, round.commits, round.receipt) with exactly the golden commit and reveal.
+// (round.open, round.commits, round.receipt, round.closed) with exactly the golden commit and
+// reveal, and hold a signed closing to what it was shown.
 import assert from "node:assert/strict";
 import {
   constants,
@@ -90,6 +91,7 @@ interface Peer {
     setHash: Uint8Array,
     commitment: Uint8Array,
   ): Buffer;
+  roundClosedData(closed: Message): Buffer;
   verifyServerSignature(key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean;
   seal(key: KeyObject, plaintext: Uint8Array, aad: Uint8Array): Envelope;
   parseMessage(text: string, allowed: string[]): Message;
@@ -128,6 +130,7 @@ const commit = frame("commit");
 const commits = frame("round.commits");
 const reveal = frame("reveal");
 const receipt = frame("round.receipt");
+const closed = frame("round.closed");
 const envelope = reveal.envelope as Envelope;
 const b64 = (message: Message, field: string, n = 32) =>
   peer.fromB64u(str(message, field), field, n);
@@ -195,6 +198,7 @@ describe("the independent peer against the golden wire frames", () => {
       commitSet: peer.commitSetSignatureData(ids.roundId, setHash),
       reveal: peer.revealData(ids.roundId, contributorId, serverFingerprint, setHash, envelope),
       receipt: peer.receiptData(ids.roundId, contributorId, setHash, commitment),
+      roundClosed: peer.roundClosedData(closed),
       adminAuth: peer.adminProofData(adminSecrets),
       adminReady: peer.adminReadyData(adminSecrets),
       adminSessionInfoToServer: peer.lp(
@@ -287,6 +291,11 @@ describe("the independent peer against the golden wire frames", () => {
       [receipt.contributorId, receipt.setHash, receipt.commitment],
       [contributorId, setHash, commitment],
     );
+    // The golden round completed with the one committed contribution, over that same set.
+    assert.deepEqual(
+      [closed.outcome, closed.accepted, closed.setHash, closed.missing],
+      ["completed", 1, setHash, undefined],
+    );
     // Every item counts: another server or another entry makes another set.
     const other = { contributorId: (open.invited as string[])[1]!, commitment };
     assert.notEqual(
@@ -318,11 +327,18 @@ describe("the independent peer against the golden wire frames", () => {
       '{"a":0,"b":[true,null,"x\\ny"]}',
     );
     assert.throws(() => peer.canonicalJson({ a: 1.5 }), { code: "E_INVALID_INPUT" });
+    // §5: the parameters exactly as given, not completed with defaults (otp's digits is 6).
     assert.notEqual(
       peer.toB64u(peer.paramsHash("otp", { digits: "6" })),
       open.paramsHash,
       "a string is not the number it spells",
     );
+    assert.notEqual(
+      peer.toB64u(peer.paramsHash("otp", {})),
+      open.paramsHash,
+      "no parameters is not the defaults",
+    );
+    assert.notEqual(peer.toB64u(peer.paramsHash("hotp", { digits: 6 })), open.paramsHash);
   });
 
   it("signs the golden join, commit and reveal byte for byte with the contributor's seed", () => {
@@ -336,7 +352,7 @@ describe("the independent peer against the golden wire frames", () => {
     }
   });
 
-  it("verifies the server's welcome, admin.ready, round.open, round.commits and receipt signatures", () => {
+  it("verifies the server's welcome, admin.ready, round.open, round.commits, receipt and round.closed signatures", () => {
     const roundId = inputs.roundId!;
     const setHash = b64(reveal, "setHash");
     const signed: [string, Buffer, string][] = [
@@ -349,6 +365,7 @@ describe("the independent peer against the golden wire frames", () => {
         peer.receiptData(roundId, contributorId, setHash, b64(commit, "commitment")),
         str(receipt, "signature"),
       ],
+      ["round.closed", peer.roundClosedData(closed), str(closed, "signature")],
     ];
     for (const [name, data, signature] of signed) {
       const sig = peer.fromB64u(signature, name, 1, 512);
@@ -360,6 +377,37 @@ describe("the independent peer against the golden wire frames", () => {
       peer.toB64u(peer.serverCommitment(inputs.roundId!, hex("serverSecret"))),
       open.serverCommitment,
     );
+  });
+
+  it("verifies round.closed only as signed: outcome, accepted, setHash and missing, not reason", () => {
+    const sig = peer.fromB64u(str(closed, "signature"), "signature", 1, 512);
+    const verifies = (change: Record<string, unknown>) =>
+      peer.verifyServerSignature(serverKey, peer.roundClosedData({ ...closed, ...change }), sig);
+    assert.equal(verifies({}), true);
+    assert.equal(verifies({ reason: "for people, not evidence" }), true);
+    const invited = open.invited as string[];
+    for (const change of [
+      { outcome: "aborted" },
+      { accepted: 0 },
+      { accepted: 10 },
+      { setHash: undefined },
+      { setHash: peer.toB64u(Buffer.alloc(32)) },
+      { missing: [invited[1]] },
+      { roundId: peer.toB64u(Buffer.alloc(16)) },
+    ]) {
+      assert.equal(verifies(change), false, JSON.stringify(change));
+    }
+    // An absent setHash and m = 0 are zero-length items and "0", not left out.
+    const failed = peer.roundClosedData({
+      ...closed,
+      outcome: "failed",
+      accepted: 0,
+      setHash: undefined,
+    });
+    assert.equal(failed.subarray(-9).toString("hex"), "00000000" + "00000001" + "30");
+    const aborted = peer.roundClosedData({ ...closed, outcome: "aborted", missing: [invited[1]] });
+    const tail = peer.lp(b64(closed, "setHash"), "1", invited[1]!);
+    assert.equal(aborted.subarray(-tail.length).toString("hex"), tail.toString("hex"));
   });
 
   it("computes the admin proof and every admin frame's MAC as the golden ones", () => {
@@ -469,9 +517,25 @@ describe("the independent peer against the golden wire frames", () => {
     refused("round.commits", { commits: [] });
     refused("round.commits", { commits: [{ ...entry, extra: 1 }] });
     accepted("round.closed", { outcome: "aborted", accepted: 1, missing: [invited[0]] });
+    accepted("round.closed", { outcome: "aborted", accepted: 0, missing: ids.slice(0, 256) });
     accepted("round.closed", { outcome: "failed", accepted: 0 });
+    accepted("round.closed", { outcome: "failed", accepted: 0, setHash: undefined });
+    accepted("round.closed", { accepted: 256 });
+    refused("round.closed", { accepted: 257 });
+    refused("round.closed", { accepted: -1 });
     refused("round.closed", { outcome: "aborted", missing: [invited[1], invited[0]] });
+    refused("round.closed", { outcome: "aborted", missing: ids });
+    refused("round.closed", { outcome: "aborted", missing: [] });
     refused("round.closed", { outcome: "rerun" });
+    // §4: missing only when aborted; failed: 0 accepted; setHash absent only when failed.
+    refused("round.closed", { outcome: "completed", missing: [invited[0]] });
+    refused("round.closed", { outcome: "failed", accepted: 1 });
+    refused("round.closed", { setHash: undefined });
+    refused("round.closed", { outcome: "aborted", missing: [invited[0]], setHash: undefined });
+    refused("round.closed", { setHash: peer.toB64u(Buffer.alloc(31)) });
+    refused("round.closed", { signature: undefined });
+    refused("round.closed", { reason: "x".repeat(513) });
+    accepted("round.closed", { reason: "x".repeat(512) });
     refused("round.receipt", { setHash: "AAAA" });
   });
 
@@ -572,13 +636,14 @@ describe("the independent contributor answers the golden round", () => {
     assert.deepEqual(last(), { event: "revealed", roundId, setHash: reveal.setHash, commits: 1 });
     rounds.handle(receipt);
     assert.deepEqual(last(), { event: "receipt", roundId, setHash: reveal.setHash });
-    rounds.handle({ ...frame("round.closed"), accepted: 1 });
+    rounds.handle(closed);
     assert.deepEqual(last(), {
       event: "closed",
       roundId,
       outcome: "completed",
       accepted: 1,
       missing: [],
+      setHash: reveal.setHash,
     });
     assert.equal(sent.length, 2);
     assert.equal(events.length, 4, "nothing contradicted");
@@ -670,45 +735,191 @@ describe("the independent contributor answers the golden round", () => {
     assert.equal(last().event, "receipt");
   });
 
-  it("calls out a closing its receipt or its commit set contradicts", () => {
-    // Aborted naming us although the server signed our receipt: the receipt is the evidence.
-    const named = contributor();
-    named.rounds.handle(open);
-    named.rounds.handle(commits);
-    named.rounds.handle(receipt);
-    named.rounds.handle({
-      ...frame("round.closed"),
-      outcome: "aborted",
-      accepted: 1,
-      missing: [contributorId],
-    });
-    assert.deepEqual(named.events.at(-2), {
+  /** round.closed of the golden round with `change`, signed by our key (undefined: left out). */
+  const signedClosed = (change: Record<string, unknown>): Message => {
+    const message: Message = { ...closed, ...change };
+    for (const [field, value] of Object.entries(message)) {
+      if (value === undefined) delete message[field];
+    }
+    return { ...message, signature: signPss(peer.roundClosedData(message)) };
+  };
+  const mine = { contributorId, commitment: str(commit, "commitment") };
+  const other = (open.invited as string[]).find((id) => id !== contributorId)!;
+  const theirs = { contributorId: other, commitment: peer.toB64u(Buffer.alloc(32, 7)) };
+  const pair = [mine, theirs].sort((a, b) =>
+    Buffer.compare(Buffer.from(a.contributorId), Buffer.from(b.contributorId)),
+  );
+  const hashOf = (entries: (typeof mine)[]) =>
+    peer.toB64u(peer.commitSetHash(roundId, serverFingerprint, entries));
+  const pairHash = hashOf(pair);
+
+  /** A contributor of ours through the golden round under our key, up to the receipt for `entries`. */
+  function upTo(stage: "commit" | "reveal" | "receipt", entries = pair) {
+    const c = contributor({ publicKey: ours.publicKey });
+    c.rounds.handle(signedOpen());
+    if (stage === "commit") return c;
+    c.rounds.handle(signedCommits(entries));
+    assert.equal(c.last().event, "revealed");
+    if (stage === "reveal") return c;
+    const setHash = peer.commitSetHash(roundId, serverFingerprint, entries);
+    const signed = peer.receiptData(roundId, contributorId, setHash, b64(commit, "commitment"));
+    c.rounds.handle({ ...receipt, setHash: peer.toB64u(setHash), signature: signPss(signed) });
+    assert.equal(c.last().event, "receipt");
+    return c;
+  }
+
+  /** The closed event and the reasons of the contradictions `closing` gave `c`. */
+  function close(c: ReturnType<typeof contributor>, change: Record<string, unknown>) {
+    const before = c.events.length;
+    c.rounds.handle(signedClosed(change));
+    const events = c.events.slice(before);
+    assert.deepEqual(events[0], {
       event: "closed",
       roundId,
+      outcome: change.outcome,
+      accepted: change.accepted,
+      missing: change.missing ?? [],
+      setHash: change.setHash ?? null,
+    });
+    return events.slice(1).map((event) => {
+      assert.equal(event.event, "contradicted");
+      return String(event.why);
+    });
+  }
+
+  it("holds a signed closing to its receipt and to the commit set it countersigned", () => {
+    const stranger = peer.fingerprint(Buffer.from("stranger"));
+    const cases: [string, Record<string, unknown>, RegExp | null][] = [
+      ["completed, both used", { outcome: "completed", accepted: 2, setHash: pairHash }, null],
+      [
+        "aborted naming the other",
+        { outcome: "aborted", accepted: 1, missing: [other], setHash: pairHash },
+        null,
+      ],
+      ["failed after the set", { outcome: "failed", accepted: 0, setHash: pairHash }, null],
+      [
+        "aborted naming us",
+        { outcome: "aborted", accepted: 1, missing: [contributorId], setHash: pairHash },
+        /^named as missing, but the server signed a receipt for our reveal$/,
+      ],
+      [
+        "completed with one",
+        { outcome: "completed", accepted: 1, setHash: pairHash },
+        /^completed with 1 contributions, not the 2 committed$/,
+      ],
+      [
+        "completed over another set",
+        { outcome: "completed", accepted: 2, setHash: hashOf([mine]) },
+        /^names another commit set than the one the server signed for us$/,
+      ],
+      [
+        "failed before any set",
+        { outcome: "failed", accepted: 0, setHash: undefined },
+        /^names no commit set, but the server signed one for this round$/,
+      ],
+      [
+        "aborted naming one outside the set",
+        { outcome: "aborted", accepted: 1, missing: [stranger], setHash: pairHash },
+        /^names as missing a contributor outside the commit set$/,
+      ],
+      [
+        "more accepted and missing than committed",
+        { outcome: "aborted", accepted: 2, missing: [other], setHash: pairHash },
+        /^2 accepted and 1 missing of 2 committed$/,
+      ],
+    ];
+    for (const [name, change, why] of cases) {
+      const reasons = close(upTo("receipt"), change);
+      if (why === null) assert.deepEqual(reasons, [], name);
+      else {
+        assert.equal(reasons.length, 1, name);
+        assert.match(reasons[0]!, why, name);
+      }
+    }
+    // The evidence travels with the contradiction: the receipt the server signed.
+    const named = upTo("receipt");
+    named.rounds.handle(
+      signedClosed({
+        outcome: "aborted",
+        accepted: 1,
+        missing: [contributorId],
+        setHash: pairHash,
+      }),
+    );
+    const evidence = named.last().receipt as Message;
+    assert.equal(evidence.setHash, pairHash);
+    assert.equal(
+      peer.verifyServerSignature(
+        ours.publicKey,
+        peer.receiptData(
+          roundId,
+          contributorId,
+          b64(evidence, "setHash"),
+          b64(commit, "commitment"),
+        ),
+        b64(evidence, "signature", 256),
+      ),
+      true,
+    );
+  });
+
+  it("holds nothing against a closing it has no evidence for, but what its set says", () => {
+    const abortedNamingUs = {
       outcome: "aborted",
       accepted: 1,
       missing: [contributorId],
+      setHash: pairHash,
+    };
+    // No receipt: our word that we revealed is no evidence; no set seen: nothing to compare.
+    assert.deepEqual(close(upTo("reveal"), abortedNamingUs), []);
+    assert.deepEqual(close(upTo("commit"), { ...abortedNamingUs, setHash: hashOf([mine]) }), []);
+    // Left out of a signed set: the closing must name that set.
+    const leftOut = () => {
+      const c = upTo("commit");
+      c.rounds.handle(signedCommits([theirs]));
+      assert.equal(c.last().event, "left-out");
+      return c;
+    };
+    const completed = { outcome: "completed", accepted: 1, setHash: hashOf([theirs]) };
+    assert.deepEqual(close(leftOut(), completed), []);
+    assert.deepEqual(close(leftOut(), { ...completed, setHash: pairHash }), [
+      "names another commit set than the one the server signed for us",
+    ]);
+    // In the set with a commitment that is not ours: we revealed nothing, so it cannot complete.
+    const impostor = contributor({
+      publicKey: ours.publicKey,
+      sealed: { ...envelope, iv: peer.toB64u(Buffer.alloc(12)) },
     });
-    assert.equal(named.last().event, "contradicted");
-    assert.deepEqual(named.last().receipt, receipt);
-    // Aborted naming another: nothing to contradict.
-    const other = contributor();
-    other.rounds.handle(open);
-    other.rounds.handle(commits);
-    other.rounds.handle(receipt);
-    other.rounds.handle({
-      ...frame("round.closed"),
-      outcome: "aborted",
-      accepted: 1,
-      missing: [(open.invited as string[])[1]],
-    });
-    assert.equal(other.last().event, "closed");
-    // The golden round.closed says 3 contributions were used; the golden set holds 1.
-    const counted = contributor();
-    counted.rounds.handle(open);
-    counted.rounds.handle(commits);
-    counted.rounds.handle(frame("round.closed"));
-    assert.equal(counted.last().event, "contradicted");
-    assert.match(String(counted.last().why), /3 contributions, not the 1 committed/);
+    impostor.rounds.handle(signedOpen());
+    impostor.rounds.handle(signedCommits(pair));
+    assert.equal(impostor.last().code, "E_COMMITMENT_MISMATCH");
+    assert.deepEqual(close(impostor, { outcome: "completed", accepted: 2, setHash: pairHash }), [
+      "completed, but we are in the commit set and never revealed",
+    ]);
+  });
+
+  it("ignores a round.closed that is not the server's, and a second one", () => {
+    const { rounds, events, last } = contributor();
+    rounds.handle(open);
+    rounds.handle(commits);
+    rounds.handle(receipt);
+    const signature = peer.toB64u(flipped(b64(closed, "signature", 384)));
+    for (const forged of [
+      { ...closed, signature },
+      // The golden signature on another statement: aborted, naming us.
+      { ...closed, outcome: "aborted", missing: [contributorId] },
+      { ...closed, accepted: 0 },
+    ]) {
+      rounds.handle(forged);
+      assert.deepEqual([last().type, last().code], ["round.closed", "E_BAD_SIGNATURE"]);
+    }
+    assert.equal(events.filter((e) => e.event === "closed").length, 0);
+    // The round was not ended by them: the genuine closing is checked against the receipt.
+    rounds.handle(closed);
+    assert.deepEqual([last().event, last().setHash], ["closed", reveal.setHash]);
+    rounds.handle(closed);
+    assert.deepEqual([last().type, last().code], ["round.closed", "E_UNEXPECTED_MESSAGE"]);
+    assert.equal(events.filter((e) => e.event === "closed").length, 1);
+    assert.equal(events.filter((e) => e.event === "contradicted").length, 0);
   });
 });

@@ -15,7 +15,8 @@
 //
 // The contributor prints one JSON line per event (welcome; per round: committed, revealed,
 // receipt, closed; and ignored, left-out, refused, contradicted) and runs until stopped (SIGTERM,
-// SIGINT) or until the server goes away; the admin client prints one JSON result line. A failure prints
+// SIGINT) or until the server goes away; the admin client prints one JSON result line (with the
+// paramsHash its request's round.open must carry). A failure prints
 // {"ok":false,"error":{"code","message"}} and exits 1 (2 for a usage error).
 
 import {
@@ -218,11 +219,10 @@ export function canonicalJson(value) {
 }
 
 /**
- * §5 params hash. Spec gap: "the parameters the round derives with, as the admin or the
- * distribution server gave them" reads two ways — the parsed parameter object P of §13.2
- * (defaults filled, canonical spellings) or the raw `params` as sent. A real server hashes the
- * raw `params` of admin.generate (test/interop: {"digits":"8"}, not {"digits":8}); the golden
- * frames cannot tell, their params being already canonical. The caller passes the params.
+ * §5 params hash: over the round's parameters exactly as given — the `params` of admin.generate
+ * as sent, `{}` when none were given — not the parsed, default-completed object of §13.2:
+ * `{"digits":"8"}` and `{"digits":8}` and `{}` and `{"digits":6}` are four different hashes.
+ * Only its canonicalJson is §13.2's. The caller passes the params as given.
  */
 export function paramsHash(purpose, params) {
   return sha256(lp("dkeygen/v1/params", V, purpose, canonicalJson(params)));
@@ -277,11 +277,8 @@ export function contributionCommitment(roundId, contributorId, serverFingerprint
   );
 }
 
-/**
- * §5 commit: what the contributor's Ed25519 signature covers. Spec gap: §1's table does not say
- * which kind a commitment or a hash (paramsHash, commitment, setHash) is; the raw 32 bytes are
- * taken, like `serverCommitment` (the golden LPs agree).
- */
+/** §5 commit: what the contributor's Ed25519 signature covers; the commitment as its raw 32
+ *  bytes (§1: hashes and commitments are LP items as raw bytes). */
 export function commitData(roundId, contributorId, serverFingerprint, commitment) {
   return lp("dkeygen/v1/commit", V, roundId, contributorId, serverFingerprint, commitment);
 }
@@ -318,6 +315,25 @@ export function revealData(roundId, contributorId, serverFingerprint, setHash, e
 /** §5 receipt: what the server's signature of round.receipt covers. */
 export function receiptData(roundId, contributorId, setHash, commitment) {
   return lp("dkeygen/v1/reveal-receipt", V, roundId, contributorId, setHash, commitment);
+}
+
+/**
+ * §5 round.closed: what the server's signature covers; `closed` is the message as received.
+ * `setHash` as its raw 32 bytes, or "" (a zero-length item) when absent; `missing` after its
+ * count, `m` = 0 without it; `reason` is not covered.
+ */
+export function roundClosedData(closed) {
+  const missing = closed.missing ?? [];
+  return lp(
+    "dkeygen/v1/round-closed",
+    V,
+    closed.roundId,
+    closed.outcome,
+    String(closed.accepted),
+    closed.setHash === undefined ? "" : fromB64u(closed.setHash, "setHash", 32),
+    String(missing.length),
+    ...missing,
+  );
 }
 
 /** RSASSA-PSS (RFC 8017 §8.1) with SHA-256, MGF1-SHA-256 and a 32-byte salt, by the server. */
@@ -531,15 +547,15 @@ export const SERVER_MESSAGES = {
     commitment: bytes(32),
     signature: serverSig,
   },
-  // Spec gap: `accepted` has no upper bound in §4 and `missing` no length; a round has at most
-  // 256 invited (§7), so both are capped at 256 here. Whether `missing` may appear with another
-  // outcome than "aborted" is not said: it is accepted (sorted) with any outcome here.
+  // The rules across fields (missing only when aborted, …) are in CROSS_FIELD_RULES below.
   "round.closed": {
     roundId,
     outcome: oneOf("completed", "failed", "aborted"),
     accepted: integer(0, 256),
-    "missing?": listOf(fp, { min: 0, max: 256, sorted: true }),
+    "missing?": listOf(fp, { min: 1, max: 256, sorted: true }),
     "reason?": text(null, 512),
+    "setHash?": bytes(32),
+    signature: serverSig,
   },
   error: {
     code: text(/^E_[A-Z_]{1,40}$/),
@@ -585,6 +601,26 @@ export const SERVER_MESSAGES = {
 };
 
 /**
+ * §4's conditions that tie one field to another, checked after the fields' own. round.closed:
+ * `accepted` is 0 when failed, `missing` only when aborted, `setHash` absent only when the round
+ * failed (before a commit set). Spec gap: §4 does not say that an aborted round.closed must
+ * carry `missing`; one without it is taken (it names no one).
+ */
+const CROSS_FIELD_RULES = {
+  "round.closed": (closed) => {
+    if (closed.outcome === "failed" && closed.accepted !== 0) {
+      throw malformed("accepted", "is not 0 in a failed round");
+    }
+    if (closed.missing !== undefined && closed.outcome !== "aborted") {
+      throw malformed("missing", "is only for an aborted round");
+    }
+    if (closed.setHash === undefined && closed.outcome !== "failed") {
+      throw malformed("setHash", "is missing");
+    }
+  },
+};
+
+/**
  * Parses one text frame: JSON, an object, a string `type`, an integer `v` equal to 3, then
  * the fields of its §4 row. `allowed` lists the types this phase takes.
  */
@@ -607,6 +643,7 @@ export function parseMessage(textFrame, allowed) {
   if (!shape) throw malformed("type", "is not a known message type");
   const { type, v, ...fields } = message;
   checkShape(fields, shape, "");
+  CROSS_FIELD_RULES[type]?.(fields);
   if (!allowed.includes(type)) {
     throw new PeerError("E_UNEXPECTED_MESSAGE", `A ${type} message was not expected now.`);
   }
@@ -1028,15 +1065,17 @@ export function revealMessage(roundId, { state, serverFingerprint, setHash, enve
  * A contributor's side of §7's rounds, one message at a time (§4 "Conversation", "After the
  * handshake"): it answers a round.open only when signed and invited, and each roundId once; it
  * reveals only against a signed commit set holding its own commitment; it checks its receipt and
- * the closing. `send` gets the messages to send, `emit` one event per step, and `sealPhrase(open)`
- * makes the envelope to commit to.
+ * the signed closing (§7 "Closing"). `send` gets the messages to send, `emit` one event per step,
+ * and `sealPhrase(open)` makes the envelope to commit to.
  *
  * Per round: "committed" (waiting for round.commits), "revealed" (waiting for the receipt),
- * "done" (nothing more to send: receipted, left out, or a signed set it refused).
+ * "done" (nothing more to send: receipted, left out, or a signed set it refused). A round keeps
+ * the signed set it was shown (`set`), whether or not it revealed against it.
  */
 export class ContributorRounds {
   static TYPES = ["round.open", "round.commits", "round.receipt", "round.closed", "error"];
   #answered = new Set();
+  #closed = new Set();
   #rounds = new Map();
 
   constructor({ state, publicKey, serverFingerprint, send, emit, sealPhrase }) {
@@ -1053,7 +1092,7 @@ export class ContributorRounds {
       case "round.receipt":
         return this.#receipt(message);
       case "round.closed":
-        return this.#closed(message);
+        return this.#close(message);
       case "error":
         return this.emit({
           event: "refused",
@@ -1131,6 +1170,7 @@ export class ContributorRounds {
       // Not the server's: a genuine set may still come.
       return this.#ignore(message, "E_BAD_SIGNATURE", "round.commits signature");
     }
+    round.set = { setHash, ids: message.commits.map((entry) => entry.contributorId) };
     const own = message.commits.find((entry) => entry.contributorId === this.state.contributorId);
     if (!own) {
       round.phase = "done";
@@ -1142,7 +1182,7 @@ export class ContributorRounds {
       round.phase = "done";
       return this.#ignore(message, "E_COMMITMENT_MISMATCH", "another commitment in our name");
     }
-    Object.assign(round, { phase: "revealed", setHash, setSize: message.commits.length });
+    Object.assign(round, { phase: "revealed", setHash, revealed: true });
     this.send(
       revealMessage(message.roundId, {
         state: this.state,
@@ -1182,7 +1222,24 @@ export class ContributorRounds {
     this.emit({ event: "receipt", roundId: receipt.roundId, setHash: receipt.setHash });
   }
 
-  #closed(closed) {
+  /**
+   * §7 "Closing": a round.closed counts only under the server's signature (one that does not
+   * verify is ignored, and the genuine one may still come). Then what this contributor can hold
+   * against it, each an error event ("contradicted") with the evidence: the set it names is not
+   * the signed set we were shown (and countersigned, when we revealed); it names us missing
+   * while we hold the server's receipt. Beyond §7's list, the counts the set implies (§4, §7):
+   * a completed round used every committed phrase, so `accepted` is the set's size and we
+   * revealed if we are in it; `missing` names only members of the set, and with `accepted`
+   * at most the set's size.
+   */
+  #close(closed) {
+    if (this.#closed.has(closed.roundId)) {
+      return this.#ignore(closed, "E_UNEXPECTED_MESSAGE", "the round is closed already");
+    }
+    if (!this.#serverSigned(roundClosedData(closed), closed.signature)) {
+      return this.#ignore(closed, "E_BAD_SIGNATURE", "round.closed signature");
+    }
+    this.#closed.add(closed.roundId);
     const round = this.#rounds.get(closed.roundId);
     this.#rounds.delete(closed.roundId);
     const missing = closed.missing ?? [];
@@ -1192,26 +1249,43 @@ export class ContributorRounds {
       outcome: closed.outcome,
       accepted: closed.accepted,
       missing,
+      setHash: closed.setHash ?? null,
       ...(closed.reason === undefined ? {} : { reason: closed.reason }),
     });
-    // §7.2 "What commit-then-reveal takes from the server": what this contributor can check.
     const contradicted = (why, evidence = {}) =>
       this.emit({ event: "contradicted", roundId: closed.roundId, why, ...evidence });
-    if (
-      closed.outcome === "aborted" &&
-      round?.receipt &&
-      missing.includes(this.state.contributorId)
-    ) {
+    const me = this.state.contributorId;
+    if (round?.receipt && missing.includes(me)) {
       contradicted("named as missing, but the server signed a receipt for our reveal", {
         receipt: round.receipt,
       });
     }
-    if (closed.outcome === "completed" && round?.setSize !== undefined) {
-      if (closed.accepted !== round.setSize) {
-        contradicted(
-          `completed with ${closed.accepted} contributions, not the ${round.setSize} committed`,
-        );
-      }
+    const set = round?.set;
+    if (!set) return;
+    const shown = toB64u(set.setHash);
+    if (closed.setHash !== shown) {
+      contradicted(
+        closed.setHash === undefined
+          ? "names no commit set, but the server signed one for this round"
+          : "names another commit set than the one the server signed for us",
+        { setHash: shown, closedSetHash: closed.setHash ?? null },
+      );
+      return;
+    }
+    const size = set.ids.length;
+    if (closed.outcome === "completed" && closed.accepted !== size) {
+      contradicted(`completed with ${closed.accepted} contributions, not the ${size} committed`);
+    }
+    if (closed.outcome === "completed" && set.ids.includes(me) && !round.revealed) {
+      contradicted("completed, but we are in the commit set and never revealed");
+    }
+    const strangers = missing.filter((id) => !set.ids.includes(id));
+    if (strangers.length > 0) {
+      contradicted("names as missing a contributor outside the commit set", { strangers });
+    } else if (closed.accepted + missing.length > size) {
+      contradicted(
+        `${closed.accepted} accepted and ${missing.length} missing of ${size} committed`,
+      );
     }
   }
 }
@@ -1309,6 +1383,8 @@ export async function runAdmin({ url, fingerprint: expected, tokenFile, generate
     const result = { ok: true, server: serverFingerprint };
     result.status = await request({ type: "admin.status", v: VERSION, requestId: "status-1" });
     if (generate !== undefined) {
+      // The round.open of this request carries this hash (§5): params exactly as sent.
+      result.paramsHash = toB64u(paramsHash(generate, params));
       const answer = await request({
         type: "admin.generate",
         v: VERSION,

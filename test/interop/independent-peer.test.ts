@@ -4,13 +4,15 @@
 // admin client, their contributions are the record's participants, and each side refuses what it
 // must (another server's key, a forged welcome proof, round.open, round.commits or round.receipt
 // signature, a replayed invitation or commit set, a server answer whose MAC was changed on the
-// way); a contributor that reveals nothing makes the round abort, named. Tampering is done by a
-// small WebSocket relay between the peer and the server, so the peer's own code path meets it.
+// way, a round.closed that is not the server's); a contributor that reveals nothing makes the round
+// abort, named; a closing that names a contributor holding a receipt is called out. Tampering is
+// done by a small WebSocket relay between the peer and the server, so the peer's own code path
+// meets it; the lying server is that relay re-signing round.closed with the server's own key.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { constants, createHash, createPrivateKey, sign } from "node:crypto";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -22,8 +24,9 @@ import { CLI, REPO_ROOT } from "../helpers/paths.js";
 
 const PEER = `${REPO_ROOT}test/interop/independent-peer.mjs`;
 const run = promisify(execFile);
-const { paramsHash, toB64u } = (await import(pathToFileURL(PEER).href)) as {
+const { paramsHash, roundClosedData, toB64u } = (await import(pathToFileURL(PEER).href)) as {
   paramsHash(purpose: string, params: unknown): Buffer;
+  roundClosedData(closed: Record<string, unknown>): Buffer;
   toB64u(bytes: Uint8Array): string;
 };
 
@@ -171,7 +174,9 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
 }, () => {
   const home = mkdtempSync(join(tmpdir(), "dkeygen-interop-"));
   const dataDir = join(home, "server");
-  const env = { ...process.env, DKEYGEN_HOME: home };
+  // The server's key stays unencrypted, so the lying relay below can sign with it.
+  const { DKEYGEN_SERVER_PASSPHRASE: _, ...inherited } = process.env;
+  const env = { ...inherited, DKEYGEN_HOME: home };
   const peers: JsonLines[] = [];
   const relays: { close(): Promise<void> }[] = [];
   let server: JsonLines;
@@ -337,21 +342,26 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
     // Both contributions were used: the record names both contributors.
     assert.deepEqual((record.participants as string[]).slice().sort(), [ids.alice, ids.bob].sort());
     const roundId = record.roundId;
+    // The admin sent {"digits":"8"} (--param values are strings): §5 hashes the params exactly
+    // as given, not the parsed {"digits":8} of §13.2.
+    const expected = toB64u(paramsHash("otp", { digits: "8" }));
+    assert.equal((result.last as Line).paramsHash, expected);
     for (const peer of [peers[1]!, peers[2]!]) {
       const committed = await peer.waitFor((l) => l.event === "committed" && l.roundId === roundId);
       assert.equal(committed.invited, 2);
-      // The admin sent {"digits":"8"} (--param values are strings). round.open's paramsHash
-      // covers those raw params as sent, not the parsed {"digits":8} of §13.2 (§5 reads both
-      // ways; this run is how the reading was settled).
-      assert.equal(committed.paramsHash, toB64u(paramsHash("otp", { digits: "8" })));
+      assert.equal(committed.paramsHash, expected);
       assert.notEqual(committed.paramsHash, toB64u(paramsHash("otp", { digits: 8 })));
       const revealed = await peer.waitFor((l) => l.event === "revealed" && l.roundId === roundId);
       assert.equal(revealed.commits, 2);
       // The server's signed receipt, verified by the peer, names the set it revealed against.
       const receipt = await peer.waitFor((l) => l.event === "receipt" && l.roundId === roundId);
       assert.equal(receipt.setHash, revealed.setHash);
+      // So does its signed closing, which the peer verified before taking it.
       const closed = await peer.waitFor((l) => l.event === "closed" && l.roundId === roundId);
-      assert.deepEqual([closed.outcome, closed.accepted, closed.missing], ["completed", 2, []]);
+      assert.deepEqual(
+        [closed.outcome, closed.accepted, closed.missing, closed.setHash],
+        ["completed", 2, [], revealed.setHash],
+      );
       assert.equal(
         peer.lines.some((l) => l.event === "ignored" || l.event === "contradicted"),
         false,
@@ -463,6 +473,13 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
     const record = (result.last as { record: Line }).record;
     const expected = [ids.alice, ids.bob, ids.erin, ids.gina].sort();
     assert.deepEqual((record.participants as string[]).slice().sort(), expected);
+    // No --param: the admin sent {} and round.open hashes {}, not otp's defaults {"digits":6}.
+    const committed = await erin.waitFor(
+      (line) => line.event === "committed" && line.roundId === record.roundId,
+    );
+    assert.equal(committed.paramsHash, (result.last as Line).paramsHash);
+    assert.equal(committed.paramsHash, toB64u(paramsHash("otp", {})));
+    assert.notEqual(committed.paramsHash, toB64u(paramsHash("otp", { digits: 6 })));
 
     const forged = await dave.waitFor((line) => line.event === "ignored");
     assert.deepEqual(
@@ -535,6 +552,8 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
       (line) => line.event === "closed" && line.roundId === roundId,
     );
     assert.deepEqual([closed.outcome, closed.missing], ["aborted", [ids.hank]]);
+    const aliceSet = alice.lines.find((l) => l.event === "revealed" && l.roundId === roundId);
+    assert.equal(closed.setHash, aliceSet?.setHash, "the abort names the set alice countersigned");
     assert.equal(
       alice.lines.some((line) => line.event === "contradicted"),
       false,
@@ -545,6 +564,81 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
     assert.deepEqual(hankClosed.missing, [ids.hank]);
     // Later rounds would abort the same way: hank leaves.
     await hank.stop();
+  });
+
+  it("a contributor ignores a round.closed that is not the server's, and calls out one naming it missing despite its receipt", async () => {
+    // ivy's relay plays a lying server: it turns a completed round.closed into an abort naming
+    // ivy, signed with the server's own key. jack's relay flips round.closed's signature.
+    const serverKey = createPrivateKey(readFileSync(join(dataDir, "server-key.pem")));
+    const lying = await startRelay(url, {
+      tamper: (message) => {
+        if (message.type !== "round.closed" || message.outcome !== "completed") return message;
+        const lie: Line = {
+          ...message,
+          outcome: "aborted",
+          accepted: (message.accepted as number) - 1,
+          missing: [ids.ivy],
+        };
+        const signature = sign("sha256", roundClosedData(lie), {
+          key: serverKey,
+          padding: constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: 32,
+        });
+        return { ...lie, signature: toB64u(signature) };
+      },
+    });
+    const flipping = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "round.closed"
+          ? { ...message, signature: flipB64u(message.signature as string) }
+          : message,
+    });
+    relays.push(lying, flipping);
+    const ivy = contributor("ivy", ["--url", lying.url, "--token-file", await tokenFile("ivy")]);
+    const jack = contributor("jack", [
+      "--url",
+      flipping.url,
+      "--token-file",
+      await tokenFile("jack"),
+    ]);
+    for (const [name, peer] of [
+      ["ivy", ivy],
+      ["jack", jack],
+    ] as const) {
+      ids[name] = (await peer.waitFor((line) => line.event === "welcome")).contributorId as string;
+    }
+    // dave still never commits: the commit phase runs to its deadline; everyone else reveals.
+    const result = await admin(["--generate", "otp"]);
+    assert.equal(result.code, 0, JSON.stringify(result.lines));
+    const roundId = (result.last as { record: Line }).record.roundId;
+    const inRound = (event: string) => (line: Line) =>
+      line.event === event && line.roundId === roundId;
+
+    const receipt = await ivy.waitFor(inRound("receipt"));
+    const closed = await ivy.waitFor(inRound("closed"));
+    assert.deepEqual([closed.outcome, closed.missing], ["aborted", [ids.ivy]]);
+    assert.equal(closed.setHash, receipt.setHash);
+    const contradicted = await ivy.waitFor(inRound("contradicted"));
+    assert.equal(
+      contradicted.why,
+      "named as missing, but the server signed a receipt for our reveal",
+    );
+    assert.equal((contradicted.receipt as Line).setHash, receipt.setHash);
+    assert.equal(ivy.lines.filter(inRound("contradicted")).length, 1);
+
+    await jack.waitFor(inRound("receipt"));
+    const ignored = await jack.waitFor(
+      (line) => line.event === "ignored" && line.type === "round.closed",
+    );
+    assert.deepEqual([ignored.roundId, ignored.code], [roundId, "E_BAD_SIGNATURE"]);
+    assert.equal(jack.lines.some(inRound("closed")), false);
+    // The others were told the truth.
+    const alice = await peers[2]!.waitFor(inRound("closed"));
+    assert.deepEqual([alice.outcome, alice.missing], ["completed", []]);
+    assert.equal(
+      peers[2]!.lines.some((line) => line.event === "contradicted"),
+      false,
+    );
   });
 
   it("an independent contributor gives up on a server silent for 2.5 heartbeat intervals", async () => {
