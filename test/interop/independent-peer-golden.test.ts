@@ -917,9 +917,33 @@ describe("the independent contributor answers the golden round", () => {
     // The round was not ended by them: the genuine closing is checked against the receipt.
     rounds.handle(closed);
     assert.deepEqual([last().event, last().setHash], ["closed", reveal.setHash]);
+    // The same statement again (a replay; reason is not signed): nothing new.
     rounds.handle(closed);
+    assert.deepEqual([last().type, last().code], ["round.closed", "E_UNEXPECTED_MESSAGE"]);
+    rounds.handle({ ...closed, reason: "said again" });
     assert.deepEqual([last().type, last().code], ["round.closed", "E_UNEXPECTED_MESSAGE"]);
     assert.equal(events.filter((e) => e.event === "closed").length, 1);
     assert.equal(events.filter((e) => e.event === "contradicted").length, 0);
+  });
+
+  it("calls out a server that signs two different closings of one round", () => {
+    const c = upTo("receipt");
+    const first = signedClosed({ outcome: "completed", accepted: 2, setHash: pairHash });
+    const second = signedClosed({
+      outcome: "aborted",
+      accepted: 1,
+      missing: [other],
+      setHash: pairHash,
+    });
+    c.rounds.handle(first);
+    assert.equal(c.last().event, "closed");
+    c.rounds.handle(second);
+    assert.deepEqual(c.last(), {
+      event: "contradicted",
+      roundId,
+      why: "the server signed two different closings of this round",
+      closings: [first, second],
+    });
+    assert.equal(c.events.filter((e) => e.event === "closed").length, 1);
   });
 });
