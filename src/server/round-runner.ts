@@ -123,7 +123,12 @@ export class RoundRunner {
     const fields = {
       roundId,
       purpose: request.purpose,
-      paramsHash: paramsHash(request.purpose, params as JsonObject),
+      // The parameters as the records will keep them (parsed, defaults filled: §13.2), so an
+      // auditor recomputes the hash from a record.
+      paramsHash: paramsHash(
+        request.purpose,
+        derivation.paramsToJson(derivation.parseParams(params)) as JsonObject,
+      ),
       seed,
       serverCommitment,
       commitDeadline: new Date(commitDeadline).toISOString(),

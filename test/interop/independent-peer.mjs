@@ -15,9 +15,8 @@
 //
 // The contributor prints one JSON line per event (welcome; per round: committed, revealed,
 // receipt, closed; and ignored, left-out, refused, contradicted) and runs until stopped (SIGTERM,
-// SIGINT) or until the server goes away; the admin client prints one JSON result line (with the
-// paramsHash its request's round.open must carry). A failure prints
-// {"ok":false,"error":{"code","message"}} and exits 1 (2 for a usage error).
+// SIGINT) or until the server goes away; the admin client prints one JSON result line. A failure
+// prints {"ok":false,"error":{"code","message"}} and exits 1 (2 for a usage error).
 
 import {
   constants,
@@ -1396,8 +1395,6 @@ export async function runAdmin({ url, fingerprint: expected, tokenFile, generate
     const result = { ok: true, server: serverFingerprint };
     result.status = await request({ type: "admin.status", v: VERSION, requestId: "status-1" });
     if (generate !== undefined) {
-      // The round.open of this request carries this hash (§5): params exactly as sent.
-      result.paramsHash = toB64u(paramsHash(generate, params));
       const answer = await request({
         type: "admin.generate",
         v: VERSION,
