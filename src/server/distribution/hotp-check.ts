@@ -4,7 +4,8 @@
  * (its public `counter` before any code was accepted). A code is accepted when it is the HOTP value
  * of one of the `window` + 1 counters next .. next + window; the store then records that counter
  * with `useStep` (atomic, durable, only ever forward), so it and every counter before it never
- * verify again.
+ * verify again. The code of the counter last accepted is answered `replayed`, any older one
+ * `invalid`.
  *
  * Auto-resynchronisation, as privacyIDEA's AutoResync: a code beyond the window but within
  * next + window + 1 .. next + resyncWindow is refused, and its counter c remembered (per
@@ -108,6 +109,10 @@ export async function checkHotp(
     sameCode(hotpCode(secret, first + 1, options), code)
   ) {
     return accept(first + 1);
+  }
+  // The code last accepted, again: named a replay (older counters are simply wrong).
+  if (record.lastStep !== undefined && sameCode(hotpCode(secret, record.lastStep, options), code)) {
+    return "replayed";
   }
   const start = next + windows.window + 1;
   const span = room(windows.resyncWindow) - windows.window - 1;
