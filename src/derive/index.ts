@@ -135,6 +135,18 @@ export {
   toBase32,
 } from "./otpauth.js";
 export {
+  DEFAULT_RECOVERY_CODES,
+  deriveRecoveryCodes,
+  formatRecoveryCode,
+  MAX_RECOVERY_CODES,
+  normaliseRecoveryCode,
+  RECOVERY_ALPHABET,
+  RECOVERY_LABEL,
+  type RecoveryCodeSet,
+  recoveryTag,
+  recoveryTagKey,
+} from "./recovery.js";
+export {
   fips186RsaViolations,
   generateRsaPrimes,
   passesSieve,
