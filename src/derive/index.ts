@@ -93,6 +93,7 @@ export {
   type HotpParams,
   hotp,
   hotpCode,
+  MAX_HOTP_LOOK_AHEAD,
   OTP_ALGORITHMS,
   OTP_KEY_BYTES,
   type OtpAlgorithm,
