@@ -14,6 +14,14 @@ import { ANSWER_MAC_HEADER, answerMacMatches, deriveResponseKey } from "../proto
 import type { DeliveryEnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
 import { DeliveryOpener } from "./delivery-opener.js";
 import { createHttpCall, type HttpCall } from "./http-call.js";
+import {
+  openedEnrollment,
+  type TotpEnrollmentReply,
+  type TotpEnrollmentResult,
+  type TotpEnrollRequest,
+} from "./totp-enrollment.js";
+
+export type { TotpEnrollmentResult, TotpEnrollRequest } from "./totp-enrollment.js";
 
 export interface RequesterClientOptions {
   /** Base URL of the distribution server, e.g. http://127.0.0.1:7421 or https://… */
@@ -42,17 +50,8 @@ export interface VerifyOutcome {
   otpId?: string;
   attemptsLeft?: number;
   lockedUntil?: string;
-}
-
-export interface TotpEnrollmentResult {
-  recordId: string;
-  issuer: string;
-  account: string;
-  algorithm: string;
-  digits: number;
-  period: number;
-  secret: string;
-  uri: string;
+  /** Recovery verification: the account's unused recovery codes left. */
+  recoveryCodesLeft?: number;
 }
 
 function notAuthentic(status: number, hadMac: boolean): DkeygenError {
@@ -230,57 +229,25 @@ export class RequesterClient {
     return this.#call("POST", "/v1/otp/unlock", { subject });
   }
 
-  async enrollTotp(request: {
-    issuer: string;
-    account: string;
-    algorithm?: "SHA1" | "SHA256" | "SHA512";
-    digits?: 6 | 8;
-    period?: number;
-  }): Promise<TotpEnrollmentResult> {
+  /**
+   * Enrolls `request.account` for two-factor authentication (TOTP, or HOTP with type "hotp") and
+   * opens what comes back: the secret, its otpauth:// URI and the recovery codes.
+   */
+  async enrollTotp(request: TotpEnrollRequest): Promise<TotpEnrollmentResult> {
     const reply = await this.#delivery<
-      Omit<TotpEnrollmentResult, "secret" | "uri"> & {
-        requestId: string;
-        envelope: DeliveryEnvelopeWire;
-      }
+      TotpEnrollmentReply & { requestId: string; envelope: DeliveryEnvelopeWire }
     >("POST", "/v1/totp/enroll", request);
     const payload = this.#open("totp", reply.requestId, reply.recordId, reply.envelope);
-    // The sealed parameters are the ones used; clear ones that disagree mean tampering.
-    const sealed = {
-      recordId: payload.recordId,
-      issuer: payload.issuer,
-      account: payload.account,
-      algorithm: payload.algorithm,
-      digits: payload.digits,
-      period: payload.period,
-    };
-    for (const [field, value] of Object.entries(sealed)) {
-      if (reply[field as keyof typeof sealed] !== value) {
-        throw new DkeygenError(
-          ErrorCodes.DECRYPTION_FAILED,
-          `The TOTP enrollment's ${field} does not match its sealed copy; it was not used.`,
-        );
-      }
-    }
-    if (request.account !== payload.account || request.issuer !== payload.issuer) {
-      throw new DkeygenError(
-        ErrorCodes.DECRYPTION_FAILED,
-        "The TOTP enrollment is for another issuer or account than asked; it was not used.",
-      );
-    }
-    return {
-      recordId: reply.recordId,
-      issuer: String(payload.issuer),
-      account: String(payload.account),
-      algorithm: String(payload.algorithm),
-      digits: Number(payload.digits),
-      period: Number(payload.period),
-      secret: String(payload.secret),
-      uri: String(payload.uri),
-    };
+    return openedEnrollment(request, reply, payload);
   }
 
   verifyTotp(account: string, code: string): Promise<VerifyOutcome> {
     return this.#call("POST", "/v1/totp/verify", { account, code });
+  }
+
+  /** Checks and uses up one of `account`'s recovery codes; says how many are left. */
+  verifyRecoveryCode(account: string, code: string): Promise<VerifyOutcome> {
+    return this.#call("POST", "/v1/recovery/verify", { account, code });
   }
 
   unlockTotp(account: string): Promise<{ subject: string; unlocked: boolean }> {

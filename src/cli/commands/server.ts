@@ -29,6 +29,8 @@ interface ServerFlags {
   enrollmentsAtOnce: string;
   enrollmentsPerRequester: string;
   otpPerMinute: string;
+  hotpWindow: string;
+  hotpResyncWindow: string;
   logFormat?: string;
   logLevel?: string;
   json?: boolean;
@@ -98,6 +100,12 @@ export function registerServer(program: Command): void {
       "4",
     )
     .option("--otp-per-minute <n>", "OTPs one requester may request per minute (0: no cap)", "3000")
+    .option("--hotp-window <n>", "HOTP look-ahead: counters past the expected one, 0 to 100", "10")
+    .option(
+      "--hotp-resync-window <n>",
+      "HOTP resynchronisation from two consecutive codes this far ahead (0: none; up to 1000)",
+      "100",
+    )
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .option("--json", "print the startup summary as JSON")
@@ -169,6 +177,13 @@ export function registerServer(program: Command): void {
                     flags.otpPerMinute,
                     "--otp-per-minute",
                     0,
+                  ),
+                  hotpWindow: parsePositiveInt(flags.hotpWindow, "--hotp-window", 0, 100),
+                  hotpResyncWindow: parsePositiveInt(
+                    flags.hotpResyncWindow,
+                    "--hotp-resync-window",
+                    0,
+                    1000,
                   ),
                   deliveryKeyTtlMs:
                     flags.deliveryKeyTtl === "0"

@@ -22,6 +22,7 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import { osRandom, type RandomSource } from "../../crypto/random.js";
+import { MAX_HOTP_LOOK_AHEAD } from "../../derive/hotp.js";
 import {
   DkeygenError,
   describeError,
@@ -38,12 +39,14 @@ import type { RoundRequest } from "../keygen-server.js";
 import type { Requester, RequesterRegistry } from "../requesters.js";
 import type { AttemptLimiter } from "./attempts.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
+import { DEFAULT_HOTP_WINDOWS, HotpResync, type HotpWindows } from "./hotp-check.js";
 import type { OtpPool } from "./otp-pool.js";
 import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerOtpRoutes } from "./routes/otp.js";
+import { registerRecoveryRoutes } from "./routes/recovery.js";
 import { registerTotpRoutes } from "./routes/totp.js";
 
 declare module "fastify" {
@@ -82,6 +85,12 @@ export interface DistributionConfig {
   enrollmentsAtOncePerRequester: number;
   /** OTPs one requester may request per minute (0: no cap). */
   otpPerMinutePerRequester: number;
+  /** HOTP look-ahead: counters after the expected one a code may be from (0..100). */
+  hotpWindow: number;
+  /** HOTP auto-resynchronisation window (≤ hotpWindow: none; at most 1000). */
+  hotpResyncWindow: number;
+  /** How long a first HOTP resynchronisation code waits for its successor. */
+  hotpResyncMs: number;
 }
 
 export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
@@ -96,6 +105,9 @@ export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
   enrollmentsAtOnce: 16,
   enrollmentsAtOncePerRequester: 4,
   otpPerMinutePerRequester: 3_000,
+  hotpWindow: DEFAULT_HOTP_WINDOWS.window,
+  hotpResyncWindow: DEFAULT_HOTP_WINDOWS.resyncWindow,
+  hotpResyncMs: DEFAULT_HOTP_WINDOWS.resyncMs,
 };
 
 /** What the routes need from the key generation server. */
@@ -130,6 +142,12 @@ export interface RouteContext {
   sealer: DeliverySealer;
   /** Enrollment-round caps and OTP quotas per requester (quotas.ts). */
   quotas: Quotas;
+  /** Randomness (recovery code salts). */
+  random: RandomSource;
+  /** HOTP verification windows (hotp-check.ts), from the config. */
+  hotp: HotpWindows;
+  /** HOTP resynchronisations in progress (hotp-check.ts). */
+  resync: HotpResync;
   /** onRequest hook of protected routes: authenticates the requester (401 otherwise). */
   authenticate: (
     request: FastifyRequest,
@@ -253,6 +271,25 @@ export async function buildDistributionApp(
   config: Partial<DistributionConfig> = {},
 ): Promise<FastifyInstance> {
   const settings = { ...DEFAULT_DISTRIBUTION_CONFIG, ...config };
+  const hotp: HotpWindows = {
+    window: settings.hotpWindow,
+    resyncWindow: settings.hotpResyncWindow,
+    resyncMs: settings.hotpResyncMs,
+  };
+  if (
+    !Number.isInteger(hotp.window) ||
+    hotp.window < 0 ||
+    hotp.window > 100 ||
+    !Number.isInteger(hotp.resyncWindow) ||
+    hotp.resyncWindow < 0 ||
+    hotp.resyncWindow > MAX_HOTP_LOOK_AHEAD ||
+    !Number.isSafeInteger(hotp.resyncMs) ||
+    hotp.resyncMs < 1
+  ) {
+    throw new TypeError(
+      `hotpWindow must be 0..100, hotpResyncWindow 0..${MAX_HOTP_LOOK_AHEAD}, hotpResyncMs ≥ 1`,
+    );
+  }
   const { logger, requesters } = components;
   const clock = components.clock ?? Date.now;
   const app = Fastify({
@@ -476,11 +513,8 @@ export async function buildDistributionApp(
     },
   });
 
-  const sealer = new DeliverySealer({
-    ttlMs: settings.deliveryKeyTtlMs,
-    random: components.random ?? osRandom,
-    clock,
-  });
+  const random = components.random ?? osRandom;
+  const sealer = new DeliverySealer({ ttlMs: settings.deliveryKeyTtlMs, random, clock });
   app.addHook("onClose", () => sealer.close());
   const context: RouteContext = {
     store: components.store,
@@ -492,11 +526,15 @@ export async function buildDistributionApp(
     config: settings,
     sealer,
     quotas: new Quotas(settings),
+    random,
+    hotp,
+    resync: new HotpResync(),
     authenticate,
   };
   registerHealthRoutes(app, context);
   registerOtpRoutes(app, context);
   registerTotpRoutes(app, context);
+  registerRecoveryRoutes(app, context);
   registerKeyRoutes(app, context);
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

@@ -5,6 +5,7 @@
  * The OpenAPI document at /v1/openapi.json is generated from these.
  */
 import { type Static, Type } from "@sinclair/typebox";
+import { DEFAULT_RECOVERY_CODES, MAX_RECOVERY_CODES } from "../../derive/recovery.js";
 import {
   DeliveryEnvelopeSchema as EnvelopeSchema,
   FingerprintSchema,
@@ -86,6 +87,9 @@ export const VerifyResult = Type.Object(
     ),
     otpId: Type.Optional(RecordId),
     attemptsLeft: Type.Optional(Type.Integer()),
+    recoveryCodesLeft: Type.Optional(
+      Type.Integer({ description: "Recovery verification: the account's unused codes left." }),
+    ),
     lockedUntil: Type.Optional(Time),
   },
   strict,
@@ -102,7 +106,27 @@ export const TotpEnrollBody = Type.Object(
       Type.Union([Type.Literal("SHA1"), Type.Literal("SHA256"), Type.Literal("SHA512")]),
     ),
     digits: Type.Optional(Type.Union([Type.Literal(6), Type.Literal(8)])),
-    period: Type.Optional(Type.Integer({ minimum: 15, maximum: 300 })),
+    period: Type.Optional(Type.Integer({ minimum: 15, maximum: 300, description: "TOTP only." })),
+    type: Type.Optional(
+      Type.Union([Type.Literal("totp"), Type.Literal("hotp")], { description: "Default totp." }),
+    ),
+    counter: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: "HOTP only: the authenticator's first counter (default 0).",
+      }),
+    ),
+    replace: Type.Optional(
+      Type.Boolean({ description: "Replace the account's enrollment in force (else 409)." }),
+    ),
+    recoveryCodes: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_RECOVERY_CODES,
+        description: `Single-use recovery codes to make (default ${DEFAULT_RECOVERY_CODES}).`,
+      }),
+    ),
   },
   strict,
 );
@@ -115,13 +139,28 @@ export const TotpEnrollment = Type.Object(
     account: Subject,
     algorithm: Type.String(),
     digits: Type.Integer(),
-    period: Type.Integer(),
+    type: Type.Union([Type.Literal("totp"), Type.Literal("hotp")]),
+    period: Type.Optional(Type.Integer()),
+    counter: Type.Optional(Type.Integer()),
+    recoveryCodes: Type.Integer({ description: "How many recovery codes the envelope holds." }),
+    replaced: Type.Optional(RecordId),
     envelope: EnvelopeSchema,
   },
   strict,
 );
 
 export const TotpVerifyBody = Type.Object({ account: Subject, code: Code }, strict);
+
+export const RecoveryVerifyBody = Type.Object(
+  {
+    account: Subject,
+    code: Type.String({
+      pattern: "^[0-9A-Za-z]{5}[- ]?[0-9A-Za-z]{5}$",
+      description: "A recovery code, xxxxx-xxxxx (case, hyphen, o/0 and i/l/1 do not matter).",
+    }),
+  },
+  strict,
+);
 
 export const KeyParams = Type.Object({ id: RecordId }, strict);
 
@@ -161,4 +200,5 @@ export type OtpVerifyBody = Static<typeof OtpVerifyBody>;
 export type UnlockBody = Static<typeof UnlockBody>;
 export type TotpEnrollBody = Static<typeof TotpEnrollBody>;
 export type TotpVerifyBody = Static<typeof TotpVerifyBody>;
+export type RecoveryVerifyBody = Static<typeof RecoveryVerifyBody>;
 export type KeyParams = Static<typeof KeyParams>;

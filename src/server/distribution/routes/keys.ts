@@ -4,13 +4,15 @@
  * fetch its secret part, sealed to its key. For anyone else the secret does not exist (404), which
  * says nothing about whose it is: the `owner` field is shown to the owner only.
  *
- * Two-factor records (otp, hotp, totp) are not keys to share: their public part names a subject
- * (an account, an issuer), so they exist only for the requester they were made for or handed to.
+ * Two-factor records (otp, hotp, totp, recovery) are not keys to share: their public part names a
+ * subject (an account, an issuer), so they exist only for the requester they were made for or
+ * handed to. A recovery code's secret part (a slow hash) is nobody's to fetch.
  */
 import type { FastifyInstance } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
 import { toPublicRecord } from "../../keygen-server.js";
+import { RECOVERY_PURPOSE } from "../../recovery-codes.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
 import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
@@ -18,7 +20,7 @@ import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
 const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");
-const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp"]);
+const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp", RECOVERY_PURPOSE]);
 
 /** Whether `record` is registration `id`'s: made for it, or (an OTP) handed to it. */
 const belongsTo = (record: KeyRecord, id: string) =>
@@ -65,7 +67,10 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
     async (request) => {
       const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
-      if (!record || record.owner !== requester.id) throw notFound();
+      // A recovery code's record holds only its slow hash, which nobody needs to see.
+      if (!record || record.owner !== requester.id || record.purpose === RECOVERY_PURPOSE) {
+        throw notFound();
+      }
       const { output } = await readStoredSecret(ctx.store, record.id);
       const envelope = await ctx.sealer.seal(requester, "key", request.id, record.id, {
         recordId: record.id,
