@@ -125,6 +125,9 @@ export const TotpVerifyBody = Type.Object({ account: Subject, code: Code }, stri
 
 export const KeyParams = Type.Object({ id: RecordId }, strict);
 
+/** The body of a POST that takes no fields: `{}`. */
+export const EmptyBody = Type.Object({}, strict);
+
 export const PublicKeyRecord = Type.Object(
   {
     id: RecordId,

@@ -4,16 +4,20 @@
  * fetch its secret part, sealed to its key. For anyone else the secret does not exist (404), which
  * says nothing about whose it is: the `owner` field is shown to the owner only.
  *
+ * The owner may also export a record's derivation secret, sealed to its key, to re-derive the
+ * record for audit (server/derivation-export.ts); a nonce record's is refused to everyone (403).
+ *
  * Two-factor records (otp, hotp, totp) are not keys to share: their public part names a subject
  * (an account, an issuer), so they exist only for the requester they were made for or handed to.
  */
 import type { FastifyInstance } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
+import { derivationExport } from "../../derivation-export.js";
 import { toPublicRecord } from "../../keygen-server.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import type { RouteContext } from "../app.js";
-import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
+import { EmptyBody, errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
 import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
@@ -75,6 +79,42 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         secret:
           record.purpose === "totp" ? { ...output, ...totpParameters(record.public) } : output,
       });
+      request.sealedAnswer = true;
+      return { requestId: request.id, recordId: record.id, envelope };
+    },
+  );
+
+  app.post<{ Params: KeyParams }>(
+    "/v1/keys/:id/derivation-secret",
+    {
+      onRequest: ctx.authenticate,
+      schema: {
+        tags: ["keys"],
+        summary:
+          "A record's derivation secret and parameters, encrypted to your key, to re-derive it with dkeygen derive; only for the requester it was made for.",
+        security,
+        params: KeyParams,
+        body: EmptyBody,
+        response: { 200: KeyDelivery, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const record = await ctx.store.get(request.params.id);
+      // Ownership first: whoever does not own it learns nothing of it, not even its purpose.
+      if (!record || record.owner !== requester.id) throw notFound();
+      const payload = await derivationExport(ctx.store, record);
+      const envelope = await ctx.sealer.seal(
+        requester,
+        "derivation-secret",
+        request.id,
+        record.id,
+        payload,
+      );
+      ctx.logger.info(
+        { reqId: request.id, recordId: record.id, requester: requester.name },
+        "derivation secret exported to the record's owner, sealed to its key",
+      );
       request.sealedAnswer = true;
       return { requestId: request.id, recordId: record.id, envelope };
     },
