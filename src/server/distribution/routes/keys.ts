@@ -16,8 +16,9 @@ import type { KeyRecord } from "../../../store/types.js";
 import { derivationExport } from "../../derivation-export.js";
 import { toPublicRecord } from "../../keygen-server.js";
 import { readStoredSecret } from "../../stored-secret.js";
+import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
-import { EmptyBody, errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
+import { EmptyBody, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
 import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
@@ -38,7 +39,14 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         summary: "A record's public part.",
         security,
         params: KeyParams,
-        response: { 200: PublicKeyRecord, ...errorResponses },
+        response: answers({
+          ok: [PublicKeyRecord, "The record's public part."],
+          authenticated: true,
+          params: true,
+          errors: {
+            404: "No such record, or a two-factor record that is not yours (E_NOT_FOUND)",
+          },
+        }),
       },
     },
     async (request) => {
@@ -63,7 +71,13 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
           "A key's secret part, encrypted to your key; only for the requester it was made for.",
         security,
         params: KeyParams,
-        response: { 200: KeyDelivery, ...errorResponses },
+        response: answers({
+          ok: [KeyDelivery, "The secret part, sealed to your key (a delivery of kind key)."],
+          authenticated: true,
+          sealed: true,
+          params: true,
+          errors: { 404: "No such key was issued to you (E_NOT_FOUND), whether or not it exists" },
+        }),
       },
     },
     async (request) => {
@@ -95,7 +109,20 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         security,
         params: KeyParams,
         body: EmptyBody,
-        response: { 200: KeyDelivery, ...errorResponses },
+        response: answers({
+          ok: [
+            KeyDelivery,
+            "The derivation export (PROTOCOL §9.1), sealed to your key (a delivery of kind derivation-secret).",
+          ],
+          authenticated: true,
+          sealed: true,
+          body: true,
+          params: true,
+          errors: {
+            403: "A nonce record: its derivation secret never leaves the server, for anyone (E_FORBIDDEN)",
+            404: "No such key was issued to you (E_NOT_FOUND), whether or not it exists",
+          },
+        }),
       },
     },
     async (request) => {
