@@ -4,7 +4,7 @@ import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "../qr.js";
-import { printVerify } from "./otp.js";
+import { namingUnlock, printVerify } from "./otp.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
 interface EnrollFlags extends RequesterFlags {
@@ -100,7 +100,11 @@ export function registerTotp(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { account: string; code: string; json?: boolean }) => {
       const client = await requesterClient(flags);
-      await printVerify(await client.verifyTotp(flags.account, flags.code), flags.json);
+      const unlock = `dkeygen totp unlock --account ${flags.account}`;
+      const outcome = await client
+        .verifyTotp(flags.account, flags.code)
+        .catch(namingUnlock(unlock));
+      await printVerify(outcome, flags.json, unlock);
     });
 
   withRequesterOptions(
