@@ -14,13 +14,22 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Lines of `label  value`, aligned. */
+/**
+ * Lines of `label  value`, aligned, `indent` spaces in. A value of several lines (a PEM block)
+ * goes on under its first line, so the block stays in the value column.
+ */
 export function printTable(
   rows: readonly (readonly [string, string])[],
   stream: NodeJS.WritableStream = process.stdout,
+  indent = 2,
 ): void {
   const width = Math.max(...rows.map(([label]) => label.length));
-  for (const [label, value] of rows) stream.write(`  ${label.padEnd(width)}  ${value}\n`);
+  const pad = " ".repeat(indent);
+  const next = `\n${pad}${" ".repeat(width + 2)}`;
+  for (const [label, value] of rows) {
+    const lines = value.replace(/\n+$/, "").split("\n");
+    stream.write(`${pad}${label.padEnd(width)}  ${lines.join(next)}\n`);
+  }
 }
 
 export function logFormat(value: string | undefined): LogFormat {

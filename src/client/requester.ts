@@ -12,6 +12,7 @@ import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { ANSWER_MAC_HEADER, answerMacMatches, deriveResponseKey } from "../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
+import type { DeliveryKind } from "../protocol/signed-data.js";
 import { DeliveryOpener } from "./delivery-opener.js";
 import { createHttpCall, type HttpCall } from "./http-call.js";
 import {
@@ -178,7 +179,7 @@ export class RequesterClient {
   }
 
   #open(
-    kind: "otp" | "totp" | "key",
+    kind: DeliveryKind,
     requestId: string,
     recordId: string,
     envelope: DeliveryEnvelopeWire,
@@ -275,5 +276,33 @@ export class RequesterClient {
       );
     }
     return { record, secret: payload.secret as JsonObject };
+  }
+
+  /**
+   * A record's derivation secret and parameters (only for the requester it was made for; never a
+   * nonce record's), decrypted: what `dkeygen derive` re-derives the record from.
+   */
+  async exportDerivationSecret(
+    id: string,
+  ): Promise<{ record: PublicRecordWire; exported: JsonObject }> {
+    const record = await this.getKey(id);
+    const reply = await this.#delivery<{
+      requestId: string;
+      recordId: string;
+      envelope: DeliveryEnvelopeWire;
+    }>("POST", `/v1/keys/${encodeURIComponent(id)}/derivation-secret`, {});
+    const exported = this.#open(
+      "derivation-secret",
+      reply.requestId,
+      reply.recordId,
+      reply.envelope,
+    );
+    if (exported.recordId !== id || record.id !== id) {
+      throw new DkeygenError(
+        ErrorCodes.DECRYPTION_FAILED,
+        "The exported derivation secret does not match the request.",
+      );
+    }
+    return { record, exported };
   }
 }

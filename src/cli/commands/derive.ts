@@ -77,7 +77,8 @@ export function registerDerive(program: Command): void {
       await showResult(
         [
           ["purpose", result.purpose],
-          ["algorithm", result.algorithm],
+          // "derivation": a public part may have an "algorithm" of its own (a TOTP's hash).
+          ["derivation", result.algorithm],
         ],
         result.public,
         flags.revealSecret ? result.secret : undefined,

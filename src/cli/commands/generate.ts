@@ -91,7 +91,8 @@ export function recordHeader(record: PublicRecordWire, ownerName?: string): [str
   const rows: [string, string][] = [
     ["record", record.id],
     ["purpose", record.purpose],
-    ["algorithm", record.algorithm],
+    // "derivation": a public part may have an "algorithm" of its own (a TOTP's hash).
+    ["derivation", record.algorithm],
     ["round", record.roundId],
     ["created", record.createdAt],
     ["contributors", String(record.participants.length)],

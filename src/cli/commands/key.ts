@@ -1,15 +1,21 @@
-/** `dkeygen key show|fetch`: a generated key's public part, or (for its owner) its secret part. */
+/**
+ * `dkeygen key show|fetch|export-secret`: a generated key's public part, or (for its owner) its
+ * secret part or derivation secret; the admin's export of a derivation secret (export-secret.ts).
+ */
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import { printJson } from "../output.js";
 import { showResult } from "../render-result.js";
+import { exportDestination, registerExportSecret, showExport } from "./export-secret.js";
 import { recordHeader } from "./generate.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
 export function registerKey(program: Command): void {
-  const key = program.command("key").description("generated keys, as a requesting client");
+  const key = program
+    .command("key")
+    .description("generated keys: public and secret parts, derivation secrets for audit");
 
   withRequesterOptions(
     key.command("show").description("print a record's public part").argument("<id>", "record id"),
@@ -32,12 +38,29 @@ export function registerKey(program: Command): void {
   )
     .option("--out <file>", "write the secret part as JSON to this file (0600)")
     .option("--reveal-secret", "print the secret part")
+    .option(
+      "--derivation-secret",
+      "fetch the record's derivation secret instead (hex; --out FILE for dkeygen derive --secret-file)",
+    )
     .option("--json", "print as JSON")
     .action(
       async (
         id: string,
-        flags: RequesterFlags & { out?: string; revealSecret?: boolean; json?: boolean },
+        flags: RequesterFlags & {
+          out?: string;
+          revealSecret?: boolean;
+          derivationSecret?: boolean;
+          json?: boolean;
+        },
       ) => {
+        if (flags.derivationSecret) {
+          exportDestination(id, flags);
+          const { record, exported } = await (await requesterClient(flags)).exportDerivationSecret(
+            id,
+          );
+          await showExport(record, exported, flags);
+          return;
+        }
         if (!flags.out && !flags.revealSecret) {
           throw new DkeygenError(
             ErrorCodes.USAGE,
@@ -68,4 +91,6 @@ export function registerKey(program: Command): void {
         if (flags.out) process.stdout.write(`secret part written to ${flags.out} (0600)\n`);
       },
     );
+
+  registerExportSecret(key);
 }

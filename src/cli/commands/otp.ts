@@ -4,7 +4,7 @@ import type { VerifyOutcome } from "../../client/requester.js";
 import { hotpCode, OTP_ALGORITHMS, type OtpAlgorithm } from "../../derive/hotp.js";
 import { fromBase32, parseOtpauthUri } from "../../derive/otpauth.js";
 import { totpCode } from "../../derive/totp.js";
-import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { DkeygenError, ErrorCodes, isDkeygenError } from "../../errors.js";
 import { parseDuration, parsePositiveInt } from "../options.js";
 import { printJson } from "../output.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
@@ -98,27 +98,58 @@ function registerOtpCode(otp: Command): void {
     });
 }
 
-/** Exit status for a verification that said no: the command worked, the code did not. */
-function rejected(outcome: VerifyOutcome): DkeygenError {
-  const detail =
-    outcome.reason === "invalid"
-      ? `wrong code; ${outcome.attemptsLeft ?? 0} attempts left${outcome.lockedUntil ? `, locked until ${outcome.lockedUntil}` : ""}`
-      : outcome.reason === "expired"
-        ? "the code has expired"
-        : outcome.reason === "replayed"
-          ? "that code was already used (replay)"
-          : "the code was already used";
-  return new DkeygenError(ErrorCodes.UNAUTHORIZED, `Code rejected: ${detail}.`);
+/** "1 attempt left", "0 attempts left". */
+export function attemptsLeft(count: number): string {
+  return `${count} attempt${count === 1 ? "" : "s"} left`;
 }
 
+/** A lockout, said with the command that lifts it (e.g. "dkeygen otp unlock --subject alice"). */
+function lockedSaying(message: string, unlock: string): string {
+  return `${message} To lift it now, run: ${unlock}`;
+}
+
+/** Rethrows the server's refusal of a locked subject (E_LOCKED) naming the command that lifts it. */
+export function namingUnlock(unlock: string): (error: unknown) => never {
+  return (error) => {
+    if (isDkeygenError(error, ErrorCodes.LOCKED)) {
+      throw new DkeygenError(ErrorCodes.LOCKED, lockedSaying(error.message, unlock), {
+        ...(error.retryAfterSeconds === undefined
+          ? {}
+          : { retryAfterSeconds: error.retryAfterSeconds }),
+      });
+    }
+    throw error;
+  };
+}
+
+/** Exit status for a verification that said no: the command worked, the code did not. */
+function rejected(outcome: VerifyOutcome, unlock: string): DkeygenError {
+  const detail =
+    outcome.reason === "invalid"
+      ? outcome.lockedUntil
+        ? lockedSaying(
+            `wrong code; ${attemptsLeft(outcome.attemptsLeft ?? 0)}: locked until ${outcome.lockedUntil}.`,
+            unlock,
+          )
+        : `wrong code; ${attemptsLeft(outcome.attemptsLeft ?? 0)}.`
+      : outcome.reason === "expired"
+        ? "the code has expired."
+        : outcome.reason === "replayed"
+          ? "that code was already used (replay)."
+          : "the code was already used.";
+  return new DkeygenError(ErrorCodes.UNAUTHORIZED, `Code rejected: ${detail}`);
+}
+
+/** Prints a verification's outcome; `unlock` is the command that lifts a lockout it caused. */
 export async function printVerify(
   outcome: VerifyOutcome,
   json: boolean | undefined,
+  unlock: string,
 ): Promise<void> {
   if (json) printJson(outcome);
   else if (outcome.valid) process.stdout.write("valid\n");
   if (!outcome.valid) {
-    const error = rejected(outcome);
+    const error = rejected(outcome, unlock);
     if (json) {
       process.exitCode = 1;
       return;
@@ -162,7 +193,9 @@ function registerOtpDelivery(otp: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { subject: string; code: string; json?: boolean }) => {
       const client = await requesterClient(flags);
-      await printVerify(await client.verifyOtp(flags.subject, flags.code), flags.json);
+      const unlock = `dkeygen otp unlock --subject ${flags.subject}`;
+      const outcome = await client.verifyOtp(flags.subject, flags.code).catch(namingUnlock(unlock));
+      await printVerify(outcome, flags.json, unlock);
     });
 
   withRequesterOptions(

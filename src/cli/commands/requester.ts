@@ -220,6 +220,10 @@ export function registerRequester(program: Command): void {
     .action(async (flags: { dataDir?: string; json?: boolean }) => {
       const list = await listRequesters(dataDirOption(flags.dataDir, "server"));
       if (flags.json) printJson(list);
+      else if (list.requesters.length === 0)
+        process.stdout.write(
+          "no requesting clients registered (dkeygen requester add NAME --public-key FILE)\n",
+        );
       else
         for (const r of list.requesters) {
           const outdated = r.responseKey ? "" : "\tneeds --replace (no response key)";

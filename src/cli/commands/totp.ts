@@ -9,7 +9,7 @@ import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { checkOutputFile, parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "../qr.js";
-import { printVerify } from "./otp.js";
+import { namingUnlock, printVerify } from "./otp.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
 interface EnrollFlags extends RequesterFlags {
@@ -130,7 +130,11 @@ export function registerTotp(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { account: string; code: string; json?: boolean }) => {
       const client = await requesterClient(flags);
-      await printVerify(await client.verifyTotp(flags.account, flags.code), flags.json);
+      const unlock = `dkeygen totp unlock --account ${flags.account}`;
+      const outcome = await client
+        .verifyTotp(flags.account, flags.code)
+        .catch(namingUnlock(unlock));
+      await printVerify(outcome, flags.json, unlock);
     });
 
   withRequesterOptions(
@@ -143,12 +147,16 @@ export function registerTotp(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { account: string; code: string; json?: boolean }) => {
       const client = await requesterClient(flags);
-      const outcome = await client.verifyRecoveryCode(flags.account, flags.code);
+      const unlock = `dkeygen totp unlock --account ${flags.account}`;
+      const outcome = await client
+        .verifyRecoveryCode(flags.account, flags.code)
+        .catch(namingUnlock(unlock));
       if (outcome.valid && !flags.json) {
-        process.stdout.write(`valid; ${outcome.recoveryCodesLeft ?? 0} recovery codes left\n`);
+        const left = outcome.recoveryCodesLeft ?? 0;
+        process.stdout.write(`valid; ${left} recovery code${left === 1 ? "" : "s"} left\n`);
         return;
       }
-      await printVerify(outcome, flags.json);
+      await printVerify(outcome, flags.json, unlock);
     });
 
   withRequesterOptions(

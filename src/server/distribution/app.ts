@@ -37,6 +37,7 @@ import type { KeyRecord, KeyStore } from "../../store/types.js";
 import { type TlsServerOptions, tlsServerSettings } from "../../transport/tls.js";
 import type { RoundRequest } from "../keygen-server.js";
 import type { Requester, RequesterRegistry } from "../requesters.js";
+import { withRequestIdHeader } from "./answers.js";
 import type { AttemptLimiter } from "./attempts.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
 import { DEFAULT_HOTP_WINDOWS, HotpResync, type HotpWindows } from "./hotp-check.js";
@@ -333,13 +334,16 @@ export async function buildDistributionApp(
     return503OnClosing: false,
     clientErrorHandler,
     // A path that is not valid URL encoding, or a path parameter over maxParamLength.
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
       const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
-      void (reply as FastifyReply).code(tooLong ? 414 : 400).send({
-        error: tooLong
-          ? { code: ErrorCodes.INVALID_INPUT, message: "A path parameter is too long." }
-          : { code: ErrorCodes.MALFORMED_MESSAGE, message: "The request path is malformed." },
-      });
+      void (reply as FastifyReply)
+        .header("x-request-id", request.id)
+        .code(tooLong ? 414 : 400)
+        .send({
+          error: tooLong
+            ? { code: ErrorCodes.INVALID_INPUT, message: "A path parameter is too long." }
+            : { code: ErrorCodes.MALFORMED_MESSAGE, message: "The request path is malformed." },
+        });
     },
     // A client may choose its request's id (a UUID in X-Request-Id): deliveries bind it into
     // their associated data, so a client that checks it cannot be fed a recorded older answer.
@@ -381,6 +385,7 @@ export async function buildDistributionApp(
   // The first hook of every request: refused while the server closes, then the per-address limit.
   const perAddressLimit = settings.rateLimitPerAddress > 0;
   app.addHook("onRequest", (request, reply, done) => {
+    reply.header("x-request-id", request.id);
     if (closing) {
       reply.header("connection", "close");
       return done(shuttingDown());
@@ -496,6 +501,7 @@ export async function buildDistributionApp(
   });
 
   await app.register(swagger, {
+    transform: ({ schema, url }) => ({ schema: withRequestIdHeader(schema), url }),
     openapi: {
       openapi: "3.0.3",
       info: {

@@ -39,6 +39,10 @@ export const ErrorBody = Type.Object(
   { ...strict, $id: "ErrorBody" },
 );
 
+/**
+ * Every error status with an ErrorBody, undescribed. Routes document their answers with answers()
+ * (answers.ts) instead, which lists only the statuses each can return and says what they mean.
+ */
 export const errorResponses = {
   400: ErrorBody,
   401: ErrorBody,
@@ -98,10 +102,23 @@ export const VerifyResult = Type.Object(
 export const UnlockBody = Type.Object({ subject: Subject }, strict);
 export const UnlockResult = Type.Object({ subject: Subject, unlocked: Type.Boolean() }, strict);
 
+/** A TOTP account: the user the secret is for, and the subject of its verifications. */
+const Account = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  pattern: "^[A-Za-z0-9][A-Za-z0-9._@+:-]*$",
+  description:
+    "The user's account at the relying service (a user id, an e-mail address): authenticator apps show it, and it names the enrollment in /v1/totp/verify and /v1/totp/unlock.",
+});
+
 export const TotpEnrollBody = Type.Object(
   {
-    issuer: Type.String({ minLength: 1, maxLength: 64 }),
-    account: Subject,
+    issuer: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: "The relying service's name, shown by authenticator apps.",
+    }),
+    account: Account,
     algorithm: Type.Optional(
       Type.Union([Type.Literal("SHA1"), Type.Literal("SHA256"), Type.Literal("SHA512")]),
     ),
@@ -136,7 +153,7 @@ export const TotpEnrollment = Type.Object(
     requestId: Type.String(),
     recordId: RecordId,
     issuer: Type.String(),
-    account: Subject,
+    account: Account,
     algorithm: Type.String(),
     digits: Type.Integer(),
     type: Type.Union([Type.Literal("totp"), Type.Literal("hotp")]),
@@ -149,7 +166,18 @@ export const TotpEnrollment = Type.Object(
   strict,
 );
 
-export const TotpVerifyBody = Type.Object({ account: Subject, code: Code }, strict);
+export const TotpVerifyBody = Type.Object({ account: Account, code: Code }, strict);
+
+/** /v1/totp/unlock's body: its `subject` is the enrolled account. */
+export const TotpUnlockBody = Type.Object(
+  {
+    subject: Type.String({
+      ...Account,
+      description: "The enrolled account whose lockout to lift (the account of /v1/totp/enroll).",
+    }),
+  },
+  strict,
+);
 
 export const RecoveryVerifyBody = Type.Object(
   {
@@ -163,6 +191,9 @@ export const RecoveryVerifyBody = Type.Object(
 );
 
 export const KeyParams = Type.Object({ id: RecordId }, strict);
+
+/** The body of a POST that takes no fields: `{}`. */
+export const EmptyBody = Type.Object({}, strict);
 
 export const PublicKeyRecord = Type.Object(
   {

@@ -9,8 +9,9 @@ import { recoveryTagKey } from "../../../derive/recovery.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import { type RecoveryCheck, useRecoveryCode } from "../../recovery-codes.js";
 import { readStoredSecret } from "../../stored-secret.js";
+import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
-import { errorResponses, RecoveryVerifyBody, VerifyResult } from "../schemas.js";
+import { RecoveryVerifyBody, VerifyResult } from "../schemas.js";
 import { enrollmentInForce, twoFactorLockKey } from "../two-factor.js";
 import { verifyAttempt } from "./otp.js";
 
@@ -27,7 +28,19 @@ export function registerRecoveryRoutes(app: FastifyInstance, ctx: RouteContext):
           "Check and use up one of an account's recovery codes (each accepted once); the answer says how many are left.",
         security,
         body: RecoveryVerifyBody,
-        response: { 200: VerifyResult, ...errorResponses },
+        response: answers({
+          ok: [
+            VerifyResult,
+            "Whether the recovery code was accepted (and used up), with the codes left; a wrong or used code is a 200 answer with the attempts left.",
+          ],
+          authenticated: true,
+          body: true,
+          errors: {
+            404: "No two-factor enrollment of this account by you (E_NOT_FOUND; counted as a failed attempt)",
+            423: "The account is locked after too many wrong codes (E_LOCKED), until lockedUntil or an unlock",
+            429: "or every attempt the account has left is in progress",
+          },
+        }),
       },
     },
     async (request) => {

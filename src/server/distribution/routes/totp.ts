@@ -21,15 +21,14 @@ import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
 import { storeRecoveryCodes } from "../../recovery-codes.js";
 import { readStoredSecret } from "../../stored-secret.js";
+import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
 import { checkHotp } from "../hotp-check.js";
 import {
-  ErrorBody,
-  errorResponses,
   TotpEnrollBody,
   TotpEnrollment,
+  TotpUnlockBody,
   TotpVerifyBody,
-  UnlockBody,
   UnlockResult,
   VerifyResult,
 } from "../schemas.js";
@@ -71,7 +70,21 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
           "Make a TOTP or HOTP secret and recovery codes for an account in a new round; get its otpauth:// URI and the codes, encrypted to your key.",
         security,
         body: TotpEnrollBody,
-        response: { 200: TotpEnrollment, ...errorResponses, 409: ErrorBody },
+        response: answers({
+          ok: [
+            TotpEnrollment,
+            "The enrollment, its secret, otpauth:// URI and recovery codes sealed to your key (a delivery of kind totp).",
+          ],
+          authenticated: true,
+          sealed: true,
+          body: true,
+          errors: {
+            400: "or an issuer or account the derivation refuses (a colon, a control character), or a field of the other enrollment type",
+            409: "The account already has an enrollment in force, or one in progress, and replace was not asked for (E_ALREADY_ENROLLED)",
+            429: "or over an enrollment cap (retryAfter 1)",
+            503: "or the round missed its quorum or its deadline (E_QUORUM_NOT_MET, E_UNAVAILABLE)",
+          },
+        }),
       },
     },
     async (request) => {
@@ -147,7 +160,19 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
           "Check a TOTP code (±1 time step, each step accepted once) or an HOTP code (look-ahead window, resynchronisation, each counter once) for an account.",
         security,
         body: TotpVerifyBody,
-        response: { 200: VerifyResult, ...errorResponses },
+        response: answers({
+          ok: [
+            VerifyResult,
+            "Whether the code is valid; a wrong or replayed code is a 200 answer with the attempts left.",
+          ],
+          authenticated: true,
+          body: true,
+          errors: {
+            404: "No TOTP enrollment of this account by you (E_NOT_FOUND; counted as a failed attempt)",
+            423: "The account is locked after too many wrong codes (E_LOCKED), until lockedUntil or an unlock",
+            429: "or every attempt the account has left is in progress",
+          },
+        }),
       },
     },
     async (request) => {
@@ -195,8 +220,12 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         tags: ["totp"],
         summary: "Lift an account's lockout after failed TOTP verifications.",
         security,
-        body: UnlockBody,
-        response: { 200: UnlockResult, ...errorResponses },
+        body: TotpUnlockBody,
+        response: answers({
+          ok: [UnlockResult, "The account is unlocked (whether or not it was locked)."],
+          authenticated: true,
+          body: true,
+        }),
       },
     },
     async (request) => {
