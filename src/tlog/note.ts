@@ -172,7 +172,7 @@ export function isValidKeyName(name: unknown): name is string {
     name !== "" &&
     wellFormed(name) &&
     !/[\p{White_Space}+]/u.test(name) &&
-    !/[\u0000-\u001f]/.test(name)
+    controlAt(name) < 0
   );
 }
 
@@ -237,16 +237,23 @@ function wellFormed(s: string): boolean {
 }
 
 function checkNoControl(s: string): void {
+  const at = controlAt(s);
+  if (at >= 0) {
+    throw malformed(
+      s.charCodeAt(at) === 0x0d
+        ? "it has a carriage return (lines end in \\n only)"
+        : "it has a control character",
+    );
+  }
+}
+
+/** Index of the first control character other than the newline, or -1. */
+function controlAt(s: string): number {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c < 0x20 && c !== 0x0a) {
-      throw malformed(
-        c === 0x0d
-          ? "it has a carriage return (lines end in \\n only)"
-          : "it has a control character",
-      );
-    }
+    if (c < 0x20 && c !== 0x0a) return i;
   }
+  return -1;
 }
 
 function tooLarge(): DkeygenError {
