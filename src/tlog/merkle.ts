@@ -29,10 +29,15 @@ export const MAX_PROOF_HASHES = 128;
 // node:crypto's one-shot hash (Node ≥ 20.12) is about twice as fast as createHash() for the
 // 65-byte inputs of interior nodes; older Node 20 falls back to createHash.
 const oneShot = (nodeCrypto as { hash?: typeof nodeCrypto.hash }).hash;
-const sha256: (data: Uint8Array) => Uint8Array =
+const digest: (data: Uint8Array) => Buffer =
   typeof oneShot === "function"
     ? (data) => oneShot("sha256", data, "buffer")
     : (data) => nodeCrypto.createHash("sha256").update(data).digest();
+// Plain Uint8Array views (not Buffers), so hashes compare and serialize as the bytes they are.
+const sha256 = (data: Uint8Array): Uint8Array => {
+  const b = digest(data);
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+};
 
 /** MTH of the empty tree: SHA-256 of the empty string. */
 export const EMPTY_ROOT: Uint8Array = sha256(new Uint8Array(0));
