@@ -142,6 +142,15 @@ function checkKey(name: string, type: number, publicKey: Uint8Array): void {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_KEY_BYTES) {
     throw badKey("its Ed25519 public key is not 32 bytes");
   }
+  // A key that is not a canonically encoded point, or is of small order (a key for which one
+  // "signature" verifies for every message), is no one's key.
+  let point: ReturnType<typeof ed25519.Point.fromBytes>;
+  try {
+    point = ed25519.Point.fromBytes(publicKey, false);
+  } catch {
+    throw badKey("its public key is not a canonically encoded Ed25519 point");
+  }
+  if (point.isSmallOrder()) throw badKey("its public key is a point of small order");
 }
 
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");

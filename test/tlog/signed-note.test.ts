@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { base64 } from "@scure/base";
 import { type ErrorCode, isDkeygenError } from "../../src/errors.js";
 import {
   MAX_NOTE_BYTES,
@@ -15,7 +17,9 @@ import {
 import {
   ed25519NoteSigner,
   ed25519NoteVerifier,
+  ed25519Verify,
   formatVerifierKey,
+  noteKeyId,
   parseVerifierKey,
   SIGNATURE_TYPE_ED25519,
 } from "../../src/tlog/note-keys.js";
@@ -187,4 +191,26 @@ test("sumdb/note: verifier keys: Go's key parses; every truncation, every change
   for (const bad of go.badVerifierKeys) malformed(() => parseVerifierKey(bad));
   malformed(() => parseVerifierKey(s.replace("c74f20a3", "C74F20A3")));
   assert.ok(refusedCount > 2000);
+});
+
+test("verifier keys: a small-order or non-canonically encoded Ed25519 public key is refused", () => {
+  const identity = new Uint8Array(32);
+  identity[0] = 1; // y = 1: the neutral point, canonically encoded
+  // Under such a key the "signature" R = B, S = 1 would satisfy [S]B = R + [k]A for every
+  // message; strict verification refuses it too, and the key never gets that far.
+  const forged = new Uint8Array(64);
+  forged.set(ed25519.Point.BASE.toBytes());
+  forged[32] = 1;
+  assert.equal(ed25519Verify(identity, new TextEncoder().encode("anything\n"), forged), false);
+  const nonCanonical = new Uint8Array(32).fill(0xff);
+  nonCanonical[0] = 0xee;
+  nonCanonical[31] = 0x7f; // y = p + 1, the neutral point again
+  const vkey = (key: Uint8Array) =>
+    `n+${noteKeyId("n", SIGNATURE_TYPE_ED25519, key).toString(16).padStart(8, "0")}+${base64.encode(Uint8Array.of(1, ...key))}`;
+  for (const key of [identity, nonCanonical]) {
+    malformed(() => parseVerifierKey(vkey(key)));
+    malformed(() => formatVerifierKey("n", SIGNATURE_TYPE_ED25519, key));
+  }
+  const good = parseVerifierKey(go.peterVerifierKey).publicKey;
+  assert.equal(parseVerifierKey(vkey(good)).name, "n");
 });
