@@ -76,9 +76,10 @@ export function cosignatureSigner(
     verifierKey,
     sign: (text) => {
       const timestamp = now();
+      const message = cosignedMessage(text, timestamp); // checks the clock's answer first
       const out = new Uint8Array(COSIGNATURE_BYTES);
       new DataView(out.buffer).setBigUint64(0, BigInt(timestamp));
-      out.set(ed25519.sign(cosignedMessage(text, timestamp), secretKey), TIMESTAMP_BYTES);
+      out.set(ed25519.sign(message, secretKey), TIMESTAMP_BYTES);
       return out;
     },
   };

@@ -217,6 +217,10 @@ test("cosignatures: a changed timestamp, checkpoint or extension line, or a plai
     [logVerifier, verifierA],
   );
   assert.equal(asNote.unverified.length, 1);
+  for (const t of [1.5, -1, Number.NaN]) {
+    const badClock = cosignatureSigner("witness.example/c", new Uint8Array(32).fill(4), () => t);
+    malformed(() => cosignNote(cosigned, badClock));
+  }
   malformed(() => cosignedMessage(new Uint8Array(0), -1));
   malformed(() => cosignedMessage(new Uint8Array(0), 2 ** 53));
   malformed(() => cosignatureTimestamp(new Uint8Array(71)));
