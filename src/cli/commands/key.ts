@@ -8,6 +8,16 @@ import { showResult } from "../render-result.js";
 import { recordHeader } from "./generate.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
+/** Record ids are ULIDs (PROTOCOL §12). */
+function checkRecordId(id: string): void {
+  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "A record id is 26 characters of Crockford base32 (0-9, A-Z without I, L, O, U), as generate prints it.",
+    );
+  }
+}
+
 export function registerKey(program: Command): void {
   const key = program.command("key").description("generated keys, as a requesting client");
 
@@ -16,6 +26,7 @@ export function registerKey(program: Command): void {
   )
     .option("--json", "print as JSON")
     .action(async (id: string, flags: RequesterFlags & { json?: boolean }) => {
+      checkRecordId(id);
       const record = await (await requesterClient(flags)).getKey(id);
       await showResult(recordHeader(record), record.public as JsonObject, undefined, flags, {
         ...record,
@@ -38,6 +49,7 @@ export function registerKey(program: Command): void {
         id: string,
         flags: RequesterFlags & { out?: string; revealSecret?: boolean; json?: boolean },
       ) => {
+        checkRecordId(id);
         if (!flags.out && !flags.revealSecret) {
           throw new DkeygenError(
             ErrorCodes.USAGE,

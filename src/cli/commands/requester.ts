@@ -15,9 +15,14 @@ import {
   writeRequesterConfig,
 } from "../../client/requester-state.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { addRequester, listRequesters, removeRequester } from "../../server/requesters.js";
+import {
+  addRequester,
+  listRequesters,
+  REQUESTER_NAME,
+  removeRequester,
+} from "../../server/requesters.js";
 import { readServerInfo } from "../../server/runtime.js";
-import { caOption, dataDirOption, parsePositiveInt } from "../options.js";
+import { caOption, dataDirOption } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
 export interface RequesterFlags {
@@ -44,10 +49,22 @@ function checkServerUrl(server: string): string {
   if (!/^https?:\/\/[^/]/i.test(server)) {
     throw new DkeygenError(
       ErrorCodes.USAGE,
-      `--server wants an http:// or https:// URL; got "${server}".`,
+      /^wss?:/i.test(server)
+        ? `--server wants the distribution server's URL (http:// or https://, its --http-listen port, default 7421); ${server} is the WebSocket URL, for contributors and admins.`
+        : `--server wants an http:// or https:// URL; got "${server}".`,
     );
   }
   return server;
+}
+
+/** A requester name as `requester add` and `remove` take it. */
+function checkName(name: string): void {
+  if (!REQUESTER_NAME.test(name)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "A requester name holds letters, digits and . _ @ - (up to 64, starting with a letter or digit).",
+    );
+  }
 }
 
 /**
@@ -119,7 +136,10 @@ export function registerRequester(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { bits: string; json?: boolean }) => {
       const dataDir = dataDirOption(flags.dataDir, "requester");
-      const bits = parsePositiveInt(flags.bits, "--bits", 3072, 4096);
+      if (flags.bits !== "3072" && flags.bits !== "4096") {
+        throw new DkeygenError(ErrorCodes.USAGE, `--bits wants 3072 or 4096; got "${flags.bits}".`);
+      }
+      const bits = Number(flags.bits);
       const caFile = await rememberServer(dataDir, flags);
       const keys = await loadOrCreateRequesterKeys(dataDir, bits);
       const publicKey = keys.publicKey.export({ type: "spki", format: "pem" }) as string;
@@ -159,6 +179,7 @@ export function registerRequester(program: Command): void {
         name: string,
         flags: { publicKey: string; dataDir?: string; replace?: boolean; json?: boolean },
       ) => {
+        checkName(name);
         const dataDir = dataDirOption(flags.dataDir, "server");
         const pem = await readFile(flags.publicKey, "utf8");
         const added = await addRequester(dataDir, name, pem, { replace: flags.replace === true });
@@ -204,6 +225,7 @@ export function registerRequester(program: Command): void {
     .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
     .option("--json", "print as JSON")
     .action(async (name: string, flags: { dataDir?: string; json?: boolean }) => {
+      checkName(name);
       const removed = await removeRequester(dataDirOption(flags.dataDir, "server"), name);
       if (flags.json) printJson({ ...removed, removed: true });
       else

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { type SignatureScheme, signingKeyFromPem, signWithRoundNonce } from "../../derive/nonce.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { printJson } from "../output.js";
-import { type AdminFlags, connectAdmin, withAdminOptions } from "./generate.js";
+import { type AdminFlags, checkAdminFlags, connectAdmin, withAdminOptions } from "./generate.js";
 
 interface SignFlags extends AdminFlags {
   key: string;
@@ -37,6 +37,7 @@ export function registerSign(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: SignFlags) => {
       const usage = (m: string) => new DkeygenError(ErrorCodes.USAGE, m);
+      checkAdminFlags(flags);
       if ((flags.message === undefined) === (flags.messageFile === undefined)) {
         throw usage("Give exactly one of --message and --message-file.");
       }
@@ -44,6 +45,8 @@ export function registerSign(program: Command): void {
         throw usage("--scheme wants ecdsa or schnorr.");
       if (flags.format !== "compact" && flags.format !== "der")
         throw usage("--format wants compact or der.");
+      if (flags.nonce !== undefined && !/^[0-9a-fA-F]{64}$/.test(flags.nonce))
+        throw usage("--nonce wants the round nonce's 32-byte value as 64 hex digits.");
       const message =
         flags.message !== undefined
           ? new TextEncoder().encode(flags.message)

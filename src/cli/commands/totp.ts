@@ -4,6 +4,7 @@ import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "../qr.js";
+import { checkCode, checkSubject } from "../request-fields.js";
 import { printVerify } from "./otp.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
@@ -99,8 +100,10 @@ export function registerTotp(program: Command): void {
     .requiredOption("--code <digits>", "the code")
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { account: string; code: string; json?: boolean }) => {
+      checkSubject("account", flags.account);
+      checkCode(flags.code);
       const client = await requesterClient(flags);
-      await printVerify(await client.verifyTotp(flags.account, flags.code), flags.json);
+      printVerify(await client.verifyTotp(flags.account, flags.code), flags.json);
     });
 
   withRequesterOptions(
@@ -108,6 +111,7 @@ export function registerTotp(program: Command): void {
   )
     .requiredOption("--account <id>", "the account")
     .action(async (flags: RequesterFlags & { account: string }) => {
+      checkSubject("account", flags.account);
       const client = await requesterClient(flags);
       await client.unlockTotp(flags.account);
       process.stdout.write(`unlocked ${flags.account}\n`);
