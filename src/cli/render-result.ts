@@ -51,7 +51,8 @@ export function qrNeedsReveal(
   options: ShowOptions & { revealSecret?: boolean },
 ): string | undefined {
   if ((options.qr || options.qrPng || options.qrSvg) && !options.revealSecret) {
-    return "A QR code holds the secret; add --reveal-secret to produce one.";
+    const flag = options.qrPng ? "--qr-png" : options.qrSvg ? "--qr-svg" : "--qr";
+    return `A QR code holds the secret; ${flag} needs --reveal-secret.`;
   }
   return undefined;
 }

@@ -34,7 +34,9 @@ async function readRoundSecret(flags: DeriveFlags): Promise<Uint8Array> {
     const fromFlag = flags.secretFile === undefined && flags.secret !== undefined;
     throw new DkeygenError(
       fromFlag ? ErrorCodes.USAGE : ErrorCodes.INVALID_INPUT,
-      "The round secret must be hex, at least 32 bytes (64 hex digits).",
+      fromFlag
+        ? "--secret wants the round secret as hex, at least 32 bytes (64 hex digits)."
+        : "The round secret must be hex, at least 32 bytes (64 hex digits).",
     );
   }
   return new Uint8Array(Buffer.from(hex, "hex"));

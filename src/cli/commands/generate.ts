@@ -54,6 +54,12 @@ export function checkAdminFlags(flags: AdminFlags): void {
         : `--server wants a ws:// or wss:// URL; got "${flags.server}".`,
     );
   }
+  if (flags.ca !== undefined && flags.server !== undefined && !/^wss:/i.test(flags.server)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `--ca is for a TLS server (wss://); ${flags.server} is plain.`,
+    );
+  }
   if (flags.serverFingerprint !== undefined && !isFingerprint(flags.serverFingerprint)) {
     throw new DkeygenError(
       ErrorCodes.USAGE,

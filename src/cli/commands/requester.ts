@@ -57,6 +57,17 @@ function checkServerUrl(server: string): string {
   return server;
 }
 
+/** Refuses a --server or --ca that cannot be right, before anything is read. */
+function checkRequesterFlags(flags: RequesterFlags): void {
+  if (flags.server !== undefined) checkServerUrl(flags.server);
+  if (flags.ca !== undefined && flags.server !== undefined && !/^https:/i.test(flags.server)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `--ca is for a TLS server (https://); ${flags.server} is plain.`,
+    );
+  }
+}
+
 /** A requester name as `requester add` and `remove` take it. */
 function checkName(name: string): void {
   if (!REQUESTER_NAME.test(name)) {
@@ -89,6 +100,7 @@ async function rememberServer(dataDir: string, flags: RequesterFlags): Promise<s
 
 /** A ready client from the requester's data folder. */
 export async function requesterClient(flags: RequesterFlags): Promise<RequesterClient> {
+  checkRequesterFlags(flags);
   const dataDir = dataDirOption(flags.dataDir, "requester");
   const server =
     flags.server ?? process.env.DKEYGEN_SERVER_HTTP ?? (await readRequesterConfig(dataDir)).server;
@@ -259,6 +271,7 @@ export function registerRequester(program: Command): void {
       "file holding the credential, or - for standard input",
     )
     .action(async (flags: RequesterFlags & { credentialFile: string }) => {
+      checkRequesterFlags(flags);
       const dataDir = dataDirOption(flags.dataDir, "requester");
       let text: string;
       if (flags.credentialFile === "-") {

@@ -118,7 +118,8 @@ export function registerServer(program: Command): void {
       }
       const dataDir = dataDirOption(flags.dataDir, "server");
       const { host, port } = parseListen(flags.listen);
-      const http = flags.httpListen === "off" ? undefined : parseListen(flags.httpListen);
+      const http =
+        flags.httpListen === "off" ? undefined : parseListen(flags.httpListen, "--http-listen");
       const logger = makeLogger(flags);
       const options: StartServerOptions = {
         dataDir,

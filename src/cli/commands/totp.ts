@@ -49,6 +49,10 @@ export function registerTotp(program: Command): void {
       const digits =
         flags.digits === undefined ? undefined : parsePositiveInt(flags.digits, "--digits", 6, 8);
       if (digits === 7) throw new DkeygenError(ErrorCodes.USAGE, "--digits wants 6 or 8.");
+      const period =
+        flags.period === undefined
+          ? undefined
+          : parsePositiveInt(flags.period, "--period", 15, 300);
       const client = await requesterClient(flags);
       const enrollment = await client.enrollTotp({
         issuer: flags.issuer,
@@ -57,9 +61,7 @@ export function registerTotp(program: Command): void {
           ? {}
           : { algorithm: algorithm as "SHA1" | "SHA256" | "SHA512" }),
         ...(digits === undefined ? {} : { digits: digits as 6 | 8 }),
-        ...(flags.period === undefined
-          ? {}
-          : { period: parsePositiveInt(flags.period, "--period", 15, 300) }),
+        ...(period === undefined ? {} : { period }),
       });
       if (flags.qrPng) await writeQrPng(flags.qrPng, enrollment.uri);
       if (flags.qrSvg) await writeQrSvg(flags.qrSvg, enrollment.uri);
