@@ -3,17 +3,22 @@
  * admin side of registering one (add, list).
  */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Command } from "commander";
 import { RequesterClient } from "../../client/requester.js";
 import {
+  CREDENTIAL_PATTERN,
   loadCredential,
   loadOrCreateRequesterKeys,
   loadServerCa,
+  REQUESTER_KEY_FILE,
   readRequesterConfig,
   saveCredential,
   saveServerCa,
   writeRequesterConfig,
 } from "../../client/requester-state.js";
+import { Secret } from "../../crypto/secret.js";
+import { fileExists } from "../../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import {
   addRequester,
@@ -96,6 +101,47 @@ async function rememberServer(dataDir: string, flags: RequesterFlags): Promise<s
   }
   if (flags.server !== undefined) await writeRequesterConfig(dataDir, { server: flags.server });
   return caPath;
+}
+
+/**
+ * Asks the distribution server whom `credential` is registered for and refuses it unless that is
+ * this client's key: a credential for another key would cost OTPs this client cannot decrypt.
+ */
+async function checkCredential(
+  dataDir: string,
+  flags: RequesterFlags,
+  credential: string,
+): Promise<{ name: string; fingerprint: string }> {
+  if (!(await fileExists(join(dataDir, REQUESTER_KEY_FILE)))) {
+    throw new DkeygenError(
+      ErrorCodes.OPERATIONAL,
+      `${dataDir} has no requester key; make it first (dkeygen requester init --data-dir ${dataDir}).`,
+    );
+  }
+  const server =
+    flags.server ?? process.env.DKEYGEN_SERVER_HTTP ?? (await readRequesterConfig(dataDir)).server;
+  if (server === undefined) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "No distribution server known to check the credential with: pass --server URL.",
+    );
+  }
+  checkServerUrl(server);
+  const ca =
+    flags.ca !== undefined
+      ? await caOption(flags.ca, server)
+      : /^https:/i.test(server)
+        ? await loadServerCa(dataDir)
+        : undefined;
+  const keys = await loadOrCreateRequesterKeys(dataDir);
+  const client = new RequesterClient({
+    server,
+    credential: new Secret(new Uint8Array(Buffer.from(credential, "utf8"))),
+    privateKey: keys.privateKey,
+    fingerprint: keys.fingerprint,
+    ...(ca === undefined ? {} : { ca }),
+  });
+  return client.checkRegistration();
 }
 
 /** A ready client from the requester's data folder. */
@@ -280,8 +326,19 @@ export function registerRequester(program: Command): void {
       } else {
         text = await readFile(flags.credentialFile, "utf8");
       }
+      const credential = text.trim();
+      if (!CREDENTIAL_PATTERN.test(credential)) {
+        throw new DkeygenError(
+          ErrorCodes.INVALID_INPUT,
+          "That is not a requester credential (dkr_<name>.<secret>).",
+        );
+      }
+      // Before anything is kept: the server must know this credential, and for this client's key.
+      const registered = await checkCredential(dataDir, flags, credential);
       await rememberServer(dataDir, flags);
-      await saveCredential(dataDir, text.trim());
-      process.stdout.write(`credential stored in ${dataDir}\n`);
+      await saveCredential(dataDir, credential);
+      process.stdout.write(
+        `credential stored in ${dataDir} (registered as ${registered.name}, key ${registered.fingerprint})\n`,
+      );
     });
 }

@@ -44,6 +44,7 @@ import { FixedWindowLimiter } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerOtpRoutes } from "./routes/otp.js";
+import { registerRequesterRoutes } from "./routes/requester.js";
 import { registerTotpRoutes } from "./routes/totp.js";
 
 declare module "fastify" {
@@ -498,6 +499,7 @@ export async function buildDistributionApp(
   registerOtpRoutes(app, context);
   registerTotpRoutes(app, context);
   registerKeyRoutes(app, context);
+  registerRequesterRoutes(app, context);
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

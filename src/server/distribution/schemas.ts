@@ -123,6 +123,11 @@ export const TotpEnrollment = Type.Object(
 
 export const TotpVerifyBody = Type.Object({ account: Subject, code: Code }, strict);
 
+export const RequesterRegistration = Type.Object(
+  { name: Type.String(), fingerprint: FingerprintSchema },
+  strict,
+);
+
 export const KeyParams = Type.Object({ id: RecordId }, strict);
 
 export const PublicKeyRecord = Type.Object(
