@@ -10,6 +10,7 @@ import type { Command } from "commander";
 import { derivationOf } from "../derive/index.js";
 import type { Derivation } from "../derive/types.js";
 import { DkeygenError, ErrorCodes, isDkeygenError } from "../errors.js";
+import { onUserPath } from "./file-errors.js";
 
 const FLAGS = [
   ["digits", "--digits <n>", "otp: 6-10; hotp/totp: 6 or 8"],
@@ -63,7 +64,9 @@ export async function purposeParams(
     );
   }
   if (typeof flags.passphraseFile === "string") {
-    params.passphrase = (await readFile(flags.passphraseFile, "utf8")).replace(/\r?\n$/, "");
+    const file = flags.passphraseFile;
+    const text = await onUserPath("--passphrase-file", file, "read", () => readFile(file, "utf8"));
+    params.passphrase = text.replace(/\r?\n$/, "");
   } else if (process.env.DKEYGEN_WALLET_PASSPHRASE) {
     params.passphrase = process.env.DKEYGEN_WALLET_PASSPHRASE;
   }

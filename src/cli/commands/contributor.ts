@@ -10,6 +10,7 @@ import { isFingerprint } from "../../crypto/fingerprint.js";
 import { PHRASE_GENERATOR_NAMES } from "../../crypto/phrase-generators.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { Interrupted } from "../exit-status.js";
+import { onUserPath } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
 import { makeLogger, printTable } from "../output.js";
 import { nextStopSignal } from "../signals.js";
@@ -60,7 +61,7 @@ async function userEntropy(spec: EntropySpec): Promise<{ bytes: Uint8Array; sour
     };
   }
   return {
-    bytes: await entropyFromFile(spec.path),
+    bytes: await onUserPath("--entropy", spec.path, "read", () => entropyFromFile(spec.path)),
     source: spec.path === "-" ? "stdin" : "file",
   };
 }
@@ -114,17 +115,23 @@ export function registerContributor(program: Command): void {
       }
       const entropySpec = parseEntropy(flags.entropy);
       const logger = makeLogger(flags);
-      const ca = await caOption(flags.ca, flags.server);
-      const token = await readEnrollmentToken({
-        ...(flags.tokenFile === undefined ? {} : { file: flags.tokenFile }),
-        ...(process.env[ENROLL_TOKEN_ENV] === undefined
-          ? {}
-          : { env: process.env[ENROLL_TOKEN_ENV] }),
-      });
+      const ca = await onUserPath("--ca", flags.ca ?? "", "read", () =>
+        caOption(flags.ca, flags.server),
+      );
+      const token = await onUserPath("--token-file", flags.tokenFile ?? "", "read", () =>
+        readEnrollmentToken({
+          ...(flags.tokenFile === undefined ? {} : { file: flags.tokenFile }),
+          ...(process.env[ENROLL_TOKEN_ENV] === undefined
+            ? {}
+            : { env: process.env[ENROLL_TOKEN_ENV] }),
+        }),
+      );
       const dataDir = dataDirOption(flags.dataDir, "contributor");
-      const state = await loadOrCreateContributorState(dataDir, {
-        ...(flags.generator === undefined ? {} : { generator: flags.generator }),
-      });
+      const state = await onUserPath("--data-dir", dataDir, "folder", () =>
+        loadOrCreateContributorState(dataDir, {
+          ...(flags.generator === undefined ? {} : { generator: flags.generator }),
+        }),
+      );
       const { bytes, source } = await userEntropy(entropySpec);
       const entropy = new EntropyPool(bytes, source);
       bytes.fill(0);

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { derivePurpose, PURPOSES } from "../../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { onUserPath } from "../file-errors.js";
 import { checkPurpose, purposeParams, withPurposeOptions } from "../purpose-options.js";
 import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
@@ -16,7 +17,12 @@ interface DeriveFlags extends ShowOptions {
 async function readRoundSecret(flags: DeriveFlags): Promise<Uint8Array> {
   let text: string | undefined;
   if (flags.secretFile !== undefined) {
-    text = flags.secretFile === "-" ? await readStdin() : await readFile(flags.secretFile, "utf8");
+    text =
+      flags.secretFile === "-"
+        ? await readStdin()
+        : await onUserPath("--secret-file", flags.secretFile, "read", () =>
+            readFile(flags.secretFile!, "utf8"),
+          );
   } else if (flags.secret !== undefined) {
     text = flags.secret;
   } else if (process.env.DKEYGEN_ROUND_SECRET) {

@@ -13,6 +13,7 @@ import type { JsonObject } from "../../json.js";
 import type { PublicRecordWire } from "../../protocol/messages.js";
 import { REQUESTER_NAME } from "../../server/requesters.js";
 import { ADMIN_TOKEN_FILE, readServerInfo } from "../../server/runtime.js";
+import { fileError } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
 import { checkPurpose, purposeParams, withPurposeOptions } from "../purpose-options.js";
 import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
@@ -88,6 +89,13 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
       tokenText = (await readSecretFile(path)).toString("utf8");
     } catch (cause) {
       if (cause instanceof DkeygenError) throw cause;
+      const mapped = fileError(
+        flags.adminTokenFile === undefined ? "--data-dir" : "--admin-token-file",
+        flags.adminTokenFile === undefined ? dataDir : path,
+        flags.adminTokenFile === undefined ? "folder" : "read",
+        cause,
+      );
+      if (mapped !== cause) throw mapped;
       throw new DkeygenError(ErrorCodes.UNAUTHORIZED, `Cannot read the admin token at ${path}.`, {
         cause,
       });

@@ -3,6 +3,7 @@ import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
+import { onUserPath } from "../file-errors.js";
 import { printJson } from "../output.js";
 import { showResult } from "../render-result.js";
 import { recordHeader } from "./generate.js";
@@ -58,10 +59,12 @@ export function registerKey(program: Command): void {
         }
         const { record, secret } = await (await requesterClient(flags)).fetchKey(id);
         if (flags.out)
-          await writeFile(flags.out, `${JSON.stringify(secret, null, 2)}\n`, {
-            mode: 0o600,
-            flag: "wx",
-          });
+          await onUserPath("--out", flags.out, "write", () =>
+            writeFile(flags.out!, `${JSON.stringify(secret, null, 2)}\n`, {
+              mode: 0o600,
+              flag: "wx",
+            }),
+          );
         if (flags.json) {
           printJson({
             ...record,

@@ -27,6 +27,7 @@ import {
   removeRequester,
 } from "../../server/requesters.js";
 import { readServerInfo } from "../../server/runtime.js";
+import { onUserPath } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
@@ -160,11 +161,13 @@ export async function requesterClient(flags: RequesterFlags): Promise<RequesterC
   // --ca for this call, else the one kept at init or login (for an https:// server only).
   const ca =
     flags.ca !== undefined
-      ? await caOption(flags.ca, server)
+      ? await onUserPath("--ca", flags.ca, "read", () => caOption(flags.ca, server))
       : /^https:/i.test(server)
-        ? await loadServerCa(dataDir)
+        ? await onUserPath("--data-dir", dataDir, "folder", () => loadServerCa(dataDir))
         : undefined;
-  const keys = await loadOrCreateRequesterKeys(dataDir);
+  const keys = await onUserPath("--data-dir", dataDir, "folder", () =>
+    loadOrCreateRequesterKeys(dataDir),
+  );
   if (keys.created) {
     throw new DkeygenError(
       ErrorCodes.USAGE,
@@ -173,7 +176,7 @@ export async function requesterClient(flags: RequesterFlags): Promise<RequesterC
   }
   return new RequesterClient({
     server,
-    credential: await loadCredential(dataDir),
+    credential: await onUserPath("--data-dir", dataDir, "folder", () => loadCredential(dataDir)),
     privateKey: keys.privateKey,
     fingerprint: keys.fingerprint,
     ...(ca === undefined ? {} : { ca }),
@@ -198,8 +201,11 @@ export function registerRequester(program: Command): void {
         throw new DkeygenError(ErrorCodes.USAGE, `--bits wants 3072 or 4096; got "${flags.bits}".`);
       }
       const bits = Number(flags.bits);
-      const caFile = await rememberServer(dataDir, flags);
-      const keys = await loadOrCreateRequesterKeys(dataDir, bits);
+      const keys = await onUserPath("--data-dir", dataDir, "folder", async () => {
+        const caFile = await rememberServer(dataDir, flags);
+        return { ...(await loadOrCreateRequesterKeys(dataDir, bits)), caFile };
+      });
+      const { caFile } = keys;
       const publicKey = keys.publicKey.export({ type: "spki", format: "pem" }) as string;
       if (flags.json) {
         printJson({
@@ -239,7 +245,9 @@ export function registerRequester(program: Command): void {
       ) => {
         checkName(name);
         const dataDir = dataDirOption(flags.dataDir, "server");
-        const pem = await readFile(flags.publicKey, "utf8");
+        const pem = await onUserPath("--public-key", flags.publicKey, "read", () =>
+          readFile(flags.publicKey, "utf8"),
+        );
         const added = await addRequester(dataDir, name, pem, { replace: flags.replace === true });
         let httpUrl: string | undefined;
         try {
@@ -324,7 +332,9 @@ export function registerRequester(program: Command): void {
         text = "";
         for await (const chunk of process.stdin) text += chunk;
       } else {
-        text = await readFile(flags.credentialFile, "utf8");
+        text = await onUserPath("--credential-file", flags.credentialFile, "read", () =>
+          readFile(flags.credentialFile, "utf8"),
+        );
       }
       const credential = text.trim();
       if (!CREDENTIAL_PATTERN.test(credential)) {

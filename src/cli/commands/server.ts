@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import { type StartServerOptions, startServer } from "../../server/runtime.js";
 import { Interrupted } from "../exit-status.js";
+import { fileError } from "../file-errors.js";
 import { dataDirOption, parseDuration, parseListen, parsePositiveInt } from "../options.js";
 import { makeLogger, printJson, printTable } from "../output.js";
 import { nextStopSignal } from "../signals.js";
@@ -192,6 +193,19 @@ export function registerServer(program: Command): void {
       const stopping = nextStopSignal();
       const running = await startServer(options).catch((error: unknown) => {
         stopping.release();
+        // A file the user named: the TLS files, the store's key and head, else the data folder.
+        const named: [string, string | undefined, "read" | "folder"][] = [
+          ["--tls-cert", flags.tlsCert, "read"],
+          ["--tls-key", flags.tlsKey, "read"],
+          ["--store-key-file", flags.storeKeyFile, "read"],
+          ["--store-head", flags.storeHead, "read"],
+          ["--data-dir", dataDir, "folder"],
+        ];
+        for (const [flag, path, use] of named) {
+          if (path === undefined) continue;
+          const mapped = fileError(flag, path, use, error);
+          if (mapped !== error) throw mapped;
+        }
         throw error;
       });
       const storeHead = running.storeHead();

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { type SignatureScheme, signingKeyFromPem, signWithRoundNonce } from "../../derive/nonce.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { onUserPath } from "../file-errors.js";
 import { printJson } from "../output.js";
 import { type AdminFlags, checkAdminFlags, connectAdmin, withAdminOptions } from "./generate.js";
 
@@ -50,8 +51,14 @@ export function registerSign(program: Command): void {
       const message =
         flags.message !== undefined
           ? new TextEncoder().encode(flags.message)
-          : new Uint8Array(await readFile(flags.messageFile!));
-      const { curve, privateKey } = signingKeyFromPem(await readFile(flags.key, "utf8"));
+          : new Uint8Array(
+              await onUserPath("--message-file", flags.messageFile!, "read", () =>
+                readFile(flags.messageFile!),
+              ),
+            );
+      const { curve, privateKey } = signingKeyFromPem(
+        await onUserPath("--key", flags.key, "read", () => readFile(flags.key, "utf8")),
+      );
 
       let nonceHex = flags.nonce ?? process.env.DKEYGEN_NONCE;
       let recordId: string | undefined;

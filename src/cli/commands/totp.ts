@@ -1,6 +1,7 @@
 /** `dkeygen totp enroll|verify|unlock`: TOTP two-factor enrollment and checks, as a requesting client. */
 import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { onUserPath } from "../file-errors.js";
 import { parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "../qr.js";
@@ -63,8 +64,11 @@ export function registerTotp(program: Command): void {
         ...(digits === undefined ? {} : { digits: digits as 6 | 8 }),
         ...(period === undefined ? {} : { period }),
       });
-      if (flags.qrPng) await writeQrPng(flags.qrPng, enrollment.uri);
-      if (flags.qrSvg) await writeQrSvg(flags.qrSvg, enrollment.uri);
+      const { qrPng, qrSvg } = flags;
+      if (qrPng)
+        await onUserPath("--qr-png", qrPng, "write", () => writeQrPng(qrPng, enrollment.uri));
+      if (qrSvg)
+        await onUserPath("--qr-svg", qrSvg, "write", () => writeQrSvg(qrSvg, enrollment.uri));
       const { secret, uri, ...publicPart } = enrollment;
       if (flags.json) {
         printJson(flags.revealSecret ? enrollment : publicPart);
