@@ -23,7 +23,7 @@ export function unreachableHint(cause: unknown, url: string, port: ServerPort): 
     return `it answered HTTP ${status}. ${wrongPortHint(url, "websocket")}`;
   }
   if (code === "ECONNREFUSED") {
-    return `nothing listens at ${url}: is \`dkeygen server\` running, and is this ${PORTS[port]}?`;
+    return `nothing listens at ${url} (ECONNREFUSED): is \`dkeygen server\` running, and is this ${PORTS[port]}?`;
   }
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
     return `the host of ${url} is not known: check the URL.`;

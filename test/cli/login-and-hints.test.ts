@@ -125,7 +125,7 @@ test("hints name the URL tried and the port wanted", async () => {
   assert.match(
     refused.stderr,
     new RegExp(
-      `nothing listens at http://127\\.0\\.0\\.1:${closed}: is \`dkeygen server\` running, and is this its distribution server`,
+      `nothing listens at http://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\): is \`dkeygen server\` running, and is this its distribution server`,
     ),
   );
   const adminRefused = await runCli([
@@ -138,7 +138,7 @@ test("hints name the URL tried and the port wanted", async () => {
   assert.match(
     adminRefused.stderr,
     new RegExp(
-      `nothing listens at ws://127\\.0\\.0\\.1:${closed}: is \`dkeygen server\` running, and is this its WebSocket port`,
+      `nothing listens at ws://127\\.0\\.0\\.1:${closed} \\(ECONNREFUSED\\): is \`dkeygen server\` running, and is this its WebSocket port`,
     ),
   );
 });
