@@ -26,10 +26,10 @@ export function dataDirOption(value: string | undefined, role: Role): string {
 const usage = (message: string) => new DkeygenError(ErrorCodes.USAGE, message);
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 picks a free one. */
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, option = "--listen"): { host: string; port: number } {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
   const port = Number(match?.[3]);
-  if (!match || port > 65535) throw usage(`--listen wants HOST:PORT, got "${value}".`);
+  if (!match || port > 65535) throw usage(`${option} wants HOST:PORT, got "${value}".`);
   return { host: match[1] ?? (match[2] || "127.0.0.1"), port };
 }
 

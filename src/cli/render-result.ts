@@ -4,6 +4,7 @@
  * secret) only then too.
  */
 import type { Json, JsonObject } from "../json.js";
+import { onUserPath } from "./file-errors.js";
 import { printJson, printTable } from "./output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "./qr.js";
 
@@ -80,8 +81,9 @@ export async function showResult(
   jsonBody: Record<string, unknown>,
 ): Promise<void> {
   const uri = typeof secretPart?.uri === "string" ? secretPart.uri : undefined;
-  if (uri && options.qrPng) await writeQrPng(options.qrPng, uri);
-  if (uri && options.qrSvg) await writeQrSvg(options.qrSvg, uri);
+  const { qrPng, qrSvg } = options;
+  if (uri && qrPng) await onUserPath("--qr-png", qrPng, "write", () => writeQrPng(qrPng, uri));
+  if (uri && qrSvg) await onUserPath("--qr-svg", qrSvg, "write", () => writeQrSvg(qrSvg, uri));
   if (options.json) {
     printJson(secretPart === undefined ? jsonBody : { ...jsonBody, secret: secretPart });
     return;
@@ -101,7 +103,8 @@ export function qrNeedsReveal(
   options: ShowOptions & { revealSecret?: boolean },
 ): string | undefined {
   if ((options.qr || options.qrPng || options.qrSvg) && !options.revealSecret) {
-    return "A QR code holds the secret; add --reveal-secret to produce one.";
+    const flag = options.qrPng ? "--qr-png" : options.qrSvg ? "--qr-svg" : "--qr";
+    return `A QR code holds the secret; ${flag} needs --reveal-secret.`;
   }
   return undefined;
 }

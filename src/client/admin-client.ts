@@ -39,6 +39,7 @@ import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import type { PinStore } from "./pins.js";
 import { checkServerHello, checkServerProof, confirmServer, type ServerKey } from "./server-key.js";
+import { unreachableHint } from "./unreachable.js";
 
 export interface AdminClientOptions {
   url: string;
@@ -94,7 +95,9 @@ export class AdminClient {
       if (cause instanceof DkeygenError && cause.code === ErrorCodes.TLS) throw cause;
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
-        `Cannot reach the key generation server at ${options.url}: ${(cause as Error).message}`,
+        `Cannot reach the key generation server at ${options.url}: ${
+          unreachableHint(cause, options.url, "websocket") ?? (cause as Error).message
+        }`,
         { cause },
       );
     }

@@ -24,6 +24,8 @@ import {
 
 export type { TotpEnrollmentResult, TotpEnrollRequest } from "./totp-enrollment.js";
 
+import { wrongPortHint } from "./unreachable.js";
+
 export interface RequesterClientOptions {
   /** Base URL of the distribution server, e.g. http://127.0.0.1:7421 or https://… */
   server: string;
@@ -123,6 +125,10 @@ export class RequesterClient {
     const header = response.headers[ANSWER_MAC_HEADER];
     const mac = typeof header === "string" ? header : null;
     const sealedDelivery = sealed && response.status === 200 && mac === null;
+    if (response.status === 426 && mac === null) {
+      // An upgrade required: the WebSocket port, not the distribution server.
+      throw new DkeygenError(ErrorCodes.UNAVAILABLE, wrongPortHint(this.#base, "distribution"));
+    }
     if (
       !sealedDelivery &&
       !answerMacMatches(
@@ -220,6 +226,26 @@ export class RequesterClient {
       digits: reply.digits,
       requestId: reply.requestId,
     };
+  }
+
+  /** The registration this credential is for: its name and its registered key's fingerprint. */
+  registration(): Promise<{ name: string; fingerprint: string }> {
+    return this.#call("GET", "/v1/requester");
+  }
+
+  /**
+   * Refuses (E_UNAUTHORIZED) a credential registered with another key than this client's: every
+   * secret the server sent it would be sealed to that other key.
+   */
+  async checkRegistration(): Promise<{ name: string; fingerprint: string }> {
+    const registered = await this.registration();
+    if (registered.fingerprint !== this.#o.fingerprint) {
+      throw new DkeygenError(
+        ErrorCodes.UNAUTHORIZED,
+        `This credential is for ${registered.name}'s key ${registered.fingerprint}, not this client's key ${this.#o.fingerprint}; nothing sent to it could be decrypted here. Ask the admin to register this client's key (dkeygen requester add ${registered.name} --replace --public-key FILE) and log in with the credential that prints.`,
+      );
+    }
+    return registered;
   }
 
   verifyOtp(subject: string, code: string): Promise<VerifyOutcome> {

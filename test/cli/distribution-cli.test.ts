@@ -159,8 +159,9 @@ test("a requesting client registers, requests an OTP, decrypts it and verifies i
     "--code",
     "00000a",
   ]);
-  assert.equal(wrong.status, 1);
-  assert.match(wrong.stderr, /Invalid request/);
+  // A code that is not digits is a bad option value: refused before anything is sent.
+  assert.equal(wrong.status, 2);
+  assert.match(wrong.stderr, /--code wants 6 to 10 digits/);
 });
 
 test("totp enroll draws the QR code, writes it as PNG and the enrolled secret verifies", async () => {

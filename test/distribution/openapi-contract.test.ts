@@ -140,6 +140,7 @@ const BODY_ROUTES = [
   ["/v1/totp/enroll", { issuer: "ACME", account: "a-error" }],
   ["/v1/totp/verify", { account: "a-error", code: "000000" }],
   ["/v1/totp/unlock", { subject: "a-error" }],
+  ["/v1/recovery/verify", { account: "a-error", code: "aaaaa-aaaaa" }],
   [`/v1/keys/{id}/derivation-secret`, {}],
 ] as const;
 const urlOf = (path: string) => path.replace("{id}", ID);
@@ -244,13 +245,31 @@ test("every route's success and error answers are documented, with their bodies 
     await call("POST", "/v1/totp/verify", { as: "alice", body: { account: "bob", code } });
   }
   await call("POST", "/v1/totp/verify", { as: "alice", body: { account: "nobody", code } });
+  // Recovery codes: a wrong one (a 200 that says no), an account with no enrollment.
+  await call("POST", "/v1/recovery/verify", {
+    as: "alice",
+    body: { account: "bob", code: "aaaaa-aaaaa" },
+  });
+  await call("POST", "/v1/recovery/verify", {
+    as: "alice",
+    body: { account: "nobody", code: "aaaaa-aaaaa" },
+  });
   for (let i = 0; i < 3; i++) {
     await call("POST", "/v1/totp/verify", {
       as: "alice",
       body: { account: "bob", code: code === "000000" ? "000001" : "000000" },
     });
   }
+  await call("POST", "/v1/recovery/verify", {
+    as: "alice",
+    body: { account: "bob", code: "aaaaa-aaaaa" },
+  });
+  assert.ok(seen.has("POST /v1/recovery/verify 423"));
   await call("POST", "/v1/totp/unlock", { as: "alice", body: { subject: "bob" } });
+
+  // Who the caller is registered as; without a credential.
+  await call("GET", "/v1/requester", { as: "alice" });
+  await call("GET", "/v1/requester");
 
   // Keys made for alice: public part, secret part, derivation secret; a nonce record's refused.
   const admin = await server.admin();

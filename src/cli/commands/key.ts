@@ -6,11 +6,22 @@ import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
+import { onUserPath } from "../file-errors.js";
 import { printJson } from "../output.js";
 import { showResult } from "../render-result.js";
 import { exportDestination, registerExportSecret, showExport } from "./export-secret.js";
 import { recordHeader } from "./generate.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
+
+/** Record ids are ULIDs (PROTOCOL §12). */
+function checkRecordId(id: string): void {
+  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "A record id is 26 characters of Crockford base32 (0-9, A-Z without I, L, O, U), as generate prints it.",
+    );
+  }
+}
 
 export function registerKey(program: Command): void {
   const key = program
@@ -22,6 +33,7 @@ export function registerKey(program: Command): void {
   )
     .option("--json", "print as JSON")
     .action(async (id: string, flags: RequesterFlags & { json?: boolean }) => {
+      checkRecordId(id);
       const record = await (await requesterClient(flags)).getKey(id);
       await showResult(recordHeader(record), record.public as JsonObject, undefined, flags, {
         ...record,
@@ -53,6 +65,7 @@ export function registerKey(program: Command): void {
           json?: boolean;
         },
       ) => {
+        checkRecordId(id);
         if (flags.derivationSecret) {
           exportDestination(id, flags);
           const { record, exported } = await (await requesterClient(flags)).exportDerivationSecret(
@@ -69,10 +82,12 @@ export function registerKey(program: Command): void {
         }
         const { record, secret } = await (await requesterClient(flags)).fetchKey(id);
         if (flags.out)
-          await writeFile(flags.out, `${JSON.stringify(secret, null, 2)}\n`, {
-            mode: 0o600,
-            flag: "wx",
-          });
+          await onUserPath("--out", flags.out, "write", () =>
+            writeFile(flags.out!, `${JSON.stringify(secret, null, 2)}\n`, {
+              mode: 0o600,
+              flag: "wx",
+            }),
+          );
         if (flags.json) {
           printJson({
             ...record,

@@ -6,9 +6,11 @@ import type { Command } from "commander";
 import type { TotpEnrollmentResult, TotpEnrollRequest } from "../../client/requester.js";
 import { DEFAULT_RECOVERY_CODES, MAX_RECOVERY_CODES } from "../../derive/recovery.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { PrintedFailure } from "../exit-status.js";
 import { checkOutputFile, parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "../qr.js";
+import { checkCode, checkSubject } from "../request-fields.js";
 import { namingUnlock, printVerify } from "./otp.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
@@ -129,12 +131,14 @@ export function registerTotp(program: Command): void {
     .requiredOption("--code <digits>", "the code")
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { account: string; code: string; json?: boolean }) => {
+      checkSubject("account", flags.account);
+      checkCode(flags.code);
       const client = await requesterClient(flags);
       const unlock = `dkeygen totp unlock --account ${flags.account}`;
       const outcome = await client
         .verifyTotp(flags.account, flags.code)
         .catch(namingUnlock(unlock));
-      await printVerify(outcome, flags.json, unlock);
+      printVerify(outcome, flags.json, unlock);
     });
 
   withRequesterOptions(
@@ -156,7 +160,7 @@ export function registerTotp(program: Command): void {
         process.stdout.write(`valid; ${left} recovery code${left === 1 ? "" : "s"} left\n`);
         return;
       }
-      await printVerify(outcome, flags.json, unlock);
+      printVerify(outcome, flags.json, unlock);
     });
 
   withRequesterOptions(
@@ -164,6 +168,7 @@ export function registerTotp(program: Command): void {
   )
     .requiredOption("--account <id>", "the account")
     .action(async (flags: RequesterFlags & { account: string }) => {
+      checkSubject("account", flags.account);
       const client = await requesterClient(flags);
       await client.unlockTotp(flags.account);
       process.stdout.write(`unlocked ${flags.account}\n`);
@@ -187,10 +192,7 @@ function printEnrollment(
       ...(reveal ? enrollment : publicPart),
       ...(failure === undefined ? {} : { error: failure.toJSON() }),
     });
-    if (failure) {
-      process.stderr.write(`dkeygen: ${failure.message}\n`);
-      process.exitCode = 1;
-    }
+    if (failure) throw new PrintedFailure(failure);
     return;
   }
   if (flags.qr !== false) {

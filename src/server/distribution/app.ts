@@ -48,6 +48,7 @@ import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerOtpRoutes } from "./routes/otp.js";
 import { registerRecoveryRoutes } from "./routes/recovery.js";
+import { registerRequesterRoutes } from "./routes/requester.js";
 import { registerTotpRoutes } from "./routes/totp.js";
 
 declare module "fastify" {
@@ -542,6 +543,7 @@ export async function buildDistributionApp(
   registerTotpRoutes(app, context);
   registerRecoveryRoutes(app, context);
   registerKeyRoutes(app, context);
+  registerRequesterRoutes(app, context);
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

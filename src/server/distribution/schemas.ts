@@ -190,6 +190,11 @@ export const RecoveryVerifyBody = Type.Object(
   strict,
 );
 
+export const RequesterRegistration = Type.Object(
+  { name: Type.String(), fingerprint: FingerprintSchema },
+  strict,
+);
+
 export const KeyParams = Type.Object({ id: RecordId }, strict);
 
 /** The body of a POST that takes no fields: `{}`. */
