@@ -228,7 +228,7 @@ test("recovery codes are printed once and totp recovery-verify accepts each once
   assert.doesNotMatch(enrolled.stdout, /otpauth:\/\//, "the URI only with --reveal-secret");
   const first = await totp("recovery-verify", "--account", "wes", "--code", codes[0]!);
   assert.equal(first.status, 0, first.stderr);
-  assert.equal(first.stdout, "valid; 1 recovery codes left\n");
+  assert.equal(first.stdout, "valid; 1 recovery code left\n");
   const reused = await totp("recovery-verify", "--account", "wes", "--code", codes[0]!);
   assert.equal(reused.status, 1);
   assert.match(reused.stderr, /already used/);
