@@ -55,6 +55,18 @@ export function checkCode(value: string): void {
   if (!CODE.test(value)) throw refuse("code", value);
 }
 
+const RECOVERY_CODE = /^[0-9A-Za-z]{5}[- ]?[0-9A-Za-z]{5}$/;
+
+/** Refuses what cannot be a recovery code (without repeating it). */
+export function checkRecoveryCode(value: string): void {
+  if (!RECOVERY_CODE.test(value)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "--code wants a recovery code: 10 letters and digits, as xxxxx-xxxxx.",
+    );
+  }
+}
+
 /** --ttl in whole seconds, refused outside what the server accepts. */
 export function ttlSeconds(ms: number): number {
   const seconds = Math.round(ms / 1000);

@@ -124,6 +124,8 @@ function tables(): Record<string, Table> {
         "--otp-per-minute": "x",
         "--log-format": "xml",
         "--log-level": "verbose",
+        "--hotp-window": "x",
+        "--hotp-resync-window": "x",
       },
     },
     enroll: {
@@ -243,9 +245,15 @@ function tables(): Record<string, Table> {
         "--algorithm": "MD5",
         "--digits": "7",
         "--period": "5",
-        "--qr-png": FREE, // written after the round
+        "--qr-png": FREE, // checked before the round: two-factor-cli.test.ts
         "--qr-svg": FREE,
+        "--counter": "3", // without --hotp
+        "--recovery-codes": "21",
       },
+    },
+    "totp recovery-verify": {
+      base: req("--account", "alice", "--code", "abcde-fghjk"),
+      rows: { ...requesterRows, "--account": "bad account", "--code": "abc" },
     },
     "totp verify": {
       base: req("--account", "alice", "--code", "123456"),
@@ -265,6 +273,17 @@ function tables(): Record<string, Table> {
         ...requesterRows,
         "<id>": { argv: ["nope", "--out", D("key.json"), ...req()], names: "record id" },
         "--out": FREE,
+      },
+    },
+    "key export-secret": {
+      base: [ULID, "--out", D("rec.hex"), "--data-dir", D("server")],
+      rows: {
+        ...adminRows,
+        "<id>": {
+          argv: ["nope", "--out", D("rec.hex"), "--data-dir", D("server")],
+          names: "record id",
+        },
+        "--out": FREE, // a new file: derivation-export-cli.test.ts
       },
     },
     sign: {

@@ -10,7 +10,7 @@ import { PrintedFailure } from "../exit-status.js";
 import { checkOutputFile, parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "../qr.js";
-import { checkCode, checkSubject } from "../request-fields.js";
+import { checkCode, checkRecoveryCode, checkSubject } from "../request-fields.js";
 import { namingUnlock, printVerify } from "./otp.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
@@ -150,6 +150,8 @@ export function registerTotp(program: Command): void {
     .requiredOption("--code <code>", "the recovery code, xxxxx-xxxxx")
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { account: string; code: string; json?: boolean }) => {
+      checkSubject("account", flags.account);
+      checkRecoveryCode(flags.code);
       const client = await requesterClient(flags);
       const unlock = `dkeygen totp unlock --account ${flags.account}`;
       const outcome = await client
