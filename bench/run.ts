@@ -2,13 +2,14 @@
  * `npm run bench`: every benchmark the issues ask for, each reported as ratios against a baseline
  * measured in the same run (these machines are noisy and have 2 cores). Not part of the tests.
  *
- *   node dist/bench/run.js [ceremony|derive|distribution|store ...]   (default: all)
+ *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog ...]   (default: all)
  */
 import { cpus } from "node:os";
 import { benchCeremony } from "./ceremony.js";
 import { benchDerivations, formatDerivationBenchmark } from "./derive.js";
 import { benchDistribution } from "./distribution.js";
 import { benchStore } from "./store.js";
+import { benchTlog } from "./tlog.js";
 
 const wanted = new Set(process.argv.slice(2));
 const all = wanted.size === 0;
@@ -42,5 +43,11 @@ if (all || wanted.has("distribution")) {
 if (all || wanted.has("store")) {
   section("Key store: verification lookups as the store grows (issue 4)");
   const result = await benchStore({ progress: (line) => process.stderr.write(`  ${line}\n`) });
+  process.stdout.write(`${result.report}\n`);
+}
+
+if (all || wanted.has("tlog")) {
+  section("Transparency log: Merkle tree appends, proofs and audit (issue 13)");
+  const result = await benchTlog({ progress: (line) => process.stderr.write(`  ${line}\n`) });
   process.stdout.write(`${result.report}\n`);
 }

@@ -77,6 +77,16 @@ export const ErrorCodes = {
    * by the requesting client; never sent by the server.
    */
   ANSWER_NOT_AUTHENTIC: "E_ANSWER_NOT_AUTHENTIC",
+  /**
+   * A two-factor enrollment for an account that already has one (or one in progress), asked
+   * without `replace`.
+   */
+  ALREADY_ENROLLED: "E_ALREADY_ENROLLED",
+  /**
+   * A request refused to everyone, the record's owner and the admin included: what it asks for
+   * never leaves the server (a nonce record's derivation secret, PROTOCOL §9.1).
+   */
+  FORBIDDEN: "E_FORBIDDEN",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -149,6 +159,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   E_PAYLOAD_TOO_LARGE: 413,
   E_TLS: 502,
   E_ANSWER_NOT_AUTHENTIC: 502,
+  E_ALREADY_ENROLLED: 409,
+  E_FORBIDDEN: 403,
 };
 
 /** HTTP status for an error; anything that is not a DkeygenError is an internal error (500). */

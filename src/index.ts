@@ -14,7 +14,13 @@ export { loadOrCreateContributorState } from "./client/contributor-state.js";
 export { EntropyPool, entropyFromFile } from "./client/entropy.js";
 export { collectKeyboardEntropy } from "./client/keyboard-entropy.js";
 export { PinStore } from "./client/pins.js";
-export { type DeliveredOtp, RequesterClient, type VerifyOutcome } from "./client/requester.js";
+export {
+  type DeliveredOtp,
+  RequesterClient,
+  type TotpEnrollmentResult,
+  type TotpEnrollRequest,
+  type VerifyOutcome,
+} from "./client/requester.js";
 export { loadOrCreateRequesterKeys } from "./client/requester-state.js";
 export { openEnvelope, type SealedEnvelope, sealEnvelope } from "./crypto/envelope.js";
 // Cryptographic building blocks

@@ -21,6 +21,7 @@ const ALLOWED: Record<string, string[]> = {
   datadir: [...SHARED],
   derive: [...SHARED, "crypto"],
   protocol: [...SHARED, "crypto"],
+  tlog: [...SHARED],
   store: [...SHARED, "crypto", "datadir"],
   transport: [...SHARED, "protocol"],
   server: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "store", "transport"],

@@ -1,6 +1,11 @@
-/** Parsing of the option values the commands share: data folders, addresses, durations. */
+/**
+ * Parsing of the option values the commands share: data folders, addresses, durations, output
+ * files.
+ */
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { readCaFile } from "../transport/tls.js";
 
@@ -21,10 +26,10 @@ export function dataDirOption(value: string | undefined, role: Role): string {
 const usage = (message: string) => new DkeygenError(ErrorCodes.USAGE, message);
 
 /** "HOST:PORT", "[v6]:PORT" or ":PORT"; port 0 picks a free one. */
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, option = "--listen"): { host: string; port: number } {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
   const port = Number(match?.[3]);
-  if (!match || port > 65535) throw usage(`--listen wants HOST:PORT, got "${value}".`);
+  if (!match || port > 65535) throw usage(`${option} wants HOST:PORT, got "${value}".`);
   return { host: match[1] ?? (match[2] || "127.0.0.1"), port };
 }
 
@@ -57,4 +62,23 @@ export async function caOption(file: string | undefined, url: string): Promise<s
     throw usage(`--ca is for a TLS server (wss:// or https://); ${url} is plain.`);
   }
   return readCaFile(file);
+}
+
+/**
+ * Checks, before any work, that a file can be written at `path` (`option` names it in the error):
+ * not a directory, in a directory that exists and is writable, and if it exists, writable itself.
+ * A usage error otherwise, so a command that makes a secret never makes one it cannot save.
+ */
+export async function checkOutputFile(path: string, option: string): Promise<void> {
+  const file = resolve(path);
+  const existing = await stat(file).catch(() => undefined);
+  if (existing?.isDirectory()) throw usage(`${option} ${path} is a directory; give a file name.`);
+  const dir = dirname(file);
+  const parent = await stat(dir).catch(() => undefined);
+  if (!parent?.isDirectory()) throw usage(`${option}: the directory ${dir} does not exist.`);
+  try {
+    await access(existing ? file : dir, constants.W_OK);
+  } catch {
+    throw usage(`${option}: ${existing ? file : `the directory ${dir}`} is not writable.`);
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * The `dkeygen` command tree. Thin: each command parses its options, calls into server/ or client/,
- * and prints. Exit status: 0 ok, 1 operational failure, 2 usage error.
+ * and prints. Exit status: see exit-status.ts.
  */
 import { Command, CommanderError } from "commander";
 import { DkeygenError, ErrorCodes } from "../errors.js";
@@ -16,16 +16,16 @@ import { registerServer } from "./commands/server.js";
 import { registerSign } from "./commands/sign.js";
 import { registerStatus } from "./commands/status.js";
 import { registerTotp } from "./commands/totp.js";
+import { ExitStatus, Interrupted, PrintedFailure } from "./exit-status.js";
 import { reportError } from "./output.js";
+import { nameRequestFlags } from "./request-fields.js";
 
 export function buildProgram(): Command {
   const program = new Command("dkeygen")
     .description(
       "decentralised key generator: keys and one-time passwords that no single party chose",
     )
-    .version("0.1.0")
-    .showHelpAfterError("(run with --help for usage)")
-    .exitOverride();
+    .version("0.1.0");
   registerServer(program);
   registerEnroll(program);
   registerContributor(program);
@@ -39,11 +39,27 @@ export function buildProgram(): Command {
   registerSign(program);
   registerDemo(program);
   const override = (command: Command) => {
-    command.exitOverride();
+    // main prints a usage error, once, as one line (or the --json document).
+    command.configureOutput({ outputError: () => {} });
+    command.exitOverride((error) => {
+      throw error.exitCode === 0 || error.code === "commander.help"
+        ? error
+        : commanderUsage(command, error);
+    });
     for (const sub of command.commands) override(sub);
   };
   override(program);
   return program;
+}
+
+/** commander's complaint as one E_USAGE sentence that names the command's --help. */
+function commanderUsage(command: Command, error: CommanderError): DkeygenError {
+  const path: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) path.unshift(c.name());
+  const message = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
+  return new DkeygenError(ErrorCodes.USAGE, `${message} (see: ${path.join(" ")} --help)`, {
+    cause: error,
+  });
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -51,17 +67,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   const json = argv.includes("--json");
   try {
     await program.parseAsync(argv as string[], { from: "user" });
-    return 0;
+    return ExitStatus.OK;
   } catch (error) {
     if (error instanceof CommanderError) {
-      // --help and --version end this way too, successfully; commander has printed the rest.
-      if (error.exitCode === 0) return 0;
-      if (json)
-        reportError(new DkeygenError(ErrorCodes.USAGE, error.message.replace(/^error: /, "")), {
-          json,
-        });
-      return 2;
+      // --help and --version end this way, successfully; a command group without its subcommand
+      // has printed its help to standard error.
+      return error.exitCode === 0 ? ExitStatus.OK : ExitStatus.USAGE;
     }
-    return reportError(error, { json });
+    if (error instanceof Interrupted) return ExitStatus.INTERRUPTED;
+    if (error instanceof PrintedFailure) {
+      // The result document is out already; the reason goes to standard error only.
+      return reportError(error.error, { json: false });
+    }
+    return reportError(nameRequestFlags(error), { json });
   }
 }

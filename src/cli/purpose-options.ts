@@ -7,7 +7,10 @@
  */
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { DkeygenError, ErrorCodes } from "../errors.js";
+import { derivationOf } from "../derive/index.js";
+import type { Derivation } from "../derive/types.js";
+import { DkeygenError, ErrorCodes, isDkeygenError } from "../errors.js";
+import { onUserPath } from "./file-errors.js";
 
 const FLAGS = [
   ["digits", "--digits <n>", "otp: 6-10; hotp/totp: 6 or 8"],
@@ -61,9 +64,33 @@ export async function purposeParams(
     );
   }
   if (typeof flags.passphraseFile === "string") {
-    params.passphrase = (await readFile(flags.passphraseFile, "utf8")).replace(/\r?\n$/, "");
+    const file = flags.passphraseFile;
+    const text = await onUserPath("--passphrase-file", file, "read", () => readFile(file, "utf8"));
+    params.passphrase = text.replace(/\r?\n$/, "");
   } else if (process.env.DKEYGEN_WALLET_PASSPHRASE) {
     params.passphrase = process.env.DKEYGEN_WALLET_PASSPHRASE;
   }
   return params;
+}
+
+/**
+ * The derivation of `purpose` and the purpose options checked against it, before anything else
+ * happens. What the derivation refuses came from this command line, so it is a usage error (exit
+ * status 2), and the sentence names the flag (`--bits`) rather than the option ("bits").
+ */
+export function checkPurpose(
+  purpose: string,
+  params: Record<string, unknown>,
+): { derivation: Derivation<unknown>; parsed: unknown } {
+  try {
+    const derivation = derivationOf(purpose);
+    return { derivation, parsed: derivation.parseParams(params) };
+  } catch (error) {
+    if (!isDkeygenError(error, ErrorCodes.INVALID_INPUT)) throw error;
+    const flags = new Set<string>(FLAGS.map(([name]) => name));
+    const message = error.message.replace(/option "([A-Za-z]+)"/g, (_all, name: string) =>
+      flags.has(name) ? `--${name}` : `--param ${name}`,
+    );
+    throw new DkeygenError(ErrorCodes.USAGE, message, { cause: error });
+  }
 }

@@ -28,12 +28,18 @@ import {
   type MessageOf,
   type PublicRecordWire,
 } from "../protocol/messages.js";
-import { adminProofData, adminReadyProofData, revealAad } from "../protocol/signed-data.js";
+import {
+  adminProofData,
+  adminReadyProofData,
+  exportAad,
+  revealAad,
+} from "../protocol/signed-data.js";
 import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import type { PinStore } from "./pins.js";
 import { checkServerHello, checkServerProof, confirmServer, type ServerKey } from "./server-key.js";
+import { unreachableHint } from "./unreachable.js";
 
 export interface AdminClientOptions {
   url: string;
@@ -89,7 +95,9 @@ export class AdminClient {
       if (cause instanceof DkeygenError && cause.code === ErrorCodes.TLS) throw cause;
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
-        `Cannot reach the key generation server at ${options.url}: ${(cause as Error).message}`,
+        `Cannot reach the key generation server at ${options.url}: ${
+          unreachableHint(cause, options.url, "websocket") ?? (cause as Error).message
+        }`,
         { cause },
       );
     }
@@ -323,6 +331,45 @@ export class AdminClient {
       throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
     }
     return reply;
+  }
+
+  /**
+   * Record `recordId`'s derivation secret and parameters (server/derivation-export.ts), sealed by
+   * the server to a one-off RSA-3072 key made for this request alone, opened here.
+   */
+  async exportDerivationSecret(
+    recordId: string,
+  ): Promise<{ record: PublicRecordWire; exported: JsonObject }> {
+    const { privateKey, publicKey } = await generateRsa("rsa", { modulusLength: 3072 });
+    const requestId = randomUUID();
+    const reply = await this.#request({
+      type: "admin.export",
+      v: PROTOCOL_VERSION,
+      requestId,
+      recordId,
+      revealTo: toBase64url(publicKey.export({ type: "spki", format: "der" })),
+    });
+    if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);
+    if (reply.type !== "admin.export.result" || reply.record.id !== recordId) {
+      throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
+    }
+    const plaintext = openEnvelope(
+      privateKey,
+      envelopeFromWire(reply.secret),
+      exportAad(requestId, recordId, this.fingerprint),
+    );
+    try {
+      const exported = JSON.parse(Buffer.from(plaintext).toString("utf8")) as JsonObject;
+      if (exported.recordId !== recordId) {
+        throw new DkeygenError(
+          ErrorCodes.DECRYPTION_FAILED,
+          "The exported derivation secret is for another record.",
+        );
+      }
+      return { record: reply.record, exported };
+    } finally {
+      plaintext.fill(0);
+    }
   }
 
   async status(): Promise<Omit<MessageOf<"admin.status.result">, "type" | "v" | "requestId">> {

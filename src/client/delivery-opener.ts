@@ -15,7 +15,7 @@ import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { deliveryKeyMac } from "../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire } from "../protocol/messages.js";
-import { deliveryAad, deliveryKeyLabel } from "../protocol/signed-data.js";
+import { type DeliveryKind, deliveryAad, deliveryKeyLabel } from "../protocol/signed-data.js";
 
 const CACHED_KEYS = 16;
 
@@ -68,7 +68,7 @@ export class DeliveryOpener {
   }
 
   open(
-    kind: "otp" | "totp" | "key",
+    kind: DeliveryKind,
     requestId: string,
     recordId: string,
     envelope: DeliveryEnvelopeWire,

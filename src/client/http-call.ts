@@ -10,6 +10,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } 
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { plainToTlsHint, tlsClientSettings, tlsFailure } from "../transport/tls.js";
+import { unreachableHint } from "./unreachable.js";
 
 export interface HttpCallOptions {
   /** https:// only: trust only these CA certificates (PEM) instead of the system's. */
@@ -86,7 +87,10 @@ export function createHttpCall(options: HttpCallOptions = {}): HttpCall {
         tlsFailure(cause, origin) ??
         new DkeygenError(
           ErrorCodes.UNAVAILABLE,
-          `Cannot reach ${origin}: ${(plainToTlsHint(cause, url) ?? cause).message}`,
+          `Cannot reach ${origin}: ${
+            unreachableHint(cause, origin, "distribution") ??
+            (plainToTlsHint(cause, url) ?? cause).message
+          }`,
           { cause },
         );
 

@@ -12,8 +12,19 @@ import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { ANSWER_MAC_HEADER, answerMacMatches, deriveResponseKey } from "../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire, PublicRecordWire } from "../protocol/messages.js";
+import type { DeliveryKind } from "../protocol/signed-data.js";
 import { DeliveryOpener } from "./delivery-opener.js";
 import { createHttpCall, type HttpCall } from "./http-call.js";
+import {
+  openedEnrollment,
+  type TotpEnrollmentReply,
+  type TotpEnrollmentResult,
+  type TotpEnrollRequest,
+} from "./totp-enrollment.js";
+
+export type { TotpEnrollmentResult, TotpEnrollRequest } from "./totp-enrollment.js";
+
+import { wrongPortHint } from "./unreachable.js";
 
 export interface RequesterClientOptions {
   /** Base URL of the distribution server, e.g. http://127.0.0.1:7421 or https://… */
@@ -42,17 +53,8 @@ export interface VerifyOutcome {
   otpId?: string;
   attemptsLeft?: number;
   lockedUntil?: string;
-}
-
-export interface TotpEnrollmentResult {
-  recordId: string;
-  issuer: string;
-  account: string;
-  algorithm: string;
-  digits: number;
-  period: number;
-  secret: string;
-  uri: string;
+  /** Recovery verification: the account's unused recovery codes left. */
+  recoveryCodesLeft?: number;
 }
 
 function notAuthentic(status: number, hadMac: boolean): DkeygenError {
@@ -123,6 +125,10 @@ export class RequesterClient {
     const header = response.headers[ANSWER_MAC_HEADER];
     const mac = typeof header === "string" ? header : null;
     const sealedDelivery = sealed && response.status === 200 && mac === null;
+    if (response.status === 426 && mac === null) {
+      // An upgrade required: the WebSocket port, not the distribution server.
+      throw new DkeygenError(ErrorCodes.UNAVAILABLE, wrongPortHint(this.#base, "distribution"));
+    }
     if (
       !sealedDelivery &&
       !answerMacMatches(
@@ -179,7 +185,7 @@ export class RequesterClient {
   }
 
   #open(
-    kind: "otp" | "totp" | "key",
+    kind: DeliveryKind,
     requestId: string,
     recordId: string,
     envelope: DeliveryEnvelopeWire,
@@ -222,6 +228,26 @@ export class RequesterClient {
     };
   }
 
+  /** The registration this credential is for: its name and its registered key's fingerprint. */
+  registration(): Promise<{ name: string; fingerprint: string }> {
+    return this.#call("GET", "/v1/requester");
+  }
+
+  /**
+   * Refuses (E_UNAUTHORIZED) a credential registered with another key than this client's: every
+   * secret the server sent it would be sealed to that other key.
+   */
+  async checkRegistration(): Promise<{ name: string; fingerprint: string }> {
+    const registered = await this.registration();
+    if (registered.fingerprint !== this.#o.fingerprint) {
+      throw new DkeygenError(
+        ErrorCodes.UNAUTHORIZED,
+        `This credential is for ${registered.name}'s key ${registered.fingerprint}, not this client's key ${this.#o.fingerprint}; nothing sent to it could be decrypted here. Ask the admin to register this client's key (dkeygen requester add ${registered.name} --replace --public-key FILE) and log in with the credential that prints.`,
+      );
+    }
+    return registered;
+  }
+
   verifyOtp(subject: string, code: string): Promise<VerifyOutcome> {
     return this.#call("POST", "/v1/otp/verify", { subject, code });
   }
@@ -230,57 +256,25 @@ export class RequesterClient {
     return this.#call("POST", "/v1/otp/unlock", { subject });
   }
 
-  async enrollTotp(request: {
-    issuer: string;
-    account: string;
-    algorithm?: "SHA1" | "SHA256" | "SHA512";
-    digits?: 6 | 8;
-    period?: number;
-  }): Promise<TotpEnrollmentResult> {
+  /**
+   * Enrolls `request.account` for two-factor authentication (TOTP, or HOTP with type "hotp") and
+   * opens what comes back: the secret, its otpauth:// URI and the recovery codes.
+   */
+  async enrollTotp(request: TotpEnrollRequest): Promise<TotpEnrollmentResult> {
     const reply = await this.#delivery<
-      Omit<TotpEnrollmentResult, "secret" | "uri"> & {
-        requestId: string;
-        envelope: DeliveryEnvelopeWire;
-      }
+      TotpEnrollmentReply & { requestId: string; envelope: DeliveryEnvelopeWire }
     >("POST", "/v1/totp/enroll", request);
     const payload = this.#open("totp", reply.requestId, reply.recordId, reply.envelope);
-    // The sealed parameters are the ones used; clear ones that disagree mean tampering.
-    const sealed = {
-      recordId: payload.recordId,
-      issuer: payload.issuer,
-      account: payload.account,
-      algorithm: payload.algorithm,
-      digits: payload.digits,
-      period: payload.period,
-    };
-    for (const [field, value] of Object.entries(sealed)) {
-      if (reply[field as keyof typeof sealed] !== value) {
-        throw new DkeygenError(
-          ErrorCodes.DECRYPTION_FAILED,
-          `The TOTP enrollment's ${field} does not match its sealed copy; it was not used.`,
-        );
-      }
-    }
-    if (request.account !== payload.account || request.issuer !== payload.issuer) {
-      throw new DkeygenError(
-        ErrorCodes.DECRYPTION_FAILED,
-        "The TOTP enrollment is for another issuer or account than asked; it was not used.",
-      );
-    }
-    return {
-      recordId: reply.recordId,
-      issuer: String(payload.issuer),
-      account: String(payload.account),
-      algorithm: String(payload.algorithm),
-      digits: Number(payload.digits),
-      period: Number(payload.period),
-      secret: String(payload.secret),
-      uri: String(payload.uri),
-    };
+    return openedEnrollment(request, reply, payload);
   }
 
   verifyTotp(account: string, code: string): Promise<VerifyOutcome> {
     return this.#call("POST", "/v1/totp/verify", { account, code });
+  }
+
+  /** Checks and uses up one of `account`'s recovery codes; says how many are left. */
+  verifyRecoveryCode(account: string, code: string): Promise<VerifyOutcome> {
+    return this.#call("POST", "/v1/recovery/verify", { account, code });
   }
 
   unlockTotp(account: string): Promise<{ subject: string; unlocked: boolean }> {
@@ -308,5 +302,33 @@ export class RequesterClient {
       );
     }
     return { record, secret: payload.secret as JsonObject };
+  }
+
+  /**
+   * A record's derivation secret and parameters (only for the requester it was made for; never a
+   * nonce record's), decrypted: what `dkeygen derive` re-derives the record from.
+   */
+  async exportDerivationSecret(
+    id: string,
+  ): Promise<{ record: PublicRecordWire; exported: JsonObject }> {
+    const record = await this.getKey(id);
+    const reply = await this.#delivery<{
+      requestId: string;
+      recordId: string;
+      envelope: DeliveryEnvelopeWire;
+    }>("POST", `/v1/keys/${encodeURIComponent(id)}/derivation-secret`, {});
+    const exported = this.#open(
+      "derivation-secret",
+      reply.requestId,
+      reply.recordId,
+      reply.envelope,
+    );
+    if (exported.recordId !== id || record.id !== id) {
+      throw new DkeygenError(
+        ErrorCodes.DECRYPTION_FAILED,
+        "The exported derivation secret does not match the request.",
+      );
+    }
+    return { record, exported };
   }
 }

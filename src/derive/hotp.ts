@@ -86,6 +86,9 @@ export function hotpCode(
   return String(sbits % 10 ** digits).padStart(digits, "0");
 }
 
+/** The widest look-ahead `verifyHotp` takes (a resynchronisation window, PROTOCOL §12.6). */
+export const MAX_HOTP_LOOK_AHEAD = 1000;
+
 /**
  * Checks `code` against counters `counter .. counter + lookAhead` (RFC 4226 §7.4 resynchronisation)
  * in constant time per comparison; returns the matching counter or null.
@@ -97,8 +100,8 @@ export function verifyHotp(
   options: OtpCodeOptions & { lookAhead?: number } = {},
 ): bigint | null {
   const lookAhead = options.lookAhead ?? 0;
-  if (!Number.isInteger(lookAhead) || lookAhead < 0 || lookAhead > 100) {
-    throw new TypeError("lookAhead must be a whole number from 0 to 100");
+  if (!Number.isInteger(lookAhead) || lookAhead < 0 || lookAhead > MAX_HOTP_LOOK_AHEAD) {
+    throw new TypeError(`lookAhead must be a whole number from 0 to ${MAX_HOTP_LOOK_AHEAD}`);
   }
   for (let i = 0n; i <= BigInt(lookAhead); i++) {
     const candidate = BigInt(counter) + i;

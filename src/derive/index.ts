@@ -93,6 +93,7 @@ export {
   type HotpParams,
   hotp,
   hotpCode,
+  MAX_HOTP_LOOK_AHEAD,
   OTP_ALGORITHMS,
   OTP_KEY_BYTES,
   type OtpAlgorithm,
@@ -134,6 +135,18 @@ export {
   parseOtpauthUri,
   toBase32,
 } from "./otpauth.js";
+export {
+  DEFAULT_RECOVERY_CODES,
+  deriveRecoveryCodes,
+  formatRecoveryCode,
+  MAX_RECOVERY_CODES,
+  normaliseRecoveryCode,
+  RECOVERY_ALPHABET,
+  RECOVERY_LABEL,
+  type RecoveryCodeSet,
+  recoveryTag,
+  recoveryTagKey,
+} from "./recovery.js";
 export {
   fips186RsaViolations,
   generateRsaPrimes,

@@ -230,6 +230,16 @@ export const AdminStatusResult = message("admin.status.result", {
   ),
 });
 
+export const AdminExportResult = message("admin.export.result", {
+  requestId: RequestId,
+  record: PublicRecord,
+  /**
+   * The record's derivation export (server/derivation-export.ts, UTF-8 JSON) sealed to the
+   * request's `revealTo` key, with the associated data of signed-data.ts exportAad.
+   */
+  secret: EnvelopeSchema,
+});
+
 // ---- peer → server ---------------------------------------------------------------------------
 
 export const Join = message("join", {
@@ -278,6 +288,14 @@ export const AdminGenerate = message("admin.generate", {
 
 export const AdminStatus = message("admin.status", { requestId: RequestId });
 
+/** Export record `recordId`'s derivation secret, sealed to `revealTo` (a one-off RSA key). */
+export const AdminExport = message("admin.export", {
+  requestId: RequestId,
+  recordId: Type.String({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" }),
+  /** SPKI DER of a one-off RSA key (≥ 3072 bits, e = 65537): the export is sealed to it. */
+  revealTo: BytesUpTo(2048),
+});
+
 export const SCHEMAS = {
   hello: Hello,
   welcome: Welcome,
@@ -289,12 +307,14 @@ export const SCHEMAS = {
   "admin.ready": AdminReady,
   "admin.round": AdminRoundResult,
   "admin.status.result": AdminStatusResult,
+  "admin.export.result": AdminExportResult,
   join: Join,
   commit: Commit,
   reveal: Reveal,
   "admin.auth": AdminAuth,
   "admin.generate": AdminGenerate,
   "admin.status": AdminStatus,
+  "admin.export": AdminExport,
   "admin.frame": AdminFrame,
 } as const;
 

@@ -334,6 +334,18 @@ export function revealAad(
   return lengthPrefixed("dkeygen/v1/reveal", V, requestId, recordId, serverFingerprint);
 }
 
+/**
+ * The GCM associated data of a derivation secret exported to an admin (`admin.export`): like a
+ * reveal's, under its own label, so neither answer can be taken for the other.
+ */
+export function exportAad(
+  requestId: string,
+  recordId: string,
+  serverFingerprint: string,
+): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/derivation-secret", V, requestId, recordId, serverFingerprint);
+}
+
 /** The OAEP label of a delivery key wrapped to a requesting client (distribution/delivery.ts). */
 export function deliveryKeyLabel(requesterFingerprint: string, kid: string): Uint8Array {
   return lengthPrefixed("dkeygen/v1/delivery-key", V, requesterFingerprint, kid);
@@ -345,8 +357,10 @@ export function deliveryKeyLabel(requesterFingerprint: string, kid: string): Uin
  * and the record it comes from. A delivery cannot be replayed as the answer to another request or
  * to another requester.
  */
+export type DeliveryKind = "otp" | "totp" | "key" | "derivation-secret";
+
 export function deliveryAad(
-  kind: "otp" | "totp" | "key",
+  kind: DeliveryKind,
   requestId: string,
   requesterFingerprint: string,
   recordId: string,

@@ -7,6 +7,8 @@
  *                    record's public part, and with its secret part sealed to a one-off key when
  *                    the request names one (`revealTo`)
  *   admin.status     contributors connected, enrolled, rounds running, the key store's head
+ *   admin.export     a record's derivation secret and parameters, sealed to a one-off key, to
+ *                    re-derive it for audit (derivation-export.ts; a nonce record's: refused)
  *
  * A frame that fails its check ends the session (its integrity is gone); a command that fails
  * gets an `error` with its requestId and the session goes on.
@@ -17,9 +19,10 @@ import { sealEnvelope } from "../crypto/envelope.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
-import { revealAad } from "../protocol/signed-data.js";
+import { exportAad, revealAad } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
+import { derivationExport } from "./derivation-export.js";
 import { toPublicRecord } from "./public-record.js";
 import { ADMIN_OWNER, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
 import { readStoredSecret } from "./stored-secret.js";
@@ -50,7 +53,8 @@ export function handleAdminFrame(
   }
   if (inner.type === "admin.generate") return adminGenerate(ctx, services, peer, inner);
   if (inner.type === "admin.status") return adminStatus(ctx, services, peer, inner);
-  // admin-channel.ts lets only those two through towards the server.
+  if (inner.type === "admin.export") return adminExport(ctx, peer, inner);
+  // admin-channel.ts lets only those three through towards the server.
   throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${inner.type} message.`);
 }
 
@@ -93,18 +97,68 @@ async function adminGenerate(
       ...(secret === undefined ? {} : { secret }),
     });
   } catch (error) {
-    const e = isDkeygenError(error)
-      ? error
-      : new DkeygenError(ErrorCodes.OPERATIONAL, "The round could not be completed.");
-    if (!isDkeygenError(error)) ctx.c.logger.error({ err: describeError(error) }, "round failed");
+    commandFailed(ctx, peer, msg.requestId, error, "The round could not be completed.");
+  }
+}
+
+/** Answers a command that failed with a non-fatal `error`; the session goes on. */
+function commandFailed(
+  ctx: ServerContext,
+  peer: Peer,
+  requestId: string,
+  error: unknown,
+  otherwise: string,
+): void {
+  const e = isDkeygenError(error) ? error : new DkeygenError(ErrorCodes.OPERATIONAL, otherwise);
+  if (!isDkeygenError(error)) ctx.c.logger.error({ err: describeError(error) }, otherwise);
+  ctx.send(peer, {
+    type: "error",
+    v: PROTOCOL_VERSION,
+    code: e.code,
+    message: e.message,
+    requestId,
+    fatal: false,
+  });
+}
+
+/** Seals record `msg.recordId`'s derivation export to the request's one-off key. */
+async function adminExport(
+  ctx: ServerContext,
+  peer: Peer,
+  msg: MessageOf<"admin.export">,
+): Promise<void> {
+  try {
+    const revealTo = revealKey(msg.revealTo);
+    const record = await ctx.c.store.get(msg.recordId);
+    if (!record) throw new DkeygenError(ErrorCodes.NOT_FOUND, `No record ${msg.recordId}.`);
+    const payload = await derivationExport(ctx.c.store, record);
+    const plaintext = Buffer.from(JSON.stringify(payload), "utf8");
+    let secret: EnvelopeWire;
+    try {
+      secret = envelopeToWire(
+        sealEnvelope(
+          revealTo,
+          plaintext,
+          exportAad(msg.requestId, record.id, ctx.fingerprint),
+          ctx.c.random,
+        ),
+      );
+    } finally {
+      plaintext.fill(0);
+    }
+    ctx.c.logger.info(
+      { recordId: record.id, purpose: record.purpose },
+      "derivation secret exported to the admin, sealed to its one-off key",
+    );
     ctx.send(peer, {
-      type: "error",
+      type: "admin.export.result",
       v: PROTOCOL_VERSION,
-      code: e.code,
-      message: e.message,
       requestId: msg.requestId,
-      fatal: false,
+      record: toPublicRecord(record, record.owner),
+      secret,
     });
+  } catch (error) {
+    commandFailed(ctx, peer, msg.requestId, error, "The derivation secret could not be exported.");
   }
 }
 

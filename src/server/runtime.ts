@@ -320,6 +320,14 @@ async function startLocked(
       size: options.otpPool?.size ?? 100,
       digits: options.otpPool?.digits ?? 6,
       logger,
+      quorum: () => ({
+        connected: server.connectedContributors.length,
+        needed: server.config.quorum,
+      }),
+    });
+    const filling = pool;
+    server.onEvent((event) => {
+      if (event.type === "contributor.joined") filling.contributorsChanged();
     });
     app = await buildDistributionApp(
       {
@@ -390,6 +398,11 @@ async function startLocked(
         : {}),
     },
     "server listening",
+  );
+  // No contributor is connected at a start: say what the server waits for.
+  logger.info(
+    { url: listener.url, quorum: server.config.quorum, connected: 0 },
+    `waiting for contributors at ${listener.url}: a round needs ${server.config.quorum}`,
   );
 
   let stopped: Promise<void> | undefined;

@@ -213,7 +213,12 @@ export async function dialWs(
       reject(tlsFailure(error, url) ?? plainToTlsHint(error, url) ?? error),
     );
     socket.once("unexpected-response", (_request, response) =>
-      reject(new Error(`${url} answered HTTP ${response.statusCode}, not a WebSocket upgrade`)),
+      reject(
+        Object.assign(
+          new Error(`${url} answered HTTP ${response.statusCode}, not a WebSocket upgrade`),
+          { statusCode: response.statusCode },
+        ),
+      ),
     );
   });
   let watchdog: NodeJS.Timeout | undefined;

@@ -159,8 +159,9 @@ test("a requesting client registers, requests an OTP, decrypts it and verifies i
     "--code",
     "00000a",
   ]);
-  assert.equal(wrong.status, 1);
-  assert.match(wrong.stderr, /Invalid request/);
+  // A code that is not digits is a bad option value: refused before anything is sent.
+  assert.equal(wrong.status, 2);
+  assert.match(wrong.stderr, /--code wants 6 to 10 digits/);
 });
 
 test("totp enroll draws the QR code, writes it as PNG and the enrolled secret verifies", async () => {
@@ -268,7 +269,7 @@ test("a key generated for a requester is fetched with key fetch and refused with
   assert.equal(JSON.parse(shown.stdout).public.curve, "p256");
 });
 
-test("the demo runs the whole product on this machine and exits 0", async () => {
+test("the demo follows one OTP from its round to its delivery and verification, and exits 0", async () => {
   const demo = await runCli(["demo"], { timeoutMs: 60_000 });
   assert.equal(demo.status, 0, demo.stderr);
   for (const step of [
@@ -277,11 +278,25 @@ test("the demo runs the whole product on this machine and exits 0", async () => 
     /\[2\] contributors enrolled and joined/,
     /seed phrase \(256 bits, OS CSPRNG\) sent to 3 contributors/,
     /contribution from carol received: signature verified, decrypted/,
-    /\[5\] result stored in .*key_store/,
-    /\[7\] OTP requested for alice@example.com: \d{6}/,
-    /\[8\] verification: valid/,
     /the same code again: rejected \(used\)/,
+    /--keep keeps it/,
   ]) {
     assert.match(demo.stdout, step);
   }
+  // One round, one record, one code: the record the round stored is the one delivered, and the
+  // code delivered is the one verified.
+  assert.equal(demo.stdout.match(/opened for otp/g)?.length, 1, demo.stdout);
+  const opened = /round (\S+) opened for otp/.exec(demo.stdout)![1];
+  const stored = /\[5\] .*\n.*key_store.*\n\s+record\s+(\S+)\s+\(round (\S+)\)/.exec(demo.stdout);
+  assert.ok(stored, demo.stdout);
+  assert.equal(stored[2], opened);
+  const delivered =
+    /\[6\] OTP (\S+) delivered to webapp, sealed to its key in transit: (\d{6})/.exec(demo.stdout);
+  assert.ok(delivered, demo.stdout);
+  assert.equal(delivered[1], stored[1]);
+  assert.match(
+    demo.stdout,
+    new RegExp(`\\[7\\] alice@example.com types ${delivered[2]}; webapp verifies it: valid`),
+  );
+  assert.ok(demo.stdout.indexOf("[4]") < demo.stdout.indexOf("opened for otp"));
 });

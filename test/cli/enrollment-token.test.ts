@@ -216,7 +216,7 @@ test("dkeygen enroll --out writes the token to a new 0600 file, prints it nowher
 
     const again = await runCli(["enroll", "--data-dir", serverDir, "--out", out]);
     assert.equal(again.status, 1);
-    assert.match(again.stderr, /exists; --out writes a new file/);
+    assert.match(again.stderr, /--out .*: that file exists and is never replaced/);
     assert.equal((await readFile(out, "utf8")).trim(), token, "the first token is intact");
     const lines = (await readFile(join(serverDir, "enrollment-tokens.jsonl"), "utf8")).trim();
     assert.equal(lines.split("\n").length, 1, "no token was issued for the refused file");

@@ -242,7 +242,10 @@ test("TLS options that cannot work are usage or operational errors that say whic
     pki.keyFile,
   ]);
   assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /Cannot read the TLS certificate file .*nowhere\.pem/);
+  assert.match(
+    missing.stderr,
+    /--tls-cert .*nowhere\.pem: there is no such file; check the path\./,
+  );
   const mismatched = await serve(["--tls-cert", pki.certFile, "--tls-key", pki.strayKeyFile]);
   assert.equal(mismatched.status, 1);
   assert.match(mismatched.stderr, /does not match the key .*stray\.key/);

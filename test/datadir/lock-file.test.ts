@@ -74,9 +74,15 @@ function acquirer(lockPath: string) {
     stderr += d;
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  // "close" comes once the child's output has all been read; "exit" may come before it.
+  const closed = new Promise<void>((resolve) => child.on("close", () => resolve()));
   const until = async (pattern: RegExp) => {
     while (!pattern.test(stdout)) {
-      if (child.exitCode !== null) throw new Error(`child exited early: ${stderr}`);
+      if (child.exitCode !== null) {
+        await closed;
+        if (pattern.test(stdout)) return;
+        throw new Error(`child exited early: ${stderr}`);
+      }
       await new Promise((r) => setTimeout(r, 5));
     }
   };

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { test } from "node:test";
-import { derivePurpose, fromBase32, hotpCode, verifyHotp } from "../../src/derive/index.js";
+import {
+  derivePurpose,
+  fromBase32,
+  hotpCode,
+  MAX_HOTP_LOOK_AHEAD,
+  verifyHotp,
+} from "../../src/derive/index.js";
 import { readVector } from "../helpers/paths.js";
 
 interface Rfc4226 {
@@ -77,4 +83,10 @@ test("a derived hotp secret has the hash's length and its URI carries the counte
     });
     assert.match(r.secret.uri as string, /&counter=7$/);
   }
+});
+
+test("verifyHotp looks ahead at most 1000 counters (a resynchronisation window's room)", () => {
+  assert.equal(MAX_HOTP_LOOK_AHEAD, 1000);
+  assert.equal(verifyHotp(secret, "969429", 0, { lookAhead: 1000 }), 3n);
+  assert.throws(() => verifyHotp(secret, "969429", 0, { lookAhead: 1001 }), TypeError);
 });

@@ -264,6 +264,8 @@ test("a TOTP enrollment's parameters are sealed: clear ones changed on the way a
     ["period", 60],
     ["algorithm", "SHA256"],
     ["issuer", "EVIL"],
+    ["type", "hotp"],
+    ["recoveryCodes", 1],
   ] as const) {
     tamper = (a) => {
       if (a.status !== 200) return a;
@@ -274,7 +276,8 @@ test("a TOTP enrollment's parameters are sealed: clear ones changed on the way a
     try {
       const client = await aliceViaMallory();
       await assert.rejects(
-        client.enrollTotp({ issuer: "ACME", account: "dora", digits: 8 }),
+        // Each try enrolls (the server saw nothing wrong), so each is another account.
+        client.enrollTotp({ issuer: "ACME", account: `dora-${field}`, digits: 8 }),
         (e: unknown) => isDkeygenError(e, ErrorCodes.DECRYPTION_FAILED),
         field,
       );

@@ -112,3 +112,60 @@ export function serverArgs(
     ...extra,
   ];
 }
+
+/**
+ * Runs many command lines through the CLI's `main()` (the function the executable's exit status
+ * comes from) in one child process, one after another, with its standard output and error
+ * captured per command line. For tables of quick refusals (usage errors), where a whole Node
+ * start per row would cost a second each; rows that reach real work get `timeoutMs` each.
+ */
+export function runCliBatch(
+  argvs: readonly (readonly string[])[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult[]> {
+  const program = CLI.replace(/main\.js$/, "program.js");
+  const script = `
+    const { main } = await import(${JSON.stringify(program)});
+    const write = { out: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
+    const results = [];
+    for (const argv of JSON.parse(process.argv[1])) {
+      let stdout = "", stderr = "";
+      process.stdout.write = (chunk) => { stdout += chunk; return true; };
+      process.stderr.write = (chunk) => { stderr += chunk; return true; };
+      let timer;
+      const status = await Promise.race([
+        main(argv),
+        new Promise((resolve) => { timer = setTimeout(() => resolve(null), ${options.timeoutMs ?? 10_000}); }),
+      ]);
+      clearTimeout(timer);
+      process.stdout.write = write.out;
+      process.stderr.write = write.err;
+      results.push({ status, stdout, stderr });
+    }
+    write.out(JSON.stringify(results));
+    process.exit(0);
+  `;
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--input-type=module", "-e", script, JSON.stringify(argvs)],
+      { env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (status) => {
+      try {
+        resolve(JSON.parse(stdout) as CliResult[]);
+      } catch {
+        reject(new Error(`the batch ended (${status}) without results\n${stdout}\n${stderr}`));
+      }
+    });
+  });
+}

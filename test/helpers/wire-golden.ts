@@ -5,8 +5,8 @@
  * file (`node dist/test/helpers/wire-golden.js --write`) to write a new golden file after a
  * deliberate format change — the diff is the change.
  *
- * RSASSA-PSS signatures (welcome, admin.ready, round.open) and RSA-OAEP envelopes (contribution)
- * are randomized by design, so for those the test checks that the stored values verify or decrypt
+ * RSASSA-PSS signatures (welcome, admin.ready, round.open) and RSA-OAEP envelopes (contribution,
+ * admin.export.result's secret, sealed to the server's own golden key as its `revealTo`) are randomized by design, so for those the test checks that the stored values verify or decrypt
  * rather than comparing bytes.
  */
 import { createHmac, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
@@ -34,6 +34,7 @@ import {
   commitSignedData,
   contributionAad,
   contributionCommitment,
+  exportAad,
   joinSignedData,
   paramsHash,
   revealReceiptSignedData,
@@ -292,6 +293,34 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     roundsRunning: 0,
     store: { kind: "file", lines: 7, head: "ab".repeat(32) },
   };
+  // An export of the record above, sealed to a `revealTo` that is the golden server key itself,
+  // so that the test can open it.
+  const exportRequest: AnyMessage = {
+    type: "admin.export",
+    v: V,
+    requestId: "req-3",
+    recordId: "01JDKGEN00000000000000000A",
+    revealTo: toBase64url(spkiDer(serverPublic)),
+  };
+  // Not in `lp` (which a second implementation rebuilds whole): the test opens the envelope with
+  // the AAD the code builds now, which pins it as well.
+  const exportAd = exportAad("req-3", "01JDKGEN00000000000000000A", fingerprint);
+  const exported = JSON.stringify({
+    recordId: "01JDKGEN00000000000000000A",
+    purpose: "otp",
+    algorithm: "otp/v1",
+    params: { digits: 6 },
+    batch: { index: 0, size: 1 },
+    derivationSecret: hex(bytes(64, 0x90)),
+  });
+  frames["admin.export"] = exportRequest;
+  frames["admin.export.result"] = {
+    type: "admin.export.result",
+    v: V,
+    requestId: "req-3",
+    record: (round as Extract<AnyMessage, { type: "admin.round" }>).record,
+    secret: envelopeToWire(sealEnvelope(serverPublic, Buffer.from(exported), exportAd)),
+  };
   frames["admin.generate"] = generate;
   frames["admin.status"] = status;
   frames["admin.round"] = round;
@@ -320,6 +349,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
       seed: hex(seed),
       serverSecret: hex(serverSecret),
       phrase: hex(phrase),
+      exported,
       roundId,
       token,
       name,

@@ -9,8 +9,11 @@ import { PinStore } from "../../client/pins.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { PHRASE_GENERATOR_NAMES } from "../../crypto/phrase-generators.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { Interrupted } from "../exit-status.js";
+import { onUserPath } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
 import { makeLogger, printTable } from "../output.js";
+import { nextStopSignal } from "../signals.js";
 
 interface ContributorFlags {
   server: string;
@@ -28,10 +31,27 @@ interface ContributorFlags {
   logLevel?: string;
 }
 
-/** The user's randomness, by --entropy: os, keyboard, file:PATH, file:- or -. */
-async function userEntropy(spec: string): Promise<{ bytes: Uint8Array; source: string }> {
-  if (spec === "os") return { bytes: new Uint8Array(0), source: "os" };
-  if (spec === "keyboard") {
+type EntropySpec = { kind: "os" } | { kind: "keyboard" } | { kind: "file"; path: string };
+
+/** --entropy: os, keyboard, file:PATH, file:- or -; checked before anything is read or made. */
+function parseEntropy(spec: string): EntropySpec {
+  if (spec === "os" || spec === "keyboard") return { kind: spec };
+  if (spec === "-" || spec.startsWith("file:")) {
+    const path = spec === "-" ? "-" : spec.slice(5);
+    if (!path)
+      throw new DkeygenError(ErrorCodes.USAGE, "--entropy file: needs a path (or - for stdin).");
+    return { kind: "file", path };
+  }
+  throw new DkeygenError(
+    ErrorCodes.USAGE,
+    `--entropy wants os, keyboard or file:PATH; got "${spec}".`,
+  );
+}
+
+/** The user's randomness, by --entropy. */
+async function userEntropy(spec: EntropySpec): Promise<{ bytes: Uint8Array; source: string }> {
+  if (spec.kind === "os") return { bytes: new Uint8Array(0), source: "os" };
+  if (spec.kind === "keyboard") {
     process.stderr.write(
       "Type at random until the bar is full (keys and their timing are used):\n",
     );
@@ -40,16 +60,10 @@ async function userEntropy(spec: string): Promise<{ bytes: Uint8Array; source: s
       source: "keyboard",
     };
   }
-  if (spec === "-" || spec.startsWith("file:")) {
-    const path = spec === "-" ? "-" : spec.slice(5);
-    if (!path)
-      throw new DkeygenError(ErrorCodes.USAGE, "--entropy file: needs a path (or - for stdin).");
-    return { bytes: await entropyFromFile(path), source: path === "-" ? "stdin" : "file" };
-  }
-  throw new DkeygenError(
-    ErrorCodes.USAGE,
-    `--entropy wants os, keyboard or file:PATH; got "${spec}".`,
-  );
+  return {
+    bytes: await onUserPath("--entropy", spec.path, "read", () => entropyFromFile(spec.path)),
+    source: spec.path === "-" ? "stdin" : "file",
+  };
 }
 
 export function registerContributor(program: Command): void {
@@ -93,19 +107,32 @@ export function registerContributor(program: Command): void {
           `--server wants a ws:// or wss:// URL; got "${flags.server}".`,
         );
       }
-      const ca = await caOption(flags.ca, flags.server);
-      const token = await readEnrollmentToken({
-        ...(flags.tokenFile === undefined ? {} : { file: flags.tokenFile }),
-        ...(process.env[ENROLL_TOKEN_ENV] === undefined
-          ? {}
-          : { env: process.env[ENROLL_TOKEN_ENV] }),
-      });
-      const dataDir = dataDirOption(flags.dataDir, "contributor");
+      if (flags.generator !== undefined && !PHRASE_GENERATOR_NAMES.includes(flags.generator)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--generator wants one of ${PHRASE_GENERATOR_NAMES.join(", ")}; got "${flags.generator}".`,
+        );
+      }
+      const entropySpec = parseEntropy(flags.entropy);
       const logger = makeLogger(flags);
-      const state = await loadOrCreateContributorState(dataDir, {
-        ...(flags.generator === undefined ? {} : { generator: flags.generator }),
-      });
-      const { bytes, source } = await userEntropy(flags.entropy);
+      const ca = await onUserPath("--ca", flags.ca ?? "", "read", () =>
+        caOption(flags.ca, flags.server),
+      );
+      const token = await onUserPath("--token-file", flags.tokenFile ?? "", "read", () =>
+        readEnrollmentToken({
+          ...(flags.tokenFile === undefined ? {} : { file: flags.tokenFile }),
+          ...(process.env[ENROLL_TOKEN_ENV] === undefined
+            ? {}
+            : { env: process.env[ENROLL_TOKEN_ENV] }),
+        }),
+      );
+      const dataDir = dataDirOption(flags.dataDir, "contributor");
+      const state = await onUserPath("--data-dir", dataDir, "folder", () =>
+        loadOrCreateContributorState(dataDir, {
+          ...(flags.generator === undefined ? {} : { generator: flags.generator }),
+        }),
+      );
+      const { bytes, source } = await userEntropy(entropySpec);
       const entropy = new EntropyPool(bytes, source);
       bytes.fill(0);
       process.stdout.write("dkeygen contributor\n");
@@ -129,14 +156,22 @@ export function registerContributor(program: Command): void {
         ...(ca === undefined ? {} : { ca }),
         ...(flags.name === undefined ? {} : { name: flags.name }),
       });
-      const stop = () => void contributor.stop();
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
-      // The first join's failure also ends `done` below, which reports it.
-      contributor.start().catch(() => {});
-      const fatal = await contributor.done;
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      if (fatal) throw fatal;
+      const stopping = nextStopSignal();
+      try {
+        // The first join's failure also ends `done` below, which reports it.
+        contributor.start().catch(() => {});
+        const ended = await Promise.race([
+          contributor.done.then((fatal) => ({ fatal })),
+          stopping.signal.then((signal) => ({ signal })),
+        ]);
+        if ("fatal" in ended) {
+          if (ended.fatal) throw ended.fatal;
+          return;
+        }
+        await contributor.stop();
+        if (ended.signal === "SIGINT") throw new Interrupted();
+      } finally {
+        stopping.release();
+      }
     });
 }

@@ -1,14 +1,15 @@
 /**
  * `dkeygen demo`: the whole product on one machine, on real loopback sockets, in a fresh data
- * folder: a key generation server, three enrolled contributors, one OTP round, then a requesting
- * client that gets the OTP from the distribution server and verifies it (once). Every step is
- * shown as it happens; exits 0 when all of it worked.
+ * folder: a key generation server, three enrolled contributors and a requesting client. The client
+ * asks for an OTP; none is ready, so the server runs a round for it with the three contributors,
+ * stores the result and hands that very OTP over, sealed to the client's key; the client then
+ * verifies it (once). Every step is shown as it happens, and the demo checks that the OTP
+ * delivered is the one the round stored. Exits 0 when all of it worked; `--keep` keeps the folder.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { AdminClient } from "../../client/admin-client.js";
 import { Contributor } from "../../client/contributor.js";
 import { loadOrCreateContributorState } from "../../client/contributor-state.js";
 import { EntropyPool } from "../../client/entropy.js";
@@ -20,7 +21,8 @@ import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { silentLogger } from "../../logging.js";
 import { issueEnrollmentToken } from "../../server/enrollment.js";
 import { addRequester } from "../../server/requesters.js";
-import { ADMIN_TOKEN_FILE, loadOrCreateKeyFile, startServer } from "../../server/runtime.js";
+import { startServer } from "../../server/runtime.js";
+import type { KeyRecord } from "../../store/types.js";
 
 /** Three contributors, each with another secret phrase generator from the registry. */
 const CONTRIBUTORS = [
@@ -28,6 +30,8 @@ const CONTRIBUTORS = [
   ["bob", "blake2b-512-keyed"],
   ["carol", "kmac256"],
 ] as const;
+
+const SUBJECT = "alice@example.com";
 
 export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableStream } = {}) {
   const out = options.out ?? process.stdout;
@@ -37,27 +41,30 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
   const serverDir = join(root, "server");
   const contributors: Contributor[] = [];
   let running: Awaited<ReturnType<typeof startServer>> | undefined;
-  let admin: AdminClient | undefined;
-  say("dkeygen demo: one key-generation round with three contributors, on this machine");
-  say(`data folder ${root}\n`);
+  say("dkeygen demo: one OTP, from a round with three contributors to its verification");
+  say(
+    `data folder ${root}${options.keep ? " (kept: --keep)" : " (removed at the end; --keep keeps it)"}\n`,
+  );
   try {
     running = await startServer({
       dataDir: serverDir,
       port: 0,
       logger: silentLogger,
       http: { port: 0 },
+      // No OTPs made ahead: the request below makes the server run its round for it.
       otpPool: { size: 0 },
     });
     say("[1] key generation server started");
     say(`    fingerprint  ${running.fingerprint}  (new RSA-3072 key)`);
     say(`    listening    ${running.url}`);
+    say(`    distribution ${running.httpUrl}`);
 
     const names = new Map<string, string>();
-    const server = running.server;
-    server.onEvent((event) => {
+    let stored: KeyRecord | undefined;
+    running.server.onEvent((event) => {
       switch (event.type) {
         case "round.opened":
-          say(`[3] round ${event.roundId} opened for ${event.purpose}`);
+          say(`    round ${event.roundId} opened for ${event.purpose}`);
           say(
             `    seed phrase (${event.seedBits} bits, OS CSPRNG) sent to ${event.participants} contributors`,
           );
@@ -90,9 +97,12 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
           say(`    contribution rejected (${event.code}): ${event.message}`);
           break;
         case "round.completed":
+          stored = event.record;
           say(
-            `[4] all ${event.accepted} committed secret phrases, the seed phrase and the server secret combined (HKDF-SHA-512)`,
+            `[5] all ${event.accepted} committed secret phrases, the seed phrase and the server secret combined (HKDF-SHA-512)`,
           );
+          say(`    OTP stored in ${join(serverDir, "key_store")}, encrypted at rest`);
+          say(`    record       ${event.record.id}  (round ${event.roundId})`);
           break;
         default:
           break;
@@ -120,20 +130,7 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
     }
     say("    each checked the server's signature over its handshake: it holds the pinned key");
 
-    admin = await AdminClient.connect({
-      url: running.url,
-      token: await loadOrCreateKeyFile(join(serverDir, ADMIN_TOKEN_FILE)),
-      expectedFingerprint: running.fingerprint,
-    });
-    say("    admin session: server's key proved, every command and answer MACed");
-    const record = await admin.generate("otp", { digits: 6 });
-    say(`[5] result stored in ${join(serverDir, "key_store")}`);
-    say(`    record       ${record.id}`);
-    say(`    purpose      ${record.purpose} (${record.algorithm})`);
-    say(`    public part  ${JSON.stringify(record.public)}`);
-    say("    the OTP itself is encrypted at rest; only a registered requester can have it");
-
-    // The distribution side: a relying service asks for the OTP and checks what its user typed.
+    // The distribution side: a relying service asks for an OTP for its user and checks it.
     const requesterDir = join(root, "webapp");
     const keys = await loadOrCreateRequesterKeys(requesterDir);
     const { credential } = await addRequester(
@@ -141,35 +138,42 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
       "webapp",
       keys.publicKey.export({ type: "spki", format: "pem" }) as string,
     );
-    say("[6] requesting client webapp registered");
+    say("[3] requesting client webapp registered (a relying service)");
     say(`    key          RSA-3072 ${keys.fingerprint}`);
-    say(`    server       ${running.httpUrl}`);
     const client = new RequesterClient({
       server: running.httpUrl!,
       credential: new Secret(new Uint8Array(Buffer.from(credential))),
       privateKey: keys.privateKey,
       fingerprint: keys.fingerprint,
     });
-    const otp = await client.requestOtp({ subject: "alice@example.com" });
-    say(`[7] OTP requested for alice@example.com: ${otp.code}`);
-    say(`    record ${otp.otpId}, sealed to webapp's key in transit, valid until ${otp.expiresAt}`);
-    const first = await client.verifyOtp("alice@example.com", otp.code);
-    const second = await client.verifyOtp("alice@example.com", otp.code);
-    say(`[8] verification: ${first.valid ? "valid" : `rejected (${first.reason})`}`);
+    say(`[4] webapp asks for an OTP for ${SUBJECT}: none is ready, so a round runs for it`);
+    const otp = await client.requestOtp({ subject: SUBJECT });
+    if (stored === undefined || stored.id !== otp.otpId) {
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        "The demo's OTP is not the one its round stored.",
+      );
+    }
+    say(`[6] OTP ${stored.id} delivered to webapp, sealed to its key in transit: ${otp.code}`);
+    say(`    the record the round stored above; valid once, until ${otp.expiresAt}`);
+    const first = await client.verifyOtp(SUBJECT, otp.code);
+    const second = await client.verifyOtp(SUBJECT, otp.code);
+    say(
+      `[7] ${SUBJECT} types ${otp.code}; webapp verifies it: ${first.valid ? "valid" : `rejected (${first.reason})`}`,
+    );
     say(
       `    the same code again: ${second.valid ? "valid (unexpected!)" : `rejected (${second.reason})`}`,
     );
-    if (!first.valid || second.valid) {
+    if (!first.valid || second.valid || first.otpId !== stored.id) {
       throw new DkeygenError(ErrorCodes.OPERATIONAL, "The demo's OTP did not verify exactly once.");
     }
     say(`\ndone in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    return record;
+    return stored;
   } finally {
-    admin?.close();
     for (const contributor of contributors) await contributor.stop();
     await running?.stop();
     if (!options.keep) await rm(root, { recursive: true, force: true });
-    else say(`kept ${root}`);
+    else say(`kept ${root} (the server's data folder, the contributors' and webapp's)`);
   }
 }
 
@@ -177,9 +181,9 @@ export function registerDemo(program: Command): void {
   program
     .command("demo")
     .description(
-      "run the whole ceremony on this machine: a server, three contributors, one OTP round",
+      "run the whole product on this machine: one OTP from its round to its verification",
     )
-    .option("--keep", "keep the demo's data folder")
+    .option("--keep", "keep the demo's data folder (server, contributors, webapp) to look at")
     .action(async (flags: { keep?: boolean }) => {
       await runDemo(flags);
     });

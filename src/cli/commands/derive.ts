@@ -1,9 +1,10 @@
 /** `dkeygen derive PURPOSE --secret-file F`: the server's derivation, offline, for audit. */
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { derivationOf, derivePurpose, PURPOSES } from "../../derive/index.js";
+import { derivePurpose, PURPOSES } from "../../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { purposeParams, withPurposeOptions } from "../purpose-options.js";
+import { onUserPath } from "../file-errors.js";
+import { checkPurpose, purposeParams, withPurposeOptions } from "../purpose-options.js";
 import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
 interface DeriveFlags extends ShowOptions {
@@ -16,7 +17,12 @@ interface DeriveFlags extends ShowOptions {
 async function readRoundSecret(flags: DeriveFlags): Promise<Uint8Array> {
   let text: string | undefined;
   if (flags.secretFile !== undefined) {
-    text = flags.secretFile === "-" ? await readStdin() : await readFile(flags.secretFile, "utf8");
+    text =
+      flags.secretFile === "-"
+        ? await readStdin()
+        : await onUserPath("--secret-file", flags.secretFile, "read", () =>
+            readFile(flags.secretFile!, "utf8"),
+          );
   } else if (flags.secret !== undefined) {
     text = flags.secret;
   } else if (process.env.DKEYGEN_ROUND_SECRET) {
@@ -30,9 +36,13 @@ async function readRoundSecret(flags: DeriveFlags): Promise<Uint8Array> {
   }
   const hex = text.trim();
   if (!/^(?:[0-9a-fA-F]{2}){32,}$/.test(hex)) {
+    // On the command line it is a bad option value; from a file or the environment, bad input.
+    const fromFlag = flags.secretFile === undefined && flags.secret !== undefined;
     throw new DkeygenError(
-      ErrorCodes.INVALID_INPUT,
-      "The round secret must be hex, at least 32 bytes (64 hex digits).",
+      fromFlag ? ErrorCodes.USAGE : ErrorCodes.INVALID_INPUT,
+      fromFlag
+        ? "--secret wants the round secret as hex, at least 32 bytes (64 hex digits)."
+        : "The round secret must be hex, at least 32 bytes (64 hex digits).",
     );
   }
   return new Uint8Array(Buffer.from(hex, "hex"));
@@ -66,8 +76,8 @@ export function registerDerive(program: Command): void {
     .action(async (purpose: string, flags: DeriveFlags) => {
       const refusal = qrNeedsReveal(flags);
       if (refusal) throw new DkeygenError(ErrorCodes.USAGE, refusal);
-      const derivation = derivationOf(purpose);
-      const params = derivation.paramsToJson(derivation.parseParams(await purposeParams(flags)));
+      const { derivation, parsed } = checkPurpose(purpose, await purposeParams(flags));
+      const params = derivation.paramsToJson(parsed);
       const secret = await readRoundSecret(flags);
       const result = await derivePurpose(purpose, secret, params);
       secret.fill(0);
@@ -77,7 +87,8 @@ export function registerDerive(program: Command): void {
       await showResult(
         [
           ["purpose", result.purpose],
-          ["algorithm", result.algorithm],
+          // "derivation": a public part may have an "algorithm" of its own (a TOTP's hash).
+          ["derivation", result.algorithm],
         ],
         result.public,
         flags.revealSecret ? result.secret : undefined,

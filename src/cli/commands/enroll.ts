@@ -1,9 +1,13 @@
 /** `dkeygen enroll`: issues a single-use enrollment token for a new contributor. */
 import { open, unlink } from "node:fs/promises";
+import { join } from "node:path";
 import type { Command } from "commander";
-import { ensureDataDir } from "../../datadir/files.js";
+import { ensureDataDir, fileExists } from "../../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { issueEnrollmentToken } from "../../server/enrollment.js";
+import { SERVER_KEY_FILE } from "../../server/identity.js";
+import { KEY_STORE_FILE } from "../../server/runtime.js";
+import { onUserPath } from "../file-errors.js";
 import { dataDirOption, parseDuration } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
@@ -13,6 +17,21 @@ interface EnrollFlags {
   ttl: string;
   out?: string;
   json?: boolean;
+}
+
+/**
+ * A token is honoured only by a server started on this folder: a folder no server has used (a typo
+ * in --data-dir, say) gets a warning, and the token is still issued there.
+ */
+async function warnIfNoServer(dataDir: string): Promise<void> {
+  const used = await Promise.all(
+    [SERVER_KEY_FILE, KEY_STORE_FILE].map((name) => fileExists(join(dataDir, name))),
+  );
+  if (!used.includes(true)) {
+    process.stderr.write(
+      `dkeygen: warning: no server uses ${dataDir} (no ${SERVER_KEY_FILE} or ${KEY_STORE_FILE} there); the token works only with a server started with --data-dir ${dataDir}.\n`,
+    );
+  }
 }
 
 export function registerEnroll(program: Command): void {
@@ -35,27 +54,22 @@ export function registerEnroll(program: Command): void {
       }
       const dataDir = dataDirOption(flags.dataDir, "server");
       const ttlMs = parseDuration(flags.ttl, "--ttl");
-      await ensureDataDir(dataDir);
+      await onUserPath("--data-dir", dataDir, "folder", () => warnIfNoServer(dataDir));
+      await onUserPath("--data-dir", dataDir, "folder", () => ensureDataDir(dataDir));
       // --out: the file is made (0600, never over an existing one) before the token exists, so a
       // token is never issued that could not be written.
       const out =
         flags.out === undefined
           ? undefined
-          : await open(flags.out, "wx", 0o600).catch((cause: NodeJS.ErrnoException) => {
-              throw new DkeygenError(
-                ErrorCodes.OPERATIONAL,
-                cause.code === "EEXIST"
-                  ? `${flags.out} exists; --out writes a new file and never replaces one.`
-                  : `Cannot create ${flags.out}: ${cause.message}`,
-                { cause },
-              );
-            });
+          : await onUserPath("--out", flags.out, "write", () => open(flags.out!, "wx", 0o600));
       let issued: Awaited<ReturnType<typeof issueEnrollmentToken>>;
       try {
-        issued = await issueEnrollmentToken(dataDir, {
-          ttlMs,
-          ...(flags.name === undefined ? {} : { name: flags.name }),
-        });
+        issued = await onUserPath("--data-dir", dataDir, "folder", () =>
+          issueEnrollmentToken(dataDir, {
+            ttlMs,
+            ...(flags.name === undefined ? {} : { name: flags.name }),
+          }),
+        );
         if (out) {
           await out.writeFile(`${issued.token}\n`);
           await out.sync();

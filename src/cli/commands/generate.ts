@@ -4,15 +4,18 @@ import type { Command } from "commander";
 import { AdminClient } from "../../client/admin-client.js";
 import { PinStore } from "../../client/pins.js";
 import { fromBase64url } from "../../crypto/base64url.js";
+import { isFingerprint } from "../../crypto/fingerprint.js";
 import { Secret } from "../../crypto/secret.js";
 import { ensureDataDir, readSecretFile } from "../../datadir/files.js";
-import { derivationOf, PURPOSES } from "../../derive/index.js";
+import { PURPOSES } from "../../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import type { PublicRecordWire } from "../../protocol/messages.js";
+import { REQUESTER_NAME } from "../../server/requesters.js";
 import { ADMIN_TOKEN_FILE, readServerInfo } from "../../server/runtime.js";
+import { fileError } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
-import { purposeParams, withPurposeOptions } from "../purpose-options.js";
+import { checkPurpose, purposeParams, withPurposeOptions } from "../purpose-options.js";
 import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
 export interface AdminFlags {
@@ -42,7 +45,32 @@ export function withAdminOptions(command: Command): Command {
  * found through its data folder); or the admin's pins ($DKEYGEN_HOME/admin/known_servers.json,
  * trust on first use), so a `--server URL` that later presents another key is refused loudly.
  */
+/** Refuses a --server or --server-fingerprint that cannot be right, before anything is read. */
+export function checkAdminFlags(flags: AdminFlags): void {
+  if (flags.server !== undefined && !/^wss?:\/\/[^/]/i.test(flags.server)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      /^https?:/i.test(flags.server)
+        ? `--server wants the server's WebSocket URL (ws:// or wss://, its --listen port, default 7420); ${flags.server} is an HTTP URL, the distribution server's.`
+        : `--server wants a ws:// or wss:// URL; got "${flags.server}".`,
+    );
+  }
+  if (flags.ca !== undefined && flags.server !== undefined && !/^wss:/i.test(flags.server)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `--ca is for a TLS server (wss://); ${flags.server} is plain.`,
+    );
+  }
+  if (flags.serverFingerprint !== undefined && !isFingerprint(flags.serverFingerprint)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "--server-fingerprint wants SHA256: and 43 base64 characters.",
+    );
+  }
+}
+
 export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
+  checkAdminFlags(flags);
   const dataDir = dataDirOption(flags.dataDir, "server");
   let url = flags.server;
   let fingerprint = flags.serverFingerprint;
@@ -61,6 +89,13 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
       tokenText = (await readSecretFile(path)).toString("utf8");
     } catch (cause) {
       if (cause instanceof DkeygenError) throw cause;
+      const mapped = fileError(
+        flags.adminTokenFile === undefined ? "--data-dir" : "--admin-token-file",
+        flags.adminTokenFile === undefined ? dataDir : path,
+        flags.adminTokenFile === undefined ? "folder" : "read",
+        cause,
+      );
+      if (mapped !== cause) throw mapped;
       throw new DkeygenError(ErrorCodes.UNAUTHORIZED, `Cannot read the admin token at ${path}.`, {
         cause,
       });
@@ -91,7 +126,8 @@ export function recordHeader(record: PublicRecordWire, ownerName?: string): [str
   const rows: [string, string][] = [
     ["record", record.id],
     ["purpose", record.purpose],
-    ["algorithm", record.algorithm],
+    // "derivation": a public part may have an "algorithm" of its own (a TOTP's hash).
+    ["derivation", record.algorithm],
     ["round", record.roundId],
     ["created", record.createdAt],
     ["contributors", String(record.participants.length)],
@@ -130,8 +166,15 @@ export function registerGenerate(program: Command): void {
     .action(async (purpose: string, flags: GenerateFlags) => {
       const refusal = qrNeedsReveal(flags);
       if (refusal) throw new DkeygenError(ErrorCodes.USAGE, refusal);
+      checkAdminFlags(flags);
+      if (flags.for !== undefined && !REQUESTER_NAME.test(flags.for)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          "--for wants a requester's name: letters, digits and . _ @ - (up to 64, starting with a letter or digit).",
+        );
+      }
       const params = await purposeParams(flags);
-      derivationOf(purpose).parseParams(params); // a typo fails here, before any round runs
+      checkPurpose(purpose, params); // a typo fails here, before any round runs
       const admin = await connectAdmin(flags);
       try {
         const { record, secret } = flags.revealSecret

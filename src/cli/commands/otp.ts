@@ -4,9 +4,11 @@ import type { VerifyOutcome } from "../../client/requester.js";
 import { hotpCode, OTP_ALGORITHMS, type OtpAlgorithm } from "../../derive/hotp.js";
 import { fromBase32, parseOtpauthUri } from "../../derive/otpauth.js";
 import { totpCode } from "../../derive/totp.js";
-import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { DkeygenError, ErrorCodes, isDkeygenError } from "../../errors.js";
+import { PrintedFailure } from "../exit-status.js";
 import { parseDuration, parsePositiveInt } from "../options.js";
 import { printJson } from "../output.js";
+import { checkCode, checkSubject, ttlSeconds } from "../request-fields.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
 interface CodeFlags {
@@ -22,6 +24,16 @@ interface CodeFlags {
 
 function usage(message: string): DkeygenError {
   return new DkeygenError(ErrorCodes.USAGE, message);
+}
+
+/** Bad input in a flag's value is a usage error naming the flag (from the environment it is not). */
+function asUsage<T>(parse: () => T, flag: string | undefined): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (flag === undefined || !isDkeygenError(error, ErrorCodes.INVALID_INPUT)) throw error;
+    throw new DkeygenError(ErrorCodes.USAGE, `${flag}: ${error.message}`, { cause: error });
+  }
 }
 
 export function registerOtp(program: Command): Command {
@@ -57,7 +69,7 @@ function registerOtpCode(otp: Command): void {
           ? undefined
           : BigInt(parsePositiveInt(flags.counter, "--counter", 0, Number.MAX_SAFE_INTEGER));
       if (flags.uri !== undefined) {
-        const key = parseOtpauthUri(flags.uri);
+        const key = asUsage(() => parseOtpauthUri(flags.uri!), "--uri");
         ({ secret, algorithm, digits } = key);
         period = key.period ?? period;
         if (key.type === "hotp" && counter === undefined) counter = BigInt(key.counter ?? 0);
@@ -65,7 +77,10 @@ function registerOtpCode(otp: Command): void {
         const text = flags.secret ?? process.env.DKEYGEN_OTP_SECRET;
         if (text === undefined)
           throw usage("Give --secret BASE32, --uri otpauth://… or DKEYGEN_OTP_SECRET.");
-        secret = fromBase32(text.replace(/\s+/g, ""));
+        secret = asUsage(
+          () => fromBase32(text.replace(/\s+/g, "")),
+          flags.secret === undefined ? undefined : "--secret",
+        );
       }
       if (flags.algorithm !== undefined) {
         const found = OTP_ALGORITHMS.find((a) => a === flags.algorithm!.toUpperCase());
@@ -98,32 +113,63 @@ function registerOtpCode(otp: Command): void {
     });
 }
 
-/** Exit status for a verification that said no: the command worked, the code did not. */
-function rejected(outcome: VerifyOutcome): DkeygenError {
-  const detail =
-    outcome.reason === "invalid"
-      ? `wrong code; ${outcome.attemptsLeft ?? 0} attempts left${outcome.lockedUntil ? `, locked until ${outcome.lockedUntil}` : ""}`
-      : outcome.reason === "expired"
-        ? "the code has expired"
-        : outcome.reason === "replayed"
-          ? "that code was already used (replay)"
-          : "the code was already used";
-  return new DkeygenError(ErrorCodes.UNAUTHORIZED, `Code rejected: ${detail}.`);
+/** "1 attempt left", "0 attempts left". */
+export function attemptsLeft(count: number): string {
+  return `${count} attempt${count === 1 ? "" : "s"} left`;
 }
 
-export async function printVerify(
+/** A lockout, said with the command that lifts it (e.g. "dkeygen otp unlock --subject alice"). */
+function lockedSaying(message: string, unlock: string): string {
+  return `${message} To lift it now, run: ${unlock}`;
+}
+
+/** Rethrows the server's refusal of a locked subject (E_LOCKED) naming the command that lifts it. */
+export function namingUnlock(unlock: string): (error: unknown) => never {
+  return (error) => {
+    if (isDkeygenError(error, ErrorCodes.LOCKED)) {
+      throw new DkeygenError(ErrorCodes.LOCKED, lockedSaying(error.message, unlock), {
+        ...(error.retryAfterSeconds === undefined
+          ? {}
+          : { retryAfterSeconds: error.retryAfterSeconds }),
+      });
+    }
+    throw error;
+  };
+}
+
+/** Exit status for a verification that said no: the command worked, the code did not. */
+function rejected(outcome: VerifyOutcome, unlock: string): DkeygenError {
+  const detail =
+    outcome.reason === "invalid"
+      ? outcome.lockedUntil
+        ? lockedSaying(
+            `wrong code; ${attemptsLeft(outcome.attemptsLeft ?? 0)}: locked until ${outcome.lockedUntil}.`,
+            unlock,
+          )
+        : `wrong code; ${attemptsLeft(outcome.attemptsLeft ?? 0)}.`
+      : outcome.reason === "expired"
+        ? "the code has expired."
+        : outcome.reason === "replayed"
+          ? "that code was already used (replay)."
+          : "the code was already used.";
+  return new DkeygenError(ErrorCodes.UNAUTHORIZED, `Code rejected: ${detail}`);
+}
+
+/**
+ * Prints a verification's outcome; a rejected code ends the command with exit status 1, with or
+ * without --json (the JSON document is the result either way). `unlock` is the command that lifts
+ * a lockout the rejection caused.
+ */
+export function printVerify(
   outcome: VerifyOutcome,
   json: boolean | undefined,
-): Promise<void> {
+  unlock: string,
+): void {
   if (json) printJson(outcome);
   else if (outcome.valid) process.stdout.write("valid\n");
   if (!outcome.valid) {
-    const error = rejected(outcome);
-    if (json) {
-      process.exitCode = 1;
-      return;
-    }
-    throw error;
+    const error = rejected(outcome, unlock);
+    throw json ? new PrintedFailure(error) : error;
   }
 }
 
@@ -137,12 +183,13 @@ function registerOtpDelivery(otp: Command): void {
     .option("--ttl <duration>", "how long it stays valid (30s to 1h; default 5m)")
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { subject?: string; ttl?: string; json?: boolean }) => {
+      checkSubject("subject", flags.subject);
+      const ttl =
+        flags.ttl === undefined ? undefined : ttlSeconds(parseDuration(flags.ttl, "--ttl"));
       const client = await requesterClient(flags);
-      const ttlSeconds =
-        flags.ttl === undefined ? undefined : Math.round(parseDuration(flags.ttl, "--ttl") / 1000);
       const otp = await client.requestOtp({
         ...(flags.subject === undefined ? {} : { subject: flags.subject }),
-        ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
+        ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
       });
       // The OTP is what this command is for: it is printed, on standard output only.
       if (flags.json) printJson(otp);
@@ -161,8 +208,12 @@ function registerOtpDelivery(otp: Command): void {
     .requiredOption("--code <digits>", "the code")
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { subject: string; code: string; json?: boolean }) => {
+      checkSubject("subject", flags.subject);
+      checkCode(flags.code);
       const client = await requesterClient(flags);
-      await printVerify(await client.verifyOtp(flags.subject, flags.code), flags.json);
+      const unlock = `dkeygen otp unlock --subject ${flags.subject}`;
+      const outcome = await client.verifyOtp(flags.subject, flags.code).catch(namingUnlock(unlock));
+      printVerify(outcome, flags.json, unlock);
     });
 
   withRequesterOptions(
@@ -170,6 +221,7 @@ function registerOtpDelivery(otp: Command): void {
   )
     .requiredOption("--subject <id>", "the subject")
     .action(async (flags: RequesterFlags & { subject: string }) => {
+      checkSubject("subject", flags.subject);
       const client = await requesterClient(flags);
       await client.unlockOtp(flags.subject);
       process.stdout.write(`unlocked ${flags.subject}\n`);

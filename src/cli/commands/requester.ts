@@ -3,21 +3,32 @@
  * admin side of registering one (add, list).
  */
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Command } from "commander";
 import { RequesterClient } from "../../client/requester.js";
 import {
+  CREDENTIAL_PATTERN,
   loadCredential,
   loadOrCreateRequesterKeys,
   loadServerCa,
+  REQUESTER_KEY_FILE,
   readRequesterConfig,
   saveCredential,
   saveServerCa,
   writeRequesterConfig,
 } from "../../client/requester-state.js";
+import { Secret } from "../../crypto/secret.js";
+import { fileExists } from "../../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { addRequester, listRequesters, removeRequester } from "../../server/requesters.js";
+import {
+  addRequester,
+  listRequesters,
+  REQUESTER_NAME,
+  removeRequester,
+} from "../../server/requesters.js";
 import { readServerInfo } from "../../server/runtime.js";
-import { caOption, dataDirOption, parsePositiveInt } from "../options.js";
+import { onUserPath } from "../file-errors.js";
+import { caOption, dataDirOption } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
 export interface RequesterFlags {
@@ -44,10 +55,33 @@ function checkServerUrl(server: string): string {
   if (!/^https?:\/\/[^/]/i.test(server)) {
     throw new DkeygenError(
       ErrorCodes.USAGE,
-      `--server wants an http:// or https:// URL; got "${server}".`,
+      /^wss?:/i.test(server)
+        ? `--server wants the distribution server's URL (http:// or https://, its --http-listen port, default 7421); ${server} is the WebSocket URL, for contributors and admins.`
+        : `--server wants an http:// or https:// URL; got "${server}".`,
     );
   }
   return server;
+}
+
+/** Refuses a --server or --ca that cannot be right, before anything is read. */
+function checkRequesterFlags(flags: RequesterFlags): void {
+  if (flags.server !== undefined) checkServerUrl(flags.server);
+  if (flags.ca !== undefined && flags.server !== undefined && !/^https:/i.test(flags.server)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `--ca is for a TLS server (https://); ${flags.server} is plain.`,
+    );
+  }
+}
+
+/** A requester name as `requester add` and `remove` take it. */
+function checkName(name: string): void {
+  if (!REQUESTER_NAME.test(name)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "A requester name holds letters, digits and . _ @ - (up to 64, starting with a letter or digit).",
+    );
+  }
 }
 
 /**
@@ -70,8 +104,50 @@ async function rememberServer(dataDir: string, flags: RequesterFlags): Promise<s
   return caPath;
 }
 
+/**
+ * Asks the distribution server whom `credential` is registered for and refuses it unless that is
+ * this client's key: a credential for another key would cost OTPs this client cannot decrypt.
+ */
+async function checkCredential(
+  dataDir: string,
+  flags: RequesterFlags,
+  credential: string,
+): Promise<{ name: string; fingerprint: string }> {
+  if (!(await fileExists(join(dataDir, REQUESTER_KEY_FILE)))) {
+    throw new DkeygenError(
+      ErrorCodes.OPERATIONAL,
+      `${dataDir} has no requester key; make it first (dkeygen requester init --data-dir ${dataDir}).`,
+    );
+  }
+  const server =
+    flags.server ?? process.env.DKEYGEN_SERVER_HTTP ?? (await readRequesterConfig(dataDir)).server;
+  if (server === undefined) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "No distribution server known to check the credential with: pass --server URL.",
+    );
+  }
+  checkServerUrl(server);
+  const ca =
+    flags.ca !== undefined
+      ? await caOption(flags.ca, server)
+      : /^https:/i.test(server)
+        ? await loadServerCa(dataDir)
+        : undefined;
+  const keys = await loadOrCreateRequesterKeys(dataDir);
+  const client = new RequesterClient({
+    server,
+    credential: new Secret(new Uint8Array(Buffer.from(credential, "utf8"))),
+    privateKey: keys.privateKey,
+    fingerprint: keys.fingerprint,
+    ...(ca === undefined ? {} : { ca }),
+  });
+  return client.checkRegistration();
+}
+
 /** A ready client from the requester's data folder. */
 export async function requesterClient(flags: RequesterFlags): Promise<RequesterClient> {
+  checkRequesterFlags(flags);
   const dataDir = dataDirOption(flags.dataDir, "requester");
   const server =
     flags.server ?? process.env.DKEYGEN_SERVER_HTTP ?? (await readRequesterConfig(dataDir)).server;
@@ -85,11 +161,13 @@ export async function requesterClient(flags: RequesterFlags): Promise<RequesterC
   // --ca for this call, else the one kept at init or login (for an https:// server only).
   const ca =
     flags.ca !== undefined
-      ? await caOption(flags.ca, server)
+      ? await onUserPath("--ca", flags.ca, "read", () => caOption(flags.ca, server))
       : /^https:/i.test(server)
-        ? await loadServerCa(dataDir)
+        ? await onUserPath("--data-dir", dataDir, "folder", () => loadServerCa(dataDir))
         : undefined;
-  const keys = await loadOrCreateRequesterKeys(dataDir);
+  const keys = await onUserPath("--data-dir", dataDir, "folder", () =>
+    loadOrCreateRequesterKeys(dataDir),
+  );
   if (keys.created) {
     throw new DkeygenError(
       ErrorCodes.USAGE,
@@ -98,7 +176,7 @@ export async function requesterClient(flags: RequesterFlags): Promise<RequesterC
   }
   return new RequesterClient({
     server,
-    credential: await loadCredential(dataDir),
+    credential: await onUserPath("--data-dir", dataDir, "folder", () => loadCredential(dataDir)),
     privateKey: keys.privateKey,
     fingerprint: keys.fingerprint,
     ...(ca === undefined ? {} : { ca }),
@@ -119,9 +197,15 @@ export function registerRequester(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: RequesterFlags & { bits: string; json?: boolean }) => {
       const dataDir = dataDirOption(flags.dataDir, "requester");
-      const bits = parsePositiveInt(flags.bits, "--bits", 3072, 4096);
-      const caFile = await rememberServer(dataDir, flags);
-      const keys = await loadOrCreateRequesterKeys(dataDir, bits);
+      if (flags.bits !== "3072" && flags.bits !== "4096") {
+        throw new DkeygenError(ErrorCodes.USAGE, `--bits wants 3072 or 4096; got "${flags.bits}".`);
+      }
+      const bits = Number(flags.bits);
+      const keys = await onUserPath("--data-dir", dataDir, "folder", async () => {
+        const caFile = await rememberServer(dataDir, flags);
+        return { ...(await loadOrCreateRequesterKeys(dataDir, bits)), caFile };
+      });
+      const { caFile } = keys;
       const publicKey = keys.publicKey.export({ type: "spki", format: "pem" }) as string;
       if (flags.json) {
         printJson({
@@ -159,8 +243,11 @@ export function registerRequester(program: Command): void {
         name: string,
         flags: { publicKey: string; dataDir?: string; replace?: boolean; json?: boolean },
       ) => {
+        checkName(name);
         const dataDir = dataDirOption(flags.dataDir, "server");
-        const pem = await readFile(flags.publicKey, "utf8");
+        const pem = await onUserPath("--public-key", flags.publicKey, "read", () =>
+          readFile(flags.publicKey, "utf8"),
+        );
         const added = await addRequester(dataDir, name, pem, { replace: flags.replace === true });
         let httpUrl: string | undefined;
         try {
@@ -204,6 +291,7 @@ export function registerRequester(program: Command): void {
     .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
     .option("--json", "print as JSON")
     .action(async (name: string, flags: { dataDir?: string; json?: boolean }) => {
+      checkName(name);
       const removed = await removeRequester(dataDirOption(flags.dataDir, "server"), name);
       if (flags.json) printJson({ ...removed, removed: true });
       else
@@ -220,6 +308,10 @@ export function registerRequester(program: Command): void {
     .action(async (flags: { dataDir?: string; json?: boolean }) => {
       const list = await listRequesters(dataDirOption(flags.dataDir, "server"));
       if (flags.json) printJson(list);
+      else if (list.requesters.length === 0)
+        process.stdout.write(
+          "no requesting clients registered (dkeygen requester add NAME --public-key FILE)\n",
+        );
       else
         for (const r of list.requesters) {
           const outdated = r.responseKey ? "" : "\tneeds --replace (no response key)";
@@ -237,16 +329,30 @@ export function registerRequester(program: Command): void {
       "file holding the credential, or - for standard input",
     )
     .action(async (flags: RequesterFlags & { credentialFile: string }) => {
+      checkRequesterFlags(flags);
       const dataDir = dataDirOption(flags.dataDir, "requester");
       let text: string;
       if (flags.credentialFile === "-") {
         text = "";
         for await (const chunk of process.stdin) text += chunk;
       } else {
-        text = await readFile(flags.credentialFile, "utf8");
+        text = await onUserPath("--credential-file", flags.credentialFile, "read", () =>
+          readFile(flags.credentialFile, "utf8"),
+        );
       }
+      const credential = text.trim();
+      if (!CREDENTIAL_PATTERN.test(credential)) {
+        throw new DkeygenError(
+          ErrorCodes.INVALID_INPUT,
+          "That is not a requester credential (dkr_<name>.<secret>).",
+        );
+      }
+      // Before anything is kept: the server must know this credential, and for this client's key.
+      const registered = await checkCredential(dataDir, flags, credential);
       await rememberServer(dataDir, flags);
-      await saveCredential(dataDir, text.trim());
-      process.stdout.write(`credential stored in ${dataDir}\n`);
+      await saveCredential(dataDir, credential);
+      process.stdout.write(
+        `credential stored in ${dataDir} (registered as ${registered.name}, key ${registered.fingerprint})\n`,
+      );
     });
 }

@@ -1,9 +1,12 @@
 /** `dkeygen server`: runs the key generation server until interrupted. */
 import type { Command } from "commander";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
-import { startServer } from "../../server/runtime.js";
+import { type StartServerOptions, startServer } from "../../server/runtime.js";
+import { Interrupted } from "../exit-status.js";
+import { fileError } from "../file-errors.js";
 import { dataDirOption, parseDuration, parseListen, parsePositiveInt } from "../options.js";
 import { makeLogger, printJson, printTable } from "../output.js";
+import { nextStopSignal } from "../signals.js";
 
 interface ServerFlags {
   dataDir?: string;
@@ -31,6 +34,8 @@ interface ServerFlags {
   enrollmentsAtOnce: string;
   enrollmentsPerRequester: string;
   otpPerMinute: string;
+  hotpWindow: string;
+  hotpResyncWindow: string;
   logFormat?: string;
   logLevel?: string;
   json?: boolean;
@@ -112,6 +117,12 @@ export function registerServer(program: Command): void {
       "4",
     )
     .option("--otp-per-minute <n>", "OTPs one requester may request per minute (0: no cap)", "3000")
+    .option("--hotp-window <n>", "HOTP look-ahead: counters past the expected one, 0 to 100", "10")
+    .option(
+      "--hotp-resync-window <n>",
+      "HOTP resynchronisation from two consecutive codes this far ahead (0: none; up to 1000)",
+      "100",
+    )
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .option("--json", "print the startup summary as JSON")
@@ -130,9 +141,10 @@ export function registerServer(program: Command): void {
       }
       const dataDir = dataDirOption(flags.dataDir, "server");
       const { host, port } = parseListen(flags.listen);
-      const http = flags.httpListen === "off" ? undefined : parseListen(flags.httpListen);
+      const http =
+        flags.httpListen === "off" ? undefined : parseListen(flags.httpListen, "--http-listen");
       const logger = makeLogger(flags);
-      const running = await startServer({
+      const options: StartServerOptions = {
         dataDir,
         host,
         port,
@@ -190,6 +202,13 @@ export function registerServer(program: Command): void {
                     "--otp-per-minute",
                     0,
                   ),
+                  hotpWindow: parsePositiveInt(flags.hotpWindow, "--hotp-window", 0, 100),
+                  hotpResyncWindow: parsePositiveInt(
+                    flags.hotpResyncWindow,
+                    "--hotp-resync-window",
+                    0,
+                    1000,
+                  ),
                   deliveryKeyTtlMs:
                     flags.deliveryKeyTtl === "0"
                       ? 0
@@ -204,6 +223,25 @@ export function registerServer(program: Command): void {
           maxFailures: parsePositiveInt(flags.maxFailures, "--max-failures", 1, 1000),
           lockMs: parseDuration(flags.lockout, "--lockout"),
         },
+      };
+      // Taken before the start, so a SIGTERM during it still ends in a clean stop.
+      const stopping = nextStopSignal();
+      const running = await startServer(options).catch((error: unknown) => {
+        stopping.release();
+        // A file the user named: the TLS files, the store's key and head, else the data folder.
+        const named: [string, string | undefined, "read" | "folder"][] = [
+          ["--tls-cert", flags.tlsCert, "read"],
+          ["--tls-key", flags.tlsKey, "read"],
+          ["--store-key-file", flags.storeKeyFile, "read"],
+          ["--store-head", flags.storeHead, "read"],
+          ["--data-dir", dataDir, "folder"],
+        ];
+        for (const [flag, path, use] of named) {
+          if (path === undefined) continue;
+          const mapped = fileError(flag, path, use, error);
+          if (mapped !== error) throw mapped;
+        }
+        throw error;
       });
       const storeHead = running.storeHead();
       const tls = running.tls;
@@ -246,18 +284,14 @@ export function registerServer(program: Command): void {
             : []),
         ]);
       }
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off("SIGINT", stop);
-          process.off("SIGTERM", stop);
-          logger.info({}, "stopping");
-          running.stop().then(resolve, (error: unknown) => {
-            logger.error({ err: describeError(error) }, "stopping failed");
-            resolve();
-          });
-        };
-        process.on("SIGINT", stop);
-        process.on("SIGTERM", stop);
-      });
+      const signal = await stopping.signal;
+      logger.info({ signal }, "stopping");
+      try {
+        await running.stop();
+      } catch (error) {
+        logger.error({ err: describeError(error) }, "stopping failed");
+        throw error;
+      }
+      if (signal === "SIGINT") throw new Interrupted();
     });
 }

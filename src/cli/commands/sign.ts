@@ -7,8 +7,9 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { type SignatureScheme, signingKeyFromPem, signWithRoundNonce } from "../../derive/nonce.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { onUserPath } from "../file-errors.js";
 import { printJson } from "../output.js";
-import { type AdminFlags, connectAdmin, withAdminOptions } from "./generate.js";
+import { type AdminFlags, checkAdminFlags, connectAdmin, withAdminOptions } from "./generate.js";
 
 interface SignFlags extends AdminFlags {
   key: string;
@@ -37,6 +38,7 @@ export function registerSign(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (flags: SignFlags) => {
       const usage = (m: string) => new DkeygenError(ErrorCodes.USAGE, m);
+      checkAdminFlags(flags);
       if ((flags.message === undefined) === (flags.messageFile === undefined)) {
         throw usage("Give exactly one of --message and --message-file.");
       }
@@ -44,11 +46,19 @@ export function registerSign(program: Command): void {
         throw usage("--scheme wants ecdsa or schnorr.");
       if (flags.format !== "compact" && flags.format !== "der")
         throw usage("--format wants compact or der.");
+      if (flags.nonce !== undefined && !/^[0-9a-fA-F]{64}$/.test(flags.nonce))
+        throw usage("--nonce wants the round nonce's 32-byte value as 64 hex digits.");
       const message =
         flags.message !== undefined
           ? new TextEncoder().encode(flags.message)
-          : new Uint8Array(await readFile(flags.messageFile!));
-      const { curve, privateKey } = signingKeyFromPem(await readFile(flags.key, "utf8"));
+          : new Uint8Array(
+              await onUserPath("--message-file", flags.messageFile!, "read", () =>
+                readFile(flags.messageFile!),
+              ),
+            );
+      const { curve, privateKey } = signingKeyFromPem(
+        await onUserPath("--key", flags.key, "read", () => readFile(flags.key, "utf8")),
+      );
 
       let nonceHex = flags.nonce ?? process.env.DKEYGEN_NONCE;
       let recordId: string | undefined;

@@ -22,6 +22,7 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import { osRandom, type RandomSource } from "../../crypto/random.js";
+import { MAX_HOTP_LOOK_AHEAD } from "../../derive/hotp.js";
 import {
   DkeygenError,
   describeError,
@@ -36,14 +37,18 @@ import type { KeyRecord, KeyStore } from "../../store/types.js";
 import { type TlsServerOptions, tlsServerSettings } from "../../transport/tls.js";
 import type { RoundRequest } from "../keygen-server.js";
 import type { Requester, RequesterRegistry } from "../requesters.js";
+import { withRequestIdHeader } from "./answers.js";
 import type { AttemptLimiter } from "./attempts.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
+import { DEFAULT_HOTP_WINDOWS, HotpResync, type HotpWindows } from "./hotp-check.js";
 import type { OtpPool } from "./otp-pool.js";
 import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerOtpRoutes } from "./routes/otp.js";
+import { registerRecoveryRoutes } from "./routes/recovery.js";
+import { registerRequesterRoutes } from "./routes/requester.js";
 import { registerTotpRoutes } from "./routes/totp.js";
 
 declare module "fastify" {
@@ -82,6 +87,12 @@ export interface DistributionConfig {
   enrollmentsAtOncePerRequester: number;
   /** OTPs one requester may request per minute (0: no cap). */
   otpPerMinutePerRequester: number;
+  /** HOTP look-ahead: counters after the expected one a code may be from (0..100). */
+  hotpWindow: number;
+  /** HOTP auto-resynchronisation window (≤ hotpWindow: none; at most 1000). */
+  hotpResyncWindow: number;
+  /** How long a first HOTP resynchronisation code waits for its successor. */
+  hotpResyncMs: number;
 }
 
 export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
@@ -96,6 +107,9 @@ export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
   enrollmentsAtOnce: 16,
   enrollmentsAtOncePerRequester: 4,
   otpPerMinutePerRequester: 3_000,
+  hotpWindow: DEFAULT_HOTP_WINDOWS.window,
+  hotpResyncWindow: DEFAULT_HOTP_WINDOWS.resyncWindow,
+  hotpResyncMs: DEFAULT_HOTP_WINDOWS.resyncMs,
 };
 
 /** What the routes need from the key generation server. */
@@ -130,6 +144,12 @@ export interface RouteContext {
   sealer: DeliverySealer;
   /** Enrollment-round caps and OTP quotas per requester (quotas.ts). */
   quotas: Quotas;
+  /** Randomness (recovery code salts). */
+  random: RandomSource;
+  /** HOTP verification windows (hotp-check.ts), from the config. */
+  hotp: HotpWindows;
+  /** HOTP resynchronisations in progress (hotp-check.ts). */
+  resync: HotpResync;
   /** onRequest hook of protected routes: authenticates the requester (401 otherwise). */
   authenticate: (
     request: FastifyRequest,
@@ -253,6 +273,25 @@ export async function buildDistributionApp(
   config: Partial<DistributionConfig> = {},
 ): Promise<FastifyInstance> {
   const settings = { ...DEFAULT_DISTRIBUTION_CONFIG, ...config };
+  const hotp: HotpWindows = {
+    window: settings.hotpWindow,
+    resyncWindow: settings.hotpResyncWindow,
+    resyncMs: settings.hotpResyncMs,
+  };
+  if (
+    !Number.isInteger(hotp.window) ||
+    hotp.window < 0 ||
+    hotp.window > 100 ||
+    !Number.isInteger(hotp.resyncWindow) ||
+    hotp.resyncWindow < 0 ||
+    hotp.resyncWindow > MAX_HOTP_LOOK_AHEAD ||
+    !Number.isSafeInteger(hotp.resyncMs) ||
+    hotp.resyncMs < 1
+  ) {
+    throw new TypeError(
+      `hotpWindow must be 0..100, hotpResyncWindow 0..${MAX_HOTP_LOOK_AHEAD}, hotpResyncMs ≥ 1`,
+    );
+  }
   const { logger, requesters } = components;
   const clock = components.clock ?? Date.now;
   const app = Fastify({
@@ -296,13 +335,16 @@ export async function buildDistributionApp(
     return503OnClosing: false,
     clientErrorHandler,
     // A path that is not valid URL encoding, or a path parameter over maxParamLength.
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
       const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
-      void (reply as FastifyReply).code(tooLong ? 414 : 400).send({
-        error: tooLong
-          ? { code: ErrorCodes.INVALID_INPUT, message: "A path parameter is too long." }
-          : { code: ErrorCodes.MALFORMED_MESSAGE, message: "The request path is malformed." },
-      });
+      void (reply as FastifyReply)
+        .header("x-request-id", request.id)
+        .code(tooLong ? 414 : 400)
+        .send({
+          error: tooLong
+            ? { code: ErrorCodes.INVALID_INPUT, message: "A path parameter is too long." }
+            : { code: ErrorCodes.MALFORMED_MESSAGE, message: "The request path is malformed." },
+        });
     },
     // A client may choose its request's id (a UUID in X-Request-Id): deliveries bind it into
     // their associated data, so a client that checks it cannot be fed a recorded older answer.
@@ -344,6 +386,7 @@ export async function buildDistributionApp(
   // The first hook of every request: refused while the server closes, then the per-address limit.
   const perAddressLimit = settings.rateLimitPerAddress > 0;
   app.addHook("onRequest", (request, reply, done) => {
+    reply.header("x-request-id", request.id);
     if (closing) {
       reply.header("connection", "close");
       return done(shuttingDown());
@@ -459,6 +502,7 @@ export async function buildDistributionApp(
   });
 
   await app.register(swagger, {
+    transform: ({ schema, url }) => ({ schema: withRequestIdHeader(schema), url }),
     openapi: {
       openapi: "3.0.3",
       info: {
@@ -476,11 +520,8 @@ export async function buildDistributionApp(
     },
   });
 
-  const sealer = new DeliverySealer({
-    ttlMs: settings.deliveryKeyTtlMs,
-    random: components.random ?? osRandom,
-    clock,
-  });
+  const random = components.random ?? osRandom;
+  const sealer = new DeliverySealer({ ttlMs: settings.deliveryKeyTtlMs, random, clock });
   app.addHook("onClose", () => sealer.close());
   const context: RouteContext = {
     store: components.store,
@@ -492,12 +533,17 @@ export async function buildDistributionApp(
     config: settings,
     sealer,
     quotas: new Quotas(settings),
+    random,
+    hotp,
+    resync: new HotpResync(),
     authenticate,
   };
   registerHealthRoutes(app, context);
   registerOtpRoutes(app, context);
   registerTotpRoutes(app, context);
+  registerRecoveryRoutes(app, context);
   registerKeyRoutes(app, context);
+  registerRequesterRoutes(app, context);
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -31,11 +31,11 @@ import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import { deliveryKeyMac } from "../../protocol/answer-auth.js";
 import type { DeliveryEnvelopeWire } from "../../protocol/messages.js";
-import { deliveryKeyLabel } from "../../protocol/signed-data.js";
+import { type DeliveryKind, deliveryKeyLabel } from "../../protocol/signed-data.js";
 import type { Requester } from "../requesters.js";
 import type { SealJob, SealReply, SealRequest, SealResult } from "./seal-worker.js";
 
-export type DeliveryKind = "otp" | "totp" | "key";
+export type { DeliveryKind };
 
 interface DeliveryKey {
   kid: string;

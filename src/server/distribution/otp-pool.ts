@@ -2,8 +2,9 @@
  * The pool of ready OTPs. Background batch rounds keep about `size` unclaimed OTP records in the
  * store, so a request claims one at once instead of waiting for a round. Refills are single-flight
  * (one round at a time), start when the pool falls below half and fill it up again (so rounds run
- * rarely and in large batches, not after every claim), and a timer retries a failed one (no
- * contributors, say). When the pool is empty a request waits for the refill in flight
+ * rarely and in large batches, not after every claim), and a timer retries a failed one. While
+ * fewer contributors are connected than a round needs, refills wait for them quietly (no round is
+ * tried, nothing is logged as failed); `contributorsChanged()` starts one as soon as they are. When the pool is empty a request waits for the refill in flight
  * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
  *
  * The pool also keeps the codes of the OTPs its refills made ready in memory (handed over by the
@@ -37,6 +38,8 @@ export interface OtpPoolOptions {
   logger: Logger;
   /** How often to retry filling after a failure. */
   retryMs?: number;
+  /** Contributors connected now and how many a round needs; without it, rounds are just tried. */
+  quorum?: () => { connected: number; needed: number };
 }
 
 export const OTP_PURPOSE = "otp";
@@ -62,7 +65,11 @@ export class OtpPool {
   readonly #taken = new Set<string>();
 
   constructor(options: OtpPoolOptions) {
-    this.#o = { retryMs: 5000, ...options };
+    this.#o = {
+      retryMs: 5000,
+      quorum: () => ({ connected: Number.POSITIVE_INFINITY, needed: 0 }),
+      ...options,
+    };
   }
 
   get size(): number {
@@ -102,6 +109,18 @@ export class OtpPool {
     this.#lastError = reason;
   }
 
+  /** Contributors joined or left: a refill that was waiting for them starts now. */
+  contributorsChanged(): void {
+    if (this.#waitingForQuorum() === undefined) this.#refillIfLow();
+  }
+
+  /** Why no round can run now (too few contributors), or undefined when one can. */
+  #waitingForQuorum(): string | undefined {
+    const { connected, needed } = this.#o.quorum();
+    if (connected >= needed) return undefined;
+    return `waiting for contributors: ${connected} connected, a round needs ${needed}`;
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
@@ -129,6 +148,12 @@ export class OtpPool {
         // With a pool of size 0 (or a burst beyond it), rounds are run on demand for the waiters.
         const missing = Math.max(this.#o.size, this.#waiting) - (await this.available());
         if (missing <= 0 || this.#stopped) break;
+        const waiting = this.#waitingForQuorum();
+        if (waiting !== undefined) {
+          // Not a failure: the pool fills once contributors join (contributorsChanged).
+          this.#lastError = waiting;
+          return;
+        }
         const count = Math.min(missing, MAX_BATCH);
         await this.#o.rounds.runBatchRound({
           purpose: OTP_PURPOSE,
@@ -189,9 +214,11 @@ export class OtpPool {
     if (!record) {
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
-        this.#lastError
-          ? "No OTP is ready and no round could make one just now; retry shortly."
-          : "No OTP is ready yet; retry shortly.",
+        this.#waitingForQuorum() !== undefined
+          ? `No OTP is ready: ${this.#waitingForQuorum()}; retry once they have joined.`
+          : this.#lastError
+            ? "No OTP is ready and no round could make one just now; retry shortly."
+            : "No OTP is ready yet; retry shortly.",
         { retryAfterSeconds: Math.max(1, Math.ceil(this.#o.retryMs / 1000)) },
       );
     }

@@ -15,11 +15,11 @@ import { parentPort } from "node:worker_threads";
 import { toBase64url } from "../../crypto/base64url.js";
 import { aesGcmSeal } from "../../crypto/envelope.js";
 import { osRandom } from "../../crypto/random.js";
-import { deliveryAad } from "../../protocol/signed-data.js";
+import { type DeliveryKind, deliveryAad } from "../../protocol/signed-data.js";
 
 export interface SealJob {
   kid: string;
-  kind: "otp" | "totp" | "key";
+  kind: DeliveryKind;
   requestId: string;
   fingerprint: string;
   recordId: string;

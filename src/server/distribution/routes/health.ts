@@ -1,12 +1,19 @@
 /** Liveness and readiness, unauthenticated, for load balancers and orchestrators. */
 import type { FastifyInstance } from "fastify";
+import { answers, orErrorBody } from "../answers.js";
 import type { RouteContext } from "../app.js";
 import { Health, Readiness } from "../schemas.js";
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get(
     "/v1/health",
-    { schema: { tags: ["operations"], summary: "The process is up.", response: { 200: Health } } },
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "The process is up.",
+        response: answers({ ok: [Health, "The process is up."] }),
+      },
+    },
     async () => ({ status: "ok" as const }),
   );
 
@@ -16,7 +23,13 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
       schema: {
         tags: ["operations"],
         summary: "Ready to hand out OTPs: the store is open and OTPs are ready or can be made.",
-        response: { 200: Readiness, 503: Readiness },
+        response: answers({
+          ok: [Readiness, "Ready: OTPs are ready, or can be made."],
+          errors: {
+            503: "or degraded: no OTP is ready and none can be made now (a Readiness body with the problem)",
+          },
+          bodies: { 503: orErrorBody(Readiness) },
+        }),
       },
     },
     async (_request, reply) => {

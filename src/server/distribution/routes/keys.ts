@@ -4,21 +4,28 @@
  * fetch its secret part, sealed to its key. For anyone else the secret does not exist (404), which
  * says nothing about whose it is: the `owner` field is shown to the owner only.
  *
- * Two-factor records (otp, hotp, totp) are not keys to share: their public part names a subject
- * (an account, an issuer), so they exist only for the requester they were made for or handed to.
+ * Two-factor records (otp, hotp, totp, recovery) are not keys to share: their public part names a
+ * subject (an account, an issuer), so they exist only for the requester they were made for or
+ * handed to. A recovery code's secret part (a slow hash) is nobody's to fetch.
+ *
+ * The owner may also export a record's derivation secret, sealed to its key, to re-derive the
+ * record for audit (server/derivation-export.ts); a nonce record's is refused to everyone (403).
  */
 import type { FastifyInstance } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
+import { derivationExport } from "../../derivation-export.js";
 import { toPublicRecord } from "../../keygen-server.js";
+import { RECOVERY_PURPOSE } from "../../recovery-codes.js";
 import { readStoredSecret } from "../../stored-secret.js";
+import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
-import { errorResponses, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
+import { EmptyBody, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
 import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
 const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");
-const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp"]);
+const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp", RECOVERY_PURPOSE]);
 
 /** Whether `record` is registration `id`'s: made for it, or (an OTP) handed to it. */
 const belongsTo = (record: KeyRecord, id: string) =>
@@ -34,7 +41,14 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         summary: "A record's public part.",
         security,
         params: KeyParams,
-        response: { 200: PublicKeyRecord, ...errorResponses },
+        response: answers({
+          ok: [PublicKeyRecord, "The record's public part."],
+          authenticated: true,
+          params: true,
+          errors: {
+            404: "No such record, or a two-factor record that is not yours (E_NOT_FOUND)",
+          },
+        }),
       },
     },
     async (request) => {
@@ -59,13 +73,22 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
           "A key's secret part, encrypted to your key; only for the requester it was made for.",
         security,
         params: KeyParams,
-        response: { 200: KeyDelivery, ...errorResponses },
+        response: answers({
+          ok: [KeyDelivery, "The secret part, sealed to your key (a delivery of kind key)."],
+          authenticated: true,
+          sealed: true,
+          params: true,
+          errors: { 404: "No such key was issued to you (E_NOT_FOUND), whether or not it exists" },
+        }),
       },
     },
     async (request) => {
       const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
-      if (!record || record.owner !== requester.id) throw notFound();
+      // A recovery code's record holds only its slow hash, which nobody needs to see.
+      if (!record || record.owner !== requester.id || record.purpose === RECOVERY_PURPOSE) {
+        throw notFound();
+      }
       const { output } = await readStoredSecret(ctx.store, record.id);
       const envelope = await ctx.sealer.seal(requester, "key", request.id, record.id, {
         recordId: record.id,
@@ -75,6 +98,55 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         secret:
           record.purpose === "totp" ? { ...output, ...totpParameters(record.public) } : output,
       });
+      request.sealedAnswer = true;
+      return { requestId: request.id, recordId: record.id, envelope };
+    },
+  );
+
+  app.post<{ Params: KeyParams }>(
+    "/v1/keys/:id/derivation-secret",
+    {
+      onRequest: ctx.authenticate,
+      schema: {
+        tags: ["keys"],
+        summary:
+          "A record's derivation secret and parameters, encrypted to your key, to re-derive it with dkeygen derive; only for the requester it was made for.",
+        security,
+        params: KeyParams,
+        body: EmptyBody,
+        response: answers({
+          ok: [
+            KeyDelivery,
+            "The derivation export (PROTOCOL §9.1), sealed to your key (a delivery of kind derivation-secret).",
+          ],
+          authenticated: true,
+          sealed: true,
+          body: true,
+          params: true,
+          errors: {
+            403: "A nonce record: its derivation secret never leaves the server, for anyone (E_FORBIDDEN)",
+            404: "No such key was issued to you (E_NOT_FOUND), whether or not it exists",
+          },
+        }),
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const record = await ctx.store.get(request.params.id);
+      // Ownership first: whoever does not own it learns nothing of it, not even its purpose.
+      if (!record || record.owner !== requester.id) throw notFound();
+      const payload = await derivationExport(ctx.store, record);
+      const envelope = await ctx.sealer.seal(
+        requester,
+        "derivation-secret",
+        request.id,
+        record.id,
+        payload,
+      );
+      ctx.logger.info(
+        { reqId: request.id, recordId: record.id, requester: requester.name },
+        "derivation secret exported to the record's owner, sealed to its key",
+      );
       request.sealedAnswer = true;
       return { requestId: request.id, recordId: record.id, envelope };
     },

@@ -10,11 +10,11 @@ import { sameCode } from "../../../derive/hotp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
 import { readStoredSecret } from "../../stored-secret.js";
+import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
 import type { AttemptLimiter } from "../attempts.js";
 import { OTP_PURPOSE } from "../otp-pool.js";
 import {
-  errorResponses,
   OtpDelivery,
   OtpRequestBody,
   OtpVerifyBody,
@@ -131,7 +131,16 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
         summary: "Get a fresh OTP for a subject, encrypted to your key.",
         security,
         body: OtpRequestBody,
-        response: { 200: OtpDelivery, ...errorResponses },
+        response: answers({
+          ok: [OtpDelivery, "The OTP, its code sealed to your key (a delivery of kind otp)."],
+          authenticated: true,
+          sealed: true,
+          body: true,
+          errors: {
+            429: "or over this requester's OTP quota",
+            503: "or no OTP is ready and none could be made in time (E_UNAVAILABLE)",
+          },
+        }),
       },
     },
     async (request) => {
@@ -181,7 +190,18 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
         summary: "Check a code a subject typed: valid once, before expiry.",
         security,
         body: OtpVerifyBody,
-        response: { 200: VerifyResult, ...errorResponses },
+        response: answers({
+          ok: [
+            VerifyResult,
+            "Whether the code is valid; a wrong code is a 200 answer with the attempts left.",
+          ],
+          authenticated: true,
+          body: true,
+          errors: {
+            423: "The subject is locked after too many wrong codes (E_LOCKED), until lockedUntil or an unlock",
+            429: "or every attempt the subject has left is in progress",
+          },
+        }),
       },
     },
     async (request) => {
@@ -227,7 +247,11 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
         summary: "Lift a subject's lockout after failed OTP verifications.",
         security,
         body: UnlockBody,
-        response: { 200: UnlockResult, ...errorResponses },
+        response: answers({
+          ok: [UnlockResult, "The subject is unlocked (whether or not it was locked)."],
+          authenticated: true,
+          body: true,
+        }),
       },
     },
     async (request) => {

@@ -1,31 +1,47 @@
 /**
- * TOTP enrollment for two-factor authentication and code verification (RFC 6238). Enrollment runs
- * a round whose secret becomes the TOTP secret, stores it for the requester, and hands the
- * otpauth:// URI back sealed to the requester's key. Verification accepts the current time step
- * and one either side (§5.2), refuses a step already used (replay), and locks the account after
- * too many failures, like OTP verification.
+ * Two-factor enrollment and code verification: TOTP (RFC 6238) and HOTP (RFC 4226). Enrollment
+ * runs a round whose secret becomes the shared secret and the account's recovery codes, stores the
+ * secret and the codes' slow hashes for the requester, and hands the otpauth:// URI and the codes
+ * back sealed to the requester's key, once. An account has one enrollment in force
+ * (two-factor.ts): enrolling it again needs `replace`. TOTP verification accepts the current time
+ * step and one either side (§5.2) and refuses a step already used (replay); HOTP verification
+ * looks ahead and resynchronises (hotp-check.ts). Both lock the account after too many failures,
+ * like OTP verification.
  */
 import type { FastifyInstance } from "fastify";
 import type { OtpAlgorithm } from "../../../derive/hotp.js";
 import { fromBase32 } from "../../../derive/otpauth.js";
+import {
+  DEFAULT_RECOVERY_CODES,
+  deriveRecoveryCodes,
+  formatRecoveryCode,
+} from "../../../derive/recovery.js";
 import { totpCounter, verifyTotp } from "../../../derive/totp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
+import { storeRecoveryCodes } from "../../recovery-codes.js";
 import { readStoredSecret } from "../../stored-secret.js";
+import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
+import { checkHotp } from "../hotp-check.js";
 import {
-  errorResponses,
   TotpEnrollBody,
   TotpEnrollment,
+  TotpUnlockBody,
   TotpVerifyBody,
-  UnlockBody,
   UnlockResult,
   VerifyResult,
 } from "../schemas.js";
+import {
+  alreadyEnrolled,
+  enrollmentInForce,
+  enrollmentInProgress,
+  enrollmentParameters,
+  twoFactorLockKey,
+} from "../two-factor.js";
 import { verifyAttempt } from "./otp.js";
 
 const security = [{ credential: [] }];
-const TOTP = "totp";
 
 /** A TOTP record's parameters from its public part: sealed with every delivery of its secret. */
 export function totpParameters(pub: Record<string, unknown>) {
@@ -38,7 +54,12 @@ export function totpParameters(pub: Record<string, unknown>) {
   };
 }
 
+const invalid = (message: string) => new DkeygenError(ErrorCodes.INVALID_INPUT, message);
+
 export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  /** Accounts being enrolled now: a second enrollment of one waits for none, it is refused. */
+  const enrolling = new Set<string>();
+
   app.post<{ Body: TotpEnrollBody }>(
     "/v1/totp/enroll",
     {
@@ -46,47 +67,86 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       schema: {
         tags: ["totp"],
         summary:
-          "Make a TOTP secret for an account in a new round; get its otpauth:// URI, encrypted to your key.",
+          "Make a TOTP or HOTP secret and recovery codes for an account in a new round; get its otpauth:// URI and the codes, encrypted to your key.",
         security,
         body: TotpEnrollBody,
-        response: { 200: TotpEnrollment, ...errorResponses },
+        response: answers({
+          ok: [
+            TotpEnrollment,
+            "The enrollment, its secret, otpauth:// URI and recovery codes sealed to your key (a delivery of kind totp).",
+          ],
+          authenticated: true,
+          sealed: true,
+          body: true,
+          errors: {
+            400: "or an issuer or account the derivation refuses (a colon, a control character), or a field of the other enrollment type",
+            409: "The account already has an enrollment in force, or one in progress, and replace was not asked for (E_ALREADY_ENROLLED)",
+            429: "or over an enrollment cap (retryAfter 1)",
+            503: "or the round missed its quorum or its deadline (E_QUORUM_NOT_MET, E_UNAVAILABLE)",
+          },
+        }),
       },
     },
     async (request) => {
       const requester = request.requester!;
-      const params = { ...request.body };
-      const release = ctx.quotas.startEnrollment(requester.id);
-      let record: KeyRecord;
+      const { replace, recoveryCodes, type, ...params } = request.body;
+      const purpose = type ?? "totp";
+      if (purpose === "hotp" && params.period !== undefined)
+        throw invalid("An HOTP enrollment has no period.");
+      if (purpose === "totp" && params.counter !== undefined)
+        throw invalid("A TOTP enrollment has no counter.");
+      const count = recoveryCodes ?? DEFAULT_RECOVERY_CODES;
+      const lockKey = twoFactorLockKey(requester.id, params.account);
+      if (enrolling.has(lockKey)) throw enrollmentInProgress();
+      enrolling.add(lockKey);
       try {
-        record = await ctx.rounds.runRound({
-          purpose: TOTP,
-          params,
-          owner: requester.id,
-          subject: request.body.account,
+        const current = await enrollmentInForce(ctx.store, requester.id, params.account);
+        if (current && replace !== true) throw alreadyEnrolled(current);
+        const release = ctx.quotas.startEnrollment(requester.id);
+        let record: KeyRecord;
+        try {
+          record = await ctx.rounds.runRound({
+            purpose,
+            params,
+            owner: requester.id,
+            subject: params.account,
+          });
+        } finally {
+          release();
+        }
+        const stored = await readStoredSecret(ctx.store, record.id);
+        // The recovery codes come from the round secret (derive/recovery.ts); only their hashes
+        // are stored, and they leave here once, sealed.
+        const roundSecret = Buffer.from(stored.derivationSecret, "hex");
+        const set = deriveRecoveryCodes(roundSecret, count);
+        roundSecret.fill(0);
+        try {
+          await storeRecoveryCodes(ctx.store, record, set, { random: ctx.random });
+        } finally {
+          set.tagKey.fill(0);
+        }
+        const parameters = enrollmentParameters(record.public);
+        // What the client computes codes with travels sealed too, so it need not trust the clear copy.
+        const envelope = await ctx.sealer.seal(requester, "totp", request.id, record.id, {
+          recordId: record.id,
+          secret: stored.output.secret as string,
+          uri: stored.output.uri as string,
+          ...parameters,
+          recoveryCodes: set.codes.map(formatRecoveryCode),
         });
+        request.sealedAnswer = true;
+        ctx.resync.forget(lockKey);
+        return {
+          requestId: request.id,
+          recordId: record.id,
+          ...parameters,
+          recoveryCodes: count,
+          ...(current === undefined ? {} : { replaced: current.id }),
+          envelope,
+        };
       } finally {
-        release();
+        enrolling.delete(lockKey);
       }
-      const { output } = await readStoredSecret(ctx.store, record.id);
-      const pub = record.public;
-      // What the client computes codes with travels sealed too, so it need not trust the clear copy.
-      const envelope = await ctx.sealer.seal(requester, "totp", request.id, record.id, {
-        recordId: record.id,
-        secret: output.secret as string,
-        uri: output.uri as string,
-        ...totpParameters(pub),
-      });
-      request.sealedAnswer = true;
-      return {
-        requestId: request.id,
-        recordId: record.id,
-        issuer: pub.issuer as string,
-        account: pub.account as string,
-        algorithm: pub.algorithm as string,
-        digits: pub.digits as number,
-        period: pub.period as number,
-        envelope,
-      };
     },
   );
 
@@ -96,25 +156,32 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       onRequest: ctx.authenticate,
       schema: {
         tags: ["totp"],
-        summary: "Check a TOTP code for an account: ±1 time step, each step accepted once.",
+        summary:
+          "Check a TOTP code (±1 time step, each step accepted once) or an HOTP code (look-ahead window, resynchronisation, each counter once) for an account.",
         security,
         body: TotpVerifyBody,
-        response: { 200: VerifyResult, ...errorResponses },
+        response: answers({
+          ok: [
+            VerifyResult,
+            "Whether the code is valid; a wrong or replayed code is a 200 answer with the attempts left.",
+          ],
+          authenticated: true,
+          body: true,
+          errors: {
+            404: "No TOTP enrollment of this account by you (E_NOT_FOUND; counted as a failed attempt)",
+            423: "The account is locked after too many wrong codes (E_LOCKED), until lockedUntil or an unlock",
+            429: "or every attempt the account has left is in progress",
+          },
+        }),
       },
     },
     async (request) => {
       const requester = request.requester!;
       const { account, code } = request.body;
-      const key = `totp\u0000${requester.id}\u0000${account}`;
+      const key = twoFactorLockKey(requester.id, account);
       const now = ctx.clock();
       return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
-        // The newest enrollment of this account by this requester is the one in force. The
-        // subject index keeps this lookup to the account's own enrollments.
-        const record = (
-          await ctx.store.list({ purpose: TOTP, owner: requester.id, subject: account })
-        )
-          .filter((r) => r.public.account === account)
-          .at(-1);
+        const record = await enrollmentInForce(ctx.store, requester.id, account);
         // Counted like a wrong code, so asking about accounts cannot go on without limit. Still
         // a 404: the caller is the relying service, which knows its own enrollments; the answer
         // tells a misconfigured service what is wrong and tells nobody else anything.
@@ -124,19 +191,21 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         }
         const { output } = await readStoredSecret(ctx.store, record.id);
         const secret = fromBase32(String(output.secret));
-        const options = {
-          algorithm: record.public.algorithm as OtpAlgorithm,
-          digits: record.public.digits as number,
-          period: record.public.period as number,
-        };
-        const seconds = Math.floor(now / 1000);
-        const offset = verifyTotp(secret, code, seconds, { ...options, window: 1 });
-        secret.fill(0);
-        if (offset === null) return outcome.fail("invalid");
-        const step = totpCounter(seconds, options) + offset;
-        if (!(await ctx.store.useStep(record.id, step, new Date(now)))) {
-          return outcome.fail("replayed");
+        let result: "valid" | "invalid" | "replayed";
+        try {
+          result =
+            record.purpose === "hotp"
+              ? await checkHotp(ctx.store, record, secret, code, {
+                  key,
+                  now,
+                  windows: ctx.hotp,
+                  resync: ctx.resync,
+                })
+              : await checkTotp(ctx, record, secret, code, now);
+        } finally {
+          secret.fill(0);
         }
+        if (result !== "valid") return outcome.fail(result);
         outcome.succeed();
         return { valid: true };
       });
@@ -151,13 +220,37 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
         tags: ["totp"],
         summary: "Lift an account's lockout after failed TOTP verifications.",
         security,
-        body: UnlockBody,
-        response: { 200: UnlockResult, ...errorResponses },
+        body: TotpUnlockBody,
+        response: answers({
+          ok: [UnlockResult, "The account is unlocked (whether or not it was locked)."],
+          authenticated: true,
+          body: true,
+        }),
       },
     },
     async (request) => {
-      ctx.limiter.unlock(`totp\u0000${request.requester!.id}\u0000${request.body.subject}`);
+      ctx.limiter.unlock(twoFactorLockKey(request.requester!.id, request.body.subject));
       return { subject: request.body.subject, unlocked: true };
     },
   );
+}
+
+/** RFC 6238 §5.2: the steps T−1, T, T+1; the step accepted is recorded, once. */
+async function checkTotp(
+  ctx: RouteContext,
+  record: KeyRecord,
+  secret: Uint8Array,
+  code: string,
+  now: number,
+): Promise<"valid" | "invalid" | "replayed"> {
+  const options = {
+    algorithm: record.public.algorithm as OtpAlgorithm,
+    digits: record.public.digits as number,
+    period: record.public.period as number,
+  };
+  const seconds = Math.floor(now / 1000);
+  const offset = verifyTotp(secret, code, seconds, { ...options, window: 1 });
+  if (offset === null) return "invalid";
+  const step = totpCounter(seconds, options) + offset;
+  return (await ctx.store.useStep(record.id, step, new Date(now))) ? "valid" : "replayed";
 }
