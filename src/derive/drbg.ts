@@ -9,7 +9,7 @@
  *               personalization_string = LP(L, canonicalJson(P)))
  *
  * LP is the length-prefixed encoding of src/crypto/canonical.ts and canonicalJson the RFC 8785
- * form of src/derive/canonical-json.ts, so every purpose, version and parameter set draws from an
+ * form of src/crypto/canonical-json.ts, so every purpose, version and parameter set draws from an
  * unrelated stream. P is the purpose's full parameter set, except where a module says otherwise
  * because some options only change how one key is shown: `wallet` personalizes with {words} only
  * (accounts, indexes and the passphrase are views of one mnemonic), and `multisig` runs one
@@ -33,8 +33,8 @@
  */
 import { createHmac } from "node:crypto";
 import { lengthPrefixed } from "../crypto/canonical.js";
+import { canonicalJson } from "../crypto/canonical-json.js";
 import type { JsonObject } from "../json.js";
-import { canonicalJson } from "./canonical-json.js";
 
 /** SP 800-90A Table 2: max_number_of_bits_per_request = 2^19 bits. */
 export const MAX_BYTES_PER_REQUEST = 65536;

@@ -57,7 +57,7 @@ export async function derivePurpose(
   return derivation.derive(secret, derivation.parseParams(rawParams));
 }
 
-export { canonicalJson } from "./canonical-json.js";
+export { canonicalJson } from "../crypto/canonical-json.js";
 export {
   compareBytes,
   descriptorChecksum,

@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { type Field, lengthPrefixed } from "../crypto/canonical.js";
-import { canonicalJson } from "../derive/canonical-json.js";
+import { canonicalJson } from "../crypto/canonical-json.js";
 import type { Json } from "../json.js";
 import { PROTOCOL_VERSION } from "./version.js";
 
@@ -114,7 +114,7 @@ export function serverSecretCommitment(roundId: string, serverSecret: Uint8Array
 /**
  * The hash of a round's parameters in round.open:
  * SHA-256(LP("dkeygen/v1/params", V, purpose, canonicalJson(params))), canonical JSON after
- * RFC 8785 (derive/canonical-json.ts), so the invitation binds what the round will make.
+ * RFC 8785 (crypto/canonical-json.ts), so the invitation binds what the round will make.
  */
 export function paramsHash(purpose: string, params: Json): Uint8Array {
   return sha256(lengthPrefixed("dkeygen/v1/params", V, purpose, canonicalJson(params)));

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 import { lengthPrefixed } from "../../src/crypto/canonical.js";
-import { canonicalJson } from "../../src/derive/canonical-json.js";
+import { canonicalJson } from "../../src/crypto/canonical-json.js";
 import { HmacDrbg } from "../../src/derive/drbg.js";
 import { derivationOf, derivations, derivePurpose, PURPOSES } from "../../src/derive/index.js";
 import type { Json } from "../../src/json.js";

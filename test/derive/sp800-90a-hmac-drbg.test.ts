@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { lengthPrefixed } from "../../src/crypto/canonical.js";
-import { canonicalJson } from "../../src/derive/canonical-json.js";
+import { canonicalJson } from "../../src/crypto/canonical-json.js";
 import {
   bitLength,
   DeterministicGenerator,
