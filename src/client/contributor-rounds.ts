@@ -96,7 +96,7 @@ export class ContributorRounds {
   commits(connection: Connection, server: ServerKey, msg: MessageOf<"round.commits">): void {
     const { logger } = this.o;
     const pending = this.#pending.get(msg.roundId);
-    if (pending === undefined || pending.setHash !== undefined) {
+    if (pending === undefined || pending.setHash !== undefined || pending.excluded) {
       logger.warn(
         { roundId: msg.roundId },
         "ignored a commit set for a round we are not revealing in",
@@ -109,7 +109,7 @@ export class ContributorRounds {
       return;
     }
     if (verdict.kind === "excluded") {
-      this.#pending.delete(msg.roundId);
+      pending.excluded = true; // kept to check the round's closing
       logger.warn(
         { roundId: msg.roundId },
         "the server's commit set leaves out our commitment; nothing revealed",
@@ -123,44 +123,52 @@ export class ContributorRounds {
     this.o.emit({ type: "round.revealed", roundId: msg.roundId });
   }
 
-  receipt(server: ServerKey, msg: MessageOf<"round.receipt">): void {
+  receipt(msg: MessageOf<"round.receipt">): void {
     const pending = this.#pending.get(msg.roundId);
-    if (pending === undefined || !receiptValid(msg, pending, server, this.o.state.contributorId)) {
+    if (pending === undefined || !receiptValid(msg, pending, this.o.state.contributorId)) {
       this.o.logger.error(
         { roundId: msg.roundId },
         "ignored a reveal receipt that does not check out",
       );
       return;
     }
+    pending.receipt = msg;
     this.o.emit({ type: "round.accepted", roundId: msg.roundId });
   }
 
   /**
-   * A round's end, if the server's key signed it. Checked against what this contributor knows: a
+   * A round's end, if the round's key (from the round.open the server's key signed) signed it. Checked against what this contributor knows: a
    * closing that names it as not having revealed while it holds the server's receipt, or that
    * went on with another commit set than the one it countersigned, is the server contradicting
    * itself — logged as an error with both signed statements' facts.
    */
-  closed(server: ServerKey, msg: MessageOf<"round.closed">): void {
+  closed(msg: MessageOf<"round.closed">): void {
     const { logger } = this.o;
-    if (!closingSigned(server, msg)) {
-      logger.error(
+    const pending = this.#pending.get(msg.roundId);
+    if (pending === undefined) {
+      logger.warn(
         { roundId: msg.roundId },
-        "ignored a round.closed that the server's key did not sign",
+        "ignored a round.closed for a round we took no part in",
       );
       return;
     }
-    const pending = this.#pending.get(msg.roundId);
+    if (!closingSigned(pending.roundKey, msg)) {
+      logger.error(
+        { roundId: msg.roundId },
+        "ignored a round.closed that the round's key did not sign",
+      );
+      return;
+    }
     this.#pending.delete(msg.roundId);
     const id = this.o.state.contributorId;
-    if (pending?.receipt && msg.missing?.includes(id)) {
+    if (pending.receipt && msg.missing?.includes(id)) {
       logger.error(
         { roundId: msg.roundId, setHash: msg.setHash },
         "the server says we did not reveal, but we hold its signed receipt of our reveal",
       );
     }
     if (
-      pending?.setHash !== undefined &&
+      pending.setHash !== undefined &&
       msg.setHash !== undefined &&
       msg.setHash !== toBase64url(pending.setHash)
     ) {

@@ -226,10 +226,10 @@ export class Contributor {
             this.#rounds.commits(connection, this.#server!, msg);
             break;
           case "round.receipt":
-            this.#rounds.receipt(this.#server!, msg);
+            this.#rounds.receipt(msg);
             break;
           case "round.closed":
-            this.#rounds.closed(this.#server!, msg);
+            this.#rounds.closed(msg);
             break;
           case "error":
             this.#onServerError(msg, session.phase !== "ready");

@@ -8,12 +8,13 @@
  * signed receipt of the reveal. Pure apart from the crypto and the entropy pool it is given; the
  * phrase is wiped as soon as it is sealed.
  */
+import type { KeyObject } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { sealEnvelope } from "../crypto/envelope.js";
 import { secretPhraseInput } from "../crypto/phrase-generators.js";
 import type { RandomSource } from "../crypto/random.js";
 import { serverVerify } from "../crypto/server-signature.js";
-import { signMessage } from "../crypto/signature.js";
+import { publicKeyFromRaw, signMessage, verifySignature } from "../crypto/signature.js";
 import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
 import {
@@ -41,6 +42,7 @@ export function invitationSigned(server: ServerKey, open: MessageOf<"round.open"
     paramsHash: fromBase64url(open.paramsHash, "paramsHash", 32),
     seed: fromBase64url(open.seed, "seed", 32),
     serverCommitment: fromBase64url(open.serverCommitment, "serverCommitment", 32),
+    roundKey: fromBase64url(open.roundKey, "roundKey", 32),
     commitDeadline: open.commitDeadline,
     revealDeadline: open.revealDeadline,
     invited: open.invited,
@@ -51,12 +53,16 @@ export function invitationSigned(server: ServerKey, open: MessageOf<"round.open"
 /** What a contributor keeps between its commit and its reveal. */
 export interface PendingContribution {
   roundId: string;
+  /** The round's Ed25519 key, from the round.open the server's RSA key signed. */
+  roundKey: KeyObject;
   envelope: EnvelopeWire;
   commitment: Uint8Array;
   /** The commit set's hash, once we have revealed against it. */
   setHash?: Uint8Array;
   /** The server's signed receipt of our reveal, once it came. */
   receipt?: MessageOf<"round.receipt">;
+  /** The commit set left our commitment out: nothing was revealed. */
+  excluded?: boolean;
 }
 
 /**
@@ -90,7 +96,12 @@ export function commitFor(
     commitSignedData(open.roundId, id, server.fingerprint, commitment),
   );
   return {
-    pending: { roundId: open.roundId, envelope, commitment },
+    pending: {
+      roundId: open.roundId,
+      roundKey: publicKeyFromRaw(fromBase64url(open.roundKey, "roundKey", 32)),
+      envelope,
+      commitment,
+    },
     commit: {
       type: "commit",
       v: PROTOCOL_VERSION,
@@ -133,8 +144,8 @@ export function revealFor(
   }
   const setHash = commitSetHash(msg.roundId, server.fingerprint, entries);
   const signed = commitSetSignedData(msg.roundId, setHash);
-  if (!serverVerify(server.key, signed, fromBase64url(msg.signature, "signature"))) {
-    return { kind: "refused", reason: "the server's key did not sign the commit set" };
+  if (!verifySignature(pending.roundKey, signed, fromBase64url(msg.signature, "signature", 64))) {
+    return { kind: "refused", reason: "the round's key did not sign the commit set" };
   }
   const own = entries.find((e) => e.contributorId === state.contributorId);
   if (own === undefined) return { kind: "excluded", setHash };
@@ -161,10 +172,10 @@ export function revealFor(
   };
 }
 
-/** Whether the server's key signed this round.closed, every field of it but `reason`. */
-export function closingSigned(server: ServerKey, msg: MessageOf<"round.closed">): boolean {
-  return serverVerify(
-    server.key,
+/** Whether the round's key signed this round.closed, every field of it but `reason`. */
+export function closingSigned(roundKey: KeyObject, msg: MessageOf<"round.closed">): boolean {
+  return verifySignature(
+    roundKey,
     roundClosedSignedData({
       roundId: msg.roundId,
       outcome: msg.outcome,
@@ -172,7 +183,7 @@ export function closingSigned(server: ServerKey, msg: MessageOf<"round.closed">)
       setHash: msg.setHash === undefined ? undefined : fromBase64url(msg.setHash, "setHash", 32),
       missing: msg.missing ?? [],
     }),
-    fromBase64url(msg.signature, "signature"),
+    fromBase64url(msg.signature, "signature", 64),
   );
 }
 
@@ -180,7 +191,6 @@ export function closingSigned(server: ServerKey, msg: MessageOf<"round.closed">)
 export function receiptValid(
   msg: MessageOf<"round.receipt">,
   pending: PendingContribution,
-  server: ServerKey,
   contributorId: string,
 ): boolean {
   if (pending.setHash === undefined || msg.contributorId !== contributorId) return false;
@@ -188,9 +198,9 @@ export function receiptValid(
   const commitment = fromBase64url(msg.commitment, "commitment", 32);
   if (Buffer.compare(setHash, pending.setHash) !== 0) return false;
   if (Buffer.compare(commitment, pending.commitment) !== 0) return false;
-  return serverVerify(
-    server.key,
+  return verifySignature(
+    pending.roundKey,
     revealReceiptSignedData(msg.roundId, contributorId, setHash, commitment),
-    fromBase64url(msg.signature, "signature"),
+    fromBase64url(msg.signature, "signature", 64),
   );
 }

@@ -131,6 +131,12 @@ export const RoundOpen = message("round.open", {
   seed: Bytes(32),
   /** SHA-256 commitment to the server's own secret for this round (signed-data.ts). */
   serverCommitment: Bytes(32),
+  /**
+   * The round's own Ed25519 public key, fresh for this round: the server signs the round's commit
+   * set, receipts and closing with it (a microsecond-cheap signature per reveal instead of an RSA
+   * one); this round.open, signed by the server's RSA key, is what makes them the server's.
+   */
+  roundKey: Bytes(32),
   /** No commitment is accepted after this instant, no reveal after `revealDeadline`. */
   commitDeadline: IsoTime,
   revealDeadline: IsoTime,
@@ -153,8 +159,8 @@ const CommitEntry = Type.Object(
 export const RoundCommits = message("round.commits", {
   roundId: RoundIdSchema,
   commits: Type.Array(CommitEntry, { minItems: 1, maxItems: MAX_INVITED }),
-  /** The server's signature over the set's hash (signed-data.ts commitSetSignedData). */
-  signature: ServerSignature,
+  /** Ed25519 by the round key over the set's hash (signed-data.ts commitSetSignedData). */
+  signature: Bytes(64),
 });
 
 /** The server's signed receipt of a reveal that matched its commitment. */
@@ -163,7 +169,8 @@ export const RoundReceipt = message("round.receipt", {
   contributorId: FingerprintSchema,
   setHash: Bytes(32),
   commitment: Bytes(32),
-  signature: ServerSignature,
+  /** Ed25519 by the round key (signed-data.ts revealReceiptSignedData). */
+  signature: Bytes(64),
 });
 
 export const RoundClosed = message("round.closed", {
@@ -176,8 +183,8 @@ export const RoundClosed = message("round.closed", {
   reason: Type.Optional(Type.String({ maxLength: 512 })),
   /** The hash of the commit set the round went on with (absent when it failed before one). */
   setHash: Type.Optional(Bytes(32)),
-  /** The server's signature over the outcome (signed-data.ts roundClosedSignedData). */
-  signature: ServerSignature,
+  /** Ed25519 by the round key over the outcome (signed-data.ts roundClosedSignedData). */
+  signature: Bytes(64),
 });
 
 export const ErrorMessage = message("error", {

@@ -126,6 +126,7 @@ export interface RoundOpenFields {
   paramsHash: Uint8Array;
   seed: Uint8Array;
   serverCommitment: Uint8Array;
+  roundKey: Uint8Array;
   commitDeadline: string;
   revealDeadline: string;
   invited: readonly string[];
@@ -141,6 +142,7 @@ export function roundOpenSignedData(open: RoundOpenFields): Uint8Array {
     open.paramsHash,
     open.seed,
     open.serverCommitment,
+    open.roundKey,
     open.commitDeadline,
     open.revealDeadline,
     String(open.invited.length),
@@ -242,7 +244,7 @@ export function commitSetHash(
   return sha256(lengthPrefixed(...fields));
 }
 
-/** Signed by the server (RSASSA-PSS) over a commit set it sends in round.commits. */
+/** Signed by the round key (Ed25519) over a commit set the server sends in round.commits. */
 export function commitSetSignedData(roundId: string, setHash: Uint8Array): Uint8Array {
   return lengthPrefixed("dkeygen/v1/commit-set-signature", V, roundId, setHash);
 }
@@ -274,7 +276,7 @@ export function revealSignedData(
 }
 
 /**
- * Signed by the server (RSASSA-PSS) in round.closed: how the round ended, against which commit set
+ * Signed by the round key (Ed25519) in round.closed: how the round ended, against which commit set
  * (empty when it failed before one), and, when it aborted, whom it names.
  */
 export function roundClosedSignedData(closed: {
@@ -296,7 +298,7 @@ export function roundClosedSignedData(closed: {
   );
 }
 
-/** Signed by the server (RSASSA-PSS) in round.receipt: it received this reveal, which matched. */
+/** Signed by the round key (Ed25519) in round.receipt: the server received this reveal, which matched. */
 export function revealReceiptSignedData(
   roundId: string,
   contributorId: string,

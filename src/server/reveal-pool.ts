@@ -1,7 +1,7 @@
 /**
  * The main thread's end of the reveal-checking threads (reveal-worker.ts): one per core, started
  * at the first reveal, each holding the server's private key. A reveal goes to the thread with the
- * fewest in hand, so a round's RSA decryptions and receipt signatures run on every core at once
+ * fewest in hand, so a round's RSA decryptions run on every core at once
  * and its wall time is bounded by them spread over the cores, not by one core. If a thread dies,
  * the reveals it held fail with E_OPERATIONAL (their senders may send them again) and the next
  * reveal starts a new thread.
@@ -13,10 +13,9 @@ import { Worker } from "node:worker_threads";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { RevealReply, RevealTask, RevealWorkerData } from "./reveal-worker.js";
 
-/** What checking one reveal gives: the phrase (the caller wipes it) and the receipt signature. */
+/** What checking one reveal gives: the phrase (the caller wipes it). */
 export interface OpenedReveal {
   phrase: Uint8Array;
-  receipt: Uint8Array;
 }
 
 interface Slot {
@@ -97,7 +96,7 @@ export class RevealPool {
       if ("error" in reply) {
         waiting?.reject(new DkeygenError(reply.error.code as ErrorCode, reply.error.message));
       } else if (waiting) {
-        waiting.resolve({ phrase: reply.phrase, receipt: reply.receipt });
+        waiting.resolve({ phrase: reply.phrase });
       } else {
         reply.phrase.fill(0);
       }

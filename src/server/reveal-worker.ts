@@ -2,9 +2,8 @@
  * A reveal-checking thread (a worker_threads worker, one of the RevealPool's): it holds the
  * server's private key (given as workerData at start) and does, per reveal, everything that costs:
  * the contributor's Ed25519 signature, the commitment, the RSA-OAEP decryption and AES-GCM
- * (contribution-check.ts openReveal), and the RSASSA-PSS signature of the receipt. The main
- * thread is left with the cheap checks and the sockets, and a round's reveals are spread over the
- * cores.
+ * (contribution-check.ts openReveal). The main thread is left with the cheap checks, the
+ * receipt's Ed25519 signature and the sockets, and a round's reveals are spread over the cores.
  *
  * Message in (RevealTask), message out (RevealReply): the phrase is transferred, not copied, and
  * the main thread owns (and wipes) it. A failed check comes back as its error code and message.
@@ -12,10 +11,8 @@
 import type { KeyObject } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import { osRandom } from "../crypto/random.js";
-import { serverSign } from "../crypto/server-signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { MessageOf } from "../protocol/messages.js";
-import { revealReceiptSignedData } from "../protocol/signed-data.js";
 import { openReveal } from "./contribution-check.js";
 
 export interface RevealTask {
@@ -30,7 +27,7 @@ export interface RevealTask {
 }
 
 export type RevealReply =
-  | { id: number; phrase: Uint8Array; receipt: Uint8Array }
+  | { id: number; phrase: Uint8Array }
   | { id: number; error: { code: string; message: string } };
 
 export interface RevealWorkerData {
@@ -52,22 +49,7 @@ port.on("message", (task: RevealTask) => {
     // A buffer of its own (the decrypted bytes may share a pooled one), moved to the main thread.
     const phrase = new Uint8Array(opened);
     opened.fill(0);
-    let receipt: Uint8Array;
-    try {
-      receipt = serverSign(
-        privateKey,
-        revealReceiptSignedData(
-          task.reveal.roundId,
-          task.contributorId,
-          task.setHash,
-          task.commitment,
-        ),
-      );
-    } catch (error) {
-      phrase.fill(0);
-      throw error;
-    }
-    const reply: RevealReply = { id: task.id, phrase, receipt };
+    const reply: RevealReply = { id: task.id, phrase };
     port.postMessage(reply, [phrase.buffer]);
   } catch (error) {
     const known = error instanceof DkeygenError;

@@ -9,9 +9,11 @@
  * purpose's derivation (a batch round's on the derivation thread), and the records stored before
  * anyone is told — or an abort naming who did not reveal.
  */
+import type { KeyObject } from "node:crypto";
 import { toBase64url } from "../crypto/base64url.js";
 import { SERVER_SECRET_BYTES } from "../crypto/kdf.js";
 import { serverSign } from "../crypto/server-signature.js";
+import { generateIdentity, rawPublicKey, signMessage } from "../crypto/signature.js";
 import { derivationOf } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { JsonObject } from "../json.js";
@@ -21,6 +23,7 @@ import {
   commitSetHash,
   commitSetSignedData,
   paramsHash,
+  revealReceiptSignedData,
   roundClosedSignedData,
   roundOpenSignedData,
   serverSecretCommitment,
@@ -43,6 +46,8 @@ interface RunningRound extends CompletedRound {
   setHash?: Uint8Array;
   /** Why the round failed without an outcome of its own (too few commitments, the server stopping). */
   failure?: DkeygenError;
+  /** The round's Ed25519 signing key (round.open carries its public half). */
+  roundKey: KeyObject;
   /** Reveals being checked on the reveal threads; the round closes only once they are done. */
   opening: Set<Promise<void>>;
 }
@@ -120,6 +125,9 @@ export class RoundRunner {
     const commitDeadline = ctx.c.clock() + commitMs;
     const revealDeadline = commitDeadline + revealMs;
     const invited = [...participants.keys()];
+    // The round's own signing key: its commit set, receipts and closing are signed with it, and
+    // round.open (signed by the server's RSA key) carries its public half. Dropped when it ends.
+    const roundKey = generateIdentity();
     const fields = {
       roundId,
       purpose: request.purpose,
@@ -131,6 +139,7 @@ export class RoundRunner {
       ),
       seed,
       serverCommitment,
+      roundKey: rawPublicKey(roundKey.publicKey),
       commitDeadline: new Date(commitDeadline).toISOString(),
       revealDeadline: new Date(revealDeadline).toISOString(),
       invited,
@@ -155,6 +164,7 @@ export class RoundRunner {
       ...(request.subject === undefined ? {} : { subject: request.subject }),
       ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
       participants,
+      roundKey: roundKey.privateKey,
       settle: () => {},
       opening: new Set(),
     };
@@ -168,6 +178,7 @@ export class RoundRunner {
       paramsHash: toBase64url(fields.paramsHash),
       seed: toBase64url(seed),
       serverCommitment: toBase64url(serverCommitment),
+      roundKey: toBase64url(fields.roundKey),
       commitDeadline: fields.commitDeadline,
       revealDeadline: fields.revealDeadline,
       invited,
@@ -229,7 +240,7 @@ export class RoundRunner {
     }
     const setHash = commitSetHash(roundId, ctx.fingerprint, closed.commits);
     round.setHash = setHash;
-    const signature = serverSign(ctx.c.identity.privateKey, commitSetSignedData(roundId, setHash));
+    const signature = signMessage(round.roundKey, commitSetSignedData(roundId, setHash));
     const frame = encodeMessage({
       type: "round.commits",
       v: PROTOCOL_VERSION,
@@ -368,7 +379,12 @@ export class RoundRunner {
             contributorId,
             setHash: toBase64url(round.setHash!),
             commitment: toBase64url(commitment),
-            signature: toBase64url(opened.receipt),
+            signature: toBase64url(
+              signMessage(
+                round.roundKey,
+                revealReceiptSignedData(roundId, contributorId, round.setHash!, commitment),
+              ),
+            ),
           });
           ctx.c.logger.info({ roundId, contributorId, name: peer.name }, "contribution revealed");
           ctx.emit({
@@ -412,8 +428,8 @@ export class RoundRunner {
       reason?: string,
       missing?: string[],
     ) => {
-      const signature = serverSign(
-        ctx.c.identity.privateKey,
+      const signature = signMessage(
+        round.roundKey,
         roundClosedSignedData({
           roundId,
           outcome,

@@ -57,6 +57,8 @@ const bytes = (length: number, first: number) =>
 export interface GoldenKeys {
   serverKey: KeyObject;
   contributorKey: KeyObject;
+  /** The golden round's Ed25519 key (round.open carries its public half). */
+  roundKey: KeyObject;
 }
 
 export interface Golden {
@@ -69,15 +71,15 @@ export interface Golden {
 /**
  * The golden frames' keys, made from fixed bytes (so no private key is stored anywhere): the
  * server's RSA-3072 key by dkeygen's own deterministic RSA derivation (PROTOCOL §13.6) from the
- * 64 bytes 33 34 35 …, the contributor's Ed25519 key from the seed 55 56 57 … (RFC 8032).
+ * 64 bytes 33 34 35 …, the contributor's Ed25519 key from the seed 55 56 57 …, the round key
+ * from the seed 90 91 92 … (RFC 8032).
  */
 const SERVER_KEY_SECRET = bytes(64, 0x33);
 const CONTRIBUTOR_SEED = bytes(32, 0x55);
+const ROUND_KEY_SEED = bytes(32, 0x90);
 
-export async function goldenKeys(): Promise<GoldenKeys> {
-  const rsa = await derivePurpose("rsa", SERVER_KEY_SECRET, { bits: 3072 });
-  const seed = CONTRIBUTOR_SEED;
-  const contributorKey = createPrivateKey({
+function ed25519Key(seed: Uint8Array): KeyObject {
+  return createPrivateKey({
     key: {
       kty: "OKP",
       crv: "Ed25519",
@@ -86,7 +88,15 @@ export async function goldenKeys(): Promise<GoldenKeys> {
     },
     format: "jwk",
   });
-  return { serverKey: createPrivateKey(String(rsa.secret.pkcs8)), contributorKey };
+}
+
+export async function goldenKeys(): Promise<GoldenKeys> {
+  const rsa = await derivePurpose("rsa", SERVER_KEY_SECRET, { bits: 3072 });
+  return {
+    serverKey: createPrivateKey(String(rsa.secret.pkcs8)),
+    contributorKey: ed25519Key(CONTRIBUTOR_SEED),
+    roundKey: ed25519Key(ROUND_KEY_SEED),
+  };
 }
 
 /**
@@ -96,7 +106,7 @@ export async function goldenKeys(): Promise<GoldenKeys> {
  */
 export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire } = {}): Golden {
   const V = PROTOCOL_VERSION;
-  const { serverKey, contributorKey } = keys;
+  const { serverKey, contributorKey, roundKey } = keys;
   const serverPublic = createPublicKey(serverKey);
   const identity = rawPublicKey(contributorKey);
   const contributorId = contributorIdOf(identity);
@@ -153,6 +163,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     paramsHash: lp.paramsHash,
     seed,
     serverCommitment,
+    roundKey: rawPublicKey(createPublicKey(roundKey)),
     commitDeadline,
     revealDeadline,
     invited,
@@ -165,6 +176,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     paramsHash: toBase64url(lp.paramsHash),
     seed: toBase64url(seed),
     serverCommitment: toBase64url(serverCommitment),
+    roundKey: toBase64url(rawPublicKey(createPublicKey(roundKey))),
     commitDeadline,
     revealDeadline,
     invited,
@@ -194,7 +206,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
       contributorId: c.contributorId,
       commitment: toBase64url(c.commitment),
     })),
-    signature: toBase64url(serverSign(serverKey, lp.commitSet)),
+    signature: toBase64url(signMessage(roundKey, lp.commitSet)),
   };
   lp.reveal = revealSignedData(roundId, contributorId, fingerprint, lp.commitSetHash, envelope);
   frames.reveal = {
@@ -219,7 +231,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     contributorId,
     setHash: toBase64url(lp.commitSetHash),
     commitment: toBase64url(lp.contributionCommitment),
-    signature: toBase64url(serverSign(serverKey, lp.receipt)),
+    signature: toBase64url(signMessage(roundKey, lp.receipt)),
   };
   lp.roundClosed = roundClosedSignedData({
     roundId,
@@ -235,7 +247,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     outcome: "completed",
     accepted: 1,
     setHash: toBase64url(lp.commitSetHash),
-    signature: toBase64url(serverSign(serverKey, lp.roundClosed)),
+    signature: toBase64url(signMessage(roundKey, lp.roundClosed)),
   };
   frames.error = {
     type: "error",

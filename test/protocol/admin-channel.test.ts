@@ -116,7 +116,7 @@ test("an authentic frame whose body is not an admin message for that side is ref
     roundId: "A".repeat(22),
     outcome: "completed",
     accepted: 2,
-    signature: "A".repeat(512),
+    signature: "A".repeat(86),
   } as const;
   assert.throws(() => admin.seal(ack as never), TypeError);
   // …so seal one by hand, with the right key and sequence number.
