@@ -3,7 +3,10 @@
 // it builds must equal the golden bytes, every signature and MAC in the frames must check with its
 // code, every server frame must pass its schema, and its contributor must answer the golden round
 // (round.open, round.commits, round.receipt, round.closed) with exactly the golden commit and
-// reveal, and hold a signed closing to what it was shown.
+// reveal, and hold a signed closing to what it was shown. The golden round key is the Ed25519
+// seed 90 91 92 … af: signing with it reproduces the golden set, receipt and closing signatures,
+// and lets these tests sign what a lying server would, under the key the golden round.open
+// certifies.
 import assert from "node:assert/strict";
 import {
   constants,
@@ -93,6 +96,8 @@ interface Peer {
   ): Buffer;
   roundClosedData(closed: Message): Buffer;
   verifyServerSignature(key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean;
+  roundPublicKey(raw: Uint8Array): KeyObject | null;
+  verifyRoundSignature(key: KeyObject | null, data: Uint8Array, signature: Uint8Array): boolean;
   seal(key: KeyObject, plaintext: Uint8Array, aad: Uint8Array): Envelope;
   parseMessage(text: string, allowed: string[]): Message;
   checkServerKey(
@@ -143,15 +148,20 @@ const adminSecrets: AdminSecrets = {
   serverFingerprint,
 };
 
-/** The contributor's key: the Ed25519 seed `inputs.contributorSeed`, as RFC 8410 PKCS#8. */
-const contributorKey = createPrivateKey({
-  key: Buffer.concat([
-    Buffer.from("302e020100300506032b657004220420", "hex"),
-    hex("contributorSeed"),
-  ]),
-  format: "der",
-  type: "pkcs8",
-});
+/** An Ed25519 private key from its RFC 8032 seed, as RFC 8410 PKCS#8. */
+const ed25519Key = (seed: Buffer) =>
+  createPrivateKey({
+    key: Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]),
+    format: "der",
+    type: "pkcs8",
+  });
+/** The contributor's key: the Ed25519 seed `inputs.contributorSeed`. */
+const contributorKey = ed25519Key(hex("contributorSeed"));
+/** The golden round key: the Ed25519 seed 90 91 92 … af (test/vectors/dkeygen-wire/README.md). */
+const roundKey = ed25519Key(Buffer.from(Array.from({ length: 32 }, (_, i) => 0x90 + i)));
+/** The raw 32 bytes of an Ed25519 key's public half. */
+const rawPublic = (key: KeyObject) =>
+  createPublicKey(key).export({ type: "spki", format: "der" }).subarray(12);
 
 function flipped(bytes: Uint8Array): Buffer {
   const copy = Buffer.from(bytes);
@@ -352,13 +362,36 @@ describe("the independent peer against the golden wire frames", () => {
     }
   });
 
-  it("verifies the server's welcome, admin.ready, round.open, round.commits, receipt and round.closed signatures", () => {
-    const roundId = inputs.roundId!;
-    const setHash = b64(reveal, "setHash");
+  it("verifies the server's welcome, admin.ready and round.open signatures with its RSA key", () => {
     const signed: [string, Buffer, string][] = [
       ["welcome", Buffer.from(golden.lp.welcome!, "hex"), str(welcome, "proof")],
       ["admin.ready", peer.adminReadyData(adminSecrets), str(frame("admin.ready"), "proof")],
       ["round.open", peer.roundOpenData(open), str(open, "signature")],
+    ];
+    for (const [name, data, signature] of signed) {
+      const sig = peer.fromB64u(signature, name, 1, 512);
+      assert.equal(peer.verifyServerSignature(serverKey, data, sig), true, name);
+      assert.equal(peer.verifyServerSignature(serverKey, data, flipped(sig)), false, name);
+      assert.equal(peer.verifyServerSignature(serverKey, flipped(data), sig), false, name);
+    }
+    // The round key is under round.open's signature: another key there breaks it.
+    const swapped = {
+      ...open,
+      roundKey: peer.toB64u(rawPublic(generateKeyPairSync("ed25519").privateKey)),
+    };
+    const sig = b64(open, "signature", 384);
+    assert.equal(peer.verifyServerSignature(serverKey, peer.roundOpenData(swapped), sig), false);
+    assert.equal(
+      peer.toB64u(peer.serverCommitment(inputs.roundId!, hex("serverSecret"))),
+      open.serverCommitment,
+    );
+  });
+
+  /** The golden round's three round-key statements: name, LP, signature. */
+  const roundSigned = (): [string, Buffer, string][] => {
+    const roundId = inputs.roundId!;
+    const setHash = b64(reveal, "setHash");
+    return [
       ["round.commits", peer.commitSetSignatureData(roundId, setHash), str(commits, "signature")],
       [
         "round.receipt",
@@ -367,22 +400,35 @@ describe("the independent peer against the golden wire frames", () => {
       ],
       ["round.closed", peer.roundClosedData(closed), str(closed, "signature")],
     ];
-    for (const [name, data, signature] of signed) {
-      const sig = peer.fromB64u(signature, name, 1, 512);
-      assert.equal(peer.verifyServerSignature(serverKey, data, sig), true, name);
-      assert.equal(peer.verifyServerSignature(serverKey, data, flipped(sig)), false, name);
-      assert.equal(peer.verifyServerSignature(serverKey, flipped(data), sig), false, name);
+  };
+
+  it("verifies round.commits, round.receipt and round.closed with the round key round.open names", () => {
+    assert.equal(open.roundKey, peer.toB64u(rawPublic(roundKey)), "the seed 90 91 92 … is it");
+    const key = peer.roundPublicKey(b64(open, "roundKey"));
+    const otherKey = peer.roundPublicKey(rawPublic(generateKeyPairSync("ed25519").privateKey));
+    for (const [name, data, signature] of roundSigned()) {
+      const sig = peer.fromB64u(signature, name, 64);
+      assert.equal(peer.verifyRoundSignature(key, data, sig), true, name);
+      assert.equal(peer.verifyRoundSignature(key, data, flipped(sig)), false, name);
+      assert.equal(peer.verifyRoundSignature(key, flipped(data), sig), false, name);
+      assert.equal(peer.verifyRoundSignature(otherKey, data, sig), false, name);
+      // Not the server's RSA key's (§5: the round key signs these, not the server key).
+      assert.equal(peer.verifyServerSignature(serverKey, data, sig), false, name);
     }
-    assert.equal(
-      peer.toB64u(peer.serverCommitment(inputs.roundId!, hex("serverSecret"))),
-      open.serverCommitment,
-    );
+  });
+
+  it("signs the golden round.commits, round.receipt and round.closed byte for byte with the round key", () => {
+    // Ed25519 is deterministic (RFC 8032 §5.1.6): the same key and LP give the same signature.
+    for (const [name, data, signature] of roundSigned()) {
+      assert.equal(peer.toB64u(sign(null, data, roundKey)), signature, name);
+    }
   });
 
   it("verifies round.closed only as signed: outcome, accepted, setHash and missing, not reason", () => {
-    const sig = peer.fromB64u(str(closed, "signature"), "signature", 1, 512);
+    const sig = peer.fromB64u(str(closed, "signature"), "signature", 64);
+    const key = peer.roundPublicKey(b64(open, "roundKey"));
     const verifies = (change: Record<string, unknown>) =>
-      peer.verifyServerSignature(serverKey, peer.roundClosedData({ ...closed, ...change }), sig);
+      peer.verifyRoundSignature(key, peer.roundClosedData({ ...closed, ...change }), sig);
     assert.equal(verifies({}), true);
     assert.equal(verifies({ reason: "for people, not evidence" }), true);
     const invited = open.invited as string[];
@@ -509,6 +555,16 @@ describe("the independent peer against the golden wire frames", () => {
     accepted("round.open", { invited: ids.slice(0, 256) });
     refused("round.open", { invited: ids });
     refused("round.open", { paramsHash: peer.toB64u(Buffer.alloc(31)) });
+    refused("round.open", { roundKey: peer.toB64u(Buffer.alloc(31)) });
+    refused("round.open", { roundKey: peer.toB64u(Buffer.alloc(33)) });
+    refused("round.open", { roundKey: undefined });
+    // The round key's signatures are Ed25519, 64 bytes: an RSA-3072 one (384 bytes) is no
+    // round.commits, round.receipt or round.closed at all, nor is one byte less.
+    for (const name of ["round.commits", "round.receipt", "round.closed"]) {
+      refused(name, { signature: peer.toB64u(Buffer.alloc(384, 1)) });
+      refused(name, { signature: peer.toB64u(Buffer.alloc(63, 1)) });
+      accepted(name, { signature: peer.toB64u(Buffer.alloc(64, 1)) });
+    }
     const entry = (commits.commits as Message[])[0]!;
     const other = { contributorId: invited[1], commitment: entry.commitment };
     accepted("round.commits", { commits: [entry, other] });
@@ -598,24 +654,18 @@ describe("the independent contributor answers the golden round", () => {
     return { rounds, sent, events, last };
   }
 
-  /** A server key of our own (2048 bits: quick; the size is hello's check, not this one's). */
-  const ours = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const signPss = (data: Buffer) =>
-    peer.toB64u(
-      sign("sha256", data, {
-        key: ours.privateKey,
-        padding: constants.RSA_PKCS1_PSS_PADDING,
-        saltLength: 32,
-      }),
-    );
-  /** round.open, round.commits and round.receipt of the golden round, signed by our key. */
-  const signedOpen = (): Message => ({ ...open, signature: signPss(peer.roundOpenData(open)) });
-  const signedCommits = (entries: { contributorId: string; commitment: string }[]): Message => {
+  /** Ed25519 by the golden round key (the one the golden round.open certifies), or by `key`. */
+  const signRound = (data: Buffer, key = roundKey) => peer.toB64u(sign(null, data, key));
+  /** A round.commits of the golden round with `entries`, signed by the round key or `key`. */
+  const signedCommits = (
+    entries: { contributorId: string; commitment: string }[],
+    key = roundKey,
+  ): Message => {
     const setHash = peer.commitSetHash(roundId, serverFingerprint, entries);
     return {
       ...commits,
       commits: entries,
-      signature: signPss(peer.commitSetSignatureData(roundId, setHash)),
+      signature: signRound(peer.commitSetSignatureData(roundId, setHash), key),
     };
   };
 
@@ -704,9 +754,9 @@ describe("the independent contributor answers the golden round", () => {
     fresh.rounds.handle(commits);
     assert.equal(fresh.sent.length, 1, "never revealed in that round");
 
-    // A set the server signed without us.
-    const left = contributor({ publicKey: ours.publicKey });
-    left.rounds.handle(signedOpen());
+    // A set the round key signed without us.
+    const left = contributor();
+    left.rounds.handle(open);
     const others = [
       { contributorId: (open.invited as string[])[1]!, commitment: str(commit, "commitment") },
     ];
@@ -735,13 +785,14 @@ describe("the independent contributor answers the golden round", () => {
     assert.equal(last().event, "receipt");
   });
 
-  /** round.closed of the golden round with `change`, signed by our key (undefined: left out). */
-  const signedClosed = (change: Record<string, unknown>): Message => {
+  /** round.closed of the golden round with `change` (undefined: left out), signed by the round
+   *  key or `key`. */
+  const signedClosed = (change: Record<string, unknown>, key = roundKey): Message => {
     const message: Message = { ...closed, ...change };
     for (const [field, value] of Object.entries(message)) {
       if (value === undefined) delete message[field];
     }
-    return { ...message, signature: signPss(peer.roundClosedData(message)) };
+    return { ...message, signature: signRound(peer.roundClosedData(message), key) };
   };
   const mine = { contributorId, commitment: str(commit, "commitment") };
   const other = (open.invited as string[]).find((id) => id !== contributorId)!;
@@ -753,17 +804,17 @@ describe("the independent contributor answers the golden round", () => {
     peer.toB64u(peer.commitSetHash(roundId, serverFingerprint, entries));
   const pairHash = hashOf(pair);
 
-  /** A contributor of ours through the golden round under our key, up to the receipt for `entries`. */
+  /** A contributor through the golden round, up to the round key's receipt for `entries`. */
   function upTo(stage: "commit" | "reveal" | "receipt", entries = pair) {
-    const c = contributor({ publicKey: ours.publicKey });
-    c.rounds.handle(signedOpen());
+    const c = contributor();
+    c.rounds.handle(open);
     if (stage === "commit") return c;
     c.rounds.handle(signedCommits(entries));
     assert.equal(c.last().event, "revealed");
     if (stage === "reveal") return c;
     const setHash = peer.commitSetHash(roundId, serverFingerprint, entries);
     const signed = peer.receiptData(roundId, contributorId, setHash, b64(commit, "commitment"));
-    c.rounds.handle({ ...receipt, setHash: peer.toB64u(setHash), signature: signPss(signed) });
+    c.rounds.handle({ ...receipt, setHash: peer.toB64u(setHash), signature: signRound(signed) });
     assert.equal(c.last().event, "receipt");
     return c;
   }
@@ -836,7 +887,8 @@ describe("the independent contributor answers the golden round", () => {
         assert.match(reasons[0]!, why, name);
       }
     }
-    // The evidence travels with the contradiction: the receipt the server signed.
+    // The evidence travels with the contradiction: the receipt the round key signed, which
+    // anyone holding the round.open can check.
     const named = upTo("receipt");
     named.rounds.handle(
       signedClosed({
@@ -849,15 +901,15 @@ describe("the independent contributor answers the golden round", () => {
     const evidence = named.last().receipt as Message;
     assert.equal(evidence.setHash, pairHash);
     assert.equal(
-      peer.verifyServerSignature(
-        ours.publicKey,
+      peer.verifyRoundSignature(
+        peer.roundPublicKey(b64(open, "roundKey")),
         peer.receiptData(
           roundId,
           contributorId,
           b64(evidence, "setHash"),
           b64(commit, "commitment"),
         ),
-        b64(evidence, "signature", 256),
+        b64(evidence, "signature", 64),
       ),
       true,
     );
@@ -886,11 +938,8 @@ describe("the independent contributor answers the golden round", () => {
       "names another commit set than the one the server signed for us",
     ]);
     // In the set with a commitment that is not ours: we revealed nothing, so it cannot complete.
-    const impostor = contributor({
-      publicKey: ours.publicKey,
-      sealed: { ...envelope, iv: peer.toB64u(Buffer.alloc(12)) },
-    });
-    impostor.rounds.handle(signedOpen());
+    const impostor = contributor({ sealed: { ...envelope, iv: peer.toB64u(Buffer.alloc(12)) } });
+    impostor.rounds.handle(open);
     impostor.rounds.handle(signedCommits(pair));
     assert.equal(impostor.last().code, "E_COMMITMENT_MISMATCH");
     assert.deepEqual(close(impostor, { outcome: "completed", accepted: 2, setHash: pairHash }), [
@@ -898,14 +947,16 @@ describe("the independent contributor answers the golden round", () => {
     ]);
   });
 
-  it("ignores a round.closed that is not the server's, and a second one", () => {
+  it("ignores a round.closed that is not the round key's, and a second one", () => {
     const { rounds, events, last } = contributor();
     rounds.handle(open);
     rounds.handle(commits);
     rounds.handle(receipt);
-    const signature = peer.toB64u(flipped(b64(closed, "signature", 384)));
+    const signature = peer.toB64u(flipped(b64(closed, "signature", 64)));
     for (const forged of [
       { ...closed, signature },
+      // The golden statement, signed by an Ed25519 key that no round.open certified.
+      signedClosed({}, generateKeyPairSync("ed25519").privateKey),
       // The golden signature on another statement: aborted, naming us.
       { ...closed, outcome: "aborted", missing: [contributorId] },
       { ...closed, accepted: 0 },
@@ -924,6 +975,78 @@ describe("the independent contributor answers the golden round", () => {
     assert.deepEqual([last().type, last().code], ["round.closed", "E_UNEXPECTED_MESSAGE"]);
     assert.equal(events.filter((e) => e.event === "closed").length, 1);
     assert.equal(events.filter((e) => e.event === "contradicted").length, 0);
+  });
+
+  it("checks a round's set, receipt and closing with that round's key, and only after its round.open", () => {
+    // A server key of our own (2048 bits: quick; the size is hello's check, not this one's)
+    // opens two rounds: the golden one, with the golden round key, and a second with another.
+    const server = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const signPss = (data: Buffer) =>
+      peer.toB64u(
+        sign("sha256", data, {
+          key: server.privateKey,
+          padding: constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: 32,
+        }),
+      );
+    const opened = (change: Record<string, unknown>): Message => {
+      const message = { ...open, ...change };
+      return { ...message, signature: signPss(peer.roundOpenData(message)) };
+    };
+    const secondKey = generateKeyPairSync("ed25519").privateKey;
+    const secondId = peer.toB64u(Buffer.alloc(16, 2));
+    const c = contributor({ publicKey: server.publicKey });
+    c.rounds.handle(opened({}));
+    c.rounds.handle(opened({ roundId: secondId, roundKey: peer.toB64u(rawPublic(secondKey)) }));
+    assert.equal(c.sent.length, 2, "both rounds answered");
+    // The second round's key signs nothing of the golden round, though a round.open we answered
+    // certified it.
+    c.rounds.handle(signedCommits([mine], secondKey));
+    assert.deepEqual([c.last().code, c.sent.length], ["E_BAD_SIGNATURE", 2]);
+    c.rounds.handle(signedCommits([mine]));
+    assert.deepEqual([c.last().event, c.sent.length], ["revealed", 3]);
+    const setHash = peer.commitSetHash(roundId, serverFingerprint, [mine]);
+    const receiptData = peer.receiptData(
+      roundId,
+      contributorId,
+      setHash,
+      b64(commit, "commitment"),
+    );
+    c.rounds.handle({ ...receipt, signature: signRound(receiptData, secondKey) });
+    assert.equal(c.last().code, "E_BAD_SIGNATURE");
+    c.rounds.handle({ ...receipt, signature: signRound(receiptData) });
+    assert.equal(c.last().event, "receipt");
+    const completed = { outcome: "completed", accepted: 1, setHash: peer.toB64u(setHash) };
+    c.rounds.handle(signedClosed(completed, secondKey));
+    assert.deepEqual([c.last().type, c.last().code], ["round.closed", "E_BAD_SIGNATURE"]);
+    c.rounds.handle(signedClosed(completed));
+    assert.equal(c.last().event, "closed");
+    // The second round closes under its own key.
+    const second = { roundId: secondId, outcome: "failed", accepted: 0 };
+    const secondClosed = { ...second, type: "round.closed", v: 3 };
+    c.rounds.handle({
+      ...secondClosed,
+      signature: signRound(peer.roundClosedData(secondClosed)),
+    });
+    assert.deepEqual([c.last().roundId, c.last().code], [secondId, "E_BAD_SIGNATURE"]);
+    c.rounds.handle({
+      ...secondClosed,
+      signature: signRound(peer.roundClosedData(secondClosed), secondKey),
+    });
+    assert.deepEqual([c.last().event, c.last().roundId], ["closed", secondId]);
+
+    // A round.open whose roundKey someone on the path replaced (the server's signature kept) is
+    // no invitation, and that key then signs nothing: no round.open of ours certifies it.
+    const relayKey = generateKeyPairSync("ed25519").privateKey;
+    const d = contributor();
+    d.rounds.handle({ ...open, roundKey: peer.toB64u(rawPublic(relayKey)) });
+    assert.deepEqual([d.last().code, d.sent.length], ["E_BAD_SIGNATURE", 0]);
+    d.rounds.handle(signedClosed({}, relayKey));
+    assert.deepEqual([d.last().type, d.last().code], ["round.closed", "E_WRONG_ROUND"]);
+    // Even the genuine closing is taken only from a contributor holding the round's round.open.
+    d.rounds.handle(closed);
+    assert.deepEqual([d.last().type, d.last().code], ["round.closed", "E_WRONG_ROUND"]);
+    assert.equal(d.events.filter((e) => e.event === "closed").length, 0);
   });
 
   it("calls out a server that signs two different closings of one round", () => {

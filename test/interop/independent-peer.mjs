@@ -238,6 +238,8 @@ export function roundOpenData(open) {
     fromB64u(open.paramsHash, "paramsHash", 32),
     fromB64u(open.seed, "seed", 32),
     fromB64u(open.serverCommitment, "serverCommitment", 32),
+    // §1: a key is an LP item as its raw bytes.
+    fromB64u(open.roundKey, "roundKey", 32),
     open.commitDeadline,
     open.revealDeadline,
     String(open.invited.length),
@@ -294,7 +296,7 @@ export function commitSetHash(roundId, serverFingerprint, commits) {
   );
 }
 
-/** §5: what the server's signature of round.commits covers. */
+/** §5: what the round key's signature of round.commits covers. */
 export function commitSetSignatureData(roundId, setHash) {
   return lp("dkeygen/v1/commit-set-signature", V, roundId, setHash);
 }
@@ -312,13 +314,13 @@ export function revealData(roundId, contributorId, serverFingerprint, setHash, e
   );
 }
 
-/** §5 receipt: what the server's signature of round.receipt covers. */
+/** §5 receipt: what the round key's signature of round.receipt covers. */
 export function receiptData(roundId, contributorId, setHash, commitment) {
   return lp("dkeygen/v1/reveal-receipt", V, roundId, contributorId, setHash, commitment);
 }
 
 /**
- * §5 round.closed: what the server's signature covers; `closed` is the message as received.
+ * §5 round.closed: what the round key's signature covers; `closed` is the message as received.
  * `setHash` as its raw 32 bytes, or "" (a zero-length item) when absent; `missing` after its
  * count, `m` = 0 without it; `reason` is not covered.
  */
@@ -344,6 +346,35 @@ export function verifyServerSignature(publicKey, data, signature) {
     { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
     signature,
   );
+}
+
+/**
+ * §5 round key: the round's Ed25519 public key, `roundKey` of a round.open whose RSA signature
+ * verified (raw 32 bytes, wrapped in its RFC 8410 SPKI). Spec gap: §5 does not say what a
+ * receiver does with 32 bytes that are no Ed25519 point; as §4 says of a join's `identity`, no
+ * signature verifies under it (verifyRoundSignature answers false), so that round's set,
+ * receipts and closing are all ignored.
+ */
+export function roundPublicKey(rawRoundKey) {
+  try {
+    return createPublicKey({
+      key: Buffer.concat([ED25519_SPKI_PREFIX, rawRoundKey]),
+      format: "der",
+      type: "spki",
+    });
+  } catch {
+    return null;
+  }
+}
+
+/** Ed25519 (RFC 8032) by the round key (§5): round.commits, round.receipt, round.closed. */
+export function verifyRoundSignature(roundKey, data, signature) {
+  if (roundKey === null) return false;
+  try {
+    return verify(null, data, roundKey, signature);
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,6 +512,8 @@ const listOf =
 const fp = text(FINGERPRINT);
 const roundId = bytes(16);
 const serverSig = bytes(1, 512);
+/** §4: round.commits, round.receipt and round.closed carry an Ed25519 signature by the round key. */
+const roundSig = bytes(64);
 const envelope = object({
   alg: oneOf("RSA-OAEP-256/A256GCM"),
   ek: bytes(1, 1024),
@@ -525,6 +558,7 @@ export const SERVER_MESSAGES = {
     paramsHash: bytes(32),
     seed: bytes(32),
     serverCommitment: bytes(32),
+    roundKey: bytes(32),
     commitDeadline: time,
     revealDeadline: time,
     invited: listOf(fp, { min: 1, max: 256 }),
@@ -538,14 +572,14 @@ export const SERVER_MESSAGES = {
       keyOf: (entry) => entry.contributorId,
       sorted: true,
     }),
-    signature: serverSig,
+    signature: roundSig,
   },
   "round.receipt": {
     roundId,
     contributorId: fp,
     setHash: bytes(32),
     commitment: bytes(32),
-    signature: serverSig,
+    signature: roundSig,
   },
   // The rules across fields (missing only when aborted, …) are in CROSS_FIELD_RULES below.
   "round.closed": {
@@ -555,7 +589,7 @@ export const SERVER_MESSAGES = {
     "missing?": listOf(fp, { min: 1, max: 256, sorted: true }),
     "reason?": text(null, 512),
     "setHash?": bytes(32),
-    signature: serverSig,
+    signature: roundSig,
   },
   error: {
     code: text(/^E_[A-Z_]{1,40}$/),
@@ -1065,7 +1099,9 @@ export function revealMessage(roundId, { state, serverFingerprint, setHash, enve
  * A contributor's side of §7's rounds, one message at a time (§4 "Conversation", "After the
  * handshake"): it answers a round.open only when signed and invited, and each roundId once; it
  * reveals only against a signed commit set holding its own commitment; it checks its receipt and
- * the signed closing (§7 "Closing"). `send` gets the messages to send, `emit` one event per step,
+ * the signed closing (§7 "Closing"). The set, the receipt and the closing are signed by the round
+ * key (§5) that the round.open it answered certified: one for a round it holds no such round.open
+ * of is ignored, whoever signed it. `send` gets the messages to send, `emit` one event per step,
  * and `sealPhrase(open)` makes the envelope to commit to.
  *
  * Per round: "committed" (waiting for round.commits), "revealed" (waiting for the receipt),
@@ -1078,6 +1114,9 @@ export class ContributorRounds {
   /** Each closed round's signed closing, kept to hold a second, different one against it. */
   #closed = new Map();
   #rounds = new Map();
+  /** Each answered round's key (§5 "round key"), from its verified round.open; kept after the
+   *  round closes, so a second closing can still be checked. */
+  #roundKeys = new Map();
 
   constructor({ state, publicKey, serverFingerprint, send, emit, sealPhrase }) {
     Object.assign(this, { state, publicKey, serverFingerprint, send, emit, sealPhrase });
@@ -1118,6 +1157,14 @@ export class ContributorRounds {
     return verifyServerSignature(this.publicKey, data, fromB64u(signature, "signature", 1, 512));
   }
 
+  /** Whether `message` (round.commits, round.receipt, round.closed) is signed by its round's key
+   *  over `data`; false for a round whose round.open we did not answer. */
+  #roundSigned(message, data) {
+    if (!this.#roundKeys.has(message.roundId)) return false;
+    const signature = fromB64u(message.signature, "signature", 64);
+    return verifyRoundSignature(this.#roundKeys.get(message.roundId), data, signature);
+  }
+
   #open(open) {
     if (!this.#serverSigned(roundOpenData(open), open.signature)) {
       return this.#ignore(open, "E_BAD_SIGNATURE", "round.open signature");
@@ -1130,6 +1177,7 @@ export class ContributorRounds {
       return this.#ignore(open, "E_DUPLICATE_CONTRIBUTION", "again");
     }
     this.#answered.add(open.roundId);
+    this.#roundKeys.set(open.roundId, roundPublicKey(fromB64u(open.roundKey, "roundKey", 32)));
     const envelope = this.sealPhrase(open);
     const { contributorId } = this.state;
     const commitment = contributionCommitment(
@@ -1167,8 +1215,8 @@ export class ContributorRounds {
     }
     const setHash = commitSetHash(message.roundId, this.serverFingerprint, message.commits);
     const signed = commitSetSignatureData(message.roundId, setHash);
-    if (!this.#serverSigned(signed, message.signature)) {
-      // Not the server's: a genuine set may still come.
+    if (!this.#roundSigned(message, signed)) {
+      // Not the round key's: a genuine set may still come.
       return this.#ignore(message, "E_BAD_SIGNATURE", "round.commits signature");
     }
     round.set = { setHash, ids: message.commits.map((entry) => entry.contributorId) };
@@ -1178,7 +1226,7 @@ export class ContributorRounds {
       return this.emit({ event: "left-out", roundId: message.roundId, setHash: toB64u(setHash) });
     }
     if (own.commitment !== toB64u(round.commitment)) {
-      // Signed by the server, with another commitment in our name: reveal nothing, so the round
+      // Signed by the round key, with another commitment in our name: reveal nothing, so the round
       // aborts naming us, which is the evidence (§4).
       round.phase = "done";
       return this.#ignore(message, "E_COMMITMENT_MISMATCH", "another commitment in our name");
@@ -1216,7 +1264,7 @@ export class ContributorRounds {
       round.setHash,
       round.commitment,
     );
-    if (!this.#serverSigned(signed, receipt.signature)) {
+    if (!this.#roundSigned(receipt, signed)) {
       return this.#ignore(receipt, "E_BAD_SIGNATURE", "round.receipt signature");
     }
     Object.assign(round, { phase: "done", receipt });
@@ -1224,8 +1272,9 @@ export class ContributorRounds {
   }
 
   /**
-   * §7 "Closing": a round.closed counts only under the server's signature (one that does not
-   * verify is ignored, and the genuine one may still come). Then what this contributor can hold
+   * §7 "Closing": a round.closed counts only under the round key's signature (one that does not
+   * verify is ignored, and the genuine one may still come; one for a round whose round.open we
+   * did not answer has no key to verify and is ignored too: spec gap, §7 does not say). Then what this contributor can hold
    * against it, each an error event ("contradicted") with the evidence: the set it names is not
    * the signed set we were shown (and countersigned, when we revealed); it names us missing
    * while we hold the server's receipt. Beyond §7's list, the counts the set implies (§4, §7):
@@ -1235,8 +1284,11 @@ export class ContributorRounds {
    * again (round.closed is bound to no connection) is ignored; another one is a contradiction.
    */
   #close(closed) {
+    if (!this.#roundKeys.has(closed.roundId)) {
+      return this.#ignore(closed, "E_WRONG_ROUND", "no round.open of ours for this round");
+    }
     const statement = roundClosedData(closed);
-    if (!this.#serverSigned(statement, closed.signature)) {
+    if (!this.#roundSigned(closed, statement)) {
       return this.#ignore(closed, "E_BAD_SIGNATURE", "round.closed signature");
     }
     const earlier = this.#closed.get(closed.roundId);

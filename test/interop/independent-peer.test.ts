@@ -4,13 +4,25 @@
 // admin client, their contributions are the record's participants, and each side refuses what it
 // must (another server's key, a forged welcome proof, round.open, round.commits or round.receipt
 // signature, a replayed invitation or commit set, a server answer whose MAC was changed on the
-// way, a round.closed that is not the server's); a contributor that reveals nothing makes the round
-// abort, named; a closing that names a contributor holding a receipt is called out. Tampering is
-// done by a small WebSocket relay between the peer and the server, so the peer's own code path
-// meets it; the lying server is that relay re-signing round.closed with the server's own key.
+// way, a round.closed that is not signed by the round key); a contributor that reveals nothing
+// makes the round abort, named. Tampering is done by a small WebSocket relay between the peer and
+// the server, so the peer's own code path meets it. A relay cannot play a lying server any more:
+// the round's set, receipts and closing are signed by the round's Ed25519 key, which the server
+// keeps in memory and forgets, and which round.open's RSA signature certifies. So the relays below
+// show that a closing re-signed with the server's RSA key (server-key.pem), or with an Ed25519 key
+// of their own, is ignored, and that a round key of their own cannot be put into round.open. A
+// closing that contradicts a receipt cannot be had from an honest server; the golden test builds
+// one with the golden round key and checks that the peer calls it out.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { constants, createHash, createPrivateKey, sign } from "node:crypto";
+import {
+  constants,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+} from "node:crypto";
 import { once } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -174,7 +186,7 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
 }, () => {
   const home = mkdtempSync(join(tmpdir(), "dkeygen-interop-"));
   const dataDir = join(home, "server");
-  // The server's key stays unencrypted, so the lying relay below can sign with it.
+  // The server's key stays unencrypted, so a relay below can sign with it (and be ignored).
   const { DKEYGEN_SERVER_PASSPHRASE: _, ...inherited } = process.env;
   const env = { ...inherited, DKEYGEN_HOME: home };
   const peers: JsonLines[] = [];
@@ -565,26 +577,37 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
     await hank.stop();
   });
 
-  it("a contributor ignores a round.closed that is not the server's, and calls out one naming it missing despite its receipt", async () => {
-    // ivy's relay plays a lying server: it turns a completed round.closed into an abort naming
-    // ivy, signed with the server's own key. jack's relay flips round.closed's signature.
+  it("a contributor ignores a round.closed re-signed with the server's RSA key or another Ed25519 key, and a round key swapped into round.open", async () => {
+    // Each relay turns a completed round.closed into an abort naming its contributor, as a lying
+    // server would: ivy's signs it with the server's own RSA key (RSASSA-PSS, as version 2 did),
+    // kim's with an Ed25519 key of its own; jack's flips the genuine signature. lee's relay puts
+    // its own key into round.open as roundKey (it cannot re-sign round.open) and signs the lie
+    // with it.
     const serverKey = createPrivateKey(readFileSync(join(dataDir, "server-key.pem")));
-    const lying = await startRelay(url, {
-      tamper: (message) => {
-        if (message.type !== "round.closed" || message.outcome !== "completed") return message;
-        const lie: Line = {
-          ...message,
-          outcome: "aborted",
-          accepted: (message.accepted as number) - 1,
-          missing: [ids.ivy],
-        };
-        const signature = sign("sha256", roundClosedData(lie), {
+    const relayKey = generateKeyPairSync("ed25519").privateKey;
+    const relayRaw = createPublicKey(relayKey).export({ type: "spki", format: "der" }).subarray(12);
+    const lieAbout = (message: Line, name: string): Line => ({
+      ...message,
+      outcome: "aborted",
+      accepted: (message.accepted as number) - 1,
+      missing: [ids[name]],
+    });
+    const closings = (name: string, signed: (lie: Line) => Buffer) => (message: Line) => {
+      if (message.type !== "round.closed" || message.outcome !== "completed") return message;
+      const lie = lieAbout(message, name);
+      return { ...lie, signature: toB64u(signed(lie)) };
+    };
+    const rsa = await startRelay(url, {
+      tamper: closings("ivy", (lie) =>
+        sign("sha256", roundClosedData(lie), {
           key: serverKey,
           padding: constants.RSA_PKCS1_PSS_PADDING,
           saltLength: 32,
-        });
-        return { ...lie, signature: toB64u(signature) };
-      },
+        }),
+      ),
+    });
+    const ed25519 = await startRelay(url, {
+      tamper: closings("kim", (lie) => sign(null, roundClosedData(lie), relayKey)),
     });
     const flipping = await startRelay(url, {
       tamper: (message) =>
@@ -592,46 +615,72 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
           ? { ...message, signature: flipB64u(message.signature as string) }
           : message,
     });
-    relays.push(lying, flipping);
-    const ivy = contributor("ivy", ["--url", lying.url, "--token-file", await tokenFile("ivy")]);
-    const jack = contributor("jack", [
-      "--url",
-      flipping.url,
-      "--token-file",
-      await tokenFile("jack"),
-    ]);
+    const rekeying = await startRelay(url, {
+      tamper: (message) =>
+        message.type === "round.open"
+          ? { ...message, roundKey: toB64u(relayRaw) }
+          : closings("lee", (lie) => sign(null, roundClosedData(lie), relayKey))(message),
+    });
+    relays.push(rsa, ed25519, flipping, rekeying);
+    const joinVia = async (name: string, relay: { url: string }) =>
+      contributor(name, ["--url", relay.url, "--token-file", await tokenFile(name)]);
+    const ivy = await joinVia("ivy", rsa);
+    const kim = await joinVia("kim", ed25519);
+    const jack = await joinVia("jack", flipping);
+    const lee = await joinVia("lee", rekeying);
     for (const [name, peer] of [
       ["ivy", ivy],
+      ["kim", kim],
       ["jack", jack],
+      ["lee", lee],
     ] as const) {
       ids[name] = (await peer.waitFor((line) => line.event === "welcome")).contributorId as string;
     }
-    // dave still never commits: the commit phase runs to its deadline; everyone else reveals.
+    // dave and lee never commit: the commit phase runs to its deadline; everyone else reveals.
     const result = await admin(["--generate", "otp"]);
     assert.equal(result.code, 0, JSON.stringify(result.lines));
-    const roundId = (result.last as { record: Line }).record.roundId;
+    const record = (result.last as { record: Line }).record;
+    const roundId = record.roundId;
+    assert.equal((record.participants as string[]).includes(ids.lee!), false);
+    for (const name of ["ivy", "kim", "jack"]) {
+      assert.ok((record.participants as string[]).includes(ids[name]!), name);
+    }
     const inRound = (event: string) => (line: Line) =>
       line.event === event && line.roundId === roundId;
+    const ignoredClosing = (line: Line) => line.event === "ignored" && line.type === "round.closed";
 
-    const receipt = await ivy.waitFor(inRound("receipt"));
-    const closed = await ivy.waitFor(inRound("closed"));
-    assert.deepEqual([closed.outcome, closed.missing], ["aborted", [ids.ivy]]);
-    assert.equal(closed.setHash, receipt.setHash);
-    const contradicted = await ivy.waitFor(inRound("contradicted"));
+    // An RSA signature is no round.closed at all: its signature is not 64 bytes (§4).
+    await ivy.waitFor(inRound("receipt"));
+    const malformed = await ivy.waitFor(
+      (line) => line.event === "ignored" && line.code === "E_MALFORMED_MESSAGE",
+    );
+    assert.equal(malformed.message, "The field signature is not 64 bytes.");
+    // Signed by a key no round.open certified, or flipped: not the round key's.
+    for (const peer of [kim, jack]) {
+      await peer.waitFor(inRound("receipt"));
+      const ignored = await peer.waitFor(ignoredClosing);
+      assert.deepEqual([ignored.roundId, ignored.code], [roundId, "E_BAD_SIGNATURE"]);
+    }
+    // lee's round.open no longer verifies under the server's key: no commit, no round, and the
+    // relay's closing finds no round.open of lee's to take a key from.
+    const open = await lee.waitFor(
+      (line) => line.event === "ignored" && line.type === "round.open",
+    );
+    assert.deepEqual([open.roundId, open.code], [roundId, "E_BAD_SIGNATURE"]);
     assert.equal(
-      contradicted.why,
-      "named as missing, but the server signed a receipt for our reveal",
+      rekeying.fromPeer.some((message) => message.type === "commit"),
+      false,
     );
-    assert.equal((contradicted.receipt as Line).setHash, receipt.setHash);
-    assert.equal(ivy.lines.filter(inRound("contradicted")).length, 1);
-
-    await jack.waitFor(inRound("receipt"));
-    const ignored = await jack.waitFor(
-      (line) => line.event === "ignored" && line.type === "round.closed",
-    );
-    assert.deepEqual([ignored.roundId, ignored.code], [roundId, "E_BAD_SIGNATURE"]);
-    assert.equal(jack.lines.some(inRound("closed")), false);
-    // The others were told the truth.
+    const leeClosing = await lee.waitFor(ignoredClosing);
+    assert.deepEqual([leeClosing.roundId, leeClosing.code], [roundId, "E_WRONG_ROUND"]);
+    for (const peer of [ivy, kim, jack, lee]) {
+      assert.equal(peer.lines.some(inRound("closed")), false);
+      assert.equal(
+        peer.lines.some((line) => line.event === "contradicted"),
+        false,
+      );
+    }
+    // The others were told the truth, under the round key.
     const alice = await peers[2]!.waitFor(inRound("closed"));
     assert.deepEqual([alice.outcome, alice.missing], ["completed", []]);
     assert.equal(
