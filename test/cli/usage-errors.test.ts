@@ -104,6 +104,8 @@ function tables(): Record<string, Table> {
         "--listen": "7420",
         "--quorum": "1",
         "--round-timeout": "soon",
+        "--commit-timeout": "soon",
+        "--reveal-timeout": "soon",
         "--max-participants": "0",
         "--store-key-file": FREE,
         "--store-head": FREE,

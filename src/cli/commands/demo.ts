@@ -69,7 +69,7 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
             `    seed phrase (${event.seedBits} bits, OS CSPRNG) sent to ${event.participants} contributors`,
           );
           say(
-            `    server secret committed (SHA-256 ${event.serverCommitment.slice(0, 16)}…), never sent; invitation signed`,
+            `    server secret committed (SHA-256 ${event.serverCommitment.slice(0, 16)}…), never sent; invitation signed, naming the round's own Ed25519 key (for its commit set, receipts and closing)`,
           );
           break;
         case "commit.accepted":
