@@ -1166,8 +1166,6 @@ export class ContributorRounds {
   }
 
   #open(open) {
-    if (!this.#roundKeys.has(open.roundId))
-      this.#roundKeys.set(open.roundId, roundPublicKey(fromB64u(open.roundKey, "roundKey", 32)));
     if (!this.#serverSigned(roundOpenData(open), open.signature)) {
       return this.#ignore(open, "E_BAD_SIGNATURE", "round.open signature");
     }
