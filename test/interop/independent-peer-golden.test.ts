@@ -765,7 +765,7 @@ describe("the independent contributor answers the golden round", () => {
     assert.equal(left.sent.length, 1);
   });
 
-  it("takes only a receipt for its own reveal under the server's signature", () => {
+  it("takes only a receipt for its own reveal under the round key's signature", () => {
     const { rounds, events, last } = contributor();
     rounds.handle(open);
     rounds.handle(commits);
