@@ -5,8 +5,9 @@
  * the per-round state and talks (sends, logs, events).
  */
 
-import { toBase64url } from "../crypto/base64url.js";
+import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import type { RandomSource } from "../crypto/random.js";
+import { isStrongEd25519Key } from "../crypto/signature.js";
 import type { Logger } from "../logging.js";
 import { encodeMessage, type MessageOf } from "../protocol/messages.js";
 import type { Connection } from "../transport/types.js";
@@ -64,6 +65,11 @@ export class ContributorRounds {
         { roundId: msg.roundId },
         "ignored a round.open that the server's key did not sign",
       );
+      return;
+    }
+    if (!isStrongEd25519Key(fromBase64url(msg.roundKey, "roundKey", 32))) {
+      // A small-order or non-canonical round key would let the server disown its receipts.
+      logger.error({ roundId: msg.roundId }, "ignored a round.open whose round key is weak");
       return;
     }
     if (!msg.invited.includes(this.o.state.contributorId)) {

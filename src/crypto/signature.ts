@@ -10,6 +10,7 @@ import {
   sign,
   verify,
 } from "node:crypto";
+import { ed25519 } from "@noble/curves/ed25519.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { toBase64url } from "./base64url.js";
 
@@ -44,6 +45,23 @@ export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
     });
   } catch (cause) {
     throw new DkeygenError(ErrorCodes.INVALID_INPUT, "Not a valid Ed25519 public key.", { cause });
+  }
+}
+
+/**
+ * Whether `raw` is a public key whose signatures can be evidence: the canonical RFC 8032 encoding
+ * of a point of the prime-order subgroup, not of small order. OpenSSL accepts any point, and under
+ * a small-order key (the all-zero key, the identity) trivial forgeries verify for a large share of
+ * messages — a signer could certify such a key and later disown what it signed.
+ */
+export function isStrongEd25519Key(raw: Uint8Array): boolean {
+  if (raw.length !== 32) return false;
+  try {
+    const point = ed25519.Point.fromBytes(raw, false);
+    if (point.isSmallOrder() || !point.isTorsionFree()) return false;
+    return Buffer.compare(Buffer.from(point.toBytes()), Buffer.from(raw)) === 0;
+  } catch {
+    return false;
   }
 }
 
