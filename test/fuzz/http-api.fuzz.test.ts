@@ -354,6 +354,14 @@ const ROUTES: Record<string, Route> = {
     auth: true,
     statuses: [200, 400, 401, 404, 414, 429],
   },
+  "keys/{id}/derivation-secret": {
+    method: "POST",
+    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}/derivation-secret`),
+    auth: true,
+    body: bodyFor({}, {}),
+    statuses: [200, 400, 401, 403, 404, 413, 414, 415, 429],
+  },
+  requester: { method: "GET", path: "/v1/requester", auth: true, statuses: [200, 401, 429] },
   health: { method: "GET", path: "/v1/health", auth: false, statuses: [200, 429] },
   ready: { method: "GET", path: "/v1/ready", auth: false, statuses: [200, 429, 503] },
 };
@@ -493,7 +501,9 @@ function checkAnswer(
   // A delivery's 200 answer is authenticated by its envelope (km, AAD, sealed payload) instead.
   const sealedDelivery =
     answer.status === 200 &&
-    /^\/v1\/(?:otp\/request|totp\/enroll|keys\/[^/]+\/secret)(?:\?|$)/.test(c.path);
+    /^\/v1\/(?:otp\/request|totp\/enroll|keys\/[^/]+\/(?:secret|derivation-secret))(?:\?|$)/.test(
+      c.path,
+    );
   if (sealedDelivery) {
     assert.equal(macHeader, undefined, `a delivery carries no answer MAC: ${where}`);
   } else if (authenticated && answer.status !== 401 && !unroutable) {
