@@ -12,28 +12,25 @@
 import type { KeyObject } from "node:crypto";
 import { toBase64url } from "../crypto/base64url.js";
 import { SERVER_SECRET_BYTES } from "../crypto/kdf.js";
-import { serverSign } from "../crypto/server-signature.js";
-import { generateIdentity, rawPublicKey, signMessage } from "../crypto/signature.js";
+import { generateIdentity, rawPublicKey } from "../crypto/signature.js";
 import { derivationOf } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { encodeMessage, MAX_INVITED, type MessageOf } from "../protocol/messages.js";
 import { RoundMachine } from "../protocol/round.js";
-import {
-  commitSetHash,
-  commitSetSignedData,
-  paramsHash,
-  revealReceiptSignedData,
-  roundClosedSignedData,
-  roundOpenSignedData,
-  serverSecretCommitment,
-} from "../protocol/signed-data.js";
-import { PROTOCOL_VERSION, SEED_PHRASE_BYTES } from "../protocol/version.js";
+import { commitSetHash, paramsHash, serverSecretCommitment } from "../protocol/signed-data.js";
+import { SEED_PHRASE_BYTES } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { BatchDeriver } from "./batch-deriver.js";
 import { checkCommit } from "./contribution-check.js";
 import { RevealPool } from "./reveal-pool.js";
 import { type CompletedRound, storeRoundResults } from "./round-results.js";
+import {
+  closingMessage,
+  commitSetMessage,
+  receiptMessage,
+  roundOpenMessage,
+} from "./round-statements.js";
 import { MAX_BATCH, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
 
 interface RunningRound extends CompletedRound {
@@ -144,7 +141,6 @@ export class RoundRunner {
       revealDeadline: new Date(revealDeadline).toISOString(),
       invited,
     };
-    const signature = serverSign(ctx.c.identity.privateKey, roundOpenSignedData(fields));
     const machine = new RoundMachine({
       roundId,
       purpose: request.purpose,
@@ -170,20 +166,7 @@ export class RoundRunner {
     };
     this.#rounds.set(roundId, round);
 
-    const open = encodeMessage({
-      type: "round.open",
-      v: PROTOCOL_VERSION,
-      roundId,
-      purpose: request.purpose,
-      paramsHash: toBase64url(fields.paramsHash),
-      seed: toBase64url(seed),
-      serverCommitment: toBase64url(serverCommitment),
-      roundKey: toBase64url(fields.roundKey),
-      commitDeadline: fields.commitDeadline,
-      revealDeadline: fields.revealDeadline,
-      invited,
-      signature: toBase64url(signature),
-    });
+    const open = encodeMessage(roundOpenMessage(ctx.c.identity.privateKey, fields));
     for (const peer of participants.values()) peer.connection.send(open);
     ctx.c.logger.info(
       { roundId, purpose: request.purpose, participants: participants.size, quorum },
@@ -240,17 +223,7 @@ export class RoundRunner {
     }
     const setHash = commitSetHash(roundId, ctx.fingerprint, closed.commits);
     round.setHash = setHash;
-    const signature = signMessage(round.roundKey, commitSetSignedData(roundId, setHash));
-    const frame = encodeMessage({
-      type: "round.commits",
-      v: PROTOCOL_VERSION,
-      roundId,
-      commits: closed.commits.map((c) => ({
-        contributorId: c.contributorId,
-        commitment: toBase64url(c.commitment),
-      })),
-      signature: toBase64url(signature),
-    });
+    const frame = encodeMessage(commitSetMessage(round.roundKey, roundId, closed.commits, setHash));
     for (const peer of round.participants.values()) peer.connection.send(frame);
     // Committed contributors that left before the set was sent can no longer reveal.
     for (const [id, peer] of round.participants) {
@@ -372,20 +345,10 @@ export class RoundRunner {
         (opened) => {
           const verdict = round.machine.finishReveal(contributorId, { phrase: opened.phrase });
           if (verdict.kind === "rejected") return this.#rejected(peer, roundId, verdict.error);
-          ctx.send(peer, {
-            type: "round.receipt",
-            v: PROTOCOL_VERSION,
-            roundId,
-            contributorId,
-            setHash: toBase64url(round.setHash!),
-            commitment: toBase64url(commitment),
-            signature: toBase64url(
-              signMessage(
-                round.roundKey,
-                revealReceiptSignedData(roundId, contributorId, round.setHash!, commitment),
-              ),
-            ),
-          });
+          ctx.send(
+            peer,
+            receiptMessage(round.roundKey, roundId, contributorId, round.setHash!, commitment),
+          );
           ctx.c.logger.info({ roundId, contributorId, name: peer.name }, "contribution revealed");
           ctx.emit({
             type: "contribution.accepted",
@@ -428,27 +391,16 @@ export class RoundRunner {
       reason?: string,
       missing?: string[],
     ) => {
-      const signature = signMessage(
-        round.roundKey,
-        roundClosedSignedData({
+      const closed = encodeMessage(
+        closingMessage(round.roundKey, {
           roundId,
           outcome,
           accepted,
           setHash: round.setHash,
-          missing: missing ?? [],
+          ...(missing === undefined ? {} : { missing }),
+          ...(reason === undefined ? {} : { reason }),
         }),
       );
-      const closed = encodeMessage({
-        type: "round.closed",
-        v: PROTOCOL_VERSION,
-        roundId,
-        outcome,
-        accepted,
-        ...(missing === undefined ? {} : { missing }),
-        ...(reason === undefined ? {} : { reason }),
-        ...(round.setHash === undefined ? {} : { setHash: toBase64url(round.setHash) }),
-        signature: toBase64url(signature),
-      });
       for (const peer of round.participants.values()) peer.connection.send(closed);
     };
 
