@@ -50,9 +50,11 @@ import {
   checkConsumeAt,
   checkId,
   checkListQuery,
+  checkLogRange,
   checkPurpose,
   checkRecordInput,
   checkStep,
+  copyLogLeaf,
   copyRecord,
   newRecord,
   notFound,
@@ -85,6 +87,7 @@ import {
   type StoreKeys,
   sealSecret,
   stepBody,
+  tlogBody,
 } from "./log-format.js";
 import { UlidGenerator } from "./record-id.js";
 import { RecordIndex } from "./record-index.js";
@@ -238,6 +241,9 @@ export class FileKeyStore implements KeyStore {
   #head: Uint8Array = CHAIN_START;
   #durableHead: Uint8Array = CHAIN_START;
   #durableLines = 0;
+  /** The transparency log's leaves, queued ones included; `#durableLeaves` of them are durable. */
+  readonly #leaves: Uint8Array[] = [];
+  #durableLeaves = 0;
 
   constructor(options: FileKeyStoreOptions) {
     if (typeof options?.path !== "string" || options.path.length === 0) {
@@ -479,6 +485,34 @@ export class FileKeyStore implements KeyStore {
       if (this.#stepping.get(id) === done) this.#stepping.delete(id);
     }
     return true;
+  }
+
+  async appendLogEntry(leaf: Uint8Array): Promise<number> {
+    this.#assertWritable();
+    const copy = copyLogLeaf(leaf);
+    const index = this.#leaves.length;
+    this.#leaves.push(copy);
+    await this.#append(tlogBody(index, copy), {
+      // Lines become durable in the order they were written, so entries do too.
+      onDurable: () => {
+        this.#durableLeaves = index + 1;
+      },
+      // The store refuses every write from now on; forget what never reached the disk.
+      onFailed: () => {
+        this.#leaves.length = Math.min(this.#leaves.length, index);
+      },
+    });
+    return index;
+  }
+
+  logSize(): number {
+    return this.#durableLeaves;
+  }
+
+  async logEntries(start: number, end: number): Promise<Uint8Array[]> {
+    this.#assertReadable();
+    checkLogRange(start, end, this.#durableLeaves);
+    return this.#leaves.slice(start, end).map((leaf) => new Uint8Array(leaf));
   }
 
   async countUnclaimed(purpose: string): Promise<number> {
@@ -825,6 +859,18 @@ export class FileKeyStore implements KeyStore {
               `${line - 1} lines ending in the previous line's MAC)`,
           );
         }
+        return;
+      }
+      case "tlog": {
+        if (parsed.index !== this.#leaves.length) {
+          throw this.#corrupt(
+            line,
+            `it holds log entry ${parsed.index} where entry ${this.#leaves.length} is due ` +
+              "(an entry skipped, repeated or reordered)",
+          );
+        }
+        this.#leaves.push(parsed.leaf);
+        this.#durableLeaves = this.#leaves.length;
         return;
       }
       case "record": {

@@ -7,7 +7,14 @@
  */
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
-import type { Claim, ClaimInput, KeyRecord, ListQuery, RecordInput } from "./types.js";
+import {
+  type Claim,
+  type ClaimInput,
+  type KeyRecord,
+  type ListQuery,
+  MAX_LOG_LEAF_BYTES,
+  type RecordInput,
+} from "./types.js";
 
 /** Longest identifier-like string (purpose, round id, owner, subject, ...) a store accepts. */
 export const MAX_NAME_LENGTH = 1024;
@@ -147,6 +154,29 @@ export function checkStep(step: unknown): number {
     throw new TypeError("step must be a non-negative safe integer");
   }
   return step === 0 ? 0 : step;
+}
+
+/** Checks a log entry's leaf and returns the store's own copy of it. */
+export function copyLogLeaf(leaf: unknown): Uint8Array {
+  if (!(leaf instanceof Uint8Array) || leaf.length === 0 || leaf.length > MAX_LOG_LEAF_BYTES) {
+    throw new TypeError(`leaf must be a Uint8Array of 1 to ${MAX_LOG_LEAF_BYTES} bytes`);
+  }
+  return new Uint8Array(leaf);
+}
+
+/** Checks a `logEntries` range against the log's size. */
+export function checkLogRange(start: unknown, end: unknown, size: number): void {
+  if (
+    typeof start !== "number" ||
+    typeof end !== "number" ||
+    !Number.isSafeInteger(start) ||
+    !Number.isSafeInteger(end) ||
+    start < 0 ||
+    start > end ||
+    end > size
+  ) {
+    throw new TypeError(`start and end must be integers with 0 <= start <= end <= ${size}`);
+  }
 }
 
 export function checkPurpose(purpose: unknown): asserts purpose is string {

@@ -34,6 +34,7 @@
  *   {"t":"lease","v":1,"ids":[id]}
  *   {"t":"release","v":1,"ids":[id]}
  *   {"t":"rollback","v":1,"at","reason","found":{"lines","head"},"expected"?:{"lines","head"}}
+ *   {"t":"tlog","v":1,"index","leaf":b64url}
  * A claim, consume or step refers to a record on an earlier line; each record is claimed and
  * consumed at most once. A claims line holds 1 to 1024 claims, each as a claim line's fields
  * without "t" and "v", in the order they were made: the claims acknowledged "reserved" that one
@@ -48,6 +49,10 @@
  * integer, RFC 6238 counter T) of the record was used at `at`; each step line of a record has a
  * greater step than every step line of that record before it, and the last one is the record's
  * `lastStep` (so an OTP is never accepted twice, RFC 6238 §5.2).
+ *
+ * A tlog line is entry `index` of the transparency log (docs/PROTOCOL.md §15): its exact leaf
+ * bytes (1 byte to 1 MiB, public: the log is published), the indexes 0, 1, 2, … in file order
+ * with none skipped or repeated.
  *
  * A rollback line records that a writer opened the file although it did not match its head file
  * (head-file.ts), because its operator said so: `reason` is "shorter", "diverged", "missing" (no
@@ -78,7 +83,7 @@ import { aesGcmOpen, aesGcmSeal } from "../crypto/envelope.js";
 import type { RandomSource } from "../crypto/random.js";
 import type { JsonObject } from "../json.js";
 import { isUlid } from "./record-id.js";
-import type { Claim, KeyRecord } from "./types.js";
+import { type Claim, type KeyRecord, MAX_LOG_LEAF_BYTES } from "./types.js";
 
 export const LINE_MAC_INFO = "dkeygen/v1/store/line-mac";
 export const SECRET_INFO = "dkeygen/v1/store/secret";
@@ -170,7 +175,14 @@ export interface RollbackBody {
   found: ChainPoint;
   expected?: ChainPoint;
 }
+export interface TlogBody {
+  t: "tlog";
+  v: 1;
+  index: number;
+  leaf: string;
+}
 export type LogBody =
+  | TlogBody
   | RecordBody
   | ClaimBody
   | ClaimsBody
@@ -271,6 +283,10 @@ export function stepBody(id: string, step: number, at: string): StepBody {
 
 export function leaseBody(t: "lease" | "release", ids: string[]): LeaseBody {
   return { t, v: 1, ids };
+}
+
+export function tlogBody(index: number, leaf: Uint8Array): TlogBody {
+  return { t: "tlog", v: 1, index, leaf: toBase64url(leaf) };
 }
 
 export function rollbackBody(
@@ -409,8 +425,10 @@ const STEP_FIELDS = ["t", "v", "id", "step", "at"] as const;
 const LEASE_FIELDS = ["t", "v", "ids"] as const;
 const ROLLBACK_FIELDS = ["t", "v", "at", "reason", "found", "expected"] as const;
 const POINT_FIELDS = ["lines", "head"] as const;
+const TLOG_FIELDS = ["t", "v", "index", "leaf"] as const;
 
 export type ParsedBody =
+  | { t: "tlog"; index: number; leaf: Uint8Array }
   | { t: "record"; record: KeyRecord; sealed: SealedSecret }
   | { t: "claim"; id: string; claim: Claim }
   | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
@@ -496,6 +514,14 @@ export function parseBody(value: unknown): ParsedBody {
       "ids",
     );
     return { t: kind, ids: ids as string[] };
+  }
+  if (kind === "tlog") {
+    onlyFields(value, TLOG_FIELDS, kind);
+    const index = value.index;
+    need(typeof index === "number" && Number.isSafeInteger(index) && index >= 0, kind, "index");
+    const leaf = b64(value.leaf, kind, "leaf");
+    need(leaf.length > 0 && leaf.length <= MAX_LOG_LEAF_BYTES, kind, "leaf");
+    return { t: "tlog", index: index as number, leaf };
   }
   if (kind === "rollback") {
     onlyFields(value, ROLLBACK_FIELDS, kind);

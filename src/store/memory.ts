@@ -13,9 +13,11 @@ import {
   checkConsumeAt,
   checkId,
   checkListQuery,
+  checkLogRange,
   checkPurpose,
   checkRecordInput,
   checkStep,
+  copyLogLeaf,
   copyRecord,
   newRecord,
   notFound,
@@ -46,6 +48,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly #ids: UlidGenerator;
   readonly #index = new RecordIndex();
   readonly #secrets = new Map<string, Uint8Array>();
+  readonly #leaves: Uint8Array[] = [];
   #state: State = "new";
 
   constructor(options: MemoryKeyStoreOptions = {}) {
@@ -139,6 +142,21 @@ export class MemoryKeyStore implements KeyStore {
     this.#assertOpen();
     checkPurpose(purpose);
     return this.#index.countPoolable(purpose);
+  }
+
+  async appendLogEntry(leaf: Uint8Array): Promise<number> {
+    this.#assertOpen();
+    return this.#leaves.push(copyLogLeaf(leaf)) - 1;
+  }
+
+  logSize(): number {
+    return this.#leaves.length;
+  }
+
+  async logEntries(start: number, end: number): Promise<Uint8Array[]> {
+    this.#assertOpen();
+    checkLogRange(start, end, this.#leaves.length);
+    return this.#leaves.slice(start, end).map((leaf) => new Uint8Array(leaf));
   }
 
   #assertOpen(): void {

@@ -153,4 +153,26 @@ export interface KeyStore {
    * consumed (nor void: reserved by a store that stopped before claiming them).
    */
   countUnclaimed(purpose: string): Promise<number>;
+  /**
+   * Appends one entry (its exact leaf bytes, 1 byte to MAX_LOG_LEAF_BYTES) to the transparency log
+   * kept in the store beside the records it vouches for (src/tlog, docs/PROTOCOL.md §15).
+   * Resolves to its index (0 for the first) once it is durable. Entries get their indexes in call
+   * order; an entry is never changed or removed.
+   */
+  appendLogEntry(leaf: Uint8Array): Promise<number>;
+  /** The number of durable log entries. */
+  logSize(): number;
+  /**
+   * Copies of the leaves of entries `start` (included) to `end` (excluded) of the durable log.
+   * Throws a TypeError unless 0 ≤ start ≤ end ≤ logSize().
+   */
+  logEntries(start: number, end: number): Promise<Uint8Array[]>;
+  /**
+   * The durable end of the store's own hash chain, for a store that has one (the `key_store`
+   * file: its line count and the last line's MAC in hex). Folded into the log's checkpoints.
+   */
+  readonly chain?: { lines: number; head: string };
 }
+
+/** The largest log entry a store takes (a round's entry with 256 contributors is ≈ 130 KiB). */
+export const MAX_LOG_LEAF_BYTES = 1024 * 1024;

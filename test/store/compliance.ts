@@ -11,12 +11,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
-import type {
-  ClaimInput,
-  KeyRecord,
-  KeyStore,
-  ListQuery,
-  RecordInput,
+import {
+  type ClaimInput,
+  type KeyRecord,
+  type KeyStore,
+  type ListQuery,
+  MAX_LOG_LEAF_BYTES,
+  type RecordInput,
 } from "../../src/store/types.js";
 
 export interface StoreFixture {
@@ -692,6 +693,63 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         assert.equal((await reopened.get(a!.id))?.lastStep, 10);
         assert.equal((await reopened.get(c!.id))?.lastStep, 1);
         assert.equal(await reopened.useStep(a!.id, 10), false);
+      });
+    });
+
+    test("log entries get indexes in call order, come back as copies, and survive a reopen", async () => {
+      await withStore(async (store, fixture) => {
+        assert.equal(store.logSize(), 0);
+        assert.deepEqual(await store.logEntries(0, 0), []);
+        const leaves = Array.from({ length: 5 }, (_, i) => new Uint8Array(i + 1).fill(i + 10));
+        // Appended concurrently: indexes still follow the calls.
+        const indexes = await Promise.all(leaves.map((leaf) => store.appendLogEntry(leaf)));
+        assert.deepEqual(indexes, [0, 1, 2, 3, 4]);
+        assert.equal(store.logSize(), 5);
+        leaves[0]!.fill(0); // the caller's buffer is not the store's
+        const read = await store.logEntries(1, 4);
+        assert.deepEqual(read, leaves.slice(1, 4));
+        read[0]!.fill(0); // nor is what it hands out
+        assert.deepEqual((await store.logEntries(1, 2))[0], new Uint8Array(2).fill(11));
+        assert.deepEqual((await store.logEntries(0, 1))[0], new Uint8Array(1).fill(10));
+        // Records and entries interleave without disturbing each other.
+        await store.put(input());
+        assert.equal(await store.appendLogEntry(new Uint8Array([7])), 5);
+        if (!fixture.reopen) return;
+        await store.close();
+        const reopened = await fixture.reopen();
+        await reopened.open();
+        assert.equal(reopened.logSize(), 6);
+        assert.deepEqual(await reopened.logEntries(4, 6), [
+          new Uint8Array(5).fill(14),
+          new Uint8Array([7]),
+        ]);
+        assert.equal(await reopened.appendLogEntry(new Uint8Array([8])), 6);
+      });
+    });
+
+    test("log entries and ranges outside the rules are refused", async () => {
+      await withStore(async (store) => {
+        await store.appendLogEntry(new Uint8Array([1]));
+        for (const leaf of [
+          new Uint8Array(0),
+          new Uint8Array(MAX_LOG_LEAF_BYTES + 1),
+          "leaf",
+          [1],
+        ]) {
+          await assert.rejects(store.appendLogEntry(leaf as Uint8Array), TypeError);
+        }
+        assert.ok((await store.appendLogEntry(new Uint8Array(MAX_LOG_LEAF_BYTES))) === 1);
+        for (const [start, end] of [
+          [-1, 1],
+          [0, 3],
+          [2, 1],
+          [0.5, 1],
+          [0, Number.NaN],
+        ]) {
+          await assert.rejects(store.logEntries(start!, end!), TypeError);
+        }
+        assert.equal((await store.logEntries(0, 2)).length, 2);
+        assert.equal(store.logSize(), 2);
       });
     });
 

@@ -1060,3 +1060,43 @@ test("lease, release and claims lines that break the event rules, or their schem
     await f.remove();
   }
 });
+
+test("tlog lines whose index skips, repeats or reorders an entry, or that break their schema, make open fail with E_STORE_CORRUPT naming the line", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    await store.appendLogEntry(new Uint8Array([1, 2, 3]));
+    await store.put(input());
+    await store.appendLogEntry(new Uint8Array([4]));
+    await store.close();
+    const good = await bodies(f.path); // entry 0, record, entry 1
+    const [e0, rec, e1] = good as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
+    await writeChained(f.path, f.storeKey, good);
+    const sane = f.make();
+    await sane.open();
+    assert.deepEqual(await sane.logEntries(0, 2), [new Uint8Array([1, 2, 3]), new Uint8Array([4])]);
+    await sane.close();
+
+    const cases: [string, unknown[], RegExp][] = [
+      ["an entry skipped", [rec, e1], /line 2\b.*entry 1 where entry 0 is due/],
+      ["an entry repeated", [e0, rec, e0], /line 3\b.*entry 0 where entry 1 is due/],
+      ["entries reordered", [e1, rec, e0], /line 1\b.*entry 1 where entry 0 is due/],
+      ["negative index", [{ ...e0, index: -1 }], /line 1\b.*"index"/],
+      ["string index", [{ ...e0, index: "0" }], /line 1\b.*"index"/],
+      ["empty leaf", [{ ...e0, leaf: "" }], /line 1\b.*"leaf"/],
+      ["non-canonical leaf", [{ ...e0, leaf: "AQID=" }], /line 1\b.*"leaf"/],
+      ["extra field", [{ ...e0, hash: "x" }], /line 1\b.*unknown field "hash"/],
+    ];
+    for (const [name, list, pattern] of cases) {
+      await writeChained(f.path, f.storeKey, list);
+      await assert.rejects(f.make().open(), isCorrupt(pattern), name);
+    }
+  } finally {
+    await f.remove();
+  }
+});
