@@ -71,6 +71,7 @@ test("PROTOCOL.md §12.3 lists every route the distribution server serves", asyn
       pool: {} as never,
       rounds: {} as never,
       limiter: {} as never,
+      log: {} as never,
       logger: {
         info() {},
         warn() {},

@@ -335,6 +335,7 @@ async function startLocked(
         requesters,
         pool,
         rounds: server,
+        log: server.log,
         limiter: new MemoryAttemptLimiter({
           maxFailures: options.lockout?.maxFailures ?? 5,
           lockMs: options.lockout?.lockMs ?? 15 * 60_000,

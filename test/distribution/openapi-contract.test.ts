@@ -90,20 +90,35 @@ function check(
   const documented = operation.responses[String(status)];
   assert.ok(documented, `${method} ${path} answered ${status}, which is not documented: ${text}`);
   seen.add(`${method} ${path} ${status}`);
-  const schema = documented.content?.["application/json"]?.schema;
+  // A text answer (the log's checkpoint and key) is documented as text/plain, the rest as JSON.
+  const plain = documented.content?.["text/plain"]?.schema;
+  const schema = plain ?? documented.content?.["application/json"]?.schema;
   assert.ok(schema, `${method} ${path} ${status} documents its body`);
+  const type = headers.get("content-type") ?? "";
+  assert.match(
+    type,
+    plain ? /^text\/plain\b/ : /^application\/json\b/,
+    `${method} ${path} ${status}`,
+  );
   let validate = validators.get(schema);
   if (!validate) {
     validate = ajv.compile(schema);
     validators.set(schema, validate);
   }
   assert.ok(
-    validate(JSON.parse(text)),
+    validate(plain ? text : JSON.parse(text)),
     `${method} ${path} ${status}: ${text} does not match its schema: ${ajv.errorsText(validate.errors)}`,
   );
   const names = new Set(Object.keys(documented.headers ?? {}).map((h) => h.toLowerCase()));
   assert.match(headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/, "X-Request-Id is answered");
-  for (const name of ["x-request-id", "x-dkeygen-mac", "retry-after", "www-authenticate"]) {
+  const documentedHeaders = [
+    "x-request-id",
+    "x-dkeygen-mac",
+    "retry-after",
+    "www-authenticate",
+    "cache-control",
+  ];
+  for (const name of documentedHeaders) {
     if (headers.get(name) !== null && headers.get(name) !== undefined) {
       assert.ok(names.has(name), `${method} ${path} ${status} carries ${name}, not documented`);
     }
@@ -284,6 +299,24 @@ test("every route's success and error answers are documented, with their bodies 
       as: "alice",
       body: {},
     });
+  }
+
+  // The transparency log, to anyone: checkpoint, key, identity; entries and both proofs, with
+  // the parameters' refusals and a round the log does not hold.
+  for (const path of ["/v1/log/checkpoint", "/v1/log/key", "/v1/log/identity"]) {
+    await call("GET", path);
+  }
+  const log = (query: string, path: string) => call("GET", path, { url: `${path}?${query}` });
+  for (const query of ["start=0&end=2", "start=0", "start=01&end=2", "start=99999&end=99999"]) {
+    await log(query, "/v1/log/entries");
+  }
+  const unknownRound = "AAAAAAAAAAAAAAAAAAAAAA";
+  for (const query of ["index=0", "index=0&size=1", "index=0&size=0", `roundId=${unknownRound}`]) {
+    await log(query, "/v1/log/proof/inclusion");
+  }
+  assert.ok(seen.has("GET /v1/log/proof/inclusion 404"));
+  for (const query of ["from=1", "from=1&to=1", "from=0", "from=1&to=x"]) {
+    await log(query, "/v1/log/proof/consistency");
   }
 
   // This requester's own rate limit.

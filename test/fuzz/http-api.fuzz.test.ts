@@ -24,6 +24,7 @@ import { toBase32 } from "../../src/derive/otpauth.js";
 import { ErrorCodes } from "../../src/errors.js";
 import { hasUnprintable } from "../../src/printable.js";
 import { answerMacMatches, deriveResponseKey } from "../../src/protocol/answer-auth.js";
+import { parseRoundEntry } from "../../src/protocol/log-entry.js";
 import { buildDistributionApp } from "../../src/server/distribution/app.js";
 import { MemoryAttemptLimiter } from "../../src/server/distribution/attempts.js";
 import { OtpPool } from "../../src/server/distribution/otp-pool.js";
@@ -40,6 +41,8 @@ let responseKey: Buffer;
 let app: FastifyInstance;
 let logs: ReturnType<typeof captureBothFormats>;
 let totpId: string;
+/** The round ids the log holds, for inclusion proofs by round. */
+let loggedRounds: string[] = [];
 
 before(async () => {
   // The inject app shares the listening server's store and key generation server (so valid
@@ -92,6 +95,7 @@ before(async () => {
       rounds: server.server,
       limiter: new MemoryAttemptLimiter({ maxFailures: 5, lockMs: 60_000 }),
       logger: logs.logger,
+      log: server.server.log,
     },
     {
       otpWaitMs: 0,
@@ -102,6 +106,14 @@ before(async () => {
   );
   await startContributors(server, 2);
   await server.pool!.refill();
+  // A few more rounds, so that the log's proofs have a few levels.
+  const admin = await server.admin();
+  for (let i = 0; i < 4; i++) await admin.generate("nonce", {});
+  admin.close();
+  const log = server.server.log;
+  await log.ready();
+  loggedRounds = (await log.entries(0, log.size)).map((leaf) => parseRoundEntry(leaf).roundId);
+  assert.ok(loggedRounds.length > 0, "the refill's rounds are in the log");
 });
 after(async () => {
   await app?.close();
@@ -260,6 +272,120 @@ const recordId = fc.oneof(
   fc.constantFrom("%", "%zz", "a%2Fb", "x".repeat(65), "x".repeat(64), "%E2%80%AE", "%1B%5B31m"),
 );
 
+/** A tree size or leaf index: around the log's size now, at 2^53, or no decimal at all. */
+const logSize = () => server.server.log.size;
+const sizeParam = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: -1, max: 1 }).map((d) => String(logSize() + d)) },
+  { weight: 4, arbitrary: fc.nat().map((n) => String(n % (logSize() + 2))) },
+  { weight: 2, arbitrary: fc.constantFrom("0", "1", "2", "999", "1000", "1001") },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      "9007199254740991",
+      "9007199254740992",
+      "99999999999999999",
+      "01",
+      "00",
+      "-1",
+      "+1",
+      "-0",
+      "1.0",
+      "1e3",
+      "0x1",
+      " 1",
+      "1 ",
+      "",
+      "١",
+      "Infinity",
+      "NaN",
+    ),
+  },
+  { weight: 1, arbitrary: fc.nat().map(String) },
+  { weight: 1, arbitrary: nastyString },
+);
+/** A round id: one the log holds, one it does not, a non-canonical or wrong-length one. */
+const roundIdParam = fc.oneof(
+  { weight: 3, arbitrary: fc.nat().map((i) => loggedRounds[i % loggedRounds.length]!) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      "AAAAAAAAAAAAAAAAAAAAAA",
+      "____________________-w",
+      "AAAAAAAAAAAAAAAAAAAAAB",
+      "A".repeat(21),
+      "A".repeat(23),
+      "AAAAAAAAAAAAAAAAAAAAA=",
+      "AAAAAAAAAAAAAAAAAAAA+/",
+    ),
+  },
+  { weight: 1, arbitrary: nastyString },
+);
+/** Query-string pieces no encoder would write: bad percent-encoding, empty names, brackets. */
+const RAW_QUERY = fc.constantFrom(
+  "",
+  "&",
+  "&&",
+  "=",
+  "==",
+  "start",
+  "start=",
+  "=1",
+  "%",
+  "%zz",
+  "start=%zz",
+  "index=%2B1",
+  "%00=1",
+  "start=1&start=2",
+  "start[]=1",
+  "index[0]=1",
+  "__proto__[size]=1",
+  "constructor[prototype][x]=1",
+  ";from=1",
+  "from=1;to=2",
+  "roundId=%41%41",
+);
+
+/**
+ * A path with a query string for `params`: usually the required ones and some optional ones,
+ * sometimes any subset; then maybe a parameter repeated or an unknown one (a hostile name), and
+ * a raw piece. Values and names are percent-encoded as a client would.
+ */
+function queryFor(
+  path: string,
+  params: Record<string, fc.Arbitrary<string>>,
+  required: string[],
+): fc.Arbitrary<string> {
+  const names = Object.keys(params);
+  const given = fc.oneof(
+    { weight: 3, arbitrary: fc.record(params, { requiredKeys: required as never[] }) },
+    { weight: 1, arbitrary: fc.record(params, { requiredKeys: [] }) },
+  );
+  const extra = fc.oneof(
+    { weight: 3, arbitrary: fc.constant([]) },
+    {
+      weight: 1,
+      arbitrary: fc.array(
+        fc.tuple(
+          fc.oneof(fc.constantFrom(...names, "__proto__", "constructor", "x"), nastyString),
+          fc.oneof(sizeParam, nastyString),
+        ),
+        { minLength: 1, maxLength: 2 },
+      ),
+    },
+  );
+  const raw = fc.oneof(
+    { weight: 3, arbitrary: fc.constant("") },
+    { weight: 1, arbitrary: RAW_QUERY },
+  );
+  return fc.tuple(given, extra, raw).map(([chosen, more, raw]) => {
+    const pairs = [...Object.entries(chosen as Record<string, string>), ...more].map(
+      ([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`,
+    );
+    if (raw !== "") pairs.push(raw);
+    return pairs.length === 0 ? path : `${path}?${pairs.join("&")}`;
+  });
+}
+
 interface Route {
   method: "GET" | "POST";
   path: string | fc.Arbitrary<string>;
@@ -363,6 +489,40 @@ const ROUTES: Record<string, Route> = {
   },
   requester: { method: "GET", path: "/v1/requester", auth: true, statuses: [200, 401, 429] },
   health: { method: "GET", path: "/v1/health", auth: false, statuses: [200, 429] },
+  "log/checkpoint": {
+    method: "GET",
+    path: queryFor("/v1/log/checkpoint", { start: sizeParam }, []),
+    auth: false,
+    statuses: [200, 429],
+  },
+  "log/key": { method: "GET", path: "/v1/log/key", auth: false, statuses: [200, 429] },
+  "log/identity": { method: "GET", path: "/v1/log/identity", auth: false, statuses: [200, 429] },
+  "log/entries": {
+    method: "GET",
+    path: queryFor("/v1/log/entries", { start: sizeParam, end: sizeParam }, ["start", "end"]),
+    auth: false,
+    statuses: [200, 400, 429],
+  },
+  "log/proof/inclusion": {
+    method: "GET",
+    path: fc.oneof(
+      queryFor("/v1/log/proof/inclusion", { index: sizeParam, size: sizeParam }, ["index"]),
+      queryFor("/v1/log/proof/inclusion", { roundId: roundIdParam, size: sizeParam }, ["roundId"]),
+      queryFor(
+        "/v1/log/proof/inclusion",
+        { index: sizeParam, roundId: roundIdParam, size: sizeParam },
+        [],
+      ),
+    ),
+    auth: false,
+    statuses: [200, 400, 404, 429],
+  },
+  "log/proof/consistency": {
+    method: "GET",
+    path: queryFor("/v1/log/proof/consistency", { from: sizeParam, to: sizeParam }, ["from"]),
+    auth: false,
+    statuses: [200, 400, 429],
+  },
   ready: { method: "GET", path: "/v1/ready", auth: false, statuses: [200, 429, 503] },
 };
 

@@ -8,7 +8,8 @@
  * Some answers come from the app's hooks rather than the route: the per-address rate limit (429)
  * and a server that is shutting down (503) on every route; authentication (401) and the
  * per-requester limit (429) on protected ones; body parsing (400, 413, 415) on routes with a body;
- * the path parameter's checks (400, 414) on routes with one.
+ * the path parameter's checks (400, 414) on routes with one; the query string's checks (400) on
+ * routes that take query parameters.
  */
 import { type TSchema, Type } from "@sinclair/typebox";
 import { ErrorBody } from "./schemas.js";
@@ -26,6 +27,12 @@ export interface RouteAnswers {
   body?: boolean;
   /** Takes a path parameter. */
   params?: boolean;
+  /** Takes query parameters (the route's querystring schema; unknown ones are ignored). */
+  query?: boolean;
+  /** The 200 answer is UTF-8 text (text/plain), not JSON; its schema is a string's. */
+  text?: boolean;
+  /** What the 200 answer's Cache-Control header says, on routes that send one. */
+  cache?: string;
   /** The route's own answers: status → what it means here (added to the common meaning). */
   errors?: Partial<Record<Status, string>>;
   /** A body other than ErrorBody for an error status. */
@@ -82,6 +89,9 @@ export function answers(spec: RouteAnswers): Record<number, TSchema> {
     );
     add(414, "A path parameter over 64 characters (E_INVALID_INPUT)");
   }
+  if (spec.query) {
+    add(400, "A query parameter missing, repeated or not matching its pattern (E_INVALID_INPUT)");
+  }
   for (const [status, text] of Object.entries(spec.errors ?? {})) {
     add(Number(status) as Status, text);
   }
@@ -106,16 +116,22 @@ function withHeaders(
     spec.authenticated && status !== 401 && status !== 414 && !(spec.sealed && status === 200);
   // Each status gets its own copy; an $id would name them all alike.
   const { $id: _id, ...schema } = body;
-  return {
-    ...schema,
-    description,
-    headers: {
-      "X-Request-Id": REQUEST_ID,
-      ...(mac ? { "X-Dkeygen-Mac": MAC } : {}),
-      ...(status === 401 ? { "WWW-Authenticate": WWW_AUTHENTICATE } : {}),
-      ...(status === 423 || status === 429 || status === 503 ? { "Retry-After": RETRY_AFTER } : {}),
-    },
+  const headers = {
+    "X-Request-Id": REQUEST_ID,
+    ...(mac ? { "X-Dkeygen-Mac": MAC } : {}),
+    ...(status === 401 ? { "WWW-Authenticate": WWW_AUTHENTICATE } : {}),
+    ...(status === 423 || status === 429 || status === 503 ? { "Retry-After": RETRY_AFTER } : {}),
+    ...(status === 200 && spec.cache !== undefined ? { "Cache-Control": header(spec.cache) } : {}),
   };
+  // A text answer names its media type; fastify then leaves the string it is sent as it is.
+  if (status === 200 && spec.text) {
+    return {
+      description,
+      headers,
+      content: { "text/plain": { schema } },
+    } as unknown as TSchema;
+  }
+  return { ...schema, description, headers };
 }
 
 /**

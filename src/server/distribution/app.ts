@@ -37,6 +37,7 @@ import type { KeyRecord, KeyStore } from "../../store/types.js";
 import { type TlsServerOptions, tlsServerSettings } from "../../transport/tls.js";
 import type { RoundRequest } from "../keygen-server.js";
 import type { Requester, RequesterRegistry } from "../requesters.js";
+import type { TransparencyLog } from "../transparency-log.js";
 import { withRequestIdHeader } from "./answers.js";
 import type { AttemptLimiter } from "./attempts.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
@@ -46,6 +47,7 @@ import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
+import { registerLogRoutes } from "./routes/log.js";
 import { registerOtpRoutes } from "./routes/otp.js";
 import { registerRecoveryRoutes } from "./routes/recovery.js";
 import { registerRequesterRoutes } from "./routes/requester.js";
@@ -129,6 +131,8 @@ export interface DistributionComponents {
   random?: RandomSource;
   /** Serve HTTPS with this certificate and key; plain HTTP without. */
   tls?: TlsServerOptions;
+  /** The transparency log of rounds, served to anyone under /v1/log/ (none without it). */
+  log?: TransparencyLog;
 }
 
 /** What every route module gets. */
@@ -544,6 +548,7 @@ export async function buildDistributionApp(
   registerRecoveryRoutes(app, context);
   registerKeyRoutes(app, context);
   registerRequesterRoutes(app, context);
+  if (components.log) registerLogRoutes(app, components.log);
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -5,10 +5,13 @@
  * The OpenAPI document at /v1/openapi.json is generated from these.
  */
 import { type Static, Type } from "@sinclair/typebox";
+import { base64urlPattern } from "../../crypto/base64url.js";
 import { DEFAULT_RECOVERY_CODES, MAX_RECOVERY_CODES } from "../../derive/recovery.js";
+import { ENTRY_TYPE, type RoundEntry } from "../../protocol/log-entry.js";
 import {
   DeliveryEnvelopeSchema as EnvelopeSchema,
   FingerprintSchema,
+  RoundIdSchema,
 } from "../../protocol/messages.js";
 
 const strict = { additionalProperties: false } as const;
@@ -231,6 +234,145 @@ export const Readiness = Type.Object(
   strict,
 );
 
+// ---- The transparency log (PROTOCOL §15.3) -------------------------------------------------
+
+/**
+ * A query parameter holding a tree size or leaf index: decimal, no sign, no leading zero ("0"
+ * itself allowed), at most 16 digits; the route refuses values over 2^53 − 1.
+ */
+const Decimal = (description: string) =>
+  Type.String({ pattern: "^(?:0|[1-9][0-9]{0,15})$", maxLength: 16, description });
+/** Standard base64 with padding (RFC 4648 §4) of any bytes. */
+const Base64 = Type.String({
+  pattern: "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+});
+/** A 32-byte SHA-256 hash, standard base64 with padding. */
+const Hash = Type.String({ pattern: "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$" });
+const B64url = (bytes: number, upTo = false) =>
+  Type.String({ pattern: base64urlPattern(bytes, upTo) });
+
+export const LogEntriesQuery = Type.Object({
+  start: Decimal("The first index to read."),
+  end: Decimal(
+    "One past the last index wanted (≥ start); the answer stops earlier at the log's size or after 1000 entries.",
+  ),
+});
+export const InclusionProofQuery = Type.Object({
+  index: Type.Optional(Decimal("The leaf's index (exactly one of index and roundId).")),
+  roundId: Type.Optional(
+    Type.String({
+      ...RoundIdSchema,
+      description: "The round whose entry to prove (exactly one of index and roundId).",
+    }),
+  ),
+  size: Type.Optional(Decimal("The tree size to prove it in (default: the log's current size).")),
+});
+export const ConsistencyProofQuery = Type.Object({
+  from: Decimal("The earlier tree size, at least 1."),
+  to: Type.Optional(Decimal("The later tree size (default: the log's current size).")),
+});
+
+export const LogText = Type.String();
+
+export const LogIdentityAnswer = Type.Object(
+  {
+    origin: Type.String({ description: "The log's origin: its checkpoints' first line." }),
+    verifierKey: Type.String({ description: "The log's Ed25519 verifier key (signed-note vkey)." }),
+    serverKey: Type.String({ description: "The server's RSA key: SPKI DER, base64url." }),
+    serverFingerprint: FingerprintSchema,
+    signature: Type.String({
+      description:
+        'RSASSA-PSS by the server key over LP("dkeygen/v1/log-identity", V, serverFingerprint, origin, verifierKey), base64url.',
+    }),
+  },
+  strict,
+);
+
+/** A round's entry as the log holds it (PROTOCOL §15.1), parsed from its leaf. */
+const EntryCommitSchema = Type.Object(
+  {
+    contributorId: FingerprintSchema,
+    identity: B64url(32),
+    commitment: B64url(32),
+    signature: B64url(64),
+    reveal: Type.Optional(B64url(64)),
+  },
+  strict,
+);
+export const RoundEntrySchema = Type.Object(
+  {
+    type: Type.Literal(ENTRY_TYPE),
+    protocol: Type.Integer(),
+    server: FingerprintSchema,
+    roundId: RoundIdSchema,
+    purpose: Type.String(),
+    paramsHash: B64url(32),
+    seed: B64url(32),
+    serverCommitment: B64url(32),
+    roundKey: B64url(32),
+    commitDeadline: Time,
+    revealDeadline: Time,
+    invited: Type.Array(FingerprintSchema),
+    openSignature: B64url(1024, true),
+    commits: Type.Array(EntryCommitSchema),
+    setSignature: B64url(64),
+    outcome: Type.Union([
+      Type.Literal("completed"),
+      Type.Literal("aborted"),
+      Type.Literal("failed"),
+    ]),
+    accepted: Type.Integer(),
+    missing: Type.Optional(Type.Array(FingerprintSchema)),
+    closedSignature: B64url(64),
+    results: Type.Optional(Type.Object({ count: Type.Integer(), hash: B64url(32) }, strict)),
+    closedAt: Time,
+  },
+  strict,
+);
+// The schema serializes the answer (a field it lacks would be dropped): it must be RoundEntry's.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const entrySchemaIsRoundEntry: Same<Static<typeof RoundEntrySchema>, RoundEntry> = true;
+void entrySchemaIsRoundEntry;
+
+export const LogEntries = Type.Object(
+  {
+    size: Type.Integer({ description: "The log's size now (its latest checkpoint's)." }),
+    entries: Type.Array(
+      Type.Object(
+        {
+          index: Type.Integer(),
+          leaf: Type.String({
+            ...Base64,
+            description: "The leaf's exact bytes, standard base64 with padding.",
+          }),
+          entry: RoundEntrySchema,
+        },
+        strict,
+      ),
+    ),
+  },
+  strict,
+);
+
+export const InclusionProofAnswer = Type.Object(
+  {
+    index: Type.Integer(),
+    size: Type.Integer(),
+    leafHash: Type.String({ ...Hash, description: "SHA-256(0x00 ‖ leaf), base64." }),
+    proof: Type.Array(Hash, { description: "RFC 9162 §2.1.3.1 PATH, leaf side first." }),
+  },
+  strict,
+);
+
+export const ConsistencyProofAnswer = Type.Object(
+  {
+    from: Type.Integer(),
+    to: Type.Integer(),
+    proof: Type.Array(Hash, { description: "RFC 9162 §2.1.4.1 SUBPROOF; empty when from = to." }),
+  },
+  strict,
+);
+
 export type OtpRequestBody = Static<typeof OtpRequestBody>;
 export type OtpVerifyBody = Static<typeof OtpVerifyBody>;
 export type UnlockBody = Static<typeof UnlockBody>;
@@ -238,3 +380,6 @@ export type TotpEnrollBody = Static<typeof TotpEnrollBody>;
 export type TotpVerifyBody = Static<typeof TotpVerifyBody>;
 export type RecoveryVerifyBody = Static<typeof RecoveryVerifyBody>;
 export type KeyParams = Static<typeof KeyParams>;
+export type LogEntriesQuery = Static<typeof LogEntriesQuery>;
+export type InclusionProofQuery = Static<typeof InclusionProofQuery>;
+export type ConsistencyProofQuery = Static<typeof ConsistencyProofQuery>;
