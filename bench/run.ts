@@ -8,6 +8,7 @@ import { cpus } from "node:os";
 import { benchCeremony } from "./ceremony.js";
 import { benchDerivations, formatDerivationBenchmark } from "./derive.js";
 import { benchDistribution } from "./distribution.js";
+import { benchLogAppend } from "./log-append.js";
 import { benchStore } from "./store.js";
 import { benchTlog } from "./tlog.js";
 
@@ -50,4 +51,9 @@ if (all || wanted.has("tlog")) {
   section("Transparency log: Merkle tree appends, proofs and audit (issue 13)");
   const result = await benchTlog({ progress: (line) => process.stderr.write(`  ${line}\n`) });
   process.stdout.write(`${result.report}\n`);
+  section("Transparency log: durable appends to the key store (issue 13)");
+  const appends = await benchLogAppend({
+    progress: (line) => process.stderr.write(`  ${line}\n`),
+  });
+  process.stdout.write(`${appends.report}\n`);
 }

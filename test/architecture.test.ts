@@ -24,8 +24,21 @@ const ALLOWED: Record<string, string[]> = {
   tlog: [...SHARED],
   store: [...SHARED, "crypto", "datadir"],
   transport: [...SHARED, "protocol"],
-  server: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "store", "transport"],
-  client: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "transport"],
+  server: [
+    ...SHARED,
+    "logging",
+    "crypto",
+    "datadir",
+    "derive",
+    "protocol",
+    "store",
+    "transport",
+    "tlog",
+  ],
+  client: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "transport", "tlog"],
+  // The log auditor: checks what a server publishes with the server's own formats (its log's
+  // origin and identity layout come from server/transparency-log.ts), never its state.
+  audit: [...SHARED, "crypto", "protocol", "tlog", "server"],
   cli: [
     ...SHARED,
     "logging",
@@ -37,6 +50,7 @@ const ALLOWED: Record<string, string[]> = {
     "transport",
     "server",
     "client",
+    "audit",
   ],
   index: ["*"],
 };

@@ -20,6 +20,7 @@ import { type AnyMessage, decodeMessage, encodeMessage } from "../protocol/messa
 import { SessionMachine } from "../protocol/session.js";
 import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
+import { TransparencyLog } from "./transparency-log.js";
 import { CloseCodes, type Connection, type Listener } from "../transport/types.js";
 import { type AdminServices, handleAdminFrame } from "./admin-commands.js";
 import { handleAdminAuth, handleJoin } from "./handshake.js";
@@ -55,6 +56,8 @@ export class KeygenServer implements ServerContext {
   readonly #listeners: ((event: ServerEvent) => void)[] = [];
   readonly #hello: (challenge: Uint8Array) => string;
   readonly #rounds: RoundRunner;
+  /** The log of rounds, kept in the store (transparency-log.ts); the distribution server serves it. */
+  readonly log: TransparencyLog;
   #stopping = false;
 
   constructor(components: KeygenServerComponents, config: Partial<KeygenServerConfig> = {}) {
@@ -79,6 +82,7 @@ export class KeygenServer implements ServerContext {
         challenge: toBase64url(challenge),
         heartbeatMs,
       });
+    this.log = new TransparencyLog(this.c.store, this.c.identity);
     this.#rounds = new RoundRunner(this);
   }
 

@@ -7,6 +7,7 @@
  */
 import { combineRoundSecret } from "../crypto/kdf.js";
 import { derivationOf } from "../derive/index.js";
+import { resultCommitment } from "../protocol/log-entry.js";
 import type { KeyRecord, KeyStore } from "../store/types.js";
 import type { BatchDeriver } from "./batch-deriver.js";
 import type { RoundRequest } from "./server-context.js";
@@ -25,6 +26,12 @@ export interface CompletedRound {
   onStored?: RoundRequest["onStored"];
 }
 
+/** A completed round's records, in index order, and the commitment to each for its log entry. */
+export interface StoredResults {
+  records: KeyRecord[];
+  results: { recordId: string; commitment: Uint8Array }[];
+}
+
 /**
  * Combines, derives and stores a completed round's results; wipes every secret it used (the seed,
  * the server secret, the accepted phrases, the round secret). Resolves once every record is
@@ -35,7 +42,7 @@ export async function storeRoundResults(
   roundId: string,
   round: CompletedRound,
   accepted: readonly { contributorId: string; phrase: Uint8Array }[],
-): Promise<KeyRecord[]> {
+): Promise<StoredResults> {
   const { store } = deps;
   let secret: Uint8Array;
   try {
@@ -53,7 +60,7 @@ export async function storeRoundResults(
   const participants = accepted.map((a) => a.contributorId).sort();
   const derivation = derivationOf(round.purpose);
   const params = derivation.paramsToJson(derivation.parseParams(round.params));
-  const puts: Promise<KeyRecord>[] = [];
+  const puts: Promise<{ record: KeyRecord; commitment: Uint8Array }>[] = [];
   // Not awaited one by one: the store commits a batch of puts with one fsync.
   const put = (result: DerivedResult) => {
     const stored = store
@@ -69,7 +76,8 @@ export async function storeRoundResults(
       })
       .then((record) => {
         round.onStored?.(record, result.output);
-        return record;
+        const commitment = resultCommitment(record.id, record.algorithm, record.public, result.salt);
+        return { record, commitment };
       })
       .finally(() => result.payload.fill(0));
     // Awaited together below; until then a failed write must not count as unhandled.
@@ -105,5 +113,9 @@ export async function storeRoundResults(
     secret.fill(0);
     round.serverSecret.fill(0);
   }
-  return Promise.all(puts);
+  const stored = await Promise.all(puts);
+  return {
+    records: stored.map((s) => s.record),
+    results: stored.map((s) => ({ recordId: s.record.id, commitment: s.commitment })),
+  };
 }

@@ -10,12 +10,13 @@
  * anyone is told — or an abort naming who did not reveal.
  */
 import type { KeyObject } from "node:crypto";
-import { toBase64url } from "../crypto/base64url.js";
+import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { SERVER_SECRET_BYTES } from "../crypto/kdf.js";
 import { generateIdentity, rawPublicKey } from "../crypto/signature.js";
 import { derivationOf } from "../derive/index.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { JsonObject } from "../json.js";
+import { encodeRoundEntry, roundEntryOf } from "../protocol/log-entry.js";
 import { encodeMessage, MAX_INVITED, type MessageOf } from "../protocol/messages.js";
 import { RoundMachine } from "../protocol/round.js";
 import { commitSetHash, paramsHash, serverSecretCommitment } from "../protocol/signed-data.js";
@@ -47,6 +48,13 @@ interface RunningRound extends CompletedRound {
   roundKey: KeyObject;
   /** Reveals being checked on the reveal threads; the round closes only once they are done. */
   opening: Set<Promise<void>>;
+  /** The signed round.open, and later round.commits, as sent: evidence for the log entry. */
+  openMessage: MessageOf<"round.open">;
+  commitsMessage?: MessageOf<"round.commits">;
+  /** Each accepted commit's signature and its signer's identity key (raw), by contributor id. */
+  commitSignatures: Map<string, { signature: string; identity: Uint8Array }>;
+  /** Each accepted reveal's signature (its countersignature of the set), by contributor id. */
+  revealSignatures: Map<string, string>;
 }
 
 const CLOSED_ROUNDS_REMEMBERED = 4096;
@@ -149,7 +157,11 @@ export class RoundRunner {
       commitDeadline,
       revealDeadline,
     });
+    const openMessage = roundOpenMessage(ctx.c.identity.privateKey, fields);
     const round: RunningRound = {
+      openMessage,
+      commitSignatures: new Map(),
+      revealSignatures: new Map(),
       machine,
       seed,
       serverSecret,
@@ -166,7 +178,7 @@ export class RoundRunner {
     };
     this.#rounds.set(roundId, round);
 
-    const open = encodeMessage(roundOpenMessage(ctx.c.identity.privateKey, fields));
+    const open = encodeMessage(openMessage);
     for (const peer of participants.values()) peer.connection.send(open);
     ctx.c.logger.info(
       { roundId, purpose: request.purpose, participants: participants.size, quorum },
@@ -223,7 +235,8 @@ export class RoundRunner {
     }
     const setHash = commitSetHash(roundId, ctx.fingerprint, closed.commits);
     round.setHash = setHash;
-    const frame = encodeMessage(commitSetMessage(round.roundKey, roundId, closed.commits, setHash));
+    round.commitsMessage = commitSetMessage(round.roundKey, roundId, closed.commits, setHash);
+    const frame = encodeMessage(round.commitsMessage);
     for (const peer of round.participants.values()) peer.connection.send(frame);
     // Committed contributors that left before the set was sent can no longer reveal.
     for (const [id, peer] of round.participants) {
@@ -302,6 +315,10 @@ export class RoundRunner {
       this.#rejected(peer, msg.roundId, verdict.error);
       return;
     }
+    round.commitSignatures.set(contributorId, {
+      signature: msg.signature,
+      identity: rawPublicKey(entry.key),
+    });
     ctx.c.logger.info(
       { roundId: msg.roundId, contributorId, name: peer.name },
       "commitment accepted",
@@ -345,6 +362,7 @@ export class RoundRunner {
         (opened) => {
           const verdict = round.machine.finishReveal(contributorId, { phrase: opened.phrase });
           if (verdict.kind === "rejected") return this.#rejected(peer, roundId, verdict.error);
+          round.revealSignatures.set(contributorId, msg.signature);
           ctx.send(
             peer,
             receiptMessage(round.roundKey, roundId, contributorId, round.setHash!, commitment),
@@ -385,23 +403,23 @@ export class RoundRunner {
     const outcome = round.failure
       ? { status: "failed" as const, error: round.failure, acceptedCount: 0 }
       : round.machine.close();
-    const notify = (
+    const closing = (
       outcome: "completed" | "failed" | "aborted",
       accepted: number,
       reason?: string,
       missing?: string[],
-    ) => {
-      const closed = encodeMessage(
-        closingMessage(round.roundKey, {
-          roundId,
-          outcome,
-          accepted,
-          setHash: round.setHash,
-          ...(missing === undefined ? {} : { missing }),
-          ...(reason === undefined ? {} : { reason }),
-        }),
-      );
-      for (const peer of round.participants.values()) peer.connection.send(closed);
+    ) =>
+      closingMessage(round.roundKey, {
+        roundId,
+        outcome,
+        accepted,
+        setHash: round.setHash,
+        ...(missing === undefined ? {} : { missing }),
+        ...(reason === undefined ? {} : { reason }),
+      });
+    const notify = (closed: MessageOf<"round.closed">) => {
+      const frame = encodeMessage(closed);
+      for (const peer of round.participants.values()) peer.connection.send(frame);
     };
 
     if (outcome.status === "failed" || outcome.status === "aborted") {
@@ -409,7 +427,15 @@ export class RoundRunner {
       round.serverSecret.fill(0);
       const { error } = outcome;
       if (outcome.status === "aborted") {
-        notify("aborted", outcome.revealed, error.message.slice(0, 512), outcome.missing);
+        const closed = closing(
+          "aborted",
+          outcome.revealed,
+          error.message.slice(0, 512),
+          outcome.missing,
+        );
+        // Logged like a completion (an abort after the reveals began is evidence), then told.
+        await this.#logRound(round, closed, undefined).catch(() => {});
+        notify(closed);
         ctx.c.logger.warn(
           { roundId, code: error.code, missing: outcome.missing },
           "round aborted: committed contributors did not reveal",
@@ -421,7 +447,9 @@ export class RoundRunner {
           message: error.message,
         });
       } else {
-        notify("failed", outcome.acceptedCount, error.message.slice(0, 512));
+        const closed = closing("failed", outcome.acceptedCount, error.message.slice(0, 512));
+        await this.#logRound(round, closed, undefined).catch(() => {});
+        notify(closed);
         ctx.c.logger.warn({ roundId, code: error.code }, error.message);
         ctx.emit({ type: "round.failed", roundId, code: error.code, message: error.message });
       }
@@ -430,23 +458,29 @@ export class RoundRunner {
 
     let records: KeyRecord[];
     try {
-      records = await storeRoundResults(
+      const stored = await storeRoundResults(
         { store: ctx.c.store, batches: this.#batches },
         roundId,
         round,
         outcome.accepted,
       );
+      records = stored.records;
+      // The entry is durable before anyone hears of the round: a result nobody can find in
+      // the log is never handed out by this server.
+      await this.#logRound(round, closing("completed", outcome.accepted.length), stored.results);
     } catch (error) {
       const message =
         "The round's result could not be derived or stored; nothing was acknowledged.";
       ctx.c.logger.error({ roundId, err: describeError(error) }, message);
-      notify("failed", outcome.accepted.length, message);
+      const closed = closing("failed", outcome.accepted.length, message);
+      await this.#logRound(round, closed, undefined).catch(() => {});
+      notify(closed);
       ctx.emit({ type: "round.failed", roundId, code: ErrorCodes.OPERATIONAL, message });
       throw isDkeygenError(error) && error.code === ErrorCodes.INVALID_INPUT
         ? error
         : new DkeygenError(ErrorCodes.OPERATIONAL, message, { cause: error });
     }
-    notify("completed", outcome.accepted.length);
+    notify(closing("completed", outcome.accepted.length));
     ctx.c.logger.info(
       {
         roundId,
@@ -465,6 +499,54 @@ export class RoundRunner {
       accepted: outcome.accepted.length,
     });
     return records;
+  }
+
+  /**
+   * Appends a round's entry to the transparency log (protocol/log-entry.ts), if the round got as
+   * far as a commit set: before one, nothing was revealed, and a round that failed then told the
+   * server nothing about its result. Rejects if the log could not take it (logged here).
+   */
+  async #logRound(
+    round: RunningRound,
+    closed: MessageOf<"round.closed">,
+    results: { recordId: string; commitment: Uint8Array }[] | undefined,
+  ): Promise<void> {
+    const ctx = this.#ctx;
+    const commits = round.commitsMessage;
+    if (commits === undefined) return;
+    const { roundId } = closed;
+    try {
+      const entry = roundEntryOf({
+        server: ctx.fingerprint,
+        open: round.openMessage,
+        commits: commits.commits.map((c) => ({
+          contributorId: c.contributorId,
+          identity: round.commitSignatures.get(c.contributorId)!.identity,
+          commitment: fromBase64url(c.commitment, "commitment", 32),
+          signature: round.commitSignatures.get(c.contributorId)!.signature,
+          ...(round.revealSignatures.has(c.contributorId)
+            ? { reveal: round.revealSignatures.get(c.contributorId)! }
+            : {}),
+        })),
+        setSignature: commits.signature,
+        closed: {
+          outcome: closed.outcome,
+          accepted: closed.accepted,
+          ...(closed.missing === undefined ? {} : { missing: closed.missing }),
+          signature: closed.signature,
+        },
+        ...(results === undefined ? {} : { results }),
+        closedAt: new Date(ctx.c.clock()),
+      });
+      const index = await ctx.log.append(encodeRoundEntry(entry), roundId);
+      ctx.c.logger.info({ roundId, index, outcome: closed.outcome }, "round logged");
+    } catch (error) {
+      ctx.c.logger.error(
+        { roundId, err: describeError(error) },
+        "the round could not be written to the transparency log",
+      );
+      throw error;
+    }
   }
 }
 

@@ -18,6 +18,7 @@ import type { KeyRecord, KeyStore } from "../store/types.js";
 import type { Connection } from "../transport/types.js";
 import type { ContributorRegistry } from "./enrollment.js";
 import type { ServerIdentity } from "./identity.js";
+import type { TransparencyLog } from "./transparency-log.js";
 
 export interface KeygenServerConfig {
   /** Minimum accepted contributions for a round to succeed (at least 2). */
@@ -172,6 +173,8 @@ export interface ServerContext {
   /** Authenticated contributor connections by contributor id (one live connection each). */
   readonly contributors: Map<string, Peer>;
   readonly stopping: boolean;
+  /** The transparency log every round that reached a commit set is appended to. */
+  readonly log: TransparencyLog;
   send(peer: Peer, msg: AnyMessage): void;
   /** Answers a rejected message with an `error`, logs it, and closes the session if fatal. */
   reject(peer: Peer, error: unknown, context?: RejectContext, integrity?: boolean): void;

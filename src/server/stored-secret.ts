@@ -15,6 +15,7 @@
 import { derivePurpose } from "../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
+import { resultSalt } from "../protocol/log-entry.js";
 import type { KeyStore } from "../store/types.js";
 
 export interface StoredSecret {
@@ -38,6 +39,8 @@ export interface DerivedResult {
   payload: Uint8Array;
   /** The derivation's secret output (for RoundRequest.onStored). */
   output: JsonObject;
+  /** The salt of its commitment in the round's log entry (protocol/log-entry.ts resultSalt). */
+  salt: Uint8Array;
 }
 
 /**
@@ -61,7 +64,13 @@ export async function deriveResult(
     serverSecret: Buffer.from(serverSecret).toString("hex"),
     output: result.secret,
   });
-  return { algorithm: result.algorithm, public: result.public, payload, output: result.secret };
+  return {
+    algorithm: result.algorithm,
+    public: result.public,
+    payload,
+    output: result.secret,
+    salt: resultSalt(input),
+  };
 }
 
 export function decodeStoredSecret(bytes: Uint8Array): StoredSecret {
