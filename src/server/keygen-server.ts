@@ -20,7 +20,6 @@ import { type AnyMessage, decodeMessage, encodeMessage } from "../protocol/messa
 import { SessionMachine } from "../protocol/session.js";
 import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
-import { TransparencyLog } from "./transparency-log.js";
 import { CloseCodes, type Connection, type Listener } from "../transport/types.js";
 import { type AdminServices, handleAdminFrame } from "./admin-commands.js";
 import { handleAdminAuth, handleJoin } from "./handshake.js";
@@ -36,6 +35,7 @@ import {
   type ServerContext,
   type ServerEvent,
 } from "./server-context.js";
+import { TransparencyLog } from "./transparency-log.js";
 
 export { toPublicRecord } from "./public-record.js";
 export {

@@ -76,7 +76,12 @@ export async function storeRoundResults(
       })
       .then((record) => {
         round.onStored?.(record, result.output);
-        const commitment = resultCommitment(record.id, record.algorithm, record.public, result.salt);
+        const commitment = resultCommitment(
+          record.id,
+          record.algorithm,
+          record.public,
+          result.salt,
+        );
         return { record, commitment };
       })
       .finally(() => result.payload.fill(0));
