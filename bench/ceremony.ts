@@ -24,7 +24,11 @@ import { osRandom } from "../src/crypto/random.js";
 import { generateIdentity, signMessage, verifySignature } from "../src/crypto/signature.js";
 import { createLogger, silentLogger } from "../src/logging.js";
 import { envelopeToWire } from "../src/protocol/envelope-wire.js";
-import { contributionAad, revealSignedData } from "../src/protocol/signed-data.js";
+import {
+  contributionAad,
+  contributionCommitment,
+  revealSignedData,
+} from "../src/protocol/signed-data.js";
 import { issueEnrollmentToken } from "../src/server/enrollment.js";
 import { loadOrCreateServerIdentity } from "../src/server/identity.js";
 import { ADMIN_TOKEN_FILE, loadOrCreateKeyFile, startServer } from "../src/server/runtime.js";
@@ -90,7 +94,7 @@ export async function benchCeremony(
         `SHA256:${"A".repeat(43)}`,
         fingerprint,
         osRandom(32),
-        envelope,
+        contributionCommitment(roundId, `SHA256:${"A".repeat(43)}`, fingerprint, envelope),
       );
       return {
         i,

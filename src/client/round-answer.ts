@@ -4,9 +4,9 @@
  * contributor's own keyed generator from the round id, the seed phrase and fresh entropy; seal it
  * to the server's key with the contribution's associated data; send only a signed commitment to
  * that envelope. When the signed commit set comes, check our own entry and reveal the envelope,
- * signing it together with the set's hash (our countersignature of the set); check the server's
- * signed receipt of the reveal. Pure apart from the crypto and the entropy pool it is given; the
- * phrase is wiped as soon as it is sealed.
+ * signing the set's hash (our countersignature of the set) with the envelope's commitment; check
+ * the server's signed receipt of the reveal. Pure apart from the crypto and the entropy pool it is
+ * given; the phrase is wiped as soon as it is sealed.
  */
 import type { KeyObject } from "node:crypto";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
@@ -122,7 +122,7 @@ export type CommitSetVerdict =
 /**
  * Checks a commit set against what we committed: signed by the server's key over the hash of
  * exactly these entries, sorted by contributor id without repeats, and holding our own
- * commitment unchanged. Only then the reveal, signed with the set's hash.
+ * commitment unchanged. Only then the reveal, signed over the set's hash and our commitment.
  */
 export function revealFor(
   msg: MessageOf<"round.commits">,
@@ -155,7 +155,7 @@ export function revealFor(
   const id = state.contributorId;
   const signature = signMessage(
     state.privateKey,
-    revealSignedData(msg.roundId, id, server.fingerprint, setHash, pending.envelope),
+    revealSignedData(msg.roundId, id, server.fingerprint, setHash, pending.commitment),
   );
   return {
     kind: "reveal",

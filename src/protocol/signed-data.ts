@@ -251,14 +251,18 @@ export function commitSetSignedData(roundId: string, setHash: Uint8Array): Uint8
 
 /**
  * Signed (Ed25519) by a contributor over its reveal: the commit set it was shown (its
- * countersignature of that set) and the whole envelope.
+ * countersignature of that set) and the commitment of the envelope it reveals
+ * (`contributionCommitment` of the reveal's envelope, 32 bytes), not the envelope's fields
+ * themselves. The commitment is a domain-separated hash of exactly those fields, so the signature
+ * binds the envelope as before; and a record that keeps the commitment and this signature but not
+ * the ciphertext (a transparency log) still lets anyone check the countersignature.
  */
 export function revealSignedData(
   roundId: string,
   contributorId: string,
   serverFingerprint: string,
   setHash: Uint8Array,
-  envelope: EnvelopeFields,
+  commitment: Uint8Array,
 ): Uint8Array {
   return lengthPrefixed(
     "dkeygen/v1/contribution-reveal",
@@ -267,11 +271,7 @@ export function revealSignedData(
     contributorId,
     serverFingerprint,
     setHash,
-    envelope.alg,
-    envelope.ek,
-    envelope.iv,
-    envelope.ct,
-    envelope.tag,
+    commitment,
   );
 }
 

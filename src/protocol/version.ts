@@ -1,7 +1,7 @@
 /** Protocol constants shared by every peer. docs/PROTOCOL.md §"Framing" is their specification. */
 
 /** The wire protocol version, carried as `v` in every message and bound into every signature. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** No frame may exceed this many bytes; it is checked before any parsing. */
 export const MAX_FRAME_BYTES = 64 * 1024;

@@ -1,9 +1,10 @@
 /**
  * Checking commits and reveals (docs/PROTOCOL.md §7), as the round machine's check steps: the
- * Ed25519 signature first (one verification, before any RSA work), then for a reveal its
- * commitment, then the envelope (RSA-OAEP + AES-GCM with the contribution's associated data,
- * implicit rejection), then the phrase's length. Every decryption failure is the same error, so
- * the sender learns nothing about which step failed.
+ * Ed25519 signature first (one verification, before any RSA work; for a reveal after its set hash,
+ * and over that hash and the commitment computed from the envelope), then for a reveal that
+ * commitment against the committed one, then the envelope (RSA-OAEP + AES-GCM with the
+ * contribution's associated data, implicit rejection), then the phrase's length. Every decryption
+ * failure is the same error, so the sender learns nothing about which step failed.
  */
 import { type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
@@ -46,10 +47,10 @@ export function checkCommit(
 
 /**
  * The secret phrase of a `reveal` from `contributorId`, checked in this order: it countersigns
- * the commit set the server sent (`setHash`), its signature verifies under the enrolled key, its
- * envelope is the one committed to, and the envelope opens to 64 bytes. Throws
- * E_COMMITMENT_MISMATCH, E_BAD_SIGNATURE or E_DECRYPTION_FAILED. The caller owns (and wipes) the
- * returned bytes.
+ * the commit set the server sent (`setHash`), its signature verifies under the enrolled key over
+ * that set hash and the commitment computed from the revealed envelope, that commitment is the
+ * one committed to, and the envelope opens to 64 bytes. Throws E_COMMITMENT_MISMATCH,
+ * E_BAD_SIGNATURE or E_DECRYPTION_FAILED. The caller owns (and wipes) the returned bytes.
  */
 export function openReveal(
   msg: MessageOf<"reveal">,
@@ -66,22 +67,18 @@ export function openReveal(
       "The reveal countersigns another commit set than the one this server sent.",
     );
   }
-  const signed = revealSignedData(
-    roundId,
-    contributorId,
-    server.fingerprint,
-    setHash,
-    msg.envelope,
-  );
-  if (!verifySignature(identityKey, signed, fromBase64url(msg.signature, "signature", 64))) {
-    throw new DkeygenError(ErrorCodes.BAD_SIGNATURE, "The reveal's signature does not verify.");
-  }
+  // The signature covers the envelope through its commitment (§5), so the commitment is
+  // computed first, from the envelope as received, and then checked against the committed one.
   const commitment = contributionCommitment(
     roundId,
     contributorId,
     server.fingerprint,
     msg.envelope,
   );
+  const signed = revealSignedData(roundId, contributorId, server.fingerprint, setHash, commitment);
+  if (!verifySignature(identityKey, signed, fromBase64url(msg.signature, "signature", 64))) {
+    throw new DkeygenError(ErrorCodes.BAD_SIGNATURE, "The reveal's signature does not verify.");
+  }
   if (!timingSafeEqual(commitment, expected.commitment)) {
     throw new DkeygenError(
       ErrorCodes.COMMITMENT_MISMATCH,

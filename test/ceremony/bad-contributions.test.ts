@@ -9,9 +9,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import { toBase64url } from "../../src/crypto/base64url.js";
+import { lengthPrefixed } from "../../src/crypto/canonical.js";
+import { signMessage } from "../../src/crypto/signature.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
 import type { MessageOf } from "../../src/protocol/messages.js";
 import { contributionCommitment } from "../../src/protocol/signed-data.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { contributorIdOf } from "../../src/server/enrollment.js";
 import {
   buildContribution,
@@ -124,7 +127,7 @@ test("a commit with a bad signature, or in another contributor's name, is refuse
   peer.close();
 });
 
-test("reveals: before the set, against another set, of another envelope — each refused; then the right one counts", async () => {
+test("reveals: before the set, against another set, of another envelope, signed the version-3 way — each refused; then the right one counts", async () => {
   const peer = await enrolledRawPeer(server);
   const record = await roundWith(peer, async (open) => {
     const contribution = buildContribution(peer, open);
@@ -141,6 +144,32 @@ test("reveals: before the set, against another set, of another envelope — each
     const forged = buildReveal(peer, { ...contribution, setHash });
     peer.send({ ...forged, signature: toBase64url(randomBytes(64)) });
     assert.equal(await errorCode(peer), ErrorCodes.BAD_SIGNATURE);
+    // Signed as in version 3: over the envelope's fields instead of its commitment (§5). With this
+    // version's V only the layout differs, so a server still checking that layout fails here;
+    // with V = "3", as a version-3 contributor signed it.
+    const e = contribution.envelope;
+    for (const version of [String(PROTOCOL_VERSION), "3"]) {
+      const envelopeFields = lengthPrefixed(
+        "dkeygen/v1/contribution-reveal",
+        version,
+        open.roundId,
+        contribution.contributorId,
+        peer.hello.server.fingerprint,
+        setHash,
+        e.alg,
+        e.ek,
+        e.iv,
+        e.ct,
+        e.tag,
+      );
+      const signature = signMessage(peer.identity.privateKey, envelopeFields);
+      peer.send({ ...forged, signature: toBase64url(signature) });
+      assert.equal(
+        await errorCode(peer),
+        ErrorCodes.BAD_SIGNATURE,
+        `envelope fields, V ${version}`,
+      );
+    }
     peer.send(buildReveal(peer, { ...contribution, setHash }));
     const receipt = await peer.next("round.receipt");
     assert.equal(receipt.commitment, toBase64url(contribution.commitment));

@@ -368,7 +368,10 @@ export function setHashOf(peer: RawPeer, commits: MessageOf<"round.commits">): U
   );
 }
 
-/** The signed reveal of `contribution` against the commit set `setHash` (or other fields). */
+/**
+ * The signed reveal of `contribution` against the commit set `setHash` (or other fields): the
+ * signature covers the set hash and the commitment computed from `envelope` as sent.
+ */
 export function buildReveal(
   peer: RawPeer,
   body: {
@@ -378,15 +381,16 @@ export function buildReveal(
     setHash: Uint8Array;
   },
 ): MessageOf<"reveal"> {
+  const fingerprint = peer.hello.server.fingerprint;
+  const commitment = contributionCommitment(
+    body.roundId,
+    body.contributorId,
+    fingerprint,
+    body.envelope,
+  );
   const signature = signMessage(
     peer.identity.privateKey,
-    revealSignedData(
-      body.roundId,
-      body.contributorId,
-      peer.hello.server.fingerprint,
-      body.setHash,
-      body.envelope,
-    ),
+    revealSignedData(body.roundId, body.contributorId, fingerprint, body.setHash, commitment),
   );
   return {
     type: "reveal",

@@ -1,9 +1,9 @@
 /**
  * The golden wire frames (test/vectors/dkeygen-wire/frames.json): one frame of every message type
- * of protocol version 2, made by the real encoders from fixed keys and inputs, with the LP bytes of
- * every signature and MAC. `buildGolden` makes them; the test compares and verifies them; run this
- * file (`node dist/test/helpers/wire-golden.js --write`) to write a new golden file after a
- * deliberate format change — the diff is the change.
+ * of the current protocol version (PROTOCOL_VERSION), made by the real encoders from fixed keys
+ * and inputs, with the LP bytes of every signature and MAC. `buildGolden` makes them; the test
+ * compares and verifies them; run this file (`node dist/test/helpers/wire-golden.js --write`) to
+ * write a new golden file after a deliberate format change — the diff is the change.
  *
  * RSASSA-PSS signatures (welcome, admin.ready, round.open) and RSA-OAEP envelopes (contribution,
  * admin.export.result's secret, sealed to the server's own golden key as its `revealTo`) are randomized by design, so for those the test checks that the stored values verify or decrypt
@@ -208,7 +208,13 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     })),
     signature: toBase64url(signMessage(roundKey, lp.commitSet)),
   };
-  lp.reveal = revealSignedData(roundId, contributorId, fingerprint, lp.commitSetHash, envelope);
+  lp.reveal = revealSignedData(
+    roundId,
+    contributorId,
+    fingerprint,
+    lp.commitSetHash,
+    lp.contributionCommitment,
+  );
   frames.reveal = {
     type: "reveal",
     v: V,

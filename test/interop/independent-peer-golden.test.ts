@@ -86,7 +86,7 @@ interface Peer {
     contributorId: string,
     serverFingerprint: string,
     setHash: Uint8Array,
-    envelope: Envelope,
+    commitment: Uint8Array,
   ): Buffer;
   receiptData(
     roundId: string,
@@ -206,7 +206,7 @@ describe("the independent peer against the golden wire frames", () => {
       commit: peer.commitData(ids.roundId, contributorId, serverFingerprint, commitment),
       commitSetHash: setHash,
       commitSet: peer.commitSetSignatureData(ids.roundId, setHash),
-      reveal: peer.revealData(ids.roundId, contributorId, serverFingerprint, setHash, envelope),
+      reveal: peer.revealData(ids.roundId, contributorId, serverFingerprint, setHash, commitment),
       receipt: peer.receiptData(ids.roundId, contributorId, setHash, commitment),
       roundClosed: peer.roundClosedData(closed),
       adminAuth: peer.adminProofData(adminSecrets),
@@ -523,13 +523,15 @@ describe("the independent peer against the golden wire frames", () => {
       const extra = JSON.stringify({ ...JSON.parse(text), extra: 1 });
       assert.throws(() => peer.parseMessage(extra, [type]), { code: "E_MALFORMED_MESSAGE" }, name);
     }
-    const v2 = JSON.stringify({ ...frame("round.closed"), v: 2 });
-    assert.throws(() => peer.parseMessage(v2, ["round.closed"]), { code: "E_VERSION_MISMATCH" });
+    for (const v of [2, 3]) {
+      const old = JSON.stringify({ ...frame("round.closed"), v });
+      assert.throws(() => peer.parseMessage(old, ["round.closed"]), { code: "E_VERSION_MISMATCH" });
+    }
     assert.throws(() => peer.parseMessage(golden.frames["round.closed"]!, ["welcome"]), {
       code: "E_UNEXPECTED_MESSAGE",
     });
     // Version 2's round messages are unknown types now.
-    const ack = JSON.stringify({ type: "round.ack", v: 3, roundId: inputs.roundId });
+    const ack = JSON.stringify({ type: "round.ack", v: peer.VERSION, roundId: inputs.roundId });
     assert.throws(() => peer.parseMessage(ack, ["round.ack"]), { code: "E_MALFORMED_MESSAGE" });
   });
 
@@ -1023,7 +1025,7 @@ describe("the independent contributor answers the golden round", () => {
     assert.equal(c.last().event, "closed");
     // The second round closes under its own key.
     const second = { roundId: secondId, outcome: "failed", accepted: 0 };
-    const secondClosed = { ...second, type: "round.closed", v: 3 };
+    const secondClosed = { ...second, type: "round.closed", v: peer.VERSION };
     c.rounds.handle({
       ...secondClosed,
       signature: signRound(peer.roundClosedData(secondClosed)),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // An independent dkeygen peer: a contributor and an admin client for the WebSocket protocol,
-// version 3, written from docs/PROTOCOL.md alone (§1 canonical encoding, §2 keys and
+// version 4, written from docs/PROTOCOL.md alone (§1 canonical encoding, §2 keys and
 // fingerprints, §3 framing, §4 messages and sessions, §5 what is signed, §6 the envelope, §7 rounds:
 // commit then reveal, §7.1 and §7.3 the secret phrase, §8 enrollment, §11 error codes, §13.2 the
 // canonical JSON of the params hash), without a look at dkeygen's own code.
@@ -40,7 +40,7 @@ import { parseArgs } from "node:util";
 import WebSocket from "ws";
 
 /** The protocol version: `v` in every message and `V` in every LP of the wire protocol (§1). */
-export const VERSION = 3;
+export const VERSION = 4;
 const V = String(VERSION);
 /** §3: a frame larger than this is refused before it is parsed. */
 export const MAX_FRAME_BYTES = 65_536;
@@ -256,7 +256,7 @@ export function contributionAad(roundId, contributorId, serverFingerprint) {
   return lp("dkeygen/v1/contribution", V, roundId, contributorId, serverFingerprint);
 }
 
-/** The envelope's fields as the base64url strings sent (§1's table, §5 commitment and reveal). */
+/** The envelope's fields as the base64url strings sent (§1's table, §5 commitment). */
 const envelopeItems = (envelope) => [
   envelope.alg,
   envelope.ek,
@@ -301,8 +301,9 @@ export function commitSetSignatureData(roundId, setHash) {
   return lp("dkeygen/v1/commit-set-signature", V, roundId, setHash);
 }
 
-/** §5 reveal: the envelope and the hash of the commit set it countersigns. */
-export function revealData(roundId, contributorId, serverFingerprint, setHash, envelope) {
+/** §5 reveal: the hash of the commit set it countersigns and the commitment (raw 32 bytes) of
+ *  the envelope the reveal carries — not the envelope's fields, which the commitment binds. */
+export function revealData(roundId, contributorId, serverFingerprint, setHash, commitment) {
   return lp(
     "dkeygen/v1/contribution-reveal",
     V,
@@ -310,7 +311,7 @@ export function revealData(roundId, contributorId, serverFingerprint, setHash, e
     contributorId,
     serverFingerprint,
     setHash,
-    ...envelopeItems(envelope),
+    commitment,
   );
 }
 
@@ -1081,9 +1082,16 @@ export function commitMessage(roundId, { state, serverFingerprint, commitment })
   };
 }
 
-/** §4 `reveal`: the committed envelope, signed with the commit set's hash (§5). */
+/** §4 `reveal`: the committed envelope, signed with the commit set's hash and the envelope's
+ *  commitment, computed from the envelope as sent (§5). */
 export function revealMessage(roundId, { state, serverFingerprint, setHash, envelope }) {
-  const signed = revealData(roundId, state.contributorId, serverFingerprint, setHash, envelope);
+  const commitment = contributionCommitment(
+    roundId,
+    state.contributorId,
+    serverFingerprint,
+    envelope,
+  );
+  const signed = revealData(roundId, state.contributorId, serverFingerprint, setHash, commitment);
   return {
     type: "reveal",
     v: VERSION,

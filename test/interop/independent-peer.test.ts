@@ -1,6 +1,6 @@
 // A second implementation of the wire protocol (test/interop/independent-peer.mjs, written from
 // docs/PROTOCOL.md alone) against a real `dkeygen server` child process: independent
-// contributors commit, reveal and get verified receipts in version-3 rounds run by the independent
+// contributors commit, reveal and get verified receipts in version-4 rounds run by the independent
 // admin client, their contributions are the record's participants, and each side refuses what it
 // must (another server's key, a forged welcome proof, round.open, round.commits or round.receipt
 // signature, a replayed invitation or commit set, a server answer whose MAC was changed on the
