@@ -12,6 +12,7 @@ import { toBase64url } from "../../src/crypto/base64url.js";
 import { lengthPrefixed } from "../../src/crypto/canonical.js";
 import { signMessage } from "../../src/crypto/signature.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
+import { parseRoundEntry } from "../../src/protocol/log-entry.js";
 import type { MessageOf } from "../../src/protocol/messages.js";
 import { contributionCommitment } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
@@ -178,13 +179,15 @@ test("reveals: before the set, against another set, of another envelope, signed 
   peer.close();
 });
 
-test("a committed contributor that withholds its reveal aborts the round, named; nothing is stored", async () => {
+test("a committed contributor that withholds its reveal aborts the round, named; no record is stored, only the abort's log entry", async () => {
   const peer = await enrolledRawPeer(server);
   const before = (await server.admin().then((a) => a.status().finally(() => a.close()))).store;
+  let open: MessageOf<"round.open"> | undefined;
   let outcome: unknown;
   try {
-    await roundWith(peer, async (open) => {
-      peer.send(buildContribution(peer, open).commit);
+    await roundWith(peer, async (opened) => {
+      open = opened;
+      peer.send(buildContribution(peer, opened).commit);
       await peer.next("round.commits"); // … and says nothing more
     });
   } catch (error) {
@@ -199,7 +202,12 @@ test("a committed contributor that withholds its reveal aborts the round, named;
   assert.equal(closed.outcome, "aborted");
   assert.deepEqual(closed.missing, [contributorOf(peer)]);
   const after = (await server.admin().then((a) => a.status().finally(() => a.close()))).store;
-  assert.deepEqual(after, before, "the store did not move");
+  // One line more: the abort's entry in the transparency log; no record.
+  assert.equal(after.lines, (before.lines ?? 0) + 1, "only the log entry was stored");
+  const index = server.server.log.indexOf(open!.roundId);
+  assert.equal(index, server.server.log.size - 1, "the abort is the log's latest entry");
+  const [leaf] = await server.server.log.entries(index!, index! + 1);
+  assert.deepEqual(parseRoundEntry(leaf!).missing, [contributorOf(peer)]);
   peer.close();
 });
 
