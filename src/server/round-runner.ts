@@ -540,6 +540,13 @@ export class RoundRunner {
       });
       const index = await ctx.log.append(encodeRoundEntry(entry), roundId);
       ctx.c.logger.info({ roundId, index, outcome: closed.outcome }, "round logged");
+      ctx.emit({
+        type: "round.logged",
+        roundId,
+        outcome: closed.outcome,
+        index,
+        size: ctx.log.size,
+      });
     } catch (error) {
       ctx.c.logger.error(
         { roundId, err: describeError(error) },

@@ -117,6 +117,14 @@ export type ServerEvent =
       records: number;
       accepted: number;
     }
+  | {
+      type: "round.logged";
+      roundId: string;
+      outcome: "completed" | "aborted" | "failed";
+      /** The entry's index in the transparency log, and the log's size after it. */
+      index: number;
+      size: number;
+    }
   | { type: "round.failed"; roundId: string; code: string; message: string }
   | { type: "round.aborted"; roundId: string; missing: string[]; message: string };
 

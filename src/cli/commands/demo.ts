@@ -96,6 +96,13 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
         case "contribution.rejected":
           say(`    contribution rejected (${event.code}): ${event.message}`);
           break;
+        case "round.logged":
+          say(
+            `    round logged before anyone is told: entry ${event.index} of the transparency log ` +
+              `(${event.outcome}; commitments, countersignatures, signed set and closing, a salted ` +
+              `commitment to the result); checkpoint of ${event.size} signed with the log key`,
+          );
+          break;
         case "round.completed":
           stored = event.record;
           say(
