@@ -9,6 +9,7 @@ import { benchCeremony } from "./ceremony.js";
 import { benchDerivations, formatDerivationBenchmark } from "./derive.js";
 import { benchDistribution } from "./distribution.js";
 import { benchLogAppend } from "./log-append.js";
+import { benchLogServe } from "./log-serve.js";
 import { benchStore } from "./store.js";
 import { benchTlog } from "./tlog.js";
 
@@ -56,4 +57,7 @@ if (all || wanted.has("tlog")) {
     progress: (line) => process.stderr.write(`  ${line}\n`),
   });
   process.stdout.write(`${appends.report}\n`);
+  section("Transparency log: inclusion proofs served over HTTP (issue 13)");
+  const served = await benchLogServe({ progress: (line) => process.stderr.write(`  ${line}\n`) });
+  process.stdout.write(`${served.report}\n`);
 }
