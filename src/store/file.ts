@@ -53,11 +53,14 @@ import {
   checkLogRange,
   checkPurpose,
   checkRecordInput,
+  checkRoundId,
+  checkRoundOpening,
   checkStep,
   copyLogLeaf,
   copyRecord,
   newRecord,
   notFound,
+  openingExists,
 } from "./inputs.js";
 import {
   BodyError,
@@ -76,6 +79,8 @@ import {
   MAX_CLAIMS_PER_LINE,
   MAX_LEASE_IDS,
   MAX_LINE_BYTES,
+  openingBody,
+  openOpening,
   openSecret,
   type ParsedBody,
   parseBody,
@@ -85,6 +90,7 @@ import {
   type SealedSecret,
   type Segment,
   type StoreKeys,
+  sealOpening,
   sealSecret,
   stepBody,
   tlogBody,
@@ -219,6 +225,8 @@ export class FileKeyStore implements KeyStore {
   readonly #ids: UlidGenerator;
   readonly #index = new RecordIndex();
   readonly #sealed = new Map<string, SealedSecret>();
+  /** Round openings by round id, sealed; a round being written is here already (one per round). */
+  readonly #openings = new Map<string, SealedSecret | "writing">();
   /** Consumptions written but not yet durable, so a second `consume` can wait for the first. */
   readonly #consuming = new Map<string, Promise<void>>();
   /** Per record, the write of its latest step until it is durable, for replays to wait on. */
@@ -503,6 +511,47 @@ export class FileKeyStore implements KeyStore {
       },
     });
     return index;
+  }
+
+  async putRoundOpening(roundId: string, opening: Uint8Array): Promise<void> {
+    this.#assertWritable();
+    const copy = checkRoundOpening(roundId, opening);
+    // Decided here, synchronously: of two racing calls for a round, the second is refused.
+    if (this.#openings.has(roundId)) {
+      copy.fill(0);
+      throw openingExists(roundId);
+    }
+    let sealed: SealedSecret;
+    try {
+      sealed = sealOpening(this.#keys.secret, this.#random, roundId, copy);
+    } finally {
+      copy.fill(0);
+    }
+    this.#openings.set(roundId, "writing");
+    await this.#append(openingBody(roundId, sealed), {
+      onDurable: () => {
+        this.#openings.set(roundId, sealed);
+      },
+      onFailed: () => {
+        this.#openings.delete(roundId);
+      },
+    });
+  }
+
+  async readRoundOpening(roundId: string): Promise<Uint8Array | undefined> {
+    this.#assertReadable();
+    checkRoundId(roundId);
+    const sealed = this.#openings.get(roundId);
+    if (sealed === undefined || sealed === "writing") return undefined;
+    try {
+      return openOpening(this.#keys.secret, roundId, sealed);
+    } catch (cause) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `The opening of round ${roundId} in ${this.path} does not decrypt.`,
+        { cause },
+      );
+    }
   }
 
   logSize(): number {
@@ -873,6 +922,13 @@ export class FileKeyStore implements KeyStore {
         this.#durableLeaves = this.#leaves.length;
         return;
       }
+      case "opening": {
+        if (this.#openings.has(parsed.roundId)) {
+          throw this.#corrupt(line, `round ${parsed.roundId}'s opening appears a second time`);
+        }
+        this.#openings.set(parsed.roundId, parsed.sealed);
+        return;
+      }
       case "record": {
         if (this.#index.get(parsed.record.id)) {
           throw this.#corrupt(line, `record ${parsed.record.id} appears a second time`);
@@ -1014,5 +1070,6 @@ export class FileKeyStore implements KeyStore {
     this.#keys.secret.fill(0);
     this.#headKey.fill(0);
     this.#sealed.clear();
+    this.#openings.clear();
   }
 }

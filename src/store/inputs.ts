@@ -13,6 +13,7 @@ import {
   type KeyRecord,
   type ListQuery,
   MAX_LOG_LEAF_BYTES,
+  MAX_ROUND_OPENING_BYTES,
   type RecordInput,
 } from "./types.js";
 
@@ -162,6 +163,33 @@ export function copyLogLeaf(leaf: unknown): Uint8Array {
     throw new TypeError(`leaf must be a Uint8Array of 1 to ${MAX_LOG_LEAF_BYTES} bytes`);
   }
   return new Uint8Array(leaf);
+}
+
+/** Checks a `putRoundOpening` call and returns the store's own copy of the opening. */
+export function checkRoundOpening(roundId: unknown, opening: unknown): Uint8Array {
+  assertName(roundId, "roundId");
+  if (!(opening instanceof Uint8Array) || opening.length === 0) {
+    throw new TypeError("opening must be a non-empty Uint8Array");
+  }
+  if (opening.length > MAX_ROUND_OPENING_BYTES) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      `A round opening may be at most ${MAX_ROUND_OPENING_BYTES} bytes; got ${opening.length}.`,
+    );
+  }
+  return new Uint8Array(opening);
+}
+
+export function checkRoundId(roundId: unknown): asserts roundId is string {
+  assertName(roundId, "roundId");
+}
+
+/** A second opening for a round that has one. */
+export function openingExists(roundId: string): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.INVALID_INPUT,
+    `Round ${roundId} already has an opening; a round has at most one.`,
+  );
 }
 
 /** Checks a `logEntries` range against the log's size. */

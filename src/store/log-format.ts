@@ -35,6 +35,7 @@
  *   {"t":"release","v":1,"ids":[id]}
  *   {"t":"rollback","v":1,"at","reason","found":{"lines","head"},"expected"?:{"lines","head"}}
  *   {"t":"tlog","v":1,"index","leaf":b64url}
+ *   {"t":"opening","v":1,"roundId","secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
  * A claim, consume or step refers to a record on an earlier line; each record is claimed and
  * consumed at most once. A claims line holds 1 to 1024 claims, each as a claim line's fields
  * without "t" and "v", in the order they were made: the claims acknowledged "reserved" that one
@@ -54,6 +55,9 @@
  * bytes (1 byte to 1 MiB, public: the log is published), the indexes 0, 1, 2, … in file order
  * with none skipped or repeated.
  *
+ * An opening line keeps a completed round's opening (docs/PROTOCOL.md §15.6), sealed as a secret
+ * part is (below, with its own associated data); at most one per round id.
+ *
  * A rollback line records that a writer opened the file although it did not match its head file
  * (head-file.ts), because its operator said so: `reason` is "shorter", "diverged", "missing" (no
  * head file) or "unreadable" (no valid slot); `found` is the file as it was opened — `lines` the
@@ -72,8 +76,11 @@
  * Secret parts. AES-256-GCM (NIST SP 800-38D) under K_secret, a fresh random 96-bit IV per record,
  * a 128-bit tag, and associated data
  *   AAD = LP("dkeygen/v1/store/secret", id, purpose, roundId)
- * (LP as in src/crypto/canonical.ts), so a secret part cannot be moved to another record. iv, ct
- * and tag are unpadded base64url (RFC 4648 §5).
+ * (LP as in src/crypto/canonical.ts), so a secret part cannot be moved to another record. A round
+ * opening is sealed the same way under the same key, with
+ *   AAD = LP("dkeygen/v1/store/round-opening", roundId)
+ * so it cannot be moved to another round, nor taken for a record's secret part. iv, ct and tag
+ * are unpadded base64url (RFC 4648 §5).
  */
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
@@ -87,6 +94,8 @@ import { type Claim, type KeyRecord, MAX_LOG_LEAF_BYTES } from "./types.js";
 
 export const LINE_MAC_INFO = "dkeygen/v1/store/line-mac";
 export const SECRET_INFO = "dkeygen/v1/store/secret";
+/** The associated data label of a sealed round opening. */
+export const OPENING_AAD_LABEL = "dkeygen/v1/store/round-opening";
 export const FORMAT_VERSION = 1;
 /** No line is longer than this; a longer one is refused when written and corrupt when read. */
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
@@ -181,8 +190,15 @@ export interface TlogBody {
   index: number;
   leaf: string;
 }
+export interface OpeningBody {
+  t: "opening";
+  v: 1;
+  roundId: string;
+  secret: { iv: string; ct: string; tag: string };
+}
 export type LogBody =
   | TlogBody
+  | OpeningBody
   | RecordBody
   | ClaimBody
   | ClaimsBody
@@ -220,6 +236,42 @@ export function openSecret(
 ): Uint8Array {
   const aad = secretAad(record.id, record.purpose, record.roundId);
   return aesGcmOpen(key, sealed.iv, sealed.ct, sealed.tag, aad);
+}
+
+function openingAad(roundId: string): Uint8Array {
+  return lengthPrefixed(OPENING_AAD_LABEL, roundId);
+}
+
+/** Seals round `roundId`'s opening as a secret part is sealed, under its own associated data. */
+export function sealOpening(
+  key: Uint8Array,
+  random: RandomSource,
+  roundId: string,
+  plaintext: Uint8Array,
+): SealedSecret {
+  const iv = new Uint8Array(random(IV_BYTES));
+  if (iv.length !== IV_BYTES)
+    throw new TypeError(`the random source must return ${IV_BYTES} bytes`);
+  const { ciphertext, tag } = aesGcmSeal(key, iv, plaintext, openingAad(roundId));
+  return { iv, ct: ciphertext, tag };
+}
+
+/** Decrypts a round opening; throws whatever GCM throws when the tag does not verify. */
+export function openOpening(key: Uint8Array, roundId: string, sealed: SealedSecret): Uint8Array {
+  return aesGcmOpen(key, sealed.iv, sealed.ct, sealed.tag, openingAad(roundId));
+}
+
+export function openingBody(roundId: string, sealed: SealedSecret): OpeningBody {
+  return {
+    t: "opening",
+    v: 1,
+    roundId,
+    secret: {
+      iv: toBase64url(sealed.iv),
+      ct: toBase64url(sealed.ct),
+      tag: toBase64url(sealed.tag),
+    },
+  };
 }
 
 /** The body of a record line; fields in a fixed order. */
@@ -426,9 +478,11 @@ const LEASE_FIELDS = ["t", "v", "ids"] as const;
 const ROLLBACK_FIELDS = ["t", "v", "at", "reason", "found", "expected"] as const;
 const POINT_FIELDS = ["lines", "head"] as const;
 const TLOG_FIELDS = ["t", "v", "index", "leaf"] as const;
+const OPENING_FIELDS = ["t", "v", "roundId", "secret"] as const;
 
 export type ParsedBody =
   | { t: "tlog"; index: number; leaf: Uint8Array }
+  | { t: "opening"; roundId: string; sealed: SealedSecret }
   | { t: "record"; record: KeyRecord; sealed: SealedSecret }
   | { t: "claim"; id: string; claim: Claim }
   | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
@@ -469,6 +523,18 @@ function parseClaim(value: Record<string, unknown>, kind: string): Claim {
     requestId: value.requestId as string,
     claimedAt: value.claimedAt as string,
     expiresAt: value.expiresAt as string,
+  };
+}
+
+/** A body's sealed `secret` (a record's secret part, a round's opening). */
+function parseSealed(value: Record<string, unknown>, kind: string): SealedSecret {
+  need(isObject(value.secret), kind, "secret");
+  const secret = value.secret as Record<string, unknown>;
+  onlyFields(secret, ["iv", "ct", "tag"], "secret");
+  return {
+    iv: b64(secret.iv, kind, "secret.iv", IV_BYTES),
+    ct: b64(secret.ct, kind, "secret.ct"),
+    tag: b64(secret.tag, kind, "secret.tag", TAG_BYTES),
   };
 }
 
@@ -523,6 +589,11 @@ export function parseBody(value: unknown): ParsedBody {
     need(leaf.length > 0 && leaf.length <= MAX_LOG_LEAF_BYTES, kind, "leaf");
     return { t: "tlog", index: index as number, leaf };
   }
+  if (kind === "opening") {
+    onlyFields(value, OPENING_FIELDS, kind);
+    need(isName(value.roundId), kind, "roundId");
+    return { t: "opening", roundId: value.roundId as string, sealed: parseSealed(value, kind) };
+  }
   if (kind === "rollback") {
     onlyFields(value, ROLLBACK_FIELDS, kind);
     need(isIsoTime(value.at), kind, "at");
@@ -565,14 +636,7 @@ export function parseBody(value: unknown): ParsedBody {
         kind,
         "subject",
       );
-      need(isObject(value.secret), kind, "secret");
-      const secret = value.secret as Record<string, unknown>;
-      onlyFields(secret, ["iv", "ct", "tag"], "secret");
-      const sealed: SealedSecret = {
-        iv: b64(secret.iv, kind, "secret.iv", IV_BYTES),
-        ct: b64(secret.ct, kind, "secret.ct"),
-        tag: b64(secret.tag, kind, "secret.tag", TAG_BYTES),
-      };
+      const sealed = parseSealed(value, kind);
       const record: KeyRecord = {
         id,
         purpose: value.purpose as string,

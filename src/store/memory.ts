@@ -16,11 +16,14 @@ import {
   checkLogRange,
   checkPurpose,
   checkRecordInput,
+  checkRoundId,
+  checkRoundOpening,
   checkStep,
   copyLogLeaf,
   copyRecord,
   newRecord,
   notFound,
+  openingExists,
 } from "./inputs.js";
 import { UlidGenerator } from "./record-id.js";
 import { RecordIndex } from "./record-index.js";
@@ -49,6 +52,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly #index = new RecordIndex();
   readonly #secrets = new Map<string, Uint8Array>();
   readonly #leaves: Uint8Array[] = [];
+  readonly #openings = new Map<string, Uint8Array>();
   #state: State = "new";
 
   constructor(options: MemoryKeyStoreOptions = {}) {
@@ -71,6 +75,8 @@ export class MemoryKeyStore implements KeyStore {
     this.#state = "closed";
     for (const secret of this.#secrets.values()) secret.fill(0);
     this.#secrets.clear();
+    for (const opening of this.#openings.values()) opening.fill(0);
+    this.#openings.clear();
   }
 
   async put(input: RecordInput): Promise<KeyRecord> {
@@ -147,6 +153,23 @@ export class MemoryKeyStore implements KeyStore {
   async appendLogEntry(leaf: Uint8Array): Promise<number> {
     this.#assertOpen();
     return this.#leaves.push(copyLogLeaf(leaf)) - 1;
+  }
+
+  async putRoundOpening(roundId: string, opening: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    const copy = checkRoundOpening(roundId, opening);
+    if (this.#openings.has(roundId)) {
+      copy.fill(0);
+      throw openingExists(roundId);
+    }
+    this.#openings.set(roundId, copy);
+  }
+
+  async readRoundOpening(roundId: string): Promise<Uint8Array | undefined> {
+    this.#assertOpen();
+    checkRoundId(roundId);
+    const opening = this.#openings.get(roundId);
+    return opening && new Uint8Array(opening);
   }
 
   logSize(): number {

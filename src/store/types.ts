@@ -168,6 +168,15 @@ export interface KeyStore {
    */
   logEntries(start: number, end: number): Promise<Uint8Array[]>;
   /**
+   * Keeps round `roundId`'s opening (docs/PROTOCOL.md §15.6: what re-derives its results and
+   * opens its commitments; secret), encrypted at rest like a record's secret part. At most one per
+   * round: a second is refused (E_INVALID_INPUT), also when two calls race. Resolves once durable.
+   * The caller's buffer is not kept.
+   */
+  putRoundOpening(roundId: string, opening: Uint8Array): Promise<void>;
+  /** Round `roundId`'s opening, decrypted (a fresh copy), or undefined when it has none. */
+  readRoundOpening(roundId: string): Promise<Uint8Array | undefined>;
+  /**
    * The durable end of the store's own hash chain, for a store that has one (the `key_store`
    * file: its line count and the last line's MAC in hex). Folded into the log's checkpoints.
    */
@@ -176,3 +185,9 @@ export interface KeyStore {
 
 /** The largest log entry a store takes (a round's entry with 256 contributors is ≈ 130 KiB). */
 export const MAX_LOG_LEAF_BYTES = 1024 * 1024;
+
+/**
+ * The largest round opening a store takes (2 MiB: a batch round of 10 000 results with 256
+ * contributors needs about 1.3 MiB; sealed and in base64url it still fits a key_store line).
+ */
+export const MAX_ROUND_OPENING_BYTES = 2 * 1024 * 1024;

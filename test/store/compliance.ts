@@ -753,6 +753,64 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("a round's opening comes back as put (as a copy), at most one per round, also when two race, and survives a reopen", async () => {
+      await withStore(async (store, fixture) => {
+        assert.equal(await store.readRoundOpening("round-A"), undefined);
+        const opening = new Uint8Array(Buffer.from('{"v":1,"roundId":"round-A"}'));
+        await store.putRoundOpening("round-A", opening);
+        const expected = new Uint8Array(opening);
+        opening.fill(0); // the caller's buffer is not the store's
+        const read = await store.readRoundOpening("round-A");
+        assert.deepEqual(read, expected);
+        read!.fill(0); // nor is what it hands out
+        assert.deepEqual(await store.readRoundOpening("round-A"), expected);
+        // A second opening for the round is refused, and the first stays.
+        await assert.rejects(
+          store.putRoundOpening("round-A", new Uint8Array([1])),
+          isCode(ErrorCodes.INVALID_INPUT),
+        );
+        assert.deepEqual(await store.readRoundOpening("round-A"), expected);
+        // Two racing for one round: exactly one is kept.
+        const raced = await Promise.allSettled([
+          store.putRoundOpening("round-B", new Uint8Array([1])),
+          store.putRoundOpening("round-B", new Uint8Array([2])),
+        ]);
+        assert.deepEqual(
+          raced.map((r) => r.status),
+          ["fulfilled", "rejected"],
+        );
+        assert.deepEqual(await store.readRoundOpening("round-B"), new Uint8Array([1]));
+        // Openings and records do not mix: a record of the round is not its opening.
+        await store.put(input({ roundId: "round-C" }));
+        assert.equal(await store.readRoundOpening("round-C"), undefined);
+        for (const [roundId, bytes] of [
+          ["", new Uint8Array([1])],
+          [7, new Uint8Array([1])],
+          ["round-D", new Uint8Array(0)],
+          ["round-D", "opening"],
+        ] as const) {
+          await assert.rejects(
+            store.putRoundOpening(roundId as string, bytes as Uint8Array),
+            TypeError,
+          );
+        }
+        await assert.rejects(store.readRoundOpening(""), TypeError);
+        assert.equal(await store.readRoundOpening("round-D"), undefined);
+        if (!fixture.reopen) return;
+        await store.close();
+        const reopened = await fixture.reopen();
+        await reopened.open();
+        assert.deepEqual(await reopened.readRoundOpening("round-A"), expected);
+        assert.deepEqual(await reopened.readRoundOpening("round-B"), new Uint8Array([1]));
+        await assert.rejects(
+          reopened.putRoundOpening("round-B", new Uint8Array([3])),
+          isCode(ErrorCodes.INVALID_INPUT),
+        );
+        await reopened.putRoundOpening("round-E", new Uint8Array([4]));
+        assert.deepEqual(await reopened.readRoundOpening("round-E"), new Uint8Array([4]));
+      });
+    });
+
     test("a closed store refuses to be used", async () => {
       const fixture = await makeStore();
       await fixture.store.open();
@@ -762,6 +820,14 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         await assert.rejects(fixture.store.get(record.id), isCode(ErrorCodes.OPERATIONAL));
         await assert.rejects(fixture.store.put(input()), isCode(ErrorCodes.OPERATIONAL));
         await assert.rejects(fixture.store.useStep(record.id, 1), isCode(ErrorCodes.OPERATIONAL));
+        await assert.rejects(
+          fixture.store.putRoundOpening("round-1", new Uint8Array([1])),
+          isCode(ErrorCodes.OPERATIONAL),
+        );
+        await assert.rejects(
+          fixture.store.readRoundOpening("round-1"),
+          isCode(ErrorCodes.OPERATIONAL),
+        );
         await fixture.store.close(); // closing twice is harmless
       } finally {
         await fixture.cleanup();

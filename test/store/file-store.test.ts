@@ -1100,3 +1100,74 @@ test("tlog lines whose index skips, repeats or reorders an entry, or that break 
     await f.remove();
   }
 });
+
+test("opening lines: a changed one, one repeated for its round, one off its schema, or one moved to another round make open fail with E_STORE_CORRUPT naming the line (or fail to decrypt)", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    await store.put(input());
+    await store.putRoundOpening("round-1", new Uint8Array(Buffer.from("the opening")));
+    await store.putRoundOpening("round-2", new Uint8Array([9]));
+    await store.close();
+    const good = await bodies(f.path); // record, opening 1, opening 2
+    const [rec, o1, o2] = good as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
+    assert.equal(o1.t, "opening");
+    assert.deepEqual(Object.keys(o1), ["t", "v", "roundId", "secret"]);
+    // Sealed: the plaintext is nowhere in the file.
+    assert.ok(!(await readFile(f.path, "utf8")).includes("the opening"));
+    // Under K_secret with AAD LP("dkeygen/v1/store/round-opening", roundId), as documented.
+    const kSecret = Buffer.from(
+      hkdfSync("sha256", f.storeKey, Buffer.alloc(0), "dkeygen/v1/store/secret", 32),
+    );
+    const sealed = o1.secret as { iv: string; ct: string; tag: string };
+    assert.equal(
+      Buffer.from(
+        aesGcmOpen(
+          kSecret,
+          fromBase64url(sealed.iv, "iv"),
+          fromBase64url(sealed.ct, "ct"),
+          fromBase64url(sealed.tag, "tag"),
+          lengthPrefixed("dkeygen/v1/store/round-opening", "round-1"),
+        ),
+      ).toString(),
+      "the opening",
+    );
+
+    // One changed byte on disk: the MAC names the line.
+    const text = await readFile(f.path, "utf8");
+    const at = text.indexOf('"ct":"', text.indexOf('"t":"opening"')) + 6;
+    const flipped = text.slice(0, at) + (text[at] === "A" ? "B" : "A") + text.slice(at + 1);
+    await writeFile(f.path, flipped);
+    await assert.rejects(f.make().open(), isCorrupt(/line 2\b.*MAC does not verify/));
+
+    const cases: [string, unknown[], RegExp][] = [
+      ["a round's opening twice", [rec, o1, o2, o1], /line 4\b.*round-1's opening appears a second time/],
+      ["no roundId", [rec, { ...o1, roundId: "" }], /line 2\b.*"roundId"/],
+      ["no secret", [rec, { ...o1, secret: undefined }], /line 2\b.*"secret"/],
+      ["a short tag", [rec, { ...o1, secret: { ...sealed, tag: "AAAA" } }], /line 2\b.*"secret.tag"/],
+      ["extra field", [rec, { ...o1, recordId: "x" }], /line 2\b.*unknown field "recordId"/],
+    ];
+    for (const [name, list, pattern] of cases) {
+      await writeChained(f.path, f.storeKey, list);
+      await assert.rejects(f.make().open(), isCorrupt(pattern), name);
+    }
+
+    // Moved to another round (re-MACed by someone holding the store key): it opens, but the
+    // opening does not decrypt under the other round's associated data.
+    await writeChained(f.path, f.storeKey, [rec, { ...o1, roundId: "round-9" }]);
+    const moved = f.make();
+    await moved.open();
+    try {
+      await assert.rejects(moved.readRoundOpening("round-9"), isCorrupt(/round round-9/));
+    } finally {
+      await moved.close();
+    }
+  } finally {
+    await f.remove();
+  }
+});
