@@ -331,4 +331,25 @@ export class RequesterClient {
     }
     return { record, exported };
   }
+
+  /**
+   * A record's opening (docs/PROTOCOL.md §15.6; only for the requester it was made for, never a
+   * nonce record's), decrypted: what `dkeygen audit record` checks against the round's log entry.
+   */
+  async fetchOpening(id: string): Promise<{ record: PublicRecordWire; opening: JsonObject }> {
+    const record = await this.getKey(id);
+    const reply = await this.#delivery<{
+      requestId: string;
+      recordId: string;
+      envelope: DeliveryEnvelopeWire;
+    }>("POST", `/v1/keys/${encodeURIComponent(id)}/opening`, {});
+    const opening = this.#open("opening", reply.requestId, reply.recordId, reply.envelope);
+    if (opening.recordId !== id || record.id !== id) {
+      throw new DkeygenError(
+        ErrorCodes.DECRYPTION_FAILED,
+        "The delivered opening does not match the request.",
+      );
+    }
+    return { record, opening };
+  }
 }

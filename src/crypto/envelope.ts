@@ -117,6 +117,28 @@ export function openEnvelope(
   associatedData: Uint8Array,
   random: RandomSource = osRandom,
 ): Uint8Array {
+  const { plaintext, contentKey } = openEnvelopeWithKey(
+    privateKey,
+    envelope,
+    associatedData,
+    random,
+  );
+  contentKey.fill(0);
+  return plaintext;
+}
+
+/**
+ * `openEnvelope`, also handing back the content key K the envelope opened under (32 bytes, the
+ * caller wipes it): with K anyone can check that the ciphertext opens to the plaintext, without
+ * the private key (an opening of a commitment, docs/PROTOCOL.md §15.6). Fails exactly as
+ * `openEnvelope` does; K is returned only when the envelope opened.
+ */
+export function openEnvelopeWithKey(
+  privateKey: KeyObject,
+  envelope: SealedEnvelope,
+  associatedData: Uint8Array,
+  random: RandomSource = osRandom,
+): { plaintext: Uint8Array; contentKey: Uint8Array } {
   if (envelope.iv.length !== IV_BYTES || envelope.tag.length !== TAG_BYTES) {
     throw decryptionFailed();
   }
@@ -128,10 +150,16 @@ export function openEnvelope(
     contentKey = random(KEY_BYTES);
   }
   try {
-    return aesGcmOpen(contentKey, envelope.iv, envelope.ciphertext, envelope.tag, associatedData);
+    const plaintext = aesGcmOpen(
+      contentKey,
+      envelope.iv,
+      envelope.ciphertext,
+      envelope.tag,
+      associatedData,
+    );
+    return { plaintext, contentKey };
   } catch {
-    throw decryptionFailed();
-  } finally {
     contentKey.fill(0);
+    throw decryptionFailed();
   }
 }

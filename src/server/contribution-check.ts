@@ -8,7 +8,7 @@
  */
 import { type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
-import { openEnvelope } from "../crypto/envelope.js";
+import { openEnvelopeWithKey } from "../crypto/envelope.js";
 import type { RandomSource } from "../crypto/random.js";
 import { verifySignature } from "../crypto/signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
@@ -50,7 +50,9 @@ export function checkCommit(
  * the commit set the server sent (`setHash`), its signature verifies under the enrolled key over
  * that set hash and the commitment computed from the revealed envelope, that commitment is the
  * one committed to, and the envelope opens to 64 bytes. Throws E_COMMITMENT_MISMATCH,
- * E_BAD_SIGNATURE or E_DECRYPTION_FAILED. The caller owns (and wipes) the returned bytes.
+ * E_BAD_SIGNATURE or E_DECRYPTION_FAILED. With the phrase comes the envelope's content key K
+ * (32 bytes), kept for the round's opening (docs/PROTOCOL.md §15.6): with it the owner of a
+ * result checks that the committed envelope holds this phrase. The caller owns (and wipes) both.
  */
 export function openReveal(
   msg: MessageOf<"reveal">,
@@ -58,7 +60,7 @@ export function openReveal(
   identityKey: KeyObject,
   expected: { setHash: Uint8Array; commitment: Uint8Array },
   server: { fingerprint: string; privateKey: KeyObject; random: RandomSource },
-): Uint8Array {
+): { phrase: Uint8Array; contentKey: Uint8Array } {
   const { roundId } = msg;
   const setHash = fromBase64url(msg.setHash, "setHash", 32);
   if (!timingSafeEqual(setHash, expected.setHash)) {
@@ -86,16 +88,22 @@ export function openReveal(
     );
   }
   const aad = contributionAad(roundId, contributorId, server.fingerprint);
-  let phrase: Uint8Array;
+  let opened: { plaintext: Uint8Array; contentKey: Uint8Array };
   try {
-    phrase = openEnvelope(server.privateKey, envelopeFromWire(msg.envelope), aad, server.random);
+    opened = openEnvelopeWithKey(
+      server.privateKey,
+      envelopeFromWire(msg.envelope),
+      aad,
+      server.random,
+    );
   } catch {
     // Whatever went wrong, the sender learns the same thing.
     throw undecryptable();
   }
-  if (phrase.length !== PHRASE_BYTES) {
-    phrase.fill(0);
+  if (opened.plaintext.length !== PHRASE_BYTES) {
+    opened.plaintext.fill(0);
+    opened.contentKey.fill(0);
     throw undecryptable();
   }
-  return phrase;
+  return { phrase: opened.plaintext, contentKey: opened.contentKey };
 }

@@ -13,9 +13,10 @@ import { Worker } from "node:worker_threads";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { RevealReply, RevealTask, RevealWorkerData } from "./reveal-worker.js";
 
-/** What checking one reveal gives: the phrase (the caller wipes it). */
+/** What checking one reveal gives: the phrase and the envelope's content key (the caller wipes both). */
 export interface OpenedReveal {
   phrase: Uint8Array;
+  contentKey: Uint8Array;
 }
 
 interface Slot {
@@ -96,9 +97,10 @@ export class RevealPool {
       if ("error" in reply) {
         waiting?.reject(new DkeygenError(reply.error.code as ErrorCode, reply.error.message));
       } else if (waiting) {
-        waiting.resolve({ phrase: reply.phrase });
+        waiting.resolve({ phrase: reply.phrase, contentKey: reply.contentKey });
       } else {
         reply.phrase.fill(0);
+        reply.contentKey.fill(0);
       }
     });
     worker.on("error", () => {}); // "exit" follows and fails what it held

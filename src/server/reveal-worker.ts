@@ -5,8 +5,8 @@
  * (contribution-check.ts openReveal). The main thread is left with the cheap checks, the
  * receipt's Ed25519 signature and the sockets, and a round's reveals are spread over the cores.
  *
- * Message in (RevealTask), message out (RevealReply): the phrase is transferred, not copied, and
- * the main thread owns (and wipes) it. A failed check comes back as its error code and message.
+ * Message in (RevealTask), message out (RevealReply): the phrase and the envelope's content key
+ * are transferred, not copied, and the main thread owns (and wipes) them. A failed check comes back as its error code and message.
  */
 import type { KeyObject } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
@@ -27,7 +27,7 @@ export interface RevealTask {
 }
 
 export type RevealReply =
-  | { id: number; phrase: Uint8Array }
+  | { id: number; phrase: Uint8Array; contentKey: Uint8Array }
   | { id: number; error: { code: string; message: string } };
 
 export interface RevealWorkerData {
@@ -46,11 +46,13 @@ port.on("message", (task: RevealTask) => {
       { setHash: task.setHash, commitment: task.commitment },
       { fingerprint: task.serverFingerprint, privateKey, random: osRandom },
     );
-    // A buffer of its own (the decrypted bytes may share a pooled one), moved to the main thread.
-    const phrase = new Uint8Array(opened);
-    opened.fill(0);
-    const reply: RevealReply = { id: task.id, phrase };
-    port.postMessage(reply, [phrase.buffer]);
+    // Buffers of their own (the decrypted bytes may share a pooled one), moved to the main thread.
+    const phrase = new Uint8Array(opened.phrase);
+    const contentKey = new Uint8Array(opened.contentKey);
+    opened.phrase.fill(0);
+    opened.contentKey.fill(0);
+    const reply: RevealReply = { id: task.id, phrase, contentKey };
+    port.postMessage(reply, [phrase.buffer, contentKey.buffer]);
   } catch (error) {
     const known = error instanceof DkeygenError;
     const reply: RevealReply = {

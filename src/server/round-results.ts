@@ -3,13 +3,16 @@
  * and the accepted phrases (crypto/kdf.ts, PROTOCOL §7.2); the purpose's derivation — from the
  * round secret itself for a one-result round, from each output's share of it on the derivation
  * thread for a batch (§13.1); and the records stored (not awaited one by one: the store commits a
- * batch of puts with one fsync) before anyone is told.
+ * batch of puts with one fsync) before anyone is told; then the round's opening (round-opening.ts:
+ * server secret, envelopes, content keys, phrases and result commitments), sealed in the store,
+ * before the round's log entry is appended.
  */
 import { combineRoundSecret } from "../crypto/kdf.js";
 import { derivationOf } from "../derive/index.js";
 import { resultCommitment } from "../protocol/log-entry.js";
 import type { KeyRecord, KeyStore } from "../store/types.js";
 import type { BatchDeriver } from "./batch-deriver.js";
+import { encodeRoundOpening, type RevealedEnvelope } from "./round-opening.js";
 import type { RoundRequest } from "./server-context.js";
 import { type DerivedResult, deriveResult } from "./stored-secret.js";
 
@@ -24,6 +27,8 @@ export interface CompletedRound {
   owner?: string;
   subject?: string;
   onStored?: RoundRequest["onStored"];
+  /** Each accepted reveal's envelope and content key, by contributor id; wiped here. */
+  reveals: Map<string, RevealedEnvelope>;
 }
 
 /** A completed round's records, in index order, and the commitment to each for its log entry. */
@@ -33,11 +38,32 @@ export interface StoredResults {
 }
 
 /**
- * Combines, derives and stores a completed round's results; wipes every secret it used (the seed,
- * the server secret, the accepted phrases, the round secret). Resolves once every record is
- * stored, in index order.
+ * Combines, derives and stores a completed round's results, then its opening; wipes every secret
+ * it used (the seed, the server secret, the accepted phrases and their content keys, the round
+ * secret). Resolves once every record and the opening are stored, records in index order.
  */
 export async function storeRoundResults(
+  deps: { store: KeyStore; batches: BatchDeriver },
+  roundId: string,
+  round: CompletedRound,
+  accepted: readonly { contributorId: string; phrase: Uint8Array }[],
+): Promise<StoredResults> {
+  const { store } = deps;
+  // The phrases, their content keys and the server secret are kept until the opening is sealed.
+  const wipe = () => {
+    round.serverSecret.fill(0);
+    for (const { phrase } of accepted) phrase.fill(0);
+    for (const { contentKey } of round.reveals.values()) contentKey.fill(0);
+    round.reveals.clear();
+  };
+  try {
+    return await storeAndOpen(deps, roundId, round, accepted);
+  } finally {
+    wipe();
+  }
+}
+
+async function storeAndOpen(
   deps: { store: KeyStore; batches: BatchDeriver },
   roundId: string,
   round: CompletedRound,
@@ -55,7 +81,6 @@ export async function storeRoundResults(
     });
   } finally {
     round.seed.fill(0);
-    for (const { phrase } of accepted) phrase.fill(0);
   }
   const participants = accepted.map((a) => a.contributorId).sort();
   const derivation = derivationOf(round.purpose);
@@ -116,11 +141,24 @@ export async function storeRoundResults(
     }
   } finally {
     secret.fill(0);
-    round.serverSecret.fill(0);
   }
   const stored = await Promise.all(puts);
-  return {
-    records: stored.map((s) => s.record),
-    results: stored.map((s) => ({ recordId: s.record.id, commitment: s.commitment })),
-  };
+  const results = stored.map((s) => ({ recordId: s.record.id, commitment: s.commitment }));
+  const opening = encodeRoundOpening({
+    roundId,
+    purpose: round.purpose,
+    serverSecret: round.serverSecret,
+    contributions: accepted.map(({ contributorId, phrase }) => {
+      const revealed = round.reveals.get(contributorId);
+      if (!revealed) throw new Error(`no revealed envelope kept for ${contributorId}`);
+      return { contributorId, phrase, ...revealed };
+    }),
+    results,
+  });
+  try {
+    await store.putRoundOpening(roundId, opening);
+  } finally {
+    opening.fill(0);
+  }
+  return { records: stored.map((s) => s.record), results };
 }

@@ -175,6 +175,7 @@ export class RoundRunner {
       roundKey: roundKey.privateKey,
       settle: () => {},
       opening: new Set(),
+      reveals: new Map(),
     };
     this.#rounds.set(roundId, round);
 
@@ -361,7 +362,15 @@ export class RoundRunner {
       .then(
         (opened) => {
           const verdict = round.machine.finishReveal(contributorId, { phrase: opened.phrase });
-          if (verdict.kind === "rejected") return this.#rejected(peer, roundId, verdict.error);
+          if (verdict.kind === "rejected") {
+            opened.contentKey.fill(0);
+            return this.#rejected(peer, roundId, verdict.error);
+          }
+          // Kept for the round's opening (round-opening.ts), wiped once it is sealed.
+          round.reveals.set(contributorId, {
+            envelope: msg.envelope,
+            contentKey: opened.contentKey,
+          });
           round.revealSignatures.set(contributorId, msg.signature);
           ctx.send(
             peer,
@@ -425,6 +434,8 @@ export class RoundRunner {
     if (outcome.status === "failed" || outcome.status === "aborted") {
       round.seed.fill(0);
       round.serverSecret.fill(0);
+      for (const { contentKey } of round.reveals.values()) contentKey.fill(0);
+      round.reveals.clear();
       const { error } = outcome;
       if (outcome.status === "aborted") {
         const closed = closing(

@@ -157,6 +157,7 @@ const BODY_ROUTES = [
   ["/v1/totp/unlock", { subject: "a-error" }],
   ["/v1/recovery/verify", { account: "a-error", code: "aaaaa-aaaaa" }],
   [`/v1/keys/{id}/derivation-secret`, {}],
+  [`/v1/keys/{id}/opening`, {}],
 ] as const;
 const urlOf = (path: string) => path.replace("{id}", ID);
 
@@ -213,6 +214,7 @@ test("every route's success and error answers are documented, with their bodies 
     ["GET", "/v1/keys/{id}"],
     ["GET", "/v1/keys/{id}/secret"],
     ["POST", "/v1/keys/{id}/derivation-secret"],
+    ["POST", "/v1/keys/{id}/opening"],
   ] as const) {
     const body = method === "POST" ? {} : undefined;
     const at = (id: string) => path.replace("{id}", id);
@@ -294,11 +296,13 @@ test("every route's success and error answers are documented, with their bodies 
   await call("GET", "/v1/keys/{id}", { url: `/v1/keys/${ecc.id}`, as: "alice" });
   await call("GET", "/v1/keys/{id}/secret", { url: `/v1/keys/${ecc.id}/secret`, as: "alice" });
   for (const id of [ecc.id, nonce.id]) {
-    await call("POST", "/v1/keys/{id}/derivation-secret", {
-      url: `/v1/keys/${id}/derivation-secret`,
-      as: "alice",
-      body: {},
-    });
+    for (const route of ["derivation-secret", "opening"]) {
+      await call("POST", `/v1/keys/{id}/${route}`, {
+        url: `/v1/keys/${id}/${route}`,
+        as: "alice",
+        body: {},
+      });
+    }
   }
 
   // The transparency log, to anyone: checkpoint, key, identity; entries and both proofs, with

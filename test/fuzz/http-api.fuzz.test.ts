@@ -487,6 +487,13 @@ const ROUTES: Record<string, Route> = {
     body: bodyFor({}, {}),
     statuses: [200, 400, 401, 403, 404, 413, 414, 415, 429],
   },
+  "keys/{id}/opening": {
+    method: "POST",
+    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}/opening`),
+    auth: true,
+    body: bodyFor({}, {}),
+    statuses: [200, 400, 401, 403, 404, 413, 414, 415, 429],
+  },
   requester: { method: "GET", path: "/v1/requester", auth: true, statuses: [200, 401, 429] },
   health: { method: "GET", path: "/v1/health", auth: false, statuses: [200, 429] },
   "log/checkpoint": {
@@ -661,7 +668,7 @@ function checkAnswer(
   // A delivery's 200 answer is authenticated by its envelope (km, AAD, sealed payload) instead.
   const sealedDelivery =
     answer.status === 200 &&
-    /^\/v1\/(?:otp\/request|totp\/enroll|keys\/[^/]+\/(?:secret|derivation-secret))(?:\?|$)/.test(
+    /^\/v1\/(?:otp\/request|totp\/enroll|keys\/[^/]+\/(?:secret|derivation-secret|opening))(?:\?|$)/.test(
       c.path,
     );
   if (sealedDelivery) {

@@ -5,7 +5,7 @@
  * The OpenAPI document at /v1/openapi.json is generated from these.
  */
 import { type Static, Type } from "@sinclair/typebox";
-import { base64urlPattern } from "../../crypto/base64url.js";
+import { base64urlLength, base64urlPattern } from "../../crypto/base64url.js";
 import { DEFAULT_RECOVERY_CODES, MAX_RECOVERY_CODES } from "../../derive/recovery.js";
 import { ENTRY_TYPE, type RoundEntry } from "../../protocol/log-entry.js";
 import {
@@ -219,6 +219,32 @@ export const PublicKeyRecord = Type.Object(
 
 export const KeyDelivery = Type.Object(
   { requestId: Type.String(), recordId: RecordId, envelope: EnvelopeSchema },
+  strict,
+);
+
+/**
+ * The most ciphertext an opening's delivery carries (PROTOCOL §15.6): a record opening of a round
+ * of 256 contributors is about 250 KiB, over the 64 KiB of other deliveries.
+ */
+export const MAX_OPENING_CT_BYTES = 512 * 1024;
+
+/** POST /v1/keys/{id}/opening's answer: a KeyDelivery whose envelope may be larger. */
+export const OpeningDelivery = Type.Object(
+  {
+    requestId: Type.String(),
+    recordId: RecordId,
+    envelope: Type.Object(
+      {
+        ...EnvelopeSchema.properties,
+        ct: Type.String({
+          pattern: base64urlPattern(MAX_OPENING_CT_BYTES, true),
+          minLength: 2,
+          maxLength: base64urlLength(MAX_OPENING_CT_BYTES),
+        }),
+      },
+      strict,
+    ),
+  },
   strict,
 );
 

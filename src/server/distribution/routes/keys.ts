@@ -10,6 +10,8 @@
  *
  * The owner may also export a record's derivation secret, sealed to its key, to re-derive the
  * record for audit (server/derivation-export.ts); a nonce record's is refused to everyone (403).
+ * Likewise its record's opening (server/round-opening.ts, PROTOCOL §15.6), with which
+ * `dkeygen audit record` checks the record against the round's log entry.
  */
 import type { FastifyInstance } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
@@ -17,10 +19,17 @@ import type { KeyRecord } from "../../../store/types.js";
 import { derivationExport } from "../../derivation-export.js";
 import { toPublicRecord } from "../../keygen-server.js";
 import { RECOVERY_PURPOSE } from "../../recovery-codes.js";
+import { recordOpening } from "../../round-opening.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
-import { EmptyBody, KeyDelivery, KeyParams, PublicKeyRecord } from "../schemas.js";
+import {
+  EmptyBody,
+  KeyDelivery,
+  KeyParams,
+  OpeningDelivery,
+  PublicKeyRecord,
+} from "../schemas.js";
 import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
@@ -146,6 +155,49 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       ctx.logger.info(
         { reqId: request.id, recordId: record.id, requester: requester.name },
         "derivation secret exported to the record's owner, sealed to its key",
+      );
+      request.sealedAnswer = true;
+      return { requestId: request.id, recordId: record.id, envelope };
+    },
+  );
+
+  app.post<{ Params: KeyParams }>(
+    "/v1/keys/:id/opening",
+    {
+      onRequest: ctx.authenticate,
+      schema: {
+        tags: ["keys"],
+        summary:
+          "A record's opening (its round's server secret, envelopes, content keys and phrases, and result commitments), encrypted to your key, to check the record against the round's log entry with dkeygen audit record; only for the requester it was made for.",
+        security,
+        params: KeyParams,
+        body: EmptyBody,
+        response: answers({
+          ok: [
+            OpeningDelivery,
+            "The record's opening (PROTOCOL §15.6), sealed to your key (a delivery of kind opening).",
+          ],
+          authenticated: true,
+          sealed: true,
+          body: true,
+          params: true,
+          errors: {
+            403: "A nonce record: its opening would re-derive its derivation secret, which never leaves the server (E_FORBIDDEN)",
+            404: "No such key was issued to you, whether or not it exists; or its round has no opening (made before openings were kept) (E_NOT_FOUND)",
+          },
+        }),
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const record = await ctx.store.get(request.params.id);
+      // Ownership first: whoever does not own it learns nothing of it, not even its purpose.
+      if (!record || record.owner !== requester.id) throw notFound();
+      const payload = await recordOpening(ctx.store, record);
+      const envelope = await ctx.sealer.seal(requester, "opening", request.id, record.id, payload);
+      ctx.logger.info(
+        { reqId: request.id, recordId: record.id, requester: requester.name },
+        "record opening sent to the record's owner, sealed to its key",
       );
       request.sealedAnswer = true;
       return { requestId: request.id, recordId: record.id, envelope };
