@@ -22,6 +22,7 @@ import {
   revealFor,
 } from "./round-answer.js";
 import type { ServerKey } from "./server-key.js";
+import type { AnsweredRound, RoundMemory } from "./witness.js";
 
 export type RoundEvent =
   | { type: "round.invited"; roundId: string; purpose: string; participants: number }
@@ -43,8 +44,10 @@ const ANSWERED_REMEMBERED = 4096;
 /** Rounds between commit and close kept at once; an older one is dropped past this. */
 const PENDING_KEPT = 64;
 
-export class ContributorRounds {
+export class ContributorRounds implements RoundMemory {
   readonly #answered = new Set<string>();
+  /** What we committed to in each round, and how it went: checked against its log entry. */
+  readonly #memory = new Map<string, AnsweredRound>();
   readonly #pending = new Map<string, PendingContribution>();
 
   constructor(
@@ -56,6 +59,11 @@ export class ContributorRounds {
       emit: (event: RoundEvent) => void;
     },
   ) {}
+
+  /** What this contributor did in a round it answered (for its log entry), if remembered. */
+  answered(roundId: string): AnsweredRound | undefined {
+    return this.#memory.get(roundId);
+  }
 
   open(connection: Connection, server: ServerKey, msg: MessageOf<"round.open">): void {
     const { logger } = this.o;
@@ -91,6 +99,10 @@ export class ContributorRounds {
     });
     const { pending, commit } = commitFor(msg, server, this.o.state, this.o.entropy, this.o.random);
     this.#pending.set(msg.roundId, pending);
+    this.#memory.set(msg.roundId, { commitment: pending.commitment, receipt: false });
+    if (this.#memory.size > ANSWERED_REMEMBERED) {
+      this.#memory.delete(this.#memory.keys().next().value!);
+    }
     if (this.#pending.size > PENDING_KEPT) {
       this.#pending.delete(this.#pending.keys().next().value!);
     }
@@ -139,6 +151,8 @@ export class ContributorRounds {
       return;
     }
     pending.receipt = msg;
+    const memory = this.#memory.get(msg.roundId);
+    if (memory) memory.receipt = true;
     this.o.emit({ type: "round.accepted", roundId: msg.roundId });
   }
 
@@ -166,6 +180,10 @@ export class ContributorRounds {
       return;
     }
     this.#pending.delete(msg.roundId);
+    const memory = this.#memory.get(msg.roundId);
+    if (memory) {
+      memory.closed = { outcome: msg.outcome, accepted: msg.accepted, signature: msg.signature };
+    }
     const id = this.o.state.contributorId;
     if (pending.receipt && msg.missing?.includes(id)) {
       logger.error(

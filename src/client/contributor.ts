@@ -24,7 +24,11 @@ import {
   type MessageOf,
 } from "../protocol/messages.js";
 import { joinSignedData, welcomeProofData } from "../protocol/signed-data.js";
-import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
+import {
+  CHALLENGE_BYTES,
+  MAX_SERVER_FRAME_BYTES,
+  PROTOCOL_VERSION,
+} from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
@@ -33,6 +37,7 @@ import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
 import type { PinStore } from "./pins.js";
 import { checkServerHello, checkServerProof, confirmServer, type ServerKey } from "./server-key.js";
+import { Witness } from "./witness.js";
 
 export type ContributorEvent =
   | { type: "connected"; url: string; fingerprint: string; pin: "pinned" | "matched" }
@@ -74,6 +79,8 @@ export class Contributor {
   #server: ServerKey | undefined;
   /** The rounds this contributor takes part in (each answered once, across connections). */
   readonly #rounds: ContributorRounds;
+  /** Witnesses the server's transparency log: checks and cosigns its checkpoints (witness.ts). */
+  readonly #witness: Witness;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -91,6 +98,14 @@ export class Contributor {
       random: this.#random,
       logger: this.#logger,
       emit: (event) => this.#emit(event),
+    });
+    this.#witness = new Witness({
+      dataDir: options.state.dataDir,
+      contributorId: options.state.contributorId,
+      privateKey: options.state.privateKey,
+      publicKey: options.state.publicKey,
+      rounds: this.#rounds,
+      logger: this.#logger,
     });
     this.#done = new Promise((resolve) => {
       this.#resolveDone = resolve;
@@ -147,7 +162,11 @@ export class Contributor {
   async #connect(): Promise<void> {
     if (this.#stopped) return;
     const ca = this.#o.ca;
-    const dial = this.#o.dial ?? ((url: string) => dialWs(url, ca === undefined ? {} : { ca }));
+    // The server's frames may be larger than a peer's: log.checkpoint carries round entries.
+    const dial =
+      this.#o.dial ??
+      ((url: string) =>
+        dialWs(url, { maxPayload: MAX_SERVER_FRAME_BYTES, ...(ca === undefined ? {} : { ca }) }));
     let connection: Awaited<ReturnType<Dialer>>;
     try {
       connection = await dial(this.#o.serverUrl);
@@ -189,7 +208,7 @@ export class Contributor {
     connection.onFrame((frame) => {
       let msg: AnyMessage;
       try {
-        msg = decodeMessage(frame);
+        msg = decodeMessage(frame, MAX_SERVER_FRAME_BYTES);
       } catch (error) {
         this.#logger.warn(
           { err: describeError(error) },
@@ -231,6 +250,11 @@ export class Contributor {
           case "round.closed":
             this.#rounds.closed(msg);
             break;
+          case "log.checkpoint": {
+            const answer = await this.#witness.handle(this.#server!, msg);
+            if (answer !== undefined) connection.send(encodeMessage(answer));
+            break;
+          }
           case "error":
             this.#onServerError(msg, session.phase !== "ready");
             break;

@@ -7,7 +7,8 @@
  *   hello         hello                                    welcome (join sent)
  *   welcome       welcome (server proof checked)           ready
  *   ready         round.open, round.commits,               —
- *                 round.receipt, round.closed
+ *                 round.receipt, round.closed,
+ *                 log.checkpoint
  *   (any open)    error                                    —
  *
  *   admin         accepts                                  then
@@ -33,7 +34,14 @@ export const CONTRIBUTOR_PHASES: PhaseTables<ContributorPhase> = {
   accepts: {
     hello: ["hello", "error"],
     welcome: ["welcome", "error"],
-    ready: ["round.open", "round.commits", "round.receipt", "round.closed", "error"],
+    ready: [
+      "round.open",
+      "round.commits",
+      "round.receipt",
+      "round.closed",
+      "log.checkpoint",
+      "error",
+    ],
     closed: [],
   },
   transitions: {

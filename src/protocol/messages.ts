@@ -10,7 +10,7 @@ import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { base64urlLength, base64urlPattern } from "../crypto/base64url.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { printableShort } from "../printable.js";
-import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
+import { MAX_FRAME_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
 
 /**
  * Canonical unpadded base64url of exactly `bytes` bytes: the length and the unused bits of the
@@ -247,6 +247,54 @@ export const AdminExportResult = message("admin.export.result", {
   secret: EnvelopeSchema,
 });
 
+/** The largest log entry (its leaf bytes), as the key store takes (store/types.ts). */
+const MAX_LOG_LEAF_BYTES = 1024 * 1024;
+/** Most round entries (with their inclusion proofs) one `log.checkpoint` carries. */
+export const MAX_CHECKPOINT_ROUNDS = 16;
+/** Longest checkpoint note a `log.checkpoint` carries (characters; checkpoints are ASCII). */
+export const MAX_CHECKPOINT_NOTE = 16 * 1024;
+/** A Merkle tree size or leaf index (PROTOCOL §14.1: 0 to 2^53 - 1). */
+const TreeSize = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+/**
+ * The log's newest checkpoint, for a contributor to witness (PROTOCOL §15.5): a consistency proof
+ * from the size the server believes it last cosigned, and the entries of its own rounds with their
+ * inclusion proofs in this checkpoint's tree.
+ */
+export const LogCheckpoint = message("log.checkpoint", {
+  /** The signed note (C2SP checkpoint), with whatever cosignatures it has. */
+  checkpoint: Type.String({ minLength: 1, maxLength: MAX_CHECKPOINT_NOTE }),
+  /** The size this witness last cosigned, as the server believes (0: none, or not known). */
+  old: TreeSize,
+  /** The consistency proof from `old` to the checkpoint's size (empty when old is 0 or equal). */
+  consistency: Type.Array(Bytes(32), { maxItems: 128 }),
+  rounds: Type.Array(
+    Type.Object(
+      {
+        roundId: RoundIdSchema,
+        index: TreeSize,
+        /** The entry's exact leaf bytes (PROTOCOL §15.1). */
+        leaf: BytesUpTo(MAX_LOG_LEAF_BYTES),
+        /** Its inclusion proof in the checkpoint's tree. */
+        proof: Type.Array(Bytes(32), { maxItems: 64 }),
+      },
+      strict,
+    ),
+    { maxItems: MAX_CHECKPOINT_ROUNDS },
+  ),
+  /** The log's key, certified by the server key (PROTOCOL §15.2). */
+  identity: Type.Optional(
+    Type.Object(
+      {
+        origin: Type.String({ minLength: 1, maxLength: 256 }),
+        verifierKey: Type.String({ minLength: 1, maxLength: 512 }),
+        signature: ServerSignature,
+      },
+      strict,
+    ),
+  ),
+});
+
 // ---- peer → server ---------------------------------------------------------------------------
 
 export const Join = message("join", {
@@ -277,6 +325,16 @@ export const Reveal = message("reveal", {
   envelope: EnvelopeSchema,
   signature: Bytes(64),
 });
+
+/** A witness's cosignature of the checkpoint of `size` it was sent (PROTOCOL §14.4, §15.5). */
+export const LogCosign = message("log.cosign", {
+  size: TreeSize,
+  /** The 4-byte key ID and the 72-byte cosignature/v1 signature (timestamp ‖ Ed25519). */
+  cosignature: Bytes(76),
+});
+
+/** The witness last cosigned another size than `old`: resend with a proof from `size`. */
+export const LogConflict = message("log.conflict", { size: TreeSize });
 
 export const AdminAuth = message("admin.auth", {
   /** Fresh from the admin client: the server's proof in `admin.ready` covers it. */
@@ -311,6 +369,7 @@ export const SCHEMAS = {
   "round.receipt": RoundReceipt,
   "round.closed": RoundClosed,
   error: ErrorMessage,
+  "log.checkpoint": LogCheckpoint,
   "admin.ready": AdminReady,
   "admin.round": AdminRoundResult,
   "admin.status.result": AdminStatusResult,
@@ -318,6 +377,8 @@ export const SCHEMAS = {
   join: Join,
   commit: Commit,
   reveal: Reveal,
+  "log.cosign": LogCosign,
+  "log.conflict": LogConflict,
   "admin.auth": AdminAuth,
   "admin.generate": AdminGenerate,
   "admin.status": AdminStatus,
@@ -342,15 +403,20 @@ function malformed(message: string): DkeygenError {
 
 /**
  * Decodes one frame. Throws FRAME_TOO_LARGE before parsing anything if the frame is over the
- * limit, MALFORMED_MESSAGE for anything that is not a valid message, VERSION_MISMATCH for a valid
- * frame of another protocol version. The error text names the offending field, never its value.
+ * limit (MAX_FRAME_BYTES, what a peer may send the server; a contributor reading the server's
+ * frames passes MAX_SERVER_FRAME_BYTES), MALFORMED_MESSAGE for anything that is not a valid
+ * message, VERSION_MISMATCH for a valid frame of another protocol version. The error text names
+ * the offending field, never its value.
  */
-export function decodeMessage(frame: string | Uint8Array): AnyMessage {
+export function decodeMessage(
+  frame: string | Uint8Array,
+  maxBytes: number = MAX_FRAME_BYTES,
+): AnyMessage {
   const size = typeof frame === "string" ? Buffer.byteLength(frame, "utf8") : frame.byteLength;
-  if (size > MAX_FRAME_BYTES) {
+  if (size > maxBytes) {
     throw new DkeygenError(
       ErrorCodes.FRAME_TOO_LARGE,
-      `The frame is ${size} bytes; the limit is ${MAX_FRAME_BYTES}.`,
+      `The frame is ${size} bytes; the limit is ${maxBytes}.`,
     );
   }
   let value: unknown;

@@ -9,7 +9,9 @@
  *                  admin.auth           admin
  *   joining        (nothing: the join   contributor
  *                  is being checked)
- *   contributor    commit, reveal       —
+ *   contributor    commit, reveal,      —
+ *                  log.cosign,
+ *                  log.conflict
  *   admin          admin.frame          —
  *   closed         (nothing)            —
  *
@@ -41,7 +43,7 @@ export const SESSION_TRANSITIONS: Readonly<Record<SessionState, readonly Session
 export const SESSION_ACCEPTS: Readonly<Record<SessionState, readonly MessageType[]>> = {
   handshake: ["join", "admin.auth"],
   joining: [],
-  contributor: ["commit", "reveal"],
+  contributor: ["commit", "reveal", "log.cosign", "log.conflict"],
   admin: ["admin.frame"],
   closed: [],
 };

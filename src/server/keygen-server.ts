@@ -8,6 +8,8 @@
  *   commit          round-runner.ts      a signed commitment to a contribution (commit phase)
  *   reveal          round-runner.ts      the committed, sealed secret phrase (reveal phase)
  *   admin.frame     admin-commands.ts    an authenticated admin command (generate, status)
+ *   log.cosign      witnessing.ts        a contributor's cosignature of a checkpoint
+ *   log.conflict    witnessing.ts        a contributor that last cosigned another size
  *
  * This file is the imperative shell: connections, the guard every handler runs in, the error
  * path, events. A peer's mistakes cost that peer only: every rejected message gets an `error`
@@ -36,6 +38,7 @@ import {
   type ServerEvent,
 } from "./server-context.js";
 import { TransparencyLog } from "./transparency-log.js";
+import { Witnessing } from "./witnessing.js";
 
 export { toPublicRecord } from "./public-record.js";
 export {
@@ -58,6 +61,7 @@ export class KeygenServer implements ServerContext {
   readonly #rounds: RoundRunner;
   /** The log of rounds, kept in the store (transparency-log.ts); the distribution server serves it. */
   readonly log: TransparencyLog;
+  readonly witnessing: Witnessing;
   #stopping = false;
 
   constructor(components: KeygenServerComponents, config: Partial<KeygenServerConfig> = {}) {
@@ -83,6 +87,12 @@ export class KeygenServer implements ServerContext {
         heartbeatMs,
       });
     this.log = new TransparencyLog(this.c.store, this.c.identity);
+    this.log.minCosignatures = this.config.minCosignatures;
+    this.witnessing = new Witnessing(this);
+    this.onEvent((e) => {
+      const peer = e.type === "contributor.joined" ? this.contributors.get(e.contributorId) : undefined;
+      if (peer) this.witnessing.joined(peer);
+    });
     this.#rounds = new RoundRunner(this);
   }
 
@@ -124,6 +134,7 @@ export class KeygenServer implements ServerContext {
   /** Fails running rounds and disconnects everyone. The caller closes listeners and the store. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.witnessing.stop();
     await this.#rounds.stop();
     for (const peer of this.#peers) {
       peer.connection.close(CloseCodes.GOING_AWAY, "server stopping");
@@ -307,6 +318,10 @@ export class KeygenServer implements ServerContext {
         return this.#rounds.commit(peer, msg);
       case "reveal":
         return this.#rounds.reveal(peer, msg);
+      case "log.cosign":
+        return this.witnessing.cosign(peer, msg);
+      case "log.conflict":
+        return this.witnessing.conflict(peer, msg);
       case "admin.frame":
         return handleAdminFrame(this, this.#adminServices, peer, msg);
       default:

@@ -27,6 +27,7 @@ export interface CompletedRound {
   owner?: string;
   subject?: string;
   onStored?: RoundRequest["onStored"];
+  onStoring?: RoundRequest["onStoring"];
   /** Each accepted reveal's envelope and content key, by contributor id; wiped here. */
   reveals: Map<string, RevealedEnvelope>;
 }
@@ -88,6 +89,7 @@ async function storeAndOpen(
   const puts: Promise<{ record: KeyRecord; commitment: Uint8Array }>[] = [];
   // Not awaited one by one: the store commits a batch of puts with one fsync.
   const put = (result: DerivedResult) => {
+    round.onStoring?.();
     const stored = store
       .put({
         purpose: round.purpose,

@@ -171,6 +171,7 @@ export class RoundRunner {
       ...(request.owner === undefined ? {} : { owner: request.owner }),
       ...(request.subject === undefined ? {} : { subject: request.subject }),
       ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
+      ...(request.onStoring === undefined ? {} : { onStoring: request.onStoring }),
       participants,
       roundKey: roundKey.privateKey,
       settle: () => {},
@@ -468,6 +469,7 @@ export class RoundRunner {
     }
 
     let records: KeyRecord[];
+    let index: number | undefined;
     try {
       const stored = await storeRoundResults(
         { store: ctx.c.store, batches: this.#batches },
@@ -478,7 +480,11 @@ export class RoundRunner {
       records = stored.records;
       // The entry is durable before anyone hears of the round: a result nobody can find in
       // the log is never handed out by this server.
-      await this.#logRound(round, closing("completed", outcome.accepted.length), stored.results);
+      index = await this.#logRound(
+        round,
+        closing("completed", outcome.accepted.length),
+        stored.results,
+      );
     } catch (error) {
       const message =
         "The round's result could not be derived or stored; nothing was acknowledged.";
@@ -490,6 +496,13 @@ export class RoundRunner {
       throw isDkeygenError(error) && error.code === ErrorCodes.INVALID_INPUT
         ? error
         : new DkeygenError(ErrorCodes.OPERATIONAL, message, { cause: error });
+    }
+    // Handed out only once witnesses cosigned a checkpoint that covers the entry (§15.5).
+    const revealMs = ctx.config.revealTimeoutMs ?? ctx.config.roundTimeoutMs;
+    if (index !== undefined && !(await ctx.witnessing.whenWitnessed(index, revealMs))) {
+      throw await this.#notWitnessed(roundId, records, () =>
+        notify(closing("completed", outcome.accepted.length, "result withdrawn: not witnessed")),
+      );
     }
     notify(closing("completed", outcome.accepted.length));
     ctx.c.logger.info(
@@ -513,18 +526,41 @@ export class RoundRunner {
   }
 
   /**
+   * A completed round whose entry no checkpoint with enough cosignatures covered in time: its
+   * records are consumed (never handed out, by the pool or anyone), participants get the closing
+   * the log holds, and the round fails with E_UNAVAILABLE.
+   */
+  async #notWitnessed(
+    roundId: string,
+    records: KeyRecord[],
+    notify: () => void,
+  ): Promise<DkeygenError> {
+    const ctx = this.#ctx;
+    const k = ctx.config.minCosignatures;
+    const message =
+      `Round ${roundId} was not witnessed: no checkpoint covering its log entry got ${k} ` +
+      `cosignature${k === 1 ? "" : "s"} in time; its results are withdrawn.`;
+    await Promise.all(records.map((r) => ctx.c.store.consume(r.id).catch(() => false)));
+    notify();
+    ctx.c.logger.error({ roundId, records: records.length }, message);
+    ctx.emit({ type: "round.failed", roundId, code: ErrorCodes.UNAVAILABLE, message });
+    return new DkeygenError(ErrorCodes.UNAVAILABLE, message);
+  }
+
+  /**
    * Appends a round's entry to the transparency log (protocol/log-entry.ts), if the round got as
    * far as a commit set: before one, nothing was revealed, and a round that failed then told the
-   * server nothing about its result. Rejects if the log could not take it (logged here).
+   * server nothing about its result. Resolves to its index; rejects if the log could not take it
+   * (logged here).
    */
   async #logRound(
     round: RunningRound,
     closed: MessageOf<"round.closed">,
     results: { recordId: string; commitment: Uint8Array }[] | undefined,
-  ): Promise<void> {
+  ): Promise<number | undefined> {
     const ctx = this.#ctx;
     const commits = round.commitsMessage;
-    if (commits === undefined) return;
+    if (commits === undefined) return undefined;
     const { roundId } = closed;
     try {
       const entry = roundEntryOf({
@@ -549,7 +585,9 @@ export class RoundRunner {
         ...(results === undefined ? {} : { results }),
         closedAt: new Date(ctx.c.clock()),
       });
-      const index = await ctx.log.append(encodeRoundEntry(entry), roundId);
+      const leaf = encodeRoundEntry(entry);
+      ctx.witnessing.expect(roundId, leaf, entry.commits.map((c) => c.contributorId));
+      const index = await ctx.log.append(leaf, roundId);
       ctx.c.logger.info({ roundId, index, outcome: closed.outcome }, "round logged");
       ctx.emit({
         type: "round.logged",
@@ -558,6 +596,7 @@ export class RoundRunner {
         index,
         size: ctx.log.size,
       });
+      return index;
     } catch (error) {
       ctx.c.logger.error(
         { roundId, err: describeError(error) },

@@ -19,6 +19,7 @@ import type { Connection } from "../transport/types.js";
 import type { ContributorRegistry } from "./enrollment.js";
 import type { ServerIdentity } from "./identity.js";
 import type { TransparencyLog } from "./transparency-log.js";
+import type { Witnessing } from "./witnessing.js";
 
 export interface KeygenServerConfig {
   /** Minimum accepted contributions for a round to succeed (at least 2). */
@@ -35,6 +36,11 @@ export interface KeygenServerConfig {
   handshakeTimeoutMs: number;
   /** A peer is disconnected after this many rejected messages. */
   maxPeerErrors: number;
+  /**
+   * Witness cosignatures a checkpoint needs before the results of rounds it covers are handed
+   * out, and before it is served (PROTOCOL §15.5); 0 turns witnessing off.
+   */
+  minCosignatures: number;
 }
 
 export const DEFAULT_SERVER_CONFIG: KeygenServerConfig = {
@@ -44,6 +50,7 @@ export const DEFAULT_SERVER_CONFIG: KeygenServerConfig = {
   heartbeatMs: HEARTBEAT_INTERVAL_MS,
   handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
   maxPeerErrors: 16,
+  minCosignatures: 1,
 };
 
 /** A registered requesting client as the key generation server needs it: its registration id. */
@@ -145,6 +152,11 @@ export interface RoundRequest {
    * pool keeps ready codes this way instead of decrypting what the store just encrypted).
    */
   onStored?: (record: KeyRecord, secretOutput: JsonObject) => void;
+  /**
+   * Told just before each result's record is put in the store, before it can be listed or
+   * claimed (the OTP pool counts the records of a round not yet witnessed, and never claims them).
+   */
+  onStoring?: () => void;
 }
 
 /**
@@ -183,6 +195,8 @@ export interface ServerContext {
   readonly stopping: boolean;
   /** The transparency log every round that reached a commit set is appended to. */
   readonly log: TransparencyLog;
+  /** Contributors witnessing the log: cosignatures, and the wait for them (witnessing.ts). */
+  readonly witnessing: Witnessing;
   send(peer: Peer, msg: AnyMessage): void;
   /** Answers a rejected message with an `error`, logs it, and closes the session if fatal. */
   reject(peer: Peer, error: unknown, context?: RejectContext, integrity?: boolean): void;

@@ -10,29 +10,35 @@
  */
 import { hkdfSync, type KeyObject } from "node:crypto";
 import { toBase64url } from "../crypto/base64url.js";
-import { lengthPrefixed } from "../crypto/canonical.js";
 import { serverSign } from "../crypto/server-signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
-import { PROTOCOL_VERSION } from "../protocol/version.js";
+import { logIdentitySignedData, logOriginOf } from "../protocol/witness.js";
 import type { KeyStore } from "../store/types.js";
 import { signCheckpoint } from "../tlog/checkpoint.js";
 import { MemoryHashStore } from "../tlog/hash-store.js";
 import { hashLeaf } from "../tlog/merkle.js";
+import { type NoteSignature, type NoteVerifier, parseNote, signNote } from "../tlog/note.js";
 import { ed25519NoteSigner } from "../tlog/note-keys.js";
 import { consistencyProof, inclusionProof, treeRoot } from "../tlog/prove.js";
 import type { ServerIdentity } from "./identity.js";
+
+export { logIdentitySignedData, logOriginOf };
 
 export const LOG_KEY_INFO = "dkeygen/v1/log-key";
 /** The extension line that carries the key store's chain head (§15.2). */
 export const STORE_HEAD_EXTENSION = "dkeygen-store-head";
 /** At most this many entries in one `entries` answer. */
 export const MAX_ENTRIES_PER_READ = 1000;
+/** Checkpoints (by size) kept for witnesses to cosign: the newest ones, and the one served. */
+export const CHECKPOINTS_KEPT = 64;
 
-/** The log's origin (its checkpoints' first line and its key's name) for a server fingerprint. */
-export function logOriginOf(serverFingerprint: string): string {
-  const digest = Buffer.from(serverFingerprint.slice("SHA256:".length), "base64");
-  return `dkeygen/${digest.subarray(0, 8).toString("hex")}`;
+/** A checkpoint the log signed, and the witnesses' cosignatures of it (by key name). */
+interface KeptCheckpoint {
+  note: string;
+  text: Uint8Array;
+  cosignatures: Map<string, NoteSignature>;
 }
+
 
 /** The log's 32-byte Ed25519 secret key, derived from the server's RSA private key. */
 export function deriveLogSecretKey(serverKey: KeyObject): Uint8Array {
@@ -44,20 +50,6 @@ export function deriveLogSecretKey(serverKey: KeyObject): Uint8Array {
   }
 }
 
-/** What the server key signs to certify the log key: LP("dkeygen/v1/log-identity", V, …). */
-export function logIdentitySignedData(
-  serverFingerprint: string,
-  origin: string,
-  verifierKey: string,
-): Uint8Array {
-  return lengthPrefixed(
-    "dkeygen/v1/log-identity",
-    String(PROTOCOL_VERSION),
-    serverFingerprint,
-    origin,
-    verifierKey,
-  );
-}
 
 /** GET /v1/log/identity: the server key, the log key, and the server key's signature binding them. */
 export interface LogIdentity {
@@ -79,6 +71,12 @@ export class TransparencyLog {
   /** Leaf hashes of entries made durable out of order, waiting for the ones before them. */
   readonly #early = new Map<number, { hash: Uint8Array; roundId: string }>();
   #checkpoint = "";
+  /** Recent checkpoints by size, with their cosignatures (PROTOCOL §15.5). */
+  readonly #kept = new Map<number, KeptCheckpoint>();
+  /** How many cosignatures a checkpoint needs to be served (0: the latest is served as is). */
+  #minCosignatures = 0;
+  /** The newest size whose checkpoint has at least #minCosignatures cosignatures. */
+  #witnessed: number | undefined;
   #loading: Promise<void> | undefined;
   #listeners = new Set<(checkpoint: string, size: number) => void>();
 
@@ -137,6 +135,77 @@ export class TransparencyLog {
     return this.#checkpoint;
   }
 
+  /** Cosignatures a checkpoint needs before `servedCheckpoint` hands it out (0: none). */
+  get minCosignatures(): number {
+    return this.#minCosignatures;
+  }
+
+  set minCosignatures(k: number) {
+    if (!Number.isSafeInteger(k) || k < 0) {
+      throw new TypeError("TransparencyLog: minCosignatures must be an integer ≥ 0");
+    }
+    this.#minCosignatures = k;
+  }
+
+  /** The log's signed checkpoint of `size` (without cosignatures), if it is still kept. */
+  checkpointAt(size: number): string | undefined {
+    return this.#kept.get(size)?.note;
+  }
+
+  /**
+   * Adds a witness's cosignature (`keyId` ‖ signature bytes as on a note line) of the checkpoint
+   * of `size`, replacing that witness's earlier one of the same size; resolves to how many
+   * cosignatures that checkpoint now has. Throws E_BAD_SIGNATURE when it does not verify under
+   * `verifier`, E_NOT_FOUND when that checkpoint is no longer kept.
+   */
+  addCosignature(size: number, verifier: NoteVerifier, signature: Uint8Array): number {
+    const kept = this.#kept.get(size);
+    if (kept === undefined) {
+      throw new DkeygenError(
+        ErrorCodes.NOT_FOUND,
+        `The checkpoint of size ${size} is not one the log still offers for cosigning.`,
+      );
+    }
+    if (!verifier.verify(kept.text, signature)) {
+      throw new DkeygenError(
+        ErrorCodes.BAD_SIGNATURE,
+        `The cosignature of the checkpoint of size ${size} does not verify.`,
+      );
+    }
+    kept.cosignatures.set(verifier.name, {
+      name: verifier.name,
+      keyId: verifier.keyId,
+      signature: new Uint8Array(signature),
+    });
+    const count = kept.cosignatures.size;
+    if (count >= this.#minCosignatures && size >= (this.#witnessed ?? -1)) this.#witnessed = size;
+    return count;
+  }
+
+  /** The newest size whose checkpoint has at least `minCosignatures` cosignatures, if any. */
+  get witnessedSize(): number | undefined {
+    return this.#minCosignatures === 0 ? this.size : this.#witnessed;
+  }
+
+  /** How many cosignatures the checkpoint of `size` has (0 when it is not kept). */
+  cosignatureCount(size: number): number {
+    return this.#kept.get(size)?.cosignatures.size ?? 0;
+  }
+
+  /**
+   * The checkpoint to serve (GET /v1/log/checkpoint): the newest with at least `minCosignatures`
+   * cosignatures, all of them on it; the latest as signed when that is 0. Undefined while no
+   * checkpoint has enough.
+   */
+  async servedCheckpoint(): Promise<string | undefined> {
+    await this.ready();
+    if (this.#minCosignatures === 0) return this.#checkpoint;
+    const kept = this.#witnessed === undefined ? undefined : this.#kept.get(this.#witnessed);
+    if (kept === undefined) return undefined;
+    const { text, signatures } = parseNote(kept.note);
+    return signNote(text, [], [...signatures, ...kept.cosignatures.values()]);
+  }
+
   identity(): LogIdentity {
     return { ...this.#identity };
   }
@@ -192,6 +261,19 @@ export class TransparencyLog {
     return consistencyProof(this.#hashes, from, to);
   }
 
+  /** Keeps a newly signed checkpoint for cosigning; forgets the oldest but the one served. */
+  #keep(size: number, note: string): void {
+    const text = new TextEncoder().encode(parseNote(note).text);
+    // Signed again (a restart, or nothing new): the same text, and its cosignatures still hold.
+    const before = this.#kept.get(size);
+    if (before !== undefined && Buffer.compare(before.text, text) === 0) return;
+    this.#kept.set(size, { note, text, cosignatures: new Map() });
+    for (const old of this.#kept.keys()) {
+      if (this.#kept.size <= CHECKPOINTS_KEPT) break;
+      if (old !== this.#witnessed) this.#kept.delete(old);
+    }
+  }
+
   #sign(): void {
     const size = this.#hashes.size;
     const chain = this.#store.chain;
@@ -204,6 +286,7 @@ export class TransparencyLog {
       },
       this.#signer,
     );
+    this.#keep(size, this.#checkpoint);
     for (const listener of this.#listeners) listener(this.#checkpoint, size);
   }
 }

@@ -187,6 +187,8 @@ export async function listenWs(options: WsListenOptions): Promise<Listener> {
 export interface WsDialOptions {
   /** Give up connecting after this long. */
   timeoutMs?: number;
+  /** The largest frame accepted from the server (default MAX_FRAME_BYTES). */
+  maxPayload?: number;
   /** wss:// only: trust only these CA certificates (PEM) instead of the system's. */
   ca?: string;
 }
@@ -200,7 +202,7 @@ export async function dialWs(
   options: WsDialOptions = {},
 ): Promise<Connection & { watchHeartbeat(intervalMs: number): void }> {
   const socket = new WebSocket(url, {
-    maxPayload: MAX_FRAME_BYTES,
+    maxPayload: options.maxPayload ?? MAX_FRAME_BYTES,
     perMessageDeflate: false,
     handshakeTimeout: options.timeoutMs ?? 10_000,
     ...(url.startsWith("wss:") ? tlsClientSettings(options.ca) : {}),

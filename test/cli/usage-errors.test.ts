@@ -107,6 +107,7 @@ function tables(): Record<string, Table> {
         "--commit-timeout": "soon",
         "--reveal-timeout": "soon",
         "--max-participants": "0",
+        "--min-cosignatures": "x",
         "--store-key-file": FREE,
         "--store-head": FREE,
         "--http-listen": "nohost",
@@ -148,6 +149,18 @@ function tables(): Record<string, Table> {
         "--generator": "nope",
         "--log-format": "xml",
         "--log-level": "verbose",
+      },
+    },
+    "contributor witness-key": {
+      base: ["--data-dir", D("contributor")],
+      rows: { "--data-dir": FREE }, // read (or made) to load the identity key
+    },
+    "contributor audit": {
+      base: ["--server", HTTP, "--data-dir", D("contributor")],
+      rows: {
+        "--server": "notaurl",
+        "--data-dir": FREE, // read after the checks: witness.test.ts
+        "--ca": "/any/ca.pem", // a CA for a plain http:// server
       },
     },
     generate: {

@@ -37,6 +37,9 @@ import {
   joinSignedData,
 } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
+import { witnessKeyName } from "../../src/protocol/witness.js";
+import { cosignatureSigner } from "../../src/tlog/cosignature.js";
+import { parseNote } from "../../src/tlog/note.js";
 import { issueEnrollmentToken } from "../../src/server/enrollment.js";
 import type { CloseInfo, Connection } from "../../src/transport/types.js";
 import { dialWs } from "../../src/transport/ws.js";
@@ -76,7 +79,7 @@ class Probe {
     this.connection = connection;
     connection.onFrame((frame) => {
       const message = decodeMessage(frame); // the server only ever sends valid messages
-      if (this.onRound && message.type.startsWith("round.")) {
+      if (this.onRound && (message.type.startsWith("round.") || message.type === "log.checkpoint")) {
         this.onRound(message);
         return;
       }
@@ -475,6 +478,19 @@ class FuzzContributor {
   readonly identity = generateKeyPairSync("ed25519");
   probe!: Probe;
   enrolled = false;
+  /** The size this witness last cosigned. */
+  cosigned = 0;
+
+  /** Its cosignature (key ID ‖ cosignature/v1) of a checkpoint note, base64url. */
+  cosign(note: string): string {
+    const id = contributorIdOf(this.raw);
+    const seed = Buffer.from(this.identity.privateKey.export({ format: "jwk" }).d!, "base64url");
+    const signer = cosignatureSigner(witnessKeyName(id), seed, () => 1_795_000_000);
+    const out = new Uint8Array(76);
+    new DataView(out.buffer).setUint32(0, signer.keyId);
+    out.set(signer.sign(new TextEncoder().encode(parseNote(note).text)), 4);
+    return toBase64url(out);
+  }
 
   get raw(): Uint8Array {
     return rawPublicKey(this.identity.publicKey);
@@ -503,6 +519,16 @@ class FuzzContributor {
         sendKept(buildReveal(this.asRawPeer(), { ...contribution, setHash }));
       } else if (message.type === "round.closed") {
         pending.delete(message.roundId);
+      } else if (message.type === "log.checkpoint") {
+        // A witness that cosigns whatever it is sent (the checks are witness.test.ts's), so the
+        // rounds here are witnessed and complete.
+        if (message.old !== this.cosigned) {
+          this.probe.send(JSON.stringify({ type: "log.conflict", v: V, size: this.cosigned }));
+          return;
+        }
+        const size = Number(message.checkpoint.split("\n")[1]);
+        this.cosigned = size;
+        this.probe.send(JSON.stringify({ type: "log.cosign", v: V, size, cosignature: this.cosign(message.checkpoint) }));
       }
     };
     const token = this.enrolled ? undefined : (await issueEnrollmentToken(dataDir)).token;
@@ -581,6 +607,11 @@ class FuzzContributor {
         commitment: b64(32),
         signature: b64(384),
       },
+      // A cosignature that does not verify, of a size that may or may not be offered.
+      { type: "log.cosign", v: V, size: 0, cosignature: b64(76) },
+      { type: "log.cosign", v: V, size: memory.server.log.size, cosignature: b64(76) },
+      // A conflict naming a larger tree than the log holds.
+      { type: "log.conflict", v: V, size: Number.MAX_SAFE_INTEGER },
     ];
   }
 }
@@ -599,6 +630,7 @@ test("every broken message from an enrolled contributor gets an error with a sta
           ? replays[which % replays.length]!
           : breakMessage(pick(peer.templates(), which), m);
       peer.probe.send(frame);
+      if (answeredWithCheckpoint(frame)) return; // a conflict it can act on: a checkpoint, no error
       const error = assertError(await peer.probe.next(), `contributor ${m.kind}`);
       if (error.fatal) assert.equal(await peer.probe.next(), "closed");
       await afterCase();
@@ -608,6 +640,16 @@ test("every broken message from an enrolled contributor gets an error with a sta
   peer.probe.connection.close(1000);
   reportFuzz("ws contributor", runs, started);
 });
+
+/** A log.conflict the server acts on (its size within the log): it resends, it does not refuse. */
+function answeredWithCheckpoint(frame: string): boolean {
+  try {
+    const message = decodeMessage(frame);
+    return message.type === "log.conflict" && message.size <= memory.server.log.size;
+  } catch {
+    return false;
+  }
+}
 
 // ---- an authenticated admin -------------------------------------------------------------------------
 

@@ -45,6 +45,13 @@ import {
   welcomeProofData,
 } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
+import { logIdentitySignedData, logOriginOf, witnessKeyName } from "../../src/protocol/witness.js";
+import { deriveLogSecretKey } from "../../src/server/transparency-log.js";
+import { signCheckpoint } from "../../src/tlog/checkpoint.js";
+import { cosignatureSigner, cosignedMessage } from "../../src/tlog/cosignature.js";
+import { hashLeaf } from "../../src/tlog/merkle.js";
+import { parseNote } from "../../src/tlog/note.js";
+import { ed25519NoteSigner } from "../../src/tlog/note-keys.js";
 import { REPO_ROOT } from "./paths.js";
 
 export const GOLDEN_DIR = join(REPO_ROOT, "test", "vectors", "dkeygen-wire");
@@ -263,6 +270,48 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     roundId,
     fatal: false,
   };
+  // The transparency log (§15.5): a checkpoint of a one-entry tree (the leaf here is fixed bytes,
+  // not a round's entry: the entry would carry round.open's randomized signature), signed by the
+  // log key derived from the server key; the contributor's cosignature of it at a fixed time.
+  const origin = logOriginOf(fingerprint);
+  const logSigner = ed25519NoteSigner(origin, deriveLogSecretKey(serverKey));
+  lp.logIdentity = logIdentitySignedData(fingerprint, origin, logSigner.verifierKey);
+  const note = signCheckpoint(
+    { origin, size: 1, rootHash: hashLeaf(bytes(16, 0xe0)), extensions: [] },
+    logSigner,
+  );
+  frames["log.checkpoint"] = {
+    type: "log.checkpoint",
+    v: V,
+    checkpoint: note,
+    old: 0,
+    consistency: [],
+    rounds: [],
+    identity: {
+      origin,
+      verifierKey: logSigner.verifierKey,
+      signature: toBase64url(serverSign(serverKey, lp.logIdentity)),
+    },
+  };
+  const cosignTime = 1_795_000_000;
+  const noteText = new TextEncoder().encode(parseNote(note).text);
+  lp.cosignature = cosignedMessage(noteText, cosignTime);
+  const witnessSeed = contributorKey.export({ format: "jwk" }).d!;
+  const witness = cosignatureSigner(
+    witnessKeyName(contributorId),
+    new Uint8Array(Buffer.from(witnessSeed, "base64url")),
+    () => cosignTime,
+  );
+  const cosignature = new Uint8Array(76);
+  new DataView(cosignature.buffer).setUint32(0, witness.keyId);
+  cosignature.set(witness.sign(noteText), 4);
+  frames["log.cosign"] = {
+    type: "log.cosign",
+    v: V,
+    size: 1,
+    cosignature: toBase64url(cosignature),
+  };
+  frames["log.conflict"] = { type: "log.conflict", v: V, size: 1 };
   lp.adminAuth = adminProofData(challenge, fingerprint, adminClientChallenge);
   frames["admin.auth"] = {
     type: "admin.auth",

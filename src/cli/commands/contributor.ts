@@ -1,18 +1,25 @@
-/** `dkeygen contributor`: runs a contributor that answers the server's rounds until interrupted. */
+/**
+ * `dkeygen contributor`: runs a contributor that answers the server's rounds (and witnesses its
+ * transparency log) until interrupted. `contributor witness-key` prints its witness verifier key;
+ * `contributor audit` re-checks what it witnessed against the log as served now.
+ */
 import { type Command, Option } from "commander";
 import { Contributor } from "../../client/contributor.js";
+import { auditContributor } from "../../client/contributor-audit.js";
 import { loadOrCreateContributorState } from "../../client/contributor-state.js";
 import { ENROLL_TOKEN_ENV, readEnrollmentToken } from "../../client/enrollment-token.js";
 import { EntropyPool, entropyFromFile } from "../../client/entropy.js";
 import { collectKeyboardEntropy } from "../../client/keyboard-entropy.js";
+import { createHttpCall } from "../../client/http-call.js";
 import { PinStore } from "../../client/pins.js";
+import { witnessIdentity } from "../../client/witness.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { PHRASE_GENERATOR_NAMES } from "../../crypto/phrase-generators.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { Interrupted } from "../exit-status.js";
+import { Interrupted, PrintedFailure } from "../exit-status.js";
 import { onUserPath } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
-import { makeLogger, printTable } from "../output.js";
+import { makeLogger, printJson, printTable } from "../output.js";
 import { nextStopSignal } from "../signals.js";
 
 interface ContributorFlags {
@@ -67,10 +74,13 @@ async function userEntropy(spec: EntropySpec): Promise<{ bytes: Uint8Array; sour
 }
 
 export function registerContributor(program: Command): void {
-  program
+  const contributor = program
     .command("contributor")
+    // Its own options come before a subcommand (witness-key, audit), which have their own.
+    .enablePositionalOptions()
     .description("run a contributor: answer every round with a signed, encrypted secret phrase")
-    .requiredOption("--server <url>", "the key generation server, e.g. ws://127.0.0.1:7420")
+    // Required, but checked in the action: commander would require it of the subcommands too.
+    .option("--server <url>", "the key generation server, e.g. ws://127.0.0.1:7420 (required)")
     .option("--data-dir <dir>", "contributor data folder (default: $DKEYGEN_HOME/contributor)")
     .option("--entropy <source>", "user randomness: os, keyboard, file:PATH or - (stdin)", "os")
     .option(
@@ -89,6 +99,12 @@ export function registerContributor(program: Command): void {
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .action(async (flags: ContributorFlags) => {
+      if (flags.server === undefined) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          "--server is required: the key generation server, e.g. ws://127.0.0.1:7420.",
+        );
+      }
       if (flags.token !== undefined) {
         throw new DkeygenError(
           ErrorCodes.USAGE,
@@ -172,6 +188,82 @@ export function registerContributor(program: Command): void {
         if (ended.signal === "SIGINT") throw new Interrupted();
       } finally {
         stopping.release();
+      }
+    });
+  registerWitnessKey(contributor);
+  registerContributorAudit(contributor);
+}
+
+/** `dkeygen contributor witness-key`: the contributor's witness verifier key (cosignature/v1). */
+function registerWitnessKey(contributor: Command): void {
+  contributor
+    .command("witness-key")
+    .description("print this contributor's witness verifier key (what cosignature checkers trust)")
+    .option("--data-dir <dir>", "contributor data folder (default: $DKEYGEN_HOME/contributor)")
+    .option("--json", "print {name, verifierKey, contributorId} as JSON")
+    .action(async (flags: { dataDir?: string; json?: boolean }) => {
+      const dataDir = dataDirOption(flags.dataDir, "contributor");
+      const state = await onUserPath("--data-dir", dataDir, "folder", () =>
+        loadOrCreateContributorState(dataDir),
+      );
+      const { name, verifierKey } = witnessIdentity(state);
+      if (flags.json) printJson({ name, verifierKey, contributorId: state.contributorId });
+      else process.stdout.write(`${verifierKey}\n`);
+    });
+}
+
+/** `dkeygen contributor audit`: re-checks every recorded receipt against the served log. */
+function registerContributorAudit(contributor: Command): void {
+  contributor
+    .command("audit")
+    .description(
+      "re-check what this contributor witnessed: the log extends the checkpoint it cosigned and still holds each round it has a receipt for",
+    )
+    .requiredOption("--server <url>", "the distribution server's URL (http:// or https://)")
+    .option("--data-dir <dir>", "contributor data folder (default: $DKEYGEN_HOME/contributor)")
+    .option("--ca <file>", "https:// only: trust only this CA's PEM certificate(s) for the server")
+    .option("--json", "print the report as JSON")
+    .action(async (flags: { server: string; dataDir?: string; ca?: string; json?: boolean }) => {
+      if (!/^https?:\/\//.test(flags.server)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--server wants an http:// or https:// URL; got "${flags.server}".`,
+        );
+      }
+      const ca = await onUserPath("--ca", flags.ca ?? "", "read", () =>
+        caOption(flags.ca, flags.server),
+      );
+      const dataDir = dataDirOption(flags.dataDir, "contributor");
+      const report = await auditContributor(
+        dataDir,
+        flags.server,
+        createHttpCall({
+          maxResponseBytes: 4 * 1024 * 1024,
+          ...(ca === undefined ? {} : { ca }),
+        }),
+      );
+      if (flags.json) {
+        printJson(report);
+      } else {
+        printTable([
+          ["log", report.origin],
+          ["served checkpoint", `size ${report.checkpoint.size}`],
+          ["cosigned checkpoint", `size ${report.witnessed.size}`],
+          ["receipts", String(report.receipts)],
+          ["result", report.ok ? "ok" : `${report.failures.length} failure(s)`],
+        ]);
+        for (const f of report.failures) {
+          const at = f.roundId === undefined ? "" : `round ${f.roundId} (entry ${f.index}): `;
+          process.stdout.write(`FAIL ${at}${f.message}\n`);
+        }
+      }
+      if (!report.ok) {
+        throw new PrintedFailure(
+          new DkeygenError(
+            ErrorCodes.BAD_SIGNATURE,
+            `The log does not hold what this contributor witnessed (${report.failures.length} failure(s)).`,
+          ),
+        );
       }
     });
 }

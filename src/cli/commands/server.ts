@@ -16,6 +16,7 @@ interface ServerFlags {
   commitTimeout?: string;
   revealTimeout?: string;
   maxParticipants: string;
+  minCosignatures: string;
   storeKeyFile?: string;
   storeHead?: string;
   acceptStoreRollback?: boolean;
@@ -66,6 +67,11 @@ export function registerServer(program: Command): void {
       "how long a round waits for the committed contributions (default: --round-timeout)",
     )
     .option("--max-participants <n>", "most contributors invited to one round (2 to 256)", "256")
+    .option(
+      "--min-cosignatures <k>",
+      "witness cosignatures a checkpoint needs before the results it covers are handed out (0: no witnessing)",
+      "1",
+    )
     .option("--store-key-file <file>", "key store key file (default: <data-dir>/store.key)")
     .option(
       "--store-head <file>",
@@ -168,6 +174,7 @@ export function registerServer(program: Command): void {
             ? {}
             : { revealTimeoutMs: parseDuration(flags.revealTimeout, "--reveal-timeout") }),
           maxParticipants: parsePositiveInt(flags.maxParticipants, "--max-participants", 2, 256),
+          minCosignatures: parsePositiveInt(flags.minCosignatures, "--min-cosignatures", 0, 256),
         },
         http:
           http === undefined

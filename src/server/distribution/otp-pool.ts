@@ -7,6 +7,14 @@
  * tried, nothing is logged as failed); `contributorsChanged()` starts one as soon as they are. When the pool is empty a request waits for the refill in flight
  * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
  *
+ * A refill's round hands its records out only once witnesses have cosigned a checkpoint covering
+ * its log entry (PROTOCOL §15.5), but the store makes each record claimable as soon as it is
+ * stored. So while a refill's round runs, the pool counts the records it has stored (`#held`:
+ * always the newest poolable records, since refills are single-flight and only the pool makes
+ * poolable records) and claims only while an older, released one is left: claims take the oldest
+ * record, so they never reach a held one. A round that is not witnessed consumes its records
+ * before it fails, so none of them is ever handed out.
+ *
  * The pool also keeps the codes of the OTPs its refills made ready in memory (handed over by the
  * round as each record is stored), so handing one out does not decrypt and parse its stored secret
  * on the request path. The codes never leave the process except sealed to a requester; OTPs made
@@ -63,6 +71,12 @@ export class OtpPool {
   readonly #codes = new Map<string, string>();
   /** While a refill runs: ids claimed without a code in #codes, which it must not add. */
   readonly #taken = new Set<string>();
+  /** Records the refill's round in flight has put in the store: not witnessed, not claimable. */
+  #held = 0;
+  /** Moves whenever `#held` is reset (released or withdrawn): a count read before is stale. */
+  #heldEpoch = 0;
+  /** Claims decided so far (the store decides a claim when claimNext is called). */
+  #claims = 0;
 
   constructor(options: OtpPoolOptions) {
     this.#o = {
@@ -155,15 +169,24 @@ export class OtpPool {
           return;
         }
         const count = Math.min(missing, MAX_BATCH);
-        await this.#o.rounds.runBatchRound({
-          purpose: OTP_PURPOSE,
-          params: { digits: this.#o.digits },
-          count,
-          onStored: (record, output) => {
-            // Claimed already (between its write and this): that claim read the code itself.
-            if (!this.#taken.has(record.id)) this.#codes.set(record.id, String(output.code));
-          },
-        });
+        try {
+          await this.#o.rounds.runBatchRound({
+            purpose: OTP_PURPOSE,
+            params: { digits: this.#o.digits },
+            count,
+            onStoring: () => {
+              this.#held++;
+            },
+            onStored: (record, output) => {
+              // Claimed already (between its write and this): that claim read the code itself.
+              if (!this.#taken.has(record.id)) this.#codes.set(record.id, String(output.code));
+            },
+          });
+        } finally {
+          // Witnessed (released), or failed (a round not witnessed consumed its records first).
+          this.#held = 0;
+          this.#heldEpoch++;
+        }
         this.#o.logger.debug({ added: count }, "OTP pool refilled");
       }
       this.#lastError = undefined;
@@ -184,8 +207,31 @@ export class OtpPool {
    * Claims a ready OTP for `claim`. If none is ready, waits up to `waitMs` for a refill, then
    * throws E_UNAVAILABLE with a Retry-After.
    */
+  /**
+   * Claims the oldest poolable record unless that could be one the refill in flight holds: with
+   * records held, only while the store has more unclaimed records than that.
+   */
+  async #claimReleased(claim: ClaimInput): Promise<KeyRecord | undefined> {
+    for (;;) {
+      if (this.#held === 0) {
+        this.#claims++;
+        return this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
+      }
+      const epoch = this.#heldEpoch;
+      const held = this.#held;
+      const claims = this.#claims;
+      // Counted now (held and the store agree at this instant: `held` moves before each put).
+      const unclaimed = await this.#o.store.countUnclaimed(OTP_PURPOSE);
+      if (epoch !== this.#heldEpoch) continue; // released or withdrawn meanwhile: count again
+      // Claims decided since the count took records it still counted.
+      if (unclaimed - held - (this.#claims - claims) <= 0) return undefined;
+      this.#claims++;
+      return this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
+    }
+  }
+
   async claim(claim: ClaimInput, waitMs: number): Promise<ClaimedOtp> {
-    let record = await this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
+    let record = await this.#claimReleased(claim);
     if (!record && waitMs > 0) {
       // Wait for refills until one leaves an OTP for this request or the time is up. (A refill
       // that was already finishing when this request arrived may have been sized without it.)
@@ -202,7 +248,7 @@ export class OtpPool {
         while (!record && !timedOut && !this.#stopped) {
           const refill = this.refill();
           await Promise.race([refill, timeout]);
-          record = await this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
+          record = await this.#claimReleased(claim);
           // A refill that failed (no contributors, say) is not retried here at once.
           if (!record && this.#lastError !== undefined) break;
         }

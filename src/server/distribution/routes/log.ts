@@ -67,15 +67,25 @@ export function registerLogRoutes(app: FastifyInstance, log: TransparencyLog): v
   app.get(
     "/v1/log/checkpoint",
     route(
-      "The log's latest signed checkpoint (a C2SP signed note).",
+      "The log's newest checkpoint with enough witness cosignatures (a C2SP signed note).",
       answers({
-        ok: [LogText, "The latest checkpoint: origin, size, root hash, extensions; signed."],
+        ok: [
+          LogText,
+          "The newest checkpoint with at least --min-cosignatures cosignatures, all of them on it (the latest when 0): origin, size, root hash, extensions; signed.",
+        ],
         text: true,
         cache: GROWS,
       }),
     ),
     async (_request, reply) => {
-      const note = await log.checkpoint();
+      const note = await log.servedCheckpoint();
+      if (note === undefined) {
+        throw new DkeygenError(
+          ErrorCodes.UNAVAILABLE,
+          `No checkpoint has ${log.minCosignatures} witness cosignature${log.minCosignatures === 1 ? "" : "s"} yet.`,
+          { retryAfterSeconds: 5 },
+        );
+      }
       cache(reply, false).type(TEXT);
       return note;
     },
