@@ -37,8 +37,9 @@ const ALLOWED: Record<string, string[]> = {
   ],
   client: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "transport", "tlog"],
   // The log auditor: checks what a server publishes with the server's own formats (its log's
-  // origin and identity layout come from server/transparency-log.ts), never its state.
-  audit: [...SHARED, "crypto", "protocol", "tlog", "server"],
+  // origin and identity layout come from server/transparency-log.ts), never its state; a record's
+  // audit re-runs the record's derivation.
+  audit: [...SHARED, "crypto", "derive", "protocol", "tlog", "server"],
   cli: [
     ...SHARED,
     "logging",
