@@ -25,7 +25,10 @@ export function buildProgram(): Command {
     .description(
       "decentralised key generator: keys and one-time passwords that no single party chose",
     )
-    .version("0.1.0");
+    .version("0.1.0")
+    // A command's options come before its subcommand's: `contributor --server WS` and
+    // `contributor audit --server HTTP` each get their own.
+    .enablePositionalOptions();
   registerServer(program);
   registerEnroll(program);
   registerContributor(program);

@@ -6,16 +6,25 @@
  * refused with a stable code and does not count; K = 0 turns witnessing off.
  */
 import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fromBase64url, toBase64url } from "../../src/crypto/base64url.js";
+import { randomBytes } from "node:crypto";
+import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { witnessKeyName } from "../../src/protocol/witness.js";
 import { readReceipts, readWitnessState, witnessIdentity } from "../../src/client/witness.js";
 import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
 import { openCheckpoint } from "../../src/tlog/checkpoint.js";
-import { cosignatureVerifier, cosignaturesOf } from "../../src/tlog/cosignature.js";
+import { contributorIdOf } from "../../src/protocol/identity.js";
+import { witnessVerifierKey } from "../../src/server/witnessing.js";
+import {
+  cosignatureSigner,
+  cosignatureVerifier,
+  cosignaturesOf,
+} from "../../src/tlog/cosignature.js";
+import { parseNote } from "../../src/tlog/note.js";
 import { ed25519NoteVerifier } from "../../src/tlog/note-keys.js";
 import {
   commitAndReveal,
@@ -25,6 +34,7 @@ import {
   type TestServer,
   waitFor,
 } from "../helpers/ceremony.js";
+import { runCli } from "../helpers/cli.js";
 import { http } from "../helpers/distribution.js";
 
 async function served(server: TestServer) {
@@ -70,6 +80,137 @@ test("contributors cosign the checkpoint covering their round; the served one ca
       assert.equal(receipts[0]!.roundId, record.roundId);
       assert.equal(receipts[0]!.index, server.server.log.indexOf(record.roundId));
     }
+
+    // `contributor audit` re-checks the receipts against the served log: ok, exit 0 …
+    const dataDir = contributors[0]!.dataDir;
+    const audit = () =>
+      runCli(["contributor", "audit", "--server", server.httpUrl!, "--data-dir", dataDir, "--json"]);
+    const passed = await audit();
+    assert.equal(passed.status, 0, passed.stderr + passed.stdout);
+    const report = JSON.parse(passed.stdout);
+    assert.equal(report.ok, true);
+    assert.equal(report.receipts, 1);
+    // … and a receipt the log does not hold (its leaf hash changed) fails it: exit 1, named.
+    const file = join(dataDir, "log-receipts.jsonl");
+    const receipt = JSON.parse(await readFile(file, "utf8"));
+    await writeFile(
+      file,
+      `${JSON.stringify({ ...receipt, leafHash: Buffer.alloc(32, 7).toString("base64") })}\n`,
+    );
+    const failed = await audit();
+    assert.equal(failed.status, 1, failed.stderr + failed.stdout);
+    const bad = JSON.parse(failed.stdout);
+    assert.equal(bad.ok, false);
+    assert.equal(bad.failures[0].roundId, record.roundId);
+    assert.match(bad.failures[0].message, /not the one this contributor checked/);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test("a cosignature that does not verify is refused with E_BAD_SIGNATURE and does not count; a valid one does", async () => {
+  const server = await startTestServer({ quorum: 2, minCosignatures: 1 });
+  try {
+    const peer = await enrolledRawPeer(server);
+    const sent = await peer.next("log.checkpoint");
+    assert.equal(sent.old, 0);
+    const log = server.server.log;
+    const size = Number(sent.checkpoint.split("\n")[1]);
+    assert.equal((await served(server)).status, 503, "no checkpoint has a cosignature yet");
+    const id = contributorIdOf(peer.contributorIdentity);
+    const signer = cosignatureSigner(
+      witnessKeyName(id),
+      new Uint8Array(
+        Buffer.from(peer.identity.privateKey.export({ format: "jwk" }).d!, "base64url"),
+      ),
+      () => 1_795_000_000,
+    );
+    const cosignature = (text: string) => {
+      const out = new Uint8Array(76);
+      new DataView(out.buffer).setUint32(0, signer.keyId);
+      out.set(signer.sign(new TextEncoder().encode(text)), 4);
+      return toBase64url(out);
+    };
+    const text = parseNote(sent.checkpoint).text;
+    const refused = async (frame: object, code: string) => {
+      peer.send({ type: "log.cosign", v: PROTOCOL_VERSION, ...frame });
+      const error = await peer.next("error");
+      assert.equal(error.code, code, error.message);
+      assert.equal(error.fatal, false);
+      assert.equal(log.cosignatureCount(size), 0);
+    };
+    await refused({ size, cosignature: toBase64url(randomBytes(76)) }, ErrorCodes.BAD_SIGNATURE);
+    await refused({ size, cosignature: cosignature(`${text}x\n`) }, ErrorCodes.BAD_SIGNATURE);
+    await refused({ size: size + 5, cosignature: cosignature(text) }, ErrorCodes.NOT_FOUND);
+    peer.send({ type: "log.cosign", v: PROTOCOL_VERSION, size, cosignature: cosignature(text) });
+    await waitFor(() => log.cosignatureCount(size) === 1 || undefined, 5000, "the cosignature");
+    const answer = await served(server);
+    assert.equal(answer.status, 200);
+    const vkey = witnessVerifierKey(id, peer.contributorIdentity);
+    assert.equal(openServed(server, answer.text, [vkey]).cosignatures.length, 1);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test("with K = 2 and one witness a round is not witnessed: it fails E_UNAVAILABLE, its records are consumed, and the pool hands none out", async () => {
+  const server = await startTestServer(
+    { quorum: 1, minCosignatures: 2, roundTimeoutMs: 1000 },
+    { allowQuorumOfOne: true, otpPool: 3 },
+  );
+  try {
+    const [witness] = await startContributors(server, 1);
+    const admin = await server.admin();
+    await assert.rejects(admin.generate("totp", {}), (error: unknown) => {
+      assert.ok(isDkeygenError(error, ErrorCodes.UNAVAILABLE), String(error));
+      assert.match((error as Error).message, /not witnessed/);
+      return true;
+    });
+    admin.close();
+    const store = server.server.c.store;
+    // The pool's refill rounds fail the same way; none of their records can be claimed.
+    await waitFor(
+      () => server.log.text().includes("OTP pool refill failed") || undefined,
+      10_000,
+      "a failed refill",
+    );
+    const otps = await store.list({ purpose: "otp" });
+    assert.ok(otps.length >= 3, "the refill stored its records");
+    assert.ok(otps.every((r) => r.consumedAt !== undefined && r.claim === undefined));
+    assert.equal(await store.countUnclaimed("otp"), 0);
+    const totp = await store.list({ purpose: "totp" });
+    assert.ok(totp.every((r) => r.consumedAt !== undefined));
+    // The witness did cosign: one cosignature, not two.
+    const log = server.server.log;
+    assert.ok(witness && log.cosignatureCount(log.size) <= 1);
+    assert.equal((await served(server)).status, 503);
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test("with K = 0 there is no witnessing: no log.checkpoint is sent, rounds complete, the latest checkpoint is served as signed", async () => {
+  const server = await startTestServer({ quorum: 2, minCosignatures: 0, roundTimeoutMs: 2000 });
+  try {
+    const peers = [await enrolledRawPeer(server), await enrolledRawPeer(server)];
+    const admin = await server.admin();
+    const pending = admin.generate("otp", {});
+    await Promise.all(
+      peers.map(async (p) => commitAndReveal(p, await p.next("round.open"))),
+    );
+    const record = await pending;
+    admin.close();
+    await peers[0]!.next("round.closed");
+    assert.ok(peers.every((p) => !p.received.some((m) => m.type === "log.checkpoint")));
+    const answer = await served(server);
+    assert.equal(answer.status, 200);
+    const { checkpoint, note } = openServed(server, answer.text, []);
+    assert.equal(checkpoint.size, server.server.log.indexOf(record.roundId)! + 1);
+    assert.equal(note.verified.length, 1);
+    assert.equal(note.unverified.length, 0);
+    // A cosignature is not asked for, so it is not expected.
+    peers[0]!.send({ type: "log.cosign", v: PROTOCOL_VERSION, size: 1, cosignature: toBase64url(randomBytes(76)) });
+    assert.equal((await peers[0]!.next("error")).code, ErrorCodes.UNEXPECTED_MESSAGE);
   } finally {
     await server.cleanup();
   }
