@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { registerAudit } from "./commands/audit.js";
 import { registerContributor } from "./commands/contributor.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDerive } from "./commands/derive.js";
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerTotp(program);
   registerKey(program);
   registerSign(program);
+  registerAudit(program);
   registerDemo(program);
   const override = (command: Command) => {
     // main prints a usage error, once, as one line (or the --json document).

@@ -301,6 +301,21 @@ function tables(): Record<string, Table> {
         "--out": FREE, // a new file: derivation-export-cli.test.ts
       },
     },
+    "audit log": {
+      base: ["--server", HTTP],
+      rows: {
+        "--server": "notaurl",
+        // --file and --server together: one log at a time.
+        "--file": { argv: ["--server", HTTP, "--file", D("log.json")] },
+        "--ca": "/any/ca.pem", // a CA for a plain http:// server
+        "--server-fingerprint": "SHA256:short",
+        "--witness": "not-a-vkey",
+        "--min-cosignatures": "1", // without a --witness to count
+        "--since": FREE, // a file read after the checks: audit-log.test.ts
+        "--save": D("no-such-folder/seen.checkpoint"),
+        "--export": D("no-such-folder/log.json"),
+      },
+    },
     sign: {
       base: ["--key", D("key.pem"), "--message", "hi", "--nonce", HEX64],
       rows: {
