@@ -38,7 +38,8 @@ const checkpoints = new Map<number, Checkpoint>();
 const ROUNDS = 3;
 
 before(async () => {
-  server = await startTestServer({ quorum: 2 });
+  // The checkpoint served as signed (witnessed checkpoints: test/ceremony/witness.test.ts).
+  server = await startTestServer({ quorum: 2, minCosignatures: 0 });
   await startContributors(server, 2);
 });
 after(() => server?.cleanup());

@@ -12,6 +12,7 @@ import type { RoundRequest } from "../../src/server/keygen-server.js";
 import { decodeStoredSecret, encodeStoredSecret } from "../../src/server/stored-secret.js";
 import { MemoryKeyStore } from "../../src/store/memory.js";
 import type { KeyRecord, KeyStore } from "../../src/store/types.js";
+import { fresh } from "../helpers/key-store-file.js";
 
 /** Stands in for the key generation server's batch rounds: stores `count` OTP records. */
 function roundsInto(store: KeyStore) {
@@ -111,3 +112,79 @@ test("every claimed OTP comes with the code stored for it: handed over by the re
     await store.close();
   }
 });
+
+/**
+ * A refill's round that stores its records, then waits for the test to say whether it was
+ * witnessed (PROTOCOL §15.5): released, or withdrawn (consumed, as the round runner does).
+ */
+function heldRounds(store: KeyStore) {
+  let finish: ((witnessed: boolean) => void) | undefined;
+  const stored: KeyRecord[] = [];
+  return {
+    stored,
+    finish: (witnessed: boolean) => finish!(witnessed),
+    get waiting() {
+      return finish !== undefined;
+    },
+    async runBatchRound(request: RoundRequest): Promise<KeyRecord[]> {
+      const count = request.count ?? 1;
+      const records: KeyRecord[] = [];
+      for (let index = 0; index < count; index++) {
+        const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
+        request.onStoring?.();
+        const record = await putOtp(store, index, count, code);
+        request.onStored?.(record, { code });
+        records.push(record);
+      }
+      stored.push(...records);
+      const witnessed = await new Promise<boolean>((resolve) => {
+        finish = resolve;
+      });
+      finish = undefined;
+      if (witnessed) return records;
+      for (const r of records) await store.consume(r.id);
+      throw new Error("not witnessed");
+    },
+  };
+}
+
+for (const kind of ["memory", "file"] as const) {
+  test(`(${kind} store) a claim never takes a record of a refill whose round is not yet witnessed; one not witnessed is never handed out`, async () => {
+    const file = kind === "file" ? await fresh() : undefined;
+    const store: KeyStore = file ? file.make() : new MemoryKeyStore();
+    await store.open();
+    try {
+      // Two released OTPs from before, then a refill of 4 that waits to be witnessed.
+      const before = [await putOtp(store), await putOtp(store)];
+      const rounds = heldRounds(store);
+      const pool = new OtpPool({ store, rounds, size: 6, digits: 6, logger: silentLogger });
+      const refill = pool.refill();
+      while (!rounds.waiting) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(rounds.stored.length, 4);
+      // Many claims at once: only the two released records go out, the rest wait and give up.
+      const claims = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, n) => pool.claim(claimFor(n), 50)),
+      );
+      const got = claims.flatMap((c) => (c.status === "fulfilled" ? [c.value.record.id] : []));
+      assert.deepEqual(got.sort(), before.map((r) => r.id).sort());
+      // Not witnessed: its records are consumed, and never handed out.
+      rounds.finish(false);
+      await refill;
+      assert.equal(await store.countUnclaimed("otp"), 0);
+      await assert.rejects(pool.claim(claimFor(10), 0), /No OTP is ready/);
+      // The next refill is witnessed: its records are released to claims.
+      const next = pool.refill();
+      while (!rounds.waiting) await new Promise((r) => setTimeout(r, 5));
+      await assert.rejects(pool.claim(claimFor(11), 0), /No OTP is ready/);
+      rounds.finish(true);
+      await next;
+      const released = await pool.claim(claimFor(12), 0);
+      assert.ok(rounds.stored.slice(4).some((r) => r.id === released.record.id));
+      assert.equal(released.code, await storedCode(store, released.record.id));
+      await pool.stop();
+    } finally {
+      await store.close();
+      await file?.remove();
+    }
+  });
+}

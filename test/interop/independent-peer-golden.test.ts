@@ -179,6 +179,12 @@ describe("the independent peer against the golden wire frames", () => {
       envelope,
     );
     const setHash = peer.commitSetHash(ids.roundId, serverFingerprint, commits.commits);
+    const logIdentity = frame("log.checkpoint").identity as { origin: string; verifierKey: string };
+    const checkpointNote = frame("log.checkpoint").checkpoint as string;
+    const cosignTime = Buffer.from(
+      frame("log.cosign").cosignature as string,
+      "base64url",
+    ).readBigUInt64BE(4);
     const built: Record<string, Buffer> = {
       join: peer.joinData({
         challenge: hex("challenge"),
@@ -230,6 +236,18 @@ describe("the independent peer against the golden wire frames", () => {
         0,
         JSON.parse(golden.frames["admin.frame (admin.generate, seq 0)"]!).body,
       ),
+      // The log's identity (§15.2) and a cosignature's message (§14.4), from the log frames.
+      logIdentity: peer.lp(
+        "dkeygen/v1/log-identity",
+        String(peer.VERSION),
+        serverFingerprint,
+        logIdentity.origin,
+        logIdentity.verifierKey,
+      ),
+      cosignature: Buffer.concat([
+        Buffer.from(`cosignature/v1\ntime ${cosignTime}\n`),
+        Buffer.from(checkpointNote.slice(0, checkpointNote.lastIndexOf("\n\n") + 1)),
+      ]),
       secretPhraseInput: peer.lp(
         "dkeygen/v1/secret-phrase",
         inputs.roundId!,

@@ -244,6 +244,10 @@ describe("an independent implementation written from docs/PROTOCOL.md", {
         "off",
         "--otp-pool",
         "0",
+        // The independent peer does not witness the log (PROTOCOL §15.5): rounds need no
+        // cosignature here.
+        "--min-cosignatures",
+        "0",
         "--round-timeout",
         "3s",
         "--log-format",

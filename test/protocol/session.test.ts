@@ -40,7 +40,7 @@ test("each state accepts exactly the messages of its table, and nothing from a c
   const expected: Record<SessionState, MessageType[]> = {
     handshake: ["join", "admin.auth"],
     joining: [],
-    contributor: ["commit", "reveal"],
+    contributor: ["commit", "reveal", "log.cosign", "log.conflict"],
     admin: ["admin.frame"],
     closed: [],
   };
@@ -111,7 +111,7 @@ test("a contributor expects hello, then welcome, then round messages; errors at 
   machine.transition("ready");
   assert.equal(
     accepted("ready"),
-    "error,round.closed,round.commits,round.open,round.receipt@ready",
+    "error,log.checkpoint,round.closed,round.commits,round.open,round.receipt@ready",
   );
   assert.throws(() => machine.transition("hello"), /illegal/);
   machine.transition("closed");
