@@ -187,7 +187,7 @@ async function checkFlags(flags: AuditLogFlags): Promise<number> {
 }
 
 /** Where the published log comes from. */
-interface LogSource {
+export interface LogSource {
   identity(): Promise<unknown>;
   checkpoint(): Promise<string>;
   leaves(size: number): AsyncIterable<Uint8Array[]>;
@@ -216,7 +216,7 @@ async function fileSource(path: string): Promise<LogSource> {
 }
 
 /** The log routes of a distribution server (PROTOCOL §15.3), over HTTP(S) as http-call.ts does. */
-async function serverSource(url: string, ca: string | undefined): Promise<LogSource> {
+export async function serverSource(url: string, ca: string | undefined): Promise<LogSource> {
   const base = url.replace(/\/+$/, "");
   const small = createHttpCall({ ...(ca === undefined ? {} : { ca }), timeoutMs: 30_000 });
   const large: HttpCall = createHttpCall({

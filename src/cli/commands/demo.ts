@@ -6,16 +6,20 @@
  * verifies it (once). Every step is shown as it happens, and the demo checks that the OTP
  * delivered is the one the round stored. Exits 0 when all of it worked; `--keep` keeps the folder.
  */
+
+import type { KeyObject } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
+import { type AuditReport, auditLog } from "../../audit/log-audit.js";
 import { Contributor } from "../../client/contributor.js";
 import { loadOrCreateContributorState } from "../../client/contributor-state.js";
 import { EntropyPool } from "../../client/entropy.js";
 import { PinStore } from "../../client/pins.js";
 import { RequesterClient } from "../../client/requester.js";
 import { loadOrCreateRequesterKeys } from "../../client/requester-state.js";
+import { witnessIdentity } from "../../client/witness.js";
 import { Secret } from "../../crypto/secret.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { silentLogger } from "../../logging.js";
@@ -23,6 +27,7 @@ import { issueEnrollmentToken } from "../../server/enrollment.js";
 import { addRequester } from "../../server/requesters.js";
 import { startServer } from "../../server/runtime.js";
 import type { KeyRecord } from "../../store/types.js";
+import { serverSource } from "./audit.js";
 
 /** Three contributors, each with another secret phrase generator from the registry. */
 const CONTRIBUTORS = [
@@ -40,6 +45,7 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
   const root = await mkdtemp(join(tmpdir(), "dkeygen-demo-"));
   const serverDir = join(root, "server");
   const contributors: Contributor[] = [];
+  const contributorStates: { contributorId: string; publicKey: KeyObject }[] = [];
   let running: Awaited<ReturnType<typeof startServer>> | undefined;
   say("dkeygen demo: one OTP, from a round with three contributors to its verification");
   say(
@@ -131,6 +137,7 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
         reconnect: false,
       });
       await contributor.start();
+      contributorStates.push(state);
       names.set(state.contributorId, name);
       contributors.push(contributor);
       say(`    ${name.padEnd(6)} ${state.contributorId}  generator ${state.generator.name}`);
@@ -174,6 +181,7 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
     if (!first.valid || second.valid || first.otpId !== stored.id) {
       throw new DkeygenError(ErrorCodes.OPERATIONAL, "The demo's OTP did not verify exactly once.");
     }
+    await auditTheLog(say, running, contributorStates);
     say(`\ndone in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return stored;
   } finally {
@@ -182,6 +190,52 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
     if (!options.keep) await rm(root, { recursive: true, force: true });
     else say(`kept ${root} (the server's data folder, the contributors' and webapp's)`);
   }
+}
+
+/**
+ * Step 8: what anyone can do without trusting the server: fetch the public log, check the server
+ * key's certificate of the log key, the checkpoint and the contributors' cosignatures (they
+ * witness the log), recompute the tree and verify every entry's signatures (audit/log-audit.ts).
+ */
+async function auditTheLog(
+  say: (line: string) => void,
+  running: Awaited<ReturnType<typeof startServer>>,
+  states: readonly { contributorId: string; publicKey: KeyObject }[],
+): Promise<void> {
+  const witnesses = states.map((state) => witnessIdentity(state).verifierKey);
+  const source = await serverSource(running.httpUrl!, undefined);
+  let report: AuditReport;
+  try {
+    report = await auditLog({
+      identity: await source.identity(),
+      checkpoint: await source.checkpoint(),
+      leaves: (size) => source.leaves(size),
+      serverFingerprint: running.fingerprint,
+      witnesses,
+      minCosignatures: 1,
+    });
+  } finally {
+    await source.close();
+  }
+  say(`[8] anyone audits the public log (dkeygen audit log --server ${running.httpUrl})`);
+  say(
+    `    log key certified by the server key ${report.identity?.serverFingerprint ?? "?"} (pinned)`,
+  );
+  say(
+    `    checkpoint of ${report.checkpoint?.size ?? 0} entr${report.checkpoint?.size === 1 ? "y" : "ies"}, signed by the log key, ` +
+      `cosigned by ${report.checkpoint?.cosignatures.length ?? 0} of the ${witnesses.length} contributors (witnesses)`,
+  );
+  say(
+    `    tree recomputed; every entry's invitation, commitments, countersignatures, set and closing verified: ` +
+      `${report.outcomes.completed} completed, ${report.outcomes.aborted} aborted`,
+  );
+  if (!report.ok) {
+    throw new DkeygenError(
+      ErrorCodes.OPERATIONAL,
+      `The demo's log did not pass its audit: ${report.failures[0]?.message ?? "unknown"}`,
+    );
+  }
+  say("    audit passed");
 }
 
 export function registerDemo(program: Command): void {
