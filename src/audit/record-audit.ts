@@ -310,9 +310,7 @@ export async function auditRecord(input: RecordAuditInput): Promise<RecordAuditR
     [],
     () => checkIdentity(input.identity, input.serverFingerprint),
     (id) =>
-      input.serverFingerprint === undefined
-        ? `server ${id.fingerprint} (not pinned: check it, then pin it with --server-fingerprint), its signature of the log key verifies`
-        : `server ${id.fingerprint} as pinned, its signature of the log key verifies`,
+      `server ${id.fingerprint}${input.serverFingerprint === undefined ? " (not pinned)" : " as pinned"}; its signature of the log key verifies`,
   );
   if (identity) {
     report.server = {

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { registerAudit } from "./commands/audit.js";
+import { registerAuditRecord } from "./commands/audit-record.js";
 import { registerContributor } from "./commands/contributor.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDerive } from "./commands/derive.js";
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerKey(program);
   registerSign(program);
   registerAudit(program);
+  registerAuditRecord(program);
   registerDemo(program);
   const override = (command: Command) => {
     // main prints a usage error, once, as one line (or the --json document).

@@ -352,4 +352,26 @@ export class RequesterClient {
     }
     return { record, opening };
   }
+
+  /**
+   * A GET of the transparency log's public routes (docs/PROTOCOL.md §15.3) on this client's
+   * server: no credential and no answer MAC, since what a caller trusts of the log it checks
+   * itself (the server key's signature of the log key, checkpoints, proofs). The body, for a 200
+   * answer; otherwise an error with the answer's code and message.
+   */
+  async logGet(pathAndQuery: string): Promise<Buffer> {
+    const response = await this.#http(`${this.#base}${pathAndQuery}`, { method: "GET" });
+    if (response.status === 200) return response.body;
+    let error: { code?: string; message?: string } | undefined;
+    try {
+      error = (JSON.parse(response.body.toString("utf8")) as { error?: typeof error }).error;
+    } catch {
+      // not a JSON error document
+    }
+    throw new DkeygenError(
+      (error?.code as ErrorCode | undefined) ??
+        (response.status === 404 ? ErrorCodes.NOT_FOUND : ErrorCodes.UNAVAILABLE),
+      `GET ${pathAndQuery.split("?")[0]} answered HTTP ${response.status}${error?.message ? `: ${error.message}` : "."}`,
+    );
+  }
 }

@@ -316,6 +316,15 @@ function tables(): Record<string, Table> {
         "--export": D("no-such-folder/log.json"),
       },
     },
+    "audit record": {
+      base: [ULID, ...req()],
+      rows: {
+        ...requesterRows,
+        "<id>": { argv: ["nope", ...req()], names: "record id" },
+        "--server-fingerprint": "SHA256:short",
+        "--passphrase-file": FREE, // a file, read after the record's opening: audit-record-cli.test.ts
+      },
+    },
     sign: {
       base: ["--key", D("key.pem"), "--message", "hi", "--nonce", HEX64],
       rows: {
