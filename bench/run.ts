@@ -4,7 +4,9 @@
  *
  *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog ...]   (default: all)
  */
+import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
 import { benchCeremony } from "./ceremony.js";
 import { benchDerivations, formatDerivationBenchmark } from "./derive.js";
 import { benchDistribution } from "./distribution.js";
@@ -60,4 +62,13 @@ if (all || wanted.has("tlog")) {
   section("Transparency log: inclusion proofs served over HTTP (issue 13)");
   const served = await benchLogServe({ progress: (line) => process.stderr.write(`  ${line}\n`) });
   process.stdout.write(`${served.report}\n`);
+  section("Transparency log: auditing it (dkeygen audit log's verifier, issue 13)");
+  // Its own process: it spreads over worker threads, and its heap (a million entries) goes
+  // with it.
+  const audit = spawnSync(
+    process.execPath,
+    [fileURLToPath(new URL("./audit-log.js", import.meta.url))],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
+  if (audit.status !== 0) throw new Error(`bench/audit-log.js exited ${audit.status}`);
 }
