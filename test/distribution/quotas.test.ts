@@ -27,8 +27,9 @@ const clock = { ms: 0 };
 
 before(async () => {
   // No pool here: every round the raw peers see is an enrollment's.
+  // Raw peers, which do not witness the log: no cosignatures asked for.
   server = await startTestServer(
-    { quorum: 2 },
+    { quorum: 2, minCosignatures: 0 },
     { http: { enrollmentsAtOnce: 3, enrollmentsAtOncePerRequester: 2 } },
   );
   peers = [await enrolledRawPeer(server), await enrolledRawPeer(server)];
