@@ -7,7 +7,7 @@
  * server says until it is checked.
  */
 import { base64 } from "@scure/base";
-import { describeError, DkeygenError, ErrorCodes } from "../errors.js";
+import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import { printable } from "../printable.js";
 import { openCheckpoint } from "../tlog/checkpoint.js";
 import { hashesEqual, verifyConsistency, verifyInclusion } from "../tlog/merkle.js";
@@ -89,11 +89,7 @@ export async function auditContributor(
   const receipts = await readReceipts(dataDir);
   const url = base(serverUrl);
   const note = await getText(call, `${url}/v1/log/checkpoint`);
-  const { checkpoint } = openCheckpoint(
-    note,
-    state.origin,
-    ed25519NoteVerifier(state.verifierKey),
-  );
+  const { checkpoint } = openCheckpoint(note, state.origin, ed25519NoteVerifier(state.verifierKey));
   const failures: ContributorAuditReport["failures"] = [];
   const report = (): ContributorAuditReport => ({
     ok: failures.length === 0,

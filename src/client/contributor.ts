@@ -24,11 +24,7 @@ import {
   type MessageOf,
 } from "../protocol/messages.js";
 import { joinSignedData, welcomeProofData } from "../protocol/signed-data.js";
-import {
-  CHALLENGE_BYTES,
-  MAX_SERVER_FRAME_BYTES,
-  PROTOCOL_VERSION,
-} from "../protocol/version.js";
+import { CHALLENGE_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";

@@ -26,6 +26,7 @@ import { rawPublicKey } from "../crypto/signature.js";
 import { readJsonFile, writeJsonFile } from "../datadir/files.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
+import { printable } from "../printable.js";
 import { parseRoundEntry, verifyRoundEntry } from "../protocol/log-entry.js";
 import type { MessageOf } from "../protocol/messages.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
@@ -39,7 +40,6 @@ import {
   formatVerifierKey,
   SIGNATURE_TYPE_COSIGNATURE_V1,
 } from "../tlog/note-keys.js";
-import { printable } from "../printable.js";
 
 export const WITNESS_FILE = "witness.json";
 export const RECEIPTS_FILE = "log-receipts.jsonl";
@@ -233,7 +233,11 @@ export class Witness {
     }
     if (log === undefined) throw refused("no log key is known: the message carries no identity");
     // 2. The checkpoint, signed by the log's key.
-    const { checkpoint } = openCheckpoint(msg.checkpoint, log.origin, ed25519NoteVerifier(log.vkey));
+    const { checkpoint } = openCheckpoint(
+      msg.checkpoint,
+      log.origin,
+      ed25519NoteVerifier(log.vkey),
+    );
     // 3. A proof from the size this witness last cosigned, or a conflict.
     const size = state?.size ?? 0;
     if (msg.old !== size) {

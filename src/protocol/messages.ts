@@ -10,7 +10,7 @@ import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { base64urlLength, base64urlPattern } from "../crypto/base64url.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { printableShort } from "../printable.js";
-import { MAX_FRAME_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
 
 /**
  * Canonical unpadded base64url of exactly `bytes` bytes: the length and the unused bits of the

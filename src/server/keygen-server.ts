@@ -90,7 +90,8 @@ export class KeygenServer implements ServerContext {
     this.log.minCosignatures = this.config.minCosignatures;
     this.witnessing = new Witnessing(this);
     this.onEvent((e) => {
-      const peer = e.type === "contributor.joined" ? this.contributors.get(e.contributorId) : undefined;
+      const peer =
+        e.type === "contributor.joined" ? this.contributors.get(e.contributorId) : undefined;
       if (peer) this.witnessing.joined(peer);
     });
     this.#rounds = new RoundRunner(this);

@@ -586,7 +586,11 @@ export class RoundRunner {
         closedAt: new Date(ctx.c.clock()),
       });
       const leaf = encodeRoundEntry(entry);
-      ctx.witnessing.expect(roundId, leaf, entry.commits.map((c) => c.contributorId));
+      ctx.witnessing.expect(
+        roundId,
+        leaf,
+        entry.commits.map((c) => c.contributorId),
+      );
       const index = await ctx.log.append(leaf, roundId);
       ctx.c.logger.info({ roundId, index, outcome: closed.outcome }, "round logged");
       ctx.emit({

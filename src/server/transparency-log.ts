@@ -39,7 +39,6 @@ interface KeptCheckpoint {
   cosignatures: Map<string, NoteSignature>;
 }
 
-
 /** The log's 32-byte Ed25519 secret key, derived from the server's RSA private key. */
 export function deriveLogSecretKey(serverKey: KeyObject): Uint8Array {
   const der = serverKey.export({ type: "pkcs8", format: "der" });
@@ -49,7 +48,6 @@ export function deriveLogSecretKey(serverKey: KeyObject): Uint8Array {
     der.fill(0);
   }
 }
-
 
 /** GET /v1/log/identity: the server key, the log key, and the server key's signature binding them. */
 export interface LogIdentity {

@@ -6,23 +6,23 @@
  * refused with a stable code and does not count; K = 0 turns witnessing off.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { randomBytes } from "node:crypto";
+import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
+import { readReceipts, readWitnessState, witnessIdentity } from "../../src/client/witness.js";
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
+import { contributorIdOf } from "../../src/protocol/identity.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { witnessKeyName } from "../../src/protocol/witness.js";
-import { readReceipts, readWitnessState, witnessIdentity } from "../../src/client/witness.js";
-import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
-import { openCheckpoint } from "../../src/tlog/checkpoint.js";
-import { contributorIdOf } from "../../src/protocol/identity.js";
 import { witnessVerifierKey } from "../../src/server/witnessing.js";
+import { openCheckpoint } from "../../src/tlog/checkpoint.js";
 import {
   cosignatureSigner,
-  cosignatureVerifier,
   cosignaturesOf,
+  cosignatureVerifier,
 } from "../../src/tlog/cosignature.js";
 import { parseNote } from "../../src/tlog/note.js";
 import { ed25519NoteVerifier } from "../../src/tlog/note-keys.js";
@@ -54,8 +54,8 @@ test("contributors cosign the checkpoint covering their round; the served one ca
   try {
     const contributors = await startContributors(server, 2);
     const vkeys = await Promise.all(
-      contributors.map(async (c) =>
-        witnessIdentity(await loadOrCreateContributorState(c.dataDir)).verifierKey,
+      contributors.map(
+        async (c) => witnessIdentity(await loadOrCreateContributorState(c.dataDir)).verifierKey,
       ),
     );
     const admin = await server.admin();
@@ -84,7 +84,15 @@ test("contributors cosign the checkpoint covering their round; the served one ca
     // `contributor audit` re-checks the receipts against the served log: ok, exit 0 …
     const dataDir = contributors[0]!.dataDir;
     const audit = () =>
-      runCli(["contributor", "audit", "--server", server.httpUrl!, "--data-dir", dataDir, "--json"]);
+      runCli([
+        "contributor",
+        "audit",
+        "--server",
+        server.httpUrl!,
+        "--data-dir",
+        dataDir,
+        "--json",
+      ]);
     const passed = await audit();
     assert.equal(passed.status, 0, passed.stderr + passed.stdout);
     const report = JSON.parse(passed.stdout);
@@ -195,9 +203,7 @@ test("with K = 0 there is no witnessing: no log.checkpoint is sent, rounds compl
     const peers = [await enrolledRawPeer(server), await enrolledRawPeer(server)];
     const admin = await server.admin();
     const pending = admin.generate("otp", {});
-    await Promise.all(
-      peers.map(async (p) => commitAndReveal(p, await p.next("round.open"))),
-    );
+    await Promise.all(peers.map(async (p) => commitAndReveal(p, await p.next("round.open"))));
     const record = await pending;
     admin.close();
     await peers[0]!.next("round.closed");
@@ -209,7 +215,12 @@ test("with K = 0 there is no witnessing: no log.checkpoint is sent, rounds compl
     assert.equal(note.verified.length, 1);
     assert.equal(note.unverified.length, 0);
     // A cosignature is not asked for, so it is not expected.
-    peers[0]!.send({ type: "log.cosign", v: PROTOCOL_VERSION, size: 1, cosignature: toBase64url(randomBytes(76)) });
+    peers[0]!.send({
+      type: "log.cosign",
+      v: PROTOCOL_VERSION,
+      size: 1,
+      cosignature: toBase64url(randomBytes(76)),
+    });
     assert.equal((await peers[0]!.next("error")).code, ErrorCodes.UNEXPECTED_MESSAGE);
   } finally {
     await server.cleanup();

@@ -38,9 +38,9 @@ import {
 } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { witnessKeyName } from "../../src/protocol/witness.js";
+import { issueEnrollmentToken } from "../../src/server/enrollment.js";
 import { cosignatureSigner } from "../../src/tlog/cosignature.js";
 import { parseNote } from "../../src/tlog/note.js";
-import { issueEnrollmentToken } from "../../src/server/enrollment.js";
 import type { CloseInfo, Connection } from "../../src/transport/types.js";
 import { dialWs } from "../../src/transport/ws.js";
 import {
@@ -79,7 +79,10 @@ class Probe {
     this.connection = connection;
     connection.onFrame((frame) => {
       const message = decodeMessage(frame); // the server only ever sends valid messages
-      if (this.onRound && (message.type.startsWith("round.") || message.type === "log.checkpoint")) {
+      if (
+        this.onRound &&
+        (message.type.startsWith("round.") || message.type === "log.checkpoint")
+      ) {
         this.onRound(message);
         return;
       }
@@ -528,7 +531,14 @@ class FuzzContributor {
         }
         const size = Number(message.checkpoint.split("\n")[1]);
         this.cosigned = size;
-        this.probe.send(JSON.stringify({ type: "log.cosign", v: V, size, cosignature: this.cosign(message.checkpoint) }));
+        this.probe.send(
+          JSON.stringify({
+            type: "log.cosign",
+            v: V,
+            size,
+            cosignature: this.cosign(message.checkpoint),
+          }),
+        );
       }
     };
     const token = this.enrolled ? undefined : (await issueEnrollmentToken(dataDir)).token;

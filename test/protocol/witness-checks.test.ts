@@ -9,7 +9,10 @@
 import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { before, test } from "node:test";
-import { loadOrCreateContributorState, type ContributorState } from "../../src/client/contributor-state.js";
+import {
+  type ContributorState,
+  loadOrCreateContributorState,
+} from "../../src/client/contributor-state.js";
 import {
   type AnsweredRound,
   readReceipts,
@@ -227,7 +230,11 @@ test("a checkpoint that extends what the witness cosigned, with its rounds, is c
     const other = round(me);
     memory.set(other.roundId, other.answered);
     await fork.append(other.leaf, other.roundId);
-    assert.equal(await witness.handle(pinned, message(fork, 1)), undefined, "same size, other root");
+    assert.equal(
+      await witness.handle(pinned, message(fork, 1)),
+      undefined,
+      "same size, other root",
+    );
     const second = round(me);
     memory.set(second.roundId, second.answered);
     await fork.append(second.leaf, second.roundId);
