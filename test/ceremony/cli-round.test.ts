@@ -93,10 +93,12 @@ test("a full round with three contributors through the CLI stores one record", a
     for (const c of contributors) await c.waitFor(/round completed/);
 
     const lines = (await readFile(join(serverDir, "key_store"), "utf8")).trim().split("\n");
-    // The record, then the round's entry in the transparency log.
-    assert.equal(lines.length, 2);
+    // The record, the round's sealed opening (for its owner's audit), then its entry in the
+    // transparency log.
+    assert.equal(lines.length, 3);
     assert.ok(lines[0]!.includes(record.id));
-    assert.match(lines[1]!, /"body":\{"t":"tlog","v":1,"index":0,/);
+    assert.match(lines[1]!, /"body":\{"t":"opening","v":1,"roundId":/);
+    assert.match(lines[2]!, /"body":\{"t":"tlog","v":1,"index":0,/);
     assert.equal((await stat(join(serverDir, "key_store"))).mode & 0o777, 0o600);
     assert.equal((await stat(serverDir)).mode & 0o777, 0o700);
     assert.equal((await stat(join(serverDir, "server-key.pem"))).mode & 0o777, 0o600);
