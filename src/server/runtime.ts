@@ -324,6 +324,10 @@ async function startLocked(
         connected: server.connectedContributors.length,
         needed: server.config.quorum,
       }),
+      logged: async (roundId) => {
+        await server.log.ready();
+        return server.log.indexOf(roundId) !== undefined;
+      },
     });
     const filling = pool;
     server.onEvent((event) => {

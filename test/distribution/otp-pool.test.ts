@@ -188,3 +188,41 @@ for (const kind of ["memory", "file"] as const) {
     }
   });
 }
+
+test("an OTP whose round never reached the transparency log is withdrawn when claimed, never handed out", async () => {
+  const store = new MemoryKeyStore();
+  await store.open();
+  // As after a crash between storing a round's records and logging the round: in the store, in
+  // no log entry.
+  const unlogged = await putOtp(store, 0, 1, "111111");
+  const logged = await store.put({
+    purpose: "otp",
+    roundId: "logged-round",
+    participants: ["a", "b"],
+    algorithm: "otp/v1",
+    public: { digits: 6 },
+    secret: encodeStoredSecret({
+      v: 1,
+      derivationSecret: "00".repeat(64),
+      batch: { index: 0, size: 1 },
+      params: { digits: 6 },
+      output: { code: "222222" },
+    }),
+  });
+  const pool = new OtpPool({
+    store,
+    rounds: roundsInto(store),
+    size: 0,
+    digits: 6,
+    logger: silentLogger,
+    logged: async (roundId) => roundId === "logged-round",
+  });
+  const claimed = await pool.claim(claimFor(1), 0);
+  assert.equal(claimed.record.id, logged.id);
+  assert.equal(claimed.code, "222222");
+  const withdrawn = await store.get(unlogged.id);
+  assert.ok(withdrawn?.consumedAt !== undefined, "the unlogged OTP is consumed, unseen");
+  assert.equal(await store.countUnclaimed("otp"), 0);
+  await assert.rejects(pool.claim(claimFor(2), 0), /No OTP is ready/);
+  await store.close();
+});

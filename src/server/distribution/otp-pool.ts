@@ -48,6 +48,12 @@ export interface OtpPoolOptions {
   retryMs?: number;
   /** Contributors connected now and how many a round needs; without it, rounds are just tried. */
   quorum?: () => { connected: number; needed: number };
+  /**
+   * Whether a round's entry is in the transparency log. A record whose round is not (the server
+   * stopped between storing it and logging its round, or the log refused the entry) is withdrawn
+   * when claimed, never handed out. Without it, every stored record counts as logged.
+   */
+  logged?: (roundId: string) => Promise<boolean>;
 }
 
 export const OTP_PURPOSE = "otp";
@@ -82,6 +88,7 @@ export class OtpPool {
     this.#o = {
       retryMs: 5000,
       quorum: () => ({ connected: Number.POSITIVE_INFINITY, needed: 0 }),
+      logged: async () => true,
       ...options,
     };
   }
@@ -230,8 +237,22 @@ export class OtpPool {
     }
   }
 
+  /** #claimReleased, withdrawing (consuming, unseen) any record whose round is not logged. */
+  async #claimLogged(claim: ClaimInput): Promise<KeyRecord | undefined> {
+    for (;;) {
+      const record = await this.#claimReleased(claim);
+      if (record === undefined || (await this.#o.logged(record.roundId))) return record;
+      await this.#o.store.consume(record.id);
+      this.#codes.delete(record.id);
+      this.#o.logger.warn(
+        { recordId: record.id, roundId: record.roundId },
+        "an OTP whose round is not in the transparency log was withdrawn, not handed out",
+      );
+    }
+  }
+
   async claim(claim: ClaimInput, waitMs: number): Promise<ClaimedOtp> {
-    let record = await this.#claimReleased(claim);
+    let record = await this.#claimLogged(claim);
     if (!record && waitMs > 0) {
       // Wait for refills until one leaves an OTP for this request or the time is up. (A refill
       // that was already finishing when this request arrived may have been sized without it.)
@@ -248,7 +269,7 @@ export class OtpPool {
         while (!record && !timedOut && !this.#stopped) {
           const refill = this.refill();
           await Promise.race([refill, timeout]);
-          record = await this.#claimReleased(claim);
+          record = await this.#claimLogged(claim);
           // A refill that failed (no contributors, say) is not retried here at once.
           if (!record && this.#lastError !== undefined) break;
         }
