@@ -146,6 +146,9 @@ async function storeAndOpen(
   }
   const stored = await Promise.all(puts);
   const results = stored.map((s) => ({ recordId: s.record.id, commitment: s.commitment }));
+  // Only a round made for an owner has anyone to open it to; a pool refill's records have none,
+  // and its opening (a 10,000-OTP refill's is over a MiB) would be bulk nobody can ever fetch.
+  if (round.owner === undefined) return { records: stored.map((s) => s.record), results };
   const opening = encodeRoundOpening({
     roundId,
     purpose: round.purpose,

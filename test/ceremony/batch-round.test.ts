@@ -53,6 +53,8 @@ test("a batch round stores every output in index order, re-derivable from its st
     assert.match(String(again.secret.code), /^\d{8}$/);
   }
   assert.equal(inputs.size, count, "every output has its own input");
+  // A round made for no owner (a pool refill) keeps no opening: nobody could ask for it.
+  assert.equal(await server.store.readRoundOpening(records[0]!.roundId), undefined);
   // Stored oldest first, in index order.
   assert.deepEqual(
     records.map((r) => r.id),
