@@ -303,6 +303,7 @@ async function restart(acceptStoreRollback = false): Promise<void> {
     ...running,
     root: dir.path,
     log,
+    contributors: [],
     admin: async () =>
       AdminClient.connect({
         url: running.url,

@@ -45,7 +45,11 @@ export async function tempDir(
   prefix = "dkeygen-test-",
 ): Promise<{ path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+  // Retried: a contributor stopping may still be finishing a write (its witness state) inside.
+  return {
+    path,
+    remove: () => rm(path, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }),
+  };
 }
 
 /** A logger whose JSON lines are kept in memory, for assertions about what was logged. */
@@ -67,6 +71,8 @@ export interface TestServer extends RunningServer {
   /** The CA (PEM) test clients trust, when the server speaks TLS. */
   ca?: string;
   log: ReturnType<typeof captureLogger>;
+  /** Contributors startContributors started for this server; cleanup stops them first. */
+  contributors: Contributor[];
   admin(): Promise<AdminClient>;
   cleanup(): Promise<void>;
 }
@@ -105,6 +111,7 @@ export async function startTestServer(
       : {}),
   });
   const ca = options.tls?.ca;
+  const started: Contributor[] = [];
   return {
     ...running,
     root,
@@ -117,7 +124,10 @@ export async function startTestServer(
         expectedFingerprint: running.fingerprint,
         ...(ca === undefined ? {} : { ca }),
       }),
+    contributors: started,
     cleanup: async () => {
+      // Contributors first: they write into folders under the root until they stop.
+      for (const contributor of started) await contributor.stop();
       await running.stop();
       await dir?.remove();
     },
@@ -157,6 +167,7 @@ export async function startContributors(
       const events: ContributorEvent[] = [];
       contributor.onEvent((e) => events.push(e));
       await contributor.start();
+      server.contributors.push(contributor);
       return { contributor, id: state.contributorId, events, dataDir };
     }),
   );
