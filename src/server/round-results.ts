@@ -49,7 +49,6 @@ export async function storeRoundResults(
   round: CompletedRound,
   accepted: readonly { contributorId: string; phrase: Uint8Array }[],
 ): Promise<StoredResults> {
-  const { store } = deps;
   // The phrases, their content keys and the server secret are kept until the opening is sealed.
   const wipe = () => {
     round.serverSecret.fill(0);

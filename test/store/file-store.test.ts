@@ -1146,10 +1146,18 @@ test("opening lines: a changed one, one repeated for its round, one off its sche
     await assert.rejects(f.make().open(), isCorrupt(/line 2\b.*MAC does not verify/));
 
     const cases: [string, unknown[], RegExp][] = [
-      ["a round's opening twice", [rec, o1, o2, o1], /line 4\b.*round-1's opening appears a second time/],
+      [
+        "a round's opening twice",
+        [rec, o1, o2, o1],
+        /line 4\b.*round-1's opening appears a second time/,
+      ],
       ["no roundId", [rec, { ...o1, roundId: "" }], /line 2\b.*"roundId"/],
       ["no secret", [rec, { ...o1, secret: undefined }], /line 2\b.*"secret"/],
-      ["a short tag", [rec, { ...o1, secret: { ...sealed, tag: "AAAA" } }], /line 2\b.*"secret.tag"/],
+      [
+        "a short tag",
+        [rec, { ...o1, secret: { ...sealed, tag: "AAAA" } }],
+        /line 2\b.*"secret.tag"/,
+      ],
       ["extra field", [rec, { ...o1, recordId: "x" }], /line 2\b.*unknown field "recordId"/],
     ];
     for (const [name, list, pattern] of cases) {

@@ -23,13 +23,7 @@ import { recordOpening } from "../../round-opening.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
-import {
-  EmptyBody,
-  KeyDelivery,
-  KeyParams,
-  OpeningDelivery,
-  PublicKeyRecord,
-} from "../schemas.js";
+import { EmptyBody, KeyDelivery, KeyParams, OpeningDelivery, PublicKeyRecord } from "../schemas.js";
 import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
