@@ -662,9 +662,11 @@ function checkAnswer(
   const macHeader = answer.headers["x-dkeygen-mac"];
   // A path that cannot be routed (bad percent-encoding, a parameter too long, no such route, as
   // "/v1/keys/." is) is refused before authentication, so its answer cannot be authenticated.
+  // "/v1/keys/./derivation-secret" leaves the client as "/v1/keys/derivation-secret": no route.
   const unroutable =
     answer.status === 414 ||
-    (answer.status === 400 && text.includes("The request path is malformed"));
+    (answer.status === 400 && text.includes("The request path is malformed")) ||
+    (answer.status === 404 && text.includes('"message":"No route '));
   // A delivery's 200 answer is authenticated by its envelope (km, AAD, sealed payload) instead.
   const sealedDelivery =
     answer.status === 200 &&
