@@ -10,13 +10,12 @@
  * inputs could be established; one whose inputs could not is `skipped`. A step's message names
  * what failed, never a secret (phrases, content keys, the server secret, derivation secrets).
  */
+
 import { type KeyObject, timingSafeEqual } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
 import { canonicalJson } from "../crypto/canonical-json.js";
 import { aesGcmOpen } from "../crypto/envelope.js";
-import { fingerprintOfSpki } from "../crypto/fingerprint.js";
 import { batchOutputSecret, combineRoundSecret } from "../crypto/kdf.js";
-import { rsaServerKey, serverVerify } from "../crypto/server-signature.js";
 import { derivePurpose } from "../derive/index.js";
 import { describeError, isDkeygenError } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
@@ -33,10 +32,9 @@ import {
   contributionCommitment,
   serverSecretCommitment,
 } from "../protocol/signed-data.js";
-import { logIdentitySignedData, logOriginOf } from "../server/transparency-log.js";
 import { type Checkpoint, openCheckpoint } from "../tlog/checkpoint.js";
 import { hashesEqual, hashLeaf, verifyInclusion } from "../tlog/merkle.js";
-import { ed25519NoteVerifier } from "../tlog/note-keys.js";
+import { verifyLogIdentity } from "./log-audit.js";
 
 export const RECORD_AUDIT_STEPS = [
   "identity",
@@ -220,48 +218,18 @@ function parseOpening(value: unknown): ParsedOpening {
   };
 }
 
-/** The log identity (§15.3): the server key, its fingerprint, its signature of the log key. */
+/**
+ * The log identity (§15.3), checked as `audit log` checks it (log-audit.ts verifyLogIdentity),
+ * its reason worded as this report's steps are.
+ */
 function checkIdentity(document: unknown, pinned: string | undefined) {
-  if (!isObject(document)) return fail("the log identity is not a JSON object");
-  for (const field of ["origin", "verifierKey", "serverKey", "serverFingerprint", "signature"]) {
-    if (typeof document[field] !== "string") fail(`the log identity has no "${field}" string`);
-  }
-  const d = document as Record<string, string>;
-  let spki: Uint8Array;
-  let signature: Uint8Array;
   try {
-    spki = fromBase64url(d.serverKey!, "serverKey");
-    signature = fromBase64url(d.signature!, "signature");
-  } catch {
-    return fail("the log identity's serverKey or signature is not canonical base64url");
+    const { serverKey, fingerprint, origin, logVerifier } = verifyLogIdentity(document, pinned);
+    return { serverKey, fingerprint, origin, verifier: logVerifier };
+  } catch (error) {
+    const message = reasonOf(error).replace(/\.$/, "");
+    return fail(message.charAt(0).toLowerCase() + message.slice(1));
   }
-  const serverKey = rsaServerKey(spki);
-  if (serverKey === undefined) {
-    return fail("the log identity's server key is not RSA of at least 3072 bits with e = 65537");
-  }
-  const fingerprint = fingerprintOfSpki(spki);
-  if (d.serverFingerprint !== fingerprint) {
-    fail(
-      `the log identity names ${d.serverFingerprint}, but its key's fingerprint is ${fingerprint}`,
-    );
-  }
-  if (pinned !== undefined && pinned !== fingerprint) {
-    fail(`the log is served by server ${fingerprint}, not ${pinned} as pinned`);
-  }
-  if (
-    !serverVerify(
-      serverKey,
-      logIdentitySignedData(fingerprint, d.origin!, d.verifierKey!),
-      signature,
-    )
-  ) {
-    fail("the server key's signature of the log key does not verify");
-  }
-  const origin = logOriginOf(fingerprint);
-  if (d.origin !== origin) fail(`the log's origin is "${d.origin}", not "${origin}"`);
-  const verifier = ed25519NoteVerifier(d.verifierKey!);
-  if (verifier.name !== origin) fail(`the log key is named "${verifier.name}", not "${origin}"`);
-  return { serverKey, fingerprint, origin, verifier };
 }
 
 /**
