@@ -251,6 +251,11 @@ export class TransparencyLog {
     return treeRoot(this.#hashes, size);
   }
 
+  /** The RFC 6962 leaf hash of entry `index` (< size), from the tree, without reading the entry. */
+  leafHash(index: number): Uint8Array {
+    return new Uint8Array(this.#hashes.node(0, index));
+  }
+
   inclusionProof(index: number, size: number): Uint8Array[] {
     return inclusionProof(this.#hashes, index, size);
   }

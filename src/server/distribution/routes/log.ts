@@ -10,7 +10,6 @@ import type { TSchema } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import { parseRoundEntry, type RoundEntry } from "../../../protocol/log-entry.js";
-import { hashLeaf } from "../../../tlog/merkle.js";
 import { MAX_ENTRIES_PER_READ, type TransparencyLog } from "../../transparency-log.js";
 import { answers } from "../answers.js";
 import {
@@ -189,9 +188,8 @@ export function registerLogRoutes(app: FastifyInstance, log: TransparencyLog): v
       }
       if (index >= size) throw invalid(`index (${index}) is not below size (${size})`);
       const proof = log.inclusionProof(index, size).map(base64);
-      const [leaf] = await log.entries(index, index + 1);
       cache(reply, query.size !== undefined);
-      return { index, size, leafHash: base64(hashLeaf(leaf!)), proof };
+      return { index, size, leafHash: base64(log.leafHash(index)), proof };
     },
   );
 
