@@ -22,6 +22,8 @@ const ALLOWED: Record<string, string[]> = {
   derive: [...SHARED, "crypto"],
   protocol: [...SHARED, "crypto"],
   tlog: [...SHARED],
+  // Threshold keys: the DKG and FROST signing, pure, on @noble/curves (derive: its HMAC_DRBG).
+  threshold: [...SHARED, "crypto", "derive"],
   store: [...SHARED, "crypto", "datadir"],
   transport: [...SHARED, "protocol"],
   server: [
@@ -34,8 +36,19 @@ const ALLOWED: Record<string, string[]> = {
     "store",
     "transport",
     "tlog",
+    "threshold",
   ],
-  client: [...SHARED, "logging", "crypto", "datadir", "derive", "protocol", "transport", "tlog"],
+  client: [
+    ...SHARED,
+    "logging",
+    "crypto",
+    "datadir",
+    "derive",
+    "protocol",
+    "transport",
+    "tlog",
+    "threshold",
+  ],
   // The log auditor: checks what a server publishes with the server's own formats (its log's
   // origin and identity layout come from server/transparency-log.ts), never its state; a record's
   // audit re-runs the record's derivation.
@@ -52,6 +65,7 @@ const ALLOWED: Record<string, string[]> = {
     "server",
     "client",
     "audit",
+    "threshold",
   ],
   index: ["*"],
 };
