@@ -59,8 +59,14 @@ function macOf(key: KeyObject, direction: AdminDirection, seq: number, body: str
 
 /** The message types each side may put inside an admin.frame. */
 const INNER: Record<AdminDirection, ReadonlySet<AnyMessage["type"]>> = {
-  "to-server": new Set(["admin.generate", "admin.status", "admin.export"]),
-  "to-admin": new Set(["admin.round", "admin.status.result", "admin.export.result", "error"]),
+  "to-server": new Set(["admin.generate", "admin.status", "admin.export", "admin.threshold.keygen"]),
+  "to-admin": new Set([
+    "admin.round",
+    "admin.status.result",
+    "admin.export.result",
+    "admin.threshold.key",
+    "error",
+  ]),
 };
 
 /** One side of an admin session: seals what it sends, opens what it receives. */

@@ -7,45 +7,25 @@
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
-import { base64urlLength, base64urlPattern } from "../crypto/base64url.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { printableShort } from "../printable.js";
+import * as Threshold from "./threshold-messages.js";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "./version.js";
+import {
+  Bytes,
+  BytesUpTo,
+  FingerprintSchema,
+  IsoTime,
+  Name,
+  Purpose,
+  RequestId,
+  RoundIdSchema,
+  ServerSignature,
+  message,
+  strict,
+} from "./wire-types.js";
 
-/**
- * Canonical unpadded base64url of exactly `bytes` bytes: the length and the unused bits of the
- * last character are part of the pattern, so a field that passes the schema always decodes
- * (crypto/base64url.ts) to exactly that many bytes. A schema that checked only the alphabet and
- * the length once let a non-canonical `identity` through to a decoder that threw.
- */
-const Bytes = (bytes: number) => {
-  const length = base64urlLength(bytes);
-  return Type.String({ pattern: base64urlPattern(bytes), minLength: length, maxLength: length });
-};
-/** Canonical unpadded base64url of 1 to `bytes` bytes. */
-const BytesUpTo = (bytes: number) =>
-  Type.String({
-    pattern: base64urlPattern(bytes, true),
-    minLength: 2,
-    maxLength: base64urlLength(bytes),
-  });
-
-/** `SHA256:` and the 43 characters of canonical unpadded standard base64 of 32 bytes. */
-export const FingerprintSchema = Type.String({
-  pattern: "^SHA256:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]$",
-});
-/** Round ids: 16 random bytes, base64url. */
-export const RoundIdSchema = Bytes(16);
-const RequestId = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" });
-const Name = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$" });
-const Purpose = Type.String({ pattern: "^[a-z][a-z0-9-]{0,31}$" });
-/** An instant as `Date.prototype.toISOString` writes it, in UTC: 2026-11-24T10:00:00.000Z. */
-const IsoTime = Type.String({ pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$" });
-const Version = Type.Literal(PROTOCOL_VERSION);
-const strict = { additionalProperties: false } as const;
-
-const message = <T extends string, P extends Record<string, TSchema>>(type: T, props: P) =>
-  Type.Object({ type: Type.Literal(type), v: Version, ...props }, strict);
+export { FingerprintSchema, RoundIdSchema } from "./wire-types.js";
 
 export const EnvelopeSchema = Type.Object(
   {
@@ -108,9 +88,6 @@ export const Hello = message("hello", {
   challenge: Bytes(32),
   heartbeatMs: Type.Integer({ minimum: 1000, maximum: 600_000 }),
 });
-
-/** An RSASSA-PSS signature by the server's key (384 bytes for RSA-3072; up to RSA-4096). */
-const ServerSignature = BytesUpTo(512);
 
 export const Welcome = message("welcome", {
   contributorId: FingerprintSchema,
@@ -384,6 +361,17 @@ export const SCHEMAS = {
   "admin.status": AdminStatus,
   "admin.export": AdminExport,
   "admin.frame": AdminFrame,
+  "dkg.open": Threshold.DkgOpen,
+  "dkg.round1s": Threshold.DkgRound1s,
+  "dkg.shares": Threshold.DkgShares,
+  "dkg.certificate": Threshold.DkgCertificate,
+  "dkg.aborted": Threshold.DkgAborted,
+  "dkg.round1": Threshold.DkgRound1,
+  "dkg.round2": Threshold.DkgRound2,
+  "dkg.confirm": Threshold.DkgConfirm,
+  "dkg.fault": Threshold.DkgFaultMessage,
+  "admin.threshold.keygen": Threshold.AdminThresholdKeygen,
+  "admin.threshold.key": Threshold.AdminThresholdKey,
 } as const;
 
 export type MessageType = keyof typeof SCHEMAS;

@@ -11,7 +11,9 @@
  *                  is being checked)
  *   contributor    commit, reveal,      —
  *                  log.cosign,
- *                  log.conflict
+ *                  log.conflict,
+ *                  dkg.round1, dkg.round2,
+ *                  dkg.confirm, dkg.fault
  *   admin          admin.frame          —
  *   closed         (nothing)            —
  *
@@ -43,7 +45,16 @@ export const SESSION_TRANSITIONS: Readonly<Record<SessionState, readonly Session
 export const SESSION_ACCEPTS: Readonly<Record<SessionState, readonly MessageType[]>> = {
   handshake: ["join", "admin.auth"],
   joining: [],
-  contributor: ["commit", "reveal", "log.cosign", "log.conflict"],
+  contributor: [
+    "commit",
+    "reveal",
+    "log.cosign",
+    "log.conflict",
+    "dkg.round1",
+    "dkg.round2",
+    "dkg.confirm",
+    "dkg.fault",
+  ],
   admin: ["admin.frame"],
   closed: [],
 };

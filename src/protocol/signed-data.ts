@@ -369,3 +369,31 @@ export function deliveryAad(
 ): Uint8Array {
   return lengthPrefixed("dkeygen/v1/delivery", V, kind, requestId, requesterFingerprint, recordId);
 }
+
+/**
+ * Signed by the server (RSASSA-PSS) in `dkg.open`: it invites these participants, in this order,
+ * to this DKG session (threshold/transcript.ts binds the session id to the same values).
+ */
+export function dkgOpenSignedData(
+  serverFingerprint: string,
+  sessionId: Uint8Array,
+  suite: string,
+  t: number,
+  n: number,
+  nonce: Uint8Array,
+  participants: Uint8Array[],
+  deadline: string,
+): Uint8Array {
+  return lengthPrefixed(
+    "dkeygen/v1/dkg-open",
+    V,
+    serverFingerprint,
+    sessionId,
+    suite,
+    String(t),
+    String(n),
+    nonce,
+    deadline,
+    ...participants,
+  );
+}

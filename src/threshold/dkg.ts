@@ -40,6 +40,7 @@ import {
   confirmSignedData,
   type DkgSessionParams,
   identifiersOf,
+  publicPackageHash,
   type Round1Package,
   round1SignedData,
   type SealedShare,
@@ -134,10 +135,10 @@ function internalKeyOf(packages: Pick<Round1Package, "commitment">[]): Uint8Arra
   return xOnly(sum.toBytes(true));
 }
 
-/** A participant's confirmation: its signature over the transcript and group key it derived. */
+/** A participant's confirmation: its signature over the transcript and public package it derived. */
 export interface Confirmation {
   transcript: Uint8Array;
-  groupKey: Uint8Array;
+  public: FrostPublic;
   signature: Uint8Array;
 }
 
@@ -343,13 +344,13 @@ export class DkgParticipant {
       transcript,
     };
     this.#step = 3;
-    const groupKey = key.public.commitments[0]!;
+    const publicHash = publicPackageHash(key.public, this.identifiers);
     return {
       transcript,
-      groupKey,
+      public: key.public,
       signature: signMessage(
         this.#identityKey,
-        confirmSignedData(this.sessionId, transcript, groupKey),
+        confirmSignedData(this.sessionId, transcript, publicHash),
       ),
     };
   }
@@ -363,7 +364,7 @@ export class DkgParticipant {
         this.params,
         this.sessionId,
         result.transcript,
-        result.public.commitments[0]!,
+        publicPackageHash(result.public, this.identifiers),
         certificate,
       ),
     );
@@ -665,7 +666,7 @@ export function checkCertificate(
   params: DkgSessionParams,
   sessionId: Uint8Array,
   transcript: Uint8Array,
-  groupKey: Uint8Array,
+  publicHash: Uint8Array,
   certificate: Uint8Array[],
 ): void {
   if (certificate.length !== params.n) {
@@ -675,13 +676,13 @@ export function checkCertificate(
       `The certificate has ${certificate.length} of ${params.n} signatures.`,
     );
   }
-  const data = confirmSignedData(sessionId, transcript, groupKey);
+  const data = confirmSignedData(sessionId, transcript, publicHash);
   certificate.forEach((signature, i) => {
     if (!verifySignature(publicKeyFromRaw(params.identities[i]!), data, signature)) {
       throw new DkgFault(
         i + 1,
         "certificate",
-        `Participant ${i + 1} did not confirm the same transcript and key.`,
+        `Participant ${i + 1} did not confirm the same transcript and public key package.`,
       );
     }
   });

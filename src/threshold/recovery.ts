@@ -23,6 +23,7 @@ import { suiteOf } from "./suites.js";
 import {
   type DkgSessionParams,
   identifiersOf,
+  publicPackageHash,
   type Round1Package,
   type SealedShare,
   sessionIdOf,
@@ -95,7 +96,13 @@ export function recoverShare(
     );
     for (const s of opened) s.share.fill(0);
     const transcript = transcriptHash(sessionId, packages);
-    checkCertificate(params, sessionId, transcript, key.public.commitments[0]!, data.certificate);
+    checkCertificate(
+      params,
+      sessionId,
+      transcript,
+      publicPackageHash(key.public, identifiers),
+      data.certificate,
+    );
     const { groupPublicKey, outputKey } = groupKeyOf(params.suite, key.public, packages);
     return {
       suite: params.suite,

@@ -107,11 +107,37 @@ export function transcriptHash(sessionId: Uint8Array, packages: Round1Package[])
   return sha256(lengthPrefixed("dkeygen/v1/dkg-transcript", sessionId, ...fields));
 }
 
-/** Signed by every participant once its key checks: its part of the success certificate. */
+/**
+ * The hash of a key's public package as noble's round 3 derives it: the group commitment
+ * (commitments[0] is the group key as noble serializes it) and every verifying share, in index order.
+ */
+export function publicPackageHash(
+  pub: { commitments: Uint8Array[]; verifyingShares: Record<string, Uint8Array> },
+  identifiers: string[],
+): Uint8Array {
+  const shares = identifiers.map((id) => {
+    const share = pub.verifyingShares[id];
+    if (share === undefined) throw new RangeError("publicPackageHash: a verifying share is missing");
+    return share;
+  });
+  return sha256(
+    lengthPrefixed(
+      "dkeygen/v1/dkg-public",
+      String(pub.commitments.length),
+      ...pub.commitments,
+      ...shares,
+    ),
+  );
+}
+
+/**
+ * Signed by every participant once its key checks: its part of the success certificate, over the
+ * transcript it saw and the public package (group key, verifying shares) it derived.
+ */
 export function confirmSignedData(
   sessionId: Uint8Array,
   transcript: Uint8Array,
-  groupKey: Uint8Array,
+  publicHash: Uint8Array,
 ): Uint8Array {
-  return lengthPrefixed("dkeygen/v1/dkg-confirm", sessionId, transcript, groupKey);
+  return lengthPrefixed("dkeygen/v1/dkg-confirm", sessionId, transcript, publicHash);
 }

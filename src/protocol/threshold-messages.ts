@@ -1,0 +1,164 @@
+/**
+ * The wire messages of threshold key generation (docs/PROTOCOL.md §16): the server coordinates a
+ * DKG among n contributors and relays only what they sign — round-1 packages, sealed round-2
+ * shares, confirmations. Field encodings follow messages.ts (canonical unpadded base64url).
+ *
+ *   server → contributor     dkg.open, dkg.round1s, dkg.shares, dkg.certificate, dkg.aborted
+ *   contributor → server     dkg.round1, dkg.round2, dkg.confirm, dkg.fault
+ *   admin ⇄ server           admin.threshold.keygen → admin.threshold.key (in admin frames)
+ */
+import { Type } from "@sinclair/typebox";
+import {
+  Bytes,
+  BytesUpTo,
+  FingerprintSchema,
+  IsoTime,
+  message,
+  Name,
+  RequestId,
+  ServerSignature,
+  strict,
+} from "./wire-types.js";
+
+/** Most holders of one threshold key (threshold/suites.ts MAX_HOLDERS). */
+export const MAX_DKG_PARTICIPANTS = 64;
+
+const SessionId = Bytes(32);
+const Suite = Type.Union([
+  Type.Literal("secp256k1-tr"),
+  Type.Literal("ed25519"),
+  Type.Literal("p256"),
+]);
+const Index = Type.Integer({ minimum: 1, maximum: MAX_DKG_PARTICIPANTS });
+const Count = Type.Integer({ minimum: 2, maximum: MAX_DKG_PARTICIPANTS });
+const RecordId = Type.String({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" });
+/** A serialized group element: 32 bytes (Ed25519) or 33 (compressed secp256k1, P-256). */
+const Point = Type.Union([Bytes(32), Bytes(33)]);
+
+/** A participant's round-1 package, signed by its identity key (threshold/transcript.ts). */
+export const Round1Wire = Type.Object(
+  {
+    index: Index,
+    commitment: Type.Array(Point, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+    /** noble's proof of knowledge: 64 bytes (secp256k1-tr, Ed25519) or 65 (P-256). */
+    proof: Type.Union([Bytes(64), Bytes(65)]),
+    encryptionKey: Bytes(32),
+    ephemeralKey: Bytes(32),
+    signature: Bytes(64),
+  },
+  strict,
+);
+
+/** One round-2 share sealed to its recipient (AES-256-GCM: 32-byte scalar + 16-byte tag). */
+export const SealedShareWire = Type.Object(
+  { from: Index, to: Index, ciphertext: Bytes(48), signature: Bytes(64) },
+  strict,
+);
+
+// ---- server → contributor --------------------------------------------------------------------
+
+/** An invitation to a DKG session, signed by the server's RSA key (signed-data.ts dkgOpenSignedData). */
+export const DkgOpen = message("dkg.open", {
+  sessionId: SessionId,
+  suite: Suite,
+  t: Count,
+  n: Count,
+  nonce: Bytes(32),
+  /** The participants' Ed25519 identity keys, in session order (index i at position i - 1). */
+  participants: Type.Array(Bytes(32), { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+  /** Every phase of the session ends by this instant. */
+  deadline: IsoTime,
+  signature: ServerSignature,
+});
+
+/** All n round-1 packages, as the server received them. */
+export const DkgRound1s = message("dkg.round1s", {
+  sessionId: SessionId,
+  packages: Type.Array(Round1Wire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+});
+
+/** The n - 1 shares sealed to this participant. */
+export const DkgShares = message("dkg.shares", {
+  sessionId: SessionId,
+  shares: Type.Array(SealedShareWire, { minItems: 1, maxItems: MAX_DKG_PARTICIPANTS - 1 }),
+});
+
+/** The success certificate: every participant's confirmation, in index order. */
+export const DkgCertificate = message("dkg.certificate", {
+  sessionId: SessionId,
+  /** The id of the server's record of the key (its public part; no share). */
+  keyId: RecordId,
+  certificate: Type.Array(Bytes(64), { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+});
+
+/** The session is over without a key: whom the server blames, and why. */
+export const DkgAborted = message("dkg.aborted", {
+  sessionId: SessionId,
+  /** A participant's contributor id, "coordinator", or absent (nobody can be blamed: a timeout). */
+  culprit: Type.Optional(Type.Union([FingerprintSchema, Type.Literal("coordinator")])),
+  kind: Type.String({ pattern: "^[a-z][a-z-]{0,31}$" }),
+  reason: Type.String({ maxLength: 512 }),
+});
+
+// ---- contributor → server --------------------------------------------------------------------
+
+export const DkgRound1 = message("dkg.round1", { sessionId: SessionId, package: Round1Wire });
+
+/** The sender's n - 1 sealed shares, each signed. */
+export const DkgRound2 = message("dkg.round2", {
+  sessionId: SessionId,
+  shares: Type.Array(SealedShareWire, { minItems: 1, maxItems: MAX_DKG_PARTICIPANTS - 1 }),
+});
+
+/** The sender's part of the certificate: Ed25519 over its transcript hash and group key. */
+export const DkgConfirm = message("dkg.confirm", {
+  sessionId: SessionId,
+  transcript: Bytes(32),
+  groupKey: Point,
+  signature: Bytes(64),
+});
+
+/** The sender found a fault it cannot go on from; `culprit` 0 is the coordinator. */
+export const DkgFaultMessage = message("dkg.fault", {
+  sessionId: SessionId,
+  culprit: Type.Integer({ minimum: 0, maximum: MAX_DKG_PARTICIPANTS }),
+  kind: Type.String({ pattern: "^[a-z][a-z-]{0,31}$" }),
+  /** A share complaint's evidence: the one share's key, so the server can open and judge it. */
+  evidence: Type.Optional(Type.Object({ from: Index, to: Index, key: Bytes(32) }, strict)),
+});
+
+// ---- admin -----------------------------------------------------------------------------------
+
+export const AdminThresholdKeygen = message("admin.threshold.keygen", {
+  requestId: RequestId,
+  suite: Suite,
+  t: Count,
+  n: Count,
+  /** The requesting client that owns the key (may ask for signatures); absent: the admin. */
+  owner: Type.Optional(Name),
+});
+
+/** A threshold key's public description (the server's record; no share anywhere). */
+export const ThresholdKeyWire = Type.Object(
+  {
+    id: RecordId,
+    suite: Suite,
+    t: Count,
+    n: Count,
+    createdAt: IsoTime,
+    /** hex: 32-byte x-only (secp256k1-tr), 32-byte Ed25519, 33-byte compressed P-256. */
+    groupPublicKey: Type.String({ pattern: "^[0-9a-f]{64,66}$" }),
+    /** secp256k1-tr: the BIP 86 output key (hex, x-only) and its P2TR address. */
+    outputKey: Type.Optional(Type.String({ pattern: "^[0-9a-f]{64}$" })),
+    address: Type.Optional(Type.String({ pattern: "^(bc|tb|bcrt)1p[02-9ac-hj-np-z]{58}$" })),
+    holders: Type.Array(FingerprintSchema, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+    sessionId: SessionId,
+    owner: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  strict,
+);
+
+export const AdminThresholdKey = message("admin.threshold.key", {
+  requestId: RequestId,
+  key: ThresholdKeyWire,
+});
