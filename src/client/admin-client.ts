@@ -334,6 +334,32 @@ export class AdminClient {
   }
 
   /**
+   * A distributed key generation among n connected contributors (docs/PROTOCOL.md §16): resolves
+   * to the key's public description once every participant has confirmed it.
+   */
+  async thresholdKeygen(request: {
+    suite: "secp256k1-tr" | "ed25519" | "p256";
+    t: number;
+    n: number;
+    owner?: string;
+  }): Promise<MessageOf<"admin.threshold.key">["key"]> {
+    const reply = await this.#request({
+      type: "admin.threshold.keygen",
+      v: PROTOCOL_VERSION,
+      requestId: randomUUID(),
+      suite: request.suite,
+      t: request.t,
+      n: request.n,
+      ...(request.owner === undefined ? {} : { owner: request.owner }),
+    });
+    if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);
+    if (reply.type !== "admin.threshold.key") {
+      throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
+    }
+    return reply.key;
+  }
+
+  /**
    * Record `recordId`'s derivation secret and parameters (server/derivation-export.ts), sealed by
    * the server to a one-off RSA-3072 key made for this request alone, opened here.
    */

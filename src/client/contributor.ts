@@ -28,6 +28,7 @@ import { CHALLENGE_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION } from "../pr
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { ContributorDkg, type DkgEvent } from "./contributor-dkg.js";
 import { ContributorRounds, type RoundEvent } from "./contributor-rounds.js";
 import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
@@ -39,6 +40,7 @@ export type ContributorEvent =
   | { type: "connected"; url: string; fingerprint: string; pin: "pinned" | "matched" }
   | { type: "joined"; contributorId: string; enrolled: boolean; name?: string }
   | RoundEvent
+  | DkgEvent
   | { type: "server.error"; code: string; message: string; roundId?: string }
   | { type: "disconnected"; retryInMs?: number; reason: string }
   | { type: "stopped"; error?: DkeygenError };
@@ -77,6 +79,8 @@ export class Contributor {
   readonly #rounds: ContributorRounds;
   /** Witnesses the server's transparency log: checks and cosigns its checkpoints (witness.ts). */
   readonly #witness: Witness;
+  /** Distributed key generations it takes part in, and its shares (contributor-dkg.ts). */
+  readonly #dkg: ContributorDkg;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -102,6 +106,12 @@ export class Contributor {
       publicKey: options.state.publicKey,
       rounds: this.#rounds,
       logger: this.#logger,
+    });
+    this.#dkg = new ContributorDkg({
+      state: options.state,
+      random: this.#random,
+      logger: this.#logger,
+      emit: (event) => this.#emit(event),
     });
     this.#done = new Promise((resolve) => {
       this.#resolveDone = resolve;
@@ -251,6 +261,21 @@ export class Contributor {
             if (answer !== undefined) connection.send(encodeMessage(answer));
             break;
           }
+          case "dkg.open":
+            await this.#dkg.open(connection, this.#server!, msg);
+            break;
+          case "dkg.round1s":
+            this.#dkg.round1s(connection, msg);
+            break;
+          case "dkg.shares":
+            this.#dkg.sharesIn(connection, msg);
+            break;
+          case "dkg.certificate":
+            await this.#dkg.certificate(connection, msg);
+            break;
+          case "dkg.aborted":
+            this.#dkg.aborted(msg);
+            break;
           case "error":
             this.#onServerError(msg, session.phase !== "ready");
             break;

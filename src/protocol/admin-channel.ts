@@ -59,7 +59,12 @@ function macOf(key: KeyObject, direction: AdminDirection, seq: number, body: str
 
 /** The message types each side may put inside an admin.frame. */
 const INNER: Record<AdminDirection, ReadonlySet<AnyMessage["type"]>> = {
-  "to-server": new Set(["admin.generate", "admin.status", "admin.export", "admin.threshold.keygen"]),
+  "to-server": new Set([
+    "admin.generate",
+    "admin.status",
+    "admin.export",
+    "admin.threshold.keygen",
+  ]),
   "to-admin": new Set([
     "admin.round",
     "admin.status.result",

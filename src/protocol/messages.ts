@@ -16,12 +16,12 @@ import {
   BytesUpTo,
   FingerprintSchema,
   IsoTime,
+  message,
   Name,
   Purpose,
   RequestId,
   RoundIdSchema,
   ServerSignature,
-  message,
   strict,
 } from "./wire-types.js";
 

@@ -110,11 +110,22 @@ export const DkgRound2 = message("dkg.round2", {
   shares: Type.Array(SealedShareWire, { minItems: 1, maxItems: MAX_DKG_PARTICIPANTS - 1 }),
 });
 
-/** The sender's part of the certificate: Ed25519 over its transcript hash and group key. */
+/**
+ * The sender's part of the certificate: Ed25519 over its transcript hash and the hash of the
+ * public key package it derived (threshold/transcript.ts confirmSignedData), and that package.
+ */
 export const DkgConfirm = message("dkg.confirm", {
   sessionId: SessionId,
   transcript: Bytes(32),
-  groupKey: Point,
+  public: Type.Object(
+    {
+      /** The group commitment, t points; the first is the group key as noble serializes it. */
+      commitments: Type.Array(Point, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+      /** Every participant's verifying share, in index order. */
+      verifyingShares: Type.Array(Point, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+    },
+    strict,
+  ),
   signature: Bytes(64),
 });
 

@@ -34,7 +34,9 @@ export const RequestId = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" });
 export const Name = Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$" });
 export const Purpose = Type.String({ pattern: "^[a-z][a-z0-9-]{0,31}$" });
 /** An instant as `Date.prototype.toISOString` writes it, in UTC: 2026-11-24T10:00:00.000Z. */
-export const IsoTime = Type.String({ pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$" });
+export const IsoTime = Type.String({
+  pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$",
+});
 export const Version = Type.Literal(PROTOCOL_VERSION);
 export const strict = { additionalProperties: false } as const;
 

@@ -9,6 +9,9 @@
  *   admin.status     contributors connected, enrolled, rounds running, the key store's head
  *   admin.export     a record's derivation secret and parameters, sealed to a one-off key, to
  *                    re-derive it for audit (derivation-export.ts; a nonce record's: refused)
+ *   admin.threshold.keygen
+ *                    a distributed key generation among n connected contributors
+ *                    (dkg-coordinator.ts); answers with the key's public description
  *
  * A frame that fails its check ends the session (its integrity is gone); a command that fails
  * gets an `error` with its requestId and the session goes on.
@@ -23,13 +26,16 @@ import { exportAad, revealAad } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { derivationExport } from "./derivation-export.js";
+import type { ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { toPublicRecord } from "./public-record.js";
 import { ADMIN_OWNER, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
 import { readStoredSecret } from "./stored-secret.js";
+import { thresholdKeyWire } from "./threshold-record.js";
 
 /** What the admin commands need beyond the context: rounds and the server's live state. */
 export interface AdminServices {
   runRound(request: RoundRequest): Promise<KeyRecord>;
+  thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord>;
   readonly roundsRunning: number;
   readonly connectedContributors: { id: string; name?: string }[];
 }
@@ -54,7 +60,9 @@ export function handleAdminFrame(
   if (inner.type === "admin.generate") return adminGenerate(ctx, services, peer, inner);
   if (inner.type === "admin.status") return adminStatus(ctx, services, peer, inner);
   if (inner.type === "admin.export") return adminExport(ctx, peer, inner);
-  // admin-channel.ts lets only those three through towards the server.
+  if (inner.type === "admin.threshold.keygen")
+    return adminThresholdKeygen(ctx, services, peer, inner);
+  // admin-channel.ts lets only those four through towards the server.
   throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${inner.type} message.`);
 }
 
@@ -98,6 +106,29 @@ async function adminGenerate(
     });
   } catch (error) {
     commandFailed(ctx, peer, msg.requestId, error, "The round could not be completed.");
+  }
+}
+
+async function adminThresholdKeygen(
+  ctx: ServerContext,
+  services: AdminServices,
+  peer: Peer,
+  msg: MessageOf<"admin.threshold.keygen">,
+): Promise<void> {
+  try {
+    if (msg.t > msg.n) {
+      throw new DkeygenError(ErrorCodes.USAGE, `t (${msg.t}) must not exceed n (${msg.n}).`);
+    }
+    const owner = msg.owner === undefined ? ADMIN_OWNER : await ownerId(ctx, msg.owner);
+    const record = await services.thresholdKeygen({ suite: msg.suite, t: msg.t, n: msg.n, owner });
+    ctx.send(peer, {
+      type: "admin.threshold.key",
+      v: PROTOCOL_VERSION,
+      requestId: msg.requestId,
+      key: thresholdKeyWire(record),
+    });
+  } catch (error) {
+    commandFailed(ctx, peer, msg.requestId, error, "The threshold key could not be made.");
   }
 }
 

@@ -87,6 +87,7 @@ export async function handleJoin(
     }
     peer.machine.transition("contributor");
     peer.contributorId = id;
+    peer.identity = identity;
     if (name !== undefined) peer.name = name;
     ctx.contributors.set(id, peer);
     ctx.send(peer, {

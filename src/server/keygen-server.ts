@@ -10,6 +10,8 @@
  *   admin.frame     admin-commands.ts    an authenticated admin command (generate, status)
  *   log.cosign      witnessing.ts        a contributor's cosignature of a checkpoint
  *   log.conflict    witnessing.ts        a contributor that last cosigned another size
+ *   dkg.round1/round2/confirm/fault
+ *                   dkg-coordinator.ts   a participant's step of a distributed key generation
  *
  * This file is the imperative shell: connections, the guard every handler runs in, the error
  * path, events. A peer's mistakes cost that peer only: every rejected message gets an `error`
@@ -24,6 +26,7 @@ import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { CloseCodes, type Connection, type Listener } from "../transport/types.js";
 import { type AdminServices, handleAdminFrame } from "./admin-commands.js";
+import { DkgCoordinator, type ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { handleAdminAuth, handleJoin } from "./handshake.js";
 import { RoundRunner } from "./round-runner.js";
 import {
@@ -59,6 +62,8 @@ export class KeygenServer implements ServerContext {
   readonly #listeners: ((event: ServerEvent) => void)[] = [];
   readonly #hello: (challenge: Uint8Array) => string;
   readonly #rounds: RoundRunner;
+  /** Distributed key generations, coordinated but never seen in the clear (dkg-coordinator.ts). */
+  readonly #dkg: DkgCoordinator;
   /** The log of rounds, kept in the store (transparency-log.ts); the distribution server serves it. */
   readonly log: TransparencyLog;
   readonly witnessing: Witnessing;
@@ -95,6 +100,7 @@ export class KeygenServer implements ServerContext {
       if (peer) this.witnessing.joined(peer);
     });
     this.#rounds = new RoundRunner(this);
+    this.#dkg = new DkgCoordinator(this);
   }
 
   get fingerprint(): string {
@@ -136,6 +142,7 @@ export class KeygenServer implements ServerContext {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.witnessing.stop();
+    this.#dkg.stop();
     await this.#rounds.stop();
     for (const peer of this.#peers) {
       peer.connection.close(CloseCodes.GOING_AWAY, "server stopping");
@@ -261,6 +268,7 @@ export class KeygenServer implements ServerContext {
     if (id !== undefined && this.contributors.get(id) === peer) {
       this.contributors.delete(id);
       this.#rounds.participantLeft(id, peer);
+      this.#dkg.participantLeft(id);
       this.c.logger.info({ contributorId: id, name: peer.name }, "contributor left");
       this.emit({
         type: "contributor.left",
@@ -323,6 +331,14 @@ export class KeygenServer implements ServerContext {
         return this.witnessing.cosign(peer, msg);
       case "log.conflict":
         return this.witnessing.conflict(peer, msg);
+      case "dkg.round1":
+        return this.#dkg.round1(peer, msg);
+      case "dkg.round2":
+        return this.#dkg.round2(peer, msg);
+      case "dkg.confirm":
+        return this.#dkg.confirm(peer, msg);
+      case "dkg.fault":
+        return this.#dkg.fault(peer, msg);
       case "admin.frame":
         return handleAdminFrame(this, this.#adminServices, peer, msg);
       default:
@@ -334,6 +350,7 @@ export class KeygenServer implements ServerContext {
   /** What admin commands may use of this server. */
   readonly #adminServices: AdminServices = ((server: KeygenServer) => ({
     runRound: (request: RoundRequest) => server.runRound(request),
+    thresholdKeygen: (request: ThresholdKeygenRequest) => server.#dkg.keygen(request),
     get roundsRunning() {
       return server.#rounds.running;
     },

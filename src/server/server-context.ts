@@ -32,6 +32,8 @@ export interface KeygenServerConfig {
   revealTimeoutMs?: number;
   /** At most this many contributors are invited to one round (and never more than 256). */
   maxParticipants: number;
+  /** How long a whole DKG session may take (dkg-coordinator.ts; default 60 s). */
+  dkgTimeoutMs?: number;
   heartbeatMs: number;
   handshakeTimeoutMs: number;
   /** A peer is disconnected after this many rejected messages. */
@@ -86,6 +88,8 @@ export type ResolvedComponents = Required<
 
 /** What the server tells its observers (the CLI, the demo). Public facts only. */
 export type ServerEvent =
+  | { type: "dkg.completed"; sessionId: string; keyId: string }
+  | { type: "dkg.aborted"; sessionId: string; kind: string; reason: string; culprit?: string }
   | { type: "contributor.joined"; contributorId: string; name?: string; enrolled: boolean }
   | { type: "contributor.left"; contributorId: string; name?: string }
   | { type: "peer.rejected"; remote: string; code: string; message: string }
@@ -173,6 +177,8 @@ export interface Peer {
   /** The server's challenge for this connection (hello). */
   readonly challenge: Uint8Array;
   contributorId?: string;
+  /** The contributor's raw Ed25519 identity key, once joined. */
+  identity?: Uint8Array;
   name?: string;
   /** Set once an admin has authenticated: seals and opens every later admin message. */
   admin?: AdminChannel;

@@ -23,7 +23,12 @@ import type { KeyObject } from "node:crypto";
 import type { DKG_Round1, DKG_Secret, FrostPublic, Key } from "@noble/curves/abstract/frost.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { lengthPrefixed } from "../crypto/canonical.js";
-import { publicKeyFromRaw, signMessage, verifySignature } from "../crypto/signature.js";
+import {
+  isStrongEd25519Key,
+  publicKeyFromRaw,
+  signMessage,
+  verifySignature,
+} from "../crypto/signature.js";
 import { HmacDrbg } from "../derive/drbg.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import {
@@ -57,7 +62,10 @@ export type FaultKind =
   | "share"
   | "equivocation"
   | "certificate"
-  | "missing";
+  | "missing"
+  | "replay"
+  | "parameters"
+  | "protocol";
 
 /** The evidence of a share complaint: the one share's key, so anyone can open it. */
 export interface ShareEvidence {
@@ -161,6 +169,10 @@ export function checkSessionParams(p: DkgSessionParams): void {
   const seen = new Set(p.identities.map((k) => Buffer.from(k).toString("hex")));
   if (seen.size !== p.n) {
     throw new DkeygenError(ErrorCodes.INVALID_INPUT, "A DKG session lists an identity twice.");
+  }
+  if (!p.identities.every(isStrongEd25519Key)) {
+    // A weak key (small order) lets its holder disown what it signed: no evidence, no session.
+    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "A DKG session lists a weak identity key.");
   }
   if (p.nonce.length !== 32) {
     throw new DkeygenError(ErrorCodes.INVALID_INPUT, "A DKG session nonce is 32 bytes.");
@@ -652,6 +664,27 @@ export function judgeComplaint(
   const identifiers = identifiersOf(params.suite, sessionId, params.n);
   const sender = packages.find((p) => p.index === share.from);
   if (!sender) return { verdict: "unproven" };
+  // Only what the sender signed can prove it at fault: its round-1 package (the commitment) and
+  // this ciphertext. Anything else may have been made by the accuser to frame it.
+  const identity = params.identities[share.from - 1];
+  if (
+    identity === undefined ||
+    !Number.isInteger(share.to) ||
+    share.to < 1 ||
+    share.to > params.n ||
+    !verifySignature(
+      publicKeyFromRaw(identity),
+      round1SignedData(sessionId, sender),
+      sender.signature,
+    ) ||
+    !verifySignature(
+      publicKeyFromRaw(identity),
+      shareSignedData(sessionId, share.from, share.to, share.ciphertext),
+      share.signature,
+    )
+  ) {
+    return { verdict: "unproven" };
+  }
   const opened = openShare(key, share.ciphertext, sessionId, share.from, share.to);
   if (opened === undefined) return { verdict: "unproven" };
   const good =

@@ -117,7 +117,8 @@ export function publicPackageHash(
 ): Uint8Array {
   const shares = identifiers.map((id) => {
     const share = pub.verifyingShares[id];
-    if (share === undefined) throw new RangeError("publicPackageHash: a verifying share is missing");
+    if (share === undefined)
+      throw new RangeError("publicPackageHash: a verifying share is missing");
     return share;
   });
   return sha256(

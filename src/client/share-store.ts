@@ -1,0 +1,259 @@
+/**
+ * A contributor's threshold shares at rest (docs/PROTOCOL.md §16.5): one file per key,
+ * `<data dir>/threshold/<key id>.json`, mode 0600 in a 0700 folder. The signing share is sealed
+ * with AES-256-GCM under
+ *
+ *   K = HKDF-SHA-256(ikm = identity seed, salt = "", info = "dkeygen/v1/share-at-rest")
+ *
+ * with a random 12-byte IV and AAD = LP("dkeygen/v1/share-at-rest", key id, session id); the rest
+ * of the file is public: the key's description, the public key package, the certificate, and the
+ * recovery data (session parameters, every round-1 package, the shares sealed to this holder),
+ * from which the identity key alone rebuilds the share if the sealed copy is lost
+ * (threshold/recovery.ts). `sessions.log` lists every session id this contributor took part in,
+ * so a replayed invitation is refused.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
+import { appendFile, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fromBase64url, toBase64url } from "../crypto/base64url.js";
+import { lengthPrefixed } from "../crypto/canonical.js";
+import { ensureDataDir, fileExists, readJsonFile, writeJsonFile } from "../datadir/files.js";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import {
+  type PublicPackageJson,
+  publicToJson,
+  type Round1Json,
+  round1FromJson,
+  type SealedShareJson,
+  shareFromJson,
+  shareToJson,
+} from "../threshold/codec.js";
+import type { ThresholdShare } from "../threshold/dkg.js";
+import type { RecoveryData } from "../threshold/recovery.js";
+import { identitySeed } from "../threshold/share-box.js";
+import type { SuiteName } from "../threshold/suites.js";
+import { p2trAddress } from "../threshold/taproot.js";
+import { type DkgSessionParams, type SealedShare, sessionIdOf } from "../threshold/transcript.js";
+
+export const SHARES_DIR = "threshold";
+const SESSIONS_FILE = "sessions.log";
+
+/** The file's form (version 1). */
+export interface ShareFile {
+  version: 1;
+  keyId: string;
+  suite: SuiteName;
+  t: number;
+  n: number;
+  index: number;
+  groupPublicKey: string;
+  outputKey?: string;
+  address?: string;
+  createdAt: string;
+  identifiers: string[];
+  public: PublicPackageJson;
+  transcript: string;
+  certificate: string[];
+  /** The sealed signing share: IV ‖ ciphertext ‖ tag, base64url. */
+  sealedShare: string;
+  recovery: {
+    params: {
+      suite: SuiteName;
+      t: number;
+      n: number;
+      serverFingerprint: string;
+      nonce: string;
+      identities: string[];
+    };
+    packages: Round1Json[];
+    shares: SealedShareJson[];
+  };
+}
+
+/** What `dkeygen contributor shares` lists: nothing secret. */
+export interface ShareSummary {
+  keyId: string;
+  suite: SuiteName;
+  t: number;
+  n: number;
+  index: number;
+  groupPublicKey: string;
+  outputKey?: string;
+  address?: string;
+  createdAt: string;
+}
+
+function atRestKey(privateKey: KeyObject): Uint8Array {
+  const seed = identitySeed(privateKey);
+  try {
+    return new Uint8Array(
+      hkdfSync("sha256", seed, new Uint8Array(0), "dkeygen/v1/share-at-rest", 32),
+    );
+  } finally {
+    seed.fill(0);
+  }
+}
+
+function aad(keyId: string, sessionId: Uint8Array): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/share-at-rest", keyId, sessionId);
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+export class ShareStore {
+  readonly dir: string;
+  readonly #privateKey: KeyObject;
+
+  constructor(dataDir: string, privateKey: KeyObject) {
+    this.dir = join(dataDir, SHARES_DIR);
+    this.#privateKey = privateKey;
+  }
+
+  /** Records a session id; false when it was seen before (a replayed invitation). */
+  async claimSession(sessionId: string): Promise<boolean> {
+    await ensureDataDir(this.dir);
+    const path = join(this.dir, SESSIONS_FILE);
+    const seen = (await fileExists(path)) ? (await readFile(path, "utf8")).split("\n") : [];
+    if (seen.includes(sessionId)) return false;
+    await appendFile(path, `${sessionId}\n`, { mode: 0o600 });
+    return true;
+  }
+
+  async save(
+    keyId: string,
+    share: ThresholdShare,
+    params: DkgSessionParams,
+    packages: ShareFile["recovery"]["packages"],
+    incoming: SealedShare[],
+    createdAt: Date,
+  ): Promise<ShareFile> {
+    if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(keyId)) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "A key id is 26 Crockford base32 characters.",
+      );
+    }
+    const key = atRestKey(this.#privateKey);
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", key, iv);
+    cipher.setAAD(aad(keyId, share.sessionId));
+    const sealed = Buffer.concat([
+      iv,
+      cipher.update(share.signingShare),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    key.fill(0);
+    const file: ShareFile = {
+      version: 1,
+      keyId,
+      suite: share.suite,
+      t: share.t,
+      n: share.n,
+      index: share.index,
+      groupPublicKey: hex(share.groupPublicKey),
+      ...(share.outputKey === undefined
+        ? {}
+        : { outputKey: hex(share.outputKey), address: p2trAddress(share.outputKey) }),
+      createdAt: createdAt.toISOString(),
+      identifiers: share.identifiers,
+      public: publicToJson(share.public, share.identifiers),
+      transcript: hex(share.transcript),
+      certificate: share.certificate.map(toBase64url),
+      sealedShare: toBase64url(sealed),
+      recovery: {
+        params: {
+          suite: params.suite,
+          t: params.t,
+          n: params.n,
+          serverFingerprint: params.serverFingerprint,
+          nonce: toBase64url(params.nonce),
+          identities: params.identities.map(toBase64url),
+        },
+        packages,
+        shares: incoming.map(shareToJson),
+      },
+    };
+    await ensureDataDir(this.dir);
+    await writeJsonFile(join(this.dir, `${keyId}.json`), file, 0o600);
+    return file;
+  }
+
+  async list(): Promise<ShareSummary[]> {
+    if (!(await fileExists(this.dir))) return [];
+    const names = (await readdir(this.dir))
+      .filter((n) => /^[0-9A-HJKMNP-TV-Z]{26}\.json$/.test(n))
+      .sort();
+    const out: ShareSummary[] = [];
+    for (const name of names) {
+      const f = await readJsonFile<ShareFile>(join(this.dir, name));
+      if (f === undefined) continue;
+      out.push({
+        keyId: f.keyId,
+        suite: f.suite,
+        t: f.t,
+        n: f.n,
+        index: f.index,
+        groupPublicKey: f.groupPublicKey,
+        ...(f.outputKey === undefined ? {} : { outputKey: f.outputKey, address: f.address! }),
+        createdAt: f.createdAt,
+      });
+    }
+    return out;
+  }
+
+  async read(keyId: string): Promise<ShareFile | undefined> {
+    if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(keyId)) return undefined;
+    return readJsonFile<ShareFile>(join(this.dir, `${keyId}.json`));
+  }
+
+  /** Opens the sealed signing share of a file (secret: the caller wipes it after use). */
+  openShare(file: ShareFile): Uint8Array {
+    const sealed = fromBase64url(file.sealedShare, "sealedShare");
+    const sessionId = sessionIdOf(paramsOf(file));
+    const key = atRestKey(this.#privateKey);
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12));
+      decipher.setAAD(aad(file.keyId, sessionId));
+      decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+      return new Uint8Array(
+        Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]),
+      );
+    } catch {
+      throw new DkeygenError(
+        ErrorCodes.DECRYPTION_FAILED,
+        `The share of key ${file.keyId} does not open with this contributor's identity key.`,
+      );
+    } finally {
+      key.fill(0);
+    }
+  }
+}
+
+/** The recovery data of a share file, as threshold/recovery.ts takes it. */
+export function recoveryDataOf(file: ShareFile): RecoveryData {
+  return {
+    params: paramsOf(file),
+    packages: file.recovery.packages.map(round1FromJson),
+    shares: file.recovery.shares.map(shareFromJson),
+    certificate: file.certificate.map((c) => fromBase64url(c, "certificate", 64)),
+  };
+}
+
+export function paramsOf(file: ShareFile): DkgSessionParams {
+  const p = file.recovery.params;
+  return {
+    suite: p.suite,
+    t: p.t,
+    n: p.n,
+    serverFingerprint: p.serverFingerprint,
+    nonce: fromBase64url(p.nonce, "nonce", 32),
+    identities: p.identities.map((k) => fromBase64url(k, "identities", 32)),
+  };
+}

@@ -1,0 +1,573 @@
+/**
+ * The server as an untrusted coordinator of distributed key generations (docs/PROTOCOL.md §16):
+ * it picks n connected contributors, invites them with a signed `dkg.open`, and relays what
+ * they sign — round-1 packages to everyone, each sealed round-2 share to its recipient only,
+ * confirmations back as the success certificate. It never holds a share: what it stores is the
+ * group key, the verifying shares, the certificate and the public recovery data.
+ *
+ * It checks what it relays (signatures, forms) so a participant's fault is named as early as it
+ * can be, and judges complaints from their evidence (threshold/dkg.ts judgeComplaint,
+ * findBadProof). Every session ends by its deadline: completed with a certificate, or aborted
+ * with a culprit where one is proven and the silent participants where one is missing.
+ */
+import { toBase64url } from "../crypto/base64url.js";
+import { serverSign } from "../crypto/server-signature.js";
+import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
+import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
+import type { MessageOf } from "../protocol/messages.js";
+import { dkgOpenSignedData } from "../protocol/signed-data.js";
+import { PROTOCOL_VERSION } from "../protocol/version.js";
+import type { KeyRecord } from "../store/types.js";
+import {
+  publicFromJson,
+  round1FromJson,
+  round1ToJson,
+  shareFromJson,
+  shareToJson,
+} from "../threshold/codec.js";
+import {
+  checkPackage,
+  checkSessionParams,
+  DkgFault,
+  findBadProof,
+  judgeComplaint,
+} from "../threshold/dkg.js";
+import type { SuiteName } from "../threshold/suites.js";
+import {
+  confirmSignedData,
+  type DkgSessionParams,
+  identifiersOf,
+  publicPackageHash,
+  type Round1Package,
+  round1SignedData,
+  type SealedShare,
+  sessionIdOf,
+  shareSignedData,
+  transcriptHash,
+} from "../threshold/transcript.js";
+import type { Peer, ServerContext } from "./server-context.js";
+import { storeThresholdKey } from "./threshold-record.js";
+
+export interface ThresholdKeygenRequest {
+  suite: SuiteName;
+  t: number;
+  n: number;
+  /** The registration id of the requester that owns the key, or "@admin". */
+  owner: string;
+}
+
+/** How long a whole DKG session may take by default (all phases). */
+export const DEFAULT_DKG_TIMEOUT_MS = 60_000;
+
+type Phase = "round1" | "round2" | "confirm" | "done";
+
+interface Session {
+  readonly params: DkgSessionParams;
+  readonly sessionId: Uint8Array;
+  readonly key: string;
+  readonly identifiers: string[];
+  readonly owner: string;
+  /** Contributor ids by index - 1. */
+  readonly members: string[];
+  readonly peers: Peer[];
+  phase: Phase;
+  readonly packages: (Round1Package | undefined)[];
+  readonly shares: (SealedShare[] | undefined)[];
+  readonly confirms: (MessageOf<"dkg.confirm"> | undefined)[];
+  timer: NodeJS.Timeout | undefined;
+  resolve(record: KeyRecord): void;
+  reject(error: DkeygenError): void;
+}
+
+export class DkgCoordinator {
+  readonly #ctx: ServerContext;
+  readonly #sessions = new Map<string, Session>();
+
+  constructor(ctx: ServerContext) {
+    this.#ctx = ctx;
+  }
+
+  get running(): number {
+    return this.#sessions.size;
+  }
+
+  /** Runs one DKG with n of the connected contributors; resolves to the stored key record. */
+  keygen(request: ThresholdKeygenRequest): Promise<KeyRecord> {
+    const ctx = this.#ctx;
+    const connected = [...ctx.contributors.entries()];
+    if (connected.length < request.n) {
+      throw new DkeygenError(
+        ErrorCodes.QUORUM_NOT_MET,
+        `A ${request.t}-of-${request.n} key needs ${request.n} contributors connected; ` +
+          `${connected.length} are.`,
+      );
+    }
+    const chosen = shuffle(connected, ctx.c.random).slice(0, request.n);
+    const params: DkgSessionParams = {
+      suite: request.suite,
+      t: request.t,
+      n: request.n,
+      serverFingerprint: ctx.fingerprint,
+      nonce: ctx.c.random(32),
+      identities: chosen.map(([, peer]) => peer.identity!),
+    };
+    checkSessionParams(params);
+    const sessionId = sessionIdOf(params);
+    const timeoutMs = ctx.config.dkgTimeoutMs ?? DEFAULT_DKG_TIMEOUT_MS;
+    const deadline = new Date(ctx.c.clock() + timeoutMs).toISOString();
+    return new Promise<KeyRecord>((resolve, reject) => {
+      const session: Session = {
+        params,
+        sessionId,
+        key: toBase64url(sessionId),
+        identifiers: identifiersOf(params.suite, sessionId, params.n),
+        owner: request.owner,
+        members: chosen.map(([id]) => id),
+        peers: chosen.map(([, peer]) => peer),
+        phase: "round1",
+        packages: new Array(params.n).fill(undefined),
+        shares: new Array(params.n).fill(undefined),
+        confirms: new Array(params.n).fill(undefined),
+        timer: undefined,
+        resolve,
+        reject,
+      };
+      this.#sessions.set(session.key, session);
+      session.timer = setTimeout(() => this.#timedOut(session), timeoutMs);
+      session.timer.unref();
+      const participants = params.identities.map(toBase64url);
+      const signature = toBase64url(
+        serverSign(
+          ctx.c.identity.privateKey,
+          dkgOpenSignedData(
+            ctx.fingerprint,
+            sessionId,
+            params.suite,
+            params.t,
+            params.n,
+            params.nonce,
+            params.identities,
+            deadline,
+          ),
+        ),
+      );
+      ctx.c.logger.info(
+        { sessionId: session.key, suite: params.suite, t: params.t, n: params.n },
+        "DKG session opened",
+      );
+      for (const peer of session.peers) {
+        ctx.send(peer, {
+          type: "dkg.open",
+          v: PROTOCOL_VERSION,
+          sessionId: session.key,
+          suite: params.suite,
+          t: params.t,
+          n: params.n,
+          nonce: toBase64url(params.nonce),
+          participants,
+          deadline,
+          signature,
+        });
+      }
+    });
+  }
+
+  round1(peer: Peer, msg: MessageOf<"dkg.round1">): void {
+    const { session, index } = this.#member(peer, msg.sessionId, "round1");
+    const pkg = round1FromJson(msg.package);
+    if (pkg.index !== index) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "A round-1 package must carry the sender's own index.",
+      );
+    }
+    // A package that is not the sender's own signature is refused (nobody is blamed for noise).
+    const identity = publicKeyFromRaw(session.params.identities[index - 1]!);
+    const data = round1SignedData(session.sessionId, pkg);
+    if (!verifySignature(identity, data, pkg.signature)) {
+      throw new DkeygenError(
+        ErrorCodes.BAD_SIGNATURE,
+        "The round-1 package is not signed by its sender.",
+      );
+    }
+    const earlier = session.packages[index - 1];
+    if (earlier !== undefined) {
+      if (Buffer.from(earlier.signature).equals(Buffer.from(pkg.signature))) return;
+      return this.#abort(
+        session,
+        new DkgFault(
+          index,
+          "equivocation",
+          `Participant ${index} signed two different round-1 packages.`,
+        ),
+      );
+    }
+    try {
+      checkPackage(session.params, session.sessionId, pkg, "sender");
+    } catch (error) {
+      return this.#abort(session, error);
+    }
+    session.packages[index - 1] = pkg;
+    if (session.packages.every((p) => p !== undefined)) {
+      session.phase = "round2";
+      const packages = (session.packages as Round1Package[]).map(round1ToJson);
+      for (const member of session.peers) {
+        this.#ctx.send(member, {
+          type: "dkg.round1s",
+          v: PROTOCOL_VERSION,
+          sessionId: session.key,
+          packages,
+        });
+      }
+    }
+  }
+
+  round2(peer: Peer, msg: MessageOf<"dkg.round2">): void {
+    const { session, index } = this.#member(peer, msg.sessionId, "round2");
+    if (session.shares[index - 1] !== undefined) {
+      throw new DkeygenError(
+        ErrorCodes.DUPLICATE_CONTRIBUTION,
+        "This participant's shares are in already.",
+      );
+    }
+    const shares = msg.shares.map(shareFromJson).sort((a, b) => a.to - b.to);
+    const recipients = shares.map((s) => s.to);
+    const expected = session.members.map((_, i) => i + 1).filter((i) => i !== index);
+    if (
+      shares.some((s) => s.from !== index) ||
+      recipients.length !== expected.length ||
+      recipients.some((to, i) => to !== expected[i])
+    ) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "Round 2 is one share from the sender to each other participant.",
+      );
+    }
+    const identity = publicKeyFromRaw(session.params.identities[index - 1]!);
+    for (const s of shares) {
+      if (
+        !verifySignature(
+          identity,
+          shareSignedData(session.sessionId, s.from, s.to, s.ciphertext),
+          s.signature,
+        )
+      ) {
+        throw new DkeygenError(
+          ErrorCodes.BAD_SIGNATURE,
+          `The share for participant ${s.to} is not signed by its sender.`,
+        );
+      }
+    }
+    session.shares[index - 1] = shares;
+    if (session.shares.every((s) => s !== undefined)) {
+      session.phase = "confirm";
+      const all = (session.shares as SealedShare[][]).flat();
+      session.peers.forEach((member, i) => {
+        const mine = all.filter((s) => s.to === i + 1).sort((a, b) => a.from - b.from);
+        this.#ctx.send(member, {
+          type: "dkg.shares",
+          v: PROTOCOL_VERSION,
+          sessionId: session.key,
+          shares: mine.map(shareToJson),
+        });
+      });
+    }
+  }
+
+  async confirm(peer: Peer, msg: MessageOf<"dkg.confirm">): Promise<void> {
+    const { session, index } = this.#member(peer, msg.sessionId, "confirm");
+    if (session.confirms[index - 1] !== undefined) {
+      throw new DkeygenError(
+        ErrorCodes.DUPLICATE_CONTRIBUTION,
+        "This participant's confirmation is in already.",
+      );
+    }
+    const packages = session.packages as Round1Package[];
+    const transcript = transcriptHash(session.sessionId, packages);
+    const { t, n } = session.params;
+    let publicHash: Uint8Array;
+    try {
+      publicHash = publicPackageHash(
+        publicFromJson(msg.public, session.identifiers, t, n),
+        session.identifiers,
+      );
+    } catch (error) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "The confirmation's public key package is malformed.",
+        { cause: error },
+      );
+    }
+    const identity = publicKeyFromRaw(session.params.identities[index - 1]!);
+    const signature = Buffer.from(msg.signature, "base64url");
+    if (
+      !verifySignature(
+        identity,
+        confirmSignedData(session.sessionId, Buffer.from(msg.transcript, "base64url"), publicHash),
+        signature,
+      )
+    ) {
+      throw new DkeygenError(
+        ErrorCodes.BAD_SIGNATURE,
+        "The confirmation is not signed by its sender.",
+      );
+    }
+    if (!Buffer.from(msg.transcript, "base64url").equals(Buffer.from(transcript))) {
+      return this.#abort(
+        session,
+        new DkgFault(
+          index,
+          "certificate",
+          `Participant ${index} confirmed a transcript the coordinator never relayed.`,
+        ),
+      );
+    }
+    const first = session.confirms.find((c) => c !== undefined);
+    if (first !== undefined && JSON.stringify(first.public) !== JSON.stringify(msg.public)) {
+      return this.#abort(
+        session,
+        new DkgFault(
+          index,
+          "certificate",
+          `Participant ${index} derived another public key package than participant ${session.confirms.indexOf(first) + 1}.`,
+        ),
+      );
+    }
+    session.confirms[index - 1] = msg;
+    if (!session.confirms.every((c) => c !== undefined)) return;
+    session.phase = "done";
+    try {
+      const record = await storeThresholdKey(this.#ctx, {
+        params: session.params,
+        sessionId: session.sessionId,
+        identifiers: session.identifiers,
+        members: session.members,
+        owner: session.owner,
+        packages,
+        shares: (session.shares as SealedShare[][]).flat(),
+        public: publicFromJson(msg.public, session.identifiers, t, n),
+        transcript,
+        certificate: (session.confirms as MessageOf<"dkg.confirm">[]).map((c) =>
+          Buffer.from(c.signature, "base64url"),
+        ),
+      });
+      this.#finish(session);
+      for (const member of session.peers) {
+        this.#ctx.send(member, {
+          type: "dkg.certificate",
+          v: PROTOCOL_VERSION,
+          sessionId: session.key,
+          keyId: record.id,
+          certificate: (session.confirms as MessageOf<"dkg.confirm">[]).map((c) => c.signature),
+        });
+      }
+      this.#ctx.c.logger.info(
+        { sessionId: session.key, keyId: record.id },
+        "DKG session completed",
+      );
+      this.#ctx.emit({ type: "dkg.completed", sessionId: session.key, keyId: record.id });
+      session.resolve(record);
+    } catch (error) {
+      this.#abort(
+        session,
+        new DkeygenError(
+          ErrorCodes.OPERATIONAL,
+          `The key could not be stored: ${describeError(error)}`,
+        ),
+      );
+    }
+  }
+
+  /** A participant that cannot go on: its complaint is judged from the evidence it gives. */
+  fault(peer: Peer, msg: MessageOf<"dkg.fault">): void {
+    const { session, index } = this.#member(peer, msg.sessionId, undefined);
+    const packages = session.packages.filter((p): p is Round1Package => p !== undefined);
+    if (msg.kind === "share" && msg.evidence !== undefined && msg.evidence.to === index) {
+      const { from, to } = msg.evidence;
+      const share = session.shares[from - 1]?.find((s) => s.to === to);
+      if (share !== undefined) {
+        const { verdict } = judgeComplaint(
+          session.params,
+          packages,
+          share,
+          Buffer.from(msg.evidence.key, "base64url"),
+        );
+        if (verdict === "sender")
+          return this.#abort(
+            session,
+            new DkgFault(
+              from,
+              "share",
+              `Participant ${from} sent participant ${to} a share that does not match its commitment.`,
+            ),
+          );
+        if (verdict === "accuser")
+          return this.#abort(
+            session,
+            new DkgFault(
+              index,
+              "share",
+              `Participant ${index} complained about a share that checks.`,
+            ),
+          );
+        return this.#abort(
+          session,
+          new DkeygenError(
+            ErrorCodes.ROUND_ABORTED,
+            `Participant ${index}'s complaint against participant ${from} could not be decided.`,
+          ),
+        );
+      }
+    }
+    if (msg.kind === "proof" && packages.length === session.params.n) {
+      const culprit = findBadProofOrNone(session, packages);
+      if (culprit !== undefined)
+        return this.#abort(
+          session,
+          new DkgFault(culprit, "proof", `Participant ${culprit}'s proof of knowledge is invalid.`),
+        );
+      return this.#abort(
+        session,
+        new DkgFault(index, "proof", `Participant ${index} complained about proofs that check.`),
+      );
+    }
+    this.#abort(
+      session,
+      new DkeygenError(
+        ErrorCodes.ROUND_ABORTED,
+        `Participant ${index} stopped the session (${msg.kind}).`,
+      ),
+    );
+  }
+
+  participantLeft(contributorId: string): void {
+    for (const session of [...this.#sessions.values()]) {
+      const index = session.members.indexOf(contributorId) + 1;
+      if (index > 0 && session.phase !== "done") {
+        this.#abort(
+          session,
+          new DkgFault(index, "missing", `Participant ${index} disconnected during the session.`),
+        );
+      }
+    }
+  }
+
+  stop(): void {
+    for (const session of [...this.#sessions.values()]) {
+      this.#abort(session, new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping."));
+    }
+  }
+
+  #member(
+    peer: Peer,
+    sessionKey: string,
+    phase: Phase | undefined,
+  ): { session: Session; index: number } {
+    const session = this.#sessions.get(sessionKey);
+    const index = session ? session.peers.indexOf(peer) + 1 : 0;
+    if (!session || index === 0) {
+      throw new DkeygenError(
+        ErrorCodes.WRONG_ROUND,
+        "No DKG session of this id includes this contributor.",
+      );
+    }
+    if (phase !== undefined && session.phase !== phase) {
+      throw new DkeygenError(
+        ErrorCodes.WRONG_PHASE,
+        `This DKG session is not in its ${phase} phase.`,
+      );
+    }
+    return { session, index };
+  }
+
+  #timedOut(session: Session): void {
+    const waiting =
+      session.phase === "round1"
+        ? session.packages
+        : session.phase === "round2"
+          ? session.shares
+          : session.confirms;
+    const silent = waiting.flatMap((x, i) => (x === undefined ? [i + 1] : []));
+    const first = silent[0];
+    this.#abort(
+      session,
+      first === undefined
+        ? new DkeygenError(ErrorCodes.TIMEOUT, "The DKG session ran out of time.")
+        : new DkgFault(
+            first,
+            "missing",
+            `Participants ${silent.join(", ")} did not answer in time (${session.phase}).`,
+          ),
+    );
+  }
+
+  #finish(session: Session): void {
+    clearTimeout(session.timer);
+    this.#sessions.delete(session.key);
+  }
+
+  #abort(session: Session, error: unknown): void {
+    if (!this.#sessions.has(session.key)) return;
+    this.#finish(session);
+    session.phase = "done";
+    const fault = error instanceof DkgFault ? error : undefined;
+    const culprit =
+      fault === undefined
+        ? undefined
+        : fault.culpritIndex === "coordinator"
+          ? "coordinator"
+          : session.members[fault.culpritIndex - 1];
+    const kind = fault?.kind ?? "aborted";
+    const reason = error instanceof Error ? error.message : "The DKG session failed.";
+    for (const member of session.peers) {
+      this.#ctx.send(member, {
+        type: "dkg.aborted",
+        v: PROTOCOL_VERSION,
+        sessionId: session.key,
+        kind,
+        reason: reason.slice(0, 512),
+        ...(culprit === undefined ? {} : { culprit }),
+      });
+    }
+    this.#ctx.c.logger.warn(
+      { sessionId: session.key, culprit, kind },
+      `DKG session aborted: ${reason}`,
+    );
+    this.#ctx.emit({
+      type: "dkg.aborted",
+      sessionId: session.key,
+      kind,
+      reason,
+      ...(culprit === undefined ? {} : { culprit }),
+    });
+    session.reject(
+      new DkeygenError(
+        ErrorCodes.ROUND_ABORTED,
+        `The DKG was aborted: ${reason}`,
+        culprit === undefined ? {} : { culprit },
+      ),
+    );
+  }
+}
+
+function findBadProofOrNone(session: Session, packages: Round1Package[]): number | undefined {
+  try {
+    return findBadProof(session.params, session.identifiers, packages);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Fisher–Yates with the server's random source (32-bit draws reduced modulo ≤ 2^16 peers: a bias
+ * below 2^-16 in whom a session invites, which decides nothing secret).
+ */
+function shuffle<T>(items: T[], random: (n: number) => Uint8Array): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const r = random(4).reduce((acc, b) => acc * 256 + b, 0);
+    const j = r % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}

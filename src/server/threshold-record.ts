@@ -1,0 +1,125 @@
+/**
+ * The server's record of a threshold key (docs/PROTOCOL.md §16.4): public facts only. Its public
+ * part names the suite, t, n, the group key (with the BIP 86 output key and P2TR address for
+ * secp256k1-tr), the holders and their verifying shares, the session and the success
+ * certificate. Its "secret" part — sealed at rest like every record's, though nothing in it is
+ * secret — is the recovery data: the session parameters, every round-1 package and every sealed
+ * share, from which each holder rebuilds its share with its identity key alone
+ * (threshold/recovery.ts). No share is ever in it: the server never sees one in the clear.
+ */
+import type { FrostPublic } from "@noble/curves/abstract/frost.js";
+import type { Static } from "@sinclair/typebox";
+import { toBase64url } from "../crypto/base64url.js";
+import type { JsonObject } from "../json.js";
+import type { ThresholdKeyWire } from "../protocol/threshold-messages.js";
+import type { KeyRecord } from "../store/types.js";
+import { publicToJson, round1ToJson, shareToJson } from "../threshold/codec.js";
+import { groupKeyOf } from "../threshold/dkg.js";
+import type { SuiteName } from "../threshold/suites.js";
+import { p2trAddress } from "../threshold/taproot.js";
+import type { DkgSessionParams, Round1Package, SealedShare } from "../threshold/transcript.js";
+import type { ServerContext } from "./server-context.js";
+
+export const THRESHOLD_PURPOSE = "threshold-key";
+
+export interface FinishedDkg {
+  params: DkgSessionParams;
+  sessionId: Uint8Array;
+  identifiers: string[];
+  /** Contributor ids by index - 1. */
+  members: string[];
+  owner: string;
+  packages: Round1Package[];
+  shares: SealedShare[];
+  public: FrostPublic;
+  transcript: Uint8Array;
+  certificate: Uint8Array[];
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/** The record's public part (what `threshold keygen --json` and the HTTP API show). */
+export function thresholdPublic(dkg: FinishedDkg): JsonObject {
+  const { suite, t, n } = dkg.params;
+  const { groupPublicKey, outputKey } = groupKeyOf(suite, dkg.public, dkg.packages);
+  const pub = publicToJson(dkg.public, dkg.identifiers);
+  return {
+    suite,
+    t,
+    n,
+    groupPublicKey: hex(groupPublicKey),
+    ...(outputKey === undefined
+      ? {}
+      : { outputKey: hex(outputKey), address: p2trAddress(outputKey) }),
+    sessionId: toBase64url(dkg.sessionId),
+    transcript: hex(dkg.transcript),
+    holders: dkg.members.map((contributorId, i) => ({
+      contributorId,
+      index: i + 1,
+      identity: toBase64url(dkg.params.identities[i]!),
+      identifier: dkg.identifiers[i]!,
+      verifyingShare: pub.verifyingShares[i]!,
+    })),
+    commitments: pub.commitments,
+    certificate: dkg.certificate.map(toBase64url),
+  };
+}
+
+/** The public recovery data (RecoveryData of threshold/recovery.ts, as JSON). */
+export function recoveryJson(dkg: FinishedDkg): JsonObject {
+  const { params } = dkg;
+  return {
+    params: {
+      suite: params.suite,
+      t: params.t,
+      n: params.n,
+      serverFingerprint: params.serverFingerprint,
+      nonce: toBase64url(params.nonce),
+      identities: params.identities.map(toBase64url),
+    },
+    packages: dkg.packages.map((p) => ({ ...round1ToJson(p) })),
+    shares: dkg.shares.map((s) => ({ ...shareToJson(s) })),
+    certificate: dkg.certificate.map(toBase64url),
+  };
+}
+
+export async function storeThresholdKey(ctx: ServerContext, dkg: FinishedDkg): Promise<KeyRecord> {
+  const secret = Buffer.from(JSON.stringify(recoveryJson(dkg)), "utf8");
+  return ctx.c.store.put({
+    purpose: THRESHOLD_PURPOSE,
+    // Record round ids are 16 bytes: the session id's first 16 name the session.
+    roundId: toBase64url(dkg.sessionId.subarray(0, 16)),
+    participants: dkg.members,
+    algorithm: `frost-dkg/${dkg.params.suite}/v1`,
+    public: thresholdPublic(dkg),
+    secret: new Uint8Array(secret),
+    owner: dkg.owner,
+  });
+}
+
+/** The wire description of a stored threshold key (protocol/threshold-messages.ts ThresholdKeyWire). */
+export function thresholdKeyWire(record: KeyRecord): Static<typeof ThresholdKeyWire> {
+  const p = record.public as {
+    suite: SuiteName;
+    t: number;
+    n: number;
+    groupPublicKey: string;
+    outputKey?: string;
+    address?: string;
+    sessionId: string;
+    holders: { contributorId: string }[];
+  };
+  return {
+    id: record.id,
+    suite: p.suite,
+    t: p.t,
+    n: p.n,
+    createdAt: record.createdAt,
+    groupPublicKey: p.groupPublicKey,
+    ...(p.outputKey === undefined ? {} : { outputKey: p.outputKey }),
+    ...(p.address === undefined ? {} : { address: p.address }),
+    holders: p.holders.map((h) => h.contributorId),
+    sessionId: p.sessionId,
+    ...(record.owner === undefined ? {} : { owner: record.owner }),
+  };
+}
