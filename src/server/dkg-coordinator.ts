@@ -193,7 +193,7 @@ export class DkgCoordinator {
     const earlier = session.packages[index - 1];
     if (earlier !== undefined) {
       if (Buffer.from(earlier.signature).equals(Buffer.from(pkg.signature))) return;
-      return this.#abort(
+      this.#abort(
         session,
         new DkgFault(
           index,
@@ -201,11 +201,13 @@ export class DkgCoordinator {
           `Participant ${index} signed two different round-1 packages.`,
         ),
       );
+      return;
     }
     try {
       checkPackage(session.params, session.sessionId, pkg, "sender");
     } catch (error) {
-      return this.#abort(session, error);
+      this.#abort(session, error);
+      return;
     }
     session.packages[index - 1] = pkg;
     if (session.packages.every((p) => p !== undefined)) {
@@ -313,7 +315,7 @@ export class DkgCoordinator {
       );
     }
     if (!Buffer.from(msg.transcript, "base64url").equals(Buffer.from(transcript))) {
-      return this.#abort(
+      this.#abort(
         session,
         new DkgFault(
           index,
@@ -321,10 +323,11 @@ export class DkgCoordinator {
           `Participant ${index} confirmed a transcript the coordinator never relayed.`,
         ),
       );
+      return;
     }
     const first = session.confirms.find((c) => c !== undefined);
     if (first !== undefined && JSON.stringify(first.public) !== JSON.stringify(msg.public)) {
-      return this.#abort(
+      this.#abort(
         session,
         new DkgFault(
           index,
@@ -332,6 +335,7 @@ export class DkgCoordinator {
           `Participant ${index} derived another public key package than participant ${session.confirms.indexOf(first) + 1}.`,
         ),
       );
+      return;
     }
     session.confirms[index - 1] = msg;
     if (!session.confirms.every((c) => c !== undefined)) return;
@@ -381,63 +385,7 @@ export class DkgCoordinator {
   /** A participant that cannot go on: its complaint is judged from the evidence it gives. */
   fault(peer: Peer, msg: MessageOf<"dkg.fault">): void {
     const { session, index } = this.#member(peer, msg.sessionId, undefined);
-    const packages = session.packages.filter((p): p is Round1Package => p !== undefined);
-    if (msg.kind === "share" && msg.evidence !== undefined && msg.evidence.to === index) {
-      const { from, to } = msg.evidence;
-      const share = session.shares[from - 1]?.find((s) => s.to === to);
-      if (share !== undefined) {
-        const { verdict } = judgeComplaint(
-          session.params,
-          packages,
-          share,
-          Buffer.from(msg.evidence.key, "base64url"),
-        );
-        if (verdict === "sender")
-          return this.#abort(
-            session,
-            new DkgFault(
-              from,
-              "share",
-              `Participant ${from} sent participant ${to} a share that does not match its commitment.`,
-            ),
-          );
-        if (verdict === "accuser")
-          return this.#abort(
-            session,
-            new DkgFault(
-              index,
-              "share",
-              `Participant ${index} complained about a share that checks.`,
-            ),
-          );
-        return this.#abort(
-          session,
-          new DkeygenError(
-            ErrorCodes.ROUND_ABORTED,
-            `Participant ${index}'s complaint against participant ${from} could not be decided.`,
-          ),
-        );
-      }
-    }
-    if (msg.kind === "proof" && packages.length === session.params.n) {
-      const culprit = findBadProofOrNone(session, packages);
-      if (culprit !== undefined)
-        return this.#abort(
-          session,
-          new DkgFault(culprit, "proof", `Participant ${culprit}'s proof of knowledge is invalid.`),
-        );
-      return this.#abort(
-        session,
-        new DkgFault(index, "proof", `Participant ${index} complained about proofs that check.`),
-      );
-    }
-    this.#abort(
-      session,
-      new DkeygenError(
-        ErrorCodes.ROUND_ABORTED,
-        `Participant ${index} stopped the session (${msg.kind}).`,
-      ),
-    );
+    this.#abort(session, judgeFault(session, index, msg));
   }
 
   participantLeft(contributorId: string): void {
@@ -548,6 +496,53 @@ export class DkgCoordinator {
       ),
     );
   }
+}
+
+/**
+ * Whom a participant's fault report blames, decided from its evidence: a share complaint by
+ * opening the share with the revealed key, a proof complaint by checking every proof; a report
+ * the server cannot check blames nobody.
+ */
+function judgeFault(session: Session, index: number, msg: MessageOf<"dkg.fault">): DkeygenError {
+  const packages = session.packages.filter((p): p is Round1Package => p !== undefined);
+  const evidence = msg.evidence;
+  const share =
+    msg.kind === "share" && evidence !== undefined && evidence.to === index
+      ? session.shares[evidence.from - 1]?.find((s) => s.to === evidence.to)
+      : undefined;
+  if (share !== undefined && evidence !== undefined) {
+    const key = Buffer.from(evidence.key, "base64url");
+    const { verdict } = judgeComplaint(session.params, packages, share, key);
+    const { from, to } = evidence;
+    if (verdict === "sender") {
+      return new DkgFault(
+        from,
+        "share",
+        `Participant ${from} sent participant ${to} a share that does not match its commitment.`,
+      );
+    }
+    if (verdict === "accuser") {
+      return new DkgFault(
+        index,
+        "share",
+        `Participant ${index} complained about a share that checks.`,
+      );
+    }
+    return new DkeygenError(
+      ErrorCodes.ROUND_ABORTED,
+      `Participant ${index}'s complaint against participant ${from} could not be decided.`,
+    );
+  }
+  if (msg.kind === "proof" && packages.length === session.params.n) {
+    const culprit = findBadProofOrNone(session, packages);
+    return culprit !== undefined
+      ? new DkgFault(culprit, "proof", `Participant ${culprit}'s proof of knowledge is invalid.`)
+      : new DkgFault(index, "proof", `Participant ${index} complained about proofs that check.`);
+  }
+  return new DkeygenError(
+    ErrorCodes.ROUND_ABORTED,
+    `Participant ${index} stopped the session (${msg.kind}).`,
+  );
 }
 
 function findBadProofOrNone(session: Session, packages: Round1Package[]): number | undefined {
