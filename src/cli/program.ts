@@ -17,6 +17,7 @@ import { registerRequester } from "./commands/requester.js";
 import { registerServer } from "./commands/server.js";
 import { registerSign } from "./commands/sign.js";
 import { registerStatus } from "./commands/status.js";
+import { registerThreshold } from "./commands/threshold.js";
 import { registerTotp } from "./commands/totp.js";
 import { ExitStatus, Interrupted, PrintedFailure } from "./exit-status.js";
 import { reportError } from "./output.js";
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerTotp(program);
   registerKey(program);
   registerSign(program);
+  registerThreshold(program);
   registerAudit(program);
   registerAuditRecord(program);
   registerDemo(program);

@@ -155,6 +155,20 @@ function tables(): Record<string, Table> {
       base: ["--data-dir", D("contributor")],
       rows: { "--data-dir": FREE }, // read (or made) to load the identity key
     },
+    "contributor shares": {
+      base: ["--data-dir", D("contributor")],
+      rows: { "--data-dir": FREE }, // read (or made) to load the identity key
+    },
+    "threshold keygen": {
+      base: ["--suite", "ed25519", "--t", "2", "--n", "3", "--data-dir", D("server")],
+      rows: {
+        ...adminRows,
+        "--suite": "secp256k1",
+        "--t": "1",
+        "--n": { argv: ["--suite", "ed25519", "--t", "2", "--n", "65", "--data-dir", D("server")] },
+        "--for": "bad name!",
+      },
+    },
     "contributor audit": {
       base: ["--server", HTTP, "--data-dir", D("contributor")],
       rows: {

@@ -12,6 +12,7 @@ import { EntropyPool, entropyFromFile } from "../../client/entropy.js";
 import { createHttpCall } from "../../client/http-call.js";
 import { collectKeyboardEntropy } from "../../client/keyboard-entropy.js";
 import { PinStore } from "../../client/pins.js";
+import { ShareStore } from "../../client/share-store.js";
 import { witnessIdentity } from "../../client/witness.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { PHRASE_GENERATOR_NAMES } from "../../crypto/phrase-generators.js";
@@ -192,6 +193,44 @@ export function registerContributor(program: Command): void {
     });
   registerWitnessKey(contributor);
   registerContributorAudit(contributor);
+  registerContributorShares(contributor);
+}
+
+/** `dkeygen contributor shares`: the threshold keys this contributor holds a share of. */
+function registerContributorShares(contributor: Command): void {
+  contributor
+    .command("shares")
+    .description("list the threshold keys this contributor holds a share of (never the shares)")
+    .option("--data-dir <dir>", "contributor data folder (default: $DKEYGEN_HOME/contributor)")
+    .option("--json", "print the list as JSON")
+    .action(async (flags: { dataDir?: string; json?: boolean }) => {
+      const dataDir = dataDirOption(flags.dataDir, "contributor");
+      const state = await onUserPath("--data-dir", dataDir, "folder", () =>
+        loadOrCreateContributorState(dataDir),
+      );
+      const shares = await new ShareStore(dataDir, state.privateKey).list();
+      if (flags.json) {
+        printJson(shares);
+        return;
+      }
+      if (shares.length === 0) {
+        process.stdout.write("No threshold shares yet (dkeygen threshold keygen makes some).\n");
+        return;
+      }
+      for (const s of shares) {
+        printTable([
+          ["key", s.keyId],
+          ["suite", s.suite],
+          ["threshold", `${s.t} of ${s.n} (this contributor is holder ${s.index})`],
+          ["group public key", s.groupPublicKey],
+          ...(s.address === undefined
+            ? []
+            : ([["address (P2TR)", s.address]] as [string, string][])),
+          ["created", s.createdAt],
+        ]);
+        process.stdout.write("\n");
+      }
+    });
 }
 
 /** `dkeygen contributor witness-key`: the contributor's witness verifier key (cosignature/v1). */

@@ -1,0 +1,93 @@
+/**
+ * `dkeygen threshold keygen`: a distributed key generation among n connected contributors, the
+ * server only coordinating (docs/PROTOCOL.md §16). Prints the key's public description; the
+ * shares stay with the contributors (`dkeygen contributor shares`).
+ */
+import type { Command } from "commander";
+import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { REQUESTER_NAME } from "../../server/requesters.js";
+import { checkThreshold, isSuiteName, SUITE_NAMES } from "../../threshold/suites.js";
+import { printJson, printTable } from "../output.js";
+import { type AdminFlags, checkAdminFlags, connectAdmin, withAdminOptions } from "./generate.js";
+
+interface KeygenFlags extends AdminFlags {
+  suite: string;
+  t: string;
+  n: string;
+  for?: string;
+  json?: boolean;
+}
+
+function integerFlag(name: string, value: string): number {
+  if (!/^[0-9]{1,3}$/.test(value)) {
+    throw new DkeygenError(ErrorCodes.USAGE, `${name} wants a whole number; got "${value}".`);
+  }
+  return Number(value);
+}
+
+export function registerThreshold(program: Command): void {
+  const threshold = program
+    .command("threshold")
+    .description("threshold keys: made by a distributed key generation, held only as shares");
+  withAdminOptions(
+    threshold
+      .command("keygen")
+      .description(
+        "run a distributed key generation among n connected contributors; no machine ever holds the key",
+      )
+      .requiredOption("--suite <suite>", `the FROST suite: ${SUITE_NAMES.join(", ")}`)
+      .requiredOption("--t <t>", "how many holders must sign together (the threshold)")
+      .requiredOption("--n <n>", "how many contributors hold a share"),
+  )
+    .option("--for <requester>", "the requesting client that owns the key")
+    .option("--json", "print the key as JSON")
+    .action(async (flags: KeygenFlags) => {
+      if (!isSuiteName(flags.suite)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--suite wants one of ${SUITE_NAMES.join(", ")}; got "${flags.suite}".`,
+        );
+      }
+      const t = integerFlag("--t", flags.t);
+      const n = integerFlag("--n", flags.n);
+      try {
+        checkThreshold(t, n);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        throw new DkeygenError(ErrorCodes.USAGE, `--t/--n: ${message}`);
+      }
+      checkAdminFlags(flags);
+      if (flags.for !== undefined && !REQUESTER_NAME.test(flags.for)) {
+        throw new DkeygenError(ErrorCodes.USAGE, "--for wants a requester's name.");
+      }
+      const admin = await connectAdmin(flags);
+      try {
+        const key = await admin.thresholdKeygen({
+          suite: flags.suite,
+          t,
+          n,
+          ...(flags.for === undefined ? {} : { owner: flags.for }),
+        });
+        if (flags.json) {
+          printJson(key);
+          return;
+        }
+        printTable([
+          ["key", key.id],
+          ["suite", key.suite],
+          ["threshold", `${key.t} of ${key.n}`],
+          ["group public key", key.groupPublicKey],
+          ...(key.outputKey === undefined
+            ? []
+            : ([
+                ["output key (BIP 86)", key.outputKey],
+                ["address (P2TR)", key.address!],
+              ] as [string, string][])),
+          ["holders", key.holders.join("\n")],
+          ["created", key.createdAt],
+        ]);
+      } finally {
+        admin.close();
+      }
+    });
+}
