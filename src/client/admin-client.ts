@@ -359,6 +359,25 @@ export class AdminClient {
     return reply.key;
   }
 
+  /** A FROST signature of `message` by t holders of threshold key `keyId` (admin-owned). */
+  async thresholdSign(
+    keyId: string,
+    message: Uint8Array,
+  ): Promise<Omit<MessageOf<"admin.threshold.signature">, "type" | "v" | "requestId">> {
+    const reply = await this.#request({
+      type: "admin.threshold.sign",
+      v: PROTOCOL_VERSION,
+      requestId: randomUUID(),
+      keyId,
+      message: toBase64url(message),
+    });
+    if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);
+    if (reply.type !== "admin.threshold.signature") {
+      throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
+    }
+    return { keyId: reply.keyId, signature: reply.signature, signers: reply.signers };
+  }
+
   /**
    * Record `recordId`'s derivation secret and parameters (server/derivation-export.ts), sealed by
    * the server to a one-off RSA-3072 key made for this request alone, opened here.

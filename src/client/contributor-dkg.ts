@@ -36,6 +36,7 @@ export type DkgEvent =
 interface Running {
   participant: DkgParticipant;
   params: DkgSessionParams;
+  owner: string;
   packages?: MessageOf<"dkg.round1s">["packages"];
   incoming?: SealedShare[];
   timer: NodeJS.Timeout;
@@ -73,6 +74,7 @@ export class ContributorDkg {
       nonce,
       identities,
       msg.deadline,
+      msg.owner,
     );
     if (!serverVerify(server.key, signed, fromBase64url(msg.signature, "signature"))) {
       logger.error({ sessionId: msg.sessionId }, "ignored a dkg.open the server did not sign");
@@ -138,7 +140,7 @@ export class ContributorDkg {
     }
     const timer = setTimeout(() => this.#forget(msg.sessionId), msLeft + 1000);
     timer.unref();
-    this.#sessions.set(msg.sessionId, { participant, params, timer });
+    this.#sessions.set(msg.sessionId, { participant, params, owner: msg.owner, timer });
     logger.info(
       { sessionId: msg.sessionId, suite: msg.suite, t: msg.t, n: msg.n, index },
       "DKG session joined",
@@ -212,6 +214,7 @@ export class ContributorDkg {
         msg.keyId,
         share,
         running.params,
+        running.owner,
         running.packages!,
         running.incoming!,
         new Date(),
@@ -219,6 +222,14 @@ export class ContributorDkg {
       this.#o.logger.info(
         { sessionId: msg.sessionId, keyId: msg.keyId },
         "threshold share stored (sealed)",
+      );
+      connection.send(
+        encodeMessage({
+          type: "dkg.stored",
+          v: PROTOCOL_VERSION,
+          sessionId: msg.sessionId,
+          keyId: msg.keyId,
+        }),
       );
       this.#o.emit({ type: "dkg.completed", sessionId: msg.sessionId, keyId: msg.keyId });
     } finally {

@@ -30,6 +30,7 @@ import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { ContributorDkg, type DkgEvent } from "./contributor-dkg.js";
 import { ContributorRounds, type RoundEvent } from "./contributor-rounds.js";
+import { ContributorSign, type SignEvent } from "./contributor-sign.js";
 import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
 import type { PinStore } from "./pins.js";
@@ -41,6 +42,7 @@ export type ContributorEvent =
   | { type: "joined"; contributorId: string; enrolled: boolean; name?: string }
   | RoundEvent
   | DkgEvent
+  | SignEvent
   | { type: "server.error"; code: string; message: string; roundId?: string }
   | { type: "disconnected"; retryInMs?: number; reason: string }
   | { type: "stopped"; error?: DkeygenError };
@@ -81,6 +83,8 @@ export class Contributor {
   readonly #witness: Witness;
   /** Distributed key generations it takes part in, and its shares (contributor-dkg.ts). */
   readonly #dkg: ContributorDkg;
+  /** FROST signing with its shares, within its policy (contributor-sign.ts). */
+  readonly #sign: ContributorSign;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -110,6 +114,11 @@ export class Contributor {
     this.#dkg = new ContributorDkg({
       state: options.state,
       random: this.#random,
+      logger: this.#logger,
+      emit: (event) => this.#emit(event),
+    });
+    this.#sign = new ContributorSign({
+      shares: this.#dkg.shares,
       logger: this.#logger,
       emit: (event) => this.#emit(event),
     });
@@ -275,6 +284,12 @@ export class Contributor {
             break;
           case "dkg.aborted":
             this.#dkg.aborted(msg);
+            break;
+          case "sign.request":
+            await this.#sign.request(connection, this.#server!, msg);
+            break;
+          case "sign.package":
+            await this.#sign.package(connection, msg);
             break;
           case "error":
             this.#onServerError(msg, session.phase !== "ready");

@@ -52,6 +52,8 @@ export interface ShareFile {
   t: number;
   n: number;
   index: number;
+  /** Who owns the key ("@admin" or a requester's registration id): only its requests are signed. */
+  owner: string;
   groupPublicKey: string;
   outputKey?: string;
   address?: string;
@@ -129,6 +131,7 @@ export class ShareStore {
     keyId: string,
     share: ThresholdShare,
     params: DkgSessionParams,
+    owner: string,
     packages: ShareFile["recovery"]["packages"],
     incoming: SealedShare[],
     createdAt: Date,
@@ -157,6 +160,7 @@ export class ShareStore {
       t: share.t,
       n: share.n,
       index: share.index,
+      owner,
       groupPublicKey: hex(share.groupPublicKey),
       ...(share.outputKey === undefined
         ? {}

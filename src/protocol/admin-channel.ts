@@ -64,12 +64,14 @@ const INNER: Record<AdminDirection, ReadonlySet<AnyMessage["type"]>> = {
     "admin.status",
     "admin.export",
     "admin.threshold.keygen",
+    "admin.threshold.sign",
   ]),
   "to-admin": new Set([
     "admin.round",
     "admin.status.result",
     "admin.export.result",
     "admin.threshold.key",
+    "admin.threshold.signature",
     "error",
   ]),
 };

@@ -45,6 +45,8 @@ export const CONTRIBUTOR_PHASES: PhaseTables<ContributorPhase> = {
       "dkg.shares",
       "dkg.certificate",
       "dkg.aborted",
+      "sign.request",
+      "sign.package",
       "error",
     ],
     closed: [],

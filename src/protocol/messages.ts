@@ -369,9 +369,17 @@ export const SCHEMAS = {
   "dkg.round1": Threshold.DkgRound1,
   "dkg.round2": Threshold.DkgRound2,
   "dkg.confirm": Threshold.DkgConfirm,
+  "dkg.stored": Threshold.DkgStored,
   "dkg.fault": Threshold.DkgFaultMessage,
   "admin.threshold.keygen": Threshold.AdminThresholdKeygen,
   "admin.threshold.key": Threshold.AdminThresholdKey,
+  "sign.request": Threshold.SignRequest,
+  "sign.package": Threshold.SignPackage,
+  "sign.commit": Threshold.SignCommit,
+  "sign.share": Threshold.SignShare,
+  "sign.refuse": Threshold.SignRefuse,
+  "admin.threshold.sign": Threshold.AdminThresholdSign,
+  "admin.threshold.signature": Threshold.AdminThresholdSignature,
 } as const;
 
 export type MessageType = keyof typeof SCHEMAS;

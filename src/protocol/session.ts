@@ -13,7 +13,10 @@
  *                  log.cosign,
  *                  log.conflict,
  *                  dkg.round1, dkg.round2,
- *                  dkg.confirm, dkg.fault
+ *                  dkg.confirm, dkg.stored,
+ *                  dkg.fault,
+ *                  sign.commit, sign.share,
+ *                  sign.refuse
  *   admin          admin.frame          —
  *   closed         (nothing)            —
  *
@@ -53,7 +56,11 @@ export const SESSION_ACCEPTS: Readonly<Record<SessionState, readonly MessageType
     "dkg.round1",
     "dkg.round2",
     "dkg.confirm",
+    "dkg.stored",
     "dkg.fault",
+    "sign.commit",
+    "sign.share",
+    "sign.refuse",
   ],
   admin: ["admin.frame"],
   closed: [],

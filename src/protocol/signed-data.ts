@@ -383,6 +383,7 @@ export function dkgOpenSignedData(
   nonce: Uint8Array,
   participants: Uint8Array[],
   deadline: string,
+  owner: string,
 ): Uint8Array {
   return lengthPrefixed(
     "dkeygen/v1/dkg-open",
@@ -394,6 +395,33 @@ export function dkgOpenSignedData(
     String(n),
     nonce,
     deadline,
+    owner,
     ...participants,
+  );
+}
+
+/**
+ * Signed by the server (RSASSA-PSS) in `sign.request`: it asks these signers, for this requester,
+ * to sign this message (its raw bytes) with this threshold key, in this attempt.
+ */
+export function signRequestSignedData(
+  serverFingerprint: string,
+  signId: Uint8Array,
+  keyId: string,
+  message: Uint8Array,
+  requester: string,
+  signers: number[],
+  deadline: string,
+): Uint8Array {
+  return lengthPrefixed(
+    "dkeygen/v1/sign-request",
+    V,
+    serverFingerprint,
+    signId,
+    keyId,
+    message,
+    requester,
+    deadline,
+    ...signers.map(String),
   );
 }

@@ -4,8 +4,11 @@
  * shares, confirmations. Field encodings follow messages.ts (canonical unpadded base64url).
  *
  *   server → contributor     dkg.open, dkg.round1s, dkg.shares, dkg.certificate, dkg.aborted
- *   contributor → server     dkg.round1, dkg.round2, dkg.confirm, dkg.fault
- *   admin ⇄ server           admin.threshold.keygen → admin.threshold.key (in admin frames)
+ *                            sign.request, sign.package
+ *   contributor → server     dkg.round1, dkg.round2, dkg.confirm, dkg.stored, dkg.fault
+ *                            sign.commit, sign.share, sign.refuse
+ *   admin ⇄ server           admin.threshold.keygen → admin.threshold.key,
+ *                            admin.threshold.sign → admin.threshold.signature (in admin frames)
  */
 import { Type } from "@sinclair/typebox";
 import {
@@ -32,6 +35,13 @@ const Suite = Type.Union([
 const Index = Type.Integer({ minimum: 1, maximum: MAX_DKG_PARTICIPANTS });
 const Count = Type.Integer({ minimum: 2, maximum: MAX_DKG_PARTICIPANTS });
 const RecordId = Type.String({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" });
+/** A record owner as stored: "@admin", a registration id, or a legacy requester name. */
+const Owner = Type.String({
+  pattern: "^(?:@admin|rq:[A-Za-z0-9_-]{22}|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$",
+});
+/** The largest message a threshold key signs through the server (bytes). */
+export const MAX_SIGN_MESSAGE_BYTES = 16 * 1024;
+const SignId = Bytes(16);
 /** A serialized group element: 32 bytes (Ed25519) or 33 (compressed secp256k1, P-256). */
 const Point = Type.Union([Bytes(32), Bytes(33)]);
 
@@ -68,6 +78,8 @@ export const DkgOpen = message("dkg.open", {
   participants: Type.Array(Bytes(32), { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
   /** Every phase of the session ends by this instant. */
   deadline: IsoTime,
+  /** Who owns the key: a requester's registration id, or "@admin"; only its requests are signed. */
+  owner: Owner,
   signature: ServerSignature,
 });
 
@@ -100,6 +112,29 @@ export const DkgAborted = message("dkg.aborted", {
   reason: Type.String({ maxLength: 512 }),
 });
 
+/**
+ * A signing request for one attempt of a FROST signing session, signed by the server's RSA key
+ * (signed-data.ts signRequestSignedData): the key, the message, who asks, and the t signers.
+ */
+export const SignRequest = message("sign.request", {
+  signId: SignId,
+  keyId: RecordId,
+  message: Type.String({ maxLength: Math.ceil((MAX_SIGN_MESSAGE_BYTES * 4) / 3) }),
+  requester: Owner,
+  signers: Type.Array(Index, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+  deadline: IsoTime,
+  signature: ServerSignature,
+});
+
+/** Every chosen signer's nonce commitments (RFC 9591 §5.1), in index order. */
+export const SignPackage = message("sign.package", {
+  signId: SignId,
+  commitments: Type.Array(Type.Object({ index: Index, hiding: Point, binding: Point }, strict), {
+    minItems: 2,
+    maxItems: MAX_DKG_PARTICIPANTS,
+  }),
+});
+
 // ---- contributor → server --------------------------------------------------------------------
 
 export const DkgRound1 = message("dkg.round1", { sessionId: SessionId, package: Round1Wire });
@@ -129,6 +164,9 @@ export const DkgConfirm = message("dkg.confirm", {
   signature: Bytes(64),
 });
 
+/** The sender checked the certificate and keeps its share, sealed, on disk: the key is usable. */
+export const DkgStored = message("dkg.stored", { sessionId: SessionId, keyId: RecordId });
+
 /** The sender found a fault it cannot go on from; `culprit` 0 is the coordinator. */
 export const DkgFaultMessage = message("dkg.fault", {
   sessionId: SessionId,
@@ -136,6 +174,18 @@ export const DkgFaultMessage = message("dkg.fault", {
   kind: Type.String({ pattern: "^[a-z][a-z-]{0,31}$" }),
   /** A share complaint's evidence: the one share's key, so the server can open and judge it. */
   evidence: Type.Optional(Type.Object({ from: Index, to: Index, key: Bytes(32) }, strict)),
+});
+
+/** Round 1 of signing: this holder's fresh nonce commitments. */
+export const SignCommit = message("sign.commit", { signId: SignId, hiding: Point, binding: Point });
+
+/** Round 2 of signing: this holder's signature share (a scalar). */
+export const SignShare = message("sign.share", { signId: SignId, share: Bytes(32) });
+
+/** This holder will not sign this request (policy, unknown key, bad request). */
+export const SignRefuse = message("sign.refuse", {
+  signId: SignId,
+  reason: Type.String({ pattern: "^[a-z][a-z-]{0,31}$" }),
 });
 
 // ---- admin -----------------------------------------------------------------------------------
@@ -172,4 +222,20 @@ export const ThresholdKeyWire = Type.Object(
 export const AdminThresholdKey = message("admin.threshold.key", {
   requestId: RequestId,
   key: ThresholdKeyWire,
+});
+
+export const AdminThresholdSign = message("admin.threshold.sign", {
+  requestId: RequestId,
+  keyId: RecordId,
+  /** The message to sign, base64url (up to MAX_SIGN_MESSAGE_BYTES bytes). */
+  message: Type.String({ maxLength: Math.ceil((MAX_SIGN_MESSAGE_BYTES * 4) / 3) }),
+});
+
+export const AdminThresholdSignature = message("admin.threshold.signature", {
+  requestId: RequestId,
+  keyId: RecordId,
+  /** hex: 64 bytes (BIP 340 for secp256k1-tr, RFC 8032 for Ed25519) or 65 (P-256 FROST). */
+  signature: Type.String({ pattern: "^[0-9a-f]{128,130}$" }),
+  /** The holders whose shares made it. */
+  signers: Type.Array(FingerprintSchema, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
 });

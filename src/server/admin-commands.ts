@@ -12,6 +12,9 @@
  *   admin.threshold.keygen
  *                    a distributed key generation among n connected contributors
  *                    (dkg-coordinator.ts); answers with the key's public description
+ *   admin.threshold.sign
+ *                    a FROST signature by t holders of an admin-owned threshold key
+ *                    (sign-coordinator.ts)
  *
  * A frame that fails its check ends the session (its integrity is gone); a command that fails
  * gets an `error` with its requestId and the session goes on.
@@ -23,12 +26,14 @@ import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../erro
 import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
 import { exportAad, revealAad } from "../protocol/signed-data.js";
+import { MAX_SIGN_MESSAGE_BYTES } from "../protocol/threshold-messages.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { derivationExport } from "./derivation-export.js";
 import type { ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { toPublicRecord } from "./public-record.js";
 import { ADMIN_OWNER, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
+import type { SignResult } from "./sign-coordinator.js";
 import { readStoredSecret } from "./stored-secret.js";
 import { thresholdKeyWire } from "./threshold-record.js";
 
@@ -36,6 +41,7 @@ import { thresholdKeyWire } from "./threshold-record.js";
 export interface AdminServices {
   runRound(request: RoundRequest): Promise<KeyRecord>;
   thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord>;
+  thresholdSign(record: KeyRecord, message: Uint8Array, requester: string): Promise<SignResult>;
   readonly roundsRunning: number;
   readonly connectedContributors: { id: string; name?: string }[];
 }
@@ -62,7 +68,8 @@ export function handleAdminFrame(
   if (inner.type === "admin.export") return adminExport(ctx, peer, inner);
   if (inner.type === "admin.threshold.keygen")
     return adminThresholdKeygen(ctx, services, peer, inner);
-  // admin-channel.ts lets only those four through towards the server.
+  if (inner.type === "admin.threshold.sign") return adminThresholdSign(ctx, services, peer, inner);
+  // admin-channel.ts lets only those five through towards the server.
   throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${inner.type} message.`);
 }
 
@@ -129,6 +136,37 @@ async function adminThresholdKeygen(
     });
   } catch (error) {
     commandFailed(ctx, peer, msg.requestId, error, "The threshold key could not be made.");
+  }
+}
+
+async function adminThresholdSign(
+  ctx: ServerContext,
+  services: AdminServices,
+  peer: Peer,
+  msg: MessageOf<"admin.threshold.sign">,
+): Promise<void> {
+  try {
+    const message = fromBase64url(msg.message, "message");
+    if (message.length > MAX_SIGN_MESSAGE_BYTES) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        `A message to sign is at most ${MAX_SIGN_MESSAGE_BYTES} bytes; hash a longer one first.`,
+      );
+    }
+    const record = await ctx.c.store.get(msg.keyId);
+    if (!record) throw new DkeygenError(ErrorCodes.NOT_FOUND, `No key ${msg.keyId}.`);
+    // The admin signs only with keys made for the admin; a requester's key signs for its owner.
+    const result = await services.thresholdSign(record, message, ADMIN_OWNER);
+    ctx.send(peer, {
+      type: "admin.threshold.signature",
+      v: PROTOCOL_VERSION,
+      requestId: msg.requestId,
+      keyId: record.id,
+      signature: Buffer.from(result.signature).toString("hex"),
+      signers: result.signers,
+    });
+  } catch (error) {
+    commandFailed(ctx, peer, msg.requestId, error, "The message could not be signed.");
   }
 }
 

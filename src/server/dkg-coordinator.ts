@@ -59,7 +59,8 @@ export interface ThresholdKeygenRequest {
 /** How long a whole DKG session may take by default (all phases). */
 export const DEFAULT_DKG_TIMEOUT_MS = 60_000;
 
-type Phase = "round1" | "round2" | "confirm" | "done";
+/** `stored`: the server stored the key and sent the certificate; holders confirm their shares. */
+type Phase = "round1" | "round2" | "confirm" | "stored" | "done";
 
 interface Session {
   readonly params: DkgSessionParams;
@@ -74,6 +75,9 @@ interface Session {
   readonly packages: (Round1Package | undefined)[];
   readonly shares: (SealedShare[] | undefined)[];
   readonly confirms: (MessageOf<"dkg.confirm"> | undefined)[];
+  /** Holders that confirmed they keep their share (dkg.stored), by index - 1. */
+  readonly stored: boolean[];
+  record?: KeyRecord;
   timer: NodeJS.Timeout | undefined;
   resolve(record: KeyRecord): void;
   reject(error: DkeygenError): void;
@@ -128,6 +132,7 @@ export class DkgCoordinator {
         packages: new Array(params.n).fill(undefined),
         shares: new Array(params.n).fill(undefined),
         confirms: new Array(params.n).fill(undefined),
+        stored: new Array(params.n).fill(false),
         timer: undefined,
         resolve,
         reject,
@@ -148,6 +153,7 @@ export class DkgCoordinator {
             params.nonce,
             params.identities,
             deadline,
+            request.owner,
           ),
         ),
       );
@@ -166,6 +172,7 @@ export class DkgCoordinator {
           nonce: toBase64url(params.nonce),
           participants,
           deadline,
+          owner: request.owner,
           signature,
         });
       }
@@ -355,7 +362,8 @@ export class DkgCoordinator {
           Buffer.from(c.signature, "base64url"),
         ),
       });
-      this.#finish(session);
+      session.record = record;
+      session.phase = "stored";
       for (const member of session.peers) {
         this.#ctx.send(member, {
           type: "dkg.certificate",
@@ -365,12 +373,6 @@ export class DkgCoordinator {
           certificate: (session.confirms as MessageOf<"dkg.confirm">[]).map((c) => c.signature),
         });
       }
-      this.#ctx.c.logger.info(
-        { sessionId: session.key, keyId: record.id },
-        "DKG session completed",
-      );
-      this.#ctx.emit({ type: "dkg.completed", sessionId: session.key, keyId: record.id });
-      session.resolve(record);
     } catch (error) {
       this.#abort(
         session,
@@ -382,6 +384,32 @@ export class DkgCoordinator {
     }
   }
 
+  /** A holder keeps its share: once all have said so, the key is handed to whoever asked. */
+  stored(peer: Peer, msg: MessageOf<"dkg.stored">): void {
+    const { session, index } = this.#member(peer, msg.sessionId, "stored");
+    if (msg.keyId !== session.record!.id) {
+      throw new DkeygenError(ErrorCodes.INVALID_INPUT, "dkg.stored names another key.");
+    }
+    session.stored[index - 1] = true;
+    if (session.stored.every(Boolean)) this.#complete(session);
+  }
+
+  #complete(session: Session): void {
+    const record = session.record!;
+    this.#finish(session);
+    session.phase = "done";
+    const missing = session.stored.flatMap((ok, i) => (ok ? [] : [session.members[i]!]));
+    if (missing.length > 0) {
+      this.#ctx.c.logger.warn(
+        { sessionId: session.key, keyId: record.id, holders: missing },
+        "DKG session completed, but some holders did not confirm they keep their share",
+      );
+    }
+    this.#ctx.c.logger.info({ sessionId: session.key, keyId: record.id }, "DKG session completed");
+    this.#ctx.emit({ type: "dkg.completed", sessionId: session.key, keyId: record.id });
+    session.resolve(record);
+  }
+
   /** A participant that cannot go on: its complaint is judged from the evidence it gives. */
   fault(peer: Peer, msg: MessageOf<"dkg.fault">): void {
     const { session, index } = this.#member(peer, msg.sessionId, undefined);
@@ -391,7 +419,8 @@ export class DkgCoordinator {
   participantLeft(contributorId: string): void {
     for (const session of [...this.#sessions.values()]) {
       const index = session.members.indexOf(contributorId) + 1;
-      if (index > 0 && session.phase !== "done") {
+      // Once the key is stored, a holder leaving only means it will not confirm (see #complete).
+      if (index > 0 && session.phase !== "done" && session.phase !== "stored") {
         this.#abort(
           session,
           new DkgFault(index, "missing", `Participant ${index} disconnected during the session.`),
@@ -402,6 +431,10 @@ export class DkgCoordinator {
 
   stop(): void {
     for (const session of [...this.#sessions.values()]) {
+      if (session.phase === "stored") {
+        this.#complete(session);
+        continue;
+      }
       this.#abort(session, new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping."));
     }
   }
@@ -429,6 +462,10 @@ export class DkgCoordinator {
   }
 
   #timedOut(session: Session): void {
+    if (session.phase === "stored") {
+      this.#complete(session);
+      return;
+    }
     const waiting =
       session.phase === "round1"
         ? session.packages

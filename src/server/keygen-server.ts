@@ -10,8 +10,10 @@
  *   admin.frame     admin-commands.ts    an authenticated admin command (generate, status)
  *   log.cosign      witnessing.ts        a contributor's cosignature of a checkpoint
  *   log.conflict    witnessing.ts        a contributor that last cosigned another size
- *   dkg.round1/round2/confirm/fault
+ *   dkg.round1/round2/confirm/stored/fault
  *                   dkg-coordinator.ts   a participant's step of a distributed key generation
+ *   sign.commit/share/refuse
+ *                   sign-coordinator.ts  a holder's step of a FROST signing attempt
  *
  * This file is the imperative shell: connections, the guard every handler runs in, the error
  * path, events. A peer's mistakes cost that peer only: every rejected message gets an `error`
@@ -40,6 +42,7 @@ import {
   type ServerContext,
   type ServerEvent,
 } from "./server-context.js";
+import { SignCoordinator } from "./sign-coordinator.js";
 import { TransparencyLog } from "./transparency-log.js";
 import { Witnessing } from "./witnessing.js";
 
@@ -64,6 +67,8 @@ export class KeygenServer implements ServerContext {
   readonly #rounds: RoundRunner;
   /** Distributed key generations, coordinated but never seen in the clear (dkg-coordinator.ts). */
   readonly #dkg: DkgCoordinator;
+  /** FROST signing with threshold keys (sign-coordinator.ts). */
+  readonly #signing: SignCoordinator;
   /** The log of rounds, kept in the store (transparency-log.ts); the distribution server serves it. */
   readonly log: TransparencyLog;
   readonly witnessing: Witnessing;
@@ -101,6 +106,7 @@ export class KeygenServer implements ServerContext {
     });
     this.#rounds = new RoundRunner(this);
     this.#dkg = new DkgCoordinator(this);
+    this.#signing = new SignCoordinator(this);
   }
 
   get fingerprint(): string {
@@ -269,6 +275,7 @@ export class KeygenServer implements ServerContext {
       this.contributors.delete(id);
       this.#rounds.participantLeft(id, peer);
       this.#dkg.participantLeft(id);
+      this.#signing.participantLeft(id);
       this.c.logger.info({ contributorId: id, name: peer.name }, "contributor left");
       this.emit({
         type: "contributor.left",
@@ -337,8 +344,16 @@ export class KeygenServer implements ServerContext {
         return this.#dkg.round2(peer, msg);
       case "dkg.confirm":
         return this.#dkg.confirm(peer, msg);
+      case "dkg.stored":
+        return this.#dkg.stored(peer, msg);
       case "dkg.fault":
         return this.#dkg.fault(peer, msg);
+      case "sign.commit":
+        return this.#signing.commit(peer, msg);
+      case "sign.share":
+        return this.#signing.share(peer, msg);
+      case "sign.refuse":
+        return this.#signing.refuse(peer, msg);
       case "admin.frame":
         return handleAdminFrame(this, this.#adminServices, peer, msg);
       default:
@@ -351,6 +366,8 @@ export class KeygenServer implements ServerContext {
   readonly #adminServices: AdminServices = ((server: KeygenServer) => ({
     runRound: (request: RoundRequest) => server.runRound(request),
     thresholdKeygen: (request: ThresholdKeygenRequest) => server.#dkg.keygen(request),
+    thresholdSign: (record: KeyRecord, message: Uint8Array, requester: string) =>
+      server.#signing.sign(record, message, requester),
     get roundsRunning() {
       return server.#rounds.running;
     },

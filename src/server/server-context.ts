@@ -34,6 +34,8 @@ export interface KeygenServerConfig {
   maxParticipants: number;
   /** How long a whole DKG session may take (dkg-coordinator.ts; default 60 s). */
   dkgTimeoutMs?: number;
+  /** How long a signing attempt waits for each phase's answers (sign-coordinator.ts; 10 s). */
+  signTimeoutMs?: number;
   heartbeatMs: number;
   handshakeTimeoutMs: number;
   /** A peer is disconnected after this many rejected messages. */

@@ -4,7 +4,7 @@
  * and the group private key is in no file anywhere.
  */
 import assert from "node:assert/strict";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
@@ -52,7 +52,7 @@ for (const [suite, t, n] of [
       const contributors = await startContributors(server, n);
       const admin = await server.admin();
       const key = await admin.thresholdKeygen({ suite, t, n });
-      await admin.close();
+      admin.close();
       assert.equal(key.suite, suite);
       assert.deepEqual([key.t, key.n], [t, n]);
       assert.deepEqual([...key.holders].sort(), contributors.map((c) => c.id).sort());
@@ -143,7 +143,75 @@ test("a DKG needs n connected contributors; too few is a clear error and no sess
         return true;
       },
     );
-    await admin.close();
+    admin.close();
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test("FROST signing through the server: t holders sign; a holder gone or refusing is named and another subset signs", async () => {
+  const server = await startTestServer({ signTimeoutMs: 2000 });
+  try {
+    const contributors = await startContributors(server, 3);
+    const admin = await server.admin();
+    try {
+      const key = await admin.thresholdKeygen({ suite: "ed25519", t: 2, n: 3 });
+      await Promise.all(
+        contributors.map((c) =>
+          waitFor(
+            () => c.events.some((e) => e.type === "dkg.completed" && e.keyId === key.id),
+            5000,
+          ),
+        ),
+      );
+      const message = new TextEncoder().encode("release build 1.2.3");
+      const first = await admin.thresholdSign(key.id, message);
+      assert.equal(first.signers.length, 2);
+      const verifyKey = Buffer.from(key.groupPublicKey, "hex");
+      assert.ok(
+        verifyThresholdSignature(
+          "ed25519",
+          Buffer.from(first.signature, "hex"),
+          message,
+          verifyKey,
+        ),
+      );
+      // Verified by OpenSSL through node:crypto, from the key's raw bytes alone.
+      const { createPublicKey, verify } = await import("node:crypto");
+      const spki = createPublicKey({
+        key: { kty: "OKP", crv: "Ed25519", x: verifyKey.toString("base64url") },
+        format: "jwk",
+      });
+      assert.ok(verify(null, message, spki, Buffer.from(first.signature, "hex")));
+
+      // A holder whose share file is gone refuses; the server leaves it out and signs with the others.
+      const refusing = contributors.find((c) => c.id === first.signers[0])!;
+      await rm(join(refusing.dataDir, "threshold", `${key.id}.json`));
+      const second = await admin.thresholdSign(key.id, message);
+      assert.equal(second.signers.includes(refusing.id), false);
+      assert.ok(
+        verifyThresholdSignature(
+          "ed25519",
+          Buffer.from(second.signature, "hex"),
+          message,
+          verifyKey,
+        ),
+      );
+
+      // With one holder refusing and one stopped, fewer than t remain: a clear error naming them.
+      const stopped = contributors.find((c) => c.id !== refusing.id)!;
+      await stopped.contributor.stop();
+      await waitFor(() => !server.server.contributors.has(stopped.id), 5000);
+      await assert.rejects(admin.thresholdSign(key.id, message), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "E_QUORUM_NOT_MET");
+        assert.match(e.message, /needs 2 of its 3 holders; 1 are online/);
+        assert.ok(e.message.includes(refusing.id));
+        assert.match(e.message, /refused \(unknown-key\)/);
+        return true;
+      });
+    } finally {
+      admin.close();
+    }
   } finally {
     await server.cleanup();
   }
