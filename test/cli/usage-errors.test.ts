@@ -169,6 +169,14 @@ function tables(): Record<string, Table> {
         "--for": "bad name!",
       },
     },
+    "threshold sign": {
+      base: ["--key", ULID, "--message-file", D("message.bin"), "--data-dir", D("server")],
+      rows: {
+        ...adminRows,
+        "--key": "not-a-key",
+        "--message-file": FREE, // read after the checks: threshold-cli.test.ts
+      },
+    },
     "contributor audit": {
       base: ["--server", HTTP, "--data-dir", D("contributor")],
       rows: {

@@ -3,8 +3,12 @@
  * `threshold keygen` and `contributor shares`.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { schnorr } from "@noble/curves/secp256k1.js";
 import { bech32m } from "@scure/base";
 import { bip86OutputKey } from "../../src/threshold/taproot.js";
 import { tempDir } from "../helpers/ceremony.js";
@@ -101,6 +105,72 @@ test("threshold keygen through the CLI: a 2-of-3 Taproot key whose holders list 
     }
     const human = await runCli(["contributor", "shares", "--data-dir", join(temp.path, "h1")]);
     assert.match(human.stdout, /threshold\s+2 of 3 \(this contributor is holder [123]\)/);
+    // Sign through the CLI; the signature is BIP 340 under the output key (noble's verifier).
+    const messageFile = join(temp.path, "sighash.bin");
+    const sighash = createHash("sha256").update("a Taproot key-path spend").digest();
+    await writeFile(messageFile, sighash);
+    const signArgs = [
+      "threshold",
+      "sign",
+      "--key",
+      key.id,
+      "--message-file",
+      messageFile,
+      "--data-dir",
+      serverDir,
+      "--json",
+    ];
+    const signed = await runCli(signArgs);
+    assert.equal(signed.status, 0, signed.stderr);
+    const first = JSON.parse(signed.stdout);
+    assert.deepEqual(Object.keys(first).sort(), ["keyId", "signature", "signers"]);
+    assert.match(first.signature, /^[0-9a-f]{128}$/);
+    assert.equal(first.signers.length, 2);
+    assert.ok(
+      schnorr.verify(
+        Buffer.from(first.signature, "hex"),
+        sighash,
+        Buffer.from(key.outputKey, "hex"),
+      ),
+    );
+    assert.equal(
+      schnorr.verify(
+        Buffer.from(first.signature, "hex"),
+        sighash,
+        Buffer.from(key.groupPublicKey, "hex"),
+      ),
+      false,
+    );
+    // Kill one holder outright: the other two still sign.
+    const victim = contributors[0]!;
+    await victim.stop("SIGKILL");
+    await server.waitFor(/contributor left/, 10_000);
+    const again = await runCli(signArgs);
+    assert.equal(again.status, 0, again.stderr);
+    const second = JSON.parse(again.stdout);
+    assert.ok(
+      schnorr.verify(
+        Buffer.from(second.signature, "hex"),
+        sighash,
+        Buffer.from(key.outputKey, "hex"),
+      ),
+    );
+    assert.equal(second.signers.length, 2);
+    // Each holder logged what it signed: the message's hash, never a share.
+    const digest = createHash("sha256").update(sighash).digest("hex");
+    let logged = 0;
+    for (const name of ["h1", "h2", "h3"]) {
+      const path = join(temp.path, name, "threshold", "signed.log");
+      if (!existsSync(path)) continue;
+      for (const line of readFileSync(path, "utf8").trim().split("\n")) {
+        const entry = JSON.parse(line);
+        assert.equal(entry.keyId, key.id);
+        assert.equal(entry.messageSha256, digest);
+        assert.equal(entry.requester, "@admin");
+        logged++;
+      }
+    }
+    assert.equal(logged, 4, "two signatures, two signers each");
     // Asking for more holders than are connected is a clear operational failure (exit 1).
     const tooMany = await runCli([
       "threshold",
@@ -108,14 +178,14 @@ test("threshold keygen through the CLI: a 2-of-3 Taproot key whose holders list 
       "--suite",
       "ed25519",
       "--t",
-      "3",
+      "2",
       "--n",
-      "4",
+      "3",
       "--data-dir",
       serverDir,
     ]);
     assert.equal(tooMany.status, 1);
-    assert.match(tooMany.stderr, /needs 4 contributors connected; 3 are/);
+    assert.match(tooMany.stderr, /needs 3 contributors connected; 2 are/);
   } finally {
     for (const c of contributors) await c.stop();
     await server.stop();

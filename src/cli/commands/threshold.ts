@@ -3,10 +3,13 @@
  * server only coordinating (docs/PROTOCOL.md §16). Prints the key's public description; the
  * shares stay with the contributors (`dkeygen contributor shares`).
  */
+import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { MAX_SIGN_MESSAGE_BYTES } from "../../protocol/threshold-messages.js";
 import { REQUESTER_NAME } from "../../server/requesters.js";
 import { checkThreshold, isSuiteName, SUITE_NAMES } from "../../threshold/suites.js";
+import { onUserPath } from "../file-errors.js";
 import { printJson, printTable } from "../output.js";
 import { type AdminFlags, checkAdminFlags, connectAdmin, withAdminOptions } from "./generate.js";
 
@@ -25,10 +28,68 @@ function integerFlag(name: string, value: string): number {
   return Number(value);
 }
 
+interface SignFlags extends AdminFlags {
+  key: string;
+  messageFile: string;
+  json?: boolean;
+}
+
 export function registerThreshold(program: Command): void {
   const threshold = program
     .command("threshold")
     .description("threshold keys: made by a distributed key generation, held only as shares");
+  registerKeygen(threshold);
+  registerSign(threshold);
+}
+
+function registerSign(threshold: Command): void {
+  withAdminOptions(
+    threshold
+      .command("sign")
+      .description("sign a file's bytes with a threshold key: t of its holders sign (FROST)")
+      .requiredOption("--key <id>", "the threshold key's id (from threshold keygen)")
+      .requiredOption(
+        "--message-file <file>",
+        `the message to sign, up to ${MAX_SIGN_MESSAGE_BYTES} bytes (e.g. a transaction's sighash)`,
+      ),
+  )
+    .option("--json", "print {keyId, signature, signers} as JSON")
+    .action(async (flags: SignFlags) => {
+      if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(flags.key)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--key wants a key id (26 characters); got "${flags.key}".`,
+        );
+      }
+      checkAdminFlags(flags);
+      const message = await onUserPath("--message-file", flags.messageFile, "read", () =>
+        readFile(flags.messageFile),
+      );
+      if (message.length > MAX_SIGN_MESSAGE_BYTES) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--message-file is ${message.length} bytes; at most ${MAX_SIGN_MESSAGE_BYTES} are signed (sign a hash of a longer message).`,
+        );
+      }
+      const admin = await connectAdmin(flags);
+      try {
+        const result = await admin.thresholdSign(flags.key, new Uint8Array(message));
+        if (flags.json) {
+          printJson(result);
+          return;
+        }
+        printTable([
+          ["key", result.keyId],
+          ["signature", result.signature],
+          ["signers", result.signers.join("\n")],
+        ]);
+      } finally {
+        admin.close();
+      }
+    });
+}
+
+function registerKeygen(threshold: Command): void {
   withAdminOptions(
     threshold
       .command("keygen")
