@@ -38,7 +38,7 @@ test("PROTOCOL.md §4 lists every wire message type, and no other", async () => 
     [
       ...section("4. Messages")
         .split("### 4.1")[0]!
-        .matchAll(/^\| `([a-z.]+)` \|/gm),
+        .matchAll(/^\| `([a-z0-9.]+)` \|/gm),
     ].map((m) => m[1]!),
   );
   assert.deepEqual([...documented].sort(), Object.keys(SCHEMAS).sort());

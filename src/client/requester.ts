@@ -6,7 +6,7 @@
  * derives from its own credential; an answer without one, or with a wrong one, is refused
  * (E_ANSWER_NOT_AUTHENTIC) before any of its fields is read, error answers included.
  */
-import { createSecretKey, type KeyObject, randomUUID } from "node:crypto";
+import { createHash, createSecretKey, type KeyObject, randomUUID } from "node:crypto";
 import type { Secret } from "../crypto/secret.js";
 import { DkeygenError, type ErrorCode, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
@@ -302,6 +302,38 @@ export class RequesterClient {
       );
     }
     return { record, secret: payload.secret as JsonObject };
+  }
+
+  /**
+   * A FROST signature of `message` by t holders of threshold key `id` (only for the requester the
+   * key was made for), opened and checked against the request: the signature (hex), the suite,
+   * the key it verifies under (hex) and the holders that signed.
+   */
+  async thresholdSign(
+    id: string,
+    message: Uint8Array,
+  ): Promise<{ signature: string; suite: string; verifyKey: string; signers: string[] }> {
+    const reply = await this.#delivery<{
+      requestId: string;
+      recordId: string;
+      envelope: DeliveryEnvelopeWire;
+    }>("POST", `/v1/keys/${encodeURIComponent(id)}/sign`, {
+      message: Buffer.from(message).toString("base64url"),
+    });
+    const payload = this.#open("signature", reply.requestId, reply.recordId, reply.envelope);
+    const digest = createHash("sha256").update(message).digest("hex");
+    if (payload.recordId !== id || payload.messageSha256 !== digest) {
+      throw new DkeygenError(
+        ErrorCodes.DECRYPTION_FAILED,
+        "The delivered signature is not for this key and message.",
+      );
+    }
+    return {
+      signature: String(payload.signature),
+      suite: String(payload.suite),
+      verifyKey: String(payload.verifyKey),
+      signers: payload.signers as string[],
+    };
   }
 
   /**

@@ -359,7 +359,7 @@ export function deliveryKeyLabel(requesterFingerprint: string, kid: string): Uin
  * and the record it comes from. A delivery cannot be replayed as the answer to another request or
  * to another requester.
  */
-export type DeliveryKind = "otp" | "totp" | "key" | "derivation-secret" | "opening";
+export type DeliveryKind = "otp" | "totp" | "key" | "derivation-secret" | "opening" | "signature";
 
 export function deliveryAad(
   kind: DeliveryKind,

@@ -144,6 +144,14 @@ export class KeygenServer implements ServerContext {
     return this.#rounds.runBatchRound(request);
   }
 
+  /**
+   * A FROST signature of `message` by t holders of threshold key `record`, for `requester` (its
+   * owner): what POST /v1/keys/{id}/sign runs (sign-coordinator.ts).
+   */
+  thresholdSign(record: KeyRecord, message: Uint8Array, requester: string) {
+    return this.#signing.sign(record, message, requester);
+  }
+
   /** Fails running rounds and disconnects everyone. The caller closes listeners and the store. */
   async stop(): Promise<void> {
     this.#stopping = true;

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { schnorr } from "@noble/curves/secp256k1.js";
 import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
 import { recoveryDataOf, ShareStore } from "../../src/client/share-store.js";
 import { publicFromJson } from "../../src/threshold/codec.js";
@@ -19,6 +20,7 @@ import {
 } from "../../src/threshold/signing.js";
 import { type SuiteName, suiteOf } from "../../src/threshold/suites.js";
 import { startContributors, startTestServer, waitFor } from "../helpers/ceremony.js";
+import { registerTestRequester } from "../helpers/distribution.js";
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -211,6 +213,53 @@ test("FROST signing through the server: t holders sign; a holder gone or refusin
       });
     } finally {
       admin.close();
+    }
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test("POST /v1/keys/{id}/sign: the key's owner gets a sealed FROST signature; nobody else, and no secret part for anyone", async () => {
+  const server = await startTestServer();
+  try {
+    const contributors = await startContributors(server, 3);
+    const owner = await registerTestRequester(server, "wallet");
+    const other = await registerTestRequester(server, "other");
+    const admin = await server.admin();
+    let key: Awaited<ReturnType<typeof admin.thresholdKeygen>>;
+    try {
+      key = await admin.thresholdKeygen({ suite: "secp256k1-tr", t: 2, n: 3, owner: "wallet" });
+    } finally {
+      admin.close();
+    }
+    assert.equal(key.owner, owner.id);
+    await Promise.all(
+      contributors.map((c) =>
+        waitFor(() => c.events.some((e) => e.type === "dkg.completed" && e.keyId === key.id), 5000),
+      ),
+    );
+    const message = new Uint8Array(32).fill(7);
+    const signed = await owner.client.thresholdSign(key.id, message);
+    assert.equal(signed.suite, "secp256k1-tr");
+    assert.equal(signed.verifyKey, key.outputKey);
+    assert.equal(signed.signers.length, 2);
+    assert.ok(
+      schnorr.verify(
+        Buffer.from(signed.signature, "hex"),
+        message,
+        Buffer.from(key.outputKey!, "hex"),
+      ),
+    );
+    // Another requester learns nothing of the key; the owner gets no "secret part" of it.
+    await assert.rejects(other.client.thresholdSign(key.id, message), { code: "E_NOT_FOUND" });
+    await assert.rejects(owner.client.fetchKey(key.id), { code: "E_FORBIDDEN" });
+    await assert.rejects(owner.client.exportDerivationSecret(key.id), { code: "E_FORBIDDEN" });
+    // The admin cannot sign with a key made for a requester (the holders sign for the owner only).
+    const again = await server.admin();
+    try {
+      await assert.rejects(again.thresholdSign(key.id, message), { code: "E_FORBIDDEN" });
+    } finally {
+      again.close();
     }
   } finally {
     await server.cleanup();

@@ -118,6 +118,12 @@ export const DEFAULT_DISTRIBUTION_CONFIG: DistributionConfig = {
 export interface RoundService {
   runRound(request: RoundRequest): Promise<KeyRecord>;
   readonly connectedContributors: readonly unknown[];
+  /** FROST signing with a threshold key (sign-coordinator.ts); absent: no signing here. */
+  thresholdSign?(
+    record: KeyRecord,
+    message: Uint8Array,
+    requester: string,
+  ): Promise<{ signature: Uint8Array; signers: string[] }>;
 }
 
 export interface DistributionComponents {

@@ -203,6 +203,19 @@ export const KeyParams = Type.Object({ id: RecordId }, strict);
 /** The body of a POST that takes no fields: `{}`. */
 export const EmptyBody = Type.Object({}, strict);
 
+/** POST /v1/keys/{id}/sign's body: the message, base64url, up to 16 KiB. */
+export const SignBody = Type.Object(
+  {
+    message: Type.String({
+      pattern: base64urlPattern(16 * 1024, true),
+      minLength: 2,
+      maxLength: base64urlLength(16 * 1024),
+      description: "The message to sign (e.g. a transaction's sighash), unpadded base64url.",
+    }),
+  },
+  strict,
+);
+
 export const PublicKeyRecord = Type.Object(
   {
     id: RecordId,
@@ -409,3 +422,4 @@ export type KeyParams = Static<typeof KeyParams>;
 export type LogEntriesQuery = Static<typeof LogEntriesQuery>;
 export type InclusionProofQuery = Static<typeof InclusionProofQuery>;
 export type ConsistencyProofQuery = Static<typeof ConsistencyProofQuery>;
+export type SignBody = Static<typeof SignBody>;

@@ -12,7 +12,12 @@
  * record for audit (server/derivation-export.ts); a nonce record's is refused to everyone (403).
  * Likewise its record's opening (server/round-opening.ts, PROTOCOL §15.6), with which
  * `dkeygen audit record` checks the record against the round's log entry.
+ *
+ * A threshold key (`dkeygen threshold keygen --for NAME`) has no secret on the server at all: its
+ * owner asks for signatures instead (POST /v1/keys/{id}/sign), made by t of its holders and
+ * delivered sealed like everything else (PROTOCOL §16.6).
  */
+import { createHash } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
@@ -21,13 +26,26 @@ import { toPublicRecord } from "../../keygen-server.js";
 import { RECOVERY_PURPOSE } from "../../recovery-codes.js";
 import { recordOpening } from "../../round-opening.js";
 import { readStoredSecret } from "../../stored-secret.js";
+import { THRESHOLD_PURPOSE } from "../../threshold-record.js";
 import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
-import { EmptyBody, KeyDelivery, KeyParams, OpeningDelivery, PublicKeyRecord } from "../schemas.js";
+import {
+  EmptyBody,
+  KeyDelivery,
+  KeyParams,
+  OpeningDelivery,
+  PublicKeyRecord,
+  SignBody,
+} from "../schemas.js";
 import { totpParameters } from "./totp.js";
 
 const security = [{ credential: [] }];
 const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");
+const sharesOnly = () =>
+  new DkeygenError(
+    ErrorCodes.FORBIDDEN,
+    "A threshold key exists only as its holders' shares: ask for a signature (POST /v1/keys/{id}/sign).",
+  );
 const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp", RECOVERY_PURPOSE]);
 
 /** Whether `record` is registration `id`'s: made for it, or (an OTP) handed to it. */
@@ -92,6 +110,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       if (!record || record.owner !== requester.id || record.purpose === RECOVERY_PURPOSE) {
         throw notFound();
       }
+      if (record.purpose === THRESHOLD_PURPOSE) throw sharesOnly();
       const { output } = await readStoredSecret(ctx.store, record.id);
       const envelope = await ctx.sealer.seal(requester, "key", request.id, record.id, {
         recordId: record.id,
@@ -138,6 +157,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const record = await ctx.store.get(request.params.id);
       // Ownership first: whoever does not own it learns nothing of it, not even its purpose.
       if (!record || record.owner !== requester.id) throw notFound();
+      if (record.purpose === THRESHOLD_PURPOSE) throw sharesOnly();
       const payload = await derivationExport(ctx.store, record);
       const envelope = await ctx.sealer.seal(
         requester,
@@ -187,11 +207,73 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const record = await ctx.store.get(request.params.id);
       // Ownership first: whoever does not own it learns nothing of it, not even its purpose.
       if (!record || record.owner !== requester.id) throw notFound();
+      if (record.purpose === THRESHOLD_PURPOSE) throw sharesOnly();
       const payload = await recordOpening(ctx.store, record);
       const envelope = await ctx.sealer.seal(requester, "opening", request.id, record.id, payload);
       ctx.logger.info(
         { reqId: request.id, recordId: record.id, requester: requester.name },
         "record opening sent to the record's owner, sealed to its key",
+      );
+      request.sealedAnswer = true;
+      return { requestId: request.id, recordId: record.id, envelope };
+    },
+  );
+
+  app.post<{ Params: KeyParams; Body: SignBody }>(
+    "/v1/keys/:id/sign",
+    {
+      onRequest: ctx.authenticate,
+      schema: {
+        tags: ["keys"],
+        summary:
+          "A FROST signature of a message by t holders of a threshold key, encrypted to your key; only for the requester the key was made for.",
+        security,
+        params: KeyParams,
+        body: SignBody,
+        response: answers({
+          ok: [
+            KeyDelivery,
+            "The signature, its suite and signers (PROTOCOL §16.6), sealed to your key (a delivery of kind signature).",
+          ],
+          authenticated: true,
+          sealed: true,
+          body: true,
+          params: true,
+          errors: {
+            403: "Not a threshold key (E_FORBIDDEN)",
+            404: "No such key was issued to you (E_NOT_FOUND), whether or not it exists",
+            503: "Fewer than t of its holders are online and willing (E_QUORUM_NOT_MET), or signing is not served here (E_UNAVAILABLE)",
+          },
+        }),
+      },
+    },
+    async (request) => {
+      const requester = request.requester!;
+      const record = await ctx.store.get(request.params.id);
+      if (!record || record.owner !== requester.id) throw notFound();
+      if (record.purpose !== THRESHOLD_PURPOSE) {
+        throw new DkeygenError(
+          ErrorCodes.FORBIDDEN,
+          "Only a threshold key signs through the server.",
+        );
+      }
+      if (ctx.rounds.thresholdSign === undefined) {
+        throw new DkeygenError(ErrorCodes.UNAVAILABLE, "This server does not coordinate signing.");
+      }
+      const message = Buffer.from(request.body.message, "base64url");
+      const result = await ctx.rounds.thresholdSign(record, message, requester.id);
+      const p = record.public as { suite: string; outputKey?: string; groupPublicKey: string };
+      const envelope = await ctx.sealer.seal(requester, "signature", request.id, record.id, {
+        recordId: record.id,
+        suite: p.suite,
+        messageSha256: createHash("sha256").update(message).digest("hex"),
+        signature: Buffer.from(result.signature).toString("hex"),
+        signers: result.signers,
+        verifyKey: p.outputKey ?? p.groupPublicKey,
+      });
+      ctx.logger.info(
+        { reqId: request.id, recordId: record.id, requester: requester.name },
+        "threshold signature sent to the key's owner, sealed to its key",
       );
       request.sealedAnswer = true;
       return { requestId: request.id, recordId: record.id, envelope };
