@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark the issues ask for, each reported as ratios against a baseline
  * measured in the same run (these machines are noisy and have 2 cores). Not part of the tests.
  *
- *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog ...]   (default: all)
+ *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog|threshold ...]   (default: all)
  */
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
@@ -13,6 +13,7 @@ import { benchDistribution } from "./distribution.js";
 import { benchLogAppend } from "./log-append.js";
 import { benchLogServe } from "./log-serve.js";
 import { benchStore } from "./store.js";
+import { benchThreshold } from "./threshold.js";
 import { benchTlog } from "./tlog.js";
 
 const wanted = new Set(process.argv.slice(2));
@@ -71,4 +72,10 @@ if (all || wanted.has("tlog")) {
     { stdio: ["ignore", "inherit", "inherit"] },
   );
   if (audit.status !== 0) throw new Error(`bench/audit-log.js exited ${audit.status}`);
+}
+
+if (all || wanted.has("threshold")) {
+  section("Threshold keys: DKG and FROST signing (issue 14)");
+  const result = await benchThreshold({ progress: (line) => process.stderr.write(`  ${line}\n`) });
+  process.stdout.write(`${result.report}\n`);
 }
