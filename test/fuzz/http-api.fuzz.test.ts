@@ -303,6 +303,17 @@ const sizeParam = fc.oneof(
   { weight: 1, arbitrary: fc.nat().map(String) },
   { weight: 1, arbitrary: nastyString },
 );
+/** A message to sign: canonical base64url of 1 to 16 KiB (and just over), or not base64url. */
+const signMessage = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc
+      .uint8Array({ minLength: 1, maxLength: 64 })
+      .map((b) => Buffer.from(b).toString("base64url")),
+  },
+  { weight: 1, arbitrary: fc.constantFrom("", "A", "AB=", "A".repeat(21846), "A".repeat(21848)) },
+  { weight: 1, arbitrary: nastyString },
+);
 /** A round id: one the log holds, one it does not, a non-canonical or wrong-length one. */
 const roundIdParam = fc.oneof(
   { weight: 3, arbitrary: fc.nat().map((i) => loggedRounds[i % loggedRounds.length]!) },
@@ -493,6 +504,14 @@ const ROUTES: Record<string, Route> = {
     auth: true,
     body: bodyFor({}, {}),
     statuses: [200, 400, 401, 403, 404, 413, 414, 415, 429],
+  },
+  "keys/{id}/sign": {
+    method: "POST",
+    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}/sign`),
+    auth: true,
+    body: bodyFor({ message: signMessage }, {}),
+    // No threshold key in this store: a record of another purpose is 403, another's is 404.
+    statuses: [400, 401, 403, 404, 413, 414, 415, 429],
   },
   requester: { method: "GET", path: "/v1/requester", auth: true, statuses: [200, 401, 429] },
   health: { method: "GET", path: "/v1/health", auth: false, statuses: [200, 429] },

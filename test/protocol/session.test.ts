@@ -40,7 +40,20 @@ test("each state accepts exactly the messages of its table, and nothing from a c
   const expected: Record<SessionState, MessageType[]> = {
     handshake: ["join", "admin.auth"],
     joining: [],
-    contributor: ["commit", "reveal", "log.cosign", "log.conflict"],
+    contributor: [
+      "commit",
+      "reveal",
+      "log.cosign",
+      "log.conflict",
+      "dkg.round1",
+      "dkg.round2",
+      "dkg.confirm",
+      "dkg.stored",
+      "dkg.fault",
+      "sign.commit",
+      "sign.share",
+      "sign.refuse",
+    ],
     admin: ["admin.frame"],
     closed: [],
   };
@@ -111,7 +124,7 @@ test("a contributor expects hello, then welcome, then round messages; errors at 
   machine.transition("ready");
   assert.equal(
     accepted("ready"),
-    "error,log.checkpoint,round.closed,round.commits,round.open,round.receipt@ready",
+    "dkg.aborted,dkg.certificate,dkg.open,dkg.round1s,dkg.shares,error,log.checkpoint,round.closed,round.commits,round.open,round.receipt,sign.package,sign.request@ready",
   );
   assert.throws(() => machine.transition("hello"), /illegal/);
   machine.transition("closed");
