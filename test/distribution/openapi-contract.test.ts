@@ -9,6 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv, type ValidateFunction } from "ajv";
@@ -158,6 +160,7 @@ const BODY_ROUTES = [
   ["/v1/recovery/verify", { account: "a-error", code: "aaaaa-aaaaa" }],
   [`/v1/keys/{id}/derivation-secret`, {}],
   [`/v1/keys/{id}/opening`, {}],
+  [`/v1/keys/{id}/sign`, { message: "AQ" }],
 ] as const;
 const urlOf = (path: string) => path.replace("{id}", ID);
 
@@ -215,8 +218,9 @@ test("every route's success and error answers are documented, with their bodies 
     ["GET", "/v1/keys/{id}/secret"],
     ["POST", "/v1/keys/{id}/derivation-secret"],
     ["POST", "/v1/keys/{id}/opening"],
+    ["POST", "/v1/keys/{id}/sign"],
   ] as const) {
-    const body = method === "POST" ? {} : undefined;
+    const body = method === "POST" ? (path.endsWith("/sign") ? { message: "AQ" } : {}) : undefined;
     const at = (id: string) => path.replace("{id}", id);
     await call(method, path, { url: at(ID), ...(body ? { body } : {}) });
     await call(method, path, { url: at("not-a-ulid"), as: "alice", ...(body ? { body } : {}) });
@@ -304,6 +308,23 @@ test("every route's success and error answers are documented, with their bodies 
       });
     }
   }
+
+  // A threshold key made for alice: signed by its two holders; an ecc key does not sign (403);
+  // with a holder's share gone, fewer than t holders answer (503).
+  const keygen = await server.admin();
+  const threshold = await keygen.thresholdKeygen({ suite: "ed25519", t: 2, n: 2, owner: "alice" });
+  keygen.close();
+  const sign = (id: string) =>
+    call("POST", "/v1/keys/{id}/sign", {
+      url: `/v1/keys/${id}/sign`,
+      as: "alice",
+      body: { message: "aGVsbG8" },
+    });
+  await sign(threshold.id);
+  await sign(ecc.id);
+  await rm(join(contributors[0]!.dataDir, "threshold", `${threshold.id}.json`));
+  await sign(threshold.id);
+  assert.ok(seen.has("POST /v1/keys/{id}/sign 503"));
 
   // The transparency log, to anyone: checkpoint, key, identity; entries and both proofs, with
   // the parameters' refusals and a round the log does not hold.
