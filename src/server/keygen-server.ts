@@ -144,6 +144,11 @@ export class KeygenServer implements ServerContext {
     return this.#rounds.runBatchRound(request);
   }
 
+  /** A distributed key generation among n connected contributors (dkg-coordinator.ts). */
+  thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord> {
+    return this.#dkg.keygen(request);
+  }
+
   /**
    * A FROST signature of `message` by t holders of threshold key `record`, for `requester` (its
    * owner): what POST /v1/keys/{id}/sign runs (sign-coordinator.ts).
