@@ -321,7 +321,6 @@ export class DkgParticipant {
     const opened = openIncoming(
       this.params,
       this.sessionId,
-      this.identifiers,
       packages,
       this.index,
       this.#encryptionSecret,
@@ -334,6 +333,16 @@ export class DkgParticipant {
         this.#dkg!,
         others.map((p) => toNoble(this.identifiers, p)),
         opened.map((s) => ({ identifier: this.identifiers[s.from - 1]!, signingShare: s.share })),
+      );
+    } catch {
+      throw blameShare(
+        this.params,
+        this.sessionId,
+        this.identifiers,
+        packages,
+        this.index,
+        this.#encryptionSecret,
+        opened,
       );
     } finally {
       for (const s of opened) s.share.fill(0);
@@ -547,14 +556,14 @@ export function findBadProof(
 
 /**
  * Opens the shares sent to participant `me`: one from each other index, signed by its sender
- * (else the coordinator altered or invented it), decrypting (else the sender sealed garbage or
- * to another key — a complaint with the key as evidence), and consistent with the sender's
- * commitment (noble's VSS check — a complaint with evidence).
+ * (else the coordinator altered or invented it) and decrypting (else the sender sealed garbage or
+ * to another key — a complaint with the key as evidence). Whether each matches its sender's
+ * commitment is noble's round 3 to check (it does, for every share); when it fails, blameShare
+ * finds which one, so the check is not paid twice on the way that succeeds.
  */
 export function openIncoming(
   params: DkgSessionParams,
   sessionId: Uint8Array,
-  identifiers: string[],
   packages: Round1Package[],
   me: number,
   encryptionSecret: Uint8Array,
@@ -571,60 +580,91 @@ export function openIncoming(
   }
   const mine = packages[me - 1]!;
   const sorted = [...incoming].sort((a, b) => a.from - b.from);
-  return sorted.map((s, i) => {
-    const sender = expected[i]!;
-    if (s.from !== sender.index || s.to !== me) {
-      throw new DkgFault(
-        "coordinator",
-        "missing",
-        "The relayed shares are not one from each other participant.",
-      );
-    }
-    const identity = publicKeyFromRaw(params.identities[s.from - 1]!);
-    if (
-      !verifySignature(
-        identity,
-        shareSignedData(sessionId, s.from, s.to, s.ciphertext),
-        s.signature,
-      )
-    ) {
-      throw new DkgFault(
-        "coordinator",
-        "signature",
-        `The share from participant ${s.from} is not signed by it.`,
-      );
-    }
-    const key = pairwiseKey(
-      encryptionSecret,
-      sender.ephemeralKey,
-      sessionId,
-      sender.ephemeralKey,
-      mine.encryptionKey,
-      s.from,
-      me,
-    );
-    const share = openShare(key, s.ciphertext, sessionId, s.from, me);
-    const evidence = { from: s.from, to: me, key };
-    if (share === undefined || share.length !== suite.scalarBytes) {
-      throw new DkgFault(
-        s.from,
+  const opened: { from: number; share: Uint8Array }[] = [];
+  try {
+    sorted.forEach((s, i) => {
+      const sender = expected[i]!;
+      if (s.from !== sender.index || s.to !== me) {
+        throw new DkgFault(
+          "coordinator",
+          "missing",
+          "The relayed shares are not one from each other participant.",
+        );
+      }
+      const identity = publicKeyFromRaw(params.identities[s.from - 1]!);
+      const signed = shareSignedData(sessionId, s.from, s.to, s.ciphertext);
+      if (!verifySignature(identity, signed, s.signature)) {
+        throw new DkgFault(
+          "coordinator",
+          "signature",
+          `The share from participant ${s.from} is not signed by it.`,
+        );
+      }
+      const key = shareKey(sessionId, sender, mine, me, encryptionSecret);
+      const share = openShare(key, s.ciphertext, sessionId, s.from, me);
+      if (share === undefined || share.length !== suite.scalarBytes) {
+        share?.fill(0);
+        throw new DkgFault(s.from, "share", `The share from participant ${s.from} does not open.`, {
+          from: s.from,
+          to: me,
+          key,
+        });
+      }
+      key.fill(0);
+      opened.push({ from: s.from, share });
+    });
+    return opened;
+  } catch (error) {
+    for (const o of opened) o.share.fill(0);
+    throw error;
+  }
+}
+
+/** The key of the share `sender` sealed to participant `me` (share-box.ts), from me's side. */
+function shareKey(
+  sessionId: Uint8Array,
+  sender: Round1Package,
+  mine: Round1Package,
+  me: number,
+  encryptionSecret: Uint8Array,
+): Uint8Array {
+  return pairwiseKey(
+    encryptionSecret,
+    sender.ephemeralKey,
+    sessionId,
+    sender.ephemeralKey,
+    mine.encryptionKey,
+    sender.index,
+    me,
+  );
+}
+
+/**
+ * After noble's round 3 refused the opened shares: the first whose sender's commitment it does
+ * not match, blamed on that sender with the share's key as evidence (judgeComplaint re-checks it).
+ */
+export function blameShare(
+  params: DkgSessionParams,
+  sessionId: Uint8Array,
+  identifiers: string[],
+  packages: Round1Package[],
+  me: number,
+  encryptionSecret: Uint8Array,
+  opened: { from: number; share: Uint8Array }[],
+): DkgFault {
+  for (const o of opened) {
+    const sender = packages[o.from - 1]!;
+    if (!shareMatchesCommitment(params, identifiers[me - 1]!, sender, o.share)) {
+      const key = shareKey(sessionId, sender, packages[me - 1]!, me, encryptionSecret);
+      return new DkgFault(
+        o.from,
         "share",
-        `The share from participant ${s.from} does not open.`,
-        evidence,
+        `The share from participant ${o.from} does not match its commitment.`,
+        { from: o.from, to: me, key },
       );
     }
-    if (!shareMatchesCommitment(params, identifiers[me - 1]!, sender, share)) {
-      share.fill(0);
-      throw new DkgFault(
-        s.from,
-        "share",
-        `The share from participant ${s.from} does not match its commitment.`,
-        evidence,
-      );
-    }
-    key.fill(0);
-    return { from: s.from, share };
-  });
+  }
+  return new DkgFault("coordinator", "protocol", "Round 3 failed, yet every share checks.");
 }
 
 function shareMatchesCommitment(

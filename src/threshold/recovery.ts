@@ -9,6 +9,7 @@
 import type { KeyObject } from "node:crypto";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import {
+  blameShare,
   checkCertificate,
   checkPackages,
   checkSessionParams,
@@ -80,21 +81,19 @@ export function recoverShare(
       others.map((p) => toNoble(identifiers, p)),
     );
     const incoming = data.shares.filter((s) => s.to === index);
-    const opened = openIncoming(
-      params,
-      sessionId,
-      identifiers,
-      packages,
-      index,
-      encryption.secret,
-      incoming,
-    );
-    const key = suite.frost.DKG.round3(
-      secret,
-      others.map((p) => toNoble(identifiers, p)),
-      opened.map((s) => ({ identifier: identifiers[s.from - 1]!, signingShare: s.share })),
-    );
-    for (const s of opened) s.share.fill(0);
+    const opened = openIncoming(params, sessionId, packages, index, encryption.secret, incoming);
+    let key: ReturnType<typeof suite.frost.DKG.round3>;
+    try {
+      key = suite.frost.DKG.round3(
+        secret,
+        others.map((p) => toNoble(identifiers, p)),
+        opened.map((s) => ({ identifier: identifiers[s.from - 1]!, signingShare: s.share })),
+      );
+    } catch {
+      throw blameShare(params, sessionId, identifiers, packages, index, encryption.secret, opened);
+    } finally {
+      for (const s of opened) s.share.fill(0);
+    }
     const transcript = transcriptHash(sessionId, packages);
     checkCertificate(
       params,

@@ -20,15 +20,22 @@ export interface SignerShare {
   signingShare: Uint8Array;
 }
 
-/** Round 1: fresh nonces (secret, used once) and their public commitments. */
-export function commitNonces(share: SignerShare): {
+/**
+ * Round 1: fresh nonces (secret, used once) and their public commitments. `rng` (32 bytes a
+ * call: hiding's, then binding's random input of RFC 9591 nonce_generate) is for fixed test
+ * vectors only; by default noble draws from the system's CSPRNG.
+ */
+export function commitNonces(
+  share: SignerShare,
+  rng?: (bytes?: number) => Uint8Array<ArrayBuffer>,
+): {
   nonces: Nonces;
   commitments: NonceCommitments;
 } {
-  return suiteOf(share.suite).frost.commit({
-    identifier: share.identifier,
-    signingShare: share.signingShare,
-  });
+  return suiteOf(share.suite).frost.commit(
+    { identifier: share.identifier, signingShare: share.signingShare },
+    rng,
+  );
 }
 
 /** Round 2: the signature share; noble zeroes `nonces` once used. */
