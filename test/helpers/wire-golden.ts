@@ -5,9 +5,11 @@
  * compares and verifies them; run this file (`node dist/test/helpers/wire-golden.js --write`) to
  * write a new golden file after a deliberate format change — the diff is the change.
  *
- * RSASSA-PSS signatures (welcome, admin.ready, round.open) and RSA-OAEP envelopes (contribution,
- * admin.export.result's secret, sealed to the server's own golden key as its `revealTo`) are randomized by design, so for those the test checks that the stored values verify or decrypt
- * rather than comparing bytes.
+ * RSASSA-PSS signatures (welcome, admin.ready, round.open, log.checkpoint's identity, dkg.open,
+ * sign.request) and RSA-OAEP envelopes (contribution, admin.export.result's secret, sealed to the
+ * server's own golden key as its `revealTo`) are randomized by design, so for those the test
+ * checks that the stored values verify or decrypt rather than comparing bytes. The threshold
+ * frames (§16) come from wire-golden-threshold.ts.
  */
 import { createHmac, createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -53,6 +55,7 @@ import { hashLeaf } from "../../src/tlog/merkle.js";
 import { parseNote } from "../../src/tlog/note.js";
 import { ed25519NoteSigner } from "../../src/tlog/note-keys.js";
 import { REPO_ROOT } from "./paths.js";
+import { buildThresholdGolden } from "./wire-golden-threshold.js";
 
 export const GOLDEN_DIR = join(REPO_ROOT, "test", "vectors", "dkeygen-wire");
 export const GOLDEN_FILE = join(GOLDEN_DIR, "frames.json");
@@ -403,6 +406,10 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
   frames["admin.frame (admin.status, seq 1)"] = admin.seal(status);
   frames["admin.frame (admin.round, seq 0)"] = server.seal(round);
   frames["admin.frame (admin.status.result, seq 1)"] = server.seal(statusResult);
+  // Threshold keys (§16): a real DKG and signing attempt from fixed inputs (wire-golden-threshold.ts).
+  const threshold = buildThresholdGolden(serverKey, CONTRIBUTOR_SEED);
+  Object.assign(frames, threshold.frames);
+  Object.assign(lp, threshold.lp);
 
   return {
     version: V,
@@ -422,6 +429,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
       name,
       commitDeadline,
       revealDeadline,
+      ...threshold.inputs,
     },
     frames: Object.fromEntries(
       Object.entries(frames).map(([k, f]) => [k, typeof f === "string" ? f : encodeMessage(f)]),
@@ -438,7 +446,17 @@ export function readGolden(): Golden {
 
 // `node dist/test/helpers/wire-golden.js --write` remakes the file.
 if (process.argv[1]?.endsWith("wire-golden.js") && process.argv.includes("--write")) {
-  const golden = buildGolden(await goldenKeys());
+  // The contribution's envelope is random; reusing the current file's keeps everything built on
+  // it (commitment, commit, commit set, reveal, receipt, closing) byte for byte as it was.
+  let reuse: { envelope?: EnvelopeWire } = {};
+  try {
+    reuse = {
+      envelope: (JSON.parse(readGolden().frames.reveal!) as { envelope: EnvelopeWire }).envelope,
+    };
+  } catch {
+    // No golden file yet: a fresh envelope.
+  }
+  const golden = buildGolden(await goldenKeys(), reuse);
   writeFileSync(GOLDEN_FILE, `${JSON.stringify(golden, null, 2)}\n`);
   process.stdout.write(`wrote ${GOLDEN_FILE}\n`);
 }
