@@ -87,10 +87,13 @@ export class ContributorSign {
       return refuse("not-owner", "the requester does not own the key");
     if (
       !msg.signers.includes(file.index) ||
-      new Set(msg.signers).size !== msg.signers.length ||
+      msg.signers.some((i, k) => k > 0 && i <= msg.signers[k - 1]!) ||
       msg.signers.length < file.t
     ) {
-      return refuse("bad-signers", "the signer set is not t distinct holders including this one");
+      return refuse(
+        "bad-signers",
+        "the signers are not t ascending holder indices including this one",
+      );
     }
     const share = this.#o.shares.openShare(file);
     let round1: { nonces: Nonces; commitments: NonceCommitments };

@@ -5,8 +5,8 @@
  *   every participant has a static X25519 key derived from its identity secret
  *     sk_enc = HKDF-SHA-256(ikm = Ed25519 seed, salt = "", info = "dkeygen/v1/dkg-encryption-key")
  *   and a fresh ephemeral X25519 key per session; both public keys are in its signed round-1
- *   package. Sender s seals its share for recipient r (s = r included: the self-share is part of
- *   the recovery data) under
+ *   package. Sender s seals its share for each other participant r (its own share it re-derives:
+ *   its polynomial comes from its identity key, dkg.ts) under
  *     K = HKDF-SHA-256(ikm = X25519(eph_s, enc_r), salt = session id,
  *                      info = LP("dkeygen/v1/dkg-share-key", eph_s, enc_r, s, r))
  *   with AES-256-GCM, a zero IV (each K seals exactly one message) and
