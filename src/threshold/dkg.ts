@@ -736,7 +736,7 @@ export function judgeComplaint(
 
 /** All n confirmations, each by its participant over the same transcript and group key. */
 export function checkCertificate(
-  params: DkgSessionParams,
+  params: Pick<DkgSessionParams, "n" | "identities">,
   sessionId: Uint8Array,
   transcript: Uint8Array,
   publicHash: Uint8Array,
