@@ -359,6 +359,21 @@ export class AdminClient {
     return reply.key;
   }
 
+  /** New shares of threshold key `keyId` among its holders (same key); the refreshed key. */
+  async thresholdRefresh(keyId: string): Promise<MessageOf<"admin.threshold.key">["key"]> {
+    const reply = await this.#request({
+      type: "admin.threshold.refresh",
+      v: PROTOCOL_VERSION,
+      requestId: randomUUID(),
+      keyId,
+    });
+    if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);
+    if (reply.type !== "admin.threshold.key") {
+      throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
+    }
+    return reply.key;
+  }
+
   /** A FROST signature of `message` by t holders of threshold key `keyId` (admin-owned). */
   async thresholdSign(
     keyId: string,

@@ -29,6 +29,7 @@ import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { ContributorDkg, type DkgEvent } from "./contributor-dkg.js";
+import { ContributorRefresh } from "./contributor-refresh.js";
 import { ContributorRounds, type RoundEvent } from "./contributor-rounds.js";
 import { ContributorSign, type SignEvent } from "./contributor-sign.js";
 import type { ContributorState } from "./contributor-state.js";
@@ -85,6 +86,8 @@ export class Contributor {
   readonly #dkg: ContributorDkg;
   /** FROST signing with its shares, within its policy (contributor-sign.ts). */
   readonly #sign: ContributorSign;
+  /** Share refreshes of the threshold keys it holds (contributor-refresh.ts). */
+  readonly #refresh: ContributorRefresh;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -113,6 +116,13 @@ export class Contributor {
     });
     this.#dkg = new ContributorDkg({
       state: options.state,
+      random: this.#random,
+      logger: this.#logger,
+      emit: (event) => this.#emit(event),
+    });
+    this.#refresh = new ContributorRefresh({
+      state: options.state,
+      shares: this.#dkg.shares,
       random: this.#random,
       logger: this.#logger,
       emit: (event) => this.#emit(event),
@@ -280,10 +290,18 @@ export class Contributor {
             this.#dkg.sharesIn(connection, msg);
             break;
           case "dkg.certificate":
-            await this.#dkg.certificate(connection, msg);
+            if (this.#refresh.has(msg.sessionId)) await this.#refresh.certificate(connection, msg);
+            else await this.#dkg.certificate(connection, msg);
             break;
           case "dkg.aborted":
-            this.#dkg.aborted(msg);
+            if (this.#refresh.has(msg.sessionId)) this.#refresh.aborted(msg);
+            else this.#dkg.aborted(msg);
+            break;
+          case "refresh.open":
+            await this.#refresh.open(connection, this.#server!, msg);
+            break;
+          case "refresh.deals":
+            this.#refresh.deals(connection, msg);
             break;
           case "sign.request":
             await this.#sign.request(connection, this.#server!, msg);

@@ -19,8 +19,9 @@ import {
   type KeyObject,
   randomBytes,
 } from "node:crypto";
-import { appendFile, readdir, readFile } from "node:fs/promises";
+import { appendFile, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { FrostPublic } from "@noble/curves/abstract/frost.js";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { lengthPrefixed } from "../crypto/canonical.js";
 import { ensureDataDir, fileExists, readJsonFile, writeJsonFile } from "../datadir/files.js";
@@ -74,6 +75,18 @@ export interface ShareFile {
       identities: string[];
     };
     packages: Round1Json[];
+    shares: SealedShareJson[];
+  };
+  /**
+   * When the share came from a refresh (PROTOCOL §16.7), its public recovery data: the refresh's
+   * session id and parameters, the t deals and the sub-shares sealed to this holder. `recovery`
+   * above still describes the key's DKG (identities, encryption keys), not this share.
+   */
+  refresh?: {
+    sessionId: string;
+    refreshOf: string;
+    dealers: number[];
+    deals: { index: number; commitment: string[]; ephemeralKey: string; signature: string }[];
     shares: SealedShareJson[];
   };
 }
@@ -142,17 +155,7 @@ export class ShareStore {
         "A key id is 26 Crockford base32 characters.",
       );
     }
-    const key = atRestKey(this.#privateKey);
-    const iv = randomBytes(12);
-    const cipher = createCipheriv("aes-256-gcm", key, iv);
-    cipher.setAAD(aad(keyId, share.sessionId));
-    const sealed = Buffer.concat([
-      iv,
-      cipher.update(share.signingShare),
-      cipher.final(),
-      cipher.getAuthTag(),
-    ]);
-    key.fill(0);
+    const sealed = this.#seal(keyId, share.sessionId, share.signingShare);
     const file: ShareFile = {
       version: 1,
       keyId,
@@ -170,7 +173,7 @@ export class ShareStore {
       public: publicToJson(share.public, share.identifiers),
       transcript: hex(share.transcript),
       certificate: share.certificate.map(toBase64url),
-      sealedShare: toBase64url(sealed),
+      sealedShare: sealed,
       recovery: {
         params: {
           suite: params.suite,
@@ -187,6 +190,58 @@ export class ShareStore {
     await ensureDataDir(this.dir);
     await writeJsonFile(join(this.dir, `${keyId}.json`), file, 0o600);
     return file;
+  }
+
+  /**
+   * Keeps the share a refresh made as key `keyId` and removes the refreshed key's file: the old
+   * share is of no use with the new ones, and keeping it would only be something to steal.
+   */
+  async saveRefreshed(
+    keyId: string,
+    old: ShareFile,
+    refreshed: {
+      sessionId: Uint8Array;
+      public: FrostPublic;
+      signingShare: Uint8Array;
+      transcript: Uint8Array;
+      certificate: Uint8Array[];
+    },
+    refresh: Omit<NonNullable<ShareFile["refresh"]>, "sessionId" | "refreshOf">,
+    createdAt: Date,
+  ): Promise<ShareFile> {
+    if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(keyId)) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "A key id is 26 Crockford base32 characters.",
+      );
+    }
+    const file: ShareFile = {
+      ...old,
+      keyId,
+      createdAt: createdAt.toISOString(),
+      public: publicToJson(refreshed.public, old.identifiers),
+      transcript: hex(refreshed.transcript),
+      certificate: refreshed.certificate.map(toBase64url),
+      sealedShare: this.#seal(keyId, refreshed.sessionId, refreshed.signingShare),
+      refresh: { ...refresh, sessionId: toBase64url(refreshed.sessionId), refreshOf: old.keyId },
+    };
+    await writeJsonFile(join(this.dir, `${keyId}.json`), file, 0o600);
+    await rm(join(this.dir, `${old.keyId}.json`), { force: true });
+    return file;
+  }
+
+  #seal(keyId: string, sessionId: Uint8Array, share: Uint8Array): string {
+    const key = atRestKey(this.#privateKey);
+    try {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv("aes-256-gcm", key, iv);
+      cipher.setAAD(aad(keyId, sessionId));
+      return toBase64url(
+        Buffer.concat([iv, cipher.update(share), cipher.final(), cipher.getAuthTag()]),
+      );
+    } finally {
+      key.fill(0);
+    }
   }
 
   async list(): Promise<ShareSummary[]> {
@@ -220,7 +275,10 @@ export class ShareStore {
   /** Opens the sealed signing share of a file (secret: the caller wipes it after use). */
   openShare(file: ShareFile): Uint8Array {
     const sealed = fromBase64url(file.sealedShare, "sealedShare");
-    const sessionId = sessionIdOf(paramsOf(file));
+    const sessionId =
+      file.refresh === undefined
+        ? sessionIdOf(paramsOf(file))
+        : fromBase64url(file.refresh.sessionId, "sessionId", 32);
     const key = atRestKey(this.#privateKey);
     try {
       const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12));

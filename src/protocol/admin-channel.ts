@@ -65,6 +65,7 @@ const INNER: Record<AdminDirection, ReadonlySet<AnyMessage["type"]>> = {
     "admin.export",
     "admin.threshold.keygen",
     "admin.threshold.sign",
+    "admin.threshold.refresh",
   ]),
   "to-admin": new Set([
     "admin.round",

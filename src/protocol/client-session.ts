@@ -47,6 +47,8 @@ export const CONTRIBUTOR_PHASES: PhaseTables<ContributorPhase> = {
       "dkg.aborted",
       "sign.request",
       "sign.package",
+      "refresh.open",
+      "refresh.deals",
       "error",
     ],
     closed: [],

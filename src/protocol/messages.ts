@@ -379,6 +379,10 @@ export const SCHEMAS = {
   "sign.share": Threshold.SignShare,
   "sign.refuse": Threshold.SignRefuse,
   "admin.threshold.sign": Threshold.AdminThresholdSign,
+  "admin.threshold.refresh": Threshold.AdminThresholdRefresh,
+  "refresh.open": Threshold.RefreshOpen,
+  "refresh.deals": Threshold.RefreshDeals,
+  "refresh.deal": Threshold.RefreshDeal,
   "admin.threshold.signature": Threshold.AdminThresholdSignature,
 } as const;
 

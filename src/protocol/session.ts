@@ -16,7 +16,7 @@
  *                  dkg.confirm, dkg.stored,
  *                  dkg.fault,
  *                  sign.commit, sign.share,
- *                  sign.refuse
+ *                  sign.refuse, refresh.deal
  *   admin          admin.frame          —
  *   closed         (nothing)            —
  *
@@ -61,6 +61,7 @@ export const SESSION_ACCEPTS: Readonly<Record<SessionState, readonly MessageType
     "sign.commit",
     "sign.share",
     "sign.refuse",
+    "refresh.deal",
   ],
   admin: ["admin.frame"],
   closed: [],

@@ -425,3 +425,32 @@ export function signRequestSignedData(
     ...signers.map(String),
   );
 }
+
+/**
+ * Signed by the server (RSASSA-PSS) in `refresh.open`: it asks these holders of key `keyId`, with
+ * these dealers, to refresh the key's shares (threshold/refresh.ts binds the session id alike).
+ */
+export function refreshOpenSignedData(
+  serverFingerprint: string,
+  sessionId: Uint8Array,
+  keyId: string,
+  nonce: Uint8Array,
+  dealers: number[],
+  publicHash: Uint8Array,
+  deadline: string,
+  participants: Uint8Array[],
+): Uint8Array {
+  return lengthPrefixed(
+    "dkeygen/v1/refresh-open",
+    V,
+    serverFingerprint,
+    sessionId,
+    keyId,
+    nonce,
+    publicHash,
+    deadline,
+    String(dealers.length),
+    ...dealers.map(String),
+    ...participants,
+  );
+}

@@ -4,11 +4,12 @@
  * shares, confirmations. Field encodings follow messages.ts (canonical unpadded base64url).
  *
  *   server → contributor     dkg.open, dkg.round1s, dkg.shares, dkg.certificate, dkg.aborted
- *                            sign.request, sign.package
+ *                            sign.request, sign.package, refresh.open, refresh.deals
  *   contributor → server     dkg.round1, dkg.round2, dkg.confirm, dkg.stored, dkg.fault
- *                            sign.commit, sign.share, sign.refuse
+ *                            sign.commit, sign.share, sign.refuse, refresh.deal
  *   admin ⇄ server           admin.threshold.keygen → admin.threshold.key,
- *                            admin.threshold.sign → admin.threshold.signature (in admin frames)
+ *                            admin.threshold.sign → admin.threshold.signature,
+ *                            admin.threshold.refresh → admin.threshold.key (in admin frames)
  */
 import { Type } from "@sinclair/typebox";
 import {
@@ -135,6 +136,42 @@ export const SignPackage = message("sign.package", {
   }),
 });
 
+/** An invitation to refresh a key's shares, signed by the server (signed-data.ts refreshOpenSignedData). */
+export const RefreshOpen = message("refresh.open", {
+  sessionId: SessionId,
+  keyId: RecordId,
+  suite: Suite,
+  t: Count,
+  n: Count,
+  nonce: Bytes(32),
+  /** The t holders that deal, ascending indices. */
+  dealers: Type.Array(Index, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+  /** The holders' identity keys, index order (as at keygen). */
+  participants: Type.Array(Bytes(32), { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+  /** The hash of the key's current public package (threshold/transcript.ts publicPackageHash). */
+  publicHash: Bytes(32),
+  deadline: IsoTime,
+  signature: ServerSignature,
+});
+
+/** A dealer's signed commitment to its fresh sharing (threshold/refresh.ts). */
+export const DealWire = Type.Object(
+  {
+    index: Index,
+    commitment: Type.Array(Point, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+    ephemeralKey: Bytes(32),
+    signature: Bytes(64),
+  },
+  strict,
+);
+
+/** The t deals, and the t sub-shares sealed to this holder. */
+export const RefreshDeals = message("refresh.deals", {
+  sessionId: SessionId,
+  deals: Type.Array(DealWire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+  shares: Type.Array(SealedShareWire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+});
+
 // ---- contributor → server --------------------------------------------------------------------
 
 export const DkgRound1 = message("dkg.round1", { sessionId: SessionId, package: Round1Wire });
@@ -176,6 +213,13 @@ export const DkgFaultMessage = message("dkg.fault", {
   evidence: Type.Optional(Type.Object({ from: Index, to: Index, key: Bytes(32) }, strict)),
 });
 
+/** A dealer's deal: its package and one sealed sub-share for every holder, itself included. */
+export const RefreshDeal = message("refresh.deal", {
+  sessionId: SessionId,
+  deal: DealWire,
+  shares: Type.Array(SealedShareWire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+});
+
 /** Round 1 of signing: this holder's fresh nonce commitments. */
 export const SignCommit = message("sign.commit", { signId: SignId, hiding: Point, binding: Point });
 
@@ -215,6 +259,8 @@ export const ThresholdKeyWire = Type.Object(
     holders: Type.Array(FingerprintSchema, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
     sessionId: SessionId,
     owner: Type.Optional(Type.String({ maxLength: 64 })),
+    /** The key this one refreshed (same key, new shares; the old record's shares are gone). */
+    refreshOf: Type.Optional(RecordId),
   },
   strict,
 );
@@ -222,6 +268,12 @@ export const ThresholdKeyWire = Type.Object(
 export const AdminThresholdKey = message("admin.threshold.key", {
   requestId: RequestId,
   key: ThresholdKeyWire,
+});
+
+/** Refresh the shares of threshold key `keyId` (all n holders online): same key, new shares. */
+export const AdminThresholdRefresh = message("admin.threshold.refresh", {
+  requestId: RequestId,
+  keyId: RecordId,
 });
 
 export const AdminThresholdSign = message("admin.threshold.sign", {

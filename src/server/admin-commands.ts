@@ -12,6 +12,9 @@
  *   admin.threshold.keygen
  *                    a distributed key generation among n connected contributors
  *                    (dkg-coordinator.ts); answers with the key's public description
+ *   admin.threshold.refresh
+ *                    new shares of a threshold key among its holders, same key
+ *                    (refresh-coordinator.ts); answers with the refreshed key's description
  *   admin.threshold.sign
  *                    a FROST signature by t holders of an admin-owned threshold key
  *                    (sign-coordinator.ts)
@@ -35,13 +38,14 @@ import { toPublicRecord } from "./public-record.js";
 import { ADMIN_OWNER, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
 import type { SignResult } from "./sign-coordinator.js";
 import { readStoredSecret } from "./stored-secret.js";
-import { thresholdKeyWire } from "./threshold-record.js";
+import { THRESHOLD_PURPOSE, thresholdKeyWire } from "./threshold-record.js";
 
 /** What the admin commands need beyond the context: rounds and the server's live state. */
 export interface AdminServices {
   runRound(request: RoundRequest): Promise<KeyRecord>;
   thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord>;
   thresholdSign(record: KeyRecord, message: Uint8Array, requester: string): Promise<SignResult>;
+  thresholdRefresh(record: KeyRecord): Promise<KeyRecord>;
   readonly roundsRunning: number;
   readonly connectedContributors: { id: string; name?: string }[];
 }
@@ -69,7 +73,10 @@ export function handleAdminFrame(
   if (inner.type === "admin.threshold.keygen")
     return adminThresholdKeygen(ctx, services, peer, inner);
   if (inner.type === "admin.threshold.sign") return adminThresholdSign(ctx, services, peer, inner);
-  // admin-channel.ts lets only those five through towards the server.
+  if (inner.type === "admin.threshold.refresh") {
+    return adminThresholdRefresh(ctx, services, peer, inner);
+  }
+  // admin-channel.ts lets only those six through towards the server.
   throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${inner.type} message.`);
 }
 
@@ -136,6 +143,29 @@ async function adminThresholdKeygen(
     });
   } catch (error) {
     commandFailed(ctx, peer, msg.requestId, error, "The threshold key could not be made.");
+  }
+}
+
+async function adminThresholdRefresh(
+  ctx: ServerContext,
+  services: AdminServices,
+  peer: Peer,
+  msg: MessageOf<"admin.threshold.refresh">,
+): Promise<void> {
+  try {
+    const record = await ctx.c.store.get(msg.keyId);
+    if (!record || record.purpose !== THRESHOLD_PURPOSE) {
+      throw new DkeygenError(ErrorCodes.NOT_FOUND, `No threshold key ${msg.keyId}.`);
+    }
+    const refreshed = await services.thresholdRefresh(record);
+    ctx.send(peer, {
+      type: "admin.threshold.key",
+      v: PROTOCOL_VERSION,
+      requestId: msg.requestId,
+      key: thresholdKeyWire(refreshed),
+    });
+  } catch (error) {
+    commandFailed(ctx, peer, msg.requestId, error, "The key's shares could not be refreshed.");
   }
 }
 

@@ -12,6 +12,8 @@
  *   log.conflict    witnessing.ts        a contributor that last cosigned another size
  *   dkg.round1/round2/confirm/stored/fault
  *                   dkg-coordinator.ts   a participant's step of a distributed key generation
+ *   refresh.deal    refresh-coordinator.ts  a dealer's fresh sharing of its share (dkg.confirm,
+ *                   dkg.stored and dkg.fault of a refresh go there too)
  *   sign.commit/share/refuse
  *                   sign-coordinator.ts  a holder's step of a FROST signing attempt
  *
@@ -30,6 +32,7 @@ import { CloseCodes, type Connection, type Listener } from "../transport/types.j
 import { type AdminServices, handleAdminFrame } from "./admin-commands.js";
 import { DkgCoordinator, type ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { handleAdminAuth, handleJoin } from "./handshake.js";
+import { RefreshCoordinator } from "./refresh-coordinator.js";
 import { RoundRunner } from "./round-runner.js";
 import {
   DEFAULT_SERVER_CONFIG,
@@ -69,6 +72,8 @@ export class KeygenServer implements ServerContext {
   readonly #dkg: DkgCoordinator;
   /** FROST signing with threshold keys (sign-coordinator.ts). */
   readonly #signing: SignCoordinator;
+  /** Share refreshes of threshold keys (refresh-coordinator.ts). */
+  readonly #refresh: RefreshCoordinator;
   /** The log of rounds, kept in the store (transparency-log.ts); the distribution server serves it. */
   readonly log: TransparencyLog;
   readonly witnessing: Witnessing;
@@ -107,6 +112,7 @@ export class KeygenServer implements ServerContext {
     this.#rounds = new RoundRunner(this);
     this.#dkg = new DkgCoordinator(this);
     this.#signing = new SignCoordinator(this);
+    this.#refresh = new RefreshCoordinator(this);
   }
 
   get fingerprint(): string {
@@ -162,6 +168,7 @@ export class KeygenServer implements ServerContext {
     this.#stopping = true;
     this.witnessing.stop();
     this.#dkg.stop();
+    this.#refresh.stop();
     await this.#rounds.stop();
     for (const peer of this.#peers) {
       peer.connection.close(CloseCodes.GOING_AWAY, "server stopping");
@@ -289,6 +296,7 @@ export class KeygenServer implements ServerContext {
       this.#rounds.participantLeft(id, peer);
       this.#dkg.participantLeft(id);
       this.#signing.participantLeft(id);
+      this.#refresh.participantLeft(id);
       this.c.logger.info({ contributorId: id, name: peer.name }, "contributor left");
       this.emit({
         type: "contributor.left",
@@ -356,11 +364,19 @@ export class KeygenServer implements ServerContext {
       case "dkg.round2":
         return this.#dkg.round2(peer, msg);
       case "dkg.confirm":
-        return this.#dkg.confirm(peer, msg);
+        return this.#refresh.has(msg.sessionId)
+          ? this.#refresh.confirm(peer, msg)
+          : this.#dkg.confirm(peer, msg);
       case "dkg.stored":
-        return this.#dkg.stored(peer, msg);
+        return this.#refresh.has(msg.sessionId)
+          ? this.#refresh.stored(peer, msg)
+          : this.#dkg.stored(peer, msg);
       case "dkg.fault":
-        return this.#dkg.fault(peer, msg);
+        return this.#refresh.has(msg.sessionId)
+          ? this.#refresh.fault(peer, msg)
+          : this.#dkg.fault(peer, msg);
+      case "refresh.deal":
+        return this.#refresh.deal(peer, msg);
       case "sign.commit":
         return this.#signing.commit(peer, msg);
       case "sign.share":
@@ -381,6 +397,7 @@ export class KeygenServer implements ServerContext {
     thresholdKeygen: (request: ThresholdKeygenRequest) => server.#dkg.keygen(request),
     thresholdSign: (record: KeyRecord, message: Uint8Array, requester: string) =>
       server.#signing.sign(record, message, requester),
+    thresholdRefresh: (record: KeyRecord) => server.#refresh.refresh(record),
     get roundsRunning() {
       return server.#rounds.running;
     },

@@ -15,6 +15,8 @@ import type { ThresholdKeyWire } from "../protocol/threshold-messages.js";
 import type { KeyRecord } from "../store/types.js";
 import { publicToJson, round1ToJson, shareToJson } from "../threshold/codec.js";
 import { groupKeyOf } from "../threshold/dkg.js";
+import type { RefreshSessionParams } from "../threshold/refresh.js";
+import type { DealPackage } from "../threshold/refresh-participant.js";
 import type { SuiteName } from "../threshold/suites.js";
 import { p2trAddress } from "../threshold/taproot.js";
 import type { DkgSessionParams, Round1Package, SealedShare } from "../threshold/transcript.js";
@@ -108,6 +110,7 @@ export function thresholdKeyWire(record: KeyRecord): Static<typeof ThresholdKeyW
     address?: string;
     sessionId: string;
     holders: { contributorId: string }[];
+    refreshOf?: string;
   };
   return {
     id: record.id,
@@ -121,5 +124,94 @@ export function thresholdKeyWire(record: KeyRecord): Static<typeof ThresholdKeyW
     holders: p.holders.map((h) => h.contributorId),
     sessionId: p.sessionId,
     ...(record.owner === undefined ? {} : { owner: record.owner }),
+    ...(p.refreshOf === undefined ? {} : { refreshOf: p.refreshOf }),
   };
+}
+
+/** The public part of a threshold key record, as thresholdPublic writes it. */
+export interface ThresholdPublicPart {
+  suite: SuiteName;
+  t: number;
+  n: number;
+  groupPublicKey: string;
+  outputKey?: string;
+  address?: string;
+  sessionId: string;
+  transcript: string;
+  holders: {
+    contributorId: string;
+    index: number;
+    identity: string;
+    identifier: string;
+    verifyingShare: string;
+  }[];
+  commitments: string[];
+  certificate: string[];
+  refreshOf?: string;
+}
+
+export interface FinishedRefresh {
+  old: KeyRecord;
+  params: RefreshSessionParams;
+  sessionId: Uint8Array;
+  identifiers: string[];
+  deals: DealPackage[];
+  /** Every sealed sub-share of every dealer. */
+  shares: SealedShare[];
+  public: FrostPublic;
+  transcript: Uint8Array;
+  certificate: Uint8Array[];
+}
+
+/**
+ * Stores a refreshed key as a new record: the old one's group key, holders and owner; the new
+ * public package, session, transcript and certificate; `refreshOf` the old record. Its secret
+ * part is the refresh's public recovery data (PROTOCOL §16.7).
+ */
+export async function storeRefreshedKey(
+  ctx: ServerContext,
+  r: FinishedRefresh,
+): Promise<KeyRecord> {
+  const old = r.old.public as unknown as ThresholdPublicPart;
+  const pub = publicToJson(r.public, r.identifiers);
+  const publicPart: ThresholdPublicPart = {
+    ...old,
+    sessionId: toBase64url(r.sessionId),
+    transcript: hex(r.transcript),
+    holders: old.holders.map((h, i) => ({ ...h, verifyingShare: pub.verifyingShares[i]! })),
+    commitments: pub.commitments,
+    certificate: r.certificate.map(toBase64url),
+    refreshOf: r.old.id,
+  };
+  const recovery = {
+    kind: "refresh",
+    params: {
+      suite: r.params.suite,
+      t: r.params.t,
+      n: r.params.n,
+      serverFingerprint: r.params.serverFingerprint,
+      keyId: r.params.keyId,
+      publicHash: toBase64url(r.params.publicHash),
+      nonce: toBase64url(r.params.nonce),
+      dealers: r.params.dealers,
+      identities: r.params.identities.map(toBase64url),
+    },
+    deals: r.deals.map((d) => ({
+      index: d.index,
+      commitment: d.commitment.map(toBase64url),
+      ephemeralKey: toBase64url(d.ephemeralKey),
+      signature: toBase64url(d.signature),
+    })),
+    shares: r.shares.map((s) => ({ ...shareToJson(s) })),
+    certificate: r.certificate.map(toBase64url),
+  };
+  return ctx.c.store.put({
+    purpose: THRESHOLD_PURPOSE,
+    roundId: toBase64url(r.sessionId.subarray(0, 16)),
+    participants: r.old.participants,
+    algorithm: r.old.algorithm,
+    public: publicPart as unknown as JsonObject,
+    secret: new Uint8Array(Buffer.from(JSON.stringify(recovery), "utf8")),
+    ...(r.old.owner === undefined ? {} : { owner: r.old.owner }),
+  });
 }

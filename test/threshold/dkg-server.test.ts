@@ -265,3 +265,58 @@ test("POST /v1/keys/{id}/sign: the key's owner gets a sealed FROST signature; no
     await server.cleanup();
   }
 });
+
+test("a share refresh through the server: same key and address, new shares that sign, the old shares gone", async () => {
+  const server = await startTestServer();
+  try {
+    const contributors = await startContributors(server, 3);
+    const admin = await server.admin();
+    try {
+      const key = await admin.thresholdKeygen({ suite: "secp256k1-tr", t: 2, n: 3 });
+      const before = await Promise.all(
+        contributors.map(async (c) => {
+          const state = await loadOrCreateContributorState(c.dataDir);
+          const store = new ShareStore(c.dataDir, state.privateKey);
+          const file = (await store.read(key.id))!;
+          return { store, file, share: store.openShare(file) };
+        }),
+      );
+      const refreshed = await admin.thresholdRefresh(key.id);
+      assert.notEqual(refreshed.id, key.id);
+      assert.equal(refreshed.refreshOf, key.id);
+      assert.equal(refreshed.groupPublicKey, key.groupPublicKey);
+      assert.equal(refreshed.outputKey, key.outputKey);
+      assert.equal(refreshed.address, key.address);
+      for (const [i, h] of before.entries()) {
+        assert.equal(await h.store.read(key.id), undefined, "the old share file is gone");
+        const file = (await h.store.read(refreshed.id))!;
+        assert.equal(file.refresh?.refreshOf, key.id);
+        const share = h.store.openShare(file);
+        assert.notDeepEqual(Buffer.from(share), Buffer.from(before[i]!.share));
+      }
+      // The refreshed key signs under the same output key; the old one has no holders left.
+      const message = new Uint8Array(32).fill(9);
+      const signed = await admin.thresholdSign(refreshed.id, message);
+      assert.ok(
+        schnorr.verify(
+          Buffer.from(signed.signature, "hex"),
+          message,
+          Buffer.from(key.outputKey!, "hex"),
+        ),
+      );
+      await assert.rejects(admin.thresholdSign(key.id, message), { code: "E_QUORUM_NOT_MET" });
+      // A refresh needs every holder online.
+      await contributors[2]!.contributor.stop();
+      await waitFor(() => !server.server.contributors.has(contributors[2]!.id), 5000);
+      await assert.rejects(admin.thresholdRefresh(refreshed.id), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "E_QUORUM_NOT_MET");
+        assert.ok(e.message.includes(contributors[2]!.id));
+        return true;
+      });
+    } finally {
+      admin.close();
+    }
+  } finally {
+    await server.cleanup();
+  }
+});
