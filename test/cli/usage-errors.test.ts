@@ -169,6 +169,10 @@ function tables(): Record<string, Table> {
         "--for": "bad name!",
       },
     },
+    "threshold refresh": {
+      base: ["--key", ULID, "--data-dir", D("server")],
+      rows: { ...adminRows, "--key": "not-a-key" },
+    },
     "threshold sign": {
       base: ["--key", ULID, "--message-file", D("message.bin"), "--data-dir", D("server")],
       rows: {

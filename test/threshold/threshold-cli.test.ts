@@ -141,22 +141,41 @@ test("threshold keygen through the CLI: a 2-of-3 Taproot key whose holders list 
       ),
       false,
     );
+    const verifies = (signature: string) =>
+      schnorr.verify(Buffer.from(signature, "hex"), sighash, Buffer.from(key.outputKey, "hex"));
+    // Refresh: new shares of the same key (same address), under a new key id; sign again.
+    const refreshArgs = [
+      "threshold",
+      "refresh",
+      "--key",
+      key.id,
+      "--data-dir",
+      serverDir,
+      "--json",
+    ];
+    const refreshedRun = await runCli(refreshArgs);
+    assert.equal(refreshedRun.status, 0, refreshedRun.stderr);
+    const refreshed = JSON.parse(refreshedRun.stdout);
+    assert.equal(refreshed.refreshOf, key.id);
+    assert.equal(refreshed.address, key.address);
+    const newSignArgs = signArgs.map((a) => (a === key.id ? refreshed.id : a));
+    const afterRefresh = await runCli(newSignArgs);
+    assert.equal(afterRefresh.status, 0, afterRefresh.stderr);
+    assert.ok(verifies(JSON.parse(afterRefresh.stdout).signature));
     // Kill one holder outright: the other two still sign.
     const victim = contributors[0]!;
     await victim.stop("SIGKILL");
     await server.waitFor(/contributor left/, 10_000);
-    const again = await runCli(signArgs);
+    const again = await runCli(newSignArgs);
     assert.equal(again.status, 0, again.stderr);
     const second = JSON.parse(again.stdout);
-    assert.ok(
-      schnorr.verify(
-        Buffer.from(second.signature, "hex"),
-        sighash,
-        Buffer.from(key.outputKey, "hex"),
-      ),
-    );
+    assert.ok(verifies(second.signature));
     assert.equal(second.signers.length, 2);
-    // Each holder logged what it signed: the message's hash, never a share.
+    // A refresh needs every holder: with one killed, a clear error (the key still signs, above).
+    const refused = await runCli(refreshArgs.map((a) => (a === key.id ? refreshed.id : a)));
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /needs all 3 holders/);
+    // Each holder logged what it signed: the key, the message's hash, never a share.
     const digest = createHash("sha256").update(sighash).digest("hex");
     let logged = 0;
     for (const name of ["h1", "h2", "h3"]) {
@@ -164,13 +183,13 @@ test("threshold keygen through the CLI: a 2-of-3 Taproot key whose holders list 
       if (!existsSync(path)) continue;
       for (const line of readFileSync(path, "utf8").trim().split("\n")) {
         const entry = JSON.parse(line);
-        assert.equal(entry.keyId, key.id);
+        assert.ok([key.id, refreshed.id].includes(entry.keyId));
         assert.equal(entry.messageSha256, digest);
         assert.equal(entry.requester, "@admin");
         logged++;
       }
     }
-    assert.equal(logged, 4, "two signatures, two signers each");
+    assert.equal(logged, 6, "three signatures, two signers each");
     // Asking for more holders than are connected is a clear operational failure (exit 1).
     const tooMany = await runCli([
       "threshold",

@@ -40,6 +40,47 @@ export function registerThreshold(program: Command): void {
     .description("threshold keys: made by a distributed key generation, held only as shares");
   registerKeygen(threshold);
   registerSign(threshold);
+  registerRefresh(threshold);
+}
+
+function registerRefresh(threshold: Command): void {
+  withAdminOptions(
+    threshold
+      .command("refresh")
+      .description(
+        "give a threshold key's holders new shares of the same key (all n online); old shares become useless",
+      )
+      .requiredOption("--key <id>", "the threshold key's id"),
+  )
+    .option("--json", "print the refreshed key as JSON")
+    .action(async (flags: AdminFlags & { key: string; json?: boolean }) => {
+      if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(flags.key)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--key wants a key id (26 characters); got "${flags.key}".`,
+        );
+      }
+      checkAdminFlags(flags);
+      const admin = await connectAdmin(flags);
+      try {
+        const key = await admin.thresholdRefresh(flags.key);
+        if (flags.json) {
+          printJson(key);
+          return;
+        }
+        printTable([
+          ["key", `${key.id} (sign with this id from now on)`],
+          ["refreshed", key.refreshOf ?? flags.key],
+          ["group public key", `${key.groupPublicKey} (unchanged)`],
+          ...(key.address === undefined
+            ? []
+            : ([["address (P2TR)", key.address]] as [string, string][])),
+          ["holders", key.holders.join("\n")],
+        ]);
+      } finally {
+        admin.close();
+      }
+    });
 }
 
 function registerSign(threshold: Command): void {
