@@ -115,7 +115,16 @@ export class RefreshParticipant {
     }
     const me = this.index;
     const verifyingShare = oldPublic.verifyingShares[identifiers[me - 1]!]!;
-    const dealt = deal(params.suite, params.t, params.n, identifiers, signingShare, verifyingShare);
+    // The polynomial's t − 1 coefficients (48 bytes each), then the ephemeral key, from `random`.
+    const dealt = deal(
+      params.suite,
+      params.t,
+      params.n,
+      identifiers,
+      signingShare,
+      verifyingShare,
+      this.#init.random,
+    );
     const ephemeral = ephemeralKeyPair(this.#init.random(32));
     const pkg = {
       index: me,

@@ -102,9 +102,11 @@ export function deal(
   identifiers: string[],
   share: Uint8Array,
   verifyingShare: Uint8Array,
+  random?: (bytes: number) => Uint8Array,
 ): { commitment: Uint8Array[]; subShares: Uint8Array[] } {
   const { frost } = dealing(suite);
-  const dealt = frost.trustedDealer({ min: t, max: n }, identifiers, share);
+  const rng = random === undefined ? undefined : (bytes = 32) => new Uint8Array(random(bytes));
+  const dealt = frost.trustedDealer({ min: t, max: n }, identifiers, share, rng);
   const commitment = dealt.public.commitments.map((c) => new Uint8Array(c));
   if (!Buffer.from(commitment[0]!).equals(Buffer.from(verifyingShare))) {
     throw new DkeygenError(

@@ -26,7 +26,11 @@ import { serverSign } from "../../src/crypto/server-signature.js";
 import { rawPublicKey } from "../../src/crypto/signature.js";
 import { contributorIdOf } from "../../src/protocol/identity.js";
 import type { AnyMessage } from "../../src/protocol/messages.js";
-import { dkgOpenSignedData, signRequestSignedData } from "../../src/protocol/signed-data.js";
+import {
+  dkgOpenSignedData,
+  refreshOpenSignedData,
+  signRequestSignedData,
+} from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION as V } from "../../src/protocol/version.js";
 import {
   publicToJson,
@@ -35,6 +39,12 @@ import {
   shareToJson,
 } from "../../src/threshold/codec.js";
 import { DkgParticipant } from "../../src/threshold/dkg.js";
+import {
+  dealSignedData,
+  type RefreshSessionParams,
+  refreshSessionIdOf,
+} from "../../src/threshold/refresh.js";
+import { RefreshParticipant } from "../../src/threshold/refresh-participant.js";
 import { encryptionKeyPair, pairwiseKey } from "../../src/threshold/share-box.js";
 import { aggregateSignature, commitNonces, signShare } from "../../src/threshold/signing.js";
 import { p2trAddress } from "../../src/threshold/taproot.js";
@@ -85,6 +95,12 @@ const SIGN_ID = bytes(16, 0xc8);
 const SIGN_MESSAGE = bytes(32, 0x5a);
 const SIGN_DEADLINE = "2026-12-01T12:02:00.000Z";
 const nonceRandom = (index: number) => bytes(64, 0x40 * index + 4);
+const REFRESH_NONCE = bytes(32, 0xe6);
+const REFRESH_DEALERS = [1, 2];
+const REFRESH_DEADLINE = "2026-12-01T12:03:00.000Z";
+const REFRESHED_KEY_ID = "01JDKGEN0000000000000000TR";
+/** A dealer's fixed randomness: its t − 1 = 1 coefficient (48 bytes), then its ephemeral key. */
+const refreshRandom = (index: number) => bytes(80, 0x10 * index + 7);
 
 /** An rng that hands out `stream` in order (noble's commit asks for 32 bytes twice). */
 export function fixedRng(stream: Uint8Array<ArrayBuffer>): (n?: number) => Uint8Array<ArrayBuffer> {
@@ -407,6 +423,141 @@ export function buildThresholdGolden(
     signature: hex(signature),
     signers: SIGNERS.map((i) => contributorIds[i - 1]!),
   };
+  // A share refresh of the key (§16.7): dealers 1 and 2, each polynomial's coefficient and
+  // ephemeral key from fixed bytes.
+  const refreshParams: RefreshSessionParams = {
+    suite: DKG_SUITE,
+    t: DKG_T,
+    n: DKG_N,
+    serverFingerprint: fingerprint,
+    keyId: KEY_ID,
+    publicHash: publicPackageHash(held[0]!.public, identifiers),
+    nonce: REFRESH_NONCE,
+    dealers: REFRESH_DEALERS,
+    identities,
+  };
+  const refreshId = refreshSessionIdOf(refreshParams);
+  const rid = toBase64url(refreshId);
+  lp.refreshSession = lengthPrefixed(
+    "dkeygen/v1/refresh-session",
+    DKG_SUITE,
+    String(DKG_T),
+    String(DKG_N),
+    fingerprint,
+    KEY_ID,
+    refreshParams.publicHash,
+    REFRESH_NONCE,
+    String(REFRESH_DEALERS.length),
+    ...REFRESH_DEALERS.map(String),
+    ...identities,
+  );
+  lp.refreshOpen = refreshOpenSignedData(
+    fingerprint,
+    refreshId,
+    KEY_ID,
+    REFRESH_NONCE,
+    REFRESH_DEALERS,
+    refreshParams.publicHash,
+    REFRESH_DEADLINE,
+    identities,
+  );
+  frames["refresh.open"] = {
+    type: "refresh.open",
+    v: V,
+    sessionId: rid,
+    keyId: KEY_ID,
+    suite: DKG_SUITE,
+    t: DKG_T,
+    n: DKG_N,
+    nonce: toBase64url(REFRESH_NONCE),
+    dealers: REFRESH_DEALERS,
+    participants: identities.map(toBase64url),
+    publicHash: toBase64url(refreshParams.publicHash),
+    deadline: REFRESH_DEADLINE,
+    signature: toBase64url(serverSign(serverKey, lp.refreshOpen)),
+  };
+  const encryptionKeys = round1.map((r) => r.encryptionKey);
+  const refreshers = keys.map(
+    (identityKey, i) =>
+      new RefreshParticipant({
+        params: refreshParams,
+        index: i + 1,
+        identityKey,
+        identifiers,
+        encryptionKeys,
+        oldPublic: held[0]!.public,
+        ...(REFRESH_DEALERS.includes(i + 1) ? { signingShare: held[i]!.signingShare } : {}),
+        random: fixedRng(refreshRandom(i + 1)),
+      }),
+  );
+  const dealt = refreshers.filter((r) => r.isDealer).map((r) => r.deal());
+  const dealWire = dealt.map((d) => ({
+    index: d.package.index,
+    commitment: d.package.commitment.map(toBase64url),
+    ephemeralKey: toBase64url(d.package.ephemeralKey),
+    signature: toBase64url(d.package.signature),
+  }));
+  dealt.forEach((d, k) => {
+    frames[`refresh.deal (from ${d.package.index})`] = {
+      type: "refresh.deal",
+      v: V,
+      sessionId: rid,
+      deal: dealWire[k]!,
+      shares: d.shares.map(shareToJson),
+    };
+  });
+  lp.refreshDeal = dealSignedData(
+    refreshId,
+    1,
+    dealt[0]!.package.ephemeralKey,
+    dealt[0]!.package.commitment,
+  );
+  const refreshConfirms = refreshers.map((r, j) => {
+    const mine = dealt.map((d) => d.shares[j]!);
+    frames[`refresh.deals (to ${j + 1})`] = {
+      type: "refresh.deals",
+      v: V,
+      sessionId: rid,
+      deals: dealWire,
+      shares: mine.map(shareToJson),
+    };
+    const confirmation = r.confirm(
+      dealt.map((d) => d.package),
+      mine,
+    );
+    frames[`dkg.confirm (refresh, from ${j + 1})`] = {
+      type: "dkg.confirm",
+      v: V,
+      sessionId: rid,
+      transcript: toBase64url(confirmation.transcript),
+      public: publicToJson(confirmation.public, identifiers),
+      signature: toBase64url(confirmation.signature),
+    };
+    return confirmation;
+  });
+  lp.refreshTranscript = lengthPrefixed(
+    "dkeygen/v1/refresh-transcript",
+    refreshId,
+    ...dealt.flatMap((d) => [
+      dealSignedData(refreshId, d.package.index, d.package.ephemeralKey, d.package.commitment),
+      d.package.signature,
+    ]),
+  );
+  frames["dkg.certificate (refresh)"] = {
+    type: "dkg.certificate",
+    v: V,
+    sessionId: rid,
+    keyId: REFRESHED_KEY_ID,
+    certificate: refreshConfirms.map((c) => toBase64url(c.signature)),
+  };
+  frames["admin.threshold.refresh"] = {
+    type: "admin.threshold.refresh",
+    v: V,
+    requestId: "req-6",
+    keyId: KEY_ID,
+  };
+  for (const r of refreshers)
+    r.finish(refreshConfirms.map((c) => c.signature)).signingShare.fill(0);
   for (const h of held) h.signingShare.fill(0);
 
   return {
@@ -431,6 +582,12 @@ export function buildThresholdGolden(
       signDeadline: SIGN_DEADLINE,
       signNonceRandom1: hex(nonceRandom(1)),
       signNonceRandom3: hex(nonceRandom(3)),
+      refreshNonce: hex(REFRESH_NONCE),
+      refreshDealers: REFRESH_DEALERS.join(","),
+      refreshDeadline: REFRESH_DEADLINE,
+      refreshRandom1: hex(refreshRandom(1)),
+      refreshRandom2: hex(refreshRandom(2)),
+      refreshedKeyId: REFRESHED_KEY_ID,
     },
     frames,
     lp,

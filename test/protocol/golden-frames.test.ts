@@ -71,6 +71,7 @@ const RANDOMIZED: Record<string, string> = {
   "round.open": "signature",
   "dkg.open": "signature",
   "sign.request": "signature",
+  "refresh.open": "signature",
 };
 
 test("the golden file is for this protocol version and has a frame of every message type", () => {
@@ -108,6 +109,7 @@ test("the randomized parts verify: the server's signatures with its key, the env
     "round.open": "roundOpen",
     "dkg.open": "dkgOpen",
     "sign.request": "signRequest",
+    "refresh.open": "refreshOpen",
   } as const;
   for (const [name, field] of Object.entries(RANDOMIZED)) {
     const message = JSON.parse(golden.frames[name]!) as Record<string, string>;
