@@ -363,7 +363,10 @@ export class RefreshCoordinator {
   }
 
   #timedOut(session: Session): void {
-    if (session.phase === "stored") return this.#complete(session);
+    if (session.phase === "stored") {
+      this.#complete(session);
+      return;
+    }
     const silent =
       session.phase === "deal"
         ? session.params.dealers.filter((d) => !session.deals.has(d))
