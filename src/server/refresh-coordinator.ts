@@ -23,8 +23,10 @@ import {
   type RefreshSessionParams,
   refreshSessionIdOf,
   refreshTranscript,
+  subShareMatches,
 } from "../threshold/refresh.js";
 import type { DealPackage } from "../threshold/refresh-participant.js";
+import { openShare } from "../threshold/share-box.js";
 import {
   confirmSignedData,
   publicPackageHash,
@@ -317,13 +319,49 @@ export class RefreshCoordinator {
 
   fault(peer: Peer, msg: MessageOf<"dkg.fault">): void {
     const { session, index } = this.#member(peer, msg.sessionId, undefined);
-    // The evidence of a sub-share complaint is judged like a DKG's (PROTOCOL §16.7).
-    this.#abort(
-      session,
-      new DkeygenError(
-        ErrorCodes.ROUND_ABORTED,
-        `Holder ${index} stopped the refresh (${msg.kind}); the old shares stay.`,
-      ),
+    this.#abort(session, this.#judge(session, index, msg));
+  }
+
+  /**
+   * A sub-share complaint is judged from its evidence like a DKG's (PROTOCOL §16.3): the dealer's
+   * signed sub-share opened with the revealed key either fails its commitment (the dealer) or
+   * checks (the accuser); anything else blames nobody, and the old shares stay.
+   */
+  #judge(session: Session, index: number, msg: MessageOf<"dkg.fault">): DkeygenError {
+    const e = msg.evidence;
+    const dealt = e === undefined ? undefined : session.deals.get(e.from);
+    if (msg.kind === "share" && e !== undefined && e.to === index && dealt !== undefined) {
+      const sealed = dealt.shares[e.to - 1]!;
+      const sub = openShare(b64(e.key), sealed.ciphertext, session.sessionId, e.from, e.to);
+      if (sub !== undefined) {
+        const { params } = session;
+        const good =
+          sub.length === 32 &&
+          subShareMatches(
+            params.suite,
+            params.t,
+            params.n,
+            session.identifiers[e.to - 1]!,
+            sub,
+            dealt.pkg.commitment,
+          );
+        sub.fill(0);
+        return good
+          ? new DkgFault(
+              index,
+              "share",
+              `Holder ${index} complained about a sub-share that checks.`,
+            )
+          : new DkgFault(
+              e.from,
+              "share",
+              `Dealer ${e.from} sent holder ${e.to} a sub-share off its commitment.`,
+            );
+      }
+    }
+    return new DkeygenError(
+      ErrorCodes.ROUND_ABORTED,
+      `Holder ${index} stopped the refresh (${msg.kind}); the old shares stay.`,
     );
   }
 
