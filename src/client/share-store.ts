@@ -28,6 +28,7 @@ import { ensureDataDir, fileExists, readJsonFile, writeJsonFile } from "../datad
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import {
   type PublicPackageJson,
+  publicFromJson,
   publicToJson,
   type Round1Json,
   round1FromJson,
@@ -36,7 +37,7 @@ import {
   shareToJson,
 } from "../threshold/codec.js";
 import type { ThresholdShare } from "../threshold/dkg.js";
-import type { RecoveryData } from "../threshold/recovery.js";
+import { type RecoveryData, recoverRefreshedShare, recoverShare } from "../threshold/recovery.js";
 import { identitySeed } from "../threshold/share-box.js";
 import type { SuiteName } from "../threshold/suites.js";
 import { p2trAddress } from "../threshold/taproot.js";
@@ -270,6 +271,37 @@ export class ShareStore {
   async read(keyId: string): Promise<ShareFile | undefined> {
     if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(keyId)) return undefined;
     return readJsonFile<ShareFile>(join(this.dir, `${keyId}.json`));
+  }
+
+  /**
+   * Rebuilds the file's signing share from its public recovery data and the identity key alone
+   * (threshold/recovery.ts): the DKG's, or the last refresh's (secret: the caller wipes it).
+   */
+  rebuild(file: ShareFile): Uint8Array {
+    if (file.refresh === undefined) {
+      return recoverShare(recoveryDataOf(file), file.index, this.#privateKey).signingShare;
+    }
+    const r = file.refresh;
+    return recoverRefreshedShare(
+      {
+        suite: file.suite,
+        t: file.t,
+        n: file.n,
+        identifiers: file.identifiers,
+        sessionId: fromBase64url(r.sessionId, "sessionId", 32),
+        dealers: r.dealers,
+        deals: r.deals.map((d) => ({
+          index: d.index,
+          commitment: d.commitment.map((c) => fromBase64url(c, "commitment")),
+          ephemeralKey: fromBase64url(d.ephemeralKey, "ephemeralKey", 32),
+          signature: fromBase64url(d.signature, "signature", 64),
+        })),
+        shares: r.shares.map(shareFromJson),
+        public: publicFromJson(file.public, file.identifiers, file.t, file.n),
+      },
+      file.index,
+      this.#privateKey,
+    );
   }
 
   /** Opens the sealed signing share of a file (secret: the caller wipes it after use). */

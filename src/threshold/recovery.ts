@@ -7,6 +7,7 @@
  * opens the sealed shares (share-box.ts), and noble's round 3 yields the same signing share.
  */
 import type { KeyObject } from "node:crypto";
+import type { FrostPublic } from "@noble/curves/abstract/frost.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import {
   blameShare,
@@ -19,7 +20,9 @@ import {
   type ThresholdShare,
   toNoble,
 } from "./dkg.js";
-import { encryptionKeyPair, identitySeed } from "./share-box.js";
+import { combineRefresh, subShareMatches } from "./refresh.js";
+import type { DealPackage } from "./refresh-participant.js";
+import { encryptionKeyPair, identitySeed, openShare, pairwiseKey } from "./share-box.js";
 import { suiteOf } from "./suites.js";
 import {
   type DkgSessionParams,
@@ -120,6 +123,111 @@ export function recoverShare(
     };
   } finally {
     seed.fill(0);
+    encryption.secret.fill(0);
+  }
+}
+
+/** What rebuilds a share that a refresh made (PROTOCOL §16.7): all public. */
+export interface RefreshRecoveryData {
+  suite: DkgSessionParams["suite"];
+  t: number;
+  n: number;
+  identifiers: string[];
+  sessionId: Uint8Array;
+  dealers: number[];
+  deals: DealPackage[];
+  /** The t sub-shares sealed to the recovering holder, dealer order. */
+  shares: SealedShare[];
+  /** The refreshed key's public package (as certified). */
+  public: FrostPublic;
+}
+
+/**
+ * Rebuilds a refreshed share from the identity key: opens the sub-shares sealed to this holder
+ * with its static X25519 key, checks each against its dealer's commitment, combines them
+ * (refresh.ts) and checks the result against the certified public package.
+ */
+export function recoverRefreshedShare(
+  data: RefreshRecoveryData,
+  index: number,
+  identityKey: KeyObject,
+): Uint8Array {
+  const seed = identitySeed(identityKey);
+  const encryption = encryptionKeyPair(seed);
+  seed.fill(0);
+  const subs: Uint8Array[] = [];
+  try {
+    const deals = [...data.deals].sort((a, b) => a.index - b.index);
+    const mine = [...data.shares].sort((a, b) => a.from - b.from);
+    if (deals.length !== data.t || mine.length !== data.t) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "A refresh's recovery data has t deals and t sub-shares.",
+      );
+    }
+    mine.forEach((s, k) => {
+      const dealer = deals[k]!;
+      if (s.from !== dealer.index || s.to !== index) {
+        throw new DkeygenError(
+          ErrorCodes.INVALID_INPUT,
+          "The recovery data's sub-shares are not this holder's.",
+        );
+      }
+      const key = pairwiseKey(
+        encryption.secret,
+        dealer.ephemeralKey,
+        data.sessionId,
+        dealer.ephemeralKey,
+        encryption.public,
+        s.from,
+        index,
+      );
+      const sub = openShare(key, s.ciphertext, data.sessionId, s.from, index);
+      key.fill(0);
+      if (
+        sub === undefined ||
+        !subShareMatches(
+          data.suite,
+          data.t,
+          data.n,
+          data.identifiers[index - 1]!,
+          sub,
+          dealer.commitment,
+        )
+      ) {
+        throw new DkeygenError(
+          ErrorCodes.DECRYPTION_FAILED,
+          `The sub-share from dealer ${s.from} does not open to a share of its deal with this identity key.`,
+        );
+      }
+      subs.push(sub);
+    });
+    const combined = combineRefresh(
+      data.suite,
+      data.t,
+      data.n,
+      data.identifiers,
+      data.dealers,
+      deals.map((d) => d.commitment),
+      subs,
+      index,
+      data.public,
+    );
+    const expected = publicPackageHash(data.public, data.identifiers);
+    if (
+      !Buffer.from(publicPackageHash(combined.public, data.identifiers)).equals(
+        Buffer.from(expected),
+      )
+    ) {
+      combined.signingShare.fill(0);
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        "The rebuilt share is not of the certified package.",
+      );
+    }
+    return combined.signingShare;
+  } finally {
+    for (const s of subs) s.fill(0);
     encryption.secret.fill(0);
   }
 }

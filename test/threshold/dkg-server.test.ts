@@ -293,6 +293,8 @@ test("a share refresh through the server: same key and address, new shares that 
         assert.equal(file.refresh?.refreshOf, key.id);
         const share = h.store.openShare(file);
         assert.notDeepEqual(Buffer.from(share), Buffer.from(before[i]!.share));
+        // The identity key alone rebuilds the refreshed share from the file's public data.
+        assert.deepEqual(Buffer.from(h.store.rebuild(file)), Buffer.from(share));
       }
       // The refreshed key signs under the same output key; the old one has no holders left.
       const message = new Uint8Array(32).fill(9);
