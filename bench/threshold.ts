@@ -165,7 +165,11 @@ export async function benchThreshold(
     logger: silentLogger,
     http: false,
     otpPool: { size: 0 },
-    config: { dkgTimeoutMs: 30 * 60_000, signTimeoutMs },
+    // Every participant shares this one event loop, so a 64-participant DKG blocks it for minutes
+    // at a time (each holder's noble round 3 is seconds of work): heartbeats as slow as the
+    // protocol allows (10 min), or the server drops contributors that are merely waiting their
+    // turn on the CPU. On their own machines each does only its own few seconds.
+    config: { dkgTimeoutMs: 30 * 60_000, signTimeoutMs, heartbeatMs: 600_000 },
   });
   const started: Contributor[] = [];
   let serial = 0;
