@@ -556,6 +556,7 @@ const ROUTES: Record<string, Route> = {
 const CODES_BY_STATUS: Record<number, string[]> = {
   400: [ErrorCodes.INVALID_INPUT, ErrorCodes.MALFORMED_MESSAGE],
   401: [ErrorCodes.UNAUTHORIZED],
+  403: [ErrorCodes.FORBIDDEN],
   404: [ErrorCodes.NOT_FOUND],
   413: [ErrorCodes.PAYLOAD_TOO_LARGE],
   414: [ErrorCodes.INVALID_INPUT],
