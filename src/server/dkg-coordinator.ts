@@ -12,7 +12,7 @@
  */
 import { toBase64url } from "../crypto/base64url.js";
 import { serverSign } from "../crypto/server-signature.js";
-import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
+import { isStrongEd25519Key, publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { MessageOf } from "../protocol/messages.js";
 import { dkgOpenSignedData } from "../protocol/signed-data.js";
@@ -102,12 +102,17 @@ export class DkgCoordinator {
   /** Runs one DKG with n of the connected contributors; resolves to the stored key record. */
   keygen(request: ThresholdKeygenRequest): Promise<KeyRecord> {
     const ctx = this.#ctx;
-    const connected = [...ctx.contributors.entries()];
+    // Only contributors whose identity key can carry evidence (a strong Ed25519 key, PROTOCOL
+    // §5): one with a small-order key could disown what it signed, and every session that drew
+    // it would fail its parameter check.
+    const connected = [...ctx.contributors.entries()].filter(
+      ([, peer]) => peer.identity !== undefined && isStrongEd25519Key(peer.identity),
+    );
     if (connected.length < request.n) {
       throw new DkeygenError(
         ErrorCodes.QUORUM_NOT_MET,
         `A ${request.t}-of-${request.n} key needs ${request.n} contributors connected; ` +
-          `${connected.length} are.`,
+          `${connected.length} are${connected.length < ctx.contributors.size ? " (with a strong identity key)" : ""}.`,
       );
     }
     const chosen = shuffle(connected, ctx.c.random).slice(0, request.n);
