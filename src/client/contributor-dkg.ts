@@ -111,7 +111,7 @@ export class ContributorDkg {
         { sessionId: msg.sessionId },
         "refused a DKG session this contributor has taken part in before (replay)",
       );
-      this.#fault(
+      sendFault(
         connection,
         msg.sessionId,
         new DkgFault("coordinator", "replay", "The session id was used before."),
@@ -131,7 +131,7 @@ export class ContributorDkg {
         { sessionId: msg.sessionId, err: describeError(error) },
         "refused a DKG session",
       );
-      this.#fault(
+      sendFault(
         connection,
         msg.sessionId,
         new DkgFault("coordinator", "parameters", "The session's parameters are not acceptable."),
@@ -266,27 +266,10 @@ export class ContributorDkg {
         error instanceof DkgFault
           ? error
           : new DkgFault("coordinator", "protocol", "A DKG step failed.");
-      this.#fault(connection, sessionId, fault);
+      sendFault(connection, sessionId, fault);
       this.#sessions.get(sessionId)?.participant.abort();
       this.#forget(sessionId);
     }
-  }
-
-  #fault(connection: Connection, sessionId: string, fault: DkgFault): void {
-    const evidence = fault.evidence;
-    connection.send(
-      encodeMessage({
-        type: "dkg.fault",
-        v: PROTOCOL_VERSION,
-        sessionId,
-        culprit: fault.culpritIndex === "coordinator" ? 0 : fault.culpritIndex,
-        kind: fault.kind,
-        ...(evidence === undefined
-          ? {}
-          : { evidence: { from: evidence.from, to: evidence.to, key: toBase64url(evidence.key) } }),
-      }),
-    );
-    evidence?.key.fill(0);
   }
 
   #forget(sessionId: string): void {
@@ -295,4 +278,25 @@ export class ContributorDkg {
     clearTimeout(running.timer);
     this.#sessions.delete(sessionId);
   }
+}
+
+/**
+ * Tells the server a DKG or refresh session cannot go on (`dkg.fault`), with the share
+ * complaint's evidence if there is one; the revealed key is wiped once sent.
+ */
+export function sendFault(connection: Connection, sessionId: string, fault: DkgFault): void {
+  const evidence = fault.evidence;
+  connection.send(
+    encodeMessage({
+      type: "dkg.fault",
+      v: PROTOCOL_VERSION,
+      sessionId,
+      culprit: fault.culpritIndex === "coordinator" ? 0 : fault.culpritIndex,
+      kind: fault.kind,
+      ...(evidence === undefined
+        ? {}
+        : { evidence: { from: evidence.from, to: evidence.to, key: toBase64url(evidence.key) } }),
+    }),
+  );
+  evidence?.key.fill(0);
 }

@@ -20,7 +20,7 @@ import { type RefreshSessionParams, refreshSessionIdOf } from "../threshold/refr
 import { type DealPackage, RefreshParticipant } from "../threshold/refresh-participant.js";
 import { publicPackageHash, type SealedShare } from "../threshold/transcript.js";
 import type { Connection } from "../transport/types.js";
-import type { DkgEvent } from "./contributor-dkg.js";
+import { type DkgEvent, sendFault } from "./contributor-dkg.js";
 import type { ContributorState } from "./contributor-state.js";
 import type { ServerKey } from "./server-key.js";
 import type { ShareFile, ShareStore } from "./share-store.js";
@@ -116,7 +116,7 @@ export class ContributorRefresh {
     if (!(msLeft > 0)) return ignore("it is past its deadline");
     if (!(await shares.claimSession(msg.sessionId))) {
       logger.error({ sessionId: msg.sessionId }, "refused a refresh taken part in before (replay)");
-      return this.#fault(
+      return sendFault(
         connection,
         msg.sessionId,
         new DkgFault("coordinator", "replay", "The session id was used before."),
@@ -163,7 +163,7 @@ export class ContributorRefresh {
         { sessionId: msg.sessionId, err: describeError(error) },
         "refused a share refresh",
       );
-      this.#fault(
+      sendFault(
         connection,
         msg.sessionId,
         new DkgFault("coordinator", "parameters", "The refresh cannot be taken part in."),
@@ -266,7 +266,7 @@ export class ContributorRefresh {
 
   #failed(connection: Connection, sessionId: string, error: unknown): void {
     this.#o.logger.warn({ sessionId, err: describeError(error) }, "share refresh step failed");
-    this.#fault(
+    sendFault(
       connection,
       sessionId,
       error instanceof DkgFault
@@ -275,23 +275,6 @@ export class ContributorRefresh {
     );
     this.#sessions.get(sessionId)?.participant.abort();
     this.#forget(sessionId);
-  }
-
-  #fault(connection: Connection, sessionId: string, fault: DkgFault): void {
-    const evidence = fault.evidence;
-    connection.send(
-      encodeMessage({
-        type: "dkg.fault",
-        v: PROTOCOL_VERSION,
-        sessionId,
-        culprit: fault.culpritIndex === "coordinator" ? 0 : fault.culpritIndex,
-        kind: fault.kind,
-        ...(evidence === undefined
-          ? {}
-          : { evidence: { from: evidence.from, to: evidence.to, key: toBase64url(evidence.key) } }),
-      }),
-    );
-    evidence?.key.fill(0);
   }
 
   #forget(sessionId: string): void {
