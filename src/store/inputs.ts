@@ -22,6 +22,8 @@ export const MAX_NAME_LENGTH = 1024;
 /** Largest secret part, in bytes. Keys and wallets are a few KiB; this leaves ample room. */
 export const MAX_SECRET_BYTES = 1024 * 1024;
 const MAX_JSON_DEPTH = 32;
+/** Most holders a split record has (RecordInput.holders). */
+export const MAX_HOLDERS = 64;
 
 function assertName(value: unknown, name: string): asserts value is string {
   if (typeof value !== "string" || value.length === 0) {
@@ -101,6 +103,20 @@ export function checkRecordInput(input: RecordInput): void {
     assertName(input.subject, "input.subject");
     if (input.owner === undefined) throw new TypeError("input.subject needs input.owner");
   }
+  if (input.holders !== undefined) {
+    const holders: unknown = input.holders;
+    if (!Array.isArray(holders) || holders.length === 0 || holders.length > MAX_HOLDERS) {
+      throw new TypeError(`input.holders must be an array of 1 to ${MAX_HOLDERS} strings`);
+    }
+    holders.forEach((h, i) => {
+      assertName(h, `input.holders[${i}]`);
+    });
+    if (new Set(holders).size !== holders.length) {
+      throw new TypeError("input.holders must not repeat a holder");
+    }
+    // An owned record never pools: a split record's shares are for its holders alone.
+    if (input.owner === undefined) throw new TypeError("input.holders needs input.owner");
+  }
   if (input.createdAt !== undefined) assertDate(input.createdAt, "input.createdAt");
 }
 
@@ -117,6 +133,7 @@ export function newRecord(id: string, input: RecordInput, now: Date): KeyRecord 
   };
   if (input.owner !== undefined) record.owner = input.owner;
   if (input.subject !== undefined) record.subject = input.subject;
+  if (input.holders !== undefined) record.holders = [...input.holders];
   return record;
 }
 
@@ -254,6 +271,7 @@ export function copyRecord(record: KeyRecord): KeyRecord {
   };
   if (record.owner !== undefined) out.owner = record.owner;
   if (record.subject !== undefined) out.subject = record.subject;
+  if (record.holders !== undefined) out.holders = [...record.holders];
   if (record.claim !== undefined) out.claim = { ...record.claim };
   if (record.consumedAt !== undefined) out.consumedAt = record.consumedAt;
   if (record.lastStep !== undefined) out.lastStep = record.lastStep;

@@ -25,8 +25,9 @@
  * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
  *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants":[string],"algorithm",
- *    "public":{...},"owner"?,"subject"?,"secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
- *   ("subject" only with "owner": whom the record was made for, e.g. a TOTP enrollment's account)
+ *    "public":{...},"owner"?,"subject"?,"holders"?,"secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *   ("subject" only with "owner": whom the record was made for, e.g. a TOTP enrollment's account;
+ *   "holders", also only with "owner": a split record's holders, 1 or more distinct strings)
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
  *   {"t":"step","v":1,"id","step","at"}
@@ -292,13 +293,14 @@ export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody 
       tag: toBase64url(sealed.tag),
     },
   };
-  if (record.owner !== undefined) {
-    // Keep "owner" and "subject" before "secret", as documented.
+  if (record.owner !== undefined || record.holders !== undefined) {
+    // Keep "owner", "subject" and "holders" before "secret", as documented.
     const { secret, ...rest } = body;
     return {
       ...rest,
-      owner: record.owner,
+      ...(record.owner === undefined ? {} : { owner: record.owner }),
       ...(record.subject === undefined ? {} : { subject: record.subject }),
+      ...(record.holders === undefined ? {} : { holders: record.holders }),
       secret,
     };
   }
@@ -458,6 +460,7 @@ const RECORD_FIELDS = [
   "public",
   "owner",
   "subject",
+  "holders",
   "secret",
 ] as const;
 const CLAIM_FIELDS = [
@@ -636,6 +639,16 @@ export function parseBody(value: unknown): ParsedBody {
         kind,
         "subject",
       );
+      need(
+        value.holders === undefined ||
+          (Array.isArray(value.holders) &&
+            value.owner !== undefined &&
+            value.holders.length > 0 &&
+            value.holders.every(isName) &&
+            new Set(value.holders).size === value.holders.length),
+        kind,
+        "holders",
+      );
       const sealed = parseSealed(value, kind);
       const record: KeyRecord = {
         id,
@@ -648,6 +661,7 @@ export function parseBody(value: unknown): ParsedBody {
       };
       if (value.owner !== undefined) record.owner = value.owner as string;
       if (value.subject !== undefined) record.subject = value.subject as string;
+      if (value.holders !== undefined) record.holders = value.holders as string[];
       return { t: "record", record, sealed };
     }
     case "claim": {

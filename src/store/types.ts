@@ -28,6 +28,11 @@ export interface RecordInput {
    * account. Needs `owner`. Indexed, so finding a subject's records does not scan the store.
    */
   subject?: string;
+  /**
+   * A split record's holders (registration ids, 1 to 64, no repeats): holder i is entitled to its
+   * own share of the secret part only (a multisig set's key i; PROTOCOL §13.9), never the rest.
+   */
+  holders?: string[];
   createdAt?: Date;
 }
 
@@ -52,6 +57,8 @@ export interface KeyRecord {
   owner?: string;
   /** Whom the record was made for (RecordInput.subject), if set. */
   subject?: string;
+  /** A split record's holders (RecordInput.holders), if set. */
+  holders?: string[];
   claim?: Claim;
   consumedAt?: string;
   /** The greatest TOTP time step recorded with `useStep`, if any. */

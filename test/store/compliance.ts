@@ -294,6 +294,38 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("a split record keeps its holders in order, across a reopen; holders need an owner and may not repeat", async () => {
+      await withStore(async (store, fixture) => {
+        const holders = ["rq:holder-a", "rq:holder-b", "rq:holder-c"];
+        const split = await store.put(input({ purpose: "multisig", owner: "@admin", holders }));
+        const plain = await store.put(input({ purpose: "multisig", owner: "@admin" }));
+        assert.deepEqual(split.holders, holders);
+        assert.deepEqual((await store.get(split.id))?.holders, holders);
+        assert.equal((await store.get(plain.id))?.holders, undefined);
+        const copy = (await store.get(split.id))!;
+        copy.holders!.push("rq:intruder");
+        assert.deepEqual((await store.get(split.id))?.holders, holders, "handed out as a copy");
+        for (const bad of [[], ["rq:a", "rq:a"], [""], "rq:a"]) {
+          await assert.rejects(
+            store.put(input({ owner: "@admin", holders: bad as string[] })),
+            isTypeErrorNaming("holders"),
+          );
+        }
+        await assert.rejects(
+          store.put(input({ holders: ["rq:a"] })),
+          isTypeErrorNaming("holders"),
+          "holders without an owner are refused",
+        );
+        if (fixture.reopen) {
+          await store.close();
+          const reopened = await fixture.reopen();
+          await reopened.open();
+          assert.deepEqual((await reopened.get(split.id))?.holders, holders);
+          assert.equal((await reopened.get(plain.id))?.holders, undefined);
+        }
+      });
+    });
+
     test("claimNext takes the oldest record that is neither owned, claimed nor consumed", async () => {
       await withStore(async (store) => {
         const owned = await store.put(input({ owner: "carol" }));
