@@ -162,20 +162,34 @@ function scalarOf(suite: SuiteName, identifier: string): bigint {
   return Fn.fromBytes(Buffer.from(identifier, "hex"));
 }
 
-/** λ_i for each dealer: Π_{k ≠ i} x_k / (x_k − x_i) over the dealers' identifiers. */
-export function lagrangeAtZero(suite: SuiteName, dealerIds: string[]): bigint[] {
+/**
+ * λ_i(x) for each of `ids`: Π_{k ≠ i} (x − x_k) / (x_i − x_k), the Lagrange coefficients that
+ * interpolate a polynomial through the identifiers' points at x — at 0 for a refresh, at a lost
+ * holder's identifier for a repair (repair.ts). The identifiers must be distinct.
+ */
+export function lagrangeAt(suite: SuiteName, ids: string[], x: bigint): bigint[] {
   const { Fn } = dealing(suite).frost.utils;
-  const xs = dealerIds.map((id) => scalarOf(suite, id));
+  const xs = ids.map((id) => scalarOf(suite, id));
   return xs.map((xi, i) => {
     let num = Fn.ONE;
     let den = Fn.ONE;
     xs.forEach((xk, k) => {
       if (k === i) return;
-      num = Fn.mul(num, xk);
-      den = Fn.mul(den, Fn.sub(xk, xi));
+      num = Fn.mul(num, Fn.sub(x, xk));
+      den = Fn.mul(den, Fn.sub(xi, xk));
     });
     return Fn.div(num, den);
   });
+}
+
+/** λ_i for each dealer: λ_i(0) = Π_{k ≠ i} x_k / (x_k − x_i) over the dealers' identifiers. */
+export function lagrangeAtZero(suite: SuiteName, dealerIds: string[]): bigint[] {
+  return lagrangeAt(suite, dealerIds, 0n);
+}
+
+/** s·G as the suite's public packages encode a verifying share (noble's point arithmetic). */
+export function verifyingShareOf(suite: SuiteName, share: bigint): Uint8Array {
+  return dealing(suite).Point.BASE.multiply(share).toBytes();
 }
 
 /**
@@ -229,7 +243,7 @@ export function combineRefresh(
     verifyingShares[id] = point.toBytes();
   }
   const shareBytes = Fn.toBytes(share);
-  const mine = Point.BASE.multiply(share).toBytes();
+  const mine = verifyingShareOf(suite, share);
   if (!Buffer.from(mine).equals(Buffer.from(verifyingShares[identifiers[me - 1]!]!))) {
     throw new DkgFault(
       "coordinator",
