@@ -360,6 +360,21 @@ export class AdminClient {
   }
 
   /** New shares of threshold key `keyId` among its holders (same key); the refreshed key. */
+  /** Asks every connected holder of `keyId` to check its share and rebuild it if lost (§16.8). */
+  async thresholdRecover(keyId: string): Promise<MessageOf<"admin.threshold.recovery">["holders"]> {
+    const reply = await this.#request({
+      type: "admin.threshold.recover",
+      v: PROTOCOL_VERSION,
+      requestId: randomUUID(),
+      keyId,
+    });
+    if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);
+    if (reply.type !== "admin.threshold.recovery") {
+      throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
+    }
+    return reply.holders;
+  }
+
   async thresholdRefresh(keyId: string): Promise<MessageOf<"admin.threshold.key">["key"]> {
     const reply = await this.#request({
       type: "admin.threshold.refresh",

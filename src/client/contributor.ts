@@ -29,6 +29,7 @@ import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { ContributorDkg, type DkgEvent } from "./contributor-dkg.js";
+import { ContributorRecovery, type RecoveryEvent } from "./contributor-recovery.js";
 import { ContributorRefresh } from "./contributor-refresh.js";
 import { ContributorRounds, type RoundEvent } from "./contributor-rounds.js";
 import { ContributorSign, type SignEvent } from "./contributor-sign.js";
@@ -44,6 +45,7 @@ export type ContributorEvent =
   | RoundEvent
   | DkgEvent
   | SignEvent
+  | RecoveryEvent
   | { type: "server.error"; code: string; message: string; roundId?: string }
   | { type: "disconnected"; retryInMs?: number; reason: string }
   | { type: "stopped"; error?: DkeygenError };
@@ -88,6 +90,8 @@ export class Contributor {
   readonly #sign: ContributorSign;
   /** Share refreshes of the threshold keys it holds (contributor-refresh.ts). */
   readonly #refresh: ContributorRefresh;
+  /** Getting a lost share back from a key's recovery data (contributor-recovery.ts). */
+  readonly #recovery: ContributorRecovery;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -124,6 +128,12 @@ export class Contributor {
       state: options.state,
       shares: this.#dkg.shares,
       random: this.#random,
+      logger: this.#logger,
+      emit: (event) => this.#emit(event),
+    });
+    this.#recovery = new ContributorRecovery({
+      state: options.state,
+      shares: this.#dkg.shares,
       logger: this.#logger,
       emit: (event) => this.#emit(event),
     });
@@ -302,6 +312,9 @@ export class Contributor {
             break;
           case "refresh.deals":
             this.#refresh.deals(connection, msg);
+            break;
+          case "dkg.recovery":
+            await this.#recovery.recovery(connection, this.#server!, msg);
             break;
           case "sign.request":
             await this.#sign.request(connection, this.#server!, msg);

@@ -150,6 +150,49 @@ export class ShareStore {
     incoming: SealedShare[],
     createdAt: Date,
   ): Promise<ShareFile> {
+    const file = this.#dkgFile(keyId, share, params, owner, packages, incoming, createdAt);
+    await ensureDataDir(this.dir);
+    await writeJsonFile(join(this.dir, `${keyId}.json`), file, 0o600);
+    return file;
+  }
+
+  /**
+   * Keeps a share rebuilt from the server's recovery data (PROTOCOL §16.8) exactly as the DKG —
+   * and, for a refreshed key, the refresh — that made it would have: the DKG's file, then, when
+   * `refreshed` is given, the refresh's file over it under `keyId` (a stale file of the key it
+   * refreshed, say from an old backup, is removed, as after a refresh).
+   */
+  async saveRecovered(
+    keyId: string,
+    share: ThresholdShare,
+    params: DkgSessionParams,
+    owner: string,
+    packages: ShareFile["recovery"]["packages"],
+    incoming: SealedShare[],
+    createdAt: Date,
+    refreshed?: {
+      keyId: string;
+      share: Parameters<ShareStore["saveRefreshed"]>[2];
+      refresh: Parameters<ShareStore["saveRefreshed"]>[3];
+    },
+  ): Promise<ShareFile> {
+    if (refreshed === undefined) {
+      return this.save(keyId, share, params, owner, packages, incoming, createdAt);
+    }
+    const dkg = this.#dkgFile(refreshed.keyId, share, params, owner, packages, incoming, createdAt);
+    await ensureDataDir(this.dir);
+    return this.saveRefreshed(keyId, dkg, refreshed.share, refreshed.refresh, createdAt);
+  }
+
+  #dkgFile(
+    keyId: string,
+    share: ThresholdShare,
+    params: DkgSessionParams,
+    owner: string,
+    packages: ShareFile["recovery"]["packages"],
+    incoming: SealedShare[],
+    createdAt: Date,
+  ): ShareFile {
     if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(keyId)) {
       throw new DkeygenError(
         ErrorCodes.INVALID_INPUT,
@@ -157,7 +200,7 @@ export class ShareStore {
       );
     }
     const sealed = this.#seal(keyId, share.sessionId, share.signingShare);
-    const file: ShareFile = {
+    return {
       version: 1,
       keyId,
       suite: share.suite,
@@ -188,9 +231,6 @@ export class ShareStore {
         shares: incoming.map(shareToJson),
       },
     };
-    await ensureDataDir(this.dir);
-    await writeJsonFile(join(this.dir, `${keyId}.json`), file, 0o600);
-    return file;
   }
 
   /**

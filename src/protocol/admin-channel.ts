@@ -66,6 +66,7 @@ const INNER: Record<AdminDirection, ReadonlySet<AnyMessage["type"]>> = {
     "admin.threshold.keygen",
     "admin.threshold.sign",
     "admin.threshold.refresh",
+    "admin.threshold.recover",
   ]),
   "to-admin": new Set([
     "admin.round",
@@ -73,6 +74,7 @@ const INNER: Record<AdminDirection, ReadonlySet<AnyMessage["type"]>> = {
     "admin.export.result",
     "admin.threshold.key",
     "admin.threshold.signature",
+    "admin.threshold.recovery",
     "error",
   ]),
 };

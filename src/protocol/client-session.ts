@@ -49,6 +49,7 @@ export const CONTRIBUTOR_PHASES: PhaseTables<ContributorPhase> = {
       "sign.package",
       "refresh.open",
       "refresh.deals",
+      "dkg.recovery",
       "error",
     ],
     closed: [],

@@ -384,6 +384,10 @@ export const SCHEMAS = {
   "refresh.deals": Threshold.RefreshDeals,
   "refresh.deal": Threshold.RefreshDeal,
   "admin.threshold.signature": Threshold.AdminThresholdSignature,
+  "dkg.recovery": Threshold.DkgRecovery,
+  "dkg.recovered": Threshold.DkgRecovered,
+  "admin.threshold.recover": Threshold.AdminThresholdRecover,
+  "admin.threshold.recovery": Threshold.AdminThresholdRecovery,
 } as const;
 
 export type MessageType = keyof typeof SCHEMAS;

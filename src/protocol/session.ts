@@ -16,7 +16,8 @@
  *                  dkg.confirm, dkg.stored,
  *                  dkg.fault,
  *                  sign.commit, sign.share,
- *                  sign.refuse, refresh.deal
+ *                  sign.refuse, refresh.deal,
+ *                  dkg.recovered
  *   admin          admin.frame          —
  *   closed         (nothing)            —
  *
@@ -62,6 +63,7 @@ export const SESSION_ACCEPTS: Readonly<Record<SessionState, readonly MessageType
     "sign.share",
     "sign.refuse",
     "refresh.deal",
+    "dkg.recovered",
   ],
   admin: ["admin.frame"],
   closed: [],

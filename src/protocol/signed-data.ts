@@ -454,3 +454,18 @@ export function refreshOpenSignedData(
     ...participants,
   );
 }
+
+/**
+ * Signed by the server (RSASSA-PSS) in `dkg.recovery` (PROTOCOL §16.8): the whole message but its
+ * `signature`, as RFC 8785 canonical JSON, hashed — it is too nested for a flat field list, and
+ * every field (the recipient's index, the owner, the recovery data) is bound.
+ */
+export function recoverySignedData(
+  serverFingerprint: string,
+  unsigned: object,
+): Uint8Array {
+  const digest = createHash("sha256")
+    .update(canonicalJson(unsigned as Json), "utf8")
+    .digest();
+  return lengthPrefixed("dkeygen/v1/dkg-recovery", V, serverFingerprint, digest);
+}

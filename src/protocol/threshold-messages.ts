@@ -4,12 +4,14 @@
  * shares, confirmations. Field encodings follow messages.ts (canonical unpadded base64url).
  *
  *   server → contributor     dkg.open, dkg.round1s, dkg.shares, dkg.certificate, dkg.aborted
- *                            sign.request, sign.package, refresh.open, refresh.deals
+ *                            sign.request, sign.package, refresh.open, refresh.deals,
+ *                            dkg.recovery
  *   contributor → server     dkg.round1, dkg.round2, dkg.confirm, dkg.stored, dkg.fault
- *                            sign.commit, sign.share, sign.refuse, refresh.deal
+ *                            sign.commit, sign.share, sign.refuse, refresh.deal, dkg.recovered
  *   admin ⇄ server           admin.threshold.keygen → admin.threshold.key,
  *                            admin.threshold.sign → admin.threshold.signature,
- *                            admin.threshold.refresh → admin.threshold.key (in admin frames)
+ *                            admin.threshold.refresh → admin.threshold.key,
+ *                            admin.threshold.recover → admin.threshold.recovery (in admin frames)
  */
 import { Type } from "@sinclair/typebox";
 import {
@@ -172,6 +174,73 @@ export const RefreshDeals = message("refresh.deals", {
   shares: Type.Array(SealedShareWire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
 });
 
+/** A threshold key's public package: the group commitment and every verifying share. */
+const PublicPackageWire = Type.Object(
+  {
+    commitments: Type.Array(Point, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+    verifyingShares: Type.Array(Point, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+  },
+  strict,
+);
+
+/**
+ * A key's public recovery data for one holder (PROTOCOL §16.8), signed by the server
+ * (signed-data.ts recoverySignedData): the DKG's parameters, every round-1 package, the shares
+ * sealed to this holder and the certificate, and for a refreshed key its last refresh. The holder
+ * checks it all itself and rebuilds its share with its identity key when it has lost it.
+ */
+export const DkgRecovery = message("dkg.recovery", {
+  recoveryId: Bytes(16),
+  keyId: RecordId,
+  /** The recipient's index among the key's holders. */
+  index: Index,
+  owner: Owner,
+  /** The key record's creation time (the share file's createdAt). */
+  createdAt: IsoTime,
+  deadline: IsoTime,
+  dkg: Type.Object(
+    {
+      params: Type.Object(
+        {
+          suite: Suite,
+          t: Count,
+          n: Count,
+          serverFingerprint: FingerprintSchema,
+          nonce: Bytes(32),
+          identities: Type.Array(Bytes(32), { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+        },
+        strict,
+      ),
+      packages: Type.Array(Round1Wire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+      /** The n - 1 round-2 shares sealed to the recipient. */
+      shares: Type.Array(SealedShareWire, { minItems: 1, maxItems: MAX_DKG_PARTICIPANTS - 1 }),
+      certificate: Type.Array(Bytes(64), { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+    },
+    strict,
+  ),
+  /** A refreshed key's last refresh: what the recipient's current share was made from. */
+  refresh: Type.Optional(
+    Type.Object(
+      {
+        /** The key that refresh refreshed (its `keyId` in the refresh session id). */
+        refreshOf: RecordId,
+        nonce: Bytes(32),
+        /** The hash of the refreshed key's public package (threshold/transcript.ts). */
+        publicHash: Bytes(32),
+        dealers: Type.Array(Index, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+        deals: Type.Array(DealWire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+        /** The t sub-shares sealed to the recipient, dealer order. */
+        shares: Type.Array(SealedShareWire, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+        /** The key's public package after that refresh (as certified). */
+        public: PublicPackageWire,
+        certificate: Type.Array(Bytes(64), { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+      },
+      strict,
+    ),
+  ),
+  signature: ServerSignature,
+});
+
 // ---- contributor → server --------------------------------------------------------------------
 
 export const DkgRound1 = message("dkg.round1", { sessionId: SessionId, package: Round1Wire });
@@ -232,6 +301,36 @@ export const SignRefuse = message("sign.refuse", {
   reason: Type.String({ pattern: "^[a-z][a-z-]{0,31}$" }),
 });
 
+/** Why a holder refused a recovery message (PROTOCOL §16.8). */
+export const RECOVERY_REFUSALS = [
+  "signature",
+  "late",
+  "not-holder",
+  "parameters",
+  "package",
+  "share",
+  "certificate",
+  "refresh",
+  "store",
+] as const;
+export type RecoveryRefusal = (typeof RECOVERY_REFUSALS)[number];
+const RecoveryRefusalWire = Type.Union(RECOVERY_REFUSALS.map((r) => Type.Literal(r)));
+
+/**
+ * A holder's answer to `dkg.recovery`: it rebuilt and saved its share (`recovered`), it already
+ * holds a valid one (`kept`), or it refused the data (`refused`, with the check that failed).
+ */
+export const DkgRecovered = message("dkg.recovered", {
+  recoveryId: Bytes(16),
+  keyId: RecordId,
+  outcome: Type.Union([
+    Type.Literal("recovered"),
+    Type.Literal("kept"),
+    Type.Literal("refused"),
+  ]),
+  reason: Type.Optional(RecoveryRefusalWire),
+});
+
 // ---- admin -----------------------------------------------------------------------------------
 
 export const AdminThresholdKeygen = message("admin.threshold.keygen", {
@@ -290,4 +389,34 @@ export const AdminThresholdSignature = message("admin.threshold.signature", {
   signature: Type.String({ pattern: "^[0-9a-f]{128,130}$" }),
   /** The holders whose shares made it. */
   signers: Type.Array(FingerprintSchema, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
+});
+
+/** Ask every connected holder of threshold key `keyId` to check, and if lost rebuild, its share. */
+export const AdminThresholdRecover = message("admin.threshold.recover", {
+  requestId: RequestId,
+  keyId: RecordId,
+});
+
+/** Each holder's outcome of a recovery (PROTOCOL §16.8), in index order. */
+export const AdminThresholdRecovery = message("admin.threshold.recovery", {
+  requestId: RequestId,
+  keyId: RecordId,
+  holders: Type.Array(
+    Type.Object(
+      {
+        contributorId: FingerprintSchema,
+        index: Index,
+        outcome: Type.Union([
+          Type.Literal("recovered"),
+          Type.Literal("kept"),
+          Type.Literal("refused"),
+          Type.Literal("not-connected"),
+          Type.Literal("no-answer"),
+        ]),
+        reason: Type.Optional(RecoveryRefusalWire),
+      },
+      strict,
+    ),
+    { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS },
+  ),
 });

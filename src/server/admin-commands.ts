@@ -15,6 +15,9 @@
  *   admin.threshold.refresh
  *                    new shares of a threshold key among its holders, same key
  *                    (refresh-coordinator.ts); answers with the refreshed key's description
+ *   admin.threshold.recover
+ *                    sends a threshold key's recovery data to its connected holders, who rebuild
+ *                    a lost share (recovery-coordinator.ts); answers with each holder's outcome
  *   admin.threshold.sign
  *                    a FROST signature by t holders of an admin-owned threshold key
  *                    (sign-coordinator.ts)
@@ -35,6 +38,7 @@ import type { KeyRecord } from "../store/types.js";
 import { derivationExport } from "./derivation-export.js";
 import type { ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { toPublicRecord } from "./public-record.js";
+import type { HolderOutcome } from "./recovery-coordinator.js";
 import { ADMIN_OWNER, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
 import type { SignResult } from "./sign-coordinator.js";
 import { readStoredSecret } from "./stored-secret.js";
@@ -46,6 +50,7 @@ export interface AdminServices {
   thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord>;
   thresholdSign(record: KeyRecord, message: Uint8Array, requester: string): Promise<SignResult>;
   thresholdRefresh(record: KeyRecord): Promise<KeyRecord>;
+  thresholdRecover(record: KeyRecord): Promise<HolderOutcome[]>;
   readonly roundsRunning: number;
   readonly connectedContributors: { id: string; name?: string }[];
 }
@@ -76,7 +81,10 @@ export function handleAdminFrame(
   if (inner.type === "admin.threshold.refresh") {
     return adminThresholdRefresh(ctx, services, peer, inner);
   }
-  // admin-channel.ts lets only those six through towards the server.
+  if (inner.type === "admin.threshold.recover") {
+    return adminThresholdRecover(ctx, services, peer, inner);
+  }
+  // admin-channel.ts lets only those seven through towards the server.
   throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${inner.type} message.`);
 }
 
@@ -166,6 +174,30 @@ async function adminThresholdRefresh(
     });
   } catch (error) {
     commandFailed(ctx, peer, msg.requestId, error, "The key's shares could not be refreshed.");
+  }
+}
+
+async function adminThresholdRecover(
+  ctx: ServerContext,
+  services: AdminServices,
+  peer: Peer,
+  msg: MessageOf<"admin.threshold.recover">,
+): Promise<void> {
+  try {
+    const record = await ctx.c.store.get(msg.keyId);
+    if (!record || record.purpose !== THRESHOLD_PURPOSE) {
+      throw new DkeygenError(ErrorCodes.NOT_FOUND, `No threshold key ${msg.keyId}.`);
+    }
+    const holders = await services.thresholdRecover(record);
+    ctx.send(peer, {
+      type: "admin.threshold.recovery",
+      v: PROTOCOL_VERSION,
+      requestId: msg.requestId,
+      keyId: record.id,
+      holders,
+    });
+  } catch (error) {
+    commandFailed(ctx, peer, msg.requestId, error, "The key's recovery could not be run.");
   }
 }
 

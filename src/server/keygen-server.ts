@@ -16,6 +16,7 @@
  *                   dkg.stored and dkg.fault of a refresh go there too)
  *   sign.commit/share/refuse
  *                   sign-coordinator.ts  a holder's step of a FROST signing attempt
+ *   dkg.recovered   recovery-coordinator.ts  a holder's answer to a key's recovery data
  *
  * This file is the imperative shell: connections, the guard every handler runs in, the error
  * path, events. A peer's mistakes cost that peer only: every rejected message gets an `error`
@@ -32,6 +33,7 @@ import { CloseCodes, type Connection, type Listener } from "../transport/types.j
 import { type AdminServices, handleAdminFrame } from "./admin-commands.js";
 import { DkgCoordinator, type ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { handleAdminAuth, handleJoin } from "./handshake.js";
+import { RecoveryCoordinator } from "./recovery-coordinator.js";
 import { RefreshCoordinator } from "./refresh-coordinator.js";
 import { RoundRunner } from "./round-runner.js";
 import {
@@ -74,6 +76,8 @@ export class KeygenServer implements ServerContext {
   readonly #signing: SignCoordinator;
   /** Share refreshes of threshold keys (refresh-coordinator.ts). */
   readonly #refresh: RefreshCoordinator;
+  /** Sending holders a key's recovery data, and their answers (recovery-coordinator.ts). */
+  readonly #recovery: RecoveryCoordinator;
   /** The log of rounds, kept in the store (transparency-log.ts); the distribution server serves it. */
   readonly log: TransparencyLog;
   readonly witnessing: Witnessing;
@@ -113,6 +117,7 @@ export class KeygenServer implements ServerContext {
     this.#dkg = new DkgCoordinator(this);
     this.#signing = new SignCoordinator(this);
     this.#refresh = new RefreshCoordinator(this);
+    this.#recovery = new RecoveryCoordinator(this);
   }
 
   get fingerprint(): string {
@@ -169,6 +174,7 @@ export class KeygenServer implements ServerContext {
     this.witnessing.stop();
     this.#dkg.stop();
     this.#refresh.stop();
+    this.#recovery.stop();
     await this.#rounds.stop();
     for (const peer of this.#peers) {
       peer.connection.close(CloseCodes.GOING_AWAY, "server stopping");
@@ -297,6 +303,7 @@ export class KeygenServer implements ServerContext {
       this.#dkg.participantLeft(id);
       this.#signing.participantLeft(id);
       this.#refresh.participantLeft(id);
+      this.#recovery.participantLeft(id);
       this.c.logger.info({ contributorId: id, name: peer.name }, "contributor left");
       this.emit({
         type: "contributor.left",
@@ -383,6 +390,8 @@ export class KeygenServer implements ServerContext {
         return this.#signing.share(peer, msg);
       case "sign.refuse":
         return this.#signing.refuse(peer, msg);
+      case "dkg.recovered":
+        return this.#recovery.answered(peer, msg);
       case "admin.frame":
         return handleAdminFrame(this, this.#adminServices, peer, msg);
       default:
@@ -398,6 +407,7 @@ export class KeygenServer implements ServerContext {
     thresholdSign: (record: KeyRecord, message: Uint8Array, requester: string) =>
       server.#signing.sign(record, message, requester),
     thresholdRefresh: (record: KeyRecord) => server.#refresh.refresh(record),
+    thresholdRecover: (record: KeyRecord) => server.#recovery.recover(record),
     get roundsRunning() {
       return server.#rounds.running;
     },

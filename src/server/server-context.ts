@@ -36,6 +36,8 @@ export interface KeygenServerConfig {
   dkgTimeoutMs?: number;
   /** How long a signing attempt waits for each phase's answers (sign-coordinator.ts; 10 s). */
   signTimeoutMs?: number;
+  /** How long a share recovery waits for the holders' answers (recovery-coordinator.ts; 30 s). */
+  recoveryTimeoutMs?: number;
   heartbeatMs: number;
   handshakeTimeoutMs: number;
   /** A peer is disconnected after this many rejected messages. */

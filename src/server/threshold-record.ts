@@ -12,7 +12,7 @@ import type { Static } from "@sinclair/typebox";
 import { toBase64url } from "../crypto/base64url.js";
 import type { JsonObject } from "../json.js";
 import type { ThresholdKeyWire } from "../protocol/threshold-messages.js";
-import type { KeyRecord } from "../store/types.js";
+import type { KeyRecord, KeyStore } from "../store/types.js";
 import { publicToJson, round1ToJson, shareToJson } from "../threshold/codec.js";
 import { groupKeyOf } from "../threshold/dkg.js";
 import type { RefreshSessionParams } from "../threshold/refresh.js";
@@ -204,6 +204,9 @@ export async function storeRefreshedKey(
     })),
     shares: r.shares.map((s) => ({ ...shareToJson(s) })),
     certificate: r.certificate.map(toBase64url),
+    // The key's DKG recovery data, carried along: a holder rebuilding its refreshed share also
+    // needs the DKG's (its share file keeps both, PROTOCOL §16.5, §16.8).
+    dkg: await dkgRecoveryJson(ctx.c.store, r.old),
   };
   return ctx.c.store.put({
     purpose: THRESHOLD_PURPOSE,
@@ -214,4 +217,70 @@ export async function storeRefreshedKey(
     secret: new Uint8Array(Buffer.from(JSON.stringify(recovery), "utf8")),
     ...(r.old.owner === undefined ? {} : { owner: r.old.owner }),
   });
+}
+
+/** A refreshed record's secret part, as storeRefreshedKey writes it. */
+export interface RefreshRecoveryJson {
+  kind: "refresh";
+  params: {
+    suite: SuiteName;
+    t: number;
+    n: number;
+    serverFingerprint: string;
+    keyId: string;
+    publicHash: string;
+    nonce: string;
+    dealers: number[];
+    identities: string[];
+  };
+  deals: { index: number; commitment: string[]; ephemeralKey: string; signature: string }[];
+  shares: { from: number; to: number; ciphertext: string; signature: string }[];
+  certificate: string[];
+  /** Absent in records stored before recovery existed: then walk `params.keyId` back. */
+  dkg?: DkgRecoveryJson;
+}
+
+/** A DKG record's secret part (recoveryJson). */
+export type DkgRecoveryJson = {
+  params: {
+    suite: SuiteName;
+    t: number;
+    n: number;
+    serverFingerprint: string;
+    nonce: string;
+    identities: string[];
+  };
+  packages: ReturnType<typeof round1ToJson>[];
+  shares: ReturnType<typeof shareToJson>[];
+  certificate: string[];
+};
+
+/** A threshold record's secret part: its DKG's recovery data, or its last refresh's. */
+export async function readRecovery(
+  store: KeyStore,
+  id: string,
+): Promise<DkgRecoveryJson | RefreshRecoveryJson> {
+  const secret = await store.readSecret(id);
+  try {
+    return JSON.parse(Buffer.from(secret).toString("utf8")) as
+      | DkgRecoveryJson
+      | RefreshRecoveryJson;
+  } finally {
+    secret.fill(0);
+  }
+}
+
+/**
+ * The recovery data of the DKG that made threshold key `record` (itself, or the first of the keys
+ * it refreshed): carried in a refreshed record, else found by walking `refreshOf` back.
+ */
+export async function dkgRecoveryJson(store: KeyStore, record: KeyRecord): Promise<DkgRecoveryJson> {
+  let id = record.id;
+  for (let hops = 0; hops < 10_000; hops++) {
+    const data = await readRecovery(store, id);
+    if (!("kind" in data)) return data;
+    if (data.dkg !== undefined) return data.dkg;
+    id = data.params.keyId;
+  }
+  throw new Error(`Threshold key ${record.id}: no DKG found behind its refreshes.`);
 }

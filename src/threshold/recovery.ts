@@ -8,6 +8,9 @@
  */
 import type { KeyObject } from "node:crypto";
 import type { FrostPublic } from "@noble/curves/abstract/frost.js";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { p256 } from "@noble/curves/nist.js";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import {
   blameShare,
@@ -20,10 +23,19 @@ import {
   type ThresholdShare,
   toNoble,
 } from "./dkg.js";
-import { combineRefresh, subShareMatches } from "./refresh.js";
+import {
+  checkDealers,
+  combineRefresh,
+  dealSignedData,
+  type RefreshSessionParams,
+  refreshSessionIdOf,
+  refreshTranscript,
+  subShareMatches,
+} from "./refresh.js";
 import type { DealPackage } from "./refresh-participant.js";
+import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
 import { encryptionKeyPair, identitySeed, openShare, pairwiseKey } from "./share-box.js";
-import { suiteOf } from "./suites.js";
+import { type SuiteName, suiteOf } from "./suites.js";
 import {
   type DkgSessionParams,
   identifiersOf,
@@ -31,6 +43,7 @@ import {
   type Round1Package,
   type SealedShare,
   sessionIdOf,
+  shareSignedData,
   transcriptHash,
 } from "./transcript.js";
 
@@ -230,4 +243,87 @@ export function recoverRefreshedShare(
     for (const s of subs) s.fill(0);
     encryption.secret.fill(0);
   }
+}
+
+/**
+ * Checks a refresh's recovery data as it came from someone not trusted (PROTOCOL §16.8): the
+ * session id recomputes from the parameters, each deal is signed by its dealer and each sub-share
+ * sealed to `index` by its dealer, and all n holders certified the refresh transcript and `pub`.
+ * Returns the refresh's session id and transcript. Throws DkgFault (kind `certificate` when the
+ * certificate fails) or DkeygenError.
+ */
+export function checkRefreshRecovery(
+  params: RefreshSessionParams,
+  identifiers: string[],
+  index: number,
+  deals: DealPackage[],
+  shares: SealedShare[],
+  pub: FrostPublic,
+  certificate: Uint8Array[],
+): { sessionId: Uint8Array; transcript: Uint8Array } {
+  checkDealers(params.t, params.n, params.dealers);
+  const sessionId = refreshSessionIdOf(params);
+  const sorted = [...deals].sort((a, b) => a.index - b.index);
+  const mine = [...shares].sort((a, b) => a.from - b.from);
+  if (
+    sorted.length !== params.t ||
+    mine.length !== params.t ||
+    sorted.some((d, k) => d.index !== params.dealers[k]) ||
+    mine.some((s, k) => s.from !== params.dealers[k] || s.to !== index)
+  ) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      "A refresh's recovery data has one deal and one sub-share from each dealer.",
+    );
+  }
+  sorted.forEach((d, k) => {
+    const identity = publicKeyFromRaw(params.identities[d.index - 1]!);
+    const s = mine[k]!;
+    if (
+      !verifySignature(
+        identity,
+        dealSignedData(sessionId, d.index, d.ephemeralKey, d.commitment),
+        d.signature,
+      ) ||
+      !verifySignature(identity, shareSignedData(sessionId, s.from, s.to, s.ciphertext), s.signature)
+    ) {
+      throw new DkeygenError(
+        ErrorCodes.BAD_SIGNATURE,
+        `Dealer ${d.index}'s deal or sub-share is not signed by it.`,
+      );
+    }
+  });
+  const transcript = refreshTranscript(sessionId, sorted);
+  checkCertificate(
+    params,
+    sessionId,
+    transcript,
+    publicPackageHash(pub, identifiers),
+    certificate,
+  );
+  return { sessionId, transcript };
+}
+
+const BASES: Record<SuiteName, { BASE: { multiply(s: bigint): { toBytes(): Uint8Array } } }> = {
+  "secp256k1-tr": secp256k1.Point,
+  ed25519: ed25519.Point,
+  p256: p256.Point,
+};
+
+/** Whether `share`·G is `verifyingShare` (the share's public image, as the package encodes it). */
+export function shareMatchesVerifyingShare(
+  suite: SuiteName,
+  share: Uint8Array,
+  verifyingShare: Uint8Array,
+): boolean {
+  const { Fn } = suiteOf(suite).frost.utils;
+  let scalar: bigint;
+  try {
+    scalar = Fn.fromBytes(share);
+  } catch {
+    return false;
+  }
+  if (scalar === 0n) return false;
+  const image = BASES[suite].BASE.multiply(scalar).toBytes();
+  return Buffer.from(image).equals(Buffer.from(verifyingShare));
 }

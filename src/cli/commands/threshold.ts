@@ -1,7 +1,8 @@
 /**
  * `dkeygen threshold keygen`: a distributed key generation among n connected contributors, the
  * server only coordinating (docs/PROTOCOL.md §16). Prints the key's public description; the
- * shares stay with the contributors (`dkeygen contributor shares`).
+ * shares stay with the contributors (`dkeygen contributor shares`). `threshold sign`, `refresh`
+ * and `recover` (a holder that lost its share file rebuilds it, §16.8) work on such a key.
  */
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
@@ -41,6 +42,44 @@ export function registerThreshold(program: Command): void {
   registerKeygen(threshold);
   registerSign(threshold);
   registerRefresh(threshold);
+  registerRecover(threshold);
+}
+
+function registerRecover(threshold: Command): void {
+  withAdminOptions(
+    threshold
+      .command("recover")
+      .description(
+        "send a threshold key's recovery data to its connected holders: one that lost its share file rebuilds it with its identity key",
+      )
+      .requiredOption("--key <id>", "the threshold key's id"),
+  )
+    .option("--json", "print each holder's outcome as JSON")
+    .action(async (flags: AdminFlags & { key: string; json?: boolean }) => {
+      if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(flags.key)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--key wants a key id (26 characters); got "${flags.key}".`,
+        );
+      }
+      checkAdminFlags(flags);
+      const admin = await connectAdmin(flags);
+      try {
+        const holders = await admin.thresholdRecover(flags.key);
+        if (flags.json) {
+          printJson({ keyId: flags.key, holders });
+          return;
+        }
+        printTable(
+          holders.map((h) => [
+            `${h.index} ${h.contributorId}`,
+            h.reason === undefined ? h.outcome : `${h.outcome} (${h.reason})`,
+          ]),
+        );
+      } finally {
+        admin.close();
+      }
+    });
 }
 
 function registerRefresh(threshold: Command): void {
