@@ -194,6 +194,9 @@ for (const suite of SUITE_NAMES) {
     refused(() => repairDeltas(h1, pub, helpers, zero), /not a canonical identifier/);
     refused(() => repairDeltas(h1, pub, helpers, ids[1]!.toUpperCase()), /canonical identifier/);
     refused(() => repairDeltas(h1, pub, helpers, "ff".repeat(Fn.BYTES)), /canonical identifier/);
+    refused(() => repairDeltas(h1, pub, helpers, `${ids[1]!}00`), /canonical identifier/);
+    refused(() => repairDeltas(h1, pub, helpers, ids[1]!.slice(2)), /canonical identifier/);
+    refused(() => repairDeltas(h1, pub, helpers, `${ids[1]!.slice(2)}zz`), /canonical identifier/);
     const stranger = suiteOf(suite).frost.Identifier.fromNumber(7);
     refused(() => repairDeltas(h1, pub, helpers, stranger), /holder the key has not/);
     refused(
