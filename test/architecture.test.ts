@@ -51,8 +51,9 @@ const ALLOWED: Record<string, string[]> = {
   ],
   // The log auditor: checks what a server publishes with the server's own formats (its log's
   // origin and identity layout come from server/transparency-log.ts), never its state; a record's
-  // audit re-runs the record's derivation.
-  audit: [...SHARED, "crypto", "derive", "protocol", "tlog", "server"],
+  // audit re-runs the record's derivation; a threshold session's entry is checked with the
+  // threshold layer's session ids and signed data.
+  audit: [...SHARED, "crypto", "derive", "protocol", "tlog", "server", "threshold"],
   cli: [
     ...SHARED,
     "logging",

@@ -36,6 +36,7 @@ import {
   ErrorCodes,
   isDkeygenError,
 } from "../errors.js";
+import { isDkgEntryLeaf, parseDkgEntry } from "../protocol/dkg-log-entry.js";
 import { parseRoundEntry, verifyRoundEntry } from "../protocol/log-entry.js";
 import {
   logIdentitySignedData,
@@ -55,6 +56,7 @@ import {
 import type { NoteVerifier } from "../tlog/note.js";
 import { keyLabel } from "../tlog/note.js";
 import { ed25519NoteVerifier } from "../tlog/note-keys.js";
+import { verifyDkgEntry } from "./dkg-entry.js";
 
 /** GET /v1/log/identity, as the server sends it (checked by `verifyLogIdentity`). */
 export interface LogIdentityDocument {
@@ -98,9 +100,9 @@ export interface AuditFailure {
 
 export interface ContributorStats {
   id: string;
-  /** Rounds whose commit set holds it. */
+  /** Rounds whose commit set holds it, and threshold-key sessions it was a holder in. */
   rounds: number;
-  /** Aborted rounds that name it as missing its reveal. */
+  /** Aborted rounds that name it as missing its reveal, and aborted sessions that blame it. */
   aborts: number;
   /** aborts / rounds. */
   abortRate: number;
@@ -143,8 +145,10 @@ export interface AuditReport {
   entries: number;
   /** Entries that passed every check of their own (parse, signatures, rules, server). */
   verified: number;
-  /** Outcomes of the verified entries. */
+  /** Outcomes of the verified round entries. */
   outcomes: { completed: number; aborted: number; failed: number };
+  /** Outcomes of the verified threshold-key session entries (DKG and refresh, §16). */
+  sessions: { completed: number; aborted: number };
   servers: ServerStats[];
   contributors: ContributorStats[];
   since?: {
@@ -329,6 +333,9 @@ export interface ChunkEntries {
   completed: number;
   aborted: number;
   failed: number;
+  /** Threshold-key sessions (DKG and refresh) that completed, and that aborted. */
+  sessionsCompleted: number;
+  sessionsAborted: number;
   /** [contributor id, rounds in the commit set, aborts naming it] of verified entries. */
   contributors: [string, number, number][];
   /** [server fingerprint, rounds, aborted] of verified entries. */
@@ -411,6 +418,8 @@ export function checkChunk(
     completed: 0,
     aborted: 0,
     failed: 0,
+    sessionsCompleted: 0,
+    sessionsAborted: 0,
     contributors: [],
     servers: [],
   };
@@ -422,6 +431,26 @@ export function checkChunk(
     from = ends[i]!;
     const index = start + i;
     try {
+      if (isDkgEntryLeaf(leaf)) {
+        const entry = parseDkgEntry(leaf);
+        out.roundIds[i] = entry.roundId;
+        verifyDkgEntry(entry, context.serverFingerprint);
+        out.verified++;
+        const aborted = entry.outcome === "aborted";
+        if (aborted) out.sessionsAborted++;
+        else out.sessionsCompleted++;
+        const server = servers.get(entry.server) ?? [entry.server, 0, 0];
+        servers.set(entry.server, server);
+        server[1]++;
+        if (aborted) server[2]++;
+        for (const h of entry.holders) {
+          const stats = contributors.get(h.contributorId) ?? [h.contributorId, 0, 0];
+          contributors.set(h.contributorId, stats);
+          stats[1]++;
+          if (h.contributorId === entry.culprit) stats[2]++;
+        }
+        continue;
+      }
       const entry = parseRoundEntry(leaf);
       out.roundIds[i] = entry.roundId;
       if (entry.server !== context.serverFingerprint) {
@@ -583,6 +612,7 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
     entries: 0,
     verified: 0,
     outcomes: { completed: 0, aborted: 0, failed: 0 },
+    sessions: { completed: 0, aborted: 0 },
     servers: [],
     contributors: [],
     failures: [],
@@ -717,6 +747,8 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
       report.outcomes.completed += e.completed;
       report.outcomes.aborted += e.aborted;
       report.outcomes.failed += e.failed;
+      report.sessions.completed += e.sessionsCompleted;
+      report.sessions.aborted += e.sessionsAborted;
       for (const [id, rounds, aborts] of e.contributors) {
         const s = contributors.get(id) ?? [0, 0];
         s[0] += rounds;

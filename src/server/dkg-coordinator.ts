@@ -46,6 +46,7 @@ import {
   transcriptHash,
 } from "../threshold/transcript.js";
 import type { Peer, ServerContext } from "./server-context.js";
+import { logThresholdSession } from "./threshold-log.js";
 import { storeThresholdKey } from "./threshold-record.js";
 
 export interface ThresholdKeygenRequest {
@@ -358,6 +359,9 @@ export class DkgCoordinator {
     session.confirms[index - 1] = msg;
     if (!session.confirms.every((c) => c !== undefined)) return;
     session.phase = "done";
+    const certificate = (session.confirms as MessageOf<"dkg.confirm">[]).map((c) =>
+      Buffer.from(c.signature, "base64url"),
+    );
     try {
       const record = await storeThresholdKey(this.#ctx, {
         params: session.params,
@@ -369,11 +373,14 @@ export class DkgCoordinator {
         shares: (session.shares as SealedShare[][]).flat(),
         public: publicFromJson(msg.public, session.identifiers, t, n),
         transcript,
-        certificate: (session.confirms as MessageOf<"dkg.confirm">[]).map((c) =>
-          Buffer.from(c.signature, "base64url"),
-        ),
+        certificate,
       });
       session.record = record;
+      // Durable in the log before any holder hears of the key (PROTOCOL §15.1, §16.4).
+      await logThresholdSession(this.#ctx, {
+        ...evidenceOf(session),
+        completed: { transcript, publicHash, certificate },
+      });
       session.phase = "stored";
       for (const member of session.peers) {
         this.#ctx.send(member, {
@@ -385,11 +392,14 @@ export class DkgCoordinator {
         });
       }
     } catch (error) {
+      // A record stored but not logged is withdrawn: no holder was told of it, none keeps it.
+      const stored = session.record;
+      if (stored !== undefined) await this.#ctx.c.store.consume(stored.id).catch(() => false);
       this.#abort(
         session,
         new DkeygenError(
           ErrorCodes.OPERATIONAL,
-          `The key could not be stored: ${describeError(error)}`,
+          `The key could not be ${stored === undefined ? "stored" : "logged"}: ${describeError(error)}`,
         ),
       );
     }
@@ -446,7 +456,11 @@ export class DkgCoordinator {
         this.#complete(session);
         continue;
       }
-      this.#abort(session, new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping."));
+      this.#abort(
+        session,
+        new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping."),
+        false,
+      );
     }
   }
 
@@ -502,7 +516,11 @@ export class DkgCoordinator {
     this.#sessions.delete(session.key);
   }
 
-  #abort(session: Session, error: unknown): void {
+  /**
+   * Ends a session that cannot complete; logs it (§15.1) unless `log` is false (the server
+   * stopping: nothing was made and nobody is to blame, and the store may be closing).
+   */
+  #abort(session: Session, error: unknown, log = true): void {
     if (!this.#sessions.has(session.key)) return;
     this.#finish(session);
     session.phase = "done";
@@ -529,6 +547,14 @@ export class DkgCoordinator {
       { sessionId: session.key, culprit, kind },
       `DKG session aborted: ${reason}`,
     );
+    if (log) {
+      const blamed = culprit === "coordinator" ? undefined : culprit;
+      // Failures are logged by logThresholdSession; the abort goes on regardless.
+      logThresholdSession(this.#ctx, {
+        ...evidenceOf(session),
+        aborted: { fault: kind, ...(blamed === undefined ? {} : { culprit: blamed }) },
+      }).catch(() => {});
+    }
     this.#ctx.emit({
       type: "dkg.aborted",
       sessionId: session.key,
@@ -544,6 +570,23 @@ export class DkgCoordinator {
       ),
     );
   }
+}
+
+/** The public facts of a session, as its log entry shows them. */
+function evidenceOf(session: Session) {
+  const p = session.params;
+  return {
+    session: "keygen" as const,
+    sessionId: session.sessionId,
+    suite: p.suite,
+    t: p.t,
+    n: p.n,
+    nonce: p.nonce,
+    holders: session.members.map((contributorId, i) => ({
+      contributorId,
+      identity: p.identities[i]!,
+    })),
+  };
 }
 
 /**

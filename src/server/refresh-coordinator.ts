@@ -35,6 +35,7 @@ import {
 } from "../threshold/transcript.js";
 import { DEFAULT_DKG_TIMEOUT_MS, DKG_TIMEOUT_PER_PARTICIPANT_MS } from "./dkg-coordinator.js";
 import type { Peer, ServerContext } from "./server-context.js";
+import { logThresholdSession } from "./threshold-log.js";
 import { storeRefreshedKey, type ThresholdPublicPart } from "./threshold-record.js";
 
 type Phase = "deal" | "confirm" | "stored" | "done";
@@ -274,6 +275,7 @@ export class RefreshCoordinator {
     if (!session.confirms.every((c) => c !== undefined)) return;
     session.phase = "done";
     const confirms = session.confirms as MessageOf<"dkg.confirm">[];
+    const certificate = confirms.map((c) => b64(c.signature));
     try {
       const record = await storeRefreshedKey(this.#ctx, {
         old: session.old,
@@ -284,9 +286,18 @@ export class RefreshCoordinator {
         shares: params.dealers.flatMap((d) => session.deals.get(d)!.shares),
         public: pub,
         transcript,
-        certificate: confirms.map((c) => b64(c.signature)),
+        certificate,
       });
       session.record = record;
+      // Durable in the log before any holder hears of the new shares' key (§15.1, §16.7).
+      await logThresholdSession(this.#ctx, {
+        ...evidenceOf(session),
+        completed: {
+          transcript,
+          publicHash: publicPackageHash(pub, session.identifiers),
+          certificate,
+        },
+      });
       session.phase = "stored";
       for (const member of session.peers) {
         this.#ctx.send(member, {
@@ -298,11 +309,14 @@ export class RefreshCoordinator {
         });
       }
     } catch (error) {
+      // A record stored but not logged is withdrawn: no holder was told of it, none keeps it.
+      const stored = session.record;
+      if (stored !== undefined) await this.#ctx.c.store.consume(stored.id).catch(() => false);
       this.#abort(
         session,
         new DkeygenError(
           ErrorCodes.OPERATIONAL,
-          `The refreshed key could not be stored: ${describeError(error)}`,
+          `The refreshed key could not be ${stored === undefined ? "stored" : "logged"}: ${describeError(error)}`,
         ),
       );
     }
@@ -381,7 +395,11 @@ export class RefreshCoordinator {
     for (const session of [...this.#sessions.values()]) {
       if (session.phase === "stored") this.#complete(session);
       else
-        this.#abort(session, new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping."));
+        this.#abort(
+          session,
+          new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is stopping."),
+          false,
+        );
     }
   }
 
@@ -433,7 +451,8 @@ export class RefreshCoordinator {
     session.resolve(record);
   }
 
-  #abort(session: Session, error: unknown): void {
+  /** Ends a refresh that cannot complete; logs it (§15.1) unless the server is stopping. */
+  #abort(session: Session, error: unknown, log = true): void {
     if (!this.#sessions.has(session.key)) return;
     clearTimeout(session.timer);
     this.#sessions.delete(session.key);
@@ -459,6 +478,13 @@ export class RefreshCoordinator {
       { sessionId: session.key, culprit, kind },
       `share refresh aborted: ${reason}`,
     );
+    if (log) {
+      // Failures are logged by logThresholdSession; the abort goes on regardless.
+      logThresholdSession(this.#ctx, {
+        ...evidenceOf(session),
+        aborted: { fault: kind, ...(culprit === undefined ? {} : { culprit }) },
+      }).catch(() => {});
+    }
     session.reject(
       new DkeygenError(
         ErrorCodes.ROUND_ABORTED,
@@ -467,4 +493,22 @@ export class RefreshCoordinator {
       ),
     );
   }
+}
+
+/** The public facts of a refresh, as its log entry shows them. */
+function evidenceOf(session: Session) {
+  const p = session.params;
+  return {
+    session: "refresh" as const,
+    sessionId: session.sessionId,
+    suite: p.suite,
+    t: p.t,
+    n: p.n,
+    nonce: p.nonce,
+    holders: session.members.map((contributorId, i) => ({
+      contributorId,
+      identity: p.identities[i]!,
+    })),
+    refresh: { keyId: p.keyId, previous: p.publicHash, dealers: p.dealers },
+  };
 }

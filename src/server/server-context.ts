@@ -140,6 +140,14 @@ export type ServerEvent =
       index: number;
       size: number;
     }
+  | {
+      type: "dkg.logged";
+      sessionId: string;
+      session: "keygen" | "refresh";
+      outcome: "completed" | "aborted";
+      index: number;
+      size: number;
+    }
   | { type: "round.failed"; roundId: string; code: string; message: string }
   | { type: "round.aborted"; roundId: string; missing: string[]; message: string };
 

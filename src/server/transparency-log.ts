@@ -306,7 +306,7 @@ function roundIdOf(leaf: Uint8Array, index: number): string {
   if (!found) {
     throw new DkeygenError(
       ErrorCodes.STORE_CORRUPT,
-      `Log entry ${index} in the key store is not a round entry.`,
+      `Log entry ${index} in the key store is neither a round's nor a threshold session's entry.`,
     );
   }
   return found[1]!;

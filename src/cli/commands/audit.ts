@@ -397,6 +397,7 @@ function printReport(
       entries: report.entries,
       verified: report.verified,
       outcomes: report.outcomes,
+      sessions: report.sessions,
       servers: report.servers,
       contributors: report.contributors,
       since: report.since ?? null,
@@ -435,6 +436,13 @@ function printReport(
       "entries",
       `${report.entries} read, ${report.verified} verified: ${o.completed} completed, ${o.aborted} aborted, ${o.failed} failed rounds`,
     ]);
+    const k = report.sessions;
+    if (k.completed + k.aborted > 0) {
+      rows.push([
+        "threshold",
+        `${k.completed} completed, ${k.aborted} aborted key generations and refreshes (every certificate verified)`,
+      ]);
+    }
   }
   if (report.since) {
     const s = report.since;
@@ -462,7 +470,7 @@ function printReport(
   printTable(rows);
   if (report.contributors.length > 0) {
     process.stdout.write(
-      "  contributors (rounds in the commit set, aborts naming it, abort rate)\n",
+      "  contributors (rounds in the commit set or sessions held, aborts naming it, abort rate)\n",
     );
     for (const c of report.contributors) {
       process.stdout.write(

@@ -7,6 +7,12 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { base64urlLength, base64urlPattern } from "../../crypto/base64url.js";
 import { DEFAULT_RECOVERY_CODES, MAX_RECOVERY_CODES } from "../../derive/recovery.js";
+import {
+  DKG_ENTRY_TYPE,
+  type DkgEntry,
+  ENTRY_FAULTS,
+  ENTRY_SUITES,
+} from "../../protocol/dkg-log-entry.js";
 import { ENTRY_TYPE, type RoundEntry } from "../../protocol/log-entry.js";
 import {
   DeliveryEnvelopeSchema as EnvelopeSchema,
@@ -373,6 +379,38 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const entrySchemaIsRoundEntry: Same<Static<typeof RoundEntrySchema>, RoundEntry> = true;
 void entrySchemaIsRoundEntry;
 
+/** A threshold-key session's entry (DKG or refresh, PROTOCOL §15.1, §16), parsed from its leaf. */
+export const DkgEntrySchema = Type.Object(
+  {
+    type: Type.Literal(DKG_ENTRY_TYPE),
+    protocol: Type.Integer(),
+    server: FingerprintSchema,
+    roundId: RoundIdSchema,
+    session: Type.Union([Type.Literal("keygen"), Type.Literal("refresh")]),
+    sessionId: B64url(32),
+    suite: Type.Union(ENTRY_SUITES.map((s) => Type.Literal(s))),
+    t: Type.Integer(),
+    n: Type.Integer(),
+    nonce: B64url(32),
+    holders: Type.Array(
+      Type.Object({ contributorId: FingerprintSchema, identity: B64url(32) }, strict),
+    ),
+    keyId: Type.Optional(RecordId),
+    previous: Type.Optional(B64url(32)),
+    dealers: Type.Optional(Type.Array(Type.Integer())),
+    outcome: Type.Union([Type.Literal("completed"), Type.Literal("aborted")]),
+    transcript: Type.Optional(B64url(32)),
+    publicHash: Type.Optional(B64url(32)),
+    certificate: Type.Optional(Type.Array(B64url(64))),
+    fault: Type.Optional(Type.Union(ENTRY_FAULTS.map((f) => Type.Literal(f)))),
+    culprit: Type.Optional(FingerprintSchema),
+    closedAt: Time,
+  },
+  strict,
+);
+const entrySchemaIsDkgEntry: Same<Static<typeof DkgEntrySchema>, DkgEntry> = true;
+void entrySchemaIsDkgEntry;
+
 export const LogEntries = Type.Object(
   {
     size: Type.Integer({ description: "The log's size now (its latest checkpoint's)." }),
@@ -384,7 +422,9 @@ export const LogEntries = Type.Object(
             ...Base64,
             description: "The leaf's exact bytes, standard base64 with padding.",
           }),
-          entry: RoundEntrySchema,
+          entry: Type.Union([RoundEntrySchema, DkgEntrySchema], {
+            description: "The parsed entry: a round's, or a threshold-key session's (by `type`).",
+          }),
         },
         strict,
       ),

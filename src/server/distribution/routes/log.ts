@@ -9,6 +9,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import { type DkgEntry, isDkgEntryLeaf, parseDkgEntry } from "../../../protocol/dkg-log-entry.js";
 import { parseRoundEntry, type RoundEntry } from "../../../protocol/log-entry.js";
 import { MAX_ENTRIES_PER_READ, type TransparencyLog } from "../../transparency-log.js";
 import { answers } from "../answers.js";
@@ -50,11 +51,11 @@ function integer(name: string, value: string): number {
 }
 
 /** A stored leaf that does not parse is the store's fault, never the caller's. */
-function entryOf(leaf: Uint8Array, index: number): RoundEntry {
+function entryOf(leaf: Uint8Array, index: number): RoundEntry | DkgEntry {
   try {
-    return parseRoundEntry(leaf);
+    return isDkgEntryLeaf(leaf) ? parseDkgEntry(leaf) : parseRoundEntry(leaf);
   } catch (cause) {
-    const message = `Log entry ${index} in the key store is not a round entry.`;
+    const message = `Log entry ${index} in the key store is neither a round's nor a threshold session's entry.`;
     throw new DkeygenError(ErrorCodes.STORE_CORRUPT, message, { cause });
   }
 }

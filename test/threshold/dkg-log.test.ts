@@ -1,0 +1,241 @@
+/**
+ * Threshold-key sessions in the transparency log (PROTOCOL §15.1, §16): every DKG and refresh
+ * the server coordinates, completed or aborted, is an entry the auditor checks from the log alone
+ * — the session id is the hash of the entry's parameters, the certificate holds every holder's
+ * confirmation — and no entry carries the group key, its output key or its address.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { auditLog } from "../../src/audit/log-audit.js";
+import { fromBase64url, toBase64url } from "../../src/crypto/base64url.js";
+import { canonicalJson } from "../../src/crypto/canonical-json.js";
+import { isDkeygenError } from "../../src/errors.js";
+import type { JsonObject } from "../../src/json.js";
+import {
+  type DkgEntry,
+  encodeDkgEntry,
+  isDkgEntryLeaf,
+  parseDkgEntry,
+} from "../../src/protocol/dkg-log-entry.js";
+import type { MessageOf } from "../../src/protocol/messages.js";
+import { contributorIdOf } from "../../src/server/enrollment.js";
+import { signedCheckpoint } from "../helpers/audit-log.js";
+import {
+  enrolledRawPeer,
+  type RawPeer,
+  startContributors,
+  startTestServer,
+  type TestContributor,
+  type TestServer,
+  waitFor,
+} from "../helpers/ceremony.js";
+
+type Key = MessageOf<"admin.threshold.key">["key"];
+
+let server: TestServer;
+let contributors: TestContributor[];
+let silent: RawPeer;
+let silentId: string;
+let key: Key;
+let refreshed: Key;
+let leaves: Uint8Array[];
+let identity: ReturnType<TestServer["server"]["log"]["identity"]>;
+
+before(async () => {
+  server = await startTestServer({ dkgTimeoutMs: 2_500 });
+  contributors = await startContributors(server, 3);
+  const admin = await server.admin();
+  try {
+    key = await admin.thresholdKeygen({ suite: "secp256k1-tr", t: 2, n: 3 });
+    await Promise.all(
+      contributors.map((c) =>
+        waitFor(() => c.events.some((e) => e.type === "dkg.completed" && e.keyId === key.id), 5000),
+      ),
+    );
+    refreshed = await admin.thresholdRefresh(key.id);
+    // A fourth contributor that is drawn into a 4-of-4 DKG and never answers: it aborts, naming it.
+    silent = await enrolledRawPeer(server);
+    silentId = contributorIdOf(silent.contributorIdentity);
+    const aborted = await admin.thresholdKeygen({ suite: "ed25519", t: 3, n: 4 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(isDkeygenError(aborted, "E_ROUND_ABORTED"), String(aborted));
+  } finally {
+    admin.close();
+  }
+  const log = server.server.log;
+  await waitFor(() => log.size === 3, 5000);
+  identity = log.identity();
+  leaves = await log.entries(0, 3);
+});
+
+after(async () => {
+  silent?.close();
+  await server?.cleanup();
+});
+
+const audit = (lv: readonly Uint8Array[], checkpoint = signedCheckpoint(server, lv)) =>
+  auditLog({ identity, checkpoint, leaves: () => [lv], threads: 0 });
+
+test("a DKG, its refresh and an aborted DKG are each logged, and the audit verifies all three", async () => {
+  const entries = leaves.map((leaf) => {
+    assert.ok(isDkgEntryLeaf(leaf));
+    return parseDkgEntry(leaf);
+  });
+  const [dkg, refresh, aborted] = entries as [DkgEntry, DkgEntry, DkgEntry];
+  assert.equal(dkg.session, "keygen");
+  assert.equal(dkg.outcome, "completed");
+  assert.equal(dkg.sessionId, key.sessionId);
+  assert.equal(dkg.roundId, toBase64url(fromBase64url(key.sessionId, "s", 32).subarray(0, 16)));
+  assert.deepEqual(
+    dkg.holders.map((h) => h.contributorId),
+    key.holders,
+    "the holders in index order, as the key lists them",
+  );
+  assert.equal(dkg.certificate!.length, 3);
+  assert.equal(refresh.session, "refresh");
+  assert.equal(refresh.outcome, "completed");
+  assert.equal(refresh.keyId, key.id);
+  assert.equal(refresh.sessionId, refreshed.sessionId);
+  assert.deepEqual(refresh.dealers, [1, 2]);
+  assert.equal(aborted.outcome, "aborted");
+  assert.equal(aborted.fault, "missing");
+  assert.equal(aborted.culprit, silentId);
+  assert.equal(aborted.transcript, undefined);
+  // The log is public: the key's public key, output key and address are in no entry.
+  const text = Buffer.concat(leaves).toString("latin1");
+  const forms = [key.groupPublicKey, key.outputKey!].flatMap((hex) => [
+    hex,
+    toBase64url(Buffer.from(hex, "hex")),
+    Buffer.from(hex, "hex").toString("base64"),
+  ]);
+  for (const form of [...forms, key.address!]) {
+    assert.equal(text.includes(form), false, `${form} is in the log`);
+  }
+  const report = await audit(leaves, await server.server.log.checkpoint());
+  assert.deepEqual(report.failures, []);
+  assert.ok(report.ok);
+  assert.equal(report.verified, 3);
+  assert.deepEqual(report.sessions, { completed: 2, aborted: 1 });
+  assert.deepEqual(report.outcomes, { completed: 0, aborted: 0, failed: 0 });
+  const blamed = report.contributors.find((c) => c.id === silentId)!;
+  assert.deepEqual([blamed.rounds, blamed.aborts], [1, 1]);
+  const holder = report.contributors.find((c) => c.id === contributors[0]!.id)!;
+  assert.deepEqual([holder.rounds, holder.aborts], [3, 0]);
+  assert.deepEqual(
+    report.servers.map((s) => [s.rounds, s.aborted]),
+    [[3, 1]],
+  );
+});
+
+/** The entry at `index` changed by `change`, re-encoded canonically (what a lying server logs). */
+function tampered(index: number, change: (entry: JsonObject) => void): Uint8Array[] {
+  const entry = JSON.parse(Buffer.from(leaves[index]!).toString("utf8")) as JsonObject;
+  change(entry);
+  const out = [...leaves];
+  out[index] = new TextEncoder().encode(canonicalJson(entry));
+  return out;
+}
+
+const failuresOf = async (lv: Uint8Array[]) => {
+  const report = await audit(lv);
+  assert.equal(report.ok, false);
+  return report.failures.map((f) => `${f.check}@${f.index}: ${f.message}`);
+};
+
+test("an entry whose certificate is not every holder's confirmation fails the audit, naming the holder", async () => {
+  const swapped = tampered(0, (e) => {
+    const c = e.certificate as string[];
+    [c[0], c[1]] = [c[1]!, c[0]!];
+  });
+  assert.deepEqual(await failuresOf(swapped), [
+    "entry@0: Holder 1's confirmation in the certificate does not verify (it did not sign this transcript and public package).",
+  ]);
+  const otherKey = tampered(1, (e) => {
+    e.publicHash = toBase64url(new Uint8Array(32).fill(7));
+  });
+  assert.match((await failuresOf(otherKey))[0]!, /^entry@1: Holder 1's confirmation/);
+});
+
+test("an entry whose parameters are not the ones the holders bound into the session id fails the audit", async () => {
+  const message =
+    "entry@0: The session id is not the hash of the entry's parameters (suite, t, n, server, nonce, holders).";
+  assert.deepEqual(await failuresOf(tampered(0, (e) => (e.t = 3))), [message]);
+  assert.deepEqual(
+    await failuresOf(
+      tampered(0, (e) => {
+        const h = e.holders as JsonObject[];
+        [h[0], h[1]] = [h[1]!, h[0]!];
+      }),
+    ),
+    [message],
+  );
+  // A refresh entry whose key id is another's.
+  assert.deepEqual(await failuresOf(tampered(1, (e) => (e.keyId = refreshed.id))), [
+    message.replace("entry@0", "entry@1"),
+  ]);
+  // Holders listed under each other's ids.
+  assert.deepEqual(
+    await failuresOf(
+      tampered(2, (e) => {
+        const h = e.holders as JsonObject[];
+        const first = (h[0] as JsonObject).contributorId!;
+        h[0] = { ...h[0]!, contributorId: (h[1] as JsonObject).contributorId! };
+        h[1] = { ...h[1]!, contributorId: first };
+      }),
+    ),
+    ["entry@2: Holder 1's identity key is not the one its id names."],
+  );
+});
+
+test("the entry parser takes one byte form and only the fields of the entry's kind and outcome", () => {
+  const dkg = parseDkgEntry(leaves[0]!);
+  const refuses = (change: (e: Record<string, unknown>) => void, why: RegExp) => {
+    const e = JSON.parse(JSON.stringify(dkg)) as Record<string, unknown>;
+    change(e);
+    assert.throws(
+      () => parseDkgEntry(encodeDkgEntry(e as unknown as DkgEntry)),
+      (error: unknown) => isDkeygenError(error, "E_INVALID_INPUT") && why.test(error.message),
+    );
+  };
+  refuses((e) => (e.keyId = key.id), /"keyId" is only for a refresh/);
+  refuses((e) => (e.fault = "share"), /a completed session names no fault/);
+  refuses((e) => delete e.certificate, /"certificate" is missing from a completed session/);
+  refuses((e) => (e.certificate = (e.certificate as string[]).slice(1)), /n signatures/);
+  refuses((e) => (e.n = 65), /"n" is not an integer from 2 to 64/);
+  refuses((e) => (e.t = 1), /"t" is not an integer from 2 to n/);
+  refuses((e) => (e.t = 4), /"t" is not an integer from 2 to n/);
+  refuses((e) => (e.roundId = toBase64url(new Uint8Array(16))), /first 16 bytes/);
+  refuses((e) => (e.suite = "secp256k1"), /"suite"/);
+  refuses((e) => (e.extra = 1), /unknown field/);
+  const aborted = parseDkgEntry(leaves[2]!);
+  const e = { ...aborted, culprit: server.fingerprint };
+  assert.throws(() => parseDkgEntry(encodeDkgEntry(e)), /"culprit" is not one of the holders/);
+  const refresh = parseDkgEntry(leaves[1]!);
+  assert.throws(
+    () => parseDkgEntry(encodeDkgEntry({ ...refresh, dealers: [2, 1] })),
+    /t ascending holder indices/,
+  );
+  // Not canonical: the same entry with a space.
+  const text = Buffer.from(leaves[0]!).toString("utf8").replace('{"', '{ "');
+  assert.throws(() => parseDkgEntry(new TextEncoder().encode(text)), /canonical JSON/);
+  // t = n and n = 64 are in range (the boundaries, not just inside them).
+  const widest = { ...dkg, t: 3 };
+  assert.equal(parseDkgEntry(encodeDkgEntry(widest)).t, 3);
+});
+
+test("GET /v1/log/entries serves threshold sessions' entries parsed, beside their leaves", async () => {
+  const response = await fetch(`${server.httpUrl}/v1/log/entries?start=0&end=10`);
+  assert.equal(response.status, 200);
+  const body = (await response.json()) as {
+    size: number;
+    entries: { index: number; leaf: string; entry: unknown }[];
+  };
+  assert.equal(body.size, 3);
+  body.entries.forEach((e, i) => {
+    assert.equal(e.index, i);
+    assert.deepEqual(Buffer.from(e.leaf, "base64"), Buffer.from(leaves[i]!));
+    assert.deepEqual(e.entry, parseDkgEntry(leaves[i]!), "every field, none dropped");
+  });
+});
