@@ -224,6 +224,7 @@ test("recovery data changed on the way — a sealed share, a certificate signatu
       ["signature", (m) => ({ ...m, owner: "someone-else" })],
       ["signature", (m) => ({ ...m, signature: flip(m.signature) })],
       ["not-holder", (m) => resign({ ...m, index: (m.index % 3) + 1 })],
+      ["late", (m) => resign({ ...m, deadline: new Date(Date.now() - 1000).toISOString() })],
       [
         "package",
         (m) =>
@@ -255,6 +256,53 @@ test("recovery data changed on the way — a sealed share, a certificate signatu
       const outcomes = await admin.thresholdRecover(key.id);
       assert.equal(outcomes.find((o) => o.contributorId === holder.id)!.outcome, "recovered");
       assert.ok(await store.read(key.id));
+
+      // A refreshed key's refresh data is checked as well: its certificate and its deals.
+      const refreshed = await admin.thresholdRefresh(key.id);
+      await waitFor(
+        () => holder.events.some((e) => e.type === "dkg.completed" && e.keyId === refreshed.id),
+        5000,
+      );
+      await rm(join(store.dir, `${refreshed.id}.json`));
+      const refreshCases: [string, (r: NonNullable<Recovery["refresh"]>) => Recovery["refresh"]][] =
+        [
+          [
+            "certificate",
+            (r) => ({ ...r, certificate: r.certificate.map((c, i) => (i === 0 ? flip(c) : c)) }),
+          ],
+          [
+            "refresh",
+            (r) => ({
+              ...r,
+              deals: r.deals.map((d, i) =>
+                i === 0 ? { ...d, ephemeralKey: flip(d.ephemeralKey) } : d,
+              ),
+            }),
+          ],
+          ["refresh", (r) => ({ ...r, nonce: flip(r.nonce) })],
+          [
+            // A changed public package is not the one every holder certified.
+            "certificate",
+            (r) => ({
+              ...r,
+              public: { ...r.public, verifyingShares: [...r.public.verifyingShares].reverse() },
+            }),
+          ],
+        ];
+      for (const [reason, change] of refreshCases) {
+        tamper.current = (m) => resign({ ...m, refresh: change(m.refresh!)! });
+        const answers = await admin.thresholdRecover(refreshed.id);
+        const mine = answers.find((o) => o.contributorId === holder.id)!;
+        assert.deepEqual(
+          [mine.outcome, mine.reason],
+          ["refused", reason],
+          `refresh case ${reason}`,
+        );
+        assert.equal(await store.read(refreshed.id), undefined);
+      }
+      tamper.current = undefined;
+      const last = await admin.thresholdRecover(refreshed.id);
+      assert.equal(last.find((o) => o.contributorId === holder.id)!.outcome, "recovered");
     } finally {
       admin.close();
     }
