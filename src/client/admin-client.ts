@@ -265,13 +265,17 @@ export class AdminClient {
     });
   }
 
-  /** Runs a round for `purpose`; resolves to the stored record's public data. */
+  /**
+   * Runs a round for `purpose`; resolves to the stored record's public data. `holders` (multisig
+   * only, without `owner`): the registered requesters key 0, 1, … of the set is for, each alone.
+   */
   async generate(
     purpose: string,
     params: Record<string, unknown> = {},
     owner?: string,
+    holders?: string[],
   ): Promise<PublicRecordWire> {
-    return (await this.#generate(purpose, params, owner, undefined)).record;
+    return (await this.#generate(purpose, params, owner, undefined, holders)).record;
   }
 
   /**
@@ -282,14 +286,19 @@ export class AdminClient {
     purpose: string,
     params: Record<string, unknown> = {},
     owner?: string,
+    /** Only for the server to refuse: a split set is not revealed to anyone whole. */
+    holders?: string[],
   ): Promise<{ record: PublicRecordWire; secret: JsonObject }> {
     const { privateKey, publicKey } = await generateRsa("rsa", { modulusLength: 3072 });
     const spki = publicKey.export({ type: "spki", format: "der" });
     const requestId = randomUUID();
-    const reply = await this.#generate(purpose, params, owner, {
-      requestId,
-      spki: toBase64url(spki),
-    });
+    const reply = await this.#generate(
+      purpose,
+      params,
+      owner,
+      { requestId, spki: toBase64url(spki) },
+      holders,
+    );
     if (!reply.secret) {
       throw new DkeygenError(
         ErrorCodes.MALFORMED_MESSAGE,
@@ -316,6 +325,7 @@ export class AdminClient {
     params: Record<string, unknown>,
     owner: string | undefined,
     reveal: { requestId: string; spki: string } | undefined,
+    holders?: string[],
   ): Promise<MessageOf<"admin.round">> {
     const reply = await this.#request({
       type: "admin.generate",
@@ -324,6 +334,7 @@ export class AdminClient {
       purpose,
       params,
       ...(owner === undefined ? {} : { owner }),
+      ...(holders === undefined ? {} : { holders }),
       ...(reveal === undefined ? {} : { revealTo: reveal.spki }),
     });
     if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);

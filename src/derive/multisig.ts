@@ -17,6 +17,7 @@
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { createBase58check } from "@scure/base";
+import type { JsonObject } from "../json.js";
 import { multisigScript, withDescriptorChecksum } from "./descriptor.js";
 import { assertRoundSecret, DeterministicGenerator } from "./drbg.js";
 import { drawPrivateScalar } from "./ecc.js";
@@ -70,6 +71,25 @@ export function p2wshSortedMulti(m: number, publicKeys: readonly Uint8Array[]): 
     `wsh(sortedmulti(${m},${publicKeys.map(hex).join(",")}))`,
   );
   return { witnessScript, descriptor, address: segwitV0Address(sha256(witnessScript)) };
+}
+
+/**
+ * What holder `index` of a split set gets of its secret output (`{keys: [...]}`): its own key
+ * alone, `{keys: [{index, privateKey, wif}]}`. Throws for an index the output has no key of.
+ */
+export function holderSecret(secret: JsonObject, index: number): JsonObject {
+  const keys = secret.keys;
+  const key = Array.isArray(keys) ? keys[index] : undefined;
+  if (
+    key === null ||
+    typeof key !== "object" ||
+    Array.isArray(key) ||
+    key.index !== index ||
+    !Number.isSafeInteger(index)
+  ) {
+    throw new TypeError(`holderSecret: the set has no key ${index}`);
+  }
+  return { keys: [{ ...key }] };
 }
 
 export const multisig: Derivation<MultisigParams> = {

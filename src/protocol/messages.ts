@@ -55,6 +55,9 @@ export const DeliveryEnvelopeSchema = Type.Object(
   strict,
 );
 
+/** Most holders one multisig set has: its most keys (derive/multisig.ts MAX_MULTISIG_KEYS). */
+export const MAX_HOLDERS = 15;
+
 const PublicRecord = Type.Object(
   {
     id: Type.String({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" }),
@@ -73,6 +76,19 @@ const PublicRecord = Type.Object(
       Type.String({
         pattern: "^(?:@admin|rq:[A-Za-z0-9_-]{22}|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$",
       }),
+    ),
+    /**
+     * A split record's holders, as stored (registration ids, as `owner`): holder i is entitled
+     * to key i of a multisig set and to nothing else (PROTOCOL §13.9).
+     */
+    holders: Type.Optional(
+      Type.Array(
+        Type.String({ pattern: "^(?:rq:[A-Za-z0-9_-]{22}|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$" }),
+        {
+          minItems: 1,
+          maxItems: MAX_HOLDERS,
+        },
+      ),
     ),
   },
   strict,
@@ -324,6 +340,11 @@ export const AdminGenerate = message("admin.generate", {
   purpose: Purpose,
   params: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 32 }),
   owner: Type.Optional(Name),
+  /**
+   * A multisig set split among registered requesters: key i for `holders[i]` alone, no owner and
+   * no `revealTo` (PROTOCOL §4, §13.9).
+   */
+  holders: Type.Optional(Type.Array(Name, { minItems: 1, maxItems: MAX_HOLDERS })),
   /** SPKI DER of a one-off RSA key (≥ 3072 bits): seal the secret part to it in the reply. */
   revealTo: Type.Optional(BytesUpTo(2048)),
 });

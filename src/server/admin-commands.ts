@@ -28,6 +28,7 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
 import { sealEnvelope } from "../crypto/envelope.js";
+import { multisig } from "../derive/multisig.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
@@ -96,8 +97,14 @@ async function adminGenerate(
 ): Promise<void> {
   try {
     const revealTo = msg.revealTo === undefined ? undefined : revealKey(msg.revealTo);
+    const split = msg.holders === undefined ? undefined : await splitSet(ctx, msg);
     const owner = msg.owner === undefined ? ADMIN_OWNER : await ownerId(ctx, msg.owner);
-    const record = await services.runRound({ purpose: msg.purpose, params: msg.params, owner });
+    const record = await services.runRound({
+      purpose: msg.purpose,
+      params: split?.params ?? msg.params,
+      owner,
+      ...(split === undefined ? {} : { holders: split.holders }),
+    });
     let secret: EnvelopeWire | undefined;
     if (revealTo) {
       const { output } = await readStoredSecret(ctx.c.store, record.id);
@@ -123,7 +130,7 @@ async function adminGenerate(
       type: "admin.round",
       v: PROTOCOL_VERSION,
       requestId: msg.requestId,
-      record: toPublicRecord(record, record.owner),
+      record: toPublicRecord(record, record.owner, record.holders),
       ...(secret === undefined ? {} : { secret }),
     });
   } catch (error) {
@@ -285,12 +292,47 @@ async function adminExport(
       type: "admin.export.result",
       v: PROTOCOL_VERSION,
       requestId: msg.requestId,
-      record: toPublicRecord(record, record.owner),
+      record: toPublicRecord(record, record.owner, record.holders),
       secret,
     });
   } catch (error) {
     commandFailed(ctx, peer, msg.requestId, error, "The derivation secret could not be exported.");
   }
+}
+
+/**
+ * `admin.generate` with `holders` (`dkeygen generate multisig --holders a,b,c`): a multisig set
+ * whose key i is for `holders[i]` alone. Checks the request and gives the parameters with `n`
+ * defaulting to the number of holders, and the holders' registration ids. No owner and no
+ * `revealTo`: either would hand one party every key, which is what splitting the set prevents.
+ */
+async function splitSet(
+  ctx: ServerContext,
+  msg: MessageOf<"admin.generate">,
+): Promise<{ params: Record<string, unknown>; holders: string[] }> {
+  const names = msg.holders!;
+  const refuse = (message: string) => new DkeygenError(ErrorCodes.INVALID_INPUT, message);
+  if (msg.purpose !== "multisig") {
+    throw refuse(`Only a multisig set is split among holders; ${msg.purpose} takes no holders.`);
+  }
+  if (msg.owner !== undefined) {
+    throw refuse("A multisig set split among holders has no one owner: name holders or an owner.");
+  }
+  if (msg.revealTo !== undefined) {
+    throw refuse(
+      "A multisig set split among holders is not revealed to the admin: each holder fetches its own key.",
+    );
+  }
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated !== undefined) throw refuse(`Holder ${repeated} is named twice.`);
+  const params = { ...msg.params, n: msg.params.n ?? names.length };
+  const { n } = multisig.parseParams(params);
+  if (n !== names.length) {
+    throw refuse(`A set of ${n} keys needs ${n} holders; ${names.length} were named.`);
+  }
+  const holders: string[] = [];
+  for (const name of names) holders.push(await ownerId(ctx, name));
+  return { params, holders };
 }
 
 /** The registration id of the requester named by `generate --for`; refuses an unknown name. */

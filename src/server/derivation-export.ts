@@ -14,7 +14,8 @@
  * out as an ECDSA k itself before version 2) and throws it away. Whoever holds the derivation
  * secret re-draws that scalar, and with one signature made with it as k, computes the signer's
  * private key. A nonce record's value is audited through its signature instead (RFC 6979 hedged
- * signing reproduces it from the key, the message and the value, §13.10).
+ * signing reproduces it from the key, the message and the value, §13.10). Nor does a split record's
+ * (a multisig set made for holders): it re-derives every holder's key.
  */
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { Json, JsonObject } from "../json.js";
@@ -45,9 +46,18 @@ export interface DerivationExport {
   derivationSecret: string;
 }
 
-/** Refuses a purpose whose derivation secret must not leave the server. */
+/**
+ * Why a split record's (a multisig set made for holders, PROTOCOL §13.9) derivation secret is
+ * never exported: it re-derives every holder's key, which no holder, and no admin over its
+ * channel, may have but its own.
+ */
+export const SPLIT_NOT_EXPORTABLE =
+  "A multisig set split among holders exports no derivation secret or opening: they re-derive every holder's key, and each holder gets only its own.";
+
+/** Refuses a purpose whose derivation secret must not leave the server, and a split record. */
 export function assertExportable(record: KeyRecord): void {
-  const reason = NOT_EXPORTABLE[record.purpose];
+  const reason =
+    NOT_EXPORTABLE[record.purpose] ?? (record.holders ? SPLIT_NOT_EXPORTABLE : undefined);
   if (reason !== undefined) throw new DkeygenError(ErrorCodes.FORBIDDEN, reason);
 }
 

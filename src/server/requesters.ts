@@ -350,6 +350,12 @@ export class RequesterRegistry {
     return this.#byName.get(name);
   }
 
+  /** The name of live registration `id`, or undefined (removed, or never registered). */
+  nameOf(id: string): string | undefined {
+    for (const entry of this.#byName.values()) if (entry.id === id) return entry.name;
+    return undefined;
+  }
+
   /** Names of registrations without a response key (made before authenticated answers). */
   withoutResponseKey(): string[] {
     return [...this.#byName.values()].filter((r) => !r.responseKey).map((r) => r.name);

@@ -26,6 +26,7 @@ export interface CompletedRound {
   count: number;
   owner?: string;
   subject?: string;
+  holders?: string[];
   onStored?: RoundRequest["onStored"];
   onStoring?: RoundRequest["onStoring"];
   /** Each accepted reveal's envelope and content key, by contributor id; wiped here. */
@@ -99,6 +100,7 @@ async function storeAndOpen(
         secret: result.payload,
         ...(round.owner === undefined ? {} : { owner: round.owner }),
         ...(round.subject === undefined ? {} : { subject: round.subject }),
+        ...(round.holders === undefined ? {} : { holders: round.holders }),
       })
       .then((record) => {
         round.onStored?.(record, result.output);

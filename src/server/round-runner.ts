@@ -170,6 +170,7 @@ export class RoundRunner {
       count,
       ...(request.owner === undefined ? {} : { owner: request.owner }),
       ...(request.subject === undefined ? {} : { subject: request.subject }),
+      ...(request.holders === undefined ? {} : { holders: request.holders }),
       ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
       ...(request.onStoring === undefined ? {} : { onStoring: request.onStoring }),
       participants,

@@ -164,6 +164,11 @@ export interface RoundRequest {
   /** Whom, within the owner, the result is for (a TOTP enrollment's account); needs `owner`. */
   subject?: string;
   /**
+   * A split result's holders (registration ids): holder i is entitled to its own share of the
+   * secret part only (a multisig set's key i, PROTOCOL §13.9); needs `owner`.
+   */
+  holders?: string[];
+  /**
    * Told each result's secret output as soon as its record is stored (in-process only; the OTP
    * pool keeps ready codes this way instead of decrypting what the store just encrypted).
    */

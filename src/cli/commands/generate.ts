@@ -8,6 +8,7 @@ import { isFingerprint } from "../../crypto/fingerprint.js";
 import { Secret } from "../../crypto/secret.js";
 import { ensureDataDir, readSecretFile } from "../../datadir/files.js";
 import { PURPOSES } from "../../derive/index.js";
+import { MAX_MULTISIG_KEYS } from "../../derive/multisig.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import type { PublicRecordWire } from "../../protocol/messages.js";
@@ -121,8 +122,15 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
   }
 }
 
-/** The header rows of a record; `ownerName` shows a registration id with the name it was for. */
-export function recordHeader(record: PublicRecordWire, ownerName?: string): [string, string][] {
+/**
+ * The header rows of a record; `ownerName` shows a registration id with the name it was for, and
+ * `holderNames` a split set's registration ids with the names they were for.
+ */
+export function recordHeader(
+  record: PublicRecordWire,
+  ownerName?: string,
+  holderNames?: string[],
+): [string, string][] {
   const rows: [string, string][] = [
     ["record", record.id],
     ["purpose", record.purpose],
@@ -139,11 +147,58 @@ export function recordHeader(record: PublicRecordWire, ownerName?: string): [str
         : record.owner;
     rows.push(["for", shown]);
   }
+  if (record.holders !== undefined) {
+    record.holders.forEach((holder, i) => {
+      const name = holderNames?.[i];
+      const shown =
+        name !== undefined && name !== holder ? `${name} (registration ${holder})` : holder;
+      rows.push([`key ${i} for`, shown]);
+    });
+    rows.push([
+      "custody",
+      "split: each holder fetches its own key alone (dkeygen key fetch); the server that made the set knows every key",
+    ]);
+  } else if (record.purpose === "multisig") {
+    rows.push([
+      "custody",
+      "escrow: every key is known to the server and to the set's one owner; for a set no machine knows, use dkeygen threshold keygen",
+    ]);
+  }
   return rows;
+}
+
+/** `--holders a,b,c`: the names, checked before anything is read (multisig only). */
+function holdersFlag(flags: GenerateFlags, purpose: string): string[] | undefined {
+  if (flags.holders === undefined) return undefined;
+  const usage = (message: string) => new DkeygenError(ErrorCodes.USAGE, message);
+  if (purpose !== "multisig") throw usage(`--holders is for multisig; ${purpose} has no holders.`);
+  if (flags.for !== undefined) {
+    throw usage("--holders and --for exclude each other: a split set has no one owner.");
+  }
+  if (flags.revealSecret) {
+    throw usage(
+      "--holders and --reveal-secret exclude each other: each holder fetches its own key, nobody sees them all.",
+    );
+  }
+  const names = flags.holders.split(",").map((name) => name.trim());
+  for (const name of names) {
+    if (!REQUESTER_NAME.test(name)) {
+      throw usage(
+        `--holders wants requesters' names, comma-separated (letters, digits and . _ @ -); got "${name}".`,
+      );
+    }
+  }
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated !== undefined) throw usage(`--holders names ${repeated} twice.`);
+  if (names.length > MAX_MULTISIG_KEYS) {
+    throw usage(`--holders names ${names.length} holders; a set has at most ${MAX_MULTISIG_KEYS}.`);
+  }
+  return names;
 }
 
 interface GenerateFlags extends AdminFlags, ShowOptions {
   for?: string;
+  holders?: string;
   revealSecret?: boolean;
   [option: string]: unknown;
 }
@@ -158,6 +213,10 @@ export function registerGenerate(program: Command): void {
     ),
   )
     .option("--for <requester>", "the requesting client entitled to the secret part")
+    .option(
+      "--holders <names>",
+      "multisig: split the set among these requesters (a,b,c), key i for the i-th alone; --n defaults to their count",
+    )
     .option("--reveal-secret", "also print the secret part (sealed to a one-off key in transit)")
     .option("--qr", "with --reveal-secret: draw the otpauth:// QR code in the terminal")
     .option("--qr-png <file>", "with --reveal-secret: write the otpauth:// QR code as PNG")
@@ -173,15 +232,26 @@ export function registerGenerate(program: Command): void {
           "--for wants a requester's name: letters, digits and . _ @ - (up to 64, starting with a letter or digit).",
         );
       }
+      const holders = holdersFlag(flags, purpose);
       const params = await purposeParams(flags);
-      checkPurpose(purpose, params); // a typo fails here, before any round runs
+      if (holders !== undefined) params.n ??= String(holders.length);
+      const { parsed } = checkPurpose(purpose, params); // a typo fails here, before any round runs
+      if (holders !== undefined && (parsed as { n: number }).n !== holders.length) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--holders names ${holders.length} holders for a set of --n ${(parsed as { n: number }).n} keys; name one holder per key.`,
+        );
+      }
       const admin = await connectAdmin(flags);
       try {
         const { record, secret } = flags.revealSecret
           ? await admin.generateRevealed(purpose, params, flags.for)
-          : { record: await admin.generate(purpose, params, flags.for), secret: undefined };
+          : {
+              record: await admin.generate(purpose, params, flags.for, holders),
+              secret: undefined,
+            };
         await showResult(
-          recordHeader(record, flags.for),
+          recordHeader(record, flags.for, holders),
           record.public as JsonObject,
           secret,
           flags,

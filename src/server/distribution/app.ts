@@ -152,6 +152,8 @@ export interface RouteContext {
   config: DistributionConfig;
   /** Seals deliveries to requesters (delivery.ts). */
   sealer: DeliverySealer;
+  /** The registered requesters (a split record's holders are shown to each other by name). */
+  requesters: RequesterRegistry;
   /** Enrollment-round caps and OTP quotas per requester (quotas.ts). */
   quotas: Quotas;
   /** Randomness (recovery code salts). */
@@ -542,6 +544,7 @@ export async function buildDistributionApp(
     clock,
     config: settings,
     sealer,
+    requesters,
     quotas: new Quotas(settings),
     random,
     hotp,

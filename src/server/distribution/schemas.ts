@@ -232,6 +232,12 @@ export const PublicKeyRecord = Type.Object(
     algorithm: Type.String(),
     public: Type.Record(Type.String(), Type.Unknown()),
     owner: Type.Optional(Type.String()),
+    holders: Type.Optional(
+      Type.Array(Type.String(), {
+        description:
+          "A multisig set split among holders: their names, key i's holder at i; shown to its holders only.",
+      }),
+    ),
   },
   strict,
 );

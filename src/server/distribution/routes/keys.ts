@@ -13,12 +13,19 @@
  * Likewise its record's opening (server/round-opening.ts, PROTOCOL §15.6), with which
  * `dkeygen audit record` checks the record against the round's log entry.
  *
+ * A multisig set split among holders (`dkeygen generate multisig --holders a,b,c`) has no one
+ * owner: holder i fetches key i alone, and sees the holders' names with the public part. Its
+ * derivation secret and opening re-derive every key, so they are refused even to its holders
+ * (403). The server itself knows every key of the set: what the split protects against is a holder
+ * (or the admin's channel) taking the others' keys, not the server (PROTOCOL §13.9).
+ *
  * A threshold key (`dkeygen threshold keygen --for NAME`) has no secret on the server at all: its
  * owner asks for signatures instead (POST /v1/keys/{id}/sign), made by t of its holders and
  * delivered sealed like everything else (PROTOCOL §16.6).
  */
 import { createHash } from "node:crypto";
 import type { FastifyInstance } from "fastify";
+import { holderSecret } from "../../../derive/multisig.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
 import { derivationExport } from "../../derivation-export.js";
@@ -52,6 +59,13 @@ const SUBJECT_PURPOSES = new Set(["otp", "hotp", "totp", RECOVERY_PURPOSE]);
 const belongsTo = (record: KeyRecord, id: string) =>
   record.owner === id || record.claim?.requester === id;
 
+/**
+ * Whether registration `id` may ask for anything of `record`'s secret: its owner, or for a split
+ * record (a multisig set made for holders), one of its holders, and then never its owner.
+ */
+const entitled = (record: KeyRecord, id: string) =>
+  record.holders === undefined ? record.owner === id : record.holders.includes(id);
+
 export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get<{ Params: KeyParams }>(
     "/v1/keys/:id",
@@ -78,7 +92,11 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       if (!record || (SUBJECT_PURPOSES.has(record.purpose) && !belongsTo(record, requester.id))) {
         throw new DkeygenError(ErrorCodes.NOT_FOUND, "No such record.");
       }
-      const { owner, ...shared } = toPublicRecord(record, record.owner);
+      // A split record's holders are shown to its holders only, by name (an id once removed).
+      const holders = record.holders?.includes(requester.id)
+        ? record.holders.map((id) => ctx.requesters.nameOf(id) ?? id)
+        : undefined;
+      const { owner, ...shared } = toPublicRecord(record, record.owner, holders);
       // Shown to its owner only, by the name it knows itself by.
       return owner === requester.id ? { ...shared, owner: requester.name } : shared;
     },
@@ -91,7 +109,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       schema: {
         tags: ["keys"],
         summary:
-          "A key's secret part, encrypted to your key; only for the requester it was made for.",
+          "A key's secret part, encrypted to your key; only for the requester it was made for (a multisig set's holder: its own key only).",
         security,
         params: KeyParams,
         response: answers({
@@ -107,7 +125,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
       // A recovery code's record holds only its slow hash, which nobody needs to see.
-      if (!record || record.owner !== requester.id || record.purpose === RECOVERY_PURPOSE) {
+      if (!record || !entitled(record, requester.id) || record.purpose === RECOVERY_PURPOSE) {
         throw notFound();
       }
       if (record.purpose === THRESHOLD_PURPOSE) throw sharesOnly();
@@ -116,9 +134,13 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
         recordId: record.id,
         purpose: record.purpose,
         algorithm: record.algorithm,
-        // A TOTP secret comes with the parameters to use it with, sealed alike.
-        secret:
-          record.purpose === "totp" ? { ...output, ...totpParameters(record.public) } : output,
+        // A split set's holder gets its own key alone; a TOTP secret comes with the parameters
+        // to use it with, sealed alike.
+        secret: record.holders
+          ? holderSecret(output, record.holders.indexOf(requester.id))
+          : record.purpose === "totp"
+            ? { ...output, ...totpParameters(record.public) }
+            : output,
       });
       request.sealedAnswer = true;
       return { requestId: request.id, recordId: record.id, envelope };
@@ -146,7 +168,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
           body: true,
           params: true,
           errors: {
-            403: "A nonce record: its derivation secret never leaves the server, for anyone (E_FORBIDDEN)",
+            403: "A nonce record, or a multisig set split among holders: its derivation secret never leaves the server, for anyone (E_FORBIDDEN)",
             404: "No such key was issued to you (E_NOT_FOUND), whether or not it exists",
           },
         }),
@@ -156,7 +178,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
       // Ownership first: whoever does not own it learns nothing of it, not even its purpose.
-      if (!record || record.owner !== requester.id) throw notFound();
+      if (!record || !entitled(record, requester.id)) throw notFound();
       if (record.purpose === THRESHOLD_PURPOSE) throw sharesOnly();
       const payload = await derivationExport(ctx.store, record);
       const envelope = await ctx.sealer.seal(
@@ -196,7 +218,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
           body: true,
           params: true,
           errors: {
-            403: "A nonce record: its opening would re-derive its derivation secret, which never leaves the server (E_FORBIDDEN)",
+            403: "A nonce record, or a multisig set split among holders: its opening would re-derive its derivation secret, which never leaves the server (E_FORBIDDEN)",
             404: "No such key was issued to you, whether or not it exists; or its round has no opening (made before openings were kept) (E_NOT_FOUND)",
           },
         }),
@@ -206,7 +228,7 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: RouteContext): void
       const requester = request.requester!;
       const record = await ctx.store.get(request.params.id);
       // Ownership first: whoever does not own it learns nothing of it, not even its purpose.
-      if (!record || record.owner !== requester.id) throw notFound();
+      if (!record || !entitled(record, requester.id)) throw notFound();
       if (record.purpose === THRESHOLD_PURPOSE) throw sharesOnly();
       const payload = await recordOpening(ctx.store, record);
       const envelope = await ctx.sealer.seal(requester, "opening", request.id, record.id, payload);
