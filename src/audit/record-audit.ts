@@ -35,6 +35,7 @@ import {
 import { type Checkpoint, openCheckpoint } from "../tlog/checkpoint.js";
 import { hashesEqual, hashLeaf, verifyInclusion } from "../tlog/merkle.js";
 import { verifyLogIdentity } from "./log-audit.js";
+import { auditThresholdKey, THRESHOLD_KEY_PURPOSE } from "./threshold-record-audit.js";
 
 export const RECORD_AUDIT_STEPS = [
   "identity",
@@ -47,6 +48,8 @@ export const RECORD_AUDIT_STEPS = [
   "completed",
   "derivation",
   "results",
+  // A threshold key's (instead of opening … results): its record against its session's entry.
+  "certificate",
 ] as const;
 export type RecordAuditStep = (typeof RECORD_AUDIT_STEPS)[number];
 
@@ -326,6 +329,13 @@ export async function auditRecord(input: RecordAuditInput): Promise<RecordAuditR
     },
     (index) => `entry ${index} is in the checkpoint's tree`,
   );
+
+  if (record.purpose === THRESHOLD_KEY_PURPOSE) {
+    const holders = await auditThresholdKey(record, input.leaf, () => identity!.fingerprint, step);
+    if (holders) report.contributors = holders;
+    report.ok = steps.every((s) => s.status === "passed");
+    return report;
+  }
 
   const entry = await step(
     "entry",

@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { auditLog } from "../../src/audit/log-audit.js";
+import { auditRecord, RECORD_AUDIT_STEPS } from "../../src/audit/record-audit.js";
+import { THRESHOLD_AUDIT_STATEMENT } from "../../src/audit/threshold-record-audit.js";
 import { fromBase64url, toBase64url } from "../../src/crypto/base64url.js";
 import { canonicalJson } from "../../src/crypto/canonical-json.js";
 import { isDkeygenError } from "../../src/errors.js";
@@ -29,6 +31,8 @@ import {
   type TestServer,
   waitFor,
 } from "../helpers/ceremony.js";
+import { runCli } from "../helpers/cli.js";
+import { registerTestRequester, type TestRequester } from "../helpers/distribution.js";
 
 type Key = MessageOf<"admin.threshold.key">["key"];
 
@@ -36,6 +40,7 @@ let server: TestServer;
 let contributors: TestContributor[];
 let silent: RawPeer;
 let silentId: string;
+let wallet: TestRequester;
 let key: Key;
 let refreshed: Key;
 let leaves: Uint8Array[];
@@ -44,9 +49,10 @@ let identity: ReturnType<TestServer["server"]["log"]["identity"]>;
 before(async () => {
   server = await startTestServer({ dkgTimeoutMs: 2_500 });
   contributors = await startContributors(server, 3);
+  wallet = await registerTestRequester(server, "wallet");
   const admin = await server.admin();
   try {
-    key = await admin.thresholdKeygen({ suite: "secp256k1-tr", t: 2, n: 3 });
+    key = await admin.thresholdKeygen({ suite: "secp256k1-tr", t: 2, n: 3, owner: "wallet" });
     await Promise.all(
       contributors.map((c) =>
         waitFor(() => c.events.some((e) => e.type === "dkg.completed" && e.keyId === key.id), 5000),
@@ -238,4 +244,72 @@ test("GET /v1/log/entries serves threshold sessions' entries parsed, beside thei
     assert.deepEqual(Buffer.from(e.leaf, "base64"), Buffer.from(leaves[i]!));
     assert.deepEqual(e.entry, parseDkgEntry(leaves[i]!), "every field, none dropped");
   });
+});
+
+test("audit record on a threshold key: through the CLI, the key and its refresh are the packages all holders confirmed in logged sessions", async () => {
+  for (const k of [key, refreshed]) {
+    const run = await runCli(["audit", "record", k.id, "--data-dir", wallet.dataDir, "--json"]);
+    assert.equal(run.status, 0, run.stderr);
+    const report = JSON.parse(run.stdout);
+    assert.equal(report.ok, true);
+    assert.equal(report.purpose, "threshold-key");
+    assert.deepEqual(
+      report.steps.map((s: { step: string; status: string }) => `${s.step}:${s.status}`),
+      ["identity", "checkpoint", "inclusion", "entry", "certificate"].map((s) => `${s}:passed`),
+    );
+    assert.equal(report.statement, THRESHOLD_AUDIT_STATEMENT);
+    assert.deepEqual(report.contributors, key.holders);
+    assert.equal(report.entryIndex, k === key ? 0 : 1);
+  }
+  assert.ok(RECORD_AUDIT_STEPS.includes("certificate"));
+});
+
+test("audit record on a threshold key fails, naming what, when the record is not what the holders confirmed", async () => {
+  const client = wallet.client;
+  const json = async (path: string) => JSON.parse((await client.logGet(path)).toString("utf8"));
+  const record = await client.getKey(key.id);
+  const checkpoint = (await client.logGet("/v1/log/checkpoint")).toString("utf8");
+  const size = Number(checkpoint.split("\n")[1]);
+  const audit = async (pub: Record<string, unknown>, index = 0) => {
+    const proof = await json(`/v1/log/proof/inclusion?index=${index}&size=${size}`);
+    const report = await auditRecord({
+      record: { ...record, public: pub as JsonObject },
+      opening: undefined,
+      identity: await json("/v1/log/identity"),
+      checkpoint,
+      proof,
+      leaf: leaves[index]!,
+    });
+    const failed = report.steps.filter((s) => s.status !== "passed");
+    return failed.map((s) => `${s.step}: ${s.message}`);
+  };
+  const pub = record.public as Record<string, unknown>;
+  assert.deepEqual(await audit(pub), []);
+  const holders = pub.holders as Record<string, unknown>[];
+  const otherShare = holders[1]!.verifyingShare;
+  assert.deepEqual(
+    await audit({
+      ...pub,
+      holders: holders.map((h, i) => (i === 0 ? { ...h, verifyingShare: otherShare } : h)),
+    }),
+    [
+      "certificate: the record's public package (group commitment, verifying shares) is not the one every holder confirmed",
+    ],
+  );
+  const bip86 =
+    "certificate: the record's group key, output key or address is not the confirmed package's (BIP 86)";
+  assert.deepEqual(await audit({ ...pub, address: refreshed.address!.replace(/.$/, "q") }), [
+    bip86,
+  ]);
+  assert.deepEqual(await audit({ ...pub, groupPublicKey: key.outputKey }), [bip86]);
+  assert.deepEqual(await audit({ ...pub, transcript: "00".repeat(32) }), [
+    "certificate: the record's transcript is not the one the holders confirmed",
+  ]);
+  // The refresh's entry is not this key's session.
+  assert.deepEqual(await audit(pub, 1), [
+    `entry: the entry is of session ${leaves[1] && parseDkgEntry(leaves[1]).roundId}…, not the record's ${record.roundId}…`,
+    "certificate: needs the entry step",
+  ]);
+  // The aborted session's entry: no key came of it.
+  assert.deepEqual((await audit(pub, 2))[0], "entry: the entry's session did not complete");
 });

@@ -10,6 +10,10 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { auditRecord, type RecordAuditReport } from "../../audit/record-audit.js";
+import {
+  THRESHOLD_AUDIT_STATEMENT,
+  THRESHOLD_KEY_PURPOSE,
+} from "../../audit/threshold-record-audit.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
@@ -71,7 +75,13 @@ export function registerAuditRecord(program: Command): void {
             ).replace(/\r?\n$/, "")
           : process.env.DKEYGEN_WALLET_PASSPHRASE || undefined;
 
-      const { record, opening } = await client.fetchOpening(id);
+      // A threshold key has no opening (no machine held its secret): its audit is its record
+      // against its session's log entry (§15.6, §16.4).
+      const shown = await client.getKey(id);
+      const threshold = shown.purpose === THRESHOLD_KEY_PURPOSE;
+      const { record, opening } = threshold
+        ? { record: shown, opening: undefined }
+        : await client.fetchOpening(id);
       const json = async (path: string): Promise<unknown> => {
         const body = await client.logGet(path);
         try {
@@ -126,7 +136,12 @@ export function registerAuditRecord(program: Command): void {
         leaf: new Uint8Array(Buffer.from(item.leaf, "base64")),
         ...(passphrase === undefined ? {} : { passphrase }),
       });
-      printReport(report, record.purpose, flags.json === true);
+      printReport(
+        report,
+        record.purpose,
+        threshold ? THRESHOLD_AUDIT_STATEMENT : AUDIT_STATEMENT,
+        flags.json === true,
+      );
       if (!report.ok) {
         const failed = report.steps.filter((s) => s.status === "failed");
         const first = failed[0] ?? report.steps.find((s) => s.status !== "passed")!;
@@ -140,7 +155,12 @@ export function registerAuditRecord(program: Command): void {
     });
 }
 
-function printReport(report: RecordAuditReport, purpose: string, json: boolean): void {
+function printReport(
+  report: RecordAuditReport,
+  purpose: string,
+  statement: string,
+  json: boolean,
+): void {
   if (json) {
     printJson({
       ok: report.ok,
@@ -152,7 +172,7 @@ function printReport(report: RecordAuditReport, purpose: string, json: boolean):
       entryIndex: report.entryIndex ?? null,
       contributors: report.contributors ?? null,
       steps: report.steps,
-      statement: report.ok ? AUDIT_STATEMENT : null,
+      statement: report.ok ? statement : null,
     });
     return;
   }
@@ -183,7 +203,7 @@ function printReport(report: RecordAuditReport, purpose: string, json: boolean):
   rows.push([
     "result",
     report.ok
-      ? `every check passed: ${AUDIT_STATEMENT}`
+      ? `every check passed: ${statement}`
       : `FAILED: ${failed} step${failed === 1 ? "" : "s"} failed`,
   ]);
   printTable(rows);
