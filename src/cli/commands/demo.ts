@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { schnorr } from "@noble/curves/secp256k1.js";
 import type { Command } from "commander";
+import { verifyDkgEntry } from "../../audit/dkg-entry.js";
 import { type AuditReport, auditLog } from "../../audit/log-audit.js";
 import { Contributor } from "../../client/contributor.js";
 import { loadOrCreateContributorState } from "../../client/contributor-state.js";
@@ -26,6 +27,7 @@ import { witnessIdentity } from "../../client/witness.js";
 import { Secret } from "../../crypto/secret.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { silentLogger } from "../../logging.js";
+import { parseDkgEntry } from "../../protocol/dkg-log-entry.js";
 import { issueEnrollmentToken } from "../../server/enrollment.js";
 import { addRequester } from "../../server/requesters.js";
 import { startServer } from "../../server/runtime.js";
@@ -59,6 +61,17 @@ async function thresholdKey(
   say(`    output key   ${key.outputKey}  (BIP 86)`);
   say(`    address      ${key.address}  (P2TR: spendable by any 2 of them, by no one alone)`);
   say("    the private key exists nowhere: each keeps a share, sealed at rest; the server none");
+  // The session is in the public log before any holder kept its share: read it as anyone would.
+  const index = running.server.log.indexOf(record.roundId);
+  const answer = (await (
+    await fetch(`${running.httpUrl}/v1/log/entries?start=${index}&end=${(index ?? 0) + 1}`)
+  ).json()) as { entries: { leaf: string }[] };
+  const entry = parseDkgEntry(new Uint8Array(Buffer.from(answer.entries[0]!.leaf, "base64")));
+  verifyDkgEntry(entry, running.fingerprint);
+  say(
+    `    logged as entry ${index}: its session id and all ${entry.n} holders' signatures of the ` +
+      "result check from the public log alone (which shows no key, no address)",
+  );
   const message = createHash("sha256")
     .update("dkeygen demo: spend from the 2-of-3 wallet")
     .digest();
