@@ -460,10 +460,7 @@ export function refreshOpenSignedData(
  * `signature`, as RFC 8785 canonical JSON, hashed — it is too nested for a flat field list, and
  * every field (the recipient's index, the owner, the recovery data) is bound.
  */
-export function recoverySignedData(
-  serverFingerprint: string,
-  unsigned: object,
-): Uint8Array {
+export function recoverySignedData(serverFingerprint: string, unsigned: object): Uint8Array {
   const digest = createHash("sha256")
     .update(canonicalJson(unsigned as Json), "utf8")
     .digest();

@@ -323,11 +323,7 @@ const RecoveryRefusalWire = Type.Union(RECOVERY_REFUSALS.map((r) => Type.Literal
 export const DkgRecovered = message("dkg.recovered", {
   recoveryId: Bytes(16),
   keyId: RecordId,
-  outcome: Type.Union([
-    Type.Literal("recovered"),
-    Type.Literal("kept"),
-    Type.Literal("refused"),
-  ]),
+  outcome: Type.Union([Type.Literal("recovered"), Type.Literal("kept"), Type.Literal("refused")]),
   reason: Type.Optional(RecoveryRefusalWire),
 });
 

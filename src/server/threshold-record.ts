@@ -274,7 +274,10 @@ export async function readRecovery(
  * The recovery data of the DKG that made threshold key `record` (itself, or the first of the keys
  * it refreshed): carried in a refreshed record, else found by walking `refreshOf` back.
  */
-export async function dkgRecoveryJson(store: KeyStore, record: KeyRecord): Promise<DkgRecoveryJson> {
+export async function dkgRecoveryJson(
+  store: KeyStore,
+  record: KeyRecord,
+): Promise<DkgRecoveryJson> {
   let id = record.id;
   for (let hops = 0; hops < 10_000; hops++) {
     const data = await readRecovery(store, id);

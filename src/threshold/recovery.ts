@@ -11,6 +11,7 @@ import type { FrostPublic } from "@noble/curves/abstract/frost.js";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { p256 } from "@noble/curves/nist.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import {
   blameShare,
@@ -33,7 +34,6 @@ import {
   subShareMatches,
 } from "./refresh.js";
 import type { DealPackage } from "./refresh-participant.js";
-import { publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
 import { encryptionKeyPair, identitySeed, openShare, pairwiseKey } from "./share-box.js";
 import { type SuiteName, suiteOf } from "./suites.js";
 import {
@@ -285,7 +285,11 @@ export function checkRefreshRecovery(
         dealSignedData(sessionId, d.index, d.ephemeralKey, d.commitment),
         d.signature,
       ) ||
-      !verifySignature(identity, shareSignedData(sessionId, s.from, s.to, s.ciphertext), s.signature)
+      !verifySignature(
+        identity,
+        shareSignedData(sessionId, s.from, s.to, s.ciphertext),
+        s.signature,
+      )
     ) {
       throw new DkeygenError(
         ErrorCodes.BAD_SIGNATURE,
@@ -294,13 +298,7 @@ export function checkRefreshRecovery(
     }
   });
   const transcript = refreshTranscript(sessionId, sorted);
-  checkCertificate(
-    params,
-    sessionId,
-    transcript,
-    publicPackageHash(pub, identifiers),
-    certificate,
-  );
+  checkCertificate(params, sessionId, transcript, publicPackageHash(pub, identifiers), certificate);
   return { sessionId, transcript };
 }
 

@@ -173,6 +173,10 @@ function tables(): Record<string, Table> {
       base: ["--key", ULID, "--data-dir", D("server")],
       rows: { ...adminRows, "--key": "not-a-key" },
     },
+    "threshold recover": {
+      base: ["--key", ULID, "--data-dir", D("server")],
+      rows: { ...adminRows, "--key": "not-a-key" },
+    },
     "threshold sign": {
       base: ["--key", ULID, "--message-file", D("message.bin"), "--data-dir", D("server")],
       rows: {

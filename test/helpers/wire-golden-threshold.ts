@@ -28,6 +28,7 @@ import { contributorIdOf } from "../../src/protocol/identity.js";
 import type { AnyMessage } from "../../src/protocol/messages.js";
 import {
   dkgOpenSignedData,
+  recoverySignedData,
   refreshOpenSignedData,
   signRequestSignedData,
 } from "../../src/protocol/signed-data.js";
@@ -101,6 +102,10 @@ const REFRESH_DEADLINE = "2026-12-01T12:03:00.000Z";
 const REFRESHED_KEY_ID = "01JDKGEN0000000000000000TR";
 /** A dealer's fixed randomness: its t − 1 = 1 coefficient (48 bytes), then its ephemeral key. */
 const refreshRandom = (index: number) => bytes(80, 0x10 * index + 7);
+/** A recovery of the refreshed key (§16.8), sent to holder 2. */
+const RECOVERY_ID = bytes(16, 0xd4);
+const RECOVERY_DEADLINE = "2026-12-01T12:04:00.000Z";
+const REFRESHED_CREATED_AT = "2026-12-01T12:03:30.000Z";
 
 /** An rng that hands out `stream` in order (noble's commit asks for 32 bytes twice). */
 export function fixedRng(stream: Uint8Array<ArrayBuffer>): (n?: number) => Uint8Array<ArrayBuffer> {
@@ -556,6 +561,77 @@ export function buildThresholdGolden(
     requestId: "req-6",
     keyId: KEY_ID,
   };
+  // A recovery of the refreshed key (§16.8): what holder 2 is sent, and its answer.
+  const recoveryFor2: Omit<Extract<AnyMessage, { type: "dkg.recovery" }>, "signature"> = {
+    type: "dkg.recovery",
+    v: V,
+    recoveryId: toBase64url(RECOVERY_ID),
+    keyId: REFRESHED_KEY_ID,
+    index: 2,
+    owner: OWNER,
+    createdAt: REFRESHED_CREATED_AT,
+    deadline: RECOVERY_DEADLINE,
+    dkg: {
+      params: {
+        suite: DKG_SUITE,
+        t: DKG_T,
+        n: DKG_N,
+        serverFingerprint: fingerprint,
+        nonce: toBase64url(DKG_NONCE),
+        identities: identities.map(toBase64url),
+      },
+      packages,
+      shares: incoming[1]!.map(shareToJson),
+      certificate: certificate.map(toBase64url),
+    },
+    refresh: {
+      refreshOf: KEY_ID,
+      nonce: toBase64url(REFRESH_NONCE),
+      publicHash: toBase64url(refreshParams.publicHash),
+      dealers: REFRESH_DEALERS,
+      deals: dealWire,
+      shares: dealt.map((d) => shareToJson(d.shares[1]!)),
+      public: publicToJson(refreshConfirms[0]!.public, identifiers),
+      certificate: refreshConfirms.map((c) => toBase64url(c.signature)),
+    },
+  };
+  lp.dkgRecovery = recoverySignedData(fingerprint, recoveryFor2);
+  frames["dkg.recovery (to 2)"] = {
+    ...recoveryFor2,
+    signature: toBase64url(serverSign(serverKey, lp.dkgRecovery)),
+  };
+  frames["dkg.recovered (from 2)"] = {
+    type: "dkg.recovered",
+    v: V,
+    recoveryId: toBase64url(RECOVERY_ID),
+    keyId: REFRESHED_KEY_ID,
+    outcome: "recovered",
+  };
+  frames["dkg.recovered (from 3, refused)"] = {
+    type: "dkg.recovered",
+    v: V,
+    recoveryId: toBase64url(RECOVERY_ID),
+    keyId: REFRESHED_KEY_ID,
+    outcome: "refused",
+    reason: "certificate",
+  };
+  frames["admin.threshold.recover"] = {
+    type: "admin.threshold.recover",
+    v: V,
+    requestId: "req-7",
+    keyId: REFRESHED_KEY_ID,
+  };
+  frames["admin.threshold.recovery"] = {
+    type: "admin.threshold.recovery",
+    v: V,
+    requestId: "req-7",
+    keyId: REFRESHED_KEY_ID,
+    holders: [
+      { contributorId: contributorIds[0]!, index: 1, outcome: "kept" },
+      { contributorId: contributorIds[1]!, index: 2, outcome: "recovered" },
+      { contributorId: contributorIds[2]!, index: 3, outcome: "not-connected" },
+    ],
+  };
   for (const r of refreshers)
     r.finish(refreshConfirms.map((c) => c.signature)).signingShare.fill(0);
   for (const h of held) h.signingShare.fill(0);
@@ -588,6 +664,9 @@ export function buildThresholdGolden(
       refreshRandom1: hex(refreshRandom(1)),
       refreshRandom2: hex(refreshRandom(2)),
       refreshedKeyId: REFRESHED_KEY_ID,
+      refreshedCreatedAt: REFRESHED_CREATED_AT,
+      recoveryId: hex(RECOVERY_ID),
+      recoveryDeadline: RECOVERY_DEADLINE,
     },
     frames,
     lp,

@@ -72,6 +72,7 @@ const RANDOMIZED: Record<string, string> = {
   "dkg.open": "signature",
   "sign.request": "signature",
   "refresh.open": "signature",
+  "dkg.recovery (to 2)": "signature",
 };
 
 test("the golden file is for this protocol version and has a frame of every message type", () => {
@@ -110,6 +111,7 @@ test("the randomized parts verify: the server's signatures with its key, the env
     "dkg.open": "dkgOpen",
     "sign.request": "signRequest",
     "refresh.open": "refreshOpen",
+    "dkg.recovery (to 2)": "dkgRecovery",
   } as const;
   for (const [name, field] of Object.entries(RANDOMIZED)) {
     const message = JSON.parse(golden.frames[name]!) as Record<string, string>;

@@ -54,6 +54,7 @@ test("each state accepts exactly the messages of its table, and nothing from a c
       "sign.share",
       "sign.refuse",
       "refresh.deal",
+      "dkg.recovered",
     ],
     admin: ["admin.frame"],
     closed: [],
@@ -125,7 +126,7 @@ test("a contributor expects hello, then welcome, then round messages; errors at 
   machine.transition("ready");
   assert.equal(
     accepted("ready"),
-    "dkg.aborted,dkg.certificate,dkg.open,dkg.round1s,dkg.shares,error,log.checkpoint,refresh.deals,refresh.open,round.closed,round.commits,round.open,round.receipt,sign.package,sign.request@ready",
+    "dkg.aborted,dkg.certificate,dkg.open,dkg.recovery,dkg.round1s,dkg.shares,error,log.checkpoint,refresh.deals,refresh.open,round.closed,round.commits,round.open,round.receipt,sign.package,sign.request@ready",
   );
   assert.throws(() => machine.transition("hello"), /illegal/);
   machine.transition("closed");
