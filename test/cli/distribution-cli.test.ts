@@ -282,6 +282,9 @@ test("the demo follows one OTP from its round to its delivery and verification, 
     /reveal from carol: matches its commitment, signature verified, decrypted; receipt signed/,
     /all 3 committed secret phrases/,
     /the same code again: rejected \(used\)/,
+    /audit passed/,
+    /logged as entry 1: its session id and all 3 holders' signatures of the result check/,
+    /BIP 340 signature valid under the output key/,
     /--keep keeps it/,
   ]) {
     assert.match(demo.stdout, step);
