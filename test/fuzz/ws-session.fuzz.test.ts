@@ -622,6 +622,15 @@ class FuzzContributor {
       { type: "log.cosign", v: V, size: memory.server.log.size, cosignature: b64(76) },
       // A conflict naming a larger tree than the log holds.
       { type: "log.conflict", v: V, size: Number.MAX_SAFE_INTEGER },
+      // An answer to a key recovery nobody asked this contributor for (§16.8).
+      {
+        type: "dkg.recovered",
+        v: V,
+        recoveryId: b64(16),
+        keyId: "01JDKGEN0000000000000000TK",
+        outcome: "refused",
+        reason: "certificate",
+      },
     ];
   }
 }
@@ -722,6 +731,13 @@ const innerTemplates: Record<string, Json>[] = [
     params: { issuer: "ACME", account: "a" },
   },
   { type: "admin.generate", v: V, requestId: "fuzz-4", purpose: "nope", params: {} },
+  // A recovery of a threshold key that does not exist (§16.8).
+  {
+    type: "admin.threshold.recover",
+    v: V,
+    requestId: "fuzz-7",
+    keyId: "01JDKGEN0000000000000000TK",
+  },
   {
     type: "admin.generate",
     v: V,
