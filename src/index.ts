@@ -3,6 +3,10 @@
  * clients (contributor, admin, requesting client), the servers and the key stores.
  */
 
+export { verifyDkgEntry } from "./audit/dkg-entry.js";
+// Auditing what a server publishes: its log (rounds and threshold sessions) and an owned record.
+export { type AuditReport, auditLog } from "./audit/log-audit.js";
+export { auditRecord, type RecordAuditReport } from "./audit/record-audit.js";
 export { AdminClient } from "./client/admin-client.js";
 // Clients
 export {
@@ -34,6 +38,7 @@ export * from "./derive/index.js";
 export * from "./errors.js";
 export type { Json, JsonObject } from "./json.js";
 export { createLogger, type Logger, silentLogger } from "./logging.js";
+export { type DkgEntry, parseDkgEntry } from "./protocol/dkg-log-entry.js";
 // Protocol
 export { type AnyMessage, decodeMessage, encodeMessage } from "./protocol/messages.js";
 export { type RoundConfig, RoundMachine, type RoundOutcome } from "./protocol/round.js";
@@ -55,5 +60,19 @@ export type {
   ListQuery,
   RecordInput,
 } from "./store/types.js";
+export { combineSigmas, repairDeltas, repairShare, repairSigma } from "./threshold/repair.js";
+// Threshold keys (PROTOCOL §16): FROST signing by t holders, the checks an outsider runs on a
+// threshold signature and on a key's log entry, and share repair (RTS) for callers who carry its
+// values between holders themselves.
+export {
+  aggregateSignature,
+  commitNonces,
+  type SignerShare,
+  signShare,
+  verifySignatureShare,
+  verifyThresholdSignature,
+} from "./threshold/signing.js";
+export { SUITE_NAMES, type SuiteName } from "./threshold/suites.js";
+export { type BitcoinNetwork, bip86OutputKey, p2trAddress } from "./threshold/taproot.js";
 // Transport: the CA file a client may be given (`ca` of Contributor, AdminClient, RequesterClient)
 export { readCaFile } from "./transport/tls.js";

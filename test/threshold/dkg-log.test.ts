@@ -313,3 +313,24 @@ test("audit record on a threshold key fails, naming what, when the record is not
   // The aborted session's entry: no key came of it.
   assert.deepEqual((await audit(pub, 2))[0], "entry: the entry's session did not complete");
 });
+
+test("the library entry exports what an outside verifier needs: threshold signing and its checks, the log and record audits", async () => {
+  const lib = await import("../../src/index.js");
+  for (const name of [
+    "verifyThresholdSignature",
+    "aggregateSignature",
+    "bip86OutputKey",
+    "p2trAddress",
+    "repairShare",
+    "auditLog",
+    "auditRecord",
+    "verifyDkgEntry",
+    "parseDkgEntry",
+  ] as const) {
+    assert.equal(typeof lib[name], "function", name);
+  }
+  // The entry the library parses and checks is the one the log holds.
+  const entry = lib.parseDkgEntry(leaves[0]!);
+  lib.verifyDkgEntry(entry, server.fingerprint);
+  assert.equal(entry.sessionId, key.sessionId);
+});
