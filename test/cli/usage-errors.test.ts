@@ -207,6 +207,7 @@ function tables(): Record<string, Table> {
         "<purpose>": { argv: ["foo", "--data-dir", D("server")], names: "foo" },
         "--bits": { argv: ["rsa", "--data-dir", D("server"), "--bits", "1024"] },
         "--for": "bad name!",
+        "--holders": { argv: ["multisig", "--data-dir", D("server"), "--holders", "a,b,a"] },
         "--qr-png": "/any/qr.png", // without --reveal-secret
         "--qr-svg": "/any/qr.svg",
       },

@@ -296,10 +296,15 @@ test("every route's success and error answers are documented, with their bodies 
   const admin = await server.admin();
   const ecc = await admin.generate("ecc", {}, "alice");
   const nonce = await admin.generate("nonce", {}, "alice");
+  // A multisig set split between alice and drain1: alice sees the holders and gets her own key;
+  // its derivation secret and opening are refused to her (403), as a nonce record's.
+  const split = await admin.generate("multisig", { m: "1" }, undefined, ["alice", "drain1"]);
   admin.close();
   await call("GET", "/v1/keys/{id}", { url: `/v1/keys/${ecc.id}`, as: "alice" });
   await call("GET", "/v1/keys/{id}/secret", { url: `/v1/keys/${ecc.id}/secret`, as: "alice" });
-  for (const id of [ecc.id, nonce.id]) {
+  await call("GET", "/v1/keys/{id}", { url: `/v1/keys/${split.id}`, as: "alice" });
+  await call("GET", "/v1/keys/{id}/secret", { url: `/v1/keys/${split.id}/secret`, as: "alice" });
+  for (const id of [ecc.id, nonce.id, split.id]) {
     for (const route of ["derivation-secret", "opening"]) {
       await call("POST", `/v1/keys/{id}/${route}`, {
         url: `/v1/keys/${id}/${route}`,

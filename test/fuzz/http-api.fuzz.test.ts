@@ -41,6 +41,8 @@ let responseKey: Buffer;
 let app: FastifyInstance;
 let logs: ReturnType<typeof captureBothFormats>;
 let totpId: string;
+/** A multisig set split for honest-app alone: its key is honest-app's, its derivation secret nobody's. */
+let splitId: string;
 /** The round ids the log holds, for inclusion proofs by round. */
 let loggedRounds: string[] = [];
 
@@ -109,6 +111,7 @@ before(async () => {
   // A few more rounds, so that the log's proofs have a few levels.
   const admin = await server.admin();
   for (let i = 0; i < 4; i++) await admin.generate("nonce", {});
+  splitId = (await admin.generate("multisig", { m: 1 }, undefined, ["honest-app"])).id;
   admin.close();
   const log = server.server.log;
   await log.ready();
@@ -265,9 +268,12 @@ const RECORD_IDS = [
   "01arz3ndektsv4rrffq69g5fav",
   "01ARZ3NDEKTSV4RRFFQ69G5FA",
 ];
+/** A record id, with the placeholders for the records made in before() put in. */
+const placed = (id: string) => (id === "@TOTP" ? totpId : id === "@SPLIT" ? splitId : id);
 const recordId = fc.oneof(
   fc.constantFrom(...RECORD_IDS),
   fc.constant("@TOTP"),
+  fc.constant("@SPLIT"),
   fc.string({ maxLength: 30 }).map(encodeURIComponent),
   fc.constantFrom("%", "%zz", "a%2Fb", "x".repeat(65), "x".repeat(64), "%E2%80%AE", "%1B%5B31m"),
 );
@@ -481,33 +487,33 @@ const ROUTES: Record<string, Route> = {
   },
   "keys/{id}": {
     method: "GET",
-    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}`),
+    path: recordId.map((id) => `/v1/keys/${placed(id)}`),
     auth: true,
     statuses: [200, 400, 401, 404, 414, 429],
   },
   "keys/{id}/secret": {
     method: "GET",
-    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}/secret`),
+    path: recordId.map((id) => `/v1/keys/${placed(id)}/secret`),
     auth: true,
     statuses: [200, 400, 401, 404, 414, 429],
   },
   "keys/{id}/derivation-secret": {
     method: "POST",
-    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}/derivation-secret`),
+    path: recordId.map((id) => `/v1/keys/${placed(id)}/derivation-secret`),
     auth: true,
     body: bodyFor({}, {}),
     statuses: [200, 400, 401, 403, 404, 413, 414, 415, 429],
   },
   "keys/{id}/opening": {
     method: "POST",
-    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}/opening`),
+    path: recordId.map((id) => `/v1/keys/${placed(id)}/opening`),
     auth: true,
     body: bodyFor({}, {}),
     statuses: [200, 400, 401, 403, 404, 413, 414, 415, 429],
   },
   "keys/{id}/sign": {
     method: "POST",
-    path: recordId.map((id) => `/v1/keys/${id === "@TOTP" ? totpId : id}/sign`),
+    path: recordId.map((id) => `/v1/keys/${placed(id)}/sign`),
     auth: true,
     body: bodyFor({ message: signMessage }, {}),
     // No threshold key in this store: a record of another purpose is 403, another's is 404.
