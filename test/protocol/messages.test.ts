@@ -108,3 +108,21 @@ test("error messages never echo the offending value", () => {
     assert.ok(!(error as Error).message.includes(secretLooking));
   }
 });
+
+test("admin.generate's holders: 1 to 15 requester names; none, 16, or a name that is no name is malformed", () => {
+  const generate = {
+    type: "admin.generate",
+    v: PROTOCOL_VERSION,
+    requestId: "r1",
+    purpose: "multisig",
+    params: { m: 2 },
+  };
+  const names = (n: number) => Array.from({ length: n }, (_, i) => `holder-${i}`);
+  for (const n of [1, 15]) {
+    const frame = { ...generate, holders: names(n) };
+    assert.deepEqual(decodeMessage(JSON.stringify(frame)), frame);
+  }
+  for (const holders of [[], names(16), ["a b"], ["rq:abc"], "holder-0"]) {
+    rejects(JSON.stringify({ ...generate, holders }), ErrorCodes.MALFORMED_MESSAGE, /holders/);
+  }
+});
