@@ -1,0 +1,244 @@
+/**
+ * The PostgreSQL key store's schema, as versioned migrations, and the code that applies them.
+ * docs/PROTOCOL.md §10.4 describes the result for another implementation.
+ *
+ * The SQL lives here as strings, one entry per version (tsc copies no .sql file into dist/). A
+ * migration is never edited once released: a change is a new version. `applyMigrations` runs the
+ * missing ones in order, each in its own transaction together with its `schema_migrations` row,
+ * under a session advisory lock (PostgreSQL docs §13.3.5), so two processes that open one
+ * database at once apply each version exactly once: the second waits, then finds nothing to do.
+ *
+ * The rules live in the schema, not only in code: CHECK constraints (a subject or holders need an
+ * owner; a claim is whole or absent; an owned record is never claimed; a step is a safe integer),
+ * unique keys (one opening per round; a log index once), a foreign key that keeps the log's
+ * indexes dense, and triggers that refuse what no statement of the store ever does (rewriting a
+ * record's fields, a second claim or consumption, a step that does not increase, changing or
+ * deleting a log entry, an opening or the key check).
+ */
+import type pg from "pg";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/**
+ * Names are stored as the text between the quotes of their JSON string (ECMAScript
+ * `JSON.stringify`: `"` and `\` escaped, U+0000–U+001F and lone surrogates as escapes): PostgreSQL
+ * text holds no NUL, and every name the other stores keep must round-trip. So a name is never
+ * empty, and 1024 UTF-16 units become at most 6144 characters.
+ */
+const NAME = "text NOT NULL CHECK (char_length(%) BETWEEN 1 AND 6144)";
+const OPTIONAL_NAME = "text CHECK (char_length(%) BETWEEN 1 AND 6144)";
+const name = (column: string, optional = false) =>
+  `${column} ${(optional ? OPTIONAL_NAME : NAME).replace("%", column)}`;
+
+const V1 = `
+CREATE FUNCTION dkeygen_names_ok(names text[], most integer) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT cardinality(names) <= most
+     AND array_position(names, NULL) IS NULL
+     AND NOT EXISTS (SELECT 1 FROM unnest(names) AS n WHERE char_length(n) NOT BETWEEN 1 AND 6144)
+$$;
+
+CREATE FUNCTION dkeygen_distinct(names text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT count(DISTINCT n) = count(*) FROM unnest(names) AS n
+$$;
+
+CREATE TABLE key_records (
+  id text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[0-7][0-9A-HJKMNP-TV-Z]{25}$'),
+  ${name("purpose")},
+  created_at timestamptz NOT NULL,
+  ${name("round_id")},
+  participants text[] NOT NULL CHECK (dkeygen_names_ok(participants, 100000)),
+  ${name("algorithm")},
+  public text NOT NULL CHECK (public LIKE '{%}'),
+  ${name("owner", true)},
+  ${name("subject", true)},
+  holders text[] CHECK (cardinality(holders) BETWEEN 1 AND 64 AND dkeygen_names_ok(holders, 64)
+                        AND dkeygen_distinct(holders)),
+  secret_iv bytea NOT NULL CHECK (octet_length(secret_iv) = 12),
+  secret_ct bytea NOT NULL CHECK (octet_length(secret_ct) <= 1048576),
+  secret_tag bytea NOT NULL CHECK (octet_length(secret_tag) = 16),
+  claim_seq bigint UNIQUE,
+  ${name("claim_requester", true)},
+  ${name("claim_subject", true)},
+  ${name("claim_request_id", true)},
+  claimed_at timestamptz,
+  claim_expires_at timestamptz,
+  consumed_at timestamptz,
+  last_step bigint CHECK (last_step BETWEEN 0 AND 9007199254740991),
+  last_step_at timestamptz,
+  CONSTRAINT key_records_subject_needs_owner CHECK (subject IS NULL OR owner IS NOT NULL),
+  CONSTRAINT key_records_holders_need_owner CHECK (holders IS NULL OR owner IS NOT NULL),
+  CONSTRAINT key_records_claim_whole CHECK (
+    num_nulls(claim_seq, claim_requester, claim_subject, claim_request_id, claimed_at,
+              claim_expires_at) IN (0, 6)),
+  CONSTRAINT key_records_owned_never_claimed CHECK (owner IS NULL OR claim_seq IS NULL),
+  CONSTRAINT key_records_step_whole CHECK ((last_step IS NULL) = (last_step_at IS NULL))
+);
+
+-- Claim order, for ListQuery.latestClaims (claimedAt is the caller's and need not increase).
+CREATE SEQUENCE key_claim_seq AS bigint;
+
+-- The pool claimNext takes from, oldest id first.
+CREATE INDEX key_records_pool ON key_records (purpose, id)
+  WHERE owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL;
+CREATE INDEX key_records_purpose ON key_records (purpose, id);
+CREATE INDEX key_records_owner ON key_records (owner, id) WHERE owner IS NOT NULL;
+CREATE INDEX key_records_subject ON key_records (subject, id) WHERE subject IS NOT NULL;
+CREATE INDEX key_records_claim_subject ON key_records (claim_subject, id)
+  WHERE claim_subject IS NOT NULL;
+CREATE INDEX key_records_claimant ON key_records (claim_requester, claim_subject, claim_seq)
+  WHERE claim_seq IS NOT NULL;
+
+CREATE FUNCTION key_records_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (NEW.id, NEW.purpose, NEW.created_at, NEW.round_id, NEW.participants, NEW.algorithm,
+      NEW.public, NEW.owner, NEW.subject, NEW.holders, NEW.secret_iv, NEW.secret_ct,
+      NEW.secret_tag)
+     IS DISTINCT FROM
+     (OLD.id, OLD.purpose, OLD.created_at, OLD.round_id, OLD.participants, OLD.algorithm,
+      OLD.public, OLD.owner, OLD.subject, OLD.holders, OLD.secret_iv, OLD.secret_ct,
+      OLD.secret_tag) THEN
+    RAISE EXCEPTION 'key record % is never rewritten', OLD.id USING ERRCODE = 'check_violation';
+  END IF;
+  IF OLD.claim_seq IS NOT NULL AND
+     (NEW.claim_seq, NEW.claim_requester, NEW.claim_subject, NEW.claim_request_id,
+      NEW.claimed_at, NEW.claim_expires_at)
+     IS DISTINCT FROM
+     (OLD.claim_seq, OLD.claim_requester, OLD.claim_subject, OLD.claim_request_id,
+      OLD.claimed_at, OLD.claim_expires_at) THEN
+    RAISE EXCEPTION 'key record % is claimed at most once', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF OLD.consumed_at IS NOT NULL AND NEW.consumed_at IS DISTINCT FROM OLD.consumed_at THEN
+    RAISE EXCEPTION 'key record % is consumed at most once', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.last_step IS DISTINCT FROM OLD.last_step
+     AND (NEW.last_step IS NULL OR NEW.last_step <= OLD.last_step) THEN
+    RAISE EXCEPTION 'the step of key record % only increases', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.last_step IS NOT DISTINCT FROM OLD.last_step
+     AND NEW.last_step_at IS DISTINCT FROM OLD.last_step_at THEN
+    RAISE EXCEPTION 'the step time of key record % changes only with its step', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER key_records_guard BEFORE UPDATE ON key_records
+  FOR EACH ROW EXECUTE FUNCTION key_records_guard();
+
+CREATE FUNCTION dkeygen_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '% rows are never changed or removed', TG_TABLE_NAME
+    USING ERRCODE = 'check_violation';
+END
+$$;
+CREATE TRIGGER key_records_kept BEFORE DELETE ON key_records
+  FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
+
+CREATE TABLE round_openings (
+  ${name("round_id")} PRIMARY KEY,
+  iv bytea NOT NULL CHECK (octet_length(iv) = 12),
+  ct bytea NOT NULL CHECK (octet_length(ct) BETWEEN 1 AND 2097152),
+  tag bytea NOT NULL CHECK (octet_length(tag) = 16),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER round_openings_kept BEFORE UPDATE OR DELETE ON round_openings
+  FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
+
+-- The transparency log: entry idx exists only once entry idx - 1 does (dense, from 0).
+CREATE TABLE log_entries (
+  idx bigint PRIMARY KEY CHECK (idx >= 0),
+  prev bigint UNIQUE REFERENCES log_entries (idx),
+  leaf bytea NOT NULL CHECK (octet_length(leaf) BETWEEN 1 AND 1048576),
+  CONSTRAINT log_entries_dense CHECK ((idx = 0 AND prev IS NULL) OR prev = idx - 1)
+);
+CREATE TRIGGER log_entries_kept BEFORE UPDATE OR DELETE ON log_entries
+  FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
+
+-- Which store key seals this database's secrets: HKDF(storeKey, info =
+-- "dkeygen/v1/store/postgres-key-check"), so a wrong store.key is refused at open.
+CREATE TABLE store_key_check (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  check_value bytea NOT NULL CHECK (octet_length(check_value) = 32)
+);
+CREATE TRIGGER store_key_check_kept BEFORE UPDATE OR DELETE ON store_key_check
+  FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
+`;
+
+/** Every version, in order. Released entries are never edited. */
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
+];
+
+/** The schema version this code reads and writes. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/**
+ * The advisory lock key migrations are applied under: the first 8 bytes of
+ * SHA-256("dkeygen/v1/store/migrations") as a signed 64-bit integer.
+ */
+export const MIGRATION_LOCK_KEY = "-3757755222266883795";
+
+const MIGRATIONS_TABLE = `
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version integer PRIMARY KEY CHECK (version > 0),
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`;
+
+/**
+ * Applies the migrations `client`'s database lacks, under the migration lock; returns those it
+ * applied (none when the schema is current). Refuses (E_OPERATIONAL) a database whose schema is
+ * newer than this code, and changes nothing then. `client` must not be in a transaction.
+ */
+export async function applyMigrations(
+  client: pg.ClientBase,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<Migration[]> {
+  await client.query("SELECT pg_advisory_lock($1::bigint)", [MIGRATION_LOCK_KEY]);
+  try {
+    await client.query(MIGRATIONS_TABLE);
+    const { rows } = await client.query<{ version: number }>(
+      "SELECT version FROM schema_migrations ORDER BY version",
+    );
+    const applied = new Set(rows.map((row) => row.version));
+    const newest = rows.length === 0 ? 0 : rows[rows.length - 1]!.version;
+    const known = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
+    if (newest > known) {
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        `The database's key store schema is version ${newest}, newer than this dkeygen knows ` +
+          `(${known}); run the dkeygen that migrated it, or a newer one.`,
+      );
+    }
+    const done: Migration[] = [];
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue;
+      await client.query("BEGIN");
+      try {
+        await client.query(migration.sql);
+        await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
+          migration.version,
+          migration.name,
+        ]);
+        await client.query("COMMIT");
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      }
+      done.push(migration);
+    }
+    return done;
+  } finally {
+    await client.query("SELECT pg_advisory_unlock($1::bigint)", [MIGRATION_LOCK_KEY]);
+  }
+}

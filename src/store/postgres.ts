@@ -1,0 +1,733 @@
+/**
+ * `PostgresKeyStore`: the KeyStore on PostgreSQL (issue 15), for several processes on one
+ * database. It passes the compliance suite the memory store and the `key_store` file pass; the
+ * schema (postgres-schema.ts, docs/PROTOCOL.md §10.4) enforces the rules in SQL as well.
+ *
+ * - Every decision that must hold across processes is one SQL statement: a claim is
+ *   `UPDATE … WHERE id = (SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)`, a consumption
+ *   `… WHERE consumed_at IS NULL`, a TOTP step a compare-and-set `… WHERE last_step < $step`.
+ *   Nothing is cached that another process could contradict, except the log's size (below).
+ * - Durability: a statement resolves once committed, and the store's sessions run with
+ *   `synchronous_commit = on`, so a committed statement is durable. A claim acknowledged
+ *   "reserved" (ClaimOptions) is therefore as durable as a "durable" one: there are no leases
+ *   and no void records here.
+ * - Secrets: sealed exactly as in the `key_store` file (log-format.ts: AES-256-GCM under K_secret
+ *   from the store key, AAD LP("dkeygen/v1/store/secret", id, purpose, roundId), and for round
+ *   openings LP("dkeygen/v1/store/round-opening", roundId)) before they reach the driver; the
+ *   database holds IV, ciphertext and tag only. A dump plus the database password reveals no
+ *   secret without `store.key`. A check value derived from the store key is kept in the
+ *   database, so a wrong `store.key` is refused at open.
+ * - Names (purpose, round id, owner, subject, ...) are stored as the text between the quotes of
+ *   their JSON string: PostgreSQL text holds no NUL byte nor lone surrogate, and every name the
+ *   other stores accept must round-trip unchanged. Values always travel as bind parameters.
+ * - The transparency log: one `dkeygen server` process appends to it. Appends are serialized in
+ *   this process (indexes in call order) and `logSize()` is this process's count, loaded at open;
+ *   an append from another process makes the next one here fail (the index is taken) rather
+ *   than fork the log. There is no MAC chain (`chain` is undefined): PostgreSQL's own integrity
+ *   and access control stand where the file's chain and head file stand.
+ */
+import { hkdfSync, timingSafeEqual } from "node:crypto";
+import { Client, type ClientBase, Pool, type QueryResultRow } from "pg";
+import { osRandom, type RandomSource } from "../crypto/random.js";
+import { DkeygenError, ErrorCodes } from "../errors.js";
+import type { JsonObject } from "../json.js";
+import {
+  checkClaim,
+  checkConsumeAt,
+  checkId,
+  checkListQuery,
+  checkLogRange,
+  checkPurpose,
+  checkRecordInput,
+  checkRoundId,
+  checkRoundOpening,
+  checkStep,
+  copyLogLeaf,
+  newRecord,
+  notFound,
+  openingExists,
+} from "./inputs.js";
+import {
+  deriveStoreKeys,
+  openOpening,
+  openSecret,
+  type SealedSecret,
+  sealOpening,
+  sealSecret,
+} from "./log-format.js";
+import { applyMigrations, type Migration } from "./postgres-schema.js";
+import { checkPostgresStoreUrl, redactStoreUrl } from "./postgres-url.js";
+import { isUlid, UlidGenerator } from "./record-id.js";
+import type {
+  Claim,
+  ClaimInput,
+  ClaimOptions,
+  KeyRecord,
+  KeyStore,
+  ListQuery,
+  RecordInput,
+} from "./types.js";
+
+export interface PostgresKeyStoreLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+  error?(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface PostgresKeyStoreOptions {
+  /** postgres://USER:PASSWORD@HOST:PORT/DATABASE (postgres-url.ts). Never shown with its password. */
+  url: string;
+  /** 32 bytes, kept apart from the database. The store derives its keys and keeps no copy. */
+  storeKey: Uint8Array;
+  /** Randomness for ids and IVs; the OS CSPRNG by default. */
+  random?: RandomSource;
+  /** The time for ids, `createdAt`, claims, consumptions and steps; now by default. */
+  clock?: () => Date;
+  /** Told about connection failures and applied migrations (never secret content). */
+  logger?: PostgresKeyStoreLogger;
+  /** Most connections the store opens at once; default 10. */
+  maxConnections?: number;
+}
+
+/** The info of the key check value kept in the database (store_key_check). */
+export const KEY_CHECK_INFO = "dkeygen/v1/store/postgres-key-check";
+/** The largest public part (as JSON text), as a key_store line bounds it (4 MiB). */
+const MAX_PUBLIC_BYTES = 4 * 1024 * 1024;
+const STORE_KEY_BYTES = 32;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+type State = "new" | "opening" | "open" | "closed";
+
+const COLUMNS =
+  "id, purpose, created_at, round_id, participants, algorithm, public, owner, subject, holders, " +
+  "claim_requester, claim_subject, claim_request_id, claimed_at, claim_expires_at, " +
+  "consumed_at, last_step, last_step_at";
+
+/** The pool a claim takes from: no owner, no claim, no consumption. */
+const POOLABLE = "owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL";
+
+const CLAIM_NEXT =
+  "UPDATE key_records SET claim_seq = nextval('key_claim_seq'), claim_requester = $2, " +
+  "claim_subject = $3, claim_request_id = $4, claimed_at = $5, claim_expires_at = $6 " +
+  `WHERE id = (SELECT id FROM key_records WHERE purpose = $1 AND ${POOLABLE} ` +
+  "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) " +
+  `RETURNING ${COLUMNS}`;
+
+/** Consumes `$1` unless consumed; says whether the record exists and whether this consumed it. */
+const CONSUME =
+  "WITH target AS (SELECT id FROM key_records WHERE id = $1), " +
+  "done AS (UPDATE key_records SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL " +
+  "RETURNING id) " +
+  "SELECT EXISTS (SELECT 1 FROM target) AS found, EXISTS (SELECT 1 FROM done) AS done";
+
+/** The compare-and-set of a TOTP step: recorded only above every step recorded before. */
+const USE_STEP =
+  "WITH target AS (SELECT id FROM key_records WHERE id = $1), " +
+  "done AS (UPDATE key_records SET last_step = $2, last_step_at = $3 " +
+  "WHERE id = $1 AND (last_step IS NULL OR last_step < $2) RETURNING id) " +
+  "SELECT EXISTS (SELECT 1 FROM target) AS found, EXISTS (SELECT 1 FROM done) AS done";
+
+/** A name as stored: the text between the quotes of its JSON string (no NUL, no lone surrogate). */
+export function encodeName(name: string): string {
+  return JSON.stringify(name).slice(1, -1);
+}
+
+export function decodeName(stored: string): string {
+  const name: unknown = JSON.parse(`"${stored}"`);
+  if (typeof name !== "string") throw new TypeError("not a stored name");
+  return name;
+}
+
+/** What pg hands back for a record row. */
+interface RecordRow extends QueryResultRow {
+  id: string;
+  purpose: string;
+  created_at: Date;
+  round_id: string;
+  participants: string[];
+  algorithm: string;
+  public: string;
+  owner: string | null;
+  subject: string | null;
+  holders: string[] | null;
+  claim_requester: string | null;
+  claim_subject: string | null;
+  claim_request_id: string | null;
+  claimed_at: Date | null;
+  claim_expires_at: Date | null;
+  consumed_at: Date | null;
+  last_step: string | null;
+  last_step_at: Date | null;
+}
+
+function toRecord(row: RecordRow): KeyRecord {
+  const record: KeyRecord = {
+    id: row.id,
+    purpose: decodeName(row.purpose),
+    createdAt: row.created_at.toISOString(),
+    roundId: decodeName(row.round_id),
+    participants: row.participants.map(decodeName),
+    algorithm: decodeName(row.algorithm),
+    public: JSON.parse(row.public) as JsonObject,
+  };
+  if (row.owner !== null) record.owner = decodeName(row.owner);
+  if (row.subject !== null) record.subject = decodeName(row.subject);
+  if (row.holders !== null) record.holders = row.holders.map(decodeName);
+  if (row.claim_requester !== null) {
+    const claim: Claim = {
+      requester: decodeName(row.claim_requester),
+      subject: decodeName(row.claim_subject!),
+      requestId: decodeName(row.claim_request_id!),
+      claimedAt: row.claimed_at!.toISOString(),
+      expiresAt: row.claim_expires_at!.toISOString(),
+    };
+    record.claim = claim;
+  }
+  if (row.consumed_at !== null) record.consumedAt = row.consumed_at.toISOString();
+  if (row.last_step !== null) {
+    record.lastStep = Number(row.last_step);
+    record.lastStepAt = row.last_step_at!.toISOString();
+  }
+  return record;
+}
+
+/** SQLSTATE classes and Node errors that mean "the database cannot be reached right now". */
+function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") {
+    if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") {
+      return true;
+    }
+    if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ENOTFOUND, ETIMEDOUT...
+  }
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated|timeout exceeded when trying to connect/i.test(message);
+}
+
+/**
+ * Turns a driver error into a DkeygenError that names the database without its password. The
+ * driver's message is kept (PostgreSQL's messages hold no password), scrubbed all the same.
+ */
+function storeFailure(error: unknown, shown: string, password: string): unknown {
+  if (error instanceof DkeygenError || error instanceof TypeError) return error;
+  const raw = error instanceof Error ? error.message : String(error);
+  const detail = password === "" ? raw : raw.split(password).join("***");
+  const code = (error as { code?: unknown }).code;
+  if (code === "22008" || code === "22007") {
+    return new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      `A time is outside what the PostgreSQL key store keeps: ${detail}`,
+    );
+  }
+  if (isUnavailable(error)) {
+    return new DkeygenError(
+      ErrorCodes.UNAVAILABLE,
+      `The PostgreSQL key store at ${shown} is unavailable: ${detail}`,
+      { retryAfterSeconds: 1 },
+    );
+  }
+  return new DkeygenError(
+    ErrorCodes.OPERATIONAL,
+    `The PostgreSQL key store at ${shown} failed: ${detail}` +
+      (typeof code === "string" ? ` (SQLSTATE ${code})` : ""),
+  );
+}
+
+function urlPassword(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Applies the schema migrations `url`'s database lacks (what `dkeygen store migrate` runs) and
+ * returns those applied. Needs no store key: the schema holds no secret.
+ */
+export async function migratePostgresStore(url: string): Promise<Migration[]> {
+  checkPostgresStoreUrl(url);
+  const shown = redactStoreUrl(url);
+  const password = urlPassword(url);
+  const client = new Client({
+    connectionString: url,
+    application_name: "dkeygen",
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
+  client.on("error", () => {}); // reported by the query that fails
+  try {
+    await client.connect();
+    return await applyMigrations(client);
+  } catch (error) {
+    throw storeFailure(error, shown, password);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export class PostgresKeyStore implements KeyStore {
+  readonly kind = "postgres";
+  /** The store's URL with its password hidden, for messages and logs. */
+  readonly shownUrl: string;
+  readonly #url: string;
+  readonly #password: string;
+  readonly #secretKey: Buffer;
+  readonly #keyCheck: Buffer;
+  readonly #random: RandomSource;
+  readonly #clock: () => Date;
+  readonly #logger: PostgresKeyStoreLogger | undefined;
+  readonly #maxConnections: number;
+  readonly #ids: UlidGenerator;
+  /** Round ids whose opening this process is writing: of two racing calls, the second is refused. */
+  readonly #openingsWriting = new Set<string>();
+  #pool: Pool | undefined;
+  #state: State = "new";
+  #logSize = 0;
+  /** The last log append queued: appends run one at a time, in call order. */
+  #logTail: Promise<unknown> = Promise.resolve();
+  /** The migrations `open()` applied. */
+  #migrated: Migration[] = [];
+
+  constructor(options: PostgresKeyStoreOptions) {
+    const url = checkPostgresStoreUrl(options?.url);
+    if (!(options.storeKey instanceof Uint8Array) || options.storeKey.length !== STORE_KEY_BYTES) {
+      throw new TypeError(`PostgresKeyStore: options.storeKey must be ${STORE_KEY_BYTES} bytes`);
+    }
+    const maxConnections = options.maxConnections ?? 10;
+    if (!Number.isSafeInteger(maxConnections) || maxConnections < 1 || maxConnections > 1000) {
+      throw new TypeError("PostgresKeyStore: options.maxConnections must be 1 to 1000");
+    }
+    this.#maxConnections = maxConnections;
+    this.#url = url;
+    this.#password = urlPassword(url);
+    this.shownUrl = redactStoreUrl(url);
+    const keys = deriveStoreKeys(options.storeKey);
+    keys.mac.fill(0); // no MAC chain here
+    this.#secretKey = keys.secret;
+    this.#keyCheck = Buffer.from(
+      hkdfSync("sha256", options.storeKey, new Uint8Array(0), KEY_CHECK_INFO, 32),
+    );
+    this.#random = options.random ?? osRandom;
+    this.#clock = options.clock ?? (() => new Date());
+    this.#logger = options.logger;
+    this.#ids = new UlidGenerator({ random: this.#random, now: () => this.#clock().getTime() });
+  }
+
+  /** The schema migrations the last `open()` applied (none when the schema was current). */
+  get migrated(): readonly Migration[] {
+    return this.#migrated;
+  }
+
+  async open(): Promise<void> {
+    if (this.#state !== "new") {
+      throw new DkeygenError(
+        ErrorCodes.OPERATIONAL,
+        "This PostgresKeyStore was already opened; make a new one to open the database again.",
+      );
+    }
+    this.#state = "opening";
+    const pool = new Pool({
+      connectionString: this.#url,
+      application_name: "dkeygen",
+      max: this.#maxConnections,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    // An idle connection that breaks: the next query reports it; say so once here.
+    pool.on("error", (error) => {
+      const log = this.#logger?.error ?? this.#logger?.warn;
+      const failure = storeFailure(error, this.shownUrl, this.#password) as Error;
+      log?.call(this.#logger, { store: this.shownUrl }, failure.message);
+    });
+    // A committed statement must be durable (ClaimOptions): whatever the server's default says.
+    pool.on("connect", (client) => {
+      client.query("SET synchronous_commit TO on").catch(() => {});
+    });
+    this.#pool = pool;
+    try {
+      const client = await pool.connect();
+      try {
+        this.#migrated = await applyMigrations(client);
+        if (this.#migrated.length > 0) {
+          this.#logger?.warn(
+            { store: this.shownUrl, versions: this.#migrated.map((m) => m.version) },
+            "applied key store schema migrations",
+          );
+        }
+        await this.#checkKey(client);
+        const newest = await client.query<{ id: string | null }>(
+          "SELECT max(id) AS id FROM key_records",
+        );
+        const id = newest.rows[0]?.id;
+        if (id) this.#ids.observe(id);
+        const size = await client.query<{ size: string }>(
+          "SELECT coalesce(max(idx) + 1, 0) AS size FROM log_entries",
+        );
+        this.#logSize = Number(size.rows[0]!.size);
+      } finally {
+        client.release();
+      }
+      this.#state = "open";
+    } catch (error) {
+      this.#state = "closed";
+      this.#pool = undefined;
+      await pool.end().catch(() => {});
+      this.#wipe();
+      throw storeFailure(error, this.shownUrl, this.#password);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    const pool = this.#pool;
+    this.#state = "closed";
+    this.#pool = undefined;
+    await this.#logTail;
+    await pool?.end().catch(() => {});
+    this.#wipe();
+  }
+
+  async put(input: RecordInput): Promise<KeyRecord> {
+    this.#assertOpen();
+    checkRecordInput(input);
+    const record = newRecord(this.#ids.next(), input, this.#clock());
+    const publicJson = JSON.stringify(record.public);
+    if (Buffer.byteLength(publicJson) > MAX_PUBLIC_BYTES) {
+      throw new DkeygenError(
+        ErrorCodes.INVALID_INPUT,
+        `A record's public part may be at most ${MAX_PUBLIC_BYTES} bytes of JSON; make it smaller.`,
+      );
+    }
+    const sealed = sealSecret(this.#secretKey, this.#random, record, input.secret);
+    await this.#query(
+      "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, " +
+        "public, owner, subject, holders, secret_iv, secret_ct, secret_tag) " +
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+      [
+        record.id,
+        encodeName(record.purpose),
+        new Date(record.createdAt),
+        encodeName(record.roundId),
+        record.participants.map(encodeName),
+        encodeName(record.algorithm),
+        publicJson,
+        record.owner === undefined ? null : encodeName(record.owner),
+        record.subject === undefined ? null : encodeName(record.subject),
+        record.holders === undefined ? null : record.holders.map(encodeName),
+        Buffer.from(sealed.iv),
+        Buffer.from(sealed.ct),
+        Buffer.from(sealed.tag),
+      ],
+    );
+    return record;
+  }
+
+  async get(id: string): Promise<KeyRecord | undefined> {
+    this.#assertOpen();
+    checkId(id);
+    if (!isUlid(id)) return undefined;
+    const { rows } = await this.#query<RecordRow>(
+      `SELECT ${COLUMNS} FROM key_records WHERE id = $1`,
+      [id],
+    );
+    return rows[0] && this.#record(rows[0]);
+  }
+
+  async list(query: ListQuery = {}): Promise<KeyRecord[]> {
+    this.#assertOpen();
+    checkListQuery(query);
+    const values: unknown[] = [];
+    const param = (value: unknown) => {
+      values.push(value);
+      return `$${values.length}`;
+    };
+    const where: string[] = [];
+    if (query.purpose !== undefined) where.push(`purpose = ${param(encodeName(query.purpose))}`);
+    if (query.owner !== undefined) where.push(`owner = ${param(encodeName(query.owner))}`);
+    if (query.claimed !== undefined) {
+      where.push(query.claimed ? "claim_seq IS NOT NULL" : "claim_seq IS NULL");
+    }
+    if (query.claimedBy !== undefined) {
+      where.push(`claim_requester = ${param(encodeName(query.claimedBy))}`);
+    }
+    if (query.subject !== undefined) {
+      const subject = param(encodeName(query.subject));
+      where.push(`(subject = ${subject} OR claim_subject = ${subject})`);
+    }
+    if (query.consumed !== undefined) {
+      where.push(query.consumed ? "consumed_at IS NOT NULL" : "consumed_at IS NULL");
+    }
+    const filter = where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`;
+    const limit = query.limit === undefined ? "" : `LIMIT ${param(query.limit)}`;
+    let sql: string;
+    if (query.latestClaims !== undefined) {
+      // Among the requester's latest claims for the subject, in claim order.
+      const latest =
+        "SELECT * FROM key_records " +
+        `WHERE claim_requester = ${param(encodeName(query.claimedBy!))} ` +
+        `AND claim_subject = ${param(encodeName(query.subject!))} ` +
+        `ORDER BY claim_seq DESC LIMIT ${param(query.latestClaims)}`;
+      sql = `SELECT ${COLUMNS} FROM (${latest}) AS latest ${filter} ORDER BY claim_seq ${limit}`;
+    } else {
+      sql = `SELECT ${COLUMNS} FROM key_records ${filter} ORDER BY id ${limit}`;
+    }
+    const { rows } = await this.#query<RecordRow>(sql, values);
+    return rows.map((row) => this.#record(row));
+  }
+
+  async readSecret(id: string): Promise<Uint8Array> {
+    this.#assertOpen();
+    checkId(id);
+    if (!isUlid(id)) throw notFound(id);
+    const { rows } = await this.#query<{
+      purpose: string;
+      round_id: string;
+      secret_iv: Buffer;
+      secret_ct: Buffer;
+      secret_tag: Buffer;
+    }>(
+      "SELECT purpose, round_id, secret_iv, secret_ct, secret_tag FROM key_records WHERE id = $1",
+      [id],
+    );
+    const row = rows[0];
+    if (!row) throw notFound(id);
+    try {
+      const record = { id, purpose: decodeName(row.purpose), roundId: decodeName(row.round_id) };
+      const sealed: SealedSecret = { iv: row.secret_iv, ct: row.secret_ct, tag: row.secret_tag };
+      return openSecret(this.#secretKey, record, sealed);
+    } catch (cause) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `The secret part of record ${id} in the PostgreSQL key store at ${this.shownUrl} does ` +
+          "not decrypt.",
+        { cause },
+      );
+    }
+  }
+
+  /**
+   * One statement, durable once it resolves, so `options.ack` makes no difference here: "reserved"
+   * is as durable as "durable" (no lease, nothing to void after a crash). Two calls, from this
+   * process or any other, never get the same record: the row is locked by the claiming statement
+   * and skipped by the others (SKIP LOCKED). "Oldest" is the oldest not being claimed or changed
+   * by another statement at that instant.
+   */
+  async claimNext(
+    purpose: string,
+    claim: ClaimInput,
+    _options?: ClaimOptions,
+  ): Promise<KeyRecord | undefined> {
+    this.#assertOpen();
+    const built = checkClaim(purpose, claim, this.#clock());
+    const { rows } = await this.#query<RecordRow>(CLAIM_NEXT, [
+      encodeName(purpose),
+      encodeName(built.requester),
+      encodeName(built.subject),
+      encodeName(built.requestId),
+      new Date(built.claimedAt),
+      new Date(built.expiresAt),
+    ]);
+    return rows[0] && this.#record(rows[0]);
+  }
+
+  async consume(id: string, at?: Date): Promise<boolean> {
+    this.#assertOpen();
+    checkId(id);
+    checkConsumeAt(at);
+    if (!isUlid(id)) throw notFound(id);
+    const { rows } = await this.#query<{ found: boolean; done: boolean }>(CONSUME, [
+      id,
+      at ?? this.#clock(),
+    ]);
+    if (!rows[0]!.found) throw notFound(id);
+    return rows[0]!.done;
+  }
+
+  async useStep(id: string, step: number, at?: Date): Promise<boolean> {
+    this.#assertOpen();
+    checkId(id);
+    const value = checkStep(step);
+    checkConsumeAt(at);
+    if (!isUlid(id)) throw notFound(id);
+    const { rows } = await this.#query<{ found: boolean; done: boolean }>(USE_STEP, [
+      id,
+      String(value),
+      at ?? this.#clock(),
+    ]);
+    if (!rows[0]!.found) throw notFound(id);
+    return rows[0]!.done;
+  }
+
+  async countUnclaimed(purpose: string): Promise<number> {
+    this.#assertOpen();
+    checkPurpose(purpose);
+    const { rows } = await this.#query<{ n: string }>(
+      `SELECT count(*) AS n FROM key_records WHERE purpose = $1 AND ${POOLABLE}`,
+      [encodeName(purpose)],
+    );
+    return Number(rows[0]!.n);
+  }
+
+  async appendLogEntry(leaf: Uint8Array): Promise<number> {
+    this.#assertOpen();
+    const copy = copyLogLeaf(leaf);
+    const append = this.#logTail.then(async () => {
+      this.#assertOpen();
+      const index = this.#logSize;
+      await this.#query(
+        "INSERT INTO log_entries (idx, prev, leaf) VALUES ($1, $2, $3)",
+        [index, index === 0 ? null : index - 1, Buffer.from(copy)],
+        // The index is taken (or its predecessor missing): another process appended.
+        (code) =>
+          code === "23505" || code === "23503"
+            ? new DkeygenError(
+                ErrorCodes.OPERATIONAL,
+                `Log entry ${index} in the PostgreSQL key store at ${this.shownUrl} was ` +
+                  "written by another process; one dkeygen server appends to the transparency log.",
+              )
+            : undefined,
+      );
+      this.#logSize = index + 1;
+      return index;
+    });
+    this.#logTail = append.catch(() => {});
+    return append;
+  }
+
+  logSize(): number {
+    return this.#logSize;
+  }
+
+  async logEntries(start: number, end: number): Promise<Uint8Array[]> {
+    this.#assertOpen();
+    checkLogRange(start, end, this.#logSize);
+    if (start === end) return [];
+    const { rows } = await this.#query<{ leaf: Buffer }>(
+      "SELECT leaf FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+      [start, end],
+    );
+    return rows.map((row) => new Uint8Array(row.leaf));
+  }
+
+  async putRoundOpening(roundId: string, opening: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    const copy = checkRoundOpening(roundId, opening);
+    // Decided here, synchronously, among this process's calls; the primary key decides among
+    // processes.
+    if (this.#openingsWriting.has(roundId)) {
+      copy.fill(0);
+      throw openingExists(roundId);
+    }
+    let sealed: SealedSecret;
+    try {
+      sealed = sealOpening(this.#secretKey, this.#random, roundId, copy);
+    } finally {
+      copy.fill(0);
+    }
+    this.#openingsWriting.add(roundId);
+    try {
+      const result = await this.#query(
+        "INSERT INTO round_openings (round_id, iv, ct, tag) VALUES ($1, $2, $3, $4) " +
+          "ON CONFLICT (round_id) DO NOTHING",
+        [
+          encodeName(roundId),
+          Buffer.from(sealed.iv),
+          Buffer.from(sealed.ct),
+          Buffer.from(sealed.tag),
+        ],
+      );
+      if (result.rowCount !== 1) throw openingExists(roundId);
+    } finally {
+      this.#openingsWriting.delete(roundId);
+    }
+  }
+
+  async readRoundOpening(roundId: string): Promise<Uint8Array | undefined> {
+    this.#assertOpen();
+    checkRoundId(roundId);
+    const { rows } = await this.#query<{ iv: Buffer; ct: Buffer; tag: Buffer }>(
+      "SELECT iv, ct, tag FROM round_openings WHERE round_id = $1",
+      [encodeName(roundId)],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    try {
+      return openOpening(this.#secretKey, roundId, row);
+    } catch (cause) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `The opening of round ${roundId} in the PostgreSQL key store at ${this.shownUrl} does ` +
+          "not decrypt.",
+        { cause },
+      );
+    }
+  }
+
+  /** Records the key check value in a new database, or refuses a store key that is not its own. */
+  async #checkKey(client: ClientBase): Promise<void> {
+    await client.query(
+      "INSERT INTO store_key_check (check_value) VALUES ($1) ON CONFLICT (only_row) DO NOTHING",
+      [this.#keyCheck],
+    );
+    const { rows } = await client.query<{ check_value: Buffer }>(
+      "SELECT check_value FROM store_key_check",
+    );
+    const stored = rows[0]?.check_value;
+    if (stored?.length !== 32 || !timingSafeEqual(stored, this.#keyCheck)) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `The store key does not match the PostgreSQL key store at ${this.shownUrl}: its secrets ` +
+          "were sealed under another store key. Check that the store key file belongs to this " +
+          "database (restore store.key from your backup). Nothing was changed.",
+      );
+    }
+  }
+
+  /** Runs one statement; a failure becomes a DkeygenError (`special` may name its own). */
+  async #query<R extends QueryResultRow = QueryResultRow>(
+    text: string,
+    values: unknown[],
+    special?: (sqlState: string) => DkeygenError | undefined,
+  ) {
+    const pool = this.#pool;
+    if (!pool) throw this.#closedError();
+    try {
+      return await pool.query<R>(text, values);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw (
+        (typeof code === "string" ? special?.(code) : undefined) ??
+        storeFailure(error, this.shownUrl, this.#password)
+      );
+    }
+  }
+
+  #record(row: RecordRow): KeyRecord {
+    try {
+      return toRecord(row);
+    } catch (cause) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `Record ${row.id} in the PostgreSQL key store at ${this.shownUrl} cannot be read ` +
+          "(a name or its public part is not what the store writes).",
+        { cause },
+      );
+    }
+  }
+
+  #closedError(): DkeygenError {
+    return new DkeygenError(
+      ErrorCodes.OPERATIONAL,
+      this.#state === "new" || this.#state === "opening"
+        ? "The key store is not open; call open() first."
+        : "The key store is closed.",
+    );
+  }
+
+  #assertOpen(): void {
+    if (this.#state !== "open") throw this.#closedError();
+  }
+
+  #wipe(): void {
+    this.#secretKey.fill(0);
+    this.#keyCheck.fill(0);
+  }
+}
