@@ -56,6 +56,23 @@ export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
  */
 export function isStrongEd25519Key(raw: Uint8Array): boolean {
   if (raw.length !== 32) return false;
+  // The subgroup check is a scalar multiplication (milliseconds in JavaScript) and the same keys
+  // recur (contributors' identities, in every round, DKG session and log entry): verdicts are
+  // remembered per key, a bounded number of them.
+  const key = Buffer.from(raw).toString("hex");
+  let strong = strongKeys.get(key);
+  if (strong === undefined) {
+    strong = subgroupPoint(raw);
+    if (strongKeys.size >= MAX_REMEMBERED_KEYS) strongKeys.clear();
+    strongKeys.set(key, strong);
+  }
+  return strong;
+}
+
+const strongKeys = new Map<string, boolean>();
+const MAX_REMEMBERED_KEYS = 65_536;
+
+function subgroupPoint(raw: Uint8Array): boolean {
   try {
     const point = ed25519.Point.fromBytes(raw, false);
     if (point.isSmallOrder() || !point.isTorsionFree()) return false;

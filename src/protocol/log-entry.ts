@@ -301,24 +301,6 @@ export function entrySetHash(entry: RoundEntry): Uint8Array {
   );
 }
 
-/**
- * Contributors' identity keys recur in entry after entry, and the subgroup check costs a scalar
- * multiplication (milliseconds in JavaScript), so its verdicts are remembered per key (bounded).
- * Round keys are fresh per round and checked every time.
- */
-const strongIdentities = new Map<string, boolean>();
-const MAX_REMEMBERED_IDENTITIES = 65_536;
-
-function isStrongIdentity(encoded: string, raw: Uint8Array): boolean {
-  let strong = strongIdentities.get(encoded);
-  if (strong === undefined) {
-    strong = isStrongEd25519Key(raw);
-    if (strongIdentities.size >= MAX_REMEMBERED_IDENTITIES) strongIdentities.clear();
-    strongIdentities.set(encoded, strong);
-  }
-  return strong;
-}
-
 function bad(what: string): DkeygenError {
   return new DkeygenError(ErrorCodes.BAD_SIGNATURE, what);
 }
@@ -358,7 +340,7 @@ export function verifyRoundEntry(entry: RoundEntry, serverKey: KeyObject): void 
       throw bad(`Contributor ${c.contributorId} is in the commit set but was not invited.`);
     }
     const identity = fromBase64url(c.identity, "identity", 32);
-    if (!isStrongIdentity(c.identity, identity) || contributorIdOf(identity) !== c.contributorId) {
+    if (!isStrongEd25519Key(identity) || contributorIdOf(identity) !== c.contributorId) {
       throw bad(`Contributor ${c.contributorId}'s identity key is not the one its id names.`);
     }
   }
