@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { derivationOf, derivePurpose, PURPOSES } from "../../src/derive/index.js";
+import { holderSecret } from "../../src/derive/multisig.js";
 import { otpauthUri } from "../../src/derive/otpauth.js";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 
@@ -172,4 +173,15 @@ test("length limits on text options are in UTF-16 code units, and the message sa
       e.code === ErrorCodes.INVALID_INPUT &&
       e.message.includes("1 to 128 UTF-16 code units"),
   );
+});
+
+test("holderSecret gives a split multisig set's holder its own key alone, and refuses an index the set has no key of", async () => {
+  const { secret } = await derivePurpose("multisig", new Uint8Array(32).fill(9), { m: 2, n: 3 });
+  const keys = secret.keys as { index: number }[];
+  assert.deepEqual(holderSecret(secret, 1), { keys: [keys[1]] });
+  for (const index of [-1, 3, 0.5, Number.NaN]) {
+    assert.throws(() => holderSecret(secret, index), TypeError, String(index));
+  }
+  assert.throws(() => holderSecret({ keys: [{ index: 1 }] }, 0), TypeError, "index mismatch");
+  assert.throws(() => holderSecret({}, 0), TypeError);
 });
