@@ -241,6 +241,23 @@ function urlPassword(url: string): string {
 }
 
 /**
+ * The driver's settings for `url`. Every session runs with `synchronous_commit = on`, whatever the
+ * server's default, so a committed statement is durable (ClaimOptions); the URL's own `options`
+ * parameter is kept, before it (the driver would otherwise let the URL's replace ours).
+ */
+function connectionConfig(url: string) {
+  const parsed = new URL(url);
+  const given = parsed.searchParams.get("options");
+  parsed.searchParams.delete("options");
+  return {
+    connectionString: parsed.href,
+    options: `${given === null ? "" : `${given} `}-c synchronous_commit=on`,
+    application_name: "dkeygen",
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  };
+}
+
+/**
  * Applies the schema migrations `url`'s database lacks (what `dkeygen store migrate` runs) and
  * returns those applied. Needs no store key: the schema holds no secret.
  */
@@ -248,11 +265,7 @@ export async function migratePostgresStore(url: string): Promise<Migration[]> {
   checkPostgresStoreUrl(url);
   const shown = redactStoreUrl(url);
   const password = urlPassword(url);
-  const client = new Client({
-    connectionString: url,
-    application_name: "dkeygen",
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-  });
+  const client = new Client(connectionConfig(url));
   client.on("error", () => {}); // reported by the query that fails
   try {
     await client.connect();
@@ -325,21 +338,12 @@ export class PostgresKeyStore implements KeyStore {
       );
     }
     this.#state = "opening";
-    const pool = new Pool({
-      connectionString: this.#url,
-      application_name: "dkeygen",
-      max: this.#maxConnections,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    });
+    const pool = new Pool({ ...connectionConfig(this.#url), max: this.#maxConnections });
     // An idle connection that breaks: the next query reports it; say so once here.
     pool.on("error", (error) => {
       const log = this.#logger?.error ?? this.#logger?.warn;
       const failure = storeFailure(error, this.shownUrl, this.#password) as Error;
       log?.call(this.#logger, { store: this.shownUrl }, failure.message);
-    });
-    // A committed statement must be durable (ClaimOptions): whatever the server's default says.
-    pool.on("connect", (client) => {
-      client.query("SET synchronous_commit TO on").catch(() => {});
     });
     this.#pool = pool;
     try {
