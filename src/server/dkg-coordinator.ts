@@ -46,7 +46,7 @@ import {
   transcriptHash,
 } from "../threshold/transcript.js";
 import type { Peer, ServerContext } from "./server-context.js";
-import { logThresholdSession } from "./threshold-log.js";
+import { logThresholdSession, sessionFacts } from "./threshold-log.js";
 import { storeThresholdKey } from "./threshold-record.js";
 
 export interface ThresholdKeygenRequest {
@@ -378,7 +378,7 @@ export class DkgCoordinator {
       session.record = record;
       // Durable in the log before any holder hears of the key (PROTOCOL §15.1, §16.4).
       await logThresholdSession(this.#ctx, {
-        ...evidenceOf(session),
+        ...sessionFacts(session, session.params),
         completed: { transcript, publicHash, certificate },
       });
       session.phase = "stored";
@@ -551,7 +551,7 @@ export class DkgCoordinator {
       const blamed = culprit === "coordinator" ? undefined : culprit;
       // Failures are logged by logThresholdSession; the abort goes on regardless.
       logThresholdSession(this.#ctx, {
-        ...evidenceOf(session),
+        ...sessionFacts(session, session.params),
         aborted: { fault: kind, ...(blamed === undefined ? {} : { culprit: blamed }) },
       }).catch(() => {});
     }
@@ -570,23 +570,6 @@ export class DkgCoordinator {
       ),
     );
   }
-}
-
-/** The public facts of a session, as its log entry shows them. */
-function evidenceOf(session: Session) {
-  const p = session.params;
-  return {
-    session: "keygen" as const,
-    sessionId: session.sessionId,
-    suite: p.suite,
-    t: p.t,
-    n: p.n,
-    nonce: p.nonce,
-    holders: session.members.map((contributorId, i) => ({
-      contributorId,
-      identity: p.identities[i]!,
-    })),
-  };
 }
 
 /**

@@ -35,7 +35,7 @@ import {
 } from "../threshold/transcript.js";
 import { DEFAULT_DKG_TIMEOUT_MS, DKG_TIMEOUT_PER_PARTICIPANT_MS } from "./dkg-coordinator.js";
 import type { Peer, ServerContext } from "./server-context.js";
-import { logThresholdSession } from "./threshold-log.js";
+import { logThresholdSession, sessionFacts } from "./threshold-log.js";
 import { storeRefreshedKey, type ThresholdPublicPart } from "./threshold-record.js";
 
 type Phase = "deal" | "confirm" | "stored" | "done";
@@ -291,7 +291,7 @@ export class RefreshCoordinator {
       session.record = record;
       // Durable in the log before any holder hears of the new shares' key (§15.1, §16.7).
       await logThresholdSession(this.#ctx, {
-        ...evidenceOf(session),
+        ...refreshFacts(session),
         completed: {
           transcript,
           publicHash: publicPackageHash(pub, session.identifiers),
@@ -481,7 +481,7 @@ export class RefreshCoordinator {
     if (log) {
       // Failures are logged by logThresholdSession; the abort goes on regardless.
       logThresholdSession(this.#ctx, {
-        ...evidenceOf(session),
+        ...refreshFacts(session),
         aborted: { fault: kind, ...(culprit === undefined ? {} : { culprit }) },
       }).catch(() => {});
     }
@@ -495,20 +495,9 @@ export class RefreshCoordinator {
   }
 }
 
-/** The public facts of a refresh, as its log entry shows them. */
-function evidenceOf(session: Session) {
-  const p = session.params;
-  return {
-    session: "refresh" as const,
-    sessionId: session.sessionId,
-    suite: p.suite,
-    t: p.t,
-    n: p.n,
-    nonce: p.nonce,
-    holders: session.members.map((contributorId, i) => ({
-      contributorId,
-      identity: p.identities[i]!,
-    })),
-    refresh: { keyId: p.keyId, previous: p.publicHash, dealers: p.dealers },
-  };
-}
+const refreshFacts = (session: Session) =>
+  sessionFacts(session, session.params, {
+    keyId: session.params.keyId,
+    previous: session.params.publicHash,
+    dealers: session.params.dealers,
+  });

@@ -6,7 +6,34 @@
  */
 import { describeError } from "../errors.js";
 import { type DkgSessionEvidence, dkgEntryOf, encodeDkgEntry } from "../protocol/dkg-log-entry.js";
+import type { DkgSessionParams } from "../threshold/transcript.js";
 import type { ServerContext } from "./server-context.js";
+
+type SessionFacts = Omit<DkgSessionEvidence, "server" | "closedAt" | "completed" | "aborted">;
+
+/**
+ * The public facts of a session as its log entry shows them: a DKG's (no `refresh`), or a
+ * refresh's (the key it refreshes, its public package hash before, its dealers).
+ */
+export function sessionFacts(
+  session: { sessionId: Uint8Array; members: readonly string[] },
+  params: Omit<DkgSessionParams, "serverFingerprint">,
+  refresh?: SessionFacts["refresh"],
+): SessionFacts {
+  return {
+    session: refresh === undefined ? "keygen" : "refresh",
+    sessionId: session.sessionId,
+    suite: params.suite,
+    t: params.t,
+    n: params.n,
+    nonce: params.nonce,
+    holders: session.members.map((contributorId, i) => ({
+      contributorId,
+      identity: params.identities[i]!,
+    })),
+    ...(refresh === undefined ? {} : { refresh }),
+  };
+}
 
 /** Appends the session's entry; resolves to its index. Rejects (logged here) if the log fails. */
 export async function logThresholdSession(
