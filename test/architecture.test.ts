@@ -101,3 +101,53 @@ test("no module imports a layer outside those its own layer may depend on", () =
   assert.ok(checked > 100);
   assert.deepEqual(violations, []);
 });
+
+/**
+ * The distribution server stands alone (issue 15 part 5): `dkeygen distributor` serves the HTTP
+ * API beside a key generation server in another process, so nothing under
+ * src/server/distribution/ may reach, through any chain of imports (types included), the key
+ * generation server's connections, rounds, admin session or threshold coordinators.
+ */
+const KEYGEN_SERVER_ONLY = [
+  "server/keygen-server.ts",
+  "server/round-runner.ts",
+  "server/admin-commands.ts",
+  "server/handshake.ts",
+  "server/dkg-coordinator.ts",
+  "server/sign-coordinator.ts",
+  "server/refresh-coordinator.ts",
+  "server/recovery-coordinator.ts",
+];
+
+/** The relative imports of `file` (import and export … from, `import type` included). */
+function importsOf(file: string): string[] {
+  return [...readFileSync(file, "utf8").matchAll(/from "(\.{1,2}\/[^"]+)"/g)].map(([, spec]) =>
+    join(file, "..", spec!.replace(/\.js$/, ".ts")),
+  );
+}
+
+test("nothing under src/server/distribution/ imports the key generation server, even through other modules", () => {
+  const forbidden = new Set(KEYGEN_SERVER_ONLY.map((path) => join(SRC, path)));
+  for (const path of forbidden) assert.ok(statSync(path).isFile(), `${path} exists`);
+  const violations: string[] = [];
+  const distribution = sources(join(SRC, "server", "distribution"));
+  assert.ok(distribution.length > 10);
+  for (const start of distribution) {
+    // Breadth first, so the chain reported is a shortest one.
+    const via = new Map<string, string | undefined>([[start, undefined]]);
+    const queue = [start];
+    while (queue.length > 0) {
+      const file = queue.shift()!;
+      for (const next of importsOf(file)) {
+        if (via.has(next)) continue;
+        via.set(next, file);
+        if (forbidden.has(next)) {
+          const chain = [next];
+          for (let at = via.get(next); at !== undefined; at = via.get(at)) chain.unshift(at);
+          violations.push(chain.map((f) => relative(SRC, f)).join(" → "));
+        } else queue.push(next);
+      }
+    }
+  }
+  assert.deepEqual(violations, []);
+});

@@ -8,7 +8,6 @@
 import type { RandomSource } from "../crypto/random.js";
 import type { Secret } from "../crypto/secret.js";
 import type { DkeygenError } from "../errors.js";
-import type { JsonObject } from "../json.js";
 import type { Logger } from "../logging.js";
 import type { AdminChannel } from "../protocol/admin-channel.js";
 import type { AnyMessage } from "../protocol/messages.js";
@@ -20,6 +19,8 @@ import type { ContributorRegistry } from "./enrollment.js";
 import type { ServerIdentity } from "./identity.js";
 import type { TransparencyLog } from "./transparency-log.js";
 import type { Witnessing } from "./witnessing.js";
+
+export { MAX_BATCH, type RoundRequest } from "./round-request.js";
 
 export interface KeygenServerConfig {
   /** Minimum accepted contributions for a round to succeed (at least 2). */
@@ -150,35 +151,6 @@ export type ServerEvent =
     }
   | { type: "round.failed"; roundId: string; code: string; message: string }
   | { type: "round.aborted"; roundId: string; missing: string[]; message: string };
-
-/** The most results one round may make (a batch round, e.g. to fill the OTP pool). */
-export const MAX_BATCH = 10_000;
-
-export interface RoundRequest {
-  purpose: string;
-  params?: Record<string, unknown>;
-  /** How many results (records) the round makes; 1 unless filling a pool. */
-  count?: number;
-  /** Who is entitled to the secret part: a requester's registration id, or ADMIN_OWNER. */
-  owner?: string;
-  /** Whom, within the owner, the result is for (a TOTP enrollment's account); needs `owner`. */
-  subject?: string;
-  /**
-   * A split result's holders (registration ids): holder i is entitled to its own share of the
-   * secret part only (a multisig set's key i, PROTOCOL §13.9); needs `owner`.
-   */
-  holders?: string[];
-  /**
-   * Told each result's secret output as soon as its record is stored (in-process only; the OTP
-   * pool keeps ready codes this way instead of decrypting what the store just encrypted).
-   */
-  onStored?: (record: KeyRecord, secretOutput: JsonObject) => void;
-  /**
-   * Told just before each result's record is put in the store, before it can be listed or
-   * claimed (the OTP pool counts the records of a round not yet witnessed, and never claims them).
-   */
-  onStoring?: () => void;
-}
 
 /**
  * The owner of records an admin generates without `--for`: no requesting client can be named so

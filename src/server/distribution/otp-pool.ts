@@ -23,7 +23,7 @@
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import type { Logger } from "../../logging.js";
 import type { ClaimInput, ClaimOptions, KeyRecord, KeyStore } from "../../store/types.js";
-import { MAX_BATCH, type RoundRequest } from "../keygen-server.js";
+import { MAX_BATCH, type RoundRequest } from "../round-request.js";
 import { readStoredSecret } from "../stored-secret.js";
 
 /** A claimed OTP: its record and its code. */

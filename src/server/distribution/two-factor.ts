@@ -1,5 +1,5 @@
 /**
- * What the two-factor routes share (routes/totp.ts, routes/recovery.ts): an account's enrollment
+ * What the two-factor routes share (routes/totp.ts, routes/recovery.ts, routes/keys.ts): an account's enrollment
  * in force, its lock key, and the parameters sealed with its secret. An account of a requester has
  * one enrollment in force, TOTP or HOTP: its newest record of purpose `totp` or `hotp` made for
  * that account. Enrolling again without `replace` is refused (409), so nobody's authenticator stops
@@ -46,6 +46,17 @@ export function enrollmentParameters(pub: Record<string, unknown>) {
   return pub.type === "hotp"
     ? { ...common, counter: pub.counter as number }
     : { ...common, period: pub.period as number };
+}
+
+/** A TOTP record's parameters from its public part, sealed with its secret by a key fetch (routes/keys.ts). */
+export function totpParameters(pub: Record<string, unknown>) {
+  return {
+    issuer: pub.issuer as string,
+    account: pub.account as string,
+    algorithm: pub.algorithm as string,
+    digits: pub.digits as number,
+    period: pub.period as number,
+  };
 }
 
 export function alreadyEnrolled(current: KeyRecord): DkeygenError {

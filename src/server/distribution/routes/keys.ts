@@ -29,7 +29,7 @@ import { holderSecret } from "../../../derive/multisig.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
 import { derivationExport } from "../../derivation-export.js";
-import { toPublicRecord } from "../../keygen-server.js";
+import { toPublicRecord } from "../../public-record.js";
 import { RECOVERY_PURPOSE } from "../../recovery-codes.js";
 import { recordOpening } from "../../round-opening.js";
 import { readStoredSecret } from "../../stored-secret.js";
@@ -44,7 +44,7 @@ import {
   PublicKeyRecord,
   SignBody,
 } from "../schemas.js";
-import { totpParameters } from "./totp.js";
+import { totpParameters } from "../two-factor.js";
 
 const security = [{ credential: [] }];
 const notFound = () => new DkeygenError(ErrorCodes.NOT_FOUND, "No such key was issued to you.");

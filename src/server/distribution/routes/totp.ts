@@ -43,17 +43,6 @@ import { verifyAttempt } from "./otp.js";
 
 const security = [{ credential: [] }];
 
-/** A TOTP record's parameters from its public part: sealed with every delivery of its secret. */
-export function totpParameters(pub: Record<string, unknown>) {
-  return {
-    issuer: pub.issuer as string,
-    account: pub.account as string,
-    algorithm: pub.algorithm as string,
-    digits: pub.digits as number,
-    period: pub.period as number,
-  };
-}
-
 const invalid = (message: string) => new DkeygenError(ErrorCodes.INVALID_INPUT, message);
 
 export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): void {
