@@ -7,6 +7,7 @@ import { access, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { checkPostgresStoreUrl } from "../store/postgres-url.js";
 import { readCaFile } from "../transport/tls.js";
 
 export type Role = "server" | "contributor" | "requester" | "admin";
@@ -50,6 +51,22 @@ export function parsePositiveInt(value: string, option: string, min = 1, max = 1
     throw usage(`${option} wants a whole number from ${min} to ${max}; got "${value}".`);
   }
   return n;
+}
+
+/**
+ * The key store's URL: `--store URL`, else DKEYGEN_STORE_URL, else undefined (the `key_store`
+ * file). A postgres:// URL with a host and a database; anything else is a usage error naming where
+ * it came from, whose message never shows the URL's password.
+ */
+export function storeUrlOption(flag: string | undefined): string | undefined {
+  const env = process.env.DKEYGEN_STORE_URL;
+  const [value, source] = flag !== undefined ? [flag, "--store"] : [env, "DKEYGEN_STORE_URL"];
+  if (value === undefined || (flag === undefined && value === "")) return undefined;
+  try {
+    return checkPostgresStoreUrl(value);
+  } catch (error) {
+    throw usage(`${source}: ${(error as Error).message}`);
+  }
 }
 
 /**

@@ -17,6 +17,7 @@ import { registerRequester } from "./commands/requester.js";
 import { registerServer } from "./commands/server.js";
 import { registerSign } from "./commands/sign.js";
 import { registerStatus } from "./commands/status.js";
+import { registerStore } from "./commands/store.js";
 import { registerThreshold } from "./commands/threshold.js";
 import { registerTotp } from "./commands/totp.js";
 import { ExitStatus, Interrupted, PrintedFailure } from "./exit-status.js";
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerThreshold(program);
   registerAudit(program);
   registerAuditRecord(program);
+  registerStore(program);
   registerDemo(program);
   const override = (command: Command) => {
     // main prints a usage error, once, as one line (or the --json document).

@@ -48,6 +48,7 @@ import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { FileKeyStore } from "../store/file.js";
+import { PostgresKeyStore } from "../store/postgres.js";
 import type { KeyStore } from "../store/types.js";
 import { isLoopbackHost } from "../transport/tls.js";
 import type { Listener } from "../transport/types.js";
@@ -96,7 +97,12 @@ export interface StartServerOptions {
    * default; for one start after an operator decided to go on from such a file.
    */
   acceptStoreRollback?: boolean;
-  /** Another store instead of the key_store file (tests, PostgreSQL). */
+  /**
+   * A PostgreSQL database (postgres://…, store/postgres-url.ts) instead of the key_store file;
+   * the store key still lives in the data folder (or `storeKeyFile`).
+   */
+  storeUrl?: string;
+  /** Another store instead of the key_store file (tests). */
   store?: KeyStore;
   config?: Partial<KeygenServerConfig>;
   allowQuorumOfOne?: boolean;
@@ -251,6 +257,14 @@ async function startLocked(
     );
   }
   let store = options.store;
+  if (!store && options.storeUrl !== undefined) {
+    const storeKey = await loadOrCreateKeyFile(
+      options.storeKeyFile ?? join(dataDir, STORE_KEY_FILE),
+    );
+    // A store key that is not the database's own is refused when the store opens.
+    store = new PostgresKeyStore({ url: options.storeUrl, storeKey: storeKey.expose(), logger });
+    storeKey.wipe();
+  }
   if (!store) {
     const path = join(dataDir, KEY_STORE_FILE);
     const headPath = options.storeHeadFile ?? join(dataDir, KEY_STORE_HEAD_FILE);
@@ -394,6 +408,7 @@ async function startLocked(
       httpUrl,
       fingerprint: identity.fingerprint,
       store: store.kind,
+      ...(store instanceof PostgresKeyStore ? { storeUrl: store.shownUrl } : {}),
       ...(head ? { storeLines: head.lines, storeHead: head.head } : {}),
       ...(certificate
         ? {

@@ -108,6 +108,7 @@ function tables(): Record<string, Table> {
         "--reveal-timeout": "soon",
         "--max-participants": "0",
         "--min-cosignatures": "x",
+        "--store": "notaurl", // also mysql://, no host, no database: store/postgres-store.test.ts
         "--store-key-file": FREE,
         "--store-head": FREE,
         "--http-listen": "nohost",
@@ -346,6 +347,10 @@ function tables(): Record<string, Table> {
         "--save": D("no-such-folder/seen.checkpoint"),
         "--export": D("no-such-folder/log.json"),
       },
+    },
+    "store migrate": {
+      base: ["--store", "postgres://dkeygen@127.0.0.1:9/dkeygen"],
+      rows: { "--store": "postgres://u:secret@127.0.0.1:9" }, // no database; the password not shown
     },
     "audit record": {
       base: [ULID, ...req()],

@@ -2,9 +2,16 @@
 import type { Command } from "commander";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import { type StartServerOptions, startServer } from "../../server/runtime.js";
+import { PostgresKeyStore } from "../../store/postgres.js";
 import { Interrupted } from "../exit-status.js";
 import { fileError } from "../file-errors.js";
-import { dataDirOption, parseDuration, parseListen, parsePositiveInt } from "../options.js";
+import {
+  dataDirOption,
+  parseDuration,
+  parseListen,
+  parsePositiveInt,
+  storeUrlOption,
+} from "../options.js";
 import { makeLogger, printJson, printTable } from "../output.js";
 import { nextStopSignal } from "../signals.js";
 
@@ -17,6 +24,7 @@ interface ServerFlags {
   revealTimeout?: string;
   maxParticipants: string;
   minCosignatures: string;
+  store?: string;
   storeKeyFile?: string;
   storeHead?: string;
   acceptStoreRollback?: boolean;
@@ -71,6 +79,10 @@ export function registerServer(program: Command): void {
       "--min-cosignatures <k>",
       "witness cosignatures a checkpoint needs before the results it covers are handed out (0: no witnessing)",
       "1",
+    )
+    .option(
+      "--store <url>",
+      "key store on PostgreSQL: postgres://USER:PASSWORD@HOST:PORT/DATABASE (or DKEYGEN_STORE_URL; default: the key_store file in the data folder)",
     )
     .option("--store-key-file <file>", "key store key file (default: <data-dir>/store.key)")
     .option(
@@ -134,7 +146,7 @@ export function registerServer(program: Command): void {
     .option("--json", "print the startup summary as JSON")
     .addHelpText(
       "after",
-      "\nEnvironment:\n  DKEYGEN_SERVER_PASSPHRASE  encrypts the server key file at rest (and opens it later)",
+      "\nEnvironment:\n  DKEYGEN_SERVER_PASSPHRASE  encrypts the server key file at rest (and opens it later)\n  DKEYGEN_STORE_URL          the key store's postgres:// URL when --store is not given",
     )
     .action(async (flags: ServerFlags) => {
       if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
@@ -143,6 +155,14 @@ export function registerServer(program: Command): void {
           flags.tlsCert === undefined
             ? "--tls-key needs --tls-cert: the certificate to serve with that key."
             : "--tls-cert needs --tls-key: the certificate's private key.",
+        );
+      }
+      const storeUrl = storeUrlOption(flags.store);
+      if (storeUrl !== undefined && (flags.storeHead !== undefined || flags.acceptStoreRollback)) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `${flags.storeHead !== undefined ? "--store-head" : "--accept-store-rollback"} is for ` +
+            "the key_store file; a PostgreSQL store (--store, DKEYGEN_STORE_URL) has no head file.",
         );
       }
       const dataDir = dataDirOption(flags.dataDir, "server");
@@ -158,6 +178,7 @@ export function registerServer(program: Command): void {
         ...(process.env.DKEYGEN_SERVER_PASSPHRASE
           ? { passphrase: process.env.DKEYGEN_SERVER_PASSPHRASE }
           : {}),
+        ...(storeUrl === undefined ? {} : { storeUrl }),
         ...(flags.storeKeyFile ? { storeKeyFile: flags.storeKeyFile } : {}),
         ...(flags.storeHead ? { storeHeadFile: flags.storeHead } : {}),
         ...(flags.acceptStoreRollback ? { acceptStoreRollback: true } : {}),
@@ -286,6 +307,9 @@ export function registerServer(program: Command): void {
               : "off (plain)",
           ],
           ["data folder", dataDir],
+          ...(running.store instanceof PostgresKeyStore
+            ? [["store", running.store.shownUrl] as const]
+            : []),
           ...(storeHead
             ? [["store head", `${storeHead.lines} lines, ${storeHead.head.slice(0, 16)}…`] as const]
             : []),
