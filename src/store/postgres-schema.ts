@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL key store's schema, as versioned migrations, and the code that applies them.
- * docs/PROTOCOL.md §10.4 describes the result for another implementation.
+ * docs/PROTOCOL.md §10.1 describes the result for another implementation.
  *
  * The SQL lives here as strings, one entry per version (tsc copies no .sql file into dist/). A
  * migration is never edited once released: a change is a new version. `applyMigrations` runs the

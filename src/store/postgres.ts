@@ -1,7 +1,7 @@
 /**
  * `PostgresKeyStore`: the KeyStore on PostgreSQL (issue 15), for several processes on one
  * database. It passes the compliance suite the memory store and the `key_store` file pass; the
- * schema (postgres-schema.ts, docs/PROTOCOL.md §10.4) enforces the rules in SQL as well.
+ * schema (postgres-schema.ts, docs/PROTOCOL.md §10.1) enforces the rules in SQL as well.
  *
  * - Every decision that must hold across processes is one SQL statement: a claim is
  *   `UPDATE … WHERE id = (SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)`, a consumption
