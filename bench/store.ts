@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LATEST_CODES } from "../src/server/distribution/routes/otp.js";
+import { LATEST_CODES } from "../src/server/distribution/verification/verifier.js";
 import { FileKeyStore } from "../src/store/file.js";
 import type { KeyRecord } from "../src/store/types.js";
 import { median, ratio, table } from "./stats.js";

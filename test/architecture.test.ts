@@ -151,3 +151,13 @@ test("nothing under src/server/distribution/ imports the key generation server, 
   }
   assert.deepEqual(violations, []);
 });
+
+test("no route file of the distribution server imports another: what two routes share is a module", () => {
+  const routes = join(SRC, "server", "distribution", "routes");
+  const violations = sources(routes).flatMap((file) =>
+    importsOf(file)
+      .filter((to) => relative(routes, to).split("/").length === 1)
+      .map((to) => `${relative(SRC, file)} imports ${relative(SRC, to)}`),
+  );
+  assert.deepEqual(violations, []);
+});

@@ -39,9 +39,8 @@ import type { Requester, RequesterRegistry } from "../requesters.js";
 import type { RoundRequest } from "../round-request.js";
 import type { TransparencyLog } from "../transparency-log.js";
 import { withRequestIdHeader } from "./answers.js";
-import type { AttemptLimiter } from "./attempts.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
-import { DEFAULT_HOTP_WINDOWS, HotpResync, type HotpWindows } from "./hotp-check.js";
+import { DEFAULT_HOTP_WINDOWS, type HotpWindows } from "./hotp-check.js";
 import type { OtpPool } from "./otp-pool.js";
 import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
@@ -52,6 +51,8 @@ import { registerOtpRoutes } from "./routes/otp.js";
 import { registerRecoveryRoutes } from "./routes/recovery.js";
 import { registerRequesterRoutes } from "./routes/requester.js";
 import { registerTotpRoutes } from "./routes/totp.js";
+import type { AttemptStore } from "./verification/attempt-store.js";
+import { StoreVerifier, type Verifier } from "./verification/verifier.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -131,7 +132,8 @@ export interface DistributionComponents {
   requesters: RequesterRegistry;
   pool: OtpPool;
   rounds: RoundService;
-  limiter: AttemptLimiter;
+  /** Verification attempts and lockouts (verification/attempt-store.ts). */
+  limiter: AttemptStore;
   logger: Logger;
   clock?: () => number;
   random?: RandomSource;
@@ -146,7 +148,8 @@ export interface RouteContext {
   store: KeyStore;
   pool: OtpPool;
   rounds: RoundService;
-  limiter: AttemptLimiter;
+  /** Every code verification and unlock (verification/verifier.ts). */
+  verifier: Verifier;
   logger: Logger;
   clock: () => number;
   config: DistributionConfig;
@@ -158,10 +161,6 @@ export interface RouteContext {
   quotas: Quotas;
   /** Randomness (recovery code salts). */
   random: RandomSource;
-  /** HOTP verification windows (hotp-check.ts), from the config. */
-  hotp: HotpWindows;
-  /** HOTP resynchronisations in progress (hotp-check.ts). */
-  resync: HotpResync;
   /** onRequest hook of protected routes: authenticates the requester (401 otherwise). */
   authenticate: (
     request: FastifyRequest,
@@ -539,7 +538,7 @@ export async function buildDistributionApp(
     store: components.store,
     pool: components.pool,
     rounds: components.rounds,
-    limiter: components.limiter,
+    verifier: new StoreVerifier({ store: components.store, attempts: components.limiter, hotp }),
     logger,
     clock,
     config: settings,
@@ -547,8 +546,6 @@ export async function buildDistributionApp(
     requesters,
     quotas: new Quotas(settings),
     random,
-    hotp,
-    resync: new HotpResync(),
     authenticate,
   };
   registerHealthRoutes(app, context);

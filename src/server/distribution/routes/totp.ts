@@ -3,27 +3,23 @@
  * runs a round whose secret becomes the shared secret and the account's recovery codes, stores the
  * secret and the codes' slow hashes for the requester, and hands the otpauth:// URI and the codes
  * back sealed to the requester's key, once. An account has one enrollment in force
- * (two-factor.ts): enrolling it again needs `replace`. TOTP verification accepts the current time
- * step and one either side (§5.2) and refuses a step already used (replay); HOTP verification
- * looks ahead and resynchronises (hotp-check.ts). Both lock the account after too many failures,
- * like OTP verification.
+ * (two-factor.ts): enrolling it again needs `replace`. Verification is the verifier's
+ * (verification/verifier.ts): TOTP accepts the current time step and one either side (§5.2) and
+ * refuses a step already used (replay); HOTP looks ahead and resynchronises (hotp-check.ts). Both
+ * lock the account after too many failures, like OTP verification.
  */
 import type { FastifyInstance } from "fastify";
-import type { OtpAlgorithm } from "../../../derive/hotp.js";
-import { fromBase32 } from "../../../derive/otpauth.js";
 import {
   DEFAULT_RECOVERY_CODES,
   deriveRecoveryCodes,
   formatRecoveryCode,
 } from "../../../derive/recovery.js";
-import { totpCounter, verifyTotp } from "../../../derive/totp.js";
 import { DkeygenError, ErrorCodes } from "../../../errors.js";
 import type { KeyRecord } from "../../../store/types.js";
 import { storeRecoveryCodes } from "../../recovery-codes.js";
 import { readStoredSecret } from "../../stored-secret.js";
 import { answers } from "../answers.js";
 import type { RouteContext } from "../app.js";
-import { checkHotp } from "../hotp-check.js";
 import {
   TotpEnrollBody,
   TotpEnrollment,
@@ -39,7 +35,6 @@ import {
   enrollmentParameters,
   twoFactorLockKey,
 } from "../two-factor.js";
-import { verifyAttempt } from "./otp.js";
 
 const security = [{ credential: [] }];
 
@@ -124,7 +119,7 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
           recoveryCodes: set.codes.map(formatRecoveryCode),
         });
         request.sealedAnswer = true;
-        ctx.resync.forget(lockKey);
+        ctx.verifier.enrolled(requester.id, params.account);
         return {
           requestId: request.id,
           recordId: record.id,
@@ -165,39 +160,8 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       },
     },
     async (request) => {
-      const requester = request.requester!;
       const { account, code } = request.body;
-      const key = twoFactorLockKey(requester.id, account);
-      const now = ctx.clock();
-      return verifyAttempt(ctx.limiter, key, now, async (outcome) => {
-        const record = await enrollmentInForce(ctx.store, requester.id, account);
-        // Counted like a wrong code, so asking about accounts cannot go on without limit. Still
-        // a 404: the caller is the relying service, which knows its own enrollments; the answer
-        // tells a misconfigured service what is wrong and tells nobody else anything.
-        if (!record) {
-          outcome.fail("invalid");
-          throw new DkeygenError(ErrorCodes.NOT_FOUND, "No TOTP enrollment for that account.");
-        }
-        const { output } = await readStoredSecret(ctx.store, record.id);
-        const secret = fromBase32(String(output.secret));
-        let result: "valid" | "invalid" | "replayed";
-        try {
-          result =
-            record.purpose === "hotp"
-              ? await checkHotp(ctx.store, record, secret, code, {
-                  key,
-                  now,
-                  windows: ctx.hotp,
-                  resync: ctx.resync,
-                })
-              : await checkTotp(ctx, record, secret, code, now);
-        } finally {
-          secret.fill(0);
-        }
-        if (result !== "valid") return outcome.fail(result);
-        outcome.succeed();
-        return { valid: true };
-      });
+      return ctx.verifier.verifyTwoFactor(request.requester!.id, account, code, ctx.clock());
     },
   );
 
@@ -218,28 +182,8 @@ export function registerTotpRoutes(app: FastifyInstance, ctx: RouteContext): voi
       },
     },
     async (request) => {
-      ctx.limiter.unlock(twoFactorLockKey(request.requester!.id, request.body.subject));
+      await ctx.verifier.unlockTwoFactor(request.requester!.id, request.body.subject);
       return { subject: request.body.subject, unlocked: true };
     },
   );
-}
-
-/** RFC 6238 §5.2: the steps T−1, T, T+1; the step accepted is recorded, once. */
-async function checkTotp(
-  ctx: RouteContext,
-  record: KeyRecord,
-  secret: Uint8Array,
-  code: string,
-  now: number,
-): Promise<"valid" | "invalid" | "replayed"> {
-  const options = {
-    algorithm: record.public.algorithm as OtpAlgorithm,
-    digits: record.public.digits as number,
-    period: record.public.period as number,
-  };
-  const seconds = Math.floor(now / 1000);
-  const offset = verifyTotp(secret, code, seconds, { ...options, window: 1 });
-  if (offset === null) return "invalid";
-  const step = totpCounter(seconds, options) + offset;
-  return (await ctx.store.useStep(record.id, step, new Date(now))) ? "valid" : "replayed";
 }
