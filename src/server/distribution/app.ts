@@ -5,33 +5,21 @@
  * Every request passes, in order: a per-address rate limit, then on protected routes
  * authentication by requester credential and a per-credential rate limit (all onRequest, before
  * the body is even read, so a stranger cannot probe validation or make us parse), then the body
- * size limit and schema validation. Every error leaves through one handler that maps it to
- * a stable code and status (src/errors.ts), so a client never sees a 500 for its own mistake and
- * never sees internals for ours.
+ * size limit and schema validation. Every error leaves through one handler (http-errors.ts) that
+ * maps it to a stable code and status (src/errors.ts), so a client never sees a 500 for its own
+ * mistake and never sees internals for ours. Verification is verification/verifier.ts's; the
+ * routes (routes/) parse, call it or the store, and answer.
  */
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import swagger from "@fastify/swagger";
-import Fastify, {
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-} from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { osRandom, type RandomSource } from "../../crypto/random.js";
 import { MAX_HOTP_LOOK_AHEAD } from "../../derive/hotp.js";
-import {
-  DkeygenError,
-  describeError,
-  ErrorCodes,
-  httpStatusFor,
-  isDkeygenError,
-} from "../../errors.js";
+import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../../errors.js";
 import type { Logger } from "../../logging.js";
-import { printableShort } from "../../printable.js";
 import { ANSWER_MAC_HEADER, answerMac } from "../../protocol/answer-auth.js";
 import type { KeyRecord, KeyStore } from "../../store/types.js";
 import { type TlsServerOptions, tlsServerSettings } from "../../transport/tls.js";
@@ -41,6 +29,7 @@ import type { TransparencyLog } from "../transparency-log.js";
 import { withRequestIdHeader } from "./answers.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
 import { DEFAULT_HOTP_WINDOWS, type HotpWindows } from "./hotp-check.js";
+import { clientErrorHandler, frameworkErrorHandler, setErrorHandlers } from "./http-errors.js";
 import type { OtpPool } from "./otp-pool.js";
 import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter } from "./rate-limit.js";
@@ -181,100 +170,15 @@ const MUST_RECREDENTIAL = (name: string) =>
     `The registration ${name} predates authenticated answers; the admin must give it a new credential (dkeygen requester add ${name} --replace --public-key FILE).`,
   );
 
-/** Maps any error to the API's error body; returns the status. */
-function errorBody(error: FastifyError | DkeygenError | Error): {
-  status: number;
-  body: { error: { code: string; message: string; retryAfter?: number } };
-} {
-  if (isDkeygenError(error)) {
-    const status = httpStatusFor(error);
-    // A 503 always says when to come back (RFC 9110 §15.6.4): a round that missed its quorum or
-    // timed out may well succeed once contributors reconnect.
-    const retryAfter =
-      error.retryAfterSeconds ?? (status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
-    return {
-      status,
-      body: {
-        error: {
-          code: error.code,
-          message: error.message,
-          ...(retryAfter === undefined ? {} : { retryAfter }),
-        },
-      },
-    };
-  }
-  const fe = error as FastifyError;
-  if (fe.validation) {
-    return {
-      status: 400,
-      body: {
-        error: { code: ErrorCodes.INVALID_INPUT, message: `Invalid request: ${fe.message}.` },
-      },
-    };
-  }
-  if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    return {
-      status: 413,
-      body: {
-        error: { code: ErrorCodes.PAYLOAD_TOO_LARGE, message: "The request body is too large." },
-      },
-    };
-  }
-  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
-    // Malformed JSON, unsupported media type, empty body and the like.
-    return {
-      status: fe.statusCode,
-      body: {
-        error: {
-          code: ErrorCodes.MALFORMED_MESSAGE,
-          message: `The request is malformed: ${fe.message}`,
-        },
-      },
-    };
-  }
-  return {
-    status: 500,
-    body: {
-      error: { code: ErrorCodes.OPERATIONAL, message: "The server could not handle the request." },
-    },
-  };
-}
+const rateLimited = (retryAfterSeconds: number) =>
+  new DkeygenError(ErrorCodes.RATE_LIMITED, "Too many requests; slow down.", {
+    retryAfterSeconds,
+  });
 
-/** Retry-After of a 503 whose cause did not name one. */
-const DEFAULT_RETRY_AFTER_SECONDS = 5;
-
-/** The error body, serialized, for answers written before fastify routes a request. */
-function rawErrorBody(code: string, message: string): string {
-  return JSON.stringify({ error: { code, message } });
-}
-
-/**
- * Errors Node's HTTP parser reports before any request exists (fastify's clientErrorHandler):
- * a request not received whole in time, headers too large, or bytes that are not HTTP. Answered
- * in the API's error shape, then the connection is closed.
- */
-function clientErrorHandler(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (error.code === "ECONNRESET" || socket.destroyed) return;
-  const [status, reason, code, message] =
-    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
-      ? [408, "Request Timeout", ErrorCodes.TIMEOUT, "The request did not arrive in time."]
-      : error.code === "HPE_HEADER_OVERFLOW"
-        ? [
-            431,
-            "Request Header Fields Too Large",
-            ErrorCodes.PAYLOAD_TOO_LARGE,
-            "The request headers are too large.",
-          ]
-        : [400, "Bad Request", ErrorCodes.MALFORMED_MESSAGE, "The request is not valid HTTP."];
-  if (socket.writable) {
-    const body = rawErrorBody(code, message);
-    socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy();
-}
+const shuttingDown = () =>
+  new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is shutting down.", {
+    retryAfterSeconds: 1,
+  });
 
 /** A request id a client may choose: a UUID (any version), so logs hold nothing else. */
 const REQUEST_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -284,6 +188,45 @@ export async function buildDistributionApp(
   config: Partial<DistributionConfig> = {},
 ): Promise<FastifyInstance> {
   const settings = { ...DEFAULT_DISTRIBUTION_CONFIG, ...config };
+  const hotp = hotpWindows(settings);
+  const { logger } = components;
+  const clock = components.clock ?? Date.now;
+  const app = createFastify(settings, components.tls, logger);
+  app.decorateRequest("requester", null);
+  app.decorateRequest("sealedAnswer", false);
+  addRequestHooks(app, settings, clock);
+  const authenticate = authenticator(components.requesters, settings, clock);
+  setErrorHandlers(app, logger);
+  addResponseHooks(app, logger);
+  await registerOpenApi(app);
+
+  const random = components.random ?? osRandom;
+  const sealer = new DeliverySealer({ ttlMs: settings.deliveryKeyTtlMs, random, clock });
+  app.addHook("onClose", () => sealer.close());
+  registerRoutes(
+    app,
+    {
+      store: components.store,
+      pool: components.pool,
+      rounds: components.rounds,
+      verifier: new StoreVerifier({ store: components.store, attempts: components.limiter, hotp }),
+      logger,
+      clock,
+      config: settings,
+      sealer,
+      requesters: components.requesters,
+      quotas: new Quotas(settings),
+      random,
+      authenticate,
+    },
+    components.log,
+  );
+  await app.ready();
+  return app;
+}
+
+/** The HOTP windows of `settings`, checked. */
+function hotpWindows(settings: DistributionConfig): HotpWindows {
   const hotp: HotpWindows = {
     window: settings.hotpWindow,
     resyncWindow: settings.hotpResyncWindow,
@@ -303,60 +246,26 @@ export async function buildDistributionApp(
       `hotpWindow must be 0..100, hotpResyncWindow 0..${MAX_HOTP_LOOK_AHEAD}, hotpResyncMs ≥ 1`,
     );
   }
-  const { logger, requesters } = components;
-  const clock = components.clock ?? Date.now;
-  const app = Fastify({
+  return hotp;
+}
+
+/** The fastify instance over an HTTP(S) server with the timeouts and limits of `settings`. */
+function createFastify(
+  settings: DistributionConfig,
+  tls: TlsServerOptions | undefined,
+  logger: Logger,
+): FastifyInstance {
+  return Fastify({
     logger: false,
-    // Node checks request and header timeouts only every connectionsCheckingInterval (30 s by
-    // default); check every second so a slow client is cut off close to requestTimeout.
-    // With a serverFactory fastify leaves the server's timeouts to it, so all are set here: a
-    // whole request within requestTimeout, an idle keep-alive connection closed after
-    // keepAliveTimeout, and any connection silent for connectionTimeout closed.
-    // With a certificate the same server speaks HTTPS; its TLS handshake, too, must end within
-    // requestTimeout.
-    serverFactory: (handler) => {
-      const timeouts = {
-        requestTimeout: settings.requestTimeoutMs,
-        headersTimeout: settings.requestTimeoutMs,
-        connectionsCheckingInterval: Math.min(1000, settings.requestTimeoutMs),
-      };
-      const tls = components.tls;
-      const server = tls
-        ? createHttpsServer(
-            { ...timeouts, ...tlsServerSettings(tls, settings.requestTimeoutMs) },
-            handler,
-          )
-        : createServer(timeouts, handler);
-      if (tls) {
-        server.on("tlsClientError", (error: Error, socket: Socket) =>
-          logger.debug(
-            { ip: socket.remoteAddress, err: describeError(error) },
-            "TLS handshake failed",
-          ),
-        );
-      }
-      server.keepAliveTimeout = settings.keepAliveTimeoutMs;
-      server.setTimeout(settings.requestTimeoutMs * 3);
-      return server;
-    },
+    serverFactory: (handler) => httpServer(settings, tls, logger, handler),
     bodyLimit: settings.bodyLimit,
     routerOptions: { maxParamLength: 64 },
-    // Requests arriving while the server closes are refused by the onRequest hook below, in the
-    // API's error shape, instead of fastify's own 503 body.
+    // Requests arriving while the server closes are refused by the onRequest hook, in the API's
+    // error shape, instead of fastify's own 503 body.
     return503OnClosing: false,
     clientErrorHandler,
-    // A path that is not valid URL encoding, or a path parameter over maxParamLength.
-    frameworkErrors: (error, request, reply) => {
-      const tooLong = error.code === "FST_ERR_MAX_PARAM_LENGTH";
-      void (reply as FastifyReply)
-        .header("x-request-id", request.id)
-        .code(tooLong ? 414 : 400)
-        .send({
-          error: tooLong
-            ? { code: ErrorCodes.INVALID_INPUT, message: "A path parameter is too long." }
-            : { code: ErrorCodes.MALFORMED_MESSAGE, message: "The request path is malformed." },
-        });
-    },
+    frameworkErrors: (error, request, reply) =>
+      frameworkErrorHandler(error, request as FastifyRequest, reply as FastifyReply),
     // A client may choose its request's id (a UUID in X-Request-Id): deliveries bind it into
     // their associated data, so a client that checks it cannot be fed a recorded older answer.
     requestIdHeader: false,
@@ -368,33 +277,62 @@ export async function buildDistributionApp(
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
-  app.decorateRequest("requester", null);
-  app.decorateRequest("sealedAnswer", false);
+}
 
-  const perAddress = new FixedWindowLimiter({
-    max: settings.rateLimitPerAddress,
-    windowMs: 60_000,
-  });
-  const perCredential = new FixedWindowLimiter({
-    max: settings.rateLimitPerCredential,
-    windowMs: 60_000,
-  });
-  const rateLimited = (retryAfterSeconds: number) =>
-    new DkeygenError(ErrorCodes.RATE_LIMITED, "Too many requests; slow down.", {
-      retryAfterSeconds,
-    });
+/**
+ * The server fastify serves on. Node checks request and header timeouts only every
+ * connectionsCheckingInterval (30 s by default); check every second so a slow client is cut off
+ * close to requestTimeout. With a serverFactory fastify leaves the server's timeouts to it, so all
+ * are set here: a whole request within requestTimeout, an idle keep-alive connection closed after
+ * keepAliveTimeout, and any connection silent for connectionTimeout closed. With a certificate the
+ * same server speaks HTTPS; its TLS handshake, too, must end within requestTimeout.
+ */
+function httpServer(
+  settings: DistributionConfig,
+  tls: TlsServerOptions | undefined,
+  logger: Logger,
+  handler: Parameters<typeof createServer>[1],
+) {
+  const timeouts = {
+    requestTimeout: settings.requestTimeoutMs,
+    headersTimeout: settings.requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, settings.requestTimeoutMs),
+  };
+  const server = tls
+    ? createHttpsServer(
+        { ...timeouts, ...tlsServerSettings(tls, settings.requestTimeoutMs) },
+        handler,
+      )
+    : createServer(timeouts, handler);
+  if (tls) {
+    server.on("tlsClientError", (error: Error, socket: Socket) =>
+      logger.debug({ ip: socket.remoteAddress, err: describeError(error) }, "TLS handshake failed"),
+    );
+  }
+  server.keepAliveTimeout = settings.keepAliveTimeoutMs;
+  server.setTimeout(settings.requestTimeoutMs * 3);
+  return server;
+}
 
-  // Hooks in callback style: on the hot path a promise per hook per request is measurable.
+/**
+ * The first hook of every request: refused while the server closes, then the per-address rate
+ * limit. Hooks are in callback style: on the hot path a promise per hook per request is
+ * measurable.
+ */
+function addRequestHooks(
+  app: FastifyInstance,
+  settings: DistributionConfig,
+  clock: () => number,
+): void {
   let closing = false;
   app.addHook("preClose", (done) => {
     closing = true;
     done();
   });
-  const shuttingDown = () =>
-    new DkeygenError(ErrorCodes.UNAVAILABLE, "The server is shutting down.", {
-      retryAfterSeconds: 1,
-    });
-  // The first hook of every request: refused while the server closes, then the per-address limit.
+  const perAddress = new FixedWindowLimiter({
+    max: settings.rateLimitPerAddress,
+    windowMs: 60_000,
+  });
   const perAddressLimit = settings.rateLimitPerAddress > 0;
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
@@ -406,7 +344,21 @@ export async function buildDistributionApp(
     const wait = perAddress.hit(request.ip, clock());
     done(wait > 0 ? rateLimited(wait) : undefined);
   });
+}
 
+/**
+ * The onRequest hook of protected routes: the requester whose credential the request bears
+ * (401 otherwise), then the per-credential rate limit.
+ */
+function authenticator(
+  requesters: RequesterRegistry,
+  settings: DistributionConfig,
+  clock: () => number,
+): RouteContext["authenticate"] {
+  const perCredential = new FixedWindowLimiter({
+    max: settings.rateLimitPerCredential,
+    windowMs: 60_000,
+  });
   const admit = (request: FastifyRequest, requester: Requester | undefined) => {
     if (!requester) throw UNAUTHORIZED();
     // Its answers could not be authenticated (§12.8): it must be re-credentialed first.
@@ -416,11 +368,7 @@ export async function buildDistributionApp(
     const wait = perCredential.hit(requester.id, clock());
     if (wait > 0) throw rateLimited(wait);
   };
-  const authenticate = (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    done: (error?: Error) => void,
-  ) => {
+  return (request, reply, done) => {
     const header = request.headers.authorization;
     const fail = (error: unknown) => {
       if (isDkeygenError(error, ErrorCodes.UNAUTHORIZED))
@@ -448,33 +396,10 @@ export async function buildDistributionApp(
       }
     }, fail);
   };
+}
 
-  app.setErrorHandler((error: FastifyError | DkeygenError, request, reply) => {
-    const { status, body } = errorBody(error);
-    const fields = {
-      reqId: request.id,
-      route: request.routeOptions.url,
-      status,
-      code: body.error.code,
-      requester: request.requester?.name,
-      ip: request.ip,
-    };
-    if (status >= 500 && !isDkeygenError(error))
-      logger.error({ ...fields, err: describeError(error) }, "internal error");
-    else logger.info(fields, `request refused: ${body.error.message}`);
-    if (body.error.retryAfter !== undefined)
-      reply.header("retry-after", String(body.error.retryAfter));
-    void reply.status(status).send(body);
-  });
-  app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send({
-      error: {
-        code: ErrorCodes.NOT_FOUND,
-        // The path is the caller's: escaped and cut, like anything a peer chose that we repeat.
-        message: `No route ${printableShort(request.method, 16)} ${printableShort(request.url.split("?")[0]!, 128)}.`,
-      },
-    });
-  });
+/** The served-request log line, and the MAC every answer to an authenticated request carries. */
+function addResponseHooks(app: FastifyInstance, logger: Logger): void {
   if (logger.isLevelEnabled?.("debug") ?? true) {
     app.addHook("onResponse", (request, reply, done) => {
       if (reply.statusCode < 400) {
@@ -511,7 +436,10 @@ export async function buildDistributionApp(
     );
     done(null, payload);
   });
+}
 
+/** The OpenAPI document the routes' schemas make, served at /v1/openapi.json. */
+async function registerOpenApi(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
     transform: ({ schema, url }) => ({ schema: withRequestIdHeader(schema), url }),
     openapi: {
@@ -530,32 +458,20 @@ export async function buildDistributionApp(
       },
     },
   });
+}
 
-  const random = components.random ?? osRandom;
-  const sealer = new DeliverySealer({ ttlMs: settings.deliveryKeyTtlMs, random, clock });
-  app.addHook("onClose", () => sealer.close());
-  const context: RouteContext = {
-    store: components.store,
-    pool: components.pool,
-    rounds: components.rounds,
-    verifier: new StoreVerifier({ store: components.store, attempts: components.limiter, hotp }),
-    logger,
-    clock,
-    config: settings,
-    sealer,
-    requesters,
-    quotas: new Quotas(settings),
-    random,
-    authenticate,
-  };
+/** Every route family, each its own module under routes/. */
+function registerRoutes(
+  app: FastifyInstance,
+  context: RouteContext,
+  log: TransparencyLog | undefined,
+): void {
   registerHealthRoutes(app, context);
   registerOtpRoutes(app, context);
   registerTotpRoutes(app, context);
   registerRecoveryRoutes(app, context);
   registerKeyRoutes(app, context);
   registerRequesterRoutes(app, context);
-  if (components.log) registerLogRoutes(app, components.log);
+  if (log) registerLogRoutes(app, log);
   app.get("/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
-  await app.ready();
-  return app;
 }
