@@ -3,7 +3,6 @@
  * clients (contributor, admin, requesting client), the servers and the key stores.
  */
 
-export { verifyDkgEntry } from "./audit/dkg-entry.js";
 // Auditing what a server publishes: its log (rounds and threshold sessions) and an owned record.
 export { type AuditReport, auditLog } from "./audit/log-audit.js";
 export { auditRecord, type RecordAuditReport } from "./audit/record-audit.js";
@@ -61,6 +60,7 @@ export type {
   RecordInput,
 } from "./store/types.js";
 export { combineSigmas, repairDeltas, repairShare, repairSigma } from "./threshold/repair.js";
+export { verifyDkgEntry } from "./threshold/session-entry.js";
 // Threshold keys (PROTOCOL §16): FROST signing by t holders, the checks an outsider runs on a
 // threshold signature and on a key's log entry, and share repair (RTS) for callers who carry its
 // values between holders themselves.

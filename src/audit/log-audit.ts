@@ -43,6 +43,7 @@ import {
   logOriginOf,
   STORE_HEAD_EXTENSION,
 } from "../server/transparency-log.js";
+import { verifyDkgEntry } from "../threshold/session-entry.js";
 import { type Checkpoint, openCheckpoint } from "../tlog/checkpoint.js";
 import { cosignaturesOf, cosignatureVerifier } from "../tlog/cosignature.js";
 import {
@@ -56,7 +57,6 @@ import {
 import type { NoteVerifier } from "../tlog/note.js";
 import { keyLabel } from "../tlog/note.js";
 import { ed25519NoteVerifier } from "../tlog/note-keys.js";
-import { verifyDkgEntry } from "./dkg-entry.js";
 
 /** GET /v1/log/identity, as the server sends it (checked by `verifyLogIdentity`). */
 export interface LogIdentityDocument {

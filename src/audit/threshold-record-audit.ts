@@ -13,9 +13,9 @@ import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
 import { type DkgEntry, isDkgEntryLeaf, parseDkgEntry } from "../protocol/dkg-log-entry.js";
 import { publicFromJson } from "../threshold/codec.js";
+import { verifyDkgEntry } from "../threshold/session-entry.js";
 import { bip86OutputKey, p2trAddress } from "../threshold/taproot.js";
 import { publicPackageHash } from "../threshold/transcript.js";
-import { verifyDkgEntry } from "./dkg-entry.js";
 
 export const THRESHOLD_KEY_PURPOSE = "threshold-key";
 

@@ -27,10 +27,12 @@ import { readJsonFile, writeJsonFile } from "../datadir/files.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { printable } from "../printable.js";
+import { isDkgEntryLeaf, parseDkgEntry } from "../protocol/dkg-log-entry.js";
 import { parseRoundEntry, verifyRoundEntry } from "../protocol/log-entry.js";
 import type { MessageOf } from "../protocol/messages.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import { logIdentitySignedData, logOriginOf, witnessKeyName } from "../protocol/witness.js";
+import { verifyDkgEntry } from "../threshold/session-entry.js";
 import { type Checkpoint, openCheckpoint } from "../tlog/checkpoint.js";
 import { cosignatureSigner } from "../tlog/cosignature.js";
 import { hashLeaf, verifyConsistency, verifyInclusion } from "../tlog/merkle.js";
@@ -258,8 +260,12 @@ export class Witness {
         msg.consistency.map((h, i) => fromBase64url(h, `consistency[${i}]`, 32)),
       );
     }
-    // 5. Our rounds, each against what we did in it, and in this tree.
-    const receipts = msg.rounds.map((round) => this.#checkRound(server, checkpoint, round));
+    // 5. Our rounds (and threshold sessions), each against what we did in it, and in this tree.
+    const receipts = msg.rounds.map((round) =>
+      isDkgEntryLeaf(fromBase64url(round.leaf, "leaf"))
+        ? this.#checkSession(server, checkpoint, round)
+        : this.#checkRound(server, checkpoint, round),
+    );
     // 6. Receipts, then the new state, durable before the cosignature leaves.
     if (receipts.length > 0) {
       const path = join(this.#o.dataDir, RECEIPTS_FILE);
@@ -324,17 +330,52 @@ export class Witness {
     ) {
       throw refused(`${at}: the entry's outcome is not the round.closed we were sent`);
     }
+    return this.#receipt(checkpoint, round, leaf);
+  }
+
+  /**
+   * A threshold session this contributor was a holder in (PROTOCOL §15.1.1): the entry checks
+   * (its session id is its parameters' hash, so the holders are the ones every holder bound into
+   * what it signed; a completed one carries every holder's confirmation, ours included), it lists
+   * us, and it is in this tree.
+   */
+  #checkSession(
+    server: PinnedServer,
+    checkpoint: Checkpoint,
+    round: MessageOf<"log.checkpoint">["rounds"][number],
+  ): LogReceipt {
+    const { roundId, index } = round;
+    const at = `threshold session ${roundId}… (entry ${index})`;
+    const leaf = fromBase64url(round.leaf, "leaf");
+    const entry = parseDkgEntry(leaf);
+    if (entry.roundId !== roundId) throw refused(`${at}: the entry is of another session`);
+    try {
+      verifyDkgEntry(entry, server.fingerprint);
+    } catch (error) {
+      throw refused(`${at}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (!entry.holders.some((h) => h.contributorId === this.#o.contributorId)) {
+      throw refused(`${at}: the entry's holders leave us out`);
+    }
+    return this.#receipt(checkpoint, round, leaf);
+  }
+
+  #receipt(
+    checkpoint: Checkpoint,
+    round: MessageOf<"log.checkpoint">["rounds"][number],
+    leaf: Uint8Array,
+  ): LogReceipt {
     const leafHash = hashLeaf(leaf);
     verifyInclusion(
-      index,
+      round.index,
       checkpoint.size,
       leafHash,
       round.proof.map((h, i) => fromBase64url(h, `proof[${i}]`, 32)),
       checkpoint.rootHash,
     );
     return {
-      roundId,
-      index,
+      roundId: round.roundId,
+      index: round.index,
       leafHash: base64.encode(leafHash),
       size: checkpoint.size,
       rootHash: base64.encode(checkpoint.rootHash),

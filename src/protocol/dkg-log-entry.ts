@@ -10,7 +10,7 @@
  *
  * The leaf is the UTF-8 canonical JSON (RFC 8785) of the entry, like a round's (log-entry.ts);
  * `roundId` is the first 16 bytes of the session id, which is also the key record's `roundId`.
- * The signature checks are in audit/dkg-entry.ts (they need the threshold layer's hashes).
+ * The signature checks are in threshold/session-entry.ts (they need the threshold layer's hashes).
  */
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { canonicalJson } from "../crypto/canonical-json.js";
@@ -150,7 +150,7 @@ function isTime(value: unknown): value is string {
 /**
  * Parses a threshold session's leaf: canonical JSON of an entry that follows the schema (every
  * field's type, length and encoding; the fields of its kind and outcome, and no others). Throws
- * E_INVALID_INPUT. Signatures and the session id are checked by audit/dkg-entry.ts.
+ * E_INVALID_INPUT. Signatures and the session id are checked by threshold/session-entry.ts.
  */
 export function parseDkgEntry(leaf: Uint8Array): DkgEntry {
   let value: unknown;

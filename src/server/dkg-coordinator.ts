@@ -46,7 +46,7 @@ import {
   transcriptHash,
 } from "../threshold/transcript.js";
 import type { Peer, ServerContext } from "./server-context.js";
-import { logThresholdSession, sessionFacts } from "./threshold-log.js";
+import { logThresholdSession, sessionFacts, sessionWitnessed } from "./threshold-log.js";
 import { storeThresholdKey } from "./threshold-record.js";
 
 export interface ThresholdKeygenRequest {
@@ -362,6 +362,7 @@ export class DkgCoordinator {
     const certificate = (session.confirms as MessageOf<"dkg.confirm">[]).map((c) =>
       Buffer.from(c.signature, "base64url"),
     );
+    let logged = false;
     try {
       const record = await storeThresholdKey(this.#ctx, {
         params: session.params,
@@ -377,10 +378,17 @@ export class DkgCoordinator {
       });
       session.record = record;
       // Durable in the log before any holder hears of the key (PROTOCOL §15.1, §16.4).
-      await logThresholdSession(this.#ctx, {
+      const index = await logThresholdSession(this.#ctx, {
         ...sessionFacts(session, session.params),
         completed: { transcript, publicHash, certificate },
       });
+      logged = true;
+      await sessionWitnessed(this.#ctx, index);
+      // The session may have run out of time while the entry waited for its witnesses.
+      if (!this.#sessions.has(session.key)) {
+        await this.#ctx.c.store.consume(record.id).catch(() => false);
+        return;
+      }
       session.phase = "stored";
       for (const member of session.peers) {
         this.#ctx.send(member, {
@@ -392,15 +400,18 @@ export class DkgCoordinator {
         });
       }
     } catch (error) {
-      // A record stored but not logged is withdrawn: no holder was told of it, none keeps it.
+      // A record stored but not logged, or logged but not witnessed, is withdrawn: no holder
+      // was told of it, none keeps it. Its entry, once logged, stays the session's only one.
       const stored = session.record;
       if (stored !== undefined) await this.#ctx.c.store.consume(stored.id).catch(() => false);
+      const why = stored === undefined ? "stored" : logged ? "handed out" : "logged";
       this.#abort(
         session,
         new DkeygenError(
           ErrorCodes.OPERATIONAL,
-          `The key could not be ${stored === undefined ? "stored" : "logged"}: ${describeError(error)}`,
+          `The key could not be ${why}: ${describeError(error)}`,
         ),
+        !logged,
       );
     }
   }

@@ -35,7 +35,7 @@ import {
 } from "../threshold/transcript.js";
 import { DEFAULT_DKG_TIMEOUT_MS, DKG_TIMEOUT_PER_PARTICIPANT_MS } from "./dkg-coordinator.js";
 import type { Peer, ServerContext } from "./server-context.js";
-import { logThresholdSession, sessionFacts } from "./threshold-log.js";
+import { logThresholdSession, sessionFacts, sessionWitnessed } from "./threshold-log.js";
 import { storeRefreshedKey, type ThresholdPublicPart } from "./threshold-record.js";
 
 type Phase = "deal" | "confirm" | "stored" | "done";
@@ -276,6 +276,7 @@ export class RefreshCoordinator {
     session.phase = "done";
     const confirms = session.confirms as MessageOf<"dkg.confirm">[];
     const certificate = confirms.map((c) => b64(c.signature));
+    let logged = false;
     try {
       const record = await storeRefreshedKey(this.#ctx, {
         old: session.old,
@@ -290,7 +291,7 @@ export class RefreshCoordinator {
       });
       session.record = record;
       // Durable in the log before any holder hears of the new shares' key (§15.1, §16.7).
-      await logThresholdSession(this.#ctx, {
+      const index = await logThresholdSession(this.#ctx, {
         ...refreshFacts(session),
         completed: {
           transcript,
@@ -298,6 +299,13 @@ export class RefreshCoordinator {
           certificate,
         },
       });
+      logged = true;
+      await sessionWitnessed(this.#ctx, index);
+      // The session may have run out of time while the entry waited for its witnesses.
+      if (!this.#sessions.has(session.key)) {
+        await this.#ctx.c.store.consume(record.id).catch(() => false);
+        return;
+      }
       session.phase = "stored";
       for (const member of session.peers) {
         this.#ctx.send(member, {
@@ -309,15 +317,18 @@ export class RefreshCoordinator {
         });
       }
     } catch (error) {
-      // A record stored but not logged is withdrawn: no holder was told of it, none keeps it.
+      // A record stored but not logged, or logged but not witnessed, is withdrawn: no holder
+      // was told of it, none keeps it. Its entry, once logged, stays the session's only one.
       const stored = session.record;
       if (stored !== undefined) await this.#ctx.c.store.consume(stored.id).catch(() => false);
+      const why = stored === undefined ? "stored" : logged ? "handed out" : "logged";
       this.#abort(
         session,
         new DkeygenError(
           ErrorCodes.OPERATIONAL,
-          `The refreshed key could not be ${stored === undefined ? "stored" : "logged"}: ${describeError(error)}`,
+          `The refreshed key could not be ${why}: ${describeError(error)}`,
         ),
+        !logged,
       );
     }
   }

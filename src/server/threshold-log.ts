@@ -4,7 +4,7 @@
  * evidence; a completed one is durable in the log before any holder is sent the certificate, so a
  * key nobody can find in the log is never kept by its holders.
  */
-import { describeError } from "../errors.js";
+import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import { type DkgSessionEvidence, dkgEntryOf, encodeDkgEntry } from "../protocol/dkg-log-entry.js";
 import type { DkgSessionParams } from "../threshold/transcript.js";
 import type { ServerContext } from "./server-context.js";
@@ -35,7 +35,10 @@ export function sessionFacts(
   };
 }
 
-/** Appends the session's entry; resolves to its index. Rejects (logged here) if the log fails. */
+/**
+ * Appends the session's entry (the holders get it to check as witnesses of the log); resolves to
+ * its index. Rejects if the log fails (logged here).
+ */
 export async function logThresholdSession(
   ctx: ServerContext,
   evidence: Omit<DkgSessionEvidence, "server" | "closedAt">,
@@ -45,8 +48,15 @@ export async function logThresholdSession(
     server: ctx.fingerprint,
     closedAt: new Date(ctx.c.clock()),
   });
+  let index: number;
   try {
-    const index = await ctx.log.append(encodeDkgEntry(entry), entry.roundId);
+    const leaf = encodeDkgEntry(entry);
+    ctx.witnessing.expect(
+      entry.roundId,
+      leaf,
+      entry.holders.map((h) => h.contributorId),
+    );
+    index = await ctx.log.append(leaf, entry.roundId);
     ctx.c.logger.info(
       { sessionId: entry.sessionId, session: entry.session, index, outcome: entry.outcome },
       "threshold session logged",
@@ -59,7 +69,6 @@ export async function logThresholdSession(
       index,
       size: ctx.log.size,
     });
-    return index;
   } catch (error) {
     ctx.c.logger.error(
       { sessionId: entry.sessionId, err: describeError(error) },
@@ -67,4 +76,21 @@ export async function logThresholdSession(
     );
     throw error;
   }
+  return index;
+}
+
+/**
+ * Waits until a checkpoint covering a completed session's entry has the cosignatures witnessing
+ * asks for (§15.5), as a round's result does before it is handed out. Rejects E_UNAVAILABLE if
+ * none does in time: the caller withdraws the key.
+ */
+export async function sessionWitnessed(ctx: ServerContext, index: number): Promise<void> {
+  const timeoutMs = ctx.config.revealTimeoutMs ?? ctx.config.roundTimeoutMs;
+  if (await ctx.witnessing.whenWitnessed(index, timeoutMs)) return;
+  const k = ctx.witnessing.minCosignatures;
+  throw new DkeygenError(
+    ErrorCodes.UNAVAILABLE,
+    `it was not witnessed: no checkpoint covering its log entry ${index} got ${k} ` +
+      `cosignature${k === 1 ? "" : "s"} in time`,
+  );
 }

@@ -1,30 +1,52 @@
 /**
- * Checks a threshold session's log entry (protocol/dkg-log-entry.ts, docs/PROTOCOL.md §15.1)
- * without trusting the server: every holder's id is its identity key's fingerprint, the session id
+ * Checks a threshold session's log entry (protocol/dkg-log-entry.ts, docs/PROTOCOL.md §15.1.1)
+ * without trusting the server — the auditor's check, and each holder's as a witness of the log: every holder's id is its identity key's fingerprint, the session id
  * is the hash of the entry's own parameters (so the holders, suite, t, n, server and nonce are the
  * ones every holder bound into everything it signed), and a completed session's certificate holds
  * one valid confirmation per holder over the entry's transcript and public package hashes.
  */
 import { fromBase64url } from "../crypto/base64url.js";
+import { fingerprintOf } from "../crypto/fingerprint.js";
 import { isStrongEd25519Key, publicKeyFromRaw, verifySignature } from "../crypto/signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
-import type { DkgEntry } from "../protocol/dkg-log-entry.js";
-import { contributorIdOf } from "../protocol/identity.js";
-import { refreshSessionIdOf } from "../threshold/refresh.js";
-import { confirmSignedData, sessionIdOf } from "../threshold/transcript.js";
+import { refreshSessionIdOf } from "./refresh.js";
+import type { SuiteName } from "./suites.js";
+import { confirmSignedData, sessionIdOf } from "./transcript.js";
+
+/**
+ * The members of a threshold session's log entry the checks read (protocol/dkg-log-entry.ts
+ * parses the whole entry; binary members are canonical base64url).
+ */
+export interface SessionEntry {
+  server: string;
+  session: "keygen" | "refresh";
+  sessionId: string;
+  suite: SuiteName;
+  t: number;
+  n: number;
+  nonce: string;
+  holders: readonly { contributorId: string; identity: string }[];
+  keyId?: string;
+  previous?: string;
+  dealers?: number[];
+  outcome: "completed" | "aborted";
+  transcript?: string;
+  publicHash?: string;
+  certificate?: readonly string[];
+}
 
 function bad(what: string): DkeygenError {
   return new DkeygenError(ErrorCodes.BAD_SIGNATURE, what);
 }
 
 /** Throws E_BAD_SIGNATURE naming the first check that fails. */
-export function verifyDkgEntry(entry: DkgEntry, serverFingerprint: string): void {
+export function verifyDkgEntry(entry: SessionEntry, serverFingerprint: string): void {
   if (entry.server !== serverFingerprint) {
     throw bad(`The entry is from server ${entry.server}, not ${serverFingerprint}.`);
   }
   const identities = entry.holders.map((h, i) => {
     const raw = fromBase64url(h.identity, "identity", 32);
-    if (!isStrongEd25519Key(raw) || contributorIdOf(raw) !== h.contributorId) {
+    if (!isStrongEd25519Key(raw) || fingerprintOf(publicKeyFromRaw(raw)) !== h.contributorId) {
       throw bad(`Holder ${i + 1}'s identity key is not the one its id names.`);
     }
     return raw;

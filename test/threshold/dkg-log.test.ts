@@ -9,6 +9,8 @@ import { after, before, test } from "node:test";
 import { auditLog } from "../../src/audit/log-audit.js";
 import { auditRecord, RECORD_AUDIT_STEPS } from "../../src/audit/record-audit.js";
 import { THRESHOLD_AUDIT_STATEMENT } from "../../src/audit/threshold-record-audit.js";
+import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
+import { readReceipts, Witness } from "../../src/client/witness.js";
 import { fromBase64url, toBase64url } from "../../src/crypto/base64url.js";
 import { canonicalJson } from "../../src/crypto/canonical-json.js";
 import { isDkeygenError } from "../../src/errors.js";
@@ -20,15 +22,20 @@ import {
   parseDkgEntry,
 } from "../../src/protocol/dkg-log-entry.js";
 import type { MessageOf } from "../../src/protocol/messages.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { contributorIdOf } from "../../src/server/enrollment.js";
+import { TransparencyLog } from "../../src/server/transparency-log.js";
+import { MemoryKeyStore } from "../../src/store/memory.js";
 import { signedCheckpoint } from "../helpers/audit-log.js";
 import {
+  captureLogger,
   enrolledRawPeer,
   type RawPeer,
   startContributors,
   startTestServer,
   type TestContributor,
   type TestServer,
+  tempDir,
   waitFor,
 } from "../helpers/ceremony.js";
 import { runCli } from "../helpers/cli.js";
@@ -47,7 +54,7 @@ let leaves: Uint8Array[];
 let identity: ReturnType<TestServer["server"]["log"]["identity"]>;
 
 before(async () => {
-  server = await startTestServer({ dkgTimeoutMs: 2_500 });
+  server = await startTestServer();
   contributors = await startContributors(server, 3);
   wallet = await registerTestRequester(server, "wallet");
   const admin = await server.admin();
@@ -59,13 +66,17 @@ before(async () => {
       ),
     );
     refreshed = await admin.thresholdRefresh(key.id);
-    // A fourth contributor that is drawn into a 4-of-4 DKG and never answers: it aborts, naming it.
+    // A fourth contributor that is drawn into a 4-of-4 DKG and leaves once invited: it aborts,
+    // naming it.
     silent = await enrolledRawPeer(server);
     silentId = contributorIdOf(silent.contributorIdentity);
-    const aborted = await admin.thresholdKeygen({ suite: "ed25519", t: 3, n: 4 }).then(
+    const pending = admin.thresholdKeygen({ suite: "ed25519", t: 3, n: 4 }).then(
       () => undefined,
       (error: unknown) => error,
     );
+    await silent.next("dkg.open", 10_000);
+    silent.close();
+    const aborted = await pending;
     assert.ok(isDkeygenError(aborted, "E_ROUND_ABORTED"), String(aborted));
   } finally {
     admin.close();
@@ -333,4 +344,122 @@ test("the library entry exports what an outside verifier needs: threshold signin
   const entry = lib.parseDkgEntry(leaves[0]!);
   lib.verifyDkgEntry(entry, server.fingerprint);
   assert.equal(entry.sessionId, key.sessionId);
+});
+
+test("holders witness their sessions' entries: each keeps a receipt of the DKG and the refresh it held", async () => {
+  const keyRound = dkgRoundIds();
+  for (const c of contributors) {
+    const deadline = Date.now() + 10_000;
+    let ids = new Set<string>();
+    while (!keyRound.every((id) => ids.has(id)) && Date.now() < deadline) {
+      ids = new Set((await readReceipts(c.dataDir)).map((r) => r.roundId));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(
+      keyRound.every((id) => ids.has(id)),
+      `${c.id} has receipts of ${[...ids].join(", ") || "nothing"}, not of ${keyRound.join(", ")}`,
+    );
+  }
+});
+
+/** The round ids (first 16 bytes of the session id) of the completed DKG and refresh. */
+function dkgRoundIds(): string[] {
+  return [key, refreshed].map((k) =>
+    toBase64url(fromBase64url(k.sessionId, "sessionId", 32).subarray(0, 16)),
+  );
+}
+
+test("a witness refuses a session entry that does not check or does not list it, and cosigns one that does", async () => {
+  const temp = await tempDir();
+  try {
+    const identity = server.server.c.identity;
+    const pinned = { key: identity.publicKey, fingerprint: identity.fingerprint };
+    /** A witness with `state`'s keys and a fresh folder, shown one checkpoint over `leaf`. */
+    const show = async (
+      state: Awaited<ReturnType<typeof loadOrCreateContributorState>>,
+      leaf: Uint8Array,
+      name: string,
+    ) => {
+      const store = new MemoryKeyStore();
+      await store.open();
+      const log = new TransparencyLog(store, identity);
+      const roundId = parseDkgEntry(leaf).roundId;
+      const index = await log.append(leaf, roundId);
+      const captured = captureLogger();
+      const witness = new Witness({
+        dataDir: `${temp.path}/${name}`,
+        contributorId: state.contributorId,
+        privateKey: state.privateKey,
+        publicKey: state.publicKey,
+        rounds: { answered: () => undefined },
+        logger: captured.logger,
+      });
+      const { mkdir } = await import("node:fs/promises");
+      await mkdir(`${temp.path}/${name}`, { recursive: true });
+      const id = log.identity();
+      const answer = await witness.handle(pinned, {
+        type: "log.checkpoint",
+        v: PROTOCOL_VERSION,
+        checkpoint: log.checkpointAt(1)!,
+        old: 0,
+        consistency: [],
+        rounds: [{ roundId, index, leaf: toBase64url(leaf), proof: [] }],
+        identity: { origin: id.origin, verifierKey: id.verifierKey, signature: id.signature },
+      });
+      return { answer, text: captured.text() };
+    };
+    const holder = await loadOrCreateContributorState(contributors[0]!.dataDir);
+    const good = await show(holder, leaves[0]!, "good");
+    assert.equal(good.answer?.type, "log.cosign", good.text);
+    const outsider = await loadOrCreateContributorState(`${temp.path}/outsider-state`);
+    const left = await show(outsider, leaves[0]!, "outsider");
+    assert.equal(left.answer, undefined);
+    assert.match(left.text, /the entry's holders leave us out/);
+    const swapped = tampered(0, (e) => {
+      const c = e.certificate as string[];
+      [c[0], c[1]] = [c[1]!, c[0]!];
+    })[0]!;
+    const bad = await show(holder, swapped, "bad");
+    assert.equal(bad.answer, undefined);
+    assert.match(bad.text, /confirmation in the certificate does not verify/);
+  } finally {
+    await temp.remove();
+  }
+});
+
+test("a key whose entry is not witnessed in time is withdrawn: its record consumed, no holder keeps a share, and the log holds its one completed entry", async () => {
+  const lone = await startTestServer({ minCosignatures: 4, revealTimeoutMs: 1_000 });
+  try {
+    const holders = await startContributors(lone, 3);
+    const admin = await lone.admin();
+    const failed = await admin.thresholdKeygen({ suite: "ed25519", t: 2, n: 3 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    admin.close();
+    assert.ok(isDkeygenError(failed, "E_ROUND_ABORTED"), String(failed));
+    assert.match((failed as Error).message, /could not be handed out: .*not witnessed/);
+    const records = await lone.server.c.store.list({ purpose: "threshold-key" });
+    assert.equal(records.length, 1);
+    assert.ok(records[0]!.consumedAt, "the withdrawn key's record is consumed");
+    // An abort's entry is appended after the admin hears of it: give one the time to appear.
+    await new Promise((r) => setTimeout(r, 500));
+    const leavesNow = await lone.server.log.entries(0, lone.server.log.size);
+    assert.deepEqual(
+      leavesNow.map((l) => parseDkgEntry(l).outcome),
+      ["completed"],
+      "no second entry for the session",
+    );
+    for (const h of holders) {
+      const { readdir } = await import("node:fs/promises");
+      const files = await readdir(`${h.dataDir}/threshold`).catch(() => [] as string[]);
+      assert.deepEqual(
+        files.filter((f) => f.endsWith(".json")),
+        [],
+        `${h.id} kept a share file`,
+      );
+    }
+  } finally {
+    await lone.cleanup();
+  }
 });

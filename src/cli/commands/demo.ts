@@ -15,7 +15,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { schnorr } from "@noble/curves/secp256k1.js";
 import type { Command } from "commander";
-import { verifyDkgEntry } from "../../audit/dkg-entry.js";
 import { type AuditReport, auditLog } from "../../audit/log-audit.js";
 import { Contributor } from "../../client/contributor.js";
 import { loadOrCreateContributorState } from "../../client/contributor-state.js";
@@ -33,6 +32,7 @@ import { addRequester } from "../../server/requesters.js";
 import { startServer } from "../../server/runtime.js";
 import { ADMIN_OWNER } from "../../server/server-context.js";
 import type { KeyRecord } from "../../store/types.js";
+import { verifyDkgEntry } from "../../threshold/session-entry.js";
 import { serverSource } from "./audit.js";
 
 /**
