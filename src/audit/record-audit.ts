@@ -48,10 +48,21 @@ export const RECORD_AUDIT_STEPS = [
   "completed",
   "derivation",
   "results",
-  // A threshold key's (instead of opening … results): its record against its session's entry.
+] as const;
+/**
+ * A threshold key's steps (it has no opening: threshold-record-audit.ts): the first four, then its
+ * record against its session's entry.
+ */
+export const THRESHOLD_AUDIT_STEPS = [
+  "identity",
+  "checkpoint",
+  "inclusion",
+  "entry",
   "certificate",
 ] as const;
-export type RecordAuditStep = (typeof RECORD_AUDIT_STEPS)[number];
+export type RecordAuditStep =
+  | (typeof RECORD_AUDIT_STEPS)[number]
+  | (typeof THRESHOLD_AUDIT_STEPS)[number];
 
 export interface RecordAuditStepResult {
   step: RecordAuditStep;
