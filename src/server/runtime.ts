@@ -54,8 +54,10 @@ import { isLoopbackHost } from "../transport/tls.js";
 import type { Listener } from "../transport/types.js";
 import { listenWs } from "../transport/ws.js";
 import { buildDistributionApp, type DistributionConfig } from "./distribution/app.js";
-import { MemoryAttemptLimiter } from "./distribution/attempts.js";
 import { OtpPool } from "./distribution/otp-pool.js";
+import type { AttemptStore } from "./distribution/verification/attempt-store.js";
+import { MemoryAttemptStore } from "./distribution/verification/memory-attempt-store.js";
+import { PostgresAttemptStore } from "./distribution/verification/postgres-attempt-store.js";
 import { ContributorRegistry } from "./enrollment.js";
 import { loadOrCreateServerIdentity, SERVER_KEY_FILE } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
@@ -354,9 +356,10 @@ async function startLocked(
         pool,
         rounds: server,
         log: server.log,
-        limiter: new MemoryAttemptLimiter({
+        limiter: attemptStoreFor(store, {
           maxFailures: options.lockout?.maxFailures ?? 5,
           lockMs: options.lockout?.lockMs ?? 15 * 60_000,
+          ...(options.clock ? { clock: options.clock } : {}),
         }),
         logger,
         ...(options.clock ? { clock: options.clock } : {}),
@@ -463,4 +466,17 @@ export async function readServerInfo(dataDir: string): Promise<ServerInfo> {
     );
   }
   return info;
+}
+
+/**
+ * Where verification attempts and lockouts are counted: in the database beside the records when
+ * the store is PostgreSQL (every distribution server on it counts together), else in memory.
+ */
+function attemptStoreFor(
+  store: KeyStore,
+  limits: { maxFailures: number; lockMs: number; clock?: () => number },
+): AttemptStore {
+  return store instanceof PostgresKeyStore
+    ? new PostgresAttemptStore(store, limits)
+    : new MemoryAttemptStore(limits);
 }

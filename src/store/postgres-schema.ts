@@ -174,9 +174,28 @@ CREATE TRIGGER store_key_check_kept BEFORE UPDATE OR DELETE ON store_key_check
   FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
 `;
 
+/**
+ * Version 2: the distribution servers' verification attempts (failure counts, attempts in
+ * progress, lockouts) per lock key, shared by every distribution server on the database
+ * (src/server/distribution/verification/postgres-attempt-store.ts). The key is stored as
+ * SHA-256 of the lock key (kind, requester id, subject): fixed size, and no subject in the clear.
+ */
+const V2 = `
+CREATE TABLE verification_attempts (
+  key_hash bytea PRIMARY KEY CHECK (octet_length(key_hash) = 32),
+  failures integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
+  pending integer NOT NULL DEFAULT 0 CHECK (pending >= 0),
+  locked_until bigint NOT NULL DEFAULT 0 CHECK (locked_until >= 0),
+  touched bigint NOT NULL CHECK (touched >= 0)
+);
+CREATE INDEX verification_attempts_idle ON verification_attempts (touched)
+  WHERE pending = 0;
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
+  { version: 2, name: "verification attempts shared by distribution servers", sql: V2 },
 ];
 
 /** The schema version this code reads and writes. */

@@ -27,7 +27,7 @@
  *   and access control stand where the file's chain and head file stand.
  */
 import { hkdfSync, timingSafeEqual } from "node:crypto";
-import { Client, type ClientBase, Pool, type QueryResultRow } from "pg";
+import { Client, type ClientBase, Pool, type PoolClient, type QueryResultRow } from "pg";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { JsonObject } from "../json.js";
@@ -686,6 +686,44 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   /** Runs one statement; a failure becomes a DkeygenError (`special` may name its own). */
+  /**
+   * Runs `body` in one transaction on one connection (BEGIN … COMMIT; ROLLBACK when it throws),
+   * for state kept beside the records in the same database (the distribution server's
+   * verification attempts, src/server/distribution/verification/postgres-attempt-store.ts).
+   * A database error comes back as the store's own (E_UNAVAILABLE when it cannot be reached),
+   * never with the URL's password in it.
+   */
+  async transaction<T>(
+    body: (
+      query: <R extends QueryResultRow>(text: string, values: unknown[]) => Promise<R[]>,
+    ) => Promise<T>,
+  ): Promise<T> {
+    const pool = this.#pool;
+    if (!pool) throw this.#closedError();
+    let client: PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      throw storeFailure(error, this.shownUrl, this.#password);
+    }
+    let failed: unknown;
+    try {
+      await client.query("BEGIN");
+      const result = await body(async (text, values) => (await client.query(text, values)).rows);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      failed = error;
+      await client.query("ROLLBACK").catch(() => {});
+      throw error instanceof DkeygenError
+        ? error
+        : storeFailure(error, this.shownUrl, this.#password);
+    } finally {
+      // A connection whose transaction failed in an unknown state is not reused.
+      client.release(failed !== undefined && !(failed instanceof DkeygenError));
+    }
+  }
+
   async #query<R extends QueryResultRow = QueryResultRow>(
     text: string,
     values: unknown[],
