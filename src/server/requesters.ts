@@ -8,13 +8,10 @@
  * leaked requesters.json lets its holder forge answers to a client from its network path, but
  * not authenticate as it.
  *
- * Records belong to a registration, not a name: each registration has an immutable id made at
- * `requester add` ("rq:" and 16 random bytes base64url; a name cannot hold ":"), which records'
- * `owner` and claims' `requester` hold. `requester remove` leaves a tombstone {name, id,
- * removedAt}; adding the name again makes a new id that sees nothing of the old one's.
- * `requester add --replace` on a live registration keeps its id: the operator's explicit transfer
- * to a new key. Registrations written before ids have none: their id is their name, which is what
- * their records' owner already holds.
+ * Registrations, ids and tombstones: requester-store.ts (the RequesterStore interface). This file
+ * holds its implementation in the server's data folder and `RequesterRegistry`, the servers' view
+ * of any RequesterStore. Registrations written before ids have none: their id is their name,
+ * which is what their records' owner already holds.
  *
  *   requesters.json   {requesters: [{id, name, publicKey (SPKI PEM), fingerprint, credentialHash,
  *                     responseKey, addedAt}], removed: [{name, id, removedAt}]}, 0600. `requester
@@ -26,22 +23,43 @@
  *                     takes that same path, whether the name is unknown or the secret wrong: its
  *                     timing says nothing about which names exist.
  */
-import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
+import { createPublicKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
-import { fingerprintOf } from "../crypto/fingerprint.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { ensureDataDir, readJsonFile, writeJsonFile } from "../datadir/files.js";
 import { LockFile } from "../datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
-import { deriveResponseKey } from "../protocol/answer-auth.js";
+import {
+  type AddedRequester,
+  type AddOptions,
+  checkRequesterName,
+  type ListedRequester,
+  liveNameTaken,
+  makeRegistration,
+  newRegistrationId,
+  noSuchRequester,
+  type RegistrationSnapshot,
+  type RequesterStore,
+  requesterKeyFromPem,
+  type StoredRegistration,
+  sha256,
+  type Tombstone,
+} from "./requester-store.js";
+
+export {
+  type AddedRequester,
+  type ListedRequester,
+  REGISTRATION_ID,
+  REQUESTER_NAME,
+  type RequesterStore,
+  requesterKeyFromPem,
+  type Tombstone,
+} from "./requester-store.js";
 
 export const REQUESTERS_FILE = "requesters.json";
-export const REQUESTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const CREDENTIAL = /^dkr_([A-Za-z0-9][A-Za-z0-9._@-]{0,63})\.([A-Za-z0-9_-]{43})$/;
-/** A registration id made by `requester add`: never a name (names hold no ":"). */
-export const REGISTRATION_ID = /^rq:[A-Za-z0-9_-]{22}$/;
 
 interface RegistrationLine {
   /** Absent in registrations written before ids: their id is their name. */
@@ -53,13 +71,6 @@ interface RegistrationLine {
   /** base64url of K_resp (32 bytes); absent in registrations written before authenticated answers. */
   responseKey?: string;
   addedAt: string;
-}
-
-/** What is left of a removed registration: its id is never reused, its records stay its own. */
-export interface Tombstone {
-  name: string;
-  id: string;
-  removedAt: string;
 }
 
 interface RequestersFile {
@@ -78,8 +89,6 @@ export interface Requester {
   responseKey: Buffer | undefined;
 }
 
-const sha256 = (text: string) => createHash("sha256").update(text).digest();
-
 /** The id of a registration line: its own, or for one written before ids, its name. */
 const idOf = (line: RegistrationLine) => line.id ?? line.name;
 
@@ -91,119 +100,160 @@ async function readRequestersFile(path: string): Promise<RequestersFile> {
   return file;
 }
 
-/** Checks a requester's public key: RSA of at least 3072 bits, given as SPKI PEM. */
-export function requesterKeyFromPem(pem: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pem);
-  } catch (cause) {
-    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "The public key is not a PEM public key.", {
-      cause,
+/** Registrations in requesters.json in a server's data folder (one machine, one writer at a time). */
+export class FileRequesterStore implements RequesterStore {
+  readonly where: string;
+  readonly pollMs = 1000;
+  readonly #dataDir: string;
+  readonly #lockTimeoutMs: number | undefined;
+
+  constructor(dataDir: string, options: { lockTimeoutMs?: number } = {}) {
+    this.#dataDir = dataDir;
+    this.where = join(dataDir, REQUESTERS_FILE);
+    this.#lockTimeoutMs = options.lockTimeoutMs;
+  }
+
+  async add(name: string, publicKeyPem: string, options: AddOptions = {}): Promise<AddedRequester> {
+    checkRequesterName(name);
+    const key = requesterKeyFromPem(publicKeyPem);
+    const random = options.random ?? osRandom;
+    const path = this.where;
+    await ensureDataDir(this.#dataDir);
+    return this.#updateLocked(async () => {
+      const file = await readRequestersFile(path);
+      const existing = file.requesters.findIndex((r) => r.name === name);
+      if (existing >= 0 && !options.replace) throw liveNameTaken(name);
+      const taken = new Set([
+        ...file.requesters.map(idOf),
+        ...(file.removed ?? []).map((t) => t.id),
+      ]);
+      const id =
+        existing >= 0
+          ? idOf(file.requesters[existing]!)
+          : newRegistrationId(random, (id) => taken.has(id));
+      const made = makeRegistration(id, name, key, random, options.now ?? new Date());
+      const r = made.registration;
+      const line: RegistrationLine = {
+        id,
+        name,
+        publicKey: r.publicKey,
+        fingerprint: r.fingerprint,
+        credentialHash: r.credentialHash.toString("hex"),
+        responseKey: toBase64url(r.responseKey!),
+        addedAt: r.addedAt,
+      };
+      if (existing >= 0) file.requesters[existing] = line;
+      else file.requesters.push(line);
+      await writeJsonFile(path, file);
+      return {
+        name,
+        id,
+        fingerprint: line.fingerprint,
+        credential: made.credential,
+        keptRegistration: existing >= 0,
+        removedBefore:
+          existing >= 0 ? [] : (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
+      };
     });
   }
-  if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 3072) {
-    throw new DkeygenError(
-      ErrorCodes.INVALID_INPUT,
-      "A requester's key must be RSA of at least 3072 bits.",
+
+  async remove(name: string, options: { now?: Date } = {}): Promise<{ name: string; id: string }> {
+    const path = this.where;
+    return this.#updateLocked(async () => {
+      const file = await readRequestersFile(path);
+      const gone = file.requesters.find((r) => r.name === name);
+      if (!gone) throw noSuchRequester(name);
+      const tombstone: Tombstone = {
+        name,
+        id: idOf(gone),
+        removedAt: (options.now ?? new Date()).toISOString(),
+      };
+      await writeJsonFile(path, {
+        ...file,
+        requesters: file.requesters.filter((r) => r !== gone),
+        removed: [...(file.removed ?? []), tombstone],
+      });
+      return { name, id: tombstone.id };
+    });
+  }
+
+  async list(): Promise<{ requesters: ListedRequester[]; removed: Tombstone[] }> {
+    const file = await readRequestersFile(this.where);
+    return {
+      requesters: file.requesters.map((line) => ({
+        name: line.name,
+        id: idOf(line),
+        fingerprint: line.fingerprint,
+        addedAt: line.addedAt,
+        responseKey: line.responseKey !== undefined,
+      })),
+      removed: file.removed ?? [],
+    };
+  }
+
+  /** Identity of the file: inode, mtime and size (each change renames a new file in); "" if none. */
+  async version(): Promise<string> {
+    try {
+      const info = await stat(this.where);
+      return `${info.ino}:${info.mtimeMs}:${info.size}`;
+    } catch {
+      return "";
+    }
+  }
+
+  async snapshot(): Promise<RegistrationSnapshot> {
+    const version = await this.version();
+    if (version === "") return { version, registrations: [] };
+    const file = await readRequestersFile(this.where);
+    return {
+      version,
+      registrations: file.requesters.map(
+        (line): StoredRegistration => ({
+          id: idOf(line),
+          name: line.name,
+          publicKey: line.publicKey,
+          fingerprint: line.fingerprint,
+          credentialHash: Buffer.from(line.credentialHash, "hex"),
+          responseKey:
+            line.responseKey === undefined
+              ? undefined
+              : Buffer.from(fromBase64url(line.responseKey, "responseKey", 32)),
+          addedAt: line.addedAt,
+        }),
+      ),
+    };
+  }
+
+  /**
+   * Runs a read-modify-write of requesters.json holding its lock (`requesters.json.lock`): a
+   * second `requester add`/`remove` waits for the first (up to 10 s by default) instead of
+   * reading the same old file and undoing its change.
+   */
+  #updateLocked<T>(update: () => Promise<T>): Promise<T> {
+    return LockFile.holding(
+      `${this.where}.lock`,
+      {
+        what: this.where,
+        busy: ["being changed by", "try again"],
+        waitMs: this.#lockTimeoutMs ?? 10_000,
+      },
+      update,
     );
   }
-  return key;
-}
-
-export interface AddedRequester {
-  name: string;
-  /** The registration id (kept by --replace of a live registration, else new). */
-  id: string;
-  fingerprint: string;
-  credential: string;
-  /** True when --replace kept a live registration's id (and so its records). */
-  keptRegistration: boolean;
-  /** For a new registration: ids of earlier, removed ones of this name, whose records stay theirs. */
-  removedBefore: string[];
 }
 
 /**
- * Registers `name` with `publicKeyPem` in `dataDir` and returns its credential (shown once).
- * With `replace`, a live registration of that name gets the new key and a new credential and
- * keeps its id, so its records stay its own; without, a live name is refused. A name whose
- * registration was removed gets a new id: nothing of the old registration's is visible to it.
+ * Registers `name` with `publicKeyPem` in `dataDir` and returns its credential (shown once); see
+ * RequesterStore.add.
  */
-export async function addRequester(
+export function addRequester(
   dataDir: string,
   name: string,
   publicKeyPem: string,
   options: { replace?: boolean; random?: RandomSource; now?: Date; lockTimeoutMs?: number } = {},
 ): Promise<AddedRequester> {
-  if (!REQUESTER_NAME.test(name)) {
-    throw new DkeygenError(
-      ErrorCodes.USAGE,
-      "A requester name has letters, digits and . _ @ - (up to 64, starting with a letter or digit).",
-    );
-  }
-  const key = requesterKeyFromPem(publicKeyPem);
-  const random = options.random ?? osRandom;
-  const path = join(dataDir, REQUESTERS_FILE);
-  await ensureDataDir(dataDir);
-  return updateLocked(path, options.lockTimeoutMs, async () => {
-    const file = await readRequestersFile(path);
-    const existing = file.requesters.findIndex((r) => r.name === name);
-    if (existing >= 0 && !options.replace) {
-      throw new DkeygenError(
-        ErrorCodes.USAGE,
-        `A requester named ${name} is already registered (use --replace).`,
-      );
-    }
-    const taken = new Set([...file.requesters.map(idOf), ...(file.removed ?? []).map((t) => t.id)]);
-    let id: string;
-    if (existing >= 0) id = idOf(file.requesters[existing]!);
-    else {
-      do id = `rq:${toBase64url(random(16))}`;
-      while (taken.has(id));
-    }
-    const secret = toBase64url(random(32));
-    const line: RegistrationLine = {
-      id,
-      name,
-      publicKey: key.export({ type: "spki", format: "pem" }) as string,
-      fingerprint: fingerprintOf(key),
-      credentialHash: sha256(secret).toString("hex"),
-      responseKey: toBase64url(deriveResponseKey(name, secret)),
-      addedAt: (options.now ?? new Date()).toISOString(),
-    };
-    if (existing >= 0) file.requesters[existing] = line;
-    else file.requesters.push(line);
-    await writeJsonFile(path, file);
-    return {
-      name,
-      id,
-      fingerprint: line.fingerprint,
-      credential: `dkr_${name}.${secret}`,
-      keptRegistration: existing >= 0,
-      removedBefore:
-        existing >= 0 ? [] : (file.removed ?? []).filter((t) => t.name === name).map((t) => t.id),
-    };
-  });
-}
-
-/**
- * Runs a read-modify-write of requesters.json holding its lock (`requesters.json.lock`): a second
- * `requester add`/`remove` waits for the first (up to `timeoutMs`, default 10 s) instead of
- * reading the same old file and undoing its change.
- */
-function updateLocked<T>(
-  path: string,
-  timeoutMs: number | undefined,
-  update: () => Promise<T>,
-): Promise<T> {
-  return LockFile.holding(
-    `${path}.lock`,
-    {
-      what: path,
-      busy: ["being changed by", "try again"],
-      waitMs: timeoutMs ?? 10_000,
-    },
-    update,
-  );
+  const { lockTimeoutMs, ...rest } = options;
+  return new FileRequesterStore(dataDir, lockOption(lockTimeoutMs)).add(name, publicKeyPem, rest);
 }
 
 /**
@@ -211,92 +261,74 @@ function updateLocked<T>(
  * notices within a second) and a tombstone keeps its id, so nothing of its records is ever handed
  * to a later registration of the name. Throws E_NOT_FOUND if no such requester is registered.
  */
-export async function removeRequester(
+export function removeRequester(
   dataDir: string,
   name: string,
   options: { now?: Date; lockTimeoutMs?: number } = {},
 ): Promise<{ name: string; id: string }> {
-  const path = join(dataDir, REQUESTERS_FILE);
-  return updateLocked(path, options.lockTimeoutMs, async () => {
-    const file = await readRequestersFile(path);
-    const gone = file.requesters.find((r) => r.name === name);
-    if (!gone) {
-      throw new DkeygenError(ErrorCodes.NOT_FOUND, `No requester named ${name} is registered.`);
-    }
-    const tombstone: Tombstone = {
-      name,
-      id: idOf(gone),
-      removedAt: (options.now ?? new Date()).toISOString(),
-    };
-    await writeJsonFile(path, {
-      ...file,
-      requesters: file.requesters.filter((r) => r !== gone),
-      removed: [...(file.removed ?? []), tombstone],
-    });
-    return { name, id: tombstone.id };
-  });
+  const { lockTimeoutMs, ...rest } = options;
+  return new FileRequesterStore(dataDir, lockOption(lockTimeoutMs)).remove(name, rest);
 }
 
-export interface ListedRequester {
-  name: string;
-  id: string;
-  fingerprint: string;
-  addedAt: string;
-  /** False for a registration from before authenticated answers: it must be re-registered. */
-  responseKey: boolean;
-}
-
-export async function listRequesters(
+export function listRequesters(
   dataDir: string,
 ): Promise<{ requesters: ListedRequester[]; removed: Tombstone[] }> {
-  const file = await readRequestersFile(join(dataDir, REQUESTERS_FILE));
-  return {
-    requesters: file.requesters.map((line) => ({
-      name: line.name,
-      id: idOf(line),
-      fingerprint: line.fingerprint,
-      addedAt: line.addedAt,
-      responseKey: line.responseKey !== undefined,
-    })),
-    removed: file.removed ?? [],
-  };
+  return new FileRequesterStore(dataDir).list();
 }
+
+const lockOption = (ms: number | undefined) => (ms === undefined ? {} : { lockTimeoutMs: ms });
 
 interface Entry extends Requester {
   credentialHash: Buffer;
 }
 
-/** The server's view of requesters.json, for authenticating requests. */
+/**
+ * A server's view of a RequesterStore, for authenticating requests. It keeps the live
+ * registrations in memory and asks the store's `version()` every `pollMs` (watch) and before
+ * refusing any credential (so one just added works at once); it reads them again only when the
+ * version changed.
+ */
 export class RequesterRegistry {
-  readonly #path: string;
+  readonly #store: RequesterStore;
   #byName = new Map<string, Entry>();
-  /** Identity of the file last read: inode and mtime (each `requester add` renames a new file in). */
-  #version = "";
+  /** The store's version last read ("" before the first read, and for an absent file). */
+  #version: string | undefined;
   /** Compared against when a name is unknown, so a miss costs the same as a hit. */
   readonly #decoy = sha256("dkeygen decoy credential");
   #watch: NodeJS.Timeout | undefined;
   #reloading: Promise<void> | undefined;
 
-  private constructor(dataDir: string) {
-    this.#path = join(dataDir, REQUESTERS_FILE);
+  private constructor(store: RequesterStore) {
+    this.#store = store;
   }
 
-  static async load(dataDir: string): Promise<RequesterRegistry> {
-    const registry = new RequesterRegistry(dataDir);
+  /** The registry of requesters.json in `dataDir`. */
+  static load(dataDir: string): Promise<RequesterRegistry> {
+    return RequesterRegistry.open(new FileRequesterStore(dataDir));
+  }
+
+  /** The registry of `store`, read once now. */
+  static async open(store: RequesterStore): Promise<RequesterRegistry> {
+    const registry = new RequesterRegistry(store);
     await registry.reload();
     return registry;
   }
 
+  /** Where the registrations are read from. */
+  get store(): RequesterStore {
+    return this.#store;
+  }
+
   /**
-   * Checks requesters.json for changes every `intervalMs` from now on (until `close`), so that
-   * replaced and removed credentials stop working without a restart.
+   * Checks the store for changes every `intervalMs` (default: the store's `pollMs`) from now on,
+   * until `close`, so that replaced and removed credentials stop working without a restart.
    */
-  watch(intervalMs = 1000): void {
+  watch(intervalMs = this.#store.pollMs): void {
     clearInterval(this.#watch);
     this.#watch = setInterval(() => {
       this.reload().catch(() => {
-        // A half-written or unreadable file: keep the registrations last read; the next check
-        // (or the next refusal) tries again.
+        // A half-written file or an unreachable database: keep the registrations last read; the
+        // next check (or the next refusal) tries again.
       });
     }, intervalMs);
     this.#watch.unref();
@@ -307,7 +339,7 @@ export class RequesterRegistry {
     this.#watch = undefined;
   }
 
-  /** Re-reads requesters.json if it changed (one check at a time; callers share it). */
+  /** Re-reads the registrations if the store's version changed (one check at a time; shared). */
   reload(): Promise<void> {
     this.#reloading ??= this.#reload().finally(() => {
       this.#reloading = undefined;
@@ -316,33 +348,22 @@ export class RequesterRegistry {
   }
 
   async #reload(): Promise<void> {
-    let version: string;
-    try {
-      const info = await stat(this.#path);
-      version = `${info.ino}:${info.mtimeMs}:${info.size}`;
-    } catch {
-      this.#byName = new Map();
-      this.#version = "";
-      return;
-    }
+    const version = await this.#store.version();
     if (version === this.#version) return;
-    const file = await readRequestersFile(this.#path);
+    const snapshot = await this.#store.snapshot();
     const next = new Map<string, Entry>();
-    for (const line of file.requesters) {
-      next.set(line.name, {
-        id: idOf(line),
-        name: line.name,
-        fingerprint: line.fingerprint,
-        publicKey: createPublicKey(line.publicKey),
-        credentialHash: Buffer.from(line.credentialHash, "hex"),
-        responseKey:
-          line.responseKey === undefined
-            ? undefined
-            : Buffer.from(fromBase64url(line.responseKey, "responseKey", 32)),
+    for (const r of snapshot.registrations) {
+      next.set(r.name, {
+        id: r.id,
+        name: r.name,
+        fingerprint: r.fingerprint,
+        publicKey: createPublicKey(r.publicKey),
+        credentialHash: r.credentialHash,
+        responseKey: r.responseKey,
       });
     }
     this.#byName = next;
-    this.#version = version;
+    this.#version = snapshot.version;
   }
 
   /** The live registration of `name`, with its id. */

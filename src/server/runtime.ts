@@ -61,7 +61,9 @@ import { PostgresAttemptStore } from "./distribution/verification/postgres-attem
 import { ContributorRegistry } from "./enrollment.js";
 import { loadOrCreateServerIdentity, SERVER_KEY_FILE } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
-import { RequesterRegistry } from "./requesters.js";
+import { PostgresRequesterStore } from "./postgres-requester-store.js";
+import type { RequesterStore } from "./requester-store.js";
+import { FileRequesterStore, RequesterRegistry } from "./requesters.js";
 import { loadTlsCredentials, type TlsCredentials, type TlsFiles } from "./tls-credentials.js";
 
 export const ADMIN_TOKEN_FILE = "admin.token";
@@ -249,22 +251,21 @@ async function startLocked(
   }
   const adminToken = await loadOrCreateKeyFile(join(dataDir, ADMIN_TOKEN_FILE));
   const registry = await ContributorRegistry.load(dataDir);
-  const requesters = await RequesterRegistry.load(dataDir);
-  const outdated = requesters.withoutResponseKey();
-  if (outdated.length > 0) {
-    // Their answers could not be authenticated, so the distribution server refuses them.
-    logger.warn(
-      { requesters: outdated },
-      "requester registrations from before authenticated answers are refused until re-credentialed: dkeygen requester add NAME --replace --public-key FILE",
-    );
-  }
   let store = options.store;
+  /** Where requesters are registered: the database's tables with a PostgreSQL store. */
+  let requesterStore: RequesterStore = new FileRequesterStore(dataDir);
   if (!store && options.storeUrl !== undefined) {
     const storeKey = await loadOrCreateKeyFile(
       options.storeKeyFile ?? join(dataDir, STORE_KEY_FILE),
     );
     // A store key that is not the database's own is refused when the store opens.
-    store = new PostgresKeyStore({ url: options.storeUrl, storeKey: storeKey.expose(), logger });
+    const postgres = new PostgresKeyStore({
+      url: options.storeUrl,
+      storeKey: storeKey.expose(),
+      logger,
+    });
+    requesterStore = new PostgresRequesterStore(postgres, storeKey.expose());
+    store = postgres;
     storeKey.wipe();
   }
   if (!store) {
@@ -288,6 +289,14 @@ async function startLocked(
     storeKey.wipe();
   }
   await store.open();
+  let requesters: RequesterRegistry;
+  try {
+    requesters = await RequesterRegistry.open(requesterStore);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  await warnOfRequesterFiles(dataDir, requesterStore, requesters, logger);
 
   const server = new KeygenServer(
     {
@@ -479,4 +488,33 @@ function attemptStoreFor(
   return store instanceof PostgresKeyStore
     ? new PostgresAttemptStore(store, limits)
     : new MemoryAttemptStore(limits);
+}
+
+/**
+ * Warns of registrations the server will refuse: those from before authenticated answers, and,
+ * with requesters in the database, a requesters.json in the data folder that is no longer read.
+ */
+async function warnOfRequesterFiles(
+  dataDir: string,
+  store: RequesterStore,
+  requesters: RequesterRegistry,
+  logger: Logger,
+): Promise<void> {
+  const outdated = requesters.withoutResponseKey();
+  if (outdated.length > 0) {
+    // Their answers could not be authenticated, so the distribution server refuses them.
+    logger.warn(
+      { requesters: outdated },
+      "requester registrations from before authenticated answers are refused until re-credentialed: dkeygen requester add NAME --replace --public-key FILE",
+    );
+  }
+  if (store instanceof FileRequesterStore) return;
+  const file = new FileRequesterStore(dataDir);
+  const listed = await file.list().catch(() => ({ requesters: [] }));
+  if (listed.requesters.length > 0) {
+    logger.warn(
+      { file: file.where, requesters: listed.requesters.map((r) => r.name) },
+      "requesters.json is not read with a PostgreSQL store: register these requesters in the database (dkeygen requester add NAME --store URL --public-key FILE)",
+    );
+  }
 }

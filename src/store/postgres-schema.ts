@@ -192,10 +192,75 @@ CREATE INDEX verification_attempts_idle ON verification_attempts (touched)
   WHERE pending = 0;
 `;
 
+/**
+ * Version 3: requester registrations and their tombstones (src/server/postgres-requester-store.ts),
+ * so that every distribution server on the database authenticates the same requesters, and a
+ * removal reaches all of them. `requester_changes.version` is raised in the transaction of every
+ * add, replace and removal: servers poll that one row to notice a change, and its row lock
+ * serializes the changes. A removed registration is a tombstone (removed_at set): never changed
+ * again, never deleted, its id never reused; one live registration per name. The response key is
+ * sealed under the store key (AES-256-GCM, AAD LP("dkeygen/v1/store/requester-response-key", id)).
+ */
+const V3 = `
+CREATE TABLE requesters (
+  seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+  id text COLLATE "C" PRIMARY KEY CHECK (id ~ '^rq:[A-Za-z0-9_-]{22}$'),
+  name text COLLATE "C" NOT NULL CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$'),
+  public_key text NOT NULL
+    CHECK (public_key LIKE '-----BEGIN PUBLIC KEY-----%' AND octet_length(public_key) <= 16384),
+  fingerprint text NOT NULL CHECK (char_length(fingerprint) BETWEEN 1 AND 256),
+  credential_hash bytea NOT NULL CHECK (octet_length(credential_hash) = 32),
+  response_key_iv bytea NOT NULL CHECK (octet_length(response_key_iv) = 12),
+  response_key_ct bytea NOT NULL CHECK (octet_length(response_key_ct) = 32),
+  response_key_tag bytea NOT NULL CHECK (octet_length(response_key_tag) = 16),
+  added_at timestamptz NOT NULL,
+  removed_at timestamptz
+);
+CREATE UNIQUE INDEX requesters_live_name ON requesters (name) WHERE removed_at IS NULL;
+CREATE INDEX requesters_name ON requesters (name, seq);
+
+CREATE FUNCTION requesters_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.removed_at IS NOT NULL THEN
+    RAISE EXCEPTION 'requester % was removed; a tombstone never changes', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF (NEW.seq, NEW.id, NEW.name) IS DISTINCT FROM (OLD.seq, OLD.id, OLD.name) THEN
+    RAISE EXCEPTION 'the id and name of requester % never change', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER requesters_guard BEFORE UPDATE ON requesters
+  FOR EACH ROW EXECUTE FUNCTION requesters_guard();
+CREATE TRIGGER requesters_kept BEFORE DELETE ON requesters
+  FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
+
+CREATE TABLE requester_changes (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  version bigint NOT NULL CHECK (version >= 0)
+);
+INSERT INTO requester_changes (version) VALUES (0);
+CREATE FUNCTION requester_changes_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.version <= OLD.version THEN
+    RAISE EXCEPTION 'the requesters version only increases' USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER requester_changes_guard BEFORE UPDATE ON requester_changes
+  FOR EACH ROW EXECUTE FUNCTION requester_changes_guard();
+CREATE TRIGGER requester_changes_kept BEFORE DELETE ON requester_changes
+  FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
   { version: 2, name: "verification attempts shared by distribution servers", sql: V2 },
+  { version: 3, name: "requester registrations and tombstones", sql: V3 },
 ];
 
 /** The schema version this code reads and writes. */

@@ -76,6 +76,16 @@ function purposeRows(base: (purpose: string) => string[]): Record<string, Row> {
 }
 
 /**
+ * Where `requester add/remove/list` keep registrations: a store URL without a database is refused
+ * (its password not shown), and --store-key-file without a store URL.
+ */
+const adminStoreRows: Record<string, Row> = {
+  "--data-dir": FREE,
+  "--store": "postgres://u:secret@127.0.0.1:9",
+  "--store-key-file": "/any/store.key", // refused without --store
+};
+
+/**
  * The options every requesting-client command shares: --server runs on each, --ca (checked by the
  * same function) on `otp request`.
  */
@@ -240,14 +250,14 @@ function tables(): Record<string, Table> {
       rows: {
         "<name>": { argv: ["bad name!", "--public-key", D("web.pub.pem")], names: "name" },
         "--public-key": FREE,
-        "--data-dir": FREE,
+        ...adminStoreRows,
       },
     },
     "requester remove": {
       base: ["web", "--data-dir", D("server")],
-      rows: { "<name>": { argv: ["bad name!"], names: "name" }, "--data-dir": FREE },
+      rows: { "<name>": { argv: ["bad name!"], names: "name" }, ...adminStoreRows },
     },
-    "requester list": { base: ["--data-dir", D("server")], rows: { "--data-dir": FREE } },
+    "requester list": { base: ["--data-dir", D("server")], rows: adminStoreRows },
     "requester login": {
       base: ["--credential-file", D("credential"), ...req()],
       rows: { ...requesterRows, "--credential-file": FREE },

@@ -1,6 +1,8 @@
 /**
  * `dkeygen requester ...`: a requesting client's key pair and credential (init, login), and the
- * admin side of registering one (add, list).
+ * admin side of registering one (add, remove, list): in the server's data folder (requesters.json),
+ * or with --store postgres://… (DKEYGEN_STORE_URL) in the database, where every distribution
+ * server on it reads them.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -17,18 +19,20 @@ import {
   saveServerCa,
   writeRequesterConfig,
 } from "../../client/requester-state.js";
+import { fromBase64url } from "../../crypto/base64url.js";
 import { Secret } from "../../crypto/secret.js";
 import { fileExists } from "../../datadir/files.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { PostgresRequesterStore } from "../../server/postgres-requester-store.js";
 import {
-  addRequester,
-  listRequesters,
+  FileRequesterStore,
   REQUESTER_NAME,
-  removeRequester,
+  type RequesterStore,
 } from "../../server/requesters.js";
-import { readServerInfo } from "../../server/runtime.js";
+import { readServerInfo, STORE_KEY_FILE } from "../../server/runtime.js";
+import { PostgresKeyStore } from "../../store/postgres.js";
 import { onUserPath } from "../file-errors.js";
-import { caOption, dataDirOption } from "../options.js";
+import { caOption, dataDirOption, storeUrlOption } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
 export interface RequesterFlags {
@@ -183,6 +187,69 @@ export async function requesterClient(flags: RequesterFlags): Promise<RequesterC
   });
 }
 
+/** The options of the admin commands (add, remove, list): where registrations are kept. */
+interface AdminStoreFlags {
+  dataDir?: string;
+  store?: string;
+  storeKeyFile?: string;
+}
+
+function withAdminStoreOptions(command: Command): Command {
+  return command
+    .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
+    .option(
+      "--store <url>",
+      "registrations in the PostgreSQL key store: postgres://USER:PASSWORD@HOST:PORT/DATABASE (or DKEYGEN_STORE_URL; default: requesters.json in the data folder)",
+    )
+    .option(
+      "--store-key-file <file>",
+      "with --store: the store key file (default: <data-dir>/store.key)",
+    );
+}
+
+/** Checks --store and --store-key-file before anything is read; returns the store URL, if any. */
+function checkAdminStoreFlags(flags: AdminStoreFlags): string | undefined {
+  const url = storeUrlOption(flags.store);
+  if (url === undefined && flags.storeKeyFile !== undefined) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      "--store-key-file is for registrations in a PostgreSQL store (--store postgres://… or DKEYGEN_STORE_URL).",
+    );
+  }
+  return url;
+}
+
+/**
+ * Runs `body` on the registrations the admin commands change: requesters.json in the server's
+ * data folder, or the database's tables with a store URL, opened with the store key (never made
+ * here: a new key would not be the database's).
+ */
+async function withRequesterStore<T>(
+  flags: AdminStoreFlags,
+  url: string | undefined,
+  body: (store: RequesterStore, dataDir: string) => Promise<T>,
+): Promise<T> {
+  const dataDir = dataDirOption(flags.dataDir, "server");
+  if (url === undefined) return body(new FileRequesterStore(dataDir), dataDir);
+  const [flag, keyPath] =
+    flags.storeKeyFile === undefined
+      ? ["--data-dir", join(dataDir, STORE_KEY_FILE)]
+      : ["--store-key-file", flags.storeKeyFile];
+  const storeKey = await onUserPath(flag, keyPath, "read", async () =>
+    fromBase64url((await readFile(keyPath, "utf8")).trim(), keyPath, 32),
+  );
+  const store = new PostgresKeyStore({ url, storeKey });
+  const requesters = new PostgresRequesterStore(store, storeKey);
+  // Both derived their own keys from it.
+  storeKey.fill(0);
+  await store.open();
+  try {
+    return await body(requesters, dataDir);
+  } finally {
+    await store.close();
+  }
+}
+
 export function registerRequester(program: Command): void {
   const requester = program
     .command("requester")
@@ -227,12 +294,13 @@ export function registerRequester(program: Command): void {
       ]);
     });
 
-  requester
-    .command("add")
-    .description("register a requesting client's public key (admin); prints its credential once")
-    .argument("<name>", "the client's name")
-    .requiredOption("--public-key <file>", "the client's SPKI PEM public key (RSA ≥ 3072)")
-    .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
+  withAdminStoreOptions(
+    requester
+      .command("add")
+      .description("register a requesting client's public key (admin); prints its credential once")
+      .argument("<name>", "the client's name")
+      .requiredOption("--public-key <file>", "the client's SPKI PEM public key (RSA ≥ 3072)"),
+  )
     .option(
       "--replace",
       "give a registered name a new key and credential; it keeps its registration and records",
@@ -241,14 +309,17 @@ export function registerRequester(program: Command): void {
     .action(
       async (
         name: string,
-        flags: { publicKey: string; dataDir?: string; replace?: boolean; json?: boolean },
+        flags: AdminStoreFlags & { publicKey: string; replace?: boolean; json?: boolean },
       ) => {
         checkName(name);
-        const dataDir = dataDirOption(flags.dataDir, "server");
+        const url = checkAdminStoreFlags(flags);
         const pem = await onUserPath("--public-key", flags.publicKey, "read", () =>
           readFile(flags.publicKey, "utf8"),
         );
-        const added = await addRequester(dataDir, name, pem, { replace: flags.replace === true });
+        const { added, dataDir } = await withRequesterStore(flags, url, async (store, dataDir) => ({
+          added: await store.add(name, pem, { replace: flags.replace === true }),
+          dataDir,
+        }));
         let httpUrl: string | undefined;
         try {
           httpUrl = (await readServerInfo(dataDir)).httpUrl;
@@ -282,17 +353,19 @@ export function registerRequester(program: Command): void {
       },
     );
 
-  requester
-    .command("remove")
-    .description(
-      "revoke a requesting client's registration (admin); a running server stops accepting its credential within a second",
-    )
-    .argument("<name>", "the client's name")
-    .option("--data-dir <dir>", "the server's data folder (default: $DKEYGEN_HOME/server)")
+  withAdminStoreOptions(
+    requester
+      .command("remove")
+      .description(
+        "revoke a requesting client's registration (admin); every running server on its data folder or database stops accepting its credential within a second",
+      )
+      .argument("<name>", "the client's name"),
+  )
     .option("--json", "print as JSON")
-    .action(async (name: string, flags: { dataDir?: string; json?: boolean }) => {
+    .action(async (name: string, flags: AdminStoreFlags & { json?: boolean }) => {
       checkName(name);
-      const removed = await removeRequester(dataDirOption(flags.dataDir, "server"), name);
+      const url = checkAdminStoreFlags(flags);
+      const removed = await withRequesterStore(flags, url, (store) => store.remove(name));
       if (flags.json) printJson({ ...removed, removed: true });
       else
         process.stderr.write(
@@ -300,13 +373,13 @@ export function registerRequester(program: Command): void {
         );
     });
 
-  requester
-    .command("list")
-    .description("list registered requesting clients (admin)")
-    .option("--data-dir <dir>", "the server's data folder")
+  withAdminStoreOptions(
+    requester.command("list").description("list registered requesting clients (admin)"),
+  )
     .option("--json", "print as JSON")
-    .action(async (flags: { dataDir?: string; json?: boolean }) => {
-      const list = await listRequesters(dataDirOption(flags.dataDir, "server"));
+    .action(async (flags: AdminStoreFlags & { json?: boolean }) => {
+      const url = checkAdminStoreFlags(flags);
+      const list = await withRequesterStore(flags, url, (store) => store.list());
       if (flags.json) printJson(list);
       else if (list.requesters.length === 0)
         process.stdout.write(
