@@ -46,8 +46,11 @@ export interface ThresholdBenchOptions {
   signTimeoutMs?: number;
 }
 
-/** Request/reply exchanges in a DKG: admin request, open, round 1s, shares, certificate. */
-const ROUND_TRIPS = 5;
+/**
+ * Request/reply exchanges in a DKG: admin request, open, round 1s, shares, certificate, and the
+ * witnesses' cosignature of the checkpoint that covers the session's log entry (PROTOCOL §15.1.1).
+ */
+const ROUND_TRIPS = 6;
 const thresholdOf = (n: number) => Math.floor((2 * n) / 3) + 1;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const shown = (ms: number) => (ms >= 10_000 ? seconds(ms) : fmt(ms, 1));
