@@ -94,6 +94,7 @@ import {
   sealSecret,
   stepBody,
   tlogBody,
+  unholdBody,
 } from "./log-format.js";
 import { UlidGenerator } from "./record-id.js";
 import { RecordIndex } from "./record-index.js";
@@ -231,6 +232,8 @@ export class FileKeyStore implements KeyStore {
   readonly #consuming = new Map<string, Promise<void>>();
   /** Per record, the write of its latest step until it is durable, for replays to wait on. */
   readonly #stepping = new Map<string, Promise<void>>();
+  /** Per round, its unhold line until it is durable, for a second `releaseHeld` to wait on. */
+  readonly #unholding = new Map<string, Promise<void>>();
   /** Per purpose, the records leased for "reserved" claims. */
   readonly #leases = new Map<string, Lease>();
   readonly #leaseSize: number;
@@ -463,6 +466,35 @@ export class FileKeyStore implements KeyStore {
       this.#consuming.delete(id);
     }
     return true;
+  }
+
+  /**
+   * Released in memory only once the unhold line is durable (like a put), so no claim takes a
+   * record whose release a crash could still lose. One line per round: a call while one is being
+   * written waits for it and releases nothing more.
+   */
+  async releaseHeld(roundId: string): Promise<number> {
+    this.#assertWritable();
+    checkRoundId(roundId);
+    const pending = this.#unholding.get(roundId);
+    if (pending) {
+      await pending;
+      return 0;
+    }
+    if (!this.#index.hasHeld(roundId)) return 0;
+    let released = 0;
+    const done = this.#append(unholdBody(roundId, this.#clock().toISOString()), {
+      onDurable: () => {
+        released = this.#index.releaseRound(roundId);
+      },
+    });
+    this.#unholding.set(roundId, done);
+    try {
+      await done;
+    } finally {
+      this.#unholding.delete(roundId);
+    }
+    return released;
   }
 
   async useStep(id: string, step: number, at?: Date): Promise<boolean> {
@@ -922,6 +954,16 @@ export class FileKeyStore implements KeyStore {
         this.#durableLeaves = this.#leaves.length;
         return;
       }
+      case "unhold": {
+        if (this.#index.releaseRound(parsed.roundId) === 0) {
+          throw this.#corrupt(
+            line,
+            `it releases round ${parsed.roundId}, which has no held record (none put held, or ` +
+              "released before)",
+          );
+        }
+        return;
+      }
       case "opening": {
         if (this.#openings.has(parsed.roundId)) {
           throw this.#corrupt(line, `round ${parsed.roundId}'s opening appears a second time`);
@@ -1004,6 +1046,7 @@ export class FileKeyStore implements KeyStore {
     const record = this.#index.get(id);
     if (!record) throw this.#corrupt(line, `it claims record ${id}, not stored before`);
     if (record.claim) throw this.#corrupt(line, `record ${id} is claimed a second time`);
+    if (record.held) throw this.#corrupt(line, `it claims record ${id}, which is held`);
     this.#index.setClaim(id, claim);
   }
 

@@ -117,6 +117,11 @@ export function checkRecordInput(input: RecordInput): void {
     // An owned record never pools: a split record's shares are for its holders alone.
     if (input.owner === undefined) throw new TypeError("input.holders needs input.owner");
   }
+  if (input.held !== undefined) {
+    if (input.held !== true) throw new TypeError("input.held must be true or absent");
+    // Holding keeps a record out of the pool; an owned record is never in it.
+    if (input.owner !== undefined) throw new TypeError("input.held needs no input.owner");
+  }
   if (input.createdAt !== undefined) assertDate(input.createdAt, "input.createdAt");
 }
 
@@ -134,6 +139,7 @@ export function newRecord(id: string, input: RecordInput, now: Date): KeyRecord 
   if (input.owner !== undefined) record.owner = input.owner;
   if (input.subject !== undefined) record.subject = input.subject;
   if (input.holders !== undefined) record.holders = [...input.holders];
+  if (input.held === true) record.held = true;
   return record;
 }
 
@@ -276,6 +282,7 @@ export function copyRecord(record: KeyRecord): KeyRecord {
   if (record.consumedAt !== undefined) out.consumedAt = record.consumedAt;
   if (record.lastStep !== undefined) out.lastStep = record.lastStep;
   if (record.lastStepAt !== undefined) out.lastStepAt = record.lastStepAt;
+  if (record.held === true) out.held = true;
   return out;
 }
 

@@ -25,9 +25,11 @@
  * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
  *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants":[string],"algorithm",
- *    "public":{...},"owner"?,"subject"?,"holders"?,"secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *    "public":{...},"owner"?,"subject"?,"holders"?,"held"?:true,
+ *    "secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
  *   ("subject" only with "owner": whom the record was made for, e.g. a TOTP enrollment's account;
- *   "holders", also only with "owner": a split record's holders, 1 or more distinct strings)
+ *   "holders", also only with "owner": a split record's holders, 1 or more distinct strings;
+ *   "held" only without "owner": the record was put held, KeyStore RecordInput.held)
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
  *   {"t":"step","v":1,"id","step","at"}
@@ -37,6 +39,11 @@
  *   {"t":"rollback","v":1,"at","reason","found":{"lines","head"},"expected"?:{"lines","head"}}
  *   {"t":"tlog","v":1,"index","leaf":b64url}
  *   {"t":"opening","v":1,"roundId","secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *   {"t":"unhold","v":1,"roundId","at"}
+ * An unhold line releases every record of round `roundId` put held on an earlier line and not
+ * released since (KeyStore releaseHeld), consumed ones included; at least one, or it is
+ * corruption. A held record is never leased or claimed (so a lease or claim of one is corruption);
+ * it may be consumed. A file without unhold lines (and without "held") reads as before.
  * A claim, consume or step refers to a record on an earlier line; each record is claimed and
  * consumed at most once. A claims line holds 1 to 1024 claims, each as a claim line's fields
  * without "t" and "v", in the order they were made: the claims acknowledged "reserved" that one
@@ -191,6 +198,12 @@ export interface TlogBody {
   index: number;
   leaf: string;
 }
+export interface UnholdBody {
+  t: "unhold";
+  v: 1;
+  roundId: string;
+  at: string;
+}
 export interface OpeningBody {
   t: "opening";
   v: 1;
@@ -200,6 +213,7 @@ export interface OpeningBody {
 export type LogBody =
   | TlogBody
   | OpeningBody
+  | UnholdBody
   | RecordBody
   | ClaimBody
   | ClaimsBody
@@ -304,6 +318,11 @@ export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody 
       secret,
     };
   }
+  if (record.held === true) {
+    // "held" comes last before "secret", as documented (a held record has no owner).
+    const { secret, ...rest } = body;
+    return { ...rest, held: true, secret };
+  }
   return body;
 }
 
@@ -337,6 +356,10 @@ export function stepBody(id: string, step: number, at: string): StepBody {
 
 export function leaseBody(t: "lease" | "release", ids: string[]): LeaseBody {
   return { t, v: 1, ids };
+}
+
+export function unholdBody(roundId: string, at: string): UnholdBody {
+  return { t: "unhold", v: 1, roundId, at };
 }
 
 export function tlogBody(index: number, leaf: Uint8Array): TlogBody {
@@ -461,6 +484,7 @@ const RECORD_FIELDS = [
   "owner",
   "subject",
   "holders",
+  "held",
   "secret",
 ] as const;
 const CLAIM_FIELDS = [
@@ -482,10 +506,12 @@ const ROLLBACK_FIELDS = ["t", "v", "at", "reason", "found", "expected"] as const
 const POINT_FIELDS = ["lines", "head"] as const;
 const TLOG_FIELDS = ["t", "v", "index", "leaf"] as const;
 const OPENING_FIELDS = ["t", "v", "roundId", "secret"] as const;
+const UNHOLD_FIELDS = ["t", "v", "roundId", "at"] as const;
 
 export type ParsedBody =
   | { t: "tlog"; index: number; leaf: Uint8Array }
   | { t: "opening"; roundId: string; sealed: SealedSecret }
+  | { t: "unhold"; roundId: string; at: string }
   | { t: "record"; record: KeyRecord; sealed: SealedSecret }
   | { t: "claim"; id: string; claim: Claim }
   | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
@@ -597,6 +623,12 @@ export function parseBody(value: unknown): ParsedBody {
     need(isName(value.roundId), kind, "roundId");
     return { t: "opening", roundId: value.roundId as string, sealed: parseSealed(value, kind) };
   }
+  if (kind === "unhold") {
+    onlyFields(value, UNHOLD_FIELDS, kind);
+    need(isName(value.roundId), kind, "roundId");
+    need(isIsoTime(value.at), kind, "at");
+    return { t: "unhold", roundId: value.roundId as string, at: value.at as string };
+  }
   if (kind === "rollback") {
     onlyFields(value, ROLLBACK_FIELDS, kind);
     need(isIsoTime(value.at), kind, "at");
@@ -649,6 +681,11 @@ export function parseBody(value: unknown): ParsedBody {
         kind,
         "holders",
       );
+      need(
+        value.held === undefined || (value.held === true && value.owner === undefined),
+        kind,
+        "held",
+      );
       const sealed = parseSealed(value, kind);
       const record: KeyRecord = {
         id,
@@ -662,6 +699,7 @@ export function parseBody(value: unknown): ParsedBody {
       if (value.owner !== undefined) record.owner = value.owner as string;
       if (value.subject !== undefined) record.subject = value.subject as string;
       if (value.holders !== undefined) record.holders = value.holders as string[];
+      if (value.held === true) record.held = true;
       return { t: "record", record, sealed };
     }
     case "claim": {

@@ -150,6 +150,12 @@ export class MemoryKeyStore implements KeyStore {
     return this.#index.countPoolable(purpose);
   }
 
+  async releaseHeld(roundId: string): Promise<number> {
+    this.#assertOpen();
+    checkRoundId(roundId);
+    return this.#index.releaseRound(roundId);
+  }
+
   async appendLogEntry(leaf: Uint8Array): Promise<number> {
     this.#assertOpen();
     return this.#leaves.push(copyLogLeaf(leaf)) - 1;

@@ -256,11 +256,41 @@ CREATE TRIGGER requester_changes_kept BEFORE DELETE ON requester_changes
   FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
 `;
 
+/**
+ * Version 4: held records (KeyStore RecordInput.held). A pool refill's records are put held and
+ * released together once its round's log entry is witnessed (docs/PROTOCOL.md §15.5), so no
+ * process claiming from this database takes one earlier. Rows from before are not held (the
+ * default); the pool index leaves held rows out, a partial index finds a round's held rows, and a
+ * trigger lets `held` change only from true to false (a released record is never held again).
+ */
+const V4 = `
+ALTER TABLE key_records ADD COLUMN held boolean NOT NULL DEFAULT false;
+ALTER TABLE key_records ADD CONSTRAINT key_records_held_unowned CHECK (NOT held OR owner IS NULL);
+
+DROP INDEX key_records_pool;
+CREATE INDEX key_records_pool ON key_records (purpose, id)
+  WHERE owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL AND NOT held;
+CREATE INDEX key_records_held ON key_records (round_id) WHERE held;
+
+CREATE FUNCTION key_records_held_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.held AND NOT OLD.held THEN
+    RAISE EXCEPTION 'key record % is never held again once released', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER key_records_held_guard BEFORE UPDATE ON key_records
+  FOR EACH ROW EXECUTE FUNCTION key_records_held_guard();
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
   { version: 2, name: "verification attempts shared by distribution servers", sql: V2 },
   { version: 3, name: "requester registrations and tombstones", sql: V3 },
+  { version: 4, name: "held records, released together per round", sql: V4 },
 ];
 
 /** The schema version this code reads and writes. */

@@ -100,10 +100,10 @@ type State = "new" | "opening" | "open" | "closed";
 const COLUMNS =
   "id, purpose, created_at, round_id, participants, algorithm, public, owner, subject, holders, " +
   "claim_requester, claim_subject, claim_request_id, claimed_at, claim_expires_at, " +
-  "consumed_at, last_step, last_step_at";
+  "consumed_at, last_step, last_step_at, held";
 
-/** The pool a claim takes from: no owner, no claim, no consumption. */
-const POOLABLE = "owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL";
+/** The pool a claim takes from: no owner, no claim, no consumption, not held (schema v4). */
+const POOLABLE = "owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL AND NOT held";
 
 const CLAIM_NEXT =
   "UPDATE key_records SET claim_seq = nextval('key_claim_seq'), claim_requester = $2, " +
@@ -157,6 +157,7 @@ interface RecordRow extends QueryResultRow {
   consumed_at: Date | null;
   last_step: string | null;
   last_step_at: Date | null;
+  held: boolean;
 }
 
 function toRecord(row: RecordRow): KeyRecord {
@@ -187,6 +188,7 @@ function toRecord(row: RecordRow): KeyRecord {
     record.lastStep = Number(row.last_step);
     record.lastStepAt = row.last_step_at!.toISOString();
   }
+  if (row.held) record.held = true;
   return record;
 }
 
@@ -403,8 +405,8 @@ export class PostgresKeyStore implements KeyStore {
     const sealed = sealSecret(this.#secretKey, this.#random, record, input.secret);
     await this.#query(
       "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, " +
-        "public, owner, subject, holders, secret_iv, secret_ct, secret_tag) " +
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "public, owner, subject, holders, secret_iv, secret_ct, secret_tag, held) " +
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
       [
         record.id,
         encodeName(record.purpose),
@@ -419,6 +421,7 @@ export class PostgresKeyStore implements KeyStore {
         Buffer.from(sealed.iv),
         Buffer.from(sealed.ct),
         Buffer.from(sealed.tag),
+        record.held === true,
       ],
     );
     return record;
@@ -568,6 +571,17 @@ export class PostgresKeyStore implements KeyStore {
       [encodeName(purpose)],
     );
     return Number(rows[0]!.n);
+  }
+
+  /** One statement: the round's held rows are released together, in one commit. */
+  async releaseHeld(roundId: string): Promise<number> {
+    this.#assertOpen();
+    checkRoundId(roundId);
+    const result = await this.#query(
+      "UPDATE key_records SET held = false WHERE round_id = $1 AND held",
+      [encodeName(roundId)],
+    );
+    return result.rowCount ?? 0;
   }
 
   async appendLogEntry(leaf: Uint8Array): Promise<number> {

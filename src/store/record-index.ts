@@ -7,7 +7,9 @@
  * and by (requester, subject) in claim order bounded by the records they find, so verifying one
  * user's code reads neither every OTP in the store nor that user's whole history.
  *
- * A record is *poolable* when it has no owner, no claim, no consumption and no reservation. A
+ * A record is *poolable* when it has no owner, no claim, no consumption, is not held and has no
+ * reservation. Held records (KeyRecord.held) are indexed by round, and `releaseRound` releases a
+ * round's together, putting those still open in their pools in id order. A
  * reservation (a file store's lease, ClaimOptions "reserved") takes poolable records out of the
  * pool for one store to claim by id; a reserved record that is claimed or consumed stops being
  * reserved, `unreserve` returns one to the pool, and `voidReservations` (a replay's end: the store
@@ -52,7 +54,10 @@ const COMPACT_AFTER = 1024;
 
 function isOpen(record: KeyRecord): boolean {
   return (
-    record.owner === undefined && record.claim === undefined && record.consumedAt === undefined
+    record.owner === undefined &&
+    record.claim === undefined &&
+    record.consumedAt === undefined &&
+    record.held === undefined
   );
 }
 
@@ -112,6 +117,8 @@ export class RecordIndex {
   readonly #byClaimant = new Map<string, string[]>();
   /** Per purpose, the live reservations: reserved, neither claimed nor consumed, not void. */
   readonly #reserved = new Map<string, Set<string>>();
+  /** Per round, the ids of its records still held (consumed ones included). */
+  readonly #held = new Map<string, string[]>();
 
   get size(): number {
     return this.#slots.size;
@@ -137,7 +144,29 @@ export class RecordIndex {
     if (record.owner !== undefined) indexUnder(this.#byOwner, record.owner, record.id);
     const subject = record.subject ?? record.claim?.subject;
     if (subject !== undefined) indexUnder(this.#bySubject, subject, record.id);
+    if (record.held === true) indexUnder(this.#held, record.roundId, record.id);
     if (isPoolable(slot)) this.#enqueue(slot);
+  }
+
+  /** True while round `roundId` has held records. */
+  hasHeld(roundId: string): boolean {
+    return this.#held.has(roundId);
+  }
+
+  /**
+   * Releases round `roundId`'s held records: they stop being held, and those still open join
+   * their pools in id order. Returns how many were released (0 if none was held).
+   */
+  releaseRound(roundId: string): number {
+    const ids = this.#held.get(roundId);
+    if (!ids) return 0;
+    this.#held.delete(roundId);
+    for (const id of ids) {
+      const slot = this.#slot(id);
+      delete slot.record.held;
+      if (isPoolable(slot)) this.#enqueue(slot);
+    }
+    return ids.length;
   }
 
   /**

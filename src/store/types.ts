@@ -33,6 +33,14 @@ export interface RecordInput {
    * own share of the secret part only (a multisig set's key i; PROTOCOL §13.9), never the rest.
    */
   holders?: string[];
+  /**
+   * Put the record *held*: kept, listed and readable, but never claimed and not counted by
+   * `countUnclaimed` until `releaseHeld(roundId)` releases its round's held records. For a pool
+   * record (no owner: a TypeError naming `input.held` otherwise) whose round must not hand anything out yet: a
+   * refill whose log entry is not witnessed (docs/PROTOCOL.md §15.5). Decided by the store, so
+   * every process claiming from one store sees it.
+   */
+  held?: true;
   createdAt?: Date;
 }
 
@@ -65,6 +73,8 @@ export interface KeyRecord {
   lastStep?: number;
   /** When `lastStep` was recorded (the `at` of that `useStep`). */
   lastStepAt?: string;
+  /** Put held (RecordInput.held) and not released since: `claimNext` never takes it. */
+  held?: true;
 }
 
 export interface ListQuery {
@@ -129,8 +139,9 @@ export interface KeyStore {
   /** The decrypted secret part. Throws a NOT_FOUND DkeygenError for an unknown id. */
   readSecret(id: string): Promise<Uint8Array>;
   /**
-   * Atomically claims the oldest record of `purpose` that has no owner, no claim and no
-   * consumption (records made for a named owner are never pooled). Resolves to the claimed record,
+   * Atomically claims the oldest record of `purpose` that has no owner, no claim, no
+   * consumption and is not held (records made for a named owner are never pooled; held ones are
+   * not, until released). Resolves to the claimed record,
    * or undefined when none is left. Two concurrent calls never get the same record. Durable
    * before it resolves, unless `options.ack` is "reserved" (ClaimOptions).
    */
@@ -141,7 +152,8 @@ export interface KeyStore {
   ): Promise<KeyRecord | undefined>;
   /**
    * Marks a record consumed (an OTP used). Resolves true if this call consumed it, false if it was
-   * consumed before. Durable before it resolves. Throws NOT_FOUND for an unknown id.
+   * consumed before. Durable before it resolves. Throws NOT_FOUND for an unknown id. A held
+   * record can be consumed too: it is withdrawn for good, never claimable, even once released.
    */
   consume(id: string, at?: Date): Promise<boolean>;
   /**
@@ -156,10 +168,19 @@ export interface KeyStore {
    */
   useStep(id: string, step: number, at?: Date): Promise<boolean>;
   /**
-   * How many records of `purpose` `claimNext` could still hand out: neither owned, claimed nor
-   * consumed (nor void: reserved by a store that stopped before claiming them).
+   * How many records of `purpose` `claimNext` could still hand out: neither owned, claimed,
+   * consumed nor held (nor void: reserved by a store that stopped before claiming them).
    */
   countUnclaimed(purpose: string): Promise<number>;
+  /**
+   * Releases every held record of round `roundId` (RecordInput.held), all together: from then on
+   * they show no `held` and those not consumed are claimable, oldest first among
+   * all of `purpose`'s claimable records. Durable before it resolves (a reopened store has them
+   * released). Idempotent: resolves to how many records this call released, 0 when the round has
+   * none held (released before, or never put held). Records put held whose round is never
+   * released stay held for good.
+   */
+  releaseHeld(roundId: string): Promise<number>;
   /**
    * Appends one entry (its exact leaf bytes, 1 byte to MAX_LOG_LEAF_BYTES) to the transparency log
    * kept in the store beside the records it vouches for (src/tlog, docs/PROTOCOL.md §15).

@@ -551,6 +551,120 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("held records are never claimed, even by 200 concurrent claims (durable and reserved); released ones are, oldest first", async () => {
+      await withStore(async (store) => {
+        const held = { held: true as const };
+        const h1 = await store.put(input({ roundId: "refill-1", ...held }));
+        const h2 = await store.put(input({ roundId: "refill-1", ...held }));
+        const o1 = await store.put(input({ roundId: "old" }));
+        const h3 = await store.put(input({ roundId: "refill-1", ...held }));
+        const other = await store.put(input({ roundId: "refill-2", ...held }));
+        const o2 = await store.put(input({ roundId: "old" }));
+        assert.equal(h1.held, true, "put returns it held");
+        assert.equal(o1.held, undefined);
+        assert.equal(await store.countUnclaimed("otp"), 2, "held records are not counted");
+        const results = await Promise.all(
+          Array.from({ length: 200 }, (_, i) =>
+            store.claimNext("otp", claim(i), i % 2 === 0 ? {} : { ack: "reserved" }),
+          ),
+        );
+        const claimed = results.filter((r): r is KeyRecord => r !== undefined);
+        assert.deepEqual(claimed.map((r) => r.id).sort(), [o1.id, o2.id].sort());
+        assert.equal(await store.countUnclaimed("otp"), 0);
+        // Listed and read as usual, shown held.
+        const listed = await store.list({ purpose: "otp", claimed: false });
+        assert.deepEqual(
+          listed.map((r) => [r.id, r.held]),
+          [h1, h2, h3, other].map((r) => [r.id, true]),
+        );
+        assert.equal((await store.get(h2.id))?.held, true);
+        assert.deepEqual(await store.readSecret(h3.id), new Uint8Array([1, 2, 3, 4]));
+        // A newer record put meanwhile: the released ones are older, so they go first.
+        const o3 = await store.put(input({ roundId: "old" }));
+        assert.equal(await store.releaseHeld("refill-1"), 3);
+        assert.equal((await store.get(h2.id))?.held, undefined, "released: no longer held");
+        assert.equal(await store.countUnclaimed("otp"), 4);
+        const order: (string | undefined)[] = [];
+        for (let i = 0; i < 5; i++) {
+          order.push((await store.claimNext("otp", claim(`after-${i}`), { ack: "reserved" }))?.id);
+        }
+        assert.deepEqual(order, [h1.id, h2.id, h3.id, o3.id, undefined]);
+        assert.equal((await store.get(other.id))?.held, true, "another round stays held");
+        assert.equal((await store.get(other.id))?.claim, undefined);
+      });
+    });
+
+    test("releaseHeld is idempotent, releases a round's records together, and survives a reopen", async () => {
+      await withStore(async (store, fixture) => {
+        const a = await putMany(store, 3, { roundId: "refill-a", held: true });
+        const b = await store.put(input({ roundId: "refill-b", held: true }));
+        const c = await store.put(input({ roundId: "refill-c", held: true }));
+        assert.equal(await store.releaseHeld("refill-a"), 3);
+        assert.equal(await store.releaseHeld("refill-a"), 0, "released before");
+        assert.equal(await store.releaseHeld("no-such-round"), 0);
+        assert.equal(await store.releaseHeld("old"), 0);
+        const race = await Promise.all([
+          store.releaseHeld("refill-b"),
+          store.releaseHeld("refill-b"),
+        ]);
+        assert.deepEqual(race.sort(), [0, 1], "two racing releases release it once");
+        await assert.rejects(store.releaseHeld(""), isTypeErrorNaming("roundId"));
+        assert.equal(await store.countUnclaimed("otp"), 4);
+        if (!fixture.reopen) return;
+        await store.close();
+        const reopened = await fixture.reopen();
+        await reopened.open();
+        assert.equal(await reopened.countUnclaimed("otp"), 4, "releases survive a reopen");
+        for (const r of [...a, b]) assert.equal((await reopened.get(r.id))?.held, undefined);
+        assert.equal((await reopened.get(c.id))?.held, true, "an unreleased round stays held");
+        assert.equal(await reopened.releaseHeld("refill-a"), 0, "still released after a reopen");
+        const got = [];
+        for (let i = 0; i < 5; i++) got.push((await reopened.claimNext("otp", claim(i)))?.id);
+        assert.deepEqual(got, [...a.map((r) => r.id), b.id, undefined]);
+        assert.equal(await reopened.releaseHeld("refill-c"), 1);
+        assert.equal((await reopened.claimNext("otp", claim(9)))?.id, c.id);
+      });
+    });
+
+    test("consuming a held record withdraws it for good: not claimable once its round is released, nor after a reopen", async () => {
+      await withStore(async (store, fixture) => {
+        const [x, y] = await putMany(store, 2, { roundId: "refill", held: true });
+        assert.equal(await store.consume(x!.id), true);
+        assert.equal(await store.consume(x!.id), false);
+        assert.equal(await store.countUnclaimed("otp"), 0);
+        assert.equal(
+          await store.releaseHeld("refill"),
+          2,
+          "a round's records are released together",
+        );
+        assert.equal(await store.countUnclaimed("otp"), 1);
+        assert.equal((await store.claimNext("otp", claim(1)))?.id, y!.id);
+        assert.equal(await store.claimNext("otp", claim(2)), undefined);
+        const withdrawn = await store.get(x!.id);
+        assert.ok(withdrawn?.consumedAt !== undefined && withdrawn.claim === undefined);
+        if (!fixture.reopen) return;
+        await store.close();
+        const reopened = await fixture.reopen();
+        await reopened.open();
+        assert.equal(await reopened.claimNext("otp", claim(3)), undefined);
+        assert.equal(await reopened.countUnclaimed("otp"), 0);
+      });
+    });
+
+    test("held is for pool records only: a held record with an owner, or held other than true, is refused", async () => {
+      await withStore(async (store) => {
+        await assert.rejects(
+          store.put(input({ owner: "carol", held: true })),
+          isTypeErrorNaming("input.held"),
+        );
+        await assert.rejects(
+          store.put({ ...input(), held: false as unknown as true }),
+          isTypeErrorNaming("input.held"),
+        );
+        assert.deepEqual(await store.list(), []);
+      });
+    });
+
     test("wrong arguments are refused with a TypeError and store nothing", async () => {
       await withStore(async (store) => {
         const bad: [string, unknown][] = [

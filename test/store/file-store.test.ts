@@ -1179,3 +1179,93 @@ test("opening lines: a changed one, one repeated for its round, one off its sche
     await f.remove();
   }
 });
+
+test("held records and unhold lines: a record line carries held:true before secret, an unhold line is {t,v,roundId,at}, and unhold, lease or claim lines that break the hold rules make open fail with E_STORE_CORRUPT naming the line", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const a = await store.put(input({ roundId: "refill", held: true }));
+    const b = await store.put(input({ roundId: "refill", held: true }));
+    const old = await store.put(input({ roundId: "old" }));
+    assert.equal(await store.releaseHeld("refill"), 2);
+    assert.equal(await store.releaseHeld("refill"), 0, "no second line");
+    await store.close();
+    const written = await bodies(f.path);
+    const [recA, recB, recOld] = written as [
+      Record<string, unknown>,
+      Record<string, unknown>,
+      Record<string, unknown>,
+    ];
+    assert.deepEqual(Object.keys(recA).slice(-2), ["held", "secret"]);
+    assert.equal(recA.held, true);
+    assert.equal("held" in recOld, false, "a record not held has no held field");
+    const unholds = written.filter((body) => body.t === "unhold");
+    assert.equal(unholds.length, 1);
+    assert.deepEqual(Object.keys(unholds[0]!), ["t", "v", "roundId", "at"]);
+    assert.equal(unholds[0]!.roundId, "refill");
+
+    const unhold = (roundId: string) => ({
+      t: "unhold",
+      v: 1,
+      roundId,
+      at: "2030-01-01T00:00:00.000Z",
+    });
+    // Sound: a held, consumed, then its round released; b released and claimable.
+    await writeChained(f.path, f.storeKey, [
+      recA,
+      recB,
+      recOld,
+      { t: "consume", v: 1, id: a.id, at: "2030-01-01T00:00:00.000Z" },
+      unhold("refill"),
+    ]);
+    const sane = f.make();
+    await sane.open();
+    assert.equal(await sane.countUnclaimed("otp"), 2);
+    assert.equal((await sane.claimNext("otp", claimInput(1)))?.id, b.id);
+    assert.equal((await sane.claimNext("otp", claimInput(2)))?.id, old.id);
+    await sane.close();
+    // Without the unhold line the round stays held: only the old record is claimable.
+    await writeChained(f.path, f.storeKey, [recA, recB, recOld]);
+    const unreleased = f.make();
+    await unreleased.open();
+    assert.equal(await unreleased.countUnclaimed("otp"), 1);
+    assert.equal((await unreleased.get(b.id))?.held, true);
+    await unreleased.close();
+
+    const claim = (id: string) => ({
+      id,
+      requester: "r",
+      subject: "s",
+      requestId: "q",
+      claimedAt: "2030-01-01T00:00:00.000Z",
+      expiresAt: "2030-01-01T00:05:00.000Z",
+    });
+    const cases: [string, unknown[], RegExp][] = [
+      ["unhold of a round with nothing held", [recOld, unhold("old")], /line 2\b.*no held record/],
+      ["unhold twice", [recA, unhold("refill"), unhold("refill")], /line 3\b.*no held record/],
+      [
+        "lease of a held record",
+        [recA, { t: "lease", v: 1, ids: [a.id] }],
+        /line 2\b.*leases record/,
+      ],
+      ["claim of a held record", [recA, { t: "claim", v: 1, ...claim(a.id) }], /line 2\b.*claim/],
+      ["held with an owner", [{ ...recA, owner: "carol" }], /line 1\b.*"held"/],
+      ["held false", [{ ...recA, held: false }], /line 1\b.*"held"/],
+      ["unhold without a time", [recA, { t: "unhold", v: 1, roundId: "refill" }], /line 2\b.*"at"/],
+      [
+        "unhold with an extra field",
+        [recA, { ...unhold("refill"), ids: [] }],
+        /line 2\b.*unknown field "ids"/,
+      ],
+    ];
+    for (const [name, list, pattern] of cases) {
+      await writeChained(f.path, f.storeKey, list);
+      const before = await readFile(f.path);
+      await assert.rejects(f.make().open(), isCorrupt(pattern), name);
+      assert.deepEqual(await readFile(f.path), before, `${name}: the file is left as it was`);
+    }
+  } finally {
+    await f.remove();
+  }
+});

@@ -8,9 +8,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
+import pg from "pg";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { migratePostgresStore, PostgresKeyStore } from "../../src/store/postgres.js";
-import { MIGRATIONS, SCHEMA_VERSION } from "../../src/store/postgres-schema.js";
+import { applyMigrations, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/postgres-schema.js";
 import { redactStoreUrl } from "../../src/store/postgres-url.js";
 import type { KeyRecord, KeyStore, RecordInput } from "../../src/store/types.js";
 import { claimInput, fresh, input } from "../helpers/key-store-file.js";
@@ -435,6 +436,56 @@ test("the schema holds the rules itself: a second claim or consumption, a lower 
     // What the store does is within the rules.
     assert.equal(await store.useStep(record.id, 6), true);
     assert.equal(await store.appendLogEntry(new Uint8Array([2])), 1);
+  } finally {
+    await db.closeAll();
+  }
+});
+
+test("schema v4 holds records: a record stored under v3 is not held after the upgrade, a held row with an owner and a released row held again are refused, and two stores on one database never claim a held record", async () => {
+  const db = await database();
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    // A v3 database with a pool record in it, as an older dkeygen left it.
+    await applyMigrations(client, MIGRATIONS.slice(0, 3));
+    await client.query(
+      "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, public, secret_iv, secret_ct, secret_tag) VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FAV', 'otp', now(), 'old', '{a}', 'otp/v1', '{}', '\\x000000000000000000000000', '\\x', '\\x00000000000000000000000000000000')",
+    );
+  } finally {
+    await client.end();
+  }
+  try {
+    const [a, b] = [await db.open(), await db.open()];
+    assert.equal((await a.get("01ARZ3NDEKTSV4RRFFQ69G5FAV"))?.held, undefined);
+    const held = await a.put(input({ roundId: "refill", held: true }));
+    assert.equal(await b.countUnclaimed("otp"), 1);
+    const claims = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).claimNext("otp", claimInput(i))),
+    );
+    assert.deepEqual(
+      claims.flatMap((r) => (r ? [r.id] : [])),
+      ["01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+      "only the old record, never the held one",
+    );
+    assert.equal(await b.releaseHeld("refill"), 1, "released by another process");
+    assert.equal((await a.claimNext("otp", claimInput(99)))?.id, held.id);
+    const refused = async (what: string, text: string, values: unknown[] = []) => {
+      await assert.rejects(
+        db.sql(text, values),
+        (error: Error & { code?: string }) => {
+          assert.match(error.code ?? "", /^23/, `${what}: ${error.message}`);
+          return true;
+        },
+        what,
+      );
+    };
+    await refused("held again once released", "UPDATE key_records SET held = true WHERE id = $1", [
+      held.id,
+    ]);
+    await refused(
+      "a held record with an owner",
+      "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, public, owner, secret_iv, secret_ct, secret_tag, held) VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FAW', 'otp', now(), 'r', '{a}', 'otp/v1', '{}', 'carol', '\\x000000000000000000000000', '\\x', '\\x00000000000000000000000000000000', true)",
+    );
   } finally {
     await db.closeAll();
   }
