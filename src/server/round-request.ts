@@ -25,12 +25,8 @@ export interface RoundRequest {
   holders?: string[];
   /**
    * Told each result's secret output as soon as its record is stored (in-process only; the OTP
-   * pool keeps ready codes this way instead of decrypting what the store just encrypted).
+   * pool keeps ready codes this way instead of decrypting what the store just encrypted). A
+   * round without an owner stores its records held: every call comes before they are released.
    */
   onStored?: (record: KeyRecord, secretOutput: JsonObject) => void;
-  /**
-   * Told just before each result's record is put in the store, before it can be listed or
-   * claimed (the OTP pool counts the records of a round not yet witnessed, and never claims them).
-   */
-  onStoring?: () => void;
 }

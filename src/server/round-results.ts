@@ -3,7 +3,9 @@
  * and the accepted phrases (crypto/kdf.ts, PROTOCOL §7.2); the purpose's derivation — from the
  * round secret itself for a one-result round, from each output's share of it on the derivation
  * thread for a batch (§13.1); and the records stored (not awaited one by one: the store commits a
- * batch of puts with one fsync) before anyone is told; then the round's opening (round-opening.ts:
+ * batch of puts with one fsync) before anyone is told — a pool refill's (no owner) put held, so no
+ * process claiming from the store takes one before the round runner releases them once its log
+ * entry is witnessed (PROTOCOL §15.5); then the round's opening (round-opening.ts:
  * server secret, envelopes, content keys, phrases and result commitments), sealed in the store,
  * before the round's log entry is appended.
  */
@@ -28,7 +30,6 @@ export interface CompletedRound {
   subject?: string;
   holders?: string[];
   onStored?: RoundRequest["onStored"];
-  onStoring?: RoundRequest["onStoring"];
   /** Each accepted reveal's envelope and content key, by contributor id; wiped here. */
   reveals: Map<string, RevealedEnvelope>;
 }
@@ -89,7 +90,6 @@ async function storeAndOpen(
   const puts: Promise<{ record: KeyRecord; commitment: Uint8Array }>[] = [];
   // Not awaited one by one: the store commits a batch of puts with one fsync.
   const put = (result: DerivedResult) => {
-    round.onStoring?.();
     const stored = store
       .put({
         purpose: round.purpose,
@@ -101,6 +101,8 @@ async function storeAndOpen(
         ...(round.owner === undefined ? {} : { owner: round.owner }),
         ...(round.subject === undefined ? {} : { subject: round.subject }),
         ...(round.holders === undefined ? {} : { holders: round.holders }),
+        // For the pool: claimable only once the round runner releases the round.
+        ...(round.owner === undefined ? { held: true as const } : {}),
       })
       .then((record) => {
         round.onStored?.(record, result.output);

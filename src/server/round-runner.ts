@@ -172,7 +172,6 @@ export class RoundRunner {
       ...(request.subject === undefined ? {} : { subject: request.subject }),
       ...(request.holders === undefined ? {} : { holders: request.holders }),
       ...(request.onStored === undefined ? {} : { onStored: request.onStored }),
-      ...(request.onStoring === undefined ? {} : { onStoring: request.onStoring }),
       participants,
       roundKey: roundKey.privateKey,
       settle: () => {},
@@ -469,7 +468,7 @@ export class RoundRunner {
       throw error;
     }
 
-    let records: KeyRecord[];
+    let records: KeyRecord[] | undefined;
     let index: number | undefined;
     try {
       const stored = await storeRoundResults(
@@ -490,6 +489,9 @@ export class RoundRunner {
       const message =
         "The round's result could not be derived or stored; nothing was acknowledged.";
       ctx.c.logger.error({ roundId, err: describeError(error) }, message);
+      // Stored but not logged: a pool refill's records stay held; consumed too, so nobody counts
+      // them as ready (best effort: the store may be what failed).
+      if (records) await this.#withdraw(records);
       const closed = closing("failed", outcome.accepted.length, message);
       await this.#logRound(round, closed, undefined).catch(() => {});
       notify(closed);
@@ -504,6 +506,20 @@ export class RoundRunner {
       throw await this.#notWitnessed(roundId, records, () =>
         notify(closing("completed", outcome.accepted.length, "result withdrawn: not witnessed")),
       );
+    }
+    if (round.owner === undefined) {
+      // A pool refill's records were put held: witnessed (or witnessing is off and the entry is
+      // durable), they become claimable now, by every process claiming from this store.
+      try {
+        await ctx.c.store.releaseHeld(roundId);
+      } catch (error) {
+        const message = `Round ${roundId}'s results could not be released; they stay held.`;
+        ctx.c.logger.error({ roundId, err: describeError(error) }, message);
+        notify(closing("completed", outcome.accepted.length, "result withdrawn: not released"));
+        ctx.emit({ type: "round.failed", roundId, code: ErrorCodes.OPERATIONAL, message });
+        throw new DkeygenError(ErrorCodes.OPERATIONAL, message, { cause: error });
+      }
+      for (const record of records) delete record.held;
     }
     notify(closing("completed", outcome.accepted.length));
     ctx.c.logger.info(
@@ -528,7 +544,8 @@ export class RoundRunner {
 
   /**
    * A completed round whose entry no checkpoint with enough cosignatures covered in time: its
-   * records are consumed (never handed out, by the pool or anyone), participants get the closing
+   * records are consumed (never handed out, by the pool or anyone; a pool refill's also stay
+   * held), participants get the closing
    * the log holds, and the round fails with E_UNAVAILABLE.
    */
   async #notWitnessed(
@@ -541,11 +558,17 @@ export class RoundRunner {
     const message =
       `Round ${roundId} was not witnessed: no checkpoint covering its log entry got ${k} ` +
       `cosignature${k === 1 ? "" : "s"} in time; its results are withdrawn.`;
-    await Promise.all(records.map((r) => ctx.c.store.consume(r.id).catch(() => false)));
+    await this.#withdraw(records);
     notify();
     ctx.c.logger.error({ roundId, records: records.length }, message);
     ctx.emit({ type: "round.failed", roundId, code: ErrorCodes.UNAVAILABLE, message });
     return new DkeygenError(ErrorCodes.UNAVAILABLE, message);
+  }
+
+  /** Consumes a round's records so none is ever handed out (best effort; a pool refill's stay held). */
+  async #withdraw(records: KeyRecord[]): Promise<void> {
+    const store = this.#ctx.c.store;
+    await Promise.all(records.map((r) => store.consume(r.id).catch(() => false)));
   }
 
   /**

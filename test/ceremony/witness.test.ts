@@ -111,6 +111,13 @@ test("contributors cosign the checkpoint covering their round; the served one ca
     assert.equal(bad.ok, false);
     assert.equal(bad.failures[0].roundId, record.roundId);
     assert.match(bad.failures[0].message, /not the one this contributor checked/);
+
+    // A pool refill (no owner): stored held, released once witnessed, before the round resolves.
+    const refill = await server.server.runBatchRound({ purpose: "otp", count: 3 });
+    assert.ok(refill.every((r) => r.held === undefined));
+    const store = server.server.c.store;
+    for (const r of refill) assert.equal((await store.get(r.id))?.held, undefined);
+    assert.equal(await store.countUnclaimed("otp"), 3);
   } finally {
     await server.cleanup();
   }
@@ -185,6 +192,10 @@ test("with K = 2 and one witness a round is not witnessed: it fails E_UNAVAILABL
     const otps = await store.list({ purpose: "otp" });
     assert.ok(otps.length >= 3, "the refill stored its records");
     assert.ok(otps.every((r) => r.consumedAt !== undefined && r.claim === undefined));
+    assert.ok(
+      otps.every((r) => r.held === true),
+      "a refill's records were stored held and never released",
+    );
     assert.equal(await store.countUnclaimed("otp"), 0);
     const totp = await store.list({ purpose: "totp" });
     assert.ok(totp.every((r) => r.consumedAt !== undefined));
@@ -222,6 +233,12 @@ test("with K = 0 there is no witnessing: no log.checkpoint is sent, rounds compl
       cosignature: toBase64url(randomBytes(76)),
     });
     assert.equal((await peers[0]!.next("error")).code, ErrorCodes.UNEXPECTED_MESSAGE);
+    // A pool refill is released at once: its entry is durable, nothing is waited for.
+    const batch = server.server.runBatchRound({ purpose: "otp", count: 2 });
+    await Promise.all(peers.map(async (p) => commitAndReveal(p, await p.next("round.open"))));
+    const refill = await batch;
+    assert.equal(await server.server.c.store.countUnclaimed("otp"), 2);
+    assert.ok(refill.every((r) => r.held === undefined));
   } finally {
     await server.cleanup();
   }

@@ -1,7 +1,8 @@
 /**
  * The OTP pool (src/server/distribution/otp-pool.ts) hands out the code stored with each OTP record,
- * whether its refill's round handed the code over, it reads it from the store (an OTP made before
- * a restart), or the OTP was claimed while its refill was still running.
+ * whether its refill's round handed the code over or it reads it from the store (an OTP made before
+ * a restart); a refill's records are held in the store until its round is witnessed, so neither
+ * this pool nor another claiming from the same store hands one out earlier.
  */
 import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
@@ -14,35 +15,44 @@ import { MemoryKeyStore } from "../../src/store/memory.js";
 import type { KeyRecord, KeyStore } from "../../src/store/types.js";
 import { fresh } from "../helpers/key-store-file.js";
 
-/** Stands in for the key generation server's batch rounds: stores `count` OTP records. */
+/**
+ * Stands in for the key generation server's batch rounds: stores `count` OTP records held, as the
+ * round runner does, hands over each one's code, then releases the round (witnessed at once).
+ */
 function roundsInto(store: KeyStore) {
   return {
     rounds: 0,
     async runBatchRound(request: RoundRequest): Promise<KeyRecord[]> {
       this.rounds++;
+      const roundId = `refill-${this.rounds}`;
       const count = request.count ?? 1;
-      return Promise.all(
+      const records = await Promise.all(
         Array.from({ length: count }, async (_, index) => {
           const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
-          const record = await putOtp(store, index, count, code);
+          const record = await putOtp(store, index, count, code, roundId);
           // As the key generation server does: the output, once the record is stored.
           request.onStored?.(record, { code });
           return record;
         }),
       );
+      await store.releaseHeld(roundId);
+      return records;
     },
   };
 }
 
+/** An OTP record; held (as a refill stores them) when a round id other than "round" is given. */
 function putOtp(
   store: KeyStore,
   index = 0,
   size = 1,
   code = String(randomInt(0, 1_000_000)).padStart(6, "0"),
+  roundId = "round",
 ): Promise<KeyRecord> {
   return store.put({
     purpose: "otp",
-    roundId: "round",
+    roundId,
+    ...(roundId === "round" ? {} : { held: true as const }),
     participants: ["a", "b"],
     algorithm: "otp/v1",
     public: { digits: 6 },
@@ -76,7 +86,7 @@ async function storedCode(store: KeyStore, id: string): Promise<string> {
   return String(decodeStoredSecret(await store.readSecret(id)).output.code);
 }
 
-test("every claimed OTP comes with the code stored for it: handed over by the refill's round (no decryption), read from the store, or claimed while the refill was still running", async () => {
+test("every claimed OTP comes with the code stored for it: handed over by the refill's round (no decryption) or read from the store, also for claims that waited for the refill", async () => {
   const store = new CountingStore();
   await store.open();
   // Made "before a restart": in the store, never seen by this pool.
@@ -84,7 +94,7 @@ test("every claimed OTP comes with the code stored for it: handed over by the re
   const rounds = roundsInto(store);
   const pool = new OtpPool({ store, rounds, size: 600, digits: 6, logger: silentLogger });
   try {
-    // Claims race the refill (its records are claimable before it finishes reading codes).
+    // Claims race the refill: the pre-restart OTPs go at once, the rest wait for its release.
     const refill = pool.refill();
     const early = await Promise.all(
       Array.from({ length: 40 }, (_, i) => pool.claim(claimFor(i), 5000)),
@@ -114,10 +124,11 @@ test("every claimed OTP comes with the code stored for it: handed over by the re
 });
 
 /**
- * A refill's round that stores its records, then waits for the test to say whether it was
+ * A refill's round that stores its records held, then waits for the test to say whether it was
  * witnessed (PROTOCOL §15.5): released, or withdrawn (consumed, as the round runner does).
  */
 function heldRounds(store: KeyStore) {
+  let round = 0;
   let finish: ((witnessed: boolean) => void) | undefined;
   const stored: KeyRecord[] = [];
   return {
@@ -128,11 +139,11 @@ function heldRounds(store: KeyStore) {
     },
     async runBatchRound(request: RoundRequest): Promise<KeyRecord[]> {
       const count = request.count ?? 1;
+      const roundId = `refill-${++round}`;
       const records: KeyRecord[] = [];
       for (let index = 0; index < count; index++) {
         const code = String(randomInt(0, 1_000_000)).padStart(6, "0");
-        request.onStoring?.();
-        const record = await putOtp(store, index, count, code);
+        const record = await putOtp(store, index, count, code, roundId);
         request.onStored?.(record, { code });
         records.push(record);
       }
@@ -141,7 +152,10 @@ function heldRounds(store: KeyStore) {
         finish = resolve;
       });
       finish = undefined;
-      if (witnessed) return records;
+      if (witnessed) {
+        await store.releaseHeld(roundId);
+        return records;
+      }
       for (const r of records) await store.consume(r.id);
       throw new Error("not witnessed");
     },
@@ -149,7 +163,7 @@ function heldRounds(store: KeyStore) {
 }
 
 for (const kind of ["memory", "file"] as const) {
-  test(`(${kind} store) a claim never takes a record of a refill whose round is not yet witnessed; one not witnessed is never handed out`, async () => {
+  test(`(${kind} store) no claim, from this pool or another on the same store (a second process), takes a record of a refill whose round is not yet witnessed; one not witnessed is never handed out`, async () => {
     const file = kind === "file" ? await fresh() : undefined;
     const store: KeyStore = file ? file.make() : new MemoryKeyStore();
     await store.open();
@@ -158,13 +172,23 @@ for (const kind of ["memory", "file"] as const) {
       const before = [await putOtp(store), await putOtp(store)];
       const rounds = heldRounds(store);
       const pool = new OtpPool({ store, rounds, size: 6, digits: 6, logger: silentLogger });
+      // Another pool on the same store that runs no rounds itself, as a distributor would: it
+      // knows nothing of the refill in flight.
+      const other = new OtpPool({
+        store,
+        rounds: { runBatchRound: () => Promise.reject(new Error("no rounds here")) },
+        size: 0,
+        digits: 6,
+        logger: silentLogger,
+      });
       const refill = pool.refill();
       while (!rounds.waiting) await new Promise((r) => setTimeout(r, 5));
       assert.equal(rounds.stored.length, 4);
-      // Many claims at once: only the two released records go out, the rest wait and give up.
-      const claims = await Promise.allSettled(
-        Array.from({ length: 6 }, (_, n) => pool.claim(claimFor(n), 50)),
-      );
+      // Many claims at once from both: only the two released records go out.
+      const claims = await Promise.allSettled([
+        ...Array.from({ length: 6 }, (_, n) => pool.claim(claimFor(n), 50)),
+        ...Array.from({ length: 6 }, (_, n) => other.claim(claimFor(100 + n), 0)),
+      ]);
       const got = claims.flatMap((c) => (c.status === "fulfilled" ? [c.value.record.id] : []));
       assert.deepEqual(got.sort(), before.map((r) => r.id).sort());
       // Not witnessed: its records are consumed, and never handed out.
@@ -176,11 +200,16 @@ for (const kind of ["memory", "file"] as const) {
       const next = pool.refill();
       while (!rounds.waiting) await new Promise((r) => setTimeout(r, 5));
       await assert.rejects(pool.claim(claimFor(11), 0), /No OTP is ready/);
+      await assert.rejects(other.claim(claimFor(111), 0), /No OTP is ready/);
       rounds.finish(true);
       await next;
       const released = await pool.claim(claimFor(12), 0);
       assert.ok(rounds.stored.slice(4).some((r) => r.id === released.record.id));
       assert.equal(released.code, await storedCode(store, released.record.id));
+      const elsewhere = await other.claim(claimFor(112), 0);
+      assert.ok(rounds.stored.slice(4).some((r) => r.id === elsewhere.record.id));
+      assert.equal(elsewhere.code, await storedCode(store, elsewhere.record.id));
+      await other.stop();
       await pool.stop();
     } finally {
       await store.close();
@@ -189,11 +218,11 @@ for (const kind of ["memory", "file"] as const) {
   });
 }
 
-test("an OTP whose round never reached the transparency log is withdrawn when claimed, never handed out", async () => {
+test("an OTP stored before held records existed whose round never reached the transparency log is withdrawn when claimed, never handed out", async () => {
   const store = new MemoryKeyStore();
   await store.open();
-  // As after a crash between storing a round's records and logging the round: in the store, in
-  // no log entry.
+  // As an older dkeygen left it after a crash between storing a round's records (not held) and
+  // logging the round: claimable, in no log entry.
   const unlogged = await putOtp(store, 0, 1, "111111");
   const logged = await store.put({
     purpose: "otp",

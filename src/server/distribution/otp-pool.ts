@@ -8,17 +8,17 @@
  * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
  *
  * A refill's round hands its records out only once witnesses have cosigned a checkpoint covering
- * its log entry (PROTOCOL §15.5), but the store makes each record claimable as soon as it is
- * stored. So while a refill's round runs, the pool counts the records it has stored (`#held`:
- * always the newest poolable records, since refills are single-flight and only the pool makes
- * poolable records) and claims only while an older, released one is left: claims take the oldest
- * record, so they never reach a held one. A round that is not witnessed consumes its records
- * before it fails, so none of them is ever handed out.
+ * its log entry (PROTOCOL §15.5). The store decides that, not this pool: the round stores its
+ * records held (KeyStore RecordInput.held), which no claim takes and `countUnclaimed` does not
+ * count, and releases them once the entry is witnessed; a round not witnessed (or not logged)
+ * leaves them held and consumes them. So any number of pools and processes may claim from one
+ * store.
  *
  * The pool also keeps the codes of the OTPs its refills made ready in memory (handed over by the
- * round as each record is stored), so handing one out does not decrypt and parse its stored secret
- * on the request path. The codes never leave the process except sealed to a requester; OTPs made
- * before a restart are read from the store when claimed.
+ * round as each record is stored, before it is released), so handing one out does not decrypt and
+ * parse its stored secret on the request path. The codes never leave the process except sealed to
+ * a requester; OTPs made before a restart, or by another process, are read from the store when
+ * claimed.
  */
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import type { Logger } from "../../logging.js";
@@ -49,9 +49,11 @@ export interface OtpPoolOptions {
   /** Contributors connected now and how many a round needs; without it, rounds are just tried. */
   quorum?: () => { connected: number; needed: number };
   /**
-   * Whether a round's entry is in the transparency log. A record whose round is not (the server
-   * stopped between storing it and logging its round, or the log refused the entry) is withdrawn
-   * when claimed, never handed out. Without it, every stored record counts as logged.
+   * Whether a round's entry is in the transparency log. A record whose round is not is withdrawn
+   * when claimed, never handed out. Without it, every stored record counts as logged. Records
+   * stored held never need it (a round the server never logged is never released); it guards
+   * records stored before held records existed, when the server stopping between storing a
+   * round's records and logging the round left them claimable.
    */
   logged?: (roundId: string) => Promise<boolean>;
 }
@@ -75,14 +77,6 @@ export class OtpPool {
   #waiting = 0;
   /** The codes of unclaimed OTPs this pool's refills made, by record id. */
   readonly #codes = new Map<string, string>();
-  /** While a refill runs: ids claimed without a code in #codes, which it must not add. */
-  readonly #taken = new Set<string>();
-  /** Records the refill's round in flight has put in the store: not witnessed, not claimable. */
-  #held = 0;
-  /** Moves whenever `#held` is reset (released or withdrawn): a count read before is stale. */
-  #heldEpoch = 0;
-  /** Claims decided so far (the store decides a claim when claimNext is called). */
-  #claims = 0;
 
   constructor(options: OtpPoolOptions) {
     this.#o = {
@@ -163,7 +157,6 @@ export class OtpPool {
   }
 
   async #fill(): Promise<void> {
-    this.#taken.clear();
     try {
       for (;;) {
         // With a pool of size 0 (or a burst beyond it), rounds are run on demand for the waiters.
@@ -176,24 +169,13 @@ export class OtpPool {
           return;
         }
         const count = Math.min(missing, MAX_BATCH);
-        try {
-          await this.#o.rounds.runBatchRound({
-            purpose: OTP_PURPOSE,
-            params: { digits: this.#o.digits },
-            count,
-            onStoring: () => {
-              this.#held++;
-            },
-            onStored: (record, output) => {
-              // Claimed already (between its write and this): that claim read the code itself.
-              if (!this.#taken.has(record.id)) this.#codes.set(record.id, String(output.code));
-            },
-          });
-        } finally {
-          // Witnessed (released), or failed (a round not witnessed consumed its records first).
-          this.#held = 0;
-          this.#heldEpoch++;
-        }
+        await this.#o.rounds.runBatchRound({
+          purpose: OTP_PURPOSE,
+          params: { digits: this.#o.digits },
+          count,
+          // Stored held: told before any claim can take it.
+          onStored: (record, output) => this.#codes.set(record.id, String(output.code)),
+        });
         this.#o.logger.debug({ added: count }, "OTP pool refilled");
       }
       this.#lastError = undefined;
@@ -211,36 +193,12 @@ export class OtpPool {
   }
 
   /**
-   * Claims a ready OTP for `claim`. If none is ready, waits up to `waitMs` for a refill, then
-   * throws E_UNAVAILABLE with a Retry-After.
+   * Claims the oldest claimable record (the store never hands out a held one), withdrawing
+   * (consuming, unseen) any whose round is not logged.
    */
-  /**
-   * Claims the oldest poolable record unless that could be one the refill in flight holds: with
-   * records held, only while the store has more unclaimed records than that.
-   */
-  async #claimReleased(claim: ClaimInput): Promise<KeyRecord | undefined> {
-    for (;;) {
-      if (this.#held === 0) {
-        this.#claims++;
-        return this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
-      }
-      const epoch = this.#heldEpoch;
-      const held = this.#held;
-      const claims = this.#claims;
-      // Counted now (held and the store agree at this instant: `held` moves before each put).
-      const unclaimed = await this.#o.store.countUnclaimed(OTP_PURPOSE);
-      if (epoch !== this.#heldEpoch) continue; // released or withdrawn meanwhile: count again
-      // Claims decided since the count took records it still counted.
-      if (unclaimed - held - (this.#claims - claims) <= 0) return undefined;
-      this.#claims++;
-      return this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
-    }
-  }
-
-  /** #claimReleased, withdrawing (consuming, unseen) any record whose round is not logged. */
   async #claimLogged(claim: ClaimInput): Promise<KeyRecord | undefined> {
     for (;;) {
-      const record = await this.#claimReleased(claim);
+      const record = await this.#o.store.claimNext(OTP_PURPOSE, claim, RESERVED);
       if (record === undefined || (await this.#o.logged(record.roundId))) return record;
       await this.#o.store.consume(record.id);
       this.#codes.delete(record.id);
@@ -251,6 +209,10 @@ export class OtpPool {
     }
   }
 
+  /**
+   * Claims a ready OTP for `claim`. If none is ready, waits up to `waitMs` for a refill, then
+   * throws E_UNAVAILABLE with a Retry-After.
+   */
   async claim(claim: ClaimInput, waitMs: number): Promise<ClaimedOtp> {
     let record = await this.#claimLogged(claim);
     if (!record && waitMs > 0) {
@@ -296,7 +258,6 @@ export class OtpPool {
       this.#codes.delete(record.id);
       return { record, code };
     }
-    if (this.#refilling !== undefined) this.#taken.add(record.id);
     return { record, code: await this.#readCode(record.id) };
   }
 }
