@@ -9,6 +9,7 @@ import { registerAuditRecord } from "./commands/audit-record.js";
 import { registerContributor } from "./commands/contributor.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDerive } from "./commands/derive.js";
+import { registerDistributor } from "./commands/distributor.js";
 import { registerEnroll } from "./commands/enroll.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerKey } from "./commands/key.js";
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     // `contributor audit --server HTTP` each get their own.
     .enablePositionalOptions();
   registerServer(program);
+  registerDistributor(program);
   registerEnroll(program);
   registerContributor(program);
   registerGenerate(program);

@@ -142,6 +142,29 @@ function tables(): Record<string, Table> {
         "--hotp-resync-window": "x",
       },
     },
+    distributor: {
+      base: ["--store", "postgres://dkeygen@127.0.0.1:9/dkeygen", "--data-dir", D("server")],
+      rows: {
+        "--store": "mysql://u:secret@db/keys", // the key_store file or another database: refused
+        "--data-dir": FREE,
+        "--store-key-file": "/any/store.key", // beside --data-dir: both name the store key
+        "--http-listen": "off", // a distributor is its HTTP listener
+        "--otp-ttl": "5 minutes",
+        "--otp-wait": "x",
+        "--max-failures": "0",
+        "--lockout": "x",
+        "--rate-limit-address": "many",
+        "--rate-limit-credential": "many",
+        "--delivery-key-ttl": "x",
+        "--tls-cert": "/any/cert.pem", // without --tls-key
+        "--tls-key": "/any/key.pem", // without --tls-cert
+        "--otp-per-minute": "x",
+        "--hotp-window": "101",
+        "--hotp-resync-window": "x",
+        "--log-format": "xml",
+        "--log-level": "verbose",
+      },
+    },
     enroll: {
       base: ["--data-dir", D("server")],
       rows: { "--data-dir": FREE, "--name": "-bad name", "--ttl": "forever", "--out": FREE },

@@ -3,6 +3,12 @@ import type { Command } from "commander";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import { type StartServerOptions, startServer } from "../../server/runtime.js";
 import { PostgresKeyStore } from "../../store/postgres.js";
+import {
+  type DistributionFlags,
+  distributionSettings,
+  tlsFilesOption,
+  withDistributionOptions,
+} from "../distribution-options.js";
 import { Interrupted } from "../exit-status.js";
 import { fileError } from "../file-errors.js";
 import {
@@ -15,7 +21,7 @@ import {
 import { makeLogger, printJson, printTable } from "../output.js";
 import { nextStopSignal } from "../signals.js";
 
-interface ServerFlags {
+interface ServerFlags extends DistributionFlags {
   dataDir?: string;
   listen: string;
   quorum: string;
@@ -31,27 +37,15 @@ interface ServerFlags {
   httpListen: string;
   otpPool: string;
   otpDigits: string;
-  otpTtl: string;
-  otpWait: string;
-  maxFailures: string;
-  lockout: string;
-  rateLimitAddress: string;
-  rateLimitCredential: string;
-  deliveryKeyTtl: string;
-  tlsCert?: string;
-  tlsKey?: string;
   enrollmentsAtOnce: string;
   enrollmentsPerRequester: string;
-  otpPerMinute: string;
-  hotpWindow: string;
-  hotpResyncWindow: string;
   logFormat?: string;
   logLevel?: string;
   json?: boolean;
 }
 
 export function registerServer(program: Command): void {
-  program
+  const command = program
     .command("server")
     .description("run the key generation server (makes its RSA-3072 key at first start)")
     .option("--data-dir <dir>", "server data folder (default: $DKEYGEN_HOME/server)")
@@ -100,30 +94,6 @@ export function registerServer(program: Command): void {
     )
     .option("--otp-pool <n>", "OTPs kept ready by background rounds (0: none)", "100")
     .option("--otp-digits <n>", "digits of pooled OTPs", "6")
-    .option("--otp-ttl <duration>", "how long a delivered OTP stays valid", "5m")
-    .option("--otp-wait <duration>", "how long a request waits for an empty pool to refill", "5s")
-    .option("--max-failures <n>", "failed verifications before a subject is locked", "5")
-    .option("--lockout <duration>", "how long a locked subject stays locked", "15m")
-    .option(
-      "--rate-limit-address <n>",
-      "HTTP requests per minute per client address (0: off)",
-      "6000",
-    )
-    .option(
-      "--rate-limit-credential <n>",
-      "HTTP requests per minute per credential (0: off)",
-      "60000",
-    )
-    .option(
-      "--delivery-key-ttl <duration>",
-      "how long one RSA-wrapped delivery key serves a requester (0: a new wrap per delivery)",
-      "5m",
-    )
-    .option(
-      "--tls-cert <file>",
-      "serve both listeners over TLS (wss://, https://) with this PEM certificate chain",
-    )
-    .option("--tls-key <file>", "the certificate's PEM private key (unencrypted, mode 0600)")
     .option(
       "--enrollments-at-once <n>",
       "TOTP enrollment rounds running at once, server-wide (0: no cap)",
@@ -133,14 +103,8 @@ export function registerServer(program: Command): void {
       "--enrollments-per-requester <n>",
       "TOTP enrollment rounds one requester may have running at once (0: no cap)",
       "4",
-    )
-    .option("--otp-per-minute <n>", "OTPs one requester may request per minute (0: no cap)", "3000")
-    .option("--hotp-window <n>", "HOTP look-ahead: counters past the expected one, 0 to 100", "10")
-    .option(
-      "--hotp-resync-window <n>",
-      "HOTP resynchronisation from two consecutive codes this far ahead (0: none; up to 1000)",
-      "100",
-    )
+    );
+  withDistributionOptions(command)
     .option("--log-format <format>", "json or pretty (default: pretty on a terminal)")
     .option("--log-level <level>", "debug, info, warn or error", "info")
     .option("--json", "print the startup summary as JSON")
@@ -149,14 +113,7 @@ export function registerServer(program: Command): void {
       "\nEnvironment:\n  DKEYGEN_SERVER_PASSPHRASE  encrypts the server key file at rest (and opens it later)\n  DKEYGEN_STORE_URL          the key store's postgres:// URL when --store is not given",
     )
     .action(async (flags: ServerFlags) => {
-      if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-        throw new DkeygenError(
-          ErrorCodes.USAGE,
-          flags.tlsCert === undefined
-            ? "--tls-key needs --tls-cert: the certificate to serve with that key."
-            : "--tls-cert needs --tls-key: the certificate's private key.",
-        );
-      }
+      const tlsFiles = tlsFilesOption(flags);
       const storeUrl = storeUrlOption(flags.store);
       if (storeUrl !== undefined && (flags.storeHead !== undefined || flags.acceptStoreRollback)) {
         throw new DkeygenError(
@@ -169,6 +126,7 @@ export function registerServer(program: Command): void {
       const { host, port } = parseListen(flags.listen);
       const http =
         flags.httpListen === "off" ? undefined : parseListen(flags.httpListen, "--http-listen");
+      const shared = distributionSettings(flags);
       const logger = makeLogger(flags);
       const options: StartServerOptions = {
         dataDir,
@@ -182,9 +140,7 @@ export function registerServer(program: Command): void {
         ...(flags.storeKeyFile ? { storeKeyFile: flags.storeKeyFile } : {}),
         ...(flags.storeHead ? { storeHeadFile: flags.storeHead } : {}),
         ...(flags.acceptStoreRollback ? { acceptStoreRollback: true } : {}),
-        ...(flags.tlsCert !== undefined && flags.tlsKey !== undefined
-          ? { tls: { certFile: flags.tlsCert, keyFile: flags.tlsKey } }
-          : {}),
+        ...(tlsFiles ? { tls: tlsFiles } : {}),
         config: {
           quorum: parsePositiveInt(flags.quorum, "--quorum", 2),
           roundTimeoutMs: parseDuration(flags.roundTimeout, "--round-timeout"),
@@ -203,18 +159,7 @@ export function registerServer(program: Command): void {
             : {
                 ...http,
                 config: {
-                  otpTtlMs: parseDuration(flags.otpTtl, "--otp-ttl"),
-                  otpWaitMs: parseDuration(flags.otpWait, "--otp-wait"),
-                  rateLimitPerAddress: parsePositiveInt(
-                    flags.rateLimitAddress,
-                    "--rate-limit-address",
-                    0,
-                  ),
-                  rateLimitPerCredential: parsePositiveInt(
-                    flags.rateLimitCredential,
-                    "--rate-limit-credential",
-                    0,
-                  ),
+                  ...shared.config,
                   enrollmentsAtOnce: parsePositiveInt(
                     flags.enrollmentsAtOnce,
                     "--enrollments-at-once",
@@ -225,32 +170,13 @@ export function registerServer(program: Command): void {
                     "--enrollments-per-requester",
                     0,
                   ),
-                  otpPerMinutePerRequester: parsePositiveInt(
-                    flags.otpPerMinute,
-                    "--otp-per-minute",
-                    0,
-                  ),
-                  hotpWindow: parsePositiveInt(flags.hotpWindow, "--hotp-window", 0, 100),
-                  hotpResyncWindow: parsePositiveInt(
-                    flags.hotpResyncWindow,
-                    "--hotp-resync-window",
-                    0,
-                    1000,
-                  ),
-                  deliveryKeyTtlMs:
-                    flags.deliveryKeyTtl === "0"
-                      ? 0
-                      : parseDuration(flags.deliveryKeyTtl, "--delivery-key-ttl"),
                 },
               },
         otpPool: {
           size: parsePositiveInt(flags.otpPool, "--otp-pool", 0, 1_000_000),
           digits: parsePositiveInt(flags.otpDigits, "--otp-digits", 6, 10),
         },
-        lockout: {
-          maxFailures: parsePositiveInt(flags.maxFailures, "--max-failures", 1, 1000),
-          lockMs: parseDuration(flags.lockout, "--lockout"),
-        },
+        lockout: shared.lockout,
       };
       // Taken before the start, so a SIGTERM during it still ends in a clean stop.
       const stopping = nextStopSignal();

@@ -130,7 +130,15 @@ export interface DistributionComponents {
   tls?: TlsServerOptions;
   /** The transparency log of rounds, served to anyone under /v1/log/ (none without it). */
   log?: TransparencyLog;
+  /**
+   * "server" (the default): beside the key generation server, which runs rounds. "distributor": a
+   * `dkeygen distributor` (distributor.ts) on a store the server refills; readiness is then the
+   * database's, not the pool's or the contributors'.
+   */
+  role?: DistributionRole;
 }
+
+export type DistributionRole = "server" | "distributor";
 
 /** What every route module gets. */
 export interface RouteContext {
@@ -146,6 +154,8 @@ export interface RouteContext {
   sealer: DeliverySealer;
   /** The registered requesters (a split record's holders are shown to each other by name). */
   requesters: RequesterRegistry;
+  /** Beside the key generation server, or a distributor (DistributionComponents.role). */
+  role: DistributionRole;
   /** Enrollment-round caps and OTP quotas per requester (quotas.ts). */
   quotas: Quotas;
   /** Randomness (recovery code salts). */
@@ -215,6 +225,7 @@ export async function buildDistributionApp(
       config: settings,
       sealer,
       requesters: components.requesters,
+      role: components.role ?? "server",
       quotas: new Quotas(settings),
       random,
       authenticate,
@@ -449,7 +460,9 @@ async function registerOpenApi(app: FastifyInstance): Promise<void> {
         version: "1",
         description:
           "Hands out OTPs and keys made by dkeygen rounds, each encrypted to the requesting client's " +
-          "registered RSA key (RSA-OAEP-256 + AES-256-GCM, docs/PROTOCOL.md §12), and verifies OTP/TOTP codes.",
+          "registered RSA key (RSA-OAEP-256 + AES-256-GCM, docs/PROTOCOL.md §12), and verifies OTP/TOTP codes. " +
+          "A `dkeygen distributor` serves the same routes except /v1/log/* (the transparency log is the key " +
+          "generation server's: 404 there) and answers TOTP/HOTP enrollment 503 E_UNAVAILABLE (it runs no rounds).",
       },
       components: {
         securitySchemes: {

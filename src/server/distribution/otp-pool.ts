@@ -19,7 +19,12 @@
  * parse its stored secret on the request path. The codes never leave the process except sealed to
  * a requester; OTPs made before a restart, or by another process, are read from the store when
  * claimed.
+ *
+ * Without `rounds` the pool only claims (a `dkeygen distributor`, distributor.ts): the key generation
+ * server on the same store refills it, so an empty pool is polled every `pollMs` for up to the
+ * request's wait, and no round is ever tried here.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
 import type { Logger } from "../../logging.js";
 import type { ClaimInput, ClaimOptions, KeyRecord, KeyStore } from "../../store/types.js";
@@ -38,7 +43,8 @@ export interface BatchRoundRunner {
 
 export interface OtpPoolOptions {
   store: KeyStore;
-  rounds: BatchRoundRunner;
+  /** Runs the refills; absent: a claim-only pool, refilled by another process on the store. */
+  rounds?: BatchRoundRunner;
   /** How many unclaimed OTPs to keep ready. */
   size: number;
   /** Digits of the pooled OTPs. */
@@ -56,7 +62,12 @@ export interface OtpPoolOptions {
    * round's records and logging the round left them claimable.
    */
   logged?: (roundId: string) => Promise<boolean>;
+  /** A claim-only pool looks for refills by another process this often while a request waits. */
+  pollMs?: number;
 }
+
+/** How often a claim-only pool looks again while a request waits for the server's refill. */
+export const CLAIM_POLL_MS = 100;
 
 export const OTP_PURPOSE = "otp";
 
@@ -68,7 +79,8 @@ export const OTP_PURPOSE = "otp";
 const RESERVED: ClaimOptions = { ack: "reserved" };
 
 export class OtpPool {
-  readonly #o: Required<OtpPoolOptions>;
+  readonly #o: Required<Omit<OtpPoolOptions, "rounds">>;
+  readonly #rounds: BatchRoundRunner | undefined;
   #refilling: Promise<void> | undefined;
   #lastError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -83,8 +95,15 @@ export class OtpPool {
       retryMs: 5000,
       quorum: () => ({ connected: Number.POSITIVE_INFINITY, needed: 0 }),
       logged: async () => true,
+      pollMs: CLAIM_POLL_MS,
       ...options,
     };
+    this.#rounds = options.rounds;
+  }
+
+  /** Whether this pool refills itself (false: it only claims what another process made). */
+  get refills(): boolean {
+    return this.#rounds !== undefined;
   }
 
   get size(): number {
@@ -97,6 +116,7 @@ export class OtpPool {
   }
 
   start(): void {
+    if (this.#rounds === undefined) return;
     this.#timer = setInterval(() => this.#refillIfLow(), this.#o.retryMs);
     this.#timer.unref();
     this.refill().catch((error: unknown) => this.#refillFailed(error));
@@ -108,7 +128,7 @@ export class OtpPool {
    * unhandled rejection.
    */
   #refillIfLow(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#rounds === undefined) return;
     const check = async () => {
       if (this.#lastError !== undefined || (await this.available()) < this.#o.size / 2) {
         await this.refill();
@@ -149,7 +169,7 @@ export class OtpPool {
 
   /** Fills the pool up to its size; resolves when the refill in flight (if any) is done. */
   refill(): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
+    if (this.#stopped || this.#rounds === undefined) return Promise.resolve();
     this.#refilling ??= this.#fill().finally(() => {
       this.#refilling = undefined;
     });
@@ -157,6 +177,8 @@ export class OtpPool {
   }
 
   async #fill(): Promise<void> {
+    const rounds = this.#rounds;
+    if (rounds === undefined) return;
     try {
       for (;;) {
         // With a pool of size 0 (or a burst beyond it), rounds are run on demand for the waiters.
@@ -169,7 +191,7 @@ export class OtpPool {
           return;
         }
         const count = Math.min(missing, MAX_BATCH);
-        await this.#o.rounds.runBatchRound({
+        await rounds.runBatchRound({
           purpose: OTP_PURPOSE,
           params: { digits: this.#o.digits },
           count,
@@ -229,7 +251,11 @@ export class OtpPool {
       });
       try {
         while (!record && !timedOut && !this.#stopped) {
-          const refill = this.refill();
+          // A claim-only pool cannot refill: it looks again for the server's refill.
+          const refill =
+            this.#rounds === undefined
+              ? sleep(this.#o.pollMs, undefined, { ref: false })
+              : this.refill();
           await Promise.race([refill, timeout]);
           record = await this.#claimLogged(claim);
           // A refill that failed (no contributors, say) is not retried here at once.
@@ -243,11 +269,13 @@ export class OtpPool {
     if (!record) {
       throw new DkeygenError(
         ErrorCodes.UNAVAILABLE,
-        this.#waitingForQuorum() !== undefined
-          ? `No OTP is ready: ${this.#waitingForQuorum()}; retry once they have joined.`
-          : this.#lastError
-            ? "No OTP is ready and no round could make one just now; retry shortly."
-            : "No OTP is ready yet; retry shortly.",
+        this.#rounds === undefined
+          ? "No OTP is ready: this distributor only hands out OTPs the dkeygen server on its store makes, and none is ready yet; retry shortly."
+          : this.#waitingForQuorum() !== undefined
+            ? `No OTP is ready: ${this.#waitingForQuorum()}; retry once they have joined.`
+            : this.#lastError
+              ? "No OTP is ready and no round could make one just now; retry shortly."
+              : "No OTP is ready yet; retry shortly.",
         { retryAfterSeconds: Math.max(1, Math.ceil(this.#o.retryMs / 1000)) },
       );
     }

@@ -278,8 +278,12 @@ export const Readiness = Type.Object(
   {
     status: Type.Union([Type.Literal("ready"), Type.Literal("degraded")]),
     store: Type.String(),
+    /** With a PostgreSQL store: whether its database answered this check. */
+    database: Type.Optional(Type.Union([Type.Literal("reachable"), Type.Literal("unreachable")])),
+    /** On a distributor the target is 0: the key generation server keeps the pool filled. */
     otpPool: Type.Object({ available: Type.Integer(), target: Type.Integer() }, strict),
-    contributors: Type.Integer(),
+    /** Contributors connected to the key generation server; absent on a distributor. */
+    contributors: Type.Optional(Type.Integer()),
     problem: Type.Optional(Type.String()),
   },
   strict,
