@@ -56,13 +56,7 @@ function registerRecover(threshold: Command): void {
   )
     .option("--json", "print each holder's outcome as JSON")
     .action(async (flags: AdminFlags & { key: string; json?: boolean }) => {
-      if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(flags.key)) {
-        throw new DkeygenError(
-          ErrorCodes.USAGE,
-          `--key wants a key id (26 characters); got "${flags.key}".`,
-        );
-      }
-      checkAdminFlags(flags);
+      checkKeyFlags(flags);
       const admin = await connectAdmin(flags);
       try {
         const holders = await admin.thresholdRecover(flags.key);
@@ -93,13 +87,7 @@ function registerRefresh(threshold: Command): void {
   )
     .option("--json", "print the refreshed key as JSON")
     .action(async (flags: AdminFlags & { key: string; json?: boolean }) => {
-      if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(flags.key)) {
-        throw new DkeygenError(
-          ErrorCodes.USAGE,
-          `--key wants a key id (26 characters); got "${flags.key}".`,
-        );
-      }
-      checkAdminFlags(flags);
+      checkKeyFlags(flags);
       const admin = await connectAdmin(flags);
       try {
         const key = await admin.thresholdRefresh(flags.key);
@@ -135,13 +123,7 @@ function registerSign(threshold: Command): void {
   )
     .option("--json", "print {keyId, signature, signers} as JSON")
     .action(async (flags: SignFlags) => {
-      if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(flags.key)) {
-        throw new DkeygenError(
-          ErrorCodes.USAGE,
-          `--key wants a key id (26 characters); got "${flags.key}".`,
-        );
-      }
-      checkAdminFlags(flags);
+      checkKeyFlags(flags);
       const message = await onUserPath("--message-file", flags.messageFile, "read", () =>
         readFile(flags.messageFile),
       );
@@ -231,4 +213,15 @@ function registerKeygen(threshold: Command): void {
         admin.close();
       }
     });
+}
+
+/** `--key` is a record id (26 characters of Crockford base32), and the admin flags are sound. */
+function checkKeyFlags(flags: AdminFlags & { key: string }): void {
+  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(flags.key)) {
+    throw new DkeygenError(
+      ErrorCodes.USAGE,
+      `--key wants a key id (26 characters); got "${flags.key}".`,
+    );
+  }
+  checkAdminFlags(flags);
 }
