@@ -13,6 +13,7 @@ import { describe, test } from "node:test";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import {
   type ClaimInput,
+  type ClaimOptions,
   type KeyRecord,
   type KeyStore,
   type ListQuery,
@@ -49,6 +50,9 @@ function claim(n: number | string = 1, overrides: Partial<ClaimInput> = {}): Cla
     ...overrides,
   };
 }
+
+/** How the OTP pool claims (src/server/distribution/otp-pool.ts). */
+const RESERVED: ClaimOptions = { ack: "reserved" };
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof DkeygenError && error.code === code;
@@ -548,6 +552,103 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         assert.equal(await store.countUnclaimed("otp"), 3);
         assert.equal(await store.countUnclaimed("totp"), 1);
         assert.equal(await store.countUnclaimed("unknown"), 0);
+      });
+    });
+
+    // The OTP pool (src/server/distribution/otp-pool.ts) claims with { ack: "reserved" }, consumes
+    // a claimed record it withdraws, and verification finds a claim by latestClaims: that path.
+    test("reserved claims, as the OTP pool makes them: 200 concurrent on 150 claimable records get 150 distinct, oldest first, owned and held never", async () => {
+      await withStore(async (store) => {
+        await store.put(input({ owner: "carol" }));
+        const held = await store.put(input({ roundId: "refill-x", held: true }));
+        const records = await putMany(store, 150);
+        const results = await Promise.all(
+          Array.from({ length: 200 }, (_, i) => store.claimNext("otp", claim(i), RESERVED)),
+        );
+        const claimed = results.filter((r): r is KeyRecord => r !== undefined);
+        assert.equal(claimed.length, 150);
+        assert.deepEqual(
+          claimed.map((r) => r.id).sort(),
+          records.map((r) => r.id),
+          "no record handed out twice, none left out",
+        );
+        assert.equal(new Set(claimed.map((r) => r.claim?.requestId)).size, 150);
+        for (const record of claimed) {
+          assert.deepEqual((await store.get(record.id))?.claim, record.claim);
+        }
+        assert.equal(await store.countUnclaimed("otp"), 0);
+        assert.equal(await store.claimNext("otp", claim("late"), RESERVED), undefined);
+        assert.equal((await store.get(held.id))?.claim, undefined);
+      });
+    });
+
+    test("reserved claims one after another take the oldest first; each is found by latestClaims and consumed once", async () => {
+      await withStore(async (store) => {
+        const records = await putMany(store, 6);
+        const ids = records.map((r) => r.id);
+        const order: (string | undefined)[] = [];
+        for (let i = 0; i < 6; i++) {
+          order.push((await store.claimNext("otp", claim(i, { subject: "alice" }), RESERVED))?.id);
+        }
+        assert.deepEqual(order, ids);
+        const latest = await store.list({
+          claimedBy: "requester-1",
+          subject: "alice",
+          latestClaims: 2,
+        });
+        assert.deepEqual(
+          latest.map((r) => r.id),
+          ids.slice(-2),
+        );
+        // The pool withdraws a claimed record by consuming it; verification consumes it too.
+        assert.equal(await store.consume(ids[4]!), true);
+        assert.equal(await store.consume(ids[4]!), false);
+        const race = await Promise.all([store.consume(ids[0]!), store.consume(ids[0]!)]);
+        assert.deepEqual(race.sort(), [false, true]);
+        assert.equal((await store.get(ids[4]!))?.claim?.requestId, "request-4");
+      });
+    });
+
+    test("a record consumed by id before any claim is never handed out by a reserved claim", async () => {
+      await withStore(async (store) => {
+        const records = await putMany(store, 4);
+        // One reserved claim first, so a store that reserves ahead holds the rest already.
+        assert.equal((await store.claimNext("otp", claim(0), RESERVED))?.id, records[0]!.id);
+        assert.equal(await store.consume(records[1]!.id), true);
+        assert.equal(await store.countUnclaimed("otp"), 2);
+        assert.equal((await store.claimNext("otp", claim(1), RESERVED))?.id, records[2]!.id);
+        assert.equal((await store.claimNext("otp", claim(2), RESERVED))?.id, records[3]!.id);
+        assert.equal(await store.claimNext("otp", claim(3), RESERVED), undefined);
+        assert.equal((await store.get(records[1]!.id))?.claim, undefined);
+      });
+    });
+
+    test("reserved claims and their consumptions survive a clean close and reopen; what was not claimed is claimable again, in order", async (t) => {
+      const probe = await makeStore();
+      const persistent = probe.reopen !== undefined;
+      await probe.cleanup();
+      if (!persistent) {
+        t.skip("this backend keeps nothing across a reopen");
+        return;
+      }
+      await withStore(async (store, fixture) => {
+        const records = await putMany(store, 8);
+        const a = await store.claimNext("otp", claim("a"), RESERVED);
+        const b = await store.claimNext("otp", claim("b"), RESERVED);
+        assert.equal(await store.consume(b!.id), true);
+        const before = await store.list();
+        await store.close();
+        const reopened = await fixture.reopen!();
+        await reopened.open();
+        assert.deepEqual(await reopened.list(), before);
+        assert.deepEqual((await reopened.get(a!.id))?.claim, a!.claim);
+        assert.equal(await reopened.consume(b!.id), false);
+        assert.equal(await reopened.countUnclaimed("otp"), 6);
+        const next: (string | undefined)[] = [];
+        for (let i = 0; i < 7; i++) {
+          next.push((await reopened.claimNext("otp", claim(`r${i}`), RESERVED))?.id);
+        }
+        assert.deepEqual(next, [...records.slice(2).map((r) => r.id), undefined]);
       });
     });
 
