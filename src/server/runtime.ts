@@ -59,6 +59,7 @@ import type { AttemptStore } from "./distribution/verification/attempt-store.js"
 import { MemoryAttemptStore } from "./distribution/verification/memory-attempt-store.js";
 import { PostgresAttemptStore } from "./distribution/verification/postgres-attempt-store.js";
 import { ContributorRegistry } from "./enrollment.js";
+import { releaseHeldRounds } from "./held-release.js";
 import { loadOrCreateServerIdentity, SERVER_KEY_FILE } from "./identity.js";
 import { KeygenServer, type KeygenServerConfig } from "./keygen-server.js";
 import { PostgresRequesterStore } from "./postgres-requester-store.js";
@@ -437,6 +438,16 @@ async function startLocked(
     `waiting for contributors at ${listener.url}: a round needs ${server.config.quorum}`,
   );
 
+  // Records a stopped server left held (killed between witnessing and release) are released
+  // once their rounds' entries are witnessed again; awaited when the server stops.
+  const releasing = releaseHeldRounds({
+    store,
+    log: server.log,
+    whenWitnessed: (index, ms) => server.witnessing.whenWitnessed(index, ms),
+    logger,
+    stopping: () => server.stopping,
+  });
+
   let stopped: Promise<void> | undefined;
   return {
     server,
@@ -455,6 +466,7 @@ async function startLocked(
         requesters.close();
         await app?.close();
         await server.stop();
+        await releasing;
         await listener.close();
         await store.close();
         await lock.release();
