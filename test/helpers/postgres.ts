@@ -11,7 +11,7 @@
  * password (scram-sha-256), the way a server would; the test's own set-up uses the superuser over
  * the unix socket.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -31,6 +31,13 @@ export interface PostgresCluster {
     values?: unknown[],
     database?: string,
   ): Promise<T[]>;
+  /**
+   * Stops the cluster's server (`pg_ctl stop -m fast`: sessions ended, as in a restart) and keeps
+   * its data; `resume()` starts it again on the same port. Asynchronous, so a test's own load
+   * keeps running meanwhile.
+   */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,6 +87,18 @@ function runPg(bin: string, program: string, args: string[]): void {
   }
 }
 
+/** runPg without blocking the event loop. */
+function runPgAsync(bin: string, program: string, args: string[]): Promise<void> {
+  const command = isRoot ? "runuser" : join(bin, program);
+  const argv = isRoot ? ["-u", "postgres", "--", join(bin, program), ...args] : args;
+  return new Promise((resolve, reject) => {
+    execFile(command, argv, { encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${program} failed: ${stderr || stdout || error.message}`));
+      else resolve();
+    });
+  });
+}
+
 let databases = 0;
 
 export async function startPostgres(): Promise<PostgresCluster> {
@@ -99,6 +118,19 @@ export async function startPostgres(): Promise<PostgresCluster> {
     chownSync(pwfile, uid, 0);
   }
   const port = await freePort();
+  const startArgs = [
+    "-D",
+    data,
+    "-l",
+    join(dir, "server.log"),
+    "-w",
+    "-t",
+    "60",
+    "-o",
+    // Throwaway data: no fsync (durability here is PostgreSQL's, not under test).
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`,
+    "start",
+  ];
   let started = false;
   const stopNow = () => {
     if (started) {
@@ -128,19 +160,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
       "--locale=C",
       "--no-sync",
     ]);
-    runPg(bin, "pg_ctl", [
-      "-D",
-      data,
-      "-l",
-      join(dir, "server.log"),
-      "-w",
-      "-t",
-      "60",
-      "-o",
-      // Throwaway data: no fsync (durability here is PostgreSQL's, not under test).
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`,
-      "start",
-    ]);
+    runPg(bin, "pg_ctl", startArgs);
     started = true;
   } catch (error) {
     process.removeListener("exit", onExit);
@@ -167,6 +187,14 @@ export async function startPostgres(): Promise<PostgresCluster> {
       const name = `t${++databases}_${randomBytes(4).toString("hex")}`;
       await admin(`CREATE DATABASE ${name} OWNER dkeygen`);
       return `postgres://dkeygen:${password}@127.0.0.1:${port}/${name}`;
+    },
+    async pause() {
+      await runPgAsync(bin, "pg_ctl", ["-D", data, "stop", "-m", "fast", "-w"]);
+      started = false;
+    },
+    async resume() {
+      await runPgAsync(bin, "pg_ctl", startArgs);
+      started = true;
     },
     async stop() {
       process.removeListener("exit", onExit);
