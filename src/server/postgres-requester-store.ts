@@ -22,7 +22,7 @@ import { lengthPrefixed } from "../crypto/canonical.js";
 import { aesGcmOpen, aesGcmSeal } from "../crypto/envelope.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
-import type { PostgresKeyStore } from "../store/postgres.js";
+import type { PostgresKeyStore, TransactionQuery } from "../store/postgres.js";
 import {
   type AddedRequester,
   type AddOptions,
@@ -32,6 +32,7 @@ import {
   makeRegistration,
   newRegistrationId,
   noSuchRequester,
+  REGISTRATION_ID,
   type RegistrationSnapshot,
   type RequesterStore,
   requesterKeyFromPem,
@@ -136,6 +137,31 @@ export class PostgresRequesterStore implements RequesterStore {
         removedBefore: before.map((row) => row.id),
       };
     });
+  }
+
+  /**
+   * Inserts live registrations copied from requesters.json (`dkeygen store copy`) inside
+   * `query`'s transaction, keeping their ids, names, keys, credential hashes and times, with K_resp
+   * sealed as `add` seals it; raises the version once, so running servers read them. Each needs a
+   * registration id and a response key (a TypeError otherwise: the caller refuses those first).
+   */
+  async insertCopied(
+    query: TransactionQuery,
+    registrations: readonly StoredRegistration[],
+  ): Promise<void> {
+    if (registrations.length === 0) return;
+    await query("UPDATE requester_changes SET version = version + 1", []);
+    for (const r of registrations) {
+      if (!REGISTRATION_ID.test(r.id) || r.responseKey === undefined) {
+        throw new TypeError(`requester ${r.name} has no registration id or no response key`);
+      }
+      await query(
+        "INSERT INTO requesters (id, name, public_key, fingerprint, credential_hash, " +
+          "response_key_iv, response_key_ct, response_key_tag, added_at) " +
+          "VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
+        [...this.#values(r), r.name],
+      );
+    }
   }
 
   async remove(name: string, options: { now?: Date } = {}): Promise<{ name: string; id: string }> {

@@ -108,6 +108,21 @@ import type {
   RecordInput,
 } from "./types.js";
 
+/**
+ * The store's contents with every secret still sealed (`FileKeyStore.sealedContents`): what a copy
+ * into another store needs to keep records, their state and their ciphertexts exactly.
+ */
+export interface SealedContents {
+  /** Every record in id order (copies), with its sealed secret part. */
+  records: { record: KeyRecord; sealed: SealedSecret; void: boolean }[];
+  /** The claimed records' ids per (requester, subject), each group in claim order. */
+  claimGroups: string[][];
+  /** Every round opening, sealed. */
+  openings: { roundId: string; sealed: SealedSecret }[];
+  /** The transparency log's leaves, in index order. */
+  leaves: Uint8Array[];
+}
+
 export interface FileKeyStoreLogger {
   warn(fields: Record<string, unknown>, message: string): void;
   error?(fields: Record<string, unknown>, message: string): void;
@@ -393,6 +408,31 @@ export class FileKeyStore implements KeyStore {
       },
     });
     return copyRecord(record);
+  }
+
+  /**
+   * Everything the store holds, secrets sealed as on disk (never decrypted), for copying it into
+   * another store (`dkeygen store copy`). A record is `void` when a store that leased it stopped
+   * before claiming it: it must never be handed out again. Call it with no write in flight (the
+   * copy holds the store's lock and writes nothing).
+   */
+  sealedContents(): SealedContents {
+    this.#assertReadable();
+    const records = this.#index.list().map((record) => ({
+      record: copyRecord(record),
+      sealed: this.#sealed.get(record.id)!,
+      void: this.#index.isVoid(record.id),
+    }));
+    const openings: SealedContents["openings"] = [];
+    for (const [roundId, sealed] of this.#openings) {
+      if (sealed !== "writing") openings.push({ roundId, sealed });
+    }
+    return {
+      records,
+      claimGroups: [...this.#index.claimGroups()].map((ids) => [...ids]),
+      openings,
+      leaves: this.#leaves.slice(0, this.#durableLeaves),
+    };
   }
 
   async get(id: string): Promise<KeyRecord | undefined> {

@@ -68,6 +68,12 @@ import type {
   RecordInput,
 } from "./types.js";
 
+/** A statement inside `PostgresKeyStore.transaction`: its rows. */
+export type TransactionQuery = <R extends QueryResultRow>(
+  text: string,
+  values: unknown[],
+) => Promise<R[]>;
+
 export interface PostgresKeyStoreLogger {
   warn(fields: Record<string, unknown>, message: string): void;
   error?(fields: Record<string, unknown>, message: string): void;
@@ -707,11 +713,7 @@ export class PostgresKeyStore implements KeyStore {
    * A database error comes back as the store's own (E_UNAVAILABLE when it cannot be reached),
    * never with the URL's password in it.
    */
-  async transaction<T>(
-    body: (
-      query: <R extends QueryResultRow>(text: string, values: unknown[]) => Promise<R[]>,
-    ) => Promise<T>,
-  ): Promise<T> {
+  async transaction<T>(body: (query: TransactionQuery) => Promise<T>): Promise<T> {
     const pool = this.#pool;
     if (!pool) throw this.#closedError();
     let client: PoolClient;

@@ -284,6 +284,30 @@ export class RecordIndex {
     return count;
   }
 
+  /**
+   * True for a void record: reserved by a store that stopped without claiming it
+   * (`voidReservations`), so never handed out again.
+   */
+  isVoid(id: string): boolean {
+    const slot = this.#slots.get(id);
+    // A reserved record that was claimed or consumed since keeps `reserved` but is neither.
+    return (
+      slot !== undefined &&
+      slot.reserved &&
+      !this.isReserved(id) &&
+      slot.record.claim === undefined &&
+      slot.record.consumedAt === undefined
+    );
+  }
+
+  /**
+   * Every claimed record's id, grouped per (requester, subject), each group in claim order:
+   * the order `list` with `latestClaims` reads (store copies keep it).
+   */
+  *claimGroups(): IterableIterator<readonly string[]> {
+    yield* this.#byClaimant.values();
+  }
+
   /** The ids of every live reservation. */
   liveReservations(): string[] {
     return [...this.#reserved.values()].flatMap((live) => [...live]);
