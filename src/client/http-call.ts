@@ -94,55 +94,69 @@ export function createHttpCall(options: HttpCallOptions = {}): HttpCall {
           { cause },
         );
 
-      const req = (secure ? httpsRequest : httpRequest)(
-        target,
-        {
-          method: request.method,
-          headers: {
-            ...request.headers,
-            ...(body === undefined ? {} : { "content-length": String(body.length) }),
+      let req: ReturnType<typeof httpRequest>;
+      /** One try; `mayRetry`: the first, which may be sent again once (below). */
+      const send = (mayRetry: boolean): void => {
+        let answered = false;
+        req = (secure ? httpsRequest : httpRequest)(
+          target,
+          {
+            method: request.method,
+            headers: {
+              ...request.headers,
+              ...(body === undefined ? {} : { "content-length": String(body.length) }),
+            },
+            agent: secure ? tlsAgent : plainAgent,
           },
-          agent: secure ? tlsAgent : plainAgent,
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          response.on("data", (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > maxBytes) {
+          (response) => {
+            answered = true;
+            const chunks: Buffer[] = [];
+            let size = 0;
+            response.on("data", (chunk: Buffer) => {
+              size += chunk.length;
+              if (size > maxBytes) {
+                fail(
+                  new DkeygenError(
+                    ErrorCodes.MALFORMED_MESSAGE,
+                    `The answer from ${origin} is larger than ${maxBytes} bytes; it was not read.`,
+                  ),
+                );
+                return;
+              }
+              chunks.push(chunk);
+            });
+            response.on("end", () =>
+              settle(() =>
+                resolve({
+                  status: response.statusCode ?? 0,
+                  headers: response.headers,
+                  body: Buffer.concat(chunks, size),
+                }),
+              ),
+            );
+            // Once the answer has begun, a lost connection means an answer cut short.
+            const cutShort = () =>
               fail(
                 new DkeygenError(
                   ErrorCodes.MALFORMED_MESSAGE,
-                  `The answer from ${origin} is larger than ${maxBytes} bytes; it was not read.`,
+                  `The answer from ${origin} was cut short.`,
                 ),
               );
-              return;
-            }
-            chunks.push(chunk);
-          });
-          response.on("end", () =>
-            settle(() =>
-              resolve({
-                status: response.statusCode ?? 0,
-                headers: response.headers,
-                body: Buffer.concat(chunks, size),
-              }),
-            ),
-          );
-          // Once the answer has begun, a lost connection means an answer cut short.
-          const cutShort = () =>
-            fail(
-              new DkeygenError(
-                ErrorCodes.MALFORMED_MESSAGE,
-                `The answer from ${origin} was cut short.`,
-              ),
-            );
-          response.on("close", () => {
-            if (!response.complete) cutShort();
-          });
-          response.on("error", cutShort);
-        },
-      );
+            response.on("close", () => {
+              if (!response.complete) cutShort();
+            });
+            response.on("error", cutShort);
+          },
+        );
+        req.on("error", (error: NodeJS.ErrnoException) => {
+          // A kept-alive connection the server closed (idle) just as this request went out on it:
+          // nothing was answered, so the request is sent once more on a new connection (what
+          // Node's documentation advises for `reusedSocket`). Any other failure is the caller's.
+          if (mayRetry && !answered && req.reusedSocket && error.code === "ECONNRESET") send(false);
+          else fail(unreachable(error));
+        });
+        req.end(body);
+      };
       const timer = setTimeout(
         () =>
           fail(
@@ -153,7 +167,6 @@ export function createHttpCall(options: HttpCallOptions = {}): HttpCall {
           ),
         timeoutMs,
       );
-      req.on("error", (error) => fail(unreachable(error)));
-      req.end(body);
+      send(true);
     });
 }

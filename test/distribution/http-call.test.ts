@@ -124,3 +124,38 @@ test("a server that is not there is E_UNAVAILABLE, and a URL that is not http(s)
     /not an http:\/\/ or https:\/\/ URL/,
   );
 });
+
+test("a kept-alive connection reset as the next request goes out on it is sent once more on a new one; a reset on a new connection is not", async () => {
+  let served = 0;
+  await withServer(
+    (request, response) => {
+      served += 1;
+      if (served === 2) {
+        // The second request arrives on the first one's kept-alive connection: reset it unanswered.
+        request.socket.resetAndDestroy();
+        return;
+      }
+      response.end(`answer ${served}`);
+    },
+    async (url) => {
+      const call = createHttpCall({ timeoutMs: 5000 });
+      assert.equal((await call(url, { method: "GET", headers: {} })).body.toString(), "answer 1");
+      const second = await call(url, { method: "POST", headers: {}, body: "x" });
+      assert.equal(second.body.toString(), "answer 3");
+      assert.equal(served, 3);
+    },
+  );
+  served = 1; // the next request is the "second": reset on a connection never used before
+  await withServer(
+    (request, response) => {
+      served += 1;
+      if (served === 2) request.socket.resetAndDestroy();
+      else response.end("late");
+    },
+    async (url) => {
+      const call = createHttpCall({ timeoutMs: 5000 });
+      await refusedWith(call(url, { method: "GET", headers: {} }), "E_UNAVAILABLE", /ECONNRESET/);
+      assert.equal(served, 2, "not sent again");
+    },
+  );
+});
