@@ -346,6 +346,8 @@ async function startLocked(
       size: options.otpPool?.size ?? 100,
       digits: options.otpPool?.digits ?? 6,
       logger,
+      // Distributors claim from a PostgreSQL store too: watch the stock, cache no codes.
+      shared: store instanceof PostgresKeyStore,
       quorum: () => ({
         connected: server.connectedContributors.length,
         needed: server.config.quorum,

@@ -255,3 +255,42 @@ test("an OTP stored before held records existed whose round never reached the tr
   await assert.rejects(pool.claim(claimFor(2), 0), /No OTP is ready/);
   await store.close();
 });
+
+test("a refilling pool on a shared store sees other processes' claims within its watch interval, refills, and keeps no codes in memory", async () => {
+  const store = new CountingStore();
+  await store.open();
+  const rounds = roundsInto(store);
+  const pool = new OtpPool({
+    store,
+    rounds,
+    size: 20,
+    digits: 6,
+    logger: silentLogger,
+    shared: true,
+    watchMs: 50,
+  });
+  // Another process claiming from the same store (a distributor): its claims never pass `pool`.
+  const elsewhere = new OtpPool({ store, size: 0, digits: 6, logger: silentLogger });
+  try {
+    pool.start();
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const end = Date.now() + 1000; // well within the 5 s retry interval of an unshared pool
+      while (!(await check())) {
+        assert.ok(Date.now() < end, `${what} within a second`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    await until("the first refill", async () => (await pool.available()) === 20);
+    for (let i = 0; i < 15; i++) await elsewhere.claim(claimFor(i), 1000);
+    await until("a refill after the claims elsewhere", async () => rounds.rounds === 2);
+    await until("the stock back", async () => (await pool.available()) === 20);
+    const reads = store.reads;
+    const mine = await pool.claim(claimFor(99), 1000);
+    assert.equal(store.reads, reads + 1, "the code is read from the store, not kept in memory");
+    assert.equal(mine.code, await storedCode(store, mine.record.id));
+  } finally {
+    await pool.stop();
+    await elsewhere.stop();
+    await store.close();
+  }
+});

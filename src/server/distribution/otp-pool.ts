@@ -26,6 +26,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { DkeygenError, describeError, ErrorCodes } from "../../errors.js";
+import type { JsonObject } from "../../json.js";
 import type { Logger } from "../../logging.js";
 import type { ClaimInput, ClaimOptions, KeyRecord, KeyStore } from "../../store/types.js";
 import { MAX_BATCH, type RoundRequest } from "../round-request.js";
@@ -64,7 +65,18 @@ export interface OtpPoolOptions {
   logged?: (roundId: string) => Promise<boolean>;
   /** A claim-only pool looks for refills by another process this often while a request waits. */
   pollMs?: number;
+  /**
+   * Other processes claim from this store too (PostgreSQL with distributors): a refilling pool
+   * then looks at the stock every `watchMs` (their claims do not pass through it), and keeps no
+   * codes in memory (the records it made are mostly claimed elsewhere: the map would only grow).
+   */
+  shared?: boolean;
+  /** How often a shared refilling pool counts the stock (default 200 ms). */
+  watchMs?: number;
 }
+
+/** How often a refilling pool on a shared store looks whether others' claims emptied it. */
+export const SHARED_WATCH_MS = 200;
 
 /** How often a claim-only pool looks again while a request waits for the server's refill. */
 export const CLAIM_POLL_MS = 100;
@@ -83,6 +95,8 @@ export class OtpPool {
   readonly #rounds: BatchRoundRunner | undefined;
   #refilling: Promise<void> | undefined;
   #lastError: string | undefined;
+  /** When the last refill or check failed (Date.now()). */
+  #failedAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   /** Requests waiting for an OTP right now: a refill makes at least this many. */
@@ -96,6 +110,8 @@ export class OtpPool {
       quorum: () => ({ connected: Number.POSITIVE_INFINITY, needed: 0 }),
       logged: async () => true,
       pollMs: CLAIM_POLL_MS,
+      shared: false,
+      watchMs: SHARED_WATCH_MS,
       ...options,
     };
     this.#rounds = options.rounds;
@@ -117,7 +133,10 @@ export class OtpPool {
 
   start(): void {
     if (this.#rounds === undefined) return;
-    this.#timer = setInterval(() => this.#refillIfLow(), this.#o.retryMs);
+    this.#timer = setInterval(
+      () => this.#refillIfLow(),
+      this.#o.shared ? this.#o.watchMs : this.#o.retryMs,
+    );
     this.#timer.unref();
     this.refill().catch((error: unknown) => this.#refillFailed(error));
   }
@@ -129,8 +148,13 @@ export class OtpPool {
    */
   #refillIfLow(): void {
     if (this.#stopped || this.#rounds === undefined) return;
+    // A shared pool looks every watchMs, but tries again after a failure only every retryMs.
+    const retryDue = !this.#o.shared || Date.now() >= this.#failedAt + this.#o.retryMs;
     const check = async () => {
-      if (this.#lastError !== undefined || (await this.available()) < this.#o.size / 2) {
+      if (
+        (this.#lastError !== undefined && retryDue) ||
+        (this.#lastError === undefined && (await this.available()) < this.#o.size / 2)
+      ) {
         await this.refill();
       }
     };
@@ -142,6 +166,7 @@ export class OtpPool {
     const reason = describeError(error);
     this.#o.logger.warn({ err: reason }, "OTP pool check failed; will retry");
     this.#lastError = reason;
+    this.#failedAt = Date.now();
   }
 
   /** Contributors joined or left: a refill that was waiting for them starts now. */
@@ -196,7 +221,12 @@ export class OtpPool {
           params: { digits: this.#o.digits },
           count,
           // Stored held: told before any claim can take it.
-          onStored: (record, output) => this.#codes.set(record.id, String(output.code)),
+          ...(this.#o.shared
+            ? {}
+            : {
+                onStored: (record: KeyRecord, output: JsonObject) =>
+                  this.#codes.set(record.id, String(output.code)),
+              }),
         });
         this.#o.logger.debug({ added: count }, "OTP pool refilled");
       }
@@ -207,6 +237,7 @@ export class OtpPool {
       const log = reason === this.#lastError ? this.#o.logger.debug : this.#o.logger.warn;
       log.call(this.#o.logger, { err: reason }, "OTP pool refill failed; will retry");
       this.#lastError = reason;
+      this.#failedAt = Date.now();
     }
   }
 
