@@ -63,17 +63,14 @@ import {
   openingExists,
 } from "./inputs.js";
 import {
-  BodyError,
   CHAIN_START,
   type ClaimEntry,
-  checkLine,
   claimBody,
   claimEntry,
   claimsBody,
   consumeBody,
   deriveStoreKeys,
   encodeLine,
-  type LineCheck,
   type LogBody,
   leaseBody,
   MAX_CLAIMS_PER_LINE,
@@ -82,8 +79,6 @@ import {
   openingBody,
   openOpening,
   openSecret,
-  type ParsedBody,
-  parseBody,
   readSegments,
   recordBody,
   rollbackBody,
@@ -97,7 +92,16 @@ import {
   unholdBody,
 } from "./log-format.js";
 import { UlidGenerator } from "./record-id.js";
-import { RecordIndex } from "./record-index.js";
+import type { RecordIndex } from "./record-index.js";
+import {
+  consumeRule,
+  liveAnswer,
+  mustApply,
+  RecordCore,
+  stepMark,
+  stepRule,
+} from "./record-rules.js";
+import { Replayer, type ReplayFailure } from "./replay.js";
 import type {
   Claim,
   ClaimInput,
@@ -239,10 +243,11 @@ export class FileKeyStore implements KeyStore {
   readonly #logger: FileKeyStoreLogger | undefined;
   readonly #wrapLogFile: ((file: LogFile) => LogFile) | undefined;
   readonly #ids: UlidGenerator;
-  readonly #index = new RecordIndex();
-  readonly #sealed = new Map<string, SealedSecret>();
+  /** The records, under the rules (record-rules.ts); built by the replay at open. */
+  #core = new RecordCore();
+  #sealed = new Map<string, SealedSecret>();
   /** Round openings by round id, sealed; a round being written is here already (one per round). */
-  readonly #openings = new Map<string, SealedSecret | "writing">();
+  #openings = new Map<string, SealedSecret | "writing">();
   /** Consumptions written but not yet durable, so a second `consume` can wait for the first. */
   readonly #consuming = new Map<string, Promise<void>>();
   /** Per record, the write of its latest step until it is durable, for replays to wait on. */
@@ -268,7 +273,7 @@ export class FileKeyStore implements KeyStore {
   #durableHead: Uint8Array = CHAIN_START;
   #durableLines = 0;
   /** The transparency log's leaves, queued ones included; `#durableLeaves` of them are durable. */
-  readonly #leaves: Uint8Array[] = [];
+  #leaves: Uint8Array[] = [];
   #durableLeaves = 0;
 
   constructor(options: FileKeyStoreOptions) {
@@ -298,6 +303,11 @@ export class FileKeyStore implements KeyStore {
     this.#logger = options.logger;
     this.#wrapLogFile = options.wrapLogFile;
     this.#ids = new UlidGenerator({ random: this.#random, now: () => this.#clock().getTime() });
+  }
+
+  /** The index, to read; changes go through `#core`. */
+  get #index(): RecordIndex {
+    return this.#core.index;
   }
 
   /** The durable end of the hash chain: anchor it elsewhere to detect lines cut off the end. */
@@ -403,7 +413,7 @@ export class FileKeyStore implements KeyStore {
     // Visible only once durable: nobody can list or claim a record that may still be lost.
     await this.#append(recordBody(record, sealed), {
       onDurable: () => {
-        this.#index.add(record);
+        mustApply(this.#core.add(record));
         this.#sealed.set(record.id, sealed);
       },
     });
@@ -474,10 +484,10 @@ export class FileKeyStore implements KeyStore {
     const built = checkClaim(purpose, claim, this.#clock());
     if (options.ack === "reserved") return this.#claimLeased(purpose, built);
     // Decided here, synchronously: no other claimNext can run between this and the mark.
-    const record = this.#index.claimOldest(purpose, built);
+    const record = this.#core.claimOldest(purpose, built);
     if (!record) return undefined;
     await this.#append(claimBody(record.id, built), {
-      onFailed: () => this.#index.clearClaim(record.id),
+      onFailed: () => this.#core.undoClaim(record.id),
     });
     return copyRecord(record);
   }
@@ -486,18 +496,16 @@ export class FileKeyStore implements KeyStore {
     this.#assertWritable();
     checkId(id);
     checkConsumeAt(at);
-    const record = this.#index.get(id);
-    if (!record) throw notFound(id);
-    if (record.consumedAt !== undefined) {
+    if (!liveAnswer(consumeRule(id, this.#index.get(id)))) {
       // Consumed before, or being consumed: "false" only once that consumption is durable; if
       // it fails this rejects with the store's failure.
       await this.#consuming.get(id);
       return false;
     }
     const when = (at ?? this.#clock()).toISOString();
-    this.#index.setConsumed(id, when);
+    mustApply(this.#core.consume(id, when));
     const done = this.#append(consumeBody(id, when), {
-      onFailed: () => this.#index.clearConsumed(id),
+      onFailed: () => this.#core.undoConsume(id),
     });
     this.#consuming.set(id, done);
     try {
@@ -521,11 +529,12 @@ export class FileKeyStore implements KeyStore {
       await pending;
       return 0;
     }
-    if (!this.#index.hasHeld(roundId)) return 0;
+    if (!this.#core.hasHeld(roundId)) return 0;
     let released = 0;
     const done = this.#append(unholdBody(roundId, this.#clock().toISOString()), {
       onDurable: () => {
-        released = this.#index.releaseRound(roundId);
+        const release = this.#core.releaseRound(roundId);
+        released = "released" in release ? release.released : 0;
       },
     });
     this.#unholding.set(roundId, done);
@@ -543,8 +552,7 @@ export class FileKeyStore implements KeyStore {
     const value = checkStep(step);
     checkConsumeAt(at);
     const record = this.#index.get(id);
-    if (!record) throw notFound(id);
-    if (record.lastStep !== undefined && value <= record.lastStep) {
+    if (!liveAnswer(stepRule(id, record, value))) {
       // A replay. Answer "false" only once the step that makes it one is durable (writes only
       // raise the step, so that is the latest one written); if it fails, this rejects with the
       // store's failure.
@@ -553,10 +561,11 @@ export class FileKeyStore implements KeyStore {
     }
     // Decided here, synchronously: no other useStep can run between the check and the mark.
     const when = (at ?? this.#clock()).toISOString();
-    const previous = this.#index.setStep(id, value, when);
+    const previous = stepMark(record!);
+    mustApply(this.#core.useStep(id, value, when));
     const done = this.#append(stepBody(id, value, when), {
       // Group commit undoes newest first, so each undo restores what the one before it set.
-      onFailed: () => this.#index.restoreStep(id, previous),
+      onFailed: () => this.#core.undoStep(id, previous),
     });
     this.#stepping.set(id, done);
     try {
@@ -639,7 +648,7 @@ export class FileKeyStore implements KeyStore {
   async countUnclaimed(purpose: string): Promise<number> {
     this.#assertReadable();
     checkPurpose(purpose);
-    return this.#index.countPoolable(purpose) + this.#index.countReserved(purpose);
+    return this.#core.countClaimable(purpose);
   }
 
   /** A "reserved" claim: takes the next leased record, leasing more (and waiting) if none is. */
@@ -652,7 +661,7 @@ export class FileKeyStore implements KeyStore {
     for (;;) {
       const record = this.#takeLeased(lease);
       if (record) {
-        this.#index.setClaim(record.id, claim);
+        mustApply(this.#core.claim(record.id, claim));
         this.#claimLater(claimEntry(record.id, claim));
         if (lease.ids.length - lease.head < this.#leaseSize / 2) {
           this.#extendLease(purpose, lease)?.catch(() => {});
@@ -698,7 +707,7 @@ export class FileKeyStore implements KeyStore {
     while (!found && lease.head < lease.ids.length) {
       const id = lease.ids[lease.head++]!;
       // Skipped: a leased record consumed by id since.
-      if (this.#index.isReserved(id)) found = this.#index.get(id);
+      if (this.#core.isLeased(id)) found = this.#index.get(id);
     }
     if (lease.head >= LEASE_COMPACT_AFTER && lease.head * 2 >= lease.ids.length) {
       lease.ids = lease.ids.slice(lease.head);
@@ -711,14 +720,14 @@ export class FileKeyStore implements KeyStore {
    * promise of the line in flight, or undefined when there is nothing to lease. */
   #extendLease(purpose: string, lease: Lease): Promise<void> | undefined {
     if (lease.pending) return lease.pending;
-    const ids = this.#index.reserve(purpose, this.#leaseSize);
+    const ids = this.#core.leaseOldest(purpose, this.#leaseSize);
     if (ids.length === 0) return undefined;
     const written = this.#append(leaseBody("lease", ids), {
       onDurable: () => {
         lease.ids.push(...ids);
       },
       onFailed: () => {
-        for (const id of ids) this.#index.unreserve(id);
+        for (const id of ids) mustApply(this.#core.release(id));
       },
     });
     lease.pending = written.finally(() => {
@@ -730,14 +739,14 @@ export class FileKeyStore implements KeyStore {
   /** On close: hands the leased records no claim took back to the pool (a release line). */
   async #releaseLeases(): Promise<void> {
     if (this.#log!.failure) return;
-    const ids = this.#index.liveReservations();
+    const ids = this.#core.liveLeases();
     this.#leases.clear();
     for (let from = 0; from < ids.length; from += MAX_LEASE_IDS) {
       const chunk = ids.slice(from, from + MAX_LEASE_IDS);
       try {
         await this.#append(leaseBody("release", chunk), {
           onDurable: () => {
-            for (const id of chunk) this.#index.unreserve(id);
+            for (const id of chunk) mustApply(this.#core.release(id));
           },
         });
       } catch {
@@ -885,209 +894,49 @@ export class FileKeyStore implements KeyStore {
   }
 
   /**
-   * Reads and verifies every line and builds the index. Returns the size of the verified part, the
-   * torn tail if there is one (left in place), and the chain MAC at line `watch` if the file has it.
+   * Replays the file (replay.ts) and takes what it built: the verified part's size, the torn tail
+   * if there is one (left in place), and the chain MAC at line `watch` if the file has it.
    */
   async #replay(
     handle: FileHandle,
     watch: number | undefined,
   ): Promise<{ size: number; torn: Segment | undefined; atHeadLine: Uint8Array | undefined }> {
-    const segments = readSegments(handle);
-    let previous: Uint8Array = CHAIN_START;
-    let line = 0;
-    let verifiedEnd = 0;
-    let torn: Segment | undefined;
-    let atHeadLine: Uint8Array | undefined = watch === 0 ? CHAIN_START : undefined;
-    for (;;) {
-      const next = await segments.next();
-      if (next.done) break;
-      const segment = next.value;
-      if (!segment.complete) {
-        torn = segment;
-        break;
-      }
-      line++;
-      const check: LineCheck = segment.bytes
-        ? checkLine(this.#keys.mac, previous, segment.bytes)
-        : { ok: false, reason: `it is longer than ${MAX_LINE_BYTES} bytes` };
-      if (!check.ok) {
-        if (line === 1) await this.#explainFirstLine(check, segments);
-        throw this.#corrupt(line, check.reason);
-      }
-      let parsed: ParsedBody;
-      try {
-        parsed = parseBody(check.value);
-      } catch (error) {
-        if (error instanceof BodyError) throw this.#corrupt(line, error.message);
-        throw error;
-      }
-      this.#apply(parsed, line, previous);
-      previous = check.mac;
-      if (line === watch) atHeadLine = check.mac;
-      verifiedEnd = segment.end;
+    const replayer = new Replayer(this.#keys.mac, watch);
+    for await (const segment of readSegments(handle)) {
+      const failure = replayer.feed(segment);
+      if (failure) throw this.#replayError(failure);
+      if (replayer.done) break;
     }
-    this.#head = previous;
-    this.#durableHead = previous;
-    this.#durableLines = line;
-    // Leased and never claimed nor released: the store that leased them stopped (crashed) first.
-    // Some may have been handed out with a claim line that was lost, so none is handed out again.
-    const voided = this.#index.voidReservations();
-    if (voided > 0) {
+    const state = replayer.finish();
+    if ("kind" in state) throw this.#replayError(state);
+    this.#core = state.core;
+    this.#sealed = state.sealed;
+    this.#openings = state.openings;
+    this.#leaves = state.leaves;
+    this.#durableLeaves = state.leaves.length;
+    this.#head = state.head;
+    this.#durableHead = state.head;
+    this.#durableLines = state.lines;
+    if (state.voided > 0) {
       this.#logger?.warn(
-        { path: this.path, records: voided },
+        { path: this.path, records: state.voided },
         "records leased by a key store that stopped without claiming them are void (never " +
           "handed out again)",
       );
     }
     const newest = this.#index.newestId;
     if (newest) this.#ids.observe(newest);
-    return { size: verifiedEnd, torn, atHeadLine };
+    return { size: state.size, torn: state.torn, atHeadLine: state.atWatch };
   }
 
-  /**
-   * Line 1 failed. If line 2 still chains from line 1's MAC under our key, line 1 itself was
-   * changed; if nothing verifies, the likeliest cause by far is the wrong store key.
-   */
-  async #explainFirstLine(
-    check: Extract<LineCheck, { ok: false }>,
-    segments: AsyncGenerator<Segment>,
-  ): Promise<void> {
-    if (!check.claimedMac) return; // Not even a key_store line: plain corruption.
-    const next = await segments.next();
-    const second = next.done ? undefined : next.value;
-    if (second?.complete && second.bytes) {
-      if (checkLine(this.#keys.mac, check.claimedMac, second.bytes).ok) return;
-    }
-    throw new DkeygenError(
+  #replayError(failure: ReplayFailure): DkeygenError {
+    if (failure.kind === "corrupt") return this.#corrupt(failure.line, failure.reason);
+    return new DkeygenError(
       ErrorCodes.STORE_CORRUPT,
       `The store key does not match this key_store file (${this.path}): its first line does not ` +
         "verify under it. Check that the store key file belongs to this data folder (or, less " +
         "likely, the file's first line was altered). Nothing in the file was changed.",
     );
-  }
-
-  #apply(parsed: ParsedBody, line: number, previous: Uint8Array): void {
-    switch (parsed.t) {
-      case "rollback": {
-        // It must describe the file exactly as it was when the rollback was accepted.
-        if (
-          parsed.found.lines !== line - 1 ||
-          parsed.found.head !== Buffer.from(previous).toString("hex")
-        ) {
-          throw this.#corrupt(
-            line,
-            'its rollback record does not describe the lines before it ("found" is not ' +
-              `${line - 1} lines ending in the previous line's MAC)`,
-          );
-        }
-        return;
-      }
-      case "tlog": {
-        if (parsed.index !== this.#leaves.length) {
-          throw this.#corrupt(
-            line,
-            `it holds log entry ${parsed.index} where entry ${this.#leaves.length} is due ` +
-              "(an entry skipped, repeated or reordered)",
-          );
-        }
-        this.#leaves.push(parsed.leaf);
-        this.#durableLeaves = this.#leaves.length;
-        return;
-      }
-      case "unhold": {
-        if (this.#index.releaseRound(parsed.roundId) === 0) {
-          throw this.#corrupt(
-            line,
-            `it releases round ${parsed.roundId}, which has no held record (none put held, or ` +
-              "released before)",
-          );
-        }
-        return;
-      }
-      case "opening": {
-        if (this.#openings.has(parsed.roundId)) {
-          throw this.#corrupt(line, `round ${parsed.roundId}'s opening appears a second time`);
-        }
-        this.#openings.set(parsed.roundId, parsed.sealed);
-        return;
-      }
-      case "record": {
-        if (this.#index.get(parsed.record.id)) {
-          throw this.#corrupt(line, `record ${parsed.record.id} appears a second time`);
-        }
-        this.#index.add(parsed.record);
-        this.#sealed.set(parsed.record.id, parsed.sealed);
-        return;
-      }
-      case "claim": {
-        this.#applyClaim(parsed.id, parsed.claim, line);
-        return;
-      }
-      case "claims": {
-        for (const { id, claim } of parsed.claims) this.#applyClaim(id, claim, line);
-        return;
-      }
-      case "consume": {
-        const record = this.#index.get(parsed.id);
-        if (!record) {
-          throw this.#corrupt(line, `it consumes record ${parsed.id}, not stored before`);
-        }
-        if (record.consumedAt !== undefined) {
-          throw this.#corrupt(line, `record ${parsed.id} is consumed a second time`);
-        }
-        this.#index.setConsumed(parsed.id, parsed.at);
-        return;
-      }
-      case "step": {
-        const record = this.#index.get(parsed.id);
-        if (!record) {
-          throw this.#corrupt(line, `it uses a step of record ${parsed.id}, not stored before`);
-        }
-        if (record.lastStep !== undefined && parsed.step <= record.lastStep) {
-          throw this.#corrupt(
-            line,
-            `it uses step ${parsed.step} of record ${parsed.id}, not above step ` +
-              `${record.lastStep} used before (a replayed or reordered step)`,
-          );
-        }
-        this.#index.setStep(parsed.id, parsed.step, parsed.at);
-        return;
-      }
-      case "lease": {
-        for (const id of parsed.ids) {
-          if (!this.#index.get(id)) {
-            throw this.#corrupt(line, `it leases record ${id}, not stored before`);
-          }
-          if (!this.#index.reserveById(id)) {
-            throw this.#corrupt(
-              line,
-              `it leases record ${id}, which is owned, claimed, consumed or leased already`,
-            );
-          }
-        }
-        return;
-      }
-      case "release": {
-        for (const id of parsed.ids) {
-          if (!this.#index.isReserved(id)) {
-            throw this.#corrupt(
-              line,
-              `it releases record ${id}, which is not leased (or was claimed or consumed since)`,
-            );
-          }
-          this.#index.unreserve(id);
-        }
-        return;
-      }
-    }
-  }
-
-  #applyClaim(id: string, claim: Claim, line: number): void {
-    const record = this.#index.get(id);
-    if (!record) throw this.#corrupt(line, `it claims record ${id}, not stored before`);
-    if (record.claim) throw this.#corrupt(line, `record ${id} is claimed a second time`);
-    if (record.held) throw this.#corrupt(line, `it claims record ${id}, which is held`);
-    this.#index.setClaim(id, claim);
   }
 
   /**

@@ -1,6 +1,7 @@
 /**
  * `MemoryKeyStore`: a KeyStore that lives in process memory, for tests and demos that must not
- * touch the disk. It follows the same contract as the `key_store` file (it passes the same
+ * touch the disk: the record core the file store uses too (record-rules.ts), with secrets, openings
+ * and log entries kept beside it. It follows the same contract as the `key_store` file (it passes the same
  * compliance suite) except durability: everything is gone when the process ends.
  *
  * Secret parts are kept as the store's own copies, never the caller's buffer (callers wipe their
@@ -26,7 +27,7 @@ import {
   openingExists,
 } from "./inputs.js";
 import { UlidGenerator } from "./record-id.js";
-import { RecordIndex } from "./record-index.js";
+import { consumeRule, liveAnswer, mustApply, RecordCore, stepRule } from "./record-rules.js";
 import type {
   ClaimInput,
   ClaimOptions,
@@ -49,7 +50,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly kind = "memory";
   readonly #clock: () => Date;
   readonly #ids: UlidGenerator;
-  readonly #index = new RecordIndex();
+  readonly #core = new RecordCore();
   readonly #secrets = new Map<string, Uint8Array>();
   readonly #leaves: Uint8Array[] = [];
   readonly #openings = new Map<string, Uint8Array>();
@@ -84,21 +85,21 @@ export class MemoryKeyStore implements KeyStore {
     checkRecordInput(input);
     const record = newRecord(this.#ids.next(), input, this.#clock());
     this.#secrets.set(record.id, new Uint8Array(input.secret));
-    this.#index.add(record);
+    mustApply(this.#core.add(record));
     return copyRecord(record);
   }
 
   async get(id: string): Promise<KeyRecord | undefined> {
     this.#assertOpen();
     checkId(id);
-    const record = this.#index.get(id);
+    const record = this.#core.index.get(id);
     return record && copyRecord(record);
   }
 
   async list(query: ListQuery = {}): Promise<KeyRecord[]> {
     this.#assertOpen();
     checkListQuery(query);
-    return this.#index.list(query).map(copyRecord);
+    return this.#core.index.list(query).map(copyRecord);
   }
 
   async readSecret(id: string): Promise<Uint8Array> {
@@ -117,7 +118,7 @@ export class MemoryKeyStore implements KeyStore {
   ): Promise<KeyRecord | undefined> {
     this.#assertOpen();
     const built = checkClaim(purpose, claim, this.#clock());
-    const record = this.#index.claimOldest(purpose, built);
+    const record = this.#core.claimOldest(purpose, built);
     return record && copyRecord(record);
   }
 
@@ -125,10 +126,8 @@ export class MemoryKeyStore implements KeyStore {
     this.#assertOpen();
     checkId(id);
     checkConsumeAt(at);
-    const record = this.#index.get(id);
-    if (!record) throw notFound(id);
-    if (record.consumedAt !== undefined) return false;
-    this.#index.setConsumed(id, (at ?? this.#clock()).toISOString());
+    if (!liveAnswer(consumeRule(id, this.#core.index.get(id)))) return false;
+    mustApply(this.#core.consume(id, (at ?? this.#clock()).toISOString()));
     return true;
   }
 
@@ -137,23 +136,22 @@ export class MemoryKeyStore implements KeyStore {
     checkId(id);
     const value = checkStep(step);
     checkConsumeAt(at);
-    const record = this.#index.get(id);
-    if (!record) throw notFound(id);
-    if (record.lastStep !== undefined && value <= record.lastStep) return false;
-    this.#index.setStep(id, value, (at ?? this.#clock()).toISOString());
+    if (!liveAnswer(stepRule(id, this.#core.index.get(id), value))) return false;
+    mustApply(this.#core.useStep(id, value, (at ?? this.#clock()).toISOString()));
     return true;
   }
 
   async countUnclaimed(purpose: string): Promise<number> {
     this.#assertOpen();
     checkPurpose(purpose);
-    return this.#index.countPoolable(purpose);
+    return this.#core.countClaimable(purpose);
   }
 
   async releaseHeld(roundId: string): Promise<number> {
     this.#assertOpen();
     checkRoundId(roundId);
-    return this.#index.releaseRound(roundId);
+    const release = this.#core.releaseRound(roundId);
+    return "released" in release ? release.released : 0;
   }
 
   async appendLogEntry(leaf: Uint8Array): Promise<number> {

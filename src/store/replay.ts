@@ -1,0 +1,269 @@
+/**
+ * Replay: reading a `key_store` file's lines (log-format.ts, docs/PROTOCOL.md §10) back into the
+ * state a FileKeyStore serves, verifying the MAC chain and holding every line to the record rules
+ * (record-rules.ts). Pure: lines in, state or the first failure out — no file, clock or logger —
+ * so it is tested from a table of line sequences (test/store/replay.test.ts). The store feeds it
+ * the file's lines as it reads them (`Replayer`); `replay` does the same for lines in memory.
+ *
+ * - A last line without its newline is a torn write: replay stops before it and names it; the
+ *   store sets it aside.
+ * - Any complete line that fails (MAC, schema, a rule) is corruption at that line. When line 1
+ *   fails but carries a MAC and line 2 does not chain from that MAC either, the likeliest cause by
+ *   far is the wrong store key, reported as such.
+ * - At the end, records leased and neither claimed nor released are void (`voided`): the store
+ *   that leased them stopped first, and may have handed them out with a claim line that was lost.
+ */
+import type { StoreKeys } from "./log-format.js";
+import {
+  BodyError,
+  CHAIN_START,
+  checkLine,
+  type LineCheck,
+  MAX_LINE_BYTES,
+  type ParsedBody,
+  parseBody,
+  type SealedSecret,
+  type Segment,
+} from "./log-format.js";
+import { describeRefusal, RecordCore, type Refusal } from "./record-rules.js";
+import type { Claim } from "./types.js";
+
+/** What a file's lines add up to. */
+export interface ReplayState {
+  core: RecordCore;
+  /** Records' sealed secret parts, by id. */
+  sealed: Map<string, SealedSecret>;
+  /** Rounds' sealed openings, by round id. */
+  openings: Map<string, SealedSecret>;
+  /** The transparency log's leaves, in index order. */
+  leaves: Uint8Array[];
+  /** Verified lines, and the MAC of the last (the chain's head; CHAIN_START for none). */
+  lines: number;
+  head: Uint8Array;
+  /** Bytes of the verified lines, from the start of the file. */
+  size: number;
+  /** The last line, when it has no newline (a torn write), left out of everything above. */
+  torn: Segment | undefined;
+  /** The chain MAC after line `watch`, when the file has that many lines. */
+  atWatch: Uint8Array | undefined;
+  /** Leases that became void at the end (leased, neither claimed nor released). */
+  voided: number;
+}
+
+export type ReplayFailure =
+  | { kind: "corrupt"; line: number; reason: string }
+  /** Line 1 verifies under no key we know, nor does line 2 chain from it: the wrong store key. */
+  | { kind: "wrong-key" };
+
+export type ReplayResult = ({ ok: true } & ReplayState) | ({ ok: false } & ReplayFailure);
+
+/** Replays a file held as lines (`segmentsOf`); `watch` as in `Replayer`. */
+export function replay(
+  keys: Pick<StoreKeys, "mac">,
+  segments: Iterable<Segment>,
+  watch?: number,
+): ReplayResult {
+  const replayer = new Replayer(keys.mac, watch);
+  for (const segment of segments) {
+    const failure = replayer.feed(segment);
+    if (failure) return { ok: false, ...failure };
+    if (replayer.done) break;
+  }
+  const end = replayer.finish();
+  return "kind" in end ? { ok: false, ...end } : { ok: true, ...end };
+}
+
+/** A file's bytes as the segments `readSegments` (log-format.ts) yields for it. */
+export function segmentsOf(file: Uint8Array): Segment[] {
+  const bytes = Buffer.from(file.buffer, file.byteOffset, file.byteLength);
+  const out: Segment[] = [];
+  let start = 0;
+  while (start < bytes.length) {
+    const newline = bytes.indexOf(0x0a, start);
+    const stop = newline === -1 ? bytes.length : newline;
+    const line = bytes.subarray(start, stop);
+    out.push({
+      bytes: line.length > MAX_LINE_BYTES ? undefined : Buffer.from(line),
+      start,
+      end: newline === -1 ? stop : stop + 1,
+      complete: newline !== -1,
+    });
+    start = stop + 1;
+  }
+  return out;
+}
+
+/**
+ * Replays one line at a time, as they are read: `feed` each segment in file order until it
+ * returns a failure or `done` is true (after a torn tail), then `finish`.
+ */
+export class Replayer {
+  readonly #mac: Uint8Array;
+  readonly #watch: number | undefined;
+  readonly #state: ReplayState;
+  /** Line 1 failed with a MAC of its own: line 2 decides between corruption and a wrong key. */
+  #firstLine: { reason: string; claimedMac: Uint8Array } | undefined;
+  #finished = false;
+
+  /** `watch`: a line number whose chain MAC to report (`atWatch`), e.g. the head file's. */
+  constructor(macKey: Uint8Array, watch?: number) {
+    this.#mac = macKey;
+    this.#watch = watch;
+    this.#state = {
+      core: new RecordCore(),
+      sealed: new Map(),
+      openings: new Map(),
+      leaves: [],
+      lines: 0,
+      head: CHAIN_START,
+      size: 0,
+      torn: undefined,
+      atWatch: watch === 0 ? CHAIN_START : undefined,
+      voided: 0,
+    };
+  }
+
+  /** True once a torn tail ended the file: nothing after it is read. */
+  get done(): boolean {
+    return this.#state.torn !== undefined;
+  }
+
+  /** Takes the next segment; the first failure, if this segment brings one. */
+  feed(segment: Segment): ReplayFailure | undefined {
+    if (this.#finished || this.done) throw new Error("Replayer: fed after its end");
+    if (this.#firstLine) return this.#judgeFirstLine(segment);
+    if (!segment.complete) {
+      this.#state.torn = segment;
+      return undefined;
+    }
+    const line = this.#state.lines + 1;
+    const check: LineCheck = segment.bytes
+      ? checkLine(this.#mac, this.#state.head, segment.bytes)
+      : { ok: false, reason: `it is longer than ${MAX_LINE_BYTES} bytes` };
+    if (!check.ok) {
+      if (line === 1 && check.claimedMac) {
+        this.#firstLine = { reason: check.reason, claimedMac: check.claimedMac };
+        return undefined;
+      }
+      return corrupt(line, check.reason);
+    }
+    let parsed: ParsedBody;
+    try {
+      parsed = parseBody(check.value);
+    } catch (error) {
+      if (error instanceof BodyError) return corrupt(line, error.message);
+      throw error;
+    }
+    const reason = this.#apply(parsed, line);
+    if (reason !== undefined) return corrupt(line, reason);
+    this.#state.head = check.mac;
+    this.#state.lines = line;
+    this.#state.size = segment.end;
+    if (line === this.#watch) this.#state.atWatch = check.mac;
+    return undefined;
+  }
+
+  /** Ends the replay: the state, or the failure a first line left pending. Voids live leases. */
+  finish(): ReplayState | ReplayFailure {
+    if (this.#finished) throw new Error("Replayer: finished twice");
+    this.#finished = true;
+    if (this.#firstLine) return { kind: "wrong-key" };
+    this.#state.voided = this.#state.core.voidLeases();
+    return this.#state;
+  }
+
+  #judgeFirstLine(segment: Segment): ReplayFailure {
+    const first = this.#firstLine!;
+    if (
+      segment.complete &&
+      segment.bytes &&
+      checkLine(this.#mac, first.claimedMac, segment.bytes).ok
+    ) {
+      return corrupt(1, first.reason);
+    }
+    return { kind: "wrong-key" };
+  }
+
+  /** Applies a verified line; the reason it breaks the rules, if it does. */
+  #apply(parsed: ParsedBody, line: number): string | undefined {
+    const state = this.#state;
+    const core = state.core;
+    switch (parsed.t) {
+      case "rollback": {
+        // It must describe the file exactly as it was when the rollback was accepted.
+        if (
+          parsed.found.lines !== line - 1 ||
+          parsed.found.head !== Buffer.from(state.head).toString("hex")
+        ) {
+          return (
+            'its rollback record does not describe the lines before it ("found" is not ' +
+            `${line - 1} lines ending in the previous line's MAC)`
+          );
+        }
+        return undefined;
+      }
+      case "tlog": {
+        if (parsed.index !== state.leaves.length) {
+          return (
+            `it holds log entry ${parsed.index} where entry ${state.leaves.length} is due ` +
+            "(an entry skipped, repeated or reordered)"
+          );
+        }
+        state.leaves.push(parsed.leaf);
+        return undefined;
+      }
+      case "unhold": {
+        const release = core.releaseRound(parsed.roundId);
+        return "rule" in release ? describeRefusal(release) : undefined;
+      }
+      case "opening": {
+        if (state.openings.has(parsed.roundId)) {
+          return `round ${parsed.roundId}'s opening appears a second time`;
+        }
+        state.openings.set(parsed.roundId, parsed.sealed);
+        return undefined;
+      }
+      case "record": {
+        const refusal = core.add(parsed.record);
+        if (!refusal) state.sealed.set(parsed.record.id, parsed.sealed);
+        return reasonOf(refusal);
+      }
+      case "claim":
+        return reasonOf(core.claim(parsed.id, parsed.claim));
+      case "claims":
+        return this.#claims(parsed.claims);
+      case "consume":
+        return reasonOf(core.consume(parsed.id, parsed.at));
+      case "step":
+        return reasonOf(core.useStep(parsed.id, parsed.step, parsed.at));
+      case "lease":
+        return this.#each(parsed.ids, (id) => core.lease(id));
+      case "release":
+        return this.#each(parsed.ids, (id) => core.release(id));
+    }
+  }
+
+  #claims(claims: Array<{ id: string; claim: Claim }>): string | undefined {
+    for (const { id, claim } of claims) {
+      const refusal = this.#state.core.claim(id, claim);
+      if (refusal) return describeRefusal(refusal);
+    }
+    return undefined;
+  }
+
+  #each(ids: string[], apply: (id: string) => Refusal | undefined): string | undefined {
+    for (const id of ids) {
+      const refusal = apply(id);
+      if (refusal) return describeRefusal(refusal);
+    }
+    return undefined;
+  }
+}
+
+function corrupt(line: number, reason: string): ReplayFailure {
+  return { kind: "corrupt", line, reason };
+}
+
+function reasonOf(refusal: Refusal | undefined): string | undefined {
+  return refusal && describeRefusal(refusal);
+}

@@ -1,0 +1,487 @@
+/**
+ * The key_store file's replay (src/store/replay.ts) from a table: each row is a sequence of lines
+ * (bodies chained under one MAC key, then optionally damaged) and the state it replays to, or the
+ * first failure (the line and why). No file, no store: replay is a function of the lines.
+ */
+import assert from "node:assert/strict";
+import { createHmac, randomBytes } from "node:crypto";
+import { open, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  CHAIN_START,
+  claimBody,
+  claimsBody,
+  consumeBody,
+  deriveStoreKeys,
+  leaseBody,
+  openingBody,
+  readSegments,
+  recordBody,
+  rollbackBody,
+  type Segment,
+  stepBody,
+  tlogBody,
+  unholdBody,
+} from "../../src/store/log-format.js";
+import { type ReplayResult, replay, segmentsOf } from "../../src/store/replay.js";
+import type { Claim, KeyRecord } from "../../src/store/types.js";
+import { tempDir } from "../helpers/key-store-file.js";
+
+const keys = deriveStoreKeys(randomBytes(32));
+const otherKeys = deriveStoreKeys(randomBytes(32));
+
+const AT = "2030-01-01T00:00:00.000Z";
+const A = "01J00000000000000000000001";
+const B = "01J00000000000000000000002";
+const C = "01J00000000000000000000003";
+const GHOST = "01J0000000000000000000000Z";
+const SEALED = { iv: new Uint8Array(12), ct: new Uint8Array([1, 2, 3]), tag: new Uint8Array(16) };
+
+function record(id: string, extra: Partial<KeyRecord> = {}) {
+  const base: KeyRecord = {
+    id,
+    purpose: "otp",
+    createdAt: AT,
+    roundId: "round-1",
+    participants: ["alice", "bob"],
+    algorithm: "otp/v1",
+    public: { digits: 6 },
+    ...extra,
+  };
+  return recordBody(base, SEALED);
+}
+
+const claimOf = (n: number): Claim => ({
+  requester: "r",
+  subject: `s${n}`,
+  requestId: `q${n}`,
+  claimedAt: AT,
+  expiresAt: "2030-01-01T00:05:00.000Z",
+});
+const claim = (id: string, n = 1) => claimBody(id, claimOf(n));
+const claims = (...ids: string[]) => claimsBody(ids.map((id, n) => ({ id, ...claimOf(n) })));
+const consume = (id: string) => consumeBody(id, AT);
+const step = (id: string, value: number) => stepBody(id, value, AT);
+const lease = (...ids: string[]) => leaseBody("lease", ids);
+const release = (...ids: string[]) => leaseBody("release", ids);
+const unhold = (roundId: string) => unholdBody(roundId, AT);
+const held = (id: string, roundId = "refill") => record(id, { roundId, held: true });
+
+/** Lines as the store writes them: `{"mac":…,"body":…}\n`, each MAC chained from the last. */
+function chain(
+  bodies: unknown[],
+  macKey: Uint8Array = keys.mac,
+): { lines: Buffer[]; macs: Buffer[] } {
+  let previous: Uint8Array = CHAIN_START;
+  const lines: Buffer[] = [];
+  const macs: Buffer[] = [];
+  for (const body of bodies) {
+    const json = typeof body === "string" ? body : JSON.stringify(body);
+    const mac = createHmac("sha256", macKey).update(previous).update(json).digest();
+    lines.push(Buffer.from(`{"mac":"${mac.toString("hex")}","body":${json}}\n`));
+    macs.push(mac);
+    previous = mac;
+  }
+  return { lines, macs };
+}
+
+/** What a test compares: each record's state, what claimNext could take, and the rest. */
+function summary(result: Extract<ReplayResult, { ok: true }>) {
+  const records: Record<string, string[]> = {};
+  for (const r of result.core.index.list()) {
+    const facts: string[] = [];
+    if (r.claim) facts.push(`claimed ${r.claim.requestId}`);
+    if (r.consumedAt) facts.push("consumed");
+    if (r.lastStep !== undefined) facts.push(`step ${r.lastStep}`);
+    if (r.held) facts.push("held");
+    if (result.core.isLeased(r.id)) facts.push("leased");
+    records[r.id] = facts;
+  }
+  return {
+    records,
+    claimable: result.core.countClaimable("otp"),
+    leaves: result.leaves.length,
+    openings: [...result.openings.keys()],
+    lines: result.lines,
+    voided: result.voided,
+  };
+}
+
+type Expect =
+  | { state: Partial<ReturnType<typeof summary>> }
+  | { line: number; reason: RegExp }
+  | "wrong-key";
+
+interface Row {
+  name: string;
+  bodies: unknown[];
+  /** Changes the chained lines before replay (a tampered, removed, torn line). */
+  damage?: (lines: Buffer[]) => Buffer[];
+  macKey?: Uint8Array;
+  expect: Expect;
+}
+
+const rows: Row[] = [
+  { name: "an empty file", bodies: [], expect: { state: { records: {}, lines: 0, claimable: 0 } } },
+  {
+    name: "a record, claimed, consumed; another left claimable",
+    bodies: [record(A), record(B), claim(A), consume(A)],
+    expect: {
+      state: { records: { [A]: ["claimed q1", "consumed"], [B]: [] }, claimable: 1, lines: 4 },
+    },
+  },
+  {
+    name: "steps that only increase",
+    bodies: [record(A), step(A, 5), step(A, 7)],
+    expect: { state: { records: { [A]: ["step 7"] } } },
+  },
+  {
+    name: "a held round, released by its unhold line",
+    bodies: [held(A), held(B), record(C), unhold("refill")],
+    expect: { state: { records: { [A]: [], [B]: [], [C]: [] }, claimable: 3 } },
+  },
+  {
+    name: "a held round without its unhold line stays held",
+    bodies: [held(A), record(B)],
+    expect: { state: { records: { [A]: ["held"], [B]: [] }, claimable: 1 } },
+  },
+  {
+    name: "a consumed held record stays withdrawn once released",
+    bodies: [held(A), consume(A), unhold("refill")],
+    expect: { state: { records: { [A]: ["consumed"] }, claimable: 0 } },
+  },
+  {
+    name: "a lease claimed in part and released in part",
+    bodies: [record(A), record(B), lease(A, B), claims(A), release(B)],
+    expect: { state: { records: { [A]: ["claimed q0"], [B]: [] }, claimable: 1, voided: 0 } },
+  },
+  {
+    name: "a lease never claimed nor released is void at the end",
+    bodies: [record(A), record(B), record(C), lease(A, B), claims(A)],
+    expect: {
+      state: { records: { [A]: ["claimed q0"], [B]: [], [C]: [] }, claimable: 1, voided: 1 },
+    },
+  },
+  {
+    name: "a leased record consumed by id is no longer leased",
+    bodies: [record(A), lease(A), consume(A)],
+    expect: { state: { records: { [A]: ["consumed"] }, voided: 0 } },
+  },
+  {
+    name: "log entries in order, an opening, a rollback describing the lines before it",
+    bodies: [
+      tlogBody(0, new Uint8Array([1])),
+      tlogBody(1, new Uint8Array([2])),
+      openingBody("round-1", SEALED),
+    ],
+    expect: { state: { leaves: 2, openings: ["round-1"], lines: 3 } },
+  },
+  {
+    name: "a torn last line (no newline) is left out and named, whatever it holds",
+    bodies: [record(A), record(B)],
+    damage: (lines) => [lines[0]!, lines[1]!.subarray(0, 40)],
+    expect: { state: { records: { [A]: [] }, lines: 1 } },
+  },
+  {
+    name: "a torn tail of garbage after a sound line",
+    bodies: [record(A)],
+    damage: (lines) => [...lines, Buffer.from("\u0000\u0001not json")],
+    expect: { state: { records: { [A]: [] }, lines: 1 } },
+  },
+  // MAC chain breaks.
+  {
+    name: "a changed body",
+    bodies: [record(A), claim(A), consume(A)],
+    damage: (lines) => [
+      lines[0]!,
+      Buffer.from(lines[1]!.toString().replace('"q1"', '"q2"')),
+      lines[2]!,
+    ],
+    expect: { line: 2, reason: /MAC does not verify/ },
+  },
+  {
+    name: "a line removed",
+    bodies: [record(A), record(B), record(C)],
+    damage: (lines) => [lines[0]!, lines[2]!],
+    expect: { line: 2, reason: /MAC does not verify/ },
+  },
+  {
+    name: "two lines swapped",
+    bodies: [record(A), record(B), record(C)],
+    damage: (lines) => [lines[0]!, lines[2]!, lines[1]!],
+    expect: { line: 2, reason: /MAC does not verify/ },
+  },
+  {
+    name: "a line that is not a key_store line",
+    bodies: [record(A)],
+    damage: (lines) => [...lines, Buffer.from("hello\n")],
+    expect: { line: 2, reason: /not a key_store line/ },
+  },
+  {
+    name: "line 1 changed while line 2 still chains from it: corruption at line 1",
+    bodies: [record(A), record(B)],
+    damage: (lines) => [
+      Buffer.from(lines[0]!.toString().replace('"round-1"', '"round-2"')),
+      lines[1]!,
+    ],
+    expect: { line: 1, reason: /MAC does not verify/ },
+  },
+  {
+    name: "every line under another key",
+    bodies: [record(A), record(B)],
+    macKey: otherKeys.mac,
+    expect: "wrong-key",
+  },
+  {
+    name: "a one-line file under another key",
+    bodies: [record(A)],
+    macKey: otherKeys.mac,
+    expect: "wrong-key",
+  },
+  // Schema.
+  {
+    name: "an unknown line type",
+    bodies: [record(A), { t: "frobnicate", v: 1, id: A }],
+    expect: { line: 2, reason: /unknown kind "frobnicate"/ },
+  },
+  {
+    name: "a later format version",
+    bodies: [{ ...record(A), v: 2 }],
+    expect: { line: 1, reason: /format version 2/ },
+  },
+  {
+    name: "a body that is not an object",
+    bodies: ["[1,2]"],
+    expect: { line: 1, reason: /not a JSON object/ },
+  },
+  // Record rules.
+  {
+    name: "a duplicate record id",
+    bodies: [record(A), record(B), record(A)],
+    expect: { line: 3, reason: new RegExp(`record ${A} appears a second time`) },
+  },
+  {
+    name: "a claim of an unknown record",
+    bodies: [record(A), claim(GHOST)],
+    expect: { line: 2, reason: /claims record .* not stored before/ },
+  },
+  {
+    name: "a claim before its record",
+    bodies: [claim(A), record(A)],
+    expect: { line: 1, reason: /not stored before/ },
+  },
+  {
+    name: "a record claimed twice",
+    bodies: [record(A), claim(A), claim(A, 2)],
+    expect: { line: 3, reason: /claimed a second time/ },
+  },
+  {
+    name: "a record claimed twice in one claims line",
+    bodies: [record(A), claims(A, A)],
+    expect: { line: 2, reason: /claimed a second time/ },
+  },
+  {
+    name: "a claim of a held record",
+    bodies: [held(A), claim(A)],
+    expect: { line: 2, reason: /which is held/ },
+  },
+  {
+    name: "a record consumed twice",
+    bodies: [record(A), consume(A), consume(A)],
+    expect: { line: 3, reason: /consumed a second time/ },
+  },
+  {
+    name: "a consumption of an unknown record",
+    bodies: [consume(A)],
+    expect: { line: 1, reason: /consumes record .* not stored before/ },
+  },
+  {
+    name: "an equal step",
+    bodies: [record(A), step(A, 5), step(A, 5)],
+    expect: { line: 3, reason: /step 5\b.*not above step 5\b/ },
+  },
+  {
+    name: "a lower step",
+    bodies: [record(A), step(A, 5), step(A, 3)],
+    expect: { line: 3, reason: /step 3\b.*not above step 5\b/ },
+  },
+  {
+    name: "a step of an unknown record",
+    bodies: [step(A, 1)],
+    expect: { line: 1, reason: /uses a step of record .* not stored before/ },
+  },
+  {
+    name: "an unhold of a round with nothing held",
+    bodies: [record(A), unhold("round-1")],
+    expect: { line: 2, reason: /round round-1, which has no held record/ },
+  },
+  {
+    name: "an unhold of an unknown round",
+    bodies: [held(A), unhold("round-9")],
+    expect: { line: 2, reason: /round round-9, which has no held record/ },
+  },
+  {
+    name: "an unhold twice",
+    bodies: [held(A), unhold("refill"), unhold("refill")],
+    expect: { line: 3, reason: /no held record/ },
+  },
+  {
+    name: "a lease of an unknown record",
+    bodies: [record(A), lease(GHOST)],
+    expect: { line: 2, reason: /leases record .* not stored before/ },
+  },
+  {
+    name: "a lease twice",
+    bodies: [record(A), lease(A), lease(A)],
+    expect: { line: 3, reason: /leased already/ },
+  },
+  {
+    name: "a lease of a claimed record",
+    bodies: [record(A), claim(A), lease(A)],
+    expect: { line: 3, reason: /leases record/ },
+  },
+  {
+    name: "a lease of a held record",
+    bodies: [held(A), lease(A)],
+    expect: { line: 2, reason: /leases record/ },
+  },
+  {
+    name: "a lease of an owned record",
+    bodies: [record(A, { owner: "carol" }), lease(A)],
+    expect: { line: 2, reason: /leases record/ },
+  },
+  {
+    name: "a release of a record not leased",
+    bodies: [record(A), release(A)],
+    expect: { line: 2, reason: /not leased/ },
+  },
+  {
+    name: "a release after the claim",
+    bodies: [record(A), lease(A), claims(A), release(A)],
+    expect: { line: 4, reason: /not leased/ },
+  },
+  {
+    name: "a log entry skipped",
+    bodies: [tlogBody(0, new Uint8Array([1])), tlogBody(2, new Uint8Array([2]))],
+    expect: { line: 2, reason: /entry 2 where entry 1 is due/ },
+  },
+  {
+    name: "a log entry repeated",
+    bodies: [tlogBody(0, new Uint8Array([1])), tlogBody(0, new Uint8Array([1]))],
+    expect: { line: 2, reason: /entry 0 where entry 1 is due/ },
+  },
+  {
+    name: "an opening twice for a round",
+    bodies: [openingBody("round-1", SEALED), openingBody("round-1", SEALED)],
+    expect: { line: 2, reason: /opening appears a second time/ },
+  },
+  {
+    name: "a rollback line describing the lines before it",
+    bodies: [
+      record(A),
+      rollbackBody(
+        AT,
+        "shorter",
+        { lines: 1, head: chain([record(A)]).macs[0]!.toString("hex") },
+        { lines: 3, head: "00".repeat(32) },
+      ),
+    ],
+    expect: { state: { records: { [A]: [] }, lines: 2 } },
+  },
+  {
+    name: "a rollback line that does not describe the lines before it",
+    bodies: [
+      record(A),
+      rollbackBody(
+        AT,
+        "shorter",
+        { lines: 0, head: "00".repeat(32) },
+        { lines: 3, head: "00".repeat(32) },
+      ),
+    ],
+    expect: { line: 2, reason: /rollback record does not describe/ },
+  },
+];
+
+for (const row of rows) {
+  test(`replay: ${row.name}`, () => {
+    const { lines } = chain(row.bodies, row.macKey);
+    const file = Buffer.concat(row.damage ? row.damage(lines) : lines);
+    const result = replay(keys, segmentsOf(file));
+    if (row.expect === "wrong-key") {
+      assert.deepEqual(result, { ok: false, kind: "wrong-key" });
+    } else if ("state" in row.expect) {
+      assert.ok(result.ok, `replays: ${result.ok ? "" : JSON.stringify(result)}`);
+      const got = summary(result);
+      for (const [key, value] of Object.entries(row.expect.state)) {
+        assert.deepEqual(got[key as keyof typeof got], value, key);
+      }
+    } else {
+      assert.equal(result.ok, false, "refused");
+      assert.ok(!result.ok && result.kind === "corrupt");
+      assert.equal(result.line, row.expect.line, result.reason);
+      assert.match(result.reason, row.expect.reason);
+    }
+  });
+}
+
+test("replay reports the verified size, the head MAC, the torn tail and the MAC at a watched line", () => {
+  const { lines, macs } = chain([record(A), record(B), record(C)]);
+  const torn = Buffer.from('{"mac":"ab');
+  const file = Buffer.concat([...lines, torn]);
+  const result = replay(keys, segmentsOf(file), 2);
+  assert.ok(result.ok);
+  assert.equal(result.lines, 3);
+  assert.equal(result.size, lines[0]!.length + lines[1]!.length + lines[2]!.length);
+  assert.deepEqual(Buffer.from(result.head), macs[2]);
+  assert.deepEqual(Buffer.from(result.atWatch!), macs[1]);
+  assert.deepEqual(
+    [result.torn!.start, result.torn!.end, result.torn!.complete],
+    [result.size, file.length, false],
+  );
+  const none = replay(keys, segmentsOf(file), 9);
+  assert.ok(none.ok && none.atWatch === undefined, "a line past the end: no MAC");
+  const empty = replay(keys, []);
+  assert.ok(empty.ok && Buffer.from(empty.head).equals(Buffer.from(CHAIN_START)));
+  const watched = replay(keys, [], 0);
+  assert.ok(watched.ok);
+  assert.deepEqual(watched.atWatch, CHAIN_START, "line 0: the chain's start");
+});
+
+test("a line longer than a key_store line may be is corruption at that line", () => {
+  const { lines } = chain([record(A)]);
+  const segments: Segment[] = [
+    ...segmentsOf(lines[0]!),
+    { bytes: undefined, start: lines[0]!.length, end: lines[0]!.length + 10, complete: true },
+  ];
+  const result = replay(keys, segments);
+  assert.ok(!result.ok && result.kind === "corrupt" && result.line === 2);
+  assert.match(result.reason, /longer than/);
+});
+
+test("segmentsOf splits bytes exactly as readSegments reads the file", async () => {
+  const dir = await tempDir();
+  try {
+    const { lines } = chain([record(A), record(B), claim(A)]);
+    for (const file of [
+      Buffer.alloc(0),
+      Buffer.concat(lines),
+      Buffer.concat([...lines, Buffer.from("torn")]),
+      Buffer.from("\n\nx\n"),
+    ]) {
+      const path = join(dir, "key_store");
+      await writeFile(path, file);
+      const handle = await open(path, "r");
+      const read: Segment[] = [];
+      try {
+        for await (const segment of readSegments(handle)) read.push(segment);
+      } finally {
+        await handle.close();
+      }
+      assert.deepEqual(segmentsOf(file), read);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
