@@ -96,6 +96,11 @@ export interface DkeygenErrorOptions {
   culprit?: string;
   /** For E_UNAVAILABLE, E_LOCKED, E_RATE_LIMITED: seconds after which a retry may succeed. */
   retryAfterSeconds?: number;
+  /**
+   * What a remote peer (an HTTP client) is told instead of `message`, when the message is for the
+   * operator only: a database's address and driver error stay in the server's log.
+   */
+  answer?: string;
   cause?: unknown;
 }
 
@@ -103,6 +108,8 @@ export class DkeygenError extends Error {
   readonly code: ErrorCode;
   readonly culprit: string | undefined;
   readonly retryAfterSeconds: number | undefined;
+  /** DkeygenErrorOptions.answer: what a remote peer is told, when not `message`. */
+  readonly answer: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: DkeygenErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -110,6 +117,7 @@ export class DkeygenError extends Error {
     this.code = code;
     this.culprit = options.culprit;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.answer = options.answer;
   }
 
   /** The public face of the error: what may go on the wire, in logs or in `--json` output. */

@@ -230,13 +230,14 @@ function storeFailure(error: unknown, shown: string, password: string): unknown 
     return new DkeygenError(
       ErrorCodes.UNAVAILABLE,
       `The PostgreSQL key store at ${shown} is unavailable: ${detail}`,
-      { retryAfterSeconds: 1 },
+      { retryAfterSeconds: 1, answer: "The key store is unavailable; try again shortly." },
     );
   }
   return new DkeygenError(
     ErrorCodes.OPERATIONAL,
     `The PostgreSQL key store at ${shown} failed: ${detail}` +
       (typeof code === "string" ? ` (SQLSTATE ${code})` : ""),
+    { answer: "The key store failed; the request was not completed." },
   );
 }
 

@@ -32,7 +32,7 @@ export function errorBody(error: FastifyError | DkeygenError | Error): {
       body: {
         error: {
           code: error.code,
-          message: error.message,
+          message: error.answer ?? error.message,
           ...(retryAfter === undefined ? {} : { retryAfter }),
         },
       },
@@ -145,6 +145,9 @@ export function setErrorHandlers(app: FastifyInstance, logger: Logger): void {
     };
     if (status >= 500 && !isDkeygenError(error))
       logger.error({ ...fields, err: describeError(error) }, "internal error");
+    else if (isDkeygenError(error) && error.answer !== undefined)
+      // What the client was not told (a database's address and error) is the operator's.
+      logger.warn(fields, `request refused: ${error.message}`);
     else logger.info(fields, `request refused: ${body.error.message}`);
     if (body.error.retryAfter !== undefined)
       reply.header("retry-after", String(body.error.retryAfter));
