@@ -54,13 +54,13 @@ export function parsePositiveInt(value: string, option: string, min = 1, max = 1
 }
 
 /**
- * The key store's URL: `--store URL`, else DKEYGEN_STORE_URL, else undefined (the `key_store`
- * file). A postgres:// URL with a host and a database; anything else is a usage error naming where
- * it came from, whose message never shows the URL's password.
+ * The key store's URL: `--store URL` (or the flag `option` names), else DKEYGEN_STORE_URL, else
+ * undefined (the `key_store` file). A postgres:// URL with a host and a database; anything else
+ * is a usage error naming where it came from, whose message never shows the URL's password.
  */
-export function storeUrlOption(flag: string | undefined): string | undefined {
+export function storeUrlOption(flag: string | undefined, option = "--store"): string | undefined {
   const env = process.env.DKEYGEN_STORE_URL;
-  const [value, source] = flag !== undefined ? [flag, "--store"] : [env, "DKEYGEN_STORE_URL"];
+  const [value, source] = flag !== undefined ? [flag, option] : [env, "DKEYGEN_STORE_URL"];
   if (value === undefined || (flag === undefined && value === "")) return undefined;
   try {
     return checkPostgresStoreUrl(value);

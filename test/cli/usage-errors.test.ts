@@ -385,6 +385,14 @@ function tables(): Record<string, Table> {
       base: ["--store", "postgres://dkeygen@127.0.0.1:9/dkeygen"],
       rows: { "--store": "postgres://u:secret@127.0.0.1:9" }, // no database; the password not shown
     },
+    "store copy": {
+      base: ["--from", dir.path, "--to", "postgres://dkeygen@127.0.0.1:9/dkeygen"],
+      rows: {
+        "--from": D("no-such-folder"),
+        "--to": "postgres://u:secret@127.0.0.1:9", // no database; the password not shown
+        "--store-head": FREE, // read when the key_store opens: test/store/store-copy.test.ts
+      },
+    },
     "audit record": {
       base: [ULID, ...req()],
       rows: {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { createPublicKey, randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -312,6 +312,24 @@ test("a tampered or cut key_store is refused with the store's own error, and the
     new URL(url).pathname.slice(1),
   );
   assert.equal(tables[0]!.n, "0", "no schema made, nothing written");
+});
+
+test("a head file kept elsewhere is found with storeHeadFile; without it the key_store is refused as without a head", async () => {
+  const made = await makeDataDir();
+  const url = await cluster.createDatabase();
+  const elsewhere = join(made.dataDir, "..", `${made.dataDir.split("/").pop()}.head`);
+  dirs.push(elsewhere);
+  await rename(join(made.dataDir, "key_store.head"), elsewhere);
+  await assert.rejects(
+    copyStoreToPostgres({ dataDir: made.dataDir, url }),
+    isCode(ErrorCodes.STORE_CORRUPT, /head/),
+  );
+  const report = await copyStoreToPostgres({
+    dataDir: made.dataDir,
+    url,
+    storeHeadFile: elsewhere,
+  });
+  assert.equal(report.records[0]!.records, 11);
 });
 
 test("a data folder whose store is open elsewhere is refused, naming the holder", async () => {
