@@ -2,7 +2,8 @@
  * `npm run bench`: every benchmark the issues ask for, each reported as ratios against a baseline
  * measured in the same run (these machines are noisy and have 2 cores). Not part of the tests.
  *
- *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog|threshold ...]   (default: all)
+ *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog|threshold|postgres ...]
+ *   (default: all; `npm run bench -- postgres` runs one section)
  */
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
@@ -12,6 +13,7 @@ import { benchDerivations, formatDerivationBenchmark } from "./derive.js";
 import { benchDistribution } from "./distribution.js";
 import { benchLogAppend } from "./log-append.js";
 import { benchLogServe } from "./log-serve.js";
+import { benchPostgres } from "./postgres.js";
 import { benchStore } from "./store.js";
 import { benchThreshold } from "./threshold.js";
 import { benchTlog } from "./tlog.js";
@@ -42,6 +44,12 @@ if (all || wanted.has("derive")) {
 if (all || wanted.has("distribution")) {
   section("Key distribution server (issue 4)");
   const result = await benchDistribution();
+  process.stdout.write(`${result.report}\n`);
+}
+
+if (all || wanted.has("postgres")) {
+  section("PostgreSQL store and distributors side by side (issue 15)");
+  const result = await benchPostgres({ progress: (line) => process.stderr.write(`  ${line}\n`) });
   process.stdout.write(`${result.report}\n`);
 }
 
