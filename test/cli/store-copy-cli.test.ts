@@ -18,7 +18,7 @@ import { fromBase32 } from "../../src/derive/otpauth.js";
 import { totpCode } from "../../src/derive/totp.js";
 import { FileKeyStore } from "../../src/store/file.js";
 import { startContributors, startTestServer } from "../helpers/ceremony.js";
-import { CliProcess, runCli, serverArgs } from "../helpers/cli.js";
+import { CliProcess, runCli, runCliBatch, serverArgs } from "../helpers/cli.js";
 import { registerTestRequester } from "../helpers/distribution.js";
 import { startPostgres } from "../helpers/postgres.js";
 
@@ -168,4 +168,18 @@ test("a tampered key_store is refused (exit 1, E_STORE_CORRUPT) and nothing reac
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("store copy without a database URL, or without --from, is a usage error (exit 2)", async () => {
+  const [noUrl, noFrom] = await runCliBatch(
+    [
+      ["store", "copy", "--from", tmpdir()],
+      ["store", "copy", "--to", "postgres://dkeygen@127.0.0.1:9/dkeygen"],
+    ],
+    { env: { DKEYGEN_STORE_URL: "" } },
+  );
+  assert.equal(noUrl!.status, 2);
+  assert.match(noUrl!.stderr, /store copy needs --to postgres:\/\/… \(or DKEYGEN_STORE_URL\)/);
+  assert.equal(noFrom!.status, 2);
+  assert.match(noFrom!.stderr, /required option '--from <dir>' not specified/);
 });

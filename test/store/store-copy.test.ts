@@ -332,6 +332,22 @@ test("a head file kept elsewhere is found with storeHeadFile; without it the key
   assert.equal(report.records[0]!.records, 11);
 });
 
+test("a folder without a key_store is refused (E_NOT_FOUND), as is one whose store.key is missing", async () => {
+  const empty = await mkdtemp(join(tmpdir(), "dkeygen-copy-empty-"));
+  dirs.push(empty);
+  const url = await cluster.createDatabase();
+  await assert.rejects(
+    copyStoreToPostgres({ dataDir: empty, url }),
+    isCode(ErrorCodes.NOT_FOUND, /has no key_store: nothing to copy/),
+  );
+  const made = await makeDataDir();
+  await unlink(join(made.dataDir, "store.key"));
+  await assert.rejects(
+    copyStoreToPostgres({ dataDir: made.dataDir, url }),
+    isCode(ErrorCodes.STORE_CORRUPT, /has no key file .*store\.key/),
+  );
+});
+
 test("a data folder whose store is open elsewhere is refused, naming the holder", async () => {
   const made = await makeDataDir();
   const url = await cluster.createDatabase();
