@@ -196,13 +196,9 @@ async function copyInto(
   requesters: { registrations: StoredRegistration[]; removed: number },
 ): Promise<StoreCopyReport> {
   const contents = file.sealedContents();
-  const postgres = new PostgresKeyStore({
-    url: options.url,
-    storeKey,
-    clock,
-    maxConnections: 2,
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
+  // No logger: what it would log (migrations applied, a failed connection) is in the report or
+  // the error.
+  const postgres = new PostgresKeyStore({ url: options.url, storeKey, clock, maxConnections: 2 });
   // Applies the migrations, and refuses a database sealed under another store key.
   await postgres.open();
   try {
