@@ -525,9 +525,11 @@ async function warnOfRequesterFiles(
   if (store instanceof FileRequesterStore) return;
   const file = new FileRequesterStore(dataDir);
   const listed = await file.list().catch(() => ({ requesters: [] }));
-  if (listed.requesters.length > 0) {
+  // Those in the database under the same id were copied there (dkeygen store copy): not lost.
+  const left = listed.requesters.filter((r) => requesters.get(r.name)?.id !== r.id);
+  if (left.length > 0) {
     logger.warn(
-      { file: file.where, requesters: listed.requesters.map((r) => r.name) },
+      { file: file.where, requesters: left.map((r) => r.name) },
       "requesters.json is not read with a PostgreSQL store: register these requesters in the database (dkeygen requester add NAME --store URL --public-key FILE)",
     );
   }

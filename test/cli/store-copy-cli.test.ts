@@ -123,6 +123,8 @@ test("a file server's data folder copied to PostgreSQL serves the same: a claime
     assert.equal(me.status, 200, "the requester still logs in");
     assert.equal(await onPostgres.stop(), 0, onPostgres.stderr);
     assertHidden(onPostgres.stdout, onPostgres.stderr);
+    // requesters.json is still in the folder, but what it holds was copied: no warning about it.
+    assert.doesNotMatch(onPostgres.stderr, /requesters\.json is not read/);
   } finally {
     await onPostgres?.stop();
     await server.cleanup();
