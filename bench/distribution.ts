@@ -38,6 +38,8 @@ export interface DistributionBenchOptions {
 
 export interface Load {
   rps: number;
+  /** Requests answered in the run. */
+  requests: number;
   p50: number;
   p99: number;
   errors: number;
@@ -76,6 +78,7 @@ export async function load(
   const serverCpu = (await cpu()) - serverStart;
   return {
     rps: result.requests.total / result.duration,
+    requests: result.requests.total,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.timeouts,

@@ -31,6 +31,7 @@ import { type ChildProcess, execFile } from "node:child_process";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type autocannon from "autocannon";
@@ -92,19 +93,35 @@ interface Measured {
   p99: number;
   /** Server CPU per request (µs), HTTP targets only. */
   serverCpuUs?: number;
+  /** Transactions the database committed or rolled back per request (PostgreSQL targets). */
+  statements?: number;
 }
 
 const medianOf = (runs: readonly Measured[]): Measured => {
   const cpu = runs.flatMap((r) => (r.serverCpuUs === undefined ? [] : [r.serverCpuUs]));
+  const statements = runs.flatMap((r) => (r.statements === undefined ? [] : [r.statements]));
   return {
     rps: median(runs.map((r) => r.rps)),
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),
     ...(cpu.length === 0 ? {} : { serverCpuUs: median(cpu) }),
+    ...(statements.length === 0 ? {} : { statements: median(statements) }),
   };
 };
 
-function checked(name: string, result: Load): Measured {
+/**
+ * Transactions committed and rolled back in the connected database so far (each of the store's
+ * statements outside a transaction is one). A backend reports its counts at most once a second,
+ * so a reading after a run waits for that first.
+ */
+async function transactions(sql: pg.Client): Promise<number> {
+  const { rows } = await sql.query<{ n: string }>(
+    "SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()",
+  );
+  return Number(rows[0]!.n);
+}
+
+function checked(name: string, result: Load): Load {
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(
       `bench: ${result.non2xx} non-2xx answers and ${result.errors} errors from ${name} (an empty pool answers 503: give it a larger pool)`,
@@ -344,17 +361,22 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
       url: string | string[],
       headers: Record<string, string>,
       pids: number[],
-      before?: () => Promise<unknown>,
+      database = false,
     ): Target => ({
       name,
       async run(amount) {
-        await before?.();
+        if (database) await db.query("VACUUM ANALYZE key_records");
         const shape: autocannon.Options = { url: urls(url), headers, ...otpBody };
         const timed = amount === undefined ? { duration: seconds } : { amount };
-        return checked(name, await load({ ...shape, ...timed }, pids));
+        const start = database ? await transactions(db) : 0;
+        const measured = checked(name, await load({ ...shape, ...timed }, pids));
+        if (!database) return measured;
+        await sleep(1_100);
+        // Less this reading's own transaction.
+        const statements = ((await transactions(db)) - start - 1) / measured.requests;
+        return { ...measured, statements };
       },
     });
-    const vacuum = () => db.query("VACUUM ANALYZE key_records");
     let emptied = 0;
     const targets: Target[] = [
       http(
@@ -374,14 +396,14 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
         `${d1.url}/v1/otp/request`,
         authorized(pgServer),
         [d1.child.pid!],
-        vacuum,
+        true,
       ),
       http(
         "PostgreSQL, 2 distributors",
         [`${d1.url}/v1/otp/request`, `${d2.url}/v1/otp/request`],
         authorized(pgServer),
         [d1.child.pid!, d2.child.pid!],
-        vacuum,
+        true,
       ),
       {
         name: "raw SQL claim loop (bare pg, same statement)",
@@ -397,7 +419,7 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
             amount ?? WARMUP,
           );
           emptied += got.empty;
-          return got;
+          return { ...got, statements: 1 };
         },
       },
     ];
@@ -443,6 +465,7 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
       list: string[],
       pids: number[],
       accounts: Account[],
+      database: boolean,
     ): Target => {
       let next = 0;
       const unlocker = requesterClient(server, server.httpUrl);
@@ -470,7 +493,12 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
             ],
           };
           const timed = amount === undefined ? { duration: seconds } : { amount };
-          return checked(name, await load({ ...shape, ...timed }, pids));
+          const start = database ? await transactions(db) : 0;
+          const measured = checked(name, await load({ ...shape, ...timed }, pids));
+          if (!database) return measured;
+          await sleep(1_100);
+          const statements = ((await transactions(db)) - start - 1) / measured.requests;
+          return { ...measured, statements };
         },
       };
     };
@@ -481,6 +509,7 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
         [fileServer.httpUrl],
         [fileServer.pid],
         fileAccounts,
+        false,
       ),
       totpTarget(
         "PostgreSQL, 2 distributors",
@@ -488,6 +517,7 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
         [d1.url, d2.url],
         [d1.child.pid!, d2.child.pid!],
         pgAccounts,
+        true,
       ),
     ];
     progress("TOTP: warming up");
@@ -505,6 +535,8 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
     const ms = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)} ms`;
     const cpu = (m: Measured) =>
       m.serverCpuUs === undefined ? "—" : `${m.serverCpuUs.toFixed(0)} µs`;
+    const transactionsOf = (m: Measured) =>
+      m.statements === undefined ? "—" : m.statements.toFixed(2);
     const met = (ok: boolean) => (ok ? "met" : "not met");
     const pgTarget = (label: string, m: Measured) =>
       `target: OTP requests on PostgreSQL (${label}) ≥ 50% of the key_store file server's rate with p99 ≤ 50 ms → ${((100 * m.rps) / file.rps).toFixed(0)}%, p99 ${ms(m.p99)}: ${met(m.rps >= 0.5 * file.rps && m.p99 <= 50)}`;
@@ -521,14 +553,25 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
       "PostgreSQL: a throwaway cluster on 127.0.0.1 with fsync off; rate limits off",
       "",
       table(
-        ["OTP requests", "requests/s", "p50", "p99", "÷ file server", "server CPU/request"],
+        [
+          "OTP requests",
+          "requests/s",
+          "p50",
+          "p99",
+          "÷ file server",
+          "÷ raw SQL loop",
+          "server CPU/request",
+          "SQL transactions/request",
+        ],
         targets.map((target, i) => [
           target.name,
           otp[i]!.rps.toFixed(0),
           ms(otp[i]!.p50),
           ms(otp[i]!.p99),
           ratio(otp[i]!.rps / file.rps),
+          i < 2 ? "—" : ratio(otp[i]!.rps / raw.rps),
           cpu(otp[i]!),
+          transactionsOf(otp[i]!),
         ]),
       ),
       "",
@@ -555,6 +598,7 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
           "p99",
           "÷ file server",
           "server CPU/request",
+          "SQL transactions/request",
         ],
         totpTargets.map((target, i) => {
           const m = [totpFile, totpPg][i]!;
@@ -565,6 +609,7 @@ export async function benchPostgres(options: PostgresBenchOptions = {}) {
             ms(m.p99),
             ratio(m.rps / totpFile.rps),
             cpu(m),
+            transactionsOf(m),
           ];
         }),
       ),
