@@ -5,17 +5,18 @@
  *
  * - Open: takes `<path>.lock` (single writer, lock-file.ts; or adopts it, taken earlier by the
  *   caller so that nothing beside the store is made before it), creates the file 0600 if absent,
- *   replays every line verifying the chain, and builds the in-memory index (record-index.ts).
+ *   replays every line (replay.ts: the chain, the schema, the record rules) into the record core
+ *   (record-rules.ts).
  *   A last line without its newline is a torn write from a crash: it was never acknowledged, so it
  *   is copied to `<path>.torn-<time>` for forensics, logged, and cut off; it is never merged. A
  *   complete line that fails anywhere means corruption or tampering and the store refuses to open
  *   (E_STORE_CORRUPT naming the line) without changing the file.
- * - Writes: `put`, `claimNext`, `consume` and `useStep` decide synchronously in memory (so
+ * - Writes: `put`, `claimNext`, `consume` and `useStep` decide synchronously in the core (so
  *   concurrent claims can never pick the same record, nor two uses of a step both win), then append
  *   a line through group commit (group-commit.ts) and resolve only after it is fsynced. A failed
  *   write rolls the in-memory change back and fails the store for good; it must be reopened.
- * - Leases: a claim acknowledged "reserved" (ClaimOptions; OTP delivery) takes a record this store
- *   leased beforehand — a lease line reserving the next `leaseSize` records, durable before any of
+ * - Leases (leases.ts): a claim acknowledged "reserved" (ClaimOptions; OTP delivery) takes a record
+ *   this store leased beforehand — a lease line reserving the next `leaseSize` records, durable before any of
  *   them is handed out, written ahead when half is used — and appends its claim line without
  *   waiting for it. A crash voids the leased records whose claims were not yet durable (replay
  *   leaves them out of every pool), so nothing is handed out twice; a clean close releases the
@@ -62,18 +63,14 @@ import {
   notFound,
   openingExists,
 } from "./inputs.js";
+import { LeasedClaims, type LineHooks } from "./leases.js";
 import {
   CHAIN_START,
-  type ClaimEntry,
   claimBody,
-  claimEntry,
-  claimsBody,
   consumeBody,
   deriveStoreKeys,
   encodeLine,
   type LogBody,
-  leaseBody,
-  MAX_CLAIMS_PER_LINE,
   MAX_LEASE_IDS,
   MAX_LINE_BYTES,
   openingBody,
@@ -103,7 +100,6 @@ import {
 } from "./record-rules.js";
 import { Replayer, type ReplayFailure } from "./replay.js";
 import type {
-  Claim,
   ClaimInput,
   ClaimOptions,
   KeyRecord,
@@ -169,17 +165,7 @@ export interface FileKeyStoreOptions {
   wrapHeadWrite?: HeadFileOptions["wrapWrite"];
 }
 
-/** Records leased (durably reserved) for claims acknowledged "reserved", claimed in order. */
-interface Lease {
-  ids: string[];
-  head: number;
-  /** The lease line being written, if one is. */
-  pending: Promise<void> | undefined;
-}
-
 const DEFAULT_LEASE_SIZE = 256;
-/** Compact a lease's id array once this many taken ids lead it. */
-const LEASE_COMPACT_AFTER = 1024;
 
 type State = "new" | "opening" | "open" | "closing" | "closed";
 
@@ -254,13 +240,9 @@ export class FileKeyStore implements KeyStore {
   readonly #stepping = new Map<string, Promise<void>>();
   /** Per round, its unhold line until it is durable, for a second `releaseHeld` to wait on. */
   readonly #unholding = new Map<string, Promise<void>>();
-  /** Per purpose, the records leased for "reserved" claims. */
-  readonly #leases = new Map<string, Lease>();
-  readonly #leaseSize: number;
+  /** Claims acknowledged "reserved": leases and the claims line of each turn (leases.ts). */
+  readonly #leased: LeasedClaims;
   readonly #givenLock: LockFile | undefined;
-  /** "Reserved" claims made this turn of the event loop, written as one claims line after it. */
-  #pendingClaims: ClaimEntry[] = [];
-  #claimsScheduled = false;
   #state: State = "new";
   #lock: LockFile | undefined;
   #handle: FileHandle | undefined;
@@ -287,7 +269,15 @@ export class FileKeyStore implements KeyStore {
     if (!Number.isSafeInteger(leaseSize) || leaseSize < 1 || leaseSize > MAX_LEASE_IDS) {
       throw new TypeError(`FileKeyStore: options.leaseSize must be 1 to ${MAX_LEASE_IDS}`);
     }
-    this.#leaseSize = leaseSize;
+    this.#leased = new LeasedClaims(
+      {
+        core: () => this.#core,
+        appendLine: (body, hooks) => this.#appendLine(body, hooks),
+        assertWritable: () => this.#assertWritable(),
+        failed: () => this.#log?.failure !== undefined,
+      },
+      leaseSize,
+    );
     if (options.lock !== undefined && options.lock.path !== `${options.path}.lock`) {
       throw new TypeError(`FileKeyStore: options.lock must be the lock ${options.path}.lock`);
     }
@@ -392,9 +382,9 @@ export class FileKeyStore implements KeyStore {
     }
     this.#state = "closing";
     try {
-      this.#flushClaims();
+      this.#leased.flush();
       await this.#log!.drain();
-      await this.#releaseLeases();
+      await this.#leased.releaseAll();
       await this.#headFile!.close();
       await this.#handle!.close();
       await this.#dsync?.close();
@@ -482,7 +472,10 @@ export class FileKeyStore implements KeyStore {
   ): Promise<KeyRecord | undefined> {
     this.#assertWritable();
     const built = checkClaim(purpose, claim, this.#clock());
-    if (options.ack === "reserved") return this.#claimLeased(purpose, built);
+    if (options.ack === "reserved") {
+      const leased = await this.#leased.claim(purpose, built);
+      return leased && copyRecord(leased);
+    }
     // Decided here, synchronously: no other claimNext can run between this and the mark.
     const record = this.#core.claimOldest(purpose, built);
     if (!record) return undefined;
@@ -651,119 +644,14 @@ export class FileKeyStore implements KeyStore {
     return this.#core.countClaimable(purpose);
   }
 
-  /** A "reserved" claim: takes the next leased record, leasing more (and waiting) if none is. */
-  async #claimLeased(purpose: string, claim: Claim): Promise<KeyRecord | undefined> {
-    let lease = this.#leases.get(purpose);
-    if (!lease) {
-      lease = { ids: [], head: 0, pending: undefined };
-      this.#leases.set(purpose, lease);
-    }
-    for (;;) {
-      const record = this.#takeLeased(lease);
-      if (record) {
-        mustApply(this.#core.claim(record.id, claim));
-        this.#claimLater(claimEntry(record.id, claim));
-        if (lease.ids.length - lease.head < this.#leaseSize / 2) {
-          this.#extendLease(purpose, lease)?.catch(() => {});
-        }
-        return copyRecord(record);
-      }
-      const extending = this.#extendLease(purpose, lease);
-      if (!extending) return undefined;
-      await extending;
-      this.#assertWritable();
-    }
-  }
-
-  /**
-   * Queues a "reserved" claim for the claims line written after this turn of the event loop (one
-   * MAC and one line for all the turn's claims). Any other line written before then flushes the
-   * queue first, so the file keeps every event in order. Not awaited: the lease already ensures
-   * no crash can hand the record out again. If the write fails, the store fails (group commit logs
-   * it once) and the records stay claimed here, burned; after a restart they are void.
-   */
-  #claimLater(entry: ClaimEntry): void {
-    this.#pendingClaims.push(entry);
-    if (this.#pendingClaims.length >= MAX_CLAIMS_PER_LINE) {
-      this.#flushClaims();
-    } else if (!this.#claimsScheduled) {
-      this.#claimsScheduled = true;
-      setImmediate(() => {
-        this.#claimsScheduled = false;
-        this.#flushClaims();
-      });
-    }
-  }
-
-  #flushClaims(): void {
-    if (this.#pendingClaims.length === 0) return;
-    const claims = this.#pendingClaims;
-    this.#pendingClaims = [];
-    this.#appendLine(claimsBody(claims), {}).catch(() => {});
-  }
-
-  #takeLeased(lease: Lease): KeyRecord | undefined {
-    let found: KeyRecord | undefined;
-    while (!found && lease.head < lease.ids.length) {
-      const id = lease.ids[lease.head++]!;
-      // Skipped: a leased record consumed by id since.
-      if (this.#core.isLeased(id)) found = this.#index.get(id);
-    }
-    if (lease.head >= LEASE_COMPACT_AFTER && lease.head * 2 >= lease.ids.length) {
-      lease.ids = lease.ids.slice(lease.head);
-      lease.head = 0;
-    }
-    return found;
-  }
-
-  /** Writes a lease line for the next records of `purpose`, unless one is being written; the
-   * promise of the line in flight, or undefined when there is nothing to lease. */
-  #extendLease(purpose: string, lease: Lease): Promise<void> | undefined {
-    if (lease.pending) return lease.pending;
-    const ids = this.#core.leaseOldest(purpose, this.#leaseSize);
-    if (ids.length === 0) return undefined;
-    const written = this.#append(leaseBody("lease", ids), {
-      onDurable: () => {
-        lease.ids.push(...ids);
-      },
-      onFailed: () => {
-        for (const id of ids) mustApply(this.#core.release(id));
-      },
-    });
-    lease.pending = written.finally(() => {
-      lease.pending = undefined;
-    });
-    return lease.pending;
-  }
-
-  /** On close: hands the leased records no claim took back to the pool (a release line). */
-  async #releaseLeases(): Promise<void> {
-    if (this.#log!.failure) return;
-    const ids = this.#core.liveLeases();
-    this.#leases.clear();
-    for (let from = 0; from < ids.length; from += MAX_LEASE_IDS) {
-      const chunk = ids.slice(from, from + MAX_LEASE_IDS);
-      try {
-        await this.#append(leaseBody("release", chunk), {
-          onDurable: () => {
-            for (const id of chunk) mustApply(this.#core.release(id));
-          },
-        });
-      } catch {
-        // The store failed (and said so); the records stay leased, void after a restart.
-        return;
-      }
-    }
-  }
-
-  /** Writes a line after any claims still queued (#claimLater). */
-  #append(body: LogBody, hooks: { onDurable?(): void; onFailed?(): void }): Promise<void> {
-    this.#flushClaims();
+  /** Writes a line after any "reserved" claims still queued (leases.ts). */
+  #append(body: LogBody, hooks: LineHooks): Promise<void> {
+    this.#leased.flush();
     return this.#appendLine(body, hooks);
   }
 
   /** Encodes a line onto the chain and hands it to group commit. */
-  #appendLine(body: LogBody, hooks: { onDurable?(): void; onFailed?(): void }): Promise<void> {
+  #appendLine(body: LogBody, hooks: LineHooks): Promise<void> {
     let encoded: { line: Buffer; mac: Buffer };
     try {
       encoded = encodeLine(this.#keys.mac, this.#head, body);
