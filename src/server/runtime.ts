@@ -55,6 +55,7 @@ import type { Listener } from "../transport/types.js";
 import { listenWs } from "../transport/ws.js";
 import { buildDistributionApp, type DistributionConfig } from "./distribution/app.js";
 import { OtpPool } from "./distribution/otp-pool.js";
+import { postgresWindows } from "./distribution/shared-window-limiter.js";
 import type { AttemptStore } from "./distribution/verification/attempt-store.js";
 import { MemoryAttemptStore } from "./distribution/verification/memory-attempt-store.js";
 import { PostgresAttemptStore } from "./distribution/verification/postgres-attempt-store.js";
@@ -368,6 +369,7 @@ async function startLocked(
         pool,
         rounds: server,
         log: server.log,
+        ...(store instanceof PostgresKeyStore ? { windows: postgresWindows(store) } : {}),
         limiter: attemptStoreFor(store, {
           maxFailures: options.lockout?.maxFailures ?? 5,
           lockMs: options.lockout?.lockMs ?? 15 * 60_000,

@@ -285,12 +285,53 @@ CREATE TRIGGER key_records_held_guard BEFORE UPDATE ON key_records
   FOR EACH ROW EXECUTE FUNCTION key_records_held_guard();
 `;
 
+/**
+ * Version 5: request windows shared by every distribution server on the database (the
+ * per-credential rate limit and the per-requester OTP quota): fixed windows on the database's
+ * clock, handed out to processes in chunks by one function, so the sum over all processes never
+ * exceeds the limit (docs/PROTOCOL.md §10.1, §12.2).
+ */
+const V5 = `
+CREATE TABLE request_windows (
+  name text COLLATE "C" NOT NULL CHECK (name IN ('credential', 'otp')),
+  key text COLLATE "C" NOT NULL CHECK (octet_length(key) BETWEEN 1 AND 256),
+  window_start timestamptz NOT NULL,
+  used integer NOT NULL CHECK (used >= 0),
+  PRIMARY KEY (name, key)
+);
+CREATE FUNCTION dkeygen_take_requests(
+  p_name text, p_key text, p_window_ms integer, p_want integer, p_max integer,
+  OUT granted integer, OUT remaining_ms integer
+) LANGUAGE plpgsql AS $$
+DECLARE
+  now_ms numeric := floor(extract(epoch FROM clock_timestamp()) * 1000);
+  start_ms numeric := now_ms - mod(now_ms, p_window_ms);
+  w timestamptz := to_timestamp(start_ms / 1000);
+  used_now integer;
+BEGIN
+  IF p_window_ms < 1 OR p_want < 1 OR p_max < 1 THEN
+    RAISE EXCEPTION 'dkeygen_take_requests: window, want and max must be positive'
+      USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO request_windows (name, key, window_start, used) VALUES (p_name, p_key, w, 0)
+    ON CONFLICT (name, key) DO NOTHING;
+  SELECT CASE WHEN r.window_start = w THEN r.used ELSE 0 END INTO used_now
+    FROM request_windows r WHERE r.name = p_name AND r.key = p_key FOR UPDATE;
+  granted := GREATEST(0, LEAST(p_want, p_max - used_now));
+  UPDATE request_windows r SET window_start = w, used = used_now + granted
+    WHERE r.name = p_name AND r.key = p_key;
+  remaining_ms := (start_ms + p_window_ms - now_ms)::integer;
+END
+$$;
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
   { version: 2, name: "verification attempts shared by distribution servers", sql: V2 },
   { version: 3, name: "requester registrations and tombstones", sql: V3 },
   { version: 4, name: "held records, released together per round", sql: V4 },
+  { version: 5, name: "request windows shared by distribution servers", sql: V5 },
 ];
 
 /** The schema version this code reads and writes. */

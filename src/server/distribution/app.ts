@@ -32,7 +32,7 @@ import { DEFAULT_HOTP_WINDOWS, type HotpWindows } from "./hotp-check.js";
 import { clientErrorHandler, frameworkErrorHandler, setErrorHandlers } from "./http-errors.js";
 import type { OtpPool } from "./otp-pool.js";
 import { Quotas } from "./quotas.js";
-import { FixedWindowLimiter } from "./rate-limit.js";
+import { FixedWindowLimiter, memoryWindows, type WindowLimiterFactory } from "./rate-limit.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerKeyRoutes } from "./routes/keys.js";
 import { registerLogRoutes } from "./routes/log.js";
@@ -123,6 +123,11 @@ export interface DistributionComponents {
   rounds: RoundService;
   /** Verification attempts and lockouts (verification/attempt-store.ts). */
   limiter: AttemptStore;
+  /**
+   * Where the per-credential rate limit and the per-requester OTP quota are counted (default:
+   * this process's memory; with a PostgreSQL store, the database: shared-window-limiter.ts).
+   */
+  windows?: WindowLimiterFactory;
   logger: Logger;
   clock?: () => number;
   random?: RandomSource;
@@ -205,7 +210,8 @@ export async function buildDistributionApp(
   app.decorateRequest("requester", null);
   app.decorateRequest("sealedAnswer", false);
   addRequestHooks(app, settings, clock);
-  const authenticate = authenticator(components.requesters, settings, clock);
+  const windows = components.windows ?? memoryWindows;
+  const authenticate = authenticator(components.requesters, settings, clock, windows);
   setErrorHandlers(app, logger);
   addResponseHooks(app, logger);
   await registerOpenApi(app);
@@ -226,7 +232,7 @@ export async function buildDistributionApp(
       sealer,
       requesters: components.requesters,
       role: components.role ?? "server",
-      quotas: new Quotas(settings),
+      quotas: new Quotas(settings, windows),
       random,
       authenticate,
     },
@@ -365,19 +371,27 @@ function authenticator(
   requesters: RequesterRegistry,
   settings: DistributionConfig,
   clock: () => number,
+  windows: WindowLimiterFactory,
 ): RouteContext["authenticate"] {
-  const perCredential = new FixedWindowLimiter({
-    max: settings.rateLimitPerCredential,
-    windowMs: 60_000,
-  });
-  const admit = (request: FastifyRequest, requester: Requester | undefined) => {
+  const perCredential = windows("credential", settings.rateLimitPerCredential, 60_000);
+  /** Throws when refused; a promise when the limit must ask the database. */
+  const admit = (
+    request: FastifyRequest,
+    requester: Requester | undefined,
+  ): Promise<void> | undefined => {
     if (!requester) throw UNAUTHORIZED();
     // Its answers could not be authenticated (§12.8): it must be re-credentialed first.
     if (!requester.responseKey) throw MUST_RECREDENTIAL(requester.name);
     // Set before the rate limit, so that refusal is authenticated like every other answer.
     request.requester = requester;
     const wait = perCredential.hit(requester.id, clock());
+    if (typeof wait !== "number") {
+      return wait.then((w) => {
+        if (w > 0) throw rateLimited(w);
+      });
+    }
     if (wait > 0) throw rateLimited(wait);
+    return undefined;
   };
   return (request, reply, done) => {
     const header = request.headers.authorization;
@@ -389,8 +403,9 @@ function authenticator(
     const known = requesters.authenticateKnown(header);
     if (known !== "recheck") {
       try {
-        admit(request, known);
-        done();
+        const asking = admit(request, known);
+        if (asking) asking.then(() => done(), fail);
+        else done();
       } catch (error) {
         fail(error);
       }
@@ -398,14 +413,10 @@ function authenticator(
     }
     // Not what was last read: re-read the registry if it changed (a requester added or given a
     // new credential since) and try again. Every refusal of a well-formed credential comes here.
-    requesters.authenticate(header).then((requester) => {
-      try {
-        admit(request, requester);
-        done();
-      } catch (error) {
-        fail(error);
-      }
-    }, fail);
+    requesters
+      .authenticate(header)
+      .then((requester) => admit(request, requester))
+      .then(() => done(), fail);
   };
 }
 

@@ -24,6 +24,7 @@ import { buildDistributionApp, type DistributionConfig } from "./app.js";
 import { loggedInStore } from "./logged-rounds.js";
 import { OtpPool } from "./otp-pool.js";
 import { roundsElsewhere } from "./rounds-elsewhere.js";
+import { postgresWindows } from "./shared-window-limiter.js";
 import { PostgresAttemptStore } from "./verification/postgres-attempt-store.js";
 
 export interface StartDistributorOptions {
@@ -87,6 +88,7 @@ async function startWith(
         pool,
         rounds: roundsElsewhere,
         role: "distributor",
+        windows: postgresWindows(store),
         limiter: new PostgresAttemptStore(store, {
           maxFailures: options.lockout?.maxFailures ?? 5,
           lockMs: options.lockout?.lockMs ?? 15 * 60_000,

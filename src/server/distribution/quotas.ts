@@ -9,10 +9,12 @@
  *   verify its own codes (it can open them), so an outstanding count would not stop it draining
  *   the pool.
  *
- * A cap of 0 disables it. Counts are in memory, per process, like the rate limits.
+ * A cap of 0 disables it. Enrollment counts are in memory, per process (only the dkeygen server
+ * runs rounds); the OTP quota is counted by the limiter it is given: in memory, or in the
+ * PostgreSQL store for every process on it (shared-window-limiter.ts).
  */
 import { DkeygenError, ErrorCodes } from "../../errors.js";
-import { FixedWindowLimiter } from "./rate-limit.js";
+import { memoryWindows, type WindowLimiter, type WindowLimiterFactory } from "./rate-limit.js";
 
 export interface QuotaConfig {
   /** TOTP enrollment rounds running at once, all requesters together (0: no cap). */
@@ -30,11 +32,11 @@ export class Quotas {
   readonly #config: QuotaConfig;
   #running = 0;
   readonly #runningBy = new Map<string, number>();
-  readonly #otp: FixedWindowLimiter;
+  readonly #otp: WindowLimiter;
 
-  constructor(config: QuotaConfig) {
+  constructor(config: QuotaConfig, windows: WindowLimiterFactory = memoryWindows) {
     this.#config = config;
-    this.#otp = new FixedWindowLimiter({ max: config.otpPerMinutePerRequester, windowMs: 60_000 });
+    this.#otp = windows("otp", config.otpPerMinutePerRequester, 60_000);
   }
 
   /**
@@ -66,9 +68,9 @@ export class Quotas {
     };
   }
 
-  /** Counts one OTP request of `requesterId`; throws E_RATE_LIMITED over the per-minute quota. */
-  countOtp(requesterId: string, now: number): void {
-    const wait = this.#otp.hit(requesterId, now);
+  /** Counts one OTP request of `requesterId`; rejects with E_RATE_LIMITED over the quota. */
+  async countOtp(requesterId: string, now: number): Promise<void> {
+    const wait = await this.#otp.hit(requesterId, now);
     if (wait > 0) {
       throw new DkeygenError(
         ErrorCodes.RATE_LIMITED,

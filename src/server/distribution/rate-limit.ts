@@ -5,7 +5,19 @@
  * counter. A limit of 0 disables it.
  */
 
-export class FixedWindowLimiter {
+/** A request limit: `hit` counts one request of `key`; 0 if admitted, else seconds to wait. */
+export interface WindowLimiter {
+  hit(key: string, now: number): number | Promise<number>;
+}
+
+/** Makes the limiter `name` ("credential", "otp") with `max` requests per `windowMs`. */
+export type WindowLimiterFactory = (name: string, max: number, windowMs: number) => WindowLimiter;
+
+/** Limiters counted in this process's memory. */
+export const memoryWindows: WindowLimiterFactory = (_name, max, windowMs) =>
+  new FixedWindowLimiter({ max, windowMs });
+
+export class FixedWindowLimiter implements WindowLimiter {
   readonly #max: number;
   readonly #windowMs: number;
   #windowStart = 0;

@@ -45,7 +45,7 @@ export function registerOtpRoutes(app: FastifyInstance, ctx: RouteContext): void
       const requester = request.requester!;
       const subject = request.body.subject ?? requester.name;
       const now = ctx.clock();
-      ctx.quotas.countOtp(requester.id, now);
+      await ctx.quotas.countOtp(requester.id, now);
       const ttlMs =
         request.body.ttlSeconds === undefined
           ? ctx.config.otpTtlMs
