@@ -131,7 +131,7 @@ test("a file server's data folder copied to PostgreSQL serves the same: a claime
   }
 });
 
-test("a tampered key_store is refused (exit 1, E_STORE_CORRUPT) and nothing reaches the database", async () => {
+test("a wrong database password exits 1 without showing it; a tampered key_store is refused (exit 1, E_STORE_CORRUPT) and nothing reaches the database", async () => {
   const dir = await mkdtemp(join(tmpdir(), "dkeygen-copy-cli-"));
   try {
     const storeKey = randomBytes(32);
@@ -149,12 +149,18 @@ test("a tampered key_store is refused (exit 1, E_STORE_CORRUPT) and nothing reac
       });
     }
     await store.close();
+    const url = await cluster.createDatabase();
+    const wrong = new URL(url);
+    wrong.password = "Not-The-Password-42";
+    const denied = await runCli(["store", "copy", "--from", dir, "--to", wrong.href]);
+    assert.equal(denied.status, 1);
+    assert.match(denied.stderr, /password authentication failed/);
+    assert.ok(!(denied.stdout + denied.stderr).includes("Not-The-Password-42"));
     const path = join(dir, "key_store");
     await writeFile(
       path,
       (await readFile(path, "utf8")).replace('"roundId":"r1"', '"roundId":"r9"'),
     );
-    const url = await cluster.createDatabase();
     const refused = await runCli(["store", "copy", "--from", dir, "--to", url, "--json"]);
     assert.equal(refused.status, 1);
     const error = JSON.parse(refused.stdout).error;
