@@ -13,7 +13,10 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { RequesterClient } from "../../src/client/requester.js";
+import { loadOrCreateRequesterKeys } from "../../src/client/requester-state.js";
 import { toBase64url } from "../../src/crypto/base64url.js";
+import { Secret } from "../../src/crypto/secret.js";
 import { fromBase32 } from "../../src/derive/otpauth.js";
 import { totpCode } from "../../src/derive/totp.js";
 import { FileKeyStore } from "../../src/store/file.js";
@@ -117,6 +120,17 @@ test("a file server's data folder copied to PostgreSQL serves the same: a claime
       false,
       "the step accepted on the file server is not accepted again",
     );
+    // A pooled OTP of the file server, handed out and opened through the database (this server
+    // has no pool target and no contributors: no round could make a new one).
+    const keys = await loadOrCreateRequesterKeys(webapp.dataDir);
+    const moved = new RequesterClient({
+      server: httpUrl,
+      credential: new Secret(new Uint8Array(Buffer.from(webapp.credential))),
+      privateKey: keys.privateKey,
+      fingerprint: keys.fingerprint,
+    });
+    const pooled = await moved.requestOtp({ subject: "carol" });
+    assert.equal(await check(httpUrl, "otp", { subject: "carol", code: pooled.code }), true);
     const me = await fetch(`${httpUrl}/v1/requester`, {
       headers: { authorization: `Bearer ${webapp.credential}` },
     });
