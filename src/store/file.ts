@@ -30,8 +30,7 @@
  *   `readSecret`. The caller's buffer is never kept.
  */
 import { constants } from "node:fs";
-import { type FileHandle, open, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { type FileHandle, open } from "node:fs/promises";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
@@ -63,6 +62,13 @@ import {
   notFound,
   openingExists,
 } from "./inputs.js";
+import {
+  checkStoreFolder,
+  fileExists,
+  logFileOf,
+  openStoreFile,
+  setTornTailAside,
+} from "./key-store-file.js";
 import { LeasedClaims, type LineHooks } from "./leases.js";
 import {
   CHAIN_START,
@@ -171,51 +177,6 @@ type State = "new" | "opening" | "open" | "closing" | "closed";
 
 const STORE_KEY_BYTES = 32;
 
-async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) {
-    const { bytesWritten } = await handle.write(
-      bytes,
-      offset,
-      bytes.length - offset,
-      position + offset,
-    );
-    offset += bytesWritten;
-  }
-}
-
-/**
- * The log file for group commit: `handle` for plain writes, syncs and truncation; `dsync`, the
- * same file opened O_DSYNC, for writes that are durable when they return (one thread-pool trip).
- */
-function fileLogFile(handle: FileHandle, dsync: FileHandle): LogFile {
-  return {
-    write: (bytes, position) => writeAll(handle, bytes, position),
-    sync: () => handle.datasync(),
-    writeDurable: (bytes, position) => writeAll(dsync, bytes, position),
-    truncate: (size) => handle.truncate(size),
-  };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw error;
-  }
-}
-
-async function fsyncFolder(path: string): Promise<void> {
-  const handle = await open(path, constants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 export class FileKeyStore implements KeyStore {
   readonly kind = "file";
   readonly path: string;
@@ -320,7 +281,7 @@ export class FileKeyStore implements KeyStore {
     this.#state = "opening";
     this.#lock = this.#givenLock;
     try {
-      await this.#checkFolder();
+      await checkStoreFolder(this.path);
       this.#lock ??= await LockFile.acquire(`${this.path}.lock`, {
         ...storeLockOptions(this.path),
         ...(this.#logger ? { log: this.#logger } : {}),
@@ -333,9 +294,9 @@ export class FileKeyStore implements KeyStore {
       );
       // Judged before anything in the file is changed (a torn tail is cut below).
       const verdict = this.#judge(reading, atHeadLine);
-      if (torn) await this.#setTornTailAside(this.#handle, torn, this.#durableLines + 1);
+      if (torn) await this.#setTornTailAside(torn);
       this.#dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
-      const file = fileLogFile(this.#handle, this.#dsync);
+      const file = logFileOf(this.#handle, this.#dsync);
       this.#log = new GroupCommitLog(this.#wrapLogFile ? this.#wrapLogFile(file) : file, size, {
         name: this.path,
         onFailure: (error, cause) => {
@@ -713,63 +674,20 @@ export class FileKeyStore implements KeyStore {
     );
   }
 
-  async #checkFolder(): Promise<void> {
-    const folder = dirname(this.path);
-    try {
-      if (!(await stat(folder)).isDirectory()) throw new Error("not a folder");
-    } catch (cause) {
-      throw new DkeygenError(
-        ErrorCodes.OPERATIONAL,
-        `The folder ${folder} for the key store does not exist (or is not a folder).`,
-        { cause },
-      );
-    }
-  }
-
   async #openFile(reading: HeadReading): Promise<FileHandle> {
-    if (reading.kind !== "missing" && !(await exists(this.path))) {
+    if (reading.kind !== "missing" && !(await fileExists(this.path))) {
       // A head file but no key_store: judged as an empty file, before one is created.
       this.#judge(
         reading,
         reading.kind === "found" && reading.state.lines === 0 ? CHAIN_START : undefined,
       );
     }
-    try {
-      const handle = await open(
-        this.path,
-        constants.O_RDWR | constants.O_CREAT | constants.O_EXCL,
-        0o600,
-      );
-      // The new file's name must survive a crash too, not only its contents.
-      await fsyncFolder(dirname(this.path));
-      return handle;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw new DkeygenError(
-          ErrorCodes.OPERATIONAL,
-          `Cannot create the key store ${this.path}: ${(error as Error).message}`,
-          { cause: error },
-        );
-      }
-    }
-    const handle = await open(this.path, constants.O_RDWR);
-    try {
-      const info = await handle.stat();
-      if (!info.isFile()) {
-        throw new DkeygenError(ErrorCodes.OPERATIONAL, `${this.path} is not a regular file.`);
-      }
-      if ((info.mode & 0o077) !== 0) {
-        this.#logger?.warn(
-          { path: this.path, mode: (info.mode & 0o777).toString(8) },
-          "the key store file was accessible by others; setting it to 0600",
-        );
-        await handle.chmod(0o600);
-      }
-      return handle;
-    } catch (error) {
-      await handle.close();
-      throw error;
-    }
+    return openStoreFile(this.path, (mode) =>
+      this.#logger?.warn(
+        { path: this.path, mode },
+        "the key store file was accessible by others; setting it to 0600",
+      ),
+    );
   }
 
   #corrupt(line: number, reason: string): DkeygenError {
@@ -827,45 +745,21 @@ export class FileKeyStore implements KeyStore {
     );
   }
 
-  /**
-   * A last line without its newline was being written when the process or machine stopped. It was
-   * never acknowledged (a line is acknowledged only after its newline is fsynced), so it is not
-   * data: keep its bytes for forensics (ciphertext only, never plaintext secrets), then cut it off
-   * so the next append starts on a clean line.
-   */
-  async #setTornTailAside(handle: FileHandle, torn: Segment, line: number): Promise<void> {
-    const stamp = this.#clock().toISOString().replace(/[:.]/g, "-");
-    let target = "";
-    let out: FileHandle | undefined;
-    for (let n = 0; !out; n++) {
-      target = `${this.path}.torn-${stamp}${n === 0 ? "" : `-${n}`}`;
-      try {
-        out = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST" || n >= 100) throw error;
-      }
-    }
-    try {
-      const buffer = Buffer.allocUnsafe(1 << 20);
-      for (let position = torn.start; position < torn.end; ) {
-        const want = Math.min(buffer.length, torn.end - position);
-        const { bytesRead } = await handle.read(buffer, 0, want, position);
-        if (bytesRead === 0) break;
-        await out.write(buffer, 0, bytesRead);
-        position += bytesRead;
-      }
-      await out.sync();
-    } finally {
-      await out.close();
-    }
-    await fsyncFolder(dirname(this.path));
+  /** Keeps a torn last line (key-store-file.ts) and says so; it is line `#durableLines + 1`. */
+  async #setTornTailAside(torn: Segment): Promise<void> {
+    const kept = await setTornTailAside(this.#handle!, this.path, torn, this.#clock());
     this.#logger?.warn(
-      { path: this.path, line, bytes: torn.end - torn.start, preservedAs: target },
+      {
+        path: this.path,
+        line: this.#durableLines + 1,
+        bytes: torn.end - torn.start,
+        preservedAs: kept,
+      },
       "the key store's last line was torn by a crash (never acknowledged); it was set aside " +
         "and cut off",
     );
-    await handle.truncate(torn.start);
-    await handle.sync();
+    await this.#handle!.truncate(torn.start);
+    await this.#handle!.sync();
   }
 
   #assertReadable(): void {
