@@ -116,7 +116,14 @@ const CLAIM_NEXT =
   "claim_subject = $3, claim_request_id = $4, claimed_at = $5, claim_expires_at = $6 " +
   `WHERE id = (SELECT id FROM key_records WHERE purpose = $1 AND ${POOLABLE} ` +
   "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) " +
-  `RETURNING ${COLUMNS}`;
+  `RETURNING ${COLUMNS}, secret_iv, secret_ct, secret_tag`;
+
+/**
+ * Sealed secrets of records this store claimed, kept until read (the claimer reads the secret
+ * next: an OTP's code), so a claim and its code cost one statement, not two. At most this many;
+ * the oldest go first. Sealed, never in the clear; a record's secret never changes (trigger).
+ */
+const CLAIMED_SECRETS_KEPT = 4096;
 
 /** Consumes `$1` unless consumed; says whether the record exists and whether this consumed it. */
 const CONSUME =
@@ -301,6 +308,11 @@ export class PostgresKeyStore implements KeyStore {
   readonly #ids: UlidGenerator;
   /** Round ids whose opening this process is writing: of two racing calls, the second is refused. */
   readonly #openingsWriting = new Set<string>();
+  /** CLAIMED_SECRETS_KEPT: sealed secrets of records this store just claimed, by id. */
+  readonly #claimedSecrets = new Map<
+    string,
+    { record: { id: string; purpose: string; roundId: string }; sealed: SealedSecret }
+  >();
   #pool: Pool | undefined;
   #state: State = "new";
   #logSize = 0;
@@ -357,6 +369,8 @@ export class PostgresKeyStore implements KeyStore {
     this.#pool = pool;
     try {
       const client = await pool.connect();
+      const lost = () => {}; // a lost connection: the pending query rejects and says so
+      client.on("error", lost);
       try {
         this.#migrated = await applyMigrations(client);
         if (this.#migrated.length > 0) {
@@ -376,6 +390,7 @@ export class PostgresKeyStore implements KeyStore {
         );
         this.#logSize = Number(size.rows[0]!.size);
       } finally {
+        client.off("error", lost);
         client.release();
       }
       this.#state = "open";
@@ -491,6 +506,11 @@ export class PostgresKeyStore implements KeyStore {
     this.#assertOpen();
     checkId(id);
     if (!isUlid(id)) throw notFound(id);
+    const claimed = this.#claimedSecrets.get(id);
+    if (claimed) {
+      this.#claimedSecrets.delete(id);
+      return this.#openSealed(claimed.record, claimed.sealed);
+    }
     const { rows } = await this.#query<{
       purpose: string;
       round_id: string;
@@ -503,9 +523,16 @@ export class PostgresKeyStore implements KeyStore {
     );
     const row = rows[0];
     if (!row) throw notFound(id);
+    const record = { id, purpose: decodeName(row.purpose), roundId: decodeName(row.round_id) };
+    return this.#openSealed(record, { iv: row.secret_iv, ct: row.secret_ct, tag: row.secret_tag });
+  }
+
+  #openSealed(
+    record: { id: string; purpose: string; roundId: string },
+    sealed: SealedSecret,
+  ): Uint8Array {
+    const id = record.id;
     try {
-      const record = { id, purpose: decodeName(row.purpose), roundId: decodeName(row.round_id) };
-      const sealed: SealedSecret = { iv: row.secret_iv, ct: row.secret_ct, tag: row.secret_tag };
       return openSecret(this.#secretKey, record, sealed);
     } catch (cause) {
       throw new DkeygenError(
@@ -531,7 +558,9 @@ export class PostgresKeyStore implements KeyStore {
   ): Promise<KeyRecord | undefined> {
     this.#assertOpen();
     const built = checkClaim(purpose, claim, this.#clock());
-    const { rows } = await this.#query<RecordRow>(CLAIM_NEXT, [
+    const { rows } = await this.#query<
+      RecordRow & { secret_iv: Buffer; secret_ct: Buffer; secret_tag: Buffer }
+    >(CLAIM_NEXT, [
       encodeName(purpose),
       encodeName(built.requester),
       encodeName(built.subject),
@@ -539,7 +568,16 @@ export class PostgresKeyStore implements KeyStore {
       new Date(built.claimedAt),
       new Date(built.expiresAt),
     ]);
-    return rows[0] && this.#record(rows[0]);
+    const row = rows[0];
+    if (!row) return undefined;
+    const record = this.#record(row);
+    const kept = this.#claimedSecrets;
+    if (kept.size >= CLAIMED_SECRETS_KEPT) kept.delete(kept.keys().next().value!);
+    kept.set(record.id, {
+      record: { id: record.id, purpose: record.purpose, roundId: record.roundId },
+      sealed: { iv: row.secret_iv, ct: row.secret_ct, tag: row.secret_tag },
+    });
+    return record;
   }
 
   async consume(id: string, at?: Date): Promise<boolean> {
@@ -724,6 +762,12 @@ export class PostgresKeyStore implements KeyStore {
       throw storeFailure(error, this.shownUrl, this.#password);
     }
     let failed: unknown;
+    // A connection lost while checked out is reported as an "error" event on the client (not
+    // only as the pending query's rejection): unheard, it would be an uncaught exception.
+    const lost = (error: Error) => {
+      failed ??= error;
+    };
+    client.on("error", lost);
     try {
       await client.query("BEGIN");
       const result = await body(async (text, values) => (await client.query(text, values)).rows);
@@ -736,6 +780,7 @@ export class PostgresKeyStore implements KeyStore {
         ? error
         : storeFailure(error, this.shownUrl, this.#password);
     } finally {
+      client.off("error", lost);
       // A connection whose transaction failed in an unknown state is not reused.
       client.release(failed !== undefined && !(failed instanceof DkeygenError));
     }
@@ -786,6 +831,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   #wipe(): void {
+    this.#claimedSecrets.clear();
     this.#secretKey.fill(0);
     this.#keyCheck.fill(0);
   }

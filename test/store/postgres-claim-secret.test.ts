@@ -1,0 +1,53 @@
+/**
+ * A claim on the PostgreSQL store returns the claimed row's sealed secret with it, so the
+ * claimer's next `readSecret` of that record (the OTP pool reading the code it hands out) asks
+ * the database nothing: one statement per OTP, not two. Shown by changing the row's sealed bytes
+ * behind the store's back (triggers off, as the superuser): the first read after the claim still
+ * opens the secret as claimed; a later read goes to the database and finds the damage.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, test } from "node:test";
+import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
+import { PostgresKeyStore } from "../../src/store/postgres.js";
+import { startPostgres } from "../helpers/postgres.js";
+
+const cluster = await startPostgres();
+after(() => cluster.stop());
+
+test("the secret of a record just claimed is read without a query, once; a later read asks the database", async () => {
+  const url = await cluster.createDatabase();
+  const database = new URL(url).pathname.slice(1);
+  const store = new PostgresKeyStore({ url, storeKey: randomBytes(32) });
+  await store.open();
+  try {
+    const secret = new Uint8Array([7, 7, 7, 1, 2, 3]);
+    await store.put({
+      purpose: "otp",
+      roundId: "round-1",
+      participants: ["a", "b"],
+      algorithm: "otp/v1",
+      public: { digits: 6 },
+      secret,
+    });
+    const claimed = await store.claimNext("otp", {
+      requester: "svc",
+      subject: "alice",
+      requestId: "req-1",
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    assert.ok(claimed);
+    await cluster.admin("ALTER TABLE key_records DISABLE TRIGGER USER", [], database);
+    await cluster.admin(
+      "UPDATE key_records SET secret_ct = '\\x00'::bytea || secret_ct WHERE id = $1",
+      [claimed.id],
+      database,
+    );
+    assert.deepEqual(await store.readSecret(claimed.id), secret, "read with the claim");
+    await assert.rejects(store.readSecret(claimed.id), (e) =>
+      isDkeygenError(e, ErrorCodes.STORE_CORRUPT),
+    );
+  } finally {
+    await store.close();
+  }
+});
