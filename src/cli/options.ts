@@ -62,11 +62,20 @@ export function storeUrlOption(flag: string | undefined, option = "--store"): st
   const env = process.env.DKEYGEN_STORE_URL;
   const [value, source] = flag !== undefined ? [flag, option] : [env, "DKEYGEN_STORE_URL"];
   if (value === undefined || (flag === undefined && value === "")) return undefined;
+  let url: string;
   try {
-    return checkPostgresStoreUrl(value);
+    url = checkPostgresStoreUrl(value);
   } catch (error) {
     throw usage(`${source}: ${(error as Error).message}`);
   }
+  if (flag !== undefined && new URL(url).password !== "") {
+    process.stderr.write(
+      `warning: ${option} carries the database password, which every user of this machine can ` +
+        "read in the process list; give the URL in DKEYGEN_STORE_URL instead, or leave the " +
+        "password out of it and put it in PGPASSWORD or ~/.pgpass\n",
+    );
+  }
+  return url;
 }
 
 /**

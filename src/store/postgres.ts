@@ -744,7 +744,6 @@ export class PostgresKeyStore implements KeyStore {
     }
   }
 
-  /** Runs one statement; a failure becomes a DkeygenError (`special` may name its own). */
   /**
    * Runs `body` in one transaction on one connection (BEGIN … COMMIT; ROLLBACK when it throws),
    * for state kept beside the records in the same database (the distribution server's
@@ -786,6 +785,7 @@ export class PostgresKeyStore implements KeyStore {
     }
   }
 
+  /** Runs one statement; a failure becomes a DkeygenError (`special` may name its own). */
   async #query<R extends QueryResultRow = QueryResultRow>(
     text: string,
     values: unknown[],

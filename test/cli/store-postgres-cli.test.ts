@@ -114,3 +114,21 @@ test("dkeygen server --store runs on PostgreSQL with store.key in its data folde
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a password on the command line is warned about (the process list shows it); none in DKEYGEN_STORE_URL, nor with the password in PGPASSWORD instead", async () => {
+  const url = await cluster.createDatabase();
+  const inArgv = await runCli(["store", "migrate", "--store", url]);
+  assert.equal(inArgv.status, 0, inArgv.stderr);
+  assert.match(inArgv.stderr, /warning: --store carries the database password.*DKEYGEN_STORE_URL/);
+  assertHidden(cluster.password, inArgv.stdout, inArgv.stderr);
+  const inEnv = await runCli(["store", "migrate"], { env: { DKEYGEN_STORE_URL: url } });
+  assert.equal(inEnv.status, 0, inEnv.stderr);
+  assert.equal(inEnv.stderr, "");
+  const bare = new URL(url);
+  bare.password = "";
+  const withPgPassword = await runCli(["store", "migrate", "--store", bare.href], {
+    env: { PGPASSWORD: cluster.password },
+  });
+  assert.equal(withPgPassword.status, 0, withPgPassword.stderr);
+  assert.equal(withPgPassword.stderr, "");
+});
