@@ -609,6 +609,22 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    // Known disagreement (the OTP pool never mixes the two): the key_store file leases the oldest
+    // records for reserved claims, and a durable claim does not take leased ones, so it finds
+    // none while countUnclaimed still counts them. Memory and PostgreSQL pass.
+    test("durable and reserved claims mixed in one store share one oldest-first order", {
+      todo: "the key_store file's durable claims skip records it leased for reserved claims",
+    }, async () => {
+      await withStore(async (store) => {
+        const records = await putMany(store, 4);
+        const order: (string | undefined)[] = [];
+        for (let i = 0; i < 5; i++) {
+          order.push((await store.claimNext("otp", claim(i), i % 2 === 0 ? RESERVED : {}))?.id);
+        }
+        assert.deepEqual(order, [...records.map((r) => r.id), undefined]);
+      });
+    });
+
     test("a record consumed by id before any claim is never handed out by a reserved claim", async () => {
       await withStore(async (store) => {
         const records = await putMany(store, 4);
