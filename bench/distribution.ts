@@ -40,6 +40,8 @@ export interface Load {
   rps: number;
   /** Requests answered in the run. */
   requests: number;
+  /** Answers by HTTP status. */
+  statusCodes: Record<string, number>;
   p50: number;
   p99: number;
   errors: number;
@@ -79,6 +81,9 @@ export async function load(
   return {
     rps: result.requests.total / result.duration,
     requests: result.requests.total,
+    statusCodes: Object.fromEntries(
+      Object.entries(result.statusCodeStats ?? {}).map(([code, stat]) => [code, stat.count ?? 0]),
+    ),
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.timeouts,
