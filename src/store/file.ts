@@ -437,6 +437,12 @@ export class FileKeyStore implements KeyStore {
       const leased = await this.#leased.claim(purpose, built);
       return leased && copyRecord(leased);
     }
+    // Records leased for reserved claims are the oldest: a durable claim takes those first.
+    const leased = this.#leased.claimDurable(purpose, built);
+    if (leased) {
+      await leased.durable;
+      return copyRecord(leased.record);
+    }
     // Decided here, synchronously: no other claimNext can run between this and the mark.
     const record = this.#core.claimOldest(purpose, built);
     if (!record) return undefined;

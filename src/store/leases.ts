@@ -90,6 +90,24 @@ export class LeasedClaims {
     }
   }
 
+  /**
+   * A durable claim of the oldest record leased for `purpose` (leased records are the oldest
+   * claimable ones), decided synchronously: its claim goes into a claims line of its own, which
+   * `durable` awaits. Undefined when this store holds no leased record of `purpose`.
+   */
+  claimDurable(
+    purpose: string,
+    claim: Claim,
+  ): { record: KeyRecord; durable: Promise<void> } | undefined {
+    const lease = this.#leases.get(purpose);
+    const record = lease && this.#take(lease);
+    if (!record) return undefined;
+    mustApply(this.#store.core().claim(record.id, claim));
+    // If the line fails the store fails, as for a reserved claim: the record stays claimed here
+    // and is void after a restart, never handed out again.
+    return { record, durable: this.#append(claimsBody([claimEntry(record.id, claim)]), {}) };
+  }
+
   /** Writes the claims queued this turn now; the store calls it before any other line. */
   flush(): void {
     if (this.#pending.length === 0) return;
