@@ -109,3 +109,26 @@ test("no subject is in the database in the clear, and a subject with nothing to 
     await close();
   }
 });
+
+test("verifications racing on one subject over two servers, each ending in success (the row deleted as idle), all start and end: no step finds its row gone", async () => {
+  const { stores, close } = await processes(2);
+  try {
+    const limits = { maxFailures: 5, lockMs: 60_000 };
+    const servers = stores.map((s) => new PostgresAttemptStore(s, limits));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 300 }, async (_, i) => {
+        const server = servers[i % 2]!;
+        const start = await server.begin("racer", T0);
+        assert.equal(start.locked, false);
+        await server.succeed("racer");
+      }),
+    );
+    const failed = outcomes.filter((o) => o.status === "rejected");
+    assert.deepEqual(
+      failed.map((o) => String((o as PromiseRejectedResult).reason)).slice(0, 3),
+      [],
+    );
+  } finally {
+    await close();
+  }
+});

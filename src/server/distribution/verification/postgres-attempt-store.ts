@@ -90,15 +90,16 @@ export class PostgresAttemptStore implements AttemptStore {
   ): Promise<T | undefined> {
     const hash = keyHash(key);
     return this.#store.transaction(async (query) => {
-      if (create) {
-        await query(
-          "INSERT INTO verification_attempts (key_hash, touched) VALUES ($1, $2) ON CONFLICT (key_hash) DO NOTHING",
-          [hash, now],
-        );
-      }
+      // With `create`, one statement makes the row or locks the one there: an insert followed by
+      // a separate SELECT … FOR UPDATE could find nothing, when another process's step deleted
+      // the row (idle) in between — that was a 500, and for `fail` an uncounted failure.
       const [row] = await query<Row & Record<string, unknown>>(
-        "SELECT failures, pending, locked_until, touched FROM verification_attempts WHERE key_hash = $1 FOR UPDATE",
-        [hash],
+        create
+          ? "INSERT INTO verification_attempts AS a (key_hash, touched) VALUES ($1, $2) " +
+              "ON CONFLICT (key_hash) DO UPDATE SET touched = a.touched " +
+              "RETURNING failures, pending, locked_until, touched"
+          : "SELECT failures, pending, locked_until, touched FROM verification_attempts WHERE key_hash = $1 FOR UPDATE",
+        create ? [hash, now] : [hash],
       );
       if (row === undefined) return undefined;
       const entry: AttemptEntry = {
