@@ -36,7 +36,7 @@ export function claimStatement(table: string): string {
     `UPDATE ${table} SET claim_seq = nextval('key_claim_seq'), claim_requester = $2, ` +
     "claim_subject = $3, claim_request_id = $4, claimed_at = $5, claim_expires_at = $6 " +
     `WHERE id = (SELECT id FROM ${table} WHERE purpose = $1 AND ${POOLABLE} ` +
-    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) " +
+    'ORDER BY id COLLATE "POSIX" LIMIT 1 FOR UPDATE SKIP LOCKED) ' +
     `RETURNING ${COLUMNS}`
   );
 }

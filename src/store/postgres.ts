@@ -4,7 +4,7 @@
  * schema (postgres-schema.ts, docs/PROTOCOL.md §10.1) enforces the rules in SQL as well.
  *
  * - Every decision that must hold across processes is one SQL statement: a claim is
- *   `UPDATE … WHERE id = (SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)`, a consumption
+ *   `UPDATE … WHERE id = (SELECT … ORDER BY id COLLATE "POSIX" LIMIT 1 FOR UPDATE SKIP LOCKED)`, a consumption
  *   `… WHERE consumed_at IS NULL`, a TOTP step a compare-and-set `… WHERE last_step < $step`.
  *   Nothing is cached that another process could contradict, except the log's size (below).
  * - Durability: a statement resolves once committed, and the store's sessions run with
@@ -111,11 +111,12 @@ const COLUMNS =
 /** The pool a claim takes from: no owner, no claim, no consumption, not held (schema v4). */
 const POOLABLE = "owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL AND NOT held";
 
-const CLAIM_NEXT =
+export const CLAIM_NEXT =
   "UPDATE key_records SET claim_seq = nextval('key_claim_seq'), claim_requester = $2, " +
   "claim_subject = $3, claim_request_id = $4, claimed_at = $5, claim_expires_at = $6 " +
   `WHERE id = (SELECT id FROM key_records WHERE purpose = $1 AND ${POOLABLE} ` +
-  "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) " +
+  // COLLATE "POSIX": the order only the pool index gives (schema version 6), same as "C".
+  'ORDER BY id COLLATE "POSIX" LIMIT 1 FOR UPDATE SKIP LOCKED) ' +
   `RETURNING ${COLUMNS}, secret_iv, secret_ct, secret_tag`;
 
 /**

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
-import { PostgresKeyStore } from "../../src/store/postgres.js";
+import { CLAIM_NEXT, PostgresKeyStore } from "../../src/store/postgres.js";
 import { startPostgres } from "../helpers/postgres.js";
 
 const cluster = await startPostgres();
@@ -47,6 +47,49 @@ test("the secret of a record just claimed is read without a query, once; a later
     await assert.rejects(store.readSecret(claimed.id), (e) =>
       isDkeygenError(e, ErrorCodes.STORE_CORRUPT),
     );
+  } finally {
+    await store.close();
+  }
+});
+
+test("a claim walks the pool index, not the records claimed before it, even under statistics taken when all were poolable", async () => {
+  const url = await cluster.createDatabase();
+  const database = new URL(url).pathname.slice(1);
+  const store = new PostgresKeyStore({ url, storeKey: randomBytes(32) });
+  await store.open();
+  try {
+    for (let batch = 0; batch < 6; batch++) {
+      await Promise.all(
+        Array.from({ length: 100 }, () =>
+          store.put({
+            purpose: "otp",
+            roundId: "round-1",
+            participants: ["a", "b"],
+            algorithm: "otp/v1",
+            public: { digits: 6 },
+            secret: new Uint8Array(8),
+          }),
+        ),
+      );
+    }
+    await cluster.admin("ANALYZE key_records", [], database);
+    await cluster.admin("ALTER TABLE key_records SET (autovacuum_enabled = false)", [], database);
+    for (let i = 0; i < 500; i++) {
+      await store.claimNext("otp", {
+        requester: "svc",
+        subject: "s",
+        requestId: `q${i}`,
+        expiresAt: new Date(Date.now() + 60_000),
+      });
+    }
+    const plan = await cluster.admin<{ "QUERY PLAN": unknown }>(
+      `EXPLAIN (FORMAT JSON) ${CLAIM_NEXT}`,
+      ["otp", "svc", "s", "q", new Date(), new Date(Date.now() + 60_000)],
+      database,
+    );
+    const text = JSON.stringify(plan);
+    assert.match(text, /"Index Name":"key_records_pool_order"/);
+    assert.doesNotMatch(text, /"Index Name":"key_records_pkey"[^}]*"Filter"/);
   } finally {
     await store.close();
   }
