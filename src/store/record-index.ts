@@ -292,8 +292,7 @@ export class RecordIndex {
     const slot = this.#slots.get(id);
     // A reserved record that was claimed or consumed since keeps `reserved` but is neither.
     return (
-      slot !== undefined &&
-      slot.reserved &&
+      slot?.reserved === true &&
       !this.isReserved(id) &&
       slot.record.claim === undefined &&
       slot.record.consumedAt === undefined
