@@ -4,7 +4,8 @@
  * schema (postgres-schema.ts, docs/PROTOCOL.md §10.1) enforces the rules in SQL as well.
  *
  * - Every decision that must hold across processes is one SQL statement: a claim is
- *   `UPDATE … WHERE id = (SELECT … ORDER BY id COLLATE "POSIX" LIMIT 1 FOR UPDATE SKIP LOCKED)`, a consumption
+ *   `UPDATE … FROM (SELECT … ORDER BY id COLLATE "POSIX" LIMIT n FOR UPDATE SKIP LOCKED)` for the
+ *   n claims made in one turn (postgres-claims.ts), a consumption
  *   `… WHERE consumed_at IS NULL`, a TOTP step a compare-and-set `… WHERE last_step < $step`.
  *   Nothing is cached that another process could contradict, except the log's size (below).
  * - Durability: a statement resolves once committed, and the store's sessions run with
@@ -55,6 +56,7 @@ import {
   sealOpening,
   sealSecret,
 } from "./log-format.js";
+import { ClaimBatcher, claimBatchStatement } from "./postgres-claims.js";
 import { applyMigrations, type Migration } from "./postgres-schema.js";
 import { checkPostgresStoreUrl, redactStoreUrl } from "./postgres-url.js";
 import { isUlid, UlidGenerator } from "./record-id.js";
@@ -111,13 +113,16 @@ const COLUMNS =
 /** The pool a claim takes from: no owner, no claim, no consumption, not held (schema v4). */
 const POOLABLE = "owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL AND NOT held";
 
-export const CLAIM_NEXT =
-  "UPDATE key_records SET claim_seq = nextval('key_claim_seq'), claim_requester = $2, " +
-  "claim_subject = $3, claim_request_id = $4, claimed_at = $5, claim_expires_at = $6 " +
-  `WHERE id = (SELECT id FROM key_records WHERE purpose = $1 AND ${POOLABLE} ` +
-  // COLLATE "POSIX": the order only the pool index gives (schema version 6), same as "C".
-  'ORDER BY id COLLATE "POSIX" LIMIT 1 FOR UPDATE SKIP LOCKED) ' +
-  `RETURNING ${COLUMNS}, secret_iv, secret_ct, secret_tag`;
+/** claimNext's statement, for any number of claims made in one turn (postgres-claims.ts). */
+export const CLAIM_BATCH = claimBatchStatement(COLUMNS, POOLABLE);
+
+/** A row claimBatchStatement returns. */
+type ClaimedRow = RecordRow & {
+  slot: string;
+  secret_iv: Buffer;
+  secret_ct: Buffer;
+  secret_tag: Buffer;
+};
 
 /**
  * Sealed secrets of records this store claimed, kept until read (the claimer reads the secret
@@ -309,6 +314,11 @@ export class PostgresKeyStore implements KeyStore {
   readonly #ids: UlidGenerator;
   /** Round ids whose opening this process is writing: of two racing calls, the second is refused. */
   readonly #openingsWriting = new Set<string>();
+  /** Claims gathered per turn, one statement each batch (postgres-claims.ts). */
+  readonly #claims = new ClaimBatcher<ClaimedRow>(
+    async (purpose, values) =>
+      (await this.#query<ClaimedRow>(CLAIM_BATCH, [purpose, ...values])).rows,
+  );
   /** CLAIMED_SECRETS_KEPT: sealed secrets of records this store just claimed, by id. */
   readonly #claimedSecrets = new Map<
     string,
@@ -559,17 +569,13 @@ export class PostgresKeyStore implements KeyStore {
   ): Promise<KeyRecord | undefined> {
     this.#assertOpen();
     const built = checkClaim(purpose, claim, this.#clock());
-    const { rows } = await this.#query<
-      RecordRow & { secret_iv: Buffer; secret_ct: Buffer; secret_tag: Buffer }
-    >(CLAIM_NEXT, [
-      encodeName(purpose),
+    const row = await this.#claims.claim(encodeName(purpose), [
       encodeName(built.requester),
       encodeName(built.subject),
       encodeName(built.requestId),
       new Date(built.claimedAt),
       new Date(built.expiresAt),
     ]);
-    const row = rows[0];
     if (!row) return undefined;
     const record = this.#record(row);
     const kept = this.#claimedSecrets;

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
-import { CLAIM_NEXT, PostgresKeyStore } from "../../src/store/postgres.js";
+import { CLAIM_BATCH, PostgresKeyStore } from "../../src/store/postgres.js";
 import { startPostgres } from "../helpers/postgres.js";
 
 const cluster = await startPostgres();
@@ -83,13 +83,66 @@ test("a claim walks the pool index, not the records claimed before it, even unde
       });
     }
     const plan = await cluster.admin<{ "QUERY PLAN": unknown }>(
-      `EXPLAIN (FORMAT JSON) ${CLAIM_NEXT}`,
-      ["otp", "svc", "s", "q", new Date(), new Date(Date.now() + 60_000)],
+      `EXPLAIN (FORMAT JSON) ${CLAIM_BATCH}`,
+      ["otp", 1, ["svc"], ["s"], ["q"], [new Date()], [new Date(Date.now() + 60_000)]],
       database,
     );
     const text = JSON.stringify(plan);
     assert.match(text, /"Index Name":"key_records_pool_order"/);
     assert.doesNotMatch(text, /"Index Name":"key_records_pkey"[^}]*"Filter"/);
+  } finally {
+    await store.close();
+  }
+});
+
+test("claims made in one turn are one statement: oldest rows to the earliest calls, one transaction for all", async () => {
+  const url = await cluster.createDatabase();
+  const database = new URL(url).pathname.slice(1);
+  const store = new PostgresKeyStore({ url, storeKey: randomBytes(32) });
+  await store.open();
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      ids.push(
+        (
+          await store.put({
+            purpose: "otp",
+            roundId: "round-1",
+            participants: ["a", "b"],
+            algorithm: "otp/v1",
+            public: { digits: 6 },
+            secret: new Uint8Array([i]),
+          })
+        ).id,
+      );
+    }
+    const xid = async () =>
+      Number(
+        (await cluster.admin<{ x: string }>("SELECT txid_current() AS x", [], database))[0]!.x,
+      );
+    const before = await xid();
+    const claimed = await Promise.all(
+      Array.from({ length: 14 }, (_, i) =>
+        store.claimNext("otp", {
+          requester: "svc",
+          subject: `user-${i}`,
+          requestId: `req-${i}`,
+          expiresAt: new Date(Date.now() + 60_000),
+        }),
+      ),
+    );
+    const after = await xid();
+    assert.equal(after - before - 1, 1, "one writing transaction for the 14 claims");
+    assert.deepEqual(
+      claimed.map((r) => r?.id),
+      [...ids, undefined, undefined],
+    );
+    claimed.slice(0, 12).forEach((r, i) => {
+      assert.equal(r!.claim?.subject, `user-${i}`);
+      assert.equal(r!.claim?.requestId, `req-${i}`);
+    });
+    // Each claim's secret comes with it.
+    assert.deepEqual(await store.readSecret(ids[5]!), new Uint8Array([5]));
   } finally {
     await store.close();
   }
