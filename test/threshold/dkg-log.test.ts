@@ -308,9 +308,10 @@ test("audit record on a threshold key fails, naming what, when the record is not
   );
   const bip86 =
     "certificate: the record's group key, output key or address is not the confirmed package's (BIP 86)";
-  assert.deepEqual(await audit({ ...pub, address: refreshed.address!.replace(/.$/, "q") }), [
-    bip86,
-  ]);
+  // Another last character (replacing it with "q" changed nothing when it already was one).
+  const address = refreshed.address!;
+  const otherAddress = address.slice(0, -1) + (address.endsWith("q") ? "p" : "q");
+  assert.deepEqual(await audit({ ...pub, address: otherAddress }), [bip86]);
   assert.deepEqual(await audit({ ...pub, groupPublicKey: key.outputKey }), [bip86]);
   assert.deepEqual(await audit({ ...pub, transcript: "00".repeat(32) }), [
     "certificate: the record's transcript is not the one the holders confirmed",
