@@ -74,14 +74,7 @@ async function startDistributor(): Promise<void> {
     string,
     string,
   ];
-  const keys = await loadOrCreateRequesterKeys(requesterDir);
-  const client = new RequesterClient({
-    server: http,
-    credential: new Secret(new Uint8Array(Buffer.from(credential))),
-    privateKey: keys.privateKey,
-    fingerprint: keys.fingerprint,
-  });
-  distributors.push({ process, http, client });
+  distributors.push({ process, http, client: await clientFor(http) });
 }
 
 before(async () => {

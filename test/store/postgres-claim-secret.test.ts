@@ -13,6 +13,18 @@ import { CLAIM_BATCH, PostgresKeyStore } from "../../src/store/postgres.js";
 import { startPostgres } from "../helpers/postgres.js";
 
 const cluster = await startPostgres();
+
+/** A pool OTP record of round "round-1" with secret part `secret`. */
+function putOtp(store: PostgresKeyStore, secret: Uint8Array) {
+  return store.put({
+    purpose: "otp",
+    roundId: "round-1",
+    participants: ["a", "b"],
+    algorithm: "otp/v1",
+    public: { digits: 6 },
+    secret,
+  });
+}
 after(() => cluster.stop());
 
 test("the secret of a record just claimed is read without a query, once; a later read asks the database", async () => {
@@ -22,14 +34,7 @@ test("the secret of a record just claimed is read without a query, once; a later
   await store.open();
   try {
     const secret = new Uint8Array([7, 7, 7, 1, 2, 3]);
-    await store.put({
-      purpose: "otp",
-      roundId: "round-1",
-      participants: ["a", "b"],
-      algorithm: "otp/v1",
-      public: { digits: 6 },
-      secret,
-    });
+    await putOtp(store, secret);
     const claimed = await store.claimNext("otp", {
       requester: "svc",
       subject: "alice",
@@ -59,18 +64,7 @@ test("a claim walks the pool index, not the records claimed before it, even unde
   await store.open();
   try {
     for (let batch = 0; batch < 6; batch++) {
-      await Promise.all(
-        Array.from({ length: 100 }, () =>
-          store.put({
-            purpose: "otp",
-            roundId: "round-1",
-            participants: ["a", "b"],
-            algorithm: "otp/v1",
-            public: { digits: 6 },
-            secret: new Uint8Array(8),
-          }),
-        ),
-      );
+      await Promise.all(Array.from({ length: 100 }, () => putOtp(store, new Uint8Array(8))));
     }
     await cluster.admin("ANALYZE key_records", [], database);
     await cluster.admin("ALTER TABLE key_records SET (autovacuum_enabled = false)", [], database);
@@ -103,18 +97,7 @@ test("claims made in one turn are one statement: oldest rows to the earliest cal
   try {
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
-      ids.push(
-        (
-          await store.put({
-            purpose: "otp",
-            roundId: "round-1",
-            participants: ["a", "b"],
-            algorithm: "otp/v1",
-            public: { digits: 6 },
-            secret: new Uint8Array([i]),
-          })
-        ).id,
-      );
+      ids.push((await putOtp(store, new Uint8Array([i]))).id);
     }
     const xid = async () =>
       Number(
