@@ -33,7 +33,7 @@ import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
-import { DkeygenError, ErrorCodes } from "../errors.js";
+import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
 import {
   type ChainState,
@@ -84,6 +84,7 @@ import {
   openSecret,
   readSegments,
   recordBody,
+  retireBody,
   rollbackBody,
   type SealedSecret,
   type Segment,
@@ -95,12 +96,14 @@ import {
   unholdBody,
 } from "./log-format.js";
 import { UlidGenerator } from "./record-id.js";
-import type { RecordIndex } from "./record-index.js";
+import type { RecordIndex, RetirePolicy } from "./record-index.js";
 import {
   consumeRule,
   liveAnswer,
   mustApply,
+  RETIRE_GRACE_MS,
   RecordCore,
+  retirePolicy,
   stepMark,
   stepRule,
 } from "./record-rules.js";
@@ -169,9 +172,19 @@ export interface FileKeyStoreOptions {
   acceptRollback?: boolean;
   /** For fault-injection tests only: wraps the head file's durable write. */
   wrapHeadWrite?: HeadFileOptions["wrapWrite"];
+  /**
+   * How long a pooled OTP stays in memory after its claim expired (record-rules.ts
+   * `retirePolicy`), so a late verification hears "expired" or "used"; default 60 s. Then it
+   * retires: a retire line records it and it leaves memory for good.
+   */
+  retireGraceMs?: number;
+  /** How often retirements are looked for, in ms; default 1,000. 0: only when `retireDue` is
+   * called (tests). */
+  retireEveryMs?: number;
 }
 
 const DEFAULT_LEASE_SIZE = 256;
+const DEFAULT_RETIRE_EVERY_MS = 1000;
 
 type State = "new" | "opening" | "open" | "closing" | "closed";
 
@@ -218,6 +231,12 @@ export class FileKeyStore implements KeyStore {
   /** The transparency log's leaves, queued ones included; `#durableLeaves` of them are durable. */
   #leaves: Uint8Array[] = [];
   #durableLeaves = 0;
+  readonly #retirePolicy: RetirePolicy;
+  readonly #retireEveryMs: number;
+  #retireTimer: NodeJS.Timeout | undefined;
+  /** Records retired, per minute of retirement (ms of the minute's start): what a compaction
+   * past the retention would leave out. */
+  #retiredByMinute = new Map<number, number>();
 
   constructor(options: FileKeyStoreOptions) {
     if (typeof options?.path !== "string" || options.path.length === 0) {
@@ -254,6 +273,64 @@ export class FileKeyStore implements KeyStore {
     this.#logger = options.logger;
     this.#wrapLogFile = options.wrapLogFile;
     this.#ids = new UlidGenerator({ random: this.#random, now: () => this.#clock().getTime() });
+    const grace = options.retireGraceMs ?? RETIRE_GRACE_MS;
+    if (!Number.isSafeInteger(grace) || grace < 0) {
+      throw new TypeError("FileKeyStore: options.retireGraceMs must be a non-negative integer");
+    }
+    this.#retirePolicy = retirePolicy(grace);
+    this.#retireEveryMs = options.retireEveryMs ?? DEFAULT_RETIRE_EVERY_MS;
+    if (!Number.isSafeInteger(this.#retireEveryMs) || this.#retireEveryMs < 0) {
+      throw new TypeError("FileKeyStore: options.retireEveryMs must be a non-negative integer");
+    }
+  }
+
+  /** Records held in memory: the live ones (retired OTPs have left). */
+  get liveRecords(): number {
+    return this.#state === "open" ? this.#index.size : 0;
+  }
+
+  /**
+   * Retires every record due by now (record-rules.ts `retirePolicy`): each leaves memory for
+   * good, and retire lines record it. Runs every `retireEveryMs` by itself. Resolves with how
+   * many retired once their lines are durable.
+   */
+  async retireDue(): Promise<number> {
+    this.#assertWritable();
+    const now = this.#clock().getTime();
+    const ids: string[] = [];
+    for (const id of this.#index.dueForRetirement(now)) {
+      if (this.#consuming.has(id) || this.#stepping.has(id)) {
+        // A write about it is in flight: next time.
+        this.#index.scheduleRetirement(id, now + 1);
+        continue;
+      }
+      mustApply(this.#core.retire(id, now));
+      this.#sealed.delete(id);
+      ids.push(id);
+    }
+    if (ids.length === 0) return 0;
+    const minute = now - (now % 60_000);
+    this.#retiredByMinute.set(minute, (this.#retiredByMinute.get(minute) ?? 0) + ids.length);
+    const at = new Date(now).toISOString();
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < ids.length; i += MAX_LEASE_IDS) {
+      writes.push(this.#append(retireBody(at, ids.slice(i, i + MAX_LEASE_IDS)), {}));
+    }
+    await Promise.all(writes);
+    return ids.length;
+  }
+
+  #retireInBackground(): void {
+    if (this.#state !== "open" || this.#log?.failure !== undefined) return;
+    this.retireDue().catch((error: unknown) => {
+      // A failed write fails the store for good and is logged there; anything else is a bug.
+      if (this.#log?.failure === undefined) {
+        this.#logger?.warn(
+          { path: this.path, err: describeError(error) },
+          "retiring records failed",
+        );
+      }
+    });
   }
 
   /** The index, to read; changes go through `#core`. */
@@ -322,6 +399,10 @@ export class FileKeyStore implements KeyStore {
       this.#headFile.follow(this.#chainState());
       await this.#headFile.settle();
       this.#state = "open";
+      if (this.#retireEveryMs > 0) {
+        this.#retireTimer = setInterval(() => this.#retireInBackground(), this.#retireEveryMs);
+        this.#retireTimer.unref();
+      }
     } catch (error) {
       await this.#headFile?.close().catch(() => {});
       await this.#handle?.close().catch(() => {});
@@ -342,6 +423,7 @@ export class FileKeyStore implements KeyStore {
       return;
     }
     this.#state = "closing";
+    clearInterval(this.#retireTimer);
     try {
       this.#leased.flush();
       await this.#log!.drain();
@@ -713,7 +795,7 @@ export class FileKeyStore implements KeyStore {
     handle: FileHandle,
     watch: number | undefined,
   ): Promise<{ size: number; torn: Segment | undefined; atHeadLine: Uint8Array | undefined }> {
-    const replayer = new Replayer(this.#keys.mac, watch);
+    const replayer = new Replayer(this.#keys.mac, watch, this.#retirePolicy);
     for await (const segment of readSegments(handle)) {
       const failure = replayer.feed(segment);
       if (failure) throw this.#replayError(failure);
@@ -729,6 +811,7 @@ export class FileKeyStore implements KeyStore {
     this.#head = state.head;
     this.#durableHead = state.head;
     this.#durableLines = state.lines;
+    this.#retiredByMinute = state.retiredByMinute;
     if (state.voided > 0) {
       this.#logger?.warn(
         { path: this.path, records: state.voided },

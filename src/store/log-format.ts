@@ -204,6 +204,33 @@ export interface UnholdBody {
   roundId: string;
   at: string;
 }
+/** Records that left the store's memory for good (an OTP consumed, or past its claim's expiry):
+ * no later line may name them. */
+export interface RetireBody {
+  t: "retire";
+  v: 1;
+  at: string;
+  ids: string[];
+}
+/** Line 1 of a compacted file: the old file's chain where the copy was cut, and what was left
+ * out. */
+export interface CompactedBody {
+  t: "compacted";
+  v: 1;
+  at: string;
+  from: ChainPoint;
+  /** Records left out (retired before the retention cutoff), and the cutoff. */
+  dropped: number;
+  cutoff: string;
+  /** Compactions of this store so far, this one included. */
+  generation: number;
+}
+/** The last line a compaction writes: the old file's final chain position at the switch. */
+export interface SwitchedBody {
+  t: "switched";
+  v: 1;
+  from: ChainPoint;
+}
 export interface OpeningBody {
   t: "opening";
   v: 1;
@@ -220,7 +247,10 @@ export type LogBody =
   | ConsumeBody
   | StepBody
   | LeaseBody
-  | RollbackBody;
+  | RollbackBody
+  | RetireBody
+  | CompactedBody
+  | SwitchedBody;
 
 /** The most ids one lease or release line names. */
 export const MAX_LEASE_IDS = 4096;
@@ -356,6 +386,24 @@ export function stepBody(id: string, step: number, at: string): StepBody {
 
 export function leaseBody(t: "lease" | "release", ids: string[]): LeaseBody {
   return { t, v: 1, ids };
+}
+
+export function retireBody(at: string, ids: string[]): RetireBody {
+  return { t: "retire", v: 1, at, ids };
+}
+
+export function compactedBody(
+  at: string,
+  from: ChainPoint,
+  dropped: number,
+  cutoff: string,
+  generation: number,
+): CompactedBody {
+  return { t: "compacted", v: 1, at, from, dropped, cutoff, generation };
+}
+
+export function switchedBody(from: ChainPoint): SwitchedBody {
+  return { t: "switched", v: 1, from };
 }
 
 export function unholdBody(roundId: string, at: string): UnholdBody {
@@ -507,6 +555,9 @@ const POINT_FIELDS = ["lines", "head"] as const;
 const TLOG_FIELDS = ["t", "v", "index", "leaf"] as const;
 const OPENING_FIELDS = ["t", "v", "roundId", "secret"] as const;
 const UNHOLD_FIELDS = ["t", "v", "roundId", "at"] as const;
+const RETIRE_FIELDS = ["t", "v", "at", "ids"] as const;
+const COMPACTED_FIELDS = ["t", "v", "at", "from", "dropped", "cutoff", "generation"] as const;
+const SWITCHED_FIELDS = ["t", "v", "from"] as const;
 
 export type ParsedBody =
   | { t: "tlog"; index: number; leaf: Uint8Array }
@@ -518,6 +569,16 @@ export type ParsedBody =
   | { t: "consume"; id: string; at: string }
   | { t: "step"; id: string; step: number; at: string }
   | { t: "lease" | "release"; ids: string[] }
+  | { t: "retire"; at: string; ids: string[] }
+  | {
+      t: "compacted";
+      at: string;
+      from: ChainPoint;
+      dropped: number;
+      cutoff: string;
+      generation: number;
+    }
+  | { t: "switched"; from: ChainPoint }
   | {
       t: "rollback";
       at: string;
@@ -526,17 +587,31 @@ export type ParsedBody =
       expected: ChainPoint | undefined;
     };
 
-function parsePoint(value: unknown, field: string): ChainPoint {
-  need(isObject(value), "rollback", field);
+function parsePoint(value: unknown, field: string, kind = "rollback"): ChainPoint {
+  need(isObject(value), kind, field);
   const point = value as Record<string, unknown>;
-  onlyFields(point, POINT_FIELDS, `rollback ${field}`);
+  onlyFields(point, POINT_FIELDS, `${kind} ${field}`);
   need(
     typeof point.lines === "number" && Number.isSafeInteger(point.lines) && point.lines >= 0,
-    "rollback",
+    kind,
     `${field}.lines`,
   );
-  need(typeof point.head === "string" && HEX.test(point.head), "rollback", `${field}.head`);
+  need(typeof point.head === "string" && HEX.test(point.head), kind, `${field}.head`);
   return { lines: point.lines as number, head: point.head as string };
+}
+
+/** A lease, release or retire line's ids: 1 to MAX_LEASE_IDS distinct ULIDs. */
+function idList(ids: unknown, kind: string): string[] {
+  need(
+    Array.isArray(ids) &&
+      ids.length > 0 &&
+      ids.length <= MAX_LEASE_IDS &&
+      ids.every(isUlid) &&
+      new Set(ids).size === ids.length,
+    kind,
+    "ids",
+  );
+  return ids as string[];
 }
 
 /** A claim's fields (of a claim line, or an entry of a claims line). */
@@ -596,19 +671,36 @@ export function parseBody(value: unknown): ParsedBody {
       }),
     };
   }
+  if (kind === "retire") {
+    onlyFields(value, RETIRE_FIELDS, kind);
+    need(isIsoTime(value.at), kind, "at");
+    return { t: kind, at: value.at as string, ids: idList(value.ids, kind) };
+  }
+  if (kind === "compacted") {
+    onlyFields(value, COMPACTED_FIELDS, kind);
+    need(isIsoTime(value.at), kind, "at");
+    need(isIsoTime(value.cutoff), kind, "cutoff");
+    const count = (field: "dropped" | "generation", least: number) => {
+      const n = value[field];
+      need(typeof n === "number" && Number.isSafeInteger(n) && n >= least, kind, field);
+      return n as number;
+    };
+    return {
+      t: kind,
+      at: value.at as string,
+      from: parsePoint(value.from, "from", kind),
+      dropped: count("dropped", 0),
+      cutoff: value.cutoff as string,
+      generation: count("generation", 1),
+    };
+  }
+  if (kind === "switched") {
+    onlyFields(value, SWITCHED_FIELDS, kind);
+    return { t: kind, from: parsePoint(value.from, "from", kind) };
+  }
   if (kind === "lease" || kind === "release") {
     onlyFields(value, LEASE_FIELDS, kind);
-    const ids = value.ids;
-    need(
-      Array.isArray(ids) &&
-        ids.length > 0 &&
-        ids.length <= MAX_LEASE_IDS &&
-        ids.every(isUlid) &&
-        new Set(ids).size === ids.length,
-      kind,
-      "ids",
-    );
-    return { t: kind, ids: ids as string[] };
+    return { t: kind, ids: idList(value.ids, kind) };
   }
   if (kind === "tlog") {
     onlyFields(value, TLOG_FIELDS, kind);

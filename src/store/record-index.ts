@@ -24,6 +24,9 @@
  */
 import type { Claim, KeyRecord, ListQuery } from "./types.js";
 
+/** When a record may leave the index (ms since the epoch), or undefined for never. */
+export type RetirePolicy = (record: KeyRecord) => number | undefined;
+
 /** A record's last step before a `setStep`, so a failed write can put it back. */
 export interface StepMark {
   step?: number;
@@ -65,26 +68,82 @@ function isPoolable(slot: Slot): boolean {
   return !slot.reserved && isOpen(slot.record);
 }
 
-/** Removes `id` from the ascending array `ids`, if it is there. */
-function removeSorted(ids: string[], id: string): void {
-  let lo = 0;
-  let hi = ids.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (ids[mid]! < id) lo = mid + 1;
-    else hi = mid;
+/**
+ * An id list that records leave from the front, as retired OTPs do (oldest first, mostly): a
+ * removed id is left in place and skipped by readers (`has` says which are still there), the
+ * read head moves past removed ids at the front, and the array is cut down once the dead part is
+ * at least half of it. So every change is O(1) amortised however long the list.
+ */
+class IdList {
+  ids: string[] = [];
+  head = 0;
+  /** Removed ids still in the array after the head. */
+  stale = 0;
+
+  /** Ids still in the list (present ones only, at or after the head). */
+  get length(): number {
+    return this.ids.length - this.head - this.stale;
   }
-  if (ids[lo] === id) ids.splice(lo, 1);
+
+  /** Inserts `id` in ascending order (at the end when it is the greatest, the usual case). */
+  insertSorted(id: string): void {
+    insertSorted(this.ids, id, this.head);
+  }
+
+  push(id: string): void {
+    this.ids.push(id);
+  }
+
+  /** Marks `id` removed (call it once `has(id)` is false); `has` tells which are present. */
+  remove(id: string, has: (id: string) => boolean): void {
+    this.stale++;
+    while (this.head < this.ids.length && !has(this.ids[this.head]!)) {
+      this.stale--;
+      this.head++;
+    }
+    if (
+      this.head + this.stale >= COMPACT_AFTER &&
+      (this.head + this.stale) * 2 >= this.ids.length
+    ) {
+      this.ids = this.ids.slice(this.head).filter(has);
+      this.head = 0;
+      this.stale = 0;
+    }
+  }
+
+  /** Removes `id` outright (undoing a change), wherever it is. */
+  take(id: string): void {
+    const at = this.ids.lastIndexOf(id);
+    if (at >= this.head) this.ids.splice(at, 1);
+  }
+
+  /** The present ids, in list order. */
+  *live(has: (id: string) => boolean): IterableIterator<string> {
+    for (let i = this.head; i < this.ids.length; i++) {
+      const id = this.ids[i]!;
+      if (has(id)) yield id;
+    }
+  }
+
+  /** The last `count` present ids, in list order. */
+  last(count: number, has: (id: string) => boolean): string[] {
+    const out: string[] = [];
+    for (let i = this.ids.length - 1; i >= this.head && out.length < count; i--) {
+      const id = this.ids[i]!;
+      if (has(id)) out.push(id);
+    }
+    return out.reverse();
+  }
 }
 
 /** Adds `id` to the ascending id list `key` names in `index`, making the list if needed. */
-function indexUnder(index: Map<string, string[]>, key: string, id: string): void {
+function indexUnder(index: Map<string, IdList>, key: string, id: string): void {
   let ids = index.get(key);
   if (!ids) {
-    ids = [];
+    ids = new IdList();
     index.set(key, ids);
   }
-  insertSorted(ids, id);
+  ids.insertSorted(id);
 }
 
 /** Inserts `id` into the ascending array `ids` within [from, ids.length). */
@@ -106,22 +165,108 @@ function insertSorted(ids: string[], id: string, from = 0): void {
 
 export class RecordIndex {
   readonly #slots = new Map<string, Slot>();
-  readonly #order: string[] = [];
-  readonly #byPurpose = new Map<string, string[]>();
+  readonly #order = new IdList();
+  readonly #byPurpose = new Map<string, IdList>();
   readonly #pools = new Map<string, Pool>();
-  readonly #byOwner = new Map<string, string[]>();
+  readonly #byOwner = new Map<string, IdList>();
   /** Records made for a subject, and records claimed for one (a record has at most one). */
-  readonly #bySubject = new Map<string, string[]>();
+  readonly #bySubject = new Map<string, IdList>();
   /** Per (requester, subject), the ids claimed by that requester for that subject, in claim
    * order: a verification reads the latest few without walking the subject's history. */
-  readonly #byClaimant = new Map<string, string[]>();
+  readonly #byClaimant = new Map<string, IdList>();
   /** Per purpose, the live reservations: reserved, neither claimed nor consumed, not void. */
   readonly #reserved = new Map<string, Set<string>>();
   /** Per round, the ids of its records still held (consumed ones included). */
-  readonly #held = new Map<string, string[]>();
+  readonly #held = new Map<string, IdList>();
+  /**
+   * Records due to retire (leave the index for good), bucketed by the second they are due in:
+   * an OTP claimed (due when its claim expires, plus the store's grace) or consumed unclaimed
+   * (due at once). Candidates only: `dueForRetirement` checks each against its record again.
+   */
+  readonly #retiring = new Map<number, string[]>();
+  #newest: string | undefined;
+  readonly #has = (id: string): boolean => this.#slots.has(id);
+
+  readonly #retireAt: RetirePolicy;
+
+  /** `retireAt`: when a record may leave the index for good (ms since the epoch), or undefined
+   * for never; asked each time a record is claimed or consumed. None retire by default. */
+  constructor(retireAt: RetirePolicy = () => undefined) {
+    this.#retireAt = retireAt;
+  }
 
   get size(): number {
     return this.#slots.size;
+  }
+
+  /**
+   * The records due to retire at `now` (ms), oldest due first, taken off the schedule: each is
+   * held, and its policy says it retires at or before `now`. The caller retires them (`remove`)
+   * or puts back those it cannot retire yet (`scheduleRetirement`).
+   */
+  dueForRetirement(now: number): string[] {
+    // An id may be on the schedule twice (claimed, then consumed): it is due once.
+    const due = new Set<string>();
+    const last = Math.floor(now / 1000);
+    const seconds = [...this.#retiring.keys()].filter((second) => second <= last);
+    for (const second of seconds.sort((a, b) => a - b)) {
+      const ids = this.#retiring.get(second)!;
+      // Taken off first: an id not due yet goes back under the same second, seen next time.
+      this.#retiring.delete(second);
+      for (const id of ids) {
+        const record = this.#slots.get(id)?.record;
+        if (!record) continue;
+        const at = this.#retireAt(record);
+        if (at === undefined) continue;
+        if (at <= now) due.add(id);
+        else this.scheduleRetirement(id, at);
+      }
+    }
+    return [...due];
+  }
+
+  /** Puts `id` on the retirement schedule for `at` (ms). */
+  scheduleRetirement(id: string, at: number): void {
+    const second = Math.floor(at / 1000);
+    const ids = this.#retiring.get(second);
+    if (ids) ids.push(id);
+    else this.#retiring.set(second, [id]);
+  }
+
+  /**
+   * Removes a record from the index for good (it retired: nothing may name it again). Returns
+   * the removed record, or undefined for an unknown id.
+   */
+  remove(id: string): KeyRecord | undefined {
+    const slot = this.#slots.get(id);
+    if (!slot) return undefined;
+    const record = slot.record;
+    if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
+    this.#dropReservation(slot);
+    this.#slots.delete(id);
+    this.#order.remove(id, this.#has);
+    this.#unlist(this.#byPurpose, record.purpose, id);
+    if (record.owner !== undefined) this.#unlist(this.#byOwner, record.owner, id);
+    if (record.subject !== undefined) this.#unlist(this.#bySubject, record.subject, id);
+    const claim = record.claim;
+    if (claim) {
+      if (claim.subject !== record.subject) this.#unlist(this.#bySubject, claim.subject, id);
+      this.#unlist(this.#byClaimant, claimantKey(claim.requester, claim.subject), id);
+    }
+    if (record.held === true) this.#unlist(this.#held, record.roundId, id);
+    return record;
+  }
+
+  #unlist(index: Map<string, IdList>, key: string, id: string): void {
+    const ids = index.get(key);
+    if (!ids) return;
+    ids.remove(id, this.#has);
+    if (ids.length === 0) index.delete(key);
+  }
+
+  #scheduleIfRetiring(record: KeyRecord): void {
+    const at = this.#retireAt(record);
+    if (at !== undefined) this.scheduleRetirement(record.id, at);
   }
 
   /** The store's own record object (not a copy), or undefined. */
@@ -131,7 +276,7 @@ export class RecordIndex {
 
   /** The greatest id held, if any. */
   get newestId(): string | undefined {
-    return this.#order[this.#order.length - 1];
+    return this.#newest;
   }
 
   /** Adds a new record (its id must be new). The index keeps the object itself. */
@@ -139,7 +284,8 @@ export class RecordIndex {
     if (this.#slots.has(record.id)) throw new Error(`RecordIndex: duplicate id ${record.id}`);
     const slot: Slot = { record, queued: false, reserved: false };
     this.#slots.set(record.id, slot);
-    insertSorted(this.#order, record.id);
+    this.#order.insertSorted(record.id);
+    if (this.#newest === undefined || record.id > this.#newest) this.#newest = record.id;
     indexUnder(this.#byPurpose, record.purpose, record.id);
     if (record.owner !== undefined) indexUnder(this.#byOwner, record.owner, record.id);
     const subject = record.subject ?? record.claim?.subject;
@@ -161,7 +307,7 @@ export class RecordIndex {
     const ids = this.#held.get(roundId);
     if (!ids) return 0;
     this.#held.delete(roundId);
-    for (const id of ids) {
+    for (const id of ids.live(this.#has)) {
       const slot = this.#slot(id);
       delete slot.record.held;
       if (isPoolable(slot)) this.#enqueue(slot);
@@ -178,15 +324,15 @@ export class RecordIndex {
       query.latestClaims !== undefined
         ? this.#latestClaims(query.claimedBy!, query.subject!, query.latestClaims)
         : query.subject !== undefined
-          ? (this.#bySubject.get(query.subject) ?? [])
+          ? this.#bySubject.get(query.subject)?.live(this.#has)
           : query.owner !== undefined
-            ? (this.#byOwner.get(query.owner) ?? [])
+            ? this.#byOwner.get(query.owner)?.live(this.#has)
             : query.purpose !== undefined
-              ? (this.#byPurpose.get(query.purpose) ?? [])
-              : this.#order;
+              ? this.#byPurpose.get(query.purpose)?.live(this.#has)
+              : this.#order.live(this.#has);
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const out: KeyRecord[] = [];
-    for (const id of ids) {
+    for (const id of ids ?? []) {
       if (out.length >= limit) break;
       const record = this.#slots.get(id)!.record;
       if (query.purpose !== undefined && record.purpose !== query.purpose) continue;
@@ -210,8 +356,8 @@ export class RecordIndex {
 
   /** The ids of `requester`'s `count` latest claims for `subject`, oldest claim first. */
   #latestClaims(requester: string, subject: string, count: number): string[] {
-    const claims = this.#byClaimant.get(claimantKey(requester, subject)) ?? [];
-    return count === 0 ? [] : claims.slice(-count);
+    const claims = this.#byClaimant.get(claimantKey(requester, subject));
+    return count === 0 || !claims ? [] : claims.last(count, this.#has);
   }
 
   /** Claims the oldest poolable record of `purpose`, or returns undefined when none is left. */
@@ -219,8 +365,9 @@ export class RecordIndex {
     const pool = this.#pools.get(purpose);
     if (!pool || pool.count === 0) return undefined;
     while (pool.head < pool.ids.length) {
-      const slot = this.#slots.get(pool.ids[pool.head]!)!;
+      const slot = this.#slots.get(pool.ids[pool.head]!);
       pool.head++;
+      if (!slot) continue; // retired since it left the pool
       slot.queued = false;
       if (isPoolable(slot)) {
         this.#compact(pool);
@@ -241,8 +388,9 @@ export class RecordIndex {
     const ids: string[] = [];
     if (!pool) return ids;
     while (ids.length < max && pool.count > 0 && pool.head < pool.ids.length) {
-      const slot = this.#slots.get(pool.ids[pool.head]!)!;
+      const slot = this.#slots.get(pool.ids[pool.head]!);
       pool.head++;
+      if (!slot) continue; // retired since it left the pool
       slot.queued = false;
       if (isPoolable(slot)) {
         this.#markReserved(slot);
@@ -304,7 +452,10 @@ export class RecordIndex {
    * the order `list` with `latestClaims` reads (store copies keep it).
    */
   *claimGroups(): IterableIterator<readonly string[]> {
-    yield* this.#byClaimant.values();
+    for (const claims of this.#byClaimant.values()) {
+      const ids = [...claims.live(this.#has)];
+      if (ids.length > 0) yield ids;
+    }
   }
 
   /** The ids of every live reservation. */
@@ -327,9 +478,13 @@ export class RecordIndex {
     record.claim = claim;
     if (record.subject !== claim.subject) indexUnder(this.#bySubject, claim.subject, id);
     const key = claimantKey(claim.requester, claim.subject);
-    const claims = this.#byClaimant.get(key);
-    if (claims) claims.push(id);
-    else this.#byClaimant.set(key, [id]);
+    let claims = this.#byClaimant.get(key);
+    if (!claims) {
+      claims = new IdList();
+      this.#byClaimant.set(key, claims);
+    }
+    claims.push(id);
+    this.#scheduleIfRetiring(record);
   }
 
   /** Undoes `setClaim` (a claim whose write failed). */
@@ -340,17 +495,14 @@ export class RecordIndex {
     if (claim) {
       const key = claimantKey(claim.requester, claim.subject);
       const claims = this.#byClaimant.get(key);
-      const at = claims?.lastIndexOf(id) ?? -1;
-      if (at >= 0) claims!.splice(at, 1);
+      claims?.take(id);
       if (claims?.length === 0) this.#byClaimant.delete(key);
     }
     delete slot.record.claim;
     if (subject !== undefined && subject !== slot.record.subject) {
       const ids = this.#bySubject.get(subject);
-      if (ids) {
-        removeSorted(ids, id);
-        if (ids.length === 0) this.#bySubject.delete(subject);
-      }
+      ids?.take(id);
+      if (ids?.length === 0) this.#bySubject.delete(subject);
     }
     if (isPoolable(slot)) this.#enqueue(slot);
   }
@@ -363,6 +515,7 @@ export class RecordIndex {
     if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
     else this.#dropReservation(slot);
     record.consumedAt = at;
+    this.#scheduleIfRetiring(record);
   }
 
   /** Undoes `setConsumed` (of a record that was not reserved). */

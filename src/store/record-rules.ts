@@ -15,12 +15,13 @@
  * | lease          | unknown, or not claimable (owned, claimed, consumed, held, leased)     |
  * | release        | not a live lease (never leased, or claimed or consumed since)          |
  * | unhold (round) | the round has no held record                                           |
+ * | retire         | unknown, or not due to retire at the retirement's time (retirePolicy)  |
  *
  * The PostgreSQL store keeps the same rules in SQL (postgres.ts, postgres-schema.ts); the
  * compliance suite holds all three to them.
  */
 import { notFound } from "./inputs.js";
-import { RecordIndex, type StepMark } from "./record-index.js";
+import { RecordIndex, type RetirePolicy, type StepMark } from "./record-index.js";
 import type { Claim, KeyRecord } from "./types.js";
 
 export type { StepMark };
@@ -28,7 +29,12 @@ export type { StepMark };
 /** Why the rules refuse an event. */
 export type Refusal =
   | { rule: "stored-twice"; id: string }
-  | { rule: "unknown"; id: string; event: "claims" | "consumes" | "uses a step of" | "leases" }
+  | {
+      rule: "unknown";
+      id: string;
+      event: "claims" | "consumes" | "uses a step of" | "leases" | "retires";
+    }
+  | { rule: "not-retirable"; id: string }
   | { rule: "claimed-twice"; id: string }
   | { rule: "claim-held"; id: string }
   | { rule: "consumed-twice"; id: string }
@@ -59,6 +65,8 @@ export function describeRefusal(refusal: Refusal): string {
       return `it leases record ${refusal.id}, which is owned, claimed, consumed or leased already`;
     case "not-leased":
       return `it releases record ${refusal.id}, which is not leased (or was claimed or consumed since)`;
+    case "not-retirable":
+      return `it retires record ${refusal.id}, which is not due to retire then`;
     case "nothing-held":
       return (
         `it releases round ${refusal.roundId}, which has no held record (none put held, or ` +
@@ -66,6 +74,33 @@ export function describeRefusal(refusal: Refusal): string {
       );
   }
 }
+
+/** The purpose of pooled one-time passwords (the distribution server's OTP_PURPOSE). */
+export const RETIRING_PURPOSE = "otp";
+
+/** How long an OTP stays after its claim expires, so a late verification still hears
+ * "expired" or "used" rather than "wrong code". */
+export const RETIRE_GRACE_MS = 60_000;
+
+/**
+ * Which records retire — leave a store's memory for good — and when: a pooled OTP (no owner,
+ * not held) once its claim has expired, `graceMs` after the expiry, consumed or not; one
+ * consumed without a claim (withdrawn), at its consumption. Nothing else ever retires: TOTP and
+ * HOTP enrollments, keys, recovery codes and anything owned stay.
+ */
+export function retirePolicy(graceMs: number = RETIRE_GRACE_MS): RetirePolicy {
+  return (record) => {
+    if (record.purpose !== RETIRING_PURPOSE || record.owner !== undefined || record.held) {
+      return undefined;
+    }
+    if (record.claim) return Date.parse(record.claim.expiresAt) + graceMs;
+    if (record.consumedAt !== undefined) return Date.parse(record.consumedAt);
+    return undefined;
+  };
+}
+
+/** The retire rule a line is held to: due once the claim expired (no grace). */
+const RETIRE_RULE = retirePolicy(0);
 
 export function claimRule(id: string, record: KeyRecord | undefined): Refusal | undefined {
   if (!record) return { rule: "unknown", id, event: "claims" };
@@ -127,7 +162,23 @@ export function mustApply(refusal: Refusal | undefined): void {
 export class RecordCore {
   /** The records and their indexes, to read (`get`, `list`, ...); change them only through the
    * methods below, so every change passes the rules. */
-  readonly index = new RecordIndex();
+  readonly index: RecordIndex;
+
+  /** `retireAt`: which records retire and when (`retirePolicy`); by default none do. */
+  constructor(retireAt: RetirePolicy = () => undefined) {
+    this.index = new RecordIndex(retireAt);
+  }
+
+  /** Retires record `id` at `at` (ms): refused unless its policy says it is due by then. */
+  retire(id: string, at: number): Refusal | undefined {
+    const record = this.index.get(id);
+    if (!record) return { rule: "unknown", id, event: "retires" };
+    // Judged without the grace, which is the writer's setting: any expired claim may retire.
+    const due = RETIRE_RULE(record);
+    if (due === undefined || due > at) return { rule: "not-retirable", id };
+    this.index.remove(id);
+    return undefined;
+  }
 
   /** Records `claimNext` could take, leased ones included (a lease is claimed in order). */
   countClaimable(purpose: string): number {

@@ -17,6 +17,7 @@ import type { StoreKeys } from "./log-format.js";
 import {
   BodyError,
   CHAIN_START,
+  type ChainPoint,
   checkLine,
   type LineCheck,
   MAX_LINE_BYTES,
@@ -25,6 +26,7 @@ import {
   type SealedSecret,
   type Segment,
 } from "./log-format.js";
+import type { RetirePolicy } from "./record-index.js";
 import { describeRefusal, RecordCore, type Refusal } from "./record-rules.js";
 import type { Claim } from "./types.js";
 
@@ -48,6 +50,17 @@ export interface ReplayState {
   atWatch: Uint8Array | undefined;
   /** Leases that became void at the end (leased, neither claimed nor released). */
   voided: number;
+  /** Records retired, counted per minute of their retirement (ms of the minute's start). */
+  retiredByMinute: Map<number, number>;
+  /** Set when the file is a compaction's output (line 1 a compacted line): where the old file's
+   * chain was cut, and (once written) its final position at the switch. */
+  compaction: Compaction | undefined;
+}
+
+export interface Compaction {
+  generation: number;
+  from: ChainPoint;
+  switched: ChainPoint | undefined;
 }
 
 export type ReplayFailure =
@@ -62,8 +75,9 @@ export function replay(
   keys: Pick<StoreKeys, "mac">,
   segments: Iterable<Segment>,
   watch?: number,
+  retireAt?: RetirePolicy,
 ): ReplayResult {
-  const replayer = new Replayer(keys.mac, watch);
+  const replayer = new Replayer(keys.mac, watch, retireAt);
   for (const segment of segments) {
     const failure = replayer.feed(segment);
     if (failure) return { ok: false, ...failure };
@@ -106,11 +120,11 @@ export class Replayer {
   #finished = false;
 
   /** `watch`: a line number whose chain MAC to report (`atWatch`), e.g. the head file's. */
-  constructor(macKey: Uint8Array, watch?: number) {
+  constructor(macKey: Uint8Array, watch?: number, retireAt?: RetirePolicy) {
     this.#mac = macKey;
     this.#watch = watch;
     this.#state = {
-      core: new RecordCore(),
+      core: new RecordCore(retireAt),
       sealed: new Map(),
       openings: new Map(),
       leaves: [],
@@ -120,6 +134,8 @@ export class Replayer {
       torn: undefined,
       atWatch: watch === 0 ? CHAIN_START : undefined,
       voided: 0,
+      retiredByMinute: new Map(),
+      compaction: undefined,
     };
   }
 
@@ -200,6 +216,40 @@ export class Replayer {
             `${line - 1} lines ending in the previous line's MAC)`
           );
         }
+        return undefined;
+      }
+      case "retire": {
+        const at = Date.parse(parsed.at);
+        for (const id of parsed.ids) {
+          const refusal = core.retire(id, at);
+          if (refusal) return describeRefusal(refusal);
+          state.sealed.delete(id);
+        }
+        const minute = at - (at % 60_000);
+        state.retiredByMinute.set(
+          minute,
+          (state.retiredByMinute.get(minute) ?? 0) + parsed.ids.length,
+        );
+        return undefined;
+      }
+      case "compacted": {
+        if (line !== 1) return "a compacted record may only be the first line";
+        state.compaction = {
+          generation: parsed.generation,
+          from: parsed.from,
+          switched: undefined,
+        };
+        return undefined;
+      }
+      case "switched": {
+        const compaction = state.compaction;
+        if (!compaction || compaction.switched) {
+          return "a switched record may only follow a compacted first line, once";
+        }
+        if (parsed.from.lines < compaction.from.lines) {
+          return "its switched record names fewer old lines than the compaction started from";
+        }
+        compaction.switched = parsed.from;
         return undefined;
       }
       case "tlog": {

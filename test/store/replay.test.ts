@@ -12,15 +12,18 @@ import {
   CHAIN_START,
   claimBody,
   claimsBody,
+  compactedBody,
   consumeBody,
   deriveStoreKeys,
   leaseBody,
   openingBody,
   readSegments,
   recordBody,
+  retireBody,
   rollbackBody,
   type Segment,
   stepBody,
+  switchedBody,
   tlogBody,
   unholdBody,
 } from "../../src/store/log-format.js";
@@ -67,6 +70,11 @@ const lease = (...ids: string[]) => leaseBody("lease", ids);
 const release = (...ids: string[]) => leaseBody("release", ids);
 const unhold = (roundId: string) => unholdBody(roundId, AT);
 const held = (id: string, roundId = "refill") => record(id, { roundId, held: true });
+/** The claims above expire at 00:05; a retire line at `at`. */
+const EXPIRED = "2030-01-01T00:05:00.000Z";
+const retire = (at: string, ...ids: string[]) => retireBody(at, ids);
+const POINT = { lines: 7, head: "ab".repeat(32) };
+const compacted = (from = POINT) => compactedBody(AT, from, 3, AT, 1);
 
 /** Lines as the store writes them: `{"mac":…,"body":…}\n`, each MAC chained from the last. */
 function chain(
@@ -401,6 +409,74 @@ const rows: Row[] = [
       ),
     ],
     expect: { line: 2, reason: /rollback record does not describe/ },
+  },
+  {
+    name: "claimed OTPs retire once their claim expired, consumed or not; the rest stay",
+    bodies: [
+      record(A),
+      record(B),
+      record(C),
+      claim(A),
+      claim(B, 2),
+      consume(B),
+      retire(EXPIRED, A, B),
+    ],
+    expect: { state: { records: { [C]: [] }, claimable: 1, lines: 7 } },
+  },
+  {
+    name: "an OTP consumed without a claim (withdrawn) retires at once",
+    bodies: [record(A), consume(A), retire(AT, A)],
+    expect: { state: { records: {}, claimable: 0 } },
+  },
+  {
+    name: "a retire line before the claim expired is corruption",
+    bodies: [record(A), claim(A), retire("2030-01-01T00:04:59.999Z", A)],
+    expect: { line: 3, reason: /retires record .* not due to retire then/ },
+  },
+  {
+    name: "a pooled (never claimed) OTP never retires",
+    bodies: [record(A), retire(EXPIRED, A)],
+    expect: { line: 2, reason: /not due to retire/ },
+  },
+  {
+    name: "an owned record never retires",
+    bodies: [record(A, { purpose: "totp", owner: "r" }), consume(A), retire(EXPIRED, A)],
+    expect: { line: 3, reason: /not due to retire/ },
+  },
+  {
+    name: "a line naming a retired record is corruption (it left for good)",
+    bodies: [record(A), claim(A), retire(EXPIRED, A), consume(A)],
+    expect: { line: 4, reason: /consumes record .* not stored before/ },
+  },
+  {
+    name: "a retired record retired again is corruption",
+    bodies: [record(A), claim(A), retire(EXPIRED, A), retire(EXPIRED, A)],
+    expect: { line: 4, reason: /retires record/ },
+  },
+  {
+    name: "a compacted file: its first line, then a switched line",
+    bodies: [compacted(), record(A), switchedBody({ lines: 9, head: "cd".repeat(32) }), record(B)],
+    expect: { state: { records: { [A]: [], [B]: [] }, lines: 4 } },
+  },
+  {
+    name: "a compacted line anywhere but first is corruption",
+    bodies: [record(A), compacted()],
+    expect: { line: 2, reason: /compacted record may only be the first line/ },
+  },
+  {
+    name: "a switched line without a compacted first line is corruption",
+    bodies: [record(A), switchedBody(POINT)],
+    expect: { line: 2, reason: /switched record may only follow/ },
+  },
+  {
+    name: "a second switched line is corruption",
+    bodies: [compacted(), switchedBody(POINT), switchedBody(POINT)],
+    expect: { line: 3, reason: /switched record may only follow/ },
+  },
+  {
+    name: "a switched line naming fewer old lines than the compaction started from",
+    bodies: [compacted(), switchedBody({ lines: 6, head: POINT.head })],
+    expect: { line: 2, reason: /fewer old lines/ },
   },
 ];
 
