@@ -30,10 +30,20 @@
  *   `readSecret`. The caller's buffer is never kept.
  */
 import { constants } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
+import {
+  type ChainCut,
+  CompactedFile,
+  copyLines,
+  FILE_START,
+  LineFilter,
+  pointOf,
+  scanRetirements,
+} from "./compaction.js";
 import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
 import {
   type ChainState,
@@ -65,6 +75,7 @@ import {
 import {
   checkStoreFolder,
   fileExists,
+  fsyncFolder,
   logFileOf,
   openStoreFile,
   setTornTailAside,
@@ -73,6 +84,7 @@ import { LeasedClaims, type LineHooks } from "./leases.js";
 import {
   CHAIN_START,
   claimBody,
+  compactedBody,
   consumeBody,
   deriveStoreKeys,
   encodeLine,
@@ -92,6 +104,7 @@ import {
   sealOpening,
   sealSecret,
   stepBody,
+  switchedBody,
   tlogBody,
   unholdBody,
 } from "./log-format.js";
@@ -107,7 +120,7 @@ import {
   stepMark,
   stepRule,
 } from "./record-rules.js";
-import { Replayer, type ReplayFailure } from "./replay.js";
+import { type Compaction, countRetired, Replayer, type ReplayFailure } from "./replay.js";
 import type {
   ClaimInput,
   ClaimOptions,
@@ -181,10 +194,46 @@ export interface FileKeyStoreOptions {
   /** How often retirements are looked for, in ms; default 1,000. 0: only when `retireDue` is
    * called (tests). */
   retireEveryMs?: number;
+  /**
+   * How long retired OTP records stay on disk for audit, in ms (`--retain-used`); default one
+   * day, `Infinity` for ever. A compaction leaves out those retired longer ago. TOTP and HOTP
+   * enrollments, keys, round openings and the transparency log never retire.
+   */
+  retainUsedMs?: number;
+  /**
+   * Compact by itself once the retired records past retention are estimated at this many bytes
+   * and at least half the file; default 64 MiB. `Infinity`: only on demand (`compact`).
+   */
+  compactAtBytes?: number;
+  /** For crash tests only: awaited at each step of a compaction. */
+  onCompactionStep?: (step: CompactionStep) => void | Promise<void>;
+}
+
+/** The steps of a compaction, in order (for crash tests). */
+export type CompactionStep = "scanned" | "copied" | "held" | "synced" | "renamed" | "switched";
+
+/** What a compaction did. */
+export interface CompactionReport {
+  bytesBefore: number;
+  bytesAfter: number;
+  linesBefore: number;
+  linesAfter: number;
+  /** Records left out: retired before `cutoff`. */
+  dropped: number;
+  cutoff: string;
+  generation: number;
+  /** How long writes were held for the switch, in ms. */
+  heldMs: number;
 }
 
 const DEFAULT_LEASE_SIZE = 256;
 const DEFAULT_RETIRE_EVERY_MS = 1000;
+const DEFAULT_RETAIN_USED_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_COMPACT_AT_BYTES = 64 * 1024 * 1024;
+/** The bytes a retired OTP is assumed to take on disk until a compaction measures it. */
+const FIRST_BYTES_PER_RETIRED = 1000;
+/** After a failed automatic compaction, the next try waits this long. */
+const COMPACT_RETRY_MS = 60_000;
 
 type State = "new" | "opening" | "open" | "closing" | "closed";
 
@@ -234,9 +283,25 @@ export class FileKeyStore implements KeyStore {
   readonly #retirePolicy: RetirePolicy;
   readonly #retireEveryMs: number;
   #retireTimer: NodeJS.Timeout | undefined;
-  /** Records retired, per minute of retirement (ms of the minute's start): what a compaction
-   * past the retention would leave out. */
-  #retiredByMinute = new Map<number, number>();
+  /** Records retired, per second of retirement ([ms, count], oldest first), not yet counted as
+   * droppable: what a compaction past the retention would leave out. */
+  #retired: Array<[number, number]> = [];
+  /** Retired records now past the retention (counted off `#retired`), not yet compacted away. */
+  #droppable = 0;
+  readonly #retainUsedMs: number;
+  readonly #compactAtBytes: number;
+  readonly #onCompactionStep: FileKeyStoreOptions["onCompactionStep"];
+  #compacting: Promise<CompactionReport> | undefined;
+  #compactFailedAt = Number.NEGATIVE_INFINITY;
+  #bytesPerRetired = FIRST_BYTES_PER_RETIRED;
+  /** While a compaction switches files: the lines to append once it is done. */
+  #held:
+    | { body: LogBody; hooks: LineHooks; resolve(): void; reject(error: unknown): void }[]
+    | undefined;
+  /** The store cannot go on (a compaction failed after the switch); every write refuses. */
+  #failure: DkeygenError | undefined;
+  /** The replayed file's compaction (line 1 compacted), if it is one. */
+  #compaction: Compaction | undefined;
 
   constructor(options: FileKeyStoreOptions) {
     if (typeof options?.path !== "string" || options.path.length === 0) {
@@ -278,9 +343,193 @@ export class FileKeyStore implements KeyStore {
       throw new TypeError("FileKeyStore: options.retireGraceMs must be a non-negative integer");
     }
     this.#retirePolicy = retirePolicy(grace);
+    this.#retainUsedMs = options.retainUsedMs ?? DEFAULT_RETAIN_USED_MS;
+    if (
+      this.#retainUsedMs !== Number.POSITIVE_INFINITY &&
+      (!Number.isSafeInteger(this.#retainUsedMs) || this.#retainUsedMs < 0)
+    ) {
+      throw new TypeError(
+        "FileKeyStore: options.retainUsedMs must be a non-negative integer or Infinity",
+      );
+    }
+    this.#compactAtBytes = options.compactAtBytes ?? DEFAULT_COMPACT_AT_BYTES;
+    if (
+      this.#compactAtBytes !== Number.POSITIVE_INFINITY &&
+      (!Number.isSafeInteger(this.#compactAtBytes) || this.#compactAtBytes < 1)
+    ) {
+      throw new TypeError(
+        "FileKeyStore: options.compactAtBytes must be a positive integer or Infinity",
+      );
+    }
+    this.#onCompactionStep = options.onCompactionStep;
     this.#retireEveryMs = options.retireEveryMs ?? DEFAULT_RETIRE_EVERY_MS;
     if (!Number.isSafeInteger(this.#retireEveryMs) || this.#retireEveryMs < 0) {
       throw new TypeError("FileKeyStore: options.retireEveryMs must be a non-negative integer");
+    }
+  }
+
+  /** Counts the retired records now past `cutoffMs` as droppable. */
+  #countDroppable(cutoffMs: number): void {
+    let taken = 0;
+    while (taken < this.#retired.length && this.#retired[taken]![0] + 1000 <= cutoffMs) {
+      this.#droppable += this.#retired[taken]![1];
+      taken++;
+    }
+    if (taken > 0) this.#retired.splice(0, taken);
+  }
+
+  #compactionDue(): boolean {
+    if (this.#compacting || this.#compactAtBytes === Number.POSITIVE_INFINITY) return false;
+    const now = this.#clock().getTime();
+    if (now < this.#compactFailedAt + COMPACT_RETRY_MS) return false;
+    if (this.#retainUsedMs === Number.POSITIVE_INFINITY) return false;
+    this.#countDroppable(now - this.#retainUsedMs);
+    const dead = this.#droppable * this.#bytesPerRetired;
+    return dead >= this.#compactAtBytes && dead * 2 >= (this.#log?.size ?? 0);
+  }
+
+  /**
+   * Compacts the key_store file while the store serves (compaction.ts, PROTOCOL §10.4): the
+   * lines about records retired longer than `retainUsedMs` ago are left out of a new file under a
+   * fresh chain, which replaces the old one atomically. Writes are held only for the switch. A
+   * crash at any point leaves the old file or the new one, whole. Runs by itself once enough is
+   * droppable (`compactAtBytes`); a second call while one runs waits for it.
+   */
+  compact(): Promise<CompactionReport> {
+    this.#assertWritable();
+    this.#compacting ??= this.#compact().finally(() => {
+      this.#compacting = undefined;
+    });
+    return this.#compacting;
+  }
+
+  async #step(step: CompactionStep): Promise<void> {
+    await this.#onCompactionStep?.(step);
+  }
+
+  async #compact(): Promise<CompactionReport> {
+    const started = this.#clock().getTime();
+    const cutoffMs =
+      this.#retainUsedMs === Number.POSITIVE_INFINITY
+        ? Number.NEGATIVE_INFINITY
+        : started - this.#retainUsedMs;
+    const cutoff = new Date(Number.isFinite(cutoffMs) ? cutoffMs : 0).toISOString();
+    const reader = await open(this.path, "r");
+    let out: CompactedFile | undefined;
+    let renamed = false;
+    try {
+      const scan = await scanRetirements(reader, this.path, this.#keys.mac, cutoffMs);
+      await this.#step("scanned");
+      out = await CompactedFile.create(`${this.path}.compact`, this.#keys.mac);
+      const generation = scan.generation + 1;
+      await out.add(
+        compactedBody(
+          new Date(started).toISOString(),
+          pointOf(scan.cut),
+          scan.drop.size,
+          cutoff,
+          generation,
+        ),
+      );
+      const filter = new LineFilter(scan.drop);
+      let cut = await copyLines(reader, this.path, this.#keys.mac, FILE_START, filter, out);
+      // Catch up with what was written meanwhile, until little is left for the held switch.
+      for (let round = 0; round < 8; round++) {
+        const before = cut.bytes;
+        cut = await copyLines(reader, this.path, this.#keys.mac, cut, filter, out);
+        if (cut.bytes - before < 256 * 1024) break;
+      }
+      await out.sync();
+      await this.#step("copied");
+
+      // The switch: writes held, the old file's last lines copied, the new file put in place.
+      this.#leased.flush();
+      this.#held = [];
+      const heldAt = performance.now();
+      await this.#log!.drain();
+      this.#assertWritable();
+      await this.#step("held");
+      cut = await copyLines(reader, this.path, this.#keys.mac, cut, filter, out);
+      if (
+        cut.lines !== this.#durableLines ||
+        !Buffer.from(cut.head).equals(Buffer.from(this.#durableHead))
+      ) {
+        throw new DkeygenError(
+          ErrorCodes.OPERATIONAL,
+          `Compacting ${this.path}: the copy ended at line ${cut.lines}, not at the store's ` +
+            `durable line ${this.#durableLines}; nothing was changed.`,
+        );
+      }
+      await out.add(switchedBody(pointOf(cut)));
+      await out.sync();
+      await out.close();
+      // The head file names the old file's end exactly: the switched line is checked against it.
+      await this.#headFile!.settle();
+      await this.#step("synced");
+      await rename(out.path, this.path);
+      renamed = true;
+      await fsyncFolder(dirname(this.path));
+      await this.#step("renamed");
+      await this.#adopt(out.cut);
+      await this.#headFile!.settle();
+      const heldMs = performance.now() - heldAt;
+      await this.#step("switched");
+      // What this compaction left out no longer counts towards the next.
+      this.#countDroppable(cutoffMs);
+      this.#droppable = 0;
+      if (scan.drop.size > 0) {
+        this.#bytesPerRetired = Math.max(100, Math.round(filter.droppedBytes / scan.drop.size));
+      }
+      this.#compaction = { generation, from: pointOf(scan.cut), switched: pointOf(cut) };
+      return {
+        bytesBefore: cut.bytes,
+        bytesAfter: out.cut.bytes,
+        linesBefore: cut.lines,
+        linesAfter: out.cut.lines,
+        dropped: scan.drop.size,
+        cutoff,
+        generation,
+        heldMs,
+      };
+    } catch (error) {
+      if (!renamed) await out?.discard();
+      else {
+        // The new file is in place but this store could not take it up: it must be reopened.
+        this.#failure ??= new DkeygenError(
+          ErrorCodes.OPERATIONAL,
+          `The key store ${this.path} was compacted but could not go on with the new file; ` +
+            "restart to reopen it.",
+          { cause: error },
+        );
+      }
+      throw error;
+    } finally {
+      await reader.close().catch(() => {});
+      this.#release();
+    }
+  }
+
+  /** Takes up the compacted file just renamed into place: new handles, group commit, chain. */
+  async #adopt(cut: ChainCut): Promise<void> {
+    const handle = await open(this.path, "r+");
+    const dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
+    const previous = [this.#handle, this.#dsync];
+    this.#handle = handle;
+    this.#dsync = dsync;
+    this.#log = this.#groupCommit(handle, dsync, cut.bytes);
+    this.#head = cut.head;
+    this.#durableHead = cut.head;
+    this.#durableLines = cut.lines;
+    this.#headFile!.follow(this.#chainState());
+    for (const old of previous) await old?.close().catch(() => {});
+  }
+
+  /** Appends the lines held during a switch, in order, on whichever file is current now. */
+  #release(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    for (const line of held ?? []) {
+      this.#appendLine(line.body, line.hooks).then(line.resolve, line.reject);
     }
   }
 
@@ -309,8 +558,8 @@ export class FileKeyStore implements KeyStore {
       ids.push(id);
     }
     if (ids.length === 0) return 0;
-    const minute = now - (now % 60_000);
-    this.#retiredByMinute.set(minute, (this.#retiredByMinute.get(minute) ?? 0) + ids.length);
+    if (this.#retainUsedMs !== Number.POSITIVE_INFINITY)
+      countRetired(this.#retired, now, ids.length);
     const at = new Date(now).toISOString();
     const writes: Promise<void>[] = [];
     for (let i = 0; i < ids.length; i += MAX_LEASE_IDS) {
@@ -321,7 +570,16 @@ export class FileKeyStore implements KeyStore {
   }
 
   #retireInBackground(): void {
-    if (this.#state !== "open" || this.#log?.failure !== undefined) return;
+    if (this.#state !== "open" || this.#log?.failure !== undefined || this.#failure) return;
+    if (this.#compactionDue()) {
+      this.compact().catch((error: unknown) => {
+        this.#compactFailedAt = this.#clock().getTime();
+        this.#logger?.warn(
+          { path: this.path, err: describeError(error) },
+          "compacting the key store failed; it stays as it was and is tried again later",
+        );
+      });
+    }
     this.retireDue().catch((error: unknown) => {
       // A failed write fails the store for good and is logged there; anything else is a bug.
       if (this.#log?.failure === undefined) {
@@ -363,6 +621,7 @@ export class FileKeyStore implements KeyStore {
         ...storeLockOptions(this.path),
         ...(this.#logger ? { log: this.#logger } : {}),
       });
+      await this.#removeUnfinishedCompaction();
       const reading = await readHeadFile(this.headPath, this.#headKey);
       this.#handle = await this.#openFile(reading);
       const { size, torn, atHeadLine } = await this.#replay(
@@ -373,14 +632,7 @@ export class FileKeyStore implements KeyStore {
       const verdict = this.#judge(reading, atHeadLine);
       if (torn) await this.#setTornTailAside(torn);
       this.#dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
-      const file = logFileOf(this.#handle, this.#dsync);
-      this.#log = new GroupCommitLog(this.#wrapLogFile ? this.#wrapLogFile(file) : file, size, {
-        name: this.path,
-        onFailure: (error, cause) => {
-          const log = this.#logger?.error ?? this.#logger?.warn;
-          log?.call(this.#logger, { path: this.path, err: cause }, error.message);
-        },
-      });
+      this.#log = this.#groupCommit(this.#handle, this.#dsync, size);
       this.#headFile = await HeadFile.open(
         this.headPath,
         this.#headKey,
@@ -416,6 +668,9 @@ export class FileKeyStore implements KeyStore {
 
   async close(): Promise<void> {
     if (this.#state === "closed" || this.#state === "closing") return;
+    clearInterval(this.#retireTimer);
+    // A compaction in flight finishes (or fails) first: it holds writes while it switches.
+    await this.#compacting?.catch(() => {});
     if (this.#state !== "open") {
       await this.#givenLock?.release();
       this.#wipe();
@@ -701,6 +956,10 @@ export class FileKeyStore implements KeyStore {
 
   /** Encodes a line onto the chain and hands it to group commit. */
   #appendLine(body: LogBody, hooks: LineHooks): Promise<void> {
+    if (this.#held) {
+      const held = this.#held;
+      return new Promise<void>((resolve, reject) => held.push({ body, hooks, resolve, reject }));
+    }
     let encoded: { line: Buffer; mac: Buffer };
     try {
       encoded = encodeLine(this.#keys.mac, this.#head, body);
@@ -727,6 +986,17 @@ export class FileKeyStore implements KeyStore {
     });
   }
 
+  #groupCommit(handle: FileHandle, dsync: FileHandle, size: number): GroupCommitLog {
+    const file = logFileOf(handle, dsync);
+    return new GroupCommitLog(this.#wrapLogFile ? this.#wrapLogFile(file) : file, size, {
+      name: this.path,
+      onFailure: (error, cause) => {
+        const log = this.#logger?.error ?? this.#logger?.warn;
+        log?.call(this.#logger, { path: this.path, err: cause }, error.message);
+      },
+    });
+  }
+
   #chainState(): ChainState {
     return { lines: this.#durableLines, head: this.#durableHead };
   }
@@ -737,6 +1007,18 @@ export class FileKeyStore implements KeyStore {
       store: this.path,
       headFile: this.headPath,
     });
+    const switched = this.#compaction?.switched;
+    if (
+      !verdict.ok &&
+      switched &&
+      reading.kind === "found" &&
+      reading.state.lines === switched.lines &&
+      Buffer.from(reading.state.head).toString("hex") === switched.head
+    ) {
+      // A crash between a compaction's switch and its head file update: the head names the old
+      // file's end, which the compacted file's switched line names too.
+      return { ok: true };
+    }
     if (!verdict.ok && !this.#acceptRollback) {
       throw new DkeygenError(ErrorCodes.STORE_CORRUPT, verdict.message);
     }
@@ -811,7 +1093,8 @@ export class FileKeyStore implements KeyStore {
     this.#head = state.head;
     this.#durableHead = state.head;
     this.#durableLines = state.lines;
-    this.#retiredByMinute = state.retiredByMinute;
+    this.#retired = this.#retainUsedMs === Number.POSITIVE_INFINITY ? [] : state.retired;
+    this.#compaction = state.compaction;
     if (state.voided > 0) {
       this.#logger?.warn(
         { path: this.path, records: state.voided },
@@ -831,6 +1114,18 @@ export class FileKeyStore implements KeyStore {
       `The store key does not match this key_store file (${this.path}): its first line does not ` +
         "verify under it. Check that the store key file belongs to this data folder (or, less " +
         "likely, the file's first line was altered). Nothing in the file was changed.",
+    );
+  }
+
+  /** A compaction's new file left by a crash before its switch: the key_store is whole. */
+  async #removeUnfinishedCompaction(): Promise<void> {
+    const unfinished = `${this.path}.compact`;
+    if (!(await fileExists(unfinished))) return;
+    await rm(unfinished, { force: true });
+    this.#logger?.warn(
+      { path: unfinished },
+      "removed the new file of a compaction that stopped before its switch (the key store is " +
+        "as it was before it)",
     );
   }
 
@@ -864,7 +1159,7 @@ export class FileKeyStore implements KeyStore {
 
   #assertWritable(): void {
     this.#assertReadable();
-    const failure = this.#log!.failure ?? this.#headFile!.failure;
+    const failure = this.#failure ?? this.#log!.failure ?? this.#headFile!.failure;
     if (failure) throw failure;
   }
 

@@ -47,7 +47,7 @@ export async function fileExists(path: string): Promise<boolean> {
   }
 }
 
-async function fsyncFolder(path: string): Promise<void> {
+export async function fsyncFolder(path: string): Promise<void> {
   const handle = await open(path, constants.O_RDONLY);
   try {
     await handle.sync();

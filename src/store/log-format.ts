@@ -827,11 +827,12 @@ export interface Segment {
   complete: boolean;
 }
 
-/** The file's lines in order, read in 1 MiB chunks; the last may be incomplete. */
-export async function* readSegments(handle: FileHandle): AsyncGenerator<Segment> {
+/** The file's lines in order from byte `from` (a line start), read in 1 MiB chunks; the last
+ * may be incomplete. */
+export async function* readSegments(handle: FileHandle, from = 0): AsyncGenerator<Segment> {
   const chunk = Buffer.allocUnsafe(1 << 20);
-  let position = 0;
-  let start = 0;
+  let position = from;
+  let start = from;
   let parts: Buffer[] = [];
   let length = 0;
   let oversized = false;

@@ -94,8 +94,8 @@ class IdList {
     this.ids.push(id);
   }
 
-  /** Marks `id` removed (call it once `has(id)` is false); `has` tells which are present. */
-  remove(id: string, has: (id: string) => boolean): void {
+  /** Counts one id as removed (call it once `has` says it is gone); `has` tells which are. */
+  removed(has: (id: string) => boolean): void {
     this.stale++;
     while (this.head < this.ids.length && !has(this.ids[this.head]!)) {
       this.stale--;
@@ -244,23 +244,23 @@ export class RecordIndex {
     if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
     this.#dropReservation(slot);
     this.#slots.delete(id);
-    this.#order.remove(id, this.#has);
-    this.#unlist(this.#byPurpose, record.purpose, id);
-    if (record.owner !== undefined) this.#unlist(this.#byOwner, record.owner, id);
-    if (record.subject !== undefined) this.#unlist(this.#bySubject, record.subject, id);
+    this.#order.removed(this.#has);
+    this.#unlist(this.#byPurpose, record.purpose);
+    if (record.owner !== undefined) this.#unlist(this.#byOwner, record.owner);
+    if (record.subject !== undefined) this.#unlist(this.#bySubject, record.subject);
     const claim = record.claim;
     if (claim) {
-      if (claim.subject !== record.subject) this.#unlist(this.#bySubject, claim.subject, id);
-      this.#unlist(this.#byClaimant, claimantKey(claim.requester, claim.subject), id);
+      if (claim.subject !== record.subject) this.#unlist(this.#bySubject, claim.subject);
+      this.#unlist(this.#byClaimant, claimantKey(claim.requester, claim.subject));
     }
-    if (record.held === true) this.#unlist(this.#held, record.roundId, id);
+    if (record.held === true) this.#unlist(this.#held, record.roundId);
     return record;
   }
 
-  #unlist(index: Map<string, IdList>, key: string, id: string): void {
+  #unlist(index: Map<string, IdList>, key: string): void {
     const ids = index.get(key);
     if (!ids) return;
-    ids.remove(id, this.#has);
+    ids.removed(this.#has);
     if (ids.length === 0) index.delete(key);
   }
 

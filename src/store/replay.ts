@@ -50,8 +50,9 @@ export interface ReplayState {
   atWatch: Uint8Array | undefined;
   /** Leases that became void at the end (leased, neither claimed nor released). */
   voided: number;
-  /** Records retired, counted per minute of their retirement (ms of the minute's start). */
-  retiredByMinute: Map<number, number>;
+  /** Records retired, counted per second of their retirement: [ms of the second, count], in
+   * file order. */
+  retired: Array<[number, number]>;
   /** Set when the file is a compaction's output (line 1 a compacted line): where the old file's
    * chain was cut, and (once written) its final position at the switch. */
   compaction: Compaction | undefined;
@@ -134,7 +135,7 @@ export class Replayer {
       torn: undefined,
       atWatch: watch === 0 ? CHAIN_START : undefined,
       voided: 0,
-      retiredByMinute: new Map(),
+      retired: [],
       compaction: undefined,
     };
   }
@@ -225,11 +226,7 @@ export class Replayer {
           if (refusal) return describeRefusal(refusal);
           state.sealed.delete(id);
         }
-        const minute = at - (at % 60_000);
-        state.retiredByMinute.set(
-          minute,
-          (state.retiredByMinute.get(minute) ?? 0) + parsed.ids.length,
-        );
+        countRetired(state.retired, at, parsed.ids.length);
         return undefined;
       }
       case "compacted": {
@@ -308,6 +305,14 @@ export class Replayer {
     }
     return undefined;
   }
+}
+
+/** Adds `count` records retired at `at` (ms) to per-second counts kept in time order. */
+export function countRetired(counts: Array<[number, number]>, at: number, count: number): void {
+  const second = at - (at % 1000);
+  const last = counts[counts.length - 1];
+  if (last && last[0] === second) last[1] += count;
+  else counts.push([second, count]);
 }
 
 function corrupt(line: number, reason: string): ReplayFailure {

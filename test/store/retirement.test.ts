@@ -155,12 +155,6 @@ test("the grace and the interval are checked", async () => {
 
 // --- The index against a model -------------------------------------------------------------
 
-type Op =
-  | { op: "add"; purpose: "otp" | "totp" }
-  | { op: "claim"; requester: number; subject: number; ttl: number }
-  | { op: "consume"; pick: number }
-  | { op: "tick"; ms: number };
-
 const ops = fc.array(
   fc.oneof(
     fc.record({ op: fc.constant("add" as const), purpose: fc.constantFrom("otp", "totp") }),

@@ -1,0 +1,396 @@
+/**
+ * Compaction of the key_store file (issue 17): the content before and after is the same (every
+ * live record, claim, consumption, step, lease, held round, log entry and opening), records
+ * retired past the retention are gone, a compaction runs while writes go on, a SIGKILL at each
+ * of its steps leaves the old file or the new one whole, and the rollback check accepts a
+ * compacted file while still refusing a truncated or restored one.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { copyFile, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { test } from "node:test";
+import type { CompactionStep, FileKeyStore } from "../../src/store/file.js";
+import {
+  bodies,
+  fresh,
+  input,
+  isCorrupt,
+  lines,
+  recordingLogger,
+} from "../helpers/key-store-file.js";
+
+const STORE_MODULE = new URL("../../src/store/file.js", import.meta.url).href;
+const T0 = Date.parse("2030-01-01T00:00:00.000Z");
+const TTL = 10_000;
+const RETAIN = 60_000;
+
+function clockAt(start: number) {
+  let now = start;
+  return { clock: () => new Date(now), set: (ms: number) => (now = ms) };
+}
+
+const claimFor = (n: number, expiresAt: number) => ({
+  requester: "requester-1",
+  subject: `subject-${n % 3}`,
+  requestId: `request-${n}`,
+  expiresAt: new Date(expiresAt),
+});
+
+/** Everything a store answers, secrets included, for comparing before and after. */
+async function contents(store: FileKeyStore) {
+  const records = await store.list();
+  const secrets = [];
+  for (const record of records) {
+    secrets.push(Buffer.from(await store.readSecret(record.id)).toString("hex"));
+  }
+  const latest = [];
+  for (let n = 0; n < 3; n++) {
+    latest.push(
+      (
+        await store.list({ claimedBy: "requester-1", subject: `subject-${n}`, latestClaims: 4 })
+      ).map((r) => r.id),
+    );
+  }
+  return {
+    records,
+    secrets,
+    latest,
+    unclaimed: await store.countUnclaimed("otp"),
+    log: (await store.logEntries(0, store.logSize())).map((leaf) =>
+      Buffer.from(leaf).toString("hex"),
+    ),
+    opening: Buffer.from((await store.readRoundOpening("round-opened"))!).toString("hex"),
+  };
+}
+
+/**
+ * A store with some of everything: 40 OTPs (20 claimed and 8 of those consumed, 2 withdrawn,
+ * reserved claims from a lease), a TOTP enrollment with a step, a held round released, log
+ * entries and an opening; then 22 OTPs retired at T0 + TTL.
+ */
+async function populated(extra: Parameters<Awaited<ReturnType<typeof fresh>>["make"]>[0] = {}) {
+  const time = clockAt(T0);
+  const f = await fresh({
+    clock: time.clock,
+    retireEveryMs: 0,
+    retireGraceMs: 0,
+    retainUsedMs: RETAIN,
+    compactAtBytes: Number.POSITIVE_INFINITY,
+    leaseSize: 4,
+    ...extra,
+  });
+  const store = f.make();
+  await store.open();
+  const otps = [];
+  for (let i = 0; i < 40; i++) otps.push(await store.put(input({ public: { i } })));
+  const claimed = [];
+  for (let i = 0; i < 20; i++) claimed.push((await store.claimNext("otp", claimFor(i, T0 + TTL)))!);
+  for (let i = 0; i < 8; i++) await store.consume(claimed[i]!.id);
+  await store.consume(otps[38]!.id);
+  await store.consume(otps[39]!.id);
+  const totp = await store.put(input({ purpose: "totp", owner: "requester-1", subject: "acct" }));
+  await store.useStep(totp.id, 100);
+  await store.put(input({ roundId: "held-round", held: true }));
+  await store.put(input({ roundId: "held-round", held: true }));
+  await store.releaseHeld("held-round");
+  await store.put(input({ roundId: "still-held", held: true }));
+  await store.appendLogEntry(new Uint8Array([1, 2, 3]));
+  await store.putRoundOpening("round-opened", new Uint8Array([9, 9, 9]));
+  // Reserved claims (a lease line, then claims lines); they expire later and stay live.
+  for (let i = 20; i < 23; i++) {
+    await store.claimNext("otp", claimFor(i, T0 + 10 * RETAIN), { ack: "reserved" });
+  }
+  await store.appendLogEntry(new Uint8Array([4, 5, 6]));
+  time.set(T0 + TTL);
+  assert.equal(await store.retireDue(), 22, "20 claimed + 2 withdrawn retire");
+  return { f, store, time, totp };
+}
+
+test("compaction keeps every live record, claim, consumption, step, lease, held round, log entry and opening; drops what retired before the cutoff; and a reopen finds the same", async () => {
+  const { f, store, time } = await populated();
+  try {
+    const before = await contents(store);
+    const sizeBefore = (await stat(f.path)).size;
+    time.set(T0 + TTL + RETAIN + 1);
+    const report = await store.compact();
+    assert.equal(report.dropped, 22);
+    assert.equal(report.generation, 1);
+    assert.ok(report.bytesAfter < sizeBefore, `${report.bytesAfter} < ${sizeBefore}`);
+    assert.equal((await stat(f.path)).size, report.bytesAfter);
+    assert.deepEqual(await contents(store), before, "the same after compaction");
+    // Its writes go on, on the new chain.
+    const after = await store.put(input({ public: { after: true } }));
+    const written = await bodies(f.path);
+    assert.equal(written[0]!.t, "compacted");
+    assert.equal(written[0]!.generation, 1);
+    assert.equal(written[0]!.dropped, 22);
+    assert.equal(written[0]!.cutoff, new Date(T0 + TTL + 1).toISOString());
+    assert.equal(written.filter((b) => b.t === "switched").length, 1);
+    assert.equal(written.at(-1)!.id, after.id);
+    assert.ok(!written.some((b) => b.t === "retire"), "every retired record was dropped");
+    await store.close();
+
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      const again = await contents(reopened);
+      assert.deepEqual(again.records.slice(0, -1), before.records);
+      assert.deepEqual(again.secrets.slice(0, -1), before.secrets);
+      assert.deepEqual(
+        { ...again, records: [], secrets: [] },
+        // The record put after the compaction is one more to claim.
+        { ...before, records: [], secrets: [], unclaimed: before.unclaimed + 1 },
+      );
+      // A consumed OTP stays consumed, a claimed one claimed, the held one held, the lease used.
+      const [first] = await reopened.list({ claimed: true, consumed: false });
+      assert.equal(await reopened.consume(first!.id), true);
+      assert.equal(await reopened.consume(first!.id), false);
+      assert.equal(
+        (await reopened.list()).filter((r) => r.held).length,
+        1,
+        "still-held stays held",
+      );
+      // A second compaction counts on.
+      const second = await reopened.compact();
+      assert.equal(second.generation, 2);
+      assert.equal(second.dropped, 0);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
+
+test("retention: a record retired exactly at the cutoff stays, one millisecond earlier it goes; forever keeps all", async () => {
+  const { f, store, time } = await populated();
+  try {
+    time.set(T0 + TTL + RETAIN);
+    assert.equal((await store.compact()).dropped, 0, "retired at the cutoff: kept");
+    time.set(T0 + TTL + RETAIN + 1);
+    assert.equal((await store.compact()).dropped, 22);
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+  const forever = await populated({ retainUsedMs: Number.POSITIVE_INFINITY });
+  try {
+    forever.time.set(T0 + 1000 * RETAIN);
+    const report = await forever.store.compact();
+    assert.equal(report.dropped, 0);
+    assert.equal(
+      (await bodies(forever.f.path)).filter((b) => b.t === "retire").length,
+      1,
+      "the retire line is kept",
+    );
+  } finally {
+    await forever.store.close();
+    await forever.f.remove();
+  }
+});
+
+test("writes made while a compaction runs are all kept, on the old file or the new", async () => {
+  const { f, store, time } = await populated();
+  time.set(T0 + TTL + RETAIN + 1);
+  const acknowledged: string[] = [];
+  let writing = true;
+  const writer = (async () => {
+    let i = 0;
+    while (writing) {
+      const record = await store.put(input({ public: { during: i++ } }));
+      acknowledged.push(record.id);
+      await store.claimNext("otp", claimFor(i, T0 + 100 * RETAIN));
+    }
+  })();
+  try {
+    // Let some writes happen before, during and after.
+    while (acknowledged.length < 20) await new Promise((resolve) => setImmediate(resolve));
+    const report = await store.compact();
+    assert.equal(report.dropped, 22);
+    const during = acknowledged.length;
+    while (acknowledged.length < during + 20) await new Promise((resolve) => setImmediate(resolve));
+    writing = false;
+    await writer;
+    await store.close();
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      for (const id of acknowledged) assert.ok(await reopened.get(id), `${id} kept`);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    writing = false;
+    await writer.catch(() => {});
+    await store.close();
+    await f.remove();
+  }
+});
+
+const STEPS: CompactionStep[] = ["scanned", "copied", "held", "synced", "renamed", "switched"];
+
+for (const step of STEPS) {
+  test(`a SIGKILL at compaction step "${step}" leaves the old file or the new one whole`, async () => {
+    const { f, store, time } = await populated();
+    const before = await contents(store);
+    await store.close();
+    const sizeBefore = (await stat(f.path)).size;
+    time.set(T0 + TTL + RETAIN + 1);
+    const child = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const { FileKeyStore } = await import(process.env.STORE_MODULE);
+         const store = new FileKeyStore({ path: process.env.STORE_PATH,
+           storeKey: Buffer.from(process.env.STORE_KEY, "hex"), retireEveryMs: 0,
+           retireGraceMs: 0, retainUsedMs: ${RETAIN}, compactAtBytes: Infinity,
+           clock: () => new Date(${T0 + TTL + RETAIN + 1}),
+           onCompactionStep: (step) => {
+             if (step === process.env.KILL_AT) process.kill(process.pid, "SIGKILL");
+           } });
+         await store.open();
+         await store.compact();
+         process.exit(3);`,
+      ],
+      {
+        env: {
+          ...process.env,
+          STORE_MODULE,
+          STORE_PATH: f.path,
+          STORE_KEY: f.storeKey.toString("hex"),
+          KILL_AT: step,
+        },
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const signal = await new Promise((resolve) => child.on("exit", (_code, sig) => resolve(sig)));
+    assert.equal(signal, "SIGKILL", stderr);
+    const logger = recordingLogger();
+    const reopened = f.make({ clock: () => new Date(T0 + TTL + RETAIN + 1), logger });
+    await reopened.open();
+    try {
+      // Never taken for a rollback: no rollback line, no warning of one.
+      assert.ok(!(await bodies(f.path)).some((b) => b.t === "rollback"), "no rollback line");
+      assert.ok(
+        !logger.warnings.some((w) => /rollback|does not match its head/.test(w.message)),
+        JSON.stringify(logger.warnings),
+      );
+      assert.deepEqual(
+        await contents(reopened),
+        before,
+        `the same content after a kill at ${step}`,
+      );
+      const first = (await bodies(f.path))[0]!;
+      const compacted = ["renamed", "switched"].includes(step);
+      assert.equal(first.t === "compacted", compacted, "old file before the rename, new after");
+      if (!compacted) assert.equal((await stat(f.path)).size, sizeBefore);
+      // It writes on and compacts again.
+      await reopened.put(input());
+      assert.equal((await reopened.compact()).generation, compacted ? 2 : 1);
+    } finally {
+      await reopened.close();
+      await f.remove();
+    }
+  });
+}
+
+test("the rollback check accepts a compacted file and still refuses it truncated, or the old file restored", async () => {
+  const { f, store, time } = await populated();
+  const old = `${f.path}.old`;
+  try {
+    await store.close();
+    await copyFile(f.path, old);
+    const compacting = f.make();
+    await compacting.open();
+    time.set(T0 + TTL + RETAIN + 1);
+    await compacting.compact();
+    await compacting.put(input());
+    await compacting.close();
+
+    const fine = f.make();
+    await fine.open();
+    await fine.close();
+
+    // Truncated by its last line (an attacker hiding the latest write).
+    const all = await lines(f.path);
+    const compacted = await readFile(f.path);
+    await truncate(f.path, compacted.length - all.at(-1)!.length);
+    await assert.rejects(f.make().open(), isCorrupt(/shorter|head/));
+    await writeFile(f.path, compacted);
+
+    // The pre-compaction file put back.
+    await copyFile(old, f.path);
+    await assert.rejects(f.make().open(), isCorrupt(/head|diverged|shorter|does not/));
+    await writeFile(f.path, compacted);
+    const again = f.make();
+    await again.open();
+    await again.close();
+  } finally {
+    await f.remove();
+  }
+});
+
+test("compaction runs by itself once enough retired records are past retention", async () => {
+  const f = await fresh({
+    retireEveryMs: 20,
+    retireGraceMs: 0,
+    retainUsedMs: 0,
+    compactAtBytes: 1,
+  });
+  const store = f.make();
+  await store.open();
+  try {
+    for (let i = 0; i < 20; i++) await store.put(input());
+    for (let i = 0; i < 20; i++) await store.claimNext("otp", claimFor(i, Date.now() + 20));
+    const deadline = Date.now() + 10_000;
+    let first: Record<string, unknown> | undefined;
+    while (Date.now() < deadline) {
+      first = (await bodies(f.path))[0];
+      if (first?.t === "compacted") break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(first?.t, "compacted", "compacted by itself");
+    assert.equal(first?.dropped, 20);
+    assert.equal(store.liveRecords, 0);
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
+
+test("a held round whose records all retired leaves no unhold line behind (the reopen would refuse it)", async () => {
+  const time = clockAt(T0);
+  const f = await fresh({ clock: time.clock, retireEveryMs: 0, retireGraceMs: 0, retainUsedMs: 0 });
+  const store = f.make();
+  await store.open();
+  try {
+    for (let i = 0; i < 3; i++) await store.put(input({ roundId: "batch", held: true }));
+    await store.put(input({ roundId: "kept", held: true }));
+    await store.releaseHeld("batch");
+    await store.releaseHeld("kept");
+    for (let i = 0; i < 3; i++) await store.claimNext("otp", claimFor(i, T0 + TTL));
+    time.set(T0 + TTL);
+    assert.equal(await store.retireDue(), 3);
+    time.set(T0 + TTL + 1);
+    assert.equal((await store.compact()).dropped, 3);
+    const written = await bodies(f.path);
+    assert.deepEqual(
+      written.filter((b) => b.t === "unhold").map((b) => b.roundId),
+      ["kept"],
+    );
+    await store.close();
+    const reopened = f.make();
+    await reopened.open();
+    assert.equal(reopened.liveRecords, 1);
+    await reopened.close();
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
