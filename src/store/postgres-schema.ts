@@ -12,8 +12,9 @@
  * owner; a claim is whole or absent; an owned record is never claimed; a step is a safe integer),
  * unique keys (one opening per round; a log index once), a foreign key that keeps the log's
  * indexes dense, and triggers that refuse what no statement of the store ever does (rewriting a
- * record's fields, a second claim or consumption, a step that does not increase, changing or
- * deleting a log entry, an opening or the key check).
+ * record's fields, a second claim or consumption, a step that does not increase, deleting a
+ * record other than a consumed or expired pool OTP, changing or deleting a log entry, an opening
+ * or the key check).
  */
 import type pg from "pg";
 import { DkeygenError, ErrorCodes } from "../errors.js";
@@ -338,6 +339,42 @@ CREATE INDEX key_records_pool_order ON key_records (purpose, id COLLATE "POSIX")
 DROP INDEX key_records_pool;
 `;
 
+/**
+ * Version 7: retention (issue 17). The BEFORE DELETE trigger of version 1 refused every delete; it
+ * now lets through exactly the rows a retention sweep removes — a pool OTP (purpose "otp", no
+ * owner, not held) that is consumed or whose claim has expired by the database's clock — and
+ * refuses every other delete as before. Which of those are old enough is the store's choice
+ * (`retainUsedMs`); the trigger only keeps anything else, and any live OTP, out of reach. A
+ * partial index on the time each such row died finds them oldest first without a scan, and
+ * key_records is vacuumed once 1 % of its rows are dead rather than 20 % (the default),
+ * and its indexes cleaned every time (docs/ARCHITECTURE.md §4 "Retention and vacuum"). The index
+ * is built in the migration's transaction: writes wait while it is built.
+ */
+const V7 = `
+CREATE FUNCTION key_records_delete_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.purpose = 'otp' AND OLD.owner IS NULL AND NOT OLD.held
+     AND (OLD.consumed_at IS NOT NULL OR OLD.claim_expires_at < now()) THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'key record % is kept: only a consumed or expired pool OTP is ever removed',
+    OLD.id USING ERRCODE = 'check_violation';
+END
+$$;
+DROP TRIGGER key_records_kept ON key_records;
+CREATE TRIGGER key_records_kept BEFORE DELETE ON key_records
+  FOR EACH ROW EXECUTE FUNCTION key_records_delete_guard();
+
+CREATE INDEX key_records_otp_dead ON key_records ((coalesce(consumed_at, claim_expires_at)))
+  WHERE purpose = 'otp' AND owner IS NULL AND NOT held
+    AND (consumed_at IS NOT NULL OR claim_seq IS NOT NULL);
+
+-- A claim walks the pool index from its start over the entries of rows claimed since the last
+-- vacuum: vacuum after 1 % of the rows died, not the default 20 %, and always clean the indexes
+-- (by default a vacuum finding dead rows on under 2 % of the pages leaves the indexes alone).
+ALTER TABLE key_records SET (autovacuum_vacuum_scale_factor = 0.01, vacuum_index_cleanup = on);
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
@@ -346,6 +383,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: "held records, released together per round", sql: V4 },
   { version: 5, name: "request windows shared by distribution servers", sql: V5 },
   { version: 6, name: "the pool index alone orders claims", sql: V6 },
+  { version: 7, name: "retention: consumed and expired OTPs may be removed", sql: V7 },
 ];
 
 /** The schema version this code reads and writes. */

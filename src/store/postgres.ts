@@ -94,7 +94,41 @@ export interface PostgresKeyStoreOptions {
   logger?: PostgresKeyStoreLogger;
   /** Most connections the store opens at once; default 10. */
   maxConnections?: number;
+  /**
+   * How long a consumed or expired OTP stays after it died, in ms (issue 17 `--retain-used`);
+   * `Infinity` (the default: a process that does not pass it never deletes) keeps them for good.
+   * When finite, the store sweeps at open and then every min(retainUsedMs / 4, 60 s) (at least
+   * 1 s); `sweepRetention()` runs one sweep.
+   */
+  retainUsedMs?: number;
 }
+
+/** A retention sweep deletes at most this many rows per statement, each its own transaction. */
+export const RETENTION_BATCH = 5000;
+const SWEEP_EVERY_MAX_MS = 60_000;
+const SWEEP_EVERY_MIN_MS = 1000;
+
+/**
+ * One batch of a retention sweep ($1 cutoff, $2 where the previous batch ended, $3 batch size):
+ * deletes up to $3 pool OTPs (no owner, not held) that died before $1, oldest death first, and
+ * returns how many and the latest death among them. A row dies at its consumption or, unconsumed,
+ * at its claim's expiry; the match is the index key_records_otp_dead's (schema version 7), and
+ * `claim_expires_at < now()` is the delete trigger's own test, so a clock running ahead of the
+ * database's never asks for a delete the trigger refuses. Rows another statement holds locked are
+ * skipped (SKIP LOCKED): two sweeps at once delete each row once, and a claim or consumption in
+ * flight is never waited for. Each batch starts where the last ended ($2), so a long sweep does
+ * not walk again over the index entries of the rows it deleted (gone only at the next vacuum).
+ */
+export const SWEEP_BATCH =
+  "WITH doomed AS (SELECT id, coalesce(consumed_at, claim_expires_at) AS died FROM key_records " +
+  "WHERE purpose = 'otp' AND owner IS NULL AND NOT held " +
+  "AND (consumed_at IS NOT NULL OR claim_seq IS NOT NULL) " +
+  "AND coalesce(consumed_at, claim_expires_at) < $1 " +
+  "AND coalesce(consumed_at, claim_expires_at) >= $2 " +
+  "AND (consumed_at IS NOT NULL OR claim_expires_at < now()) " +
+  "ORDER BY coalesce(consumed_at, claim_expires_at) LIMIT $3 FOR UPDATE SKIP LOCKED), " +
+  "gone AS (DELETE FROM key_records k USING doomed d WHERE k.id = d.id RETURNING d.died) " +
+  "SELECT count(*) AS n, max(died) AS last FROM gone";
 
 /** The info of the key check value kept in the database (store_key_check). */
 export const KEY_CHECK_INFO = "dkeygen/v1/store/postgres-key-check";
@@ -331,6 +365,12 @@ export class PostgresKeyStore implements KeyStore {
   #logTail: Promise<unknown> = Promise.resolve();
   /** The migrations `open()` applied. */
   #migrated: Migration[] = [];
+  /** options.retainUsedMs; Infinity: no sweep. */
+  readonly #retainUsedMs: number;
+  /** The last retention sweep queued: sweeps run one at a time; close awaits the last. */
+  #sweepTail: Promise<unknown> = Promise.resolve();
+  /** The next timed sweep, while one is due. */
+  #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PostgresKeyStoreOptions) {
     const url = checkPostgresStoreUrl(options?.url);
@@ -342,6 +382,13 @@ export class PostgresKeyStore implements KeyStore {
       throw new TypeError("PostgresKeyStore: options.maxConnections must be 1 to 1000");
     }
     this.#maxConnections = maxConnections;
+    const retain = options.retainUsedMs ?? Number.POSITIVE_INFINITY;
+    if (retain !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(retain) && retain > 0)) {
+      throw new TypeError(
+        "PostgresKeyStore: options.retainUsedMs must be a positive whole number of ms or Infinity",
+      );
+    }
+    this.#retainUsedMs = retain;
     this.#url = url;
     this.#password = urlPassword(url);
     this.shownUrl = redactStoreUrl(url);
@@ -405,6 +452,9 @@ export class PostgresKeyStore implements KeyStore {
         client.release();
       }
       this.#state = "open";
+      // The first sweep starts now but is not awaited: a backlog (the first start after an
+      // upgrade) may take a while, and nothing needs it done before serving.
+      if (this.#retainUsedMs !== Number.POSITIVE_INFINITY) this.#timedSweep();
     } catch (error) {
       this.#state = "closed";
       this.#pool = undefined;
@@ -418,6 +468,9 @@ export class PostgresKeyStore implements KeyStore {
     if (this.#state === "closed") return;
     const pool = this.#pool;
     this.#state = "closed";
+    clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    await this.#sweepTail; // stops after its statement in flight (#sweep checks the state)
     this.#pool = undefined;
     await this.#logTail;
     await pool?.end().catch(() => {});
@@ -634,6 +687,66 @@ export class PostgresKeyStore implements KeyStore {
       [encodeName(roundId)],
     );
     return result.rowCount ?? 0;
+  }
+
+  /**
+   * One retention sweep (issue 17): deletes the pool OTPs (purpose "otp", no owner, not held)
+   * that died — were consumed, or unconsumed saw their claim expire — strictly before
+   * `clock() − retainUsedMs`; one that died exactly then stays. Nothing else is ever deleted:
+   * no other purpose, no pooled, held or owned record, no opening, no log entry (the schema's
+   * delete trigger refuses them too). Batches of RETENTION_BATCH rows, each one statement and
+   * its own short transaction, until a batch finds fewer. Resolves to the rows deleted; 0 when
+   * `retainUsedMs` is Infinity (no query). Runs after any sweep already in flight.
+   */
+  async sweepRetention(): Promise<number> {
+    this.#assertOpen();
+    if (this.#retainUsedMs === Number.POSITIVE_INFINITY) return 0;
+    const run = this.#sweepTail.then(() => this.#sweep());
+    this.#sweepTail = run.catch(() => {});
+    return run;
+  }
+
+  async #sweep(): Promise<number> {
+    const cutoff = new Date(this.#clock().getTime() - this.#retainUsedMs);
+    let from: Date | string = "-infinity";
+    let deleted = 0;
+    while (this.#state === "open") {
+      const result: { rows: { n: string; last: Date | null }[] } = await this.#query(SWEEP_BATCH, [
+        cutoff,
+        from,
+        RETENTION_BATCH,
+      ]);
+      const batch = result.rows[0]!;
+      const n = Number(batch.n);
+      deleted += n;
+      if (n < RETENTION_BATCH || batch.last === null) break;
+      from = batch.last;
+    }
+    return deleted;
+  }
+
+  /** A sweep from the timer: a failure is logged and the next sweep tries again. */
+  #timedSweep(): void {
+    this.#sweepTimer = undefined;
+    const every = Math.min(
+      SWEEP_EVERY_MAX_MS,
+      Math.max(SWEEP_EVERY_MIN_MS, Math.floor(this.#retainUsedMs / 4)),
+    );
+    // Kept in #sweepTail (close awaits it); it never rejects.
+    this.#sweepTail = this.sweepRetention()
+      .catch((error: unknown) => {
+        if (this.#state !== "open") return;
+        this.#logger?.warn(
+          { store: this.shownUrl, err: error instanceof Error ? error.message : String(error) },
+          "key store retention sweep failed; the next one tries again",
+        );
+      })
+      .catch(() => {}) // a logger that throws: nobody else to tell
+      .finally(() => {
+        if (this.#state !== "open") return;
+        this.#sweepTimer = setTimeout(() => this.#timedSweep(), every);
+        this.#sweepTimer.unref();
+      });
   }
 
   async appendLogEntry(leaf: Uint8Array): Promise<number> {

@@ -410,7 +410,11 @@ test("the schema holds the rules itself: a second claim or consumption, a lower 
     await refused("half a claim", "UPDATE key_records SET claim_requester = 'r' WHERE id = $1", [
       (await store.put(input())).id,
     ]);
-    await refused("a deleted record", "DELETE FROM key_records WHERE id = $1", id);
+    // A consumed pool OTP may be deleted (retention, version 7: postgres-retention.test.ts).
+    await refused("a deleted owned record", "DELETE FROM key_records WHERE id = $1", [owned.id]);
+    await refused("a deleted pool record", "DELETE FROM key_records WHERE id = $1", [
+      (await store.put(input())).id,
+    ]);
     const insert =
       "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, public, owner, subject, holders, secret_iv, secret_ct, secret_tag) VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FAV', 'otp', now(), 'r', '{a}', 'otp/v1', '{}', $1, $2, $3, '\\x000000000000000000000000', '\\x', '\\x00000000000000000000000000000000')";
     await refused("a subject without an owner", insert, [null, "alice", null]);

@@ -18,7 +18,7 @@ import { sameCode } from "../../../derive/hotp.js";
 import { fromBase32 } from "../../../derive/otpauth.js";
 import { recoveryTagKey } from "../../../derive/recovery.js";
 import { totpCounter, verifyTotp } from "../../../derive/totp.js";
-import { DkeygenError, ErrorCodes } from "../../../errors.js";
+import { DkeygenError, ErrorCodes, isDkeygenError } from "../../../errors.js";
 import type { KeyRecord, KeyStore } from "../../../store/types.js";
 import { type RecoveryCheck, useRecoveryCode } from "../../recovery-codes.js";
 import { readStoredSecret } from "../../stored-secret.js";
@@ -291,12 +291,20 @@ export class StoreVerifier implements Verifier {
 
   /**
    * The first of `records` whose code is `code`. Every record is read and compared (in constant
-   * time), so the time taken does not say which one matched.
+   * time), so the time taken does not say which one matched. A record gone since it was listed
+   * (a retention sweep removed a used or expired OTP in between) matches nothing, as it would
+   * had it been gone before.
    */
   async #findCode(records: readonly KeyRecord[], code: string): Promise<KeyRecord | undefined> {
     let match: KeyRecord | undefined;
     for (const record of records) {
-      const expected = String((await readStoredSecret(this.#store, record.id)).output.code);
+      let expected: string;
+      try {
+        expected = String((await readStoredSecret(this.#store, record.id)).output.code);
+      } catch (error) {
+        if (isDkeygenError(error, ErrorCodes.NOT_FOUND)) continue;
+        throw error;
+      }
       if (sameCode(expected, code) && match === undefined) match = record;
     }
     return match;
