@@ -45,6 +45,19 @@ export function parseDuration(value: string, option: string): number {
   return Math.round(ms);
 }
 
+/** `--retain-used`'s default: one day. */
+export const RETAIN_USED_DEFAULT = "1d";
+
+/** A retention: a duration (parseDuration), or "forever" (Infinity). */
+export function parseRetention(value: string, option: string): number {
+  if (value.trim() === "forever") return Number.POSITIVE_INFINITY;
+  try {
+    return parseDuration(value, option);
+  } catch {
+    throw usage(`${option} wants a duration like 1h, 1d or 30d, or "forever"; got "${value}".`);
+  }
+}
+
 export function parsePositiveInt(value: string, option: string, min = 1, max = 1_000_000): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < min || n > max) {

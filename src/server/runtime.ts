@@ -47,7 +47,7 @@ import {
 import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
-import { FileKeyStore } from "../store/file.js";
+import { DEFAULT_RETAIN_USED_MS, FileKeyStore } from "../store/file.js";
 import { PostgresKeyStore } from "../store/postgres.js";
 import type { KeyStore } from "../store/types.js";
 import { isLoopbackHost } from "../transport/tls.js";
@@ -103,6 +103,9 @@ export interface StartServerOptions {
    * default; for one start after an operator decided to go on from such a file.
    */
   acceptStoreRollback?: boolean;
+  /** How long retired OTP records stay in the store for audit (ms, `Infinity`: for ever); the
+   * stores' own default (one day) when absent. */
+  retainUsedMs?: number;
   /**
    * A PostgreSQL database (postgres://…, store/postgres-url.ts) instead of the key_store file;
    * the store key still lives in the data folder (or `storeKeyFile`).
@@ -265,6 +268,7 @@ async function startLocked(
       url: options.storeUrl,
       storeKey: storeKey.expose(),
       logger,
+      retainUsedMs: options.retainUsedMs ?? DEFAULT_RETAIN_USED_MS,
     });
     requesterStore = new PostgresRequesterStore(postgres, storeKey.expose());
     store = postgres;
@@ -286,6 +290,7 @@ async function startLocked(
       lock,
       headPath,
       ...(options.acceptStoreRollback ? { acceptRollback: true } : {}),
+      ...(options.retainUsedMs === undefined ? {} : { retainUsedMs: options.retainUsedMs }),
     });
     // The store derived its own keys from it and kept no copy.
     storeKey.wipe();

@@ -228,7 +228,7 @@ export interface CompactionReport {
 
 const DEFAULT_LEASE_SIZE = 256;
 const DEFAULT_RETIRE_EVERY_MS = 1000;
-const DEFAULT_RETAIN_USED_MS = 24 * 60 * 60 * 1000;
+export const DEFAULT_RETAIN_USED_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_COMPACT_AT_BYTES = 64 * 1024 * 1024;
 /** The bytes a retired OTP is assumed to take on disk until a compaction measures it. */
 const FIRST_BYTES_PER_RETIRED = 1000;

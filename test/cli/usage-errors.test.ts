@@ -121,6 +121,7 @@ function tables(): Record<string, Table> {
         "--store": "notaurl", // also mysql://, no host, no database: store/postgres-store.test.ts
         "--store-key-file": FREE,
         "--store-head": FREE,
+        "--retain-used": "a while",
         "--http-listen": "nohost",
         "--otp-pool": "many",
         "--otp-digits": "5",
@@ -384,6 +385,14 @@ function tables(): Record<string, Table> {
     "store migrate": {
       base: ["--store", "postgres://dkeygen@127.0.0.1:9/dkeygen"],
       rows: { "--store": "postgres://u:secret@127.0.0.1:9" }, // no database; the password not shown
+    },
+    "store compact": {
+      base: ["--data-dir", dir.path],
+      rows: {
+        "--data-dir": D("no-such-folder"),
+        "--retain-used": "-1d",
+        "--store-head": FREE, // read when the key_store opens: test/store/compaction.test.ts
+      },
     },
     "store copy": {
       base: ["--from", dir.path, "--to", "postgres://dkeygen@127.0.0.1:9/dkeygen"],

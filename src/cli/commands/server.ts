@@ -16,6 +16,8 @@ import {
   parseDuration,
   parseListen,
   parsePositiveInt,
+  parseRetention,
+  RETAIN_USED_DEFAULT,
   storeUrlOption,
 } from "../options.js";
 import { makeLogger, printJson, printTable } from "../output.js";
@@ -34,6 +36,7 @@ interface ServerFlags extends DistributionFlags {
   storeKeyFile?: string;
   storeHead?: string;
   acceptStoreRollback?: boolean;
+  retainUsed: string;
   httpListen: string;
   otpPool: string;
   otpDigits: string;
@@ -88,6 +91,11 @@ export function registerServer(program: Command): void {
       "open a key_store that is shorter than its head file or another copy of it (recorded in the store)",
     )
     .option(
+      "--retain-used <duration|forever>",
+      "how long used and expired OTPs stay in the key store for audit (then compacted away; TOTP, keys and the log stay for ever)",
+      RETAIN_USED_DEFAULT,
+    )
+    .option(
       "--http-listen <host:port|off>",
       "key distribution server (HTTP) address",
       "127.0.0.1:7421",
@@ -122,6 +130,7 @@ export function registerServer(program: Command): void {
             "the key_store file; a PostgreSQL store (--store, DKEYGEN_STORE_URL) has no head file.",
         );
       }
+      const retainUsedMs = parseRetention(flags.retainUsed, "--retain-used");
       const dataDir = dataDirOption(flags.dataDir, "server");
       const { host, port } = parseListen(flags.listen);
       const http =
@@ -137,6 +146,7 @@ export function registerServer(program: Command): void {
           ? { passphrase: process.env.DKEYGEN_SERVER_PASSPHRASE }
           : {}),
         ...(storeUrl === undefined ? {} : { storeUrl }),
+        retainUsedMs,
         ...(flags.storeKeyFile ? { storeKeyFile: flags.storeKeyFile } : {}),
         ...(flags.storeHead ? { storeHeadFile: flags.storeHead } : {}),
         ...(flags.acceptStoreRollback ? { acceptStoreRollback: true } : {}),

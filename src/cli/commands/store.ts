@@ -3,15 +3,23 @@ import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { compactStoreFile, type StoreCompactReport } from "../../server/store-compact.js";
 import { copyStoreToPostgres, type StoreCopyReport } from "../../server/store-copy.js";
 import { migratePostgresStore } from "../../store/postgres.js";
 import { SCHEMA_VERSION } from "../../store/postgres-schema.js";
 import { redactStoreUrl } from "../../store/postgres-url.js";
-import { storeUrlOption } from "../options.js";
+import { parseRetention, RETAIN_USED_DEFAULT, storeUrlOption } from "../options.js";
 import { makeLogger, printJson, printTable } from "../output.js";
 
 interface MigrateFlags {
   store?: string;
+  json?: boolean;
+}
+
+interface CompactFlags {
+  dataDir: string;
+  retainUsed: string;
+  storeHead?: string;
   json?: boolean;
 }
 
@@ -57,6 +65,40 @@ export function registerStore(program: Command): void {
       if (applied.length > 0) {
         printTable(applied.map(({ version, name }) => [String(version), name] as const));
       }
+    });
+  store
+    .command("compact")
+    .description(
+      "compact a stopped server's key_store file: leave out the OTPs used or expired longer ago than --retain-used, under a new MAC chain that names the old one's end (a running server does this by itself)",
+    )
+    .requiredOption("--data-dir <dir>", "the server's data folder (its key_store and store.key)")
+    .option(
+      "--retain-used <duration|forever>",
+      "how long used and expired OTPs stay for audit",
+      RETAIN_USED_DEFAULT,
+    )
+    .option("--store-head <file>", "the key_store's head file (default: <dir>/key_store.head)")
+    .option("--json", "print what was done as JSON")
+    .action(async (flags: CompactFlags) => {
+      const retainUsedMs = parseRetention(flags.retainUsed, "--retain-used");
+      const dataDir = resolve(flags.dataDir);
+      if (!(await stat(dataDir).catch(() => undefined))?.isDirectory()) {
+        throw new DkeygenError(
+          ErrorCodes.USAGE,
+          `--data-dir: ${dataDir} is not a folder (give the server's data folder).`,
+        );
+      }
+      const report = await compactStoreFile({
+        dataDir,
+        retainUsedMs,
+        ...(flags.storeHead === undefined ? {} : { storeHeadFile: resolve(flags.storeHead) }),
+        logger: makeLogger({ quiet: flags.json === true }),
+      });
+      if (flags.json) {
+        printJson(report);
+        return;
+      }
+      printCompactReport(report);
     });
   store
     .command("copy")
@@ -106,6 +148,18 @@ export function registerStore(program: Command): void {
       }
       printCopyReport(report);
     });
+}
+
+function printCompactReport(report: StoreCompactReport): void {
+  const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
+  process.stdout.write(`compacted ${report.store} (generation ${report.generation})\n`);
+  printTable([
+    ["before", `${mib(report.bytesBefore)}, ${report.linesBefore} lines`],
+    ["after", `${mib(report.bytesAfter)}, ${report.linesAfter} lines`],
+    ["retired now", String(report.retired)],
+    ["left out", `${report.dropped} records retired before ${report.cutoff}`],
+    ["live records", String(report.liveRecords)],
+  ]);
 }
 
 /** The human report: where from and to, then a table of what the database holds now. */
