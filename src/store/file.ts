@@ -35,6 +35,7 @@ import { dirname } from "node:path";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
+import { packSealed, RecordInterner, unpackSealed } from "./compact-memory.js";
 import {
   type ChainCut,
   CompactedFile,
@@ -254,7 +255,7 @@ export class FileKeyStore implements KeyStore {
   readonly #ids: UlidGenerator;
   /** The records, under the rules (record-rules.ts); built by the replay at open. */
   #core = new RecordCore();
-  #sealed = new Map<string, SealedSecret>();
+  readonly #interner = new RecordInterner();
   /** Round openings by round id, sealed; a round being written is here already (one per round). */
   #openings = new Map<string, SealedSecret | "writing">();
   /** Consumptions written but not yet durable, so a second `consume` can wait for the first. */
@@ -554,7 +555,6 @@ export class FileKeyStore implements KeyStore {
         continue;
       }
       mustApply(this.#core.retire(id, now));
-      this.#sealed.delete(id);
       ids.push(id);
     }
     if (ids.length === 0) return 0;
@@ -698,11 +698,11 @@ export class FileKeyStore implements KeyStore {
     checkRecordInput(input);
     const record = newRecord(this.#ids.next(), input, this.#clock());
     const sealed = sealSecret(this.#keys.secret, this.#random, record, input.secret);
+    this.#interner.intern(record);
     // Visible only once durable: nobody can list or claim a record that may still be lost.
     await this.#append(recordBody(record, sealed), {
       onDurable: () => {
-        mustApply(this.#core.add(record));
-        this.#sealed.set(record.id, sealed);
+        mustApply(this.#core.add(record, packSealed(sealed)));
       },
     });
     return copyRecord(record);
@@ -718,7 +718,7 @@ export class FileKeyStore implements KeyStore {
     this.#assertReadable();
     const records = this.#index.list().map((record) => ({
       record: copyRecord(record),
-      sealed: this.#sealed.get(record.id)!,
+      sealed: unpackSealed(this.#index.payload(record.id)!),
       void: this.#index.isVoid(record.id),
     }));
     const openings: SealedContents["openings"] = [];
@@ -750,10 +750,10 @@ export class FileKeyStore implements KeyStore {
     this.#assertReadable();
     checkId(id);
     const record = this.#index.get(id);
-    const sealed = this.#sealed.get(id);
-    if (!record || !sealed) throw notFound(id);
+    const sealed = this.#index.payload(id);
+    if (!record || sealed === undefined) throw notFound(id);
     try {
-      return openSecret(this.#keys.secret, record, sealed);
+      return openSecret(this.#keys.secret, record, unpackSealed(sealed));
     } catch (cause) {
       throw new DkeygenError(
         ErrorCodes.STORE_CORRUPT,
@@ -1086,7 +1086,6 @@ export class FileKeyStore implements KeyStore {
     const state = replayer.finish();
     if ("kind" in state) throw this.#replayError(state);
     this.#core = state.core;
-    this.#sealed = state.sealed;
     this.#openings = state.openings;
     this.#leaves = state.leaves;
     this.#durableLeaves = state.leaves.length;
@@ -1167,7 +1166,8 @@ export class FileKeyStore implements KeyStore {
     this.#keys.mac.fill(0);
     this.#keys.secret.fill(0);
     this.#headKey.fill(0);
-    this.#sealed.clear();
+    // The records and their sealed secrets go with the core.
+    this.#core = new RecordCore();
     this.#openings.clear();
   }
 }

@@ -39,6 +39,8 @@ interface Slot {
   queued: boolean;
   /** Reserved (live, or void once its store stopped): never poolable while set. */
   reserved: boolean;
+  /** What the store keeps beside the record (the file store: its sealed secret, packed). */
+  payload: string | undefined;
 }
 
 interface Pool {
@@ -76,6 +78,8 @@ function isPoolable(slot: Slot): boolean {
  */
 class IdList {
   ids: string[] = [];
+  /** A claimant list's requester and subject, shared by its claims. */
+  names: [string, string] | undefined;
   head = 0;
   /** Removed ids still in the array after the head. */
   stale = 0;
@@ -165,7 +169,6 @@ function insertSorted(ids: string[], id: string, from = 0): void {
 
 export class RecordIndex {
   readonly #slots = new Map<string, Slot>();
-  readonly #order = new IdList();
   readonly #byPurpose = new Map<string, IdList>();
   readonly #pools = new Map<string, Pool>();
   readonly #byOwner = new Map<string, IdList>();
@@ -185,6 +188,7 @@ export class RecordIndex {
    */
   readonly #retiring = new Map<number, string[]>();
   #newest: string | undefined;
+  #lastClaim: Claim | undefined;
   readonly #has = (id: string): boolean => this.#slots.has(id);
 
   readonly #retireAt: RetirePolicy;
@@ -244,7 +248,6 @@ export class RecordIndex {
     if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
     this.#dropReservation(slot);
     this.#slots.delete(id);
-    this.#order.removed(this.#has);
     this.#unlist(this.#byPurpose, record.purpose);
     if (record.owner !== undefined) this.#unlist(this.#byOwner, record.owner);
     if (record.subject !== undefined) this.#unlist(this.#bySubject, record.subject);
@@ -279,12 +282,16 @@ export class RecordIndex {
     return this.#newest;
   }
 
+  /** What the store put beside record `id` (`add`), or undefined. */
+  payload(id: string): string | undefined {
+    return this.#slots.get(id)?.payload;
+  }
+
   /** Adds a new record (its id must be new). The index keeps the object itself. */
-  add(record: KeyRecord): void {
+  add(record: KeyRecord, payload?: string): void {
     if (this.#slots.has(record.id)) throw new Error(`RecordIndex: duplicate id ${record.id}`);
-    const slot: Slot = { record, queued: false, reserved: false };
+    const slot: Slot = { record, queued: false, reserved: false, payload };
     this.#slots.set(record.id, slot);
-    this.#order.insertSorted(record.id);
     if (this.#newest === undefined || record.id > this.#newest) this.#newest = record.id;
     indexUnder(this.#byPurpose, record.purpose, record.id);
     if (record.owner !== undefined) indexUnder(this.#byOwner, record.owner, record.id);
@@ -329,7 +336,7 @@ export class RecordIndex {
             ? this.#byOwner.get(query.owner)?.live(this.#has)
             : query.purpose !== undefined
               ? this.#byPurpose.get(query.purpose)?.live(this.#has)
-              : this.#order.live(this.#has);
+              : this.#allIds();
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const out: KeyRecord[] = [];
     for (const id of ids ?? []) {
@@ -352,6 +359,13 @@ export class RecordIndex {
       out.push(record);
     }
     return out;
+  }
+
+  /** Every id in id order: the purposes' lists merged (only a query naming nothing reads it). */
+  #allIds(): string[] {
+    const ids: string[] = [];
+    for (const list of this.#byPurpose.values()) ids.push(...list.live(this.#has));
+    return this.#byPurpose.size > 1 ? ids.sort() : ids;
   }
 
   /** The ids of `requester`'s `count` latest claims for `subject`, oldest claim first. */
@@ -481,9 +495,19 @@ export class RecordIndex {
     let claims = this.#byClaimant.get(key);
     if (!claims) {
       claims = new IdList();
+      claims.names = [claim.requester, claim.subject];
       this.#byClaimant.set(key, claims);
+    } else if (claims.names) {
+      // One copy of the names for all of a claimant's claims.
+      claim.requester = claims.names[0];
+      claim.subject = claims.names[1];
     }
     claims.push(id);
+    // Claims made in the same millisecond (a turn's batch) share their time strings.
+    const last = this.#lastClaim;
+    if (last && last.claimedAt === claim.claimedAt) claim.claimedAt = last.claimedAt;
+    if (last && last.expiresAt === claim.expiresAt) claim.expiresAt = last.expiresAt;
+    this.#lastClaim = claim;
     this.#scheduleIfRetiring(record);
   }
 

@@ -185,9 +185,10 @@ export class RecordCore {
     return this.index.countPoolable(purpose) + this.index.countReserved(purpose);
   }
 
-  add(record: KeyRecord): Refusal | undefined {
+  /** Adds a new record, with what the store keeps beside it (`RecordIndex.payload`). */
+  add(record: KeyRecord, payload?: string): Refusal | undefined {
     if (this.index.get(record.id)) return { rule: "stored-twice", id: record.id };
-    this.index.add(record);
+    this.index.add(record, payload);
     return undefined;
   }
 

@@ -13,6 +13,8 @@
  * - At the end, records leased and neither claimed nor released are void (`voided`): the store
  *   that leased them stopped first, and may have handed them out with a claim line that was lost.
  */
+
+import { packSealed, RecordInterner } from "./compact-memory.js";
 import type { StoreKeys } from "./log-format.js";
 import {
   BodyError,
@@ -33,8 +35,6 @@ import type { Claim } from "./types.js";
 /** What a file's lines add up to. */
 export interface ReplayState {
   core: RecordCore;
-  /** Records' sealed secret parts, by id. */
-  sealed: Map<string, SealedSecret>;
   /** Rounds' sealed openings, by round id. */
   openings: Map<string, SealedSecret>;
   /** The transparency log's leaves, in index order. */
@@ -119,6 +119,7 @@ export class Replayer {
   /** Line 1 failed with a MAC of its own: line 2 decides between corruption and a wrong key. */
   #firstLine: { reason: string; claimedMac: Uint8Array } | undefined;
   #finished = false;
+  readonly #interner = new RecordInterner();
 
   /** `watch`: a line number whose chain MAC to report (`atWatch`), e.g. the head file's. */
   constructor(macKey: Uint8Array, watch?: number, retireAt?: RetirePolicy) {
@@ -126,7 +127,6 @@ export class Replayer {
     this.#watch = watch;
     this.#state = {
       core: new RecordCore(retireAt),
-      sealed: new Map(),
       openings: new Map(),
       leaves: [],
       lines: 0,
@@ -224,7 +224,6 @@ export class Replayer {
         for (const id of parsed.ids) {
           const refusal = core.retire(id, at);
           if (refusal) return describeRefusal(refusal);
-          state.sealed.delete(id);
         }
         countRetired(state.retired, at, parsed.ids.length);
         return undefined;
@@ -271,8 +270,8 @@ export class Replayer {
         return undefined;
       }
       case "record": {
-        const refusal = core.add(parsed.record);
-        if (!refusal) state.sealed.set(parsed.record.id, parsed.sealed);
+        this.#interner.intern(parsed.record);
+        const refusal = core.add(parsed.record, packSealed(parsed.sealed));
         return reasonOf(refusal);
       }
       case "claim":
