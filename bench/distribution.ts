@@ -107,13 +107,25 @@ export function startProcess(
   });
   return new Promise((resolve, reject) => {
     let out = "";
+    let matched = false;
+    // The end of its standard error, for the message when it exits before it matched.
+    let err = "";
     child.stdout!.on("data", (d) => {
+      // Once matched, its output is the caller's (a long run's would only pile up here).
+      if (matched) return;
       out += d;
       const match = out.match(pattern);
-      if (match) resolve({ child, match });
+      if (match) {
+        matched = true;
+        resolve({ child, match });
+      }
     });
-    child.stderr!.resume();
-    child.on("exit", (code) => reject(new Error(`${args.join(" ")} exited ${code}: ${out}`)));
+    child.stderr!.on("data", (d) => {
+      err = (err + d).slice(-2_000);
+    });
+    child.on("exit", (code) =>
+      reject(new Error(`${args.join(" ")} exited ${code}: ${out}${err ? `\n${err}` : ""}`)),
+    );
   });
 }
 
@@ -157,6 +169,13 @@ export interface DistributionServerOptions {
   beforeContributors?: () => Promise<void>;
   /** Resolve once started, without waiting for the pool to fill (then call `filled()`). */
   noWait?: boolean;
+  /**
+   * What runs the server: the node arguments before its flags (default: the CLI's `server`
+   * command; the soak's bench/soak-server.js runs that same command and reports its memory).
+   */
+  entry?: readonly string[];
+  /** More environment for the server process. */
+  env?: Record<string, string>;
 }
 
 /** A `dkeygen server` process with two contributors, a registered requester and a full pool. */
@@ -171,8 +190,7 @@ export async function startDistribution(
   const children: ChildProcess[] = [];
   const { child: server, match } = await startProcess(
     [
-      CLI,
-      "server",
+      ...(options.entry ?? [CLI, "server"]),
       "--data-dir",
       serverDir,
       "--listen",
@@ -195,6 +213,7 @@ export async function startDistribution(
       ...extra,
     ],
     /listening\s+(ws:\/\/\S+)\n\s+distribution\s+(http:\/\/\S+)/,
+    options.env,
   );
   children.push(server);
   const [, wsUrl, httpUrl] = match as unknown as [string, string, string];
@@ -240,6 +259,8 @@ export async function startDistribution(
     keys,
     storeBytes,
     pid: server.pid!,
+    /** The server process (its standard output is the caller's once it listens). */
+    child: server,
     filled,
     /** Disconnects the contributors: no round runs after this (the pool is never refilled). */
     async stopContributors() {

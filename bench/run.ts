@@ -2,8 +2,11 @@
  * `npm run bench`: every benchmark the issues ask for, each reported as ratios against a baseline
  * measured in the same run (these machines are noisy and have 2 cores). Not part of the tests.
  *
- *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog|threshold|postgres ...]
+ *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog|threshold|postgres|soak ...]
  *   (default: all; `npm run bench -- postgres` runs one section)
+ *
+ * The soak section runs 3 minutes (1 of warm-up) unless SOAK_MINUTES says otherwise; the long
+ * soak is `npm run soak` (bench/soak.ts: 12 minutes, its flags and SOAK_* variables).
  */
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
@@ -14,6 +17,7 @@ import { benchDistribution } from "./distribution.js";
 import { benchLogAppend } from "./log-append.js";
 import { benchLogServe } from "./log-serve.js";
 import { benchPostgres } from "./postgres.js";
+import { benchSoak, soakOptionsFromEnv } from "./soak.js";
 import { benchStore } from "./store.js";
 import { benchThreshold } from "./threshold.js";
 import { benchTlog } from "./tlog.js";
@@ -85,5 +89,11 @@ if (all || wanted.has("tlog")) {
 if (all || wanted.has("threshold")) {
   section("Threshold keys: DKG and FROST signing (issue 14)");
   const result = await benchThreshold({ progress: (line) => process.stderr.write(`  ${line}\n`) });
+  process.stdout.write(`${result.report}\n`);
+}
+
+if (all || wanted.has("soak")) {
+  section("Soak: memory, disk and rate under sustained OTP load (issue 17)");
+  const result = await benchSoak(soakOptionsFromEnv({ minutes: 3 }));
   process.stdout.write(`${result.report}\n`);
 }
