@@ -419,7 +419,7 @@ export class FileKeyStore implements KeyStore {
     let out: CompactedFile | undefined;
     let renamed = false;
     try {
-      const scan = await scanRetirements(reader, this.path, this.#keys.mac, cutoffMs);
+      const scan = await scanRetirements(reader, this.path, cutoffMs);
       await this.#step("scanned");
       out = await CompactedFile.create(`${this.path}.compact`, this.#keys.mac);
       const generation = scan.generation + 1;

@@ -427,6 +427,66 @@ function chainMac(macKey: Uint8Array, previous: Uint8Array, body: Uint8Array): B
   return createHmac("sha256", macKey).update(previous).update(body).digest();
 }
 
+/** A line (newline included) for body bytes already serialized, and its MAC. */
+export function encodeBodyBytes(
+  macKey: Uint8Array,
+  previous: Uint8Array,
+  bodyBytes: Uint8Array,
+): { line: Buffer; mac: Buffer } {
+  const mac = chainMac(macKey, previous, bodyBytes);
+  const hex = Buffer.from(mac.toString("hex"), "latin1");
+  return { line: Buffer.concat([PREFIX, hex, MIDDLE, bodyBytes, SUFFIX]), mac };
+}
+
+/** A line's claimed MAC and body bytes, by its frame alone (nothing verified), or undefined. */
+export function lineParts(line: Buffer): { mac: Buffer; body: Buffer } | undefined {
+  if (
+    line.length < BODY_START + 1 ||
+    !line.subarray(0, PREFIX.length).equals(PREFIX) ||
+    !line.subarray(PREFIX.length + 2 * MAC_BYTES, BODY_START).equals(MIDDLE) ||
+    line[line.length - 1] !== CLOSE_BRACE
+  ) {
+    return undefined;
+  }
+  const mac = Buffer.from(
+    line.toString("latin1", PREFIX.length, BODY_START - MIDDLE.length),
+    "hex",
+  );
+  if (mac.length !== MAC_BYTES) return undefined;
+  return { mac, body: line.subarray(BODY_START, line.length - 1) };
+}
+
+/**
+ * Checks one line's frame and MAC against the chain without parsing its body: the body's bytes
+ * and the MAC, or why not. For a reader that already trusts the lines' schema (a compaction
+ * copying its own store's lines).
+ */
+export function verifyLineBytes(
+  macKey: Uint8Array,
+  previous: Uint8Array,
+  line: Uint8Array,
+): { ok: true; mac: Buffer; body: Buffer } | { ok: false; reason: string } {
+  const bytes = Buffer.from(line.buffer, line.byteOffset, line.byteLength);
+  if (
+    bytes.length < BODY_START + 1 ||
+    !bytes.subarray(0, PREFIX.length).equals(PREFIX) ||
+    !bytes.subarray(PREFIX.length + 2 * MAC_BYTES, BODY_START).equals(MIDDLE) ||
+    bytes[bytes.length - 1] !== CLOSE_BRACE
+  ) {
+    return { ok: false, reason: "it is not a key_store line" };
+  }
+  const claimed = Buffer.from(
+    bytes.toString("latin1", PREFIX.length, BODY_START - MIDDLE.length),
+    "hex",
+  );
+  const body = bytes.subarray(BODY_START, bytes.length - 1);
+  const mac = chainMac(macKey, previous, body);
+  if (claimed.length !== MAC_BYTES || !timingSafeEqual(mac, claimed)) {
+    return { ok: false, reason: "its MAC does not verify" };
+  }
+  return { ok: true, mac, body };
+}
+
 /** One line's bytes (newline included) and its MAC, the next line's `previous`. */
 export function encodeLine(
   macKey: Uint8Array,
