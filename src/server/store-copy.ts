@@ -195,7 +195,7 @@ async function copyInto(
   storeKey: Uint8Array,
   requesters: { registrations: StoredRegistration[]; removed: number },
 ): Promise<StoreCopyReport> {
-  const contents = file.sealedContents();
+  const contents = await file.sealedContents();
   // No logger: what it would log (migrations applied, a failed connection) is in the report or
   // the error.
   const postgres = new PostgresKeyStore({ url: options.url, storeKey, clock, maxConnections: 2 });

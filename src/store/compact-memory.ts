@@ -8,7 +8,9 @@
  *   shared objects are never changed: stores hand callers copies (inputs.ts `copyRecord`).
  * - `packSealed` / `unpackSealed`: a sealed secret kept as one latin1 string (iv ‖ tag ‖ ct)
  *   instead of an object and three typed arrays.
+ * - `LineRef`: round openings and log entries stay on disk; memory keeps where they are.
  */
+import { createHash } from "node:crypto";
 import type { JsonObject } from "../json.js";
 import type { SealedSecret } from "./log-format.js";
 import type { KeyRecord } from "./types.js";
@@ -83,4 +85,25 @@ export class RecordInterner {
     if (this.#names.size < PUBLICS) this.#names.set(value, value);
     return value;
   }
+}
+
+/**
+ * Where a line the store keeps on disk only (a round opening, a transparency log entry) is:
+ * its offset and length (without the newline) and a digest of its bytes, so reading it back
+ * gets exactly the line the replay verified or the store wrote.
+ */
+export interface LineRef {
+  offset: number;
+  length: number;
+  /** The first 16 bytes of SHA-256 over the line, as a latin1 string. */
+  digest: string;
+}
+
+export function digestOf(line: Uint8Array): string {
+  return createHash("sha256").update(line).digest().toString("latin1", 0, 16);
+}
+
+/** A reference to `line` (without its newline) at `offset`. */
+export function lineRef(offset: number, line: Uint8Array): LineRef {
+  return { offset, length: line.length, digest: digestOf(line) };
 }

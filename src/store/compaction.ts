@@ -19,6 +19,7 @@ import { constants } from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { type LineRef, lineRef } from "./compact-memory.js";
 import {
   CHAIN_START,
   type ChainPoint,
@@ -305,13 +306,16 @@ export class CompactedFile {
     return this.#cut;
   }
 
-  async add(body: LogBody | Buffer): Promise<void> {
+  /** Appends a line; returns where it starts in the new file and its bytes (no newline). */
+  async add(body: LogBody | Buffer): Promise<{ offset: number; line: Buffer }> {
     const bytes = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body), "utf8");
     const { line, mac } = encodeBodyBytes(this.#macKey, this.#cut.head, bytes);
+    const offset = this.#cut.bytes;
     this.#buffered.push(line);
     this.#bufferedBytes += line.length;
     this.#cut = { bytes: this.#cut.bytes + line.length, lines: this.#cut.lines + 1, head: mac };
     if (this.#bufferedBytes >= FLUSH_BYTES) await this.flush();
+    return { offset, line: line.subarray(0, line.length - 1) };
   }
 
   async flush(): Promise<void> {
@@ -349,9 +353,16 @@ export class CompactedFile {
   }
 }
 
+/** Where the new file keeps the lines a store reads back from disk (openings, log entries). */
+export interface CopiedLines {
+  openings: Map<string, LineRef>;
+  leaves: LineRef[];
+}
+
 /**
- * Copies the old file's complete lines from `from` onward through `filter` into `out`; returns
- * the old file's position after the last line copied.
+ * Copies the old file's complete lines from `from` onward through `filter` into `out`, noting in
+ * `copied` where each opening and log entry landed; returns the old file's position after the
+ * last line copied.
  */
 export function copyLines(
   handle: FileHandle,
@@ -360,9 +371,16 @@ export function copyLines(
   from: ChainCut,
   filter: LineFilter,
   out: CompactedFile,
+  copied: CopiedLines,
 ): Promise<ChainCut> {
   return eachLine(handle, path, macKey, from, async (body, bytes) => {
     const kept = filter.keep(body, bytes);
-    if (kept !== undefined) await out.add(kept);
+    if (kept === undefined) return;
+    const at = await out.add(kept);
+    const kind = kindOf(kept) ?? (parsed(kept).t as string);
+    if (kind === "tlog") copied.leaves.push(lineRef(at.offset, at.line));
+    else if (kind === "opening") {
+      copied.openings.set(parsed(kept).roundId as string, lineRef(at.offset, at.line));
+    }
   });
 }

@@ -35,10 +35,17 @@ import { dirname } from "node:path";
 import { osRandom, type RandomSource } from "../crypto/random.js";
 import { LockFile, storeLockOptions } from "../datadir/lock-file.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
-import { packSealed, RecordInterner, unpackSealed } from "./compact-memory.js";
+import {
+  type LineRef,
+  lineRef,
+  packSealed,
+  RecordInterner,
+  unpackSealed,
+} from "./compact-memory.js";
 import {
   type ChainCut,
   CompactedFile,
+  type CopiedLines,
   copyLines,
   FILE_START,
   LineFilter,
@@ -79,6 +86,7 @@ import {
   fsyncFolder,
   logFileOf,
   openStoreFile,
+  readLineRef,
   setTornTailAside,
 } from "./key-store-file.js";
 import { LeasedClaims, type LineHooks } from "./leases.js";
@@ -90,11 +98,14 @@ import {
   deriveStoreKeys,
   encodeLine,
   type LogBody,
+  lineParts,
   MAX_LEASE_IDS,
   MAX_LINE_BYTES,
   openingBody,
   openOpening,
   openSecret,
+  type ParsedBody,
+  parseBody,
   readSegments,
   recordBody,
   retireBody,
@@ -256,8 +267,9 @@ export class FileKeyStore implements KeyStore {
   /** The records, under the rules (record-rules.ts); built by the replay at open. */
   #core = new RecordCore();
   readonly #interner = new RecordInterner();
-  /** Round openings by round id, sealed; a round being written is here already (one per round). */
-  #openings = new Map<string, SealedSecret | "writing">();
+  /** Where each round's opening line is (kept on disk only); a round being written is here
+   * already (one per round). */
+  #openings = new Map<string, LineRef | "writing">();
   /** Consumptions written but not yet durable, so a second `consume` can wait for the first. */
   readonly #consuming = new Map<string, Promise<void>>();
   /** Per record, the write of its latest step until it is durable, for replays to wait on. */
@@ -278,9 +290,10 @@ export class FileKeyStore implements KeyStore {
   #head: Uint8Array = CHAIN_START;
   #durableHead: Uint8Array = CHAIN_START;
   #durableLines = 0;
-  /** The transparency log's leaves, queued ones included; `#durableLeaves` of them are durable. */
-  #leaves: Uint8Array[] = [];
-  #durableLeaves = 0;
+  /** Where the transparency log's durable entries are (kept on disk only), in index order. */
+  #leaves: LineRef[] = [];
+  /** Entries written, queued ones included: the next entry's index. */
+  #leafCount = 0;
   readonly #retirePolicy: RetirePolicy;
   readonly #retireEveryMs: number;
   #retireTimer: NodeJS.Timeout | undefined;
@@ -301,6 +314,8 @@ export class FileKeyStore implements KeyStore {
     | undefined;
   /** The store cannot go on (a compaction failed after the switch); every write refuses. */
   #failure: DkeygenError | undefined;
+  /** Handles on a file a compaction replaced, kept open briefly for reads begun on it. */
+  readonly #retiredHandles = new Set<FileHandle>();
   /** The replayed file's compaction (line 1 compacted), if it is one. */
   #compaction: Compaction | undefined;
 
@@ -433,11 +448,14 @@ export class FileKeyStore implements KeyStore {
         ),
       );
       const filter = new LineFilter(scan.drop);
-      let cut = await copyLines(reader, this.path, this.#keys.mac, FILE_START, filter, out);
+      const copied: CopiedLines = { openings: new Map(), leaves: [] };
+      const copy = (from: ChainCut) =>
+        copyLines(reader, this.path, this.#keys.mac, from, filter, out!, copied);
+      let cut = await copy(FILE_START);
       // Catch up with what was written meanwhile, until little is left for the held switch.
       for (let round = 0; round < 8; round++) {
         const before = cut.bytes;
-        cut = await copyLines(reader, this.path, this.#keys.mac, cut, filter, out);
+        cut = await copy(cut);
         if (cut.bytes - before < 256 * 1024) break;
       }
       await out.sync();
@@ -450,10 +468,11 @@ export class FileKeyStore implements KeyStore {
       await this.#log!.drain();
       this.#assertWritable();
       await this.#step("held");
-      cut = await copyLines(reader, this.path, this.#keys.mac, cut, filter, out);
+      cut = await copy(cut);
       if (
         cut.lines !== this.#durableLines ||
-        !Buffer.from(cut.head).equals(Buffer.from(this.#durableHead))
+        !Buffer.from(cut.head).equals(Buffer.from(this.#durableHead)) ||
+        copied.leaves.length !== this.#leaves.length
       ) {
         throw new DkeygenError(
           ErrorCodes.OPERATIONAL,
@@ -471,7 +490,7 @@ export class FileKeyStore implements KeyStore {
       renamed = true;
       await fsyncFolder(dirname(this.path));
       await this.#step("renamed");
-      await this.#adopt(out.cut);
+      await this.#adopt(out.cut, copied);
       await this.#headFile!.settle();
       const heldMs = performance.now() - heldAt;
       await this.#step("switched");
@@ -511,7 +530,7 @@ export class FileKeyStore implements KeyStore {
   }
 
   /** Takes up the compacted file just renamed into place: new handles, group commit, chain. */
-  async #adopt(cut: ChainCut): Promise<void> {
+  async #adopt(cut: ChainCut, copied: CopiedLines): Promise<void> {
     const handle = await open(this.path, "r+");
     const dsync = await open(this.path, constants.O_WRONLY | constants.O_DSYNC);
     const previous = [this.#handle, this.#dsync];
@@ -521,8 +540,19 @@ export class FileKeyStore implements KeyStore {
     this.#head = cut.head;
     this.#durableHead = cut.head;
     this.#durableLines = cut.lines;
+    // What is read back from disk is read from the new file from now on.
+    this.#leaves = copied.leaves;
+    for (const [roundId, ref] of copied.openings) this.#openings.set(roundId, ref);
     this.#headFile!.follow(this.#chainState());
-    for (const old of previous) await old?.close().catch(() => {});
+    // Reads begun on the old file (log entries, openings) finish on it: closed a little later.
+    const old = previous.filter((h): h is FileHandle => h !== undefined);
+    for (const handle of old) this.#retiredHandles.add(handle);
+    setTimeout(() => {
+      for (const handle of old) {
+        this.#retiredHandles.delete(handle);
+        handle.close().catch(() => {});
+      }
+    }, 5000).unref();
   }
 
   /** Appends the lines held during a switch, in order, on whichever file is current now. */
@@ -686,6 +716,8 @@ export class FileKeyStore implements KeyStore {
       await this.#headFile!.close();
       await this.#handle!.close();
       await this.#dsync?.close();
+      for (const handle of this.#retiredHandles) await handle.close().catch(() => {});
+      this.#retiredHandles.clear();
     } finally {
       await this.#lock!.release();
       this.#wipe();
@@ -714,7 +746,7 @@ export class FileKeyStore implements KeyStore {
    * before claiming it: it must never be handed out again. Call it with no write in flight (the
    * copy holds the store's lock and writes nothing).
    */
-  sealedContents(): SealedContents {
+  async sealedContents(): Promise<SealedContents> {
     this.#assertReadable();
     const records = this.#index.list().map((record) => ({
       record: copyRecord(record),
@@ -722,14 +754,15 @@ export class FileKeyStore implements KeyStore {
       void: this.#index.isVoid(record.id),
     }));
     const openings: SealedContents["openings"] = [];
-    for (const [roundId, sealed] of this.#openings) {
-      if (sealed !== "writing") openings.push({ roundId, sealed });
+    for (const [roundId, ref] of this.#openings) {
+      if (ref !== "writing")
+        openings.push({ roundId, sealed: await this.#openingAt(roundId, ref) });
     }
     return {
       records,
       claimGroups: [...this.#index.claimGroups()].map((ids) => [...ids]),
       openings,
-      leaves: this.#leaves.slice(0, this.#durableLeaves),
+      leaves: await this.logEntries(0, this.#leaves.length),
     };
   }
 
@@ -876,16 +909,15 @@ export class FileKeyStore implements KeyStore {
   async appendLogEntry(leaf: Uint8Array): Promise<number> {
     this.#assertWritable();
     const copy = copyLogLeaf(leaf);
-    const index = this.#leaves.length;
-    this.#leaves.push(copy);
+    const index = this.#leafCount++;
     await this.#append(tlogBody(index, copy), {
       // Lines become durable in the order they were written, so entries do too.
-      onDurable: () => {
-        this.#durableLeaves = index + 1;
+      onDurable: (line) => {
+        this.#leaves.push(line);
       },
       // The store refuses every write from now on; forget what never reached the disk.
       onFailed: () => {
-        this.#leaves.length = Math.min(this.#leaves.length, index);
+        this.#leafCount = Math.min(this.#leafCount, index);
       },
     });
     return index;
@@ -907,8 +939,8 @@ export class FileKeyStore implements KeyStore {
     }
     this.#openings.set(roundId, "writing");
     await this.#append(openingBody(roundId, sealed), {
-      onDurable: () => {
-        this.#openings.set(roundId, sealed);
+      onDurable: (line) => {
+        this.#openings.set(roundId, line);
       },
       onFailed: () => {
         this.#openings.delete(roundId);
@@ -919,8 +951,9 @@ export class FileKeyStore implements KeyStore {
   async readRoundOpening(roundId: string): Promise<Uint8Array | undefined> {
     this.#assertReadable();
     checkRoundId(roundId);
-    const sealed = this.#openings.get(roundId);
-    if (sealed === undefined || sealed === "writing") return undefined;
+    const ref = this.#openings.get(roundId);
+    if (ref === undefined || ref === "writing") return undefined;
+    const sealed = await this.#openingAt(roundId, ref);
     try {
       return openOpening(this.#keys.secret, roundId, sealed);
     } catch (cause) {
@@ -933,13 +966,42 @@ export class FileKeyStore implements KeyStore {
   }
 
   logSize(): number {
-    return this.#durableLeaves;
+    return this.#leaves.length;
   }
 
   async logEntries(start: number, end: number): Promise<Uint8Array[]> {
     this.#assertReadable();
-    checkLogRange(start, end, this.#durableLeaves);
-    return this.#leaves.slice(start, end).map((leaf) => new Uint8Array(leaf));
+    checkLogRange(start, end, this.#leaves.length);
+    const out: Uint8Array[] = [];
+    // The refs and the file they point into, taken together (a compaction may switch files).
+    const handle = this.#handle!;
+    for (const ref of this.#leaves.slice(start, end)) {
+      const body = await this.#bodyAt(handle, ref);
+      if (body.t !== "tlog" || body.index !== start + out.length) throw this.#movedLine(ref);
+      out.push(body.leaf);
+    }
+    return out;
+  }
+
+  /** The parsed body of a line kept on disk only (an opening, a log entry), read back. */
+  async #bodyAt(handle: FileHandle, ref: LineRef): Promise<ParsedBody> {
+    const line = await readLineRef(handle, this.path, ref);
+    const parts = lineParts(line);
+    if (!parts) throw this.#movedLine(ref);
+    return parseBody(JSON.parse(parts.body.toString("utf8")));
+  }
+
+  async #openingAt(roundId: string, ref: LineRef): Promise<SealedSecret> {
+    const body = await this.#bodyAt(this.#handle!, ref);
+    if (body.t !== "opening" || body.roundId !== roundId) throw this.#movedLine(ref);
+    return body.sealed;
+  }
+
+  #movedLine(ref: LineRef): DkeygenError {
+    return new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      `The key store ${this.path} does not hold the line expected at byte ${ref.offset}.`,
+    );
   }
 
   async countUnclaimed(purpose: string): Promise<number> {
@@ -976,11 +1038,11 @@ export class FileKeyStore implements KeyStore {
     }
     this.#head = encoded.mac;
     return this.#log!.append(encoded.line, {
-      onDurable: () => {
+      onDurable: (offset) => {
         this.#durableHead = encoded.mac;
         this.#durableLines++;
         this.#headFile?.follow(this.#chainState());
-        hooks.onDurable?.();
+        hooks.onDurable?.(lineRef(offset, encoded.line.subarray(0, encoded.line.length - 1)));
       },
       ...(hooks.onFailed ? { onFailed: hooks.onFailed } : {}),
     });
@@ -1088,7 +1150,7 @@ export class FileKeyStore implements KeyStore {
     this.#core = state.core;
     this.#openings = state.openings;
     this.#leaves = state.leaves;
-    this.#durableLeaves = state.leaves.length;
+    this.#leafCount = state.leaves.length;
     this.#head = state.head;
     this.#durableHead = state.head;
     this.#durableLines = state.lines;

@@ -35,8 +35,9 @@ export interface LogFile {
 }
 
 export interface AppendHooks {
-  /** Runs when the line is durable, before the append resolves; appends run these in order. */
-  onDurable?(): void;
+  /** Runs when the line is durable, before the append resolves; appends run these in order.
+   * `offset`: where the line starts in the file. */
+  onDurable?(offset: number): void;
   /** Runs when the line will never be durable, before the append rejects; newest first. */
   onFailed?(): void;
 }
@@ -131,17 +132,19 @@ export class GroupCommitLog {
           await this.#fail(batch, cause);
           return;
         }
+        let offset = this.#size;
         this.#size += bytes.length;
         this.#stats.lines += batch.length;
         this.#stats.batches += 1;
         this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);
         for (const pending of batch) {
           try {
-            pending.hooks.onDurable?.();
+            pending.hooks.onDurable?.(offset);
             pending.resolve();
           } catch (error) {
             pending.reject(error);
           }
+          offset += pending.bytes.length;
         }
       }
     } finally {

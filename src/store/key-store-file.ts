@@ -8,6 +8,7 @@ import { constants } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { DkeygenError, ErrorCodes } from "../errors.js";
+import { digestOf, type LineRef } from "./compact-memory.js";
 import type { LogFile } from "./group-commit.js";
 import type { Segment } from "./log-format.js";
 
@@ -148,4 +149,18 @@ export async function setTornTailAside(
   }
   await fsyncFolder(dirname(path));
   return target;
+}
+
+/** Reads the line `ref` names; E_STORE_CORRUPT if it is no longer that line. */
+export async function readLineRef(handle: FileHandle, path: string, ref: LineRef): Promise<Buffer> {
+  const line = Buffer.allocUnsafe(ref.length);
+  const { bytesRead } = await handle.read(line, 0, ref.length, ref.offset);
+  if (bytesRead !== ref.length || digestOf(line) !== ref.digest) {
+    throw new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      `The key store ${path} changed under the running store at byte ${ref.offset}: the line ` +
+        "kept there is not the one written. Stop the server and check the file.",
+    );
+  }
+  return line;
 }

@@ -9,6 +9,8 @@
  * The store (file.ts) owns the file; this module only decides what to lease and claim, through
  * the record core's rules (record-rules.ts), and asks the store to write the lines.
  */
+
+import type { LineRef } from "./compact-memory.js";
 import {
   type ClaimEntry,
   claimEntry,
@@ -22,7 +24,8 @@ import { mustApply, type RecordCore } from "./record-rules.js";
 import type { Claim, KeyRecord } from "./types.js";
 
 export interface LineHooks {
-  onDurable?(): void;
+  /** `line`: where the line is in the file, for a store that reads it back from there. */
+  onDurable?(line: LineRef): void;
   onFailed?(): void;
 }
 

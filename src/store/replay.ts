@@ -14,7 +14,7 @@
  *   that leased them stopped first, and may have handed them out with a claim line that was lost.
  */
 
-import { packSealed, RecordInterner } from "./compact-memory.js";
+import { type LineRef, lineRef, packSealed, RecordInterner } from "./compact-memory.js";
 import type { StoreKeys } from "./log-format.js";
 import {
   BodyError,
@@ -35,10 +35,10 @@ import type { Claim } from "./types.js";
 /** What a file's lines add up to. */
 export interface ReplayState {
   core: RecordCore;
-  /** Rounds' sealed openings, by round id. */
-  openings: Map<string, SealedSecret>;
-  /** The transparency log's leaves, in index order. */
-  leaves: Uint8Array[];
+  /** Where each round's opening line is, by round id (read from the file when needed). */
+  openings: Map<string, LineRef>;
+  /** Where the transparency log's entries are, in index order. */
+  leaves: LineRef[];
   /** Verified lines, and the MAC of the last (the chain's head; CHAIN_START for none). */
   lines: number;
   head: Uint8Array;
@@ -171,7 +171,7 @@ export class Replayer {
       if (error instanceof BodyError) return corrupt(line, error.message);
       throw error;
     }
-    const reason = this.#apply(parsed, line);
+    const reason = this.#apply(parsed, line, segment);
     if (reason !== undefined) return corrupt(line, reason);
     this.#state.head = check.mac;
     this.#state.lines = line;
@@ -202,7 +202,7 @@ export class Replayer {
   }
 
   /** Applies a verified line; the reason it breaks the rules, if it does. */
-  #apply(parsed: ParsedBody, line: number): string | undefined {
+  #apply(parsed: ParsedBody, line: number, segment: Segment): string | undefined {
     const state = this.#state;
     const core = state.core;
     switch (parsed.t) {
@@ -255,7 +255,7 @@ export class Replayer {
             "(an entry skipped, repeated or reordered)"
           );
         }
-        state.leaves.push(parsed.leaf);
+        state.leaves.push(lineRef(segment.start, segment.bytes!));
         return undefined;
       }
       case "unhold": {
@@ -266,7 +266,7 @@ export class Replayer {
         if (state.openings.has(parsed.roundId)) {
           return `round ${parsed.roundId}'s opening appears a second time`;
         }
-        state.openings.set(parsed.roundId, parsed.sealed);
+        state.openings.set(parsed.roundId, lineRef(segment.start, segment.bytes!));
         return undefined;
       }
       case "record": {

@@ -394,3 +394,30 @@ test("a held round whose records all retired leaves no unhold line behind (the r
     await f.remove();
   }
 });
+
+test("round openings and log entries stay on disk: read back from the file (also after a compaction), and a line changed under the running store is refused, not served", async () => {
+  const { f, store, time } = await populated();
+  try {
+    time.set(T0 + TTL + RETAIN + 1);
+    await store.compact();
+    assert.deepEqual([...(await store.readRoundOpening("round-opened"))!], [9, 9, 9]);
+    assert.deepEqual(
+      (await store.logEntries(0, 2)).map((leaf) => [...leaf]),
+      [
+        [1, 2, 3],
+        [4, 5, 6],
+      ],
+    );
+    // Flip one character of the second log entry's line in place (same length).
+    const text = await readFile(f.path, "utf8");
+    const at = text.indexOf('"t":"tlog","v":1,"index":1');
+    assert.ok(at > 0);
+    const changed = `${text.slice(0, at + 30)}${text[at + 30] === "A" ? "B" : "A"}${text.slice(at + 31)}`;
+    await writeFile(f.path, changed);
+    await assert.rejects(store.logEntries(1, 2), isCorrupt(/not the one written|does not hold/));
+    assert.deepEqual([...(await store.logEntries(0, 1))[0]!], [1, 2, 3]);
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});

@@ -95,9 +95,8 @@ async function makeDataDir(): Promise<Made> {
   await unlink(`${path}.lock`);
   const reopened = new FileKeyStore({ path, storeKey });
   await reopened.open();
-  const voided = reopened
-    .sealedContents()
-    .records.filter((r) => r.void)
+  const voided = (await reopened.sealedContents()).records
+    .filter((r) => r.void)
     .map((r) => r.record.id);
   await reopened.close();
   assert.equal(voided.length, 2);
