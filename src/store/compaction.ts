@@ -54,6 +54,19 @@ function corrupt(path: string, line: number, reason: string): DkeygenError {
 /** Lines handled between two turns of the event loop, so serving goes on during a compaction. */
 const LINES_PER_TURN = 256;
 
+/** Set by the store when it closes: a compaction still copying stops at its next turn. */
+export interface StopSignal {
+  stopped: boolean;
+}
+
+/** Thrown when a compaction stopped because its store is closing (nothing was changed). */
+export class CompactionStopped extends Error {}
+
+async function turn(signal: StopSignal | undefined): Promise<void> {
+  await nextTurn();
+  if (signal?.stopped) throw new CompactionStopped("the key store is closing");
+}
+
 /**
  * Reads `handle`'s complete lines from `from` onward, verifying the chain (the lines are the
  * store's own, replayed at its open or written since: their schema is not checked again, their
@@ -66,6 +79,7 @@ async function eachLine(
   macKey: Uint8Array,
   from: ChainCut,
   take: (body: Buffer, bytes: number) => void | Promise<void>,
+  signal?: StopSignal,
 ): Promise<ChainCut> {
   let cut = from;
   for await (const segment of readSegments(handle, from.bytes)) {
@@ -77,7 +91,7 @@ async function eachLine(
     if (!check.ok) throw corrupt(path, line, check.reason);
     await take(check.body, segment.end - segment.start);
     cut = { bytes: segment.end, lines: line, head: check.mac };
-    if (line % LINES_PER_TURN === 0) await nextTurn();
+    if (line % LINES_PER_TURN === 0) await turn(signal);
   }
   return cut;
 }
@@ -141,6 +155,7 @@ export async function scanRetirements(
   handle: FileHandle,
   path: string,
   cutoffMs: number,
+  signal?: StopSignal,
 ): Promise<Retirements> {
   const drop = new Set<string>();
   let generation = 0;
@@ -160,7 +175,7 @@ export async function scanRetirements(
       }
     }
     cut = { bytes: segment.end, lines: line, head: framed.mac };
-    if (line % (4 * LINES_PER_TURN) === 0) await nextTurn();
+    if (line % (4 * LINES_PER_TURN) === 0) await turn(signal);
   }
   return { drop, cut, generation };
 }
@@ -372,15 +387,23 @@ export function copyLines(
   filter: LineFilter,
   out: CompactedFile,
   copied: CopiedLines,
+  signal?: StopSignal,
 ): Promise<ChainCut> {
-  return eachLine(handle, path, macKey, from, async (body, bytes) => {
-    const kept = filter.keep(body, bytes);
-    if (kept === undefined) return;
-    const at = await out.add(kept);
-    const kind = kindOf(kept) ?? (parsed(kept).t as string);
-    if (kind === "tlog") copied.leaves.push(lineRef(at.offset, at.line));
-    else if (kind === "opening") {
-      copied.openings.set(parsed(kept).roundId as string, lineRef(at.offset, at.line));
-    }
-  });
+  return eachLine(
+    handle,
+    path,
+    macKey,
+    from,
+    async (body, bytes) => {
+      const kept = filter.keep(body, bytes);
+      if (kept === undefined) return;
+      const at = await out.add(kept);
+      const kind = kindOf(kept) ?? (parsed(kept).t as string);
+      if (kind === "tlog") copied.leaves.push(lineRef(at.offset, at.line));
+      else if (kind === "opening") {
+        copied.openings.set(parsed(kept).roundId as string, lineRef(at.offset, at.line));
+      }
+    },
+    signal,
+  );
 }

@@ -45,11 +45,13 @@ import {
 import {
   type ChainCut,
   CompactedFile,
+  CompactionStopped,
   type CopiedLines,
   copyLines,
   FILE_START,
   LineFilter,
   pointOf,
+  type StopSignal,
   scanRetirements,
 } from "./compaction.js";
 import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
@@ -243,7 +245,7 @@ const DEFAULT_RETIRE_EVERY_MS = 1000;
 export const DEFAULT_RETAIN_USED_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_COMPACT_AT_BYTES = 64 * 1024 * 1024;
 /** The bytes a retired OTP is assumed to take on disk until a compaction measures it. */
-const FIRST_BYTES_PER_RETIRED = 1000;
+const FIRST_BYTES_PER_RETIRED = 1200;
 /** After a failed automatic compaction, the next try waits this long. */
 const COMPACT_RETRY_MS = 60_000;
 
@@ -306,6 +308,8 @@ export class FileKeyStore implements KeyStore {
   readonly #compactAtBytes: number;
   readonly #onCompactionStep: FileKeyStoreOptions["onCompactionStep"];
   #compacting: Promise<CompactionReport> | undefined;
+  /** Stops a compaction still copying when the store closes (it would only make it wait). */
+  readonly #stopCompaction: StopSignal = { stopped: false };
   #compactFailedAt = Number.NEGATIVE_INFINITY;
   #bytesPerRetired = FIRST_BYTES_PER_RETIRED;
   /** While a compaction switches files: the lines to append once it is done. */
@@ -434,7 +438,7 @@ export class FileKeyStore implements KeyStore {
     let out: CompactedFile | undefined;
     let renamed = false;
     try {
-      const scan = await scanRetirements(reader, this.path, cutoffMs);
+      const scan = await scanRetirements(reader, this.path, cutoffMs, this.#stopCompaction);
       await this.#step("scanned");
       out = await CompactedFile.create(`${this.path}.compact`, this.#keys.mac);
       const generation = scan.generation + 1;
@@ -450,7 +454,16 @@ export class FileKeyStore implements KeyStore {
       const filter = new LineFilter(scan.drop);
       const copied: CopiedLines = { openings: new Map(), leaves: [] };
       const copy = (from: ChainCut) =>
-        copyLines(reader, this.path, this.#keys.mac, from, filter, out!, copied);
+        copyLines(
+          reader,
+          this.path,
+          this.#keys.mac,
+          from,
+          filter,
+          out!,
+          copied,
+          this.#stopCompaction,
+        );
       let cut = await copy(FILE_START);
       // Catch up with what was written meanwhile, until little is left for the held switch.
       for (let round = 0; round < 8; round++) {
@@ -603,6 +616,7 @@ export class FileKeyStore implements KeyStore {
     if (this.#state !== "open" || this.#log?.failure !== undefined || this.#failure) return;
     if (this.#compactionDue()) {
       this.compact().catch((error: unknown) => {
+        if (error instanceof CompactionStopped) return;
         this.#compactFailedAt = this.#clock().getTime();
         this.#logger?.warn(
           { path: this.path, err: describeError(error) },
@@ -699,7 +713,8 @@ export class FileKeyStore implements KeyStore {
   async close(): Promise<void> {
     if (this.#state === "closed" || this.#state === "closing") return;
     clearInterval(this.#retireTimer);
-    // A compaction in flight finishes (or fails) first: it holds writes while it switches.
+    // A compaction still copying stops (its new file is removed); one switching finishes first.
+    this.#stopCompaction.stopped = true;
     await this.#compacting?.catch(() => {});
     if (this.#state !== "open") {
       await this.#givenLock?.release();

@@ -25,7 +25,6 @@ import {
   MAX_LINE_BYTES,
   type ParsedBody,
   parseBody,
-  type SealedSecret,
   type Segment,
 } from "./log-format.js";
 import type { RetirePolicy } from "./record-index.js";

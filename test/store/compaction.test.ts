@@ -421,3 +421,31 @@ test("round openings and log entries stay on disk: read back from the file (also
     await f.remove();
   }
 });
+
+test("closing the store stops a compaction still copying: the close does not wait for it, the old file stays and no new file is left", async () => {
+  const { f, store, time } = await populated();
+  const many = [];
+  for (let i = 0; i < 600; i++) many.push(store.put(input()));
+  await Promise.all(many);
+  time.set(T0 + TTL + RETAIN + 1);
+  let closing: Promise<void> | undefined;
+  const reopenedAt = f.make({
+    onCompactionStep: (step) => {
+      if (step === "scanned") closing = reopenedAt.close();
+    },
+  });
+  await store.close();
+  await reopenedAt.open();
+  const sizeBefore = (await stat(f.path)).size;
+  try {
+    const compaction = reopenedAt.compact();
+    // The close began at "scanned" (inside the compaction), so wait for the compaction first.
+    await assert.rejects(compaction, /closing/);
+    await closing;
+    assert.equal((await stat(f.path)).size, sizeBefore);
+    await assert.rejects(stat(`${f.path}.compact`), /ENOENT/);
+  } finally {
+    await reopenedAt.close();
+    await f.remove();
+  }
+});
