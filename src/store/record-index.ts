@@ -121,12 +121,15 @@ class IdList {
     if (at >= this.head) this.ids.splice(at, 1);
   }
 
-  /** The present ids, in list order. */
-  *live(has: (id: string) => boolean): IterableIterator<string> {
+  /** The present ids, in list order (the array itself when none is stale). */
+  live(has: (id: string) => boolean): readonly string[] {
+    if (this.stale === 0) return this.head === 0 ? this.ids : this.ids.slice(this.head);
+    const out: string[] = [];
     for (let i = this.head; i < this.ids.length; i++) {
       const id = this.ids[i]!;
-      if (has(id)) yield id;
+      if (has(id)) out.push(id);
     }
+    return out;
   }
 
   /** The last `count` present ids, in list order. */
@@ -364,7 +367,9 @@ export class RecordIndex {
   /** Every id in id order: the purposes' lists merged (only a query naming nothing reads it). */
   #allIds(): string[] {
     const ids: string[] = [];
-    for (const list of this.#byPurpose.values()) ids.push(...list.live(this.#has));
+    for (const list of this.#byPurpose.values()) {
+      for (const id of list.live(this.#has)) ids.push(id);
+    }
     return this.#byPurpose.size > 1 ? ids.sort() : ids;
   }
 
