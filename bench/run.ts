@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark the issues ask for, each reported as ratios against a baseline
  * measured in the same run (these machines are noisy and have 2 cores). Not part of the tests.
  *
- *   node dist/bench/run.js [ceremony|derive|distribution|store|tlog|threshold|postgres|soak ...]
+ *   node dist/bench/run.js [ceremony|derive|distribution|store|retention|tlog|threshold|postgres|soak ...]
  *   (default: all; `npm run bench -- postgres` runs one section)
  *
  * The soak section runs 3 minutes (1 of warm-up) unless SOAK_MINUTES says otherwise; the long
@@ -17,6 +17,7 @@ import { benchDistribution } from "./distribution.js";
 import { benchLogAppend } from "./log-append.js";
 import { benchLogServe } from "./log-serve.js";
 import { benchPostgres } from "./postgres.js";
+import { benchRetention } from "./retention.js";
 import { benchSoak, soakOptionsFromEnv } from "./soak.js";
 import { benchStore } from "./store.js";
 import { benchThreshold } from "./threshold.js";
@@ -60,6 +61,12 @@ if (all || wanted.has("postgres")) {
 if (all || wanted.has("store")) {
   section("Key store: verification lookups as the store grows (issue 4)");
   const result = await benchStore({ progress: (line) => process.stderr.write(`  ${line}\n`) });
+  process.stdout.write(`${result.report}\n`);
+}
+
+if (all || wanted.has("retention")) {
+  section("Key store: memory, disk and compaction under retention (issue 17)");
+  const result = await benchRetention({ progress: (line) => process.stderr.write(`  ${line}\n`) });
   process.stdout.write(`${result.report}\n`);
 }
 

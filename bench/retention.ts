@@ -1,0 +1,224 @@
+/**
+ * Issue 17's store figures: heap per live record, bytes on disk per pooled OTP from issue to
+ * consume, and compaction's speed and how long it holds writes. The records go through the real
+ * FileKeyStore the way the server's OTP pool uses it: put held, 100 to a round, released, leased
+ * and claimed "reserved", some consumed, retired, compacted.
+ *
+ * Heap is measured in a child process run with --expose-gc (this file, with --heap), after full
+ * collections. Baselines in the same run: the record's own line on disk (heap ÷ line bytes), and
+ * for compaction a plain copy of the same file (`copyFile`, the disk's own speed).
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { FileKeyStore } from "../src/store/file.js";
+import { ratio, table } from "./stats.js";
+
+const SELF = fileURLToPath(import.meta.url);
+const T0 = Date.parse("2030-01-01T00:00:00.000Z");
+const PARTICIPANTS = ["contributor-1-aaaaaaaaaaaaaaaa", "contributor-2-bbbbbbbbbbbbbbbb"];
+const SECRET = Buffer.from('{"output":{"code":"123456"},"derivation":"otp/v1"}');
+
+interface Populated {
+  store: FileKeyStore;
+  dir: string;
+  path: string;
+  setTime(ms: number): void;
+}
+
+async function populate(count: number): Promise<Populated> {
+  const dir = await mkdtemp(join(tmpdir(), "dkeygen-bench-retention-"));
+  const path = join(dir, "key_store");
+  let now = T0;
+  const store = new FileKeyStore({
+    path,
+    storeKey: randomBytes(32),
+    clock: () => new Date(now),
+    retireEveryMs: 0,
+    retireGraceMs: 0,
+    retainUsedMs: 0,
+    compactAtBytes: Number.POSITIVE_INFINITY,
+  });
+  await store.open();
+  for (let round = 0; round < count / 100; round++) {
+    const puts = [];
+    for (let i = 0; i < 100; i++) {
+      puts.push(
+        store.put({
+          purpose: "otp",
+          roundId: `round-${round}`,
+          participants: PARTICIPANTS,
+          algorithm: "otp/v1",
+          public: { digits: 6 },
+          secret: SECRET,
+          held: true,
+        }),
+      );
+    }
+    await Promise.all(puts);
+    await store.releaseHeld(`round-${round}`);
+  }
+  return { store, dir, path, setTime: (ms) => (now = ms) };
+}
+
+async function claimAll(p: Populated, count: number, consume: boolean): Promise<void> {
+  const claims = [];
+  for (let i = 0; i < count; i++) {
+    claims.push(
+      p.store.claimNext(
+        "otp",
+        {
+          requester: "rq:01JBENCHREQUESTER000000000",
+          subject: `user-${i % 5000}`,
+          requestId: `req-${i}`,
+          expiresAt: new Date(T0 + 1000),
+        },
+        { ack: "reserved" },
+      ),
+    );
+    if (claims.length === 1000) await Promise.all(claims.splice(0));
+  }
+  const records = await Promise.all(claims);
+  if (consume) {
+    for (const record of records) if (record) await p.store.consume(record.id);
+  }
+}
+
+/** In the child: heap per record, pooled and claimed, after full collections. */
+async function heapChild(count: number): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  const warm = await populate(1000);
+  gc();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const p = await populate(count);
+  gc();
+  gc();
+  const pooled = (process.memoryUsage().heapUsed - before) / count;
+  await claimAll(p, count, false);
+  gc();
+  gc();
+  const claimed = (process.memoryUsage().heapUsed - before) / count;
+  const lineBytes = (await stat(p.path)).size / count;
+  await p.store.close();
+  await warm.store.close();
+  await rm(p.dir, { recursive: true, force: true });
+  await rm(warm.dir, { recursive: true, force: true });
+  process.stdout.write(`${JSON.stringify({ pooled, claimed, lineBytes })}\n`);
+}
+
+export async function benchRetention(
+  options: { count?: number; progress?: (line: string) => void } = {},
+): Promise<{ report: string }> {
+  const count = options.count ?? 100_000;
+  options.progress?.(`heap per record: ${count} OTPs in a child process`);
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["--expose-gc", SELF, "--heap", String(count)],
+    { maxBuffer: 1 << 20 },
+  );
+  const heap = JSON.parse(stdout.trim().split("\n").at(-1)!) as {
+    pooled: number;
+    claimed: number;
+    lineBytes: number;
+  };
+
+  options.progress?.(`bytes per OTP, issue to consume, and compaction: ${count} OTPs`);
+  const p = await populate(count);
+  const afterPut = (await stat(p.path)).size;
+  await claimAll(p, count, true);
+  p.setTime(T0 + 2000);
+  await p.store.retireDue();
+  const afterRetire = (await stat(p.path)).size;
+  const perOtp = afterRetire / count;
+  // Half the records again, live: what a compaction keeps.
+  const live = await (async () => {
+    for (let round = 0; round < count / 200; round++) {
+      const puts = [];
+      for (let i = 0; i < 100; i++) {
+        puts.push(
+          p.store.put({
+            purpose: "otp",
+            roundId: `live-${round}`,
+            participants: PARTICIPANTS,
+            algorithm: "otp/v1",
+            public: { digits: 6 },
+            secret: SECRET,
+          }),
+        );
+      }
+      await Promise.all(puts);
+    }
+    return count / 2;
+  })();
+  p.setTime(T0 + 3000);
+  const fileBytes = (await stat(p.path)).size;
+  const copyStart = performance.now();
+  await copyFile(p.path, `${p.path}.copy`);
+  const copyMs = performance.now() - copyStart;
+  await rm(`${p.path}.copy`);
+  let maxGap = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const t = performance.now();
+    maxGap = Math.max(maxGap, t - last);
+    last = t;
+  }, 1);
+  const start = performance.now();
+  const report = await p.store.compact();
+  const compactMs = performance.now() - start;
+  clearInterval(timer);
+  await p.store.close();
+  await rm(p.dir, { recursive: true, force: true });
+
+  const mb = (bytes: number) => bytes / 1e6;
+  const rows = [
+    [
+      "heap per live record, pooled",
+      `${heap.pooled.toFixed(0)} B`,
+      `${ratio(heap.pooled / heap.lineBytes)} its line on disk (${heap.lineBytes.toFixed(0)} B)`,
+      `≤ 500 B: ${heap.pooled <= 500 ? "met" : "not met"}`,
+    ],
+    [
+      "heap per live record, claimed",
+      `${heap.claimed.toFixed(0)} B`,
+      `${ratio(heap.claimed / heap.lineBytes)} its line on disk`,
+      `≤ 500 B: ${heap.claimed <= 500 ? "met" : "not met"}`,
+    ],
+    [
+      "disk per pooled OTP, put held → released → leased → claimed → consumed → retired",
+      `${perOtp.toFixed(0)} B`,
+      `${ratio(perOtp / (afterPut / count))} the record line and its round's unhold`,
+      `≤ 400 B: ${perOtp <= 400 ? "met" : "not met"}`,
+    ],
+    [
+      `compaction of ${mb(fileBytes).toFixed(1)} MB (${count} retired dropped, ${live} live kept)`,
+      `${compactMs.toFixed(0)} ms (${(mb(fileBytes) / (compactMs / 1000)).toFixed(1)} MB/s)`,
+      `${ratio(compactMs / copyMs)} copyFile of the same file (${copyMs.toFixed(0)} ms)`,
+      "—",
+    ],
+    [
+      "compaction: writes held for the switch / longest event-loop pause",
+      `${report.heldMs.toFixed(1)} ms / ${maxGap.toFixed(1)} ms`,
+      "—",
+      "—",
+    ],
+    [
+      "file after compaction",
+      `${mb(report.bytesAfter).toFixed(1)} MB`,
+      `${ratio(report.bytesAfter / fileBytes)} before`,
+      "—",
+    ],
+  ];
+  return {
+    report: `${table(["measure", "figure", "÷ baseline", "target"], rows)}\n`,
+  };
+}
+
+if (process.argv[2] === "--heap") {
+  await heapChild(Number(process.argv[3] ?? 100_000));
+}
