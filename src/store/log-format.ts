@@ -466,25 +466,11 @@ export function verifyLineBytes(
   previous: Uint8Array,
   line: Uint8Array,
 ): { ok: true; mac: Buffer; body: Buffer } | { ok: false; reason: string } {
-  const bytes = Buffer.from(line.buffer, line.byteOffset, line.byteLength);
-  if (
-    bytes.length < BODY_START + 1 ||
-    !bytes.subarray(0, PREFIX.length).equals(PREFIX) ||
-    !bytes.subarray(PREFIX.length + 2 * MAC_BYTES, BODY_START).equals(MIDDLE) ||
-    bytes[bytes.length - 1] !== CLOSE_BRACE
-  ) {
-    return { ok: false, reason: "it is not a key_store line" };
-  }
-  const claimed = Buffer.from(
-    bytes.toString("latin1", PREFIX.length, BODY_START - MIDDLE.length),
-    "hex",
-  );
-  const body = bytes.subarray(BODY_START, bytes.length - 1);
-  const mac = chainMac(macKey, previous, body);
-  if (claimed.length !== MAC_BYTES || !timingSafeEqual(mac, claimed)) {
-    return { ok: false, reason: "its MAC does not verify" };
-  }
-  return { ok: true, mac, body };
+  const parts = lineParts(Buffer.from(line.buffer, line.byteOffset, line.byteLength));
+  if (!parts) return { ok: false, reason: "it is not a key_store line" };
+  const mac = chainMac(macKey, previous, parts.body);
+  if (!timingSafeEqual(mac, parts.mac)) return { ok: false, reason: "its MAC does not verify" };
+  return { ok: true, mac, body: parts.body };
 }
 
 /** One line's bytes (newline included) and its MAC, the next line's `previous`. */
@@ -493,11 +479,7 @@ export function encodeLine(
   previous: Uint8Array,
   body: LogBody,
 ): { line: Buffer; mac: Buffer } {
-  const bodyBytes = Buffer.from(JSON.stringify(body), "utf8");
-  const mac = chainMac(macKey, previous, bodyBytes);
-  const hex = Buffer.from(mac.toString("hex"), "latin1");
-  const line = Buffer.concat([PREFIX, hex, MIDDLE, bodyBytes, SUFFIX]);
-  return { line, mac };
+  return encodeBodyBytes(macKey, previous, Buffer.from(JSON.stringify(body), "utf8"));
 }
 
 export type LineCheck =
