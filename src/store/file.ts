@@ -44,16 +44,12 @@ import {
 } from "./compact-memory.js";
 import {
   type ChainCut,
-  CompactedFile,
   CompactionStopped,
   type CopiedLines,
-  copyLines,
-  FILE_START,
-  LineFilter,
   pointOf,
   type StopSignal,
-  scanRetirements,
 } from "./compaction.js";
+import { CompactionThread } from "./compaction-thread.js";
 import { type CommitStats, GroupCommitLog, type LogFile } from "./group-commit.js";
 import {
   type ChainState,
@@ -95,7 +91,6 @@ import { LeasedClaims, type LineHooks } from "./leases.js";
 import {
   CHAIN_START,
   claimBody,
-  compactedBody,
   consumeBody,
   deriveStoreKeys,
   encodeLine,
@@ -118,7 +113,6 @@ import {
   sealOpening,
   sealSecret,
   stepBody,
-  switchedBody,
   tlogBody,
   unholdBody,
 } from "./log-format.js";
@@ -310,6 +304,8 @@ export class FileKeyStore implements KeyStore {
   #compacting: Promise<CompactionReport> | undefined;
   /** Stops a compaction still copying when the store closes (it would only make it wait). */
   readonly #stopCompaction: StopSignal = { stopped: false };
+  /** Tells the running compaction's thread to stop. */
+  #onStopCompaction: (() => void) | undefined;
   #compactFailedAt = Number.NEGATIVE_INFINITY;
   #bytesPerRetired = FIRST_BYTES_PER_RETIRED;
   /** While a compaction switches files: the lines to append once it is done. */
@@ -434,44 +430,27 @@ export class FileKeyStore implements KeyStore {
         ? Number.NEGATIVE_INFINITY
         : started - this.#retainUsedMs;
     const cutoff = new Date(Number.isFinite(cutoffMs) ? cutoffMs : 0).toISOString();
-    const reader = await open(this.path, "r");
-    let out: CompactedFile | undefined;
+    const outPath = `${this.path}.compact`;
+    // The reading, verifying and copying run on a thread of their own (compaction-worker.ts);
+    // this thread keeps serving, and makes the switch.
+    const thread = new CompactionThread({
+      path: this.path,
+      outPath,
+      macKey: this.#keys.mac,
+      cutoffMs,
+      at: new Date(started).toISOString(),
+      cutoff,
+    });
+    const stopping = () => {
+      if (this.#stopCompaction.stopped) thread.stop().catch(() => {});
+    };
+    this.#onStopCompaction = stopping;
     let renamed = false;
     try {
-      const scan = await scanRetirements(reader, this.path, cutoffMs, this.#stopCompaction);
+      await thread.scanned();
       await this.#step("scanned");
-      out = await CompactedFile.create(`${this.path}.compact`, this.#keys.mac);
-      const generation = scan.generation + 1;
-      await out.add(
-        compactedBody(
-          new Date(started).toISOString(),
-          pointOf(scan.cut),
-          scan.drop.size,
-          cutoff,
-          generation,
-        ),
-      );
-      const filter = new LineFilter(scan.drop);
-      const copied: CopiedLines = { openings: new Map(), leaves: [] };
-      const copy = (from: ChainCut) =>
-        copyLines(
-          reader,
-          this.path,
-          this.#keys.mac,
-          from,
-          filter,
-          out!,
-          copied,
-          this.#stopCompaction,
-        );
-      let cut = await copy(FILE_START);
-      // Catch up with what was written meanwhile, until little is left for the held switch.
-      for (let round = 0; round < 8; round++) {
-        const before = cut.bytes;
-        cut = await copy(cut);
-        if (cut.bytes - before < 256 * 1024) break;
-      }
-      await out.sync();
+      thread.go();
+      await thread.copied();
       await this.#step("copied");
 
       // The switch: writes held, the old file's last lines copied, the new file put in place.
@@ -481,11 +460,12 @@ export class FileKeyStore implements KeyStore {
       await this.#log!.drain();
       this.#assertWritable();
       await this.#step("held");
-      cut = await copy(cut);
+      const done = await thread.finish();
+      const cut = done.copiedTo;
       if (
         cut.lines !== this.#durableLines ||
         !Buffer.from(cut.head).equals(Buffer.from(this.#durableHead)) ||
-        copied.leaves.length !== this.#leaves.length
+        done.leaves.length !== this.#leaves.length
       ) {
         throw new DkeygenError(
           ErrorCodes.OPERATIONAL,
@@ -493,40 +473,43 @@ export class FileKeyStore implements KeyStore {
             `durable line ${this.#durableLines}; nothing was changed.`,
         );
       }
-      await out.add(switchedBody(pointOf(cut)));
-      await out.sync();
-      await out.close();
       // The head file names the old file's end exactly: the switched line is checked against it.
       await this.#headFile!.settle();
       await this.#step("synced");
-      await rename(out.path, this.path);
+      await rename(outPath, this.path);
       renamed = true;
       await fsyncFolder(dirname(this.path));
       await this.#step("renamed");
-      await this.#adopt(out.cut, copied);
+      await this.#adopt(done.written, { leaves: done.leaves, openings: new Map(done.openings) });
       await this.#headFile!.settle();
       const heldMs = performance.now() - heldAt;
       await this.#step("switched");
       // What this compaction left out no longer counts towards the next.
       this.#countDroppable(cutoffMs);
       this.#droppable = 0;
-      if (scan.drop.size > 0) {
-        this.#bytesPerRetired = Math.max(100, Math.round(filter.droppedBytes / scan.drop.size));
+      if (done.dropped > 0) {
+        this.#bytesPerRetired = Math.max(100, Math.round(done.droppedBytes / done.dropped));
       }
-      this.#compaction = { generation, from: pointOf(scan.cut), switched: pointOf(cut) };
+      this.#compaction = {
+        generation: done.generation,
+        from: pointOf(done.scanned),
+        switched: pointOf(cut),
+      };
       return {
         bytesBefore: cut.bytes,
-        bytesAfter: out.cut.bytes,
+        bytesAfter: done.written.bytes,
         linesBefore: cut.lines,
-        linesAfter: out.cut.lines,
-        dropped: scan.drop.size,
+        linesAfter: done.written.lines,
+        dropped: done.dropped,
         cutoff,
-        generation,
+        generation: done.generation,
         heldMs,
       };
     } catch (error) {
-      if (!renamed) await out?.discard();
-      else {
+      if (!renamed) {
+        await thread.stop();
+        await rm(outPath, { force: true });
+      } else {
         // The new file is in place but this store could not take it up: it must be reopened.
         this.#failure ??= new DkeygenError(
           ErrorCodes.OPERATIONAL,
@@ -537,8 +520,9 @@ export class FileKeyStore implements KeyStore {
       }
       throw error;
     } finally {
-      await reader.close().catch(() => {});
+      this.#onStopCompaction = undefined;
       this.#release();
+      await thread.ended();
     }
   }
 
@@ -715,6 +699,7 @@ export class FileKeyStore implements KeyStore {
     clearInterval(this.#retireTimer);
     // A compaction still copying stops (its new file is removed); one switching finishes first.
     this.#stopCompaction.stopped = true;
+    this.#onStopCompaction?.();
     await this.#compacting?.catch(() => {});
     if (this.#state !== "open") {
       await this.#givenLock?.release();
