@@ -1,6 +1,6 @@
 /**
  * The transparency log as the server keeps it (issue 13): entries appended to the `key_store` file
- * (durable: each acknowledged only after fdatasync) with a checkpoint signed after each, by
+ * (durable: each acknowledged only after fdatasync) with a checkpoint signed after each batch, by
  * src/server/transparency-log.ts, one at a time (as one round closes after another) and with many
  * in flight (as rounds close together; group commit shares an fsync between them). Baseline in
  * the same run: appending the same entries as plain lines to a file with one fdatasync each — the
@@ -90,7 +90,7 @@ export async function benchLogAppend(
 
     const perSecond = (ms: number) => `${Math.round(1000 / ms).toLocaleString("en-US")}/s`;
     const report = [
-      `Durable log appends to the key_store file, a checkpoint signed after each; entries of ${entryBytes} bytes.`,
+      `Durable log appends to the key_store file, a checkpoint signed after each batch made durable together; entries of ${entryBytes} bytes.`,
       `Baseline: one ${entryBytes}-byte line written and fdatasynced, ${baselineMs.toFixed(2)} ms (${perSecond(baselineMs)}).`,
       "",
       table(

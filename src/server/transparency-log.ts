@@ -2,7 +2,7 @@
  * The server's transparency log of rounds (docs/PROTOCOL.md §15): entries appended to the key
  * store (durable before anyone is told of the round), their Merkle tree kept in memory
  * (tlog/hash-store.ts: every root and proof for any size), and a checkpoint signed with the log's
- * Ed25519 key after every append, carrying the store's chain head so a store rolled back to an
+ * Ed25519 key after every batch of appends made durable together, carrying the store's chain head so a store rolled back to an
  * older copy contradicts a checkpoint someone already holds.
  *
  * The log key is derived from the server's RSA private key (HKDF, §15), so it needs no file of its
@@ -76,6 +76,8 @@ export class TransparencyLog {
   /** The newest size whose checkpoint has at least #minCosignatures cosignatures. */
   #witnessed: number | undefined;
   #loading: Promise<void> | undefined;
+  /** A checkpoint signature due once the current batch of appends has its leaves in the tree. */
+  #signing: Promise<void> | undefined;
   #listeners = new Set<(checkpoint: string, size: number) => void>();
 
   constructor(store: KeyStore, server: ServerIdentity) {
@@ -233,8 +235,21 @@ export class TransparencyLog {
       next++;
       grew = true;
     }
-    if (grew) this.#sign();
+    if (grew) await this.#signSoon();
     return index;
+  }
+
+  /**
+   * Signs one checkpoint for all the appends that became durable together: the group commit
+   * resumes a batch's appends one after another in the same turn, and this signs after the last
+   * of them (a microtask later) instead of once per append.
+   */
+  #signSoon(): Promise<void> {
+    this.#signing ??= Promise.resolve().then(() => {
+      this.#signing = undefined;
+      this.#sign();
+    });
+    return this.#signing;
   }
 
   /** The index of a round's entry, if the log has one. */

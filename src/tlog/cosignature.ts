@@ -12,7 +12,6 @@
  * cosignatures share one parser (note.ts). Timestamps must not exceed 2^63 - 1 (the spec); we
  * also refuse those above 2^53 - 1, which no clock reaches. The clock is passed in.
  */
-import { ed25519 } from "@noble/curves/ed25519.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import {
   type NoteSignature,
@@ -23,6 +22,7 @@ import {
 } from "./note.js";
 import {
   ed25519PublicKey,
+  ed25519Signing,
   ed25519Verify,
   formatVerifierKey,
   noteKeyId,
@@ -70,6 +70,7 @@ export function cosignatureSigner(
 ): NoteSigner & { verifierKey: string } {
   const publicKey = ed25519PublicKey(secretKey);
   const verifierKey = formatVerifierKey(name, SIGNATURE_TYPE_COSIGNATURE_V1, publicKey);
+  const signWith = ed25519Signing(secretKey);
   return {
     name,
     keyId: noteKeyId(name, SIGNATURE_TYPE_COSIGNATURE_V1, publicKey),
@@ -79,7 +80,7 @@ export function cosignatureSigner(
       const message = cosignedMessage(text, timestamp); // checks the clock's answer first
       const out = new Uint8Array(COSIGNATURE_BYTES);
       new DataView(out.buffer).setBigUint64(0, BigInt(timestamp));
-      out.set(ed25519.sign(message, secretKey), TIMESTAMP_BYTES);
+      out.set(signWith(message), TIMESTAMP_BYTES);
       return out;
     },
   };
