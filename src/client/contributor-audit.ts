@@ -3,15 +3,19 @@
  * contributor witnessed (docs/PROTOCOL.md §15.5): the checkpoint opens with the log key the
  * contributor remembered when it first cosigned; the log is consistent with the last checkpoint it
  * cosigned (GET /v1/log/proof/consistency); and the entry of each round it holds a receipt for is
- * still in the tree with the same leaf hash (GET /v1/log/proof/inclusion). Trusts nothing the
- * server says until it is checked.
+ * still in the tree with the same leaf hash (GET /v1/log/proof/inclusion); and every round it
+ * committed to (answered-rounds.jsonl) whose reveal deadline is more than `LOGGED_WITHIN_MS` past
+ * is in the log, with its commitment as sent: a round the server aborted and never logged sends
+ * no entry to witness, so only this finds it. Trusts nothing the server says until it is checked.
  */
 import { base64 } from "@scure/base";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import { printable } from "../printable.js";
+import { parseRoundEntry } from "../protocol/log-entry.js";
 import { openCheckpoint } from "../tlog/checkpoint.js";
-import { hashesEqual, verifyConsistency, verifyInclusion } from "../tlog/merkle.js";
+import { hashesEqual, hashLeaf, verifyConsistency, verifyInclusion } from "../tlog/merkle.js";
 import { ed25519NoteVerifier } from "../tlog/note-keys.js";
+import { readAnsweredRounds } from "./answered-rounds.js";
 import type { HttpCall } from "./http-call.js";
 import { readReceipts, readWitnessState } from "./witness.js";
 
@@ -23,8 +27,17 @@ export interface ContributorAuditReport {
   /** The last checkpoint this contributor cosigned. */
   witnessed: { size: number; rootHash: string };
   receipts: number;
+  /** Rounds this contributor committed to, and how many of those the log was asked for. */
+  answered: { rounds: number; found: number; pending: number; excluded: number };
   failures: { roundId?: string; index?: number; message: string }[];
 }
+
+/**
+ * A round is in the log (completed or aborted) this long after its reveal deadline at the
+ * latest: the server closes it at the deadline, appends its entry, and waits for witnesses at most
+ * the reveal timeout again before telling anyone. Younger rounds are counted as pending.
+ */
+export const LOGGED_WITHIN_MS = 10 * 60 * 1000;
 
 function base(url: string): string {
   return url.replace(/\/+$/, "");
@@ -78,6 +91,7 @@ export async function auditContributor(
   dataDir: string,
   serverUrl: string,
   call: HttpCall,
+  now: () => number = Date.now,
 ): Promise<ContributorAuditReport> {
   const state = await readWitnessState(dataDir);
   if (state === undefined) {
@@ -87,6 +101,8 @@ export async function auditContributor(
     );
   }
   const receipts = await readReceipts(dataDir);
+  const answeredRounds = await readAnsweredRounds(dataDir);
+  const answered = { rounds: answeredRounds.length, found: 0, pending: 0, excluded: 0 };
   const url = base(serverUrl);
   const note = await getText(call, `${url}/v1/log/checkpoint`);
   const { checkpoint } = openCheckpoint(note, state.origin, ed25519NoteVerifier(state.verifierKey));
@@ -97,6 +113,7 @@ export async function auditContributor(
     checkpoint: { size: checkpoint.size, rootHash: base64.encode(checkpoint.rootHash) },
     witnessed: { size: state.size, rootHash: state.rootHash },
     receipts: receipts.length,
+    answered,
     failures,
   });
   const fail = (message: string, at: { roundId?: string; index?: number } = {}) =>
@@ -166,5 +183,101 @@ export async function auditContributor(
       fail(describeError(error), at);
     }
   }
+
+  // Every round it committed to is in the log, once its reveal deadline is well past.
+  const receipted = new Set(receipts.map((r) => r.roundId));
+  for (const round of answeredRounds) {
+    if (receipted.has(round.roundId)) {
+      answered.found++;
+      continue;
+    }
+    const deadline = Date.parse(round.revealDeadline);
+    if (!(deadline + LOGGED_WITHIN_MS <= now())) {
+      answered.pending++;
+      continue;
+    }
+    try {
+      const found = await findRoundEntry(call, url, round.roundId, checkpoint);
+      if (found === undefined) {
+        fail(
+          `This contributor committed to round ${round.roundId} at ${round.committedAt}${round.outcome ? ` (the server closed it: ${round.outcome})` : ""}, but the log holds no entry for it: every round is logged, completed or aborted.`,
+          { roundId: round.roundId },
+        );
+        continue;
+      }
+      answered.found++;
+      // Logged without our commitment: the server left it out of the commit set (a commitment
+      // that came late), which the contributor was told and logged as it happened.
+      if (!found.entry.commits.some((c) => c.commitment === round.commitment)) answered.excluded++;
+    } catch (error) {
+      fail(describeError(error), { roundId: round.roundId });
+    }
+  }
   return report();
+}
+
+/**
+ * Round `roundId`'s entry in the tree of `checkpoint`, checked: its inclusion proof, its leaf
+ * against the proven hash, its parse and its round id. Undefined when the log has no entry for
+ * the round (404); an entry beyond the checkpoint's size counts as found later (pending is not
+ * an option past the deadline: the server serves a checkpoint that leaves the round out).
+ */
+async function findRoundEntry(
+  call: HttpCall,
+  url: string,
+  roundId: string,
+  checkpoint: { size: number; rootHash: Uint8Array },
+): Promise<{ index: number; entry: ReturnType<typeof parseRoundEntry> } | undefined> {
+  const where = `${url}/v1/log/proof/inclusion?roundId=${encodeURIComponent(roundId)}&size=${checkpoint.size}`;
+  const answer = await call(where, { method: "GET" });
+  if (answer.status === 404) return undefined;
+  if (answer.status !== 200) {
+    throw new DkeygenError(
+      ErrorCodes.UNAVAILABLE,
+      `${where} answered HTTP ${answer.status}: the round's entry is not in the served tree.`,
+    );
+  }
+  let proof: { index?: unknown; leafHash?: unknown; proof?: unknown };
+  try {
+    proof = JSON.parse(answer.body.toString("utf8")) as typeof proof;
+  } catch {
+    throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `${where} did not answer JSON.`);
+  }
+  const index = proof.index;
+  if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0) {
+    throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `${where} answered no index.`);
+  }
+  const [leafHash] = hashes([proof.leafHash], "leaf hash");
+  verifyInclusion(
+    index,
+    checkpoint.size,
+    leafHash!,
+    hashes(proof.proof, "inclusion proof"),
+    checkpoint.rootHash,
+  );
+  const entries = await getJson<{ entries?: { index?: unknown; leaf?: unknown }[] }>(
+    call,
+    `${url}/v1/log/entries?start=${index}&end=${index + 1}`,
+  );
+  const item = entries.entries?.[0];
+  let leaf: Uint8Array;
+  try {
+    leaf = base64.decode(String(item?.leaf));
+  } catch {
+    throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `The log's entry ${index} is not base64.`);
+  }
+  if (item?.index !== index || !hashesEqual(hashLeaf(leaf), leafHash!)) {
+    throw new DkeygenError(
+      ErrorCodes.BAD_SIGNATURE,
+      `The log's entry ${index} is not the leaf its inclusion proof proves.`,
+    );
+  }
+  const entry = parseRoundEntry(leaf);
+  if (entry.roundId !== roundId) {
+    throw new DkeygenError(
+      ErrorCodes.BAD_SIGNATURE,
+      `The log's entry ${index} is of round ${entry.roundId}, not ${roundId}.`,
+    );
+  }
+  return { index, entry };
 }

@@ -11,6 +11,7 @@ import { isStrongEd25519Key } from "../crypto/signature.js";
 import type { Logger } from "../logging.js";
 import { encodeMessage, type MessageOf } from "../protocol/messages.js";
 import type { Connection } from "../transport/types.js";
+import type { AnsweredJournal } from "./answered-rounds.js";
 import type { ContributorState } from "./contributor-state.js";
 import type { EntropyPool } from "./entropy.js";
 import {
@@ -57,6 +58,8 @@ export class ContributorRounds implements RoundMemory {
       random: RandomSource;
       logger: Logger;
       emit: (event: RoundEvent) => void;
+      /** Where each round answered and its closing are recorded, for `contributor audit`. */
+      journal?: AnsweredJournal;
     },
   ) {}
 
@@ -107,6 +110,12 @@ export class ContributorRounds implements RoundMemory {
       this.#pending.delete(this.#pending.keys().next().value!);
     }
     connection.send(encodeMessage(commit));
+    this.o.journal?.add({
+      roundId: msg.roundId,
+      committedAt: new Date().toISOString(),
+      revealDeadline: msg.revealDeadline,
+      commitment: toBase64url(pending.commitment),
+    });
     logger.info({ roundId: msg.roundId, purpose: msg.purpose }, "commitment sent");
     this.o.emit({ type: "round.committed", roundId: msg.roundId });
   }
@@ -180,6 +189,11 @@ export class ContributorRounds implements RoundMemory {
       return;
     }
     this.#pending.delete(msg.roundId);
+    this.o.journal?.add({
+      roundId: msg.roundId,
+      closedAt: new Date().toISOString(),
+      outcome: msg.outcome,
+    });
     const memory = this.#memory.get(msg.roundId);
     if (memory) {
       memory.closed = { outcome: msg.outcome, accepted: msg.accepted, signature: msg.signature };

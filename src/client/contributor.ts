@@ -27,6 +27,7 @@ import { joinSignedData, welcomeProofData } from "../protocol/signed-data.js";
 import { CHALLENGE_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
+import { AnsweredJournal } from "./answered-rounds.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { ContributorDkg, type DkgEvent } from "./contributor-dkg.js";
 import { ContributorRecovery, type RecoveryEvent } from "./contributor-recovery.js";
@@ -82,6 +83,7 @@ export class Contributor {
   #server: ServerKey | undefined;
   /** The rounds this contributor takes part in (each answered once, across connections). */
   readonly #rounds: ContributorRounds;
+  readonly #journal: AnsweredJournal;
   /** Witnesses the server's transparency log: checks and cosigns its checkpoints (witness.ts). */
   readonly #witness: Witness;
   /** Distributed key generations it takes part in, and its shares (contributor-dkg.ts). */
@@ -103,12 +105,14 @@ export class Contributor {
     this.#o = options;
     this.#logger = options.logger ?? silentLogger;
     this.#random = options.random ?? osRandom;
+    this.#journal = new AnsweredJournal(options.state.dataDir, this.#logger);
     this.#rounds = new ContributorRounds({
       state: options.state,
       entropy: options.entropy,
       random: this.#random,
       logger: this.#logger,
       emit: (event) => this.#emit(event),
+      journal: this.#journal,
     });
     this.#witness = new Witness({
       dataDir: options.state.dataDir,
@@ -172,6 +176,7 @@ export class Contributor {
   async stop(): Promise<void> {
     this.#stop();
     await this.#done;
+    await this.#journal.flushed();
   }
 
   #stop(error?: DkeygenError): void {

@@ -7,10 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { appendFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { ANSWERED_FILE, readAnsweredRounds } from "../../src/client/answered-rounds.js";
+import { auditContributor, LOGGED_WITHIN_MS } from "../../src/client/contributor-audit.js";
 import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
+import { createHttpCall } from "../../src/client/http-call.js";
 import { readReceipts, readWitnessState, witnessIdentity } from "../../src/client/witness.js";
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
@@ -239,6 +242,69 @@ test("with K = 0 there is no witnessing: no log.checkpoint is sent, rounds compl
     const refill = await batch;
     assert.equal(await server.server.c.store.countUnclaimed("otp"), 2);
     assert.ok(refill.every((r) => r.held === undefined));
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test("`contributor audit` asks the log for every round the contributor committed to: one the server never logged fails it, named; a logged one without a receipt passes", async () => {
+  const server = await startTestServer({ quorum: 2, roundTimeoutMs: 3000, minCosignatures: 1 });
+  try {
+    const contributors = await startContributors(server, 2);
+    const admin = await server.admin();
+    const record = await admin.generate("otp", {});
+    admin.close();
+    const dataDir = contributors[0]!.dataDir;
+    await waitFor(async () => (await readAnsweredRounds(dataDir)).some((r) => r.outcome));
+    const answered = await readAnsweredRounds(dataDir);
+    assert.equal(answered.length, 1);
+    assert.equal(answered[0]!.roundId, record.roundId);
+    assert.equal(answered[0]!.outcome, "completed");
+
+    // A round the server invited it to, it committed to, and the server aborted without an
+    // entry: only the contributor's own journal remembers it.
+    const hidden = toBase64url(randomBytes(16));
+    const past = new Date(Date.now() - 60 * 60 * 1000).toISOString();
+    await appendFile(
+      join(dataDir, ANSWERED_FILE),
+      `${JSON.stringify({ roundId: hidden, committedAt: past, revealDeadline: past, commitment: toBase64url(randomBytes(32)) })}\n`,
+    );
+    const cli = await runCli([
+      "contributor",
+      "audit",
+      "--server",
+      server.httpUrl!,
+      "--data-dir",
+      dataDir,
+      "--json",
+    ]);
+    assert.equal(cli.status, 1, cli.stderr + cli.stdout);
+    const report = JSON.parse(cli.stdout);
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.failures.map((f: { roundId?: string }) => f.roundId),
+      [hidden],
+    );
+    assert.match(report.failures[0].message, /holds no entry for it/);
+    assert.deepEqual(report.answered, { rounds: 2, found: 1, pending: 0, excluded: 0 });
+
+    // Without its receipt, the real round is looked up in the log once its deadline is past:
+    // found (inclusion proof, leaf and round id checked), so only the hidden round fails.
+    await writeFile(join(dataDir, "log-receipts.jsonl"), "");
+    const call = createHttpCall({ maxResponseBytes: 4 * 1024 * 1024 });
+    const soon = await auditContributor(dataDir, server.httpUrl!, call);
+    assert.deepEqual(soon.answered, { rounds: 2, found: 0, pending: 1, excluded: 0 });
+    const later = await auditContributor(
+      dataDir,
+      server.httpUrl!,
+      call,
+      () => Date.now() + LOGGED_WITHIN_MS + 60_000,
+    );
+    assert.deepEqual(later.answered, { rounds: 2, found: 1, pending: 0, excluded: 0 });
+    assert.deepEqual(
+      later.failures.map((f) => f.roundId),
+      [hidden],
+    );
   } finally {
     await server.cleanup();
   }

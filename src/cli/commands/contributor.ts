@@ -289,10 +289,17 @@ function registerContributorAudit(contributor: Command): void {
           ["served checkpoint", `size ${report.checkpoint.size}`],
           ["cosigned checkpoint", `size ${report.witnessed.size}`],
           ["receipts", String(report.receipts)],
+          [
+            "rounds answered",
+            `${report.answered.rounds} (in the log ${report.answered.found}, too recent to ask ${report.answered.pending}${report.answered.excluded ? `, logged without our commitment ${report.answered.excluded}` : ""})`,
+          ],
           ["result", report.ok ? "ok" : `${report.failures.length} failure(s)`],
         ]);
         for (const f of report.failures) {
-          const at = f.roundId === undefined ? "" : `round ${f.roundId} (entry ${f.index}): `;
+          const at =
+            f.roundId === undefined
+              ? ""
+              : `round ${f.roundId}${f.index === undefined ? "" : ` (entry ${f.index})`}: `;
           process.stdout.write(`FAIL ${at}${f.message}\n`);
         }
       }
