@@ -40,6 +40,11 @@
  *   {"t":"tlog","v":1,"index","leaf":b64url}
  *   {"t":"opening","v":1,"roundId","secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
  *   {"t":"unhold","v":1,"roundId","at"}
+ *   {"t":"retire","v":1,"at","ids":[id]}
+ *   {"t":"compacted","v":1,"at","from":{"lines","head"},"dropped","cutoff","generation"}
+ *   {"t":"switched","v":1,"from":{"lines","head"}}
+ * (retire, compacted and switched: docs/PROTOCOL.md §10 and §10.2; `LINE_KINDS` lists every
+ * kind.)
  * An unhold line releases every record of round `roundId` put held on an earlier line and not
  * released since (KeyStore releaseHeld), consumed ones included; at least one, or it is
  * corruption. A held record is never leased or claimed (so a lease or claim of one is corruption);
@@ -251,6 +256,28 @@ export type LogBody =
   | RetireBody
   | CompactedBody
   | SwitchedBody;
+
+/** Every line kind, one entry each: a kind added to the bodies without an entry here, or an entry
+ * that is no kind, fails to compile. */
+const KINDS: Record<LogBody["t"] | ParsedBody["t"], true> = {
+  record: true,
+  claim: true,
+  consume: true,
+  step: true,
+  claims: true,
+  lease: true,
+  release: true,
+  rollback: true,
+  tlog: true,
+  opening: true,
+  unhold: true,
+  retire: true,
+  compacted: true,
+  switched: true,
+};
+export type LineKind = keyof typeof KINDS;
+/** Every kind of line the format has (test/store/head-file.test.ts cuts a file at each). */
+export const LINE_KINDS: readonly LineKind[] = Object.keys(KINDS) as LineKind[];
 
 /** The most ids one lease or release line names. */
 export const MAX_LEASE_IDS = 4096;

@@ -1,6 +1,7 @@
 /**
  * The key store notices rollbacks (src/store/head-file.ts, PROTOCOL.md §10 "Head file"): a
- * key_store cut back or replaced by another copy is refused at open naming both ends; a crash
+ * key_store cut back (at or through a line of every kind, LINE_KINDS) or replaced by another copy
+ * is refused at open naming both ends, a compacted one too (§10.2); a crash
  * between a write and its head write is not; an operator's override opens it and is recorded in
  * the store.
  */
@@ -9,10 +10,11 @@ import { createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { copyFile, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { lengthPrefixed } from "../../src/crypto/canonical.js";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import type { FileKeyStore } from "../../src/store/file.js";
+import { LINE_KINDS } from "../../src/store/log-format.js";
 import {
   bodies,
   claimInput,
@@ -22,6 +24,7 @@ import {
   lines,
   recordingLogger,
   writeChained,
+  writeHead,
 } from "../helpers/key-store-file.js";
 
 const RESERVED = { ack: "reserved" } as const;
@@ -48,87 +51,232 @@ async function refused(store: FileKeyStore, pattern: RegExp, what: string): Prom
   assert.equal(existsSync(`${store.path}.lock`), false, `${what}: the lock is released`);
 }
 
+const T0 = Date.parse("2030-01-01T00:00:00.000Z");
+const HOUR = 3_600_000;
+const claimUntil = (n: number, expiresAt: number) => ({
+  ...claimInput(n),
+  expiresAt: new Date(expiresAt),
+});
+/** A file's lines, each with its newline. */
+const linesOf = (bytes: Buffer) =>
+  bytes
+    .toString("utf8")
+    .split(/(?<=\n)/)
+    .filter(Boolean);
+
 /**
- * A closed store holding every kind of line: record, rollback, claim, lease, claims, consume,
- * step, release.
+ * A closed store whose file holds a line of every kind the format has (LINE_KINDS), none of them
+ * only as its last line: a compacted file (compacted; the record, unhold, tlog, opening, claim,
+ * step, consume and retire lines the compaction copied, a record written while it copied;
+ * switched), then a rollback, a lease, a claims line, a release and a record. Also what a crash
+ * right after the compaction's rename leaves (PROTOCOL §10.2): the compacted file with the head
+ * file still naming the old file's end, and that old file.
  */
 async function storeWithEveryLineKind() {
-  const f = await fresh({ leaseSize: 2 });
-  const first = f.make();
-  await first.open();
-  for (let i = 0; i < 6; i++) await first.put(input({ roundId: `r${i}` }));
-  await first.close();
-  // Cut the last record off and accept it: a rollback line.
-  const all = await lines(f.path);
-  await writeFile(f.path, all.slice(0, -1).join(""));
-  const store = f.make({ acceptRollback: true, logger: recordingLogger() });
+  let now = T0;
+  const f = await fresh({
+    leaseSize: 2,
+    clock: () => new Date(now),
+    retireEveryMs: 0,
+    retireGraceMs: 0,
+    retainUsedMs: HOUR,
+    compactAtBytes: Number.POSITIVE_INFINITY,
+  });
+  const crash = { old: Buffer.alloc(0), head: Buffer.alloc(0), compacted: Buffer.alloc(0) };
+  const store: FileKeyStore = f.make({
+    onCompactionStep: async (step) => {
+      // Written to the old file after the scan: copied at the switch, between the compacted
+      // line's point and the switched line's.
+      if (step === "copied") await store.put(input({ roundId: "during" }));
+      if (step === "synced") {
+        crash.old = await readFile(f.path);
+        crash.head = await readFile(f.headPath);
+      }
+      if (step === "renamed") crash.compacted = await readFile(f.path);
+    },
+  });
   await store.open();
+  const otps = [];
+  for (let i = 0; i < 4; i++) otps.push(await store.put(input({ roundId: `r${i}` })));
+  await store.put(input({ roundId: "held", held: true }));
+  assert.equal(await store.releaseHeld("held"), 1);
+  await store.appendLogEntry(new Uint8Array([1, 2, 3]));
+  await store.putRoundOpening("r0", new Uint8Array([9, 9, 9]));
   const owned = await store.put(input({ purpose: "totp", owner: "carol" }));
-  await store.claimNext("otp", claimInput(1));
-  await store.claimNext("otp", claimInput(2), RESERVED);
-  await new Promise((resolve) => setImmediate(resolve)); // the turn's claims line
-  // The newest: not among the leased ones, which a release line hands back at close.
-  const unclaimed = (await store.list({ claimed: false, purpose: "otp" })).at(-1);
-  await store.consume(unclaimed!.id);
+  await store.claimNext("otp", claimUntil(1, T0 + 60_000));
   await store.useStep(owned.id, 7);
+  // A withdrawn OTP retires at once: this one before the compaction's cutoff (dropped, and its
+  // retire line with it), the next one after (kept, with the expired claim's record).
+  await store.consume(otps[3]!.id);
+  assert.equal(await store.retireDue(), 1);
+  now = T0 + 2 * HOUR;
+  await store.consume(otps[2]!.id);
+  assert.equal(await store.retireDue(), 2);
+  assert.equal((await store.compact()).dropped, 1);
   await store.close();
+
+  // On the new file: a record cut off and the cut accepted (a rollback line), a reserved claim
+  // (lease, claims), the unclaimed leased record handed back at close (release), a record.
+  const cut = f.make();
+  await cut.open();
+  await cut.put(input({ roundId: "cut" }));
+  await cut.close();
+  await writeFile(f.path, (await lines(f.path)).slice(0, -1).join(""));
+  const accepted = f.make({ acceptRollback: true, logger: recordingLogger() });
+  await accepted.open();
+  await accepted.claimNext("otp", claimUntil(2, now + 60_000), RESERVED);
+  await new Promise((resolve) => setImmediate(resolve)); // the turn's claims line
+  await accepted.close();
+  const last = f.make();
+  await last.open();
+  await last.put(input({ roundId: "last" }));
+  await last.close();
   const reopened = f.make();
   await reopened.open();
   const chain = reopened.chain;
   await reopened.close();
-  return { f, chain };
+  return { f, chain, crash };
 }
+/** The tests below share one such store (making it compacts it, on a thread of its own). */
+let everyKind: ReturnType<typeof storeWithEveryLineKind> | undefined;
+const withEveryLineKind = () => {
+  everyKind ??= storeWithEveryLineKind();
+  return everyKind;
+};
+after(async () => {
+  if (everyKind) await (await everyKind).f.remove();
+});
 
-test("a key_store cut back to before any of its lines, or through one, is refused at open naming both ends; a torn tail past the head is the usual crash recovery", async () => {
-  const { f, chain } = await storeWithEveryLineKind();
-  try {
-    const all = await lines(f.path);
-    const kinds = (await bodies(f.path)).map((body) => body.t as string);
-    assert.deepEqual([...new Set(kinds)].sort(), [
-      "claim",
-      "claims",
-      "consume",
-      "lease",
-      "record",
-      "release",
-      "rollback",
-      "step",
-    ]);
-    assert.equal(all.length, chain.lines);
-    const headAfter = await readFile(f.headPath);
-    for (let i = 0; i < all.length; i++) {
-      const kept = all.slice(0, i).join("");
-      const found = i === 0 ? "0".repeat(16) : prefix(macOf(all[i - 1]!));
-      const names = new RegExp(
-        `has ${i} lines, chain head ${found}….*says it had ${all.length} lines, chain head ` +
-          `${prefix(chain.head)}…`,
-      );
-      await writeFile(f.path, kept);
-      await refused(f.make(), names, `cut before line ${i + 1} (${kinds[i]})`);
-      const line = Buffer.from(all[i]!);
-      await writeFile(
-        f.path,
-        Buffer.concat([Buffer.from(kept), line.subarray(0, line.length >> 1)]),
-      );
-      await refused(f.make(), names, `cut through line ${i + 1} (${kinds[i]})`);
-      await writeFile(
-        f.path,
-        Buffer.concat([Buffer.from(kept), line.subarray(0, line.length - 1)]),
-      );
-      await refused(f.make(), names, `line ${i + 1} (${kinds[i]}) without its newline`);
-    }
-    assert.deepEqual(await readFile(f.headPath), headAfter);
+test("a key_store cut back to right after a line of any kind, or through one, is refused at open naming both ends; a torn tail past the head is the usual crash recovery", async () => {
+  const { f, chain } = await withEveryLineKind();
+  const all = await lines(f.path);
+  const kinds = (await bodies(f.path)).map((body) => body.t as string);
+  const every = [...LINE_KINDS].sort();
+  assert.deepEqual(
+    [...new Set(kinds.slice(0, -1))].sort(),
+    every,
+    "the file has every kind of line the format has, each before its last line",
+  );
+  assert.equal(all.length, chain.lines);
+  const headAfter = await readFile(f.headPath);
+  const cutAfter = new Set<string>();
+  const cutThrough = new Set<string>();
+  for (let i = 0; i < all.length; i++) {
+    const kept = all.slice(0, i).join("");
+    const found = i === 0 ? "0".repeat(16) : prefix(macOf(all[i - 1]!));
+    const names = new RegExp(
+      `has ${i} lines, chain head ${found}….*says it had ${all.length} lines, chain head ` +
+        `${prefix(chain.head)}…`,
+    );
+    await writeFile(f.path, kept);
+    await refused(f.make(), names, `cut after line ${i} (${kinds[i - 1] ?? "none"})`);
+    if (i > 0) cutAfter.add(kinds[i - 1]!);
+    // A torn line never counts, whatever its kind: cut through the first line of each kind (an
+    // open costs tens of ms; every line would triple the test's time for the same check).
+    if (cutThrough.has(kinds[i]!)) continue;
+    const line = Buffer.from(all[i]!);
+    await writeFile(f.path, Buffer.concat([Buffer.from(kept), line.subarray(0, line.length >> 1)]));
+    await refused(f.make(), names, `cut through line ${i + 1} (${kinds[i]})`);
+    await writeFile(f.path, Buffer.concat([Buffer.from(kept), line.subarray(0, line.length - 1)]));
+    await refused(f.make(), names, `line ${i + 1} (${kinds[i]}) without its newline`);
+    cutThrough.add(kinds[i]!);
+  }
+  assert.deepEqual([...cutAfter].sort(), every, "cut right after a line of every kind");
+  assert.deepEqual([...cutThrough].sort(), every, "cut through a line of every kind");
+  assert.deepEqual(await readFile(f.headPath), headAfter);
 
-    // Whole, plus a torn line the head never named: opens, and the torn bytes are set aside.
-    await writeFile(f.path, `${all.join("")}{"mac":"00`);
-    const logger = recordingLogger();
-    const store = f.make({ logger });
-    await store.open();
-    assert.deepEqual(store.chain, chain);
-    assert.match(logger.warnings.map((w) => w.message).join("\n"), /torn/);
-    await store.close();
-  } finally {
-    await f.remove();
+  // Whole, plus a torn line the head never named: opens, and the torn bytes are set aside.
+  await writeFile(f.path, `${all.join("")}{"mac":"00`);
+  const logger = recordingLogger();
+  const store = f.make({ logger });
+  await store.open();
+  assert.deepEqual(store.chain, chain);
+  assert.match(logger.warnings.map((w) => w.message).join("\n"), /torn/);
+  await store.close();
+});
+
+test("a compacted file whose head file still names the old file's end (a crash after the rename) opens, its switched line naming exactly that end; cut before or through its switched line, or under a head naming another point, it is refused naming both ends", async () => {
+  const { f, crash } = await withEveryLineKind();
+  const old = linesOf(crash.old);
+  const oldEnd = { lines: old.length, head: macOf(old.at(-1)!) };
+  const compacted = linesOf(crash.compacted);
+  const compactedBodies = compacted.map((line) => JSON.parse(/"body":(.*)\}\n$/.exec(line)![1]!));
+  const kinds = compactedBodies.map((body) => body.t as string);
+  assert.equal(kinds[0], "compacted");
+  assert.equal(kinds.at(-1), "switched");
+  assert.deepEqual(compactedBodies.at(-1).from, oldEnd, "the switched line names the old end");
+  assert.ok(
+    compactedBodies[0].from.lines < oldEnd.lines,
+    "a line written while it copied: the compacted line's point is not the switched line's",
+  );
+  // Fewer lines than the old file: every cut below is refused as "shorter".
+  assert.ok(compacted.length < old.length, `${compacted.length} < ${old.length}`);
+
+  const crashImage = async () => {
+    await writeFile(f.path, crash.compacted);
+    await writeFile(f.headPath, crash.head);
+  };
+  // As the crash left it: opens, records no rollback, and the head catches up with the file.
+  await crashImage();
+  const logger = recordingLogger();
+  const store = f.make({ logger });
+  await store.open();
+  assert.deepEqual(store.chain, { lines: compacted.length, head: macOf(compacted.at(-1)!) });
+  await store.close();
+  assert.deepEqual(await readFile(f.path), crash.compacted, "no line added");
+  assert.deepEqual(logger.warnings, []);
+  assert.notDeepEqual(await readFile(f.headPath), crash.head, "the head caught up");
+
+  // Cut after any line before the switched line (the cuts through a line are the first test's),
+  // or through the switched line, or that line without its newline: the head's point is nowhere
+  // in the file.
+  await crashImage();
+  const switchedLine = Buffer.from(compacted.at(-1)!);
+  const cuts: [string, number, Buffer][] = compacted.map((_, i) => [
+    `cut after line ${i} (${kinds[i - 1] ?? "none"})`,
+    i,
+    Buffer.alloc(0),
+  ]);
+  cuts.push(
+    ["cut through the switched line", compacted.length - 1, switchedLine.subarray(0, 90)],
+    [
+      "the switched line without its newline",
+      compacted.length - 1,
+      switchedLine.subarray(0, switchedLine.length - 1),
+    ],
+  );
+  for (const [what, i, tail] of cuts) {
+    const found = i === 0 ? "0".repeat(16) : prefix(macOf(compacted[i - 1]!));
+    await writeFile(f.path, Buffer.concat([Buffer.from(compacted.slice(0, i).join("")), tail]));
+    await refused(
+      f.make(),
+      new RegExp(
+        `has ${i} lines, chain head ${found}….*says it had ${oldEnd.lines} lines, chain head ` +
+          `${prefix(oldEnd.head)}…`,
+      ),
+      `compacted file, ${what}`,
+    );
+  }
+
+  // Whole, but the head names another point: one line earlier in the old file, or the old
+  // file's line count under another chain head ("shorter" or "diverged", by the line counts;
+  // either names both ends).
+  const earlier = { lines: old.length - 1, head: Buffer.from(macOf(old.at(-2)!), "hex") };
+  const otherHead = { lines: old.length, head: randomBytes(32) };
+  for (const [what, point] of [
+    ["the old file's line before its end", earlier],
+    ["the old file's length, another chain head", otherHead],
+  ] as const) {
+    await writeFile(f.path, crash.compacted);
+    await writeHead(f.path, f.storeKey, point.lines, point.head);
+    await refused(
+      f.make(),
+      new RegExp(
+        `${compacted.length} lines, chain head ${prefix(macOf(compacted.at(-1)!))}….*says.*` +
+          `${point.lines} lines, chain head ${prefix(point.head.toString("hex"))}…`,
+      ),
+      `a head naming ${what}`,
+    );
   }
 });
 
