@@ -449,3 +449,28 @@ test("closing the store stops a compaction still copying: the close does not wai
     await f.remove();
   }
 });
+
+test("a line changed on disk under the running store fails the compaction on its thread: refused naming the line, the file unchanged, no new file left, and the store goes on serving", async () => {
+  const { f, store, time } = await populated();
+  try {
+    time.set(T0 + TTL + RETAIN + 1);
+    // Flip one character inside the first record line's body (same length): its MAC no longer
+    // verifies, and only the compaction thread reads it again.
+    const text = await readFile(f.path, "utf8");
+    const at = text.indexOf('"t":"record","v":1,"id":"');
+    assert.ok(at > 0);
+    const flip = at + 40;
+    const changed = `${text.slice(0, flip)}${text[flip] === "A" ? "B" : "A"}${text.slice(flip + 1)}`;
+    await writeFile(f.path, changed);
+    const before = await readFile(f.path);
+    await assert.rejects(store.compact(), isCorrupt(/Compacting .*line \d+ does not verify/));
+    assert.deepEqual(await readFile(f.path), before);
+    await assert.rejects(stat(`${f.path}.compact`), /ENOENT/);
+    // The store's own memory is untouched: it still takes writes and answers reads.
+    const more = await store.put(input());
+    assert.equal((await store.get(more.id))?.id, more.id);
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
