@@ -375,6 +375,20 @@ CREATE INDEX key_records_otp_dead ON key_records ((coalesce(consumed_at, claim_e
 ALTER TABLE key_records SET (autovacuum_vacuum_scale_factor = 0.01, vacuum_index_cleanup = on);
 `;
 
+/**
+ * Version 8: an account's TOTP or HOTP enrollment is looked up by owner and subject (issue 12
+ * §6). The subject index of version 1 held the records made for a subject by every owner; this
+ * one, on (subject, owner, id), finds one owner's records for a subject in id order and still
+ * serves a lookup by subject alone. A lookup naming an owner reads no claim column (an owned row
+ * is never claimed: key_records_owned_never_claimed), so no other requester's claims for the
+ * subject are read. It holds owned rows only (a subject needs an owner): pool OTPs are not in it.
+ */
+const V8 = `
+CREATE INDEX key_records_subject_owner ON key_records (subject, owner, id)
+  WHERE subject IS NOT NULL;
+DROP INDEX key_records_subject;
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
@@ -384,6 +398,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: "request windows shared by distribution servers", sql: V5 },
   { version: 6, name: "the pool index alone orders claims", sql: V6 },
   { version: 7, name: "retention: consumed and expired OTPs may be removed", sql: V7 },
+  { version: 8, name: "an owner's records for a subject, by their own index", sql: V8 },
 ];
 
 /** The schema version this code reads and writes. */

@@ -314,6 +314,56 @@ function connectionConfig(url: string) {
 }
 
 /**
+ * The statement `list` runs for `query` (checked already) and its bind values. Exported so a
+ * test can hold its plan to the index it is meant to use.
+ */
+export function listStatement(query: ListQuery): { sql: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const param = (value: unknown) => {
+    values.push(value);
+    return `$${values.length}`;
+  };
+  const where: string[] = [];
+  if (query.purpose !== undefined) where.push(`purpose = ${param(encodeName(query.purpose))}`);
+  if (query.owner !== undefined) where.push(`owner = ${param(encodeName(query.owner))}`);
+  if (query.claimed !== undefined) {
+    where.push(query.claimed ? "claim_seq IS NOT NULL" : "claim_seq IS NULL");
+  }
+  if (query.claimedBy !== undefined) {
+    where.push(`claim_requester = ${param(encodeName(query.claimedBy))}`);
+  }
+  if (query.subject !== undefined) {
+    const subject = param(encodeName(query.subject));
+    // An owned row is never claimed (key_records_owned_never_claimed): with an owner, only the
+    // subject it was made for can match, found through key_records_subject_owner without
+    // reading the claims other requesters made for the subject.
+    where.push(
+      query.owner !== undefined
+        ? `subject = ${subject}`
+        : `(subject = ${subject} OR claim_subject = ${subject})`,
+    );
+  }
+  if (query.consumed !== undefined) {
+    where.push(query.consumed ? "consumed_at IS NOT NULL" : "consumed_at IS NULL");
+  }
+  const filter = where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`;
+  const limit = query.limit === undefined ? "" : `LIMIT ${param(query.limit)}`;
+  let sql: string;
+  if (query.latestClaims !== undefined) {
+    // Among the requester's latest claims for the subject, in claim order.
+    const latest =
+      "SELECT * FROM key_records " +
+      `WHERE claim_requester = ${param(encodeName(query.claimedBy!))} ` +
+      `AND claim_subject = ${param(encodeName(query.subject!))} ` +
+      `ORDER BY claim_seq DESC LIMIT ${param(query.latestClaims)}`;
+    sql = `SELECT ${COLUMNS} FROM (${latest}) AS latest ${filter} ORDER BY claim_seq ${limit}`;
+  } else {
+    sql = `SELECT ${COLUMNS} FROM key_records ${filter} ORDER BY id ${limit}`;
+  }
+  return { sql, values };
+}
+
+/**
  * Applies the schema migrations `url`'s database lacks (what `dkeygen store migrate` runs) and
  * returns those applied. Needs no store key: the schema holds no secret.
  */
@@ -527,41 +577,7 @@ export class PostgresKeyStore implements KeyStore {
   async list(query: ListQuery = {}): Promise<KeyRecord[]> {
     this.#assertOpen();
     checkListQuery(query);
-    const values: unknown[] = [];
-    const param = (value: unknown) => {
-      values.push(value);
-      return `$${values.length}`;
-    };
-    const where: string[] = [];
-    if (query.purpose !== undefined) where.push(`purpose = ${param(encodeName(query.purpose))}`);
-    if (query.owner !== undefined) where.push(`owner = ${param(encodeName(query.owner))}`);
-    if (query.claimed !== undefined) {
-      where.push(query.claimed ? "claim_seq IS NOT NULL" : "claim_seq IS NULL");
-    }
-    if (query.claimedBy !== undefined) {
-      where.push(`claim_requester = ${param(encodeName(query.claimedBy))}`);
-    }
-    if (query.subject !== undefined) {
-      const subject = param(encodeName(query.subject));
-      where.push(`(subject = ${subject} OR claim_subject = ${subject})`);
-    }
-    if (query.consumed !== undefined) {
-      where.push(query.consumed ? "consumed_at IS NOT NULL" : "consumed_at IS NULL");
-    }
-    const filter = where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`;
-    const limit = query.limit === undefined ? "" : `LIMIT ${param(query.limit)}`;
-    let sql: string;
-    if (query.latestClaims !== undefined) {
-      // Among the requester's latest claims for the subject, in claim order.
-      const latest =
-        "SELECT * FROM key_records " +
-        `WHERE claim_requester = ${param(encodeName(query.claimedBy!))} ` +
-        `AND claim_subject = ${param(encodeName(query.subject!))} ` +
-        `ORDER BY claim_seq DESC LIMIT ${param(query.latestClaims)}`;
-      sql = `SELECT ${COLUMNS} FROM (${latest}) AS latest ${filter} ORDER BY claim_seq ${limit}`;
-    } else {
-      sql = `SELECT ${COLUMNS} FROM key_records ${filter} ORDER BY id ${limit}`;
-    }
+    const { sql, values } = listStatement(query);
     const { rows } = await this.#query<RecordRow>(sql, values);
     return rows.map((row) => this.#record(row));
   }

@@ -3,9 +3,12 @@
  * order, and per purpose a pool of records that may still be handed out, so `claimNext` takes the
  * oldest one in O(1) amortised instead of scanning the store.
  *
- * More indexes keep lookups by owner, by subject (a record made for a subject, or claimed for one)
- * and by (requester, subject) in claim order bounded by the records they find, so verifying one
- * user's code reads neither every OTP in the store nor that user's whole history.
+ * More indexes keep lookups by owner, by subject (a record made for a subject, or claimed for one),
+ * by (owner, subject) and by (requester, subject) in claim order bounded by the records they find,
+ * so verifying one user's code reads neither every OTP in the store nor that user's whole history,
+ * and finding an account's TOTP or HOTP enrollment (owner and subject) reads only that owner's
+ * records for it, however many OTPs other requesters claimed for the same subject. Only owned
+ * records are in the owner indexes: a pooled OTP (no owner) costs them nothing.
  *
  * A record is *poolable* when it has no owner, no claim, no consumption, is not held and has no
  * reservation. Held records (KeyRecord.held) are indexed by round, and `releaseRound` releases a
@@ -52,6 +55,10 @@ interface Pool {
 
 function claimantKey(requester: string, subject: string): string {
   return `${requester}\u0000${subject}`;
+}
+
+function ownedKey(owner: string, subject: string): string {
+  return `${owner}\u0000${subject}`;
 }
 
 /** Compact a pool's array once this many ids before the head are dead weight. */
@@ -177,6 +184,9 @@ export class RecordIndex {
   readonly #byOwner = new Map<string, IdList>();
   /** Records made for a subject, and records claimed for one (a record has at most one). */
   readonly #bySubject = new Map<string, IdList>();
+  /** Per (owner, subject), the owner's records for that subject (made for it, or claimed for it
+   * should an owned record ever be claimed): a list naming both reads no one else's. */
+  readonly #byOwned = new Map<string, IdList>();
   /** Per (requester, subject), the ids claimed by that requester for that subject, in claim
    * order: a verification reads the latest few without walking the subject's history. */
   readonly #byClaimant = new Map<string, IdList>();
@@ -254,9 +264,17 @@ export class RecordIndex {
     this.#unlist(this.#byPurpose, record.purpose);
     if (record.owner !== undefined) this.#unlist(this.#byOwner, record.owner);
     if (record.subject !== undefined) this.#unlist(this.#bySubject, record.subject);
+    if (record.owner !== undefined && record.subject !== undefined) {
+      this.#unlist(this.#byOwned, ownedKey(record.owner, record.subject));
+    }
     const claim = record.claim;
     if (claim) {
-      if (claim.subject !== record.subject) this.#unlist(this.#bySubject, claim.subject);
+      if (claim.subject !== record.subject) {
+        this.#unlist(this.#bySubject, claim.subject);
+        if (record.owner !== undefined) {
+          this.#unlist(this.#byOwned, ownedKey(record.owner, claim.subject));
+        }
+      }
       this.#unlist(this.#byClaimant, claimantKey(claim.requester, claim.subject));
     }
     if (record.held === true) this.#unlist(this.#held, record.roundId);
@@ -300,6 +318,9 @@ export class RecordIndex {
     if (record.owner !== undefined) indexUnder(this.#byOwner, record.owner, record.id);
     const subject = record.subject ?? record.claim?.subject;
     if (subject !== undefined) indexUnder(this.#bySubject, subject, record.id);
+    if (record.owner !== undefined && subject !== undefined) {
+      indexUnder(this.#byOwned, ownedKey(record.owner, subject), record.id);
+    }
     if (record.held === true) indexUnder(this.#held, record.roundId, record.id);
     if (isPoolable(slot)) this.#enqueue(slot);
   }
@@ -327,19 +348,22 @@ export class RecordIndex {
 
   /**
    * Records matching `query`, oldest first (the store's own objects). Reads only the narrowest
-   * index the query names: a subject's records, an owner's, a purpose's, or else all.
+   * index the query names: an owner's records for a subject, a subject's, an owner's, a
+   * purpose's, or else all.
    */
   list(query: ListQuery = {}): KeyRecord[] {
     const ids =
       query.latestClaims !== undefined
         ? this.#latestClaims(query.claimedBy!, query.subject!, query.latestClaims)
-        : query.subject !== undefined
-          ? this.#bySubject.get(query.subject)?.live(this.#has)
-          : query.owner !== undefined
-            ? this.#byOwner.get(query.owner)?.live(this.#has)
-            : query.purpose !== undefined
-              ? this.#byPurpose.get(query.purpose)?.live(this.#has)
-              : this.#allIds();
+        : query.subject !== undefined && query.owner !== undefined
+          ? this.#byOwned.get(ownedKey(query.owner, query.subject))?.live(this.#has)
+          : query.subject !== undefined
+            ? this.#bySubject.get(query.subject)?.live(this.#has)
+            : query.owner !== undefined
+              ? this.#byOwner.get(query.owner)?.live(this.#has)
+              : query.purpose !== undefined
+                ? this.#byPurpose.get(query.purpose)?.live(this.#has)
+                : this.#allIds();
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     const out: KeyRecord[] = [];
     for (const id of ids ?? []) {
@@ -495,7 +519,13 @@ export class RecordIndex {
     if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
     else this.#dropReservation(slot);
     record.claim = claim;
-    if (record.subject !== claim.subject) indexUnder(this.#bySubject, claim.subject, id);
+    if (record.subject !== claim.subject) {
+      indexUnder(this.#bySubject, claim.subject, id);
+      // The stores claim only unowned records; a replayed claim of an owned one is still found.
+      if (record.owner !== undefined) {
+        indexUnder(this.#byOwned, ownedKey(record.owner, claim.subject), id);
+      }
+    }
     const key = claimantKey(claim.requester, claim.subject);
     let claims = this.#byClaimant.get(key);
     if (!claims) {
@@ -532,6 +562,13 @@ export class RecordIndex {
       const ids = this.#bySubject.get(subject);
       ids?.take(id);
       if (ids?.length === 0) this.#bySubject.delete(subject);
+      const owner = slot.record.owner;
+      if (owner !== undefined) {
+        const key = ownedKey(owner, subject);
+        const owned = this.#byOwned.get(key);
+        owned?.take(id);
+        if (owned?.length === 0) this.#byOwned.delete(key);
+      }
     }
     if (isPoolable(slot)) this.#enqueue(slot);
   }

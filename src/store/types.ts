@@ -84,7 +84,9 @@ export interface ListQuery {
   claimed?: boolean;
   /**
    * Only records for this subject: made for it (`subject`) or claimed for it (`claim.subject`).
-   * Indexed: the work is bounded by that subject's records, not the store's size.
+   * Indexed: the work is bounded by that subject's records, not the store's size. With `owner`
+   * too (an account's enrollments), by that owner's records for the subject alone, however many
+   * OTPs other requesters claimed for it.
    */
   subject?: string;
   /** Only records with (true) or without (false) a consumption. */

@@ -298,6 +298,63 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("a lookup by owner and subject returns exactly that owner's records for the subject, never other requesters' claims for it, also after a reopen", async () => {
+      await withStore(async (store, fixture) => {
+        const account = "alice@example.com";
+        await putMany(store, 24);
+        const totp = await store.put(input({ purpose: "totp", owner: "carol", subject: account }));
+        // OTPs claimed for the same subject by other requesters, and by carol as a requester:
+        // claims, not records carol owns.
+        const claims: string[] = [];
+        for (let i = 0; i < 20; i++) {
+          const requester = ["requester-2", "carol", "dave"][i % 3]!;
+          const claimed = await store.claimNext(
+            "otp",
+            claim(`f${i}`, { requester, subject: account }),
+          );
+          claims.push(claimed!.id);
+        }
+        const hotp = await store.put(input({ purpose: "hotp", owner: "carol", subject: account }));
+        const recovery = await store.put(
+          input({ purpose: "recovery", owner: "carol", subject: account }),
+        );
+        await store.put(input({ purpose: "totp", owner: "carol", subject: "bob" }));
+        await store.put(input({ purpose: "totp", owner: "carol" }));
+        const daves = await store.put(input({ purpose: "totp", owner: "dave", subject: account }));
+        await store.consume(recovery.id);
+        await store.consume(claims[1]!);
+        const replaced = await store.put(
+          input({ purpose: "totp", owner: "carol", subject: account }),
+        );
+
+        const check = async (s: KeyStore) => {
+          const ids = async (query: ListQuery) => (await s.list(query)).map((r) => r.id);
+          const carols = { owner: "carol", subject: account };
+          assert.deepEqual(await ids(carols), [totp.id, hotp.id, recovery.id, replaced.id]);
+          assert.deepEqual(await ids({ ...carols, purpose: "totp" }), [totp.id, replaced.id]);
+          assert.deepEqual(await ids({ ...carols, purpose: "otp" }), [], "her claims are not hers");
+          assert.deepEqual(await ids({ ...carols, claimedBy: "carol" }), []);
+          assert.deepEqual(await ids({ ...carols, consumed: true }), [recovery.id]);
+          assert.deepEqual(await ids({ ...carols, claimed: false, limit: 2 }), [totp.id, hotp.id]);
+          assert.deepEqual(await ids({ owner: "dave", subject: account }), [daves.id]);
+          assert.deepEqual(await ids({ owner: "requester-2", subject: account }), []);
+          assert.deepEqual(await ids({ owner: "carol", subject: "nobody" }), []);
+          // The subject alone still finds every record for it, the claims among them.
+          assert.deepEqual(
+            await ids({ subject: account }),
+            [...claims, totp.id, hotp.id, recovery.id, daves.id, replaced.id].sort(),
+          );
+        };
+        await check(store);
+        if (fixture.reopen) {
+          await store.close();
+          const reopened = await fixture.reopen();
+          await reopened.open();
+          await check(reopened);
+        }
+      });
+    });
+
     test("a split record keeps its holders in order, across a reopen; holders need an owner and may not repeat", async () => {
       await withStore(async (store, fixture) => {
         const holders = ["rq:holder-a", "rq:holder-b", "rq:holder-c"];

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
 import pg from "pg";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
-import { migratePostgresStore, PostgresKeyStore } from "../../src/store/postgres.js";
+import { listStatement, migratePostgresStore, PostgresKeyStore } from "../../src/store/postgres.js";
 import { applyMigrations, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/postgres-schema.js";
 import { redactStoreUrl } from "../../src/store/postgres-url.js";
 import type { KeyRecord, KeyStore, RecordInput } from "../../src/store/types.js";
@@ -344,6 +344,48 @@ test("two stores on one database: concurrent useStep calls with the same step ov
       Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).consume(pooled.id)),
     );
     assert.equal(consumed.filter(Boolean).length, 1);
+  } finally {
+    await db.closeAll();
+  }
+});
+
+test("a lookup by owner and subject (an account's enrollment) reads key_records_subject_owner: neither the owner's other records nor other requesters' claims for the subject", async () => {
+  const db = await database();
+  try {
+    const store = await db.open();
+    const mine = await store.put(input({ purpose: "totp", owner: "carol", subject: "alice" }));
+    for (const owner of ["dave", "erin"]) {
+      await store.put(input({ purpose: "totp", owner, subject: "alice" }));
+    }
+    const columns =
+      "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, " +
+      "public, secret_iv, secret_ct, secret_tag, ";
+    const rest =
+      "now(), 'r', '{a}', 'x', '{}', '\\x000000000000000000000000', '\\x00', " +
+      "'\\x00000000000000000000000000000000'";
+    // Carol's enrollments of 2,000 other accounts.
+    await db.sql(
+      `${columns} owner, subject) SELECT '0' || lpad(i::text, 25, '0'), 'totp', ${rest}, ` +
+        "'carol', 'user-' || i FROM generate_series(1, 2000) i",
+    );
+    // 20,000 OTPs other requesters claimed for alice.
+    await db.sql(
+      `${columns} claim_seq, claim_requester, claim_subject, claim_request_id, claimed_at, ` +
+        `claim_expires_at) SELECT '1' || lpad(i::text, 25, '0'), 'otp', ${rest}, ` +
+        "nextval('key_claim_seq'), 'requester-' || (i % 50), 'alice', 'q', now(), " +
+        "now() + interval '1 hour' FROM generate_series(1, 20000) i",
+    );
+    await db.sql("ANALYZE key_records");
+    const query = { purpose: "totp", owner: "carol", subject: "alice" };
+    const { sql, values } = listStatement(query);
+    const [row] = await db.sql<{ "QUERY PLAN": unknown }>(`EXPLAIN (FORMAT JSON) ${sql}`, values);
+    const plan = JSON.stringify(row!["QUERY PLAN"]);
+    assert.match(plan, /"Index Name":"key_records_subject_owner"/, plan);
+    assert.doesNotMatch(plan, /Seq Scan|Bitmap|key_records_(claim_subject|owner|purpose)"/, plan);
+    assert.deepEqual(
+      (await store.list(query)).map((r) => r.id),
+      [mine.id],
+    );
   } finally {
     await db.closeAll();
   }

@@ -158,6 +158,22 @@ test("the grace and the interval are checked", async () => {
 const ops = fc.array(
   fc.oneof(
     fc.record({ op: fc.constant("add" as const), purpose: fc.constantFrom("otp", "totp") }),
+    // An enrollment-like record: owned, made for a subject (never pooled, never retired).
+    fc.record({
+      op: fc.constant("own" as const),
+      purpose: fc.constantFrom("otp", "totp"),
+      owner: fc.nat(1),
+      subject: fc.nat(1),
+    }),
+    // Any record leaving the index (RecordIndex.remove takes any id; the store decides which).
+    fc.record({ op: fc.constant("remove" as const), pick: fc.nat() }),
+    // A claim by id (as a replayed claim line makes one) of any unclaimed record, owned ones too.
+    fc.record({
+      op: fc.constant("claimId" as const),
+      pick: fc.nat(),
+      requester: fc.nat(1),
+      subject: fc.nat(1),
+    }),
     fc.record({
       op: fc.constant("claim" as const),
       requester: fc.nat(1),
@@ -193,6 +209,27 @@ test("the index with retirement answers every query as a plain model does (fast-
           };
           index.add(record);
           model.set(record.id, record);
+        } else if (step.op === "own") {
+          const record: KeyRecord = {
+            id: id(n++),
+            purpose: step.purpose,
+            createdAt: new Date(now).toISOString(),
+            roundId: "r",
+            participants: ["a"],
+            algorithm: "x",
+            public: {},
+            owner: `q${step.owner}`,
+            subject: `s${step.subject}`,
+          };
+          index.add(record);
+          model.set(record.id, record);
+        } else if (step.op === "remove") {
+          const all = [...model.keys()];
+          const target = all[step.pick % Math.max(1, all.length)];
+          if (target) {
+            assert.equal(index.remove(target)?.id, target);
+            model.delete(target);
+          }
         } else if (step.op === "claim") {
           const claim: Claim = {
             requester: `q${step.requester}`,
@@ -202,11 +239,26 @@ test("the index with retirement answers every query as a plain model does (fast-
             expiresAt: new Date(now + step.ttl).toISOString(),
           };
           const open = [...model.values()]
-            .filter((r) => r.purpose === "otp" && !r.claim && r.consumedAt === undefined)
+            .filter(
+              (r) => r.purpose === "otp" && !r.owner && !r.claim && r.consumedAt === undefined,
+            )
             .sort((a, b) => (a.id < b.id ? -1 : 1))[0]?.id;
           const got = index.claimOldest("otp", claim);
           assert.equal(got?.id, open);
           if (got) claimOrder.push(got.id);
+        } else if (step.op === "claimId") {
+          const unclaimed = [...model.values()].filter((r) => !r.claim);
+          const target = unclaimed[step.pick % Math.max(1, unclaimed.length)];
+          if (target) {
+            index.setClaim(target.id, {
+              requester: `q${step.requester}`,
+              subject: `s${step.subject}`,
+              requestId: `r${n}`,
+              claimedAt: new Date(now).toISOString(),
+              expiresAt: new Date(now + 1000).toISOString(),
+            });
+            claimOrder.push(target.id);
+          }
         } else if (step.op === "consume") {
           const live = [...model.values()].filter((r) => r.consumedAt === undefined);
           const target = live[step.pick % Math.max(1, live.length)];
@@ -246,15 +298,23 @@ test("the index with retirement answers every query as a plain model does (fast-
             );
             assert.deepEqual(
               index.list({ subject: s }).map((r) => r.id),
-              sorted.filter((r) => r.claim?.subject === s).map((r) => r.id),
+              sorted.filter((r) => r.subject === s || r.claim?.subject === s).map((r) => r.id),
+            );
+            // q is a requester claiming for s and an owner of records for s at once.
+            assert.deepEqual(
+              index.list({ owner: q, subject: s }).map((r) => r.id),
+              sorted
+                .filter((r) => r.owner === q && (r.subject === s || r.claim?.subject === s))
+                .map((r) => r.id),
             );
           }
         }
         assert.equal(index.size, model.size);
         assert.equal(
           index.countPoolable("otp"),
-          sorted.filter((r) => r.purpose === "otp" && !r.claim && r.consumedAt === undefined)
-            .length,
+          sorted.filter(
+            (r) => r.purpose === "otp" && !r.owner && !r.claim && r.consumedAt === undefined,
+          ).length,
         );
       }
     }),

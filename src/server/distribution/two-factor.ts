@@ -24,7 +24,8 @@ export async function enrollmentInForce(
 ): Promise<KeyRecord | undefined> {
   let newest: KeyRecord | undefined;
   for (const purpose of TWO_FACTOR_PURPOSES) {
-    // The subject index keeps this lookup to the account's own enrollments.
+    // The (owner, subject) index keeps this lookup to the requester's own records for the
+    // account: other requesters' OTP claims for the same subject are never read.
     const record = (await store.list({ purpose, owner: requesterId, subject: account }))
       .filter((r) => r.public.account === account)
       .at(-1);
