@@ -38,12 +38,10 @@
  * opening, a requester id or live name in both, or a transparency log in both, refuses the whole
  * copy.
  */
-import { stat } from "node:fs/promises";
-import { join } from "node:path";
 import { LockFile } from "../datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
-import { FileKeyStore } from "../store/file.js";
+import type { FileKeyStore } from "../store/file.js";
 import { PostgresKeyStore, type TransactionQuery } from "../store/postgres.js";
 import {
   countMismatches,
@@ -58,12 +56,7 @@ import {
 import { PostgresRequesterStore } from "./postgres-requester-store.js";
 import { REGISTRATION_ID, type StoredRegistration } from "./requester-store.js";
 import { FileRequesterStore } from "./requesters.js";
-import {
-  KEY_STORE_FILE,
-  KEY_STORE_HEAD_FILE,
-  loadOrCreateKeyFile,
-  STORE_KEY_FILE,
-} from "./runtime.js";
+import { openStoppedStore } from "./stopped-store.js";
 
 export interface StoreCopyOptions {
   /** The file server's data folder: its key_store, store.key and requesters.json. */
@@ -98,77 +91,41 @@ export interface StoreCopyReport {
   removedRequesters: number;
 }
 
-async function isFile(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isFile() === true;
-}
-
 /** Copies `dataDir`'s key store and requesters into the database at `url` (module header). */
 export async function copyStoreToPostgres(options: StoreCopyOptions): Promise<StoreCopyReport> {
   const { dataDir } = options;
   const clock = options.clock ?? (() => new Date());
-  const storePath = join(dataDir, KEY_STORE_FILE);
-  const keyPath = join(dataDir, STORE_KEY_FILE);
-  if (!(await stat(dataDir).catch(() => undefined))?.isDirectory()) {
-    throw new DkeygenError(ErrorCodes.NOT_FOUND, `The data folder ${dataDir} does not exist.`);
-  }
-  const lock = await LockFile.acquire(`${storePath}.lock`, {
-    what: `the data folder ${dataDir}`,
-    busy: ["in use by", "stop the server that uses it, then copy its key store"],
-    ...(options.logger ? { log: options.logger } : {}),
+  const { store: file, storeKey } = await openStoppedStore({
+    dataDir,
+    verb: "copy",
+    whenBusy: "stop the server that uses it, then copy its key store",
+    withoutKey: "none of its records can be read",
+    ...(options.storeHeadFile === undefined ? {} : { storeHeadFile: options.storeHeadFile }),
+    ...(options.logger ? { logger: options.logger } : {}),
+    store: { clock },
   });
   try {
-    if (!(await isFile(storePath))) {
-      throw new DkeygenError(
-        ErrorCodes.NOT_FOUND,
-        `The data folder ${dataDir} has no key_store: nothing to copy (is it a server's data folder?).`,
-      );
-    }
-    if (!(await isFile(keyPath))) {
-      throw new DkeygenError(
-        ErrorCodes.STORE_CORRUPT,
-        `The key store ${storePath} has no key file ${keyPath}; without it none of its records ` +
-          "can be read. Restore store.key from your backup.",
-      );
-    }
-    const storeKey = await loadOrCreateKeyFile(keyPath);
-    try {
-      const file = new FileKeyStore({
-        path: storePath,
-        storeKey: storeKey.expose(),
-        lock,
-        headPath: options.storeHeadFile ?? join(dataDir, KEY_STORE_HEAD_FILE),
-        clock,
-        ...(options.logger ? { logger: options.logger } : {}),
-      });
-      // Verifies every line's MAC and the head file, or refuses (E_STORE_CORRUPT) first.
-      await file.open();
-      try {
-        const requesterFile = new FileRequesterStore(dataDir);
-        return await LockFile.holding(
-          `${requesterFile.where}.lock`,
-          {
-            what: requesterFile.where,
-            busy: ["being changed by", "try again"],
-            waitMs: 10_000,
-          },
-          async () => {
-            const { registrations } = await requesterFile.snapshot();
-            const { removed } = await requesterFile.list();
-            refuseUncopyable(registrations);
-            return await copyInto(options, clock, file, storeKey.expose(), {
-              registrations,
-              removed: removed.length,
-            });
-          },
-        );
-      } finally {
-        await file.close();
-      }
-    } finally {
-      storeKey.wipe();
-    }
+    const requesterFile = new FileRequesterStore(dataDir);
+    return await LockFile.holding(
+      `${requesterFile.where}.lock`,
+      {
+        what: requesterFile.where,
+        busy: ["being changed by", "try again"],
+        waitMs: 10_000,
+      },
+      async () => {
+        const { registrations } = await requesterFile.snapshot();
+        const { removed } = await requesterFile.list();
+        refuseUncopyable(registrations);
+        return await copyInto(options, clock, file, storeKey.expose(), {
+          registrations,
+          removed: removed.length,
+        });
+      },
+    );
   } finally {
-    await lock.release().catch(() => {});
+    await file.close();
+    storeKey.wipe();
   }
 }
 
