@@ -1,7 +1,8 @@
 /**
  * The documents stay true to the code where the code can be checked mechanically: every error
- * code and its HTTP status in docs/PROTOCOL.md §11, and every route of the distribution API in
- * §12.3, the README's two commands.
+ * code and its HTTP status in docs/PROTOCOL.md §11, every message type in §4, the worked example
+ * of §5 (against the golden frames), every route of the distribution API in §12.3, the README's
+ * two commands.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -51,6 +52,27 @@ test("PROTOCOL.md §4.1 shows the session state machine's table", async () => {
     assert.match(text, new RegExp(`^\\| \`${state}\` \\|`, "m"), `state ${state}`);
     for (const type of types) assert.match(text, new RegExp(`\`${type}\``), type);
   }
+});
+
+test("PROTOCOL.md §5's worked example is how the golden join LP begins, in this protocol version", async () => {
+  const { readGolden } = await import("./helpers/wire-golden.js");
+  const { PROTOCOL_VERSION } = await import("../src/protocol/version.js");
+  const text = section("5. What is signed");
+  const example = text.slice(
+    text.indexOf("**Worked example.**"),
+    text.indexOf("**A second implementation.**"),
+  );
+  assert.match(example, new RegExp(`\\(\`len\` 1,\\s+\`V\` = \`"${PROTOCOL_VERSION}"\`\\)`));
+  // The hex fields, in order, up to the first that is cut short (…).
+  let hex = "";
+  for (const [, digits, cut] of example.matchAll(/`([0-9a-f]{8}(?: [0-9a-f]+)?)(…?)`/g)) {
+    hex += digits!.replace(" ", "");
+    if (cut) break;
+  }
+  const golden = readGolden();
+  assert.equal(golden.version, PROTOCOL_VERSION);
+  assert.ok(hex.length >= 2 * (4 + 15 + 4 + 1), `the example shows at least V: ${hex}`);
+  assert.ok(golden.lp.join!.startsWith(hex), `${hex} begins ${golden.lp.join!.slice(0, 80)}…`);
 });
 
 test("PROTOCOL.md §12.3 lists every route the distribution server serves", async () => {

@@ -44,6 +44,11 @@ const Owner = Type.String({
 });
 /** The largest message a threshold key signs through the server (bytes). */
 export const MAX_SIGN_MESSAGE_BYTES = 16 * 1024;
+/**
+ * A message to sign, canonical base64url of 0 to MAX_SIGN_MESSAGE_BYTES bytes: the admin may sign
+ * an empty message (FROST and the suites' verifiers take one), as it always could.
+ */
+const SignMessage = BytesUpTo(MAX_SIGN_MESSAGE_BYTES, 0);
 const SignId = Bytes(16);
 /** A serialized group element: 32 bytes (Ed25519) or 33 (compressed secp256k1, P-256). */
 const Point = Type.Union([Bytes(32), Bytes(33)]);
@@ -122,7 +127,8 @@ export const DkgAborted = message("dkg.aborted", {
 export const SignRequest = message("sign.request", {
   signId: SignId,
   keyId: RecordId,
-  message: Type.String({ maxLength: Math.ceil((MAX_SIGN_MESSAGE_BYTES * 4) / 3) }),
+  /** The message to sign: 0 to MAX_SIGN_MESSAGE_BYTES bytes (as admin.threshold.sign's). */
+  message: SignMessage,
   requester: Owner,
   signers: Type.Array(Index, { minItems: 2, maxItems: MAX_DKG_PARTICIPANTS }),
   deadline: IsoTime,
@@ -374,8 +380,8 @@ export const AdminThresholdRefresh = message("admin.threshold.refresh", {
 export const AdminThresholdSign = message("admin.threshold.sign", {
   requestId: RequestId,
   keyId: RecordId,
-  /** The message to sign, base64url (up to MAX_SIGN_MESSAGE_BYTES bytes). */
-  message: Type.String({ maxLength: Math.ceil((MAX_SIGN_MESSAGE_BYTES * 4) / 3) }),
+  /** The message to sign: 0 to MAX_SIGN_MESSAGE_BYTES bytes (HTTP's sign route asks for 1). */
+  message: SignMessage,
 });
 
 export const AdminThresholdSignature = message("admin.threshold.signature", {

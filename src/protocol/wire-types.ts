@@ -16,11 +16,14 @@ export const Bytes = (bytes: number) => {
   const length = base64urlLength(bytes);
   return Type.String({ pattern: base64urlPattern(bytes), minLength: length, maxLength: length });
 };
-/** Canonical unpadded base64url of 1 to `bytes` bytes. */
-export const BytesUpTo = (bytes: number) =>
+/**
+ * Canonical unpadded base64url of 1 to `bytes` bytes; with `minBytes` 0, of 0 to `bytes` bytes
+ * (the empty string being no bytes).
+ */
+export const BytesUpTo = (bytes: number, minBytes: 0 | 1 = 1) =>
   Type.String({
     pattern: base64urlPattern(bytes, true),
-    minLength: 2,
+    minLength: minBytes === 0 ? 0 : 2,
     maxLength: base64urlLength(bytes),
   });
 

@@ -33,7 +33,6 @@ import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../erro
 import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
 import { exportAad, revealAad } from "../protocol/signed-data.js";
-import { MAX_SIGN_MESSAGE_BYTES } from "../protocol/threshold-messages.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { derivationExport } from "./derivation-export.js";
@@ -215,13 +214,8 @@ async function adminThresholdSign(
   msg: MessageOf<"admin.threshold.sign">,
 ): Promise<void> {
   try {
+    // Canonical and at most MAX_SIGN_MESSAGE_BYTES (the schema's BytesUpTo): it decodes.
     const message = fromBase64url(msg.message, "message");
-    if (message.length > MAX_SIGN_MESSAGE_BYTES) {
-      throw new DkeygenError(
-        ErrorCodes.INVALID_INPUT,
-        `A message to sign is at most ${MAX_SIGN_MESSAGE_BYTES} bytes; hash a longer one first.`,
-      );
-    }
     const record = await ctx.c.store.get(msg.keyId);
     if (!record) throw new DkeygenError(ErrorCodes.NOT_FOUND, `No key ${msg.keyId}.`);
     // The admin signs only with keys made for the admin; a requester's key signs for its owner.

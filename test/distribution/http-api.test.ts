@@ -124,6 +124,74 @@ test("oversized and malformed bodies get 4xx with a stable error code, never 500
   assert.match((await alice.client.requestOtp()).code, /^\d{6}$/);
 });
 
+test("a request no route takes is refused 404 before its body is read, whatever the body", async () => {
+  const auth = { credential: alice.credential };
+  const bodies: [string, Record<string, string>][] = [
+    ["{", {}],
+    ["not json", { "content-type": "text/plain" }],
+    ["{}", { "content-type": "application/xml" }],
+    [`{"a":"${"x".repeat(5000)}"}`, {}],
+  ];
+  // fetch, like every HTTP client, resolves dot segments: these arrive as /v1/keys/opening,
+  // /v1/keys/sign, /v1/keys/derivation-secret and /v1/keys/, which no route takes.
+  for (const path of [
+    "/v1/nothing-here",
+    "/v1/keys/./opening",
+    "/v1/keys/./sign",
+    "/v1/keys/./derivation-secret",
+    "/v1/keys/.",
+    "/v1/keys/x/../../opening",
+  ]) {
+    for (const [body, headers] of bodies) {
+      for (const credential of [auth, {}]) {
+        const result = await http(server, "POST", path, { ...credential, body, headers });
+        const where = `POST ${path} ${body.slice(0, 12)} ${JSON.stringify(headers)}`;
+        assert.equal(result.status, 404, where);
+        assert.equal(code(result), ErrorCodes.NOT_FOUND, where);
+        assert.match(
+          String(result.body.error && (result.body.error as { message: string }).message),
+          /^No route POST \/v1\//,
+          where,
+        );
+        // Refused before authentication: nothing to authenticate it with.
+        assert.equal(result.headers.get("x-dkeygen-mac"), null, where);
+      }
+    }
+  }
+  // GET /v1/keys/. and /v1/keys/./secret arrive as /v1/keys/ and /v1/keys/secret: the record
+  // route, with the id "" and "secret", which is authenticated and then fails its pattern.
+  for (const path of ["/v1/keys/.", "/v1/keys/./secret"]) {
+    const result = await http(server, "GET", path, auth);
+    assert.equal(result.status, 400, path);
+    assert.equal(code(result), ErrorCodes.INVALID_INPUT, path);
+    assert.match(result.headers.get("x-dkeygen-mac") ?? "", /^[A-Za-z0-9_-]{43}$/, path);
+  }
+});
+
+test("a dot segment sent as is reaches its route as the parameter, and is authenticated and refused there", async () => {
+  for (const [method, path] of [
+    ["POST", "/v1/keys/./opening"],
+    ["POST", "/v1/keys/./sign"],
+    ["POST", "/v1/keys/./derivation-secret"],
+    ["GET", "/v1/keys/./secret"],
+    ["GET", "/v1/keys/.."],
+  ] as const) {
+    const { socket, answer, closed } = await rawConnection(server);
+    socket.write(
+      `${method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.credential}\r\n` +
+        (method === "POST"
+          ? "Content-Type: application/json\r\nContent-Length: 1\r\nConnection: close\r\n\r\n{"
+          : "Connection: close\r\n\r\n"),
+    );
+    await closed;
+    const text = answer();
+    // Authentication ran (the answer carries its MAC), then the id "." failed its pattern before
+    // the body was validated.
+    assert.match(text, /^HTTP\/1\.1 400 /, `${method} ${path}: ${text}`);
+    assert.match(text, /\r\nx-dkeygen-mac: [A-Za-z0-9_-]{43}\r\n/i, `${method} ${path}`);
+  }
+});
+
 test("a credential over its rate limit gets 429 with Retry-After; others are not affected", async () => {
   let limited: Awaited<ReturnType<typeof http>> | undefined;
   for (let i = 0; i < 60 && !limited; i++) {

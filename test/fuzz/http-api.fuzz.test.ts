@@ -276,6 +276,8 @@ const recordId = fc.oneof(
   fc.constant("@SPLIT"),
   fc.string({ maxLength: 30 }).map(encodeURIComponent),
   fc.constantFrom("%", "%zz", "a%2Fb", "x".repeat(65), "x".repeat(64), "%E2%80%AE", "%1B%5B31m"),
+  // Dot segments, which a client resolves before sending: mostly a path no route takes.
+  fc.constantFrom(".", "..", "x/..", "%2E"),
 );
 
 /** A tree size or leaf index: around the log's size now, at 2^53, or no decimal at all. */

@@ -7,7 +7,11 @@
  * or bidirectional controls in its name), a value of the wrong type, a number as a string, an
  * off-by-one or non-canonical base64url field, another message type (out of order), another
  * protocol version, deep nesting, `__proto__`, raw JSON or text; contributions replayed from
- * closed rounds. Properties, for every case:
+ * closed rounds. Besides the templates made here for each state, every state is also fed the golden
+ * frames (test/helpers/wire-golden.ts, wire-golden-threshold.ts): a well-formed, correctly signed
+ * frame of every message type in the schema table, the threshold ones (§16) included, so every
+ * type is fuzzed in every state; a test checks that no type is left without one. Properties, for
+ * every case:
  *
  * - the server answers with an `error` carrying a stable code (src/errors.ts), and in the
  *   handshake closes the connection after it; an admin's answer comes sealed and verifies;
@@ -31,6 +35,7 @@ import { hasUnprintable } from "../../src/printable.js";
 import { AdminChannel, adminSessionKeys } from "../../src/protocol/admin-channel.js";
 import { contributorIdOf } from "../../src/protocol/identity.js";
 import { type AnyMessage, decodeMessage, SCHEMAS } from "../../src/protocol/messages.js";
+import { SESSION_ACCEPTS } from "../../src/protocol/session.js";
 import {
   adminFrameMacData,
   adminProofData,
@@ -55,6 +60,7 @@ import { CliProcess, serverArgs } from "../helpers/cli.js";
 import { fuzzParameters, reportFuzz } from "../helpers/fuzz.js";
 import { captureBothFormats } from "../helpers/log-capture.js";
 import { type MemoryServer, startMemoryServer } from "../helpers/memory-server.js";
+import { buildGolden, goldenKeys } from "../helpers/wire-golden.js";
 
 const V = PROTOCOL_VERSION;
 const CODES: ReadonlySet<string> = new Set(Object.values(ErrorCodes));
@@ -328,8 +334,34 @@ let logs: ReturnType<typeof captureBothFormats>;
 /** Contributions that were valid in rounds now closed: replays. */
 const replays: string[] = [];
 let cases = 0;
+/**
+ * The golden frames, built afresh by their builders: a well-formed frame of every message type
+ * (several of some: each DKG participant's round 1, a refresh's confirmations), correctly signed
+ * by the golden keys. Sent to the fuzzed server they belong to no session, round or admin channel
+ * of its own: what they reach is the session machine and each type's handler with well-formed,
+ * unknown ids, and the mutations break them from there.
+ */
+let golden: Record<string, Json>[] = [];
+
+/**
+ * The golden frames to send where the types `accepts` are taken: all of those of such a type (the
+ * well-formed variants where they count), and one of each other type (which must be refused).
+ */
+function goldenFor(accepts: readonly string[]): Record<string, Json>[] {
+  const seen = new Set<string>();
+  return golden.filter((frame) => {
+    const type = frame.type as string;
+    if (accepts.includes(type)) return true;
+    if (seen.has(type)) return false;
+    seen.add(type);
+    return true;
+  });
+}
 
 before(async () => {
+  golden = Object.values(buildGolden(await goldenKeys()).frames).map(
+    (frame) => JSON.parse(frame) as Record<string, Json>,
+  );
   logs = captureBothFormats();
   memory = await startMemoryServer({
     logger: logs.logger,
@@ -453,6 +485,7 @@ function handshakeTemplates(hello: Probe["hello"]): Record<string, Json>[] {
       },
       signature: b64(64),
     },
+    ...goldenFor(SESSION_ACCEPTS.handshake),
   ];
 }
 
@@ -631,6 +664,7 @@ class FuzzContributor {
         outcome: "refused",
         reason: "certificate",
       },
+      ...goldenFor(SESSION_ACCEPTS.contributor),
     ];
   }
 }
@@ -720,6 +754,17 @@ class FuzzAdmin {
   }
 }
 
+/** What a sealed admin command may be answered with, but an error. */
+const ADMIN_ANSWERS: ReadonlySet<string> = new Set([
+  "admin.round",
+  "admin.status.result",
+  "admin.export.result",
+  "admin.threshold.key",
+  "admin.threshold.signature",
+  "admin.threshold.recovery",
+]);
+
+/** Commands an admin sends sealed; then, from adminTemplates(), the golden frames of every type. */
 const innerTemplates: Record<string, Json>[] = [
   { type: "admin.status", v: V, requestId: "fuzz-1" },
   { type: "admin.generate", v: V, requestId: "fuzz-2", purpose: "otp", params: { digits: 6 } },
@@ -765,6 +810,14 @@ const innerTemplates: Record<string, Json>[] = [
   },
 ];
 
+/**
+ * What the admin sends inside a frame (or bare): the commands above and the golden frames, among
+ * them the threshold commands (keygen, sign, refresh, recover) of keys this server does not hold.
+ */
+function adminTemplates(): Record<string, Json>[] {
+  return [...innerTemplates, ...goldenFor([])];
+}
+
 test("every broken admin command, sealed or not, gets a sealed answer with a stable code; a broken seal ends the session", async () => {
   const started = performance.now();
   const admin = new FuzzAdmin();
@@ -774,7 +827,7 @@ test("every broken admin command, sealed or not, gets a sealed answer with a sta
     fc.asyncProperty(fc.nat(), mutation, fc.nat(9), async (which, m, outer) => {
       runs++;
       if (admin.probe.closed) await admin.connect(memory);
-      const inner = breakMessage(pick(innerTemplates, which), m);
+      const inner = breakMessage(pick(adminTemplates(), which), m);
       if (outer === 0) {
         // The frame itself broken (its version, sequence number, body or MAC): a wrong seal ends
         // the session; a frame refused before its seal was checked gets an error. Either way this
@@ -807,7 +860,7 @@ test("every broken admin command, sealed or not, gets a sealed answer with a sta
           const error = assertError(reply, `sealed admin ${m.kind}`);
           if (error.fatal) assert.equal(await admin.probe.next(), "closed");
         } else {
-          assert.ok(["admin.round", "admin.status.result"].includes(reply.type), reply.type);
+          assert.ok(ADMIN_ANSWERS.has(reply.type), reply.type);
         }
       }
       await afterCase();
@@ -815,6 +868,34 @@ test("every broken admin command, sealed or not, gets a sealed answer with a sta
     fuzzParameters(100),
   );
   reportFuzz("ws admin", runs, started);
+});
+
+// ---- every message type in every state ---------------------------------------------------------------
+
+test("every message type of the schema table has a well-formed template in every session state", async () => {
+  const probe = await Probe.open(memory.dial);
+  const peer = new FuzzContributor();
+  peer.probe = probe; // its templates need only the server's hello
+  const states: Record<string, Record<string, Json>[]> = {
+    handshake: handshakeTemplates(probe.hello),
+    contributor: peer.templates(),
+    // Sealed in an admin frame, or bare.
+    admin: adminTemplates(),
+  };
+  for (const [state, templates] of Object.entries(states)) {
+    const wellFormed = new Set<string>();
+    for (const template of templates) {
+      try {
+        wellFormed.add(decodeMessage(JSON.stringify(template)).type);
+      } catch {
+        // A template broken on purpose (a key off the curve is still well-formed; a purpose that
+        // does not exist is not).
+      }
+    }
+    const missing = Object.keys(SCHEMAS).filter((type) => !wellFormed.has(type));
+    assert.deepEqual(missing, [], `${state}: no well-formed template of ${missing.join(", ")}`);
+  }
+  probe.connection.close(1000);
 });
 
 // ---- over real sockets, against a server process ---------------------------------------------------

@@ -10,6 +10,7 @@ import { test } from "node:test";
 import { schnorr } from "@noble/curves/secp256k1.js";
 import { loadOrCreateContributorState } from "../../src/client/contributor-state.js";
 import { recoveryDataOf, ShareStore } from "../../src/client/share-store.js";
+import { MAX_SIGN_MESSAGE_BYTES } from "../../src/protocol/threshold-messages.js";
 import { publicFromJson } from "../../src/threshold/codec.js";
 import { recoverShare } from "../../src/threshold/recovery.js";
 import {
@@ -185,6 +186,15 @@ test("FROST signing through the server: t holders sign; a holder gone or refusin
         format: "jwk",
       });
       assert.ok(verify(null, message, spki, Buffer.from(first.signature, "hex")));
+      // The empty message and the largest one sign too (admin.threshold.sign and sign.request
+      // carry 0 to MAX_SIGN_MESSAGE_BYTES bytes).
+      for (const other of [new Uint8Array(0), new Uint8Array(MAX_SIGN_MESSAGE_BYTES).fill(7)]) {
+        const signed = await admin.thresholdSign(key.id, other);
+        assert.ok(
+          verify(null, other, spki, Buffer.from(signed.signature, "hex")),
+          `${other.length}`,
+        );
+      }
 
       // A holder whose share file is gone refuses; the server leaves it out and signs with the others.
       const refusing = contributors.find((c) => c.id === first.signers[0])!;

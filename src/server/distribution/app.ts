@@ -2,10 +2,10 @@
  * The key distribution server: a fastify app, built apart from `listen()` so tests can also call
  * `app.inject()`. JSON over versioned paths (/v1/...), documented as OpenAPI at /v1/openapi.json.
  *
- * Every request passes, in order: a per-address rate limit, then on protected routes
- * authentication by requester credential and a per-credential rate limit (all onRequest, before
- * the body is even read, so a stranger cannot probe validation or make us parse), then the body
- * size limit and schema validation. Every error leaves through one handler (http-errors.ts) that
+ * Every request passes, in order: a per-address rate limit, a 404 when no route takes it, then on
+ * protected routes authentication by requester credential and a per-credential rate limit (all
+ * onRequest, before the body is even read, so a stranger cannot probe validation or make us
+ * parse), then the body size limit and schema validation. Every error leaves through one handler (http-errors.ts) that
  * maps it to a stable code and status (src/errors.ts), so a client never sees a 500 for its own
  * mistake and never sees internals for ours. Verification is verification/verifier.ts's; the
  * routes (routes/) parse, call it or the store, and answer.
@@ -29,7 +29,12 @@ import type { TransparencyLog } from "../transparency-log.js";
 import { withRequestIdHeader } from "./answers.js";
 import { DEFAULT_DELIVERY_KEY_TTL_MS, DeliverySealer } from "./delivery.js";
 import { DEFAULT_HOTP_WINDOWS, type HotpWindows } from "./hotp-check.js";
-import { clientErrorHandler, frameworkErrorHandler, setErrorHandlers } from "./http-errors.js";
+import {
+  clientErrorHandler,
+  frameworkErrorHandler,
+  noRoute,
+  setErrorHandlers,
+} from "./http-errors.js";
 import type { OtpPool } from "./otp-pool.js";
 import { Quotas } from "./quotas.js";
 import { FixedWindowLimiter, memoryWindows, type WindowLimiterFactory } from "./rate-limit.js";
@@ -357,9 +362,11 @@ function addRequestHooks(
       reply.header("connection", "close");
       return done(shuttingDown());
     }
-    if (!perAddressLimit) return done();
-    const wait = perAddress.hit(request.ip, clock());
-    done(wait > 0 ? rateLimited(wait) : undefined);
+    const wait = perAddressLimit ? perAddress.hit(request.ip, clock()) : 0;
+    if (wait > 0) return done(rateLimited(wait));
+    // No route: refused here, before the body is read (http-errors.ts noRoute). Dot segments are
+    // resolved by clients, so "/v1/keys/./opening" usually arrives as "/v1/keys/opening": no route.
+    done(request.is404 ? noRoute(request) : undefined);
   });
 }
 

@@ -7,7 +7,7 @@
 import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import {
-  type DkeygenError,
+  DkeygenError,
   describeError,
   ErrorCodes,
   httpStatusFor,
@@ -153,13 +153,24 @@ export function setErrorHandlers(app: FastifyInstance, logger: Logger): void {
       reply.header("retry-after", String(body.error.retryAfter));
     void reply.status(status).send(body);
   });
+  // Unreachable while the onRequest hook refuses every unrouted request (app.ts), but fastify's
+  // own 404 answer must never be the one sent.
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send({
-      error: {
-        code: ErrorCodes.NOT_FOUND,
-        // The path is the caller's: escaped and cut, like anything a peer chose that we repeat.
-        message: `No route ${printableShort(request.method, 16)} ${printableShort(request.url.split("?")[0]!, 128)}.`,
-      },
-    });
+    const { status, body } = errorBody(noRoute(request));
+    void reply.status(status).send(body);
   });
+}
+
+/**
+ * The refusal of a request no route takes (an unknown path, or a known path with another method).
+ * Fastify's not-found route reads and parses the body like any other, so without this refusal in
+ * onRequest an unrouted request's malformed body would be answered 400 (or 413, 415) instead of
+ * 404, and a stranger could make us parse it.
+ */
+export function noRoute(request: FastifyRequest): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.NOT_FOUND,
+    // The path is the caller's: escaped and cut, like anything a peer chose that we repeat.
+    `No route ${printableShort(request.method, 16)} ${printableShort(request.url.split("?")[0]!, 128)}.`,
+  );
 }
