@@ -17,7 +17,7 @@ import { ADMIN_TOKEN_FILE, readServerInfo } from "../../server/runtime.js";
 import { fileError } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
 import { checkPurpose, purposeParams, withPurposeOptions } from "../purpose-options.js";
-import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
+import { checkQrFiles, qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
 export interface AdminFlags {
   dataDir?: string;
@@ -242,6 +242,7 @@ export function registerGenerate(program: Command): void {
           `--holders names ${holders.length} holders for a set of --n ${(parsed as { n: number }).n} keys; name one holder per key.`,
         );
       }
+      await checkQrFiles(flags); // before the round: its secret is shown this once
       const admin = await connectAdmin(flags);
       try {
         const { record, secret } = flags.revealSecret
