@@ -2,9 +2,10 @@
  * The documents stay true to the code where the code can be checked mechanically: every error
  * code and its HTTP status in docs/PROTOCOL.md §11, every message type in §4, the worked example
  * of §5 (against the golden frames), every route of the distribution API in §12.3, the README's
- * two commands.
+ * two commands, and the checkout's .gitignore keeping out what the README's examples make.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { DkeygenError, ErrorCodes, httpStatusFor } from "../src/errors.js";
@@ -119,4 +120,117 @@ test("the README shows the two commands", () => {
   const readme = readFileSync(`${REPO_ROOT}README.md`, "utf8");
   assert.match(readme, /npm install && npm run demo/);
   assert.match(readme, /npm install && npm test/);
+});
+
+/**
+ * The README's shell examples, one command a line: ```sh blocks and 4-space indented blocks,
+ * continued lines joined, comments dropped.
+ */
+function readmeShellLines(readme: string): string[] {
+  const lines: string[] = [];
+  let fence: "sh" | "other" | undefined;
+  let previousBlank = true;
+  let indented = false;
+  for (const line of readme.split("\n")) {
+    if (/^```/.test(line)) {
+      fence = fence !== undefined ? undefined : /^```(sh|bash)?\s*$/.test(line) ? "sh" : "other";
+    } else if (fence === "sh") {
+      lines.push(line);
+    } else if (fence === undefined) {
+      // An indented block starts after a blank line; a paragraph's indented line is not one.
+      indented = /^ {4}\S/.test(line) && (indented || previousBlank);
+      if (indented) lines.push(line.slice(4));
+    }
+    previousBlank = line.trim() === "";
+  }
+  return lines
+    .join("\n")
+    .replace(/\\\n/g, " ")
+    .split("\n")
+    .map((line) => line.replace(/(^|\s)#.*$/, "").trim())
+    .filter(Boolean);
+}
+
+/** Options whose value is a folder the command makes or keeps data in. */
+const FOLDER_OPTIONS = new Set(["--data-dir", "--from"]);
+/** Options whose value is a file the command writes, or a secret file kept beside the others. */
+const FILE_OPTIONS = new Set([
+  "--out",
+  "--qr-png",
+  "--qr-svg",
+  "--save",
+  "--export",
+  "--tls-cert",
+  "--tls-key",
+  "--ca",
+  "--token-file",
+  "--credential-file",
+  "--secret-file",
+  "--passphrase-file",
+  "--key",
+  "--store-key-file",
+  "--store-head",
+]);
+
+/**
+ * The paths, relative to the folder they run in, that the README's examples write data to (data
+ * folders, --out files, redirections, the local PostgreSQL cluster's folder) or keep secret files
+ * in; a folder as "name/". Absolute and home paths, variables and placeholders (FILE, …) are left
+ * out: they are not in a checkout the examples might be run in by mistake.
+ */
+function readmeDataPaths(readme: string): string[] {
+  const found = new Set<string>();
+  const add = (value: string | undefined, folder: boolean) => {
+    if (value === undefined) return;
+    const path = value.replace(/^["']|["']$/g, "");
+    if (!/^(\.\/)?[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/.test(path)) return; // ~, /, $, …, <…>
+    if (/^[A-Z_]+$/.test(path) || path === "." || path === "-") return; // FILE, PASSPHRASE_FILE
+    const relative = path.replace(/^\.\//, "").replace(/\/$/, "");
+    found.add(folder ? `${relative}/` : relative);
+  };
+  for (const line of readmeShellLines(readme)) {
+    const words = line.split(/\s+/);
+    words.forEach((word, i) => {
+      const [flag, inline] = word.split("=", 2) as [string, string | undefined];
+      const value = inline ?? words[i + 1];
+      if (FOLDER_OPTIONS.has(flag)) add(value, true);
+      else if (FILE_OPTIONS.has(flag)) add(value, false);
+      else if (word === ">" || word === ">>") add(words[i + 1], false);
+      else if (/(^|\/)scripts\/local-postgres\.sh$/.test(word) && words[i + 1] !== "stop") {
+        add(words[i + 1], true);
+      }
+    });
+  }
+  return [...found].sort();
+}
+
+test("the README's data folders and files would be ignored by git, should its examples be run in the checkout", (t) => {
+  const readme = readFileSync(`${REPO_ROOT}README.md`, "utf8");
+  const paths = readmeDataPaths(readme);
+  // The extraction finds what the examples make: a data folder, an --out file, a redirection.
+  for (const expected of ["srv/", "webapp/", "alice.token", "rec.hex", "derived.json"]) {
+    assert.ok(paths.includes(expected), `${expected} in ${paths.join(" ")}`);
+  }
+  const inside = spawnSync("git", ["rev-parse", "--is-inside-work-tree"], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+  });
+  if (inside.status !== 0 || inside.stdout.trim() !== "true") {
+    t.skip("not in a git checkout");
+    return;
+  }
+  // A folder is ignored when a file made in it is.
+  const probes = paths.map((path) => (path.endsWith("/") ? `${path}key_store` : path));
+  const checked = spawnSync("git", ["check-ignore", "--stdin"], {
+    cwd: REPO_ROOT,
+    input: probes.join("\n"),
+    encoding: "utf8",
+  });
+  assert.ok(checked.status === 0 || checked.status === 1, checked.stderr);
+  const ignored = new Set(checked.stdout.split("\n").filter(Boolean));
+  assert.deepEqual(
+    probes.filter((probe) => !ignored.has(probe)),
+    [],
+    "add these to .gitignore (anchored, /name/, for a folder)",
+  );
 });

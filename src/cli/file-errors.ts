@@ -2,9 +2,13 @@
  * The one place where a failed file operation on a path the user gave (--out, --data-dir,
  * --secret-file, …) becomes a sentence: it names the flag and the path and says what to do,
  * instead of a raw `ENOENT: no such file or directory, open '…'`. Errors that are already a
- * DkeygenError (a file that is not what it must be) pass through unchanged.
+ * DkeygenError (a file that is not what it must be) pass through unchanged. A file to write is
+ * checked before any work (`checkOutputFile`), in the same words: a usage error then (exit 2), an
+ * operational one (exit 1) when found while doing the work.
  */
-import { dirname } from "node:path";
+import { constants, type Stats } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { DkeygenError, ErrorCodes, isDkeygenError } from "../errors.js";
 
 /** What the command does with the path: reads a file, writes one, or keeps a folder. */
@@ -84,4 +88,41 @@ export async function onUserPath<T>(
   } catch (error) {
     throw fileError(flag, path, use, error);
   }
+}
+
+/**
+ * Checks, before any work (a round, a request, a derivation), that a file can be written at
+ * `path`: not a folder, in a folder that exists and is writable, and, if it exists, writable and
+ * (without `replace`) not there at all. A usage error otherwise (exit 2: nothing was done), in the
+ * words `fileError` uses for the same mistake found while writing, so a command that makes a
+ * secret never makes one it cannot save. The write itself still goes through `onUserPath`.
+ */
+export async function checkOutputFile(
+  flag: string,
+  path: string,
+  options: { replace: boolean },
+): Promise<void> {
+  const refuse = (code: string | undefined): void => {
+    const said =
+      code === undefined ? undefined : sentence("write", path, { code } as NodeJS.ErrnoException);
+    // An unusual failure (EIO, …) is left to the write, which reports it as it comes.
+    if (said !== undefined) throw new DkeygenError(ErrorCodes.USAGE, `${flag} ${path}: ${said}`);
+  };
+  const codeOf = (error: unknown) => (error as NodeJS.ErrnoException).code;
+  const file = resolve(path);
+  let existing: Stats | undefined;
+  try {
+    existing = await stat(file);
+  } catch (error) {
+    if (codeOf(error) !== "ENOENT") return refuse(codeOf(error));
+  }
+  if (existing !== undefined) {
+    if (existing.isDirectory()) return refuse("EISDIR");
+    if (!options.replace) return refuse("EEXIST");
+    return access(file, constants.W_OK).catch((error) => refuse(codeOf(error)));
+  }
+  const folder = await stat(dirname(file)).catch((error) => refuse(codeOf(error)));
+  if (folder === undefined) return;
+  if (!folder.isDirectory()) return refuse("ENOTDIR");
+  await access(dirname(file), constants.W_OK).catch((error) => refuse(codeOf(error)));
 }

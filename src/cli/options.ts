@@ -1,11 +1,8 @@
 /**
- * Parsing of the option values the commands share: data folders, addresses, durations, output
- * files.
+ * Parsing of the option values the commands share: data folders, addresses, durations.
  */
-import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { checkPostgresStoreUrl } from "../store/postgres-url.js";
 import { readCaFile } from "../transport/tls.js";
@@ -101,23 +98,4 @@ export async function caOption(file: string | undefined, url: string): Promise<s
     throw usage(`--ca is for a TLS server (wss:// or https://); ${url} is plain.`);
   }
   return readCaFile(file);
-}
-
-/**
- * Checks, before any work, that a file can be written at `path` (`option` names it in the error):
- * not a directory, in a directory that exists and is writable, and if it exists, writable itself.
- * A usage error otherwise, so a command that makes a secret never makes one it cannot save.
- */
-export async function checkOutputFile(path: string, option: string): Promise<void> {
-  const file = resolve(path);
-  const existing = await stat(file).catch(() => undefined);
-  if (existing?.isDirectory()) throw usage(`${option} ${path} is a directory; give a file name.`);
-  const dir = dirname(file);
-  const parent = await stat(dir).catch(() => undefined);
-  if (!parent?.isDirectory()) throw usage(`${option}: the directory ${dir} does not exist.`);
-  try {
-    await access(existing ? file : dir, constants.W_OK);
-  } catch {
-    throw usage(`${option}: ${existing ? file : `the directory ${dir}`} is not writable.`);
-  }
 }

@@ -4,7 +4,7 @@
  * secret) only then too.
  */
 import type { Json, JsonObject } from "../json.js";
-import { onUserPath } from "./file-errors.js";
+import { checkOutputFile, onUserPath } from "./file-errors.js";
 import { printJson, printTable } from "./output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "./qr.js";
 
@@ -96,6 +96,16 @@ export async function showResult(
   }
   if (uri && options.qrPng) process.stdout.write(`QR code written to ${options.qrPng} (0600)\n`);
   if (uri && options.qrSvg) process.stdout.write(`QR code written to ${options.qrSvg} (0600)\n`);
+}
+
+/**
+ * Checks the --qr-png and --qr-svg files before anything runs (a round, a derivation): a usage
+ * error, naming the flag and the file, rather than a secret made for a file it cannot be saved in.
+ * A file that exists is replaced.
+ */
+export async function checkQrFiles(options: ShowOptions): Promise<void> {
+  if (options.qrPng) await checkOutputFile("--qr-png", options.qrPng, { replace: true });
+  if (options.qrSvg) await checkOutputFile("--qr-svg", options.qrSvg, { replace: true });
 }
 
 /** Refuses QR output without --reveal-secret: the URI in the QR code carries the secret. */

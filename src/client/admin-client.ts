@@ -71,13 +71,21 @@ type Pending = { resolve: (msg: AnyMessage) => void; reject: (error: Error) => v
  */
 export class AdminClient {
   readonly fingerprint: string;
+  /** The server's WebSocket URL this session was opened at (contributors join there too). */
+  readonly url: string;
   readonly #connection: Connection;
   readonly #channel: AdminChannel;
   readonly #pending = new Map<string, Pending>();
   #closedError: DkeygenError | undefined;
 
-  private constructor(connection: Connection, fingerprint: string, channel: AdminChannel) {
+  private constructor(
+    connection: Connection,
+    url: string,
+    fingerprint: string,
+    channel: AdminChannel,
+  ) {
     this.#connection = connection;
+    this.url = url;
     this.fingerprint = fingerprint;
     this.#channel = channel;
   }
@@ -189,6 +197,7 @@ export class AdminClient {
             );
             client = new AdminClient(
               connection,
+              options.url,
               known.fingerprint,
               new AdminChannel(keys, "admin"),
             );

@@ -358,6 +358,7 @@ async function startLocked(
         connected: server.connectedContributors.length,
         needed: server.config.quorum,
       }),
+      contributorUrl: listener.url,
       logged: async (roundId) => {
         await server.log.ready();
         return server.log.indexOf(roundId) !== undefined;

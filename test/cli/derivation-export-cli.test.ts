@@ -58,9 +58,19 @@ test("the admin's export-secret writes the derivation secret to a new 0600 file,
   assert.equal(derived.status, 0, derived.stderr);
   assert.deepEqual(JSON.parse(derived.stdout).public, record.public);
 
-  // Never over an existing file.
-  const again = await runCli(["key", "export-secret", record.id, "--out", out, ...admin()]);
-  assert.equal(again.status, 1);
+  // Never over an existing file: refused before the server is asked (a usage error), in a line
+  // that names the flag and the file and says what to do.
+  for (const args of [
+    ["key", "export-secret", record.id, "--out", out, ...admin()],
+    ["key", "fetch", record.id, "--derivation-secret", "--out", out, "--data-dir", owner.dataDir],
+  ]) {
+    const again = await runCli(args);
+    assert.equal(again.status, 2, args.join(" "));
+    assert.equal(
+      again.stderr,
+      `dkeygen: --out ${out}: that file exists and is never replaced; remove it or give another path.\n`,
+    );
+  }
   assert.equal((await readFile(out, "utf8")).trim(), secret);
   // Printed only when asked for, by name.
   const shown = await runCli(["key", "export-secret", record.id, "--reveal-secret", ...admin()]);

@@ -4,7 +4,8 @@
  * verifying OTPs, enrolling TOTP and fetching a key made for it. And the demo, end to end.
  */
 import assert from "node:assert/strict";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fromBase32, parseOtpauthUri } from "../../src/derive/otpauth.js";
@@ -269,8 +270,9 @@ test("a key generated for a requester is fetched with key fetch and refused with
   assert.equal(JSON.parse(shown.stdout).public.curve, "p256");
 });
 
-test("the demo follows one OTP from its round to its delivery and verification, and exits 0", async () => {
-  const demo = await runCli(["demo"], { timeoutMs: 60_000 });
+test("the demo follows one OTP from its round to its delivery and verification, exits 0, and with --keep keeps its folder and says where", async () => {
+  // One run (a demo costs seconds): with --keep, which changes nothing but the folder's removal.
+  const demo = await runCli(["demo", "--keep"], { timeoutMs: 60_000 });
   assert.equal(demo.status, 0, demo.stderr);
   for (const step of [
     /\[1\] key generation server started/,
@@ -285,9 +287,23 @@ test("the demo follows one OTP from its round to its delivery and verification, 
     /audit passed/,
     /logged as entry 1: its session id and all 3 holders' signatures of the result check/,
     /BIP 340 signature valid under the output key/,
-    /--keep keeps it/,
   ]) {
     assert.match(demo.stdout, step);
+  }
+  const root = /^data folder (\S+) \(kept: --keep\)$/m.exec(demo.stdout)?.[1];
+  assert.ok(root, demo.stdout);
+  try {
+    assert.ok(
+      demo.stdout.endsWith(
+        `kept ${root} (the server's data folder, the contributors' and webapp's)\n`,
+      ),
+      demo.stdout,
+    );
+    for (const kept of ["server/key_store", "alice/identity.pem", "webapp"]) {
+      assert.ok(existsSync(join(root, kept)), `${kept} kept`);
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
   // One round, one record, one code: the record the round stored is the one delivered, and the
   // code delivered is the one verified.

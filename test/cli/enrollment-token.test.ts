@@ -215,7 +215,7 @@ test("dkeygen enroll --out writes the token to a new 0600 file, prints it nowher
     assert.equal((result.stdout + result.stderr).includes(token), false);
 
     const again = await runCli(["enroll", "--data-dir", serverDir, "--out", out]);
-    assert.equal(again.status, 1);
+    assert.equal(again.status, 2, "checked before anything runs: a usage error");
     assert.match(again.stderr, /--out .*: that file exists and is never replaced/);
     assert.equal((await readFile(out, "utf8")).trim(), token, "the first token is intact");
     const lines = (await readFile(join(serverDir, "enrollment-tokens.jsonl"), "utf8")).trim();

@@ -1,11 +1,13 @@
 /**
  * File mistakes through the CLI: a missing file, a folder where a file belongs, a missing folder
- * for a file to write, a file where a folder belongs, a file that must not be replaced. Each exits
- * 1 with one line that names the flag and the path and says what to do — never a raw `ENOENT: no
- * such file or directory, open '…'`. Plus: a store without its store.key says to restore it, and
- * `enroll` into a folder no server uses warns.
+ * for a file to write, a file where a folder belongs, a file that must not be replaced. Each prints
+ * one line that names the flag and the path and says what to do — never a raw `ENOENT: no such
+ * file or directory, open '…'` — and exits 1, or 2 for a file to write (--out, --qr-png, …): those
+ * are checked before anything runs (no round, no request), a usage error. Plus: a store without
+ * its store.key says to restore it, and `enroll` into a folder no server uses warns.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -15,6 +17,7 @@ import { type CliResult, runCli, runCliBatch } from "../helpers/cli.js";
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let P: (name: string) => string;
 const HEX64 = "ab".repeat(32);
+const ULID = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
 
 before(async () => {
   dir = await tempDir();
@@ -31,14 +34,70 @@ const noFolder = (folder: string) =>
 const exists = "that file exists and is never replaced; remove it or give another path.";
 const notFolder = "that (or a folder above it) is a file, not a folder.";
 
-function cases(): [string[], string, string, string][] {
-  // [argv, flag, path, what the line says]
+/** A file to write, checked before anything runs: a usage error. */
+const BEFORE = 2;
+
+function cases(): [string[], string, string, string, number?][] {
+  // [argv, flag, path, what the line says, exit status (1 unless given)]
   const totp = ["derive", "totp", "--secret", HEX64, "--reveal-secret"];
+  const requester = ["--data-dir", P("requester"), "--server", "http://127.0.0.1:9"];
   return [
     [["derive", "otp", "--secret-file", P("nope")], "--secret-file", P("nope"), missing],
     [["derive", "otp", "--secret-file", P("folder")], "--secret-file", P("folder"), isFolder],
-    [[...totp, "--qr-png", P("no/q.png")], "--qr-png", P("no/q.png"), noFolder(P("no"))],
-    [[...totp, "--qr-svg", P("folder")], "--qr-svg", P("folder"), isFolder],
+    [[...totp, "--qr-png", P("no/q.png")], "--qr-png", P("no/q.png"), noFolder(P("no")), BEFORE],
+    [[...totp, "--qr-svg", P("folder")], "--qr-svg", P("folder"), isFolder, BEFORE],
+    [
+      ["generate", "totp", "--reveal-secret", "--qr-png", P("afile/q.png"), "--data-dir", P("s")],
+      "--qr-png",
+      P("afile/q.png"),
+      "a folder above it is a file, not a folder.",
+      BEFORE,
+    ],
+    [
+      [
+        "totp",
+        "enroll",
+        "--issuer",
+        "A",
+        "--account",
+        "b",
+        "--qr-svg",
+        P("no/q.svg"),
+        ...requester,
+      ],
+      "--qr-svg",
+      P("no/q.svg"),
+      noFolder(P("no")),
+      BEFORE,
+    ],
+    [
+      ["key", "export-secret", ULID, "--out", P("folder"), "--data-dir", P("server")],
+      "--out",
+      P("folder"),
+      isFolder,
+      BEFORE,
+    ],
+    [
+      ["key", "fetch", ULID, "--derivation-secret", "--out", P("no/rec.hex"), ...requester],
+      "--out",
+      P("no/rec.hex"),
+      noFolder(P("no")),
+      BEFORE,
+    ],
+    [
+      ["key", "fetch", ULID, "--out", P("afile"), ...requester],
+      "--out",
+      P("afile"),
+      exists,
+      BEFORE,
+    ],
+    [
+      ["audit", "log", "--server", "http://127.0.0.1:9", "--save", P("folder")],
+      "--save",
+      P("folder"),
+      isFolder,
+      BEFORE,
+    ],
     [
       ["derive", "wallet", "--secret", HEX64, "--passphrase-file", P("nope")],
       "--passphrase-file",
@@ -105,8 +164,15 @@ function cases(): [string[], string, string, string][] {
       "--out",
       P("no/token"),
       noFolder(P("no")),
+      BEFORE,
     ],
-    [["enroll", "--data-dir", P("server"), "--out", P("afile")], "--out", P("afile"), exists],
+    [
+      ["enroll", "--data-dir", P("server"), "--out", P("afile")],
+      "--out",
+      P("afile"),
+      exists,
+      BEFORE,
+    ],
     [
       ["status", "--server", "ws://127.0.0.1:9", "--admin-token-file", P("nope")],
       "--admin-token-file",
@@ -116,9 +182,15 @@ function cases(): [string[], string, string, string][] {
   ];
 }
 
-function check(failures: string[], argv: string[], line: string, result: CliResult): void {
+function check(
+  failures: string[],
+  argv: string[],
+  line: string,
+  result: CliResult,
+  status = 1,
+): void {
   const where = `dkeygen ${argv.join(" ")}`;
-  if (result.status !== 1) failures.push(`${where}: exit ${result.status}`);
+  if (result.status !== status) failures.push(`${where}: exit ${result.status}, not ${status}`);
   // Warnings may come first (enroll's); the error is the last line, and the only dkeygen: line
   // that is not a warning.
   const lines = result.stderr.split("\n").filter(Boolean);
@@ -129,15 +201,19 @@ function check(failures: string[], argv: string[], line: string, result: CliResu
   if (/\bE[A-Z]{3,}:|\bopen '/.test(result.stderr)) failures.push(`${where}: a raw Node error`);
 }
 
-test("file mistakes name the flag and the path and say what to do (exit 1, one line, no raw Node error)", async () => {
+test("file mistakes name the flag and the path and say what to do (exit 1, 2 for a file to write; one line, no raw Node error)", async () => {
   const all = cases();
   const results = await runCliBatch(
     all.map(([argv]) => argv),
     { env: { DKEYGEN_HOME: P("home") } },
   );
   const failures: string[] = [];
-  for (const [i, [argv, flag, path, said]] of all.entries()) {
-    check(failures, argv, `${flag} ${path}: ${said}`, results[i]!);
+  for (const [i, [argv, flag, path, said, status]] of all.entries()) {
+    check(failures, argv, `${flag} ${path}: ${said}`, results[i]!, status);
+  }
+  // A file to write is checked before anything is made: no data folder appeared.
+  for (const folder of ["s", "server", "requester"]) {
+    if (existsSync(P(folder))) failures.push(`${P(folder)} was made`);
   }
   // And the executable says the same as main().
   const [argv, flag, path, said] = all[0]!;

@@ -1,8 +1,8 @@
 /**
  * Through the real CLI, against a running server: `requester login` refuses a credential that
- * belongs to another key (and stores nothing); errors name the URL tried and the port wanted; and
- * a server's first start says it waits for contributors instead of warning that its OTP pool
- * could not be filled.
+ * belongs to another key (and stores nothing); errors name the URL tried and the port wanted; a
+ * server's first start says it waits for contributors instead of warning that its OTP pool could
+ * not be filled; and until they join, `generate` and `otp request` say where they join and how.
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -17,18 +17,42 @@ import { type CliStack, startCliStack } from "../helpers/cli-stack.js";
 let stack: CliStack;
 
 before(async () => {
-  // A pool to fill: the server starts before any contributor has joined.
-  stack = await startCliStack(["--otp-pool", "10"]);
+  // A pool to fill: the server starts before any contributor has joined; they join in the tests.
+  stack = await startCliStack(["--otp-pool", "10"], { contributors: false });
 });
 after(async () => stack?.stop());
 
-test("the first start says it waits for contributors (URL, quorum) and never warns that the pool refill failed", async () => {
+test("the first start says it waits for contributors (URL, quorum) and never warns that the pool refill failed", () => {
   const log = stack.server.stderr;
   const waiting = log.indexOf(`waiting for contributors at ${stack.wsUrl}: a round needs 2`);
   assert.ok(waiting >= 0, log);
   assert.doesNotMatch(log, /OTP pool (refill|check) failed/);
   assert.doesNotMatch(log, /E_QUORUM_NOT_MET/);
-  // Once they have joined, the pool fills and OTPs are handed out.
+});
+
+test("with no contributor connected, generate and otp request exit 1 naming the server's WebSocket URL and the command that starts a contributor", async () => {
+  const url = stack.wsUrl;
+  const start = `start one with: dkeygen contributor --server ${url} --token-file FILE (FILE: a token from dkeygen enroll)`;
+  const generate = await runCli(["generate", "otp", "--data-dir", stack.serverDir]);
+  assert.equal(generate.status, 1, generate.stderr);
+  assert.equal(
+    generate.stderr,
+    `dkeygen: Only 0 contributors are connected; a round needs at least 2. Nothing was stored. Contributors join at ${url}; ${start}.\n`,
+  );
+  const otp = await runCli(["otp", "request", "--data-dir", stack.requesterDir]);
+  assert.equal(otp.status, 1, otp.stderr);
+  assert.equal(
+    otp.stderr,
+    `dkeygen: No OTP is ready: waiting for contributors at ${url}: 0 connected, a round needs 2; ${start}, and retry once they have joined.\n`,
+  );
+  const json = await runCli(["otp", "request", "--data-dir", stack.requesterDir, "--json"]);
+  assert.equal(json.status, 1, json.stderr);
+  assert.equal(JSON.parse(json.stdout).error.code, "E_UNAVAILABLE");
+  assert.ok(JSON.parse(json.stdout).error.message.includes(start), json.stdout);
+});
+
+test("once contributors have joined, the pool fills and OTPs are handed out, and no refill failure is warned", async () => {
+  await stack.joinContributors();
   const otp = await runCli(["otp", "request", "--data-dir", stack.requesterDir, "--json"]);
   assert.equal(otp.status, 0, otp.stderr);
   assert.doesNotMatch(stack.server.stderr, /OTP pool (refill|check) failed/);

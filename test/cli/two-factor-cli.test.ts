@@ -117,12 +117,18 @@ test("totp enroll checks its QR files before the round: a missing directory or a
     "/no/such/dir/x.png",
   );
   assert.equal(missing.status, 2, missing.stderr);
-  assert.match(missing.stderr, /--qr-png: the directory \/no\/such\/dir does not exist/);
+  assert.equal(
+    missing.stderr,
+    "dkeygen: --qr-png /no/such/dir/x.png: the folder /no/such/dir does not exist; create it first or give another path.\n",
+  );
   const folder = join(dir.path, "a-folder");
   await mkdir(folder);
   const isDir = await totp("enroll", "--issuer", "ACME", "--account", "zoe", "--qr-svg", folder);
   assert.equal(isDir.status, 2, isDir.stderr);
-  assert.match(isDir.stderr, /is a directory/);
+  assert.equal(
+    isDir.stderr,
+    `dkeygen: --qr-svg ${folder}: that is a folder; give the path of a file.\n`,
+  );
   // No round ran: the account is not enrolled, so enrolling it without --replace works.
   const ok = await totp(
     "enroll",

@@ -1,7 +1,8 @@
 /**
  * A whole dkeygen installation through the real CLI, for tests of what users run: a server
- * process (both listeners on loopback port 0), two enrolled contributor processes, and a
- * requesting client made with `requester init`, registered with `requester add` and logged in.
+ * process (both listeners on loopback port 0), two enrolled contributor processes (or none until
+ * `joinContributors()`), and a requesting client made with `requester init`, registered with
+ * `requester add` and logged in.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -18,10 +19,15 @@ export interface CliStack {
   httpUrl: string;
   /** Makes, registers and logs in a requesting client named `name` in `dataDir`. */
   addRequester(name: string, dataDir: string): Promise<void>;
+  /** Enrolls two contributor processes and waits until they have joined (once). */
+  joinContributors(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startCliStack(serverExtra: readonly string[] = []): Promise<CliStack> {
+export async function startCliStack(
+  serverExtra: readonly string[] = [],
+  options: { contributors?: boolean } = {},
+): Promise<CliStack> {
   const temp = await tempDir();
   const serverDir = join(temp.path, "server");
   const server = new CliProcess(serverArgs(serverDir, serverExtra));
@@ -34,15 +40,19 @@ export async function startCliStack(serverExtra: readonly string[] = []): Promis
   try {
     const [, wsUrl] = await server.waitFor(/listening\s+(ws:\/\/\S+)/, 60_000);
     const [, httpUrl] = await server.waitFor(/distribution\s+(http:\/\/\S+)/);
-    for (const name of ["c1", "c2"]) {
-      const enroll = await runCli(["enroll", "--data-dir", serverDir, "--json"]);
-      const c = new CliProcess(
-        ["contributor", "--server", wsUrl!, "--data-dir", join(temp.path, name)],
-        { DKEYGEN_ENROLL_TOKEN: JSON.parse(enroll.stdout).token as string },
-      );
-      contributors.push(c);
-      await c.waitFor(/enrolled and joined/, 60_000);
-    }
+    const joinContributors = async () => {
+      if (contributors.length > 0) return;
+      for (const name of ["c1", "c2"]) {
+        const enroll = await runCli(["enroll", "--data-dir", serverDir, "--json"]);
+        const c = new CliProcess(
+          ["contributor", "--server", wsUrl!, "--data-dir", join(temp.path, name)],
+          { DKEYGEN_ENROLL_TOKEN: JSON.parse(enroll.stdout).token as string },
+        );
+        contributors.push(c);
+        await c.waitFor(/enrolled and joined/, 60_000);
+      }
+    };
+    if (options.contributors !== false) await joinContributors();
     const addRequester = async (name: string, dataDir: string) => {
       const init = await runCli(["requester", "init", "--data-dir", dataDir, "--server", httpUrl!]);
       if (init.status !== 0) throw new Error(`requester init: ${init.stderr}`);
@@ -80,6 +90,7 @@ export async function startCliStack(serverExtra: readonly string[] = []): Promis
       wsUrl: wsUrl!,
       httpUrl: httpUrl!,
       addRequester,
+      joinContributors,
       stop,
     };
   } catch (error) {

@@ -14,8 +14,8 @@ import { fromBase64url } from "../../crypto/base64url.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { PrintedFailure } from "../exit-status.js";
-import { onUserPath } from "../file-errors.js";
-import { caOption, checkOutputFile, parsePositiveInt } from "../options.js";
+import { checkOutputFile, onUserPath } from "../file-errors.js";
+import { caOption, parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
 interface AuditLogFlags {
@@ -181,8 +181,9 @@ async function checkFlags(flags: AuditLogFlags): Promise<number> {
       `--min-cosignatures ${min} needs at least ${min} --witness key(s); ${flags.witness.length} given.`,
     );
   }
-  if (flags.save !== undefined) await checkOutputFile(flags.save, "--save");
-  if (flags.export !== undefined) await checkOutputFile(flags.export, "--export");
+  if (flags.save !== undefined) await checkOutputFile("--save", flags.save, { replace: true });
+  if (flags.export !== undefined)
+    await checkOutputFile("--export", flags.export, { replace: true });
   return min;
 }
 

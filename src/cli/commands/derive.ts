@@ -5,7 +5,7 @@ import { derivePurpose, PURPOSES } from "../../derive/index.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { onUserPath } from "../file-errors.js";
 import { checkPurpose, purposeParams, withPurposeOptions } from "../purpose-options.js";
-import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
+import { checkQrFiles, qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
 interface DeriveFlags extends ShowOptions {
   secret?: string;
@@ -78,6 +78,7 @@ export function registerDerive(program: Command): void {
       if (refusal) throw new DkeygenError(ErrorCodes.USAGE, refusal);
       const { derivation, parsed } = checkPurpose(purpose, await purposeParams(flags));
       const params = derivation.paramsToJson(parsed);
+      await checkQrFiles(flags);
       const secret = await readRoundSecret(flags);
       const result = await derivePurpose(purpose, secret, params);
       secret.fill(0);

@@ -7,7 +7,7 @@ import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { issueEnrollmentToken } from "../../server/enrollment.js";
 import { SERVER_KEY_FILE } from "../../server/identity.js";
 import { KEY_STORE_FILE } from "../../server/runtime.js";
-import { onUserPath } from "../file-errors.js";
+import { checkOutputFile, onUserPath } from "../file-errors.js";
 import { dataDirOption, parseDuration } from "../options.js";
 import { printJson, printTable } from "../output.js";
 
@@ -54,6 +54,7 @@ export function registerEnroll(program: Command): void {
       }
       const dataDir = dataDirOption(flags.dataDir, "server");
       const ttlMs = parseDuration(flags.ttl, "--ttl");
+      if (flags.out !== undefined) await checkOutputFile("--out", flags.out, { replace: false });
       await onUserPath("--data-dir", dataDir, "folder", () => warnIfNoServer(dataDir));
       await onUserPath("--data-dir", dataDir, "folder", () => ensureDataDir(dataDir));
       // --out: the file is made (0600, never over an existing one) before the token exists, so a

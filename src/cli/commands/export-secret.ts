@@ -11,6 +11,7 @@ import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import type { PublicRecordWire } from "../../protocol/messages.js";
+import { checkOutputFile, onUserPath } from "../file-errors.js";
 import { printJson, printTable } from "../output.js";
 import { type AdminFlags, connectAdmin, recordHeader, withAdminOptions } from "./generate.js";
 
@@ -20,8 +21,11 @@ export interface ExportFlags {
   json?: boolean;
 }
 
-/** Refuses an export with nowhere to go, or of no record id, before the server is asked. */
-export function exportDestination(id: string, flags: ExportFlags): void {
+/**
+ * Refuses an export with nowhere to go, of no record id, or to an --out file that cannot be made
+ * (a folder, a missing folder, a file that exists), before the server is asked.
+ */
+export async function exportDestination(id: string, flags: ExportFlags): Promise<void> {
   if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) {
     throw new DkeygenError(ErrorCodes.USAGE, "That is not a record id (26 characters, a ULID).");
   }
@@ -31,6 +35,7 @@ export function exportDestination(id: string, flags: ExportFlags): void {
       "Say where the derivation secret goes: --out FILE (written 0600) or --reveal-secret (printed).",
     );
   }
+  if (flags.out) await checkOutputFile("--out", flags.out, { replace: false });
 }
 
 /** A word for a POSIX shell: as it is when it holds nothing the shell would read. */
@@ -61,7 +66,12 @@ export async function showExport(
   flags: ExportFlags,
 ): Promise<void> {
   const secret = String(exported.derivationSecret);
-  if (flags.out) await writeFile(flags.out, `${secret}\n`, { mode: 0o600, flag: "wx" });
+  const out = flags.out;
+  if (out) {
+    await onUserPath("--out", out, "write", () =>
+      writeFile(out, `${secret}\n`, { mode: 0o600, flag: "wx" }),
+    );
+  }
   const derive = deriveArguments(record, exported, flags.out ?? "FILE");
   const batch = exported.batch as { index: number; size: number };
   if (flags.json) {
@@ -104,7 +114,7 @@ export function registerExportSecret(key: Command): void {
     .option("--reveal-secret", "print the derivation secret")
     .option("--json", "print as JSON")
     .action(async (id: string, flags: AdminFlags & ExportFlags) => {
-      exportDestination(id, flags);
+      await exportDestination(id, flags);
       const admin = await connectAdmin(flags);
       try {
         const { record, exported } = await admin.exportDerivationSecret(id);

@@ -9,15 +9,16 @@ import { Secret } from "../../crypto/secret.js";
 import { ensureDataDir, readSecretFile } from "../../datadir/files.js";
 import { PURPOSES } from "../../derive/index.js";
 import { MAX_MULTISIG_KEYS } from "../../derive/multisig.js";
-import { DkeygenError, ErrorCodes } from "../../errors.js";
+import { DkeygenError, ErrorCodes, isDkeygenError } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
 import type { PublicRecordWire } from "../../protocol/messages.js";
+import { contributorJoinHint } from "../../server/distribution/otp-pool.js";
 import { REQUESTER_NAME } from "../../server/requesters.js";
 import { ADMIN_TOKEN_FILE, readServerInfo } from "../../server/runtime.js";
 import { fileError } from "../file-errors.js";
 import { caOption, dataDirOption } from "../options.js";
 import { checkPurpose, purposeParams, withPurposeOptions } from "../purpose-options.js";
-import { qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
+import { checkQrFiles, qrNeedsReveal, type ShowOptions, showResult } from "../render-result.js";
 
 export interface AdminFlags {
   dataDir?: string;
@@ -120,6 +121,20 @@ export async function connectAdmin(flags: AdminFlags): Promise<AdminClient> {
   } finally {
     token.wipe();
   }
+}
+
+/**
+ * A round that missed its quorum (too few contributors connected, or too few answered), told where
+ * contributors join and how: the URL this command reached the server at.
+ */
+export function namingContributors(url: string): (error: unknown) => never {
+  return (error) => {
+    if (!isDkeygenError(error, ErrorCodes.QUORUM_NOT_MET)) throw error;
+    throw new DkeygenError(
+      ErrorCodes.QUORUM_NOT_MET,
+      `${error.message} Contributors join at ${url}; ${contributorJoinHint(url)}.`,
+    );
+  };
 }
 
 /**
@@ -242,14 +257,15 @@ export function registerGenerate(program: Command): void {
           `--holders names ${holders.length} holders for a set of --n ${(parsed as { n: number }).n} keys; name one holder per key.`,
         );
       }
+      await checkQrFiles(flags); // before the round: its secret is shown this once
       const admin = await connectAdmin(flags);
       try {
-        const { record, secret } = flags.revealSecret
-          ? await admin.generateRevealed(purpose, params, flags.for)
-          : {
-              record: await admin.generate(purpose, params, flags.for, holders),
-              secret: undefined,
-            };
+        const made = flags.revealSecret
+          ? admin.generateRevealed(purpose, params, flags.for)
+          : admin
+              .generate(purpose, params, flags.for, holders)
+              .then((stored) => ({ record: stored, secret: undefined }));
+        const { record, secret } = await made.catch(namingContributors(admin.url));
         await showResult(
           recordHeader(record, flags.for, holders),
           record.public as JsonObject,

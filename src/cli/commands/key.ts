@@ -6,7 +6,7 @@ import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
-import { onUserPath } from "../file-errors.js";
+import { checkOutputFile, onUserPath } from "../file-errors.js";
 import { printJson } from "../output.js";
 import { showResult } from "../render-result.js";
 import { exportDestination, registerExportSecret, showExport } from "./export-secret.js";
@@ -67,7 +67,7 @@ export function registerKey(program: Command): void {
       ) => {
         checkRecordId(id);
         if (flags.derivationSecret) {
-          exportDestination(id, flags);
+          await exportDestination(id, flags);
           const { record, exported } = await (await requesterClient(flags)).exportDerivationSecret(
             id,
           );
@@ -80,6 +80,7 @@ export function registerKey(program: Command): void {
             "Say where the secret part goes: --out FILE (written 0600) or --reveal-secret (printed).",
           );
         }
+        if (flags.out) await checkOutputFile("--out", flags.out, { replace: false });
         const { record, secret } = await (await requesterClient(flags)).fetchKey(id);
         if (flags.out)
           await onUserPath("--out", flags.out, "write", () =>

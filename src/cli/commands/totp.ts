@@ -7,9 +7,10 @@ import type { TotpEnrollmentResult, TotpEnrollRequest } from "../../client/reque
 import { DEFAULT_RECOVERY_CODES, MAX_RECOVERY_CODES } from "../../derive/recovery.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import { PrintedFailure } from "../exit-status.js";
-import { checkOutputFile, parsePositiveInt } from "../options.js";
+import { parsePositiveInt } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { renderQrTerminal, writeQrPng, writeQrSvg } from "../qr.js";
+import { checkQrFiles } from "../render-result.js";
 import { checkCode, checkRecoveryCode, checkSubject } from "../request-fields.js";
 import { namingUnlock, printVerify } from "./otp.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
@@ -101,8 +102,7 @@ export function registerTotp(program: Command): void {
     .action(async (flags: EnrollFlags) => {
       const request = enrollRequest(flags);
       // Before the round: a secret made for a file that cannot be written would be lost.
-      if (flags.qrPng) await checkOutputFile(flags.qrPng, "--qr-png");
-      if (flags.qrSvg) await checkOutputFile(flags.qrSvg, "--qr-svg");
+      await checkQrFiles(flags);
       const client = await requesterClient(flags);
       const enrollment = await client.enrollTotp(request);
       let failure: DkeygenError | undefined;

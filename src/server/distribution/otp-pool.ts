@@ -32,6 +32,11 @@ import type { ClaimInput, ClaimOptions, KeyRecord, KeyStore } from "../../store/
 import { MAX_BATCH, type RoundRequest } from "../round-request.js";
 import { readStoredSecret } from "../stored-secret.js";
 
+/** How a contributor joins the server at `url` (a WebSocket URL): for messages about too few. */
+export function contributorJoinHint(url: string): string {
+  return `start one with: dkeygen contributor --server ${url} --token-file FILE (FILE: a token from dkeygen enroll)`;
+}
+
 /** A claimed OTP: its record and its code. */
 export interface ClaimedOtp {
   record: KeyRecord;
@@ -55,6 +60,11 @@ export interface OtpPoolOptions {
   retryMs?: number;
   /** Contributors connected now and how many a round needs; without it, rounds are just tried. */
   quorum?: () => { connected: number; needed: number };
+  /**
+   * The WebSocket URL contributors join the server at: a request that finds too few connected is
+   * told it, and the command that starts one.
+   */
+  contributorUrl?: string;
   /**
    * Whether a round's entry is in the transparency log. A record whose round is not is withdrawn
    * when claimed, never handed out. Without it, every stored record counts as logged. Records
@@ -91,7 +101,8 @@ export const OTP_PURPOSE = "otp";
 const RESERVED: ClaimOptions = { ack: "reserved" };
 
 export class OtpPool {
-  readonly #o: Required<Omit<OtpPoolOptions, "rounds">>;
+  readonly #o: Required<Omit<OtpPoolOptions, "rounds" | "contributorUrl">> &
+    Pick<OtpPoolOptions, "contributorUrl">;
   readonly #rounds: BatchRoundRunner | undefined;
   #refilling: Promise<void> | undefined;
   #lastError: string | undefined;
@@ -178,7 +189,8 @@ export class OtpPool {
   #waitingForQuorum(): string | undefined {
     const { connected, needed } = this.#o.quorum();
     if (connected >= needed) return undefined;
-    return `waiting for contributors: ${connected} connected, a round needs ${needed}`;
+    const at = this.#o.contributorUrl === undefined ? "" : ` at ${this.#o.contributorUrl}`;
+    return `waiting for contributors${at}: ${connected} connected, a round needs ${needed}`;
   }
 
   async stop(): Promise<void> {
@@ -303,7 +315,7 @@ export class OtpPool {
         this.#rounds === undefined
           ? "No OTP is ready: this distributor only hands out OTPs the dkeygen server on its store makes, and none is ready yet; retry shortly."
           : this.#waitingForQuorum() !== undefined
-            ? `No OTP is ready: ${this.#waitingForQuorum()}; retry once they have joined.`
+            ? `No OTP is ready: ${this.#waitingForQuorum()}; ${this.#o.contributorUrl === undefined ? "" : `${contributorJoinHint(this.#o.contributorUrl)}, and `}retry once they have joined.`
             : this.#lastError
               ? "No OTP is ready and no round could make one just now; retry shortly."
               : "No OTP is ready yet; retry shortly.",
