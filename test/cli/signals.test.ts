@@ -66,6 +66,20 @@ test("Ctrl-C ends a one-shot command with exit status 130", async () => {
   }
 });
 
+test("Ctrl-C during the demo ends it with 130 and removes its data folder, which holds keys", async () => {
+  const dir = await tempDir();
+  try {
+    const demo = new CliProcess(["demo"], { DKEYGEN_HOME: dir.path });
+    const folder = await demo.waitFor(/data folder (\S+)/);
+    const path = folder[1]!;
+    assert.ok(existsSync(path), "the demo made its folder");
+    assert.equal(await demo.stop("SIGINT"), 130);
+    assert.equal(existsSync(path), false, `${path} is gone`);
+  } finally {
+    await dir.remove();
+  }
+});
+
 /** Resolves true when nothing listens on `url`'s port any more (a connection is refused). */
 async function portFree(url: string): Promise<boolean> {
   const { port } = new URL(url);

@@ -10,6 +10,7 @@
  */
 
 import { createHash, type KeyObject } from "node:crypto";
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,6 +103,10 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
   const say = (line: string) => out.write(`${line}\n`);
   const started = performance.now();
   const root = await mkdtemp(join(tmpdir(), "dkeygen-demo-"));
+  // Its folder holds keys (server, store, contributors' shares): Ctrl-C ends the process at once
+  // (cli/signals.ts), and takes the folder with it unless --keep.
+  const removeAtExit = () => rmSync(root, { recursive: true, force: true });
+  if (!options.keep) process.once("exit", removeAtExit);
   const serverDir = join(root, "server");
   const contributors: Contributor[] = [];
   const contributorStates: { contributorId: string; publicKey: KeyObject }[] = [];
@@ -247,8 +252,10 @@ export async function runDemo(options: { keep?: boolean; out?: NodeJS.WritableSt
   } finally {
     for (const contributor of contributors) await contributor.stop();
     await running?.stop();
-    if (!options.keep) await rm(root, { recursive: true, force: true });
-    else say(`kept ${root} (the server's data folder, the contributors' and webapp's)`);
+    if (!options.keep) {
+      await rm(root, { recursive: true, force: true });
+      process.off("exit", removeAtExit);
+    } else say(`kept ${root} (the server's data folder, the contributors' and webapp's)`);
   }
 }
 
