@@ -115,6 +115,8 @@ const KEYGEN_SERVER_ONLY = [
   "server/round-closing.ts",
   "server/running-round.ts",
   "server/admin-commands.ts",
+  "server/admin-threshold-commands.ts",
+  "server/admin-session.ts",
   "server/handshake.ts",
   "server/dkg-coordinator.ts",
   "server/sign-coordinator.ts",
