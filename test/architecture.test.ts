@@ -110,6 +110,8 @@ test("no module imports a layer outside those its own layer may depend on", () =
  */
 const KEYGEN_SERVER_ONLY = [
   "server/keygen-server.ts",
+  "server/peer-errors.ts",
+  "server/threshold-sessions.ts",
   "server/round-runner.ts",
   "server/round-phases.ts",
   "server/round-closing.ts",
