@@ -84,7 +84,10 @@ export class ThresholdSessions {
 
   /** Hands a session's message to its coordinator. */
   handle(peer: Peer, msg: ThresholdMessage): void | Promise<void> {
-    const handler = this.#handlers[msg.type] as (peer: Peer, msg: ThresholdMessage) => void;
+    const handler = this.#handlers[msg.type] as (
+      peer: Peer,
+      msg: ThresholdMessage,
+    ) => void | Promise<void>;
     return handler(peer, msg);
   }
 
