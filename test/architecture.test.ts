@@ -110,8 +110,15 @@ test("no module imports a layer outside those its own layer may depend on", () =
  */
 const KEYGEN_SERVER_ONLY = [
   "server/keygen-server.ts",
+  "server/peer-errors.ts",
+  "server/threshold-sessions.ts",
   "server/round-runner.ts",
+  "server/round-phases.ts",
+  "server/round-closing.ts",
+  "server/running-round.ts",
   "server/admin-commands.ts",
+  "server/admin-threshold-commands.ts",
+  "server/admin-session.ts",
   "server/handshake.ts",
   "server/dkg-coordinator.ts",
   "server/sign-coordinator.ts",

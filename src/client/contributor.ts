@@ -11,9 +11,7 @@
  * cannot prove it holds its key, a server certificate it does not trust (E_TLS), a refused
  * enrollment, a protocol version mismatch. Everything else is a reason to reconnect.
  */
-import { toBase64url } from "../crypto/base64url.js";
 import { osRandom, type RandomSource } from "../crypto/random.js";
-import { signMessage } from "../crypto/signature.js";
 import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import { type Logger, silentLogger } from "../logging.js";
 import { CONTRIBUTOR_PHASES, PhaseMachine } from "../protocol/client-session.js";
@@ -23,30 +21,25 @@ import {
   encodeMessage,
   type MessageOf,
 } from "../protocol/messages.js";
-import { joinSignedData, welcomeProofData } from "../protocol/signed-data.js";
-import { CHALLENGE_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
+import { CHALLENGE_BYTES, MAX_SERVER_FRAME_BYTES } from "../protocol/version.js";
 import type { Connection } from "../transport/types.js";
 import { dialWs } from "../transport/ws.js";
 import { AnsweredJournal } from "./answered-rounds.js";
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
-import { ContributorDkg, type DkgEvent } from "./contributor-dkg.js";
-import { ContributorRecovery, type RecoveryEvent } from "./contributor-recovery.js";
-import { ContributorRefresh } from "./contributor-refresh.js";
+import { checkWelcome, FATAL_DURING_HANDSHAKE, joinMessage } from "./contributor-handshake.js";
 import { ContributorRounds, type RoundEvent } from "./contributor-rounds.js";
-import { ContributorSign, type SignEvent } from "./contributor-sign.js";
 import type { ContributorState } from "./contributor-state.js";
+import { ContributorThreshold, type ThresholdEvent } from "./contributor-threshold.js";
 import type { EntropyPool } from "./entropy.js";
 import type { PinStore } from "./pins.js";
-import { checkServerHello, checkServerProof, confirmServer, type ServerKey } from "./server-key.js";
+import { checkServerHello, confirmServer, type ServerKey } from "./server-key.js";
 import { Witness } from "./witness.js";
 
 export type ContributorEvent =
   | { type: "connected"; url: string; fingerprint: string; pin: "pinned" | "matched" }
   | { type: "joined"; contributorId: string; enrolled: boolean; name?: string }
   | RoundEvent
-  | DkgEvent
-  | SignEvent
-  | RecoveryEvent
+  | ThresholdEvent
   | { type: "server.error"; code: string; message: string; roundId?: string }
   | { type: "disconnected"; retryInMs?: number; reason: string }
   | { type: "stopped"; error?: DkeygenError };
@@ -86,14 +79,8 @@ export class Contributor {
   readonly #journal: AnsweredJournal;
   /** Witnesses the server's transparency log: checks and cosigns its checkpoints (witness.ts). */
   readonly #witness: Witness;
-  /** Distributed key generations it takes part in, and its shares (contributor-dkg.ts). */
-  readonly #dkg: ContributorDkg;
-  /** FROST signing with its shares, within its policy (contributor-sign.ts). */
-  readonly #sign: ContributorSign;
-  /** Share refreshes of the threshold keys it holds (contributor-refresh.ts). */
-  readonly #refresh: ContributorRefresh;
-  /** Getting a lost share back from a key's recovery data (contributor-recovery.ts). */
-  readonly #recovery: ContributorRecovery;
+  /** Threshold-key sessions: DKG, refresh, recovery, signing (contributor-threshold.ts). */
+  readonly #threshold: ContributorThreshold;
   #stopped = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -122,27 +109,9 @@ export class Contributor {
       rounds: this.#rounds,
       logger: this.#logger,
     });
-    this.#dkg = new ContributorDkg({
+    this.#threshold = new ContributorThreshold({
       state: options.state,
       random: this.#random,
-      logger: this.#logger,
-      emit: (event) => this.#emit(event),
-    });
-    this.#refresh = new ContributorRefresh({
-      state: options.state,
-      shares: this.#dkg.shares,
-      random: this.#random,
-      logger: this.#logger,
-      emit: (event) => this.#emit(event),
-    });
-    this.#recovery = new ContributorRecovery({
-      state: options.state,
-      shares: this.#dkg.shares,
-      logger: this.#logger,
-      emit: (event) => this.#emit(event),
-    });
-    this.#sign = new ContributorSign({
-      shares: this.#dkg.shares,
       logger: this.#logger,
       emit: (event) => this.#emit(event),
     });
@@ -273,7 +242,7 @@ export class Contributor {
           case "welcome":
             // Ready as soon as the proof checks, before the pin is written: an invitation may
             // follow the welcome at once.
-            this.#checkWelcome(msg, clientChallenge);
+            checkWelcome(this.#server!, this.contributorId, msg, clientChallenge);
             session.transition("ready");
             clearTimeout(handshakeTimer);
             await this.#joined(msg);
@@ -295,42 +264,14 @@ export class Contributor {
             if (answer !== undefined) connection.send(encodeMessage(answer));
             break;
           }
-          case "dkg.open":
-            await this.#dkg.open(connection, this.#server!, msg);
-            break;
-          case "dkg.round1s":
-            this.#dkg.round1s(connection, msg);
-            break;
-          case "dkg.shares":
-            this.#dkg.sharesIn(connection, msg);
-            break;
-          case "dkg.certificate":
-            if (this.#refresh.has(msg.sessionId)) await this.#refresh.certificate(connection, msg);
-            else await this.#dkg.certificate(connection, msg);
-            break;
-          case "dkg.aborted":
-            if (this.#refresh.has(msg.sessionId)) this.#refresh.aborted(msg);
-            else this.#dkg.aborted(msg);
-            break;
-          case "refresh.open":
-            await this.#refresh.open(connection, this.#server!, msg);
-            break;
-          case "refresh.deals":
-            this.#refresh.deals(connection, msg);
-            break;
-          case "dkg.recovery":
-            await this.#recovery.recovery(connection, this.#server!, msg);
-            break;
-          case "sign.request":
-            await this.#sign.request(connection, this.#server!, msg);
-            break;
-          case "sign.package":
-            await this.#sign.package(connection, msg);
-            break;
           case "error":
             this.#onServerError(msg, session.phase !== "ready");
             break;
           default:
+            // dkg.*, refresh.*, sign.*: a threshold-key session's (contributor-threshold.ts).
+            if (this.#threshold.handles(msg)) {
+              await this.#threshold.handle(connection, this.#server!, msg);
+            }
             break;
         }
       })();
@@ -351,52 +292,9 @@ export class Contributor {
         : { expectedFingerprint: this.#o.serverFingerprint }),
     });
     this.#server = server;
-    const { fingerprint } = server;
     (connection as { watchHeartbeat?(ms: number): void }).watchHeartbeat?.(msg.heartbeatMs);
 
-    const { state } = this.#o;
-    const token = this.#o.token ?? "";
-    const signature = signMessage(
-      state.privateKey,
-      joinSignedData(
-        server.challenge,
-        fingerprint,
-        state.identity,
-        token,
-        this.#o.name ?? "",
-        clientChallenge,
-      ),
-    );
-    connection.send(
-      encodeMessage({
-        type: "join",
-        v: PROTOCOL_VERSION,
-        identity: toBase64url(state.identity),
-        clientChallenge: toBase64url(clientChallenge),
-        signature: toBase64url(signature),
-        ...(this.#o.token === undefined ? {} : { token: this.#o.token }),
-        ...(this.#o.name === undefined ? {} : { name: this.#o.name }),
-      }),
-    );
-  }
-
-  /** Checks the server's proof that it holds the pinned key, on this connection, for this join. */
-  #checkWelcome(msg: MessageOf<"welcome">, clientChallenge: Uint8Array): void {
-    const server = this.#server!;
-    // A welcome for another contributor is no proof for this one.
-    const id = msg.contributorId === this.contributorId ? msg.contributorId : "";
-    checkServerProof(
-      server,
-      welcomeProofData(
-        server.challenge,
-        clientChallenge,
-        server.fingerprint,
-        id,
-        msg.name ?? "",
-        msg.enrolled,
-      ),
-      msg.proof,
-    );
+    connection.send(encodeMessage(joinMessage(this.#o, server, clientChallenge)));
   }
 
   /** Joined: a key seen for the first time is pinned now that its holder proved it. */
@@ -429,12 +327,7 @@ export class Contributor {
       message: msg.message,
       ...(msg.roundId === undefined ? {} : { roundId: msg.roundId }),
     });
-    const fatalCodes: string[] = [
-      ErrorCodes.NOT_ENROLLED,
-      ErrorCodes.VERSION_MISMATCH,
-      ErrorCodes.BAD_SIGNATURE,
-    ];
-    if (duringHandshake && fatalCodes.includes(msg.code)) {
+    if (duringHandshake && FATAL_DURING_HANDSHAKE.includes(msg.code)) {
       this.#stop(new DkeygenError(msg.code as DkeygenError["code"], msg.message));
     }
   }

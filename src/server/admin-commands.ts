@@ -9,18 +9,8 @@
  *   admin.status     contributors connected, enrolled, rounds running, the key store's head
  *   admin.export     a record's derivation secret and parameters, sealed to a one-off key, to
  *                    re-derive it for audit (derivation-export.ts; a nonce record's: refused)
- *   admin.threshold.keygen
- *                    a distributed key generation among n connected contributors
- *                    (dkg-coordinator.ts); answers with the key's public description
- *   admin.threshold.refresh
- *                    new shares of a threshold key among its holders, same key
- *                    (refresh-coordinator.ts); answers with the refreshed key's description
- *   admin.threshold.recover
- *                    sends a threshold key's recovery data to its connected holders, who rebuild
- *                    a lost share (recovery-coordinator.ts); answers with each holder's outcome
- *   admin.threshold.sign
- *                    a FROST signature by t holders of an admin-owned threshold key
- *                    (sign-coordinator.ts)
+ *   admin.threshold.keygen, .refresh, .recover, .sign
+ *                    a threshold key's sessions: admin-threshold-commands.ts
  *
  * A frame that fails its check ends the session (its integrity is gone); a command that fails
  * gets an `error` with its requestId and the session goes on.
@@ -29,31 +19,22 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { fromBase64url } from "../crypto/base64url.js";
 import { sealEnvelope } from "../crypto/envelope.js";
 import { multisig } from "../derive/multisig.js";
-import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
+import { DkeygenError, ErrorCodes, isDkeygenError } from "../errors.js";
 import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
 import { exportAad, revealAad } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
-import type { KeyRecord } from "../store/types.js";
+import { type AdminServices, commandFailed, ownerId } from "./admin-session.js";
+import {
+  adminThresholdKeygen,
+  adminThresholdRecover,
+  adminThresholdRefresh,
+  adminThresholdSign,
+} from "./admin-threshold-commands.js";
 import { derivationExport } from "./derivation-export.js";
-import type { ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { toPublicRecord } from "./public-record.js";
-import type { HolderOutcome } from "./recovery-coordinator.js";
-import { ADMIN_OWNER, type Peer, type RoundRequest, type ServerContext } from "./server-context.js";
-import type { SignResult } from "./sign-coordinator.js";
+import { ADMIN_OWNER, type Peer, type ServerContext } from "./server-context.js";
 import { readStoredSecret } from "./stored-secret.js";
-import { THRESHOLD_PURPOSE, thresholdKeyWire } from "./threshold-record.js";
-
-/** What the admin commands need beyond the context: rounds and the server's live state. */
-export interface AdminServices {
-  runRound(request: RoundRequest): Promise<KeyRecord>;
-  thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord>;
-  thresholdSign(record: KeyRecord, message: Uint8Array, requester: string): Promise<SignResult>;
-  thresholdRefresh(record: KeyRecord): Promise<KeyRecord>;
-  thresholdRecover(record: KeyRecord): Promise<HolderOutcome[]>;
-  readonly roundsRunning: number;
-  readonly connectedContributors: { id: string; name?: string }[];
-}
 
 export function handleAdminFrame(
   ctx: ServerContext,
@@ -137,122 +118,6 @@ async function adminGenerate(
   }
 }
 
-async function adminThresholdKeygen(
-  ctx: ServerContext,
-  services: AdminServices,
-  peer: Peer,
-  msg: MessageOf<"admin.threshold.keygen">,
-): Promise<void> {
-  try {
-    if (msg.t > msg.n) {
-      throw new DkeygenError(ErrorCodes.USAGE, `t (${msg.t}) must not exceed n (${msg.n}).`);
-    }
-    const owner = msg.owner === undefined ? ADMIN_OWNER : await ownerId(ctx, msg.owner);
-    const record = await services.thresholdKeygen({ suite: msg.suite, t: msg.t, n: msg.n, owner });
-    ctx.send(peer, {
-      type: "admin.threshold.key",
-      v: PROTOCOL_VERSION,
-      requestId: msg.requestId,
-      key: thresholdKeyWire(record),
-    });
-  } catch (error) {
-    commandFailed(ctx, peer, msg.requestId, error, "The threshold key could not be made.");
-  }
-}
-
-async function adminThresholdRefresh(
-  ctx: ServerContext,
-  services: AdminServices,
-  peer: Peer,
-  msg: MessageOf<"admin.threshold.refresh">,
-): Promise<void> {
-  try {
-    const record = await ctx.c.store.get(msg.keyId);
-    if (!record || record.purpose !== THRESHOLD_PURPOSE) {
-      throw new DkeygenError(ErrorCodes.NOT_FOUND, `No threshold key ${msg.keyId}.`);
-    }
-    const refreshed = await services.thresholdRefresh(record);
-    ctx.send(peer, {
-      type: "admin.threshold.key",
-      v: PROTOCOL_VERSION,
-      requestId: msg.requestId,
-      key: thresholdKeyWire(refreshed),
-    });
-  } catch (error) {
-    commandFailed(ctx, peer, msg.requestId, error, "The key's shares could not be refreshed.");
-  }
-}
-
-async function adminThresholdRecover(
-  ctx: ServerContext,
-  services: AdminServices,
-  peer: Peer,
-  msg: MessageOf<"admin.threshold.recover">,
-): Promise<void> {
-  try {
-    const record = await ctx.c.store.get(msg.keyId);
-    if (!record || record.purpose !== THRESHOLD_PURPOSE) {
-      throw new DkeygenError(ErrorCodes.NOT_FOUND, `No threshold key ${msg.keyId}.`);
-    }
-    const holders = await services.thresholdRecover(record);
-    ctx.send(peer, {
-      type: "admin.threshold.recovery",
-      v: PROTOCOL_VERSION,
-      requestId: msg.requestId,
-      keyId: record.id,
-      holders,
-    });
-  } catch (error) {
-    commandFailed(ctx, peer, msg.requestId, error, "The key's recovery could not be run.");
-  }
-}
-
-async function adminThresholdSign(
-  ctx: ServerContext,
-  services: AdminServices,
-  peer: Peer,
-  msg: MessageOf<"admin.threshold.sign">,
-): Promise<void> {
-  try {
-    // Canonical and at most MAX_SIGN_MESSAGE_BYTES (the schema's BytesUpTo): it decodes.
-    const message = fromBase64url(msg.message, "message");
-    const record = await ctx.c.store.get(msg.keyId);
-    if (!record) throw new DkeygenError(ErrorCodes.NOT_FOUND, `No key ${msg.keyId}.`);
-    // The admin signs only with keys made for the admin; a requester's key signs for its owner.
-    const result = await services.thresholdSign(record, message, ADMIN_OWNER);
-    ctx.send(peer, {
-      type: "admin.threshold.signature",
-      v: PROTOCOL_VERSION,
-      requestId: msg.requestId,
-      keyId: record.id,
-      signature: Buffer.from(result.signature).toString("hex"),
-      signers: result.signers,
-    });
-  } catch (error) {
-    commandFailed(ctx, peer, msg.requestId, error, "The message could not be signed.");
-  }
-}
-
-/** Answers a command that failed with a non-fatal `error`; the session goes on. */
-function commandFailed(
-  ctx: ServerContext,
-  peer: Peer,
-  requestId: string,
-  error: unknown,
-  otherwise: string,
-): void {
-  const e = isDkeygenError(error) ? error : new DkeygenError(ErrorCodes.OPERATIONAL, otherwise);
-  if (!isDkeygenError(error)) ctx.c.logger.error({ err: describeError(error) }, otherwise);
-  ctx.send(peer, {
-    type: "error",
-    v: PROTOCOL_VERSION,
-    code: e.code,
-    message: e.message,
-    requestId,
-    fatal: false,
-  });
-}
-
 /** Seals record `msg.recordId`'s derivation export to the request's one-off key. */
 async function adminExport(
   ctx: ServerContext,
@@ -327,22 +192,6 @@ async function splitSet(
   const holders: string[] = [];
   for (const name of names) holders.push(await ownerId(ctx, name));
   return { params, holders };
-}
-
-/** The registration id of the requester named by `generate --for`; refuses an unknown name. */
-async function ownerId(ctx: ServerContext, name: string): Promise<string> {
-  const registry = ctx.c.requesters;
-  if (!registry) return name;
-  await registry.reload();
-  const requester = registry.get(name);
-  if (requester === undefined) {
-    throw new DkeygenError(
-      ErrorCodes.INVALID_INPUT,
-      `No requesting client named ${name} is registered (dkeygen requester add).`,
-    );
-  }
-  // Registrations made before registration ids existed are owned by their name.
-  return requester.id ?? name;
 }
 
 function adminStatus(

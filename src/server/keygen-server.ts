@@ -10,31 +10,28 @@
  *   admin.frame     admin-commands.ts    an authenticated admin command (generate, status)
  *   log.cosign      witnessing.ts        a contributor's cosignature of a checkpoint
  *   log.conflict    witnessing.ts        a contributor that last cosigned another size
- *   dkg.round1/round2/confirm/stored/fault
- *                   dkg-coordinator.ts   a participant's step of a distributed key generation
- *   refresh.deal    refresh-coordinator.ts  a dealer's fresh sharing of its share (dkg.confirm,
- *                   dkg.stored and dkg.fault of a refresh go there too)
- *   sign.commit/share/refuse
- *                   sign-coordinator.ts  a holder's step of a FROST signing attempt
- *   dkg.recovered   recovery-coordinator.ts  a holder's answer to a key's recovery data
+ *   dkg.*, refresh.deal, sign.*, dkg.recovered
+ *                   threshold-sessions.ts  a step of a threshold-key session, handed by its table
+ *                                        to the session's coordinator
  *
- * This file is the imperative shell: connections, the guard every handler runs in, the error
- * path, events. A peer's mistakes cost that peer only: every rejected message gets an `error`
- * reply and a log line; rounds go on without it; a peer that keeps erring is disconnected.
+ * This file is the imperative shell: connections, the routing above, events; every handler runs
+ * in one guard, and its failures take one error path (peer-errors.ts). A peer's mistakes cost
+ * that peer only: every rejected message gets an `error` reply and a log line; rounds go on
+ * without it; a peer that keeps erring is disconnected.
  */
 import { toBase64url } from "../crypto/base64url.js";
 import { osRandom } from "../crypto/random.js";
-import { DkeygenError, describeError, ErrorCodes, isDkeygenError } from "../errors.js";
+import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import { type AnyMessage, decodeMessage, encodeMessage } from "../protocol/messages.js";
 import { SessionMachine } from "../protocol/session.js";
 import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
 import type { KeyRecord } from "../store/types.js";
 import { CloseCodes, type Connection, type Listener } from "../transport/types.js";
-import { type AdminServices, handleAdminFrame } from "./admin-commands.js";
-import { DkgCoordinator, type ThresholdKeygenRequest } from "./dkg-coordinator.js";
+import { handleAdminFrame } from "./admin-commands.js";
+import type { AdminServices } from "./admin-session.js";
+import type { ThresholdKeygenRequest } from "./dkg-coordinator.js";
 import { handleAdminAuth, handleJoin } from "./handshake.js";
-import { RecoveryCoordinator } from "./recovery-coordinator.js";
-import { RefreshCoordinator } from "./refresh-coordinator.js";
+import { closePeer, guard, refusePeer, rejectPeer } from "./peer-errors.js";
 import { RoundRunner } from "./round-runner.js";
 import {
   DEFAULT_SERVER_CONFIG,
@@ -47,7 +44,7 @@ import {
   type ServerContext,
   type ServerEvent,
 } from "./server-context.js";
-import { SignCoordinator } from "./sign-coordinator.js";
+import { ThresholdSessions } from "./threshold-sessions.js";
 import { TransparencyLog } from "./transparency-log.js";
 import { Witnessing } from "./witnessing.js";
 
@@ -70,14 +67,8 @@ export class KeygenServer implements ServerContext {
   readonly #listeners: ((event: ServerEvent) => void)[] = [];
   readonly #hello: (challenge: Uint8Array) => string;
   readonly #rounds: RoundRunner;
-  /** Distributed key generations, coordinated but never seen in the clear (dkg-coordinator.ts). */
-  readonly #dkg: DkgCoordinator;
-  /** FROST signing with threshold keys (sign-coordinator.ts). */
-  readonly #signing: SignCoordinator;
-  /** Share refreshes of threshold keys (refresh-coordinator.ts). */
-  readonly #refresh: RefreshCoordinator;
-  /** Sending holders a key's recovery data, and their answers (recovery-coordinator.ts). */
-  readonly #recovery: RecoveryCoordinator;
+  /** Threshold-key sessions: DKG, signing, refresh, recovery (threshold-sessions.ts). */
+  readonly #threshold: ThresholdSessions;
   /** The log of rounds, kept in the store (transparency-log.ts); the distribution server serves it. */
   readonly log: TransparencyLog;
   readonly witnessing: Witnessing;
@@ -114,10 +105,7 @@ export class KeygenServer implements ServerContext {
       if (peer) this.witnessing.joined(peer);
     });
     this.#rounds = new RoundRunner(this);
-    this.#dkg = new DkgCoordinator(this);
-    this.#signing = new SignCoordinator(this);
-    this.#refresh = new RefreshCoordinator(this);
-    this.#recovery = new RecoveryCoordinator(this);
+    this.#threshold = new ThresholdSessions(this);
   }
 
   get fingerprint(): string {
@@ -157,7 +145,7 @@ export class KeygenServer implements ServerContext {
 
   /** A distributed key generation among n connected contributors (dkg-coordinator.ts). */
   thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord> {
-    return this.#dkg.keygen(request);
+    return this.#threshold.keygen(request);
   }
 
   /**
@@ -165,16 +153,14 @@ export class KeygenServer implements ServerContext {
    * owner): what POST /v1/keys/{id}/sign runs (sign-coordinator.ts).
    */
   thresholdSign(record: KeyRecord, message: Uint8Array, requester: string) {
-    return this.#signing.sign(record, message, requester);
+    return this.#threshold.sign(record, message, requester);
   }
 
   /** Fails running rounds and disconnects everyone. The caller closes listeners and the store. */
   async stop(): Promise<void> {
     this.#stopping = true;
     this.witnessing.stop();
-    this.#dkg.stop();
-    this.#refresh.stop();
-    this.#recovery.stop();
+    this.#threshold.stop();
     await this.#rounds.stop();
     for (const peer of this.#peers) {
       peer.connection.close(CloseCodes.GOING_AWAY, "server stopping");
@@ -199,60 +185,15 @@ export class KeygenServer implements ServerContext {
   }
 
   reject(peer: Peer, error: unknown, context: RejectContext = {}, integrity = false): void {
-    if (!isDkeygenError(error)) {
-      // Our own bug, not the peer's fault: log it loudly and answer without details.
-      this.c.logger.error(
-        { remote: peer.connection.remote, err: describeError(error) },
-        "internal error",
-      );
-      error = new DkeygenError(ErrorCodes.OPERATIONAL, "The server could not process the message.");
-    }
-    const e = error as DkeygenError;
-    const { fatal } = peer.machine.reject(e.code, integrity);
-    this.c.logger.warn(
-      {
-        remote: peer.connection.remote,
-        contributorId: peer.contributorId,
-        code: e.code,
-        ...context,
-      },
-      `rejected: ${e.message}`,
-    );
-    this.send(peer, {
-      type: "error",
-      v: PROTOCOL_VERSION,
-      code: e.code,
-      message: e.message,
-      fatal,
-      ...(context.roundId === undefined ? {} : { roundId: context.roundId }),
-      ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
-    });
-    if (fatal) this.#close(peer, CloseCodes.PROTOCOL_ERROR, e.code);
+    rejectPeer(this, peer, error, context, integrity);
   }
 
   refuse(peer: Peer, error: DkeygenError): void {
-    this.c.logger.warn(
-      { remote: peer.connection.remote, code: error.code },
-      `refused: ${error.message}`,
-    );
-    this.emit({
-      type: "peer.rejected",
-      remote: peer.connection.remote,
-      code: error.code,
-      message: error.message,
-    });
-    this.send(peer, {
-      type: "error",
-      v: PROTOCOL_VERSION,
-      code: error.code,
-      message: error.message,
-      fatal: true,
-    });
-    this.#close(peer, CloseCodes.REFUSED, error.code);
+    refusePeer(this, peer, error);
   }
 
   drop(peer: Peer, code: number, reason: string): void {
-    this.#close(peer, code, reason);
+    closePeer(peer, code, reason);
     this.#onClose(peer);
   }
 
@@ -287,11 +228,6 @@ export class KeygenServer implements ServerContext {
     connection.send(this.#hello(peer.challenge));
   }
 
-  #close(peer: Peer, code: number, reason: string): void {
-    if (peer.machine.state !== "closed") peer.machine.transition("closed");
-    peer.connection.close(code, reason);
-  }
-
   #onClose(peer: Peer): void {
     clearTimeout(peer.handshakeTimer);
     if (peer.machine.state !== "closed") peer.machine.transition("closed");
@@ -300,10 +236,7 @@ export class KeygenServer implements ServerContext {
     if (id !== undefined && this.contributors.get(id) === peer) {
       this.contributors.delete(id);
       this.#rounds.participantLeft(id, peer);
-      this.#dkg.participantLeft(id);
-      this.#signing.participantLeft(id);
-      this.#refresh.participantLeft(id);
-      this.#recovery.participantLeft(id);
+      this.#threshold.participantLeft(id);
       this.c.logger.info({ contributorId: id, name: peer.name }, "contributor left");
       this.emit({
         type: "contributor.left",
@@ -314,38 +247,7 @@ export class KeygenServer implements ServerContext {
   }
 
   #onFrame(peer: Peer, frame: Buffer): void {
-    this.#guard(peer, () => this.#dispatch(peer, decodeMessage(frame)));
-  }
-
-  /**
-   * The one place a peer's message is handled: whatever `work` throws, synchronously or as a
-   * rejection, goes to the peer's error path (an `error` reply, a log line, maybe a disconnect).
-   * Every handler runs through here, so no message can leave a promise rejected unhandled.
-   */
-  #guard(peer: Peer, work: () => void | Promise<void>): void {
-    let pending: void | Promise<void>;
-    try {
-      pending = work();
-    } catch (error) {
-      this.#rejectSafely(peer, error);
-      return;
-    }
-    if (pending instanceof Promise) {
-      pending.catch((error: unknown) => this.#rejectSafely(peer, error));
-    }
-  }
-
-  #rejectSafely(peer: Peer, error: unknown): void {
-    if (peer.machine.state === "closed") return;
-    try {
-      this.reject(peer, error);
-    } catch (failure) {
-      // Answering failed too: nothing is left to tell the peer.
-      this.c.logger.error(
-        { remote: peer.connection.remote, err: describeError(failure) },
-        "internal error while rejecting a message",
-      );
-    }
+    guard(this, peer, () => this.#dispatch(peer, decodeMessage(frame)));
   }
 
   /** Routes a decoded message by the session machine's verdict to its type's handler. */
@@ -366,36 +268,11 @@ export class KeygenServer implements ServerContext {
         return this.witnessing.cosign(peer, msg);
       case "log.conflict":
         return this.witnessing.conflict(peer, msg);
-      case "dkg.round1":
-        return this.#dkg.round1(peer, msg);
-      case "dkg.round2":
-        return this.#dkg.round2(peer, msg);
-      case "dkg.confirm":
-        return this.#refresh.has(msg.sessionId)
-          ? this.#refresh.confirm(peer, msg)
-          : this.#dkg.confirm(peer, msg);
-      case "dkg.stored":
-        return this.#refresh.has(msg.sessionId)
-          ? this.#refresh.stored(peer, msg)
-          : this.#dkg.stored(peer, msg);
-      case "dkg.fault":
-        return this.#refresh.has(msg.sessionId)
-          ? this.#refresh.fault(peer, msg)
-          : this.#dkg.fault(peer, msg);
-      case "refresh.deal":
-        return this.#refresh.deal(peer, msg);
-      case "sign.commit":
-        return this.#signing.commit(peer, msg);
-      case "sign.share":
-        return this.#signing.share(peer, msg);
-      case "sign.refuse":
-        return this.#signing.refuse(peer, msg);
-      case "dkg.recovered":
-        return this.#recovery.answered(peer, msg);
       case "admin.frame":
         return handleAdminFrame(this, this.#adminServices, peer, msg);
       default:
-        // SESSION_ACCEPTS names only the types above.
+        if (this.#threshold.handles(msg)) return this.#threshold.handle(peer, msg);
+        // SESSION_ACCEPTS names only the types above and the threshold sessions'.
         throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${msg.type} message.`);
     }
   }
@@ -403,11 +280,11 @@ export class KeygenServer implements ServerContext {
   /** What admin commands may use of this server. */
   readonly #adminServices: AdminServices = ((server: KeygenServer) => ({
     runRound: (request: RoundRequest) => server.runRound(request),
-    thresholdKeygen: (request: ThresholdKeygenRequest) => server.#dkg.keygen(request),
+    thresholdKeygen: (request: ThresholdKeygenRequest) => server.#threshold.keygen(request),
     thresholdSign: (record: KeyRecord, message: Uint8Array, requester: string) =>
-      server.#signing.sign(record, message, requester),
-    thresholdRefresh: (record: KeyRecord) => server.#refresh.refresh(record),
-    thresholdRecover: (record: KeyRecord) => server.#recovery.recover(record),
+      server.#threshold.sign(record, message, requester),
+    thresholdRefresh: (record: KeyRecord) => server.#threshold.refresh(record),
+    thresholdRecover: (record: KeyRecord) => server.#threshold.recover(record),
     get roundsRunning() {
       return server.#rounds.running;
     },

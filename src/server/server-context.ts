@@ -2,7 +2,8 @@
  * What the key generation server's parts share: its configuration and components, the per-
  * connection `Peer`, the events it emits, and `ServerContext` — the few operations every message
  * handler needs (send, reject, refuse, emit). keygen-server.ts implements the context; the
- * handlers (handshake.ts, admin-commands.ts, contribution-check.ts, round-runner.ts) use only it.
+ * handlers (handshake.ts, admin-commands.ts, contribution-check.ts, round-runner.ts and its
+ * phases and closing) use only it.
  */
 
 import type { RandomSource } from "../crypto/random.js";
