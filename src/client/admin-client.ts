@@ -32,6 +32,7 @@ import {
   adminProofData,
   adminReadyProofData,
   exportAad,
+  openingAad,
   revealAad,
 } from "../protocol/signed-data.js";
 import { CHALLENGE_BYTES, PROTOCOL_VERSION } from "../protocol/version.js";
@@ -462,6 +463,44 @@ export class AdminClient {
         );
       }
       return { record: reply.record, exported };
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  /**
+   * Record `recordId`'s opening (docs/PROTOCOL.md §15.6; only for a record the admin owns, never a
+   * nonce record's), sealed by the server to a one-off RSA-3072 key made for this request alone,
+   * opened here: what `dkeygen audit record --admin` checks against the round's log entry.
+   */
+  async fetchOpening(recordId: string): Promise<{ record: PublicRecordWire; opening: JsonObject }> {
+    const { privateKey, publicKey } = await generateRsa("rsa", { modulusLength: 3072 });
+    const requestId = randomUUID();
+    const reply = await this.#request({
+      type: "admin.opening",
+      v: PROTOCOL_VERSION,
+      requestId,
+      recordId,
+      revealTo: toBase64url(publicKey.export({ type: "spki", format: "der" })),
+    });
+    if (reply.type === "error") throw new DkeygenError(reply.code as ErrorCode, reply.message);
+    if (reply.type !== "admin.opening.result" || reply.record.id !== recordId) {
+      throw new DkeygenError(ErrorCodes.MALFORMED_MESSAGE, `Unexpected ${reply.type} reply.`);
+    }
+    const plaintext = openEnvelope(
+      privateKey,
+      envelopeFromWire(reply.opening),
+      openingAad(requestId, recordId, this.fingerprint),
+    );
+    try {
+      const opening = JSON.parse(Buffer.from(plaintext).toString("utf8")) as JsonObject;
+      if (opening.recordId !== recordId) {
+        throw new DkeygenError(
+          ErrorCodes.DECRYPTION_FAILED,
+          "The delivered opening does not match the request.",
+        );
+      }
+      return { record: reply.record, opening };
     } finally {
       plaintext.fill(0);
     }

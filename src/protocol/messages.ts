@@ -240,6 +240,16 @@ export const AdminExportResult = message("admin.export.result", {
   secret: EnvelopeSchema,
 });
 
+export const AdminOpeningResult = message("admin.opening.result", {
+  requestId: RequestId,
+  record: PublicRecord,
+  /**
+   * The record's opening (server/round-opening.ts RecordOpening, UTF-8 JSON, PROTOCOL §15.6)
+   * sealed to the request's `revealTo` key, with the associated data of signed-data.ts openingAad.
+   */
+  opening: EnvelopeSchema,
+});
+
 /** The largest log entry (its leaf bytes), as the key store takes (store/types.ts). */
 const MAX_LOG_LEAF_BYTES = 1024 * 1024;
 /** Most round entries (with their inclusion proofs) one `log.checkpoint` carries. */
@@ -359,6 +369,14 @@ export const AdminExport = message("admin.export", {
   revealTo: BytesUpTo(2048),
 });
 
+/** Record `recordId`'s opening (§15.6), sealed to `revealTo`: only for a record of the admin's. */
+export const AdminOpening = message("admin.opening", {
+  requestId: RequestId,
+  recordId: Type.String({ pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" }),
+  /** SPKI DER of a one-off RSA key (≥ 3072 bits, e = 65537): the opening is sealed to it. */
+  revealTo: BytesUpTo(2048),
+});
+
 export const SCHEMAS = {
   hello: Hello,
   welcome: Welcome,
@@ -372,6 +390,7 @@ export const SCHEMAS = {
   "admin.round": AdminRoundResult,
   "admin.status.result": AdminStatusResult,
   "admin.export.result": AdminExportResult,
+  "admin.opening.result": AdminOpeningResult,
   join: Join,
   commit: Commit,
   reveal: Reveal,
@@ -381,6 +400,7 @@ export const SCHEMAS = {
   "admin.generate": AdminGenerate,
   "admin.status": AdminStatus,
   "admin.export": AdminExport,
+  "admin.opening": AdminOpening,
   "admin.frame": AdminFrame,
   "dkg.open": Threshold.DkgOpen,
   "dkg.round1s": Threshold.DkgRound1s,

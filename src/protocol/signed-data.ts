@@ -348,6 +348,18 @@ export function exportAad(
   return lengthPrefixed("dkeygen/v1/derivation-secret", V, requestId, recordId, serverFingerprint);
 }
 
+/**
+ * The GCM associated data of a record opening sent to an admin (`admin.opening`, §15.6): like an
+ * export's, under its own label, so no answer can be taken for another.
+ */
+export function openingAad(
+  requestId: string,
+  recordId: string,
+  serverFingerprint: string,
+): Uint8Array {
+  return lengthPrefixed("dkeygen/v1/opening", V, requestId, recordId, serverFingerprint);
+}
+
 /** The OAEP label of a delivery key wrapped to a requesting client (distribution/delivery.ts). */
 export function deliveryKeyLabel(requesterFingerprint: string, kid: string): Uint8Array {
   return lengthPrefixed("dkeygen/v1/delivery-key", V, requesterFingerprint, kid);

@@ -9,6 +9,8 @@
  *   admin.status     contributors connected, enrolled, rounds running, the key store's head
  *   admin.export     a record's derivation secret and parameters, sealed to a one-off key, to
  *                    re-derive it for audit (derivation-export.ts; a nonce record's: refused)
+ *   admin.opening    an admin-owned record's opening, sealed to a one-off key, for
+ *                    `dkeygen audit record --admin` (admin-opening.ts)
  *   admin.threshold.keygen, .refresh, .recover, .sign
  *                    a threshold key's sessions: admin-threshold-commands.ts
  *
@@ -24,6 +26,7 @@ import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
 import { exportAad, revealAad } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
+import { adminOpening } from "./admin-opening.js";
 import { type AdminServices, commandFailed, ownerId } from "./admin-session.js";
 import {
   adminThresholdKeygen,
@@ -56,6 +59,7 @@ export function handleAdminFrame(
   if (inner.type === "admin.generate") return adminGenerate(ctx, services, peer, inner);
   if (inner.type === "admin.status") return adminStatus(ctx, services, peer, inner);
   if (inner.type === "admin.export") return adminExport(ctx, peer, inner);
+  if (inner.type === "admin.opening") return adminOpening(ctx, peer, inner);
   if (inner.type === "admin.threshold.keygen")
     return adminThresholdKeygen(ctx, services, peer, inner);
   if (inner.type === "admin.threshold.sign") return adminThresholdSign(ctx, services, peer, inner);
@@ -65,7 +69,7 @@ export function handleAdminFrame(
   if (inner.type === "admin.threshold.recover") {
     return adminThresholdRecover(ctx, services, peer, inner);
   }
-  // admin-channel.ts lets only those seven through towards the server.
+  // admin-channel.ts lets only those eight through towards the server.
   throw new DkeygenError(ErrorCodes.UNEXPECTED_MESSAGE, `Unexpected ${inner.type} message.`);
 }
 

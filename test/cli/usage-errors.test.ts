@@ -409,6 +409,9 @@ function tables(): Record<string, Table> {
         "<id>": { argv: ["nope", ...req()], names: "record id" },
         "--server-fingerprint": "SHA256:short",
         "--passphrase-file": FREE, // a file, read after the record's opening: audit-record-cli.test.ts
+        // With --admin: a file, read when the admin session opens: audit-record-admin-cli.test.ts.
+        "--admin-token-file": FREE,
+        "--log-server": { argv: [ULID, "--admin", "--data-dir", D("server"), "--log-server", WS] },
       },
     },
     sign: {

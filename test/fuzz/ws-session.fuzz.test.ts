@@ -759,6 +759,7 @@ const ADMIN_ANSWERS: ReadonlySet<string> = new Set([
   "admin.round",
   "admin.status.result",
   "admin.export.result",
+  "admin.opening.result",
   "admin.threshold.key",
   "admin.threshold.signature",
   "admin.threshold.recovery",
@@ -797,6 +798,14 @@ const innerTemplates: Record<string, Json>[] = [
     requestId: "fuzz-6",
     purpose: "otp",
     params: {},
+    revealTo: b64(300),
+  },
+  // The opening of a record that does not exist, to a revealTo that is no key (§15.6).
+  {
+    type: "admin.opening",
+    v: V,
+    requestId: "fuzz-8",
+    recordId: "01JDKGEN00000000000000000X",
     revealTo: b64(300),
   },
   {

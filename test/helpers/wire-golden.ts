@@ -38,6 +38,7 @@ import {
   contributionCommitment,
   exportAad,
   joinSignedData,
+  openingAad,
   paramsHash,
   revealReceiptSignedData,
   revealSignedData,
@@ -391,6 +392,27 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
     record: (round as Extract<AnyMessage, { type: "admin.round" }>).record,
     secret: envelopeToWire(sealEnvelope(serverPublic, Buffer.from(exported), exportAd)),
   };
+  // The opening of the record above (§15.6), sealed like the export, under its own AAD.
+  const openingAd = openingAad("req-4", "01JDKGEN00000000000000000A", fingerprint);
+  const opened = JSON.stringify({
+    recordId: "01JDKGEN00000000000000000A",
+    roundId,
+    purpose: "otp",
+    algorithm: "otp/v1",
+    params: { digits: 6 },
+    batch: { index: 0, size: 1 },
+    serverSecret: hex(serverSecret),
+    contributions: [],
+    results: [{ recordId: "01JDKGEN00000000000000000A", commitment: toBase64url(bytes(32, 0xa0)) }],
+  });
+  frames["admin.opening"] = { ...exportRequest, type: "admin.opening", requestId: "req-4" };
+  frames["admin.opening.result"] = {
+    type: "admin.opening.result",
+    v: V,
+    requestId: "req-4",
+    record: (round as Extract<AnyMessage, { type: "admin.round" }>).record,
+    opening: envelopeToWire(sealEnvelope(serverPublic, Buffer.from(opened), openingAd)),
+  };
   frames["admin.generate"] = generate;
   frames["admin.status"] = status;
   frames["admin.round"] = round;
@@ -424,6 +446,7 @@ export function buildGolden(keys: GoldenKeys, reuse: { envelope?: EnvelopeWire }
       serverSecret: hex(serverSecret),
       phrase: hex(phrase),
       exported,
+      opened,
       roundId,
       token,
       name,

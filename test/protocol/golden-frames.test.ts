@@ -23,7 +23,7 @@ import {
   type MessageOf,
   SCHEMAS,
 } from "../../src/protocol/messages.js";
-import { contributionCommitment, exportAad } from "../../src/protocol/signed-data.js";
+import { contributionCommitment, exportAad, openingAad } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import {
   publicToJson,
@@ -95,7 +95,12 @@ test("every signed, MACed and committed LP is what the code builds from the same
 
 test("the deterministic frames are rebuilt byte for byte", () => {
   for (const [name, frame] of Object.entries(golden.frames)) {
-    if (name === "admin.export.result" || name === "log.checkpoint" || name in RANDOMIZED) {
+    if (
+      name === "admin.export.result" ||
+      name === "admin.opening.result" ||
+      name === "log.checkpoint" ||
+      name in RANDOMIZED
+    ) {
       continue;
     }
     assert.equal(fresh.frames[name], frame, name);
@@ -162,6 +167,23 @@ test("the randomized parts verify: the server's signatures with its key, the env
   assert.equal(Buffer.from(opened).toString("utf8"), golden.inputs.exported);
   const freshExport = JSON.parse(fresh.frames["admin.export.result"]!);
   assert.deepEqual({ ...exported, secret: "" }, { ...freshExport, secret: "" });
+  // The admin's record opening (§15.6): likewise, under the opening AAD.
+  const opening = decodeMessage(golden.frames["admin.opening.result"]!) as Extract<
+    AnyMessage,
+    { type: "admin.opening.result" }
+  >;
+  const openedOpening = openEnvelope(
+    keys.serverKey,
+    envelopeFromWire(opening.opening),
+    openingAad(
+      opening.requestId,
+      opening.record.id,
+      JSON.parse(golden.frames.hello!).server.fingerprint,
+    ),
+  );
+  assert.equal(Buffer.from(openedOpening).toString("utf8"), golden.inputs.opened);
+  const freshOpening = JSON.parse(fresh.frames["admin.opening.result"]!);
+  assert.deepEqual({ ...opening, opening: "" }, { ...freshOpening, opening: "" });
   // The commitment is the hash of exactly that envelope, as sent; commit and reveal verify.
   const fingerprint = JSON.parse(golden.frames.hello!).server.fingerprint;
   const commitment = contributionCommitment(

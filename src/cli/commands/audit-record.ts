@@ -3,7 +3,10 @@
  * folder and options as `key fetch`) checks that the record came from a committed round of the
  * log's contributors and that nobody could choose it (docs/PROTOCOL.md §15.6). It fetches the
  * record, its opening (sealed to this client's key), the log identity, the checkpoint, the round's
- * entry and its inclusion proof; src/audit/record-audit.ts checks them. Prints each step (text,
+ * entry and its inclusion proof; src/audit/record-audit.ts checks them. With `--admin`, a record
+ * the admin owns (made by `dkeygen generate` without --for): its opening comes over the admin
+ * session (`admin.opening`; --server is then the WebSocket URL, --data-dir the server's) and the
+ * log from the distribution server (--log-server, or server.json's); the checks are the same. Prints each step (text,
  * or `--json`); exit status 1 when any fails. Never prints a phrase, a content key, the server
  * secret or a derivation secret.
  */
@@ -14,16 +17,24 @@ import {
   THRESHOLD_AUDIT_STATEMENT,
   THRESHOLD_KEY_PURPOSE,
 } from "../../audit/threshold-record-audit.js";
+import { createHttpCall } from "../../client/http-call.js";
 import { isFingerprint } from "../../crypto/fingerprint.js";
 import { DkeygenError, ErrorCodes } from "../../errors.js";
 import type { JsonObject } from "../../json.js";
+import type { PublicRecordWire } from "../../protocol/messages.js";
+import { readServerInfo } from "../../server/runtime.js";
 import { PrintedFailure } from "../exit-status.js";
 import { onUserPath } from "../file-errors.js";
+import { caOption, dataDirOption } from "../options.js";
 import { printJson, printTable } from "../output.js";
+import { checkAdminFlags, connectAdmin } from "./generate.js";
 import { type RequesterFlags, requesterClient, withRequesterOptions } from "./requester.js";
 
 interface AuditRecordFlags extends RequesterFlags {
   serverFingerprint?: string;
+  admin?: boolean;
+  adminTokenFile?: string;
+  logServer?: string;
   passphraseFile?: string;
   json?: boolean;
 }
@@ -56,6 +67,18 @@ export function registerAuditRecord(program: Command): void {
       "wallet: the BIP39 passphrase it was made with (or DKEYGEN_WALLET_PASSPHRASE), to re-derive it",
     )
     .option("--json", "print the report as JSON")
+    .option(
+      "--admin",
+      "audit a record the admin owns, over the admin session: --server is then the WebSocket URL and --data-dir the server's",
+    )
+    .option(
+      "--admin-token-file <file>",
+      "with --admin: admin token file (default: <data-dir>/admin.token); or DKEYGEN_ADMIN_TOKEN",
+    )
+    .option(
+      "--log-server <url>",
+      "with --admin: the distribution server serving the log (http:// or https://; default: from <data-dir>/server.json)",
+    )
     .action(async (id: string, flags: AuditRecordFlags) => {
       if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) {
         throw usage(
@@ -65,7 +88,6 @@ export function registerAuditRecord(program: Command): void {
       if (flags.serverFingerprint !== undefined && !isFingerprint(flags.serverFingerprint)) {
         throw usage("--server-fingerprint wants SHA256: and 43 base64 characters.");
       }
-      const client = await requesterClient(flags);
       const passphrase =
         flags.passphraseFile !== undefined
           ? (
@@ -74,16 +96,11 @@ export function registerAuditRecord(program: Command): void {
               )
             ).replace(/\r?\n$/, "")
           : process.env.DKEYGEN_WALLET_PASSPHRASE || undefined;
-
-      // A threshold key has no opening (no machine held its secret): its audit is its record
-      // against its session's log entry (§15.6, §16.4).
-      const shown = await client.getKey(id);
-      const threshold = shown.purpose === THRESHOLD_KEY_PURPOSE;
-      const { record, opening } = threshold
-        ? { record: shown, opening: undefined }
-        : await client.fetchOpening(id);
+      const { record, opening, threshold, logGet } = flags.admin
+        ? await adminSource(id, flags)
+        : await requesterSource(id, flags);
       const json = async (path: string): Promise<unknown> => {
-        const body = await client.logGet(path);
+        const body = await logGet(path);
         try {
           return JSON.parse(body.toString("utf8"));
         } catch {
@@ -94,7 +111,7 @@ export function registerAuditRecord(program: Command): void {
         }
       };
       const identity = await json("/v1/log/identity");
-      const checkpoint = (await client.logGet("/v1/log/checkpoint")).toString("utf8");
+      const checkpoint = (await logGet("/v1/log/checkpoint")).toString("utf8");
       // The size the proof is asked for; the audit checks it against the signed checkpoint.
       const size = /^[^\n]*\n(0|[1-9][0-9]{0,15})\n/.exec(checkpoint)?.[1];
       if (size === undefined) {
@@ -153,6 +170,73 @@ export function registerAuditRecord(program: Command): void {
         );
       }
     });
+}
+
+/** What the audit checks, and where the log's public routes are read. */
+interface AuditSource {
+  record: PublicRecordWire;
+  opening: JsonObject | undefined;
+  threshold: boolean;
+  logGet: (pathAndQuery: string) => Promise<Buffer>;
+}
+
+/** A requester's record: its opening from the distribution server, sealed to its key. */
+async function requesterSource(id: string, flags: AuditRecordFlags): Promise<AuditSource> {
+  if (flags.adminTokenFile !== undefined || flags.logServer !== undefined) {
+    throw usage("--admin-token-file and --log-server go with --admin.");
+  }
+  const client = await requesterClient(flags);
+  // A threshold key has no opening (no machine held its secret): its audit is its record
+  // against its session's log entry (§15.6, §16.4).
+  const shown = await client.getKey(id);
+  const threshold = shown.purpose === THRESHOLD_KEY_PURPOSE;
+  const { record, opening } = threshold
+    ? { record: shown, opening: undefined }
+    : await client.fetchOpening(id);
+  return { record, opening, threshold, logGet: (path) => client.logGet(path) };
+}
+
+/**
+ * An admin-owned record (`--admin`): its opening over the admin session (`admin.opening`, sealed
+ * to a one-off key), the log from the distribution server's public routes (--log-server, or the
+ * one the server's server.json names).
+ */
+async function adminSource(id: string, flags: AuditRecordFlags): Promise<AuditSource> {
+  checkAdminFlags(flags);
+  if (flags.logServer !== undefined && !/^https?:\/\/[^/]/i.test(flags.logServer)) {
+    throw usage(`--log-server wants an http:// or https:// URL; got "${flags.logServer}".`);
+  }
+  let base = flags.logServer;
+  if (base === undefined) {
+    const info = await readServerInfo(dataDirOption(flags.dataDir, "server")).catch(
+      () => undefined,
+    );
+    base = info?.httpUrl;
+    if (base === undefined) {
+      throw usage(
+        "--admin reads the log from the distribution server: name it with --log-server http://… (the server's server.json names none).",
+      );
+    }
+  }
+  const ca = /^https:/i.test(base) ? await caOption(flags.ca, base) : undefined;
+  const admin = await connectAdmin(flags);
+  let fetched: { record: PublicRecordWire; opening: JsonObject };
+  try {
+    fetched = await admin.fetchOpening(id);
+  } finally {
+    admin.close();
+  }
+  const http = createHttpCall(ca === undefined ? {} : { ca });
+  const root = base.replace(/\/+$/, "");
+  const logGet = async (path: string): Promise<Buffer> => {
+    const response = await http(`${root}${path}`, { method: "GET" });
+    if (response.status === 200) return response.body;
+    throw new DkeygenError(
+      response.status === 404 ? ErrorCodes.NOT_FOUND : ErrorCodes.UNAVAILABLE,
+      `GET ${path.split("?")[0]} answered HTTP ${response.status}.`,
+    );
+  };
+  return { ...fetched, threshold: false, logGet };
 }
 
 function printReport(
