@@ -17,16 +17,13 @@
  * A frame that fails its check ends the session (its integrity is gone); a command that fails
  * gets an `error` with its requestId and the session goes on.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
-import { fromBase64url } from "../crypto/base64url.js";
-import { sealEnvelope } from "../crypto/envelope.js";
 import { multisig } from "../derive/multisig.js";
 import { DkeygenError, ErrorCodes, isDkeygenError } from "../errors.js";
-import { envelopeToWire } from "../protocol/envelope-wire.js";
 import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
 import { exportAad, revealAad } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import { adminOpening } from "./admin-opening.js";
+import { revealKey, sealJsonTo } from "./admin-reveal.js";
 import { type AdminServices, commandFailed, ownerId } from "./admin-session.js";
 import {
   adminThresholdKeygen,
@@ -92,19 +89,12 @@ async function adminGenerate(
     let secret: EnvelopeWire | undefined;
     if (revealTo) {
       const { output } = await readStoredSecret(ctx.c.store, record.id);
-      const plaintext = Buffer.from(JSON.stringify(output), "utf8");
-      try {
-        secret = envelopeToWire(
-          sealEnvelope(
-            revealTo,
-            plaintext,
-            revealAad(msg.requestId, record.id, ctx.fingerprint),
-            ctx.c.random,
-          ),
-        );
-      } finally {
-        plaintext.fill(0);
-      }
+      secret = sealJsonTo(
+        revealTo,
+        output,
+        revealAad(msg.requestId, record.id, ctx.fingerprint),
+        ctx.c.random,
+      );
       ctx.c.logger.info(
         { recordId: record.id },
         "secret part revealed to the admin, sealed to its one-off key",
@@ -133,20 +123,12 @@ async function adminExport(
     const record = await ctx.c.store.get(msg.recordId);
     if (!record) throw new DkeygenError(ErrorCodes.NOT_FOUND, `No record ${msg.recordId}.`);
     const payload = await derivationExport(ctx.c.store, record);
-    const plaintext = Buffer.from(JSON.stringify(payload), "utf8");
-    let secret: EnvelopeWire;
-    try {
-      secret = envelopeToWire(
-        sealEnvelope(
-          revealTo,
-          plaintext,
-          exportAad(msg.requestId, record.id, ctx.fingerprint),
-          ctx.c.random,
-        ),
-      );
-    } finally {
-      plaintext.fill(0);
-    }
+    const secret = sealJsonTo(
+      revealTo,
+      payload,
+      exportAad(msg.requestId, record.id, ctx.fingerprint),
+      ctx.c.random,
+    );
     ctx.c.logger.info(
       { recordId: record.id, purpose: record.purpose },
       "derivation secret exported to the admin, sealed to its one-off key",
@@ -228,38 +210,4 @@ function readableRequestId(body: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** RSA public exponent every key dkeygen accepts must have (RFC 8017 recommends F4). */
-const F4 = "AQAB";
-
-/**
- * The one-off key an admin asked a secret part to be sealed to: exactly one DER
- * SubjectPublicKeyInfo (no trailing bytes), RSA of at least 3072 bits with e = 65537.
- */
-export function revealKey(spki: string): KeyObject {
-  const der = Buffer.from(fromBase64url(spki, "revealTo"));
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: der, format: "der", type: "spki" });
-  } catch {
-    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "revealTo is not a DER SubjectPublicKeyInfo.");
-  }
-  // OpenSSL ignores bytes after the structure; re-encoding shows whether there were any.
-  if (!key.export({ type: "spki", format: "der" }).equals(der)) {
-    throw new DkeygenError(
-      ErrorCodes.INVALID_INPUT,
-      "revealTo must be exactly one DER SubjectPublicKeyInfo, with nothing after it.",
-    );
-  }
-  if (key.asymmetricKeyType !== "rsa" || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 3072) {
-    throw new DkeygenError(
-      ErrorCodes.INVALID_INPUT,
-      "revealTo must be an RSA key of at least 3072 bits.",
-    );
-  }
-  if (key.export({ format: "jwk" }).e !== F4) {
-    throw new DkeygenError(ErrorCodes.INVALID_INPUT, "revealTo's public exponent must be 65537.");
-  }
-  return key;
 }

@@ -7,13 +7,11 @@
  * nonce record or a split multisig set, E_FORBIDDEN; a record whose round has no opening,
  * E_NOT_FOUND. `dkeygen audit record ID --admin` checks the answer.
  */
-import { sealEnvelope } from "../crypto/envelope.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
-import { envelopeToWire } from "../protocol/envelope-wire.js";
-import type { EnvelopeWire, MessageOf } from "../protocol/messages.js";
+import type { MessageOf } from "../protocol/messages.js";
 import { openingAad } from "../protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
-import { revealKey } from "./admin-commands.js";
+import { revealKey, sealJsonTo } from "./admin-reveal.js";
 import { commandFailed } from "./admin-session.js";
 import { toPublicRecord } from "./public-record.js";
 import { recordOpening } from "./round-opening.js";
@@ -40,20 +38,12 @@ export async function adminOpening(
       );
     }
     const payload = await recordOpening(ctx.c.store, record);
-    const plaintext = Buffer.from(JSON.stringify(payload), "utf8");
-    let opening: EnvelopeWire;
-    try {
-      opening = envelopeToWire(
-        sealEnvelope(
-          revealTo,
-          plaintext,
-          openingAad(msg.requestId, record.id, ctx.fingerprint),
-          ctx.c.random,
-        ),
-      );
-    } finally {
-      plaintext.fill(0);
-    }
+    const opening = sealJsonTo(
+      revealTo,
+      payload,
+      openingAad(msg.requestId, record.id, ctx.fingerprint),
+      ctx.c.random,
+    );
     ctx.c.logger.info(
       { recordId: record.id, purpose: record.purpose },
       "record opening sent to the admin, sealed to its one-off key",

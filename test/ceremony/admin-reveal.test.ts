@@ -7,7 +7,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { test } from "node:test";
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
-import { revealKey } from "../../src/server/admin-commands.js";
+import { revealKey } from "../../src/server/admin-reveal.js";
 
 const spki = (options: { modulusLength: number; publicExponent?: number }) =>
   generateKeyPairSync("rsa", options).publicKey.export({ type: "spki", format: "der" });
