@@ -12,8 +12,8 @@
  *
  * Nothing in it is secret: the commitment is in the round's log entry for anyone to see.
  */
-import { appendFile, open } from "node:fs/promises";
 import { join } from "node:path";
+import { appendJsonLines, readJsonLines } from "../datadir/files.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 
@@ -44,9 +44,8 @@ export class AnsweredJournal {
   }
 
   add(line: AnsweredLine): void {
-    const text = `${JSON.stringify(line)}\n`;
     this.#tail = this.#tail.then(() =>
-      appendFile(this.#path, text, { mode: 0o600 }).catch((error: unknown) => {
+      appendJsonLines(this.#path, [line]).catch((error: unknown) => {
         this.#logger.error(
           { path: this.#path, roundId: line.roundId, err: describeError(error) },
           "could not record an answered round (contributor audit will not ask the log for it)",
@@ -66,34 +65,15 @@ const ROUND_ID = /^[A-Za-z0-9_-]{22}$/;
 /** The answered rounds in `dataDir`'s journal, in the order they were committed to. */
 export async function readAnsweredRounds(dataDir: string): Promise<AnsweredRoundRecord[]> {
   const path = join(dataDir, ANSWERED_FILE);
-  let text: string;
-  try {
-    const handle = await open(path, "r");
-    try {
-      text = await handle.readFile("utf8");
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
   const rounds = new Map<string, AnsweredRoundRecord>();
-  const lines = text.split("\n");
-  lines.forEach((line, i) => {
-    // A last line cut short by a crash mid-write is not an error; any other bad line is.
-    if (line === "" || (i === lines.length - 1 && !text.endsWith("\n"))) return;
-    let value: Record<string, unknown>;
-    try {
-      value = JSON.parse(line) as Record<string, unknown>;
-    } catch (cause) {
-      throw new DkeygenError(ErrorCodes.OPERATIONAL, `${path}: line ${i + 1} is not JSON.`, {
-        cause,
-      });
-    }
+  for (const { line, value: parsed } of await readJsonLines(path)) {
+    const value = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<
+      string,
+      unknown
+    >;
     const roundId = value.roundId;
     if (typeof roundId !== "string" || !ROUND_ID.test(roundId)) {
-      throw new DkeygenError(ErrorCodes.OPERATIONAL, `${path}: line ${i + 1} names no round.`);
+      throw new DkeygenError(ErrorCodes.OPERATIONAL, `${path}: line ${line} names no round.`);
     }
     if (
       typeof value.committedAt === "string" &&
@@ -112,9 +92,9 @@ export async function readAnsweredRounds(dataDir: string): Promise<AnsweredRound
     } else {
       throw new DkeygenError(
         ErrorCodes.OPERATIONAL,
-        `${path}: line ${i + 1} is neither a commitment nor a closing.`,
+        `${path}: line ${line} is neither a commitment nor a closing.`,
       );
     }
-  });
+  }
   return [...rounds.values()];
 }

@@ -17,13 +17,12 @@
  * of one kind is a message of the other (PROTOCOL §15.5).
  */
 import type { KeyObject } from "node:crypto";
-import { appendFile, open } from "node:fs/promises";
 import { join } from "node:path";
 import { base64 } from "@scure/base";
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { serverVerify } from "../crypto/server-signature.js";
 import { rawPublicKey } from "../crypto/signature.js";
-import { readJsonFile, writeJsonFile } from "../datadir/files.js";
+import { appendJsonLines, readJsonFile, readJsonLines, writeJsonFile } from "../datadir/files.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { printable } from "../printable.js";
@@ -124,31 +123,7 @@ export async function readWitnessState(dataDir: string): Promise<WitnessState | 
 }
 
 export async function readReceipts(dataDir: string): Promise<LogReceipt[]> {
-  const path = join(dataDir, RECEIPTS_FILE);
-  let text: string;
-  try {
-    const handle = await open(path, "r");
-    try {
-      text = await handle.readFile("utf8");
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
-  return text
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line, i) => {
-      try {
-        return JSON.parse(line) as LogReceipt;
-      } catch (cause) {
-        throw new DkeygenError(ErrorCodes.OPERATIONAL, `${path}: line ${i + 1} is not JSON.`, {
-          cause,
-        });
-      }
-    });
+  return (await readJsonLines(join(dataDir, RECEIPTS_FILE))).map((l) => l.value as LogReceipt);
 }
 
 type Answer = MessageOf<"log.cosign"> | MessageOf<"log.conflict">;
@@ -268,12 +243,7 @@ export class Witness {
     );
     // 6. Receipts, then the new state, durable before the cosignature leaves.
     if (receipts.length > 0) {
-      const path = join(this.#o.dataDir, RECEIPTS_FILE);
-      await appendFile(path, receipts.map((r) => `${JSON.stringify(r)}\n`).join(""), {
-        mode: 0o600,
-      });
-      const handle = await open(path, "r");
-      await handle.sync().finally(() => handle.close());
+      await appendJsonLines(join(this.#o.dataDir, RECEIPTS_FILE), receipts, true);
     }
     const next: WitnessState = {
       origin: log.origin,

@@ -132,6 +132,68 @@ export async function readJsonFile<T>(path: string): Promise<T | undefined> {
   }
 }
 
+/**
+ * Appends `values` to the JSON-lines file `path` (created 0600), one JSON text a line, made
+ * durable (fsync) when `durable`. A last line left without its newline by a crash mid-write is
+ * cut off first, so it never runs into the next line; readJsonLines skips such a line when it is
+ * the last one.
+ */
+export async function appendJsonLines(
+  path: string,
+  values: readonly unknown[],
+  durable = false,
+): Promise<void> {
+  if (values.length === 0) return;
+  const text = Buffer.from(values.map((v) => `${JSON.stringify(v)}\n`).join(""), "utf8");
+  const handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
+  try {
+    const { size } = await handle.stat();
+    if (size > 0) {
+      const tail = Buffer.alloc(Math.min(size, 64 * 1024));
+      await handle.read(tail, 0, tail.length, size - tail.length);
+      if (tail[tail.length - 1] !== 0x0a) {
+        const newline = tail.lastIndexOf(0x0a);
+        // Longer than the window read: a line that big was never ours; keep it for the reader to refuse.
+        if (newline >= 0 || size <= tail.length) {
+          await handle.truncate(size - tail.length + newline + 1);
+        }
+      }
+    }
+    await handle.write(text);
+    if (durable) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The JSON values of the JSON-lines file `path`, with their line numbers (from 1); none when it
+ * does not exist. A last line without its newline (a write cut short by a crash) is skipped;
+ * any other line that is not JSON is an error naming the file and line.
+ */
+export async function readJsonLines(path: string): Promise<{ line: number; value: unknown }[]> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const lines = text.split("\n");
+  const values: { line: number; value: unknown }[] = [];
+  lines.forEach((line, i) => {
+    if (line === "" || (i === lines.length - 1 && !text.endsWith("\n"))) return;
+    try {
+      values.push({ line: i + 1, value: JSON.parse(line) });
+    } catch (cause) {
+      throw new DkeygenError(ErrorCodes.OPERATIONAL, `${path}: line ${i + 1} is not JSON.`, {
+        cause,
+      });
+    }
+  });
+  return values;
+}
+
 export async function writeJsonFile(path: string, value: unknown, mode = 0o600): Promise<void> {
   await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, mode);
 }

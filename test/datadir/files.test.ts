@@ -1,10 +1,15 @@
 /** The data folder's file primitives (src/datadir/files.ts): exclusive creation, never replacing. */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { createFileExclusive, loadOrCreateSecret } from "../../src/datadir/files.js";
+import {
+  appendJsonLines,
+  createFileExclusive,
+  loadOrCreateSecret,
+  readJsonLines,
+} from "../../src/datadir/files.js";
 import { tempDir } from "../helpers/ceremony.js";
 
 test("concurrent loadOrCreateSecret calls on one path all get one secret, made once", async () => {
@@ -36,6 +41,37 @@ test("createFileExclusive never replaces a file, and says whether it made one", 
     assert.equal(await readFile(other, "utf8"), "made\n");
     assert.equal((await stat(other)).mode & 0o777, 0o600);
     assert.deepEqual((await readdir(dir.path)).sort(), ["admin.token", "other"]);
+  } finally {
+    await dir.remove();
+  }
+});
+
+test("a JSON-lines file: a line cut short by a crash is skipped, then cut off by the next append", async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir.path, "journal.jsonl");
+    assert.deepEqual(await readJsonLines(path), [], "no file: no lines");
+    await appendJsonLines(path, [{ n: 1 }, { n: 2 }], true);
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    await appendFile(path, '{"n":3,"cut');
+    assert.deepEqual(
+      (await readJsonLines(path)).map((l) => l.value),
+      [{ n: 1 }, { n: 2 }],
+      "the torn last line is not read",
+    );
+    await appendJsonLines(path, [{ n: 4 }]);
+    assert.equal(await readFile(path, "utf8"), '{"n":1}\n{"n":2}\n{"n":4}\n');
+    assert.deepEqual(await readJsonLines(path), [
+      { line: 1, value: { n: 1 } },
+      { line: 2, value: { n: 2 } },
+      { line: 3, value: { n: 4 } },
+    ]);
+    // A torn first line, and a bad line that is not the last: refused, naming it.
+    await writeFile(path, '{"n":');
+    await appendJsonLines(path, [{ n: 5 }]);
+    assert.equal(await readFile(path, "utf8"), '{"n":5}\n');
+    await writeFile(path, '{"n":1}\nnot json\n{"n":2}\n');
+    await assert.rejects(readJsonLines(path), /journal\.jsonl: line 2 is not JSON/);
   } finally {
     await dir.remove();
   }
