@@ -24,6 +24,10 @@
  * or consumption puts its record back in order, so "oldest first" survives a failed write.
  *
  * The index holds the store's own objects; stores hand callers copies (inputs.ts `copyRecord`).
+ * It never deletes a property of one: a field that goes away (a released `held`, an undone claim,
+ * consumption or step) is set to undefined, which readers and `copyRecord` treat as absent. V8 14
+ * (Node 26) turns an object that loses a property into a dictionary (≈450 B more per record);
+ * Node 20's V8 undid the last property's transition instead.
  */
 import type { Claim, KeyRecord, ListQuery } from "./types.js";
 
@@ -340,7 +344,7 @@ export class RecordIndex {
     this.#held.delete(roundId);
     for (const id of ids.live(this.#has)) {
       const slot = this.#slot(id);
-      delete slot.record.held;
+      slot.record.held = undefined;
       if (isPoolable(slot)) this.#enqueue(slot);
     }
     return ids.length;
@@ -557,7 +561,7 @@ export class RecordIndex {
       claims?.take(id);
       if (claims?.length === 0) this.#byClaimant.delete(key);
     }
-    delete slot.record.claim;
+    slot.record.claim = undefined;
     if (subject !== undefined && subject !== slot.record.subject) {
       const ids = this.#bySubject.get(subject);
       ids?.take(id);
@@ -587,7 +591,7 @@ export class RecordIndex {
   /** Undoes `setConsumed` (of a record that was not reserved). */
   clearConsumed(id: string): void {
     const slot = this.#slot(id);
-    delete slot.record.consumedAt;
+    slot.record.consumedAt = undefined;
     if (isPoolable(slot)) this.#enqueue(slot);
   }
 
@@ -611,9 +615,9 @@ export class RecordIndex {
   /** Undoes `setStep` (a step whose write failed); undo newest first. */
   restoreStep(id: string, previous: StepMark): void {
     const record = this.#slot(id).record;
-    if (previous.step === undefined) delete record.lastStep;
+    if (previous.step === undefined) record.lastStep = undefined;
     else record.lastStep = previous.step;
-    if (previous.at === undefined) delete record.lastStepAt;
+    if (previous.at === undefined) record.lastStepAt = undefined;
     else record.lastStepAt = previous.at;
   }
 
