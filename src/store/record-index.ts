@@ -23,7 +23,12 @@
  * place and skipped when the head reaches them, which keeps every change O(1). A rolled-back claim
  * or consumption puts its record back in order, so "oldest first" survives a failed write.
  *
- * The index holds the store's own objects; stores hand callers copies (inputs.ts `copyRecord`).
+ * The index holds its own object per record (`slotOf`: the record's fields, and the index's
+ * bookkeeping beside them under symbol keys); stores hand callers copies (inputs.ts `copyRecord`).
+ * It never deletes a property of one: a field that goes away (a released `held`, an undone claim,
+ * consumption or step) is set to undefined, which readers and `copyRecord` treat as absent. V8 14
+ * (Node 26) turns an object that loses a property into a dictionary (≈450 B more per record);
+ * Node 20's V8 undid the last property's transition instead.
  */
 import type { Claim, KeyRecord, ListQuery } from "./types.js";
 
@@ -36,14 +41,49 @@ export interface StepMark {
   at?: string;
 }
 
-interface Slot {
-  record: KeyRecord;
-  /** True while the id sits in its purpose's pool at or after the head. */
-  queued: boolean;
-  /** Reserved (live, or void once its store stopped): never poolable while set. */
-  reserved: boolean;
-  /** What the store keeps beside the record (the file store: its sealed secret, packed). */
-  payload: string | undefined;
+/** The index's bookkeeping on each record it holds, under symbol keys: `copyRecord` copies only
+ * a record's own fields and JSON leaves symbols out, so it never reaches a caller. */
+const PAYLOAD = Symbol("payload");
+const FLAGS = Symbol("flags");
+/** In FLAGS: the id sits in its purpose's pool at or after the head. */
+const QUEUED = 1;
+/** In FLAGS: reserved (live, or void once its store stopped): never poolable while set. */
+const RESERVED = 2;
+
+/**
+ * A record as the index holds it: the record's fields and, beside them, what the store keeps
+ * with it (PAYLOAD; the file store: its sealed secret, packed) and the index's flags. One object
+ * per record, not a record and a slot pointing at it.
+ */
+type Slot = KeyRecord & { [PAYLOAD]: string | undefined; [FLAGS]: number };
+
+/**
+ * The index's own object for `record`, made by one literal so every pooled OTP has one shape
+ * with its fields in the object: the ones an OTP may get later (held, claim, consumedAt) have
+ * their place from the start, undefined until set, instead of a property array added beside it.
+ * The rarer ones (owner, subject, holders, steps) are added only when set.
+ */
+function slotOf(record: KeyRecord, payload: string | undefined): Slot {
+  const slot: Slot = {
+    id: record.id,
+    purpose: record.purpose,
+    createdAt: record.createdAt,
+    roundId: record.roundId,
+    participants: record.participants,
+    algorithm: record.algorithm,
+    public: record.public,
+    held: record.held,
+    claim: record.claim,
+    consumedAt: record.consumedAt,
+    [PAYLOAD]: payload,
+    [FLAGS]: 0,
+  };
+  if (record.owner !== undefined) slot.owner = record.owner;
+  if (record.subject !== undefined) slot.subject = record.subject;
+  if (record.holders !== undefined) slot.holders = record.holders;
+  if (record.lastStep !== undefined) slot.lastStep = record.lastStep;
+  if (record.lastStepAt !== undefined) slot.lastStepAt = record.lastStepAt;
+  return slot;
 }
 
 interface Pool {
@@ -74,7 +114,7 @@ function isOpen(record: KeyRecord): boolean {
 }
 
 function isPoolable(slot: Slot): boolean {
-  return !slot.reserved && isOpen(slot.record);
+  return (slot[FLAGS] & RESERVED) === 0 && isOpen(slot);
 }
 
 /**
@@ -231,7 +271,7 @@ export class RecordIndex {
       // Taken off first: an id not due yet goes back under the same second, seen next time.
       this.#retiring.delete(second);
       for (const id of ids) {
-        const record = this.#slots.get(id)?.record;
+        const record = this.#slots.get(id);
         if (!record) continue;
         const at = this.#retireAt(record);
         if (at === undefined) continue;
@@ -257,7 +297,7 @@ export class RecordIndex {
   remove(id: string): KeyRecord | undefined {
     const slot = this.#slots.get(id);
     if (!slot) return undefined;
-    const record = slot.record;
+    const record = slot;
     if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
     this.#dropReservation(slot);
     this.#slots.delete(id);
@@ -293,9 +333,9 @@ export class RecordIndex {
     if (at !== undefined) this.scheduleRetirement(record.id, at);
   }
 
-  /** The store's own record object (not a copy), or undefined. */
+  /** The index's own record object (not a copy), or undefined. */
   get(id: string): KeyRecord | undefined {
-    return this.#slots.get(id)?.record;
+    return this.#slots.get(id);
   }
 
   /** The greatest id held, if any. */
@@ -305,13 +345,14 @@ export class RecordIndex {
 
   /** What the store put beside record `id` (`add`), or undefined. */
   payload(id: string): string | undefined {
-    return this.#slots.get(id)?.payload;
+    return this.#slots.get(id)?.[PAYLOAD];
   }
 
-  /** Adds a new record (its id must be new). The index keeps the object itself. */
+  /** Adds a new record (its id must be new). The index keeps its own object for it (`slotOf`:
+   * the same field values, none copied); later changes are made to that one, not to `record`. */
   add(record: KeyRecord, payload?: string): void {
     if (this.#slots.has(record.id)) throw new Error(`RecordIndex: duplicate id ${record.id}`);
-    const slot: Slot = { record, queued: false, reserved: false, payload };
+    const slot = slotOf(record, payload);
     this.#slots.set(record.id, slot);
     if (this.#newest === undefined || record.id > this.#newest) this.#newest = record.id;
     indexUnder(this.#byPurpose, record.purpose, record.id);
@@ -340,7 +381,7 @@ export class RecordIndex {
     this.#held.delete(roundId);
     for (const id of ids.live(this.#has)) {
       const slot = this.#slot(id);
-      delete slot.record.held;
+      slot.held = undefined;
       if (isPoolable(slot)) this.#enqueue(slot);
     }
     return ids.length;
@@ -368,7 +409,7 @@ export class RecordIndex {
     const out: KeyRecord[] = [];
     for (const id of ids ?? []) {
       if (out.length >= limit) break;
-      const record = this.#slots.get(id)!.record;
+      const record = this.#slots.get(id)!;
       if (query.purpose !== undefined && record.purpose !== query.purpose) continue;
       if (query.owner !== undefined && record.owner !== query.owner) continue;
       if (query.claimed !== undefined && (record.claim !== undefined) !== query.claimed) continue;
@@ -411,11 +452,11 @@ export class RecordIndex {
       const slot = this.#slots.get(pool.ids[pool.head]!);
       pool.head++;
       if (!slot) continue; // retired since it left the pool
-      slot.queued = false;
+      slot[FLAGS] &= ~QUEUED;
       if (isPoolable(slot)) {
         this.#compact(pool);
-        this.setClaim(slot.record.id, claim);
-        return slot.record;
+        this.setClaim(slot.id, claim);
+        return slot;
       }
     }
     this.#compact(pool);
@@ -434,10 +475,10 @@ export class RecordIndex {
       const slot = this.#slots.get(pool.ids[pool.head]!);
       pool.head++;
       if (!slot) continue; // retired since it left the pool
-      slot.queued = false;
+      slot[FLAGS] &= ~QUEUED;
       if (isPoolable(slot)) {
         this.#markReserved(slot);
-        ids.push(slot.record.id);
+        ids.push(slot.id);
       }
     }
     this.#compact(pool);
@@ -455,14 +496,14 @@ export class RecordIndex {
   /** True if `id` is a live reservation (reserved, unclaimed, unconsumed, not void). */
   isReserved(id: string): boolean {
     const slot = this.#slots.get(id);
-    return slot !== undefined && this.#reserved.get(slot.record.purpose)?.has(id) === true;
+    return slot !== undefined && this.#reserved.get(slot.purpose)?.has(id) === true;
   }
 
   /** Ends a live reservation and puts the record back in its pool. */
   unreserve(id: string): void {
     const slot = this.#slot(id);
     if (!this.#dropReservation(slot)) throw new Error(`RecordIndex: ${id} is not reserved`);
-    slot.reserved = false;
+    slot[FLAGS] &= ~RESERVED;
     this.#enqueue(slot);
   }
 
@@ -483,10 +524,11 @@ export class RecordIndex {
     const slot = this.#slots.get(id);
     // A reserved record that was claimed or consumed since keeps `reserved` but is neither.
     return (
-      slot?.reserved === true &&
+      slot !== undefined &&
+      (slot[FLAGS] & RESERVED) !== 0 &&
       !this.isReserved(id) &&
-      slot.record.claim === undefined &&
-      slot.record.consumedAt === undefined
+      slot.claim === undefined &&
+      slot.consumedAt === undefined
     );
   }
 
@@ -514,7 +556,7 @@ export class RecordIndex {
   /** Records a claim on a record that has none (a reserved one stops being reserved). */
   setClaim(id: string, claim: Claim): void {
     const slot = this.#slot(id);
-    const record = slot.record;
+    const record = slot;
     if (record.claim !== undefined) throw new Error(`RecordIndex: ${id} is already claimed`);
     if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
     else this.#dropReservation(slot);
@@ -549,7 +591,7 @@ export class RecordIndex {
   /** Undoes `setClaim` (a claim whose write failed). */
   clearClaim(id: string): void {
     const slot = this.#slot(id);
-    const claim = slot.record.claim;
+    const claim = slot.claim;
     const subject = claim?.subject;
     if (claim) {
       const key = claimantKey(claim.requester, claim.subject);
@@ -557,12 +599,12 @@ export class RecordIndex {
       claims?.take(id);
       if (claims?.length === 0) this.#byClaimant.delete(key);
     }
-    delete slot.record.claim;
-    if (subject !== undefined && subject !== slot.record.subject) {
+    slot.claim = undefined;
+    if (subject !== undefined && subject !== slot.subject) {
       const ids = this.#bySubject.get(subject);
       ids?.take(id);
       if (ids?.length === 0) this.#bySubject.delete(subject);
-      const owner = slot.record.owner;
+      const owner = slot.owner;
       if (owner !== undefined) {
         const key = ownedKey(owner, subject);
         const owned = this.#byOwned.get(key);
@@ -576,7 +618,7 @@ export class RecordIndex {
   /** Records a consumption on a record that has none (a reserved one stops being reserved). */
   setConsumed(id: string, at: string): void {
     const slot = this.#slot(id);
-    const record = slot.record;
+    const record = slot;
     if (record.consumedAt !== undefined) throw new Error(`RecordIndex: ${id} is already consumed`);
     if (isPoolable(slot)) this.#pools.get(record.purpose)!.count--;
     else this.#dropReservation(slot);
@@ -587,7 +629,7 @@ export class RecordIndex {
   /** Undoes `setConsumed` (of a record that was not reserved). */
   clearConsumed(id: string): void {
     const slot = this.#slot(id);
-    delete slot.record.consumedAt;
+    slot.consumedAt = undefined;
     if (isPoolable(slot)) this.#enqueue(slot);
   }
 
@@ -596,7 +638,7 @@ export class RecordIndex {
    * (if any). Returns what it replaced, for `restoreStep`. Steps do not affect pooling.
    */
   setStep(id: string, step: number, at: string): StepMark {
-    const record = this.#slot(id).record;
+    const record = this.#slot(id);
     if (record.lastStep !== undefined && step <= record.lastStep) {
       throw new Error(`RecordIndex: step ${step} of ${id} is not above ${record.lastStep}`);
     }
@@ -610,10 +652,10 @@ export class RecordIndex {
 
   /** Undoes `setStep` (a step whose write failed); undo newest first. */
   restoreStep(id: string, previous: StepMark): void {
-    const record = this.#slot(id).record;
-    if (previous.step === undefined) delete record.lastStep;
+    const record = this.#slot(id);
+    if (previous.step === undefined) record.lastStep = undefined;
     else record.lastStep = previous.step;
-    if (previous.at === undefined) delete record.lastStepAt;
+    if (previous.at === undefined) record.lastStepAt = undefined;
     else record.lastStepAt = previous.at;
   }
 
@@ -622,20 +664,20 @@ export class RecordIndex {
   }
 
   #markReserved(slot: Slot): void {
-    const purpose = slot.record.purpose;
+    const purpose = slot.purpose;
     this.#pools.get(purpose)!.count--;
-    slot.reserved = true;
+    slot[FLAGS] |= RESERVED;
     let live = this.#reserved.get(purpose);
     if (!live) {
       live = new Set();
       this.#reserved.set(purpose, live);
     }
-    live.add(slot.record.id);
+    live.add(slot.id);
   }
 
   /** Removes `slot` from the live reservations; false if it was not one. */
   #dropReservation(slot: Slot): boolean {
-    return this.#reserved.get(slot.record.purpose)?.delete(slot.record.id) === true;
+    return this.#reserved.get(slot.purpose)?.delete(slot.id) === true;
   }
 
   #slot(id: string): Slot {
@@ -646,16 +688,16 @@ export class RecordIndex {
 
   /** Counts a record that became poolable and puts it in its pool unless it is still there. */
   #enqueue(slot: Slot): void {
-    const purpose = slot.record.purpose;
+    const purpose = slot.purpose;
     let pool = this.#pools.get(purpose);
     if (!pool) {
       pool = { ids: [], head: 0, count: 0 };
       this.#pools.set(purpose, pool);
     }
     pool.count++;
-    if (!slot.queued) {
-      insertSorted(pool.ids, slot.record.id, pool.head);
-      slot.queued = true;
+    if ((slot[FLAGS] & QUEUED) === 0) {
+      insertSorted(pool.ids, slot.id, pool.head);
+      slot[FLAGS] |= QUEUED;
     }
   }
 

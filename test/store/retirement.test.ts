@@ -208,7 +208,8 @@ test("the index with retirement answers every query as a plain model does (fast-
             public: {},
           };
           index.add(record);
-          model.set(record.id, record);
+          // The index's own object: the changes below are made to it.
+          model.set(record.id, index.get(record.id)!);
         } else if (step.op === "own") {
           const record: KeyRecord = {
             id: id(n++),
@@ -222,7 +223,8 @@ test("the index with retirement answers every query as a plain model does (fast-
             subject: `s${step.subject}`,
           };
           index.add(record);
-          model.set(record.id, record);
+          // The index's own object: the changes below are made to it.
+          model.set(record.id, index.get(record.id)!);
         } else if (step.op === "remove") {
           const all = [...model.keys()];
           const target = all[step.pick % Math.max(1, all.length)];
