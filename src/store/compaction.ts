@@ -182,7 +182,7 @@ export async function scanRetirements(
 
 /**
  * What the copy keeps of each old line: everything except lines (or the entries of claims,
- * lease, release and retire lines) about dropped records, an unhold line whose round kept no
+ * consumes, lease, release and retire lines) about dropped records, an unhold line whose round kept no
  * record, the old file's own compacted and switched lines, and rollback lines (they name the old
  * chain's positions; the compacted line commits to that chain instead).
  */
@@ -264,6 +264,7 @@ export class LineFilter {
         const claims = (value.claims as { id: string }[]).filter((entry) => !drop.has(entry.id));
         return claims.length === 0 ? undefined : ({ ...value, claims } as unknown as LogBody);
       }
+      case "consumes":
       case "lease":
       case "release":
       case "retire": {

@@ -32,6 +32,7 @@
  *   "held" only without "owner": the record was put held, KeyStore RecordInput.held)
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
+ *   {"t":"consumes","v":1,"at","ids":[id]}
  *   {"t":"step","v":1,"id","step","at"}
  *   {"t":"claims","v":1,"claims":[{"id","requester","subject","requestId","claimedAt","expiresAt"}]}
  *   {"t":"lease","v":1,"ids":[id]}
@@ -50,7 +51,10 @@
  * corruption. A held record is never leased or claimed (so a lease or claim of one is corruption);
  * it may be consumed. A file without unhold lines (and without "held") reads as before.
  * A claim, consume or step refers to a record on an earlier line; each record is claimed and
- * consumed at most once. A claims line holds 1 to 1024 claims, each as a claim line's fields
+ * consumed at most once. A consumes line holds 1 to 4096 distinct ids, each consumed at `at`,
+ * exactly as that many consume lines in that order would: the consumptions one turn of the
+ * writer's event loop made at the same time, written as one line (a writer writes a lone one as
+ * a consume line). A claims line holds 1 to 1024 claims, each as a claim line's fields
  * without "t" and "v", in the order they were made: the claims acknowledged "reserved" that one
  * turn of the writer's event loop made, written as one line. A lease reserves records (1 to 4096 distinct ids, each an earlier record
  * with no owner, claim, consumption or live lease) for the writer to claim without waiting for
@@ -161,6 +165,14 @@ export interface ConsumeBody {
   id: string;
   at: string;
 }
+export interface ConsumesBody {
+  t: "consumes";
+  v: 1;
+  at: string;
+  ids: string[];
+}
+/** The most ids one consumes line holds. */
+export const MAX_CONSUMES_PER_LINE = 4096;
 export interface StepBody {
   t: "step";
   v: 1;
@@ -250,6 +262,7 @@ export type LogBody =
   | ClaimBody
   | ClaimsBody
   | ConsumeBody
+  | ConsumesBody
   | StepBody
   | LeaseBody
   | RollbackBody
@@ -263,6 +276,7 @@ const KINDS: Record<LogBody["t"] | ParsedBody["t"], true> = {
   record: true,
   claim: true,
   consume: true,
+  consumes: true,
   step: true,
   claims: true,
   lease: true,
@@ -405,6 +419,10 @@ export function claimsBody(claims: ClaimEntry[]): ClaimsBody {
 
 export function consumeBody(id: string, at: string): ConsumeBody {
   return { t: "consume", v: 1, id, at };
+}
+
+export function consumesBody(at: string, ids: string[]): ConsumesBody {
+  return { t: "consumes", v: 1, at, ids };
 }
 
 export function stepBody(id: string, step: number, at: string): StepBody {
@@ -617,6 +635,7 @@ const CLAIM_FIELDS = [
 const CLAIM_ENTRY_FIELDS = CLAIM_FIELDS.slice(2);
 const CLAIMS_FIELDS = ["t", "v", "claims"] as const;
 const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
+const CONSUMES_FIELDS = ["t", "v", "at", "ids"] as const;
 const STEP_FIELDS = ["t", "v", "id", "step", "at"] as const;
 const LEASE_FIELDS = ["t", "v", "ids"] as const;
 const ROLLBACK_FIELDS = ["t", "v", "at", "reason", "found", "expected"] as const;
@@ -636,6 +655,7 @@ export type ParsedBody =
   | { t: "claim"; id: string; claim: Claim }
   | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
   | { t: "consume"; id: string; at: string }
+  | { t: "consumes"; at: string; ids: string[] }
   | { t: "step"; id: string; step: number; at: string }
   | { t: "lease" | "release"; ids: string[] }
   | { t: "retire"; at: string; ids: string[] }
@@ -669,12 +689,12 @@ function parsePoint(value: unknown, field: string, kind = "rollback"): ChainPoin
   return { lines: point.lines as number, head: point.head as string };
 }
 
-/** A lease, release or retire line's ids: 1 to MAX_LEASE_IDS distinct ULIDs. */
-function idList(ids: unknown, kind: string): string[] {
+/** A lease, release, retire or consumes line's ids: 1 to `most` distinct ULIDs. */
+function idList(ids: unknown, kind: string, most = MAX_LEASE_IDS): string[] {
   need(
     Array.isArray(ids) &&
       ids.length > 0 &&
-      ids.length <= MAX_LEASE_IDS &&
+      ids.length <= most &&
       ids.every(isUlid) &&
       new Set(ids).size === ids.length,
     kind,
@@ -744,6 +764,11 @@ export function parseBody(value: unknown): ParsedBody {
     onlyFields(value, RETIRE_FIELDS, kind);
     need(isIsoTime(value.at), kind, "at");
     return { t: kind, at: value.at as string, ids: idList(value.ids, kind) };
+  }
+  if (kind === "consumes") {
+    onlyFields(value, CONSUMES_FIELDS, kind);
+    need(isIsoTime(value.at), kind, "at");
+    return { t: kind, at: value.at as string, ids: idList(value.ids, kind, MAX_CONSUMES_PER_LINE) };
   }
   if (kind === "compacted") {
     onlyFields(value, COMPACTED_FIELDS, kind);

@@ -279,6 +279,8 @@ export class Replayer {
         return this.#claims(parsed.claims);
       case "consume":
         return reasonOf(core.consume(parsed.id, parsed.at));
+      case "consumes":
+        return this.#each(parsed.ids, (id) => core.consume(id, parsed.at));
       case "step":
         return reasonOf(core.useStep(parsed.id, parsed.step, parsed.at));
       case "lease":

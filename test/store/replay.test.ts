@@ -14,6 +14,7 @@ import {
   claimsBody,
   compactedBody,
   consumeBody,
+  consumesBody,
   deriveStoreKeys,
   leaseBody,
   openingBody,
@@ -65,6 +66,7 @@ const claimOf = (n: number): Claim => ({
 const claim = (id: string, n = 1) => claimBody(id, claimOf(n));
 const claims = (...ids: string[]) => claimsBody(ids.map((id, n) => ({ id, ...claimOf(n) })));
 const consume = (id: string) => consumeBody(id, AT);
+const consumes = (...ids: string[]) => consumesBody(AT, ids);
 const step = (id: string, value: number) => stepBody(id, value, AT);
 const lease = (...ids: string[]) => leaseBody("lease", ids);
 const release = (...ids: string[]) => leaseBody("release", ids);
@@ -477,6 +479,52 @@ const rows: Row[] = [
     name: "a switched line naming fewer old lines than the compaction started from",
     bodies: [compacted(), switchedBody({ lines: 6, head: POINT.head })],
     expect: { line: 2, reason: /fewer old lines/ },
+  },
+  {
+    name: "a consumes line consumes each record it names, as consume lines would",
+    bodies: [record(A), record(B), record(C), claim(A), consumes(A, B)],
+    expect: {
+      state: {
+        records: { [A]: ["claimed q1", "consumed"], [B]: ["consumed"], [C]: [] },
+        claimable: 1,
+        lines: 5,
+      },
+    },
+  },
+  {
+    name: "a consumes line naming a record consumed before is corruption",
+    bodies: [record(A), record(B), consume(A), consumes(B, A)],
+    expect: { line: 4, reason: /record .* is consumed a second time/ },
+  },
+  {
+    name: "a consumes line naming a record not stored before is corruption",
+    bodies: [record(A), consumes(A, GHOST)],
+    expect: { line: 2, reason: /consumes record .* not stored before/ },
+  },
+  {
+    name: "a consumes line naming one record twice is corruption",
+    bodies: [record(A), consumes(A, A)],
+    expect: { line: 2, reason: /consumes body has a missing or malformed "ids"/ },
+  },
+  {
+    name: "a consumes line with no ids is corruption",
+    bodies: [record(A), consumes()],
+    expect: { line: 2, reason: /consumes body has a missing or malformed "ids"/ },
+  },
+  {
+    name: "a consumes line without its time is corruption",
+    bodies: [record(A), { t: "consumes", v: 1, ids: [A] }],
+    expect: { line: 2, reason: /consumes body has a missing or malformed "at"/ },
+  },
+  {
+    name: "a consumes line with a field it does not have is corruption",
+    bodies: [record(A), { ...consumes(A), id: A }],
+    expect: { line: 2, reason: /consumes body has an unknown field "id"/ },
+  },
+  {
+    name: "a record consumed by a consumes line retires at its consumption",
+    bodies: [record(A), record(B), consumes(A, B), retire(AT, B)],
+    expect: { state: { records: { [A]: ["consumed"] }, lines: 4 } },
   },
 ];
 
