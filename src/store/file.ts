@@ -92,7 +92,9 @@ import {
 } from "./key-store-file.js";
 import { LeasedClaims, type LineHooks } from "./leases.js";
 import {
+  type Carrier,
   CHAIN_START,
+  carriedBy,
   claimBody,
   deriveStoreKeys,
   encodeLine,
@@ -279,6 +281,8 @@ export class FileKeyStore implements KeyStore {
   readonly #leased: LeasedClaims;
   /** Consumptions of this turn, written as one line after it (turn-consumes.ts). */
   readonly #consumes: TurnConsumes;
+  /** The last record line with participants in the current file (log-format.ts Carrier). */
+  #carrier: Carrier | undefined;
   readonly #givenLock: LockFile | undefined;
   #state: State = "new";
   #lock: LockFile | undefined;
@@ -548,6 +552,8 @@ export class FileKeyStore implements KeyStore {
     this.#dsync = dsync;
     this.#log = this.#groupCommit(handle, dsync, cut.bytes);
     this.#head = cut.head;
+    // The new file's last record with participants is not known here: the next record has them.
+    this.#carrier = undefined;
     this.#durableHead = cut.head;
     this.#durableLines = cut.lines;
     // What is read back from disk is read from the new file from now on.
@@ -1040,6 +1046,17 @@ export class FileKeyStore implements KeyStore {
       return new Promise<void>((resolve, reject) => held.push({ body, hooks, resolve, reject }));
     }
     let encoded: { line: Buffer; mac: Buffer };
+    // A record of the same round and participants as the last record line that has them leaves
+    // them out (log-format.ts Carrier), decided here, where the line's place in the file is.
+    let carrier = this.#carrier;
+    if (body.t === "record" && body.participants !== undefined) {
+      if (carriedBy(carrier, body.roundId, body.participants)) {
+        const { participants: _, ...rest } = body;
+        body = rest;
+      } else {
+        carrier = { roundId: body.roundId, participants: body.participants };
+      }
+    }
     try {
       encoded = encodeLine(this.#keys.mac, this.#head, body);
       if (encoded.line.length > MAX_LINE_BYTES) {
@@ -1054,6 +1071,7 @@ export class FileKeyStore implements KeyStore {
       return Promise.reject(error);
     }
     this.#head = encoded.mac;
+    this.#carrier = carrier;
     return this.#log!.append(encoded.line, {
       onDurable: (offset) => {
         this.#durableHead = encoded.mac;
@@ -1169,6 +1187,7 @@ export class FileKeyStore implements KeyStore {
     this.#leaves = state.leaves;
     this.#leafCount = state.leaves.length;
     this.#head = state.head;
+    this.#carrier = state.carrier;
     this.#durableHead = state.head;
     this.#durableLines = state.lines;
     this.#retired = this.#retainUsedMs === Number.POSITIVE_INFINITY ? [] : state.retired;

@@ -24,12 +24,15 @@
  *
  * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
- *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants":[string],"algorithm",
+ *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants"?:[string],"algorithm",
  *    "public":{...},"owner"?,"subject"?,"holders"?,"held"?:true,
  *    "secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
  *   ("subject" only with "owner": whom the record was made for, e.g. a TOTP enrollment's account;
  *   "holders", also only with "owner": a split record's holders, 1 or more distinct strings;
- *   "held" only without "owner": the record was put held, KeyStore RecordInput.held)
+ *   "held" only without "owner": the record was put held, KeyStore RecordInput.held;
+ *   "participants" left out: the record's are those of the last record line before it that has
+ *   them, which must be of the same roundId, whatever other lines come between; a writer leaves
+ *   them out when they are equal, so a batch round's records name them once)
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
  *   {"t":"consumes","v":1,"at","ids":[id]}
@@ -149,10 +152,35 @@ export interface SealedSecret {
   tag: Uint8Array;
 }
 
-export interface RecordBody extends KeyRecord {
+export interface RecordBody extends Omit<KeyRecord, "participants"> {
   t: "record";
   v: 1;
+  /** Absent: those of the last record line before it that has them, of the same round. */
+  participants?: string[];
   secret: { iv: string; ct: string; tag: string };
+}
+
+/**
+ * The round and participants of the last record line that has `participants`: a record line of
+ * the same round and participants right after it may leave them out (the writer's choice).
+ */
+export interface Carrier {
+  roundId: string;
+  participants: string[];
+}
+
+/** True when a record of round `roundId` with `participants` may leave them to `carrier`. */
+export function carriedBy(
+  carrier: Carrier | undefined,
+  roundId: string,
+  participants: readonly string[],
+): boolean {
+  return (
+    carrier !== undefined &&
+    carrier.roundId === roundId &&
+    carrier.participants.length === participants.length &&
+    carrier.participants.every((p, i) => p === participants[i])
+  );
 }
 export interface ClaimBody extends Claim {
   t: "claim";
@@ -361,7 +389,8 @@ export function openingBody(roundId: string, sealed: SealedSecret): OpeningBody 
 }
 
 /** The body of a record line; fields in a fixed order. */
-export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody {
+/** A record line's body; `carried`: leave `participants` out (see Carrier). */
+export function recordBody(record: KeyRecord, sealed: SealedSecret, carried = false): RecordBody {
   const body: RecordBody = {
     t: "record",
     v: 1,
@@ -369,7 +398,7 @@ export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody 
     purpose: record.purpose,
     createdAt: record.createdAt,
     roundId: record.roundId,
-    participants: record.participants,
+    ...(carried ? {} : { participants: record.participants }),
     algorithm: record.algorithm,
     public: record.public,
     secret: {
@@ -651,7 +680,13 @@ export type ParsedBody =
   | { t: "tlog"; index: number; leaf: Uint8Array }
   | { t: "opening"; roundId: string; sealed: SealedSecret }
   | { t: "unhold"; roundId: string; at: string }
-  | { t: "record"; record: KeyRecord; sealed: SealedSecret }
+  | {
+      t: "record";
+      /** `participants` is [] when `carried`: the reader takes them from the carrier. */
+      record: KeyRecord;
+      sealed: SealedSecret;
+      carried: boolean;
+    }
   | { t: "claim"; id: string; claim: Claim }
   | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
   | { t: "consume"; id: string; at: string }
@@ -845,8 +880,9 @@ export function parseBody(value: unknown): ParsedBody {
         need(isName(value[field]), kind, field);
       }
       need(isIsoTime(value.createdAt), kind, "createdAt");
+      const carried = value.participants === undefined;
       need(
-        Array.isArray(value.participants) && value.participants.every(isName),
+        carried || (Array.isArray(value.participants) && value.participants.every(isName)),
         kind,
         "participants",
       );
@@ -878,7 +914,7 @@ export function parseBody(value: unknown): ParsedBody {
         purpose: value.purpose as string,
         createdAt: value.createdAt as string,
         roundId: value.roundId as string,
-        participants: value.participants as string[],
+        participants: carried ? [] : (value.participants as string[]),
         algorithm: value.algorithm as string,
         public: value.public as JsonObject,
       };
@@ -886,7 +922,7 @@ export function parseBody(value: unknown): ParsedBody {
       if (value.subject !== undefined) record.subject = value.subject as string;
       if (value.holders !== undefined) record.holders = value.holders as string[];
       if (value.held === true) record.held = true;
-      return { t: "record", record, sealed };
+      return { t: "record", record, sealed, carried };
     }
     case "claim": {
       onlyFields(value, CLAIM_FIELDS, kind);

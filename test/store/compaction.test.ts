@@ -138,6 +138,12 @@ test("compaction keeps every live record, claim, consumption, step, lease, held 
     assert.equal(written.filter((b) => b.t === "switched").length, 1);
     assert.equal(written.at(-1)!.id, after.id);
     assert.ok(!written.some((b) => b.t === "retire"), "every retired record was dropped");
+    // The record line that had the participants for round-1's OTPs retired and was dropped: the
+    // first one kept has them back; the others still leave them out.
+    const recordLines = written.filter((b) => b.t === "record");
+    assert.deepEqual(recordLines[0]!.participants, ["alice", "bob"]);
+    assert.equal(recordLines[1]!.roundId, recordLines[0]!.roundId);
+    assert.equal(recordLines[1]!.participants, undefined);
     assert.deepEqual(
       written.filter((b) => b.t === "consumes").map((b) => b.ids),
       [[keptConsumed]],

@@ -932,6 +932,62 @@ test("consumptions one turn makes at the same time are one consumes line, after 
   }
 });
 
+test("a record line leaves its participants out when the last record line with participants is of its round and has the same; a reopened store has every record's participants", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const team = ["SHA256:aaa", "SHA256:bbb", "SHA256:ccc"];
+    const records = [];
+    for (const [roundId, participants] of [
+      ["R", team],
+      ["R", team],
+      ["R", team],
+      ["S", team], // another round: has them
+      ["R", team], // the last line with them is S's: has them
+      ["R", team],
+      ["R", ["SHA256:aaa"]], // other participants: has them
+      ["R", team],
+    ] as const) {
+      records.push(await store.put(input({ roundId, participants: [...participants] })));
+    }
+    await store.close();
+    const written = (await bodies(f.path)).filter((body) => body.t === "record");
+    assert.deepEqual(
+      written.map((body) => body.participants !== undefined),
+      [true, false, false, true, true, false, true, true],
+    );
+    // Left out in place: the documented order, less "participants".
+    assert.deepEqual(Object.keys(written[1]!), [
+      "t",
+      "v",
+      "id",
+      "purpose",
+      "createdAt",
+      "roundId",
+      "algorithm",
+      "public",
+      "secret",
+    ]);
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      for (const record of records) {
+        assert.deepEqual((await reopened.get(record.id))?.participants, record.participants);
+      }
+      // The reopened store goes on from the file's last line with participants.
+      const next = await reopened.put(input({ roundId: "R", participants: team }));
+      assert.deepEqual(next.participants, team);
+    } finally {
+      await reopened.close();
+    }
+    const last = (await bodies(f.path)).at(-1)!;
+    assert.equal(last.participants, undefined);
+  } finally {
+    await f.remove();
+  }
+});
+
 test("a crash voids leased records whose claims were not written: none is handed out again, none is counted, and the rest stay usable", async () => {
   const f = await fresh({ leaseSize: 4 });
   try {

@@ -56,6 +56,12 @@ function record(id: string, extra: Partial<KeyRecord> = {}) {
   return recordBody(base, SEALED);
 }
 
+/** A record line that leaves its participants out (log-format.ts Carrier). */
+function carried(id: string, extra: Partial<KeyRecord> = {}) {
+  const { participants: _, ...body } = record(id, extra);
+  return body;
+}
+
 const claimOf = (n: number): Claim => ({
   requester: "r",
   subject: `s${n}`,
@@ -526,6 +532,21 @@ const rows: Row[] = [
     bodies: [record(A), record(B), consumes(A, B), retire(AT, B)],
     expect: { state: { records: { [A]: ["consumed"] }, lines: 4 } },
   },
+  {
+    name: "a record line without participants before any record line with them is corruption",
+    bodies: [carried(A)],
+    expect: { line: 1, reason: /record .* leaves its participants out, but the last record line/ },
+  },
+  {
+    name: "a record line without participants after one of another round is corruption",
+    bodies: [record(A), record(B, { roundId: "round-2" }), carried(C)],
+    expect: { line: 3, reason: /not of its round round-1/ },
+  },
+  {
+    name: "a record line with participants that are not a list of names is corruption",
+    bodies: [record(A, { participants: null as unknown as string[] })],
+    expect: { line: 1, reason: /record body has a missing or malformed "participants"/ },
+  },
 ];
 
 for (const row of rows) {
@@ -549,6 +570,24 @@ for (const row of rows) {
     }
   });
 }
+
+test("a record line without participants has those of the last record line before it that has them, of its round, whatever lines come between", () => {
+  const { lines } = chain([
+    record(A, { participants: ["carol", "dave"] }),
+    claim(A),
+    carried(B),
+    record(C, { roundId: "round-2" }),
+    record(GHOST, { participants: ["erin"] }),
+    carried("01J00000000000000000000004"),
+  ]);
+  const result = replay(keys, segmentsOf(Buffer.concat(lines)));
+  assert.ok(result.ok, JSON.stringify(result));
+  const participants = (id: string) => result.core.index.get(id)?.participants;
+  assert.deepEqual(participants(B), ["carol", "dave"]);
+  assert.deepEqual(participants(C), ["alice", "bob"]);
+  assert.deepEqual(participants("01J00000000000000000000004"), ["erin"]);
+  assert.deepEqual(result.carrier, { roundId: "round-1", participants: ["erin"] });
+});
 
 test("replay reports the verified size, the head MAC, the torn tail and the MAC at a watched line", () => {
   const { lines, macs } = chain([record(A), record(B), record(C)]);
