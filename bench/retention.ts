@@ -4,17 +4,26 @@
  * FileKeyStore the way the server's OTP pool uses it: put held, 100 to a round, released, leased
  * and claimed "reserved", some consumed, retired, compacted.
  *
+ * A second disk figure uses the shapes a real server writes (realOtpDisk: round ids, contributor
+ * fingerprints, the real stored secret part, request ids; consumptions 64 at a time, and one at
+ * a time as the baseline), since the first one's small synthetic participants and secret part
+ * understate a real record line by about a third.
+ *
  * Heap is measured in a child process run with --expose-gc (this file, with --heap), after full
  * collections. Baselines in the same run: the record's own line on disk (heap ÷ line bytes), and
  * for compaction a plain copy of the same file (`copyFile`, the disk's own speed).
  */
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { copyFile, mkdtemp, rm, stat } from "node:fs/promises";
+import { randomBytes, randomUUID } from "node:crypto";
+import { copyFile, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { toBase64url } from "../src/crypto/base64url.js";
+import { batchOutputSecret } from "../src/crypto/kdf.js";
+import { derivationOf } from "../src/derive/index.js";
+import { deriveResult } from "../src/server/stored-secret.js";
 import { FileKeyStore } from "../src/store/file.js";
 import { ratio, table } from "./stats.js";
 
@@ -86,6 +95,100 @@ async function claimAll(p: Populated, count: number, consume: boolean): Promise<
   if (consume) {
     for (const record of records) if (record) await p.store.consume(record.id);
   }
+}
+
+/** What a pooled OTP's lines weigh, by kind, per OTP (bytes, newline included). */
+export interface OtpDisk {
+  perOtp: number;
+  byKind: Record<string, number>;
+}
+
+/**
+ * Bytes on disk per pooled OTP with the shapes a real server writes: 16-byte base64url round
+ * ids, three contributor fingerprints (`SHA256:` + 43 characters), the stored secret part the
+ * server encodes (deriveResult on each batch output), `rq:` requester ids and UUID request ids;
+ * refill rounds of 1,000 put held and released, leased and claimed "reserved", each consumed
+ * with the verifier's explicit time, `inflight` consumptions at once (64: the soak's
+ * connections; 1: one at a time), then retired.
+ */
+export async function realOtpDisk(count: number, inflight: number): Promise<OtpDisk> {
+  const dir = await mkdtemp(join(tmpdir(), "dkeygen-bench-otp-disk-"));
+  const path = join(dir, "key_store");
+  let now = T0;
+  const store = new FileKeyStore({
+    path,
+    storeKey: randomBytes(32),
+    clock: () => new Date(now),
+    retireEveryMs: 0,
+    retireGraceMs: 0,
+    retainUsedMs: 0,
+    compactAtBytes: Number.POSITIVE_INFINITY,
+  });
+  await store.open();
+  const fingerprint = () => `SHA256:${randomBytes(32).toString("base64").replace(/=+$/, "")}`;
+  const participants = [fingerprint(), fingerprint(), fingerprint()].sort();
+  const requester = `rq:${toBase64url(randomBytes(16))}`;
+  const otp = derivationOf("otp");
+  const params = otp.paramsToJson(otp.parseParams({ digits: 6 }));
+  const perRound = Math.min(1000, count);
+  for (let round = 0; round < count / perRound; round++) {
+    const roundId = toBase64url(randomBytes(16));
+    const roundSecret = new Uint8Array(randomBytes(64));
+    const puts = [];
+    for (let index = 0; index < perRound; index++) {
+      const input = batchOutputSecret(roundSecret, "otp", index);
+      const result = await deriveResult("otp", input, { index, size: perRound }, params);
+      input.fill(0);
+      puts.push(
+        store.put({
+          purpose: "otp",
+          roundId,
+          participants,
+          algorithm: result.algorithm,
+          public: result.public,
+          secret: result.payload,
+          held: true,
+        }),
+      );
+    }
+    await Promise.all(puts);
+    await store.releaseHeld(roundId);
+  }
+  const claimed = [];
+  for (let from = 0; from < count; from += 1000) {
+    const claims = [];
+    for (let i = from; i < Math.min(count, from + 1000); i++) {
+      claims.push(
+        store.claimNext(
+          "otp",
+          {
+            requester,
+            subject: `user-${i % 100_000}`,
+            requestId: randomUUID(),
+            expiresAt: new Date(T0 + 30_000),
+          },
+          { ack: "reserved" },
+        ),
+      );
+    }
+    claimed.push(...(await Promise.all(claims)));
+  }
+  for (let i = 0; i < claimed.length; i += inflight) {
+    await Promise.all(
+      claimed.slice(i, i + inflight).map((record) => store.consume(record!.id, new Date(now))),
+    );
+  }
+  now = T0 + 60_000;
+  await store.retireDue();
+  await store.close();
+  const byKind: Record<string, number> = {};
+  for (const line of (await readFile(path, "utf8")).split("\n")) {
+    const kind = /"body":\{"t":"([a-z]+)"/.exec(line)?.[1];
+    if (kind) byKind[kind] = (byKind[kind] ?? 0) + (Buffer.byteLength(line) + 1) / count;
+  }
+  const perOtp = (await stat(path)).size / count;
+  await rm(dir, { recursive: true, force: true });
+  return { perOtp, byKind };
 }
 
 /** In the child: heap per record, pooled and claimed, after full collections. */
@@ -175,6 +278,14 @@ export async function benchRetention(
   await p.store.close();
   await rm(p.dir, { recursive: true, force: true });
 
+  options.progress?.(`bytes per OTP with a real server's shapes: ${count / 5} OTPs, twice`);
+  const real = await realOtpDisk(count / 5, 64);
+  const oneByOne = await realOtpDisk(count / 5, 1);
+  const kinds = (disk: OtpDisk) =>
+    Object.entries(disk.byKind)
+      .map(([kind, bytes]) => `${kind} ${bytes.toFixed(0)}`)
+      .join(", ");
+
   const mb = (bytes: number) => bytes / 1e6;
   const rows = [
     [
@@ -195,6 +306,13 @@ export async function benchRetention(
       `${ratio(perOtp / (afterPut / count))} the record line and its round's unhold`,
       `≤ 400 B: ${perOtp <= 400 ? "met" : "not met"}`,
     ],
+    [
+      "disk per pooled OTP, a real server's shapes, 64 consumptions in flight",
+      `${real.perOtp.toFixed(0)} B`,
+      `${ratio(real.perOtp / oneByOne.perOtp)} one at a time (${oneByOne.perOtp.toFixed(0)} B)`,
+      `≤ 400 B: ${real.perOtp <= 400 ? "met" : "not met"}`,
+    ],
+    [`  by line kind, B per OTP: ${kinds(real)}`, "—", `one at a time: ${kinds(oneByOne)}`, "—"],
     [
       `compaction of ${mb(fileBytes).toFixed(1)} MB (${count} retired dropped, ${live} live kept)`,
       `${compactMs.toFixed(0)} ms (${(mb(fileBytes) / (compactMs / 1000)).toFixed(1)} MB/s)`,

@@ -36,7 +36,6 @@ export class BatchDeriver {
    */
   derive(
     secret: Uint8Array,
-    serverSecret: Uint8Array,
     purpose: string,
     params: JsonObject,
     count: number,
@@ -45,11 +44,9 @@ export class BatchDeriver {
     if (this.#closed) return Promise.reject(threadFailed());
     const id = this.#nextId++;
     const copy = new Uint8Array(secret);
-    const serverCopy = new Uint8Array(serverSecret);
     const job: BatchJob = {
       id,
       secret: copy,
-      serverSecret: serverCopy,
       purpose,
       params,
       count,
@@ -58,10 +55,9 @@ export class BatchDeriver {
     return new Promise<void>((resolve, reject) => {
       this.#jobs.set(id, { onItems, resolve, reject });
       try {
-        this.#start().postMessage(job, [copy.buffer, serverCopy.buffer]);
+        this.#start().postMessage(job, [copy.buffer]);
       } catch (error) {
         copy.fill(0);
-        serverCopy.fill(0);
         this.#jobs.delete(id);
         reject(error);
       }

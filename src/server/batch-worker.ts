@@ -6,8 +6,8 @@
  * another core, so the main thread keeps only the store writes and stays free to serve requests
  * while a refill runs.
  *
- * Message in (BatchJob): the round secret and the round's server secret (their buffers
- * transferred, wiped here when the job ends), purpose, parsed params, count and chunk size. Messages out (BatchReply): the outputs in index
+ * Message in (BatchJob): the round secret (its buffer transferred, wiped here when the job
+ * ends), purpose, parsed params, count and chunk size. Messages out (BatchReply): the outputs in index
  * order, `chunk` at a time, each stored-secret payload's buffer transferred (the main thread wipes
  * it once stored); then `done`, or one error reply that ends the job. Errors carry a code and a
  * message, never secret bytes.
@@ -26,7 +26,6 @@ import { type DerivedResult, deriveResult } from "./stored-secret.js";
 export interface BatchJob {
   id: number;
   secret: Uint8Array;
-  serverSecret: Uint8Array;
   purpose: string;
   params: JsonObject;
   count: number;
@@ -66,13 +65,7 @@ async function run(job: BatchJob): Promise<void> {
     for (let index = 0; index < job.count && !flow.stopped; index++) {
       const input = batchOutputSecret(job.secret, job.purpose, index);
       try {
-        const item = await deriveResult(
-          job.purpose,
-          input,
-          { index, size: job.count },
-          job.params,
-          job.serverSecret,
-        );
+        const item = await deriveResult(job.purpose, input, { index, size: job.count }, job.params);
         items.push(item);
         transfer.push(item.payload.buffer as ArrayBuffer);
       } finally {
@@ -105,7 +98,6 @@ async function run(job: BatchJob): Promise<void> {
     for (const item of items) item.payload.fill(0);
     flows.delete(job.id);
     job.secret.fill(0);
-    job.serverSecret.fill(0);
   }
 }
 

@@ -121,28 +121,13 @@ async function storeAndOpen(
   };
   try {
     if (round.count === 1) {
-      put(
-        await deriveResult(
-          round.purpose,
-          secret,
-          { index: 0, size: 1 },
-          params,
-          round.serverSecret,
-        ),
-      );
+      put(await deriveResult(round.purpose, secret, { index: 0, size: 1 }, params));
     } else {
       // A batch: each output's HKDF and derivation run on the derivation thread; this thread
       // stores the outputs as they come, chunk by chunk.
-      await deps.batches.derive(
-        secret,
-        round.serverSecret,
-        round.purpose,
-        params,
-        round.count,
-        (items) => {
-          for (const item of items) put(item);
-        },
-      );
+      await deps.batches.derive(secret, round.purpose, params, round.count, (items) => {
+        for (const item of items) put(item);
+      });
     }
   } finally {
     secret.fill(0);

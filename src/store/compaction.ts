@@ -21,8 +21,10 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { type LineRef, lineRef } from "./compact-memory.js";
 import {
+  type Carrier,
   CHAIN_START,
   type ChainPoint,
+  carriedBy,
   encodeBodyBytes,
   type LogBody,
   lineParts,
@@ -182,12 +184,17 @@ export async function scanRetirements(
 
 /**
  * What the copy keeps of each old line: everything except lines (or the entries of claims,
- * lease, release and retire lines) about dropped records, an unhold line whose round kept no
+ * consumes, lease, release and retire lines) about dropped records, an unhold line whose round kept no
  * record, the old file's own compacted and switched lines, and rollback lines (they name the old
- * chain's positions; the compacted line commits to that chain instead).
+ * chain's positions; the compacted line commits to that chain instead). A kept record line that
+ * leaves its participants out (log-format.ts Carrier) gets them back when the record line that
+ * had them for it was left out, or another record line with participants was kept since.
  */
 export class LineFilter {
   readonly #drop: Set<string>;
+  /** The last record line with participants in the old file, and in the new one. */
+  #oldCarrier: Carrier | undefined;
+  #newCarrier: Carrier | undefined;
   /** Rounds with a held record copied and not yet released. */
   readonly #heldRounds = new Set<string>();
   /** Bytes of old lines left out whole. */
@@ -218,18 +225,8 @@ export class LineFilter {
       case "switched":
       case "rollback":
         return DROP;
-      case "record": {
-        const id = leadingId(body, kind);
-        if (id === undefined) return undefined;
-        if (this.#drop.has(id)) return DROP;
-        if (body.includes('"held":true')) {
-          // Its round's unhold line is kept only if one of the round's records is.
-          const roundId = fieldText(body, "roundId");
-          if (roundId === undefined) return undefined;
-          this.#heldRounds.add(roundId);
-        }
-        return body;
-      }
+      case "record":
+        return this.#fastRecord(body);
       case "claim":
       case "consume":
       case "step": {
@@ -241,6 +238,28 @@ export class LineFilter {
     }
   }
 
+  /**
+   * Most record lines leave their participants out, of the round the new file's last record with
+   * participants is of: decided from the bytes. Those with participants (about one a round) and
+   * any other case are parsed.
+   */
+  #fastRecord(body: Buffer): Buffer | typeof DROP | undefined {
+    const id = leadingId(body, "record");
+    const roundId = id === undefined ? undefined : fieldText(body, "roundId");
+    if (id === undefined || roundId === undefined) return undefined;
+    const after = body.indexOf(`"roundId":"${roundId}",`, 0, "utf8");
+    if (after < 0) return undefined;
+    const next = after + Buffer.byteLength(`"roundId":"${roundId}",`, "utf8");
+    if (body.toString("latin1", next, next + 15) === '"participants":') return undefined;
+    const carrier = this.#oldCarrier;
+    if (carrier?.roundId !== roundId) return undefined;
+    if (this.#drop.has(id)) return DROP;
+    if (!carriedBy(this.#newCarrier, roundId, carrier.participants)) return undefined;
+    // Its round's unhold line is kept only if one of the round's records is.
+    if (body.includes('"held":true')) this.#heldRounds.add(roundId);
+    return body;
+  }
+
   /** Decided from the parsed body; unchanged bodies are written as they were. */
   #slow(body: Buffer): Buffer | typeof DROP {
     const value = parsed(body);
@@ -249,13 +268,43 @@ export class LineFilter {
     return kept === (value as unknown) ? body : Buffer.from(JSON.stringify(kept), "utf8");
   }
 
+  /** A record line: dropped, kept as it is, or kept with its participants put back. */
+  #record(value: Record<string, unknown>): LogBody | undefined {
+    const roundId = value.roundId as string;
+    const participants = value.participants as string[] | undefined;
+    if (participants !== undefined) this.#oldCarrier = { roundId, participants };
+    if (this.#drop.has(value.id as string)) return undefined;
+    if (value.held === true) this.#heldRounds.add(roundId);
+    if (participants !== undefined) {
+      this.#newCarrier = this.#oldCarrier;
+      return value as unknown as LogBody;
+    }
+    // Its participants are the old file's carrier's (replay checked this when it opened).
+    const carrier = this.#oldCarrier;
+    if (carrier?.roundId !== roundId) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `Record ${String(value.id)} leaves its participants out, but the last record line with participants before it is not of its round.`,
+      );
+    }
+    if (carriedBy(this.#newCarrier, roundId, carrier.participants)) {
+      return value as unknown as LogBody;
+    }
+    this.#newCarrier = carrier;
+    // Put back in their documented place, right after roundId.
+    const body: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(value)) {
+      body[key] = field;
+      if (key === "roundId") body.participants = carrier.participants;
+    }
+    return body as unknown as LogBody;
+  }
+
   #keep(value: Record<string, unknown>): LogBody | undefined {
     const drop = this.#drop;
     switch (value.t) {
       case "record":
-        if (drop.has(value.id as string)) return undefined;
-        if (value.held === true) this.#heldRounds.add(value.roundId as string);
-        return value as unknown as LogBody;
+        return this.#record(value);
       case "claim":
       case "consume":
       case "step":
@@ -264,6 +313,7 @@ export class LineFilter {
         const claims = (value.claims as { id: string }[]).filter((entry) => !drop.has(entry.id));
         return claims.length === 0 ? undefined : ({ ...value, claims } as unknown as LogBody);
       }
+      case "consumes":
       case "lease":
       case "release":
       case "retire": {

@@ -15,6 +15,9 @@
  *   concurrent claims can never pick the same record, nor two uses of a step both win), then append
  *   a line through group commit (group-commit.ts) and resolve only after it is fsynced. A failed
  *   write rolls the in-memory change back and fails the store for good; it must be reopened.
+ * - Consumptions (turn-consumes.ts): those one turn of the event loop makes at the same time go
+ *   into one `consumes` line, written after the turn (after its claims line) or before any other
+ *   line; each `consume` still resolves once that line is durable.
  * - Leases (leases.ts): a claim acknowledged "reserved" (ClaimOptions; OTP delivery) takes a record
  *   this store leased beforehand — a lease line reserving the next `leaseSize` records, durable before any of
  *   them is handed out, written ahead when half is used — and appends its claim line without
@@ -89,9 +92,10 @@ import {
 } from "./key-store-file.js";
 import { LeasedClaims, type LineHooks } from "./leases.js";
 import {
+  type Carrier,
   CHAIN_START,
+  carriedBy,
   claimBody,
-  consumeBody,
   deriveStoreKeys,
   encodeLine,
   type LogBody,
@@ -129,6 +133,7 @@ import {
   stepRule,
 } from "./record-rules.js";
 import { type Compaction, countRetired, Replayer, type ReplayFailure } from "./replay.js";
+import { TurnConsumes } from "./turn-consumes.js";
 import type {
   ClaimInput,
   ClaimOptions,
@@ -274,6 +279,10 @@ export class FileKeyStore implements KeyStore {
   readonly #unholding = new Map<string, Promise<void>>();
   /** Claims acknowledged "reserved": leases and the claims line of each turn (leases.ts). */
   readonly #leased: LeasedClaims;
+  /** Consumptions of this turn, written as one line after it (turn-consumes.ts). */
+  readonly #consumes: TurnConsumes;
+  /** The last record line with participants in the current file (log-format.ts Carrier). */
+  #carrier: Carrier | undefined;
   readonly #givenLock: LockFile | undefined;
   #state: State = "new";
   #lock: LockFile | undefined;
@@ -330,6 +339,14 @@ export class FileKeyStore implements KeyStore {
     if (!Number.isSafeInteger(leaseSize) || leaseSize < 1 || leaseSize > MAX_LEASE_IDS) {
       throw new TypeError(`FileKeyStore: options.leaseSize must be 1 to ${MAX_LEASE_IDS}`);
     }
+    // A turn's consumptions go after its claims: a record claimed and consumed in one turn.
+    this.#consumes = new TurnConsumes(
+      (body, hooks) => {
+        this.#leased.flush();
+        return this.#appendLine(body, hooks);
+      },
+      (id) => this.#core.undoConsume(id),
+    );
     this.#leased = new LeasedClaims(
       {
         core: () => this.#core,
@@ -454,7 +471,7 @@ export class FileKeyStore implements KeyStore {
       await this.#step("copied");
 
       // The switch: writes held, the old file's last lines copied, the new file put in place.
-      this.#leased.flush();
+      this.#flushTurn();
       this.#held = [];
       const heldAt = performance.now();
       await this.#log!.drain();
@@ -535,6 +552,8 @@ export class FileKeyStore implements KeyStore {
     this.#dsync = dsync;
     this.#log = this.#groupCommit(handle, dsync, cut.bytes);
     this.#head = cut.head;
+    // The new file's last record with participants is not known here: the next record has them.
+    this.#carrier = undefined;
     this.#durableHead = cut.head;
     this.#durableLines = cut.lines;
     // What is read back from disk is read from the new file from now on.
@@ -710,7 +729,7 @@ export class FileKeyStore implements KeyStore {
     this.#state = "closing";
     clearInterval(this.#retireTimer);
     try {
-      this.#leased.flush();
+      this.#flushTurn();
       await this.#log!.drain();
       await this.#leased.releaseAll();
       await this.#headFile!.close();
@@ -834,9 +853,7 @@ export class FileKeyStore implements KeyStore {
     }
     const when = (at ?? this.#clock()).toISOString();
     mustApply(this.#core.consume(id, when));
-    const done = this.#append(consumeBody(id, when), {
-      onFailed: () => this.#core.undoConsume(id),
-    });
+    const done = this.#consumes.add(id, when);
     this.#consuming.set(id, done);
     try {
       await done;
@@ -1010,10 +1027,16 @@ export class FileKeyStore implements KeyStore {
     return this.#core.countClaimable(purpose);
   }
 
-  /** Writes a line after any "reserved" claims still queued (leases.ts). */
+  /** Writes a line after any "reserved" claims and consumptions still queued this turn. */
   #append(body: LogBody, hooks: LineHooks): Promise<void> {
-    this.#leased.flush();
+    this.#flushTurn();
     return this.#appendLine(body, hooks);
+  }
+
+  /** Writes this turn's queued claims line (leases.ts), then its consumptions (turn-consumes.ts). */
+  #flushTurn(): void {
+    this.#leased.flush();
+    this.#consumes.flush();
   }
 
   /** Encodes a line onto the chain and hands it to group commit. */
@@ -1023,6 +1046,17 @@ export class FileKeyStore implements KeyStore {
       return new Promise<void>((resolve, reject) => held.push({ body, hooks, resolve, reject }));
     }
     let encoded: { line: Buffer; mac: Buffer };
+    // A record of the same round and participants as the last record line that has them leaves
+    // them out (log-format.ts Carrier), decided here, where the line's place in the file is.
+    let carrier = this.#carrier;
+    if (body.t === "record" && body.participants !== undefined) {
+      if (carriedBy(carrier, body.roundId, body.participants)) {
+        const { participants: _, ...rest } = body;
+        body = rest;
+      } else {
+        carrier = { roundId: body.roundId, participants: body.participants };
+      }
+    }
     try {
       encoded = encodeLine(this.#keys.mac, this.#head, body);
       if (encoded.line.length > MAX_LINE_BYTES) {
@@ -1037,6 +1071,7 @@ export class FileKeyStore implements KeyStore {
       return Promise.reject(error);
     }
     this.#head = encoded.mac;
+    this.#carrier = carrier;
     return this.#log!.append(encoded.line, {
       onDurable: (offset) => {
         this.#durableHead = encoded.mac;
@@ -1152,6 +1187,7 @@ export class FileKeyStore implements KeyStore {
     this.#leaves = state.leaves;
     this.#leafCount = state.leaves.length;
     this.#head = state.head;
+    this.#carrier = state.carrier;
     this.#durableHead = state.head;
     this.#durableLines = state.lines;
     this.#retired = this.#retainUsedMs === Number.POSITIVE_INFINITY ? [] : state.retired;

@@ -24,14 +24,18 @@
  *
  * Bodies. Every body has `t` (kind) and `v` (1); no other fields than those listed are allowed.
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
- *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants":[string],"algorithm",
+ *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants"?:[string],"algorithm",
  *    "public":{...},"owner"?,"subject"?,"holders"?,"held"?:true,
  *    "secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
  *   ("subject" only with "owner": whom the record was made for, e.g. a TOTP enrollment's account;
  *   "holders", also only with "owner": a split record's holders, 1 or more distinct strings;
- *   "held" only without "owner": the record was put held, KeyStore RecordInput.held)
+ *   "held" only without "owner": the record was put held, KeyStore RecordInput.held;
+ *   "participants" left out: the record's are those of the last record line before it that has
+ *   them, which must be of the same roundId, whatever other lines come between; a writer leaves
+ *   them out when they are equal, so a batch round's records name them once)
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
+ *   {"t":"consumes","v":1,"at","ids":[id]}
  *   {"t":"step","v":1,"id","step","at"}
  *   {"t":"claims","v":1,"claims":[{"id","requester","subject","requestId","claimedAt","expiresAt"}]}
  *   {"t":"lease","v":1,"ids":[id]}
@@ -50,7 +54,10 @@
  * corruption. A held record is never leased or claimed (so a lease or claim of one is corruption);
  * it may be consumed. A file without unhold lines (and without "held") reads as before.
  * A claim, consume or step refers to a record on an earlier line; each record is claimed and
- * consumed at most once. A claims line holds 1 to 1024 claims, each as a claim line's fields
+ * consumed at most once. A consumes line holds 1 to 4096 distinct ids, each consumed at `at`,
+ * exactly as that many consume lines in that order would: the consumptions one turn of the
+ * writer's event loop made at the same time, written as one line (a writer writes a lone one as
+ * a consume line). A claims line holds 1 to 1024 claims, each as a claim line's fields
  * without "t" and "v", in the order they were made: the claims acknowledged "reserved" that one
  * turn of the writer's event loop made, written as one line. A lease reserves records (1 to 4096 distinct ids, each an earlier record
  * with no owner, claim, consumption or live lease) for the writer to claim without waiting for
@@ -145,10 +152,35 @@ export interface SealedSecret {
   tag: Uint8Array;
 }
 
-export interface RecordBody extends KeyRecord {
+export interface RecordBody extends Omit<KeyRecord, "participants"> {
   t: "record";
   v: 1;
+  /** Absent: those of the last record line before it that has them, of the same round. */
+  participants?: string[];
   secret: { iv: string; ct: string; tag: string };
+}
+
+/**
+ * The round and participants of the last record line that has `participants`: a record line of
+ * the same round and participants right after it may leave them out (the writer's choice).
+ */
+export interface Carrier {
+  roundId: string;
+  participants: string[];
+}
+
+/** True when a record of round `roundId` with `participants` may leave them to `carrier`. */
+export function carriedBy(
+  carrier: Carrier | undefined,
+  roundId: string,
+  participants: readonly string[],
+): boolean {
+  return (
+    carrier !== undefined &&
+    carrier.roundId === roundId &&
+    carrier.participants.length === participants.length &&
+    carrier.participants.every((p, i) => p === participants[i])
+  );
 }
 export interface ClaimBody extends Claim {
   t: "claim";
@@ -161,6 +193,14 @@ export interface ConsumeBody {
   id: string;
   at: string;
 }
+export interface ConsumesBody {
+  t: "consumes";
+  v: 1;
+  at: string;
+  ids: string[];
+}
+/** The most ids one consumes line holds. */
+export const MAX_CONSUMES_PER_LINE = 4096;
 export interface StepBody {
   t: "step";
   v: 1;
@@ -250,6 +290,7 @@ export type LogBody =
   | ClaimBody
   | ClaimsBody
   | ConsumeBody
+  | ConsumesBody
   | StepBody
   | LeaseBody
   | RollbackBody
@@ -263,6 +304,7 @@ const KINDS: Record<LogBody["t"] | ParsedBody["t"], true> = {
   record: true,
   claim: true,
   consume: true,
+  consumes: true,
   step: true,
   claims: true,
   lease: true,
@@ -347,7 +389,8 @@ export function openingBody(roundId: string, sealed: SealedSecret): OpeningBody 
 }
 
 /** The body of a record line; fields in a fixed order. */
-export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody {
+/** A record line's body; `carried`: leave `participants` out (see Carrier). */
+export function recordBody(record: KeyRecord, sealed: SealedSecret, carried = false): RecordBody {
   const body: RecordBody = {
     t: "record",
     v: 1,
@@ -355,7 +398,7 @@ export function recordBody(record: KeyRecord, sealed: SealedSecret): RecordBody 
     purpose: record.purpose,
     createdAt: record.createdAt,
     roundId: record.roundId,
-    participants: record.participants,
+    ...(carried ? {} : { participants: record.participants }),
     algorithm: record.algorithm,
     public: record.public,
     secret: {
@@ -405,6 +448,10 @@ export function claimsBody(claims: ClaimEntry[]): ClaimsBody {
 
 export function consumeBody(id: string, at: string): ConsumeBody {
   return { t: "consume", v: 1, id, at };
+}
+
+export function consumesBody(at: string, ids: string[]): ConsumesBody {
+  return { t: "consumes", v: 1, at, ids };
 }
 
 export function stepBody(id: string, step: number, at: string): StepBody {
@@ -617,6 +664,7 @@ const CLAIM_FIELDS = [
 const CLAIM_ENTRY_FIELDS = CLAIM_FIELDS.slice(2);
 const CLAIMS_FIELDS = ["t", "v", "claims"] as const;
 const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
+const CONSUMES_FIELDS = ["t", "v", "at", "ids"] as const;
 const STEP_FIELDS = ["t", "v", "id", "step", "at"] as const;
 const LEASE_FIELDS = ["t", "v", "ids"] as const;
 const ROLLBACK_FIELDS = ["t", "v", "at", "reason", "found", "expected"] as const;
@@ -632,10 +680,17 @@ export type ParsedBody =
   | { t: "tlog"; index: number; leaf: Uint8Array }
   | { t: "opening"; roundId: string; sealed: SealedSecret }
   | { t: "unhold"; roundId: string; at: string }
-  | { t: "record"; record: KeyRecord; sealed: SealedSecret }
+  | {
+      t: "record";
+      /** `participants` is [] when `carried`: the reader takes them from the carrier. */
+      record: KeyRecord;
+      sealed: SealedSecret;
+      carried: boolean;
+    }
   | { t: "claim"; id: string; claim: Claim }
   | { t: "claims"; claims: Array<{ id: string; claim: Claim }> }
   | { t: "consume"; id: string; at: string }
+  | { t: "consumes"; at: string; ids: string[] }
   | { t: "step"; id: string; step: number; at: string }
   | { t: "lease" | "release"; ids: string[] }
   | { t: "retire"; at: string; ids: string[] }
@@ -669,12 +724,12 @@ function parsePoint(value: unknown, field: string, kind = "rollback"): ChainPoin
   return { lines: point.lines as number, head: point.head as string };
 }
 
-/** A lease, release or retire line's ids: 1 to MAX_LEASE_IDS distinct ULIDs. */
-function idList(ids: unknown, kind: string): string[] {
+/** A lease, release, retire or consumes line's ids: 1 to `most` distinct ULIDs. */
+function idList(ids: unknown, kind: string, most = MAX_LEASE_IDS): string[] {
   need(
     Array.isArray(ids) &&
       ids.length > 0 &&
-      ids.length <= MAX_LEASE_IDS &&
+      ids.length <= most &&
       ids.every(isUlid) &&
       new Set(ids).size === ids.length,
     kind,
@@ -744,6 +799,11 @@ export function parseBody(value: unknown): ParsedBody {
     onlyFields(value, RETIRE_FIELDS, kind);
     need(isIsoTime(value.at), kind, "at");
     return { t: kind, at: value.at as string, ids: idList(value.ids, kind) };
+  }
+  if (kind === "consumes") {
+    onlyFields(value, CONSUMES_FIELDS, kind);
+    need(isIsoTime(value.at), kind, "at");
+    return { t: kind, at: value.at as string, ids: idList(value.ids, kind, MAX_CONSUMES_PER_LINE) };
   }
   if (kind === "compacted") {
     onlyFields(value, COMPACTED_FIELDS, kind);
@@ -820,8 +880,9 @@ export function parseBody(value: unknown): ParsedBody {
         need(isName(value[field]), kind, field);
       }
       need(isIsoTime(value.createdAt), kind, "createdAt");
+      const carried = value.participants === undefined;
       need(
-        Array.isArray(value.participants) && value.participants.every(isName),
+        carried || (Array.isArray(value.participants) && value.participants.every(isName)),
         kind,
         "participants",
       );
@@ -853,7 +914,7 @@ export function parseBody(value: unknown): ParsedBody {
         purpose: value.purpose as string,
         createdAt: value.createdAt as string,
         roundId: value.roundId as string,
-        participants: value.participants as string[],
+        participants: carried ? [] : (value.participants as string[]),
         algorithm: value.algorithm as string,
         public: value.public as JsonObject,
       };
@@ -861,7 +922,7 @@ export function parseBody(value: unknown): ParsedBody {
       if (value.subject !== undefined) record.subject = value.subject as string;
       if (value.holders !== undefined) record.holders = value.holders as string[];
       if (value.held === true) record.held = true;
-      return { t: "record", record, sealed };
+      return { t: "record", record, sealed, carried };
     }
     case "claim": {
       onlyFields(value, CLAIM_FIELDS, kind);

@@ -18,6 +18,7 @@ import { type LineRef, lineRef, packSealed, RecordInterner } from "./compact-mem
 import type { StoreKeys } from "./log-format.js";
 import {
   BodyError,
+  type Carrier,
   CHAIN_START,
   type ChainPoint,
   checkLine,
@@ -55,6 +56,8 @@ export interface ReplayState {
   /** Set when the file is a compaction's output (line 1 a compacted line): where the old file's
    * chain was cut, and (once written) its final position at the switch. */
   compaction: Compaction | undefined;
+  /** The last record line with `participants` (log-format.ts Carrier), if any. */
+  carrier: Carrier | undefined;
 }
 
 export interface Compaction {
@@ -136,6 +139,7 @@ export class Replayer {
       voided: 0,
       retired: [],
       compaction: undefined,
+      carrier: undefined,
     };
   }
 
@@ -269,6 +273,17 @@ export class Replayer {
         return undefined;
       }
       case "record": {
+        const { record } = parsed;
+        if (!parsed.carried) {
+          state.carrier = { roundId: record.roundId, participants: record.participants };
+        } else if (state.carrier?.roundId === record.roundId) {
+          record.participants = state.carrier.participants;
+        } else {
+          return (
+            `record ${record.id} leaves its participants out, but the last record line with ` +
+            `participants before it is not of its round ${record.roundId}`
+          );
+        }
         this.#interner.intern(parsed.record);
         const refusal = core.add(parsed.record, packSealed(parsed.sealed));
         return reasonOf(refusal);
@@ -279,6 +294,8 @@ export class Replayer {
         return this.#claims(parsed.claims);
       case "consume":
         return reasonOf(core.consume(parsed.id, parsed.at));
+      case "consumes":
+        return this.#each(parsed.ids, (id) => core.consume(id, parsed.at));
       case "step":
         return reasonOf(core.useStep(parsed.id, parsed.step, parsed.at));
       case "lease":

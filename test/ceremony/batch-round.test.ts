@@ -67,10 +67,9 @@ test("the derivation thread computes exactly the protocol's outputs, and leaves 
   try {
     const secret = new Uint8Array(randomBytes(64));
     const original = Uint8Array.from(secret);
-    const serverSecret = new Uint8Array(randomBytes(32));
     const params = { digits: 6 };
     const items: BatchItem[] = [];
-    await deriver.derive(secret, serverSecret, "otp", params, 130, (chunk) => items.push(...chunk));
+    await deriver.derive(secret, "otp", params, 130, (chunk) => items.push(...chunk));
     assert.deepEqual(secret, original);
     assert.equal(items.length, 130);
     for (const [index, item] of items.entries()) {
@@ -83,11 +82,10 @@ test("the derivation thread computes exactly the protocol's outputs, and leaves 
         Buffer.from(item.payload),
         Buffer.from(
           encodeStoredSecret({
-            v: 1,
+            v: 2,
             derivationSecret: Buffer.from(input).toString("hex"),
             batch: { index, size: 130 },
             params,
-            serverSecret: Buffer.from(serverSecret).toString("hex"),
             output: expected.secret,
           }),
         ),
@@ -99,7 +97,6 @@ test("the derivation thread computes exactly the protocol's outputs, and leaves 
         const got: BatchItem[] = [];
         await deriver.derive(
           new Uint8Array(64).fill(n),
-          new Uint8Array(32),
           "otp",
           params,
           100,
@@ -119,48 +116,27 @@ test("a derivation that fails, or a thread that stops, fails the batch with a cl
   const deriver = new BatchDeriver();
   try {
     await assert.rejects(
-      deriver.derive(new Uint8Array(64), new Uint8Array(32), "otp", { digits: 99 }, 10, () => {}),
+      deriver.derive(new Uint8Array(64), "otp", { digits: 99 }, 10, () => {}),
       (error) => isDkeygenError(error) && !String(error.message).includes("0000"),
     );
     // A receiver that fails on a chunk ends its job (the thread stops deriving it).
     await assert.rejects(
-      deriver.derive(
-        new Uint8Array(64).fill(3),
-        new Uint8Array(32),
-        "otp",
-        { digits: 6 },
-        1_000,
-        () => {
-          throw new Error("the store refused");
-        },
-      ),
+      deriver.derive(new Uint8Array(64).fill(3), "otp", { digits: 6 }, 1_000, () => {
+        throw new Error("the store refused");
+      }),
       /the store refused/,
     );
     // The thread is still there for the next batch.
     let got = 0;
-    await deriver.derive(
-      new Uint8Array(64).fill(7),
-      new Uint8Array(32),
-      "otp",
-      { digits: 6 },
-      5,
-      (items) => {
-        got += items.length;
-      },
-    );
+    await deriver.derive(new Uint8Array(64).fill(7), "otp", { digits: 6 }, 5, (items) => {
+      got += items.length;
+    });
     assert.equal(got, 5);
-    const running = deriver.derive(
-      new Uint8Array(64),
-      new Uint8Array(32),
-      "otp",
-      { digits: 6 },
-      5_000,
-      () => {},
-    );
+    const running = deriver.derive(new Uint8Array(64), "otp", { digits: 6 }, 5_000, () => {});
     await deriver.close();
     await assert.rejects(running, (error) => isDkeygenError(error, ErrorCodes.OPERATIONAL));
     await assert.rejects(
-      deriver.derive(new Uint8Array(64), new Uint8Array(32), "otp", { digits: 6 }, 1, () => {}),
+      deriver.derive(new Uint8Array(64), "otp", { digits: 6 }, 1, () => {}),
       (error) => isDkeygenError(error, ErrorCodes.OPERATIONAL),
     );
   } finally {

@@ -12,6 +12,8 @@ import { derivePurpose } from "../../src/derive/index.js";
 import { contributorIdOf } from "../../src/protocol/identity.js";
 import { serverSecretCommitment } from "../../src/protocol/signed-data.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
+import { decodeRoundOpening } from "../../src/server/round-opening.js";
+import { decodeStoredSecret } from "../../src/server/stored-secret.js";
 import { commitAndReveal, enrolledRawPeer, startTestServer } from "../helpers/ceremony.js";
 
 /** The round secret as it was computed before the server secret (protocol 1): all public here. */
@@ -71,12 +73,16 @@ test("two contributors that were a round's only members and recorded everything 
       record.public.publicKey,
     );
 
-    // The server's own secret, kept with the record, is what was missing: with it, the same
-    // inputs give the stored result exactly, and it matches the commitment in round.open.
-    const stored = JSON.parse(
-      Buffer.from(await server.store.readSecret(record.id)).toString("utf8"),
+    // The server's own secret, kept in the round's stored opening, is what was missing: with it,
+    // the same inputs give the stored result exactly, and it matches the commitment in round.open.
+    const stored = decodeStoredSecret(await server.store.readSecret(record.id));
+    assert.equal(stored.v, 2);
+    assert.equal(stored.serverSecret, undefined, "not kept on the record: once, in the opening");
+    const opening = decodeRoundOpening(
+      record.roundId,
+      (await server.store.readRoundOpening(record.roundId))!,
     );
-    const serverSecret = new Uint8Array(Buffer.from(stored.serverSecret as string, "hex"));
+    const serverSecret = new Uint8Array(Buffer.from(opening.serverSecret, "hex"));
     assert.equal(serverSecret.length, 32);
     const actual = combineRoundSecret({
       roundId: record.roundId,

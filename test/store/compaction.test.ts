@@ -65,7 +65,7 @@ async function contents(store: FileKeyStore) {
 
 /**
  * A store with some of everything: 40 OTPs (20 claimed and 8 of those consumed, 2 withdrawn,
- * reserved claims from a lease), a TOTP enrollment with a step, a held round released, log
+ * reserved claims from a lease, one of them consumed in a consumes line with the 8th), a TOTP enrollment with a step, a held round released, log
  * entries and an opening; then 22 OTPs retired at T0 + TTL.
  */
 async function populated(extra: Parameters<Awaited<ReturnType<typeof fresh>>["make"]>[0] = {}) {
@@ -85,7 +85,7 @@ async function populated(extra: Parameters<Awaited<ReturnType<typeof fresh>>["ma
   for (let i = 0; i < 40; i++) otps.push(await store.put(input({ public: { i } })));
   const claimed = [];
   for (let i = 0; i < 20; i++) claimed.push((await store.claimNext("otp", claimFor(i, T0 + TTL)))!);
-  for (let i = 0; i < 8; i++) await store.consume(claimed[i]!.id);
+  for (let i = 0; i < 7; i++) await store.consume(claimed[i]!.id);
   await store.consume(otps[38]!.id);
   await store.consume(otps[39]!.id);
   const totp = await store.put(input({ purpose: "totp", owner: "requester-1", subject: "acct" }));
@@ -97,19 +97,29 @@ async function populated(extra: Parameters<Awaited<ReturnType<typeof fresh>>["ma
   await store.appendLogEntry(new Uint8Array([1, 2, 3]));
   await store.putRoundOpening("round-opened", new Uint8Array([9, 9, 9]));
   // Reserved claims (a lease line, then claims lines); they expire later and stay live.
+  const reserved = [];
   for (let i = 20; i < 23; i++) {
-    await store.claimNext("otp", claimFor(i, T0 + 10 * RETAIN), { ack: "reserved" });
+    reserved.push(
+      (await store.claimNext("otp", claimFor(i, T0 + 10 * RETAIN), { ack: "reserved" }))!,
+    );
   }
+  // One consumes line: a record that retires below, and a live one.
+  await Promise.all([store.consume(claimed[7]!.id), store.consume(reserved[0]!.id)]);
   await store.appendLogEntry(new Uint8Array([4, 5, 6]));
   time.set(T0 + TTL);
   assert.equal(await store.retireDue(), 22, "20 claimed + 2 withdrawn retire");
-  return { f, store, time, totp };
+  return { f, store, time, totp, keptConsumed: reserved[0]!.id };
 }
 
 test("compaction keeps every live record, claim, consumption, step, lease, held round, log entry and opening; drops what retired before the cutoff; and a reopen finds the same", async () => {
-  const { f, store, time } = await populated();
+  const { f, store, time, keptConsumed } = await populated();
   try {
     const before = await contents(store);
+    assert.equal(
+      (await bodies(f.path)).filter((b) => b.t === "consumes" && (b.ids as string[]).length === 2)
+        .length,
+      1,
+    );
     const sizeBefore = (await stat(f.path)).size;
     time.set(T0 + TTL + RETAIN + 1);
     const report = await store.compact();
@@ -128,6 +138,17 @@ test("compaction keeps every live record, claim, consumption, step, lease, held 
     assert.equal(written.filter((b) => b.t === "switched").length, 1);
     assert.equal(written.at(-1)!.id, after.id);
     assert.ok(!written.some((b) => b.t === "retire"), "every retired record was dropped");
+    // The record line that had the participants for round-1's OTPs retired and was dropped: the
+    // first one kept has them back; the others still leave them out.
+    const recordLines = written.filter((b) => b.t === "record");
+    assert.deepEqual(recordLines[0]!.participants, ["alice", "bob"]);
+    assert.equal(recordLines[1]!.roundId, recordLines[0]!.roundId);
+    assert.equal(recordLines[1]!.participants, undefined);
+    assert.deepEqual(
+      written.filter((b) => b.t === "consumes").map((b) => b.ids),
+      [[keptConsumed]],
+      "a consumes line keeps only its live records",
+    );
     await store.close();
 
     const reopened = f.make();

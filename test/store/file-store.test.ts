@@ -870,6 +870,124 @@ test("reserved claims: concurrent claims never share a record, are written as cl
   }
 });
 
+test("consumptions one turn makes at the same time are one consumes line, after the turn's claims line; a lone one is a consume line; each resolves once durable and a reopened store has them all", async () => {
+  const now = Date.parse("2030-01-01T00:00:00.000Z");
+  const f = await fresh({ leaseSize: 4, clock: () => new Date(now) });
+  try {
+    const store = f.make();
+    await store.open();
+    const [a, b, c, d, e] = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => store.put(input({ roundId: `r${i}` }))),
+    );
+    // Leases a to d and claims a; its claims line is written after that turn.
+    assert.equal((await store.claimNext("otp", claimInput(0), RESERVED))!.id, a!.id);
+    await new Promise((resolve) => setImmediate(resolve));
+    const before = (await bodies(f.path)).length;
+    // One turn: a consumption queued first, then a reserved claim of b (its claims line is
+    // queued after it), b consumed, one at a time of the caller's, and a repeat.
+    const lone = new Date(now - 1000);
+    const first = store.consume(a!.id);
+    const claimed = store.claimNext("otp", claimInput(1), RESERVED);
+    const rest = [store.consume(b!.id), store.consume(e!.id, lone), store.consume(a!.id)];
+    assert.equal((await claimed)!.id, b!.id);
+    assert.deepEqual(await Promise.all([first, ...rest]), [true, true, true, false]);
+    await store.close();
+
+    const written = (await bodies(f.path)).slice(before);
+    assert.deepEqual(
+      written.map((body) => body.t),
+      ["claims", "consumes", "consume", "release"],
+    );
+    // Claimed and consumed in one turn: the claims line first, or replay would refuse the claim.
+    assert.deepEqual(
+      (written[0]!.claims as { id: string }[]).map((entry) => entry.id),
+      [b!.id],
+    );
+    assert.deepEqual(written[1], {
+      t: "consumes",
+      v: 1,
+      at: new Date(now).toISOString(),
+      ids: [a!.id, b!.id],
+    });
+    assert.deepEqual(written[2], { t: "consume", v: 1, id: e!.id, at: lone.toISOString() });
+    assert.deepEqual(written[3]!.ids, [c!.id, d!.id]);
+
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      for (const [record, at] of [
+        [a, now],
+        [b, now],
+        [e, lone.getTime()],
+      ] as const) {
+        assert.equal((await reopened.get(record!.id))?.consumedAt, new Date(at).toISOString());
+      }
+      assert.equal((await reopened.get(c!.id))?.consumedAt, undefined);
+      assert.equal(await reopened.consume(a!.id), false);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await f.remove();
+  }
+});
+
+test("a record line leaves its participants out when the last record line with participants is of its round and has the same; a reopened store has every record's participants", async () => {
+  const f = await fresh();
+  try {
+    const store = f.make();
+    await store.open();
+    const team = ["SHA256:aaa", "SHA256:bbb", "SHA256:ccc"];
+    const records = [];
+    for (const [roundId, participants] of [
+      ["R", team],
+      ["R", team],
+      ["R", team],
+      ["S", team], // another round: has them
+      ["R", team], // the last line with them is S's: has them
+      ["R", team],
+      ["R", ["SHA256:aaa"]], // other participants: has them
+      ["R", team],
+    ] as const) {
+      records.push(await store.put(input({ roundId, participants: [...participants] })));
+    }
+    await store.close();
+    const written = (await bodies(f.path)).filter((body) => body.t === "record");
+    assert.deepEqual(
+      written.map((body) => body.participants !== undefined),
+      [true, false, false, true, true, false, true, true],
+    );
+    // Left out in place: the documented order, less "participants".
+    assert.deepEqual(Object.keys(written[1]!), [
+      "t",
+      "v",
+      "id",
+      "purpose",
+      "createdAt",
+      "roundId",
+      "algorithm",
+      "public",
+      "secret",
+    ]);
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      for (const record of records) {
+        assert.deepEqual((await reopened.get(record.id))?.participants, record.participants);
+      }
+      // The reopened store goes on from the file's last line with participants.
+      const next = await reopened.put(input({ roundId: "R", participants: team }));
+      assert.deepEqual(next.participants, team);
+    } finally {
+      await reopened.close();
+    }
+    const last = (await bodies(f.path)).at(-1)!;
+    assert.equal(last.participants, undefined);
+  } finally {
+    await f.remove();
+  }
+});
+
 test("a crash voids leased records whose claims were not written: none is handed out again, none is counted, and the rest stay usable", async () => {
   const f = await fresh({ leaseSize: 4 });
   try {

@@ -68,7 +68,7 @@ const linesOf = (bytes: Buffer) =>
  * A closed store whose file holds a line of every kind the format has (LINE_KINDS), none of them
  * only as its last line: a compacted file (compacted; the record, unhold, tlog, opening, claim,
  * step, consume and retire lines the compaction copied, a record written while it copied;
- * switched), then a rollback, a lease, a claims line, a release and a record. Also what a crash
+ * switched), then a rollback, a lease, a claims line, a release, a consumes line and a record. Also what a crash
  * right after the compaction's rename leaves (PROTOCOL §10.2): the compacted file with the head
  * file still naming the old file's end, and that old file.
  */
@@ -129,6 +129,12 @@ async function storeWithEveryLineKind() {
   await accepted.close();
   const last = f.make();
   await last.open();
+  const both = [
+    await last.put(input({ roundId: "both" })),
+    await last.put(input({ roundId: "both" })),
+  ];
+  // Consumed in one turn at one time: a consumes line.
+  assert.deepEqual(await Promise.all(both.map((r) => last.consume(r.id))), [true, true]);
   await last.put(input({ roundId: "last" }));
   await last.close();
   const reopened = f.make();

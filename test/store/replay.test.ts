@@ -14,6 +14,7 @@ import {
   claimsBody,
   compactedBody,
   consumeBody,
+  consumesBody,
   deriveStoreKeys,
   leaseBody,
   openingBody,
@@ -55,6 +56,12 @@ function record(id: string, extra: Partial<KeyRecord> = {}) {
   return recordBody(base, SEALED);
 }
 
+/** A record line that leaves its participants out (log-format.ts Carrier). */
+function carried(id: string, extra: Partial<KeyRecord> = {}) {
+  const { participants: _, ...body } = record(id, extra);
+  return body;
+}
+
 const claimOf = (n: number): Claim => ({
   requester: "r",
   subject: `s${n}`,
@@ -65,6 +72,7 @@ const claimOf = (n: number): Claim => ({
 const claim = (id: string, n = 1) => claimBody(id, claimOf(n));
 const claims = (...ids: string[]) => claimsBody(ids.map((id, n) => ({ id, ...claimOf(n) })));
 const consume = (id: string) => consumeBody(id, AT);
+const consumes = (...ids: string[]) => consumesBody(AT, ids);
 const step = (id: string, value: number) => stepBody(id, value, AT);
 const lease = (...ids: string[]) => leaseBody("lease", ids);
 const release = (...ids: string[]) => leaseBody("release", ids);
@@ -478,6 +486,67 @@ const rows: Row[] = [
     bodies: [compacted(), switchedBody({ lines: 6, head: POINT.head })],
     expect: { line: 2, reason: /fewer old lines/ },
   },
+  {
+    name: "a consumes line consumes each record it names, as consume lines would",
+    bodies: [record(A), record(B), record(C), claim(A), consumes(A, B)],
+    expect: {
+      state: {
+        records: { [A]: ["claimed q1", "consumed"], [B]: ["consumed"], [C]: [] },
+        claimable: 1,
+        lines: 5,
+      },
+    },
+  },
+  {
+    name: "a consumes line naming a record consumed before is corruption",
+    bodies: [record(A), record(B), consume(A), consumes(B, A)],
+    expect: { line: 4, reason: /record .* is consumed a second time/ },
+  },
+  {
+    name: "a consumes line naming a record not stored before is corruption",
+    bodies: [record(A), consumes(A, GHOST)],
+    expect: { line: 2, reason: /consumes record .* not stored before/ },
+  },
+  {
+    name: "a consumes line naming one record twice is corruption",
+    bodies: [record(A), consumes(A, A)],
+    expect: { line: 2, reason: /consumes body has a missing or malformed "ids"/ },
+  },
+  {
+    name: "a consumes line with no ids is corruption",
+    bodies: [record(A), consumes()],
+    expect: { line: 2, reason: /consumes body has a missing or malformed "ids"/ },
+  },
+  {
+    name: "a consumes line without its time is corruption",
+    bodies: [record(A), { t: "consumes", v: 1, ids: [A] }],
+    expect: { line: 2, reason: /consumes body has a missing or malformed "at"/ },
+  },
+  {
+    name: "a consumes line with a field it does not have is corruption",
+    bodies: [record(A), { ...consumes(A), id: A }],
+    expect: { line: 2, reason: /consumes body has an unknown field "id"/ },
+  },
+  {
+    name: "a record consumed by a consumes line retires at its consumption",
+    bodies: [record(A), record(B), consumes(A, B), retire(AT, B)],
+    expect: { state: { records: { [A]: ["consumed"] }, lines: 4 } },
+  },
+  {
+    name: "a record line without participants before any record line with them is corruption",
+    bodies: [carried(A)],
+    expect: { line: 1, reason: /record .* leaves its participants out, but the last record line/ },
+  },
+  {
+    name: "a record line without participants after one of another round is corruption",
+    bodies: [record(A), record(B, { roundId: "round-2" }), carried(C)],
+    expect: { line: 3, reason: /not of its round round-1/ },
+  },
+  {
+    name: "a record line with participants that are not a list of names is corruption",
+    bodies: [record(A, { participants: null as unknown as string[] })],
+    expect: { line: 1, reason: /record body has a missing or malformed "participants"/ },
+  },
 ];
 
 for (const row of rows) {
@@ -501,6 +570,24 @@ for (const row of rows) {
     }
   });
 }
+
+test("a record line without participants has those of the last record line before it that has them, of its round, whatever lines come between", () => {
+  const { lines } = chain([
+    record(A, { participants: ["carol", "dave"] }),
+    claim(A),
+    carried(B),
+    record(C, { roundId: "round-2" }),
+    record(GHOST, { participants: ["erin"] }),
+    carried("01J00000000000000000000004"),
+  ]);
+  const result = replay(keys, segmentsOf(Buffer.concat(lines)));
+  assert.ok(result.ok, JSON.stringify(result));
+  const participants = (id: string) => result.core.index.get(id)?.participants;
+  assert.deepEqual(participants(B), ["carol", "dave"]);
+  assert.deepEqual(participants(C), ["alice", "bob"]);
+  assert.deepEqual(participants("01J00000000000000000000004"), ["erin"]);
+  assert.deepEqual(result.carrier, { roundId: "round-1", participants: ["erin"] });
+});
 
 test("replay reports the verified size, the head MAC, the torn tail and the MAC at a watched line", () => {
   const { lines, macs } = chain([record(A), record(B), record(C)]);
