@@ -145,6 +145,7 @@ export interface WitnessOptions {
 
 export class Witness {
   readonly #o: WitnessOptions;
+  #signer: ReturnType<typeof cosignatureSigner> | undefined;
   #state: WitnessState | undefined;
   #loaded = false;
   /** One checkpoint at a time: each starts from the state the one before left. */
@@ -354,21 +355,31 @@ export class Witness {
 
   /** The 4-byte key ID and the 72-byte cosignature/v1 signature of the note's checkpoint. */
   #cosign(note: string): Uint8Array {
+    const signer = this.#cosigner();
+    const text = new TextEncoder().encode(parseNote(note).text);
+    const signature = signer.sign(text);
+    const out = new Uint8Array(4 + signature.length);
+    new DataView(out.buffer).setUint32(0, signer.keyId);
+    out.set(signature, 4);
+    return out;
+  }
+
+  /**
+   * The cosigner, made once: making it costs two of noble's scalar multiplications and a key
+   * import. It holds the identity key as a KeyObject only, as the options already do.
+   */
+  #cosigner(): ReturnType<typeof cosignatureSigner> {
+    if (this.#signer !== undefined) return this.#signer;
     const jwk = this.#o.privateKey.export({ format: "jwk" });
     const secret = new Uint8Array(Buffer.from(jwk.d!, "base64url"));
     try {
       const { name } = witnessIdentity(this.#o);
-      const signer = cosignatureSigner(
+      this.#signer = cosignatureSigner(
         name,
         secret,
         this.#o.now ?? (() => Math.floor(Date.now() / 1000)),
       );
-      const text = new TextEncoder().encode(parseNote(note).text);
-      const signature = signer.sign(text);
-      const out = new Uint8Array(4 + signature.length);
-      new DataView(out.buffer).setUint32(0, signer.keyId);
-      out.set(signature, 4);
-      return out;
+      return this.#signer;
     } finally {
       secret.fill(0);
     }

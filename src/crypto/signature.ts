@@ -25,28 +25,47 @@ export function generateIdentity(): IdentityKeyPair {
 
 /** The raw 32-byte Ed25519 public key. */
 export function rawPublicKey(key: KeyObject): Uint8Array {
+  // A JWK export per call showed in every commit and cosignature the server checks: the bytes of
+  // a key (KeyObjects are immutable) are remembered as long as the key lives.
+  const known = rawKeys.get(key);
+  if (known !== undefined) return known.slice();
   const publicKey = key.type === "private" ? createPublicKey(key) : key;
   const jwk = publicKey.export({ format: "jwk" });
   if (jwk.crv !== "Ed25519" || typeof jwk.x !== "string") {
     throw new DkeygenError(ErrorCodes.INVALID_INPUT, "The identity key is not an Ed25519 key.");
   }
-  return new Uint8Array(Buffer.from(jwk.x, "base64url"));
+  const raw = new Uint8Array(Buffer.from(jwk.x, "base64url"));
+  rawKeys.set(key, raw);
+  return raw.slice();
 }
 
-/** A KeyObject for a raw 32-byte Ed25519 public key; throws INVALID_INPUT if it is not one. */
+const rawKeys = new WeakMap<KeyObject, Uint8Array>();
+
+/**
+ * A KeyObject for a raw 32-byte Ed25519 public key; throws INVALID_INPUT if it is not one. The
+ * same keys recur (every participant of every round a witness checks): the KeyObjects are
+ * remembered per key bytes, a bounded number of them, and only for bytes that imported.
+ */
 export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
   if (raw.length !== 32) {
     throw new DkeygenError(ErrorCodes.INVALID_INPUT, "An Ed25519 public key is 32 bytes.");
   }
+  const x = toBase64url(raw);
+  const known = importedKeys.get(x);
+  if (known !== undefined) return known;
+  let key: KeyObject;
   try {
-    return createPublicKey({
-      key: { kty: "OKP", crv: "Ed25519", x: toBase64url(raw) },
-      format: "jwk",
-    });
+    key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" });
   } catch (cause) {
     throw new DkeygenError(ErrorCodes.INVALID_INPUT, "Not a valid Ed25519 public key.", { cause });
   }
+  if (importedKeys.size >= MAX_IMPORTED_KEYS) importedKeys.clear();
+  importedKeys.set(x, key);
+  return key;
 }
+
+const importedKeys = new Map<string, KeyObject>();
+const MAX_IMPORTED_KEYS = 4096;
 
 /**
  * Whether `raw` is a public key whose signatures can be evidence: the canonical RFC 8032 encoding

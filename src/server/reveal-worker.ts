@@ -11,6 +11,7 @@
 import type { KeyObject } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
 import { osRandom } from "../crypto/random.js";
+import { publicKeyFromRaw } from "../crypto/signature.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import type { MessageOf } from "../protocol/messages.js";
 import { openReveal } from "./contribution-check.js";
@@ -18,8 +19,11 @@ import { openReveal } from "./contribution-check.js";
 export interface RevealTask {
   id: number;
   contributorId: string;
-  /** The contributor's enrolled Ed25519 key (KeyObjects cross threads by postMessage). */
-  identity: KeyObject;
+  /**
+   * The contributor's enrolled Ed25519 key, raw (32 bytes): cloning a KeyObject into a thread
+   * costs more than its bytes, and the thread keeps the keys it imported (publicKeyFromRaw).
+   */
+  identity: Uint8Array;
   serverFingerprint: string;
   setHash: Uint8Array;
   commitment: Uint8Array;
@@ -42,7 +46,7 @@ port.on("message", (task: RevealTask) => {
     const opened = openReveal(
       task.reveal,
       task.contributorId,
-      task.identity,
+      publicKeyFromRaw(task.identity),
       { setHash: task.setHash, commitment: task.commitment },
       { fingerprint: task.serverFingerprint, privateKey, random: osRandom },
     );

@@ -118,7 +118,7 @@ export function acceptReveal(
   const checked = reveals
     .open({
       contributorId,
-      identity: entry.key,
+      identity: rawPublicKey(entry.key),
       serverFingerprint: ctx.fingerprint,
       setHash: round.setHash!,
       commitment,

@@ -15,7 +15,7 @@
 import { fromBase64url, toBase64url } from "../crypto/base64url.js";
 import { rawPublicKey } from "../crypto/signature.js";
 import { DkeygenError, describeError, ErrorCodes } from "../errors.js";
-import { MAX_CHECKPOINT_ROUNDS, type MessageOf } from "../protocol/messages.js";
+import { encodeMessage, MAX_CHECKPOINT_ROUNDS, type MessageOf } from "../protocol/messages.js";
 import { PROTOCOL_VERSION } from "../protocol/version.js";
 import { witnessKeyName } from "../protocol/witness.js";
 import { cosignatureVerifier } from "../tlog/cosignature.js";
@@ -208,11 +208,18 @@ export class Witnessing {
         if (witness.pending.length > PENDING_KEPT) witness.pending.shift();
       }
     }
-    for (const peer of this.#ctx.contributors.values()) this.#send(peer);
+    // Witnesses in step get the same message: its parts and frame are made once for all of them.
+    const shared: SharedParts = { leaves: new Map(), proofs: new Map(), frames: new Map() };
+    for (const peer of this.#ctx.contributors.values()) this.#send(peer, shared);
   }
 
-  /** Sends `peer` the log's latest checkpoint, with the proofs its witness state calls for. */
-  #send(peer: Peer): void {
+  /**
+   * Sends `peer` the log's latest checkpoint, with the proofs its witness state calls for. With
+   * `shared` (one checkpoint sent to every witness), leaves, proofs and whole frames already made
+   * for another witness of the same checkpoint are reused: the message depends only on the size
+   * the witness last cosigned and the rounds it is sent.
+   */
+  #send(peer: Peer, shared?: SharedParts): void {
     const id = peer.contributorId!;
     const witness = this.#witness(id);
     const log = this.#ctx.log;
@@ -221,24 +228,34 @@ export class Witnessing {
     if (witness.ahead || note === undefined) return;
     const old = witness.cosigned ?? 0;
     const from = old <= size ? old : 0;
-    const consistency = from > 0 && from < size ? log.consistencyProof(from, size) : [];
     const rounds: MessageOf<"log.checkpoint">["rounds"] = [];
     let chars = 0;
     while (witness.pending.length > 0 && rounds.length < MAX_CHECKPOINT_ROUNDS) {
       const next = witness.pending[0]!;
       const index = log.indexOf(next.roundId);
       if (index === undefined || index >= size) break;
-      const leaf = toBase64url(next.leaf);
+      let leaf = shared?.leaves.get(index);
+      if (leaf === undefined) {
+        leaf = toBase64url(next.leaf);
+        shared?.leaves.set(index, leaf);
+      }
       if (rounds.length > 0 && chars + leaf.length > LEAF_CHARS_PER_MESSAGE) break;
       chars += leaf.length;
       witness.pending.shift();
-      rounds.push({
-        roundId: next.roundId,
-        index,
-        leaf,
-        proof: log.inclusionProof(index, size).map(toBase64url),
-      });
+      let proof = shared?.proofs.get(index);
+      if (proof === undefined) {
+        proof = log.inclusionProof(index, size).map(toBase64url);
+        shared?.proofs.set(index, proof);
+      }
+      rounds.push({ roundId: next.roundId, index, leaf, proof });
     }
+    const key = `${from} ${rounds.map((r) => r.index).join(" ")}`;
+    const frame = shared?.frames.get(key);
+    if (frame !== undefined && peer.admin === undefined) {
+      peer.connection.send(frame);
+      return;
+    }
+    const consistency = from > 0 && from < size ? log.consistencyProof(from, size) : [];
     const identity = log.identity();
     const message: MessageOf<"log.checkpoint"> = {
       type: "log.checkpoint",
@@ -253,6 +270,22 @@ export class Witnessing {
         signature: identity.signature,
       },
     };
-    this.#ctx.send(peer, message);
+    if (shared === undefined || peer.admin !== undefined) {
+      this.#ctx.send(peer, message);
+      return;
+    }
+    const encoded = encodeMessage(message);
+    shared.frames.set(key, encoded);
+    peer.connection.send(encoded);
   }
+}
+
+/** What one checkpoint's messages to its witnesses share (see `#send`), for that checkpoint only. */
+interface SharedParts {
+  /** Base64url leaves by log index. */
+  leaves: Map<number, string>;
+  /** Base64url inclusion proofs (into the checkpoint's tree) by log index. */
+  proofs: Map<number, string[]>;
+  /** Whole frames by the size cosigned and the indexes sent. */
+  frames: Map<string, string>;
 }

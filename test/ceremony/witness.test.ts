@@ -18,6 +18,7 @@ import { readReceipts, readWitnessState, witnessIdentity } from "../../src/clien
 import { toBase64url } from "../../src/crypto/base64url.js";
 import { ErrorCodes, isDkeygenError } from "../../src/errors.js";
 import { contributorIdOf } from "../../src/protocol/identity.js";
+import type { MessageOf } from "../../src/protocol/messages.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/version.js";
 import { witnessKeyName } from "../../src/protocol/witness.js";
 import { witnessVerifierKey } from "../../src/server/witnessing.js";
@@ -32,6 +33,7 @@ import { ed25519NoteVerifier } from "../../src/tlog/note-keys.js";
 import {
   commitAndReveal,
   enrolledRawPeer,
+  type RawPeer,
   startContributors,
   startTestServer,
   type TestServer,
@@ -305,6 +307,60 @@ test("`contributor audit` asks the log for every round the contributor committed
       later.failures.map((f) => f.roundId),
       [hidden],
     );
+  } finally {
+    await server.cleanup();
+  }
+});
+
+test("witnesses at different sizes each get a checkpoint with the proof from their own size, though one message is shared", async () => {
+  const server = await startTestServer({ quorum: 2, roundTimeoutMs: 3000, minCosignatures: 1 });
+  try {
+    const peers = [await enrolledRawPeer(server), await enrolledRawPeer(server)] as const;
+    const [a, b] = peers;
+    const cosign = (peer: RawPeer, sent: MessageOf<"log.checkpoint">) => {
+      const id = contributorIdOf(peer.contributorIdentity);
+      const signer = cosignatureSigner(
+        witnessKeyName(id),
+        new Uint8Array(
+          Buffer.from(peer.identity.privateKey.export({ format: "jwk" }).d!, "base64url"),
+        ),
+        () => Math.floor(Date.now() / 1000),
+      );
+      const out = new Uint8Array(76);
+      new DataView(out.buffer).setUint32(0, signer.keyId);
+      out.set(signer.sign(new TextEncoder().encode(parseNote(sent.checkpoint).text)), 4);
+      peer.send({
+        type: "log.cosign",
+        v: PROTOCOL_VERSION,
+        size: Number(sent.checkpoint.split("\n")[1]),
+        cosignature: toBase64url(out),
+      });
+    };
+    // A round of both; only a cosigns (it witnesses the round), b stays where it was.
+    const round = async () => {
+      const done = server.server.runRound({ purpose: "otp", params: {} });
+      const opens = await Promise.all(peers.map((p) => p.next("round.open")));
+      await Promise.all(peers.map((p, i) => commitAndReveal(p, opens[i]!)));
+      let forA: MessageOf<"log.checkpoint">;
+      do {
+        forA = await a.next("log.checkpoint");
+        cosign(a, forA);
+      } while (forA.rounds.length === 0);
+      await done;
+      return { a: forA, b: await b.next("log.checkpoint") };
+    };
+    for (const p of peers) await p.next("log.checkpoint");
+    const first = await round();
+    assert.equal(first.a.old, 0);
+    assert.equal(first.b.old, 0);
+    const cosigned = Number(first.a.checkpoint.split("\n")[1]);
+    assert.ok(cosigned > 0);
+    const second = await round();
+    assert.equal(second.a.old, cosigned, "a's proof starts from the size it cosigned");
+    assert.ok(second.a.consistency.length > 0);
+    assert.equal(second.b.old, 0, "b never cosigned: its proof starts from nothing");
+    assert.equal(second.b.consistency.length, 0);
+    assert.deepEqual(second.b.rounds, second.a.rounds, "the round's leaf and proof, shared");
   } finally {
     await server.cleanup();
   }
