@@ -133,10 +133,11 @@ export async function readJsonFile<T>(path: string): Promise<T | undefined> {
 }
 
 /**
- * Appends `values` to the JSON-lines file `path` (created 0600), one JSON text a line, made
- * durable (fsync) when `durable`. A last line left without its newline by a crash mid-write is
- * cut off first, so it never runs into the next line; readJsonLines skips such a line when it is
- * the last one.
+ * Appends `values` to the JSON-lines file `path` (created 0600), one JSON text a line, in one
+ * O_APPEND write, made durable (fsync) when `durable`. When the file does not end with a newline
+ * (a write cut short by a crash), the write starts with one, so the torn line stays a line of its
+ * own and never runs into the next (readJsonLines skips it). Nothing is ever cut: another writer's
+ * append may be under way, and at worst this adds an empty line.
  */
 export async function appendJsonLines(
   path: string,
@@ -144,22 +145,17 @@ export async function appendJsonLines(
   durable = false,
 ): Promise<void> {
   if (values.length === 0) return;
-  const text = Buffer.from(values.map((v) => `${JSON.stringify(v)}\n`).join(""), "utf8");
+  const text = values.map((v) => `${JSON.stringify(v)}\n`).join("");
   const handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
   try {
     const { size } = await handle.stat();
+    let torn = false;
     if (size > 0) {
-      const tail = Buffer.alloc(Math.min(size, 64 * 1024));
-      await handle.read(tail, 0, tail.length, size - tail.length);
-      if (tail[tail.length - 1] !== 0x0a) {
-        const newline = tail.lastIndexOf(0x0a);
-        // Longer than the window read: a line that big was never ours; keep it for the reader to refuse.
-        if (newline >= 0 || size <= tail.length) {
-          await handle.truncate(size - tail.length + newline + 1);
-        }
-      }
+      const last = Buffer.alloc(1);
+      const { bytesRead } = await handle.read(last, 0, 1, size - 1);
+      torn = bytesRead === 1 && last[0] !== 0x0a;
     }
-    await handle.write(text);
+    await handle.write(torn ? `\n${text}` : text);
     if (durable) await handle.sync();
   } finally {
     await handle.close();
@@ -168,8 +164,9 @@ export async function appendJsonLines(
 
 /**
  * The JSON values of the JSON-lines file `path`, with their line numbers (from 1); none when it
- * does not exist. A last line without its newline (a write cut short by a crash) is skipped;
- * any other line that is not JSON is an error naming the file and line.
+ * does not exist. A line cut short by a crash is skipped: the last line when it has no newline,
+ * and any line that is not JSON and does not end with "}" (appendJsonLines ends it with a newline
+ * before writing on). Any other line that is not JSON is an error naming the file and line.
  */
 export async function readJsonLines(path: string): Promise<{ line: number; value: unknown }[]> {
   let text: string;
@@ -186,6 +183,7 @@ export async function readJsonLines(path: string): Promise<{ line: number; value
     try {
       values.push({ line: i + 1, value: JSON.parse(line) });
     } catch (cause) {
+      if (!line.endsWith("}")) return;
       throw new DkeygenError(ErrorCodes.OPERATIONAL, `${path}: line ${i + 1} is not JSON.`, {
         cause,
       });

@@ -46,7 +46,7 @@ test("createFileExclusive never replaces a file, and says whether it made one", 
   }
 });
 
-test("a JSON-lines file: a line cut short by a crash is skipped, then cut off by the next append", async () => {
+test("a JSON-lines file: a line cut short by a crash is skipped and never runs into the next", async () => {
   const dir = await tempDir();
   try {
     const path = join(dir.path, "journal.jsonl");
@@ -60,17 +60,17 @@ test("a JSON-lines file: a line cut short by a crash is skipped, then cut off by
       "the torn last line is not read",
     );
     await appendJsonLines(path, [{ n: 4 }]);
-    assert.equal(await readFile(path, "utf8"), '{"n":1}\n{"n":2}\n{"n":4}\n');
+    assert.equal(await readFile(path, "utf8"), '{"n":1}\n{"n":2}\n{"n":3,"cut\n{"n":4}\n');
     assert.deepEqual(await readJsonLines(path), [
       { line: 1, value: { n: 1 } },
       { line: 2, value: { n: 2 } },
-      { line: 3, value: { n: 4 } },
+      { line: 4, value: { n: 4 } },
     ]);
-    // A torn first line, and a bad line that is not the last: refused, naming it.
-    await writeFile(path, '{"n":');
-    await appendJsonLines(path, [{ n: 5 }]);
-    assert.equal(await readFile(path, "utf8"), '{"n":5}\n');
-    await writeFile(path, '{"n":1}\nnot json\n{"n":2}\n');
+    // Appends racing each other never lose a line.
+    await Promise.all(Array.from({ length: 50 }, (_, i) => appendJsonLines(path, [{ i }])));
+    assert.equal((await readJsonLines(path)).length, 53);
+    // A line that is whole but not JSON is refused, naming it.
+    await writeFile(path, '{"n":1}\n{not json}\n{"n":2}\n');
     await assert.rejects(readJsonLines(path), /journal\.jsonl: line 2 is not JSON/);
   } finally {
     await dir.remove();

@@ -290,20 +290,32 @@ export class RawPeer {
   }
 }
 
+/**
+ * Polls `predicate` (every 10 ms; an async one is awaited before the next poll) until it gives
+ * neither undefined nor false, and resolves with that value; rejects after `timeoutMs`.
+ */
 export function waitFor<T>(
-  predicate: () => T | undefined,
+  predicate: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 5000,
   what = "condition",
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
-    const poll = () => {
-      const value = predicate();
+    const poll = async () => {
+      let value: T | undefined;
+      try {
+        value = await predicate();
+      } catch (error) {
+        reject(error);
+        return;
+      }
       if (value !== undefined && value !== false) return resolve(value);
       if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(poll, 10);
+      setTimeout(() => {
+        poll().catch(reject);
+      }, 10);
     };
-    poll();
+    poll().catch(reject);
   });
 }
 
