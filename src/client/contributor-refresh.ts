@@ -45,6 +45,8 @@ export interface ContributorRefreshOptions {
 export class ContributorRefresh {
   readonly #o: ContributorRefreshOptions;
   readonly #sessions = new Map<string, Running>();
+  /** Sessions whose refresh.open is still being checked (share read, replay claim on disk). */
+  readonly #opening = new Map<string, Promise<void>>();
 
   constructor(options: ContributorRefreshOptions) {
     this.#o = options;
@@ -54,7 +56,24 @@ export class ContributorRefresh {
     return this.#sessions.has(sessionId);
   }
 
-  async open(
+  /**
+   * Takes part in a refresh. The holder that deals nothing sends nothing before the dealers'
+   * deals reach it, which can be before its own checks of the open (disk reads and a durable
+   * replay claim) are done: `deals` waits for them rather than dropping the deals.
+   */
+  open(connection: Connection, server: ServerKey, msg: MessageOf<"refresh.open">): Promise<void> {
+    const opening = this.#open(connection, server, msg);
+    // A second open of the session (a replay) is refused by its own checks; deals wait for the first.
+    if (!this.#opening.has(msg.sessionId)) {
+      const done = () => {
+        this.#opening.delete(msg.sessionId);
+      };
+      this.#opening.set(msg.sessionId, opening.then(done, done));
+    }
+    return opening;
+  }
+
+  async #open(
     connection: Connection,
     server: ServerKey,
     msg: MessageOf<"refresh.open">,
@@ -174,7 +193,8 @@ export class ContributorRefresh {
     }
   }
 
-  deals(connection: Connection, msg: MessageOf<"refresh.deals">): void {
+  async deals(connection: Connection, msg: MessageOf<"refresh.deals">): Promise<void> {
+    await this.#opening.get(msg.sessionId);
     const running = this.#sessions.get(msg.sessionId);
     if (!running) return;
     try {
