@@ -39,20 +39,26 @@ interface Populated {
   setTime(ms: number): void;
 }
 
-async function populate(count: number): Promise<Populated> {
-  const dir = await mkdtemp(join(tmpdir(), "dkeygen-bench-retention-"));
-  const path = join(dir, "key_store");
-  let now = T0;
+/** A key_store at `path` that retires and compacts only when told, on the clock `now`. */
+async function openBenchStore(path: string, now: () => number): Promise<FileKeyStore> {
   const store = new FileKeyStore({
     path,
     storeKey: randomBytes(32),
-    clock: () => new Date(now),
+    clock: () => new Date(now()),
     retireEveryMs: 0,
     retireGraceMs: 0,
     retainUsedMs: 0,
     compactAtBytes: Number.POSITIVE_INFINITY,
   });
   await store.open();
+  return store;
+}
+
+async function populate(count: number): Promise<Populated> {
+  const dir = await mkdtemp(join(tmpdir(), "dkeygen-bench-retention-"));
+  const path = join(dir, "key_store");
+  let now = T0;
+  const store = await openBenchStore(path, () => now);
   for (let round = 0; round < count / 100; round++) {
     const puts = [];
     for (let i = 0; i < 100; i++) {
@@ -115,16 +121,7 @@ export async function realOtpDisk(count: number, inflight: number): Promise<OtpD
   const dir = await mkdtemp(join(tmpdir(), "dkeygen-bench-otp-disk-"));
   const path = join(dir, "key_store");
   let now = T0;
-  const store = new FileKeyStore({
-    path,
-    storeKey: randomBytes(32),
-    clock: () => new Date(now),
-    retireEveryMs: 0,
-    retireGraceMs: 0,
-    retainUsedMs: 0,
-    compactAtBytes: Number.POSITIVE_INFINITY,
-  });
-  await store.open();
+  const store = await openBenchStore(path, () => now);
   const fingerprint = () => `SHA256:${randomBytes(32).toString("base64").replace(/=+$/, "")}`;
   const participants = [fingerprint(), fingerprint(), fingerprint()].sort();
   const requester = `rq:${toBase64url(randomBytes(16))}`;
