@@ -131,11 +131,16 @@ export async function realOtpDisk(count: number, inflight: number): Promise<OtpD
   for (let round = 0; round < count / perRound; round++) {
     const roundId = toBase64url(randomBytes(16));
     const roundSecret = new Uint8Array(randomBytes(64));
-    const puts = [];
+    // Derived first, then put in one loop, as the server puts each chunk the derivation thread
+    // hands it (round-results.ts): one turn's puts of a round share records lines.
+    const results = [];
     for (let index = 0; index < perRound; index++) {
       const input = batchOutputSecret(roundSecret, "otp", index);
-      const result = await deriveResult("otp", input, { index, size: perRound }, params);
+      results.push(await deriveResult("otp", input, { index, size: perRound }, params));
       input.fill(0);
+    }
+    const puts = [];
+    for (const result of results) {
       puts.push(
         store.put({
           purpose: "otp",

@@ -24,8 +24,11 @@ import {
   type Carrier,
   CHAIN_START,
   type ChainPoint,
+  type ClaimsLineEntry,
   carriedBy,
+  claimsBody,
   encodeBodyBytes,
+  expandClaims,
   type LogBody,
   lineParts,
   readSegments,
@@ -270,12 +273,38 @@ export class LineFilter {
 
   /** A record line: dropped, kept as it is, or kept with its participants put back. */
   #record(value: Record<string, unknown>): LogBody | undefined {
-    const roundId = value.roundId as string;
     const participants = value.participants as string[] | undefined;
-    if (participants !== undefined) this.#oldCarrier = { roundId, participants };
-    if (this.#drop.has(value.id as string)) return undefined;
-    if (value.held === true) this.#heldRounds.add(roundId);
     if (participants !== undefined) {
+      this.#oldCarrier = { roundId: value.roundId as string, participants };
+    }
+    if (this.#drop.has(value.id as string)) return undefined;
+    return this.#carried(value, String(value.id));
+  }
+
+  /**
+   * A records line: the entries of dropped records left out (the line too if none is left), the
+   * rest kept as a record line's would be.
+   */
+  #records(value: Record<string, unknown>): LogBody | undefined {
+    const participants = value.participants as string[] | undefined;
+    if (participants !== undefined) {
+      this.#oldCarrier = { roundId: value.roundId as string, participants };
+    }
+    const records = value.records as { id: string }[];
+    const kept = records.filter((entry) => !this.#drop.has(entry.id));
+    if (kept.length === 0) return undefined;
+    const body = kept.length === records.length ? value : { ...value, records: kept };
+    return this.#carried(body, kept[0]!.id);
+  }
+
+  /**
+   * A kept record or records line (its `held` round noted), as it is or with its participants put
+   * back, after its round's, when the new file's last record line with them is not of its round.
+   */
+  #carried(value: Record<string, unknown>, id: string): LogBody {
+    const roundId = value.roundId as string;
+    if (value.held === true) this.#heldRounds.add(roundId);
+    if (value.participants !== undefined) {
       this.#newCarrier = this.#oldCarrier;
       return value as unknown as LogBody;
     }
@@ -284,7 +313,7 @@ export class LineFilter {
     if (carrier?.roundId !== roundId) {
       throw new DkeygenError(
         ErrorCodes.STORE_CORRUPT,
-        `Record ${String(value.id)} leaves its participants out, but the last record line with participants before it is not of its round.`,
+        `Record ${id} leaves its participants out, but the last record line with participants before it is not of its round.`,
       );
     }
     if (carriedBy(this.#newCarrier, roundId, carrier.participants)) {
@@ -305,13 +334,18 @@ export class LineFilter {
     switch (value.t) {
       case "record":
         return this.#record(value);
+      case "records":
+        return this.#records(value);
       case "claim":
       case "consume":
       case "step":
         return drop.has(value.id as string) ? undefined : (value as unknown as LogBody);
       case "claims": {
-        const claims = (value.claims as { id: string }[]).filter((entry) => !drop.has(entry.id));
-        return claims.length === 0 ? undefined : ({ ...value, claims } as unknown as LogBody);
+        // Entries leave out fields equal to the one before's: filtered whole, then written again.
+        const entries = value.claims as ClaimsLineEntry[];
+        const claims = expandClaims(entries).filter((entry) => !drop.has(entry.id));
+        if (claims.length === entries.length) return value as unknown as LogBody;
+        return claims.length === 0 ? undefined : claimsBody(claims);
       }
       case "consumes":
       case "lease":

@@ -92,6 +92,7 @@ import {
 } from "./key-store-file.js";
 import { LeasedClaims, type LineHooks } from "./leases.js";
 import {
+  batchable,
   type Carrier,
   CHAIN_START,
   carriedBy,
@@ -102,6 +103,8 @@ import {
   lineParts,
   MAX_LEASE_IDS,
   MAX_LINE_BYTES,
+  MAX_RECORDS_ENTRY_BYTES,
+  MAX_RECORDS_PER_LINE,
   openingBody,
   openOpening,
   openSecret,
@@ -109,6 +112,9 @@ import {
   parseBody,
   readSegments,
   recordBody,
+  recordsBody,
+  recordsEntryBytes,
+  recordsHeaderKey,
   retireBody,
   rollbackBody,
   type SealedSecret,
@@ -134,6 +140,7 @@ import {
 } from "./record-rules.js";
 import { type Compaction, countRetired, Replayer, type ReplayFailure } from "./replay.js";
 import { TurnConsumes } from "./turn-consumes.js";
+import { TurnLines } from "./turn-lines.js";
 import type {
   ClaimInput,
   ClaimOptions,
@@ -281,6 +288,8 @@ export class FileKeyStore implements KeyStore {
   readonly #leased: LeasedClaims;
   /** Consumptions of this turn, written as one line after it (turn-consumes.ts). */
   readonly #consumes: TurnConsumes;
+  /** This turn's batchable records by round header, written as records lines (log-format.ts). */
+  readonly #records: TurnLines<{ record: KeyRecord; sealed: SealedSecret }>;
   /** The last record line with participants in the current file (log-format.ts Carrier). */
   #carrier: Carrier | undefined;
   readonly #givenLock: LockFile | undefined;
@@ -347,6 +356,21 @@ export class FileKeyStore implements KeyStore {
       },
       (id) => this.#core.undoConsume(id),
     );
+    this.#records = new TurnLines((items) => {
+      const body =
+        items.length === 1
+          ? recordBody(items[0]!.record, items[0]!.sealed)
+          : recordsBody(
+              items.map((item) => item.record),
+              items.map((item) => item.sealed),
+            );
+      return this.#appendLine(body, {
+        onDurable: () => {
+          for (const { record, sealed } of items)
+            mustApply(this.#core.add(record, packSealed(sealed)));
+        },
+      });
+    }, MAX_RECORDS_PER_LINE);
     this.#leased = new LeasedClaims(
       {
         core: () => this.#core,
@@ -750,12 +774,17 @@ export class FileKeyStore implements KeyStore {
     const record = newRecord(this.#ids.next(), input, this.#clock());
     const sealed = sealSecret(this.#keys.secret, this.#random, record, input.secret);
     this.#interner.intern(record);
-    // Visible only once durable: nobody can list or claim a record that may still be lost.
-    await this.#append(recordBody(record, sealed), {
-      onDurable: () => {
-        mustApply(this.#core.add(record, packSealed(sealed)));
-      },
-    });
+    // Visible only once durable: nobody can list or claim a record that may still be lost. The
+    // records of one round put in one turn share a records line (a lone one: a record line).
+    if (batchable(record) && recordsEntryBytes(record, sealed) <= MAX_RECORDS_ENTRY_BYTES) {
+      await this.#records.add(recordsHeaderKey(record), { record, sealed });
+    } else {
+      await this.#append(recordBody(record, sealed), {
+        onDurable: () => {
+          mustApply(this.#core.add(record, packSealed(sealed)));
+        },
+      });
+    }
     return copyRecord(record);
   }
 
@@ -1037,6 +1066,7 @@ export class FileKeyStore implements KeyStore {
   #flushTurn(): void {
     this.#leased.flush();
     this.#consumes.flush();
+    this.#records.flush();
   }
 
   /** Encodes a line onto the chain and hands it to group commit. */
@@ -1049,10 +1079,10 @@ export class FileKeyStore implements KeyStore {
     // A record of the same round and participants as the last record line that has them leaves
     // them out (log-format.ts Carrier), decided here, where the line's place in the file is.
     let carrier = this.#carrier;
-    if (body.t === "record" && body.participants !== undefined) {
+    if ((body.t === "record" || body.t === "records") && body.participants !== undefined) {
       if (carriedBy(carrier, body.roundId, body.participants)) {
         const { participants: _, ...rest } = body;
-        body = rest;
+        body = rest as LogBody;
       } else {
         carrier = { roundId: body.roundId, participants: body.participants };
       }

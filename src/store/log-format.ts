@@ -33,11 +33,20 @@
  *   "participants" left out: the record's are those of the last record line before it that has
  *   them, which must be of the same roundId, whatever other lines come between; a writer leaves
  *   them out when they are equal, so a batch round's records name them once)
+ *   {"t":"records","v":1,"purpose","createdAt","roundId","participants"?:[string],"algorithm",
+ *    "held"?:true,"records":[{"id","public":{...},"secret":{"iv","ct","tag"}}]}
+ *   (1 to 256 records of one round with the header's fields and no owner, read exactly as that
+ *   many record lines in order; a writer puts there the records of a round it puts in one turn
+ *   of its event loop, a lone one or one over 8 KiB on a record line; "participants" left out as
+ *   for a record line, whose carrier a records line with them becomes)
  *   {"t":"claim","v":1,"id","requester","subject","requestId","claimedAt","expiresAt"}
  *   {"t":"consume","v":1,"id","at"}
  *   {"t":"consumes","v":1,"at","ids":[id]}
  *   {"t":"step","v":1,"id","step","at"}
- *   {"t":"claims","v":1,"claims":[{"id","requester","subject","requestId","claimedAt","expiresAt"}]}
+ *   {"t":"claims","v":1,"claims":[{"id","requester"?,"subject","requestId","claimedAt"?,
+ *    "expiresAt"?}]}
+ *   (the first entry has every field; a later one leaving out requester, claimedAt or
+ *   expiresAt has the entry before's: a writer leaves out exactly those equal to it)
  *   {"t":"lease","v":1,"ids":[id]}
  *   {"t":"release","v":1,"ids":[id]}
  *   {"t":"rollback","v":1,"at","reason","found":{"lines","head"},"expected"?:{"lines","head"}}
@@ -208,12 +217,18 @@ export interface StepBody {
   step: number;
   at: string;
 }
-/** One claim inside a claims line. */
+/** One claim inside a claims line, all its fields. */
 export type ClaimEntry = Omit<ClaimBody, "t" | "v">;
+/**
+ * A claims line's entry as written: after the first, `requester`, `claimedAt` and `expiresAt`
+ * are left out when equal to the entry before's (`claimsBody`; `expandClaims` puts them back).
+ */
+export type ClaimsLineEntry = Pick<ClaimEntry, "id" | "subject" | "requestId"> &
+  Partial<Pick<ClaimEntry, "requester" | "claimedAt" | "expiresAt">>;
 export interface ClaimsBody {
   t: "claims";
   v: 1;
-  claims: ClaimEntry[];
+  claims: ClaimsLineEntry[];
 }
 /** The most claims one claims line holds. */
 export const MAX_CLAIMS_PER_LINE = 1024;
@@ -223,6 +238,32 @@ export interface LeaseBody {
   v: 1;
   ids: string[];
 }
+/** One record inside a records line: what is not the round's (the line's header). */
+export interface RecordsEntry {
+  id: string;
+  public: JsonObject;
+  secret: { iv: string; ct: string; tag: string };
+}
+/**
+ * Records of one round put together (one turn of the writer's event loop), with the same purpose,
+ * createdAt, roundId, participants, algorithm and held, and no owner: the header once, then each
+ * record's id, public part and sealed secret part. Read exactly as that many record lines.
+ */
+export interface RecordsBody {
+  t: "records";
+  v: 1;
+  purpose: string;
+  createdAt: string;
+  roundId: string;
+  /** Absent: carried, as a record line's (Carrier). */
+  participants?: string[];
+  algorithm: string;
+  held?: true;
+  records: RecordsEntry[];
+}
+/** The most records one records line holds. */
+export const MAX_RECORDS_PER_LINE = 256;
+
 /** A chain position in a rollback line: a line count and the MAC of that line, in hex. */
 export interface ChainPoint {
   lines: number;
@@ -287,6 +328,7 @@ export type LogBody =
   | OpeningBody
   | UnholdBody
   | RecordBody
+  | RecordsBody
   | ClaimBody
   | ClaimsBody
   | ConsumeBody
@@ -302,6 +344,7 @@ export type LogBody =
  * that is no kind, fails to compile. */
 const KINDS: Record<LogBody["t"] | ParsedBody["t"], true> = {
   record: true,
+  records: true,
   claim: true,
   consume: true,
   consumes: true,
@@ -442,8 +485,126 @@ export function claimBody(id: string, claim: Claim): ClaimBody {
   return { t: "claim", v: 1, ...claimEntry(id, claim) };
 }
 
-export function claimsBody(claims: ClaimEntry[]): ClaimsBody {
-  return { t: "claims", v: 1, claims };
+/**
+ * A claims line of `claims` (1 to MAX_CLAIMS_PER_LINE, in order): each entry after the first
+ * leaves out `requester`, `claimedAt` and `expiresAt` where they equal the entry before's.
+ */
+export function claimsBody(claims: readonly ClaimEntry[]): ClaimsBody {
+  const entries: ClaimsLineEntry[] = [];
+  let before: ClaimEntry | undefined;
+  for (const claim of claims) {
+    if (before === undefined) {
+      entries.push(claimEntry(claim.id, claim));
+    } else {
+      entries.push({
+        id: claim.id,
+        ...(claim.requester === before.requester ? {} : { requester: claim.requester }),
+        subject: claim.subject,
+        requestId: claim.requestId,
+        ...(claim.claimedAt === before.claimedAt ? {} : { claimedAt: claim.claimedAt }),
+        ...(claim.expiresAt === before.expiresAt ? {} : { expiresAt: claim.expiresAt }),
+      });
+    }
+    before = claim;
+  }
+  return { t: "claims", v: 1, claims: entries };
+}
+
+/**
+ * A claims line's entries with every field: one left out is the entry before's. Throws
+ * BodyError when the first entry lacks one (the line was checked when the file was opened, so
+ * only a reader of an unchecked line sees it).
+ */
+export function expandClaims(entries: readonly ClaimsLineEntry[]): ClaimEntry[] {
+  const out: ClaimEntry[] = [];
+  let before: ClaimEntry | undefined;
+  for (const entry of entries) {
+    const requester = entry.requester ?? before?.requester;
+    const claimedAt = entry.claimedAt ?? before?.claimedAt;
+    const expiresAt = entry.expiresAt ?? before?.expiresAt;
+    if (requester === undefined || claimedAt === undefined || expiresAt === undefined) {
+      throw new BodyError("the first entry of its claims body lacks a field");
+    }
+    before = {
+      id: entry.id,
+      requester,
+      subject: entry.subject,
+      requestId: entry.requestId,
+      claimedAt,
+      expiresAt,
+    };
+    out.push(before);
+  }
+  return out;
+}
+
+/** True when `record` may go into a records line (no owner, subject nor holders). */
+export function batchable(record: KeyRecord): boolean {
+  return record.owner === undefined && record.subject === undefined && record.holders === undefined;
+}
+
+/**
+ * The most bytes one record may take in a records line: larger ones get a record line of their
+ * own, so a full records line (MAX_RECORDS_PER_LINE of them and the header) stays far below
+ * MAX_LINE_BYTES.
+ */
+export const MAX_RECORDS_ENTRY_BYTES = 8 * 1024;
+
+/** At least the bytes `record`'s entry takes in a records line (its id, public and secret part). */
+export function recordsEntryBytes(record: KeyRecord, sealed: SealedSecret): number {
+  const base64 = (bytes: Uint8Array) => Math.ceil((bytes.length * 4) / 3);
+  return (
+    Buffer.byteLength(JSON.stringify(record.public), "utf8") +
+    base64(sealed.iv) +
+    base64(sealed.ct) +
+    base64(sealed.tag) +
+    record.id.length +
+    64
+  );
+}
+
+/** What records must share to go into one records line (their header), as a string. */
+export function recordsHeaderKey(record: KeyRecord): string {
+  return JSON.stringify([
+    record.purpose,
+    record.createdAt,
+    record.roundId,
+    record.participants,
+    record.algorithm,
+    record.held === true,
+  ]);
+}
+
+/**
+ * A records line of `records` (1 to MAX_RECORDS_PER_LINE, `batchable`, the same
+ * `recordsHeaderKey`, in order) with their sealed secret parts; `carried`: leave `participants`
+ * out (Carrier).
+ */
+export function recordsBody(
+  records: readonly KeyRecord[],
+  sealed: readonly SealedSecret[],
+  carried = false,
+): RecordsBody {
+  const first = records[0]!;
+  return {
+    t: "records",
+    v: 1,
+    purpose: first.purpose,
+    createdAt: first.createdAt,
+    roundId: first.roundId,
+    ...(carried ? {} : { participants: first.participants }),
+    algorithm: first.algorithm,
+    ...(first.held === true ? { held: true as const } : {}),
+    records: records.map((record, i) => ({
+      id: record.id,
+      public: record.public,
+      secret: {
+        iv: toBase64url(sealed[i]!.iv),
+        ct: toBase64url(sealed[i]!.ct),
+        tag: toBase64url(sealed[i]!.tag),
+      },
+    })),
+  };
 }
 
 export function consumeBody(id: string, at: string): ConsumeBody {
@@ -662,6 +823,18 @@ const CLAIM_FIELDS = [
   "expiresAt",
 ] as const;
 const CLAIM_ENTRY_FIELDS = CLAIM_FIELDS.slice(2);
+const RECORDS_FIELDS = [
+  "t",
+  "v",
+  "purpose",
+  "createdAt",
+  "roundId",
+  "participants",
+  "algorithm",
+  "held",
+  "records",
+] as const;
+const RECORDS_ENTRY_FIELDS = ["id", "public", "secret"] as const;
 const CLAIMS_FIELDS = ["t", "v", "claims"] as const;
 const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
 const CONSUMES_FIELDS = ["t", "v", "at", "ids"] as const;
@@ -685,6 +858,12 @@ export type ParsedBody =
       /** `participants` is [] when `carried`: the reader takes them from the carrier. */
       record: KeyRecord;
       sealed: SealedSecret;
+      carried: boolean;
+    }
+  | {
+      t: "records";
+      /** Each record's `participants` is [] when `carried`, as for a record line. */
+      records: Array<{ record: KeyRecord; sealed: SealedSecret }>;
       carried: boolean;
     }
   | { t: "claim"; id: string; claim: Claim }
@@ -766,6 +945,49 @@ function parseSealed(value: Record<string, unknown>, kind: string): SealedSecret
   };
 }
 
+/** A records line's body (kind checked by the caller). */
+function parseRecords(value: Record<string, unknown>): ParsedBody {
+  const kind = "records";
+  onlyFields(value, RECORDS_FIELDS, kind);
+  for (const field of ["purpose", "roundId", "algorithm"] as const) {
+    need(isName(value[field]), kind, field);
+  }
+  need(isIsoTime(value.createdAt), kind, "createdAt");
+  const carried = value.participants === undefined;
+  need(
+    carried || (Array.isArray(value.participants) && value.participants.every(isName)),
+    kind,
+    "participants",
+  );
+  need(value.held === undefined || value.held === true, kind, "held");
+  const list = value.records;
+  need(
+    Array.isArray(list) && list.length > 0 && list.length <= MAX_RECORDS_PER_LINE,
+    kind,
+    "records",
+  );
+  const participants = carried ? [] : (value.participants as string[]);
+  const records = (list as unknown[]).map((entry) => {
+    need(isObject(entry), kind, "records");
+    const fields = entry as Record<string, unknown>;
+    onlyFields(fields, RECORDS_ENTRY_FIELDS, "records entry");
+    need(isUlid(fields.id), kind, "records[].id");
+    need(isObject(fields.public), kind, "records[].public");
+    const record: KeyRecord = {
+      id: fields.id as string,
+      purpose: value.purpose as string,
+      createdAt: value.createdAt as string,
+      roundId: value.roundId as string,
+      participants,
+      algorithm: value.algorithm as string,
+      public: fields.public as JsonObject,
+    };
+    if (value.held === true) record.held = true;
+    return { record, sealed: parseSealed(fields, "records entry") };
+  });
+  return { t: "records", records, carried };
+}
+
 /** Validates a MAC-verified body. Throws BodyError. */
 export function parseBody(value: unknown): ParsedBody {
   if (!isObject(value)) throw new BodyError("its body is not a JSON object");
@@ -784,6 +1006,7 @@ export function parseBody(value: unknown): ParsedBody {
       kind,
       "claims",
     );
+    let before: Claim | undefined;
     return {
       t: "claims",
       claims: (list as unknown[]).map((entry) => {
@@ -791,10 +1014,25 @@ export function parseBody(value: unknown): ParsedBody {
         const fields = entry as Record<string, unknown>;
         onlyFields(fields, CLAIM_ENTRY_FIELDS, "claims entry");
         need(isUlid(fields.id), kind, "claims[].id");
-        return { id: fields.id as string, claim: parseClaim(fields, "claims entry") };
+        // After the first entry, requester, claimedAt and expiresAt default to the one before's.
+        const claim = parseClaim(
+          before === undefined
+            ? fields
+            : {
+                requester: fields.requester ?? before.requester,
+                subject: fields.subject,
+                requestId: fields.requestId,
+                claimedAt: fields.claimedAt ?? before.claimedAt,
+                expiresAt: fields.expiresAt ?? before.expiresAt,
+              },
+          "claims entry",
+        );
+        before = claim;
+        return { id: fields.id as string, claim };
       }),
     };
   }
+  if (kind === "records") return parseRecords(value);
   if (kind === "retire") {
     onlyFields(value, RETIRE_FIELDS, kind);
     need(isIsoTime(value.at), kind, "at");

@@ -26,11 +26,12 @@ import {
   MAX_LINE_BYTES,
   type ParsedBody,
   parseBody,
+  type SealedSecret,
   type Segment,
 } from "./log-format.js";
 import type { RetirePolicy } from "./record-index.js";
 import { describeRefusal, RecordCore, type Refusal } from "./record-rules.js";
-import type { Claim } from "./types.js";
+import type { Claim, KeyRecord } from "./types.js";
 
 /** What a file's lines add up to. */
 export interface ReplayState {
@@ -272,22 +273,10 @@ export class Replayer {
         state.openings.set(parsed.roundId, lineRef(segment.start, segment.bytes!));
         return undefined;
       }
-      case "record": {
-        const { record } = parsed;
-        if (!parsed.carried) {
-          state.carrier = { roundId: record.roundId, participants: record.participants };
-        } else if (state.carrier?.roundId === record.roundId) {
-          record.participants = state.carrier.participants;
-        } else {
-          return (
-            `record ${record.id} leaves its participants out, but the last record line with ` +
-            `participants before it is not of its round ${record.roundId}`
-          );
-        }
-        this.#interner.intern(parsed.record);
-        const refusal = core.add(parsed.record, packSealed(parsed.sealed));
-        return reasonOf(refusal);
-      }
+      case "record":
+        return this.#records([parsed], parsed.carried);
+      case "records":
+        return this.#records(parsed.records, parsed.carried);
       case "claim":
         return reasonOf(core.claim(parsed.id, parsed.claim));
       case "claims":
@@ -303,6 +292,31 @@ export class Replayer {
       case "release":
         return this.#each(parsed.ids, (id) => core.release(id));
     }
+  }
+
+  /** A record line's record, or a records line's (the same round and participants). */
+  #records(
+    records: ReadonlyArray<{ record: KeyRecord; sealed: SealedSecret }>,
+    carried: boolean,
+  ): string | undefined {
+    const state = this.#state;
+    const first = records[0]!.record;
+    if (!carried) {
+      state.carrier = { roundId: first.roundId, participants: first.participants };
+    } else if (state.carrier?.roundId !== first.roundId) {
+      return (
+        `record ${first.id} leaves its participants out, but the last record line with ` +
+        `participants before it is not of its round ${first.roundId}`
+      );
+    }
+    const participants = state.carrier.participants;
+    for (const { record, sealed } of records) {
+      record.participants = participants;
+      this.#interner.intern(record);
+      const refusal = state.core.add(record, packSealed(sealed));
+      if (refusal) return describeRefusal(refusal);
+    }
+    return undefined;
   }
 
   #claims(claims: Array<{ id: string; claim: Claim }>): string | undefined {

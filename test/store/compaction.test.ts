@@ -495,3 +495,90 @@ test("a line changed on disk under the running store fails the compaction on its
     await f.remove();
   }
 });
+
+test("compaction keeps a records line's live records only, their participants put back when the line that had them was dropped; a claims line keeps its live entries, the first with every field", async () => {
+  const time = clockAt(T0);
+  const f = await fresh({
+    clock: time.clock,
+    retireEveryMs: 0,
+    retireGraceMs: 0,
+    retainUsedMs: RETAIN,
+    compactAtBytes: Number.POSITIVE_INFINITY,
+    leaseSize: 16,
+  });
+  const store = f.make();
+  await store.open();
+  try {
+    // Two turns of round B's records: a records line with the participants, one without.
+    const first = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => store.put(input({ roundId: "B", public: { i } }))),
+    );
+    const second = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => store.put(input({ roundId: "B", public: { i: 6 + i } }))),
+    );
+    // One turn of reserved claims: the first line's six expire soon, the seventh much later.
+    const claimed = await Promise.all(
+      Array.from({ length: 7 }, (_, i) =>
+        store.claimNext("otp", claimFor(i, i < 6 ? T0 + TTL : T0 + 10 * RETAIN), {
+          ack: "reserved",
+        }),
+      ),
+    );
+    assert.deepEqual(
+      claimed.map((r) => r!.id),
+      [...first, second[0]!].map((r) => r.id),
+    );
+    await Promise.all(first.map((r) => store.consume(r.id)));
+    const before = await bodies(f.path);
+    assert.deepEqual(
+      before.filter((b) => b.t === "records").map((b) => (b.participants ? "named" : "carried")),
+      ["named", "carried"],
+    );
+    const claimsLine = before.find((b) => b.t === "claims")!;
+    assert.equal((claimsLine.claims as unknown[]).length, 7);
+    assert.equal((claimsLine.claims as Record<string, unknown>[])[6]!.requester, undefined);
+    time.set(T0 + TTL);
+    assert.equal(await store.retireDue(), 6);
+    const live = await store.list();
+    const secrets = await Promise.all(live.map((r) => store.readSecret(r.id)));
+    time.set(T0 + TTL + RETAIN + 1);
+    assert.equal((await store.compact()).dropped, 6);
+
+    const after = await bodies(f.path);
+    const records = after.filter((b) => b.t === "records");
+    assert.equal(records.length, 1, "the first records line, all retired, is gone");
+    assert.deepEqual(records[0]!.participants, ["alice", "bob"], "put back");
+    assert.deepEqual(
+      (records[0]!.records as { id: string }[]).map((entry) => entry.id),
+      second.map((r) => r.id),
+    );
+    const claims = after.filter((b) => b.t === "claims");
+    assert.equal(claims.length, 1);
+    assert.deepEqual(claims[0]!.claims, [
+      {
+        id: second[0]!.id,
+        requester: "requester-1",
+        subject: "subject-0",
+        requestId: "request-6",
+        claimedAt: new Date(T0).toISOString(),
+        expiresAt: new Date(T0 + 10 * RETAIN).toISOString(),
+      },
+    ]);
+    assert.ok(!after.some((b) => b.t === "consumes" || b.t === "consume"));
+    await store.close();
+
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      assert.deepEqual(await reopened.list(), live);
+      assert.deepEqual(await Promise.all(live.map((r) => reopened.readSecret(r.id))), secrets);
+      assert.equal((await reopened.get(second[0]!.id))?.claim?.requestId, "request-6");
+      assert.equal(await reopened.countUnclaimed("otp"), 3);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});

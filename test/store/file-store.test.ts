@@ -932,6 +932,113 @@ test("consumptions one turn makes at the same time are one consumes line, after 
   }
 });
 
+test("the records of one round put in one turn share records lines of at most 256 in put order; an owned record, a large one and a lone one get record lines; a reopened store reads every record and secret", async () => {
+  const now = Date.parse("2030-01-01T00:00:00.000Z");
+  const f = await fresh({ clock: () => new Date(now) });
+  try {
+    const store = f.make();
+    await store.open();
+    const inputs = [
+      ...Array.from({ length: 300 }, (_, i) => input({ roundId: "R", public: { i } })),
+      input({ roundId: "R", owner: "rq:owner" }),
+      input({ roundId: "R", public: { big: "x".repeat(9000) } }),
+    ];
+    const put = await Promise.all(inputs.map((one) => store.put(one)));
+    const lone = await store.put(input({ roundId: "R" }));
+    await store.close();
+
+    const written = await bodies(f.path);
+    assert.deepEqual(
+      written.map((body) => body.t),
+      ["records", "records", "record", "record", "record"],
+    );
+    const entries = (body: Record<string, unknown>) =>
+      (body.records as { id: string }[]).map((entry) => entry.id);
+    assert.deepEqual(
+      entries(written[0]!),
+      put.slice(0, 256).map((r) => r.id),
+    );
+    assert.deepEqual(
+      entries(written[1]!),
+      put.slice(256, 300).map((r) => r.id),
+    );
+    assert.deepEqual(Object.keys(written[0]!), [
+      "t",
+      "v",
+      "purpose",
+      "createdAt",
+      "roundId",
+      "participants",
+      "algorithm",
+      "records",
+    ]);
+    assert.deepEqual(Object.keys((written[0]!.records as object[])[0]!), [
+      "id",
+      "public",
+      "secret",
+    ]);
+    // The second line and the rest are of the round and participants the first named.
+    assert.deepEqual(
+      written.map((body) => body.participants !== undefined),
+      [true, false, false, false, false],
+    );
+    assert.deepEqual(
+      written.slice(2).map((body) => body.id),
+      [put[300]!.id, put[301]!.id, lone.id],
+    );
+
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      assert.deepEqual(await reopened.list(), [...put, lone]);
+      for (const [i, one] of inputs.entries()) {
+        assert.deepEqual(Buffer.from(await reopened.readSecret(put[i]!.id)), one.secret);
+      }
+      assert.equal(await reopened.countUnclaimed("otp"), 302);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await f.remove();
+  }
+});
+
+test('held records put in one turn share a records line with "held": true; the round\'s unhold line releases them all', async () => {
+  const now = Date.parse("2030-01-01T00:00:00.000Z");
+  const f = await fresh({ clock: () => new Date(now) });
+  try {
+    const store = f.make();
+    await store.open();
+    const put = await Promise.all(
+      Array.from({ length: 3 }, () => store.put(input({ roundId: "refill", held: true }))),
+    );
+    assert.equal(await store.countUnclaimed("otp"), 0);
+    await store.releaseHeld("refill");
+    assert.equal(await store.countUnclaimed("otp"), 3);
+    await store.close();
+    const written = await bodies(f.path);
+    assert.deepEqual(
+      written.map((body) => body.t),
+      ["records", "unhold"],
+    );
+    assert.equal(written[0]!.held, true);
+    assert.deepEqual(Object.keys(written[0]!).slice(-2), ["held", "records"]);
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      assert.equal(await reopened.countUnclaimed("otp"), 3);
+      assert.deepEqual(
+        (await reopened.list()).map((r) => r.id),
+        put.map((r) => r.id),
+      );
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await f.remove();
+  }
+});
+
 test("a record line leaves its participants out when the last record line with participants is of its round and has the same; a reopened store has every record's participants", async () => {
   const f = await fresh();
   try {

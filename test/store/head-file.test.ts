@@ -68,7 +68,8 @@ const linesOf = (bytes: Buffer) =>
  * A closed store whose file holds a line of every kind the format has (LINE_KINDS), none of them
  * only as its last line: a compacted file (compacted; the record, unhold, tlog, opening, claim,
  * step, consume and retire lines the compaction copied, a record written while it copied;
- * switched), then a rollback, a lease, a claims line, a release, a consumes line and a record. Also what a crash
+ * switched), then a rollback, a lease, a claims line, a release, a records line, a consumes line
+ * and a record. Also what a crash
  * right after the compaction's rename leaves (PROTOCOL §10.2): the compacted file with the head
  * file still naming the old file's end, and that old file.
  */
@@ -129,10 +130,11 @@ async function storeWithEveryLineKind() {
   await accepted.close();
   const last = f.make();
   await last.open();
-  const both = [
-    await last.put(input({ roundId: "both" })),
-    await last.put(input({ roundId: "both" })),
-  ];
+  // Put in one turn, of one round: a records line.
+  const both = await Promise.all([
+    last.put(input({ roundId: "both" })),
+    last.put(input({ roundId: "both" })),
+  ]);
   // Consumed in one turn at one time: a consumes line.
   assert.deepEqual(await Promise.all(both.map((r) => last.consume(r.id))), [true, true]);
   await last.put(input({ roundId: "last" }));

@@ -16,10 +16,12 @@ import {
   consumeBody,
   consumesBody,
   deriveStoreKeys,
+  expandClaims,
   leaseBody,
   openingBody,
   readSegments,
   recordBody,
+  recordsBody,
   retireBody,
   rollbackBody,
   type Segment,
@@ -42,8 +44,8 @@ const C = "01J00000000000000000000003";
 const GHOST = "01J0000000000000000000000Z";
 const SEALED = { iv: new Uint8Array(12), ct: new Uint8Array([1, 2, 3]), tag: new Uint8Array(16) };
 
-function record(id: string, extra: Partial<KeyRecord> = {}) {
-  const base: KeyRecord = {
+function recordOf(id: string, extra: Partial<KeyRecord> = {}): KeyRecord {
+  return {
     id,
     purpose: "otp",
     createdAt: AT,
@@ -53,8 +55,31 @@ function record(id: string, extra: Partial<KeyRecord> = {}) {
     public: { digits: 6 },
     ...extra,
   };
-  return recordBody(base, SEALED);
 }
+
+function record(id: string, extra: Partial<KeyRecord> = {}) {
+  return recordBody(recordOf(id, extra), SEALED);
+}
+
+/** A records line of `ids` (one round header); `carry`: leave the participants out. */
+function records(ids: string[], extra: Partial<KeyRecord> = {}, carry = false) {
+  return recordsBody(
+    ids.map((id) => recordOf(id, extra)),
+    ids.map(() => SEALED),
+    carry,
+  );
+}
+
+/** A records line's JSON with `change` applied to its body (for malformed ones). */
+function recordsJson(ids: string[], change: (body: Record<string, unknown>) => void): string {
+  const body = JSON.parse(JSON.stringify(records(ids))) as Record<string, unknown>;
+  change(body);
+  return JSON.stringify(body);
+}
+
+/** 26-character ULIDs 1..n after A's prefix. */
+const ulids = (n: number) =>
+  Array.from({ length: n }, (_, i) => `01J1${String(i + 1).padStart(22, "0")}`);
 
 /** A record line that leaves its participants out (log-format.ts Carrier). */
 function carried(id: string, extra: Partial<KeyRecord> = {}) {
@@ -543,6 +568,102 @@ const rows: Row[] = [
     expect: { line: 3, reason: /not of its round round-1/ },
   },
   {
+    name: "a records line stores each of its records, as record lines would",
+    bodies: [records([A, B, C]), claim(B)],
+    expect: {
+      state: { records: { [A]: [], [B]: ["claimed q1"], [C]: [] }, claimable: 2, lines: 2 },
+    },
+  },
+  {
+    name: "a records line of 256 records is read whole",
+    bodies: [records(ulids(256))],
+    expect: { state: { claimable: 256, lines: 1 } },
+  },
+  {
+    name: "a records line of 257 records is corruption",
+    bodies: [records(ulids(257))],
+    expect: { line: 1, reason: /records body has a missing or malformed "records"/ },
+  },
+  {
+    name: "a records line with no records is corruption",
+    bodies: [
+      recordsJson([A], (body) => {
+        body.records = [];
+      }),
+    ],
+    expect: { line: 1, reason: /records body has a missing or malformed "records"/ },
+  },
+  {
+    name: "a records line's entry with an owner is corruption (owned records have record lines)",
+    bodies: [
+      recordsJson([A], (body) => {
+        (body.records as Record<string, unknown>[])[0]!.owner = "rq:x";
+      }),
+    ],
+    expect: { line: 1, reason: /records entry body has an unknown field "owner"/ },
+  },
+  {
+    name: 'a records line with "held": false is corruption',
+    bodies: [
+      recordsJson([A], (body) => {
+        body.held = false;
+      }),
+    ],
+    expect: { line: 1, reason: /records body has a missing or malformed "held"/ },
+  },
+  {
+    name: "a records line naming a record stored before is corruption",
+    bodies: [record(A), records([B, A])],
+    expect: { line: 2, reason: new RegExp(`record ${A} appears a second time`) },
+  },
+  {
+    name: "a records line without participants takes those of the record line before, of its round",
+    bodies: [record(A), records([B, C], {}, true), claim(C)],
+    expect: { state: { records: { [A]: [], [B]: [], [C]: ["claimed q1"] }, lines: 3 } },
+  },
+  {
+    name: "a records line without participants after one of another round is corruption",
+    bodies: [record(A), records([B, C], { roundId: "round-2" }, true)],
+    expect: { line: 2, reason: /record .* leaves its participants out.*not of its round round-2/ },
+  },
+  {
+    name: "a record line without participants after a records line of its round takes the line's",
+    bodies: [records([A, B]), carried(C)],
+    expect: { state: { claimable: 3, lines: 2 } },
+  },
+  {
+    name: "a held records line's records are released together by the round's unhold line",
+    bodies: [records([A, B], { roundId: "refill", held: true }), record(C), unhold("refill")],
+    expect: { state: { records: { [A]: [], [B]: [], [C]: [] }, claimable: 3 } },
+  },
+  {
+    name: "a held records line's records stay held without an unhold line",
+    bodies: [records([A, B], { roundId: "refill", held: true })],
+    expect: { state: { records: { [A]: ["held"], [B]: ["held"] }, claimable: 0 } },
+  },
+  {
+    name: "a claims line's entries after the first take the fields they leave out from the one before",
+    bodies: [record(A), record(B), record(C), claims(A, B, C)],
+    expect: {
+      state: {
+        records: { [A]: ["claimed q0"], [B]: ["claimed q1"], [C]: ["claimed q2"] },
+        claimable: 0,
+      },
+    },
+  },
+  {
+    name: "a claims line whose first entry leaves out its requester is corruption",
+    bodies: [
+      record(A),
+      JSON.stringify({
+        t: "claims",
+        v: 1,
+        claims: [{ id: A, subject: "s", requestId: "q", claimedAt: AT, expiresAt: EXPIRED }],
+      }),
+    ],
+    expect: { line: 2, reason: /claims entry body has a missing or malformed "requester"/ },
+  },
+  {
     name: "a record line with participants that are not a list of names is corruption",
     bodies: [record(A, { participants: null as unknown as string[] })],
     expect: { line: 1, reason: /record body has a missing or malformed "participants"/ },
@@ -647,4 +768,27 @@ test("segmentsOf splits bytes exactly as readSegments reads the file", async () 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("claimsBody leaves out requester, claimedAt and expiresAt equal to the entry before's; expandClaims puts them back", () => {
+  const later = "2030-01-01T00:00:00.001Z";
+  const full = [
+    { id: A, ...claimOf(1) },
+    { id: B, ...claimOf(2) },
+    { id: C, ...claimOf(3), requester: "other", claimedAt: later },
+    { id: GHOST, ...claimOf(4), requester: "other", claimedAt: later },
+  ];
+  const body = claimsBody(full);
+  assert.deepEqual(body.claims, [
+    { id: A, requester: "r", subject: "s1", requestId: "q1", claimedAt: AT, expiresAt: EXPIRED },
+    { id: B, subject: "s2", requestId: "q2" },
+    { id: C, requester: "other", subject: "s3", requestId: "q3", claimedAt: later },
+    { id: GHOST, subject: "s4", requestId: "q4" },
+  ]);
+  // The documented field order, the left-out fields simply absent.
+  assert.equal(
+    JSON.stringify(body.claims[2]),
+    `{"id":"${C}","requester":"other","subject":"s3","requestId":"q3","claimedAt":"${later}"}`,
+  );
+  assert.deepEqual(expandClaims(body.claims), full);
 });
