@@ -142,8 +142,11 @@ export class ContributorRefresh {
       );
     }
     const dealer = msg.dealers.includes(file.index);
-    const signingShare = dealer ? shares.openShare(file) : undefined;
+    let signingShare: Uint8Array | undefined;
     try {
+      // Inside the try: a share that does not open is a fault the server hears of at once, not
+      // an error that leaves the refresh to time out.
+      signingShare = dealer ? shares.openShare(file) : undefined;
       const participant = new RefreshParticipant({
         params,
         index: file.index,

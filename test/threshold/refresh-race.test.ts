@@ -5,7 +5,9 @@
  * reading its share from disk or claiming the session id against replay. They wait for those
  * checks instead of being dropped: the holder confirms, and with the certificate stores its new
  * share. Real holders (data folders, sealed shares, a local DKG), a real RSA server key; only
- * one step of the open is held back, by a share store that awaits a gate the test opens.
+ * one step of the open is held back, by a share store that awaits a gate the test opens. Also:
+ * a dealer whose sealed share does not open answers with a fault at once (it used to throw past
+ * the fault, leaving the refresh to time out).
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -304,3 +306,35 @@ for (const step of ["read", "claimSession"] as const) {
     assert.deepEqual(h3.shares.openShare(file3), h3.shares.rebuild(file3));
   });
 }
+
+/** A share store whose shares do not open (a share file sealed under another key, say). */
+class UnopenableShareStore extends ShareStore {
+  override openShare(_file: ShareFile): Uint8Array {
+    throw new Error("the sealed share does not open");
+  }
+}
+
+test("a dealer whose share does not open answers the refresh.open with a fault at once and keeps its old share", async () => {
+  const holders = await holdersOfAKey(
+    "unopenable",
+    (dataDir, state) => new ShareStore(dataDir, state.privateKey),
+  );
+  const h1 = holders[0]!;
+  const broken = new UnopenableShareStore(h1.state.dataDir, h1.state.privateKey);
+  const refresh = new ContributorRefresh({
+    state: h1.state,
+    shares: broken,
+    random,
+    logger: silentLogger,
+    emit: (event) => h1.events.push(event),
+  });
+  const open = await refreshOpen(holders);
+  await refresh.open(h1.connection, server, open);
+  assert.deepEqual(
+    h1.sent.map((m) => m.type),
+    ["dkg.fault"],
+    "the server hears of it at once",
+  );
+  assert.equal(refresh.has(open.sessionId), false);
+  assert.ok(await broken.read(KEY_ID), "the old share stays");
+});
