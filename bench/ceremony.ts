@@ -6,7 +6,9 @@
  *   exactly the crypto the server must do), measured back to back on ready-made contributions;
  * - round latency (median, p95) for 1, 8, 64 and 256 contributors over real loopback WebSockets,
  *   the contributors running in a separate process (so their CPU is not the server's);
- * - the server process's CPU time per contribution (process.cpuUsage over the rounds).
+ * - the server process's CPU time per contribution (process.cpuUsage over the rounds);
+ * - the 64-contributor round again on a second server that awaits no checkpoint cosignature
+ *   (K = 0): what waiting for a witness, and the witnesses' checks, add to a round.
  *
  * Every figure is reported as a ratio to the baseline. Growth is checked by a least-squares fit of
  * server CPU per round against the number of contributors.
@@ -40,6 +42,77 @@ export interface CeremonyBenchOptions {
   sizes?: number[];
   /** Rounds measured per size (after one warm-up round). */
   rounds?: (n: number) => number;
+  /** Sizes measured again on a server that awaits no cosignature (K = 0); default [64]. */
+  unwitnessedSizes?: number[];
+}
+
+type Row = CeremonyBenchResult["rows"][number];
+
+/**
+ * `rounds` rounds (after a warm-up one) of `n` contributors, a swarm process of its own, against
+ * `running`; the row and the server's CPU per round.
+ */
+async function measureRounds(
+  running: Awaited<ReturnType<typeof startServer>>,
+  admin: AdminClient,
+  n: number,
+  rounds: number,
+  root: string,
+  progress: (line: string) => void,
+  floor: { rsaDecryptMs: number; cryptoPerContributionMs: number; cores: number },
+  label = "",
+): Promise<{ row: Row; cpuMsPerRound: number }> {
+  const tokens = await Promise.all(
+    Array.from({ length: n }, async () => (await issueEnrollmentToken(running.dataDir)).token),
+  );
+  progress(`${label}${n} contributors: starting the swarm`);
+  const swarm = spawn(process.execPath, [SWARM], { stdio: ["pipe", "pipe", "inherit"] });
+  swarm.stdin.write(
+    `${JSON.stringify({ url: running.url, tokens, root: join(root, `swarm-${label}${n}`) })}\n`,
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    swarm.stdout.on("data", (d) => {
+      out += d;
+      if (out.includes("ready")) resolve();
+    });
+    swarm.on("exit", (code) => reject(new Error(`swarm exited ${code}`)));
+  });
+  while ((await admin.status()).contributors.length !== n)
+    await new Promise((r) => setTimeout(r, 20));
+
+  progress(`${label}${n} contributors: joined; measuring rounds`);
+  await admin.generate("otp", {}); // warm-up
+  const latencies: number[] = [];
+  // Contributors that miss a phase's deadline are left out of that round, which still completes;
+  // the table says so rather than dropping the whole section.
+  let fewest = n;
+  const cpuStart = process.cpuUsage();
+  for (let r = 0; r < rounds; r++) {
+    const start = performance.now();
+    const record = await admin.generate("otp", {});
+    latencies.push(performance.now() - start);
+    fewest = Math.min(fewest, record.participants.length);
+  }
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuMsPerRound = (cpu.user + cpu.system) / 1000 / rounds;
+  const medianMs = median(latencies);
+  swarm.stdin.end();
+  await new Promise((resolve) => swarm.on("close", resolve));
+  while ((await admin.status()).contributors.length !== 0)
+    await new Promise((r) => setTimeout(r, 20));
+  return {
+    row: {
+      n,
+      fewest,
+      medianMs,
+      p95Ms: percentile(latencies, 95),
+      cpuPerContributionMs: cpuMsPerRound / n,
+      latencyVsLowerBound: medianMs / (n * floor.cryptoPerContributionMs),
+      latencyVsFloor: medianMs / ((n * floor.rsaDecryptMs) / floor.cores),
+    },
+    cpuMsPerRound,
+  };
 }
 
 export interface CeremonyBenchResult {
@@ -68,6 +141,7 @@ export async function benchCeremony(
   const sizes = options.sizes ?? [1, 8, 64, 256];
   const progress = options.progress ?? ((line: string) => process.stderr.write(`  ${line}\n`));
   const roundsFor = options.rounds ?? ((n: number) => (n >= 256 ? 10 : n >= 64 ? 15 : 25));
+  const unwitnessedSizes = options.unwitnessedSizes ?? [64];
   const root = await mkdtemp(join(tmpdir(), "dkeygen-bench-"));
   const cores = availableParallelism();
   const running = await startServer({
@@ -156,59 +230,50 @@ export async function benchCeremony(
     });
     const rows: CeremonyBenchResult["rows"] = [];
     const cpuPerRound: number[] = [];
+    const floorOf = { rsaDecryptMs, cryptoPerContributionMs, cores };
     for (const n of sizes) {
-      const tokens = await Promise.all(
-        Array.from({ length: n }, async () => (await issueEnrollmentToken(running.dataDir)).token),
-      );
-      progress(`${n} contributors: starting the swarm`);
-      const swarm = spawn(process.execPath, [SWARM], { stdio: ["pipe", "pipe", "inherit"] });
-      swarm.stdin.write(
-        `${JSON.stringify({ url: running.url, tokens, root: join(root, `swarm-${n}`) })}\n`,
-      );
-      await new Promise<void>((resolve, reject) => {
-        let out = "";
-        swarm.stdout.on("data", (d) => {
-          out += d;
-          if (out.includes("ready")) resolve();
-        });
-        swarm.on("exit", (code) => reject(new Error(`swarm exited ${code}`)));
-      });
-      while ((await admin.status()).contributors.length !== n)
-        await new Promise((r) => setTimeout(r, 20));
-
-      progress(`${n} contributors: joined; measuring rounds`);
-      await admin.generate("otp", {}); // warm-up
-      const latencies: number[] = [];
-      // Contributors that miss a phase's deadline are left out of that round, which still completes;
-      // the table says so rather than dropping the whole section.
-      let fewest = n;
-      const rounds = roundsFor(n);
-      const cpuStart = process.cpuUsage();
-      for (let r = 0; r < rounds; r++) {
-        const start = performance.now();
-        const record = await admin.generate("otp", {});
-        latencies.push(performance.now() - start);
-        fewest = Math.min(fewest, record.participants.length);
-      }
-      const cpu = process.cpuUsage(cpuStart);
-      const cpuMsPerRound = (cpu.user + cpu.system) / 1000 / rounds;
-      cpuPerRound.push(cpuMsPerRound);
-      const medianMs = median(latencies);
-      rows.push({
+      const measured = await measureRounds(
+        running,
+        admin,
         n,
-        fewest,
-        medianMs,
-        p95Ms: percentile(latencies, 95),
-        cpuPerContributionMs: cpuMsPerRound / n,
-        latencyVsLowerBound: medianMs / (n * cryptoPerContributionMs),
-        latencyVsFloor: medianMs / ((n * rsaDecryptMs) / cores),
-      });
-      swarm.stdin.end();
-      await new Promise((resolve) => swarm.on("close", resolve));
-      while ((await admin.status()).contributors.length !== 0)
-        await new Promise((r) => setTimeout(r, 20));
+        roundsFor(n),
+        root,
+        progress,
+        floorOf,
+      );
+      rows.push(measured.row);
+      cpuPerRound.push(measured.cpuMsPerRound);
     }
     admin.close();
+
+    // The same rounds with no cosignature awaited (K = 0, PROTOCOL §15.5): what witnessing adds
+    // to a round, on a second server in the same run.
+    const unwitnessed: CeremonyBenchResult["rows"] = [];
+    if (unwitnessedSizes.length > 0) {
+      const k0 = await startServer({
+        dataDir: join(root, "server-k0"),
+        port: 0,
+        logger: silentLogger,
+        allowQuorumOfOne: true,
+        http: false,
+        config: { quorum: 1, roundTimeoutMs: 60_000, maxParticipants: 256, minCosignatures: 0 },
+      });
+      try {
+        const k0Admin = await AdminClient.connect({
+          url: k0.url,
+          token: await loadOrCreateKeyFile(join(k0.dataDir, ADMIN_TOKEN_FILE)),
+          expectedFingerprint: k0.fingerprint,
+        });
+        for (const n of unwitnessedSizes) {
+          unwitnessed.push(
+            (await measureRounds(k0, k0Admin, n, roundsFor(n), root, progress, floorOf, "k0-")).row,
+          );
+        }
+        k0Admin.close();
+      } finally {
+        await k0.stop();
+      }
+    }
 
     const fit = linearFit(sizes, cpuPerRound);
     const report = [
@@ -237,6 +302,25 @@ export async function benchCeremony(
           ratio(r.cpuPerContributionMs / rsaDecryptMs),
         ]),
       ),
+      ...(unwitnessed.length === 0
+        ? []
+        : [
+            "",
+            "The same with no cosignature awaited (K = 0), a second server in the same run:",
+            table(
+              ["contributors", "median", "p95", "median ÷ floor", "K = 1 median ÷ K = 0 median"],
+              unwitnessed.map((r) => {
+                const witnessed = rows.find((w) => w.n === r.n);
+                return [
+                  r.fewest === r.n ? String(r.n) : `${r.n} (only ${r.fewest} in a round)`,
+                  fmt(r.medianMs, 1),
+                  fmt(r.p95Ms, 1),
+                  ratio(r.latencyVsFloor),
+                  witnessed ? ratio(witnessed.medianMs / r.medianMs) : "—",
+                ];
+              }),
+            ),
+          ]),
       "",
       `server CPU per round ≈ ${fit.intercept.toFixed(2)} ms + ${fit.slope.toFixed(3)} ms × n ` +
         `(R² = ${fit.r2.toFixed(4)}; slope = ${ratio(fit.slope / rsaDecryptMs)} one RSA decryption)`,

@@ -6,7 +6,7 @@
  *   (default: all; `npm run bench -- postgres` runs one section)
  *
  * The soak section runs 3 minutes (1 of warm-up) unless SOAK_MINUTES says otherwise; the long
- * soak is `npm run soak` (bench/soak.ts: 12 minutes, its flags and SOAK_* variables).
+ * soak is `npm run soak` (bench/soak.ts: 14 minutes, its flags and SOAK_* variables).
  */
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";

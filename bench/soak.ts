@@ -10,7 +10,7 @@
  * first; the key_store levelling off (its largest size in the second half of the measured time
  * within 1.1× of its largest in the first half); every sampled code verifying.
  *
- *   npm run soak [-- --minutes 12 --warmup-minutes 2 --ttl 30 --sample 20 --connections 64
+ *   npm run soak [-- --minutes 14 --warmup-minutes 4 --ttl 30 --sample 20 --connections 64
  *                   --pool 50000 --subjects 100000 --dir /var/tmp -- SERVER FLAGS…]
  *   (also `npm run bench -- soak`, 3 minutes by default)
  *
@@ -56,9 +56,14 @@ const MAX_VERIFYING = 64;
 const WARM_P99_SECONDS = 60;
 
 export interface SoakOptions {
-  /** Minutes of load in all, warm-up included (default 12: 2 of warm-up, 10 measured). */
+  /**
+   * Minutes of load in all, warm-up included (default 14: 4 of warm-up, 10 measured). At full
+   * rate the live set levels off after about 2.5 minutes (the pool, then the OTPs of the last
+   * TTL and retire grace) and V8 sizes its heap for it by the 4th; a shorter warm-up measures
+   * that growth, not the steady state.
+   */
   minutes?: number;
-  /** Minutes of warm-up (default: a third of `minutes`, at most 2). */
+  /** Minutes of warm-up (default: a third of `minutes`, at most 4). */
   warmupMinutes?: number;
   /** ttlSeconds of every OTP requested (default 30, the API's least). */
   ttlSeconds?: number;
@@ -174,8 +179,8 @@ function openerFor(credential: string, keys: { privateKey: KeyObject; fingerprin
 }
 
 export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> {
-  const minutes = options.minutes ?? 12;
-  const warmupMinutes = options.warmupMinutes ?? Math.min(2, minutes / 3);
+  const minutes = options.minutes ?? 14;
+  const warmupMinutes = options.warmupMinutes ?? Math.min(4, minutes / 3);
   const ttlSeconds = options.ttlSeconds ?? 30;
   const sampleEvery = Math.max(1, Math.round(options.sampleEvery ?? 20));
   const connections = options.connections ?? 64;
@@ -423,6 +428,15 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
         : secondHalfStore / firstHalfStore;
     const halfMinutes =
       after.length > 1 ? (after.at(-1)!.at - after[half]!.at) / 60_000 : Number.NaN;
+    // Each compaction shows as the file shrinking between two samples: where it went from and to.
+    const compactions: string[] = [];
+    for (let i = 1; i < samples.all.length; i++) {
+      const [a, b] = [samples.all[i - 1]!, samples.all[i]!];
+      if (a.storeBytes != null && b.storeBytes != null && b.storeBytes < a.storeBytes) {
+        const at = Math.round((b.at - loadStart) / 1000);
+        compactions.push(`${mb(a.storeBytes)} → ${mb(b.storeBytes)} MB at ${at} s`);
+      }
+    }
     const lastHalfGrowth =
       after.length > 1 ? (after.at(-1)!.storeBytes ?? 0) - (after[half]!.storeBytes ?? 0) : 0;
 
@@ -453,6 +467,7 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       `p99: warm ${warmP99.toFixed(1)} ms (the warm-up's last ${Math.min(WARM_P99_SECONDS, warmSeconds)} s), worst measured interval ${worst ? `${worst.p99.toFixed(1)} ms (at ${worst.elapsed} s)` : "—"}: ${p99Ratio === null ? "—" : ratio(p99Ratio)} (target ≤ 2×): ${verdict(targets.p99)}`,
       `requests/s: first measured interval ${first?.rps.toFixed(0) ?? "—"}, last ${last?.rps.toFixed(0) ?? "—"}${first && last ? ` (${ratio(last.rps / first.rps)})` : ""}; ${(result.requests.total / result.duration).toFixed(0)}/s over the whole run`,
       `store: ${mb(warmSample?.storeBytes)} MB warm, largest ${mb(firstHalfStore)} MB in the first half of the measured time and ${mb(secondHalfStore)} MB in the second (${storeRatio === null ? "—" : ratio(storeRatio)}; levels off: ≤ 1.1×): ${verdict(targets.storeLevels)}; last half grew ${mb(lastHalfGrowth)} MB (${(lastHalfGrowth / 1e6 / halfMinutes).toFixed(1)} MB/min)`,
+      `compactions (the store shrinking between two samples): ${compactions.length ? compactions.join("; ") : "none"}`,
       `answers: ${Object.entries(statuses)
         .map(([s, n]) => `${s}: ${n}`)
         .join(", ")}`,
