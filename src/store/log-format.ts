@@ -1019,11 +1019,12 @@ export function parseBody(value: unknown): ParsedBody {
           before === undefined
             ? fields
             : {
-                requester: fields.requester ?? before.requester,
+                // Only an absent field takes the one before's: a null one is malformed.
+                requester: fields.requester === undefined ? before.requester : fields.requester,
                 subject: fields.subject,
                 requestId: fields.requestId,
-                claimedAt: fields.claimedAt ?? before.claimedAt,
-                expiresAt: fields.expiresAt ?? before.expiresAt,
+                claimedAt: fields.claimedAt === undefined ? before.claimedAt : fields.claimedAt,
+                expiresAt: fields.expiresAt === undefined ? before.expiresAt : fields.expiresAt,
               },
           "claims entry",
         );

@@ -664,6 +664,29 @@ const rows: Row[] = [
     expect: { line: 2, reason: /claims entry body has a missing or malformed "requester"/ },
   },
   {
+    name: "a claims line's later entry with a null requester is corruption (only an absent field takes the one before's)",
+    bodies: [
+      record(A),
+      record(B),
+      JSON.stringify({
+        t: "claims",
+        v: 1,
+        claims: [
+          {
+            id: A,
+            requester: "r",
+            subject: "s",
+            requestId: "q",
+            claimedAt: AT,
+            expiresAt: EXPIRED,
+          },
+          { id: B, requester: null, subject: "s", requestId: "q2" },
+        ],
+      }),
+    ],
+    expect: { line: 3, reason: /claims entry body has a missing or malformed "requester"/ },
+  },
+  {
     name: "a record line with participants that are not a list of names is corruption",
     bodies: [record(A, { participants: null as unknown as string[] })],
     expect: { line: 1, reason: /record body has a missing or malformed "participants"/ },
