@@ -945,10 +945,11 @@ function parseSealed(value: Record<string, unknown>, kind: string): SealedSecret
   };
 }
 
-/** A records line's body (kind checked by the caller). */
-function parseRecords(value: Record<string, unknown>): ParsedBody {
-  const kind = "records";
-  onlyFields(value, RECORDS_FIELDS, kind);
+/**
+ * The round fields a record line and a records line's header share (purpose, roundId, algorithm,
+ * createdAt, participants); true when `participants` is left out (carried).
+ */
+function checkRoundFields(value: Record<string, unknown>, kind: string): boolean {
   for (const field of ["purpose", "roundId", "algorithm"] as const) {
     need(isName(value[field]), kind, field);
   }
@@ -959,6 +960,14 @@ function parseRecords(value: Record<string, unknown>): ParsedBody {
     kind,
     "participants",
   );
+  return carried;
+}
+
+/** A records line's body (kind checked by the caller). */
+function parseRecords(value: Record<string, unknown>): ParsedBody {
+  const kind = "records";
+  onlyFields(value, RECORDS_FIELDS, kind);
+  const carried = checkRoundFields(value, kind);
   need(value.held === undefined || value.held === true, kind, "held");
   const list = value.records;
   need(
@@ -1115,16 +1124,7 @@ export function parseBody(value: unknown): ParsedBody {
   switch (kind) {
     case "record": {
       onlyFields(value, RECORD_FIELDS, kind);
-      for (const field of ["purpose", "roundId", "algorithm"] as const) {
-        need(isName(value[field]), kind, field);
-      }
-      need(isIsoTime(value.createdAt), kind, "createdAt");
-      const carried = value.participants === undefined;
-      need(
-        carried || (Array.isArray(value.participants) && value.participants.every(isName)),
-        kind,
-        "participants",
-      );
+      const carried = checkRoundFields(value, kind);
       need(isObject(value.public), kind, "public");
       need(value.owner === undefined || isName(value.owner), kind, "owner");
       need(
