@@ -155,8 +155,13 @@ import type {
  * into another store needs to keep records, their state and their ciphertexts exactly.
  */
 export interface SealedContents {
-  /** Every record in id order (copies), with its sealed secret part. */
-  records: { record: KeyRecord; sealed: SealedSecret; void: boolean }[];
+  /**
+   * Every record in id order (copies), with its sealed secret part, or for a record put with a
+   * `roundPart` (RecordInput) that number instead (exactly one of `sealed` and `roundPart`).
+   */
+  records: { record: KeyRecord; sealed?: SealedSecret; roundPart?: number; void: boolean }[];
+  /** Every round secret (KeyStore putRoundSecret) a record still refers to, sealed. */
+  roundSecrets: { roundId: string; sealed: SealedSecret }[];
   /** The claimed records' ids per (requester, subject), each group in claim order. */
   claimGroups: string[][];
   /** Every round opening, sealed. */

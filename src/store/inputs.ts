@@ -14,6 +14,8 @@ import {
   type ListQuery,
   MAX_LOG_LEAF_BYTES,
   MAX_ROUND_OPENING_BYTES,
+  MAX_ROUND_PART,
+  MAX_ROUND_SECRET_BYTES,
   type RecordInput,
 } from "./types.js";
 
@@ -89,10 +91,20 @@ export function checkRecordInput(input: RecordInput): void {
   });
   if (!isPlainObject(input.public)) throw new TypeError("input.public must be a JSON object");
   assertJson(input.public, "input.public", 0);
-  if (!(input.secret instanceof Uint8Array)) {
-    throw new TypeError("input.secret must be a Uint8Array");
-  }
-  if (input.secret.length > MAX_SECRET_BYTES) {
+  if (input.roundPart !== undefined) {
+    if (input.secret !== undefined) {
+      throw new TypeError("input.secret and input.roundPart exclude each other");
+    }
+    if (
+      !Number.isSafeInteger(input.roundPart) ||
+      input.roundPart < 0 ||
+      input.roundPart > MAX_ROUND_PART
+    ) {
+      throw new TypeError(`input.roundPart must be an integer from 0 to ${MAX_ROUND_PART}`);
+    }
+  } else if (!(input.secret instanceof Uint8Array)) {
+    throw new TypeError("input.secret must be a Uint8Array (or input.roundPart given)");
+  } else if (input.secret.length > MAX_SECRET_BYTES) {
     throw new DkeygenError(
       ErrorCodes.INVALID_INPUT,
       `A record's secret part may be at most ${MAX_SECRET_BYTES} bytes; got ${input.secret.length}.`,
@@ -201,6 +213,44 @@ export function checkRoundOpening(roundId: unknown, opening: unknown): Uint8Arra
     );
   }
   return new Uint8Array(opening);
+}
+
+/** Checks `putRoundSecret`'s arguments; returns the store's own copy of the secret. */
+export function checkRoundSecret(roundId: unknown, secret: unknown): Uint8Array {
+  assertName(roundId, "roundId");
+  if (!(secret instanceof Uint8Array) || secret.length === 0) {
+    throw new TypeError("secret must be a non-empty Uint8Array");
+  }
+  if (secret.length > MAX_ROUND_SECRET_BYTES) {
+    throw new DkeygenError(
+      ErrorCodes.INVALID_INPUT,
+      `A round secret may be at most ${MAX_ROUND_SECRET_BYTES} bytes; got ${secret.length}.`,
+    );
+  }
+  return new Uint8Array(secret);
+}
+
+export function roundSecretExists(roundId: string): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.INVALID_INPUT,
+    `Round ${roundId} already has a round secret; a round has at most one.`,
+  );
+}
+
+/** A record put with a `roundPart` of a round that has no round secret (or no longer has one). */
+export function noRoundSecret(roundId: string): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.INVALID_INPUT,
+    `Round ${roundId} has no round secret for a record's roundPart; put it first (putRoundSecret).`,
+  );
+}
+
+/** `readSecret` of a record that shares its round's secret. */
+export function notOwnSecret(id: string): DkeygenError {
+  return new DkeygenError(
+    ErrorCodes.INVALID_INPUT,
+    `Record ${id} has no secret part of its own but a part of its round's secret; read it with readSecretPart.`,
+  );
 }
 
 export function checkRoundId(roundId: unknown): asserts roundId is string {

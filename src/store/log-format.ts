@@ -125,6 +125,8 @@ export const LINE_MAC_INFO = "dkeygen/v1/store/line-mac";
 export const SECRET_INFO = "dkeygen/v1/store/secret";
 /** The associated data label of a sealed round opening. */
 export const OPENING_AAD_LABEL = "dkeygen/v1/store/round-opening";
+/** The associated data label of a sealed round secret. */
+export const ROUND_SECRET_AAD_LABEL = "dkeygen/v1/store/round-secret";
 export const FORMAT_VERSION = 1;
 /** No line is longer than this; a longer one is refused when written and corrupt when read. */
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
@@ -395,8 +397,28 @@ export function openSecret(
   return aesGcmOpen(key, sealed.iv, sealed.ct, sealed.tag, aad);
 }
 
-function openingAad(roundId: string): Uint8Array {
-  return lengthPrefixed(OPENING_AAD_LABEL, roundId);
+/** Seals `plaintext` for round `roundId` under associated data LP(label, roundId). */
+function sealForRound(
+  key: Uint8Array,
+  random: RandomSource,
+  label: string,
+  roundId: string,
+  plaintext: Uint8Array,
+): SealedSecret {
+  const iv = new Uint8Array(random(IV_BYTES));
+  if (iv.length !== IV_BYTES)
+    throw new TypeError(`the random source must return ${IV_BYTES} bytes`);
+  const { ciphertext, tag } = aesGcmSeal(key, iv, plaintext, lengthPrefixed(label, roundId));
+  return { iv, ct: ciphertext, tag };
+}
+
+function openForRound(
+  key: Uint8Array,
+  label: string,
+  roundId: string,
+  sealed: SealedSecret,
+): Uint8Array {
+  return aesGcmOpen(key, sealed.iv, sealed.ct, sealed.tag, lengthPrefixed(label, roundId));
 }
 
 /** Seals round `roundId`'s opening as a secret part is sealed, under its own associated data. */
@@ -406,16 +428,27 @@ export function sealOpening(
   roundId: string,
   plaintext: Uint8Array,
 ): SealedSecret {
-  const iv = new Uint8Array(random(IV_BYTES));
-  if (iv.length !== IV_BYTES)
-    throw new TypeError(`the random source must return ${IV_BYTES} bytes`);
-  const { ciphertext, tag } = aesGcmSeal(key, iv, plaintext, openingAad(roundId));
-  return { iv, ct: ciphertext, tag };
+  return sealForRound(key, random, OPENING_AAD_LABEL, roundId, plaintext);
 }
 
 /** Decrypts a round opening; throws whatever GCM throws when the tag does not verify. */
 export function openOpening(key: Uint8Array, roundId: string, sealed: SealedSecret): Uint8Array {
-  return aesGcmOpen(key, sealed.iv, sealed.ct, sealed.tag, openingAad(roundId));
+  return openForRound(key, OPENING_AAD_LABEL, roundId, sealed);
+}
+
+/** Seals round `roundId`'s round secret (KeyStore putRoundSecret), under its own associated data. */
+export function sealRoundSecret(
+  key: Uint8Array,
+  random: RandomSource,
+  roundId: string,
+  plaintext: Uint8Array,
+): SealedSecret {
+  return sealForRound(key, random, ROUND_SECRET_AAD_LABEL, roundId, plaintext);
+}
+
+/** Decrypts a round secret; throws whatever GCM throws when the tag does not verify. */
+export function openRoundSecret(key: Uint8Array, roundId: string, sealed: SealedSecret): Uint8Array {
+  return openForRound(key, ROUND_SECRET_AAD_LABEL, roundId, sealed);
 }
 
 export function openingBody(roundId: string, sealed: SealedSecret): OpeningBody {

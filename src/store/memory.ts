@@ -19,12 +19,16 @@ import {
   checkRecordInput,
   checkRoundId,
   checkRoundOpening,
+  checkRoundSecret,
   checkStep,
   copyLogLeaf,
   copyRecord,
   newRecord,
+  noRoundSecret,
   notFound,
+  notOwnSecret,
   openingExists,
+  roundSecretExists,
 } from "./inputs.js";
 import { UlidGenerator } from "./record-id.js";
 import { consumeRule, liveAnswer, mustApply, RecordCore, stepRule } from "./record-rules.js";
@@ -35,6 +39,7 @@ import type {
   KeyStore,
   ListQuery,
   RecordInput,
+  SecretPart,
 } from "./types.js";
 
 export interface MemoryKeyStoreOptions {
@@ -51,7 +56,9 @@ export class MemoryKeyStore implements KeyStore {
   readonly #clock: () => Date;
   readonly #ids: UlidGenerator;
   readonly #core = new RecordCore();
-  readonly #secrets = new Map<string, Uint8Array>();
+  /** Each record's own secret part, or the number of its part of its round's secret. */
+  readonly #secrets = new Map<string, Uint8Array | number>();
+  readonly #roundSecrets = new Map<string, Uint8Array>();
   readonly #leaves: Uint8Array[] = [];
   readonly #openings = new Map<string, Uint8Array>();
   #state: State = "new";
@@ -74,8 +81,10 @@ export class MemoryKeyStore implements KeyStore {
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
-    for (const secret of this.#secrets.values()) secret.fill(0);
+    for (const secret of this.#secrets.values()) if (typeof secret !== "number") secret.fill(0);
     this.#secrets.clear();
+    for (const secret of this.#roundSecrets.values()) secret.fill(0);
+    this.#roundSecrets.clear();
     for (const opening of this.#openings.values()) opening.fill(0);
     this.#openings.clear();
   }
@@ -83,8 +92,11 @@ export class MemoryKeyStore implements KeyStore {
   async put(input: RecordInput): Promise<KeyRecord> {
     this.#assertOpen();
     checkRecordInput(input);
+    if (input.roundPart !== undefined && !this.#roundSecrets.has(input.roundId)) {
+      throw noRoundSecret(input.roundId);
+    }
     const record = newRecord(this.#ids.next(), input, this.#clock());
-    this.#secrets.set(record.id, new Uint8Array(input.secret));
+    this.#secrets.set(record.id, input.roundPart ?? new Uint8Array(input.secret!));
     mustApply(this.#core.add(record));
     return copyRecord(record);
   }
@@ -106,8 +118,29 @@ export class MemoryKeyStore implements KeyStore {
     this.#assertOpen();
     checkId(id);
     const secret = this.#secrets.get(id);
-    if (!secret) throw notFound(id);
+    if (secret === undefined) throw notFound(id);
+    if (typeof secret === "number") throw notOwnSecret(id);
     return new Uint8Array(secret);
+  }
+
+  async readSecretPart(id: string): Promise<SecretPart> {
+    this.#assertOpen();
+    checkId(id);
+    const secret = this.#secrets.get(id);
+    if (secret === undefined) throw notFound(id);
+    if (typeof secret !== "number") return { kind: "own", secret: new Uint8Array(secret) };
+    const roundSecret = this.#roundSecrets.get(this.#core.index.get(id)!.roundId)!;
+    return { kind: "round", roundSecret: new Uint8Array(roundSecret), roundPart: secret };
+  }
+
+  async putRoundSecret(roundId: string, secret: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    const copy = checkRoundSecret(roundId, secret);
+    if (this.#roundSecrets.has(roundId)) {
+      copy.fill(0);
+      throw roundSecretExists(roundId);
+    }
+    this.#roundSecrets.set(roundId, copy);
   }
 
   /** Nothing here outlives the process, so every claim is as final as it gets at once. */

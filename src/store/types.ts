@@ -19,8 +19,20 @@ export interface RecordInput {
   /** The derivation that produced the record, with its version, e.g. "otp/v1". */
   algorithm: string;
   public: JsonObject;
-  /** The secret part, already serialized; the store encrypts it before it touches disk. */
-  secret: Uint8Array;
+  /**
+   * The secret part, already serialized; the store encrypts it before it touches disk. Exactly
+   * one of `secret` and `roundPart`.
+   */
+  secret?: Uint8Array;
+  /**
+   * Instead of `secret`: the record's secret part is part `roundPart` of its round's secret
+   * (`putRoundSecret`, put for `roundId` before; E_INVALID_INPUT when it has none). The store
+   * keeps only this number with the record, and `readSecretPart` hands back the round's secret
+   * with it, from which the caller derives the record's own (a batch round's output `roundPart`:
+   * a pool of OTPs keeps one secret per round instead of one per OTP). An integer, 0 to
+   * MAX_ROUND_PART; the caller gives each record of a round its own.
+   */
+  roundPart?: number;
   /** The requesting client entitled to the secret part, when the record was made for one. */
   owner?: string;
   /**
@@ -138,8 +150,26 @@ export interface KeyStore {
   put(input: RecordInput): Promise<KeyRecord>;
   get(id: string): Promise<KeyRecord | undefined>;
   list(query?: ListQuery): Promise<KeyRecord[]>;
-  /** The decrypted secret part. Throws a NOT_FOUND DkeygenError for an unknown id. */
+  /**
+   * The decrypted secret part (a fresh copy). Throws a NOT_FOUND DkeygenError for an unknown id,
+   * and E_INVALID_INPUT for a record put with `roundPart` (it has no secret of its own: read it
+   * with `readSecretPart`).
+   */
   readSecret(id: string): Promise<Uint8Array>;
+  /**
+   * Record `id`'s secret part, decrypted (fresh copies): its own (`secret`), or its round's
+   * secret and its part number (`roundPart`). Throws a NOT_FOUND DkeygenError for an unknown id.
+   */
+  readSecretPart(id: string): Promise<SecretPart>;
+  /**
+   * Keeps round `roundId`'s secret (1 byte to MAX_ROUND_SECRET_BYTES; secret), which the records
+   * put with `roundPart` share, encrypted at rest like a record's secret part. At most one per
+   * round: a second is refused (E_INVALID_INPUT), also when two calls race. Resolves once
+   * durable. The caller's buffer is not kept. It stays as long as any record of the round does:
+   * a store that lets records go (retention) lets the round's secret go with its last record,
+   * never before.
+   */
+  putRoundSecret(roundId: string, secret: Uint8Array): Promise<void>;
   /**
    * Atomically claims the oldest record of `purpose` that has no owner, no claim, no
    * consumption and is not held (records made for a named owner are never pooled; held ones are
@@ -212,6 +242,16 @@ export interface KeyStore {
    */
   readonly chain?: { lines: number; head: string };
 }
+
+/** A record's secret part as `readSecretPart` hands it back (fresh copies: wipe them after use). */
+export type SecretPart =
+  | { kind: "own"; secret: Uint8Array }
+  | { kind: "round"; roundSecret: Uint8Array; roundPart: number };
+
+/** The largest round secret a store takes (`putRoundSecret`). */
+export const MAX_ROUND_SECRET_BYTES = 64 * 1024;
+/** The greatest `roundPart` (RecordInput): 2^32 − 1. */
+export const MAX_ROUND_PART = 0xffffffff;
 
 /** The largest log entry a store takes (a round's entry with 256 contributors is ≈ 130 KiB). */
 export const MAX_LOG_LEAF_BYTES = 1024 * 1024;

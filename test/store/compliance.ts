@@ -18,6 +18,8 @@ import {
   type KeyStore,
   type ListQuery,
   MAX_LOG_LEAF_BYTES,
+  MAX_ROUND_PART,
+  MAX_ROUND_SECRET_BYTES,
   type RecordInput,
 } from "../../src/store/types.js";
 
@@ -1128,6 +1130,128 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       });
     });
 
+    test("records put with a roundPart share their round's secret: readSecretPart hands back copies of it with each record's part, readSecret refuses them", async () => {
+      await withStore(async (store, fixture) => {
+        const roundSecret = new Uint8Array(100).map((_, i) => (i * 13 + 5) & 0xff);
+        const expected = new Uint8Array(roundSecret);
+        await store.putRoundSecret("round-S", roundSecret);
+        roundSecret.fill(0); // the caller's buffer is not the store's
+        const parts = [0, 7, 1, MAX_ROUND_PART];
+        const records: KeyRecord[] = [];
+        for (const roundPart of parts) {
+          const { secret: _, ...rest } = input({ roundId: "round-S" });
+          records.push(await store.put({ ...rest, roundPart }));
+        }
+        const own = await store.put(input({ roundId: "round-S", secret: new Uint8Array([9]) }));
+        for (const [i, record] of records.entries()) {
+          assert.ok(!("roundPart" in record), "a record never carries its part number");
+          const read = await store.readSecretPart(record.id);
+          assert.deepEqual(read, { kind: "round", roundSecret: expected, roundPart: parts[i] });
+          if (read.kind === "round") read.roundSecret.fill(0); // nor is what it hands out
+          await assert.rejects(store.readSecret(record.id), isCode(ErrorCodes.INVALID_INPUT));
+        }
+        assert.deepEqual(await store.readSecretPart(records[0]!.id), {
+          kind: "round",
+          roundSecret: expected,
+          roundPart: 0,
+        });
+        assert.deepEqual(await store.readSecretPart(own.id), {
+          kind: "own",
+          secret: new Uint8Array([9]),
+        });
+        await assert.rejects(
+          store.readSecretPart("01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+          isCode(ErrorCodes.NOT_FOUND),
+        );
+        // They pool, claim and consume like any record, oldest first.
+        assert.equal(await store.countUnclaimed("otp"), 5);
+        assert.equal((await store.claimNext("otp", claim(1), RESERVED))?.id, records[0]!.id);
+        assert.equal((await store.claimNext("otp", claim(2)))?.id, records[1]!.id);
+        assert.equal(await store.consume(records[1]!.id), true);
+        assert.equal(await store.consume(records[2]!.id), true);
+        if (!fixture.reopen) return;
+        await store.close();
+        const reopened = await fixture.reopen();
+        await reopened.open();
+        for (const [i, record] of records.entries()) {
+          assert.deepEqual(await reopened.readSecretPart(record.id), {
+            kind: "round",
+            roundSecret: expected,
+            roundPart: parts[i],
+          });
+        }
+        assert.equal(await reopened.consume(records[2]!.id), false);
+        await assert.rejects(
+          reopened.putRoundSecret("round-S", new Uint8Array([1])),
+          isCode(ErrorCodes.INVALID_INPUT),
+        );
+        const { secret: _, ...rest } = input({ roundId: "round-S" });
+        const later = await reopened.put({ ...rest, roundPart: 3 });
+        assert.deepEqual(await reopened.readSecretPart(later.id), {
+          kind: "round",
+          roundSecret: expected,
+          roundPart: 3,
+        });
+      });
+    });
+
+    test("a round secret: at most one per round, also when two race; a roundPart needs one and excludes a secret; sizes and parts pinned", async () => {
+      await withStore(async (store) => {
+        const { secret: _, ...base } = input({ roundId: "round-T" });
+        // No round secret for the round yet: refused, and nothing stored.
+        await assert.rejects(store.put({ ...base, roundPart: 0 }), isCode(ErrorCodes.INVALID_INPUT));
+        assert.deepEqual(await store.list(), []);
+        const raced = await Promise.allSettled([
+          store.putRoundSecret("round-T", new Uint8Array([1])),
+          store.putRoundSecret("round-T", new Uint8Array([2])),
+        ]);
+        assert.deepEqual(
+          raced.map((r) => r.status),
+          ["fulfilled", "rejected"],
+        );
+        assert.ok(isCode(ErrorCodes.INVALID_INPUT)((raced[1] as PromiseRejectedResult).reason));
+        const record = await store.put({ ...base, roundPart: 0 });
+        assert.deepEqual(await store.readSecretPart(record.id), {
+          kind: "round",
+          roundSecret: new Uint8Array([1]),
+          roundPart: 0,
+        });
+        // A round's opening is not its round secret, nor the other way round.
+        assert.equal(await store.readRoundOpening("round-T"), undefined);
+        for (const roundPart of [-1, MAX_ROUND_PART + 1, 1.5, Number.NaN, "0"]) {
+          await assert.rejects(
+            store.put({ ...base, roundPart: roundPart as number }),
+            isTypeErrorNaming("input.roundPart"),
+          );
+        }
+        await assert.rejects(
+          store.put({ ...base, roundPart: 1, secret: new Uint8Array([1]) }),
+          isTypeErrorNaming("input.roundPart"),
+        );
+        await assert.rejects(store.put(base as RecordInput), isTypeErrorNaming("input.secret"));
+        assert.equal((await store.list()).length, 1);
+        // The largest round secret is taken; one byte more is refused.
+        await store.putRoundSecret("round-U", new Uint8Array(MAX_ROUND_SECRET_BYTES).fill(7));
+        await assert.rejects(
+          store.putRoundSecret("round-V", new Uint8Array(MAX_ROUND_SECRET_BYTES + 1)),
+          isCode(ErrorCodes.INVALID_INPUT),
+        );
+        for (const [roundId, bytes] of [
+          ["", new Uint8Array([1])],
+          [7, new Uint8Array([1])],
+          ["round-V", new Uint8Array(0)],
+          ["round-V", "secret"],
+        ] as const) {
+          await assert.rejects(store.putRoundSecret(roundId as string, bytes as Uint8Array), TypeError);
+        }
+        await assert.rejects(store.put({ ...base, roundId: "round-V", roundPart: 0 }), isCode(ErrorCodes.INVALID_INPUT));
+        const big = await store.put({ ...base, roundId: "round-U", roundPart: 5, held: true });
+        const read = await store.readSecretPart(big.id);
+        assert.equal(read.kind === "round" && read.roundSecret.length, MAX_ROUND_SECRET_BYTES);
+        assert.equal(await store.releaseHeld("round-U"), 1);
+      });
+    });
+
     test("a closed store refuses to be used", async () => {
       const fixture = await makeStore();
       await fixture.store.open();
@@ -1143,6 +1267,14 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
         );
         await assert.rejects(
           fixture.store.readRoundOpening("round-1"),
+          isCode(ErrorCodes.OPERATIONAL),
+        );
+        await assert.rejects(
+          fixture.store.putRoundSecret("round-1", new Uint8Array([1])),
+          isCode(ErrorCodes.OPERATIONAL),
+        );
+        await assert.rejects(
+          fixture.store.readSecretPart(record.id),
           isCode(ErrorCodes.OPERATIONAL),
         );
         await fixture.store.close(); // closing twice is harmless
