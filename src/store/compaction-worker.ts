@@ -112,7 +112,7 @@ async function run(): Promise<CompactionDone> {
     out = await CompactedFile.create(job.outPath, job.macKey);
     const generation = scan.generation + 1;
     await out.add(compactedBody(job.at, pointOf(scan.cut), scan.drop.size, job.cutoff, generation));
-    const filter = new LineFilter(scan.drop);
+    const filter = new LineFilter(scan.drop, scan.dropRounds);
     const copied: CopiedLines = { openings: new Map(), leaves: [] };
     const copy = (from: ChainCut) =>
       copyLines(reader, job.path, job.macKey, from, filter, out!, copied, signal);

@@ -32,6 +32,7 @@ import {
   type LogBody,
   lineParts,
   readSegments,
+  retireBody,
   verifyLineBytes,
 } from "./log-format.js";
 
@@ -143,6 +144,9 @@ function parsed(body: Buffer): Record<string, unknown> {
 export interface Retirements {
   /** Ids retired before the cutoff: the copy leaves every line about them out. */
   drop: Set<string>;
+  /** Rounds whose secret retired before the cutoff (with its last record): the copy leaves
+   * their roundsecret lines out. */
+  dropRounds: Set<string>;
   /** Where the scan stopped (the file's end then). */
   cut: ChainCut;
   /** The old file's compaction generation (0 if it was never compacted). */
@@ -163,6 +167,7 @@ export async function scanRetirements(
   signal?: StopSignal,
 ): Promise<Retirements> {
   const drop = new Set<string>();
+  const dropRounds = new Set<string>();
   let generation = 0;
   let cut = FILE_START;
   for await (const segment of readSegments(handle)) {
@@ -175,6 +180,7 @@ export async function scanRetirements(
       const value = parsed(framed.body);
       if (value.t === "retire" && Date.parse(value.at as string) < cutoffMs) {
         for (const id of value.ids as string[]) drop.add(id);
+        for (const roundId of (value.rounds as string[] | undefined) ?? []) dropRounds.add(roundId);
       } else if (value.t === "compacted") {
         generation = value.generation as number;
       }
@@ -182,19 +188,20 @@ export async function scanRetirements(
     cut = { bytes: segment.end, lines: line, head: framed.mac };
     if (line % (4 * LINES_PER_TURN) === 0) await turn(signal);
   }
-  return { drop, cut, generation };
+  return { drop, dropRounds, cut, generation };
 }
 
 /**
  * What the copy keeps of each old line: everything except lines (or the entries of claims,
- * consumes, lease, release and retire lines) about dropped records, an unhold line whose round kept no
- * record, the old file's own compacted and switched lines, and rollback lines (they name the old
+ * consumes, lease, release and retire lines) about dropped records, the roundsecret lines of
+ * rounds whose secret retired before the cutoff, an unhold line whose round kept no record, the old file's own compacted and switched lines, and rollback lines (they name the old
  * chain's positions; the compacted line commits to that chain instead). A kept record line that
  * leaves its participants out (log-format.ts Carrier) gets them back when the record line that
  * had them for it was left out, or another record line with participants was kept since.
  */
 export class LineFilter {
   readonly #drop: Set<string>;
+  readonly #dropRounds: Set<string>;
   /** The last record line with participants in the old file, and in the new one. */
   #oldCarrier: Carrier | undefined;
   #newCarrier: Carrier | undefined;
@@ -203,8 +210,9 @@ export class LineFilter {
   /** Bytes of old lines left out whole. */
   droppedBytes = 0;
 
-  constructor(drop: Set<string>) {
+  constructor(drop: Set<string>, dropRounds: Set<string> = new Set()) {
     this.#drop = drop;
+    this.#dropRounds = dropRounds;
   }
 
   /** The body bytes to write for an old line's body, or undefined to leave the line out. */
@@ -230,6 +238,10 @@ export class LineFilter {
         return DROP;
       case "record":
         return this.#fastRecord(body);
+      case "roundsecret": {
+        const roundId = fieldText(body, "roundId");
+        return roundId === undefined ? undefined : this.#dropRounds.has(roundId) ? DROP : body;
+      }
       case "claim":
       case "consume":
       case "step": {
@@ -349,11 +361,24 @@ export class LineFilter {
       }
       case "consumes":
       case "lease":
-      case "release":
-      case "retire": {
+      case "release": {
         const ids = (value.ids as string[]).filter((id) => !drop.has(id));
         return ids.length === 0 ? undefined : ({ ...value, ids } as unknown as LogBody);
       }
+      case "retire": {
+        // A retire line's rounds retired with its ids: both dropped, or both kept.
+        const ids = (value.ids as string[]).filter((id) => !drop.has(id));
+        if (ids.length === 0) return undefined;
+        if (ids.length === (value.ids as string[]).length) return value as unknown as LogBody;
+        const rounds = ((value.rounds as string[] | undefined) ?? []).filter(
+          (roundId) => !this.#dropRounds.has(roundId),
+        );
+        return retireBody(value.at as string, ids, rounds);
+      }
+      case "roundsecret":
+        return this.#dropRounds.has(value.roundId as string)
+          ? undefined
+          : (value as unknown as LogBody);
       case "unhold":
         if (!this.#heldRounds.delete(value.roundId as string)) return undefined;
         return value as unknown as LogBody;

@@ -74,12 +74,16 @@ import {
   checkRecordInput,
   checkRoundId,
   checkRoundOpening,
+  checkRoundSecret,
   checkStep,
   copyLogLeaf,
   copyRecord,
   newRecord,
+  noRoundSecret,
   notFound,
+  notOwnSecret,
   openingExists,
+  roundSecretExists,
 } from "./inputs.js";
 import {
   checkStoreFolder,
@@ -107,9 +111,11 @@ import {
   MAX_RECORDS_PER_LINE,
   openingBody,
   openOpening,
+  openRoundSecret,
   openSecret,
   type ParsedBody,
   parseBody,
+  type RecordPart,
   readSegments,
   recordBody,
   recordsBody,
@@ -117,10 +123,12 @@ import {
   recordsHeaderKey,
   retireBody,
   rollbackBody,
+  roundSecretBody,
   type SealedSecret,
   type Segment,
   type StoreKeys,
   sealOpening,
+  sealRoundSecret,
   sealSecret,
   stepBody,
   tlogBody,
@@ -139,6 +147,7 @@ import {
   stepRule,
 } from "./record-rules.js";
 import { type Compaction, countRetired, Replayer, type ReplayFailure } from "./replay.js";
+import { RoundSecrets } from "./round-secrets.js";
 import { TurnConsumes } from "./turn-consumes.js";
 import { TurnLines } from "./turn-lines.js";
 import type {
@@ -148,6 +157,7 @@ import type {
   KeyStore,
   ListQuery,
   RecordInput,
+  SecretPart,
 } from "./types.js";
 
 /**
@@ -283,6 +293,10 @@ export class FileKeyStore implements KeyStore {
   /** Where each round's opening line is (kept on disk only); a round being written is here
    * already (one per round). */
   #openings = new Map<string, LineRef | "writing">();
+  /** The round secrets live records refer to, sealed (round-secrets.ts), once durable. */
+  #roundSecrets = new RoundSecrets();
+  /** Round secrets being written (not yet in #roundSecrets): a second put for one is refused. */
+  readonly #roundSecretsWriting = new Set<string>();
   /** Consumptions written but not yet durable, so a second `consume` can wait for the first. */
   readonly #consuming = new Map<string, Promise<void>>();
   /** Per record, the write of its latest step until it is durable, for replays to wait on. */
@@ -294,7 +308,7 @@ export class FileKeyStore implements KeyStore {
   /** Consumptions of this turn, written as one line after it (turn-consumes.ts). */
   readonly #consumes: TurnConsumes;
   /** This turn's batchable records by round header, written as records lines (log-format.ts). */
-  readonly #records: TurnLines<{ record: KeyRecord; sealed: SealedSecret }>;
+  readonly #records: TurnLines<{ record: KeyRecord; part: RecordPart }>;
   /** The last record line with participants in the current file (log-format.ts Carrier). */
   #carrier: Carrier | undefined;
   readonly #givenLock: LockFile | undefined;
@@ -364,15 +378,17 @@ export class FileKeyStore implements KeyStore {
     this.#records = new TurnLines((items) => {
       const body =
         items.length === 1
-          ? recordBody(items[0]!.record, items[0]!.sealed)
+          ? recordBody(items[0]!.record, items[0]!.part)
           : recordsBody(
               items.map((item) => item.record),
-              items.map((item) => item.sealed),
+              items.map((item) => item.part),
             );
       return this.#appendLine(body, {
         onDurable: () => {
-          for (const { record, sealed } of items)
-            mustApply(this.#core.add(record, packSealed(sealed)));
+          for (const { record, part } of items) mustApply(this.#core.add(record, payloadOf(part)));
+        },
+        onFailed: () => {
+          for (const { record, part } of items) this.#unrefPart(record, part);
         },
       });
     }, MAX_RECORDS_PER_LINE);
@@ -609,6 +625,11 @@ export class FileKeyStore implements KeyStore {
     }
   }
 
+  /** Round secrets held in memory: those a live record has a part of (or none has had yet). */
+  get roundSecretsHeld(): number {
+    return this.#state === "open" ? this.#roundSecrets.size : 0;
+  }
+
   /** Records held in memory: the live ones (retired OTPs have left). */
   get liveRecords(): number {
     return this.#state === "open" ? this.#index.size : 0;
@@ -623,14 +644,23 @@ export class FileKeyStore implements KeyStore {
     this.#assertWritable();
     const now = this.#clock().getTime();
     const ids: string[] = [];
+    /** Round secrets let go, each after the id (its index in `ids`) that let it go. */
+    const rounds: Array<[number, string]> = [];
     for (const id of this.#index.dueForRetirement(now)) {
       if (this.#consuming.has(id) || this.#stepping.has(id)) {
         // A write about it is in flight: next time.
         this.#index.scheduleRetirement(id, now + 1);
         continue;
       }
+      const roundId = this.#index.get(id)!.roundId;
+      const part = this.#index.payload(id);
       mustApply(this.#core.retire(id, now));
       ids.push(id);
+      // The round's secret goes with the last live record that refers to it.
+      if (typeof part === "number" && this.#roundSecrets.unref(roundId)) {
+        this.#roundSecrets.delete(roundId);
+        rounds.push([ids.length - 1, roundId]);
+      }
     }
     if (ids.length === 0) return 0;
     if (this.#retainUsedMs !== Number.POSITIVE_INFINITY)
@@ -638,7 +668,14 @@ export class FileKeyStore implements KeyStore {
     const at = new Date(now).toISOString();
     const writes: Promise<void>[] = [];
     for (let i = 0; i < ids.length; i += MAX_LEASE_IDS) {
-      writes.push(this.#append(retireBody(at, ids.slice(i, i + MAX_LEASE_IDS)), {}));
+      // Each round secret on the line of the record that let it go: at most one per id.
+      const letGo = rounds.filter(([after]) => after >= i && after < i + MAX_LEASE_IDS);
+      const body = retireBody(
+        at,
+        ids.slice(i, i + MAX_LEASE_IDS),
+        letGo.map(([, roundId]) => roundId),
+      );
+      writes.push(this.#append(body, {}));
     }
     await Promise.all(writes);
     return ids.length;
@@ -776,21 +813,35 @@ export class FileKeyStore implements KeyStore {
   async put(input: RecordInput): Promise<KeyRecord> {
     this.#assertWritable();
     checkRecordInput(input);
+    // A part of a round secret counts as a live reference from here (so the round's secret
+    // cannot retire while this record is being written), and is let go if the write fails.
+    if (input.roundPart !== undefined && !this.#roundSecrets.ref(input.roundId)) {
+      throw noRoundSecret(input.roundId);
+    }
     const record = newRecord(this.#ids.next(), input, this.#clock());
-    const sealed = sealSecret(this.#keys.secret, this.#random, record, input.secret);
+    const part: RecordPart =
+      input.roundPart ?? sealSecret(this.#keys.secret, this.#random, record, input.secret!);
     this.#interner.intern(record);
     // Visible only once durable: nobody can list or claim a record that may still be lost. The
     // records of one round put in one turn share a records line (a lone one: a record line).
-    if (batchable(record) && recordsEntryBytes(record, sealed) <= MAX_RECORDS_ENTRY_BYTES) {
-      await this.#records.add(recordsHeaderKey(record), { record, sealed });
+    if (batchable(record) && recordsEntryBytes(record, part) <= MAX_RECORDS_ENTRY_BYTES) {
+      await this.#records.add(recordsHeaderKey(record), { record, part });
     } else {
-      await this.#append(recordBody(record, sealed), {
+      await this.#append(recordBody(record, part), {
         onDurable: () => {
-          mustApply(this.#core.add(record, packSealed(sealed)));
+          mustApply(this.#core.add(record, payloadOf(part)));
         },
+        onFailed: () => this.#unrefPart(record, part),
       });
     }
     return copyRecord(record);
+  }
+
+  /** A record's reference to its round's secret, let go (its line failed). */
+  #unrefPart(record: KeyRecord, part: RecordPart): void {
+    if (typeof part === "number" && this.#roundSecrets.has(record.roundId)) {
+      this.#roundSecrets.unref(record.roundId);
+    }
   }
 
   /**
@@ -801,11 +852,20 @@ export class FileKeyStore implements KeyStore {
    */
   async sealedContents(): Promise<SealedContents> {
     this.#assertReadable();
-    const records = this.#index.list().map((record) => ({
-      record: copyRecord(record),
-      sealed: unpackSealed(this.#index.payload(record.id)!),
-      void: this.#index.isVoid(record.id),
-    }));
+    const records = this.#index.list().map((record) => {
+      const payload = this.#index.payload(record.id)!;
+      return {
+        record: copyRecord(record),
+        ...(typeof payload === "number"
+          ? { roundPart: payload }
+          : { sealed: unpackSealed(payload) }),
+        void: this.#index.isVoid(record.id),
+      };
+    });
+    const roundSecrets: SealedContents["roundSecrets"] = [];
+    for (const [roundId, { packed, live }] of this.#roundSecrets.entries()) {
+      if (live > 0) roundSecrets.push({ roundId, sealed: unpackSealed(packed) });
+    }
     const openings: SealedContents["openings"] = [];
     for (const [roundId, ref] of this.#openings) {
       if (ref !== "writing")
@@ -813,6 +873,7 @@ export class FileKeyStore implements KeyStore {
     }
     return {
       records,
+      roundSecrets,
       claimGroups: [...this.#index.claimGroups()].map((ids) => [...ids]),
       openings,
       leaves: await this.logEntries(0, this.#leaves.length),
@@ -833,19 +894,70 @@ export class FileKeyStore implements KeyStore {
   }
 
   async readSecret(id: string): Promise<Uint8Array> {
+    const part = await this.readSecretPart(id);
+    if (part.kind === "own") return part.secret;
+    part.roundSecret.fill(0);
+    throw notOwnSecret(id);
+  }
+
+  async readSecretPart(id: string): Promise<SecretPart> {
     this.#assertReadable();
     checkId(id);
     const record = this.#index.get(id);
-    const sealed = this.#index.payload(id);
-    if (!record || sealed === undefined) throw notFound(id);
+    const payload = this.#index.payload(id);
+    if (!record || payload === undefined) throw notFound(id);
+    if (typeof payload === "number") {
+      // A live record keeps its round's secret in memory (round-secrets.ts).
+      const packed = this.#roundSecrets.packed(record.roundId)!;
+      try {
+        const roundSecret = openRoundSecret(
+          this.#keys.secret,
+          record.roundId,
+          unpackSealed(packed),
+        );
+        return { kind: "round", roundSecret, roundPart: payload };
+      } catch (cause) {
+        throw new DkeygenError(
+          ErrorCodes.STORE_CORRUPT,
+          `The secret of round ${record.roundId} in ${this.path} does not decrypt.`,
+          { cause },
+        );
+      }
+    }
     try {
-      return openSecret(this.#keys.secret, record, unpackSealed(sealed));
+      return { kind: "own", secret: openSecret(this.#keys.secret, record, unpackSealed(payload)) };
     } catch (cause) {
       throw new DkeygenError(
         ErrorCodes.STORE_CORRUPT,
         `The secret part of record ${id} in ${this.path} does not decrypt.`,
         { cause },
       );
+    }
+  }
+
+  async putRoundSecret(roundId: string, secret: Uint8Array): Promise<void> {
+    this.#assertWritable();
+    const copy = checkRoundSecret(roundId, secret);
+    // Decided here, synchronously: of two racing calls for a round, the second is refused.
+    if (this.#roundSecrets.has(roundId) || this.#roundSecretsWriting.has(roundId)) {
+      copy.fill(0);
+      throw roundSecretExists(roundId);
+    }
+    let sealed: SealedSecret;
+    try {
+      sealed = sealRoundSecret(this.#keys.secret, this.#random, roundId, copy);
+    } finally {
+      copy.fill(0);
+    }
+    this.#roundSecretsWriting.add(roundId);
+    try {
+      await this.#append(roundSecretBody(roundId, sealed), {
+        onDurable: () => {
+          this.#roundSecrets.add(roundId, packSealed(sealed));
+        },
+      });
+    } finally {
+      this.#roundSecretsWriting.delete(roundId);
     }
   }
 
@@ -1219,6 +1331,7 @@ export class FileKeyStore implements KeyStore {
     if ("kind" in state) throw this.#replayError(state);
     this.#core = state.core;
     this.#openings = state.openings;
+    this.#roundSecrets = state.roundSecrets;
     this.#leaves = state.leaves;
     this.#leafCount = state.leaves.length;
     this.#head = state.head;
@@ -1302,5 +1415,11 @@ export class FileKeyStore implements KeyStore {
     // The records and their sealed secrets go with the core.
     this.#core = new RecordCore();
     this.#openings.clear();
+    this.#roundSecrets = new RoundSecrets();
   }
+}
+
+/** What the record index keeps beside a record: its sealed secret packed, or its round part. */
+function payloadOf(part: RecordPart): string | number {
+  return typeof part === "number" ? part : packSealed(part);
 }

@@ -26,15 +26,18 @@
  * Timestamps are ISO 8601 UTC with milliseconds (Date.prototype.toISOString); ids are ULIDs.
  *   {"t":"record","v":1,"id","purpose","createdAt","roundId","participants"?:[string],"algorithm",
  *    "public":{...},"owner"?,"subject"?,"holders"?,"held"?:true,
- *    "secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *    "secret":{"iv":b64url,"ct":b64url,"tag":b64url} | "part":n}
  *   ("subject" only with "owner": whom the record was made for, e.g. a TOTP enrollment's account;
  *   "holders", also only with "owner": a split record's holders, 1 or more distinct strings;
  *   "held" only without "owner": the record was put held, KeyStore RecordInput.held;
  *   "participants" left out: the record's are those of the last record line before it that has
  *   them, which must be of the same roundId, whatever other lines come between; a writer leaves
- *   them out when they are equal, so a batch round's records name them once)
+ *   them out when they are equal, so a batch round's records name them once;
+ *   "part" instead of "secret": the record's secret part is part n (an integer, 0 to 2^32 − 1) of
+ *   its round's secret, which a roundsecret line of its roundId before it holds, not yet
+ *   retired)
  *   {"t":"records","v":1,"purpose","createdAt","roundId","participants"?:[string],"algorithm",
- *    "held"?:true,"records":[{"id","public":{...},"secret":{"iv","ct","tag"}}]}
+ *    "held"?:true,"records":[{"id","public":{...},"secret":{"iv","ct","tag"} | "part":n}]}
  *   (1 to 256 records of one round with the header's fields and no owner, read exactly as that
  *   many record lines in order; a writer puts there the records of a round it puts in one turn
  *   of its event loop, a lone one or one over 8 KiB on a record line; "participants" left out as
@@ -52,8 +55,9 @@
  *   {"t":"rollback","v":1,"at","reason","found":{"lines","head"},"expected"?:{"lines","head"}}
  *   {"t":"tlog","v":1,"index","leaf":b64url}
  *   {"t":"opening","v":1,"roundId","secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
+ *   {"t":"roundsecret","v":1,"roundId","secret":{"iv":b64url,"ct":b64url,"tag":b64url}}
  *   {"t":"unhold","v":1,"roundId","at"}
- *   {"t":"retire","v":1,"at","ids":[id]}
+ *   {"t":"retire","v":1,"at","ids":[id],"rounds"?:[roundId]}
  *   {"t":"compacted","v":1,"at","from":{"lines","head"},"dropped","cutoff","generation"}
  *   {"t":"switched","v":1,"from":{"lines","head"}}
  * (retire, compacted and switched: docs/PROTOCOL.md §10 and §10.2; `LINE_KINDS` lists every
@@ -87,6 +91,14 @@
  * An opening line keeps a completed round's opening (docs/PROTOCOL.md §15.6), sealed as a secret
  * part is (below, with its own associated data); at most one per round id.
  *
+ * A roundsecret line keeps a round's secret (KeyStore putRoundSecret: a batch round of OTPs keeps
+ * its round secret once, and each record only its "part", from which the reader derives the
+ * record's own secret), sealed as a secret part is, with its own associated data; at most one
+ * per round id while it is held. It is held until a retire line names its round in "rounds":
+ * that line's ids, or earlier lines', retired the last record with a part of it (so none is
+ * live; a retire line naming a round not held, or one with a live record, is corruption), and no
+ * later record may have a part of it. A retire line names 1 to 4096 distinct rounds, if any.
+ *
  * A rollback line records that a writer opened the file although it did not match its head file
  * (head-file.ts), because its operator said so: `reason` is "shorter", "diverged", "missing" (no
  * head file) or "unreadable" (no valid slot); `found` is the file as it was opened — `lines` the
@@ -108,8 +120,10 @@
  * (LP as in src/crypto/canonical.ts), so a secret part cannot be moved to another record. A round
  * opening is sealed the same way under the same key, with
  *   AAD = LP("dkeygen/v1/store/round-opening", roundId)
- * so it cannot be moved to another round, nor taken for a record's secret part. iv, ct and tag
- * are unpadded base64url (RFC 4648 §5).
+ * so it cannot be moved to another round, nor taken for a record's secret part; a round secret
+ * likewise, with
+ *   AAD = LP("dkeygen/v1/store/round-secret", roundId)
+ * iv, ct and tag are unpadded base64url (RFC 4648 §5).
  */
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
@@ -119,7 +133,7 @@ import { aesGcmOpen, aesGcmSeal } from "../crypto/envelope.js";
 import type { RandomSource } from "../crypto/random.js";
 import type { JsonObject } from "../json.js";
 import { isUlid } from "./record-id.js";
-import { type Claim, type KeyRecord, MAX_LOG_LEAF_BYTES } from "./types.js";
+import { type Claim, type KeyRecord, MAX_LOG_LEAF_BYTES, MAX_ROUND_PART } from "./types.js";
 
 export const LINE_MAC_INFO = "dkeygen/v1/store/line-mac";
 export const SECRET_INFO = "dkeygen/v1/store/secret";
@@ -163,12 +177,20 @@ export interface SealedSecret {
   tag: Uint8Array;
 }
 
+/**
+ * What a record line or records entry keeps of a record's secret part: its own, sealed, or the
+ * number of its part of its round's secret (a roundsecret line; KeyStore RecordInput.roundPart).
+ */
+export type RecordPart = SealedSecret | number;
+
 export interface RecordBody extends Omit<KeyRecord, "participants"> {
   t: "record";
   v: 1;
   /** Absent: those of the last record line before it that has them, of the same round. */
   participants?: string[];
-  secret: { iv: string; ct: string; tag: string };
+  /** Exactly one of `secret` and `part`. */
+  secret?: { iv: string; ct: string; tag: string };
+  part?: number;
 }
 
 /**
@@ -244,7 +266,9 @@ export interface LeaseBody {
 export interface RecordsEntry {
   id: string;
   public: JsonObject;
-  secret: { iv: string; ct: string; tag: string };
+  /** Exactly one of `secret` and `part`, as in a record line. */
+  secret?: { iv: string; ct: string; tag: string };
+  part?: number;
 }
 /**
  * Records of one round put together (one turn of the writer's event loop), with the same purpose,
@@ -299,6 +323,8 @@ export interface RetireBody {
   v: 1;
   at: string;
   ids: string[];
+  /** Round secrets that left with their round's last record (this line's or an earlier one's). */
+  rounds?: string[];
 }
 /** Line 1 of a compacted file: the old file's chain where the copy was cut, and what was left
  * out. */
@@ -325,9 +351,18 @@ export interface OpeningBody {
   roundId: string;
   secret: { iv: string; ct: string; tag: string };
 }
+/** A round's secret, which the records of the round put with a part share (KeyStore
+ * putRoundSecret). */
+export interface RoundSecretBody {
+  t: "roundsecret";
+  v: 1;
+  roundId: string;
+  secret: { iv: string; ct: string; tag: string };
+}
 export type LogBody =
   | TlogBody
   | OpeningBody
+  | RoundSecretBody
   | UnholdBody
   | RecordBody
   | RecordsBody
@@ -357,6 +392,7 @@ const KINDS: Record<LogBody["t"] | ParsedBody["t"], true> = {
   rollback: true,
   tlog: true,
   opening: true,
+  roundsecret: true,
   unhold: true,
   retire: true,
   compacted: true,
@@ -447,27 +483,37 @@ export function sealRoundSecret(
 }
 
 /** Decrypts a round secret; throws whatever GCM throws when the tag does not verify. */
-export function openRoundSecret(key: Uint8Array, roundId: string, sealed: SealedSecret): Uint8Array {
+export function openRoundSecret(
+  key: Uint8Array,
+  roundId: string,
+  sealed: SealedSecret,
+): Uint8Array {
   return openForRound(key, ROUND_SECRET_AAD_LABEL, roundId, sealed);
 }
 
-export function openingBody(roundId: string, sealed: SealedSecret): OpeningBody {
-  return {
-    t: "opening",
-    v: 1,
-    roundId,
-    secret: {
-      iv: toBase64url(sealed.iv),
-      ct: toBase64url(sealed.ct),
-      tag: toBase64url(sealed.tag),
-    },
-  };
+function sealedJson(sealed: SealedSecret): { iv: string; ct: string; tag: string } {
+  return { iv: toBase64url(sealed.iv), ct: toBase64url(sealed.ct), tag: toBase64url(sealed.tag) };
 }
 
-/** The body of a record line; fields in a fixed order. */
-/** A record line's body; `carried`: leave `participants` out (see Carrier). */
-export function recordBody(record: KeyRecord, sealed: SealedSecret, carried = false): RecordBody {
-  const body: RecordBody = {
+/** A record's secret part as a record line or records entry writes it: `secret` or `part`. */
+function partJson(part: RecordPart): { secret: ReturnType<typeof sealedJson> } | { part: number } {
+  return typeof part === "number" ? { part } : { secret: sealedJson(part) };
+}
+
+export function openingBody(roundId: string, sealed: SealedSecret): OpeningBody {
+  return { t: "opening", v: 1, roundId, secret: sealedJson(sealed) };
+}
+
+export function roundSecretBody(roundId: string, sealed: SealedSecret): RoundSecretBody {
+  return { t: "roundsecret", v: 1, roundId, secret: sealedJson(sealed) };
+}
+
+/**
+ * A record line's body, fields in their documented order; `part`: its sealed secret part or
+ * its round part; `carried`: leave `participants` out (see Carrier).
+ */
+export function recordBody(record: KeyRecord, part: RecordPart, carried = false): RecordBody {
+  return {
     t: "record",
     v: 1,
     id: record.id,
@@ -477,29 +523,13 @@ export function recordBody(record: KeyRecord, sealed: SealedSecret, carried = fa
     ...(carried ? {} : { participants: record.participants }),
     algorithm: record.algorithm,
     public: record.public,
-    secret: {
-      iv: toBase64url(sealed.iv),
-      ct: toBase64url(sealed.ct),
-      tag: toBase64url(sealed.tag),
-    },
+    ...(record.owner === undefined ? {} : { owner: record.owner }),
+    ...(record.subject === undefined ? {} : { subject: record.subject }),
+    ...(record.holders === undefined ? {} : { holders: record.holders }),
+    // "held" only without an owner, last before the secret part.
+    ...(record.held === true ? { held: true as const } : {}),
+    ...partJson(part),
   };
-  if (record.owner !== undefined || record.holders !== undefined) {
-    // Keep "owner", "subject" and "holders" before "secret", as documented.
-    const { secret, ...rest } = body;
-    return {
-      ...rest,
-      ...(record.owner === undefined ? {} : { owner: record.owner }),
-      ...(record.subject === undefined ? {} : { subject: record.subject }),
-      ...(record.holders === undefined ? {} : { holders: record.holders }),
-      secret,
-    };
-  }
-  if (record.held === true) {
-    // "held" comes last before "secret", as documented (a held record has no owner).
-    const { secret, ...rest } = body;
-    return { ...rest, held: true, secret };
-  }
-  return body;
 }
 
 /** A claim's fields in their documented order. */
@@ -584,16 +614,11 @@ export function batchable(record: KeyRecord): boolean {
 export const MAX_RECORDS_ENTRY_BYTES = 8 * 1024;
 
 /** At least the bytes `record`'s entry takes in a records line (its id, public and secret part). */
-export function recordsEntryBytes(record: KeyRecord, sealed: SealedSecret): number {
+export function recordsEntryBytes(record: KeyRecord, part: RecordPart): number {
   const base64 = (bytes: Uint8Array) => Math.ceil((bytes.length * 4) / 3);
-  return (
-    Buffer.byteLength(JSON.stringify(record.public), "utf8") +
-    base64(sealed.iv) +
-    base64(sealed.ct) +
-    base64(sealed.tag) +
-    record.id.length +
-    64
-  );
+  const secret =
+    typeof part === "number" ? 10 : base64(part.iv) + base64(part.ct) + base64(part.tag);
+  return Buffer.byteLength(JSON.stringify(record.public), "utf8") + secret + record.id.length + 64;
 }
 
 /** What records must share to go into one records line (their header), as a string. */
@@ -610,12 +635,12 @@ export function recordsHeaderKey(record: KeyRecord): string {
 
 /**
  * A records line of `records` (1 to MAX_RECORDS_PER_LINE, `batchable`, the same
- * `recordsHeaderKey`, in order) with their sealed secret parts; `carried`: leave `participants`
- * out (Carrier).
+ * `recordsHeaderKey`, in order) with their secret parts (sealed, or round parts); `carried`:
+ * leave `participants` out (Carrier).
  */
 export function recordsBody(
   records: readonly KeyRecord[],
-  sealed: readonly SealedSecret[],
+  parts: readonly RecordPart[],
   carried = false,
 ): RecordsBody {
   const first = records[0]!;
@@ -631,11 +656,7 @@ export function recordsBody(
     records: records.map((record, i) => ({
       id: record.id,
       public: record.public,
-      secret: {
-        iv: toBase64url(sealed[i]!.iv),
-        ct: toBase64url(sealed[i]!.ct),
-        tag: toBase64url(sealed[i]!.tag),
-      },
+      ...partJson(parts[i]!),
     })),
   };
 }
@@ -656,8 +677,8 @@ export function leaseBody(t: "lease" | "release", ids: string[]): LeaseBody {
   return { t, v: 1, ids };
 }
 
-export function retireBody(at: string, ids: string[]): RetireBody {
-  return { t: "retire", v: 1, at, ids };
+export function retireBody(at: string, ids: string[], rounds: string[] = []): RetireBody {
+  return { t: "retire", v: 1, at, ids, ...(rounds.length > 0 ? { rounds } : {}) };
 }
 
 export function compactedBody(
@@ -844,6 +865,7 @@ const RECORD_FIELDS = [
   "holders",
   "held",
   "secret",
+  "part",
 ] as const;
 const CLAIM_FIELDS = [
   "t",
@@ -867,7 +889,7 @@ const RECORDS_FIELDS = [
   "held",
   "records",
 ] as const;
-const RECORDS_ENTRY_FIELDS = ["id", "public", "secret"] as const;
+const RECORDS_ENTRY_FIELDS = ["id", "public", "secret", "part"] as const;
 const CLAIMS_FIELDS = ["t", "v", "claims"] as const;
 const CONSUME_FIELDS = ["t", "v", "id", "at"] as const;
 const CONSUMES_FIELDS = ["t", "v", "at", "ids"] as const;
@@ -877,26 +899,28 @@ const ROLLBACK_FIELDS = ["t", "v", "at", "reason", "found", "expected"] as const
 const POINT_FIELDS = ["lines", "head"] as const;
 const TLOG_FIELDS = ["t", "v", "index", "leaf"] as const;
 const OPENING_FIELDS = ["t", "v", "roundId", "secret"] as const;
+const ROUND_SECRET_FIELDS = OPENING_FIELDS;
 const UNHOLD_FIELDS = ["t", "v", "roundId", "at"] as const;
-const RETIRE_FIELDS = ["t", "v", "at", "ids"] as const;
+const RETIRE_FIELDS = ["t", "v", "at", "ids", "rounds"] as const;
 const COMPACTED_FIELDS = ["t", "v", "at", "from", "dropped", "cutoff", "generation"] as const;
 const SWITCHED_FIELDS = ["t", "v", "from"] as const;
 
 export type ParsedBody =
   | { t: "tlog"; index: number; leaf: Uint8Array }
   | { t: "opening"; roundId: string; sealed: SealedSecret }
+  | { t: "roundsecret"; roundId: string; sealed: SealedSecret }
   | { t: "unhold"; roundId: string; at: string }
   | {
       t: "record";
       /** `participants` is [] when `carried`: the reader takes them from the carrier. */
       record: KeyRecord;
-      sealed: SealedSecret;
+      part: RecordPart;
       carried: boolean;
     }
   | {
       t: "records";
       /** Each record's `participants` is [] when `carried`, as for a record line. */
-      records: Array<{ record: KeyRecord; sealed: SealedSecret }>;
+      records: Array<{ record: KeyRecord; part: RecordPart }>;
       carried: boolean;
     }
   | { t: "claim"; id: string; claim: Claim }
@@ -905,7 +929,7 @@ export type ParsedBody =
   | { t: "consumes"; at: string; ids: string[] }
   | { t: "step"; id: string; step: number; at: string }
   | { t: "lease" | "release"; ids: string[] }
-  | { t: "retire"; at: string; ids: string[] }
+  | { t: "retire"; at: string; ids: string[]; rounds: string[] }
   | {
       t: "compacted";
       at: string;
@@ -978,6 +1002,23 @@ function parseSealed(value: Record<string, unknown>, kind: string): SealedSecret
   };
 }
 
+/** A record line's or records entry's secret part: `secret` (sealed) or `part`, exactly one. */
+function parsePart(value: Record<string, unknown>, kind: string): RecordPart {
+  if (value.part === undefined) return parseSealed(value, kind);
+  const part = value.part;
+  need(
+    value.secret === undefined &&
+      typeof part === "number" &&
+      Number.isSafeInteger(part) &&
+      part >= 0 &&
+      part <= MAX_ROUND_PART &&
+      !Object.is(part, -0),
+    kind,
+    "part",
+  );
+  return part as number;
+}
+
 /**
  * The round fields a record line and a records line's header share (purpose, roundId, algorithm,
  * createdAt, participants); true when `participants` is left out (carried).
@@ -1025,7 +1066,7 @@ function parseRecords(value: Record<string, unknown>): ParsedBody {
       public: fields.public as JsonObject,
     };
     if (value.held === true) record.held = true;
-    return { record, sealed: parseSealed(fields, "records entry") };
+    return { record, part: parsePart(fields, "records entry") };
   });
   return { t: "records", records, carried };
 }
@@ -1079,7 +1120,23 @@ export function parseBody(value: unknown): ParsedBody {
   if (kind === "retire") {
     onlyFields(value, RETIRE_FIELDS, kind);
     need(isIsoTime(value.at), kind, "at");
-    return { t: kind, at: value.at as string, ids: idList(value.ids, kind) };
+    const rounds = value.rounds;
+    need(
+      rounds === undefined ||
+        (Array.isArray(rounds) &&
+          rounds.length > 0 &&
+          rounds.length <= MAX_LEASE_IDS &&
+          rounds.every(isName) &&
+          new Set(rounds).size === rounds.length),
+      kind,
+      "rounds",
+    );
+    return {
+      t: kind,
+      at: value.at as string,
+      ids: idList(value.ids, kind),
+      rounds: (rounds as string[] | undefined) ?? [],
+    };
   }
   if (kind === "consumes") {
     onlyFields(value, CONSUMES_FIELDS, kind);
@@ -1124,6 +1181,11 @@ export function parseBody(value: unknown): ParsedBody {
     onlyFields(value, OPENING_FIELDS, kind);
     need(isName(value.roundId), kind, "roundId");
     return { t: "opening", roundId: value.roundId as string, sealed: parseSealed(value, kind) };
+  }
+  if (kind === "roundsecret") {
+    onlyFields(value, ROUND_SECRET_FIELDS, kind);
+    need(isName(value.roundId), kind, "roundId");
+    return { t: "roundsecret", roundId: value.roundId as string, sealed: parseSealed(value, kind) };
   }
   if (kind === "unhold") {
     onlyFields(value, UNHOLD_FIELDS, kind);
@@ -1180,7 +1242,7 @@ export function parseBody(value: unknown): ParsedBody {
         kind,
         "held",
       );
-      const sealed = parseSealed(value, kind);
+      const part = parsePart(value, kind);
       const record: KeyRecord = {
         id,
         purpose: value.purpose as string,
@@ -1194,7 +1256,7 @@ export function parseBody(value: unknown): ParsedBody {
       if (value.subject !== undefined) record.subject = value.subject as string;
       if (value.holders !== undefined) record.holders = value.holders as string[];
       if (value.held === true) record.held = true;
-      return { t: "record", record, sealed, carried };
+      return { t: "record", record, part, carried };
     }
     case "claim": {
       onlyFields(value, CLAIM_FIELDS, kind);

@@ -44,6 +44,11 @@ export interface StepMark {
 /** The index's bookkeeping on each record it holds, under symbol keys: `copyRecord` copies only
  * a record's own fields and JSON leaves symbols out, so it never reaches a caller. */
 const PAYLOAD = Symbol("payload");
+/**
+ * What a store keeps beside a record (the file store: its sealed secret part, packed, or the
+ * number of its part of its round's secret: a small integer, no allocation).
+ */
+export type Payload = string | number;
 const FLAGS = Symbol("flags");
 /** In FLAGS: the id sits in its purpose's pool at or after the head. */
 const QUEUED = 1;
@@ -55,7 +60,7 @@ const RESERVED = 2;
  * with it (PAYLOAD; the file store: its sealed secret, packed) and the index's flags. One object
  * per record, not a record and a slot pointing at it.
  */
-type Slot = KeyRecord & { [PAYLOAD]: string | undefined; [FLAGS]: number };
+type Slot = KeyRecord & { [PAYLOAD]: Payload | undefined; [FLAGS]: number };
 
 /**
  * The index's own object for `record`, made by one literal so every pooled OTP has one shape
@@ -63,7 +68,7 @@ type Slot = KeyRecord & { [PAYLOAD]: string | undefined; [FLAGS]: number };
  * their place from the start, undefined until set, instead of a property array added beside it.
  * The rarer ones (owner, subject, holders, steps) are added only when set.
  */
-function slotOf(record: KeyRecord, payload: string | undefined): Slot {
+function slotOf(record: KeyRecord, payload: Payload | undefined): Slot {
   const slot: Slot = {
     id: record.id,
     purpose: record.purpose,
@@ -355,13 +360,13 @@ export class RecordIndex {
   }
 
   /** What the store put beside record `id` (`add`), or undefined. */
-  payload(id: string): string | undefined {
+  payload(id: string): Payload | undefined {
     return this.#slots.get(id)?.[PAYLOAD];
   }
 
   /** Adds a new record (its id must be new). The index keeps its own object for it (`slotOf`:
    * the same field values, none copied); later changes are made to that one, not to `record`. */
-  add(record: KeyRecord, payload?: string): void {
+  add(record: KeyRecord, payload?: Payload): void {
     if (this.#slots.has(record.id)) throw new Error(`RecordIndex: duplicate id ${record.id}`);
     const slot = slotOf(record, payload);
     this.#slots.set(record.id, slot);

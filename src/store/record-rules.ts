@@ -21,7 +21,7 @@
  * compliance suite holds all three to them.
  */
 import { notFound } from "./inputs.js";
-import { RecordIndex, type RetirePolicy, type StepMark } from "./record-index.js";
+import { type Payload, RecordIndex, type RetirePolicy, type StepMark } from "./record-index.js";
 import type { Claim, KeyRecord } from "./types.js";
 
 export type { StepMark };
@@ -186,7 +186,7 @@ export class RecordCore {
   }
 
   /** Adds a new record, with what the store keeps beside it (`RecordIndex.payload`). */
-  add(record: KeyRecord, payload?: string): Refusal | undefined {
+  add(record: KeyRecord, payload?: Payload): Refusal | undefined {
     if (this.index.get(record.id)) return { rule: "stored-twice", id: record.id };
     this.index.add(record, payload);
     return undefined;

@@ -15,7 +15,7 @@
  */
 
 import { type LineRef, lineRef, packSealed, RecordInterner } from "./compact-memory.js";
-import type { StoreKeys } from "./log-format.js";
+import type { RecordPart, StoreKeys } from "./log-format.js";
 import {
   BodyError,
   type Carrier,
@@ -26,11 +26,11 @@ import {
   MAX_LINE_BYTES,
   type ParsedBody,
   parseBody,
-  type SealedSecret,
   type Segment,
 } from "./log-format.js";
 import type { RetirePolicy } from "./record-index.js";
 import { describeRefusal, RecordCore, type Refusal } from "./record-rules.js";
+import { RoundSecrets } from "./round-secrets.js";
 import type { Claim, KeyRecord } from "./types.js";
 
 /** What a file's lines add up to. */
@@ -38,6 +38,8 @@ export interface ReplayState {
   core: RecordCore;
   /** Where each round's opening line is, by round id (read from the file when needed). */
   openings: Map<string, LineRef>;
+  /** The round secrets live records refer to (and any no record has referred to yet). */
+  roundSecrets: RoundSecrets;
   /** Where the transparency log's entries are, in index order. */
   leaves: LineRef[];
   /** Verified lines, and the MAC of the last (the chain's head; CHAIN_START for none). */
@@ -131,6 +133,7 @@ export class Replayer {
     this.#state = {
       core: new RecordCore(retireAt),
       openings: new Map(),
+      roundSecrets: new RoundSecrets(),
       leaves: [],
       lines: 0,
       head: CHAIN_START,
@@ -226,10 +229,22 @@ export class Replayer {
       case "retire": {
         const at = Date.parse(parsed.at);
         for (const id of parsed.ids) {
+          const roundId = core.index.get(id)?.roundId;
+          const part = core.index.payload(id);
           const refusal = core.retire(id, at);
           if (refusal) return describeRefusal(refusal);
+          if (typeof part === "number") state.roundSecrets.unref(roundId!);
         }
         countRetired(state.retired, at, parsed.ids.length);
+        for (const roundId of parsed.rounds) {
+          if (!state.roundSecrets.has(roundId)) {
+            return `it retires round ${roundId}'s secret, which the file does not hold`;
+          }
+          if (state.roundSecrets.live(roundId) > 0) {
+            return `it retires round ${roundId}'s secret while a record of the round is live`;
+          }
+          state.roundSecrets.delete(roundId);
+        }
         return undefined;
       }
       case "compacted": {
@@ -266,6 +281,13 @@ export class Replayer {
         const release = core.releaseRound(parsed.roundId);
         return "rule" in release ? describeRefusal(release) : undefined;
       }
+      case "roundsecret": {
+        if (state.roundSecrets.has(parsed.roundId)) {
+          return `round ${parsed.roundId}'s secret appears a second time`;
+        }
+        state.roundSecrets.add(parsed.roundId, packSealed(parsed.sealed));
+        return undefined;
+      }
       case "opening": {
         if (state.openings.has(parsed.roundId)) {
           return `round ${parsed.roundId}'s opening appears a second time`;
@@ -296,7 +318,7 @@ export class Replayer {
 
   /** A record line's record, or a records line's (the same round and participants). */
   #records(
-    records: ReadonlyArray<{ record: KeyRecord; sealed: SealedSecret }>,
+    records: ReadonlyArray<{ record: KeyRecord; part: RecordPart }>,
     carried: boolean,
   ): string | undefined {
     const state = this.#state;
@@ -310,11 +332,15 @@ export class Replayer {
       );
     }
     const participants = state.carrier.participants;
-    for (const { record, sealed } of records) {
+    for (const { record, part } of records) {
       record.participants = participants;
       this.#interner.intern(record);
-      const refusal = state.core.add(record, packSealed(sealed));
+      if (typeof part === "number" && !state.roundSecrets.has(record.roundId)) {
+        return `record ${record.id} has a part of round ${record.roundId}'s secret, which no earlier line holds`;
+      }
+      const refusal = state.core.add(record, typeof part === "number" ? part : packSealed(part));
       if (refusal) return describeRefusal(refusal);
+      if (typeof part === "number") state.roundSecrets.ref(record.roundId);
     }
     return undefined;
   }

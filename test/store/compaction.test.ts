@@ -582,3 +582,85 @@ test("compaction keeps a records line's live records only, their participants pu
     await f.remove();
   }
 });
+
+test("a round's secret stays while a record with a part of it is in the file, leaves memory with its last live record (named on that retire line), and leaves the file with that retire line once past the retention", async () => {
+  const time = clockAt(T0);
+  const f = await fresh({
+    clock: time.clock,
+    retireEveryMs: 0,
+    retireGraceMs: 0,
+    retainUsedMs: RETAIN,
+    compactAtBytes: Number.POSITIVE_INFINITY,
+  });
+  let store = f.make();
+  await store.open();
+  const partOf = (roundId: string, roundPart: number) => {
+    const { secret: _, ...rest } = input({ roundId });
+    return store.put({ ...rest, roundPart });
+  };
+  const secretLines = async () =>
+    (await bodies(f.path)).filter((b) => b.t === "roundsecret").map((b) => b.roundId);
+  const roundsNamed = async () =>
+    (await bodies(f.path)).filter((b) => b.t === "retire").map((b) => b.rounds ?? []);
+  try {
+    await store.putRoundSecret("batch", new Uint8Array([1, 2, 3]));
+    await store.putRoundSecret("other", new Uint8Array([4, 5]));
+    const batch = [await partOf("batch", 0), await partOf("batch", 1), await partOf("batch", 2)];
+    const kept = await partOf("other", 9);
+    await store.claimNext("otp", claimFor(0, T0 + TTL));
+    await store.claimNext("otp", claimFor(1, T0 + TTL));
+    await store.claimNext("otp", claimFor(2, T0 + 2 * TTL));
+    await store.consume(batch[1]!.id);
+    // Two of the batch retire first: its secret stays for the third.
+    time.set(T0 + TTL);
+    assert.equal(await store.retireDue(), 2);
+    assert.deepEqual(await roundsNamed(), [[]]);
+    assert.equal((await store.readSecretPart(batch[2]!.id)).kind, "round");
+    time.set(T0 + 2 * TTL);
+    assert.equal(await store.retireDue(), 1);
+    assert.deepEqual(
+      await roundsNamed(),
+      [[], ["batch"]],
+      "the retire line that let the batch's last record go names its round",
+    );
+    // Gone from memory: no record can take a part of it any more.
+    await assert.rejects(partOf("batch", 3), /has no round secret/);
+    assert.deepEqual(await store.readSecretPart(kept.id), {
+      kind: "round",
+      roundSecret: new Uint8Array([4, 5]),
+      roundPart: 9,
+    });
+    // Past the first two's retention, not the third's: the batch's secret stays in the file.
+    time.set(T0 + TTL + RETAIN + 1);
+    assert.equal((await store.compact()).dropped, 2);
+    assert.deepEqual(await secretLines(), ["batch", "other"]);
+    assert.deepEqual(await roundsNamed(), [["batch"]]);
+    await store.close();
+    store = f.make();
+    await store.open();
+    assert.deepEqual(
+      (await store.list()).map((r) => r.id),
+      [kept.id],
+    );
+    // Past the third's: its retire line and the batch's secret leave the file together.
+    time.set(T0 + 2 * TTL + RETAIN + 1);
+    assert.equal((await store.compact()).dropped, 1);
+    assert.deepEqual(await secretLines(), ["other"], "the batch's secret left the file");
+    assert.deepEqual(await roundsNamed(), []);
+    await store.close();
+    store = f.make();
+    await store.open();
+    assert.deepEqual(
+      (await store.list()).map((r) => r.id),
+      [kept.id],
+    );
+    assert.deepEqual(await store.readSecretPart(kept.id), {
+      kind: "round",
+      roundSecret: new Uint8Array([4, 5]),
+      roundPart: 9,
+    });
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});

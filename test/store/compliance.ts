@@ -1199,7 +1199,10 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
       await withStore(async (store) => {
         const { secret: _, ...base } = input({ roundId: "round-T" });
         // No round secret for the round yet: refused, and nothing stored.
-        await assert.rejects(store.put({ ...base, roundPart: 0 }), isCode(ErrorCodes.INVALID_INPUT));
+        await assert.rejects(
+          store.put({ ...base, roundPart: 0 }),
+          isCode(ErrorCodes.INVALID_INPUT),
+        );
         assert.deepEqual(await store.list(), []);
         const raced = await Promise.allSettled([
           store.putRoundSecret("round-T", new Uint8Array([1])),
@@ -1242,9 +1245,15 @@ export function keyStoreCompliance(name: string, makeStore: () => Promise<StoreF
           ["round-V", new Uint8Array(0)],
           ["round-V", "secret"],
         ] as const) {
-          await assert.rejects(store.putRoundSecret(roundId as string, bytes as Uint8Array), TypeError);
+          await assert.rejects(
+            store.putRoundSecret(roundId as string, bytes as Uint8Array),
+            TypeError,
+          );
         }
-        await assert.rejects(store.put({ ...base, roundId: "round-V", roundPart: 0 }), isCode(ErrorCodes.INVALID_INPUT));
+        await assert.rejects(
+          store.put({ ...base, roundId: "round-V", roundPart: 0 }),
+          isCode(ErrorCodes.INVALID_INPUT),
+        );
         const big = await store.put({ ...base, roundId: "round-U", roundPart: 5, held: true });
         const read = await store.readSecretPart(big.id);
         assert.equal(read.kind === "round" && read.roundSecret.length, MAX_ROUND_SECRET_BYTES);

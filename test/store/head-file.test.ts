@@ -137,6 +137,10 @@ async function storeWithEveryLineKind() {
   ]);
   // Consumed in one turn at one time: a consumes line.
   assert.deepEqual(await Promise.all(both.map((r) => last.consume(r.id))), [true, true]);
+  // A round's secret, and a record with a part of it.
+  await last.putRoundSecret("parts", new Uint8Array([5]));
+  const { secret: _, ...parted } = input({ roundId: "parts" });
+  await last.put({ ...parted, roundPart: 0 });
   await last.put(input({ roundId: "last" }));
   await last.close();
   const reopened = f.make();

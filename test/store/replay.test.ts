@@ -24,6 +24,7 @@ import {
   recordsBody,
   retireBody,
   rollbackBody,
+  roundSecretBody,
   type Segment,
   stepBody,
   switchedBody,
@@ -106,6 +107,12 @@ const held = (id: string, roundId = "refill") => record(id, { roundId, held: tru
 /** The claims above expire at 00:05; a retire line at `at`. */
 const EXPIRED = "2030-01-01T00:05:00.000Z";
 const retire = (at: string, ...ids: string[]) => retireBody(at, ids);
+/** A round's secret (round-1 unless told), and a record with part `n` of it. */
+const roundSecret = (roundId = "round-1") => roundSecretBody(roundId, SEALED);
+const withPart = (id: string, n: number, extra: Partial<KeyRecord> = {}) =>
+  recordBody(recordOf(id, extra), n);
+/** A retire line that also lets round secrets go. */
+const retireRounds = (at: string, ids: string[], rounds: string[]) => retireBody(at, ids, rounds);
 const POINT = { lines: 7, head: "ab".repeat(32) };
 const compacted = (from = POINT) => compactedBody(AT, from, 3, AT, 1);
 
@@ -144,6 +151,7 @@ function summary(result: Extract<ReplayResult, { ok: true }>) {
     claimable: result.core.countClaimable("otp"),
     leaves: result.leaves.length,
     openings: [...result.openings.keys()],
+    roundSecrets: [...result.roundSecrets.entries()].map(([id, { live }]) => `${id}:${live}`),
     lines: result.lines,
     voided: result.voided,
   };
@@ -487,6 +495,85 @@ const rows: Row[] = [
     expect: { line: 4, reason: /retires record/ },
   },
   {
+    name: "records with parts of their round's secret, on record and records lines, beside one with its own",
+    bodies: [
+      roundSecret(),
+      withPart(A, 0),
+      recordsBody([recordOf(B), recordOf(C)], [1, SEALED]),
+      roundSecret("round-2"),
+    ],
+    expect: {
+      state: {
+        records: { [A]: [], [B]: [], [C]: [] },
+        roundSecrets: ["round-1:2", "round-2:0"],
+        claimable: 3,
+      },
+    },
+  },
+  {
+    name: "a round secret goes with its last record, named on the retire line that retires it",
+    bodies: [
+      roundSecret(),
+      withPart(A, 0),
+      withPart(B, 1),
+      claim(A),
+      claim(B, 2),
+      retire(EXPIRED, A),
+      retireRounds(EXPIRED, [B], ["round-1"]),
+    ],
+    expect: { state: { records: {}, roundSecrets: [] } },
+  },
+  {
+    name: "a round secret named on a retire line while a record of it is live is corruption",
+    bodies: [
+      roundSecret(),
+      withPart(A, 0),
+      withPart(B, 1),
+      claim(A),
+      retireRounds(EXPIRED, [A], ["round-1"]),
+    ],
+    expect: {
+      line: 5,
+      reason: /retires round round-1's secret while a record of the round is live/,
+    },
+  },
+  {
+    name: "a retire line naming a round secret the file does not hold is corruption",
+    bodies: [record(A), claim(A), retireRounds(EXPIRED, [A], ["round-1"])],
+    expect: { line: 3, reason: /retires round round-1's secret, which the file does not hold/ },
+  },
+  {
+    name: "a record with a part of a round secret no earlier line holds is corruption",
+    bodies: [withPart(A, 0), roundSecret()],
+    expect: { line: 1, reason: /part of round round-1's secret, which no earlier line holds/ },
+  },
+  {
+    name: "a records entry with a part of another round's secret is corruption",
+    bodies: [roundSecret("round-2"), recordsBody([recordOf(A), recordOf(B)], [SEALED, 0])],
+    expect: { line: 2, reason: /part of round round-1's secret, which no earlier line holds/ },
+  },
+  {
+    name: "a record with a part of a round secret that left is corruption",
+    bodies: [
+      roundSecret(),
+      withPart(A, 0),
+      claim(A),
+      retireRounds(EXPIRED, [A], ["round-1"]),
+      withPart(B, 1),
+    ],
+    expect: { line: 5, reason: /which no earlier line holds/ },
+  },
+  {
+    name: "a round secret twice for a round is corruption",
+    bodies: [roundSecret(), roundSecret()],
+    expect: { line: 2, reason: /round round-1's secret appears a second time/ },
+  },
+  {
+    name: "a round's opening is not its round secret",
+    bodies: [openingBody("round-1", SEALED), withPart(A, 0)],
+    expect: { line: 2, reason: /which no earlier line holds/ },
+  },
+  {
     name: "a compacted file: its first line, then a switched line",
     bodies: [compacted(), record(A), switchedBody({ lines: 9, head: "cd".repeat(32) }), record(B)],
     expect: { state: { records: { [A]: [], [B]: [] }, lines: 4 } },
@@ -602,6 +689,39 @@ const rows: Row[] = [
     ],
     expect: { line: 1, reason: /records entry body has an unknown field "owner"/ },
   },
+  ...([-1, 2 ** 32, 1.5, "0", null] as const).map(
+    (part): Row => ({
+      name: `a record's part ${JSON.stringify(part)} is corruption (an integer, 0 to 2^32 - 1)`,
+      bodies: [roundSecret(), { ...withPart(A, 0), part }],
+      expect: { line: 2, reason: /record body has a missing or malformed "part"/ },
+    }),
+  ),
+  {
+    name: "a record's greatest part, 2^32 - 1, is read",
+    bodies: [roundSecret(), withPart(A, 2 ** 32 - 1)],
+    expect: { state: { records: { [A]: [] }, roundSecrets: ["round-1:1"] } },
+  },
+  {
+    name: "a record with both a secret and a part is corruption",
+    bodies: [roundSecret(), { ...record(A), part: 0 }],
+    expect: { line: 2, reason: /record body has a missing or malformed "part"/ },
+  },
+  {
+    name: "a records entry with neither a secret nor a part is corruption",
+    bodies: [
+      recordsJson([A], (body) => {
+        delete (body.records as Record<string, unknown>[])[0]!.secret;
+      }),
+    ],
+    expect: { line: 1, reason: /records entry body has a missing or malformed "secret"/ },
+  },
+  ...([[], ["round-1", "round-1"], [""], "round-1"] as const).map(
+    (rounds): Row => ({
+      name: `a retire line's rounds ${JSON.stringify(rounds)} is corruption`,
+      bodies: [roundSecret(), withPart(A, 0), claim(A), { ...retire(EXPIRED, A), rounds }],
+      expect: { line: 4, reason: /retire body has a missing or malformed "rounds"/ },
+    }),
+  ),
   {
     name: 'a records line with "held": false is corruption',
     bodies: [
