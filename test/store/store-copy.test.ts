@@ -414,6 +414,18 @@ test("a second copy into the same database is refused (E_USAGE), and with force 
   assert.equal(await count(), before);
 });
 
+test("a database holding only a round secret is not empty: the copy is refused without force", async () => {
+  const made = await makeDataDir();
+  const url = await cluster.createDatabase();
+  const db = await openPostgres(url, made.storeKey);
+  await db.putRoundSecret("r-elsewhere", new Uint8Array([1]));
+  await db.close();
+  await assert.rejects(
+    copyStoreToPostgres({ dataDir: made.dataDir, url }),
+    isCode(ErrorCodes.USAGE, /is not empty \(0 records, 1 round secrets, 0 round openings/),
+  );
+});
+
 test("with force, a collision found after records were inserted rolls the whole copy back", async () => {
   const made = await makeDataDir();
   const url = await cluster.createDatabase();
