@@ -4,10 +4,12 @@
  * on PostgreSQL (`dkeygen server --data-dir DIR --store URL`) reads it instead:
  *
  *   data folder          on PostgreSQL                     copied
- *   key_store            key_records, round_openings,      every record with its id, state
- *                        log_entries                       (claim, consumption, TOTP step, held)
- *                                                          and sealed secret; every opening
- *                                                          (sealed); every log entry at its index
+ *   key_store            key_records, round_secrets,       every record with its id, state
+ *                        round_openings, log_entries       (claim, consumption, TOTP step, held)
+ *                                                          and sealed secret or round part;
+ *                                                          every round secret a record refers
+ *                                                          to and every opening (sealed); every
+ *                                                          log entry at its index
  *   requesters.json      requesters, requester_changes     live registrations, ids kept, K_resp
  *                                                          sealed under the store key
  *   store.key            store_key_check                   stays the key (the copy is sealed
@@ -35,8 +37,8 @@
  *
  * `force` copies into a database that already holds data (sealed under the same store key, which
  * opening it checks), as a union: it never merges anything that collides. A record id, a round
- * opening, a requester id or live name in both, or a transparency log in both, refuses the whole
- * copy.
+ * opening or round secret, a requester id or live name in both, or a transparency log in both,
+ * refuses the whole copy.
  */
 import { LockFile } from "../datadir/lock-file.js";
 import { DkeygenError, ErrorCodes } from "../errors.js";
@@ -45,12 +47,13 @@ import type { FileKeyStore } from "../store/file.js";
 import { PostgresKeyStore, type TransactionQuery } from "../store/postgres.js";
 import {
   countMismatches,
-  countOpeningsAndLog,
   countRecords,
+  countRest,
   expectedCounts,
   insertLogEntries,
   insertOpenings,
   insertRecords,
+  insertRoundSecrets,
   type PurposeCounts,
 } from "../store/postgres-copy.js";
 import { PostgresRequesterStore } from "./postgres-requester-store.js";
@@ -84,6 +87,8 @@ export interface StoreCopyReport {
   records: PurposeCounts[];
   /** Records leased by a store that stopped before claiming them: copied consumed. */
   voidRecords: number;
+  /** Round secrets copied (each shared by its round's records put with a round part). */
+  roundSecrets: number;
   roundOpenings: number;
   logEntries: number;
   requesters: number;
@@ -173,10 +178,13 @@ async function copyInto(
     const copied = await postgres.transaction(async (query) => {
       // No other process writes these tables until the copy commits (readers go on).
       await query(
-        "LOCK TABLE key_records, round_openings, log_entries, requesters IN EXCLUSIVE MODE",
+        "LOCK TABLE key_records, round_secrets, round_openings, log_entries, requesters " +
+          "IN EXCLUSIVE MODE",
         [],
       );
       if (!options.force) await refuseNonEmpty(query, shown);
+      // Before the records that refer to them (the foreign key of schema version 9).
+      await insertRoundSecrets(query, contents.roundSecrets, collision);
       await insertRecords(query, contents, at, collision);
       await insertOpenings(query, contents.openings, collision);
       await insertLogEntries(query, contents.leaves, collision);
@@ -184,15 +192,28 @@ async function copyInto(
       await requesterStore.insertCopied(query, requesters.registrations);
       // What arrived, counted by the database, against the file; a difference rolls back.
       const found = await countRecords(query, ids);
-      const rest = await countOpeningsAndLog(
+      const rest = await countRest(
         query,
         contents.openings.map(({ roundId }) => roundId),
+        contents.roundSecrets.map(({ roundId }) => roundId),
+        ids,
       );
       const registered = await query<{ n: string }>(
         "SELECT count(*) AS n FROM requesters WHERE id = ANY($1::text[])",
         [requesters.registrations.map((r) => r.id)],
       );
       const mismatches = countMismatches(expected, found);
+      if (rest.roundSecrets !== contents.roundSecrets.length) {
+        mismatches.push(
+          `round secrets: ${rest.roundSecrets} in the database, ${contents.roundSecrets.length} in the file`,
+        );
+      }
+      const roundParts = contents.records.filter((r) => r.roundPart !== undefined).length;
+      if (rest.roundParts !== roundParts) {
+        mismatches.push(
+          `records with a round part: ${rest.roundParts} in the database, ${roundParts} in the file`,
+        );
+      }
       if (rest.roundOpenings !== contents.openings.length) {
         mismatches.push(
           `round openings: ${rest.roundOpenings} in the database, ${contents.openings.length} in the file`,
@@ -224,6 +245,7 @@ async function copyInto(
       migrated: postgres.migrated.map((m) => m.version),
       records: copied.found,
       voidRecords: contents.records.filter((r) => r.void).length,
+      roundSecrets: copied.rest.roundSecrets,
       roundOpenings: copied.rest.roundOpenings,
       logEntries: contents.leaves.length,
       requesters: copied.requesters,
@@ -234,22 +256,33 @@ async function copyInto(
   }
 }
 
-/** Without --force: any record, opening, log entry or requester in the database refuses the copy. */
+/**
+ * Without --force: any record, round secret, opening, log entry or requester in the database
+ * refuses the copy.
+ */
 async function refuseNonEmpty(query: TransactionQuery, shown: string): Promise<void> {
-  const rows = await query<{ records: string; openings: string; entries: string; req: string }>(
+  const rows = await query<{
+    records: string;
+    secrets: string;
+    openings: string;
+    entries: string;
+    req: string;
+  }>(
     "SELECT (SELECT count(*) FROM key_records) AS records, " +
+      "(SELECT count(*) FROM round_secrets) AS secrets, " +
       "(SELECT count(*) FROM round_openings) AS openings, " +
       "(SELECT count(*) FROM log_entries) AS entries, " +
       "(SELECT count(*) FROM requesters) AS req",
     [],
   );
-  const { records, openings, entries, req } = rows[0]!;
-  if ([records, openings, entries, req].some((n) => n !== "0")) {
+  const { records, secrets, openings, entries, req } = rows[0]!;
+  if ([records, secrets, openings, entries, req].some((n) => n !== "0")) {
     throw new DkeygenError(
       ErrorCodes.USAGE,
-      `The database at ${shown} is not empty (${records} records, ${openings} round openings, ` +
-        `${entries} log entries, ${req} requesters); nothing was copied. Copy into an empty ` +
-        "database, or give --force to add to this one (refused if anything collides).",
+      `The database at ${shown} is not empty (${records} records, ${secrets} round secrets, ` +
+        `${openings} round openings, ${entries} log entries, ${req} requesters); nothing was ` +
+        "copied. Copy into an empty database, or give --force to add to this one (refused if " +
+        "anything collides).",
     );
   }
 }

@@ -19,10 +19,10 @@ export const MAX_CLAIMS_PER_STATEMENT = 256;
 
 /**
  * The statement: $1 purpose, $2 how many, $3..$7 the claims' columns as arrays in call order.
- * Returns the claimed rows with `slot` (1-based call order) and the columns `columns` names,
- * plus the sealed secret.
+ * Returns the claimed rows with `slot` (1-based call order), the columns `columns` names, and
+ * `secret`: expressions over the claimed row `k` that return its sealed secret part.
  */
-export function claimBatchStatement(columns: string, poolable: string): string {
+export function claimBatchStatement(columns: string, poolable: string, secret: string): string {
   const returned = columns
     .split(",")
     .map((c) => `k.${c.trim()}`)
@@ -40,7 +40,7 @@ export function claimBatchStatement(columns: string, poolable: string): string {
     "claim_request_id = w.request_id, claimed_at = w.claimed_at, " +
     "claim_expires_at = w.expires_at " +
     "FROM picked p JOIN wanted w ON w.slot = p.slot WHERE k.id = p.id " +
-    `RETURNING p.slot, ${returned}, k.secret_iv, k.secret_ct, k.secret_tag`
+    `RETURNING p.slot, ${returned}, ${secret}`
   );
 }
 

@@ -5,9 +5,11 @@
  *
  * Secrets are copied sealed, byte for byte: both stores seal a record's secret part under the
  * same key (K_secret from store.key) with the same AAD, LP("dkeygen/v1/store/secret", id, purpose,
- * roundId), and a round opening's under LP("dkeygen/v1/store/round-opening", roundId)
- * (log-format.ts), so a copied ciphertext opens in the database as it did in the file and
- * nothing is decrypted on the way.
+ * roundId), a round opening's under LP("dkeygen/v1/store/round-opening", roundId) and a round
+ * secret's under LP("dkeygen/v1/store/round-secret", roundId) (log-format.ts), so a copied
+ * ciphertext opens in the database as it did in the file and nothing is decrypted on the way. A
+ * record that shares its round's secret (a round part) is copied with its part number and no
+ * sealed secret, after the round secrets it refers to (schema version 9's foreign key).
  *
  * What the file keeps that the schema has no column for:
  * - Claim order. The file orders a requester's claims for a subject by line; the database by
@@ -37,7 +39,7 @@ export interface PurposeCounts {
 
 const COUNT_FIELDS = ["records", "claimable", "held", "claimed", "consumed", "stepped"] as const;
 
-/** Rows per INSERT: 23 parameters each, well under PostgreSQL's 65,535 per statement. */
+/** Rows per INSERT: 25 parameters each, well under PostgreSQL's 65,535 per statement. */
 const BATCH = 500;
 
 /**
@@ -114,8 +116,9 @@ async function firstTaken(
 }
 
 /**
- * Inserts every record of `contents` with its id, state and sealed secret. Throws `collision`'s
- * error, before inserting anything, if the database holds one of the ids already.
+ * Inserts every record of `contents` with its id, state and sealed secret (or round part: its
+ * round's secret must be inserted first, insertRoundSecrets). Throws `collision`'s error, before
+ * inserting anything, if the database holds one of the ids already.
  */
 export async function insertRecords(
   query: TransactionQuery,
@@ -130,8 +133,9 @@ export async function insertRecords(
   for (let from = 0; from < contents.records.length; from += BATCH) {
     const batch = contents.records.slice(from, from + BATCH);
     const values: unknown[] = [];
-    const rows = batch.map(({ record, sealed, void: isVoid }) => {
-      const row = recordRow(record, sealed, seqs.get(record.id), isVoid ? at : undefined);
+    const rows = batch.map(({ record, sealed, roundPart, void: isVoid }) => {
+      const secret = secretColumns(record, sealed, roundPart);
+      const row = recordRow(record, secret, seqs.get(record.id), isVoid ? at : undefined);
       const first = values.length;
       values.push(...row);
       return `(${row.map((_, i) => `$${first + i + 1}`).join(", ")})`;
@@ -140,16 +144,34 @@ export async function insertRecords(
       "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, " +
         "public, owner, subject, holders, secret_iv, secret_ct, secret_tag, claim_seq, " +
         "claim_requester, claim_subject, claim_request_id, claimed_at, claim_expires_at, " +
-        `consumed_at, last_step, last_step_at, held) VALUES ${rows.join(", ")}`,
+        "consumed_at, last_step, last_step_at, held, round_part, round_secret_id) " +
+        `VALUES ${rows.join(", ")}`,
       values,
     );
   }
 }
 
+/** secret_iv, secret_ct, secret_tag, round_part, round_secret_id: exactly one of the two kinds. */
+type SecretColumns = [Buffer | null, Buffer | null, Buffer | null, string | null, string | null];
+
+function secretColumns(
+  record: KeyRecord,
+  sealed: SealedSecret | undefined,
+  roundPart: number | undefined,
+): SecretColumns {
+  if (sealed !== undefined && roundPart === undefined) {
+    return [Buffer.from(sealed.iv), Buffer.from(sealed.ct), Buffer.from(sealed.tag), null, null];
+  }
+  if (sealed === undefined && roundPart !== undefined) {
+    return [null, null, null, String(roundPart), encodeName(record.roundId)];
+  }
+  throw new TypeError(`record ${record.id}: exactly one of sealed and roundPart`);
+}
+
 /** A record's columns, in the order of the INSERT above. */
 function recordRow(
   record: KeyRecord,
-  sealed: SealedSecret,
+  secret: SecretColumns,
   seq: string | undefined,
   voidAt: Date | undefined,
 ): unknown[] {
@@ -167,9 +189,7 @@ function recordRow(
     name(record.owner),
     name(record.subject),
     record.holders === undefined ? null : record.holders.map(encodeName),
-    Buffer.from(sealed.iv),
-    Buffer.from(sealed.ct),
-    Buffer.from(sealed.tag),
+    ...secret.slice(0, 3),
     claim ? seq : null,
     name(claim?.requester),
     name(claim?.subject),
@@ -180,6 +200,7 @@ function recordRow(
     record.lastStep === undefined ? null : String(record.lastStep),
     record.lastStepAt === undefined ? null : new Date(record.lastStepAt),
     record.held === true,
+    ...secret.slice(3),
   ];
 }
 
@@ -210,11 +231,34 @@ export async function insertOpenings(
   openings: SealedContents["openings"],
   collision: (what: string) => Error,
 ): Promise<void> {
-  const names = openings.map(({ roundId }) => encodeName(roundId));
-  const taken = await firstTaken(query, "round_openings", "round_id", names);
-  if (taken !== undefined) throw collision(`the opening of round ${decodeName(taken)}`);
-  for (let from = 0; from < openings.length; from += BATCH) {
-    const batch = openings.slice(from, from + BATCH);
+  await insertSealedByRound(query, "round_openings", openings, (roundId) =>
+    collision(`the opening of round ${roundId}`),
+  );
+}
+
+/** Inserts the round secrets, sealed as they are, before the records that refer to them. */
+export async function insertRoundSecrets(
+  query: TransactionQuery,
+  roundSecrets: SealedContents["roundSecrets"],
+  collision: (what: string) => Error,
+): Promise<void> {
+  await insertSealedByRound(query, "round_secrets", roundSecrets, (roundId) =>
+    collision(`the round secret of round ${roundId}`),
+  );
+}
+
+/** round_openings and round_secrets alike: (round_id, iv, ct, tag), one row per round. */
+async function insertSealedByRound(
+  query: TransactionQuery,
+  table: "round_openings" | "round_secrets",
+  sealedByRound: readonly { roundId: string; sealed: SealedSecret }[],
+  collision: (roundId: string) => Error,
+): Promise<void> {
+  const names = sealedByRound.map(({ roundId }) => encodeName(roundId));
+  const taken = await firstTaken(query, table, "round_id", names);
+  if (taken !== undefined) throw collision(decodeName(taken));
+  for (let from = 0; from < sealedByRound.length; from += BATCH) {
+    const batch = sealedByRound.slice(from, from + BATCH);
     const values: unknown[] = [];
     const rows = batch.map(({ roundId, sealed }) => {
       const first = values.length;
@@ -222,10 +266,7 @@ export async function insertOpenings(
       values.push(Buffer.from(sealed.tag));
       return `($${first + 1}, $${first + 2}, $${first + 3}, $${first + 4})`;
     });
-    await query(
-      `INSERT INTO round_openings (round_id, iv, ct, tag) VALUES ${rows.join(", ")}`,
-      values,
-    );
+    await query(`INSERT INTO ${table} (round_id, iv, ct, tag) VALUES ${rows.join(", ")}`, values);
   }
 }
 
@@ -278,15 +319,33 @@ export async function countRecords(
     .sort((a, b) => (a.purpose < b.purpose ? -1 : 1));
 }
 
-/** How many of `roundIds` have an opening in the database, and how many log entries it has. */
-export async function countOpeningsAndLog(
+/**
+ * How many of `openingRounds` have an opening in the database, how many of `secretRounds` a round
+ * secret, how many of the records `ids` have a round part, and how many log entries it has.
+ */
+export async function countRest(
   query: TransactionQuery,
-  roundIds: readonly string[],
-): Promise<{ roundOpenings: number; logEntries: number }> {
-  const rows = await query<{ openings: string; entries: string }>(
+  openingRounds: readonly string[],
+  secretRounds: readonly string[],
+  ids: readonly string[],
+): Promise<{
+  roundOpenings: number;
+  roundSecrets: number;
+  roundParts: number;
+  logEntries: number;
+}> {
+  const rows = await query<{ openings: string; secrets: string; parts: string; entries: string }>(
     "SELECT (SELECT count(*) FROM round_openings WHERE round_id = ANY($1::text[])) AS openings, " +
-      "(SELECT count(*) FROM log_entries) AS entries",
-    [roundIds.map(encodeName)],
+      "(SELECT count(*) FROM round_secrets WHERE round_id = ANY($2::text[])) AS secrets, " +
+      "(SELECT count(*) FROM key_records WHERE id = ANY($3::text[]) AND round_part IS NOT NULL) " +
+      "AS parts, (SELECT count(*) FROM log_entries) AS entries",
+    [openingRounds.map(encodeName), secretRounds.map(encodeName), ids],
   );
-  return { roundOpenings: Number(rows[0]!.openings), logEntries: Number(rows[0]!.entries) };
+  const row = rows[0]!;
+  return {
+    roundOpenings: Number(row.openings),
+    roundSecrets: Number(row.secrets),
+    roundParts: Number(row.parts),
+    logEntries: Number(row.entries),
+  };
 }

@@ -9,12 +9,13 @@
  * database at once apply each version exactly once: the second waits, then finds nothing to do.
  *
  * The rules live in the schema, not only in code: CHECK constraints (a subject or holders need an
- * owner; a claim is whole or absent; an owned record is never claimed; a step is a safe integer),
- * unique keys (one opening per round; a log index once), a foreign key that keeps the log's
- * indexes dense, and triggers that refuse what no statement of the store ever does (rewriting a
- * record's fields, a second claim or consumption, a step that does not increase, deleting a
- * record other than a consumed or expired pool OTP, changing or deleting a log entry, an opening
- * or the key check).
+ * owner; a claim is whole or absent; an owned record is never claimed; a step is a safe integer;
+ * a record has its own sealed secret or a part of its round's, never both), unique keys (one
+ * opening and one round secret per round; a log index once), foreign keys (the log's indexes are
+ * dense; a record's round part needs its round's secret), and triggers that refuse what no
+ * statement of the store ever does (rewriting a record's fields, a second claim or consumption, a
+ * step that does not increase, deleting a record other than a consumed or expired pool OTP,
+ * changing a round secret, changing or deleting a log entry, an opening or the key check).
  */
 import type pg from "pg";
 import { DkeygenError, ErrorCodes } from "../errors.js";
@@ -389,6 +390,97 @@ CREATE INDEX key_records_subject_owner ON key_records (subject, owner, id)
 DROP INDEX key_records_subject;
 `;
 
+/**
+ * Version 9: round secrets (KeyStore putRoundSecret). A batch round keeps one sealed secret per
+ * round in `round_secrets`, and each of its records only the number of its part
+ * (`key_records.round_part`) instead of a sealed secret of its own: a row has either all three
+ * secret columns or a round part, never both, never neither. Every row written before has its own
+ * secret (the three columns were NOT NULL): the new columns are NULL there, and the CHECKs hold.
+ *
+ * A round-part row refers to its round's secret by a foreign key. `round_secret_id` is the row's
+ * `round_id` when it has a round part and NULL otherwise (a CHECK ties it to both), so a row
+ * with its own secret refers to nothing (a foreign key with a NULL column is not checked) and a
+ * put of a round-part row is refused, in its own INSERT, when the round has no secret (SQLSTATE
+ * 23503). A plain column rather than a generated one: adding a stored generated column rewrites
+ * the table, adding a nullable column does not. Its partial index makes the key's check on a
+ * delete from round_secrets one index probe. The new CHECKs are added in one ALTER TABLE (one
+ * scan of key_records to validate them), the index is built before the key is added (so its
+ * validation reads the index, not the table); all in the migration's transaction: writes wait.
+ *
+ * round_secrets rows are never updated (trigger). A delete is refused by the foreign key while
+ * any record refers to the secret; which unreferenced secrets go is the store's choice (the
+ * retention sweep deletes a round's secret in the statement that deletes the round's last
+ * record, never one whose round has had no record deleted: postgres.ts SWEEP_BATCH). The update
+ * guard of version 1 is replaced by one that also refuses changing `round_part` and
+ * `round_secret_id`.
+ */
+const V9 = `
+CREATE TABLE round_secrets (
+  ${name("round_id")} PRIMARY KEY,
+  iv bytea NOT NULL CHECK (octet_length(iv) = 12),
+  ct bytea NOT NULL CHECK (octet_length(ct) BETWEEN 1 AND 65536),
+  tag bytea NOT NULL CHECK (octet_length(tag) = 16),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TRIGGER round_secrets_kept BEFORE UPDATE ON round_secrets
+  FOR EACH ROW EXECUTE FUNCTION dkeygen_refuse_change();
+
+ALTER TABLE key_records
+  ADD COLUMN round_part bigint CHECK (round_part BETWEEN 0 AND 4294967295),
+  ADD COLUMN round_secret_id text,
+  ALTER COLUMN secret_iv DROP NOT NULL,
+  ALTER COLUMN secret_ct DROP NOT NULL,
+  ALTER COLUMN secret_tag DROP NOT NULL,
+  ADD CONSTRAINT key_records_secret_or_part CHECK (
+    (round_part IS NULL AND num_nulls(secret_iv, secret_ct, secret_tag) = 0) OR
+    (round_part IS NOT NULL AND num_nonnulls(secret_iv, secret_ct, secret_tag) = 0)),
+  ADD CONSTRAINT key_records_round_secret_id_of_part CHECK (
+    round_secret_id IS NOT DISTINCT FROM CASE WHEN round_part IS NOT NULL THEN round_id END);
+
+CREATE INDEX key_records_round_secret_id ON key_records (round_secret_id)
+  WHERE round_secret_id IS NOT NULL;
+ALTER TABLE key_records ADD CONSTRAINT key_records_round_secret
+  FOREIGN KEY (round_secret_id) REFERENCES round_secrets (round_id);
+
+CREATE OR REPLACE FUNCTION key_records_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (NEW.id, NEW.purpose, NEW.created_at, NEW.round_id, NEW.participants, NEW.algorithm,
+      NEW.public, NEW.owner, NEW.subject, NEW.holders, NEW.secret_iv, NEW.secret_ct,
+      NEW.secret_tag, NEW.round_part, NEW.round_secret_id)
+     IS DISTINCT FROM
+     (OLD.id, OLD.purpose, OLD.created_at, OLD.round_id, OLD.participants, OLD.algorithm,
+      OLD.public, OLD.owner, OLD.subject, OLD.holders, OLD.secret_iv, OLD.secret_ct,
+      OLD.secret_tag, OLD.round_part, OLD.round_secret_id) THEN
+    RAISE EXCEPTION 'key record % is never rewritten', OLD.id USING ERRCODE = 'check_violation';
+  END IF;
+  IF OLD.claim_seq IS NOT NULL AND
+     (NEW.claim_seq, NEW.claim_requester, NEW.claim_subject, NEW.claim_request_id,
+      NEW.claimed_at, NEW.claim_expires_at)
+     IS DISTINCT FROM
+     (OLD.claim_seq, OLD.claim_requester, OLD.claim_subject, OLD.claim_request_id,
+      OLD.claimed_at, OLD.claim_expires_at) THEN
+    RAISE EXCEPTION 'key record % is claimed at most once', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF OLD.consumed_at IS NOT NULL AND NEW.consumed_at IS DISTINCT FROM OLD.consumed_at THEN
+    RAISE EXCEPTION 'key record % is consumed at most once', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.last_step IS DISTINCT FROM OLD.last_step
+     AND (NEW.last_step IS NULL OR NEW.last_step <= OLD.last_step) THEN
+    RAISE EXCEPTION 'the step of key record % only increases', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  IF NEW.last_step IS NOT DISTINCT FROM OLD.last_step
+     AND NEW.last_step_at IS DISTINCT FROM OLD.last_step_at THEN
+    RAISE EXCEPTION 'the step time of key record % changes only with its step', OLD.id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  RETURN NEW;
+END
+$$;
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
@@ -399,6 +491,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: "the pool index alone orders claims", sql: V6 },
   { version: 7, name: "retention: consumed and expired OTPs may be removed", sql: V7 },
   { version: 8, name: "an owner's records for a subject, by their own index", sql: V8 },
+  { version: 9, name: "round secrets shared by a round's records", sql: V9 },
 ];
 
 /** The schema version this code reads and writes. */

@@ -13,9 +13,11 @@
  *   "reserved" (ClaimOptions) is therefore as durable as a "durable" one: there are no leases
  *   and no void records here.
  * - Secrets: sealed exactly as in the `key_store` file (log-format.ts: AES-256-GCM under K_secret
- *   from the store key, AAD LP("dkeygen/v1/store/secret", id, purpose, roundId), and for round
- *   openings LP("dkeygen/v1/store/round-opening", roundId)) before they reach the driver; the
- *   database holds IV, ciphertext and tag only. A dump plus the database password reveals no
+ *   from the store key, AAD LP("dkeygen/v1/store/secret", id, purpose, roundId), for round
+ *   openings LP("dkeygen/v1/store/round-opening", roundId), for round secrets
+ *   LP("dkeygen/v1/store/round-secret", roundId)) before they reach the driver; the database
+ *   holds IV, ciphertext and tag only. A record put with a round part keeps no sealed secret of
+ *   its own: its round part, and a foreign key to its round's secret (schema version 9). A dump plus the database password reveals no
  *   secret without `store.key`. A check value derived from the store key is kept in the
  *   database, so a wrong `store.key` is refused at open.
  * - Names (purpose, round id, owner, subject, ...) are stored as the text between the quotes of
@@ -42,18 +44,24 @@ import {
   checkRecordInput,
   checkRoundId,
   checkRoundOpening,
+  checkRoundSecret,
   checkStep,
   copyLogLeaf,
   newRecord,
+  noRoundSecret,
   notFound,
+  notOwnSecret,
   openingExists,
+  roundSecretExists,
 } from "./inputs.js";
 import {
   deriveStoreKeys,
   openOpening,
+  openRoundSecret,
   openSecret,
   type SealedSecret,
   sealOpening,
+  sealRoundSecret,
   sealSecret,
 } from "./log-format.js";
 import { ClaimBatcher, claimBatchStatement } from "./postgres-claims.js";
@@ -68,6 +76,7 @@ import type {
   KeyStore,
   ListQuery,
   RecordInput,
+  SecretPart,
 } from "./types.js";
 
 /** A statement inside `PostgresKeyStore.transaction`: its rows. */
@@ -118,17 +127,35 @@ const SWEEP_EVERY_MIN_MS = 1000;
  * skipped (SKIP LOCKED): two sweeps at once delete each row once, and a claim or consumption in
  * flight is never waited for. Each batch starts where the last ended ($2), so a long sweep does
  * not walk again over the index entries of the rows it deleted (gone only at the next vacuum).
+ *
+ * Round secrets (schema version 9) go with their round's last record, in the same statement: the
+ * secret of a round some of whose round-part records this batch deletes is deleted too when no
+ * other record refers to it (the batch's own rows are still visible to the statement, so they
+ * are left out by id), and `secrets` says how many. Only such a round's secret: one whose round
+ * has had no record deleted is never touched, so a secret put before its records (and a sweep
+ * between them) stays, whatever the retention and the clocks. A secret locked by a put of a
+ * record referring to it (the foreign key's check) is skipped, and stays with that record; the
+ * foreign key refuses the delete (and rolls the batch back) should such a put commit in between.
+ * Each round is one probe of key_records_round_secret_id.
  */
 export const SWEEP_BATCH =
-  "WITH doomed AS (SELECT id, coalesce(consumed_at, claim_expires_at) AS died FROM key_records " +
-  "WHERE purpose = 'otp' AND owner IS NULL AND NOT held " +
+  "WITH doomed AS (SELECT id, round_secret_id, coalesce(consumed_at, claim_expires_at) AS died " +
+  "FROM key_records WHERE purpose = 'otp' AND owner IS NULL AND NOT held " +
   "AND (consumed_at IS NOT NULL OR claim_seq IS NOT NULL) " +
   "AND coalesce(consumed_at, claim_expires_at) < $1 " +
   "AND coalesce(consumed_at, claim_expires_at) >= $2 " +
   "AND (consumed_at IS NOT NULL OR claim_expires_at < now()) " +
   "ORDER BY coalesce(consumed_at, claim_expires_at) LIMIT $3 FOR UPDATE SKIP LOCKED), " +
-  "gone AS (DELETE FROM key_records k USING doomed d WHERE k.id = d.id RETURNING d.died) " +
-  "SELECT count(*) AS n, max(died) AS last FROM gone";
+  "gone AS (DELETE FROM key_records k USING doomed d WHERE k.id = d.id " +
+  "RETURNING d.id, d.died, d.round_secret_id), " +
+  "freeable AS (SELECT s.round_id FROM (SELECT DISTINCT round_secret_id AS round_id FROM gone " +
+  "WHERE round_secret_id IS NOT NULL) r JOIN round_secrets s ON s.round_id = r.round_id " +
+  "WHERE NOT EXISTS (SELECT 1 FROM key_records k WHERE k.round_secret_id = r.round_id " +
+  "AND NOT EXISTS (SELECT 1 FROM gone g WHERE g.id = k.id)) FOR UPDATE OF s SKIP LOCKED), " +
+  "freed AS (DELETE FROM round_secrets s USING freeable f WHERE s.round_id = f.round_id " +
+  "RETURNING 1) " +
+  "SELECT (SELECT count(*) FROM gone) AS n, (SELECT max(died) FROM gone) AS last, " +
+  "(SELECT count(*) FROM freed) AS secrets";
 
 /** The info of the key check value kept in the database (store_key_check). */
 export const KEY_CHECK_INFO = "dkeygen/v1/store/postgres-key-check";
@@ -147,16 +174,61 @@ const COLUMNS =
 /** The pool a claim takes from: no owner, no claim, no consumption, not held (schema v4). */
 const POOLABLE = "owner IS NULL AND claim_seq IS NULL AND consumed_at IS NULL AND NOT held";
 
+/** The sizes of a sealed secret's IV and tag (the schema's CHECKs). */
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/**
+ * What a claim returns of the claimed row's secret part: its own sealed secret, or its round part
+ * and its round's sealed secret as one bytea, iv ‖ tag ‖ ct (one lookup by primary key per row),
+ * so that the claimer's next read needs no second statement either way.
+ */
+const CLAIMED_SECRET =
+  "k.secret_iv, k.secret_ct, k.secret_tag, k.round_part, " +
+  "(SELECT s.iv || s.tag || s.ct FROM round_secrets s WHERE s.round_id = k.round_secret_id) " +
+  "AS round_secret";
+
 /** claimNext's statement, for any number of claims made in one turn (postgres-claims.ts). */
-export const CLAIM_BATCH = claimBatchStatement(COLUMNS, POOLABLE);
+export const CLAIM_BATCH = claimBatchStatement(COLUMNS, POOLABLE, CLAIMED_SECRET);
 
 /** A row claimBatchStatement returns. */
 type ClaimedRow = RecordRow & {
   slot: string;
-  secret_iv: Buffer;
-  secret_ct: Buffer;
-  secret_tag: Buffer;
+  secret_iv: Buffer | null;
+  secret_ct: Buffer | null;
+  secret_tag: Buffer | null;
+  round_part: string | null;
+  round_secret: Buffer | null;
 };
+
+/** A record's sealed secret part as the store reads it: its own, or its round's and its part. */
+type SealedPart =
+  | { kind: "own"; sealed: SealedSecret }
+  | { kind: "round"; roundPart: number; roundSecret: SealedSecret };
+
+/** The secret columns of a key_records row (and, joined, of its round's secret). */
+interface SecretRow {
+  secret_iv: Buffer | null;
+  secret_ct: Buffer | null;
+  secret_tag: Buffer | null;
+  round_part: string | null;
+}
+
+/**
+ * A row's sealed secret part: its own, or its part and `roundSecret` (its round's, sealed);
+ * undefined for a row with neither.
+ */
+function sealedPartOf(row: SecretRow, roundSecret: SealedSecret | null): SealedPart | undefined {
+  if (row.round_part === null) {
+    if (row.secret_iv && row.secret_ct && row.secret_tag) {
+      return { kind: "own", sealed: { iv: row.secret_iv, ct: row.secret_ct, tag: row.secret_tag } };
+    }
+    return undefined;
+  }
+  return roundSecret
+    ? { kind: "round", roundPart: Number(row.round_part), roundSecret }
+    : undefined;
+}
 
 /**
  * Sealed secrets of records this store claimed, kept until read (the claimer reads the secret
@@ -403,10 +475,12 @@ export class PostgresKeyStore implements KeyStore {
     async (purpose, values) =>
       (await this.#query<ClaimedRow>(CLAIM_BATCH, [purpose, ...values])).rows,
   );
-  /** CLAIMED_SECRETS_KEPT: sealed secrets of records this store just claimed, by id. */
+  /** Round ids whose secret this process is writing: of two racing calls, the second is refused. */
+  readonly #roundSecretsWriting = new Set<string>();
+  /** CLAIMED_SECRETS_KEPT: sealed secret parts of records this store just claimed, by id. */
   readonly #claimedSecrets = new Map<
     string,
-    { record: { id: string; purpose: string; roundId: string }; sealed: SealedSecret }
+    { record: { id: string; purpose: string; roundId: string }; part: SealedPart }
   >();
   #pool: Pool | undefined;
   #state: State = "new";
@@ -538,11 +612,18 @@ export class PostgresKeyStore implements KeyStore {
         `A record's public part may be at most ${MAX_PUBLIC_BYTES} bytes of JSON; make it smaller.`,
       );
     }
-    const sealed = sealSecret(this.#secretKey, this.#random, record, input.secret);
+    const roundPart = input.roundPart;
+    const sealed =
+      roundPart === undefined
+        ? sealSecret(this.#secretKey, this.#random, record, input.secret!)
+        : undefined;
+    // A round part refers to its round's secret (schema version 9's foreign key): without one,
+    // this INSERT itself is refused, so no secret deleted in between is ever referred to.
     await this.#query(
       "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, " +
-        "public, owner, subject, holders, secret_iv, secret_ct, secret_tag, held) " +
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        "public, owner, subject, holders, secret_iv, secret_ct, secret_tag, held, round_part, " +
+        "round_secret_id) " +
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
       [
         record.id,
         encodeName(record.purpose),
@@ -554,11 +635,15 @@ export class PostgresKeyStore implements KeyStore {
         record.owner === undefined ? null : encodeName(record.owner),
         record.subject === undefined ? null : encodeName(record.subject),
         record.holders === undefined ? null : record.holders.map(encodeName),
-        Buffer.from(sealed.iv),
-        Buffer.from(sealed.ct),
-        Buffer.from(sealed.tag),
+        sealed ? Buffer.from(sealed.iv) : null,
+        sealed ? Buffer.from(sealed.ct) : null,
+        sealed ? Buffer.from(sealed.tag) : null,
         record.held === true,
+        roundPart === undefined ? null : String(roundPart),
+        roundPart === undefined ? null : encodeName(record.roundId),
       ],
+      (code) =>
+        code === "23503" && roundPart !== undefined ? noRoundSecret(record.roundId) : undefined,
     );
     return record;
   }
@@ -588,23 +673,94 @@ export class PostgresKeyStore implements KeyStore {
     if (!isUlid(id)) throw notFound(id);
     const claimed = this.#claimedSecrets.get(id);
     if (claimed) {
+      // A round part stays kept for the readSecretPart that should have been called.
+      if (claimed.part.kind !== "own") throw notOwnSecret(id);
       this.#claimedSecrets.delete(id);
-      return this.#openSealed(claimed.record, claimed.sealed);
+      return this.#openSealed(claimed.record, claimed.part.sealed);
     }
-    const { rows } = await this.#query<{
-      purpose: string;
-      round_id: string;
-      secret_iv: Buffer;
-      secret_ct: Buffer;
-      secret_tag: Buffer;
-    }>(
-      "SELECT purpose, round_id, secret_iv, secret_ct, secret_tag FROM key_records WHERE id = $1",
+    const { rows } = await this.#query<SecretRow & { purpose: string; round_id: string }>(
+      "SELECT purpose, round_id, secret_iv, secret_ct, secret_tag, round_part " +
+        "FROM key_records WHERE id = $1",
       [id],
     );
     const row = rows[0];
     if (!row) throw notFound(id);
+    if (row.round_part !== null) throw notOwnSecret(id);
+    const { secret_iv: iv, secret_ct: ct, secret_tag: tag } = row;
+    if (!iv || !ct || !tag) throw this.#noSecretPart(id);
     const record = { id, purpose: decodeName(row.purpose), roundId: decodeName(row.round_id) };
-    return this.#openSealed(record, { iv: row.secret_iv, ct: row.secret_ct, tag: row.secret_tag });
+    return this.#openSealed(record, { iv, ct, tag });
+  }
+
+  /** One statement: the record's own sealed secret, or its part and its round's sealed secret. */
+  async readSecretPart(id: string): Promise<SecretPart> {
+    this.#assertOpen();
+    checkId(id);
+    if (!isUlid(id)) throw notFound(id);
+    const claimed = this.#claimedSecrets.get(id);
+    if (claimed) {
+      this.#claimedSecrets.delete(id);
+      return this.#openPart(claimed.record, claimed.part);
+    }
+    const { rows } = await this.#query<
+      SecretRow & {
+        purpose: string;
+        round_id: string;
+        iv: Buffer | null;
+        ct: Buffer | null;
+        tag: Buffer | null;
+      }
+    >(
+      "SELECT k.purpose, k.round_id, k.secret_iv, k.secret_ct, k.secret_tag, k.round_part, " +
+        "s.iv, s.ct, s.tag FROM key_records k " +
+        "LEFT JOIN round_secrets s ON s.round_id = k.round_secret_id WHERE k.id = $1",
+      [id],
+    );
+    const row = rows[0];
+    if (!row) throw notFound(id);
+    const roundSecret = row.iv && row.ct && row.tag && { iv: row.iv, ct: row.ct, tag: row.tag };
+    const record = { id, purpose: decodeName(row.purpose), roundId: decodeName(row.round_id) };
+    return this.#openPart(record, this.#sealedPart(id, row, roundSecret || null));
+  }
+
+  /** sealedPartOf, and a row with neither (the schema's CHECK and key refuse it) is corrupt. */
+  #sealedPart(id: string, row: SecretRow, roundSecret: SealedSecret | null): SealedPart {
+    const part = sealedPartOf(row, roundSecret);
+    if (part) return part;
+    throw this.#noSecretPart(id);
+  }
+
+  #noSecretPart(id: string): DkeygenError {
+    return new DkeygenError(
+      ErrorCodes.STORE_CORRUPT,
+      `Record ${id} in the PostgreSQL key store at ${this.shownUrl} has no secret part: neither ` +
+        "its own nor its round's.",
+    );
+  }
+
+  #openPart(
+    record: { id: string; purpose: string; roundId: string },
+    part: SealedPart,
+  ): SecretPart {
+    if (part.kind === "own") return { kind: "own", secret: this.#openSealed(record, part.sealed) };
+    return {
+      kind: "round",
+      roundSecret: this.#openRoundSecret(record.roundId, part.roundSecret),
+      roundPart: part.roundPart,
+    };
+  }
+
+  #openRoundSecret(roundId: string, sealed: SealedSecret): Uint8Array {
+    try {
+      return openRoundSecret(this.#secretKey, roundId, sealed);
+    } catch (cause) {
+      throw new DkeygenError(
+        ErrorCodes.STORE_CORRUPT,
+        `The round secret of round ${roundId} in the PostgreSQL key store at ${this.shownUrl} ` +
+          "does not decrypt.",
+        { cause },
+      );
+    }
   }
 
   #openSealed(
@@ -649,10 +805,19 @@ export class PostgresKeyStore implements KeyStore {
     const record = this.#record(row);
     const kept = this.#claimedSecrets;
     if (kept.size >= CLAIMED_SECRETS_KEPT) kept.delete(kept.keys().next().value!);
-    kept.set(record.id, {
-      record: { id: record.id, purpose: record.purpose, roundId: record.roundId },
-      sealed: { iv: row.secret_iv, ct: row.secret_ct, tag: row.secret_tag },
-    });
+    const roundSecret = row.round_secret && {
+      iv: row.round_secret.subarray(0, IV_BYTES),
+      tag: row.round_secret.subarray(IV_BYTES, IV_BYTES + TAG_BYTES),
+      ct: row.round_secret.subarray(IV_BYTES + TAG_BYTES),
+    };
+    // The claim is made: a row without a secret part is not kept, and its read says so.
+    const part = sealedPartOf(row, roundSecret);
+    if (part) {
+      kept.set(record.id, {
+        record: { id: record.id, purpose: record.purpose, roundId: record.roundId },
+        part,
+      });
+    }
     return record;
   }
 
@@ -708,10 +873,12 @@ export class PostgresKeyStore implements KeyStore {
   /**
    * One retention sweep (issue 17): deletes the pool OTPs (purpose "otp", no owner, not held)
    * that died — were consumed, or unconsumed saw their claim expire — strictly before
-   * `clock() − retainUsedMs`; one that died exactly then stays. Nothing else is ever deleted:
-   * no other purpose, no pooled, held or owned record, no opening, no log entry (the schema's
-   * delete trigger refuses them too). Batches of RETENTION_BATCH rows, each one statement and
-   * its own short transaction, until a batch finds fewer. Resolves to the rows deleted; 0 when
+   * `clock() − retainUsedMs`; one that died exactly then stays. A round secret goes with its
+   * round's last record, in the statement that deletes that record (SWEEP_BATCH), never earlier.
+   * Nothing else is ever deleted: no other purpose, no pooled, held or owned record, no opening,
+   * no log entry (the schema's delete trigger refuses them too), no round secret a record refers
+   * to (the foreign key). Batches of RETENTION_BATCH records, each one statement and its own short
+   * transaction, until a batch finds fewer. Resolves to the records deleted; 0 when
    * `retainUsedMs` is Infinity (no query). Runs after any sweep already in flight.
    */
   async sweepRetention(): Promise<number> {
@@ -857,6 +1024,42 @@ export class PostgresKeyStore implements KeyStore {
           "not decrypt.",
         { cause },
       );
+    }
+  }
+
+  /**
+   * One INSERT, durable once it resolves. Of two calls for one round, from this process or any
+   * other, one inserts and the other is refused (E_INVALID_INPUT): here, decided synchronously
+   * among this process's calls; among processes, by the primary key.
+   */
+  async putRoundSecret(roundId: string, secret: Uint8Array): Promise<void> {
+    this.#assertOpen();
+    const copy = checkRoundSecret(roundId, secret);
+    if (this.#roundSecretsWriting.has(roundId)) {
+      copy.fill(0);
+      throw roundSecretExists(roundId);
+    }
+    let sealed: SealedSecret;
+    try {
+      sealed = sealRoundSecret(this.#secretKey, this.#random, roundId, copy);
+    } finally {
+      copy.fill(0);
+    }
+    this.#roundSecretsWriting.add(roundId);
+    try {
+      const result = await this.#query(
+        "INSERT INTO round_secrets (round_id, iv, ct, tag) VALUES ($1, $2, $3, $4) " +
+          "ON CONFLICT (round_id) DO NOTHING",
+        [
+          encodeName(roundId),
+          Buffer.from(sealed.iv),
+          Buffer.from(sealed.ct),
+          Buffer.from(sealed.tag),
+        ],
+      );
+      if (result.rowCount !== 1) throw roundSecretExists(roundId);
+    } finally {
+      this.#roundSecretsWriting.delete(roundId);
     }
   }
 

@@ -57,6 +57,51 @@ test("the secret of a record just claimed is read without a query, once; a later
   }
 });
 
+test("a claim of a record sharing its round's secret brings the round's sealed secret with it: read without a query, once; readSecret refuses it and leaves it kept", async () => {
+  const url = await cluster.createDatabase();
+  const database = new URL(url).pathname.slice(1);
+  const store = new PostgresKeyStore({ url, storeKey: randomBytes(32) });
+  await store.open();
+  try {
+    const roundSecret = new Uint8Array(300).fill(0x5a);
+    await store.putRoundSecret("round-1", roundSecret);
+    await store.put({
+      purpose: "otp",
+      roundId: "round-1",
+      participants: ["a", "b"],
+      algorithm: "otp/v1",
+      public: { digits: 6 },
+      roundPart: 41,
+    });
+    const claimed = await store.claimNext("otp", {
+      requester: "svc",
+      subject: "alice",
+      requestId: "req-1",
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    assert.ok(claimed);
+    await cluster.admin("ALTER TABLE round_secrets DISABLE TRIGGER USER", [], database);
+    await cluster.admin(
+      "UPDATE round_secrets SET ct = '\\x00'::bytea || ct WHERE round_id = 'round-1'",
+      [],
+      database,
+    );
+    await assert.rejects(store.readSecret(claimed.id), (e) =>
+      isDkeygenError(e, ErrorCodes.INVALID_INPUT),
+    );
+    assert.deepEqual(
+      await store.readSecretPart(claimed.id),
+      { kind: "round", roundSecret, roundPart: 41 },
+      "read with the claim",
+    );
+    await assert.rejects(store.readSecretPart(claimed.id), (e) =>
+      isDkeygenError(e, ErrorCodes.STORE_CORRUPT),
+    );
+  } finally {
+    await store.close();
+  }
+});
+
 test("a claim walks the pool index, not the records claimed before it, even under statistics taken when all were poolable", async () => {
   const url = await cluster.createDatabase();
   const database = new URL(url).pathname.slice(1);

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
+import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { DEFAULT_HOTP_WINDOWS } from "../../src/server/distribution/hotp-check.js";
 import { MemoryAttemptStore } from "../../src/server/distribution/verification/memory-attempt-store.js";
 import { StoreVerifier } from "../../src/server/distribution/verification/verifier.js";
@@ -79,6 +80,17 @@ const bulkOtps = (consumedAt: string) =>
 
 async function ids(store: KeyStore): Promise<Set<string>> {
   return new Set((await store.list()).map((r) => r.id));
+}
+
+/** A record of round `roundId` put with round part `roundPart` instead of a secret of its own. */
+function partOf(roundId: string, roundPart: number, extra: Partial<RecordInput> = {}): RecordInput {
+  const { secret: _, ...rest } = input({ roundId, ...extra });
+  return { ...rest, roundPart };
+}
+
+/** The rounds whose secret the database holds, in order. */
+async function roundSecrets(sql: (text: string) => Promise<{ round_id: string }[]>) {
+  return (await sql("SELECT round_id FROM round_secrets ORDER BY round_id")).map((r) => r.round_id);
 }
 
 test("retainUsedMs is a positive whole number of ms or Infinity", () => {
@@ -171,6 +183,128 @@ test("a sweep deletes exactly the pool OTPs dead before now − retainUsedMs: de
   }
 });
 
+test("a round secret goes in the sweep that deletes its round's last record, not before; one put before its records survives a sweep between them", async () => {
+  const db = await database();
+  try {
+    const store = await db.open(HOUR);
+    const cutoff = T0 + HOUR; // the sweeps run at T0 + 2 h
+    const secretA = new Uint8Array([0xa, 1, 2]);
+    await store.putRoundSecret("round-A", secretA);
+    // Round A: three pool OTPs sharing its secret; two die before the first sweep's cutoff.
+    const a: string[] = [];
+    for (let part = 0; part < 3; part++) {
+      const record = await store.put(partOf("round-A", part));
+      const claimedNow = await store.claimNext("otp", claimOf(++claims, T0 + 10 * HOUR));
+      assert.equal(claimedNow?.id, record.id);
+      a.push(record.id);
+    }
+    await store.consume(a[0]!, new Date(cutoff - 2));
+    await store.consume(a[1]!, new Date(cutoff - 1));
+    await store.consume(a[2]!, new Date(cutoff + HOUR));
+    // Round B: its secret is put, its records are not yet.
+    await store.putRoundSecret("round-B", new Uint8Array([0xb]));
+    // Round C: records with secrets of their own only, dead long ago; no round secret.
+    const own = await claimed(store, T0 + 60_000, { roundId: "round-C" });
+    await store.consume(own, new Date(T0));
+
+    db.clock.now = T0 + 2 * HOUR;
+    assert.equal(await store.sweepRetention(), 3, "a[0], a[1] and the own-secret record");
+    assert.deepEqual(await roundSecrets(db.sql<{ round_id: string }>), ["round-A", "round-B"]);
+    assert.deepEqual(await store.readSecretPart(a[2]!), {
+      kind: "round",
+      roundSecret: secretA,
+      roundPart: 2,
+    });
+    // Round B's records arrive after the sweep: its secret is still there for them.
+    const b = await store.put(partOf("round-B", 0, { held: true }));
+    assert.deepEqual(await store.readSecretPart(b.id), {
+      kind: "round",
+      roundSecret: new Uint8Array([0xb]),
+      roundPart: 0,
+    });
+    // Round A's last record dies; the sweep that deletes it deletes the round's secret too.
+    db.clock.now = T0 + 3 * HOUR + 1;
+    assert.equal(await store.sweepRetention(), 1);
+    assert.equal(await store.get(a[2]!), undefined);
+    assert.deepEqual(await roundSecrets(db.sql<{ round_id: string }>), ["round-B"]);
+    // A record put for round A now has no round secret to share.
+    await assert.rejects(
+      store.put(partOf("round-A", 3)),
+      (error: unknown) =>
+        error instanceof DkeygenError &&
+        error.code === ErrorCodes.INVALID_INPUT &&
+        /round-A has no round secret/.test(error.message),
+    );
+    assert.equal(await store.sweepRetention(), 0);
+    assert.deepEqual(await roundSecrets(db.sql<{ round_id: string }>), ["round-B"]);
+  } finally {
+    await db.closeAll();
+  }
+});
+
+test("a round secret stays while a record refers to it, whichever batch deletes the others; the database refuses deleting it or changing it", async () => {
+  const db = await database();
+  try {
+    const store = await db.open(HOUR);
+    await store.putRoundSecret("round-big", new Uint8Array([1]));
+    await store.putRoundSecret("round-kept", new Uint8Array([2]));
+    // RETENTION_BATCH + 1 records of one round, all consumed at one instant, and one of another
+    // round consumed at the same time but owned (never swept).
+    await db.sql(
+      "INSERT INTO round_secrets (round_id, iv, ct, tag) VALUES ('round-unused', " +
+        "'\\x000000000000000000000000', '\\x00', '\\x00000000000000000000000000000000')",
+    );
+    await db.sql(
+      "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, " +
+        "public, round_part, round_secret_id, consumed_at) SELECT '0' || lpad(i::text, 25, '0'), " +
+        "'otp', $2, 'round-big', '{a}', 'otp/v1', '{}', i, 'round-big', $2 " +
+        "FROM generate_series(1, $1) i",
+      [RETENTION_BATCH + 1, new Date(T0)],
+    );
+    const owned = await store.put(partOf("round-kept", 0, { owner: "rq:svc" }));
+    await store.consume(owned.id, new Date(T0));
+    const refusedAs = async (code: string, what: string, text: string) => {
+      await assert.rejects(
+        db.sql(text),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, code, `${what}: ${error.message}`);
+          return true;
+        },
+        what,
+      );
+    };
+    await refusedAs(
+      "23503",
+      "a round secret records refer to",
+      "DELETE FROM round_secrets WHERE round_id = 'round-big'",
+    );
+    await refusedAs(
+      "23514",
+      "a round secret changed",
+      "UPDATE round_secrets SET ct = '\\x01' WHERE round_id = 'round-unused'",
+    );
+    db.clock.now = T0 + 2 * HOUR;
+    assert.equal(await store.sweepRetention(), RETENTION_BATCH + 1, "two batches");
+    assert.deepEqual(await roundSecrets(db.sql<{ round_id: string }>), [
+      "round-kept",
+      "round-unused",
+    ]);
+    await refusedAs(
+      "23503",
+      "the secret an owned record refers to",
+      "DELETE FROM round_secrets WHERE round_id = 'round-kept'",
+    );
+    // One no record ever referred to may be deleted by hand (the sweep never touches it).
+    assert.equal(
+      (await db.sql("DELETE FROM round_secrets WHERE round_id = 'round-unused' RETURNING 1"))
+        .length,
+      1,
+    );
+  } finally {
+    await db.closeAll();
+  }
+});
+
 test("without retainUsedMs (the default) or with Infinity nothing is ever deleted", async () => {
   const db = await database();
   try {
@@ -220,6 +354,45 @@ test("a sweep finds the dead through their own index, not by reading the records
     const plan = JSON.stringify(row!["QUERY PLAN"]);
     assert.match(plan, /"Index Name":"key_records_otp_dead"/, plan);
     assert.doesNotMatch(plan, /Seq Scan|Bitmap/, plan);
+  } finally {
+    await db.closeAll();
+  }
+});
+
+test("a sweep looks for the records still referring to a round secret through their index, one probe per round, not by reading the records", async () => {
+  const db = await database();
+  try {
+    await db.open();
+    // 500 rounds with a secret, 20 round-part pool OTPs each, one in 8 consumed.
+    await db.sql(
+      "INSERT INTO round_secrets (round_id, iv, ct, tag) SELECT 'r' || i, " +
+        "'\\x000000000000000000000000', '\\x00', '\\x00000000000000000000000000000000' " +
+        "FROM generate_series(1, 500) i",
+    );
+    await db.sql(
+      "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, " +
+        "public, round_part, round_secret_id, consumed_at) SELECT '0' || lpad(i::text, 25, '0'), " +
+        "'otp', $1, 'r' || (i % 500 + 1), '{a}', 'otp/v1', '{}', i, 'r' || (i % 500 + 1), " +
+        "CASE WHEN i % 8 = 0 THEN $1::timestamptz END FROM generate_series(1, 10000) i",
+      [new Date(T0)],
+    );
+    await db.sql("ANALYZE key_records");
+    await db.sql("ANALYZE round_secrets");
+    const [row] = await db.sql<{ "QUERY PLAN": unknown }>(`EXPLAIN (FORMAT JSON) ${SWEEP_BATCH}`, [
+      new Date(T0 + HOUR),
+      "-infinity",
+      RETENTION_BATCH,
+    ]);
+    const plan = JSON.stringify(row!["QUERY PLAN"]);
+    assert.match(plan, /"Index Name":"key_records_otp_dead"/, plan);
+    assert.match(plan, /"Index Name":"key_records_round_secret_id"/, plan);
+    assert.doesNotMatch(plan, /Seq Scan/, plan);
+    // A bitmap scan, if any, reads one round's entries of that index.
+    assert.doesNotMatch(
+      plan,
+      /"Node Type":"Bitmap Index Scan"[^{}]*"Index Name":"(?!key_records_round_secret_id")/,
+      plan,
+    );
   } finally {
     await db.closeAll();
   }

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
 import pg from "pg";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
+import { deriveStoreKeys, sealSecret } from "../../src/store/log-format.js";
 import { listStatement, migratePostgresStore, PostgresKeyStore } from "../../src/store/postgres.js";
 import { applyMigrations, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/postgres-schema.js";
 import { redactStoreUrl } from "../../src/store/postgres-url.js";
@@ -293,8 +294,9 @@ test("hostile names (SQL, quotes, NUL, control characters, lone surrogates) are 
       "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'",
     );
     // schema_migrations, key_records, round_openings, log_entries, store_key_check (v1),
-    // verification_attempts (v2), requesters and requester_changes (v3), request_windows (v5).
-    assert.equal(Number(tables[0]!.n), 9, "every table is still there");
+    // verification_attempts (v2), requesters and requester_changes (v3), request_windows (v5),
+    // round_secrets (v9).
+    assert.equal(Number(tables[0]!.n), 10, "every table is still there");
   } finally {
     await file.close();
     await f.remove();
@@ -479,9 +481,85 @@ test("the schema holds the rules itself: a second claim or consumption, a lower 
       "UPDATE key_records SET last_step = 9007199254740992, last_step_at = now() WHERE id = $1",
       id,
     );
+    // Round secrets (version 9): a record has its own sealed secret or a round part, never both
+    // nor neither; a round part needs its round's secret; neither is ever rewritten.
+    await store.putRoundSecret("round-S", new Uint8Array([1]));
+    const { secret: _, ...partInput } = input({ roundId: "round-S" });
+    const part = await store.put({ ...partInput, roundPart: 7 });
+    const withPart =
+      "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, public, secret_iv, secret_ct, secret_tag, round_part, round_secret_id) VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FAX', 'otp', now(), $1, '{a}', 'otp/v1', '{}', $2, $3, $4, $5, $6)";
+    const iv = Buffer.alloc(12);
+    const tag = Buffer.alloc(16);
+    const ct = Buffer.alloc(1);
+    await refused("a round part of a round without a secret", withPart, [
+      "round-none",
+      null,
+      null,
+      null,
+      "0",
+      "round-none",
+    ]);
+    await refused("a round part and a secret", withPart, ["round-S", iv, ct, tag, "0", "round-S"]);
+    await refused("neither a round part nor a secret", withPart, [
+      "round-S",
+      null,
+      null,
+      null,
+      null,
+      null,
+    ]);
+    await refused("a third of a secret", withPart, ["round-S", iv, null, null, null, null]);
+    await refused("a round part that names another round's secret", withPart, [
+      "round-S",
+      null,
+      null,
+      null,
+      "0",
+      "round-T",
+    ]);
+    await refused("a round part without its round's secret named", withPart, [
+      "round-S",
+      null,
+      null,
+      null,
+      "0",
+      null,
+    ]);
+    for (const bad of ["-1", "4294967296"]) {
+      await refused(`round part ${bad}`, withPart, ["round-S", null, null, null, bad, "round-S"]);
+    }
+    await refused("a round part rewritten", "UPDATE key_records SET round_part = 8 WHERE id = $1", [
+      part.id,
+    ]);
+    await refused(
+      "a record moved to another round's secret",
+      "UPDATE key_records SET round_id = 'round-T', round_secret_id = 'round-T' WHERE id = $1",
+      [part.id],
+    );
+    await refused(
+      "a record's own secret swapped for a round part",
+      "UPDATE key_records SET secret_iv = NULL, secret_ct = NULL, secret_tag = NULL, round_part = 0, round_secret_id = round_id WHERE id = $1",
+      [(await store.put(input({ roundId: "round-S" }))).id],
+    );
+    await refused("a round secret changed", "UPDATE round_secrets SET ct = '\\x02'");
+    await refused("a round secret a record refers to removed", "DELETE FROM round_secrets");
+    await refused(
+      "a second round secret",
+      "INSERT INTO round_secrets (round_id, iv, ct, tag) SELECT round_id, iv, ct, tag FROM round_secrets",
+    );
+    await refused(
+      "a round secret over 64 KiB",
+      "INSERT INTO round_secrets (round_id, iv, ct, tag) VALUES ('round-big', $1, $2, $3)",
+      [iv, Buffer.alloc(65537), tag],
+    );
     // What the store does is within the rules.
     assert.equal(await store.useStep(record.id, 6), true);
     assert.equal(await store.appendLogEntry(new Uint8Array([2])), 1);
+    assert.deepEqual(await store.readSecretPart(part.id), {
+      kind: "round",
+      roundSecret: new Uint8Array([1]),
+      roundPart: 7,
+    });
   } finally {
     await db.closeAll();
   }
@@ -532,6 +610,107 @@ test("schema v4 holds records: a record stored under v3 is not held after the up
       "a held record with an owner",
       "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, public, owner, secret_iv, secret_ct, secret_tag, held) VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FAW', 'otp', now(), 'r', '{a}', 'otp/v1', '{}', 'carol', '\\x000000000000000000000000', '\\x', '\\x00000000000000000000000000000000', true)",
     );
+  } finally {
+    await db.closeAll();
+  }
+});
+
+test("schema v9 keeps the records of a v8 database as they were (each with its own secret), and from then on refuses what v9 refuses", async () => {
+  const db = await database();
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  const secretKey = deriveStoreKeys(db.storeKey).secret;
+  const old = [
+    { id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", roundId: "round-old", secret: new Uint8Array([8, 8]) },
+    { id: "01ARZ3NDEKTSV4RRFFQ69G5FAW", roundId: "round-old", secret: new Uint8Array([9]) },
+  ];
+  try {
+    // A v8 database with two sealed pool records, one of them claimed and consumed, as the
+    // dkeygen before round secrets left it.
+    assert.equal(MIGRATIONS[7]!.version, 8);
+    await applyMigrations(client, MIGRATIONS.slice(0, 8));
+    for (const { id, roundId, secret } of old) {
+      const sealed = sealSecret(secretKey, randomBytes, { id, purpose: "otp", roundId }, secret);
+      await client.query(
+        "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, public, secret_iv, secret_ct, secret_tag) VALUES ($1, 'otp', now(), $2, '{a}', 'otp/v1', '{}', $3, $4, $5)",
+        [id, roundId, sealed.iv, sealed.ct, sealed.tag],
+      );
+    }
+    await client.query(
+      "UPDATE key_records SET claim_seq = nextval('key_claim_seq'), claim_requester = 'r', claim_subject = 's', claim_request_id = 'q', claimed_at = now(), claim_expires_at = now() + interval '1 hour', consumed_at = now() WHERE id = $1",
+      [old[1]!.id],
+    );
+  } finally {
+    await client.end();
+  }
+  try {
+    const store = (await db.open()) as PostgresKeyStore;
+    assert.deepEqual(
+      store.migrated.map((m) => m.version),
+      [9],
+    );
+    for (const { id, secret } of old) {
+      assert.deepEqual(await store.readSecret(id), secret);
+      assert.deepEqual(await store.readSecretPart(id), { kind: "own", secret });
+    }
+    assert.equal((await store.get(old[1]!.id))?.consumedAt !== undefined, true);
+    assert.equal((await store.claimNext("otp", claimInput(1)))?.id, old[0]!.id);
+    // The constraints v9 added hold for the rows it found (validated, not taken on trust).
+    const constraints = await db.sql<{ conname: string; convalidated: boolean }>(
+      "SELECT conname, convalidated FROM pg_constraint WHERE conname IN " +
+        "('key_records_secret_or_part', 'key_records_round_secret_id_of_part', " +
+        "'key_records_round_secret') ORDER BY conname",
+    );
+    assert.deepEqual(constraints, [
+      { conname: "key_records_round_secret", convalidated: true },
+      { conname: "key_records_round_secret_id_of_part", convalidated: true },
+      { conname: "key_records_secret_or_part", convalidated: true },
+    ]);
+    await assert.rejects(
+      db.sql(
+        "UPDATE key_records SET round_part = 0, round_secret_id = round_id, secret_iv = NULL, secret_ct = NULL, secret_tag = NULL WHERE id = $1",
+        [old[0]!.id],
+      ),
+      (error: Error & { code?: string }) => error.code === "23514",
+    );
+    // Round secrets work on the migrated database, beside the old rows of the same round.
+    await store.putRoundSecret("round-old", new Uint8Array([5]));
+    const { secret: _, ...rest } = input({ roundId: "round-old" });
+    const part = await store.put({ ...rest, roundPart: 1 });
+    assert.deepEqual(await store.readSecretPart(part.id), {
+      kind: "round",
+      roundSecret: new Uint8Array([5]),
+      roundPart: 1,
+    });
+    assert.deepEqual(await store.readSecret(old[0]!.id), old[0]!.secret);
+  } finally {
+    await db.closeAll();
+  }
+});
+
+test("two stores on one database (two processes) putting one round's secret at once: exactly one is kept, the other refused", async () => {
+  const db = await database();
+  try {
+    const [a, b] = [await db.open(), await db.open()];
+    for (let round = 0; round < 10; round++) {
+      const results = await Promise.allSettled(
+        [a, b, a, b].map((store, i) =>
+          store.putRoundSecret(`round-${round}`, new Uint8Array([round, i])),
+        ),
+      );
+      const won = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      assert.equal(won.length, 1, `round ${round}: ${results.map((r) => r.status)}`);
+      for (const r of results) {
+        if (r.status === "rejected") assert.ok(isCode(ErrorCodes.INVALID_INPUT)(r.reason));
+      }
+      const { secret: _, ...rest } = input({ roundId: `round-${round}` });
+      const record = await a.put({ ...rest, roundPart: 0 });
+      assert.deepEqual(await b.readSecretPart(record.id), {
+        kind: "round",
+        roundSecret: new Uint8Array([round, won[0]!]),
+        roundPart: 0,
+      });
+    }
   } finally {
     await db.closeAll();
   }

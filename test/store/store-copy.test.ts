@@ -17,10 +17,17 @@ import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { PostgresRequesterStore } from "../../src/server/postgres-requester-store.js";
 import { FileRequesterStore } from "../../src/server/requesters.js";
 import { copyStoreToPostgres } from "../../src/server/store-copy.js";
-import { FileKeyStore } from "../../src/store/file.js";
+import { FileKeyStore, type SealedContents } from "../../src/store/file.js";
+import { deriveStoreKeys, sealRoundSecret, sealSecret } from "../../src/store/log-format.js";
 import { PostgresKeyStore } from "../../src/store/postgres.js";
-import { countMismatches, type PurposeCounts } from "../../src/store/postgres-copy.js";
-import type { ClaimInput, RecordInput } from "../../src/store/types.js";
+import {
+  countMismatches,
+  countRest,
+  insertRecords,
+  insertRoundSecrets,
+  type PurposeCounts,
+} from "../../src/store/postgres-copy.js";
+import type { ClaimInput, KeyRecord, KeyStore, RecordInput } from "../../src/store/types.js";
 import { testServerKey } from "../helpers/memory-server.js";
 import { startPostgres } from "../helpers/postgres.js";
 
@@ -151,6 +158,7 @@ test("a copy keeps every record's id, state and secret, claim order, openings, l
   const report = await copyStoreToPostgres({ dataDir: made.dataDir, url });
   assert.equal(report.to.includes(cluster.password), false);
   assert.equal(report.voidRecords, 2);
+  assert.equal(report.roundSecrets, 0);
   assert.equal(report.roundOpenings, 1);
   assert.equal(report.logEntries, 2);
   assert.equal(report.requesters, 1);
@@ -214,6 +222,171 @@ test("a copy keeps every record's id, state and secret, claim order, openings, l
   }
 });
 
+/** The file store's round secrets (KeyStore putRoundSecret), once it has them. */
+type FileWithRoundSecrets = FileKeyStore & Pick<KeyStore, "putRoundSecret" | "readSecretPart">;
+/** The next test runs once the key_store file keeps round secrets (FileKeyStore.putRoundSecret). */
+const untilFileHasRoundSecrets = {
+  skip:
+    typeof (FileKeyStore.prototype as Partial<KeyStore>).putRoundSecret === "function"
+      ? false
+      : "the key_store file has no round secrets yet",
+};
+
+test(
+  "a copy keeps round secrets and the records sharing them: each record's round part and its round's secret read back as from the file, and the counts cover them",
+  untilFileHasRoundSecrets,
+  async () => {
+    const made = await makeDataDir();
+    const path = join(made.dataDir, "key_store");
+    const writer = new FileKeyStore({ path, storeKey: made.storeKey }) as FileWithRoundSecrets;
+    await writer.open();
+    const roundSecret = randomBytes(100);
+    await writer.putRoundSecret("r-batch", roundSecret);
+    const parts: string[] = [];
+    for (const roundPart of [0, 1, 4294967295]) {
+      const { secret: _, ...rest } = pool("r-batch");
+      parts.push((await writer.put({ ...rest, roundPart })).id);
+    }
+    const claimedPart = await writer.claimNext("otp", claim("frank", 7));
+    assert.ok(claimedPart);
+    await writer.close();
+
+    const url = await cluster.createDatabase();
+    const report = await copyStoreToPostgres({ dataDir: made.dataDir, url });
+    assert.equal(report.roundSecrets, 1);
+    assert.equal(report.records[0]!.records, 14);
+    const file = new FileKeyStore({ path, storeKey: made.storeKey }) as FileWithRoundSecrets;
+    await file.open();
+    const db = await openPostgres(url, made.storeKey);
+    try {
+      for (const record of await file.list()) {
+        assert.deepEqual(await db.readSecretPart(record.id), await file.readSecretPart(record.id));
+      }
+      for (const [i, id] of parts.entries()) {
+        assert.deepEqual(await db.get(id), await file.get(id));
+        assert.deepEqual(await db.readSecretPart(id), {
+          kind: "round",
+          roundSecret: new Uint8Array(roundSecret),
+          roundPart: [0, 1, 4294967295][i],
+        });
+        await assert.rejects(db.readSecret(id), (e: unknown) =>
+          isCode(ErrorCodes.INVALID_INPUT, /readSecretPart/)(e),
+        );
+      }
+      await assert.rejects(
+        db.putRoundSecret("r-batch", new Uint8Array([1])),
+        isCode(ErrorCodes.INVALID_INPUT, /already has a round secret/),
+      );
+    } finally {
+      await db.close();
+      await file.close();
+    }
+    // A second copy with force collides on the round secret before anything else.
+    await assert.rejects(
+      copyStoreToPostgres({ dataDir: made.dataDir, url, force: true }),
+      isCode(ErrorCodes.OPERATIONAL, /holds the round secret of round r-batch already/),
+    );
+  },
+);
+
+test("round secrets are inserted sealed as they are, before the records sharing them, which keep only their part; the counts see both (the database's side of a copy, its contents made by hand)", async () => {
+  const url = await cluster.createDatabase();
+  const storeKey = randomBytes(32);
+  const key = deriveStoreKeys(storeKey).secret;
+  const db = await openPostgres(url, storeKey);
+  const at = new Date();
+  const record = (id: string, roundId: string): KeyRecord => ({
+    id,
+    purpose: "otp",
+    createdAt: at.toISOString(),
+    roundId,
+    participants: ["c1", "c2"],
+    algorithm: "otp/v1",
+    public: { digits: 6 },
+  });
+  const ids = [
+    "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+    "01ARZ3NDEKTSV4RRFFQ69G5FAW",
+    "01ARZ3NDEKTSV4RRFFQ69G5FAX",
+  ];
+  const roundSecret = randomBytes(64);
+  const own = randomBytes(16);
+  const sealedRound = sealRoundSecret(key, randomBytes, "r-batch", roundSecret);
+  const contents: SealedContents = {
+    records: [
+      { record: record(ids[0]!, "r-batch"), roundPart: 0, void: false },
+      { record: record(ids[1]!, "r-batch"), roundPart: 4294967295, void: true },
+      {
+        record: record(ids[2]!, "r-own"),
+        sealed: sealSecret(key, randomBytes, record(ids[2]!, "r-own"), own),
+        void: false,
+      },
+    ],
+    roundSecrets: [{ roundId: "r-batch", sealed: sealedRound }],
+    claimGroups: [],
+    openings: [],
+    leaves: [],
+  };
+  const collision = (what: string) => new Error(`collision: ${what}`);
+  try {
+    await db.transaction(async (query) => {
+      await insertRoundSecrets(query, contents.roundSecrets, collision);
+      await insertRecords(query, contents, at, collision);
+      assert.deepEqual(await countRest(query, [], ["r-batch", "r-own"], ids), {
+        roundOpenings: 0,
+        roundSecrets: 1,
+        roundParts: 2,
+        logEntries: 0,
+      });
+    });
+    const [stored] = await cluster.admin<{ iv: Buffer; ct: Buffer; tag: Buffer }>(
+      "SELECT iv, ct, tag FROM round_secrets",
+      [],
+      new URL(url).pathname.slice(1),
+    );
+    assert.deepEqual(
+      [stored!.iv, stored!.ct, stored!.tag].map((b) => Buffer.from(b).toString("hex")),
+      [sealedRound.iv, sealedRound.ct, sealedRound.tag].map((b) => Buffer.from(b).toString("hex")),
+      "the ciphertext as it was",
+    );
+    assert.deepEqual(await db.readSecretPart(ids[0]!), {
+      kind: "round",
+      roundSecret: new Uint8Array(roundSecret),
+      roundPart: 0,
+    });
+    assert.deepEqual(await db.readSecretPart(ids[1]!), {
+      kind: "round",
+      roundSecret: new Uint8Array(roundSecret),
+      roundPart: 4294967295,
+    });
+    assert.ok((await db.get(ids[1]!))?.consumedAt, "a void record arrives consumed");
+    assert.deepEqual(await db.readSecretPart(ids[2]!), {
+      kind: "own",
+      secret: new Uint8Array(own),
+    });
+    // A round secret in both is a collision; a record whose round secret was not copied first
+    // is refused by the database.
+    await assert.rejects(
+      db.transaction((query) => insertRoundSecrets(query, contents.roundSecrets, collision)),
+      /collision: the round secret of round r-batch/,
+    );
+    const orphan: SealedContents = {
+      ...contents,
+      records: [
+        { record: record("01ARZ3NDEKTSV4RRFFQ69G5FAY", "r-none"), roundPart: 1, void: false },
+      ],
+      roundSecrets: [],
+    };
+    await assert.rejects(
+      db.transaction((query) => insertRecords(query, orphan, at, collision)),
+      isCode(ErrorCodes.OPERATIONAL, /SQLSTATE 23503/),
+    );
+    assert.equal((await db.list()).length, 3);
+  } finally {
+    await db.close();
+  }
+});
+
 test("a second copy into the same database is refused (E_USAGE), and with force every collision refuses it: nothing is added", async () => {
   const made = await makeDataDir();
   const url = await cluster.createDatabase();
@@ -231,7 +404,7 @@ test("a second copy into the same database is refused (E_USAGE), and with force 
     copyStoreToPostgres({ dataDir: made.dataDir, url }),
     isCode(
       ErrorCodes.USAGE,
-      /is not empty \(12 records, 1 round openings, 2 log entries, 1 requesters\).*--force/,
+      /is not empty \(12 records, 0 round secrets, 1 round openings, 2 log entries, 1 requesters\).*--force/,
     ),
   );
   await assert.rejects(
@@ -239,6 +412,18 @@ test("a second copy into the same database is refused (E_USAGE), and with force 
     isCode(ErrorCodes.OPERATIONAL, /holds record [0-9A-Z]{26} already.*Nothing was copied/),
   );
   assert.equal(await count(), before);
+});
+
+test("a database holding only a round secret is not empty: the copy is refused without force", async () => {
+  const made = await makeDataDir();
+  const url = await cluster.createDatabase();
+  const db = await openPostgres(url, made.storeKey);
+  await db.putRoundSecret("r-elsewhere", new Uint8Array([1]));
+  await db.close();
+  await assert.rejects(
+    copyStoreToPostgres({ dataDir: made.dataDir, url }),
+    isCode(ErrorCodes.USAGE, /is not empty \(0 records, 1 round secrets, 0 round openings/),
+  );
 });
 
 test("with force, a collision found after records were inserted rolls the whole copy back", async () => {

@@ -171,6 +171,7 @@ function printCopyReport(report: StoreCopyReport): void {
       "migrations",
       report.migrated.length === 0 ? "none needed" : `applied ${report.migrated.join(", ")}`,
     ],
+    ["round secrets", String(report.roundSecrets)],
     ["round openings", String(report.roundOpenings)],
     ["log entries", String(report.logEntries)],
     ["requesters", String(report.requesters)],
