@@ -32,7 +32,9 @@ export class BatchDeriver {
   /**
    * Derives outputs 0..count-1 of a batch round from `secret` (left untouched: the thread gets a
    * copy and wipes it). `onItems` gets them in order, a chunk at a time; it must store or wipe
-   * each payload. Resolves once every output was handed over.
+   * each payload. With `roundParts`, the items come without payloads: the records keep their
+   * part of the round secret, which the caller stores once. Resolves once every output was
+   * handed over.
    */
   derive(
     secret: Uint8Array,
@@ -40,6 +42,7 @@ export class BatchDeriver {
     params: JsonObject,
     count: number,
     onItems: (items: BatchItem[]) => void,
+    options: { roundParts?: boolean } = {},
   ): Promise<void> {
     if (this.#closed) return Promise.reject(threadFailed());
     const id = this.#nextId++;
@@ -51,6 +54,7 @@ export class BatchDeriver {
       params,
       count,
       chunk: CHUNK,
+      roundParts: options.roundParts === true,
     };
     return new Promise<void>((resolve, reject) => {
       this.#jobs.set(id, { onItems, resolve, reject });
@@ -90,7 +94,7 @@ export class BatchDeriver {
         return;
       }
       if (!job) {
-        for (const item of reply.items) item.payload.fill(0);
+        for (const item of reply.items) item.payload?.fill(0);
         return;
       }
       try {

@@ -2,21 +2,24 @@
  * The last step of a completed round: the round secret from the seed phrase, the server's secret
  * and the accepted phrases (crypto/kdf.ts, PROTOCOL §7.2); the purpose's derivation — from the
  * round secret itself for a one-result round, from each output's share of it on the derivation
- * thread for a batch (§13.1); and the records stored (not awaited one by one: the store commits a
- * batch of puts with one fsync) before anyone is told — a pool refill's (no owner) put held, so no
- * process claiming from the store takes one before the round runner releases them once its log
- * entry is witnessed (PROTOCOL §15.5); then the round's opening (round-opening.ts:
- * server secret, envelopes, content keys, phrases and result commitments), sealed in the store,
- * before the round's log entry is appended.
+ * thread for a batch (§13.1); for a batch of a purpose in ROUND_SECRET_PURPOSES (a pool refill of
+ * OTPs), the round secret stored once (§9 "Round parts"), each record keeping only its index in
+ * the batch instead of a secret part of its own; and the records stored (not awaited one by one:
+ * the store commits a batch of puts with one fsync) before anyone is told — a pool refill's (no
+ * owner) put held, so no process claiming from the store takes one before the round runner
+ * releases them once its log entry is witnessed (PROTOCOL §15.5); then the round's opening
+ * (round-opening.ts: server secret, envelopes, content keys, phrases and result commitments),
+ * sealed in the store, before the round's log entry is appended.
  */
 import { combineRoundSecret } from "../crypto/kdf.js";
 import { derivationOf } from "../derive/index.js";
 import { resultCommitment } from "../protocol/log-entry.js";
 import type { KeyRecord, KeyStore } from "../store/types.js";
 import type { BatchDeriver } from "./batch-deriver.js";
+import type { BatchItem } from "./batch-worker.js";
 import { encodeRoundOpening, type RevealedEnvelope } from "./round-opening.js";
 import type { RoundRequest } from "./server-context.js";
-import { type DerivedResult, deriveResult } from "./stored-secret.js";
+import { deriveResult, encodeRoundSecret, ROUND_SECRET_PURPOSES } from "./stored-secret.js";
 
 /** What a closed round brings to this step. */
 export interface CompletedRound {
@@ -88,8 +91,10 @@ async function storeAndOpen(
   const derivation = derivationOf(round.purpose);
   const params = derivation.paramsToJson(derivation.parseParams(round.params));
   const puts: Promise<{ record: KeyRecord; commitment: Uint8Array }>[] = [];
+  // A batch of cheap derivations keeps the round secret once; each record, its index into it.
+  const roundParts = round.count > 1 && ROUND_SECRET_PURPOSES.has(round.purpose);
   // Not awaited one by one: the store commits a batch of puts with one fsync.
-  const put = (result: DerivedResult) => {
+  const put = (result: BatchItem) => {
     const stored = store
       .put({
         purpose: round.purpose,
@@ -97,7 +102,7 @@ async function storeAndOpen(
         participants,
         algorithm: result.algorithm,
         public: result.public,
-        secret: result.payload,
+        ...(roundParts ? { roundPart: result.index } : { secret: result.payload! }),
         ...(round.owner === undefined ? {} : { owner: round.owner }),
         ...(round.subject === undefined ? {} : { subject: round.subject }),
         ...(round.holders === undefined ? {} : { holders: round.holders }),
@@ -114,20 +119,44 @@ async function storeAndOpen(
         );
         return { record, commitment };
       })
-      .finally(() => result.payload.fill(0));
+      .finally(() => result.payload?.fill(0));
     // Awaited together below; until then a failed write must not count as unhandled.
     stored.catch(() => {});
     puts.push(stored);
   };
   try {
     if (round.count === 1) {
-      put(await deriveResult(round.purpose, secret, { index: 0, size: 1 }, params));
+      put({
+        ...(await deriveResult(round.purpose, secret, { index: 0, size: 1 }, params)),
+        index: 0,
+      });
     } else {
+      if (roundParts) {
+        // Before any record that refers to it (the store refuses a roundPart without it).
+        const encoded = encodeRoundSecret({
+          roundSecret: secret,
+          purpose: round.purpose,
+          size: round.count,
+          params,
+        });
+        try {
+          await store.putRoundSecret(roundId, encoded);
+        } finally {
+          encoded.fill(0);
+        }
+      }
       // A batch: each output's HKDF and derivation run on the derivation thread; this thread
       // stores the outputs as they come, chunk by chunk.
-      await deps.batches.derive(secret, round.purpose, params, round.count, (items) => {
-        for (const item of items) put(item);
-      });
+      await deps.batches.derive(
+        secret,
+        round.purpose,
+        params,
+        round.count,
+        (items) => {
+          for (const item of items) put(item);
+        },
+        { roundParts },
+      );
     }
   } finally {
     secret.fill(0);

@@ -5,14 +5,20 @@
  * this pool nor another claiming from the same store hands one out earlier.
  */
 import assert from "node:assert/strict";
-import { randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { test } from "node:test";
+import { batchOutputSecret } from "../../src/crypto/kdf.js";
+import { derivePurpose } from "../../src/derive/index.js";
 import { silentLogger } from "../../src/logging.js";
 import { OtpPool } from "../../src/server/distribution/otp-pool.js";
 import type { RoundRequest } from "../../src/server/keygen-server.js";
-import { decodeStoredSecret, encodeStoredSecret } from "../../src/server/stored-secret.js";
+import {
+  encodeRoundSecret,
+  encodeStoredSecret,
+  readStoredSecret,
+} from "../../src/server/stored-secret.js";
 import { MemoryKeyStore } from "../../src/store/memory.js";
-import type { KeyRecord, KeyStore } from "../../src/store/types.js";
+import type { KeyRecord, KeyStore, SecretPart } from "../../src/store/types.js";
 import { fresh } from "../helpers/key-store-file.js";
 
 /**
@@ -73,17 +79,21 @@ const claimFor = (n: number) => ({
   expiresAt: new Date(Date.now() + 60_000),
 });
 
-/** A memory store that counts decryptions of secret parts. */
+/** A memory store that counts decryptions of secret parts (own, or a round's secret). */
 class CountingStore extends MemoryKeyStore {
   reads = 0;
   override async readSecret(id: string): Promise<Uint8Array> {
     this.reads++;
     return super.readSecret(id);
   }
+  override async readSecretPart(id: string): Promise<SecretPart> {
+    this.reads++;
+    return super.readSecretPart(id);
+  }
 }
 
 async function storedCode(store: KeyStore, id: string): Promise<string> {
-  return String(decodeStoredSecret(await store.readSecret(id)).output.code);
+  return String((await readStoredSecret(store, id)).output.code);
 }
 
 test("every claimed OTP comes with the code stored for it: handed over by the refill's round (no decryption) or read from the store, also for claims that waited for the refill", async () => {
@@ -117,6 +127,49 @@ test("every claimed OTP comes with the code stored for it: handed over by the re
       "the pre-restart OTPs were handed out too",
     );
     assert.ok(rounds.rounds >= 1);
+  } finally {
+    await pool.stop();
+    await store.close();
+  }
+});
+
+test("OTPs that keep their part of their round's secret (a refill before a restart) are handed out with the codes derived from it", async () => {
+  const store = new CountingStore();
+  await store.open();
+  const roundSecret = new Uint8Array(randomBytes(64));
+  await store.putRoundSecret(
+    "refill-before",
+    encodeRoundSecret({ roundSecret, purpose: "otp", size: 3, params: { digits: 6 } }),
+  );
+  const expected = new Map<string, string>();
+  for (let index = 0; index < 3; index++) {
+    const record = await store.put({
+      purpose: "otp",
+      roundId: "refill-before",
+      participants: ["a", "b"],
+      algorithm: "otp/v1",
+      public: { digits: 6 },
+      roundPart: index,
+    });
+    const derived = await derivePurpose("otp", batchOutputSecret(roundSecret, "otp", index), {
+      digits: 6,
+    });
+    expected.set(record.id, String(derived.secret.code));
+  }
+  const pool = new OtpPool({
+    store,
+    rounds: roundsInto(store),
+    size: 0,
+    digits: 6,
+    logger: silentLogger,
+  });
+  try {
+    for (let n = 0; n < 3; n++) {
+      const reads = store.reads;
+      const claimed = await pool.claim(claimFor(n), 0);
+      assert.equal(claimed.code, expected.get(claimed.record.id));
+      assert.equal(store.reads, reads + 1, "read from the store: this pool never saw the round");
+    }
   } finally {
     await pool.stop();
     await store.close();

@@ -38,6 +38,7 @@ import {
   type RunningServer,
   startServer,
 } from "../../src/server/runtime.js";
+import type { KeyStore } from "../../src/store/types.js";
 import type { Connection } from "../../src/transport/types.js";
 import { dialWs } from "../../src/transport/ws.js";
 
@@ -91,6 +92,8 @@ export async function startTestServer(
     clockOffset?: { ms: number };
     /** Both listeners over TLS with these files; `ca` (PEM) is what test clients then trust. */
     tls?: { certFile: string; keyFile: string; ca: string };
+    /** Another store instead of the data folder's key_store file (not opened yet). */
+    store?: KeyStore;
   } = {},
 ): Promise<TestServer> {
   const dir = options.dataDir ? undefined : await tempDir();
@@ -106,6 +109,7 @@ export async function startTestServer(
     ...(options.lockout ? { lockout: options.lockout } : {}),
     ...(options.clockOffset ? { clock: () => Date.now() + options.clockOffset!.ms } : {}),
     ...(options.allowQuorumOfOne ? { allowQuorumOfOne: true } : {}),
+    ...(options.store ? { store: options.store } : {}),
     ...(options.tls
       ? { tls: { certFile: options.tls.certFile, keyFile: options.tls.keyFile } }
       : {}),
