@@ -23,7 +23,7 @@ import { promisify } from "node:util";
 import { toBase64url } from "../src/crypto/base64url.js";
 import { batchOutputSecret } from "../src/crypto/kdf.js";
 import { derivationOf } from "../src/derive/index.js";
-import { deriveResult } from "../src/server/stored-secret.js";
+import { deriveResult, encodeRoundSecret } from "../src/server/stored-secret.js";
 import { FileKeyStore } from "../src/store/file.js";
 import { ratio, table } from "./stats.js";
 
@@ -111,8 +111,9 @@ export interface OtpDisk {
 
 /**
  * Bytes on disk per pooled OTP with the shapes a real server writes: 16-byte base64url round
- * ids, three contributor fingerprints (`SHA256:` + 43 characters), the stored secret part the
- * server encodes (deriveResult on each batch output), `rq:` requester ids and UUID request ids;
+ * ids, three contributor fingerprints (`SHA256:` + 43 characters), the round secret the server
+ * stores once per refill (encodeRoundSecret) and each record's part of it (round-results.ts),
+ * `rq:` requester ids and UUID request ids;
  * refill rounds of 1,000 put held and released, leased and claimed "reserved", each consumed
  * with the verifier's explicit time, `inflight` consumptions at once (64: the soak's
  * connections; 1: one at a time), then retired.
@@ -131,6 +132,10 @@ export async function realOtpDisk(count: number, inflight: number): Promise<OtpD
   for (let round = 0; round < count / perRound; round++) {
     const roundId = toBase64url(randomBytes(16));
     const roundSecret = new Uint8Array(randomBytes(64));
+    await store.putRoundSecret(
+      roundId,
+      encodeRoundSecret({ roundSecret, purpose: "otp", size: perRound, params }),
+    );
     // Derived first, then put in one loop, as the server puts each chunk the derivation thread
     // hands it (round-results.ts): one turn's puts of a round share records lines.
     const results = [];
@@ -140,7 +145,8 @@ export async function realOtpDisk(count: number, inflight: number): Promise<OtpD
       input.fill(0);
     }
     const puts = [];
-    for (const result of results) {
+    for (const [index, result] of results.entries()) {
+      result.payload.fill(0);
       puts.push(
         store.put({
           purpose: "otp",
@@ -148,7 +154,7 @@ export async function realOtpDisk(count: number, inflight: number): Promise<OtpD
           participants,
           algorithm: result.algorithm,
           public: result.public,
-          secret: result.payload,
+          roundPart: index,
           held: true,
         }),
       );
