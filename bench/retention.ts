@@ -54,12 +54,15 @@ async function openBenchStore(path: string, now: () => number): Promise<FileKeyS
   return store;
 }
 
-async function populate(count: number): Promise<Populated> {
+/** `parts`: each round keeps a round secret and its records their parts of it, as a refill of
+ * OTPs does (round-results.ts); else each record keeps a secret part of its own. */
+async function populate(count: number, parts = false): Promise<Populated> {
   const dir = await mkdtemp(join(tmpdir(), "dkeygen-bench-retention-"));
   const path = join(dir, "key_store");
   let now = T0;
   const store = await openBenchStore(path, () => now);
   for (let round = 0; round < count / 100; round++) {
+    if (parts) await store.putRoundSecret(`round-${round}`, randomBytes(160));
     const puts = [];
     for (let i = 0; i < 100; i++) {
       puts.push(
@@ -69,7 +72,7 @@ async function populate(count: number): Promise<Populated> {
           participants: PARTICIPANTS,
           algorithm: "otp/v1",
           public: { digits: 6 },
-          secret: SECRET,
+          ...(parts ? { roundPart: i } : { secret: SECRET }),
           held: true,
         }),
       );
@@ -200,13 +203,13 @@ export async function realOtpDisk(count: number, inflight: number): Promise<OtpD
 }
 
 /** In the child: heap per record, pooled and claimed, after full collections. */
-async function heapChild(count: number): Promise<void> {
+async function heapChild(count: number, parts: boolean): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc!;
-  const warm = await populate(1000);
+  const warm = await populate(1000, parts);
   gc();
   gc();
   const before = process.memoryUsage().heapUsed;
-  const p = await populate(count);
+  const p = await populate(count, parts);
   gc();
   gc();
   const pooled = (process.memoryUsage().heapUsed - before) / count;
@@ -227,16 +230,21 @@ export async function benchRetention(
 ): Promise<{ report: string }> {
   const count = options.count ?? 100_000;
   options.progress?.(`heap per record: ${count} OTPs in a child process`);
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ["--expose-gc", SELF, "--heap", String(count)],
-    { maxBuffer: 1 << 20 },
-  );
-  const heap = JSON.parse(stdout.trim().split("\n").at(-1)!) as {
-    pooled: number;
-    claimed: number;
-    lineBytes: number;
+  const heapOf = async (parts: boolean) => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--expose-gc", SELF, "--heap", String(count), ...(parts ? ["parts"] : [])],
+      { maxBuffer: 1 << 20 },
+    );
+    return JSON.parse(stdout.trim().split("\n").at(-1)!) as {
+      pooled: number;
+      claimed: number;
+      lineBytes: number;
+    };
   };
+  const heap = await heapOf(false);
+  options.progress?.(`heap per record with round parts: ${count} OTPs in a child process`);
+  const heapParts = await heapOf(true);
 
   options.progress?.(`bytes per OTP, issue to consume, and compaction: ${count} OTPs`);
   const p = await populate(count);
@@ -309,6 +317,12 @@ export async function benchRetention(
       `≤ 500 B: ${heap.claimed <= 500 ? "met" : "not met"}`,
     ],
     [
+      "heap per live record with a part of its round's secret (a refill's OTPs), pooled / claimed",
+      `${heapParts.pooled.toFixed(0)} B / ${heapParts.claimed.toFixed(0)} B`,
+      `${ratio(heapParts.claimed / heap.claimed)} claimed with its own secret part`,
+      `≤ 500 B: ${Math.max(heapParts.pooled, heapParts.claimed) <= 500 ? "met" : "not met"}`,
+    ],
+    [
       "disk per pooled OTP, put held → released → leased → claimed → consumed → retired",
       `${perOtp.toFixed(0)} B`,
       `${ratio(perOtp / (afterPut / count))} the record line and its round's unhold`,
@@ -346,5 +360,5 @@ export async function benchRetention(
 }
 
 if (process.argv[2] === "--heap") {
-  await heapChild(Number(process.argv[3] ?? 100_000));
+  await heapChild(Number(process.argv[3] ?? 100_000), process.argv[4] === "parts");
 }
