@@ -140,6 +140,8 @@ function canonicalParams(purpose: string, params: unknown): params is JsonObject
 }
 
 const ROUND_SECRET_FIELDS = ["v", "roundSecret", "purpose", "size", "params"];
+/** Malformed UTF-8 is refused, not replaced with U+FFFD. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Decodes a version 3 round secret; E_STORE_CORRUPT (naming no secret) for anything else: another
@@ -150,7 +152,7 @@ const ROUND_SECRET_FIELDS = ["v", "roundSecret", "purpose", "size", "params"];
 export function decodeRoundSecret(bytes: Uint8Array): RoundSecret {
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(bytes).toString("utf8"));
+    value = JSON.parse(strictUtf8.decode(bytes));
   } catch {
     throw notRoundSecret();
   }
