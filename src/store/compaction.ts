@@ -144,9 +144,10 @@ function parsed(body: Buffer): Record<string, unknown> {
 export interface Retirements {
   /** Ids retired before the cutoff: the copy leaves every line about them out. */
   drop: Set<string>;
-  /** Rounds whose secret retired before the cutoff (with its last record): the copy leaves
-   * their roundsecret lines out. */
-  dropRounds: Set<string>;
+  /** Rounds whose secret retired before the cutoff (with its last record), each with the line
+   * number of the last retire line before the cutoff naming it: the copy leaves out their
+   * roundsecret lines before that line (a round's secret put again after it let go stays). */
+  dropRounds: Map<string, number>;
   /** Where the scan stopped (the file's end then). */
   cut: ChainCut;
   /** The old file's compaction generation (0 if it was never compacted). */
@@ -167,7 +168,7 @@ export async function scanRetirements(
   signal?: StopSignal,
 ): Promise<Retirements> {
   const drop = new Set<string>();
-  const dropRounds = new Set<string>();
+  const dropRounds = new Map<string, number>();
   let generation = 0;
   let cut = FILE_START;
   for await (const segment of readSegments(handle)) {
@@ -180,7 +181,8 @@ export async function scanRetirements(
       const value = parsed(framed.body);
       if (value.t === "retire" && Date.parse(value.at as string) < cutoffMs) {
         for (const id of value.ids as string[]) drop.add(id);
-        for (const roundId of (value.rounds as string[] | undefined) ?? []) dropRounds.add(roundId);
+        for (const roundId of (value.rounds as string[] | undefined) ?? [])
+          dropRounds.set(roundId, line);
       } else if (value.t === "compacted") {
         generation = value.generation as number;
       }
@@ -201,7 +203,9 @@ export async function scanRetirements(
  */
 export class LineFilter {
   readonly #drop: Set<string>;
-  readonly #dropRounds: Set<string>;
+  readonly #dropRounds: Map<string, number>;
+  /** The old line being decided (1-based: keep sees every old line once, in order). */
+  #line = 0;
   /** The last record line with participants in the old file, and in the new one. */
   #oldCarrier: Carrier | undefined;
   #newCarrier: Carrier | undefined;
@@ -210,13 +214,14 @@ export class LineFilter {
   /** Bytes of old lines left out whole. */
   droppedBytes = 0;
 
-  constructor(drop: Set<string>, dropRounds: Set<string> = new Set()) {
+  constructor(drop: Set<string>, dropRounds: Map<string, number> = new Map()) {
     this.#drop = drop;
     this.#dropRounds = dropRounds;
   }
 
   /** The body bytes to write for an old line's body, or undefined to leave the line out. */
   keep(body: Buffer, bytes: number): Buffer | undefined {
+    this.#line++;
     const kept = this.#fast(body) ?? this.#slow(body);
     if (kept === DROP) {
       this.droppedBytes += bytes;
@@ -240,7 +245,7 @@ export class LineFilter {
         return this.#fastRecord(body);
       case "roundsecret": {
         const roundId = fieldText(body, "roundId");
-        return roundId === undefined ? undefined : this.#dropRounds.has(roundId) ? DROP : body;
+        return roundId === undefined ? undefined : this.#roundDropped(roundId) ? DROP : body;
       }
       case "claim":
       case "consume":
@@ -341,6 +346,12 @@ export class LineFilter {
     return body as unknown as LogBody;
   }
 
+  /** Whether this line, about the round's secret, comes before the retire line that dropped it. */
+  #roundDropped(roundId: string): boolean {
+    const at = this.#dropRounds.get(roundId);
+    return at !== undefined && this.#line <= at;
+  }
+
   #keep(value: Record<string, unknown>): LogBody | undefined {
     const drop = this.#drop;
     switch (value.t) {
@@ -371,12 +382,12 @@ export class LineFilter {
         if (ids.length === 0) return undefined;
         if (ids.length === (value.ids as string[]).length) return value as unknown as LogBody;
         const rounds = ((value.rounds as string[] | undefined) ?? []).filter(
-          (roundId) => !this.#dropRounds.has(roundId),
+          (roundId) => !this.#roundDropped(roundId),
         );
         return retireBody(value.at as string, ids, rounds);
       }
       case "roundsecret":
-        return this.#dropRounds.has(value.roundId as string)
+        return this.#roundDropped(value.roundId as string)
           ? undefined
           : (value as unknown as LogBody);
       case "unhold":

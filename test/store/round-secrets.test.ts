@@ -207,3 +207,45 @@ test("round secrets: held exactly while a live record has a part of one, read ba
     fuzzParameters(15, 0.001),
   );
 });
+
+test("round secrets: a round's secret put again after its first let go survives a compaction past the first's retirement (found by the model above)", async () => {
+  let now = T0;
+  const f = await fresh({
+    clock: () => new Date(now),
+    retireEveryMs: 0,
+    retireGraceMs: 0,
+    retainUsedMs: RETAIN,
+    compactAtBytes: Number.POSITIVE_INFINITY,
+  });
+  let store = f.make();
+  await store.open();
+  try {
+    const { secret: _own, ...rest } = input({ roundId: "r0" });
+    await store.putRoundSecret("r0", new Uint8Array([1]));
+    const first = await store.put({ ...rest, roundPart: 0 });
+    await store.consume(first.id);
+    now += 1;
+    assert.equal(await store.retireDue(), 1);
+    assert.equal(store.roundSecretsHeld, 0);
+    // The same round id again: a new secret, its own roundsecret line after the retire line.
+    await store.putRoundSecret("r0", new Uint8Array([2]));
+    const second = await store.put({ ...rest, roundPart: 7 });
+    now += RETAIN + 1;
+    await store.compact();
+    await store.close();
+    store = f.make();
+    await store.open();
+    assert.equal(await store.get(first.id), undefined);
+    assert.equal(store.roundSecretsHeld, 1);
+    assert.deepEqual(await store.readSecretPart(second.id), {
+      kind: "round",
+      roundSecret: new Uint8Array([2]),
+      roundPart: 7,
+    });
+    const kinds = (await bodies(f.path)).filter((b) => b.t === "roundsecret");
+    assert.equal(kinds.length, 1, "only the second roundsecret line is copied");
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
