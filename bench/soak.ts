@@ -88,6 +88,9 @@ export interface SoakInterval {
   warm: boolean;
   rss: number | null;
   heapUsed: number | null;
+  /** V8's heap as committed (used or not) and the memory outside it held by JS objects. */
+  heapTotal: number | null;
+  external: number | null;
   storeBytes: number | null;
   liveRecords: number | null;
   rps: number;
@@ -298,6 +301,8 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       "phase",
       "RSS MB",
       "heap MB",
+      "heap total",
+      "external",
       "store MB",
       "live records",
       "req/s",
@@ -310,6 +315,8 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       i.warm ? "warm-up" : "measured",
       mb(i.rss),
       mb(i.heapUsed),
+      mb(i.heapTotal),
+      mb(i.external),
       mb(i.storeBytes),
       i.liveRecords === null ? "—" : String(i.liveRecords),
       i.rps.toFixed(0),
@@ -317,7 +324,7 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       String(i.errors),
       i.serverCpu === null ? "—" : `${i.serverCpu.toFixed(0)}%`,
     ];
-    const widths = [5, 8, 7, 7, 8, 12, 7, 7, 6, 10];
+    const widths = [5, 8, 7, 7, 10, 8, 8, 12, 7, 7, 6, 10];
     const line = (row: string[]) =>
       row.map((c, i) => (i === 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
     progress(line(header));
@@ -339,6 +346,8 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
         warm,
         rss: sample?.rss ?? null,
         heapUsed: sample?.heapUsed ?? null,
+        heapTotal: sample?.heapTotal ?? null,
+        external: sample?.external ?? null,
         storeBytes: sample?.storeBytes ?? null,
         liveRecords: sample?.liveRecords ?? null,
         rps: latencies.length / span,

@@ -15,6 +15,9 @@ import type {
 
 export type { CompactionDone } from "./compaction-worker.js";
 
+/** The compaction thread's young generation, in MB (V8's default for a small heap). */
+const COMPACTION_YOUNG_GENERATION_MB = 16;
+
 function threadFailed(detail: string): DkeygenError {
   return new DkeygenError(
     ErrorCodes.OPERATIONAL,
@@ -37,6 +40,10 @@ export class CompactionThread {
       // Not the parent's flags: a store opened from `node --input-type=module --eval` (the
       // crash tests' children) would pass them to a thread started from a file.
       execArgv: [],
+      // Its own young generation, small: V8's flags are the process's, so a server run with a
+      // large one (--max-semi-space-size, README) would give this short-lived copier as much,
+      // and the process's memory would jump by that much at each compaction.
+      resourceLimits: { maxYoungGenerationSizeMb: COMPACTION_YOUNG_GENERATION_MB },
       transferList: [macKey.buffer],
     });
     this.#worker.on("message", (message: CompactionOut) => this.#push(message));

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFile, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { copyFile, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { test } from "node:test";
 import type { CompactionStep, FileKeyStore } from "../../src/store/file.js";
 import {
@@ -659,6 +659,44 @@ test("a round's secret stays while a record with a part of it is in the file, le
       roundSecret: new Uint8Array([4, 5]),
       roundPart: 9,
     });
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
+
+/** The nice value of each of this process's threads (Linux: /proc/self/task/TID/stat). */
+async function threadNices(): Promise<Map<string, number>> {
+  const nices = new Map<string, number>();
+  for (const tid of await readdir("/proc/self/task")) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, "utf8").catch(() => undefined);
+    if (stat === undefined) continue; // the thread ended meanwhile
+    // After "pid (comm) ": state is field 3; nice is field 19 (index 16 from state).
+    nices.set(tid, Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+  }
+  return nices;
+}
+
+test("the compaction thread runs at a lower CPU priority than the serving thread (nice +10), and only it", async (t) => {
+  const base = (await threadNices()).get(String(process.pid))!;
+  if (base >= 19) return t.skip("this process already runs at the lowest priority");
+  const seen: Map<string, number>[] = [];
+  const { f, store, time } = await populated({
+    onCompactionStep: async (step) => {
+      if (step === "scanned") seen.push(await threadNices());
+    },
+  });
+  try {
+    time.set(T0 + TTL + RETAIN + 1);
+    await store.compact();
+    assert.equal(seen.length, 1);
+    const lowered = [...seen[0]!].filter(([, nice]) => nice !== base);
+    assert.deepEqual(
+      lowered.map(([, nice]) => nice),
+      [Math.min(19, base + 10)],
+      "exactly one thread, niced by 10",
+    );
+    assert.equal(seen[0]!.get(String(process.pid)), base, "the serving thread keeps its priority");
   } finally {
     await store.close();
     await f.remove();
