@@ -20,6 +20,7 @@ import { type FileHandle, open, rm } from "node:fs/promises";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { DkeygenError, ErrorCodes } from "../errors.js";
 import { type LineRef, lineRef } from "./compact-memory.js";
+import { IdSet } from "./id-set.js";
 import {
   type Carrier,
   CHAIN_START,
@@ -142,8 +143,9 @@ function parsed(body: Buffer): Record<string, unknown> {
 }
 
 export interface Retirements {
-  /** Ids retired before the cutoff: the copy leaves every line about them out. */
-  drop: Set<string>;
+  /** Ids retired before the cutoff: the copy leaves every line about them out. Packed (id-set.ts):
+   * under load they are every OTP of the last minutes. */
+  drop: IdSet;
   /** Rounds whose secret retired before the cutoff (with its last record), each with the line
    * number of the last retire line before the cutoff naming it: the copy leaves out their
    * roundsecret lines before that line (a round's secret put again after it let go stays). */
@@ -167,7 +169,7 @@ export async function scanRetirements(
   cutoffMs: number,
   signal?: StopSignal,
 ): Promise<Retirements> {
-  const drop = new Set<string>();
+  const drop = new IdSet();
   const dropRounds = new Map<string, number>();
   let generation = 0;
   let cut = FILE_START;
@@ -202,7 +204,7 @@ export async function scanRetirements(
  * had them for it was left out, or another record line with participants was kept since.
  */
 export class LineFilter {
-  readonly #drop: Set<string>;
+  readonly #drop: IdSet;
   readonly #dropRounds: Map<string, number>;
   /** The old line being decided (1-based: keep sees every old line once, in order). */
   #line = 0;
@@ -214,7 +216,7 @@ export class LineFilter {
   /** Bytes of old lines left out whole. */
   droppedBytes = 0;
 
-  constructor(drop: Set<string>, dropRounds: Map<string, number> = new Map()) {
+  constructor(drop: IdSet, dropRounds: Map<string, number> = new Map()) {
     this.#drop = drop;
     this.#dropRounds = dropRounds;
   }
