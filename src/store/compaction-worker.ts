@@ -79,7 +79,7 @@ if (!port) throw new Error("compaction-worker.ts runs as a worker thread");
 /**
  * The thread's CPU priority, below the serving thread's (nice +10): a compaction is background
  * work, and on a machine whose cores are busy serving it should take what the requests leave
- * rather than a core's share of its own (p99 2.3× during compactions otherwise). The held
+ * rather than a core's share of its own. The held
  * switch waits for it while the serving thread has little to do, so it still gets the CPU
  * then. Linux only: a thread's id is its /proc/thread-self entry, and setpriority on it sets
  * that thread's alone; elsewhere (or if refused) the thread keeps its parent's priority.

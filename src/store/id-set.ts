@@ -2,18 +2,18 @@
  * A set of record ids that costs about 20–40 bytes an id instead of a `Set<string>`'s ≈ 125:
  * the compaction thread's set of ids retired before the cutoff (compaction.ts), which under a
  * sustained OTP load holds every OTP of the last few minutes (a million at 5,000 a second) and
- * was the whole of the memory a compaction added to the process.
+ * was most of the memory a compaction added to the process.
  *
  * A canonical ULID (record-id.ts: 26 Crockford base32 characters, the first 0–7) is exactly 128
  * bits, kept as four 32-bit words in an open-addressing table (linear probing, at most half
  * full, doubled when it gets there). Any other string (a hand-written file may use other ids)
  * goes to a plain Set beside it, so the answers are a Set's for every string.
  */
-import { ULID_LENGTH } from "./record-id.js";
+import { CROCKFORD, ULID_LENGTH } from "./record-id.js";
 
 /** Crockford base32 value of each ASCII code, or 255 (not a canonical ULID character). */
 const VALUE = new Uint8Array(128).fill(255);
-for (const [i, char] of [..."0123456789ABCDEFGHJKMNPQRSTVWXYZ"].entries()) {
+for (const [i, char] of [...CROCKFORD].entries()) {
   VALUE[char.charCodeAt(0)] = i;
 }
 

@@ -11,7 +11,7 @@
 import { osRandom, type RandomSource } from "../crypto/random.js";
 
 /** Crockford's base32 alphabet: no I, L, O or U. In ASCII order, so string order is id order. */
-const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+export const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const TIME_CHARS = 10;
 const RANDOM_BYTES = 10;
 const MAX_TIME = 2 ** 48 - 1;
