@@ -12,6 +12,7 @@
  * policy, not capacity).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -99,8 +100,10 @@ export function startProcess(
   pattern: RegExp,
   env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
-  // DKEYGEN_BENCH_NODE_ARGS (say "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the servers.
+  // DKEYGEN_BENCH_NODE_ARGS (say "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the servers;
+  // DKEYGEN_BENCH_SERVER_LOG=FILE keeps every process's standard error there (appended).
   const nodeArgs = process.env.DKEYGEN_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const logPath = process.env.DKEYGEN_BENCH_SERVER_LOG;
   const child = spawn(process.execPath, [...nodeArgs, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, ...env },
@@ -120,6 +123,7 @@ export function startProcess(
         resolve({ child, match });
       }
     });
+    if (logPath) child.stderr!.pipe(createWriteStream(logPath, { flags: "a" }));
     child.stderr!.on("data", (d) => {
       err = (err + d).slice(-2_000);
     });

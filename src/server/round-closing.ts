@@ -184,7 +184,8 @@ async function notWitnessed(
   return new DkeygenError(ErrorCodes.UNAVAILABLE, message);
 }
 
-/** Consumes a round's records so none is ever handed out (best effort; a pool refill's stay held). */
+/** Consumes a round's records so none is ever handed out (best effort; a pool refill's stay held,
+ * and retire at once: record-rules.ts `retirePolicy`). */
 async function withdraw(store: KeyStore, records: KeyRecord[]): Promise<void> {
   await Promise.all(records.map((r) => store.consume(r.id).catch(() => false)));
 }

@@ -83,16 +83,17 @@ export const RETIRING_PURPOSE = "otp";
 export const RETIRE_GRACE_MS = 60_000;
 
 /**
- * Which records retire — leave a store's memory for good — and when: a pooled OTP (no owner,
- * not held) once its claim has expired, `graceMs` after the expiry, consumed or not; one
- * consumed without a claim (withdrawn), at its consumption. Nothing else ever retires: TOTP and
- * HOTP enrollments, keys, recovery codes and anything owned stay.
+ * Which records retire — leave a store's memory for good — and when: a pooled OTP (no owner)
+ * once its claim has expired, `graceMs` after the expiry, consumed or not; one consumed without
+ * a claim (withdrawn), at its consumption — held or not: a pool refill's records withdrawn
+ * before their round was released (not witnessed in time, or stored but never logged) are
+ * never handed out, and would otherwise stay in memory for good. A held record not consumed
+ * waits for its round's release. Nothing else ever retires: TOTP and HOTP enrollments, keys,
+ * recovery codes and anything owned stay.
  */
 export function retirePolicy(graceMs: number = RETIRE_GRACE_MS): RetirePolicy {
   return (record) => {
-    if (record.purpose !== RETIRING_PURPOSE || record.owner !== undefined || record.held) {
-      return undefined;
-    }
+    if (record.purpose !== RETIRING_PURPOSE || record.owner !== undefined) return undefined;
     if (record.claim) return Date.parse(record.claim.expiresAt) + graceMs;
     if (record.consumedAt !== undefined) return Date.parse(record.consumedAt);
     return undefined;

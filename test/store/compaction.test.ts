@@ -357,12 +357,19 @@ test("the rollback check accepts a compacted file and still refuses it truncated
   }
 });
 
-test("compaction runs by itself once enough retired records are past retention", async () => {
+test("compaction runs by itself once enough retired records are past retention, and logs its report", async () => {
+  const reports: Record<string, unknown>[] = [];
   const f = await fresh({
     retireEveryMs: 20,
     retireGraceMs: 0,
     retainUsedMs: 0,
     compactAtBytes: 1,
+    logger: {
+      ...recordingLogger(),
+      info: (fields, message) => {
+        if (message === "key store compacted") reports.push(fields);
+      },
+    },
   });
   const store = f.make();
   await store.open();
@@ -373,12 +380,15 @@ test("compaction runs by itself once enough retired records are past retention",
     let first: Record<string, unknown> | undefined;
     while (Date.now() < deadline) {
       first = (await bodies(f.path))[0];
-      if (first?.t === "compacted") break;
+      if (first?.t === "compacted" && reports.length > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     assert.equal(first?.t, "compacted", "compacted by itself");
     assert.equal(first?.dropped, 20);
     assert.equal(store.liveRecords, 0);
+    assert.equal(reports[0]?.dropped, 20);
+    assert.equal(reports[0]?.path, f.path);
+    assert.equal(typeof reports[0]?.heldMs, "number");
   } finally {
     await store.close();
     await f.remove();
@@ -410,6 +420,42 @@ test("a held round whose records all retired leaves no unhold line behind (the r
     await reopened.open();
     assert.equal(reopened.liveRecords, 1);
     await reopened.close();
+  } finally {
+    await store.close();
+    await f.remove();
+  }
+});
+
+test("a held round withdrawn before its release (not witnessed in time) retires at its consumption: memory, a reopen and a compaction all let it go; a held round not consumed stays", async () => {
+  const time = clockAt(T0);
+  const f = await fresh({ clock: time.clock, retireEveryMs: 0, retireGraceMs: 0, retainUsedMs: 0 });
+  const store = f.make();
+  await store.open();
+  try {
+    const withdrawn = [];
+    for (let i = 0; i < 3; i++) {
+      withdrawn.push(await store.put(input({ roundId: "withdrawn", held: true })));
+    }
+    await store.put(input({ roundId: "waiting", held: true }));
+    for (const record of withdrawn) assert.equal(await store.consume(record.id), true);
+    time.set(T0 + 1);
+    assert.equal(await store.retireDue(), 3);
+    assert.equal(store.liveRecords, 1);
+    assert.equal(await store.get(withdrawn[0]!.id), undefined);
+    assert.equal(await store.releaseHeld("withdrawn"), 0);
+    await store.close();
+    const reopened = f.make();
+    await reopened.open();
+    try {
+      assert.equal(reopened.liveRecords, 1, "the retire line is accepted on replay");
+      time.set(T0 + 2);
+      assert.equal((await reopened.compact()).dropped, 3);
+      assert.equal(reopened.liveRecords, 1);
+      assert.equal(await reopened.releaseHeld("waiting"), 1);
+      assert.equal(await reopened.countUnclaimed("otp"), 1);
+    } finally {
+      await reopened.close();
+    }
   } finally {
     await store.close();
     await f.remove();
