@@ -212,13 +212,26 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
     progress(
       `starting the server (node ${nodeArgs ? `${nodeArgs} ` : ""}bench/soak-server.js: dkeygen server${serverArgs.length ? ` ${serverArgs.join(" ")}` : ", no extra flags"})`,
     );
-    server = await startDistribution(join(root, "soak"), pool, serverArgs, progress, {
+    // Info, for the store's compaction reports (flags given after it win).
+    const args = ["--log-level", "info", ...serverArgs];
+    server = await startDistribution(join(root, "soak"), pool, args, progress, {
       entry: [SOAK_SERVER],
       env: { SOAK_STATS_MS: String(SAMPLE_MS) },
       noWait: true,
     });
     const samples = new ServerSamples();
     createInterface({ input: server.child.stdout! }).on("line", (line) => samples.add(line));
+    // The store logs each compaction it runs by itself (info): what it dropped, how long
+    // writes were held for the switch.
+    const compacted: Array<{ at: number; report: Record<string, unknown> }> = [];
+    createInterface({ input: server.child.stderr! }).on("line", (line) => {
+      if (!line.includes('"key store compacted"')) return;
+      try {
+        compacted.push({ at: performance.now(), report: JSON.parse(line) });
+      } catch {
+        // Not a JSON log line.
+      }
+    });
     let serverExit: string | undefined;
     server.child.on("exit", (code, signal) => {
       serverExit = `the server exited (${signal ?? `code ${code}`})`;
@@ -457,15 +470,12 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
         : secondHalfStore / firstHalfStore;
     const halfMinutes =
       after.length > 1 ? (after.at(-1)!.at - after[half]!.at) / 60_000 : Number.NaN;
-    // Each compaction shows as the file shrinking between two samples: where it went from and to.
-    const compactions: string[] = [];
-    for (let i = 1; i < samples.all.length; i++) {
-      const [a, b] = [samples.all[i - 1]!, samples.all[i]!];
-      if (a.storeBytes != null && b.storeBytes != null && b.storeBytes < a.storeBytes) {
-        const at = Math.round((b.at - loadStart) / 1000);
-        compactions.push(`${mb(a.storeBytes)} → ${mb(b.storeBytes)} MB at ${at} s`);
-      }
-    }
+    // Each compaction as the server logged it: when, from and to, writes held for the switch.
+    const compactions = compacted.map(({ at, report: r }) => {
+      const held = typeof r.heldMs === "number" ? `${r.heldMs.toFixed(0)} ms held` : "";
+      return `${Math.round((at - loadStart) / 1000)} s: ${mb(Number(r.bytesBefore))} → ${mb(Number(r.bytesAfter))} MB, ${r.dropped} dropped, ${held}`;
+    });
+    const heldMs = compacted.map(({ report: r }) => Number(r.heldMs)).filter(Number.isFinite);
     const lastHalfGrowth =
       after.length > 1 ? (after.at(-1)!.storeBytes ?? 0) - (after[half]!.storeBytes ?? 0) : 0;
 
@@ -496,7 +506,7 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       `p99: warm ${warmP99.toFixed(1)} ms (the warm-up's last ${Math.min(WARM_P99_SECONDS, warmSeconds)} s), worst measured interval ${worst ? `${worst.p99.toFixed(1)} ms (at ${worst.elapsed} s)` : "—"}: ${p99Ratio === null ? "—" : ratio(p99Ratio)} (target ≤ 2×): ${verdict(targets.p99)}`,
       `requests/s: first measured interval ${first?.rps.toFixed(0) ?? "—"}, last ${last?.rps.toFixed(0) ?? "—"}${first && last ? ` (${ratio(last.rps / first.rps)})` : ""}; ${(result.requests.total / result.duration).toFixed(0)}/s over the whole run`,
       `store: ${mb(warmSample?.storeBytes)} MB warm, largest ${mb(firstHalfStore)} MB in the first half of the measured time and ${mb(secondHalfStore)} MB in the second (${storeRatio === null ? "—" : ratio(storeRatio)}; levels off: ≤ 1.1×): ${verdict(targets.storeLevels)}; last half grew ${mb(lastHalfGrowth)} MB (${(lastHalfGrowth / 1e6 / halfMinutes).toFixed(1)} MB/min)`,
-      `compactions (the store shrinking between two samples): ${compactions.length ? compactions.join("; ") : "none"}`,
+      `compactions: ${compactions.length}${heldMs.length ? `, writes held ${Math.min(...heldMs).toFixed(0)}–${Math.max(...heldMs).toFixed(0)} ms for the switch` : ""}${compactions.length ? `\n  ${compactions.join("\n  ")}` : ""}`,
       `answers: ${Object.entries(statuses)
         .map(([s, n]) => `${s}: ${n}`)
         .join(", ")}`,
