@@ -7,8 +7,9 @@
  * At the end, the issue's targets against the warm figures (the warm-up's last minute: its
  * median RSS, its p99): RSS after the warm-up within 1.25× of the warm RSS; no interval's p99 above 2× the
  * warm p99 (compaction must not stall requests); requests/s of the last interval against the
- * first; the key_store levelling off (its largest size in the second half of the measured time
- * within 1.1× of its largest in the first half); every sampled code verifying.
+ * first; the key_store levelling off (its mean size right after the compactions of the second
+ * half of the measured time within 1.1× of the first half's: what retention leaves, the peaks
+ * being where a compaction happened to start); every sampled code verifying.
  *
  *   npm run soak [-- --minutes 14 --warmup-minutes 4 --ttl 30 --sample 20 --connections 64
  *                   --pool 50000 --subjects 100000 --dir /var/tmp -- SERVER FLAGS…]
@@ -248,8 +249,16 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
 
     // The sample: each answer opened, its code verified, and the outcome counted.
     const verification: Record<string, number> = {};
-    const count = (what: string) => {
+    /** The first message of each failure, with when it came (s into the load). */
+    const firstFailures = new Map<string, string>();
+    const count = (what: string, message?: string) => {
       verification[what] = (verification[what] ?? 0) + 1;
+      if (message !== undefined && !firstFailures.has(what)) {
+        firstFailures.set(
+          what,
+          `${((performance.now() - loadStart) / 1000).toFixed(0)} s: ${message}`,
+        );
+      }
     };
     const verifying = new Set<Promise<void>>();
     const verifySample = (body: string) => {
@@ -284,6 +293,7 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
           (error: unknown) =>
             count(
               `verify failed: ${isDkeygenError(error) ? error.code : (error as Error).message}`,
+              (error as Error).message,
             ),
         )
         .finally(() => verifying.delete(done));
@@ -464,10 +474,26 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
     const storeMax = (list: Sample[]) => list.reduce((m, s) => Math.max(m, s.storeBytes ?? 0), 0);
     const firstHalfStore = storeMax(after.slice(0, half));
     const secondHalfStore = storeMax(after.slice(half));
-    const storeRatio =
+    const peakRatio =
       warmSample?.storeBytes == null || firstHalfStore === 0
         ? null
         : secondHalfStore / firstHalfStore;
+    // What retention leaves is the file right after a compaction (what is live, plus what retired
+    // within the retention); its peaks are where the next compaction happened to start (once
+    // half of the file is droppable), so they follow the request rate of the minutes before.
+    // Levelling off: the mean size after the measured half's compactions within 1.1× of the
+    // first half's.
+    const midpoint = after[half]?.at ?? Number.POSITIVE_INFINITY;
+    const troughs = (list: typeof compacted) =>
+      list.map(({ report: r }) => Number(r.bytesAfter)).filter(Number.isFinite);
+    const measuredCompactions = compacted.filter(({ at }) => at >= loadStart + warmSeconds * 1000);
+    const firstTroughs = troughs(measuredCompactions.filter(({ at }) => at < midpoint));
+    const secondTroughs = troughs(measuredCompactions.filter(({ at }) => at >= midpoint));
+    const mean = (list: number[]) => list.reduce((a, b) => a + b, 0) / list.length;
+    const storeRatio =
+      firstTroughs.length === 0 || secondTroughs.length === 0
+        ? null
+        : mean(secondTroughs) / mean(firstTroughs);
     const halfMinutes =
       after.length > 1 ? (after.at(-1)!.at - after[half]!.at) / 60_000 : Number.NaN;
     // Each compaction as the server logged it: when, from and to, writes held for the switch.
@@ -486,7 +512,12 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       sampledTotal -
       (verification.valid ?? 0) -
       (verification["skipped (too many in flight)"] ?? 0);
-    if (notValid > 0) failures.push(`${notValid} sampled codes did not verify`);
+    if (notValid > 0) {
+      const first = [...firstFailures].map(([what, message]) => `${what} (first at ${message})`);
+      failures.push(
+        `${notValid} sampled codes did not verify${first.length ? `: ${first.join("; ")}` : ""}`,
+      );
+    }
     if (measured.length === 0) failures.push("no measured interval");
 
     const verdict = (ok: boolean | null) => (ok === null ? "no figure" : ok ? "met" : "not met");
@@ -505,7 +536,8 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       `RSS: warm ${mb(warmRss)} MB (median of the warm-up's last ${Math.min(WARM_P99_SECONDS, warmSeconds)} s), highest after ${mb(peak?.rss)} MB${peak ? ` (at ${Math.round((peak.at - loadStart) / 1000)} s)` : ""}: ${rssRatio === null ? "—" : ratio(rssRatio)} (target ≤ 1.25×): ${verdict(targets.rss)}${rssRatioFirstTen === null ? "" : `; in the first 10 measured minutes ${mb(peakFirstTen)} MB, ${ratio(rssRatioFirstTen)}`}`,
       `p99: warm ${warmP99.toFixed(1)} ms (the warm-up's last ${Math.min(WARM_P99_SECONDS, warmSeconds)} s), worst measured interval ${worst ? `${worst.p99.toFixed(1)} ms (at ${worst.elapsed} s)` : "—"}: ${p99Ratio === null ? "—" : ratio(p99Ratio)} (target ≤ 2×): ${verdict(targets.p99)}`,
       `requests/s: first measured interval ${first?.rps.toFixed(0) ?? "—"}, last ${last?.rps.toFixed(0) ?? "—"}${first && last ? ` (${ratio(last.rps / first.rps)})` : ""}; ${(result.requests.total / result.duration).toFixed(0)}/s over the whole run`,
-      `store: ${mb(warmSample?.storeBytes)} MB warm, largest ${mb(firstHalfStore)} MB in the first half of the measured time and ${mb(secondHalfStore)} MB in the second (${storeRatio === null ? "—" : ratio(storeRatio)}; levels off: ≤ 1.1×): ${verdict(targets.storeLevels)}; last half grew ${mb(lastHalfGrowth)} MB (${(lastHalfGrowth / 1e6 / halfMinutes).toFixed(1)} MB/min)`,
+      `store after a compaction (what retention leaves): ${firstTroughs.length ? `${mb(mean(firstTroughs))} MB` : "—"} on average in the first half of the measured time, ${secondTroughs.length ? `${mb(mean(secondTroughs))} MB` : "—"} in the second (${storeRatio === null ? "no compaction in a half" : ratio(storeRatio)}; levels off: ≤ 1.1×): ${verdict(targets.storeLevels)}`,
+      `store peaks (where a compaction starts): ${mb(warmSample?.storeBytes)} MB warm, largest ${mb(firstHalfStore)} MB in the first half and ${mb(secondHalfStore)} MB in the second (${peakRatio === null ? "—" : ratio(peakRatio)}); the last half's samples went from ${mb(after[half]?.storeBytes)} to ${mb(after.at(-1)?.storeBytes)} MB (${mb(lastHalfGrowth)} MB, ${(lastHalfGrowth / 1e6 / halfMinutes).toFixed(1)} MB/min)`,
       `compactions: ${compactions.length}${heldMs.length ? `, writes held ${Math.min(...heldMs).toFixed(0)}–${Math.max(...heldMs).toFixed(0)} ms for the switch` : ""}${compactions.length ? `\n  ${compactions.join("\n  ")}` : ""}`,
       `answers: ${Object.entries(statuses)
         .map(([s, n]) => `${s}: ${n}`)

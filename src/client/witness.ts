@@ -41,6 +41,7 @@ import {
   formatVerifierKey,
   SIGNATURE_TYPE_COSIGNATURE_V1,
 } from "../tlog/note-keys.js";
+import { verifyEntryOnce } from "./verified-entries.js";
 
 export const WITNESS_FILE = "witness.json";
 export const RECEIPTS_FILE = "log-receipts.jsonl";
@@ -277,7 +278,7 @@ export class Witness {
     const leaf = fromBase64url(round.leaf, "leaf");
     const entry = parseRoundEntry(leaf);
     if (entry.roundId !== roundId) throw refused(`${at}: the entry is of another round`);
-    verifyRoundEntry(entry, server.key);
+    verifyEntryOnce(leaf, server.fingerprint, () => verifyRoundEntry(entry, server.key));
     const answered = this.#o.rounds.answered(roundId);
     if (answered === undefined) throw refused(`${at}: not a round this contributor answered`);
     const own = entry.commits.find((c) => c.contributorId === this.#o.contributorId);
@@ -321,7 +322,7 @@ export class Witness {
     const entry = parseDkgEntry(leaf);
     if (entry.roundId !== roundId) throw refused(`${at}: the entry is of another session`);
     try {
-      verifyDkgEntry(entry, server.fingerprint);
+      verifyEntryOnce(leaf, server.fingerprint, () => verifyDkgEntry(entry, server.fingerprint));
     } catch (error) {
       throw refused(`${at}: ${error instanceof Error ? error.message : String(error)}`);
     }

@@ -481,6 +481,33 @@ END
 $$;
 `;
 
+/**
+ * Version 10: withdrawn OTPs may be removed (issue 17). A pool refill's records are put held and
+ * released once the round's entry is witnessed; a round not witnessed in time (or stored but
+ * never logged) has its records consumed while still held, "withdrawn": never handed out, and
+ * kept by versions 7 to 9 for good, since the delete guard and the death index left every held
+ * row out. The guard now lets a held row go once it is consumed (a held row is never claimed, so
+ * it dies at its consumption); an unconsumed held row is kept as before. The death index is
+ * rebuilt without `NOT held` (in the migration's transaction: writes wait while it is built),
+ * and the sweep's statement (postgres.ts SWEEP_BATCH) matches its predicate.
+ */
+const V10 = `
+CREATE OR REPLACE FUNCTION key_records_delete_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.purpose = 'otp' AND OLD.owner IS NULL
+     AND (OLD.consumed_at IS NOT NULL OR (NOT OLD.held AND OLD.claim_expires_at < now())) THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'key record % is kept: only a consumed or expired pool OTP is ever removed',
+    OLD.id USING ERRCODE = 'check_violation';
+END
+$$;
+
+DROP INDEX key_records_otp_dead;
+CREATE INDEX key_records_otp_dead ON key_records ((coalesce(consumed_at, claim_expires_at)))
+  WHERE purpose = 'otp' AND owner IS NULL AND (consumed_at IS NOT NULL OR claim_seq IS NOT NULL);
+`;
+
 /** Every version, in order. Released entries are never edited. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "key records, round openings, log entries, key check", sql: V1 },
@@ -492,6 +519,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: "retention: consumed and expired OTPs may be removed", sql: V7 },
   { version: 8, name: "an owner's records for a subject, by their own index", sql: V8 },
   { version: 9, name: "round secrets shared by a round's records", sql: V9 },
+  { version: 10, name: "retention: withdrawn OTPs may be removed", sql: V10 },
 ];
 
 /** The schema version this code reads and writes. */

@@ -119,9 +119,10 @@ const SWEEP_EVERY_MIN_MS = 1000;
 
 /**
  * One batch of a retention sweep ($1 cutoff, $2 where the previous batch ended, $3 batch size):
- * deletes up to $3 pool OTPs (no owner, not held) that died before $1, oldest death first, and
- * returns how many and the latest death among them. A row dies at its consumption or, unconsumed,
- * at its claim's expiry; the match is the index key_records_otp_dead's (schema version 7), and
+ * deletes up to $3 pool OTPs (no owner; a held one only withdrawn, consumed: schema version 10)
+ * that died before $1, oldest death first, and returns how many and the latest death among them.
+ * A row dies at its consumption or, unconsumed, at its claim's expiry; the match is the index
+ * key_records_otp_dead's (schema version 7, rebuilt in version 10), and
  * `claim_expires_at < now()` is the delete trigger's own test, so a clock running ahead of the
  * database's never asks for a delete the trigger refuses. Rows another statement holds locked are
  * skipped (SKIP LOCKED): two sweeps at once delete each row once, and a claim or consumption in
@@ -140,7 +141,7 @@ const SWEEP_EVERY_MIN_MS = 1000;
  */
 export const SWEEP_BATCH =
   "WITH doomed AS (SELECT id, round_secret_id, coalesce(consumed_at, claim_expires_at) AS died " +
-  "FROM key_records WHERE purpose = 'otp' AND owner IS NULL AND NOT held " +
+  "FROM key_records WHERE purpose = 'otp' AND owner IS NULL " +
   "AND (consumed_at IS NOT NULL OR claim_seq IS NOT NULL) " +
   "AND coalesce(consumed_at, claim_expires_at) < $1 " +
   "AND coalesce(consumed_at, claim_expires_at) >= $2 " +

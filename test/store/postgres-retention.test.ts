@@ -1,7 +1,8 @@
 /**
  * Retention on the PostgreSQL store (issue 17): with `retainUsedMs` a sweep deletes the pool OTPs
  * that died — consumed, or unconsumed with their claim expired — before now − retainUsedMs, and
- * nothing else; the schema's delete trigger (version 7) refuses every other delete. On a real,
+ * nothing else (a held one only withdrawn: consumed, version 10); the schema's delete trigger
+ * (version 7, version 10) refuses every other delete. On a real,
  * throwaway PostgreSQL (test/helpers/postgres.ts), with the store's clock set by the test: the
  * records' times are in the past, so the database's own clock agrees that their claims expired.
  */
@@ -140,7 +141,12 @@ test("a sweep deletes exactly the pool OTPs dead before now − retainUsedMs: de
     await store.consume(unclaimedConsumed, new Date(cutoff - 1));
     gone.add(unclaimedConsumed);
 
-    // Never deleted, however long dead: another purpose, an owned OTP, a held OTP.
+    // Withdrawn: consumed while held (its round not witnessed in time, schema version 10).
+    const withdrawn = (await store.put(input({ held: true, roundId: "round-withdrawn" }))).id;
+    await store.consume(withdrawn, new Date(cutoff - 1));
+    gone.add(withdrawn);
+
+    // Never deleted, however long dead: another purpose, an owned OTP, a held OTP not consumed.
     const nonce = await claimed(store, T0, { purpose: "nonce" });
     await store.consume(nonce, new Date(T0));
     kept.add(nonce);
@@ -148,7 +154,6 @@ test("a sweep deletes exactly the pool OTPs dead before now − retainUsedMs: de
     await store.consume(owned, new Date(T0));
     kept.add(owned);
     const held = (await store.put(input({ held: true, roundId: "round-held" }))).id;
-    await store.consume(held, new Date(T0));
     kept.add(held);
     const totp = await store.put(
       input({ purpose: "totp", algorithm: "totp/v1", owner: "rq:svc", subject: "dave" }),
@@ -398,7 +403,7 @@ test("a sweep looks for the records still referring to a round secret through th
   }
 });
 
-test("the delete trigger refuses removing a live, pooled, owned, held or other-purpose record, a log entry or an opening, and allows a used or expired pool OTP", async () => {
+test("the delete trigger refuses removing a live, pooled, owned, held or other-purpose record, a log entry or an opening, and allows a used, expired or withdrawn pool OTP", async () => {
   const db = await database();
   try {
     db.clock.now = Date.now();
@@ -421,8 +426,9 @@ test("the delete trigger refuses removing a live, pooled, owned, held or other-p
     await store.consume(owned);
     await refused("a consumed owned OTP", remove, [owned]);
     const held = (await store.put(input({ held: true, roundId: "round-held" }))).id;
-    await store.consume(held);
-    await refused("a consumed held OTP", remove, [held]);
+    await refused("a held OTP not consumed", remove, [held]);
+    const withdrawn = (await store.put(input({ held: true, roundId: "round-withdrawn" }))).id;
+    await store.consume(withdrawn);
     const nonce = await claimed(store, Date.now() - 1, { purpose: "nonce" });
     await store.consume(nonce);
     await refused("a consumed record of another purpose", remove, [nonce]);
@@ -439,9 +445,12 @@ test("the delete trigger refuses removing a live, pooled, owned, held or other-p
     await refused("a pooled OTP", remove, [pooled]);
     await refused("every record at once", "DELETE FROM key_records");
     assert.equal(
-      (await db.sql("DELETE FROM key_records WHERE id = ANY($1) RETURNING id", [[used, expired]]))
-        .length,
-      2,
+      (
+        await db.sql("DELETE FROM key_records WHERE id = ANY($1) RETURNING id", [
+          [used, expired, withdrawn],
+        ])
+      ).length,
+      3,
     );
     assert.equal(
       (await db.sql("SELECT id FROM key_records")).length,
