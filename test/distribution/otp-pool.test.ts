@@ -12,6 +12,7 @@ import { derivePurpose } from "../../src/derive/index.js";
 import { silentLogger } from "../../src/logging.js";
 import { OtpPool } from "../../src/server/distribution/otp-pool.js";
 import type { RoundRequest } from "../../src/server/keygen-server.js";
+import { MAX_BATCH } from "../../src/server/round-request.js";
 import {
   encodeRoundSecret,
   encodeStoredSecret,
@@ -130,6 +131,75 @@ test("every claimed OTP comes with the code stored for it: handed over by the re
   } finally {
     await pool.stop();
     await store.close();
+  }
+});
+
+test("under steady claims the pool refills in large batches, not in small rounds back to back: after the first, a round runs only when the pool is below half or a full batch is missing", async () => {
+  const store = new MemoryKeyStore();
+  await store.open();
+  const inner = roundsInto(store);
+  const counts: number[] = [];
+  // Each round takes a little while, so claims go on during it (as they do under load).
+  const rounds = {
+    async runBatchRound(request: RoundRequest): Promise<KeyRecord[]> {
+      counts.push(request.count ?? 1);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return inner.runBatchRound(request);
+    },
+  };
+  const pool = new OtpPool({ store, rounds, size: 100, digits: 6, logger: silentLogger });
+  try {
+    await pool.refill();
+    assert.deepEqual(counts, [100], "the first fill is one round of the whole pool");
+    // Steady claims, a few during each round, as under load that the pool keeps up with: every
+    // claim looks whether a refill is due.
+    for (let i = 0; i < 400; i++) {
+      await pool.claim(claimFor(i), 5000);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await pool.stop();
+    // Only rounds of more than half the pool, started below half (the test's claims never wait:
+    // the pool never runs dry, so no round was sized for a waiting request).
+    const small = counts.filter((count) => count <= 50);
+    assert.deepEqual(small, [], `rounds: ${counts.join(" ")}`);
+    assert.ok(counts.length <= 1 + Math.ceil(400 / 51), `rounds: ${counts.join(" ")}`);
+  } finally {
+    await pool.stop();
+    await store.close();
+  }
+});
+
+test("a refill is due exactly when more than half the pool is missing, or a full round's batch (MAX_BATCH) is", async () => {
+  for (const [size, due] of [
+    [100, 51],
+    [3 * MAX_BATCH, MAX_BATCH],
+  ] as const) {
+    const store = new MemoryKeyStore();
+    await store.open();
+    const inner = roundsInto(store);
+    const counts: number[] = [];
+    const rounds = {
+      runBatchRound(request: RoundRequest): Promise<KeyRecord[]> {
+        counts.push(request.count ?? 1);
+        return inner.runBatchRound(request);
+      },
+    };
+    const pool = new OtpPool({ store, rounds, size, digits: 6, logger: silentLogger });
+    try {
+      await pool.refill();
+      const filled = counts.length;
+      for (let i = 0; i < due - 1; i++) await pool.claim(claimFor(i), 0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(counts.length, filled, `${size}: no round with ${due - 1} missing`);
+      await pool.claim(claimFor(due), 0);
+      for (let waited = 0; counts.length === filled && waited < 2000; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.deepEqual(counts.slice(filled), [due], `${size}: one round with ${due} missing`);
+    } finally {
+      await pool.stop();
+      await store.close();
+    }
   }
 });
 

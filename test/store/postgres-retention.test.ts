@@ -9,12 +9,14 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
+import pg from "pg";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
 import { DEFAULT_HOTP_WINDOWS } from "../../src/server/distribution/hotp-check.js";
 import { MemoryAttemptStore } from "../../src/server/distribution/verification/memory-attempt-store.js";
 import { StoreVerifier } from "../../src/server/distribution/verification/verifier.js";
 import { encodeStoredSecret } from "../../src/server/stored-secret.js";
 import { PostgresKeyStore, RETENTION_BATCH, SWEEP_BATCH } from "../../src/store/postgres.js";
+import { applyMigrations, MIGRATIONS } from "../../src/store/postgres-schema.js";
 import type { KeyStore, RecordInput } from "../../src/store/types.js";
 import { input } from "../helpers/key-store-file.js";
 import { startPostgres } from "../helpers/postgres.js";
@@ -50,7 +52,7 @@ async function database() {
   const closeAll = async () => {
     for (const store of opened) await store.close();
   };
-  return { clock, open, sql, closeAll };
+  return { url, clock, open, sql, closeAll };
 }
 
 const claimOf = (n: number, expiresAt: number) => ({
@@ -183,6 +185,61 @@ test("a sweep deletes exactly the pool OTPs dead before now − retainUsedMs: de
       kept.delete(id);
     }
     assert.deepEqual(await ids(store), kept);
+  } finally {
+    await db.closeAll();
+  }
+});
+
+test("upgrading a v9 database to v10 lets the sweep remove the withdrawn OTPs v9 kept for good; a held OTP not consumed stays", async () => {
+  const db = await database();
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  const withdrawn = "01ARZ3NDEKTSV4RRFFQ69G5FA1";
+  const held = "01ARZ3NDEKTSV4RRFFQ69G5FA2";
+  try {
+    assert.equal(MIGRATIONS[8]!.version, 9);
+    await applyMigrations(client, MIGRATIONS.slice(0, 9));
+    for (const [id, consumedAt] of [
+      [withdrawn, new Date(T0 - 30 * 24 * HOUR)],
+      [held, null],
+    ] as const) {
+      await client.query(
+        "INSERT INTO key_records (id, purpose, created_at, round_id, participants, algorithm, public, secret_iv, secret_ct, secret_tag, held, consumed_at) VALUES ($1, 'otp', $2, 'round-unwitnessed', '{a}', 'otp/v1', '{}', '\\x000000000000000000000000', '\\x00', '\\x00000000000000000000000000000000', true, $3)",
+        [id, new Date(T0 - 31 * 24 * HOUR), consumedAt],
+      );
+    }
+    // What v9 did with them: its guard refused the delete, however long ago the row was consumed.
+    await assert.rejects(
+      client.query("DELETE FROM key_records WHERE id = $1", [withdrawn]),
+      (error: Error & { code?: string }) => error.code === "23514",
+    );
+  } finally {
+    await client.end();
+  }
+  try {
+    // The open migrates to v10 and its first sweep removes the withdrawn row (db.open checks that
+    // a second sweep finds nothing left).
+    const store = await db.open(HOUR);
+    assert.deepEqual(
+      store.migrated.map((m) => m.version),
+      MIGRATIONS.slice(9).map((m) => m.version),
+    );
+    assert.equal(await store.get(withdrawn), undefined);
+    assert.equal((await store.get(held))?.held, true);
+    const index = await db.sql<{ indexdef: string }>(
+      "SELECT indexdef FROM pg_indexes WHERE indexname = 'key_records_otp_dead'",
+    );
+    assert.equal(index.length, 1);
+    assert.doesNotMatch(
+      index[0]!.indexdef,
+      /held/,
+      "the death index no longer leaves held rows out",
+    );
+    await assert.rejects(
+      db.sql("DELETE FROM key_records WHERE id = $1", [held]),
+      (error: Error & { code?: string }) => error.code === "23514",
+      "a held OTP not consumed is still kept",
+    );
   } finally {
     await db.closeAll();
   }

@@ -1,8 +1,9 @@
 /**
  * The pool of ready OTPs. Background batch rounds keep about `size` unclaimed OTP records in the
  * store, so a request claims one at once instead of waiting for a round. Refills are single-flight
- * (one round at a time), start when the pool falls below half and fill it up again (so rounds run
- * rarely and in large batches, not after every claim), and a timer retries a failed one. While
+ * (one round at a time), start when the pool falls below half or a full round's batch (MAX_BATCH)
+ * is missing, and run rounds until neither holds (so rounds run rarely and in large batches, not
+ * after every claim or back to back under steady claims), and a timer retries a failed one. While
  * fewer contributors are connected than a round needs, refills wait for them quietly (no round is
  * tried, nothing is logged as failed); `contributorsChanged()` starts one as soon as they are. When the pool is empty a request waits for the refill in flight
  * up to `waitMs`, then gives up with E_UNAVAILABLE and a Retry-After.
@@ -164,12 +165,21 @@ export class OtpPool {
     const check = async () => {
       if (
         (this.#lastError !== undefined && retryDue) ||
-        (this.#lastError === undefined && (await this.available()) < this.#o.size / 2)
+        (this.#lastError === undefined && this.#due(await this.available()))
       ) {
         await this.refill();
       }
     };
     check().catch((error: unknown) => this.#refillFailed(error));
+  }
+
+  /**
+   * Whether a refill is due with `available` unclaimed: below half, or a full round's batch
+   * missing (a pool larger than two batches is topped up in full batches, never in small ones).
+   */
+  #due(available: number): boolean {
+    const missing = this.#o.size - available;
+    return missing > this.#o.size / 2 || missing >= MAX_BATCH;
   }
 
   #refillFailed(error: unknown): void {
@@ -217,10 +227,15 @@ export class OtpPool {
     const rounds = this.#rounds;
     if (rounds === undefined) return;
     try {
-      for (;;) {
+      for (let first = true; ; first = false) {
         // With a pool of size 0 (or a burst beyond it), rounds are run on demand for the waiters.
-        const missing = Math.max(this.#o.size, this.#waiting) - (await this.available());
+        const available = await this.available();
+        const missing = Math.max(this.#o.size, this.#waiting) - available;
         if (missing <= 0 || this.#stopped) break;
+        // After the first, a round runs only when one is due again or requests wait. Under steady
+        // claims, topping up what the last round's own time used would run small rounds back to
+        // back for good, each a log entry kept forever and a round's work for every contributor.
+        if (!first && this.#waiting === 0 && !this.#due(available)) break;
         const waiting = this.#waitingForQuorum();
         if (waiting !== undefined) {
           // Not a failure: the pool fills once contributors join (contributorsChanged).
