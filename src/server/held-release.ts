@@ -9,8 +9,13 @@
  *   entry carries the cosignatures the server needs (witnesses cosign again when they reconnect;
  *   with `minCosignatures` 0 at once); until then it stays held, and it is tried again while the
  *   server runs;
- * - a round with no entry, or whose entry is `aborted` or `failed`, was never acknowledged to
- *   anyone: its records stay held (nothing ever hands them out).
+ * - a round whose entry is `aborted` or `failed` was never acknowledged to anyone and never will
+ *   be: its records are withdrawn (consumed while held, as the round's own close withdraws them),
+ *   so they retire with the other used OTPs instead of staying for good;
+ * - a round with no entry is withdrawn likewise when no other process can be running it (the
+ *   `key_store` file, which this process holds locked) and it is not running here; on a store
+ *   other servers may share (PostgreSQL) it could be one in flight there, so its records stay
+ *   held (nothing ever hands them out).
  *
  * It never releases what the round runner would not have: the same entry, the same witnessing.
  */
@@ -30,19 +35,34 @@ export interface HeldReleaseDeps {
   stopping(): boolean;
   /** How long one wait for witnesses lasts before the round is tried again (default 60 s). */
   retryMs?: number;
+  /** Whether round `roundId` is running in this process now (its records are not left over). */
+  running?(roundId: string): boolean;
+  /** Whether no other process writes this store, so a round not logged is never going to be. */
+  exclusive?: boolean;
 }
 
-/** What the pass found: rounds released, still waiting for witnesses, and never acknowledged. */
+/**
+ * What the pass found: rounds released, still waiting for witnesses, never acknowledged and
+ * withdrawn (their records consumed), and never acknowledged and left held (a round not logged on
+ * a shared store).
+ */
 export interface HeldReleaseReport {
   released: string[];
   waiting: string[];
+  withdrawn: string[];
   unacknowledged: string[];
 }
 
-/** The rounds of every record that is held, not claimed and not consumed. */
-export async function heldRoundIds(store: KeyStore): Promise<string[]> {
-  const records = await store.list({ claimed: false, consumed: false });
-  return [...new Set(records.filter((r) => r.held === true).map((r) => r.roundId))];
+/** The records that are held, not claimed and not consumed, by round. */
+export async function heldRounds(store: KeyStore): Promise<Map<string, string[]>> {
+  const rounds = new Map<string, string[]>();
+  for (const record of await store.list({ claimed: false, consumed: false })) {
+    if (record.held !== true) continue;
+    const ids = rounds.get(record.roundId);
+    if (ids === undefined) rounds.set(record.roundId, [record.id]);
+    else ids.push(record.id);
+  }
+  return rounds;
 }
 
 /**
@@ -51,22 +71,42 @@ export async function heldRoundIds(store: KeyStore): Promise<string[]> {
  * failure is logged and the round tried again after `retryMs`.
  */
 export async function releaseHeldRounds(deps: HeldReleaseDeps): Promise<HeldReleaseReport> {
-  const report: HeldReleaseReport = { released: [], waiting: [], unacknowledged: [] };
+  const report: HeldReleaseReport = {
+    released: [],
+    waiting: [],
+    withdrawn: [],
+    unacknowledged: [],
+  };
   let pending: { roundId: string; index: number }[];
   try {
     await deps.log.ready();
     pending = [];
-    for (const roundId of await heldRoundIds(deps.store)) {
+    for (const [roundId, ids] of await heldRounds(deps.store)) {
+      if (deps.running?.(roundId) === true) continue;
       const index = deps.log.indexOf(roundId);
       const [leaf] = index === undefined ? [] : await deps.log.entries(index, index + 1);
       const outcome = leaf === undefined ? undefined : roundOutcome(leaf);
-      if (index === undefined || outcome !== "completed") {
+      if (index !== undefined && outcome === "completed") {
+        pending.push({ roundId, index });
+      } else if (
+        outcome === "aborted" ||
+        outcome === "failed" ||
+        (index === undefined && deps.exclusive === true)
+      ) {
+        // Never acknowledged, and never will be: consumed unseen, they retire like used OTPs.
+        for (const id of ids) await deps.store.consume(id);
+        report.withdrawn.push(roundId);
+        deps.logger.info(
+          { roundId, outcome: outcome ?? "not logged", records: ids.length },
+          "held records of a round that was never acknowledged were withdrawn",
+        );
+      } else {
         report.unacknowledged.push(roundId);
         deps.logger.info(
           { roundId, outcome: outcome ?? "not logged" },
-          "held records of a round that was never acknowledged stay held",
+          "held records of a round that was never acknowledged stay held (another server on this store may still log it)",
         );
-      } else pending.push({ roundId, index });
+      }
     }
   } catch (error) {
     deps.logger.error(

@@ -143,6 +143,11 @@ export class KeygenServer implements ServerContext {
     return this.#rounds.runBatchRound(request);
   }
 
+  /** Whether round `roundId` is running on this server now. */
+  roundRunning(roundId: string): boolean {
+    return this.#rounds.isRunning(roundId);
+  }
+
   /** A distributed key generation among n connected contributors (dkg-coordinator.ts). */
   thresholdKeygen(request: ThresholdKeygenRequest): Promise<KeyRecord> {
     return this.#threshold.keygen(request);

@@ -50,6 +50,11 @@ export class RoundRunner {
     return this.#rounds.size;
   }
 
+  /** Whether round `roundId` is running in this process now. */
+  isRunning(roundId: string): boolean {
+    return this.#rounds.has(roundId);
+  }
+
   /** Settles every running round (each fails or completes with what it has) and the thread. */
   async stop(): Promise<void> {
     for (const round of this.#rounds.values()) round.settle();

@@ -456,6 +456,9 @@ async function startLocked(
     whenWitnessed: (index, ms) => server.witnessing.whenWitnessed(index, ms),
     logger,
     stopping: () => server.stopping,
+    running: (roundId) => server.roundRunning(roundId),
+    // The key_store file is this process's alone (locked); a database may have other servers.
+    exclusive: !(store instanceof PostgresKeyStore),
   });
 
   let stopped: Promise<void> | undefined;

@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DkeygenError, ErrorCodes } from "../../src/errors.js";
-import { heldRoundIds } from "../../src/server/held-release.js";
+import { silentLogger } from "../../src/logging.js";
+import { heldRounds, releaseHeldRounds } from "../../src/server/held-release.js";
+import type { TransparencyLog } from "../../src/server/transparency-log.js";
+import { MemoryKeyStore } from "../../src/store/memory.js";
 import type { KeyStore } from "../../src/store/types.js";
 import { startContributors, startTestServer, tempDir } from "../helpers/ceremony.js";
 
@@ -50,7 +53,7 @@ test("records left held by a server stopped between witnessing and release are r
       const held = await heldCount(second.store);
       assert.ok(held >= 4, `the refill's records are held after the restart (${held})`);
       assert.equal(await second.store.countUnclaimed("otp"), 0);
-      assert.ok((await heldRoundIds(second.store)).length >= 1);
+      assert.ok((await heldRounds(second.store)).size >= 1);
       // No witness connected: nothing is released on the server's word alone.
       await sleep(1000);
       assert.equal(await heldCount(second.store), held);
@@ -67,12 +70,12 @@ test("records left held by a server stopped between witnessing and release are r
   }
 });
 
-test("held records of a round that never reached the log stay held at a start", async () => {
+test("held records of a round that never reached the log are withdrawn at the start of a server on the key_store file (no other process can log it): consumed, never handed out", async () => {
   const root = await tempDir("dkeygen-held-");
   try {
     const first = await startTestServer({ minCosignatures: 0 }, { dataDir: root.path });
     const roundId = "AAAAAAAAAAAAAAAAAAAAAA";
-    await first.store.put({
+    const record = await first.store.put({
       purpose: "otp",
       roundId,
       participants: ["a", "b"],
@@ -84,13 +87,63 @@ test("held records of a round that never reached the log stay held at a start", 
     await first.stop();
     const second = await startTestServer({ minCosignatures: 0 }, { dataDir: root.path });
     try {
-      await until("the start-up pass", async () => /never acknowledged/.test(second.log.text()));
-      assert.equal(await heldCount(second.store), 1);
+      await until("the start-up pass", async () => /were withdrawn/.test(second.log.text()));
+      assert.equal(await heldCount(second.store), 0);
+      assert.notEqual((await second.store.get(record.id))?.consumedAt, undefined);
       assert.equal(await second.store.countUnclaimed("otp"), 0);
     } finally {
       await second.stop();
     }
   } finally {
     await root.remove();
+  }
+});
+
+/** A transparency log with no entry, for the pass alone. */
+const emptyLog = {
+  ready: async () => {},
+  indexOf: () => undefined,
+  entries: async () => [],
+} as unknown as TransparencyLog;
+
+test("the start-up pass leaves a round it cannot know to be over alone: not logged on a store other servers may share stays held, and a round running here is not touched", async () => {
+  const store = new MemoryKeyStore();
+  await store.open();
+  try {
+    const put = (roundId: string) =>
+      store.put({
+        purpose: "otp",
+        roundId,
+        participants: ["a", "b"],
+        algorithm: "otp/v1",
+        public: { digits: 6 },
+        secret: new Uint8Array([1, 2, 3, 4, 5, 6]),
+        held: true,
+      });
+    const elsewhere = await put("BBBBBBBBBBBBBBBBBBBBBB");
+    const here = await put("CCCCCCCCCCCCCCCCCCCCCC");
+    const deps = {
+      store,
+      log: emptyLog,
+      whenWitnessed: async () => false,
+      logger: silentLogger,
+      stopping: () => false,
+      running: (roundId: string) => roundId === here.roundId,
+    };
+    const shared = await releaseHeldRounds({ ...deps, exclusive: false });
+    assert.deepEqual(shared, {
+      released: [],
+      waiting: [],
+      withdrawn: [],
+      unacknowledged: [elsewhere.roundId],
+    });
+    assert.equal(await heldCount(store), 2);
+    const alone = await releaseHeldRounds({ ...deps, exclusive: true });
+    assert.deepEqual(alone.withdrawn, [elsewhere.roundId]);
+    assert.notEqual((await store.get(elsewhere.id))?.consumedAt, undefined);
+    assert.equal((await store.get(here.id))?.consumedAt, undefined, "the running round's record");
+    assert.equal(await heldCount(store), 1);
+  } finally {
+    await store.close();
   }
 });
