@@ -19,7 +19,7 @@
  *
  * It never releases what the round runner would not have: the same entry, the same witnessing.
  */
-import { describeError } from "../errors.js";
+import { describeError, ErrorCodes, isDkeygenError } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { parseRoundEntry } from "../protocol/log-entry.js";
 import type { KeyStore } from "../store/types.js";
@@ -94,7 +94,12 @@ export async function releaseHeldRounds(deps: HeldReleaseDeps): Promise<HeldRele
         (index === undefined && deps.exclusive === true)
       ) {
         // Never acknowledged, and never will be: consumed unseen, they retire like used OTPs.
-        for (const id of ids) await deps.store.consume(id);
+        for (const id of ids) {
+          // One the round's own close withdrew meanwhile may have retired already.
+          await deps.store.consume(id).catch((error: unknown) => {
+            if (!isDkeygenError(error, ErrorCodes.NOT_FOUND)) throw error;
+          });
+        }
         report.withdrawn.push(roundId);
         deps.logger.info(
           { roundId, outcome: outcome ?? "not logged", records: ids.length },
