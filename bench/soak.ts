@@ -225,7 +225,10 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
     // The store logs each compaction it runs by itself (info): what it dropped, how long
     // writes were held for the switch.
     const compacted: Array<{ at: number; report: Record<string, unknown> }> = [];
+    // Each round's log entry stays for good (the evidence): how many the refills logged.
+    let roundsLogged = 0;
     createInterface({ input: server.child.stderr! }).on("line", (line) => {
+      if (line.includes('"round logged"')) roundsLogged++;
       if (!line.includes('"key store compacted"')) return;
       try {
         compacted.push({ at: performance.now(), report: JSON.parse(line) });
@@ -538,6 +541,7 @@ export async function benchSoak(options: SoakOptions = {}): Promise<SoakResult> 
       `requests/s: first measured interval ${first?.rps.toFixed(0) ?? "—"}, last ${last?.rps.toFixed(0) ?? "—"}${first && last ? ` (${ratio(last.rps / first.rps)})` : ""}; ${(result.requests.total / result.duration).toFixed(0)}/s over the whole run`,
       `store after a compaction (what retention leaves): ${firstTroughs.length ? `${mb(mean(firstTroughs))} MB` : "—"} on average in the first half of the measured time, ${secondTroughs.length ? `${mb(mean(secondTroughs))} MB` : "—"} in the second (${storeRatio === null ? "no compaction in a half" : ratio(storeRatio)}; levels off: ≤ 1.1×): ${verdict(targets.storeLevels)}`,
       `store peaks (where a compaction starts): ${mb(warmSample?.storeBytes)} MB warm, largest ${mb(firstHalfStore)} MB in the first half and ${mb(secondHalfStore)} MB in the second (${peakRatio === null ? "—" : ratio(peakRatio)}); the last half's samples went from ${mb(after[half]?.storeBytes)} to ${mb(after.at(-1)?.storeBytes)} MB (${mb(lastHalfGrowth)} MB, ${(lastHalfGrowth / 1e6 / halfMinutes).toFixed(1)} MB/min)`,
+      `rounds logged (refills; each log entry is evidence, kept for good): ${roundsLogged}, ${(roundsLogged / result.duration).toFixed(2)}/s, ${roundsLogged ? (result.requests.total / roundsLogged).toFixed(0) : "—"} requests a round`,
       `compactions: ${compactions.length}${heldMs.length ? `, writes held ${Math.min(...heldMs).toFixed(0)}–${Math.max(...heldMs).toFixed(0)} ms for the switch` : ""}${compactions.length ? `\n  ${compactions.join("\n  ")}` : ""}`,
       `answers: ${Object.entries(statuses)
         .map(([s, n]) => `${s}: ${n}`)
