@@ -322,8 +322,11 @@ export async function benchCeremony(
             ),
           ]),
       "",
-      `server CPU per round ≈ ${fit.intercept.toFixed(2)} ms + ${fit.slope.toFixed(3)} ms × n ` +
-        `(R² = ${fit.r2.toFixed(4)}; slope = ${ratio(fit.slope / rsaDecryptMs)} one RSA decryption)`,
+      // A line through one size is no fit.
+      sizes.length < 2
+        ? "server CPU per round: one size measured, no fit"
+        : `server CPU per round ≈ ${fit.intercept.toFixed(2)} ms + ${fit.slope.toFixed(3)} ms × n ` +
+          `(R² = ${fit.r2.toFixed(4)}; slope = ${ratio(fit.slope / rsaDecryptMs)} one RSA decryption)`,
       `target: a 64-contributor round within 1.5× of its floor (64 × one decryption ÷ ${cores} cores) → ` +
         `${ratio(rows.find((r) => r.n === 64)?.latencyVsFloor ?? Number.NaN)}`,
     ].join("\n");

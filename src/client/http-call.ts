@@ -106,7 +106,11 @@ export function createHttpCall(options: HttpCallOptions = {}): HttpCall {
               ...request.headers,
               ...(body === undefined ? {} : { "content-length": String(body.length) }),
             },
-            agent: secure ? tlsAgent : plainAgent,
+            // The retry gets a connection of its own: the agent's next kept-alive one may be
+            // just as stale (a server's idle timeout closes several at once).
+            ...(mayRetry
+              ? { agent: secure ? tlsAgent : plainAgent }
+              : { agent: false, ...(secure ? tlsClientSettings(options.ca) : {}) }),
           },
           (response) => {
             answered = true;

@@ -159,3 +159,36 @@ test("a kept-alive connection reset as the next request goes out on it is sent o
     },
   );
 });
+
+test("when every kept-alive connection was reset at once (the server's idle timeout closed them together), the one retry goes out on a new connection, not on the next stale one", async () => {
+  const old = new Set<unknown>();
+  let phase: "fill" | "stale" = "fill";
+  const waiting: ServerResponse[] = [];
+  let resets = 0;
+  await withServer(
+    (request, response) => {
+      if (phase === "fill") {
+        // Three calls at once: the client's agent opens three connections and keeps them.
+        old.add(request.socket);
+        waiting.push(response);
+        if (waiting.length === 3) for (const r of waiting) r.end("filled");
+        return;
+      }
+      if (old.has(request.socket)) {
+        resets += 1;
+        request.socket.resetAndDestroy();
+        return;
+      }
+      response.end("fresh");
+    },
+    async (url) => {
+      const call = createHttpCall({ timeoutMs: 5000 });
+      await Promise.all([1, 2, 3].map(() => call(url, { method: "GET", headers: {} })));
+      assert.equal(old.size, 3, "three kept-alive connections");
+      phase = "stale";
+      const answer = await call(url, { method: "POST", headers: {}, body: "x" });
+      assert.equal(answer.body.toString(), "fresh");
+      assert.equal(resets, 1, "one stale connection tried, then a new one");
+    },
+  );
+});
