@@ -94,12 +94,16 @@ export async function releaseHeldRounds(deps: HeldReleaseDeps): Promise<HeldRele
         (index === undefined && deps.exclusive === true)
       ) {
         // Never acknowledged, and never will be: consumed unseen, they retire like used OTPs.
-        for (const id of ids) {
-          // One the round's own close withdrew meanwhile may have retired already.
-          await deps.store.consume(id).catch((error: unknown) => {
-            if (!isDkeygenError(error, ErrorCodes.NOT_FOUND)) throw error;
-          });
-        }
+        // All at once, so the store makes them durable together (a refill is up to 10,000). One
+        // the round's own close withdrew meanwhile may have retired already.
+        await Promise.all(
+          ids.map((id) =>
+            deps.store.consume(id).catch((error: unknown) => {
+              if (!isDkeygenError(error, ErrorCodes.NOT_FOUND)) throw error;
+              return false;
+            }),
+          ),
+        );
         report.withdrawn.push(roundId);
         deps.logger.info(
           { roundId, outcome: outcome ?? "not logged", records: ids.length },

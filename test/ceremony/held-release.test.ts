@@ -23,6 +23,19 @@ async function until(what: string, check: () => Promise<boolean>, ms = 20_000): 
   }
 }
 
+/** An OTP record of round `roundId`, put held as a refill's are. */
+function putHeld(store: KeyStore, roundId: string) {
+  return store.put({
+    purpose: "otp",
+    roundId,
+    participants: ["a", "b"],
+    algorithm: "otp/v1",
+    public: { digits: 6 },
+    secret: new Uint8Array([1, 2, 3, 4, 5, 6]),
+    held: true,
+  });
+}
+
 async function heldCount(store: KeyStore): Promise<number> {
   const records = await store.list({ claimed: false, consumed: false });
   return records.filter((r) => r.held === true).length;
@@ -75,15 +88,7 @@ test("held records of a round that never reached the log are withdrawn at the st
   try {
     const first = await startTestServer({ minCosignatures: 0 }, { dataDir: root.path });
     const roundId = "AAAAAAAAAAAAAAAAAAAAAA";
-    const record = await first.store.put({
-      purpose: "otp",
-      roundId,
-      participants: ["a", "b"],
-      algorithm: "otp/v1",
-      public: { digits: 6 },
-      secret: new Uint8Array([1, 2, 3, 4, 5, 6]),
-      held: true,
-    });
+    const record = await putHeld(first.store, roundId);
     await first.stop();
     const second = await startTestServer({ minCosignatures: 0 }, { dataDir: root.path });
     try {
@@ -110,18 +115,8 @@ test("the start-up pass leaves a round it cannot know to be over alone: not logg
   const store = new MemoryKeyStore();
   await store.open();
   try {
-    const put = (roundId: string) =>
-      store.put({
-        purpose: "otp",
-        roundId,
-        participants: ["a", "b"],
-        algorithm: "otp/v1",
-        public: { digits: 6 },
-        secret: new Uint8Array([1, 2, 3, 4, 5, 6]),
-        held: true,
-      });
-    const elsewhere = await put("BBBBBBBBBBBBBBBBBBBBBB");
-    const here = await put("CCCCCCCCCCCCCCCCCCCCCC");
+    const elsewhere = await putHeld(store, "BBBBBBBBBBBBBBBBBBBBBB");
+    const here = await putHeld(store, "CCCCCCCCCCCCCCCCCCCCCC");
     const deps = {
       store,
       log: emptyLog,
